@@ -1,0 +1,67 @@
+/* xmargin command-line interface: dispatches to one subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+typedef struct xm_cli_cmd {
+  const char *name;
+  int (*fn)(int argc, char **argv);
+  const char *summary;
+} xm_cli_cmd;
+
+static const xm_cli_cmd xm_cli_cmds[] = {
+    {"devices", xm_cli_devices, "list the compute devices (OpenCL and the cpu backend)"},
+};
+
+int xm_cli_exit_status(xm_status st) {
+  switch (st) {
+  case XM_OK:
+    return XM_EXIT_OK;
+  case XM_EINVAL:
+  case XM_EFORMAT:
+  case XM_ECONFIG:
+    return XM_EXIT_USAGE;
+  default:
+    return XM_EXIT_FAIL;
+  }
+}
+
+static void xm_cli_usage(FILE *f) {
+  fprintf(f,
+          "xmargin %s -- unified portfolio margin on GPUs and CPUs\n\n"
+          "usage: xmargin [COMMAND] [OPTIONS]\n\n"
+          "commands:\n",
+          XM_VERSION_STRING);
+  for (size_t i = 0; i < sizeof xm_cli_cmds / sizeof xm_cli_cmds[0]; i++)
+    fprintf(f, "  %-10s %s\n", xm_cli_cmds[i].name, xm_cli_cmds[i].summary);
+  fprintf(f, "\n'xmargin COMMAND --help' describes each command.\n"
+             "Exit status: 0 success, 1 run failure, 2 bad input or usage.\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+                    strcmp(argv[1], "help") == 0)) {
+    xm_cli_usage(stdout);
+    return XM_EXIT_OK;
+  }
+  if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+    printf("xmargin %s\n", XM_VERSION_STRING);
+    return XM_EXIT_OK;
+  }
+  const char *cmd = argc >= 2 ? argv[1] : NULL;
+  if (!cmd || cmd[0] == '-') {
+    /* No command: the main job on the demo data, once 'run' exists. */
+    for (size_t i = 0; i < sizeof xm_cli_cmds / sizeof xm_cli_cmds[0]; i++)
+      if (strcmp(xm_cli_cmds[i].name, "run") == 0)
+        return xm_cli_cmds[i].fn(argc, argv);
+    xm_cli_usage(stderr);
+    return XM_EXIT_USAGE;
+  }
+  for (size_t i = 0; i < sizeof xm_cli_cmds / sizeof xm_cli_cmds[0]; i++)
+    if (strcmp(xm_cli_cmds[i].name, cmd) == 0)
+      return xm_cli_cmds[i].fn(argc - 1, argv + 1);
+  fprintf(stderr, "xmargin: unknown command '%s'\n\n", cmd);
+  xm_cli_usage(stderr);
+  return XM_EXIT_USAGE;
+}

@@ -1,0 +1,329 @@
+/* Context, device enumeration and selection (--device / XM_DEVICE). */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "xm_internal.h"
+
+/* The registry of backends: one array, not parallel arrays. */
+static const xm__backend *const xm__backends[] = {&xm__backend_opencl, &xm__backend_cpu};
+
+void xm_options_default(xm_options *opt) {
+  if (!opt)
+    return;
+  memset(opt, 0, sizeof *opt);
+}
+
+static void xm__copy(char *dst, size_t cap, const char *src) {
+  snprintf(dst, cap, "%s", src ? src : "");
+}
+
+void xm__cpu_info(xm_device_info *info) {
+  memset(info, 0, sizeof *info);
+  info->backend = XM_BACKEND_CPU;
+  xm__copy(info->spec, sizeof info->spec, "cpu");
+  info->platform_index = -1;
+  info->device_index = -1;
+  xm__copy(info->platform, sizeof info->platform, "xmargin");
+  xm__copy(info->name, sizeof info->name, "plain-C backend (threads)");
+  xm__copy(info->vendor, sizeof info->vendor, "xmargin");
+  xm__copy(info->version, sizeof info->version, "C11");
+  xm__copy(info->driver, sizeof info->driver, XM_VERSION_STRING);
+  long nproc = sysconf(_SC_NPROCESSORS_ONLN);
+  info->compute_units = nproc > 0 ? (unsigned)nproc : 1u;
+  long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+  info->global_mem = (pages > 0 && psize > 0) ? (uint64_t)pages * (uint64_t)psize : 0;
+  info->local_mem = 0;
+  info->max_alloc = info->global_mem;
+  info->fp64 = 1;
+}
+
+static cl_int xm__platforms(cl_platform_id **out, cl_uint *n) {
+  *out = NULL;
+  *n = 0;
+  cl_uint np = 0;
+  cl_int e = clGetPlatformIDs(0, NULL, &np);
+  if (e != CL_SUCCESS || np == 0)
+    return e == CL_SUCCESS ? CL_DEVICE_NOT_FOUND : e;
+  *out = calloc(np, sizeof **out);
+  if (!*out)
+    return CL_OUT_OF_HOST_MEMORY;
+  e = clGetPlatformIDs(np, *out, NULL);
+  if (e != CL_SUCCESS) {
+    free(*out);
+    *out = NULL;
+    return e;
+  }
+  *n = np;
+  return CL_SUCCESS;
+}
+
+static cl_int xm__devices(cl_platform_id p, cl_device_id **out, cl_uint *n) {
+  *out = NULL;
+  *n = 0;
+  cl_uint nd = 0;
+  cl_int e = clGetDeviceIDs(p, CL_DEVICE_TYPE_ALL, 0, NULL, &nd);
+  if (e != CL_SUCCESS || nd == 0)
+    return e == CL_SUCCESS ? CL_DEVICE_NOT_FOUND : e;
+  *out = calloc(nd, sizeof **out);
+  if (!*out)
+    return CL_OUT_OF_HOST_MEMORY;
+  e = clGetDeviceIDs(p, CL_DEVICE_TYPE_ALL, nd, *out, NULL);
+  if (e != CL_SUCCESS) {
+    free(*out);
+    *out = NULL;
+    return e;
+  }
+  *n = nd;
+  return CL_SUCCESS;
+}
+
+static void xm__fill_ocl_info(xm_device_info *info, int p, int d, cl_platform_id pid,
+                              cl_device_id did) {
+  memset(info, 0, sizeof *info);
+  info->backend = XM_BACKEND_OPENCL;
+  snprintf(info->spec, sizeof info->spec, "opencl:%d.%d", p, d);
+  info->platform_index = p;
+  info->device_index = d;
+  clGetPlatformInfo(pid, CL_PLATFORM_NAME, sizeof info->platform - 1, info->platform, NULL);
+  clGetDeviceInfo(did, CL_DEVICE_NAME, sizeof info->name - 1, info->name, NULL);
+  clGetDeviceInfo(did, CL_DEVICE_VENDOR, sizeof info->vendor - 1, info->vendor, NULL);
+  clGetDeviceInfo(did, CL_DEVICE_OPENCL_C_VERSION, sizeof info->version - 1, info->version, NULL);
+  clGetDeviceInfo(did, CL_DRIVER_VERSION, sizeof info->driver - 1, info->driver, NULL);
+  cl_device_type type = 0;
+  clGetDeviceInfo(did, CL_DEVICE_TYPE, sizeof type, &type, NULL);
+  info->is_gpu = (type & CL_DEVICE_TYPE_GPU) != 0;
+  cl_uint cu = 0;
+  clGetDeviceInfo(did, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cu, &cu, NULL);
+  info->compute_units = cu;
+  cl_ulong v = 0;
+  clGetDeviceInfo(did, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof v, &v, NULL);
+  info->global_mem = v;
+  v = 0;
+  clGetDeviceInfo(did, CL_DEVICE_LOCAL_MEM_SIZE, sizeof v, &v, NULL);
+  info->local_mem = v;
+  v = 0;
+  clGetDeviceInfo(did, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof v, &v, NULL);
+  info->max_alloc = v;
+  cl_device_fp_config fp = 0;
+  clGetDeviceInfo(did, CL_DEVICE_DOUBLE_FP_CONFIG, sizeof fp, &fp, NULL);
+  info->fp64 = fp != 0;
+}
+
+xm_status xm__ocl_find(int p, int d, xm_device_info *info, cl_platform_id *pid,
+                       cl_device_id *did) {
+  cl_platform_id *plats = NULL;
+  cl_device_id *devs = NULL;
+  cl_uint np = 0, nd = 0;
+  xm_status st = XM_ENODEV;
+  if (xm__platforms(&plats, &np) != CL_SUCCESS || p < 0 || (cl_uint)p >= np)
+    goto cleanup;
+  if (xm__devices(plats[p], &devs, &nd) != CL_SUCCESS || d < 0 || (cl_uint)d >= nd)
+    goto cleanup;
+  xm__fill_ocl_info(info, p, d, plats[p], devs[d]);
+  *pid = plats[p];
+  *did = devs[d];
+  st = XM_OK;
+cleanup:
+  free(devs);
+  free(plats);
+  return st;
+}
+
+xm_status xm_devices_list(xm_device_info **out, size_t *n) {
+  if (!out || !n)
+    return XM_EINVAL;
+  *out = NULL;
+  *n = 0;
+  size_t cap = 8, cnt = 0;
+  xm_device_info *list = calloc(cap, sizeof *list);
+  if (!list)
+    return XM_ENOMEM;
+  cl_platform_id *plats = NULL;
+  cl_uint np = 0;
+  if (xm__platforms(&plats, &np) == CL_SUCCESS) {
+    for (cl_uint p = 0; p < np; p++) {
+      cl_device_id *devs = NULL;
+      cl_uint nd = 0;
+      if (xm__devices(plats[p], &devs, &nd) != CL_SUCCESS)
+        continue;
+      for (cl_uint d = 0; d < nd; d++) {
+        if (cnt + 1 >= cap) {
+          xm_device_info *bigger = realloc(list, 2 * cap * sizeof *list);
+          if (!bigger) {
+            free(devs);
+            free(plats);
+            free(list);
+            return XM_ENOMEM;
+          }
+          list = bigger;
+          cap *= 2;
+        }
+        xm__fill_ocl_info(&list[cnt++], (int)p, (int)d, plats[p], devs[d]);
+      }
+      free(devs);
+    }
+    free(plats);
+  }
+  xm__cpu_info(&list[cnt++]);
+  *out = list;
+  *n = cnt;
+  return XM_OK;
+}
+
+void xm_devices_free(xm_device_info *list) { free(list); }
+
+/* Parses "opencl:P.D"; returns 1 on success. */
+static int xm__parse_pd(const char *s, int *p, int *d) {
+  char *end = NULL;
+  if (!isdigit((unsigned char)*s))
+    return 0;
+  long a = strtol(s, &end, 10);
+  if (*end != '.' || !isdigit((unsigned char)end[1]))
+    return 0;
+  long b = strtol(end + 1, &end, 10);
+  if (*end != '\0' || a > 1000 || b > 1000)
+    return 0;
+  *p = (int)a;
+  *d = (int)b;
+  return 1;
+}
+
+static xm_status xm__open_backend(xm_ctx *ctx, const xm_device_info *info) {
+  ctx->dev = *info;
+  for (size_t i = 0; i < sizeof xm__backends / sizeof xm__backends[0]; i++)
+    if (xm__backends[i]->kind == info->backend)
+      ctx->be = xm__backends[i];
+  if (!ctx->be)
+    return xm__fail(ctx, XM_EINTERNAL, "no backend for device %s", info->spec);
+  xm_status st = ctx->be->open(ctx);
+  if (st != XM_OK) {
+    ctx->be->close(ctx);
+    ctx->be = NULL;
+  }
+  return st;
+}
+
+/* Ranks a device for auto: GPU first, then other OpenCL devices. */
+static int xm__auto_rank(const xm_device_info *d) {
+  if (d->backend == XM_BACKEND_CPU)
+    return 0;
+  if (!d->fp64)
+    return 1; /* usable for single precision only: after the fp64 devices */
+  return d->is_gpu ? 3 : 2;
+}
+
+xm_status xm_ctx_create(xm_ctx **out, const xm_options *opt) {
+  if (!out)
+    return XM_EINVAL;
+  *out = NULL;
+  xm_ctx *ctx = calloc(1, sizeof *ctx);
+  if (!ctx)
+    return XM_ENOMEM;
+  *out = ctx;
+  if (opt)
+    ctx->opt = *opt;
+  else
+    xm_options_default(&ctx->opt);
+  const char *want = ctx->opt.device;
+  if (!want || !*want)
+    want = getenv("XM_DEVICE");
+  if (!want || !*want)
+    want = "auto";
+  long nproc = sysconf(_SC_NPROCESSORS_ONLN);
+  ctx->threads = ctx->opt.threads > 0 ? ctx->opt.threads : (nproc > 0 ? (int)nproc : 1);
+
+  xm_device_info *list = NULL;
+  size_t n = 0;
+  xm_status st = xm_devices_list(&list, &n);
+  if (st != XM_OK)
+    return xm__fail(ctx, st, "cannot list devices");
+
+  if (strcmp(want, "cpu") == 0) {
+    st = xm__open_backend(ctx, &list[n - 1]);
+    snprintf(ctx->choice, sizeof ctx->choice, "device: cpu backend (%u threads), as asked",
+             (unsigned)ctx->threads);
+  } else if (strcmp(want, "auto") == 0 || strcmp(want, "opencl") == 0) {
+    int is_auto = strcmp(want, "auto") == 0;
+    /* Try candidates from best to worst; auto ends with the cpu backend. */
+    char tried[1024] = "";
+    st = XM_ENODEV;
+    for (int rank = 3; rank >= (is_auto ? 0 : 1) && st != XM_OK; rank--) {
+      for (size_t i = 0; i < n && st != XM_OK; i++) {
+        if (xm__auto_rank(&list[i]) != rank)
+          continue;
+        st = xm__open_backend(ctx, &list[i]);
+        if (st != XM_OK) {
+          size_t len = strlen(tried);
+          snprintf(tried + len, sizeof tried - len, "%s%s (%s): %s", len ? "; " : "",
+                   list[i].spec, list[i].name, xm_strerror(st));
+        } else {
+          snprintf(ctx->choice, sizeof ctx->choice, "device: %s %s [%s]%s%s", list[i].spec,
+                   list[i].name, list[i].platform,
+                   list[i].backend == XM_BACKEND_CPU ? " -- no usable OpenCL device" : "",
+                   tried[0] ? ", after failing " : "");
+          if (tried[0]) {
+            size_t len = strlen(ctx->choice);
+            snprintf(ctx->choice + len, sizeof ctx->choice - len, "%s", tried);
+          }
+        }
+      }
+    }
+    if (st != XM_OK && !ctx->err[0])
+      xm__fail(ctx, XM_ENODEV, "no OpenCL device found%s%s", tried[0] ? ": " : "", tried);
+  } else if (strncmp(want, "opencl:", 7) == 0) {
+    int p = 0, d = 0;
+    st = XM_ENODEV;
+    if (!xm__parse_pd(want + 7, &p, &d)) {
+      st = xm__fail(ctx, XM_EINVAL,
+                    "bad device '%s': expected auto, cpu, opencl or opencl:<platform>.<device>",
+                    want);
+    } else {
+      for (size_t i = 0; i < n; i++)
+        if (list[i].backend == XM_BACKEND_OPENCL && list[i].platform_index == p &&
+            list[i].device_index == d)
+          st = xm__open_backend(ctx, &list[i]);
+      if (st == XM_ENODEV && !ctx->err[0])
+        xm__fail(ctx, XM_ENODEV, "no OpenCL device %s (see 'xmargin devices')", want);
+      if (st == XM_OK)
+        snprintf(ctx->choice, sizeof ctx->choice, "device: %s %s [%s], as asked", ctx->dev.spec,
+                 ctx->dev.name, ctx->dev.platform);
+    }
+  } else {
+    st = xm__fail(ctx, XM_EINVAL,
+                  "bad device '%s': expected auto, cpu, opencl or opencl:<platform>.<device>",
+                  want);
+  }
+  xm_devices_free(list);
+  if (st == XM_OK && ctx->opt.verbose)
+    fprintf(stderr, "xmargin: %s\n", ctx->choice);
+  return st;
+}
+
+void xm_ctx_destroy(xm_ctx *ctx) {
+  if (!ctx)
+    return;
+  if (ctx->be)
+    ctx->be->close(ctx);
+  free(ctx);
+}
+
+const char *xm_ctx_last_error(const xm_ctx *ctx) { return ctx ? ctx->err : ""; }
+const xm_device_info *xm_ctx_device(const xm_ctx *ctx) { return ctx ? &ctx->dev : NULL; }
+const char *xm_ctx_choice(const xm_ctx *ctx) { return ctx ? ctx->choice : ""; }
+
+xm_status xm_price(xm_ctx *ctx, xm_precision prec, const xm_contracts *c, double *out) {
+  if (!ctx || !ctx->be || !c || (c->n && !out))
+    return XM_EINVAL;
+  if (prec != XM_DOUBLE && prec != XM_SINGLE)
+    return xm__fail(ctx, XM_EINVAL, "precision must be XM_DOUBLE or XM_SINGLE");
+  if (c->n == 0)
+    return XM_OK;
+  if (!c->type || !c->underlying || !c->strike || !c->expiry || !c->rate || !c->dividend ||
+      !c->vol || !c->call || !c->multiplier)
+    return xm__fail(ctx, XM_EINVAL, "xm_price: a contract column is NULL");
+  ctx->err[0] = '\0';
+  return ctx->be->price(ctx, prec, c, out);
+}

@@ -1,0 +1,135 @@
+/* io/: the only code that touches HDF5 (FORMAT.md). Plain structs of arrays
+ * for the engine and the kernels. Internal to libxmargin. */
+#ifndef XM_IO_H
+#define XM_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "xmargin.h"
+
+/* ---- Diagnostics: the bounded list of messages a validation produces. ---- */
+#define XM_DIAG_MAX_SHOWN 20
+typedef struct xm_diag {
+  char **msg;       /* the first XM_DIAG_MAX_SHOWN messages */
+  size_t shown;     /* number stored in msg */
+  size_t total;     /* number reported (may exceed shown) */
+} xm_diag;
+/* Adds "file: /dataset[row] = value: rule" style message (printf-style). */
+void xm_diag_add(xm_diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints the stored messages and "... and N more errors" to f. */
+void xm_diag_print(const xm_diag *d, void *file /* FILE* */);
+void xm_diag_free(xm_diag *d);
+
+/* ---- Portfolio (FORMAT.md section 1) ---- */
+typedef struct xm_portfolio {
+  char *path;
+  char valuation_date[16];
+  char currency[16];
+  int64_t n_factors;
+  char **factor_name;
+  int32_t *factor_kind; /* XM_K_PRICE, XM_K_VOL, XM_K_RATE (kernels/xm_portable.h) */
+  double *factor_level;
+  int64_t n_silos;
+  char **silo_name;
+  int64_t n_instruments;
+  char **inst_id;
+  int32_t *inst_type; /* xm_instrument_type */
+  int32_t *inst_silo;
+  int32_t *inst_underlying;
+  int32_t *inst_vol_factor; /* -1 for none */
+  double *inst_strike;
+  double *inst_expiry;
+  int32_t *inst_call;
+  double *inst_implied_vol;
+  double *inst_rate;
+  double *inst_dividend_yield;
+  double *inst_multiplier;
+  int64_t n_accounts;
+  char **account_id;
+  int32_t *account_cross_margin;
+  int64_t n_positions;
+  int32_t *pos_account;
+  int32_t *pos_instrument;
+  double *pos_quantity;
+} xm_portfolio;
+
+/* ---- Scenario file (FORMAT.md section 2) ---- */
+typedef struct xm_scenario_set {
+  char *name;
+  int64_t n_scenarios; /* S */
+  int64_t n_factors;   /* F_s */
+  char **factor;       /* [F_s] */
+  double *shock;       /* [S x F_s], row-major */
+  char **label;        /* [S] */
+  double *weight;      /* [S], or NULL (all 1) */
+  int32_t measure;     /* XM_M_WORST (default), XM_M_ES, XM_M_VAR */
+  double confidence;   /* NaN when absent: the run's confidence */
+} xm_scenario_set;
+
+typedef struct xm_scenario_file {
+  char *path;
+  int64_t n_days;      /* T; 0 when there is no /history */
+  int64_t n_hfactors;  /* F_h */
+  char **hist_factor;  /* [F_h] */
+  char **hist_date;    /* [T] */
+  double *hist_return; /* [T x F_h] */
+  int64_t n_sets;
+  xm_scenario_set *sets; /* sorted by name */
+} xm_scenario_file;
+
+/* Reads and validates a portfolio / scenario file. On XM_EFORMAT the
+ * messages are in *diag (file, dataset, row, rule); on XM_EIO the file could
+ * not be opened or is not HDF5 (also in *diag). *out is zeroed on failure. */
+xm_status xm_portfolio_read(const char *path, xm_portfolio *out, xm_diag *diag);
+void xm_portfolio_free(xm_portfolio *p);
+xm_status xm_scenarios_read(const char *path, xm_scenario_file *out, xm_diag *diag);
+void xm_scenarios_free(xm_scenario_file *s);
+
+/* Reads the root attribute `format` of an HDF5 file into buf ("" if absent).
+ * XM_EIO when the file cannot be opened as HDF5. */
+xm_status xm_file_format(const char *path, char *buf, size_t cap, xm_diag *diag);
+
+/* ---- Writers (used by `xmargin generate` and by tests) ---- */
+xm_status xm_portfolio_write(const char *path, const xm_portfolio *p, xm_diag *diag);
+xm_status xm_scenarios_write(const char *path, const xm_scenario_file *s, xm_diag *diag);
+
+/* ---- Results (FORMAT.md section 3) ---- */
+typedef struct xm_results_set {
+  const char *name;
+  int64_t n_scenarios;
+  char *const *label;         /* [S] */
+  const float *pnl;           /* [S x A] or NULL (--save-pnl) */
+  const double *shock;        /* [S x n_factors] or NULL (--save-scenarios) */
+  int64_t n_factors;
+  char *const *factor;        /* [n_factors] */
+} xm_results_set;
+
+typedef struct xm_results {
+  /* root attributes */
+  const char *software_version, *created_utc, *portfolio, *scenarios;
+  const char *portfolio_sha256, *scenarios_sha256, *config, *device, *precision;
+  uint64_t seed;
+  double elapsed_s;
+  /* dimensions */
+  int64_t n_accounts, n_silos, n_sets;
+  char *const *account; /* [A] */
+  char *const *silo;    /* [G] */
+  char *const *set;     /* [K] */
+  /* /margin, float64 per account */
+  const double *requirement, *unified, *siloed, *diversification, *minimum;
+  const double *by_set;      /* [A x K] */
+  const double *by_silo;     /* [A x G] */
+  const double *attribution; /* [A x G] */
+  const int32_t *binding_set;
+  const xm_results_set *sets; /* [K] */
+} xm_results;
+
+/* Writes atomically: a temporary file in the same folder, fsync'd, renamed
+ * over path only when complete. An existing file at path survives a failure. */
+xm_status xm_results_write(const char *path, const xm_results *r, xm_diag *diag);
+
+/* SHA-256 of a file's bytes as 64 hex characters (+NUL) into hex[65]. */
+xm_status xm_file_sha256(const char *path, char hex[65]);
+
+#endif

@@ -1,0 +1,52 @@
+/* Common subset of C99 and OpenCL C used by every shared header: the same
+ * source is compiled by the OpenCL compiler (kernels) and by the C compiler
+ * (the cpu backend), so the two paths cannot drift apart. */
+#ifndef XM_PORTABLE_H
+#define XM_PORTABLE_H
+
+#ifdef __OPENCL_VERSION__
+#pragma OPENCL EXTENSION cl_khr_fp64 : enable
+#define XM_GLOBAL __global
+#define XM_PRIVATE
+#define XM_INLINE inline
+typedef long xm_i64;
+typedef int xm_i32;
+typedef uint xm_u32;
+typedef ulong xm_u64;
+#define XM_BITS_OF_DOUBLE(d) as_ulong(d)
+#else
+#include <stdint.h>
+#include <string.h>
+#include <tgmath.h> /* exp(float) is expf, as in OpenCL C */
+#define XM_GLOBAL
+#define XM_PRIVATE
+#define XM_INLINE static inline
+typedef int64_t xm_i64;
+typedef int32_t xm_i32;
+typedef uint32_t xm_u32;
+typedef uint64_t xm_u64;
+static inline xm_u64 xm__bits_of_double(double d) {
+  xm_u64 u;
+  memcpy(&u, &d, sizeof u);
+  return u;
+}
+#define XM_BITS_OF_DOUBLE(d) xm__bits_of_double(d)
+#endif
+
+/* Instrument types (FORMAT.md section 1); values match xm_instrument_type. */
+#define XM_T_SPOT 0
+#define XM_T_FUTURE 1
+#define XM_T_OPTION 2
+#define XM_T_FUTURE_OPTION 3
+
+/* Factor kinds. */
+#define XM_K_PRICE 0
+#define XM_K_VOL 1
+#define XM_K_RATE 2
+
+/* Risk measures (METHODOLOGY.md section 3). */
+#define XM_M_WORST 0
+#define XM_M_ES 1
+#define XM_M_VAR 2
+
+#endif /* XM_PORTABLE_H */
