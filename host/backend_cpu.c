@@ -1,18 +1,24 @@
 /* The cpu backend: plain C over the same shared headers as the kernels. */
+#include <cblas.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "xm_internal.h"
 
 #define XM_REAL double
 #define XM_FN(name) name##_d
 #include "xm_pricing.h"
+#include "xm_engine_price.h"
 #undef XM_REAL
 #undef XM_FN
 #define XM_REAL float
 #define XM_FN(name) name##_f
 #include "xm_pricing.h"
+#include "xm_engine_price.h"
 #undef XM_REAL
 #undef XM_FN
+#include "xm_reduce.h"
+#include "xm_rng.h"
 
 static xm_status xm__cpu_open(xm_ctx *ctx) {
   xm__cpu_info(&ctx->dev);
@@ -41,10 +47,158 @@ static xm_status xm__cpu_price(xm_ctx *ctx, xm_precision prec, const xm_contract
   return XM_OK;
 }
 
+static xm_status xm__cpu_syrk(xm_ctx *ctx, int64_t W, int64_t F, const double *R, double *C) {
+  (void)ctx;
+  cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)F, (int)W, 1.0 / (double)W, R, (int)F,
+              0.0, C, (int)F);
+  for (int64_t i = 0; i < F; i++)
+    for (int64_t j = 0; j < i; j++)
+      C[i * F + j] = C[j * F + i];
+  return XM_OK;
+}
+
+/* Monte Carlo shocks of one set: X = diag(scale) Z L^T, Z ~ N(0, 1). */
+static xm_status xm__cpu_mc(xm_ctx *ctx, const xm__job *job, const xm__set *set, double *X) {
+  const xm_config *cfg = job->cfg;
+  int64_t S = set->S, F = job->F;
+  double *Z = malloc((size_t)(S * F) * sizeof *Z);
+  if (!Z)
+    return xm__fail(ctx, XM_ENOMEM, "Monte Carlo draws: %lld x %lld", (long long)S, (long long)F);
+#pragma omp parallel for schedule(static)
+  for (int64_t s = 0; s < S; s++) {
+    double sc = xm_mc_scale(cfg->montecarlo.seed, (xm_u64)s,
+                            cfg->montecarlo.distribution == XM_DIST_STUDENT_T,
+                            cfg->montecarlo.dof, (double)cfg->horizon_days);
+    for (int64_t f = 0; f < F; f++)
+      Z[s * F + f] = sc * xm_mc_normal(cfg->montecarlo.seed, (xm_u64)s, (xm_u64)f);
+  }
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)S, (int)F, (int)F, 1.0, Z, (int)F,
+              set->chol, (int)F, 0.0, X, (int)F);
+  free(Z);
+  return XM_OK;
+}
+
+static xm_status xm__cpu_evaluate(xm_ctx *ctx, xm__job *job) {
+  const xm_config *cfg = job->cfg;
+  xm_status st = XM_OK;
+  int G = job->G;
+  int64_t K = job->K, F = job->F;
+  double **X = calloc((size_t)K, sizeof *X);
+  double *ell = NULL, *L = NULL, *silo_set = NULL, *attr_set = NULL, *by_set = NULL;
+  if (!X)
+    return xm__fail(ctx, XM_ENOMEM, "out of memory");
+  double t0 = xm__now();
+  for (int64_t x = 0; x < K; x++) {
+    xm__set *set = &job->sets[x];
+    if (!set->is_mc) {
+      X[x] = set->X;
+      continue;
+    }
+    X[x] = malloc((size_t)(set->S * F) * sizeof(double));
+    if (!X[x]) {
+      st = xm__fail(ctx, XM_ENOMEM, "Monte Carlo shocks of set %s", set->name);
+      goto cleanup;
+    }
+    if ((st = xm__cpu_mc(ctx, job, set, X[x])) != XM_OK)
+      goto cleanup;
+    if (job->keep_mc && !set->X) {
+      set->X = X[x];
+      X[x] = NULL; /* now owned by the set; still read below through set->X */
+    }
+  }
+  job->t_scen = xm__now() - t0;
+  t0 = xm__now();
+  int64_t maxS = 0, maxtile = 0, maxna = 0, maxinst = 0;
+  for (int64_t x = 0; x < K; x++)
+    maxS = job->sets[x].S > maxS ? job->sets[x].S : maxS;
+  for (int64_t b = 0; b < job->n_blocks; b++) {
+    xm__block *bk = &job->blocks[b];
+    maxtile = bk->tile > maxtile ? bk->tile : maxtile;
+    maxna = bk->na > maxna ? bk->na : maxna;
+    maxinst = bk->n_inst > maxinst ? bk->n_inst : maxinst;
+  }
+  ell = malloc((size_t)(maxtile * maxinst + 1) * sizeof *ell);
+  L = malloc((size_t)(maxS * maxna * (G + 1) + 1) * sizeof *L);
+  by_set = malloc((size_t)(maxna * K + 1) * sizeof *by_set);
+  silo_set = malloc((size_t)(maxna * G * K + 1) * sizeof *silo_set);
+  attr_set = malloc((size_t)(maxna * G * K + 1) * sizeof *attr_set);
+  if (!ell || !L || !by_set || !silo_set || !attr_set) {
+    st = xm__fail(ctx, XM_ENOMEM, "engine buffers (%lld scenarios x %lld accounts)",
+                  (long long)maxS, (long long)maxna);
+    goto cleanup;
+  }
+  int single = cfg->precision == XM_SINGLE;
+  double dt = (double)cfg->horizon_days / 252.0;
+  for (int64_t b = 0; b < job->n_blocks; b++) {
+    xm__block *bk = &job->blocks[b];
+    int64_t n = bk->n_inst, na = bk->na, R = na * (G + 1);
+    for (int64_t i = 0; i < n; i++) {
+      if (single)
+        xm_today_f(i, n, bk->instd, bk->insti);
+      else
+        xm_today_d(i, n, bk->instd, bk->insti);
+    }
+    for (int64_t x = 0; x < K; x++) {
+      const xm__set *set = &job->sets[x];
+      const double *Xs = X[x] ? X[x] : set->X;
+      for (int64_t s0 = 0; s0 < set->S; s0 += bk->tile) {
+        int64_t ns = set->S - s0 < bk->tile ? set->S - s0 : bk->tile;
+#pragma omp parallel for schedule(static)
+        for (int64_t q = 0; q < ns * n; q++) {
+          int64_t s = q / n, i = q % n;
+          const double *xrow = Xs + (s0 + s) * F;
+          ell[q] = single ? xm_loss_f(i, n, bk->instd, bk->insti, xrow, (float)dt,
+                                      (float)cfg->pricing.vol_term_power,
+                                      (float)cfg->pricing.vol_floor)
+                          : xm_loss_d(i, n, bk->instd, bk->insti, xrow, dt,
+                                      cfg->pricing.vol_term_power, cfg->pricing.vol_floor);
+        }
+#pragma omp parallel for schedule(static)
+        for (int64_t q = 0; q < ns * na; q++) {
+          int64_t s = q / na, a = q % na;
+          xm_aggregate(a, G, ell + s * n, bk->pos_start, bk->pos_inst, bk->pos_silo, bk->pos_qty,
+                       L + (s0 + s) * R);
+        }
+      }
+      int has_w = set->w != NULL;
+#pragma omp parallel for schedule(dynamic, 16)
+      for (int64_t a = 0; a < na; a++)
+        xm_reduce_account(a, set->S, R, G, L, set->measure, set->k, set->w, has_w, K, x, by_set,
+                          silo_set, attr_set);
+      if (job->pnl && job->pnl[x]) {
+        for (int64_t s = 0; s < set->S; s++)
+          for (int64_t a = 0; a < na; a++)
+            job->pnl[x][s * job->A + bk->a0 + a] = (float)L[s * R + a * (G + 1)];
+      }
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t a = 0; a < na; a++)
+      xm_combine_account(a, G, K, by_set, silo_set, attr_set, bk->cross, bk->pos_start,
+                         bk->pos_inst, bk->pos_qty, n, bk->insti, bk->instd, cfg->cross_margin.offset_cap,
+                         cfg->minimum.per_contract, job->out_acct + bk->a0 * XM_NOUT,
+                         job->out_silo + bk->a0 * G * 2);
+    memcpy(job->by_set + bk->a0 * K, by_set, (size_t)(na * K) * sizeof *by_set);
+  }
+  job->t_eval = xm__now() - t0;
+cleanup:
+  for (int64_t x = 0; x < K; x++)
+    if (X[x] && X[x] != job->sets[x].X)
+      free(X[x]);
+  free(X);
+  free(attr_set);
+  free(silo_set);
+  free(by_set);
+  free(L);
+  free(ell);
+  return st;
+}
+
 const xm__backend xm__backend_cpu = {
     .name = "cpu",
     .kind = XM_BACKEND_CPU,
     .open = xm__cpu_open,
     .close = xm__cpu_close,
     .price = xm__cpu_price,
+    .syrk = xm__cpu_syrk,
+    .evaluate = xm__cpu_evaluate,
 };

@@ -3,7 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <clblast_c.h>
+
 #include "xm_internal.h"
+#include "xm_reduce.h"
 
 #define XM__CL(ctx, call)                                                                          \
   do {                                                                                             \
@@ -118,10 +121,328 @@ cleanup:
   return st;
 }
 
+static xm_status xm__blast(xm_ctx *ctx, CLBlastStatusCode c, const char *what) {
+  if (c == CLBlastSuccess)
+    return XM_OK;
+  return xm__fail(ctx, c == CLBlastOpenCLOutOfResources || c == CLBlastTempBufferAllocFailure
+                           ? XM_ERESOURCE
+                           : XM_EOPENCL,
+                  "CLBlast %s failed with status %d", what, (int)c);
+}
+
+static cl_mem xm__buf(xm_ctx *ctx, size_t bytes, const void *host, cl_int *e) {
+  if (bytes == 0)
+    bytes = 8;
+  return clCreateBuffer(ctx->ocl.context,
+                        host ? CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR : CL_MEM_READ_WRITE, bytes,
+                        (void *)host, e);
+}
+
+static xm_status xm__ocl_syrk(xm_ctx *ctx, int64_t W, int64_t F, const double *R, double *C) {
+  xm_status st = XM_OK;
+  cl_int e = CL_SUCCESS;
+  cl_mem bR = NULL, bC = NULL;
+  bR = xm__buf(ctx, (size_t)(W * F) * sizeof(double), R, &e);
+  XM__CL(ctx, e);
+  bC = xm__buf(ctx, (size_t)(F * F) * sizeof(double), NULL, &e);
+  XM__CL(ctx, e);
+  st = xm__blast(ctx,
+                 CLBlastDsyrk(CLBlastLayoutRowMajor, CLBlastTriangleUpper, CLBlastTransposeYes,
+                              (size_t)F, (size_t)W, 1.0 / (double)W, bR, 0, (size_t)F, 0.0, bC, 0,
+                              (size_t)F, &ctx->ocl.queue, NULL),
+                 "DSYRK");
+  if (st != XM_OK)
+    goto cleanup;
+  XM__CL(ctx, clEnqueueReadBuffer(ctx->ocl.queue, bC, CL_TRUE, 0,
+                                  (size_t)(F * F) * sizeof(double), C, 0, NULL, NULL));
+  for (int64_t i = 0; i < F; i++)
+    for (int64_t j = 0; j < i; j++)
+      C[i * F + j] = C[j * F + i];
+cleanup:
+  if (bC)
+    clReleaseMemObject(bC);
+  if (bR)
+    clReleaseMemObject(bR);
+  return st;
+}
+
+static size_t xm__round(size_t n, size_t m) { return (n + m - 1) / m * m; }
+
+static cl_int xm__run1(cl_command_queue q, cl_kernel k, size_t n, size_t lws) {
+  size_t g = xm__round(n ? n : 1, lws);
+  return clEnqueueNDRangeKernel(q, k, 1, NULL, &g, &lws, 0, NULL, NULL);
+}
+static cl_int xm__run2(cl_command_queue q, cl_kernel k, size_t n0, size_t n1, size_t l0) {
+  size_t g[2] = {xm__round(n0 ? n0 : 1, l0), n1 ? n1 : 1}, l[2] = {l0, 1};
+  return clEnqueueNDRangeKernel(q, k, 2, NULL, g, l, 0, NULL, NULL);
+}
+
+#define XM__SET(k, i, v) XM__CL(ctx, clSetKernelArg((k), (i), sizeof(v), &(v)))
+
+enum { KT_TODAY, KT_REVALUE, KT_AGG, KT_REDUCE, KT_COMBINE, KT_SCALE, KT_NORMALS, KT_N };
+static const char *const xm__knames[KT_N] = {"xm_k_today",   "xm_k_revalue",  "xm_k_aggregate",
+                                             "xm_k_reduce",  "xm_k_combine",  "xm_k_mc_scale",
+                                             "xm_k_mc_normals"};
+
+static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
+  xm__ocl *o = &ctx->ocl;
+  const xm_config *cfg = job->cfg;
+  xm_status st = XM_OK;
+  cl_int e = CL_SUCCESS;
+  int G = job->G;
+  cl_long K = job->K, F = job->F;
+  cl_kernel kr[KT_N] = {0};
+  cl_mem *bX = calloc((size_t)K, sizeof *bX), *bW = calloc((size_t)K, sizeof *bW);
+  cl_mem bZ = NULL, bScale = NULL, bL = NULL, bEll = NULL, bBy = NULL, bSilo = NULL, bAttr = NULL;
+  cl_mem bInstd = NULL, bInsti = NULL, bStart = NULL, bPi = NULL, bPs = NULL, bPq = NULL,
+         bCross = NULL, bOutA = NULL, bOutS = NULL, bChol = NULL;
+  double *Lhost = NULL;
+  const size_t lws = ctx->dev.is_gpu ? 128 : 16;
+  if (!bX || !bW) {
+    st = xm__fail(ctx, XM_ENOMEM, "out of memory");
+    goto cleanup;
+  }
+  xm_precision prec = cfg->precision == XM_SINGLE ? XM_SINGLE : XM_DOUBLE;
+  for (int i = 0; i < KT_N; i++) {
+    int price_kernel = i == KT_TODAY || i == KT_REVALUE;
+    kr[i] = clCreateKernel(o->program[price_kernel ? prec : XM_DOUBLE], xm__knames[i], &e);
+    XM__CL(ctx, e);
+  }
+  /* Scenario sets on the device; Monte Carlo generated here. */
+  double t0 = xm__now();
+  for (cl_long x = 0; x < K; x++) {
+    xm__set *set = &job->sets[x];
+    size_t bytes = (size_t)(set->S * F) * sizeof(double);
+    bX[x] = xm__buf(ctx, bytes, set->is_mc ? NULL : set->X, &e);
+    XM__CL(ctx, e);
+    bW[x] = xm__buf(ctx, (size_t)set->S * sizeof(double), set->w, &e);
+    XM__CL(ctx, e);
+    if (!set->is_mc)
+      continue;
+    cl_long S = set->S, s0 = 0;
+    cl_ulong seed = cfg->montecarlo.seed;
+    cl_int dist = cfg->montecarlo.distribution == XM_DIST_STUDENT_T;
+    cl_double nu = cfg->montecarlo.dof, h = (double)cfg->horizon_days;
+    if (!bZ) {
+      bZ = xm__buf(ctx, bytes, NULL, &e);
+      XM__CL(ctx, e);
+      bScale = xm__buf(ctx, (size_t)S * sizeof(double), NULL, &e);
+      XM__CL(ctx, e);
+    }
+    XM__SET(kr[KT_SCALE], 0, S);
+    XM__SET(kr[KT_SCALE], 1, s0);
+    XM__SET(kr[KT_SCALE], 2, seed);
+    XM__SET(kr[KT_SCALE], 3, dist);
+    XM__SET(kr[KT_SCALE], 4, nu);
+    XM__SET(kr[KT_SCALE], 5, h);
+    XM__SET(kr[KT_SCALE], 6, bScale);
+    XM__CL(ctx, xm__run1(o->queue, kr[KT_SCALE], (size_t)S, lws));
+    XM__SET(kr[KT_NORMALS], 0, S);
+    XM__SET(kr[KT_NORMALS], 1, s0);
+    XM__SET(kr[KT_NORMALS], 2, F);
+    XM__SET(kr[KT_NORMALS], 3, seed);
+    XM__SET(kr[KT_NORMALS], 4, bScale);
+    XM__SET(kr[KT_NORMALS], 5, bZ);
+    XM__CL(ctx, xm__run2(o->queue, kr[KT_NORMALS], (size_t)F, (size_t)S, lws));
+    bChol = xm__buf(ctx, (size_t)(F * F) * sizeof(double), set->chol, &e);
+    XM__CL(ctx, e);
+    st = xm__blast(ctx,
+                   CLBlastDgemm(CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeYes,
+                                (size_t)S, (size_t)F, (size_t)F, 1.0, bZ, 0, (size_t)F, bChol, 0,
+                                (size_t)F, 0.0, bX[x], 0, (size_t)F, &o->queue, NULL),
+                   "DGEMM");
+    if (st != XM_OK)
+      goto cleanup;
+    clReleaseMemObject(bChol);
+    bChol = NULL;
+    if (job->keep_mc && !set->X) {
+      set->X = malloc(bytes ? bytes : 1);
+      if (!set->X) {
+        st = xm__fail(ctx, XM_ENOMEM, "Monte Carlo shocks of %s", set->name);
+        goto cleanup;
+      }
+      XM__CL(ctx, clEnqueueReadBuffer(o->queue, bX[x], CL_TRUE, 0, bytes, set->X, 0, NULL, NULL));
+    }
+  }
+  XM__CL(ctx, clFinish(o->queue));
+  job->t_scen = xm__now() - t0;
+  t0 = xm__now();
+
+  cl_long maxS = 0, maxtile = 0, maxna = 0, maxinst = 0;
+  for (cl_long x = 0; x < K; x++)
+    maxS = job->sets[x].S > maxS ? job->sets[x].S : maxS;
+  for (int64_t b = 0; b < job->n_blocks; b++) {
+    xm__block *bk = &job->blocks[b];
+    maxtile = bk->tile > maxtile ? bk->tile : maxtile;
+    maxna = bk->na > maxna ? bk->na : maxna;
+    maxinst = bk->n_inst > maxinst ? bk->n_inst : maxinst;
+  }
+  bEll = xm__buf(ctx, (size_t)(maxtile * maxinst) * sizeof(double), NULL, &e);
+  XM__CL(ctx, e);
+  bL = xm__buf(ctx, (size_t)(maxS * maxna * (G + 1)) * sizeof(double), NULL, &e);
+  XM__CL(ctx, e);
+  bBy = xm__buf(ctx, (size_t)(maxna * K) * sizeof(double), NULL, &e);
+  XM__CL(ctx, e);
+  bSilo = xm__buf(ctx, (size_t)(maxna * G * K) * sizeof(double), NULL, &e);
+  XM__CL(ctx, e);
+  bAttr = xm__buf(ctx, (size_t)(maxna * G * K) * sizeof(double), NULL, &e);
+  XM__CL(ctx, e);
+  bOutA = xm__buf(ctx, (size_t)(maxna * XM_NOUT) * sizeof(double), NULL, &e);
+  XM__CL(ctx, e);
+  bOutS = xm__buf(ctx, (size_t)(maxna * G * 2) * sizeof(double), NULL, &e);
+  XM__CL(ctx, e);
+  if (job->pnl) {
+    Lhost = malloc((size_t)(maxS * maxna * (G + 1)) * sizeof(double));
+    if (!Lhost) {
+      st = xm__fail(ctx, XM_ENOMEM, "--save-pnl buffer");
+      goto cleanup;
+    }
+  }
+  cl_double dt = (double)cfg->horizon_days / 252.0, p = cfg->pricing.vol_term_power,
+            vfl = cfg->pricing.vol_floor, cap = cfg->cross_margin.offset_cap,
+            pc = cfg->minimum.per_contract;
+  for (int64_t b = 0; b < job->n_blocks; b++) {
+    xm__block *bk = &job->blocks[b];
+    cl_long n = bk->n_inst, na = bk->na, R = na * (G + 1);
+    bInstd = xm__buf(ctx, (size_t)(XM_ND * n) * sizeof(double), bk->instd, &e);
+    XM__CL(ctx, e);
+    bInsti = xm__buf(ctx, (size_t)(XM_NI * n) * sizeof(int), bk->insti, &e);
+    XM__CL(ctx, e);
+    int np = bk->pos_start[na];
+    bStart = xm__buf(ctx, (size_t)(na + 1) * sizeof(int), bk->pos_start, &e);
+    XM__CL(ctx, e);
+    bPi = xm__buf(ctx, (size_t)np * sizeof(int), bk->pos_inst, &e);
+    XM__CL(ctx, e);
+    bPs = xm__buf(ctx, (size_t)np * sizeof(int), bk->pos_silo, &e);
+    XM__CL(ctx, e);
+    bPq = xm__buf(ctx, (size_t)np * sizeof(double), bk->pos_qty, &e);
+    XM__CL(ctx, e);
+    bCross = xm__buf(ctx, (size_t)na * sizeof(int), bk->cross, &e);
+    XM__CL(ctx, e);
+    XM__SET(kr[KT_TODAY], 0, n);
+    XM__SET(kr[KT_TODAY], 1, bInstd);
+    XM__SET(kr[KT_TODAY], 2, bInsti);
+    XM__CL(ctx, xm__run1(o->queue, kr[KT_TODAY], (size_t)n, lws));
+    for (cl_long x = 0; x < K; x++) {
+      const xm__set *set = &job->sets[x];
+      cl_long S = set->S;
+      for (cl_long s0 = 0; s0 < S; s0 += bk->tile) {
+        cl_long ns = S - s0 < bk->tile ? S - s0 : bk->tile;
+        cl_kernel k = kr[KT_REVALUE];
+        XM__SET(k, 0, n);
+        XM__SET(k, 1, ns);
+        XM__SET(k, 2, s0);
+        XM__SET(k, 3, F);
+        XM__SET(k, 4, bInstd);
+        XM__SET(k, 5, bInsti);
+        XM__SET(k, 6, bX[x]);
+        XM__SET(k, 7, dt);
+        XM__SET(k, 8, p);
+        XM__SET(k, 9, vfl);
+        XM__SET(k, 10, bEll);
+        XM__CL(ctx, xm__run2(o->queue, k, (size_t)n, (size_t)ns, lws));
+        k = kr[KT_AGG];
+        XM__SET(k, 0, na);
+        XM__SET(k, 1, ns);
+        XM__SET(k, 2, s0);
+        XM__SET(k, 3, n);
+        XM__SET(k, 4, G);
+        XM__SET(k, 5, bEll);
+        XM__SET(k, 6, bStart);
+        XM__SET(k, 7, bPi);
+        XM__SET(k, 8, bPs);
+        XM__SET(k, 9, bPq);
+        XM__SET(k, 10, bL);
+        XM__CL(ctx, xm__run2(o->queue, k, (size_t)na, (size_t)ns, lws));
+      }
+      cl_kernel k = kr[KT_REDUCE];
+      cl_int measure = set->measure, has_w = set->w != NULL;
+      cl_long kk = set->k;
+      XM__SET(k, 0, na);
+      XM__SET(k, 1, S);
+      XM__SET(k, 2, G);
+      XM__SET(k, 3, bL);
+      XM__SET(k, 4, measure);
+      XM__SET(k, 5, kk);
+      XM__SET(k, 6, bW[x]);
+      XM__SET(k, 7, has_w);
+      XM__SET(k, 8, K);
+      XM__SET(k, 9, x);
+      XM__SET(k, 10, bBy);
+      XM__SET(k, 11, bSilo);
+      XM__SET(k, 12, bAttr);
+      XM__CL(ctx, xm__run1(o->queue, k, (size_t)na, lws));
+      if (job->pnl && job->pnl[x]) {
+        XM__CL(ctx, clEnqueueReadBuffer(o->queue, bL, CL_TRUE, 0,
+                                        (size_t)(S * R) * sizeof(double), Lhost, 0, NULL, NULL));
+        for (cl_long s = 0; s < S; s++)
+          for (cl_long a = 0; a < na; a++)
+            job->pnl[x][s * job->A + bk->a0 + a] = (float)Lhost[s * R + a * (G + 1)];
+      }
+    }
+    cl_kernel k = kr[KT_COMBINE];
+    XM__SET(k, 0, na);
+    XM__SET(k, 1, G);
+    XM__SET(k, 2, K);
+    XM__SET(k, 3, bBy);
+    XM__SET(k, 4, bSilo);
+    XM__SET(k, 5, bAttr);
+    XM__SET(k, 6, bCross);
+    XM__SET(k, 7, bStart);
+    XM__SET(k, 8, bPi);
+    XM__SET(k, 9, bPq);
+    XM__SET(k, 10, n);
+    XM__SET(k, 11, bInsti);
+    XM__SET(k, 12, bInstd);
+    XM__SET(k, 13, cap);
+    XM__SET(k, 14, pc);
+    XM__SET(k, 15, bOutA);
+    XM__SET(k, 16, bOutS);
+    XM__CL(ctx, xm__run1(o->queue, k, (size_t)na, lws));
+    XM__CL(ctx, clEnqueueReadBuffer(o->queue, bOutA, CL_FALSE, 0,
+                                    (size_t)(na * XM_NOUT) * sizeof(double),
+                                    job->out_acct + bk->a0 * XM_NOUT, 0, NULL, NULL));
+    XM__CL(ctx, clEnqueueReadBuffer(o->queue, bOutS, CL_FALSE, 0,
+                                    (size_t)(na * G * 2) * sizeof(double),
+                                    job->out_silo + bk->a0 * G * 2, 0, NULL, NULL));
+    XM__CL(ctx, clEnqueueReadBuffer(o->queue, bBy, CL_TRUE, 0, (size_t)(na * K) * sizeof(double),
+                                    job->by_set + bk->a0 * K, 0, NULL, NULL));
+    cl_mem *blk[] = {&bCross, &bPq, &bPs, &bPi, &bStart, &bInsti, &bInstd};
+    for (size_t i = 0; i < sizeof blk / sizeof blk[0]; i++) {
+      clReleaseMemObject(*blk[i]);
+      *blk[i] = NULL;
+    }
+  }
+  job->t_eval = xm__now() - t0;
+cleanup:
+  free(Lhost);
+  {
+    cl_mem m[] = {bChol, bOutS, bOutA, bCross, bPq, bPs, bPi, bStart, bInsti, bInstd,
+                  bAttr, bSilo, bBy, bL, bEll, bScale, bZ};
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
+      if (m[i])
+        clReleaseMemObject(m[i]);
+  }
+  for (cl_long x = 0; bX && bW && x < K; x++) {
+    if (bW[x])
+      clReleaseMemObject(bW[x]);
+    if (bX[x])
+      clReleaseMemObject(bX[x]);
+  }
+  free(bW);
+  free(bX);
+  for (int i = KT_N - 1; i >= 0; i--)
+    if (kr[i])
+      clReleaseKernel(kr[i]);
+  return st;
+}
+
 const xm__backend xm__backend_opencl = {
     .name = "opencl",
     .kind = XM_BACKEND_OPENCL,
     .open = xm__ocl_open,
     .close = xm__ocl_close,
     .price = xm__ocl_price,
+    .syrk = xm__ocl_syrk,
+    .evaluate = xm__ocl_evaluate,
 };

@@ -49,4 +49,21 @@ static inline xm_u64 xm__bits_of_double(double d) {
 #define XM_M_ES 1
 #define XM_M_VAR 2
 
+/* Instrument data of a block, struct of arrays with stride n:
+ * instd[XM_ID_* * n + i] (double), insti[XM_II_* * n + i] (int). */
+#define XM_ID_S0 0   /* today's level of the underlying factor */
+#define XM_ID_K 1    /* strike */
+#define XM_ID_T 2    /* years to expiry */
+#define XM_ID_R 3    /* rate */
+#define XM_ID_Q 4    /* dividend yield */
+#define XM_ID_SIG 5  /* implied vol */
+#define XM_ID_MULT 6 /* multiplier */
+#define XM_ID_V0 7   /* today's value of one contract (written by xm_today) */
+#define XM_ND 8
+#define XM_II_TYPE 0 /* xm_instrument_type */
+#define XM_II_CALL 1
+#define XM_II_UND 2  /* column of the underlying factor in the shock rows */
+#define XM_II_VOL 3  /* column of the vol factor, or -1 */
+#define XM_NI 4
+
 #endif /* XM_PORTABLE_H */

@@ -26,3 +26,77 @@ __kernel void xm_price_batch(const long n, __global const int *type, __global co
                             (XM_REAL)q[i], (XM_REAL)sigma[i], call[i]);
   out[i] = (double)((XM_REAL)mult[i] * v);
 }
+
+/* ---- engine kernels: thin wrappers over the shared headers ---- */
+#include "xm_engine_price.h"
+#include "xm_reduce.h"
+#include "xm_rng.h"
+
+__kernel void xm_k_today(const long n, __global double *instd, __global const int *insti) {
+  long i = get_global_id(0);
+  if (i < n)
+    xm_today(i, n, instd, insti);
+}
+
+/* ell[s][i] for scenarios s0 .. s0+ns of the set's shocks X[s][nf]. */
+__kernel void xm_k_revalue(const long n, const long ns, const long s0, const long nf,
+                           __global const double *instd, __global const int *insti,
+                           __global const double *X, const double dt, const double p,
+                           const double vol_floor, __global double *ell) {
+  long i = get_global_id(0), s = get_global_id(1);
+  if (i >= n || s >= ns)
+    return;
+  ell[s * n + i] = xm_loss(i, n, instd, insti, X + (s0 + s) * nf, (XM_REAL)dt, (XM_REAL)p,
+                           (XM_REAL)vol_floor);
+}
+
+__kernel void xm_k_aggregate(const long na, const long ns, const long s0, const long n,
+                             const int G, __global const double *ell,
+                             __global const int *pos_start, __global const int *pos_inst,
+                             __global const int *pos_silo, __global const double *pos_qty,
+                             __global double *L) {
+  long a = get_global_id(0), s = get_global_id(1);
+  if (a >= na || s >= ns)
+    return;
+  long R = na * (G + 1);
+  xm_aggregate(a, G, ell + s * n, pos_start, pos_inst, pos_silo, pos_qty, L + (s0 + s) * R);
+}
+
+__kernel void xm_k_reduce(const long na, const long S, const int G, __global const double *L,
+                          const int measure, const long k, __global const double *w,
+                          const int has_w, const long K, const long x, __global double *by_set,
+                          __global double *silo_set, __global double *attr_set) {
+  long a = get_global_id(0);
+  if (a < na)
+    xm_reduce_account(a, S, na * (G + 1), G, L, measure, k, w, has_w, K, x, by_set, silo_set,
+                      attr_set);
+}
+
+__kernel void xm_k_combine(const long na, const int G, const long K, __global const double *by_set,
+                           __global const double *silo_set, __global const double *attr_set,
+                           __global const int *cross, __global const int *pos_start,
+                           __global const int *pos_inst, __global const double *pos_qty,
+                           const long n, __global const int *insti,
+                           __global const double *instd, const double offset_cap, const double per_contract,
+                           __global double *out_acct, __global double *out_silo) {
+  long a = get_global_id(0);
+  if (a < na)
+    xm_combine_account(a, G, K, by_set, silo_set, attr_set, cross, pos_start, pos_inst, pos_qty,
+                       n, insti, instd, offset_cap, per_contract, out_acct, out_silo);
+}
+
+/* Row scales of scenarios s0 .. s0+ns. */
+__kernel void xm_k_mc_scale(const long ns, const long s0, const ulong seed, const int dist,
+                            const double nu, const double h, __global double *scale) {
+  long s = get_global_id(0);
+  if (s < ns)
+    scale[s] = xm_mc_scale(seed, (ulong)(s0 + s), dist, nu, h);
+}
+
+/* Z[s][f] = scale[s] * z_{s0+s}[f] */
+__kernel void xm_k_mc_normals(const long ns, const long s0, const long nf, const ulong seed,
+                              __global const double *scale, __global double *Z) {
+  long f = get_global_id(0), s = get_global_id(1);
+  if (f < nf && s < ns)
+    Z[s * nf + f] = scale[s] * xm_mc_normal(seed, (ulong)(s0 + s), (ulong)f);
+}

@@ -1,0 +1,440 @@
+/* xmargin run: the main job. Reads a portfolio and a scenario file, runs every
+ * scenario set on the chosen device, writes the results file atomically and
+ * prints a summary (or JSON). With no arguments: the shipped demo files. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "xm_engine.h"
+#include "xm_io.h"
+
+static void xm_run_usage(FILE *f) {
+  fprintf(f,
+          "usage: xmargin run [--portfolio P.h5 --scenarios S.h5] [-o OUT.h5] [options]\n\n"
+          "Computes every account's siloed, unified and cross-margined requirement over the\n"
+          "historical, Monte Carlo and ready-made scenario sets (METHODOLOGY.md) and writes\n"
+          "the results file (FORMAT.md section 3). With no --portfolio/--scenarios it runs the\n"
+          "shipped demo files (datasets/) and writes xmargin-demo.h5 in the current folder.\n\n"
+          "options:\n"
+          "  --portfolio FILE        the book (format xmargin.portfolio)\n"
+          "  --scenarios FILE        history and scenario sets (format xmargin.scenarios)\n"
+          "  -o, --output FILE       results file (default xmargin-results.h5)\n"
+          "  --config FILE           INI configuration (see xmargin config)\n"
+          "  --set KEY=VALUE         override one configuration key (repeatable)\n"
+          "  --device SPEC           auto|cpu|opencl|opencl:P.D (default $XM_DEVICE or auto)\n"
+          "  --precision P           double (default) or single\n"
+          "  --save-pnl              write every account's loss per scenario (/pnl/<set>)\n"
+          "  --save-scenarios        write every set's shocks (/scenarios/<set>/shock)\n"
+          "  --mem-limit BYTES       cap the device memory the plan uses (K, M, G suffixes)\n"
+          "  --threads N             threads of the cpu backend (default: all cores)\n"
+          "  --json                  print the summary as JSON\n"
+          "  -q, --quiet             no summary\n"
+          "Exit status: 0 success, 1 run failure, 2 bad input or usage.\n");
+}
+
+static int xm_run_parse_bytes(const char *s, uint64_t *out) {
+  char *end = NULL;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (errno || end == s || !(v > 0))
+    return 0;
+  double m = 1;
+  if (*end == 'K' || *end == 'k')
+    m = 1024.0, end++;
+  else if (*end == 'M' || *end == 'm')
+    m = 1048576.0, end++;
+  else if (*end == 'G' || *end == 'g')
+    m = 1073741824.0, end++;
+  if (*end == 'B' || *end == 'b')
+    end++;
+  if (*end)
+    return 0;
+  *out = (uint64_t)(v * m);
+  return 1;
+}
+
+/* Finds the demo data folder: $XM_DATA_DIR, the source tree's datasets/. */
+static const char *xm_run_demo_dir(void) {
+  const char *env = getenv("XM_DATA_DIR");
+  if (env && *env)
+    return env;
+  return XM_SOURCE_DIR "/datasets";
+}
+
+static const char *xm_measure_name(int m) {
+  return m == XM_MEASURE_ES ? "es" : (m == XM_MEASURE_VAR ? "var" : "worst");
+}
+
+typedef struct xm_run_top {
+  double v;
+  int64_t a;
+} xm_run_top;
+
+static int xm_run_cmp_top(const void *pa, const void *pb) {
+  const xm_run_top *a = pa, *b = pb;
+  if (a->v != b->v)
+    return a->v > b->v ? -1 : 1;
+  return a->a < b->a ? -1 : (a->a > b->a);
+}
+
+static void xm_json_str(FILE *f, const char *s) {
+  fputc('"', f);
+  for (; *s; s++) {
+    if (*s == '"' || *s == '\\')
+      fprintf(f, "\\%c", *s);
+    else if ((unsigned char)*s < 0x20)
+      fprintf(f, "\\u%04x", (unsigned char)*s);
+    else
+      fputc(*s, f);
+  }
+  fputc('"', f);
+}
+
+static void xm_run_summary(FILE *f, int json, const xm_portfolio *pf, const xm_run_result *r,
+                           const char *device, const char *outpath, double t_read,
+                           double t_write, double t_total) {
+  double sum_req = 0, sum_sil = 0, sum_uni = 0, sum_sil_req = 0, sum_div = 0;
+  int64_t A = r->A;
+  xm_run_top *top = malloc((size_t)(A + 1) * sizeof *top);
+  for (int64_t a = 0; a < A; a++) {
+    sum_req += r->requirement[a];
+    sum_sil += r->siloed[a];
+    sum_uni += r->unified[a];
+    sum_div += r->diversification[a];
+    sum_sil_req += r->siloed[a] > r->minimum[a] ? r->siloed[a] : r->minimum[a];
+    if (top) {
+      top[a].v = r->requirement[a];
+      top[a].a = a;
+    }
+  }
+  double saving = sum_sil_req > 0 ? 100.0 * (1.0 - sum_req / sum_sil_req) : 0.0;
+  int64_t ntop = A < 10 ? A : 10;
+  if (top)
+    qsort(top, (size_t)A, sizeof *top, xm_run_cmp_top);
+  else
+    ntop = 0;
+  if (json) {
+    fprintf(f, "{\n  \"output\": ");
+    xm_json_str(f, outpath);
+    fprintf(f, ",\n  \"device\": ");
+    xm_json_str(f, device);
+    fprintf(f,
+            ",\n  \"accounts\": %lld,\n  \"positions\": %lld,\n  \"totals\": {\"siloed_core\": "
+            "%.17g, \"unified_core\": %.17g, \"diversification\": %.17g, "
+            "\"siloed_requirement\": %.17g, \"requirement\": %.17g, \"saving_pct\": %.17g},\n",
+            (long long)A, (long long)pf->n_positions, sum_sil, sum_uni, sum_div, sum_sil_req,
+            sum_req, saving);
+    fprintf(f, "  \"sets\": [");
+    for (int64_t x = 0; x < r->K; x++) {
+      fprintf(f, "%s{\"name\": ", x ? ", " : "");
+      xm_json_str(f, r->sets[x].name);
+      fprintf(f, ", \"scenarios\": %lld, \"measure\": \"%s\", \"confidence\": %.17g}",
+              (long long)r->sets[x].S, xm_measure_name(r->sets[x].measure), r->sets[x].confidence);
+    }
+    fprintf(f, "],\n  \"largest\": [");
+    for (int64_t i = 0; i < ntop; i++) {
+      int64_t a = top[i].a;
+      fprintf(f, "%s{\"account\": ", i ? ", " : "");
+      xm_json_str(f, pf->account_id[a]);
+      fprintf(f, ", \"requirement\": %.17g, \"binding_set\": ", r->requirement[a]);
+      xm_json_str(f, r->sets[r->binding[a]].name);
+      fprintf(f, "}");
+    }
+    fprintf(f,
+            "],\n  \"seconds\": {\"read\": %.6f, \"prepare\": %.6f, \"scenarios\": %.6f, "
+            "\"evaluate\": %.6f, \"write\": %.6f, \"total\": %.6f}\n}\n",
+            t_read, r->t_prepare, r->t_scenarios, r->t_evaluate, t_write, t_total);
+  } else {
+    fprintf(f, "xmargin: %lld accounts, %lld positions, %lld sets on %s\n", (long long)A,
+            (long long)pf->n_positions, (long long)r->K, device);
+    for (int64_t x = 0; x < r->K; x++)
+      fprintf(f, "  set %-22s %8lld scenarios  %-5s\n", r->sets[x].name, (long long)r->sets[x].S,
+              xm_measure_name(r->sets[x].measure));
+    fprintf(f, "\n  %-34s %20.2f\n", "siloed requirement (sum)", sum_sil_req);
+    fprintf(f, "  %-34s %20.2f\n", "unified core (sum)", sum_uni);
+    fprintf(f, "  %-34s %20.2f\n", "diversification (sum)", sum_div);
+    fprintf(f, "  %-34s %20.2f\n", "cross-margined requirement (sum)", sum_req);
+    fprintf(f, "  %-34s %19.2f%%\n", "saving from cross-margining", saving);
+    fprintf(f, "\n  largest requirements:\n");
+    for (int64_t i = 0; i < ntop; i++) {
+      int64_t a = top[i].a;
+      fprintf(f, "  %3lld. %-24s %18.2f  binding: %s\n", (long long)(i + 1), pf->account_id[a],
+              r->requirement[a], r->sets[r->binding[a]].name);
+    }
+    fprintf(f,
+            "\n  time: read %.3fs, prepare %.3fs, scenarios %.3fs, revalue+reduce %.3fs, write "
+            "%.3fs, total %.3fs\n",
+            t_read, r->t_prepare, r->t_scenarios, r->t_evaluate, t_write, t_total);
+    fprintf(f, "  results: %s\n", outpath);
+  }
+  free(top);
+}
+
+static double xm_run_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int xm_cli_run(int argc, char **argv) {
+  const char *portfolio = NULL, *scenarios = NULL, *output = NULL, *config = NULL;
+  const char *device = NULL, *precision = NULL;
+  const char *sets[64];
+  int nsets = 0, save_pnl = 0, save_scen = 0, json = 0, quiet = 0, threads = 0;
+  uint64_t mem_limit = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+#define XM_ARG(name, var)                                                                          \
+  if (strcmp(a, name) == 0) {                                                                      \
+    if (i + 1 >= argc) {                                                                           \
+      fprintf(stderr, "xmargin run: %s needs a value\n", name);                                    \
+      return XM_EXIT_USAGE;                                                                        \
+    }                                                                                              \
+    var = argv[++i];                                                                               \
+    continue;                                                                                      \
+  }
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      xm_run_usage(stdout);
+      return XM_EXIT_OK;
+    }
+    XM_ARG("--portfolio", portfolio)
+    XM_ARG("--scenarios", scenarios)
+    XM_ARG("-o", output)
+    XM_ARG("--output", output)
+    XM_ARG("--config", config)
+    XM_ARG("--device", device)
+    XM_ARG("--precision", precision)
+    if (strcmp(a, "--set") == 0) {
+      if (i + 1 >= argc || nsets >= 64) {
+        fprintf(stderr, "xmargin run: --set needs KEY=VALUE (at most 64)\n");
+        return XM_EXIT_USAGE;
+      }
+      sets[nsets++] = argv[++i];
+      continue;
+    }
+    if (strcmp(a, "--mem-limit") == 0) {
+      if (i + 1 >= argc || !xm_run_parse_bytes(argv[++i], &mem_limit)) {
+        fprintf(stderr, "xmargin run: --mem-limit needs a size such as 64M\n");
+        return XM_EXIT_USAGE;
+      }
+      continue;
+    }
+    if (strcmp(a, "--threads") == 0) {
+      if (i + 1 >= argc || (threads = atoi(argv[++i])) <= 0) {
+        fprintf(stderr, "xmargin run: --threads needs a positive number\n");
+        return XM_EXIT_USAGE;
+      }
+      continue;
+    }
+    if (strcmp(a, "--save-pnl") == 0) {
+      save_pnl = 1;
+      continue;
+    }
+    if (strcmp(a, "--save-scenarios") == 0) {
+      save_scen = 1;
+      continue;
+    }
+    if (strcmp(a, "--json") == 0) {
+      json = 1;
+      continue;
+    }
+    if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+      quiet = 1;
+      continue;
+    }
+#undef XM_ARG
+    fprintf(stderr, "xmargin run: unknown argument '%s' (see xmargin run --help)\n", a);
+    return XM_EXIT_USAGE;
+  }
+  static char demo_p[4096], demo_s[4096];
+  if (!portfolio && !scenarios) {
+    snprintf(demo_p, sizeof demo_p, "%s/demo-portfolio.h5", xm_run_demo_dir());
+    snprintf(demo_s, sizeof demo_s, "%s/demo-scenarios.h5", xm_run_demo_dir());
+    portfolio = demo_p;
+    scenarios = demo_s;
+    if (!output)
+      output = "xmargin-demo.h5";
+  } else if (!portfolio || !scenarios) {
+    fprintf(stderr, "xmargin run: give both --portfolio and --scenarios (or neither for the "
+                    "demo)\n");
+    return XM_EXIT_USAGE;
+  }
+  if (!output)
+    output = "xmargin-results.h5";
+
+  int rc = XM_EXIT_FAIL;
+  char err[1024] = "";
+  xm_config cfg;
+  xm_config_default(&cfg);
+  xm_portfolio pf;
+  xm_scenario_file sf;
+  xm_run_result res;
+  xm_diag diag;
+  xm_ctx *ctx = NULL;
+  char *cfg_text = NULL;
+  memset(&pf, 0, sizeof pf);
+  memset(&sf, 0, sizeof sf);
+  memset(&res, 0, sizeof res);
+  memset(&diag, 0, sizeof diag);
+  xm_status st = XM_OK;
+  double t_start = xm_run_now();
+
+  if (config && (st = xm_config_load(&cfg, config, err, sizeof err)) != XM_OK) {
+    fprintf(stderr, "xmargin run: %s\n", err);
+    rc = XM_EXIT_USAGE;
+    goto cleanup;
+  }
+  for (int i = 0; i < nsets; i++) {
+    char key[256];
+    const char *eq = strchr(sets[i], '=');
+    if (!eq || eq == sets[i] || (size_t)(eq - sets[i]) >= sizeof key) {
+      fprintf(stderr, "xmargin run: --set '%s': expected KEY=VALUE\n", sets[i]);
+      rc = XM_EXIT_USAGE;
+      goto cleanup;
+    }
+    memcpy(key, sets[i], (size_t)(eq - sets[i]));
+    key[eq - sets[i]] = '\0';
+    if ((st = xm_config_set(&cfg, key, eq + 1, err, sizeof err)) != XM_OK) {
+      fprintf(stderr, "xmargin run: --set %s\n", err);
+      rc = XM_EXIT_USAGE;
+      goto cleanup;
+    }
+  }
+  if (precision && (st = xm_config_set(&cfg, "precision", precision, err, sizeof err)) != XM_OK) {
+    fprintf(stderr, "xmargin run: --precision: %s\n", err);
+    rc = XM_EXIT_USAGE;
+    goto cleanup;
+  }
+  if ((st = xm_portfolio_read(portfolio, &pf, &diag)) != XM_OK ||
+      (st = xm_scenarios_read(scenarios, &sf, &diag)) != XM_OK) {
+    xm_diag_print(&diag, stderr);
+    if (diag.total == 0)
+      fprintf(stderr, "xmargin run: %s\n", xm_strerror(st));
+    rc = st == XM_ENOMEM ? XM_EXIT_FAIL : XM_EXIT_USAGE;
+    goto cleanup;
+  }
+  double t_read = xm_run_now() - t_start;
+
+  xm_options opt;
+  xm_options_default(&opt);
+  opt.device = device;
+  opt.mem_limit = mem_limit;
+  opt.threads = threads;
+  st = xm_ctx_create(&ctx, &opt);
+  if (st != XM_OK) {
+    fprintf(stderr, "xmargin run: %s: %s\n", xm_strerror(st), xm_ctx_last_error(ctx));
+    rc = xm_cli_exit_status(st);
+    goto cleanup;
+  }
+  if (!quiet && !json)
+    fprintf(stderr, "xmargin: %s\n", xm_ctx_choice(ctx));
+  xm_engine_opts eo = {save_pnl, save_scen};
+  st = xm_engine_run(ctx, &pf, &sf, &cfg, &eo, &res);
+  const char *want = device ? device : getenv("XM_DEVICE");
+  int is_auto = !want || !*want || strcmp(want, "auto") == 0;
+  if (st != XM_OK && is_auto && xm_ctx_device(ctx)->backend == XM_BACKEND_OPENCL &&
+      (st == XM_ERESOURCE || st == XM_EOPENCL || st == XM_EBUILD)) {
+    fprintf(stderr, "xmargin: warning: %s failed (%s: %s); running on the cpu backend instead\n",
+            xm_ctx_device(ctx)->name, xm_strerror(st), xm_ctx_last_error(ctx));
+    xm_run_result_free(&res);
+    xm_ctx_destroy(ctx);
+    ctx = NULL;
+    opt.device = "cpu";
+    if ((st = xm_ctx_create(&ctx, &opt)) == XM_OK)
+      st = xm_engine_run(ctx, &pf, &sf, &cfg, &eo, &res);
+  }
+  if (st != XM_OK) {
+    fprintf(stderr, "xmargin run: %s: %s\n", xm_strerror(st), xm_ctx_last_error(ctx));
+    rc = xm_cli_exit_status(st);
+    goto cleanup;
+  }
+  if (res.notes[0] && !quiet)
+    fprintf(stderr, "%s", res.notes);
+
+  /* The results file. */
+  double t_w0 = xm_run_now();
+  char psha[65] = "", ssha[65] = "", created[32], devdesc[512];
+  xm_file_sha256(portfolio, psha);
+  xm_file_sha256(scenarios, ssha);
+  time_t now = time(NULL);
+  struct tm tmv;
+  gmtime_r(&now, &tmv);
+  strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+  const xm_device_info *dv = xm_ctx_device(ctx);
+  snprintf(devdesc, sizeof devdesc, "%s: %s [%s]",
+           dv->backend == XM_BACKEND_CPU ? "cpu" : "opencl", dv->name, dv->platform);
+  cfg_text = xm_config_to_ini(&cfg);
+  char **set_names = calloc((size_t)res.K, sizeof *set_names);
+  xm_results_set *rsets = calloc((size_t)res.K, sizeof *rsets);
+  if (!cfg_text || !set_names || !rsets) {
+    free(set_names);
+    free(rsets);
+    fprintf(stderr, "xmargin run: out of memory\n");
+    goto cleanup;
+  }
+  for (int64_t x = 0; x < res.K; x++) {
+    set_names[x] = res.sets[x].name;
+    rsets[x].name = res.sets[x].name;
+    rsets[x].n_scenarios = res.sets[x].S;
+    rsets[x].label = res.sets[x].labels;
+    rsets[x].pnl = res.sets[x].pnl;
+    rsets[x].shock = res.sets[x].shock;
+    rsets[x].n_factors = res.F;
+    rsets[x].factor = res.factor;
+  }
+  xm_results rr;
+  memset(&rr, 0, sizeof rr);
+  rr.software_version = XM_VERSION_STRING;
+  rr.created_utc = created;
+  rr.portfolio = portfolio;
+  rr.scenarios = scenarios;
+  rr.portfolio_sha256 = psha;
+  rr.scenarios_sha256 = ssha;
+  rr.config = cfg_text;
+  rr.device = devdesc;
+  rr.precision = cfg.precision == XM_SINGLE ? "single" : "double";
+  rr.seed = cfg.montecarlo.seed;
+  rr.elapsed_s = xm_run_now() - t_start;
+  rr.n_accounts = res.A;
+  rr.n_silos = res.G;
+  rr.n_sets = res.K;
+  rr.account = pf.account_id;
+  rr.silo = pf.silo_name;
+  rr.set = set_names;
+  rr.requirement = res.requirement;
+  rr.unified = res.unified;
+  rr.siloed = res.siloed;
+  rr.diversification = res.diversification;
+  rr.minimum = res.minimum;
+  rr.by_set = res.by_set;
+  rr.by_silo = res.by_silo;
+  rr.attribution = res.attribution;
+  rr.binding_set = res.binding;
+  rr.sets = rsets;
+  st = xm_results_write(output, &rr, &diag);
+  free(set_names);
+  free(rsets);
+  if (st != XM_OK) {
+    xm_diag_print(&diag, stderr);
+    fprintf(stderr, "xmargin run: cannot write %s: %s\n", output, xm_strerror(st));
+    goto cleanup;
+  }
+  double t_write = xm_run_now() - t_w0;
+  if (!quiet)
+    xm_run_summary(stdout, json, &pf, &res, devdesc, output, t_read, t_write,
+                   xm_run_now() - t_start);
+  rc = XM_EXIT_OK;
+cleanup:
+  free(cfg_text);
+  xm_ctx_destroy(ctx);
+  xm_run_result_free(&res);
+  xm_diag_free(&diag);
+  xm_scenarios_free(&sf);
+  xm_portfolio_free(&pf);
+  return rc;
+}

@@ -1,0 +1,692 @@
+/* The engine: builds the scenario sets, plans the work to fit the device
+ * (account blocks x scenario tiles), hands it to the backend, and collects
+ * the per-account results. Never knows which backend runs. */
+#include <lapacke.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "xm_engine.h"
+#include "xm_internal.h"
+#include "xm_reduce.h"
+
+double xm__now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void xm__mem_budget(const xm_ctx *ctx, uint64_t *total, uint64_t *max_buf) {
+  uint64_t t = ctx->dev.global_mem / 2, m = ctx->dev.max_alloc;
+  if (ctx->dev.backend == XM_BACKEND_CPU)
+    t = ctx->dev.global_mem / 4; /* host memory: leave room for the rest */
+  if (ctx->opt.mem_limit && ctx->opt.mem_limit < t)
+    t = ctx->opt.mem_limit;
+  if (m == 0 || m > t)
+    m = t;
+  if (t < (1u << 20))
+    t = 1u << 20;
+  if (m < (1u << 18))
+    m = 1u << 18;
+  *total = t;
+  *max_buf = m;
+}
+
+static void xm__note(xm_run_result *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void xm__note(xm_run_result *r, const char *fmt, ...) {
+  size_t len = strlen(r->notes);
+  if (len + 2 >= sizeof r->notes)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(r->notes + len, sizeof r->notes - len, fmt, ap);
+  va_end(ap);
+  len = strlen(r->notes);
+  if (len + 1 < sizeof r->notes) {
+    r->notes[len] = '\n';
+    r->notes[len + 1] = '\0';
+  }
+}
+
+static char *xm__strdup(const char *s) {
+  size_t n = strlen(s) + 1;
+  char *d = malloc(n);
+  if (d)
+    memcpy(d, s, n);
+  return d;
+}
+
+xm_status xm_historical_set(const xm_scenario_file *sf, const int64_t *col, int64_t nf,
+                            const xm_config *cfg, double **shock, int64_t *S_out,
+                            double **filtered_out, int64_t *W_out, char *err, size_t cap) {
+  int64_t T = sf->n_days, Fh = sf->n_hfactors, h = cfg->horizon_days;
+  *shock = NULL;
+  *S_out = 0;
+  if (filtered_out)
+    *filtered_out = NULL;
+  int64_t W = T < cfg->historical.lookback ? T : cfg->historical.lookback;
+  if (T < h || W < h) {
+    snprintf(err, cap,
+             "%s: /history has %lld days (window %lld), fewer than horizon_days = %lld: no "
+             "historical or Monte Carlo scenario can be made",
+             sf->path ? sf->path : "scenarios", (long long)T, (long long)W, (long long)h);
+    return XM_ECONFIG;
+  }
+  int64_t S = W - h + 1;
+  double *rt = malloc((size_t)(W * nf + 1) * sizeof *rt); /* filtered, last W days */
+  double *x = calloc((size_t)(S * nf + 1), sizeof *x);
+  double *sig = malloc((size_t)(T + 1) * sizeof *sig);
+  if (!rt || !x || !sig) {
+    free(rt);
+    free(x);
+    free(sig);
+    snprintf(err, cap, "out of memory for the historical set");
+    return XM_ENOMEM;
+  }
+  double lam = cfg->historical.ewma_lambda;
+  for (int64_t f = 0; f < nf; f++) {
+    const double *r = sf->hist_return + col[f];
+    double m2 = 0.0;
+    for (int64_t t = 0; t < T; t++)
+      m2 += r[t * Fh] * r[t * Fh];
+    sig[0] = m2 / (double)T; /* sigma^2_1 */
+    for (int64_t t = 0; t < T; t++)
+      sig[t + 1] = lam * sig[t] + (1.0 - lam) * r[t * Fh] * r[t * Fh];
+    double now = sqrt(sig[T]);
+    double floor_ = cfg->historical.apc_floor * sqrt(sig[0]);
+    if (now < floor_)
+      now = floor_;
+    for (int64_t t = T - W; t < T; t++) {
+      double st = sqrt(sig[t]);
+      double v = r[t * Fh];
+      if (cfg->historical.filtered && st > 0.0)
+        v = v * now / st;
+      rt[(t - (T - W)) * nf + f] = v;
+    }
+  }
+  free(sig);
+  /* window ends t = T-W+h .. T (1-based): rows of rt (h-1) .. W-1 */
+  for (int64_t s = 0; s < S; s++)
+    for (int64_t u = s; u < s + h; u++)
+      for (int64_t f = 0; f < nf; f++)
+        x[s * nf + f] += rt[u * nf + f];
+  *shock = x;
+  *S_out = S;
+  if (W_out)
+    *W_out = W;
+  if (filtered_out)
+    *filtered_out = rt;
+  else
+    free(rt);
+  return XM_OK;
+}
+
+xm_status xm_cholesky_jitter(double *A, int64_t F, double *delta) {
+  double maxd = 0.0;
+  for (int64_t i = 0; i < F; i++)
+    maxd = A[i * F + i] > maxd ? A[i * F + i] : maxd;
+  *delta = 0.0;
+  if (F == 0)
+    return XM_OK;
+  if (!(maxd > 0.0) || !isfinite(maxd))
+    return XM_ENOTPD;
+  double *work = malloc((size_t)(F * F) * sizeof *work);
+  if (!work)
+    return XM_ENOMEM;
+  xm_status st = XM_ENOTPD;
+  for (int j = -1; j <= 6; j++) {
+    double d = j < 0 ? 0.0 : 1e-12 * maxd * pow(10.0, j);
+    memcpy(work, A, (size_t)(F * F) * sizeof *work);
+    for (int64_t i = 0; i < F; i++)
+      work[i * F + i] += d;
+    lapack_int info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', (lapack_int)F, work, (lapack_int)F);
+    if (info == 0) {
+      for (int64_t i = 0; i < F; i++)
+        for (int64_t k = i + 1; k < F; k++)
+          work[i * F + k] = 0.0;
+      memcpy(A, work, (size_t)(F * F) * sizeof *work);
+      *delta = d;
+      st = XM_OK;
+      break;
+    }
+  }
+  free(work);
+  return st;
+}
+
+void xm_run_result_free(xm_run_result *r) {
+  if (!r)
+    return;
+  for (int64_t x = 0; r->sets && x < r->K; x++) {
+    xm_run_set *s = &r->sets[x];
+    for (int64_t i = 0; s->labels && i < s->S; i++)
+      free(s->labels[i]);
+    free(s->labels);
+    free(s->shock);
+    free(s->pnl);
+    free(s->name);
+  }
+  free(r->sets);
+  for (int64_t f = 0; r->factor && f < r->F; f++)
+    free(r->factor[f]);
+  free(r->factor);
+  free(r->requirement);
+  free(r->unified);
+  free(r->siloed);
+  free(r->diversification);
+  free(r->minimum);
+  free(r->by_set);
+  free(r->by_silo);
+  free(r->attribution);
+  free(r->binding);
+  memset(r, 0, sizeof *r);
+}
+
+
+/* Position order inside an account: by silo, then instrument. */
+typedef struct xm__posref {
+  int32_t acct, silo, inst;
+  double qty;
+} xm__posref;
+
+static int xm__cmp_posref(const void *pa, const void *pb) {
+  const xm__posref *a = pa, *b = pb;
+  if (a->acct != b->acct)
+    return a->acct < b->acct ? -1 : 1;
+  if (a->silo != b->silo)
+    return a->silo < b->silo ? -1 : 1;
+  if (a->inst != b->inst)
+    return a->inst < b->inst ? -1 : 1;
+  return 0;
+}
+
+static void xm__free_blocks(xm__job *job) {
+  for (int64_t b = 0; job->blocks && b < job->n_blocks; b++) {
+    xm__block *bk = &job->blocks[b];
+    free(bk->instd);
+    free(bk->insti);
+    free(bk->pos_start);
+    free(bk->pos_inst);
+    free(bk->pos_silo);
+    free(bk->pos_qty);
+    free(bk->cross);
+  }
+  free(job->blocks);
+  job->blocks = NULL;
+}
+
+/* Account blocks sized so that a block's loss buffer [S x na x (G+1)] fits
+ * the device, and scenario tiles so that [tile x n_inst] contract losses fit. */
+static xm_status xm__plan(xm_ctx *ctx, const xm_portfolio *pf, const int64_t *fcol,
+                          xm__job *job) {
+  int64_t A = pf->n_accounts, N = pf->n_positions, G = job->G;
+  xm__posref *pr = malloc((size_t)(N + 1) * sizeof *pr);
+  int64_t *mark = malloc((size_t)(pf->n_instruments + 1) * sizeof *mark);
+  int32_t *local = malloc((size_t)(pf->n_instruments + 1) * sizeof *local);
+  xm_status st = XM_OK;
+  if (!pr || !mark || !local) {
+    st = xm__fail(ctx, XM_ENOMEM, "planning %lld positions", (long long)N);
+    goto cleanup;
+  }
+  for (int64_t p = 0; p < N; p++) {
+    pr[p].acct = pf->pos_account[p];
+    pr[p].inst = pf->pos_instrument[p];
+    pr[p].silo = pf->inst_silo[pr[p].inst];
+    pr[p].qty = pf->pos_quantity[p];
+  }
+  qsort(pr, (size_t)N, sizeof *pr, xm__cmp_posref);
+  /* merge repeated (account, instrument): quantities add */
+  int64_t m = 0;
+  for (int64_t p = 0; p < N; p++) {
+    if (m > 0 && pr[m - 1].acct == pr[p].acct && pr[m - 1].inst == pr[p].inst)
+      pr[m - 1].qty += pr[p].qty;
+    else
+      pr[m++] = pr[p];
+  }
+  N = m;
+  int64_t maxS = 1;
+  for (int64_t x = 0; x < job->K; x++)
+    maxS = job->sets[x].S > maxS ? job->sets[x].S : maxS;
+  uint64_t total = 0, maxbuf = 0;
+  xm__mem_budget(ctx, &total, &maxbuf);
+  uint64_t lbudget = total / 2 < maxbuf ? total / 2 : maxbuf;
+  int64_t na_max = (int64_t)(lbudget / ((uint64_t)maxS * (uint64_t)(G + 1) * 8u));
+  if (na_max < 1) {
+    st = xm__fail(ctx, XM_ERESOURCE,
+                  "device memory budget %llu bytes cannot hold one account's %lld scenario "
+                  "losses; raise --mem-limit",
+                  (unsigned long long)total, (long long)maxS);
+    goto cleanup;
+  }
+  if (na_max > (int64_t)1 << 24)
+    na_max = (int64_t)1 << 24;
+  job->n_blocks = (A + na_max - 1) / na_max;
+  job->blocks = calloc((size_t)job->n_blocks, sizeof *job->blocks);
+  if (!job->blocks) {
+    st = xm__fail(ctx, XM_ENOMEM, "planning blocks");
+    goto cleanup;
+  }
+  for (int64_t i = 0; i < pf->n_instruments; i++)
+    mark[i] = -1;
+  int64_t p0 = 0;
+  for (int64_t b = 0; b < job->n_blocks; b++) {
+    xm__block *bk = &job->blocks[b];
+    bk->a0 = b * na_max;
+    bk->na = A - bk->a0 < na_max ? A - bk->a0 : na_max;
+    int64_t p1 = p0;
+    while (p1 < N && pr[p1].acct < bk->a0 + bk->na)
+      p1++;
+    int64_t ni = 0;
+    for (int64_t p = p0; p < p1; p++)
+      if (mark[pr[p].inst] != b) {
+        mark[pr[p].inst] = b;
+        local[pr[p].inst] = (int32_t)ni++;
+      }
+    int64_t np = p1 - p0;
+    bk->n_inst = ni;
+    bk->instd = malloc((size_t)(XM_ND * ni + 1) * sizeof(double));
+    bk->insti = malloc((size_t)(XM_NI * ni + 1) * sizeof(int));
+    bk->pos_start = calloc((size_t)(bk->na + 1), sizeof(int));
+    bk->pos_inst = malloc((size_t)(np + 1) * sizeof(int));
+    bk->pos_silo = malloc((size_t)(np + 1) * sizeof(int));
+    bk->pos_qty = malloc((size_t)(np + 1) * sizeof(double));
+    bk->cross = malloc((size_t)(bk->na + 1) * sizeof(int));
+    if (!bk->instd || !bk->insti || !bk->pos_start || !bk->pos_inst || !bk->pos_silo ||
+        !bk->pos_qty || !bk->cross) {
+      st = xm__fail(ctx, XM_ENOMEM, "planning block %lld", (long long)b);
+      goto cleanup;
+    }
+    for (int64_t p = p0; p < p1; p++) {
+      int32_t i = pr[p].inst, li = local[i];
+      int64_t q = p - p0;
+      bk->pos_inst[q] = li;
+      bk->pos_silo[q] = pr[p].silo;
+      bk->pos_qty[q] = pr[p].qty;
+      bk->pos_start[pr[p].acct - bk->a0 + 1]++;
+      if (mark[i] == b) {
+        mark[i] = -2 - b; /* filled */
+        int32_t und = pf->inst_underlying[i], vf = pf->inst_vol_factor[i];
+        double *d = bk->instd;
+        int *n = bk->insti;
+        d[XM_ID_S0 * ni + li] = pf->factor_level[und];
+        d[XM_ID_K * ni + li] = pf->inst_strike[i];
+        d[XM_ID_T * ni + li] = pf->inst_expiry[i];
+        d[XM_ID_R * ni + li] = pf->inst_rate[i];
+        d[XM_ID_Q * ni + li] = pf->inst_type[i] == XM_T_OPTION ? pf->inst_dividend_yield[i] : 0.0;
+        d[XM_ID_SIG * ni + li] = pf->inst_implied_vol[i];
+        d[XM_ID_MULT * ni + li] = pf->inst_multiplier[i];
+        d[XM_ID_V0 * ni + li] = 0.0;
+        n[XM_II_TYPE * ni + li] = pf->inst_type[i];
+        n[XM_II_CALL * ni + li] = pf->inst_call[i];
+        n[XM_II_UND * ni + li] = (int)fcol[und];
+        n[XM_II_VOL * ni + li] =
+            (vf >= 0 && pf->inst_type[i] >= XM_T_OPTION) ? (int)fcol[vf] : -1;
+      }
+    }
+    for (int64_t a = 0; a < bk->na; a++) {
+      bk->pos_start[a + 1] += bk->pos_start[a];
+      bk->cross[a] = pf->account_cross_margin[bk->a0 + a];
+    }
+    uint64_t tb = (total / 4 < maxbuf ? total / 4 : maxbuf) / ((uint64_t)(ni > 0 ? ni : 1) * 8u);
+    bk->tile = tb < 1 ? 1 : (tb > (uint64_t)maxS ? maxS : (int64_t)tb);
+    p0 = p1;
+  }
+cleanup:
+  free(local);
+  free(mark);
+  free(pr);
+  return st;
+}
+
+static int64_t xm__find(char *const *names, int64_t n, const char *want) {
+  for (int64_t i = 0; i < n; i++)
+    if (strcmp(names[i], want) == 0)
+      return i;
+  return -1;
+}
+
+xm_status xm_engine_run(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
+                        const xm_config *cfg, const xm_engine_opts *opts, xm_run_result *out) {
+  if (!out)
+    return XM_EINVAL;
+  memset(out, 0, sizeof *out);
+  if (!ctx || !ctx->be || !pf || !sf || !cfg)
+    return XM_EINVAL;
+  xm_engine_opts o = {0, 0};
+  if (opts)
+    o = *opts;
+  ctx->err[0] = '\0';
+  double t0 = xm__now();
+  xm_status st = XM_OK;
+  xm__job job;
+  memset(&job, 0, sizeof job);
+  job.cfg = cfg;
+  job.G = (int)pf->n_silos;
+  job.A = pf->n_accounts;
+  int64_t *fcol = malloc((size_t)(pf->n_factors + 1) * sizeof *fcol); /* portfolio -> shock col */
+  int64_t *used = malloc((size_t)(pf->n_factors + 1) * sizeof *used); /* shock col -> portfolio */
+  int64_t *hcol = NULL;
+  double *filtered = NULL, *sigma = NULL;
+  xm__set *sets = NULL;
+  int64_t K = 0, x = 0;
+  char err[1024] = "";
+  if (!fcol || !used) {
+    st = xm__fail(ctx, XM_ENOMEM, "out of memory");
+    goto cleanup;
+  }
+  /* The factors positions use, in portfolio order. */
+  for (int64_t f = 0; f < pf->n_factors; f++)
+    fcol[f] = -1;
+  for (int64_t p = 0; p < pf->n_positions; p++) {
+    int32_t i = pf->pos_instrument[p];
+    fcol[pf->inst_underlying[i]] = 0;
+    if (pf->inst_vol_factor[i] >= 0 && pf->inst_type[i] >= XM_T_OPTION)
+      fcol[pf->inst_vol_factor[i]] = 0;
+  }
+  int64_t F = 0;
+  for (int64_t f = 0; f < pf->n_factors; f++)
+    if (fcol[f] == 0) {
+      used[F] = f;
+      fcol[f] = F++;
+    }
+  job.F = F;
+  out->F = F;
+  out->factor = calloc((size_t)(F + 1), sizeof *out->factor);
+  if (!out->factor) {
+    st = xm__fail(ctx, XM_ENOMEM, "out of memory");
+    goto cleanup;
+  }
+  for (int64_t f = 0; f < F; f++)
+    if (!(out->factor[f] = xm__strdup(pf->factor_name[used[f]]))) {
+      st = xm__fail(ctx, XM_ENOMEM, "out of memory");
+      goto cleanup;
+    }
+
+  /* The sets, in run order. */
+  int hist = cfg->historical.enabled, mc = cfg->montecarlo.enabled;
+  int stressed = mc && cfg->montecarlo.correlation_stress > 0.0;
+  K = (hist ? 1 : 0) + (mc ? 1 : 0) + (stressed ? 1 : 0) + sf->n_sets;
+  if (K == 0) {
+    st = xm__fail(ctx, XM_ECONFIG,
+                  "no scenario set to run: historical and Monte Carlo are disabled and %s has no "
+                  "/sets",
+                  sf->path ? sf->path : "the scenario file");
+    goto cleanup;
+  }
+  sets = calloc((size_t)K, sizeof *sets);
+  out->sets = calloc((size_t)K, sizeof *out->sets);
+  if (!sets || !out->sets) {
+    st = xm__fail(ctx, XM_ENOMEM, "out of memory");
+    goto cleanup;
+  }
+  out->K = job.K = K;
+  job.sets = sets;
+  x = 0;
+  if (hist || mc) {
+    if (sf->n_days == 0) {
+      st = xm__fail(ctx, XM_EFORMAT,
+                    "%s: /history is missing, but the historical or Monte Carlo set is enabled",
+                    sf->path ? sf->path : "scenarios");
+      goto cleanup;
+    }
+    hcol = malloc((size_t)(F + 1) * sizeof *hcol);
+    if (!hcol) {
+      st = xm__fail(ctx, XM_ENOMEM, "out of memory");
+      goto cleanup;
+    }
+    for (int64_t f = 0; f < F; f++) {
+      hcol[f] = xm__find(sf->hist_factor, sf->n_hfactors, pf->factor_name[used[f]]);
+      if (hcol[f] < 0) {
+        st = xm__fail(ctx, XM_EFORMAT,
+                      "%s: /history/factor has no column '%s', which positions of %s use "
+                      "(needed by the historical and Monte Carlo sets)",
+                      sf->path ? sf->path : "scenarios", pf->factor_name[used[f]],
+                      pf->path ? pf->path : "the portfolio");
+        goto cleanup;
+      }
+    }
+    double *hx = NULL;
+    int64_t S = 0, W = 0;
+    st = xm_historical_set(sf, hcol, F, cfg, &hx, &S, &filtered, &W, err, sizeof err);
+    if (st != XM_OK) {
+      xm__fail(ctx, st, "%s", err);
+      goto cleanup;
+    }
+    if (hist) {
+      xm__set *s = &sets[x++];
+      snprintf(s->name, sizeof s->name, "historical");
+      s->measure = (int)cfg->historical.measure;
+      s->confidence = cfg->confidence;
+      s->S = S;
+      s->X = hx;
+      s->labels = calloc((size_t)S, sizeof *s->labels);
+      if (!s->labels) {
+        st = xm__fail(ctx, XM_ENOMEM, "out of memory");
+        goto cleanup;
+      }
+      int64_t T = sf->n_days, Wn = W;
+      for (int64_t i = 0; i < S; i++) /* window end t = T - W + h + i (1-based) */
+        if (!(s->labels[i] = xm__strdup(sf->hist_date[T - Wn + cfg->horizon_days - 1 + i]))) {
+          st = xm__fail(ctx, XM_ENOMEM, "out of memory");
+          goto cleanup;
+        }
+    } else {
+      free(hx);
+    }
+    if (mc) {
+      sigma = malloc((size_t)(F * F + 1) * sizeof *sigma);
+      if (!sigma) {
+        st = xm__fail(ctx, XM_ENOMEM, "out of memory");
+        goto cleanup;
+      }
+      if ((st = ctx->be->syrk(ctx, W, F, filtered, sigma)) != XM_OK)
+        goto cleanup;
+      for (int v = 0; v < 1 + stressed; v++) {
+        xm__set *s = &sets[x++];
+        snprintf(s->name, sizeof s->name, v ? "montecarlo_stressed" : "montecarlo");
+        s->measure = (int)cfg->montecarlo.measure;
+        s->confidence = cfg->confidence;
+        s->S = cfg->montecarlo.scenarios;
+        s->is_mc = 1;
+        s->chol = malloc((size_t)(F * F + 1) * sizeof *s->chol);
+        s->labels = calloc((size_t)s->S, sizeof *s->labels);
+        if (!s->chol || !s->labels) {
+          st = xm__fail(ctx, XM_ENOMEM, "out of memory for %lld Monte Carlo scenarios",
+                        (long long)s->S);
+          goto cleanup;
+        }
+        double kap = v ? cfg->montecarlo.correlation_stress : 0.0;
+        for (int64_t i = 0; i < F; i++)
+          for (int64_t j = 0; j < F; j++)
+            s->chol[i * F + j] = i == j ? sigma[i * F + j] : (1.0 - kap) * sigma[i * F + j];
+        double delta = 0.0;
+        st = xm_cholesky_jitter(s->chol, F, &delta);
+        if (st != XM_OK) {
+          xm__fail(ctx, st,
+                   "the %s covariance of %lld factors is not positive definite and a jitter up "
+                   "to 1e-6 x its largest variance does not fix it (a factor with an all-zero or "
+                   "constant history?)",
+                   s->name, (long long)F);
+          goto cleanup;
+        }
+        out->jitter[v] = delta;
+        if (delta > 0.0)
+          xm__note(out, "%s: added %.3g * I to the covariance to make it positive definite",
+                   s->name, delta);
+        for (int64_t i = 0; i < s->S; i++) {
+          char lab[32];
+          snprintf(lab, sizeof lab, "mc%lld", (long long)i);
+          if (!(s->labels[i] = xm__strdup(lab))) {
+            st = xm__fail(ctx, XM_ENOMEM, "out of memory");
+            goto cleanup;
+          }
+        }
+      }
+    }
+  }
+  for (int64_t r = 0; r < sf->n_sets; r++) {
+    const xm_scenario_set *rs = &sf->sets[r];
+    xm__set *s = &sets[x++];
+    snprintf(s->name, sizeof s->name, "%s", rs->name);
+    s->measure = rs->measure;
+    s->confidence = isnan(rs->confidence) ? cfg->confidence : rs->confidence;
+    s->S = rs->n_scenarios;
+    s->X = calloc((size_t)(s->S * F + 1), sizeof *s->X);
+    s->labels = calloc((size_t)s->S, sizeof *s->labels);
+    if (rs->weight)
+      s->w = malloc((size_t)s->S * sizeof *s->w);
+    if (!s->X || !s->labels || (rs->weight && !s->w)) {
+      st = xm__fail(ctx, XM_ENOMEM, "out of memory for set %s", rs->name);
+      goto cleanup;
+    }
+    char missing[512] = "";
+    int n_missing = 0;
+    for (int64_t f = 0; f < F; f++) {
+      int64_t c = xm__find(rs->factor, rs->n_factors, pf->factor_name[used[f]]);
+      if (c < 0) {
+        if (n_missing++ < 8) {
+          size_t len = strlen(missing);
+          snprintf(missing + len, sizeof missing - len, "%s%s", len ? ", " : "",
+                   pf->factor_name[used[f]]);
+        }
+        continue;
+      }
+      for (int64_t i = 0; i < s->S; i++)
+        s->X[i * F + f] = rs->shock[i * rs->n_factors + c];
+    }
+    if (n_missing)
+      xm__note(out, "set %s does not move %d factor%s the book uses (zero shock): %s%s", rs->name,
+               n_missing, n_missing > 1 ? "s" : "", missing, n_missing > 8 ? ", ..." : "");
+    for (int64_t i = 0; i < s->S; i++) {
+      if (s->w)
+        s->w[i] = rs->weight[i];
+      if (!(s->labels[i] = xm__strdup(rs->label[i]))) {
+        st = xm__fail(ctx, XM_ENOMEM, "out of memory");
+        goto cleanup;
+      }
+    }
+  }
+  for (x = 0; x < K; x++)
+    sets[x].k = xm_tail_count(sets[x].S, sets[x].confidence);
+
+  /* Plan and evaluate. */
+  if ((st = xm__plan(ctx, pf, fcol, &job)) != XM_OK)
+    goto cleanup;
+  int64_t A = pf->n_accounts, G = job.G;
+  out->A = A;
+  out->G = G;
+  out->n_blocks = job.n_blocks;
+  job.out_acct = malloc((size_t)(A * XM_NOUT + 1) * sizeof(double));
+  job.out_silo = malloc((size_t)(A * G * 2 + 1) * sizeof(double));
+  job.by_set = malloc((size_t)(A * K + 1) * sizeof(double));
+  job.keep_mc = o.save_scenarios;
+  if (!job.out_acct || !job.out_silo || !job.by_set) {
+    st = xm__fail(ctx, XM_ENOMEM, "out of memory for %lld accounts", (long long)A);
+    goto cleanup;
+  }
+  if (o.save_pnl) {
+    job.pnl = calloc((size_t)K, sizeof *job.pnl);
+    if (!job.pnl) {
+      st = xm__fail(ctx, XM_ENOMEM, "out of memory");
+      goto cleanup;
+    }
+    for (x = 0; x < K; x++)
+      if (!(job.pnl[x] = malloc((size_t)(sets[x].S * A + 1) * sizeof(float)))) {
+        st = xm__fail(ctx, XM_ENOMEM, "out of memory for --save-pnl (%lld x %lld)",
+                      (long long)sets[x].S, (long long)A);
+        goto cleanup;
+      }
+  }
+  out->t_prepare = xm__now() - t0;
+  if ((st = ctx->be->evaluate(ctx, &job)) != XM_OK)
+    goto cleanup;
+  out->t_scenarios = job.t_scen;
+  out->t_evaluate = job.t_eval;
+
+  /* Collect. */
+  out->requirement = malloc((size_t)(A + 1) * sizeof(double));
+  out->unified = malloc((size_t)(A + 1) * sizeof(double));
+  out->siloed = malloc((size_t)(A + 1) * sizeof(double));
+  out->diversification = malloc((size_t)(A + 1) * sizeof(double));
+  out->minimum = malloc((size_t)(A + 1) * sizeof(double));
+  out->binding = malloc((size_t)(A + 1) * sizeof(int32_t));
+  out->by_silo = malloc((size_t)(A * G + 1) * sizeof(double));
+  out->attribution = malloc((size_t)(A * G + 1) * sizeof(double));
+  if (!out->requirement || !out->unified || !out->siloed || !out->diversification ||
+      !out->minimum || !out->binding || !out->by_silo || !out->attribution) {
+    st = xm__fail(ctx, XM_ENOMEM, "out of memory");
+    goto cleanup;
+  }
+  out->by_set = job.by_set;
+  job.by_set = NULL;
+  for (int64_t a = 0; a < A; a++) {
+    const double *oa = job.out_acct + a * XM_NOUT;
+    out->requirement[a] = oa[XM_O_REQUIREMENT];
+    out->unified[a] = oa[XM_O_UNIFIED];
+    out->siloed[a] = oa[XM_O_SILOED];
+    out->diversification[a] = oa[XM_O_DIVERSIFICATION];
+    out->minimum[a] = oa[XM_O_MINIMUM];
+    out->binding[a] = (int32_t)oa[XM_O_BINDING];
+    for (int64_t g = 0; g < G; g++) {
+      out->by_silo[a * G + g] = job.out_silo[(a * G + g) * 2];
+      out->attribution[a * G + g] = job.out_silo[(a * G + g) * 2 + 1];
+    }
+    if (!isfinite(out->requirement[a])) {
+      st = xm__fail(ctx, XM_ENUMERIC,
+                    "account %s: the requirement is not a finite number (a pricing input out of "
+                    "range?)",
+                    pf->account_id[a]);
+      goto cleanup;
+    }
+  }
+  for (x = 0; x < K; x++) {
+    xm_run_set *rs = &out->sets[x];
+    xm__set *s = &sets[x];
+    rs->name = xm__strdup(s->name);
+    if (!rs->name) {
+      st = xm__fail(ctx, XM_ENOMEM, "out of memory");
+      goto cleanup;
+    }
+    rs->measure = s->measure;
+    rs->confidence = s->confidence;
+    rs->S = s->S;
+    rs->k = s->k;
+    rs->labels = s->labels;
+    s->labels = NULL;
+    if (o.save_scenarios) {
+      rs->shock = s->X;
+      s->X = NULL;
+    }
+    if (job.pnl) {
+      rs->pnl = job.pnl[x];
+      job.pnl[x] = NULL;
+    }
+  }
+cleanup:
+  if (job.pnl)
+    for (x = 0; x < K; x++)
+      free(job.pnl[x]);
+  free(job.pnl);
+  free(job.out_acct);
+  free(job.out_silo);
+  free(job.by_set);
+  xm__free_blocks(&job);
+  for (int64_t i = 0; sets && i < K; i++) {
+    for (int64_t j = 0; sets[i].labels && j < sets[i].S; j++)
+      free(sets[i].labels[j]);
+    free(sets[i].labels);
+    free(sets[i].X);
+    free(sets[i].w);
+    free(sets[i].chol);
+  }
+  free(sets);
+  free(sigma);
+  free(filtered);
+  free(hcol);
+  free(used);
+  free(fcol);
+  return st;
+}

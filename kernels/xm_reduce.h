@@ -1,0 +1,223 @@
+/* Aggregation and on-device reduction (METHODOLOGY.md sections 2-4), in the
+ * common subset of C99 and OpenCL C, double precision. One call = one work
+ * item: the kernels and the cpu backend call the same functions.
+ *
+ * Loss buffer of a block: L[s * R + a * (G + 1) + c], scenario-major, R =
+ * A_block * (G + 1); c = 0 the whole account, c = 1 + g silo g. */
+#ifndef XM_REDUCE_H
+#define XM_REDUCE_H
+
+#include "xm_portable.h"
+
+/* Positions of a block, CSR by account, sorted by (silo, instrument) within
+ * an account: pos_start[a] .. pos_start[a+1]. */
+
+/* Account a's losses in scenario s (row Lrow = L + s*R) from the contract
+ * losses ell[0..n_inst) of that scenario. */
+XM_INLINE void xm_aggregate(xm_i64 a, int G, XM_GLOBAL const double *ell,
+                            XM_GLOBAL const int *pos_start, XM_GLOBAL const int *pos_inst,
+                            XM_GLOBAL const int *pos_silo, XM_GLOBAL const double *pos_qty,
+                            XM_GLOBAL double *Lrow) {
+  XM_GLOBAL double *out = Lrow + a * (G + 1);
+  double total = 0.0, part = 0.0;
+  int cur = -1;
+  for (int c = 1; c <= G; c++)
+    out[c] = 0.0;
+  for (int p = pos_start[a]; p < pos_start[a + 1]; p++) {
+    double l = pos_qty[p] * ell[pos_inst[p]];
+    if (pos_silo[p] != cur) {
+      if (cur >= 0)
+        out[1 + cur] = part;
+      cur = pos_silo[p];
+      part = 0.0;
+    }
+    part += l;
+    total += l;
+  }
+  if (cur >= 0)
+    out[1 + cur] = part;
+  out[0] = total;
+}
+
+/* Monotone unsigned key of a double (larger double, larger key); -0 is +0. */
+XM_INLINE xm_u64 xm_key(double x) {
+  xm_u64 u = XM_BITS_OF_DOUBLE(x + 0.0);
+  return (u >> 63) ? ~u : (u | ((xm_u64)1 << 63));
+}
+
+/* Radix selection (8 passes of 8 bits, no sort): the key of the k-th largest
+ * of v[s * stride], s < S, and in *n_gt how many are strictly larger. */
+XM_INLINE xm_u64 xm_select_kth(XM_GLOBAL const double *v, xm_i64 stride, xm_i64 S, xm_i64 k,
+                               XM_PRIVATE xm_i64 *n_gt) {
+  xm_u64 prefix = 0, mask = 0;
+  xm_i64 need = k;
+  for (int shift = 56; shift >= 0; shift -= 8) {
+    xm_u32 hist[256];
+    for (int b = 0; b < 256; b++)
+      hist[b] = 0u;
+    for (xm_i64 s = 0; s < S; s++) {
+      xm_u64 key = xm_key(v[s * stride]);
+      if ((key & mask) == prefix)
+        hist[(key >> shift) & 255u]++;
+    }
+    int d = 255;
+    while (d > 0 && (xm_i64)hist[d] < need) {
+      need -= (xm_i64)hist[d];
+      d--;
+    }
+    prefix |= (xm_u64)d << shift;
+    mask |= (xm_u64)255 << shift;
+  }
+  *n_gt = k - need;
+  return prefix;
+}
+
+/* k of METHODOLOGY.md section 3: max(1, ceil((1 - alpha) S - 1e-9)). */
+XM_INLINE xm_i64 xm_tail_count(xm_i64 S, double alpha) {
+  double t = ceil((1.0 - alpha) * (double)S - 1e-9);
+  xm_i64 k = (xm_i64)t;
+  if (k < 1)
+    k = 1;
+  if (k > S)
+    k = S;
+  return k;
+}
+
+/* Risk measure of one row (unfloored). For worst, weights w (has_w) apply.
+ * *s_at receives the scenario that gives worst/var (first on ties in the
+ * stable order), for es the last one of the k tail scenarios. */
+XM_INLINE double xm_risk_measure(XM_GLOBAL const double *v, xm_i64 stride, xm_i64 S, int measure,
+                            xm_i64 k, XM_GLOBAL const double *w, int has_w,
+                            XM_PRIVATE xm_i64 *s_at, XM_PRIVATE xm_u64 *kkey,
+                            XM_PRIVATE xm_i64 *n_gt) {
+  if (measure == XM_M_WORST) {
+    double best = 0.0;
+    xm_i64 bs = 0;
+    for (xm_i64 s = 0; s < S; s++) {
+      double l = has_w ? w[s] * v[s * stride] : v[s * stride];
+      if (s == 0 || l > best) {
+        best = l;
+        bs = s;
+      }
+    }
+    *s_at = bs;
+    return best;
+  }
+  xm_u64 kk = xm_select_kth(v, stride, S, k, n_gt);
+  *kkey = kk;
+  /* The tail: every s with key > kk, then the first (k - n_gt) with key == kk. */
+  xm_i64 ties = k - *n_gt;
+  double sum = 0.0, vk = 0.0;
+  xm_i64 seen = 0;
+  *s_at = 0;
+  for (xm_i64 s = 0; s < S; s++) {
+    double l = v[s * stride];
+    xm_u64 key = xm_key(l);
+    if (key > kk) {
+      sum += l;
+    } else if (key == kk && seen < ties) {
+      seen++;
+      vk = l;
+      sum += l;
+      if (seen == ties)
+        *s_at = s;
+    }
+  }
+  return measure == XM_M_VAR ? vk : sum / (double)k;
+}
+
+/* One account, one set: the whole account's measure and each silo's own
+ * measure (both floored at 0), and the silos' shares of the account's
+ * unfloored measure (es: mean over the k tail scenarios; var: at the k-th;
+ * worst: w_s L_g(s) at the worst). L has stride R = A_block * (G + 1).
+ * Outputs at by_set[a * K + x] and silo_set/attr_set[(a * G + g) * K + x]. */
+XM_INLINE void xm_reduce_account(xm_i64 a, xm_i64 S, xm_i64 R, int G, XM_GLOBAL const double *L,
+                                 int measure, xm_i64 k, XM_GLOBAL const double *w, int has_w,
+                                 xm_i64 K, xm_i64 x, XM_GLOBAL double *by_set,
+                                 XM_GLOBAL double *silo_set, XM_GLOBAL double *attr_set) {
+  XM_GLOBAL const double *row = L + a * (G + 1);
+  xm_i64 s_at = 0, n_gt = 0;
+  xm_u64 kk = 0;
+  double m = xm_risk_measure(row, R, S, measure, k, w, has_w, &s_at, &kk, &n_gt);
+  by_set[a * K + x] = m > 0.0 ? m : 0.0;
+  for (int g = 0; g < G; g++) {
+    xm_i64 s2 = 0, n2 = 0;
+    xm_u64 k2 = 0;
+    double mg = xm_risk_measure(row + 1 + g, R, S, measure, k, w, has_w, &s2, &k2, &n2);
+    silo_set[(a * G + g) * K + x] = mg > 0.0 ? mg : 0.0;
+    double share = 0.0;
+    if (measure == XM_M_WORST) {
+      share = (has_w ? w[s_at] : 1.0) * row[s_at * R + 1 + g];
+    } else if (measure == XM_M_VAR) {
+      share = row[s_at * R + 1 + g];
+    } else {
+      xm_i64 ties = k - n_gt, seen = 0;
+      double sum = 0.0;
+      for (xm_i64 s = 0; s < S; s++) {
+        xm_u64 key = xm_key(row[s * R]);
+        if (key > kk || (key == kk && seen++ < ties))
+          sum += row[s * R + 1 + g];
+      }
+      share = sum / (double)k;
+    }
+    attr_set[(a * G + g) * K + x] = share;
+  }
+}
+
+/* Per-account results of METHODOLOGY.md section 4 from the per-set results.
+ * out_acct[a * XM_NOUT + XM_O_*], out_silo[(a * G + g) * 2 + {0: core, 1:
+ * attribution}]. The minimum counts |q| * multiplier over option and
+ * future_option positions. */
+#define XM_O_REQUIREMENT 0
+#define XM_O_UNIFIED 1
+#define XM_O_SILOED 2
+#define XM_O_DIVERSIFICATION 3
+#define XM_O_MINIMUM 4
+#define XM_O_BINDING 5
+#define XM_O_CROSSED 6
+#define XM_NOUT 7
+XM_INLINE void xm_combine_account(xm_i64 a, int G, xm_i64 K, XM_GLOBAL const double *by_set,
+                                  XM_GLOBAL const double *silo_set,
+                                  XM_GLOBAL const double *attr_set, XM_GLOBAL const int *cross,
+                                  XM_GLOBAL const int *pos_start, XM_GLOBAL const int *pos_inst,
+                                  XM_GLOBAL const double *pos_qty, xm_i64 n,
+                                  XM_GLOBAL const int *insti, XM_GLOBAL const double *instd,
+                                  double offset_cap,
+                                  double per_contract, XM_GLOBAL double *out_acct,
+                                  XM_GLOBAL double *out_silo) {
+  double U = by_set[a * K];
+  xm_i64 bind = 0;
+  for (xm_i64 x = 1; x < K; x++)
+    if (by_set[a * K + x] > U) {
+      U = by_set[a * K + x];
+      bind = x;
+    }
+  double sil = 0.0;
+  for (int g = 0; g < G; g++) {
+    double c = silo_set[(a * G + g) * K];
+    for (xm_i64 x = 1; x < K; x++)
+      c = silo_set[(a * G + g) * K + x] > c ? silo_set[(a * G + g) * K + x] : c;
+    out_silo[(a * G + g) * 2] = c;
+    out_silo[(a * G + g) * 2 + 1] = attr_set[(a * G + g) * K + bind];
+    sil += c;
+  }
+  double D = sil - U > 0.0 ? sil - U : 0.0;
+  double C = cross[a] ? U + (1.0 - offset_cap) * D : sil;
+  double contracts = 0.0;
+  for (int p = pos_start[a]; p < pos_start[a + 1]; p++) {
+    int i = pos_inst[p], t = insti[XM_II_TYPE * n + i];
+    if (t == XM_T_OPTION || t == XM_T_FUTURE_OPTION)
+      contracts += fabs(pos_qty[p]) * instd[XM_ID_MULT * n + i];
+  }
+  double mn = per_contract * contracts;
+  XM_GLOBAL double *o = out_acct + a * XM_NOUT;
+  o[XM_O_REQUIREMENT] = C > mn ? C : mn;
+  o[XM_O_UNIFIED] = U;
+  o[XM_O_SILOED] = sil;
+  o[XM_O_DIVERSIFICATION] = D;
+  o[XM_O_MINIMUM] = mn;
+  o[XM_O_BINDING] = (double)bind;
+  o[XM_O_CROSSED] = C;
+}
+
+#endif

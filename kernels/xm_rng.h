@@ -1,0 +1,77 @@
+/* Monte Carlo draws (METHODOLOGY.md section 1) from Philox4x32-10 (Random123),
+ * keyed by (seed, scenario, factor): scenario s is the same on every device and
+ * for every tiling or scenario count. Double precision only. */
+#ifndef XM_RNG_H
+#define XM_RNG_H
+
+#include "xm_portable.h"
+#include <Random123/philox.h>
+
+/* Streams, in counter word 3. */
+#define XM_STREAM_NORMAL 0u
+#define XM_STREAM_CHI2 1u
+
+/* A uniform in (0, 1) with 53 random bits from two 32-bit words. */
+XM_INLINE double xm_u01(xm_u32 hi, xm_u32 lo) {
+  return ((double)(hi >> 5) * 67108864.0 + (double)(lo >> 6) + 0.5) * (1.0 / 9007199254740992.0);
+}
+
+XM_INLINE philox4x32_ctr_t xm_philox(xm_u64 seed, xm_u64 s, xm_u32 j, xm_u32 stream) {
+  philox4x32_ctr_t c;
+  philox4x32_key_t k;
+  c.v[0] = (xm_u32)s;
+  c.v[1] = (xm_u32)(s >> 32);
+  c.v[2] = j;
+  c.v[3] = stream;
+  k.v[0] = (xm_u32)seed;
+  k.v[1] = (xm_u32)(seed >> 32);
+  return philox4x32(c, k);
+}
+
+/* Box-Muller on one Philox block: the pair (cos, sin) for index pair j. */
+XM_INLINE double xm_normal_draw(xm_u64 seed, xm_u64 s, xm_u32 j2, xm_u32 stream, int second) {
+  philox4x32_ctr_t r = xm_philox(seed, s, j2, stream);
+  double u1 = xm_u01(r.v[0], r.v[1]);
+  double u2 = xm_u01(r.v[2], r.v[3]);
+  double rad = sqrt(-2.0 * log(u1));
+  double ang = 6.283185307179586476925 * u2;
+  return second ? rad * sin(ang) : rad * cos(ang);
+}
+
+/* z_s[f]: the standard normal of scenario s, factor f. */
+XM_INLINE double xm_mc_normal(xm_u64 seed, xm_u64 s, xm_u64 f) {
+  return xm_normal_draw(seed, s, (xm_u32)(f >> 1), XM_STREAM_NORMAL, (int)(f & 1u));
+}
+
+/* W_s ~ chi-square with nu > 2 degrees of freedom: 2 * Gamma(nu/2) by
+ * Marsaglia-Tsang (shape >= 1), each try drawing from its own counters. */
+XM_INLINE double xm_mc_chi2(xm_u64 seed, xm_u64 s, double nu) {
+  double a = 0.5 * nu;
+  double d = a - 1.0 / 3.0;
+  double c = 1.0 / sqrt(9.0 * d);
+  double g = d;
+  for (xm_u32 it = 0; it < 256u; it++) {
+    double z = xm_normal_draw(seed, s, 2u * it, XM_STREAM_CHI2, 0);
+    double v = 1.0 + c * z;
+    if (v <= 0.0)
+      continue;
+    v = v * v * v;
+    philox4x32_ctr_t r = xm_philox(seed, s, 2u * it + 1u, XM_STREAM_CHI2);
+    double u = xm_u01(r.v[0], r.v[1]);
+    if (log(u) < 0.5 * z * z + d - d * v + d * log(v)) {
+      g = d * v;
+      break;
+    }
+  }
+  return 2.0 * g;
+}
+
+/* Row scale of scenario s: sqrt(h) for normal; sqrt(h) sqrt((nu-2)/W_s) for
+ * Student-t (dist 1), so that Cov(x) = h Sigma. */
+XM_INLINE double xm_mc_scale(xm_u64 seed, xm_u64 s, int dist, double nu, double h) {
+  if (dist == 0)
+    return sqrt(h);
+  return sqrt(h) * sqrt((nu - 2.0) / xm_mc_chi2(seed, s, nu));
+}
+
+#endif
