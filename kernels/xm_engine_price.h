@@ -8,7 +8,8 @@
 
 
 
-/* Today's value of contract i (multiplier included), priced in XM_REAL. */
+/* Today's value of one unit of instrument i (multiplier not applied), priced
+ * in XM_REAL: the v0 of xm_contract_loss. */
 XM_INLINE void XM_FN(xm_today)(xm_i64 i, xm_i64 n, XM_GLOBAL double *instd,
                                XM_GLOBAL const int *insti) {
   XM_REAL v = XM_FN(xm_unit_value)(
@@ -16,7 +17,7 @@ XM_INLINE void XM_FN(xm_today)(xm_i64 i, xm_i64 n, XM_GLOBAL double *instd,
       (XM_REAL)instd[XM_ID_T * n + i], (XM_REAL)instd[XM_ID_R * n + i],
       (XM_REAL)instd[XM_ID_Q * n + i], (XM_REAL)instd[XM_ID_SIG * n + i],
       insti[XM_II_CALL * n + i]);
-  instd[XM_ID_V0 * n + i] = (double)((XM_REAL)instd[XM_ID_MULT * n + i] * v);
+  instd[XM_ID_V0 * n + i] = (double)v;
 }
 
 /* Loss of one contract of instrument i in the scenario whose shocks are

@@ -58,7 +58,7 @@ static inline xm_u64 xm__bits_of_double(double d) {
 #define XM_ID_Q 4    /* dividend yield */
 #define XM_ID_SIG 5  /* implied vol */
 #define XM_ID_MULT 6 /* multiplier */
-#define XM_ID_V0 7   /* today's value of one contract (written by xm_today) */
+#define XM_ID_V0 7   /* today's value of one unit (written by xm_today) */
 #define XM_ND 8
 #define XM_II_TYPE 0 /* xm_instrument_type */
 #define XM_II_CALL 1
