@@ -1,0 +1,762 @@
+#!/usr/bin/env python3
+"""Build the xmargin demo data: datasets/demo-scenarios.h5 and datasets/demo-portfolio.h5.
+
+    /usr/bin/python3 datasets/build_demo.py            # writes both files next to this script
+    /usr/bin/python3 datasets/check_demo.py            # validates them against FORMAT.md
+
+Deterministic: fixed seeds, no timestamps (track_times=False), default libver;
+re-running recreates byte-identical files.  Needs numpy, h5py, pandas and the PyPI
+package `arch` (only for its bundled real market series: arch.data.sp500,
+arch.data.nasdaq, arch.data.vix, arch.data.wti).  See datasets/README.md.
+"""
+
+import math
+import os
+import sys
+
+import h5py
+import numpy as np
+import pandas as pd
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCEN_PATH = os.path.join(HERE, "demo-scenarios.h5")
+PORT_PATH = os.path.join(HERE, "demo-portfolio.h5")
+
+STR = h5py.string_dtype(encoding="utf-8")  # variable-length UTF-8
+
+# --------------------------------------------------------------------------------------
+# Factors (identical names in both files).  Levels are for the valuation date 2018-12-31.
+# --------------------------------------------------------------------------------------
+RATE = 0.0245          # USD 3-month T-bill, end 2018 (~2.4-2.5%)
+Q_SPX = 0.021          # S&P 500 dividend yield, end 2018
+Q_NDX = 0.011          # Nasdaq-100 dividend yield, end 2018
+T_QUARTERLY = 74.0 / 365.0   # 2018-12-31 -> 2019-03-15 (ESH9 / NQH9 expiry)
+
+FACTORS = [  # name, kind
+    ("SPX", "price"), ("SPX.iv", "vol"), ("ES", "price"),
+    ("NDX", "price"), ("NDX.iv", "vol"), ("NQ", "price"),
+    ("CL", "price"), ("CL.iv", "vol"),
+    ("BTC", "price"), ("BTC.iv", "vol"), ("BTCF", "price"),
+    ("ETH", "price"), ("ETH.iv", "vol"),
+]
+FNAMES = [f for f, _ in FACTORS]
+FIDX = {f: i for i, f in enumerate(FNAMES)}
+KIND = dict(FACTORS)
+
+NDX_IV_SCALE = 1.2     # NDX.iv proxy = 1.2 x VIX/100 (VXN/VIX ratio ~1.1-1.3 in 2014-2018)
+
+# Synthetic crypto model parameters (see README: "Synthetic crypto")
+CRYPTO = dict(
+    seed=20181231,
+    btc_vol=0.70,        # annualised, BTC 2014-2018 realised vol ~60-80%
+    eth_vol=0.90,        # annualised
+    dof=3.5,             # Student-t innovations (tail index ~3-4)
+    garch_alpha=0.10, garch_beta=0.85,   # GARCH(1,1) persistence 0.95
+    rho_spx=0.30,        # corr(BTC, SPX) daily, post-2020 (IMF 2022: 0.36)
+    rho_eth_btc=0.80,    # corr(ETH, BTC) daily
+    iv_theta_btc=0.70, iv_theta_eth=0.90,  # long-run implied vol
+    iv_kappa=5.0,        # mean reversion speed (per year)
+    iv_volvol=1.0,       # vol of implied vol (proportional, per sqrt(year))
+    iv_rho_spot=-0.30,   # corr(d iv, spot return)
+    iv_rho_eth_btc=0.85, # corr of the two implied-vol shocks
+)
+# Futures basis model: b_t = log(F/S) is AR(1): b_t = phi b_{t-1} + (1-phi) mu + s eps_t,
+# eps ~ N(0,1); futures log-return = spot log-return + (b_t - b_{t-1}).
+BASIS = {  # factor: (spot factor, mu, phi, s)
+    "ES":   ("SPX", 0.0010, 0.95, 0.0004),
+    "NQ":   ("NDX", 0.0020, 0.95, 0.0005),
+    "CL":   ("WTI", 0.0050, 0.97, 0.0040),
+    "BTCF": ("BTC", 0.0100, 0.90, 0.0030),
+}
+BASIS_SEED = 7
+
+
+def write_col(g, name, data, dtype=None):
+    """One 1-D (or 2-D) dataset, no timestamps."""
+    if dtype is STR:
+        arr = np.array([str(x) for x in data], dtype=object)
+        return g.create_dataset(name, data=arr, dtype=STR, track_times=False)
+    arr = np.asarray(data, dtype=dtype)
+    return g.create_dataset(name, data=arr, track_times=False)
+
+
+def norm_cdf(x):
+    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+
+# ======================================================================================
+# 1. History
+# ======================================================================================
+def load_real():
+    import arch.data.nasdaq
+    import arch.data.sp500
+    import arch.data.vix
+    import arch.data.wti
+
+    spx = arch.data.sp500.load()["Adj Close"].dropna()
+    ixic = arch.data.nasdaq.load()["Adj Close"].dropna()
+    vix = arch.data.vix.load()["vix"].dropna()
+    wti = arch.data.wti.load()["DCOILWTICO"]
+    # Calendar: S&P 500 trading days inside the VIX sample, where VIX has a close.
+    dates = spx.index[(spx.index >= vix.index[0]) & (spx.index <= vix.index[-1])]
+    dates = dates[dates.isin(vix.index)]
+    df = pd.DataFrame(index=dates)
+    df["SPX"] = spx.reindex(dates)
+    df["IXIC"] = ixic.reindex(dates)
+    df["VIX"] = vix.reindex(dates)
+    # FRED WTI has gaps (holidays, some exchange half-days): carry the last price.
+    wti_ff = wti.dropna().reindex(wti.index.union(dates)).ffill().reindex(dates)
+    df["WTI"] = wti_ff
+    assert not df.isna().any().any(), "gaps left in the real series"
+    return df
+
+
+def synth_basis(T, rng, mu, phi, s):
+    b = np.empty(T + 1)
+    b[0] = mu
+    eps = rng.standard_normal(T)
+    for t in range(T):
+        b[t + 1] = phi * b[t] + (1 - phi) * mu + s * eps[t]
+    return np.diff(b), b[-1]
+
+
+def std_t(rng, dof, n):
+    """Student-t draws scaled to unit variance."""
+    return rng.standard_t(dof, n) * math.sqrt((dof - 2.0) / dof)
+
+
+def synth_crypto(r_spx, p=CRYPTO):
+    T = len(r_spx)
+    rng = np.random.default_rng(p["seed"])
+    dt = 1.0 / 252.0
+    # SPX standardised by its own EWMA vol (lambda 0.94), prior-day estimate.
+    s2 = np.var(r_spx)
+    e_spx = np.empty(T)
+    for t in range(T):
+        e_spx[t] = r_spx[t] / math.sqrt(s2)
+        s2 = 0.94 * s2 + 0.06 * r_spx[t] ** 2
+    e_spx = np.clip(e_spx, -6.0, 6.0)
+    a, b = p["garch_alpha"], p["garch_beta"]
+    eta_b = std_t(rng, p["dof"], T)
+    eta_e = std_t(rng, p["dof"], T)
+    xi_b = rng.standard_normal(T)
+    xi_e = rng.standard_normal(T)
+    r_btc = np.empty(T)
+    r_eth = np.empty(T)
+    hb = (p["btc_vol"] ** 2) * dt
+    he = (p["eth_vol"] ** 2) * dt
+    wb = hb * (1 - a - b)
+    we = he * (1 - a - b)
+    rho, rhe = p["rho_spx"], p["rho_eth_btc"]
+    for t in range(T):
+        zb = rho * e_spx[t] + math.sqrt(1 - rho * rho) * eta_b[t]
+        ze = rhe * zb + math.sqrt(1 - rhe * rhe) * eta_e[t]
+        r_btc[t] = math.sqrt(hb) * zb
+        r_eth[t] = math.sqrt(he) * ze
+        hb = wb + a * r_btc[t] ** 2 + b * hb
+        he = we + a * r_eth[t] ** 2 + b * he
+    # Implied vols: mean-reverting, proportional vol-of-vol, correlated with spot.
+    d_iv_b = np.empty(T)
+    d_iv_e = np.empty(T)
+    ivb, ive = p["iv_theta_btc"], p["iv_theta_eth"]
+    k, vv, rs, rie = p["iv_kappa"], p["iv_volvol"], p["iv_rho_spot"], p["iv_rho_eth_btc"]
+    for t in range(T):
+        zb = r_btc[t] / (p["btc_vol"] * math.sqrt(dt))
+        ze = r_eth[t] / (p["eth_vol"] * math.sqrt(dt))
+        ub = rs * np.clip(zb, -6, 6) + math.sqrt(1 - rs * rs) * xi_b[t]
+        ue = rs * np.clip(ze, -6, 6) + math.sqrt(1 - rs * rs) * (
+            rie * xi_b[t] + math.sqrt(1 - rie * rie) * xi_e[t])
+        db = k * (p["iv_theta_btc"] - ivb) * dt + vv * ivb * math.sqrt(dt) * ub
+        de = k * (p["iv_theta_eth"] - ive) * dt + vv * ive * math.sqrt(dt) * ue
+        db = max(db, 0.10 - ivb)  # keep the path's level above 10%
+        de = max(de, 0.10 - ive)
+        ivb += db
+        ive += de
+        d_iv_b[t], d_iv_e[t] = db, de
+    return r_btc, r_eth, d_iv_b, d_iv_e
+
+
+def build_history():
+    df = load_real()
+    lv = np.log(df[["SPX", "IXIC", "WTI"]].to_numpy())
+    r = np.diff(lv, axis=0)
+    vix = df["VIX"].to_numpy() / 100.0
+    dvix = np.diff(vix)
+    dates = [d.strftime("%Y-%m-%d") for d in df.index[1:]]
+    T = len(dates)
+    real = {"SPX": r[:, 0], "NDX": r[:, 1], "WTI": r[:, 2]}
+
+    # Oil implied vol proxy: EWMA(0.94) realised vol of WTI, annualised (real data).
+    s2 = np.var(real["WTI"][:60])
+    rv = np.empty(T + 1)
+    rv[0] = math.sqrt(252 * s2)
+    for t in range(T):
+        s2 = 0.94 * s2 + 0.06 * real["WTI"][t] ** 2
+        rv[t + 1] = math.sqrt(252 * s2)
+    d_cl_iv = np.diff(rv)
+
+    rng_b = np.random.default_rng(BASIS_SEED)
+    btc, eth, div_b, div_e = synth_crypto(real["SPX"])
+    spot = dict(real, BTC=btc)
+    fut = {}
+    for name in ["ES", "NQ", "CL", "BTCF"]:
+        s_name, mu, phi, s = BASIS[name]
+        db, _ = synth_basis(T, rng_b, mu, phi, s)
+        fut[name] = spot[s_name] + db
+
+    cols = {
+        "SPX": real["SPX"], "SPX.iv": dvix, "ES": fut["ES"],
+        "NDX": real["NDX"], "NDX.iv": NDX_IV_SCALE * dvix, "NQ": fut["NQ"],
+        "CL": fut["CL"], "CL.iv": d_cl_iv,
+        "BTC": btc, "BTC.iv": div_b, "BTCF": fut["BTCF"],
+        "ETH": eth, "ETH.iv": div_e,
+    }
+    ret = np.column_stack([cols[f] for f in FNAMES]).astype(np.float64)
+    assert np.isfinite(ret).all()
+    return dates, ret, df
+
+
+# ======================================================================================
+# 2. Scenario sets
+# ======================================================================================
+# Documented one-day close-to-close moves (percent for prices, index points for VIX).
+# "NDX" moves are the Nasdaq Composite's where marked C (the NDX proxy used in history).
+# Where the arch data cover the date, the script recomputes SPX/Nasdaq/WTI/VIX from it
+# and checks them against this table (tolerance 0.05 points).
+CRISES = [
+    # label, SPX %, Nasdaq %, VIX pts, WTI %, BTC %, ETH %, overrides
+    ("1987-10-19 Black Monday", -20.47, -11.35, +113.82, None, None, None,
+     {"ES": -29.0}),
+    ("2001-09-17 markets reopen after 9/11", -4.92, -6.83, +9.92, -2.53, None, None, {}),
+    ("2008-09-15 Lehman bankruptcy", -4.71, -3.60, +6.04, -5.60, None, None, {}),
+    ("2008-10-15 GFC crash", -9.03, -8.47, +16.14, -5.48, None, None, {}),
+    ("2010-05-06 Flash Crash", -3.24, -3.44, +7.89, -3.52, None, None, {}),
+    ("2011-08-08 US downgrade", -6.66, -6.90, +16.00, -6.47, None, None, {}),
+    ("2014-11-28 OPEC no-cut", -0.25, +0.09, +1.26, -10.53, None, None, {}),
+    ("2015-08-24 China deval. selloff", -3.94, -3.82, +12.71, -5.51, None, None, {}),
+    ("2016-06-24 Brexit vote", -3.59, -4.12, +8.51, -5.35, None, None, {}),
+    ("2018-02-05 Volmageddon", -4.10, -3.78, +20.01, -2.02, None, None, {}),
+    ("2020-03-09 oil price war", -7.60, -7.29, +12.52, -24.59, None, None, {}),
+    ("2020-03-12 Black Thursday (crypto)", -9.51, -9.43, +21.57, -4.49, -39.2, -42.3, {}),
+    ("2020-03-16 COVID crash", -11.98, -12.32, +24.86, -9.55, -7.0, -10.5, {}),
+    ("2021-05-19 crypto crash", -0.29, -0.03, +1.37, -3.2, -13.8, -21.5, {}),
+    ("2022-06-13 Celsius freeze / 3AC", -3.88, -4.68, +6.27, +0.3, -15.8, -16.7, {}),
+    ("2022-11-09 FTX collapse", -2.08, -2.48, +1.55, -3.5, -14.2, -18.0, {}),
+    ("2024-08-05 yen carry unwind", -3.00, -3.43, +15.18, +0.0, -7.0, -10.0, {}),
+]
+# Rules for factors with no documented move on the day (stated in README):
+#   ES = SPX, NQ = NDX, CL = WTI, BTCF = BTC (basis unchanged) unless overridden;
+#   NDX.iv = 1.2 x SPX.iv change (as in the history proxy);
+#   CL.iv  = max(0, -1.0 x CL log-move) + 0.3 x SPX.iv change;
+#   BTC.iv = -0.6 x BTC log-move, ETH.iv = -0.6 x ETH log-move;
+#   no documented/existing crypto market on the day -> crypto factors 0;
+#   VIX not documented -> SPX.iv 0.
+
+
+def lnp(pct):
+    return math.log1p(pct / 100.0)
+
+
+def crises_set():
+    rows, labels = [], []
+    for (label, spx, ndx, vix, wti, btc, eth, over) in CRISES:
+        x = dict.fromkeys(FNAMES, 0.0)
+        x["SPX"] = lnp(spx)
+        x["NDX"] = lnp(ndx)
+        x["ES"] = lnp(over.get("ES", spx))
+        x["NQ"] = lnp(over.get("NQ", ndx))
+        if vix is not None:
+            x["SPX.iv"] = vix / 100.0
+            x["NDX.iv"] = NDX_IV_SCALE * vix / 100.0
+        if wti is not None:
+            x["CL"] = lnp(over.get("CL", wti))
+            x["CL.iv"] = max(0.0, -x["CL"]) + 0.3 * x["SPX.iv"]
+        if btc is not None:
+            x["BTC"] = lnp(btc)
+            x["BTCF"] = lnp(over.get("BTCF", btc))
+            x["BTC.iv"] = -0.6 * x["BTC"]
+        if eth is not None:
+            x["ETH"] = lnp(eth)
+            x["ETH.iv"] = -0.6 * x["ETH"]
+        rows.append([x[f] for f in FNAMES])
+        labels.append(label)
+    return dict(factor=FNAMES, shock=np.array(rows), label=labels, measure="worst",
+                description="Documented one-day close-to-close crisis moves applied as the "
+                            "2-day horizon move; undocumented factors by stated rules "
+                            "(datasets/README.md).")
+
+
+def correlation_breakdown_set():
+    P = lambda pct: lnp(pct)  # noqa: E731
+    sc = [
+        ("SPX -8% / ES -6%: cash falls more than futures (basis +2%)",
+         {"SPX": P(-8), "ES": P(-6), "SPX.iv": 0.10, "NDX": P(-9), "NQ": P(-7), "NDX.iv": 0.12}),
+        ("ES -10% / SPX -7%: futures overshoot cash (1987-style)",
+         {"SPX": P(-7), "ES": P(-10), "SPX.iv": 0.12, "NDX": P(-8), "NQ": P(-11), "NDX.iv": 0.14}),
+        ("SPX +4% / ES +6%: short squeeze in futures",
+         {"SPX": P(4), "ES": P(6), "SPX.iv": -0.03, "NDX": P(5), "NQ": P(7), "NDX.iv": -0.04}),
+        ("NDX -10% / SPX -3%: tech rotation, index spread blows out",
+         {"SPX": P(-3), "ES": P(-3), "NDX": P(-10), "NQ": P(-10), "SPX.iv": 0.04, "NDX.iv": 0.10}),
+        ("Crypto decouples down: BTC -25%, ETH -30%, SPX +2%",
+         {"SPX": P(2), "ES": P(2), "NDX": P(2.5), "NQ": P(2.5), "SPX.iv": -0.02, "NDX.iv": -0.02,
+          "BTC": P(-25), "BTCF": P(-25), "ETH": P(-30), "BTC.iv": 0.25, "ETH.iv": 0.30}),
+        ("Crypto decouples up: SPX -10%, BTC +10%, ETH +12%",
+         {"SPX": P(-10), "ES": P(-10), "NDX": P(-12), "NQ": P(-12), "SPX.iv": 0.15, "NDX.iv": 0.18,
+          "BTC": P(10), "BTCF": P(10), "ETH": P(12), "BTC.iv": 0.05, "ETH.iv": 0.05}),
+        ("BTC -20% / CME BTCF -28%: futures discount blowout",
+         {"BTC": P(-20), "BTCF": P(-28), "ETH": P(-25), "BTC.iv": 0.20, "ETH.iv": 0.25}),
+        ("BTC +15% / CME BTCF +25%: futures premium blowout",
+         {"BTC": P(15), "BTCF": P(25), "ETH": P(18), "BTC.iv": 0.10, "ETH.iv": 0.12}),
+        ("BTC -15% / BTCF -5%: spot exchange run, futures hold",
+         {"BTC": P(-15), "BTCF": P(-5), "ETH": P(-20), "BTC.iv": 0.15, "ETH.iv": 0.20}),
+        ("ETH -30% / BTC 0%: crypto pair decouples",
+         {"ETH": P(-30), "ETH.iv": 0.30, "BTC.iv": 0.05}),
+        ("SPX -6% with vol crush -3 pts (vega hedges fail)",
+         {"SPX": P(-6), "ES": P(-6), "SPX.iv": -0.03, "NDX": P(-7), "NQ": P(-7), "NDX.iv": -0.03}),
+        ("SPX +5% with vol +10 pts (spot-up vol-up)",
+         {"SPX": P(5), "ES": P(5), "SPX.iv": 0.10, "NDX": P(6), "NQ": P(6), "NDX.iv": 0.12}),
+        ("Oil +20% / equities -5%: supply shock, CL basis +3%",
+         {"CL": P(23), "CL.iv": 0.25, "SPX": P(-5), "ES": P(-5), "SPX.iv": 0.08,
+          "NDX": P(-6), "NQ": P(-6), "NDX.iv": 0.10}),
+        ("Everything sells, hedges slip: SPX -12%, ES -10%, BTC -30%, BTCF -22%",
+         {"SPX": P(-12), "ES": P(-10), "NDX": P(-14), "NQ": P(-12), "SPX.iv": 0.20, "NDX.iv": 0.24,
+          "CL": P(-10), "CL.iv": 0.20, "BTC": P(-30), "BTCF": P(-22), "ETH": P(-35),
+          "BTC.iv": 0.30, "ETH.iv": 0.35}),
+    ]
+    rows = [[d.get(f, 0.0) for f in FNAMES] for _, d in sc]
+    return dict(factor=FNAMES, shock=np.array(rows), label=[s[0] for s in sc], measure="worst",
+                description="Hypothetical scenarios that break the usual correlations: "
+                            "spot/futures basis, crypto/equity and crypto spot/CME futures.")
+
+
+# SPAN-style grid: price scan range R (log move over the horizon) and vol scan range V.
+SPAN = [  # group label, price factors moved together, vol factor, R, V
+    ("SPX/ES", ["SPX", "ES"], "SPX.iv", 0.07, 0.06),
+    ("NDX/NQ", ["NDX", "NQ"], "NDX.iv", 0.09, 0.07),
+    ("CL", ["CL"], "CL.iv", 0.12, 0.10),
+    ("BTC/BTCF", ["BTC", "BTCF"], "BTC.iv", 0.30, 0.15),
+    ("ETH", ["ETH"], "ETH.iv", 0.35, 0.20),
+]
+
+
+def span_grid_set():
+    rows, labels, weights = [], [], []
+    grid = [(0, +1), (0, -1)]
+    for k in (1, 2, 3):
+        for sgn in (+1, -1):
+            for vs in (+1, -1):
+                grid.append((sgn * k, vs))
+    for (g, prices, vf, R, V) in SPAN:
+        for (k, vs) in grid:
+            x = dict.fromkeys(FNAMES, 0.0)
+            for p in prices:
+                x[p] = k * R / 3.0
+            x[vf] = vs * V
+            rows.append([x[f] for f in FNAMES])
+            labels.append("%s price %+d/3 range, vol %s" % (g, k, "up" if vs > 0 else "down"))
+            weights.append(1.0)
+        for sgn in (+1, -1):
+            x = dict.fromkeys(FNAMES, 0.0)
+            for p in prices:
+                x[p] = sgn * 3.0 * R
+            rows.append([x[f] for f in FNAMES])
+            labels.append("%s extreme %s 3x range" % (g, "up" if sgn > 0 else "down"))
+            weights.append(0.35)
+    return dict(factor=FNAMES, shock=np.array(rows), label=labels, weight=weights,
+                measure="worst",
+                description="SPAN-style 16-scenario grid per underlying group (log price scan "
+                            "range R, vol scan range V); extreme moves 3R weighted 0.35.")
+
+
+def write_scenarios(dates, ret, sets, df):
+    with h5py.File(SCEN_PATH, "w") as f:
+        f.attrs["format"] = "xmargin.scenarios"
+        f.attrs["format_version"] = np.int32(1)
+        f.attrs["description"] = "xmargin demo scenario file (built by datasets/build_demo.py)"
+        h = f.create_group("history")
+        write_col(h, "factor", FNAMES, STR)
+        write_col(h, "date", dates, STR)
+        h.create_dataset("return", data=ret, dtype="f8", track_times=False,
+                         chunks=(min(256, len(dates)), len(FNAMES)), compression="gzip",
+                         compression_opts=6, shuffle=True)
+        write_col(h, "kind", [KIND[x] for x in FNAMES], STR)
+        synth = [x for x in FNAMES if x.startswith(("BTC", "ETH"))]
+        h.attrs["synthetic_factors"] = ",".join(synth)
+        h.attrs["source"] = (
+            "SPX: arch.data.sp500 (S&P 500 close); NDX: arch.data.nasdaq (Nasdaq Composite "
+            "close, proxy for Nasdaq-100); SPX.iv: arch.data.vix (VIX/100); NDX.iv: 1.2*VIX/100 "
+            "(proxy); CL: arch.data.wti (FRED DCOILWTICO, forward-filled over gaps) + synthetic "
+            "AR(1) basis; CL.iv: EWMA(0.94) realised vol of WTI (proxy); ES, NQ: spot + synthetic "
+            "AR(1) basis; BTC, BTC.iv, BTCF, ETH, ETH.iv: SYNTHETIC (GARCH(1,1)-Student-t, "
+            "see datasets/README.md)")
+        h.attrs["synthetic"] = "BTC, BTC.iv, BTCF, ETH, ETH.iv are synthetic; ES, NQ, CL carry " \
+                               "a synthetic basis on real spot returns"
+        s = f.create_group("sets")
+        for name in sorted(sets):
+            st = sets[name]
+            g = s.create_group(name)
+            write_col(g, "factor", st["factor"], STR)
+            write_col(g, "shock", np.asarray(st["shock"], dtype=np.float64))
+            write_col(g, "label", st["label"], STR)
+            if "weight" in st:
+                write_col(g, "weight", np.asarray(st["weight"], dtype=np.float64))
+            g.attrs["measure"] = st["measure"]
+            g.attrs["description"] = st["description"]
+            g.attrs["horizon_days"] = np.int32(2)
+
+
+# ======================================================================================
+# 3. Portfolio
+# ======================================================================================
+def levels(df):
+    spx = float(df["SPX"].iloc[-1])           # 2506.85 on 2018-12-31
+    vix = float(df["VIX"].iloc[-1]) / 100.0   # 25.42
+    lv = {
+        "SPX": spx, "SPX.iv": vix,
+        "ES": round(spx * math.exp((RATE - Q_SPX) * T_QUARTERLY) * 4) / 4,
+        "NDX": 6329.96,                       # Nasdaq-100 close 2018-12-31
+        "NDX.iv": round(NDX_IV_SCALE * vix, 4),
+        "CL": 45.41,                          # NYMEX CL front month settle 2018-12-31
+        "CL.iv": 0.50,                        # OVX ~50 at end 2018
+        "BTC": 3742.70,                       # BTC/USD ~3,740 on 2018-12-31
+        "BTC.iv": 0.75,
+        "ETH": 133.37,                        # ETH/USD ~133 on 2018-12-31
+        "ETH.iv": 0.95,
+    }
+    lv["NQ"] = round(lv["NDX"] * math.exp((RATE - Q_NDX) * T_QUARTERLY) * 4) / 4
+    lv["BTCF"] = round(lv["BTC"] * math.exp(0.10 * 26.0 / 365.0) / 5) * 5  # Jan-19 contract
+    return lv
+
+
+# product roots: (id prefix, type, silo, underlying, vol factor, multiplier, q, strike step,
+#                 max expiry days, long-run ATM vol, skew slope, smile curvature)
+PRODUCTS = {
+    "SPY":  ("SPY", "spot", "securities", "SPX", None, 0.0997, 0.0, None),
+    "QQQ":  ("QQQ", "spot", "securities", "NDX", None, 0.02437, 0.0, None),
+    "ES":   ("ESH9", "future", "futures", "ES", None, 50.0, 0.0, None),
+    "NQ":   ("NQH9", "future", "futures", "NQ", None, 20.0, 0.0, None),
+    "CL":   ("CLG9", "future", "futures", "CL", None, 1000.0, 0.0, None),
+    "BTCF": ("BTCF9", "future", "futures", "BTCF", None, 5.0, 0.0, None),
+    "BTC":  ("BTC-USD", "spot", "crypto", "BTC", None, 1.0, 0.0, None),
+    "ETH":  ("ETH-USD", "spot", "crypto", "ETH", None, 1.0, 0.0, None),
+}
+OPTIONS = {  # root: type, silo, und, volf, mult, q, strike step, max days, theta, slope, curv
+    "SPX":  ("option", "securities", "SPX", "SPX.iv", 100.0, Q_SPX, 5.0, 730, 0.19, 0.20, 0.05),
+    "SPYO": ("option", "securities", "SPX", "SPX.iv", 10.0, Q_SPX, 10.0, 730, 0.19, 0.20, 0.05),
+    "NDX":  ("option", "securities", "NDX", "NDX.iv", 100.0, Q_NDX, 25.0, 730, 0.23, 0.18, 0.05),
+    "ESO":  ("future_option", "futures", "ES", "SPX.iv", 50.0, 0.0, 5.0, 365, 0.19, 0.20, 0.05),
+    "NQO":  ("future_option", "futures", "NQ", "NDX.iv", 20.0, 0.0, 25.0, 365, 0.23, 0.18, 0.05),
+    "LO":   ("future_option", "futures", "CL", "CL.iv", 1000.0, 0.0, 0.5, 365, 0.38, 0.10, 0.06),
+    "BTCO": ("future_option", "futures", "BTCF", "BTC.iv", 5.0, 0.0, 250.0, 365, 0.70, 0.05, 0.10),
+    "DBTC": ("option", "crypto", "BTC", "BTC.iv", 1.0, 0.0, 250.0, 365, 0.70, 0.05, 0.10),
+    "DETH": ("option", "crypto", "ETH", "ETH.iv", 1.0, 0.0, 10.0, 365, 0.85, 0.05, 0.10),
+}
+SILOS = ["securities", "futures", "crypto"]
+EXPIRY_DAYS = [1, 2, 5, 7, 14, 21, 30, 45, 60, 91, 121, 182, 273, 365, 547, 730]
+
+
+class Book:
+    def __init__(self, lv, rng):
+        self.lv = lv
+        self.rng = rng
+        self.inst = []          # list of dicts
+        self.iidx = {}
+        self.accounts = []      # (id, cross, template)
+        self.pos = []           # (account, instrument, qty)
+
+    # ---- instruments
+    def _add(self, d):
+        if d["id"] not in self.iidx:
+            self.iidx[d["id"]] = len(self.inst)
+            self.inst.append(d)
+        return self.iidx[d["id"]]
+
+    def linear(self, prod):
+        pid, typ, silo, und, _, mult, q, _ = PRODUCTS[prod]
+        S = self.lv[und]
+        return self._add(dict(id=pid, type=typ, silo=SILOS.index(silo), underlying=FIDX[und],
+                              vol_factor=-1, strike=S, expiry=0.0, call=0, implied_vol=0.0,
+                              rate=RATE, dividend_yield=q if typ == "spot" else 0.0,
+                              multiplier=mult))
+
+    def forward(self, root, T):
+        typ, _, und, _, _, q, *_ = OPTIONS[root]
+        S = self.lv[und]
+        return S * math.exp((RATE - q) * T) if typ == "option" else S
+
+    def vol(self, root, K, T):
+        typ, _, und, vf, _, q, _, _, theta, slope, curv = OPTIONS[root]
+        v0 = self.lv[vf]
+        atm = theta + (v0 - theta) * math.exp(-2.0 * T)
+        k = math.log(K / self.forward(root, T)) / math.sqrt(max(T, 7.0 / 365.0))
+        k = max(min(k, 3.0), -3.0)
+        return float(min(max(atm - slope * k + curv * k * k, 0.05), 3.0))
+
+    def option(self, root, days, call, moneyness):
+        """moneyness: log(K/F) in units of ATM sd over the life (delta-like placement)."""
+        typ, silo, und, vf, mult, q, step, maxd, *_ = OPTIONS[root]
+        days = min(days, maxd)
+        T = days / 365.0
+        F = self.forward(root, T)
+        sd = self.lv[vf] * math.sqrt(max(T, 1.0 / 365.0))
+        K = max(step, round(F * math.exp(moneyness * sd) / step) * step)
+        iv = self.vol(root, K, T)
+        if root == "SPYO":
+            kid = "SPY %s%g %dd" % ("C" if call else "P", K / 10.0, days)
+        else:
+            kid = "%s %s%g %dd" % (root, "C" if call else "P", K, days)
+        return self._add(dict(id=kid, type=typ, silo=SILOS.index(silo), underlying=FIDX[und],
+                              vol_factor=FIDX[vf], strike=float(K), expiry=T, call=int(call),
+                              implied_vol=round(iv, 4), rate=RATE,
+                              dividend_yield=q if typ == "option" else 0.0, multiplier=mult))
+
+    def delta(self, i):
+        """Delta in units of the underlying factor per contract (x multiplier)."""
+        d = self.inst[i]
+        if d["type"] in ("spot", "future"):
+            return d["multiplier"]
+        S = self.lv[FNAMES[d["underlying"]]]
+        K, T, v, r = d["strike"], d["expiry"], d["implied_vol"], d["rate"]
+        q = d["dividend_yield"] if d["type"] == "option" else r
+        d1 = (math.log(S / K) + (r - q + 0.5 * v * v) * T) / (v * math.sqrt(T))
+        nd = norm_cdf(d1) if d["call"] else norm_cdf(d1) - 1.0
+        return d["multiplier"] * math.exp(-q * T) * nd
+
+    # ---- accounts
+    def account(self, template, cross=None):
+        n = len(self.accounts)
+        if cross is None:
+            cross = 0 if self.rng.random() < 0.12 else 1
+        self.accounts.append(("ACC%04d" % (n + 1), int(cross), template))
+        return n
+
+    def hold(self, a, i, q):
+        q = float(q)
+        if q != 0.0:
+            self.pos.append((a, i, q))
+
+    def hedge(self, a, lines, prod):
+        """Delta-hedge the option lines [(inst, qty)] with a linear product."""
+        dl = sum(self.delta(i) * q for i, q in lines)
+        h = self.linear(prod)
+        unit = self.inst[h]["multiplier"]
+        # futures/spot on a related factor: convert via levels (ES vs SPX)
+        und_opt = FNAMES[self.inst[lines[0][0]]["underlying"]]
+        und_h = FNAMES[self.inst[h]["underlying"]]
+        ratio = self.lv[und_opt] / self.lv[und_h]
+        self.hold(a, h, -round(dl * ratio / unit))
+
+
+def pick(rng, seq):
+    return seq[int(rng.integers(len(seq)))]
+
+
+def size(rng, base):
+    return max(1, int(round(base * math.exp(0.8 * rng.standard_normal()))))
+
+
+def t_option_mm(b, a, root, hedge_prod, nlines):
+    rng = b.rng
+    lines = []
+    for _ in range(nlines):
+        days = pick(rng, EXPIRY_DAYS)
+        call = int(rng.random() < 0.5)
+        m = rng.uniform(-2.0, 0.3) if not call else rng.uniform(-0.3, 2.0)  # mostly OTM
+        base = {"SPX": 40, "NDX": 15, "ESO": 40, "NQO": 30, "LO": 40}[root]  # similar notionals
+        q = size(rng, base) * (1 if rng.random() < 0.42 else -1)  # net short vol bias
+        i = b.option(root, days, call, m)
+        b.hold(a, i, q)
+        lines.append((i, q))
+    b.hedge(a, lines, hedge_prod)
+
+
+def build_book(lv):
+    rng = np.random.default_rng(4242)
+    b = Book(lv, rng)
+    n = 0
+    plan = [("index_mm_spx", 30), ("index_mm_ndx", 15), ("es_options_mm", 15),
+            ("basis_spx", 25), ("basis_ndx", 10), ("covered_call", 30),
+            ("protective_put", 25), ("short_strangle", 30), ("crypto_basis", 20),
+            ("crypto_options", 20), ("crude_options", 15), ("directional", 35),
+            ("multi_asset", 30)]
+    for template, count in plan:
+        for _ in range(count):
+            a = b.account(template)
+            n += 1
+            make(b, a, template)
+    return b
+
+
+def make(b, a, template):
+    rng = b.rng
+    if template == "index_mm_spx":
+        t_option_mm(b, a, "SPX", "ES", int(rng.integers(8, 26)))
+    elif template == "index_mm_ndx":
+        t_option_mm(b, a, "NDX", "NQ", int(rng.integers(6, 18)))
+    elif template == "es_options_mm":
+        t_option_mm(b, a, "ESO", "ES", int(rng.integers(6, 20)))
+    elif template in ("basis_spx", "basis_ndx"):
+        spot, fut = ("SPY", "ES") if template == "basis_spx" else ("QQQ", "NQ")
+        nfut = size(rng, 40)
+        s = b.linear(spot)
+        f = b.linear(fut)
+        per = b.inst[f]["multiplier"] * b.lv[FNAMES[b.inst[f]["underlying"]]] / (
+            b.inst[s]["multiplier"] * b.lv[FNAMES[b.inst[s]["underlying"]]])
+        sign = 1 if rng.random() < 0.85 else -1   # mostly long cash / short futures
+        b.hold(a, s, sign * round(nfut * per, -2))
+        b.hold(a, f, -sign * nfut)
+    elif template == "covered_call":
+        lots = size(rng, 20)                       # hundreds of ETF shares
+        b.hold(a, b.linear("SPY"), 100 * lots)
+        legs = int(rng.integers(1, 3))
+        for j in range(legs):                      # write calls on (up to) the whole holding
+            i = b.option("SPYO", pick(rng, [14, 30, 45, 60, 91]), 1, rng.uniform(0.3, 1.2))
+            b.hold(a, i, -max(1, lots // legs))
+    elif template == "protective_put":
+        lots = size(rng, 20)
+        b.hold(a, b.linear("SPY"), 100 * lots)
+        root = "SPYO" if rng.random() < 0.7 else "SPX"
+        i = b.option(root, pick(rng, [91, 182, 273, 365, 547, 730]), 0, rng.uniform(-1.2, -0.3))
+        b.hold(a, i, lots if root == "SPYO" else max(1, lots // 10))
+        if rng.random() < 0.3:   # collar
+            i = b.option("SPYO", pick(rng, [30, 60, 91]), 1, rng.uniform(0.5, 1.2))
+            b.hold(a, i, -lots)
+    elif template == "short_strangle":
+        root = pick(rng, ["SPX", "SPX", "ESO", "NQO", "LO", "DBTC", "DETH"])
+        qty = size(rng, {"SPX": 10, "ESO": 15, "NQO": 15, "LO": 20, "DBTC": 25,
+                         "DETH": 300}[root])
+        for _ in range(int(rng.integers(1, 4))):
+            days = pick(rng, [7, 14, 30, 45, 60, 91])
+            w = rng.uniform(0.8, 1.6)
+            b.hold(a, b.option(root, days, 0, -w), -qty)
+            b.hold(a, b.option(root, days, 1, w * rng.uniform(0.7, 1.0)), -qty)
+    elif template == "crypto_basis":
+        nfut = size(rng, 20)
+        b.hold(a, b.linear("BTC"), 5 * nfut)             # 5 BTC per CME contract
+        b.hold(a, b.linear("BTCF"), -nfut)
+        if rng.random() < 0.5:    # overwrite calls on Deribit
+            b.hold(a, b.option("DBTC", pick(rng, [7, 14, 30]), 1, rng.uniform(0.5, 1.5)),
+                   -max(1, nfut))
+        if rng.random() < 0.3:    # some ETH carry too
+            b.hold(a, b.linear("ETH"), size(rng, 500))
+    elif template == "crypto_options":
+        root = "DBTC" if rng.random() < 0.65 else "DETH"
+        lines = []
+        for _ in range(int(rng.integers(4, 14))):
+            call = int(rng.random() < 0.5)
+            q = size(rng, 20 if root == "DBTC" else 200) * (1 if rng.random() < 0.45 else -1)
+            i = b.option(root, pick(rng, [1, 2, 7, 14, 30, 60, 91, 182, 365]), call,
+                         rng.uniform(-1.8, 1.8))
+            b.hold(a, i, q)
+            lines.append((i, q))
+        if root == "DBTC" and rng.random() < 0.5:
+            b.hedge(a, lines, "BTCF")                     # hedge on CME: cross-silo
+        else:
+            b.hedge(a, lines, "BTC" if root == "DBTC" else "ETH")
+    elif template == "crude_options":
+        t_option_mm(b, a, "LO", "CL", int(rng.integers(4, 12)))
+    elif template == "directional":
+        for _ in range(int(rng.integers(1, 5))):
+            prod = pick(rng, ["SPY", "QQQ", "ES", "NQ", "CL", "BTC", "ETH", "BTCF", "OPT"])
+            sgn = 1 if rng.random() < 0.65 else -1
+            if prod == "OPT":
+                root = pick(rng, ["SPX", "NDX", "ESO", "LO", "DBTC"])
+                call = int(rng.random() < 0.5)
+                i = b.option(root, pick(rng, [30, 60, 91, 182, 365]), call,
+                             rng.uniform(-1.0, 1.0))
+                b.hold(a, i, size(rng, 10))        # long premium
+            else:
+                base = {"SPY": 2000, "QQQ": 2000, "ES": 10, "NQ": 10, "CL": 10, "BTC": 20,
+                        "ETH": 300, "BTCF": 5}[prod]
+                b.hold(a, b.linear(prod), sgn * size(rng, base))
+    elif template == "multi_asset":
+        parts = rng.choice(["index_mm_spx", "basis_spx", "covered_call", "short_strangle",
+                            "crypto_basis", "crypto_options", "crude_options", "directional"],
+                           size=int(rng.integers(2, 4)), replace=False)
+        for p in parts:
+            make(b, a, str(p))
+    else:
+        raise ValueError(template)
+
+
+def write_portfolio(b, lv, valuation_date):
+    with h5py.File(PORT_PATH, "w") as f:
+        f.attrs["format"] = "xmargin.portfolio"
+        f.attrs["format_version"] = np.int32(1)
+        f.attrs["valuation_date"] = valuation_date
+        f.attrs["currency"] = "USD"
+        f.attrs["description"] = ("xmargin demo book: %d accounts from templates; "
+                                  "built by datasets/build_demo.py" % len(b.accounts))
+        g = f.create_group("factors")
+        write_col(g, "name", FNAMES, STR)
+        write_col(g, "kind", [KIND[x] for x in FNAMES], STR)
+        write_col(g, "level", [float(lv[x]) for x in FNAMES], np.float64)
+        g = f.create_group("silos")
+        write_col(g, "name", SILOS, STR)
+        g = f.create_group("instruments")
+        I = b.inst
+        write_col(g, "id", [d["id"] for d in I], STR)
+        write_col(g, "type", [d["type"] for d in I], STR)
+        for c in ("silo", "underlying", "vol_factor", "call"):
+            write_col(g, c, [d[c] for d in I], np.int32)
+        for c in ("strike", "expiry", "implied_vol", "rate", "dividend_yield", "multiplier"):
+            write_col(g, c, [float(d[c]) for d in I], np.float64)
+        g = f.create_group("accounts")
+        write_col(g, "id", [x[0] for x in b.accounts], STR)
+        write_col(g, "cross_margin", [x[1] for x in b.accounts], np.int32)
+        write_col(g, "template", [x[2] for x in b.accounts], STR)
+        g = f.create_group("positions")
+        write_col(g, "account", [p[0] for p in b.pos], np.int32)
+        write_col(g, "instrument", [p[1] for p in b.pos], np.int32)
+        write_col(g, "quantity", [p[2] for p in b.pos], np.float64)
+
+
+def crisis_crosscheck():
+    """Compare the documented table with the arch series where they cover the date."""
+    import arch.data.nasdaq
+    import arch.data.sp500
+    import arch.data.vix
+    import arch.data.wti
+    ser = {"SPX": arch.data.sp500.load()["Adj Close"].dropna(),
+           "NDX": arch.data.nasdaq.load()["Adj Close"].dropna(),
+           "WTI": arch.data.wti.load()["DCOILWTICO"].dropna(),
+           "VIX": arch.data.vix.load()["vix"].dropna()}
+    bad = []
+    for (label, spx, ndx, vix, wti, *_rest) in CRISES:
+        day = pd.Timestamp(label[:10])
+        for k, doc in (("SPX", spx), ("NDX", ndx), ("WTI", wti), ("VIX", vix)):
+            s = ser[k]
+            if doc is None or day not in s.index:
+                continue
+            i = s.index.get_loc(day)
+            got = (s.iloc[i] - s.iloc[i - 1]) if k == "VIX" else 100 * (s.iloc[i] / s.iloc[i - 1] - 1)
+            if abs(got - doc) > 0.05:
+                bad.append((label, k, doc, round(float(got), 2)))
+    if bad:
+        raise SystemExit("crisis table disagrees with arch data: %r" % bad)
+
+
+def main():
+    dates, ret, df = build_history()
+    crisis_crosscheck()
+    sets = {
+        "crises": crises_set(),
+        "correlation_breakdown": correlation_breakdown_set(),
+        "span_grid": span_grid_set(),
+    }
+    write_scenarios(dates, ret, sets, df)
+    lv = levels(df)
+    b = build_book(lv)
+    write_portfolio(b, lv, dates[-1])
+    print("history: %d days %s .. %s, %d factors" % (len(dates), dates[0], dates[-1], len(FNAMES)))
+    for k, v in sorted(sets.items()):
+        print("set %-22s %3d scenarios" % (k, len(v["label"])))
+    print("book: %d accounts, %d instruments, %d positions"
+          % (len(b.accounts), len(b.inst), len(b.pos)))
+    for p in (SCEN_PATH, PORT_PATH):
+        print("%s  %d bytes" % (os.path.relpath(p), os.path.getsize(p)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

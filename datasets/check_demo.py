@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""Check datasets/demo-portfolio.h5 and datasets/demo-scenarios.h5 against FORMAT.md.
+
+    /usr/bin/python3 datasets/check_demo.py [portfolio.h5 scenarios.h5] [--summary]
+
+Asserts the data contract (format attributes, columnar tables of equal length,
+unique ids, indices in range, known types/kinds, option underlying/vol factor kinds,
+finite numbers, level/strike/implied_vol/multiplier/expiry rules, history and set
+shapes, every used factor present in /history).  With --summary it also prints a
+small independent revaluation (worst loss per template over the ready-made sets),
+a sanity check on magnitudes, not a reference for the engine.
+Needs only numpy and h5py.  Exit status 0 when every check passes.
+"""
+
+import math
+import os
+import sys
+
+import h5py
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PRICE_TYPES = {"spot", "future", "option", "future_option"}
+KINDS = {"price", "vol", "rate"}
+
+
+def s(arr):
+    return [x.decode("utf-8") if isinstance(x, bytes) else str(x) for x in arr]
+
+
+def fail(path, where, msg):
+    raise SystemExit("%s: %s: %s" % (path, where, msg))
+
+
+def table(f, path, group, cols):
+    if group not in f:
+        fail(path, "/" + group, "missing group")
+    g = f[group]
+    out, n = {}, None
+    for c in cols:
+        if c not in g:
+            fail(path, "/%s/%s" % (group, c), "missing column")
+        d = g[c]
+        if d.ndim != 1:
+            fail(path, "/%s/%s" % (group, c), "not 1-D")
+        if n is not None and d.shape[0] != n:
+            fail(path, "/%s/%s" % (group, c), "length %d != %d" % (d.shape[0], n))
+        n = d.shape[0]
+        v = d[()]
+        out[c] = s(v) if d.dtype.kind in "OS" else np.asarray(v)
+    return out, n
+
+
+def finite(path, where, arr):
+    a = np.asarray(arr, dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(a.reshape(a.shape[0], -1)).all(axis=1)) if a.size else []
+    if len(bad):
+        fail(path, where, "non-finite number at row %d" % bad[0])
+
+
+def unique(path, where, ids):
+    seen = {}
+    for i, x in enumerate(ids):
+        if x in seen:
+            fail(path, where, "duplicate id %r at rows %d and %d" % (x, seen[x], i))
+        seen[x] = i
+
+
+def check_root(path, f, fmt):
+    if f.attrs.get("format") is None or s([f.attrs["format"]])[0] != fmt:
+        fail(path, "/", "attribute format != %r" % fmt)
+    v = f.attrs.get("format_version")
+    if v is None or not np.issubdtype(np.asarray(v).dtype, np.integer) or int(v) != 1:
+        fail(path, "/", "format_version must be the integer 1")
+
+
+def check_portfolio(path):
+    with h5py.File(path, "r") as f:
+        check_root(path, f, "xmargin.portfolio")
+        for a in ("valuation_date", "currency"):
+            if a not in f.attrs:
+                fail(path, "/", "missing attribute " + a)
+        vd = s([f.attrs["valuation_date"]])[0]
+        if len(vd) != 10 or vd[4] != "-" or vd[7] != "-":
+            fail(path, "/", "valuation_date not ISO: %r" % vd)
+        fac, F = table(f, path, "factors", ["name", "kind", "level"])
+        sil, G = table(f, path, "silos", ["name"])
+        ins, I = table(f, path, "instruments",
+                       ["id", "type", "silo", "underlying", "vol_factor", "strike", "expiry",
+                        "call", "implied_vol", "rate", "dividend_yield", "multiplier"])
+        acc, A = table(f, path, "accounts", ["id", "cross_margin"])
+        pos, N = table(f, path, "positions", ["account", "instrument", "quantity"])
+    unique(path, "/factors/name", fac["name"])
+    unique(path, "/silos/name", sil["name"])
+    unique(path, "/instruments/id", ins["id"])
+    unique(path, "/accounts/id", acc["id"])
+    finite(path, "/factors/level", fac["level"])
+    for i, (k, lv) in enumerate(zip(fac["kind"], fac["level"])):
+        if k not in KINDS:
+            fail(path, "/factors/kind", "row %d: unknown kind %r" % (i, k))
+        if k == "price" and not lv > 0:
+            fail(path, "/factors/level", "row %d: price level <= 0" % i)
+    for c in ("strike", "expiry", "implied_vol", "rate", "dividend_yield", "multiplier"):
+        finite(path, "/instruments/" + c, ins[c])
+    for i in range(I):
+        t = ins["type"][i]
+        w = "/instruments row %d (%s)" % (i, ins["id"][i])
+        if t not in PRICE_TYPES:
+            fail(path, w, "unknown type %r" % t)
+        if not 0 <= ins["silo"][i] < G:
+            fail(path, w, "silo out of range")
+        u, v = int(ins["underlying"][i]), int(ins["vol_factor"][i])
+        if not 0 <= u < F:
+            fail(path, w, "underlying out of range")
+        if fac["kind"][u] != "price":
+            fail(path, w, "underlying is not a price factor")
+        if v != -1 and not 0 <= v < F:
+            fail(path, w, "vol_factor out of range")
+        if t in ("option", "future_option"):
+            if v == -1 or fac["kind"][v] != "vol":
+                fail(path, w, "option vol_factor is not a vol factor")
+            if ins["call"][i] not in (0, 1):
+                fail(path, w, "call must be 0 or 1")
+        if not ins["strike"][i] > 0:
+            fail(path, w, "strike <= 0")
+        if ins["implied_vol"][i] < 0:
+            fail(path, w, "implied_vol < 0")
+        if not ins["multiplier"][i] > 0:
+            fail(path, w, "multiplier <= 0")
+        if ins["expiry"][i] < 0:
+            fail(path, w, "expiry < 0")
+    if not set(np.unique(acc["cross_margin"]).tolist()) <= {0, 1}:
+        fail(path, "/accounts/cross_margin", "must be 0 or 1")
+    finite(path, "/positions/quantity", pos["quantity"])
+    if N and not ((pos["account"] >= 0) & (pos["account"] < A)).all():
+        fail(path, "/positions/account", "index out of range")
+    if N and not ((pos["instrument"] >= 0) & (pos["instrument"] < I)).all():
+        fail(path, "/positions/instrument", "index out of range")
+    return dict(fac=fac, sil=sil, ins=ins, acc=acc, pos=pos, F=F, G=G, I=I, A=A, N=N)
+
+
+def check_scenarios(path, book):
+    out = {}
+    with h5py.File(path, "r") as f:
+        check_root(path, f, "xmargin.scenarios")
+        if "history" in f:
+            h = f["history"]
+            for c in ("factor", "date", "return"):
+                if c not in h:
+                    fail(path, "/history/" + c, "missing")
+            names, dates, R = s(h["factor"][()]), s(h["date"][()]), h["return"][()]
+            unique(path, "/history/factor", names)
+            if R.shape != (len(dates), len(names)):
+                fail(path, "/history/return", "shape %r != [T x F_h]" % (R.shape,))
+            finite(path, "/history/return", R)
+            if dates != sorted(dates) or len(set(dates)) != len(dates):
+                fail(path, "/history/date", "not strictly increasing")
+            for d in dates:
+                if len(d) != 10 or d[4] != "-" or d[7] != "-":
+                    fail(path, "/history/date", "not ISO: %r" % d)
+            out["history"] = (names, dates, R)
+            if book is not None:
+                # every factor of the demo book (not only those used) must have history
+                missing = [x for x in book["fac"]["name"] if x not in names]
+                if missing:
+                    fail(path, "/history/factor", "portfolio factor(s) missing: %s" % missing)
+        sets = {}
+        for name in (f["sets"] if "sets" in f else []):
+            g = f["sets"][name]
+            w = "/sets/" + name
+            for c in ("factor", "shock", "label"):
+                if c not in g:
+                    fail(path, w + "/" + c, "missing")
+            fn, X, lab = s(g["factor"][()]), g["shock"][()], s(g["label"][()])
+            unique(path, w + "/factor", fn)
+            if X.ndim != 2 or X.shape != (len(lab), len(fn)):
+                fail(path, w + "/shock", "shape %r != [S x F_s]" % (X.shape,))
+            finite(path, w + "/shock", X)
+            wt = g["weight"][()] if "weight" in g else np.ones(len(lab))
+            if wt.shape != (len(lab),):
+                fail(path, w + "/weight", "length != S")
+            finite(path, w + "/weight", wt)
+            meas = s([g.attrs.get("measure", "worst")])[0]
+            if meas not in ("worst", "es", "var"):
+                fail(path, w, "measure %r unknown" % meas)
+            if meas in ("es", "var") and "confidence" in g.attrs:
+                c = float(g.attrs["confidence"])
+                if not 0 < c < 1:
+                    fail(path, w, "confidence out of (0,1)")
+            if book is not None:
+                unknown = [x for x in fn if x not in book["fac"]["name"]]
+                if unknown:
+                    fail(path, w + "/factor", "not portfolio factors: %s" % unknown)
+            sets[name] = (fn, X, lab, wt, meas)
+        out["sets"] = sets
+    return out
+
+
+# --------------------------------------------------------------------------- summary
+def _ncdf(x):
+    return 0.5 * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
+
+
+def value(typ, S, K, T, r, q, v, call, mult):
+    S, K, T, v = map(np.asarray, (S, K, T, v))
+    out = np.where(typ == "spot", S, 0.0) + np.where(typ == "future", S, 0.0)
+    opt = (typ == "option") | (typ == "future_option")
+    qq = np.where(typ == "future_option", r, q)
+    Tp = np.maximum(T, 1e-12)
+    sv = np.maximum(v, 1e-12) * np.sqrt(Tp)
+    d1 = (np.log(S / K) + (r - qq + 0.5 * v * v) * Tp) / sv
+    d2 = d1 - sv
+    c = S * np.exp(-qq * Tp) * _ncdf(d1) - K * np.exp(-r * Tp) * _ncdf(d2)
+    p = K * np.exp(-r * Tp) * _ncdf(-d2) - S * np.exp(-qq * Tp) * _ncdf(-d1)
+    bs = np.where(call == 1, c, p)
+    intr = np.where(call == 1, np.maximum(S - K, 0), np.maximum(K - S, 0))
+    bs = np.where(T <= 0, intr, bs)
+    return mult * np.where(opt, bs, out)
+
+
+def summary(book, scen, h=2):
+    fac, ins, pos = book["fac"], book["ins"], book["pos"]
+    fidx = {n: i for i, n in enumerate(fac["name"])}
+    lv = np.asarray(fac["level"], dtype=np.float64)
+    typ = np.array(ins["type"])
+    u, vf = ins["underlying"].astype(int), ins["vol_factor"].astype(int)
+    K, T, iv = ins["strike"], ins["expiry"], ins["implied_vol"]
+    r, q, call, mult = ins["rate"], ins["dividend_yield"], ins["call"], ins["multiplier"]
+    v0 = value(typ, lv[u], K, T, r, q, iv, call, mult)
+    Tn = np.maximum(T - h / 252.0, 0.0)
+    A = book["A"]
+    tmpl = None
+    with h5py.File(os.path.join(HERE, "demo-portfolio.h5"), "r") as f:
+        if "template" in f["accounts"]:
+            tmpl = s(f["accounts/template"][()])
+    for name, (fn, X, lab, wt, meas) in sorted(scen["sets"].items()):
+        full = np.zeros((X.shape[0], len(lv)))
+        for j, n in enumerate(fn):
+            full[:, fidx[n]] = X[:, j]
+        L = np.zeros((X.shape[0], A))
+        for si in range(X.shape[0]):
+            x = full[si]
+            kinds = np.array(fac["kind"])
+            lvs = np.where(kinds == "price", lv * np.exp(x), lv + x)
+            ivs = np.where(vf >= 0, np.maximum(iv + np.where(vf >= 0, x[vf], 0), 0.01), iv)
+            ivs = np.where((typ == "option") | (typ == "future_option"), ivs, iv)
+            loss = v0 - value(typ, lvs[u], K, Tn, r, q, ivs, call, mult)
+            np.add.at(L[si], pos["account"], pos["quantity"] * loss[pos["instrument"]])
+        worst = np.maximum((wt[:, None] * L).max(axis=0), 0.0)
+        print("set %-22s S=%3d  worst loss over accounts: median %12.0f  max %14.0f"
+              % (name, X.shape[0], np.median(worst), worst.max()))
+        if tmpl is not None:
+            for t in sorted(set(tmpl)):
+                m = np.array([x == t for x in tmpl])
+                print("    %-16s n=%3d median worst %12.0f" % (t, m.sum(), np.median(worst[m])))
+
+
+def main(argv):
+    args = [a for a in argv if not a.startswith("--")]
+    port = args[0] if args else os.path.join(HERE, "demo-portfolio.h5")
+    scen = args[1] if len(args) > 1 else os.path.join(HERE, "demo-scenarios.h5")
+    book = check_portfolio(port)
+    sc = check_scenarios(scen, book)
+    names, dates, R = sc["history"]
+    print("portfolio ok: %d factors, %d silos, %d instruments, %d accounts (%d not cross-margined),"
+          " %d positions" % (book["F"], book["G"], book["I"], book["A"],
+                              int((book["acc"]["cross_margin"] == 0).sum()), book["N"]))
+    print("scenarios ok: history %d days (%s .. %s) x %d factors; sets: %s"
+          % (len(dates), dates[0], dates[-1], len(names),
+             ", ".join("%s[%d]" % (k, len(v[2])) for k, v in sorted(sc["sets"].items()))))
+    if "--summary" in argv:
+        summary(book, sc)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
