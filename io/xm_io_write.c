@@ -1,0 +1,640 @@
+/* io/: writing portfolio, scenario and results files (FORMAT.md). Every file
+ * is written atomically: a temporary file in the target's folder, fsync'd and
+ * renamed over the target only when complete. Strings are variable-length
+ * UTF-8; numbers int32/uint64/float64 (float32 for /pnl). */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <hdf5.h>
+#include <hdf5_hl.h>
+
+#include "xm_io.h"
+#include "xm_portable.h"
+
+/* /pnl/<set> chunk: up to this many scenarios x accounts (float32: 256 KiB),
+ * so that one account's column reads S/XM__PNL_CHUNK_S chunks, not the file. */
+#define XM__PNL_CHUNK_S 4096
+#define XM__PNL_CHUNK_A 16
+#define XM__PNL_DEFLATE 4
+
+typedef struct xm__wr {
+  const char *path; /* the target */
+  char *dir;        /* its folder */
+  char *tmp;        /* the temporary file, NULL once renamed or removed */
+  hid_t fid;
+  hid_t str_t; /* variable-length UTF-8 string type */
+  xm_diag *diag;
+  int failed;
+  H5E_auto2_t old_fn;
+  void *old_data;
+} xm__wr;
+
+static void xm__wfail(xm__wr *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void xm__wfail(xm__wr *w, const char *fmt, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  xm_diag_add(w->diag, "%s: %s", w->path, buf);
+  w->failed++;
+}
+
+/* Creates the temporary file next to path and opens it with HDF5. */
+static xm_status xm__wr_begin(xm__wr *w, const char *path, xm_diag *diag) {
+  memset(w, 0, sizeof *w);
+  w->path = path;
+  w->diag = diag;
+  w->fid = -1;
+  w->str_t = -1;
+  H5Eget_auto2(H5E_DEFAULT, &w->old_fn, &w->old_data);
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+
+  const char *slash = strrchr(path, '/');
+  const char *base = slash ? slash + 1 : path;
+  size_t dlen = slash ? (size_t)(slash - path) : 1;
+  if (*base == '\0') {
+    xm__wfail(w, "not a file name");
+    return XM_EINVAL;
+  }
+  w->dir = malloc(dlen + 1);
+  w->tmp = malloc(dlen + strlen(base) + 16);
+  if (!w->dir || !w->tmp) {
+    free(w->tmp);
+    w->tmp = NULL;
+    xm__wfail(w, "out of memory");
+    return XM_ENOMEM;
+  }
+  if (slash)
+    memcpy(w->dir, path, dlen);
+  else
+    w->dir[0] = '.';
+  w->dir[dlen] = '\0';
+  if (slash && dlen == 0) { /* "/name" */
+    w->dir[0] = '/';
+    w->dir[1] = '\0';
+  }
+  sprintf(w->tmp, "%s/.%s.tmp.XXXXXX", slash ? (dlen ? w->dir : "") : ".", base);
+  int fd = mkstemp(w->tmp);
+  if (fd < 0) {
+    xm__wfail(w, "cannot create a temporary file in %s: %s", w->dir, strerror(errno));
+    free(w->tmp);
+    w->tmp = NULL;
+    return XM_EIO;
+  }
+  /* mkstemp makes it 0600: give it the permissions a new file would get */
+  mode_t um = umask(0);
+  umask(um);
+  if (fchmod(fd, 0666 & ~um) != 0) {
+    /* not fatal: the file is still ours */
+  }
+  close(fd);
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  if (fapl >= 0)
+    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+  w->fid = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl >= 0 ? fapl : H5P_DEFAULT);
+  if (fapl >= 0)
+    H5Pclose(fapl);
+  if (w->fid < 0) {
+    xm__wfail(w, "HDF5 cannot create %s", w->tmp);
+    return XM_EIO;
+  }
+  w->str_t = H5Tcopy(H5T_C_S1);
+  if (w->str_t < 0 || H5Tset_size(w->str_t, H5T_VARIABLE) < 0 ||
+      H5Tset_cset(w->str_t, H5T_CSET_UTF8) < 0) {
+    xm__wfail(w, "HDF5 cannot make the string type");
+    return XM_EIO;
+  }
+  return XM_OK;
+}
+
+static int xm__fsync_path(const char *p, int flags) {
+  int fd = open(p, flags);
+  if (fd < 0)
+    return -1;
+  int rc = fsync(fd);
+  if (rc != 0 && (errno == EINVAL || errno == EROFS))
+    rc = 0; /* a folder or file system that cannot be synced */
+  close(fd);
+  return rc;
+}
+
+/* Closes the file; when nothing failed, syncs and renames it over the target.
+ * Otherwise (or when that fails) removes the temporary file. */
+static xm_status xm__wr_end(xm__wr *w, xm_status st) {
+  if (w->str_t >= 0)
+    H5Tclose(w->str_t);
+  if (w->fid >= 0 && H5Fclose(w->fid) < 0 && st == XM_OK) {
+    xm__wfail(w, "HDF5 cannot close (flush) the file");
+    st = XM_EIO;
+  }
+  w->fid = -1;
+  if (st == XM_OK && w->failed)
+    st = XM_EIO;
+  if (st == XM_OK && xm__fsync_path(w->tmp, O_RDONLY) != 0) {
+    xm__wfail(w, "fsync of %s failed: %s", w->tmp, strerror(errno));
+    st = XM_EIO;
+  }
+  if (st == XM_OK && rename(w->tmp, w->path) != 0) {
+    xm__wfail(w, "cannot rename %s to it: %s", w->tmp, strerror(errno));
+    st = XM_EIO;
+  }
+  if (st == XM_OK) {
+    free(w->tmp);
+    w->tmp = NULL;
+    if (xm__fsync_path(w->dir, O_RDONLY | O_DIRECTORY) != 0) {
+      xm__wfail(w, "fsync of folder %s failed: %s", w->dir, strerror(errno));
+      st = XM_EIO;
+    }
+  }
+  if (w->tmp) {
+    unlink(w->tmp);
+    free(w->tmp);
+    w->tmp = NULL;
+  }
+  free(w->dir);
+  w->dir = NULL;
+  H5Eset_auto2(H5E_DEFAULT, w->old_fn, w->old_data);
+  return st;
+}
+
+/* ---- Datasets and attributes --------------------------------------------------- */
+
+/* Creates dataset name in loc and writes buf (may be NULL when empty).
+ * Returns the open dataset (caller closes) or -1 after a message. */
+static hid_t xm__w_dset(xm__wr *w, hid_t loc, const char *where, const char *name, hid_t ftype,
+                        hid_t mtype, int rank, const hsize_t *dims, const void *buf, hid_t dcpl) {
+  hid_t sp = H5Screate_simple(rank, dims, NULL);
+  hid_t did = -1;
+  if (sp < 0) {
+    xm__wfail(w, "%s/%s: HDF5 cannot make the dataspace", where, name);
+    return -1;
+  }
+  did = H5Dcreate2(loc, name, ftype, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+  if (did < 0) {
+    xm__wfail(w, "%s/%s: HDF5 cannot create the dataset", where, name);
+    goto fail;
+  }
+  hsize_t n = 1;
+  for (int i = 0; i < rank; i++)
+    n *= dims[i];
+  if (n > 0 && buf && H5Dwrite(did, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+    xm__wfail(w, "%s/%s: HDF5 cannot write the dataset", where, name);
+    goto fail;
+  }
+  H5Sclose(sp);
+  return did;
+fail:
+  if (did >= 0)
+    H5Dclose(did);
+  H5Sclose(sp);
+  return -1;
+}
+
+/* Writes strings s[n] (NULL entries as "") as a 1-D variable-length UTF-8
+ * dataset. Returns the open dataset or -1. */
+static hid_t xm__w_strs(xm__wr *w, hid_t loc, const char *where, const char *name,
+                        char *const *s, int64_t n) {
+  const char **v = malloc((n > 0 ? (size_t)n : 1) * sizeof *v);
+  if (!v) {
+    xm__wfail(w, "%s/%s: out of memory", where, name);
+    return -1;
+  }
+  for (int64_t i = 0; i < n; i++)
+    v[i] = s && s[i] ? s[i] : "";
+  hsize_t dims[1] = {(hsize_t)n};
+  hid_t did = xm__w_dset(w, loc, where, name, w->str_t, w->str_t, 1, dims, v, H5P_DEFAULT);
+  free(v);
+  return did;
+}
+
+static void xm__close_d(hid_t did) {
+  if (did >= 0)
+    H5Dclose(did);
+}
+
+static void xm__w_strs_c(xm__wr *w, hid_t loc, const char *where, const char *name,
+                         char *const *s, int64_t n) {
+  xm__close_d(xm__w_strs(w, loc, where, name, s, n));
+}
+
+static void xm__w_f64(xm__wr *w, hid_t loc, const char *where, const char *name, int rank,
+                      int64_t d0, int64_t d1, const double *v) {
+  hsize_t dims[2] = {(hsize_t)d0, (hsize_t)d1};
+  xm__close_d(xm__w_dset(w, loc, where, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, rank, dims, v,
+                         H5P_DEFAULT));
+}
+
+static void xm__w_i32(xm__wr *w, hid_t loc, const char *where, const char *name, int64_t n,
+                      const int32_t *v) {
+  hsize_t dims[1] = {(hsize_t)n};
+  xm__close_d(xm__w_dset(w, loc, where, name, H5T_STD_I32LE, H5T_NATIVE_INT32, 1, dims, v,
+                         H5P_DEFAULT));
+}
+
+/* Writes a scalar attribute. */
+static void xm__w_attr(xm__wr *w, hid_t loc, const char *where, const char *name, hid_t ftype,
+                       hid_t mtype, const void *buf) {
+  hid_t sp = H5Screate(H5S_SCALAR);
+  hid_t aid = sp >= 0 ? H5Acreate2(loc, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT) : -1;
+  if (aid < 0 || H5Awrite(aid, mtype, buf) < 0)
+    xm__wfail(w, "%s: attribute %s: HDF5 cannot write it", where, name);
+  if (aid >= 0)
+    H5Aclose(aid);
+  if (sp >= 0)
+    H5Sclose(sp);
+}
+
+static void xm__w_attr_str(xm__wr *w, hid_t loc, const char *where, const char *name,
+                           const char *v) {
+  const char *s = v ? v : "";
+  xm__w_attr(w, loc, where, name, w->str_t, w->str_t, &s);
+}
+
+static void xm__w_attr_i32(xm__wr *w, hid_t loc, const char *where, const char *name, int32_t v) {
+  xm__w_attr(w, loc, where, name, H5T_STD_I32LE, H5T_NATIVE_INT32, &v);
+}
+
+static void xm__w_attr_f64(xm__wr *w, hid_t loc, const char *where, const char *name, double v) {
+  xm__w_attr(w, loc, where, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v);
+}
+
+static hid_t xm__w_group(xm__wr *w, hid_t loc, const char *name) {
+  hid_t g = H5Gcreate2(loc, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  if (g < 0)
+    xm__wfail(w, "%s: HDF5 cannot create the group", name);
+  return g;
+}
+
+static void xm__close_g(hid_t g) {
+  if (g >= 0)
+    H5Gclose(g);
+}
+
+/* 1 when name can be an HDF5 link name of a set. */
+static int xm__set_name_ok(const char *name) {
+  return name && name[0] && !strchr(name, '/') && strcmp(name, ".") != 0;
+}
+
+/* ---- Portfolio and scenario files --------------------------------------------- */
+
+static const char *const xm__kind_s[] = {"price", "vol", "rate"};
+static const char *const xm__type_s[] = {"spot", "future", "option", "future_option"};
+static const char *const xm__measure_s[] = {"worst", "es", "var"};
+
+/* Strings for codes c[n] (all valid: checked by the caller). */
+static const char **xm__code_strs(const int32_t *c, int64_t n, const char *const *names) {
+  const char **v = malloc((n > 0 ? (size_t)n : 1) * sizeof *v);
+  if (v)
+    for (int64_t i = 0; i < n; i++)
+      v[i] = names[c[i]];
+  return v;
+}
+
+#define XM__NEED(ptr, n)                                                                          \
+  do {                                                                                             \
+    if ((n) < 0 || ((n) > 0 && !(ptr)))                                                            \
+      return XM_EINVAL;                                                                            \
+  } while (0)
+
+xm_status xm_portfolio_write(const char *path, const xm_portfolio *p, xm_diag *diag) {
+  if (!path || !p)
+    return XM_EINVAL;
+  XM__NEED(p->factor_name, p->n_factors);
+  XM__NEED(p->factor_kind, p->n_factors);
+  XM__NEED(p->factor_level, p->n_factors);
+  XM__NEED(p->silo_name, p->n_silos);
+  int64_t ni = p->n_instruments;
+  XM__NEED(p->inst_id, ni);
+  XM__NEED(p->inst_type, ni);
+  XM__NEED(p->inst_silo, ni);
+  XM__NEED(p->inst_underlying, ni);
+  XM__NEED(p->inst_vol_factor, ni);
+  XM__NEED(p->inst_strike, ni);
+  XM__NEED(p->inst_expiry, ni);
+  XM__NEED(p->inst_call, ni);
+  XM__NEED(p->inst_implied_vol, ni);
+  XM__NEED(p->inst_rate, ni);
+  XM__NEED(p->inst_dividend_yield, ni);
+  XM__NEED(p->inst_multiplier, ni);
+  XM__NEED(p->account_id, p->n_accounts);
+  XM__NEED(p->account_cross_margin, p->n_accounts);
+  XM__NEED(p->pos_account, p->n_positions);
+  XM__NEED(p->pos_instrument, p->n_positions);
+  XM__NEED(p->pos_quantity, p->n_positions);
+  for (int64_t i = 0; i < p->n_factors; i++)
+    if (p->factor_kind[i] < 0 || p->factor_kind[i] > 2)
+      return XM_EINVAL;
+  for (int64_t i = 0; i < ni; i++)
+    if (p->inst_type[i] < 0 || p->inst_type[i] >= XM_TYPE_COUNT)
+      return XM_EINVAL;
+
+  xm__wr w;
+  hid_t g = -1;
+  const char **kinds = NULL, **types = NULL;
+  xm_status st = xm__wr_begin(&w, path, diag);
+  if (st != XM_OK)
+    goto cleanup;
+  kinds = xm__code_strs(p->factor_kind, p->n_factors, xm__kind_s);
+  types = xm__code_strs(p->inst_type, ni, xm__type_s);
+  if (!kinds || !types) {
+    xm__wfail(&w, "out of memory");
+    st = XM_ENOMEM;
+    goto cleanup;
+  }
+  xm__w_attr_str(&w, w.fid, "/", "format", "xmargin.portfolio");
+  xm__w_attr_i32(&w, w.fid, "/", "format_version", 1);
+  xm__w_attr_str(&w, w.fid, "/", "valuation_date", p->valuation_date);
+  xm__w_attr_str(&w, w.fid, "/", "currency", p->currency);
+
+  g = xm__w_group(&w, w.fid, "/factors");
+  if (g < 0)
+    goto cleanup;
+  xm__w_strs_c(&w, g, "/factors", "name", p->factor_name, p->n_factors);
+  xm__w_strs_c(&w, g, "/factors", "kind", (char *const *)kinds, p->n_factors);
+  xm__w_f64(&w, g, "/factors", "level", 1, p->n_factors, 1, p->factor_level);
+  xm__close_g(g);
+
+  g = xm__w_group(&w, w.fid, "/silos");
+  if (g < 0)
+    goto cleanup;
+  xm__w_strs_c(&w, g, "/silos", "name", p->silo_name, p->n_silos);
+  xm__close_g(g);
+
+  g = xm__w_group(&w, w.fid, "/instruments");
+  if (g < 0)
+    goto cleanup;
+  const char *gi = "/instruments";
+  xm__w_strs_c(&w, g, gi, "id", p->inst_id, ni);
+  xm__w_strs_c(&w, g, gi, "type", (char *const *)types, ni);
+  xm__w_i32(&w, g, gi, "silo", ni, p->inst_silo);
+  xm__w_i32(&w, g, gi, "underlying", ni, p->inst_underlying);
+  xm__w_i32(&w, g, gi, "vol_factor", ni, p->inst_vol_factor);
+  xm__w_f64(&w, g, gi, "strike", 1, ni, 1, p->inst_strike);
+  xm__w_f64(&w, g, gi, "expiry", 1, ni, 1, p->inst_expiry);
+  xm__w_i32(&w, g, gi, "call", ni, p->inst_call);
+  xm__w_f64(&w, g, gi, "implied_vol", 1, ni, 1, p->inst_implied_vol);
+  xm__w_f64(&w, g, gi, "rate", 1, ni, 1, p->inst_rate);
+  xm__w_f64(&w, g, gi, "dividend_yield", 1, ni, 1, p->inst_dividend_yield);
+  xm__w_f64(&w, g, gi, "multiplier", 1, ni, 1, p->inst_multiplier);
+  xm__close_g(g);
+
+  g = xm__w_group(&w, w.fid, "/accounts");
+  if (g < 0)
+    goto cleanup;
+  xm__w_strs_c(&w, g, "/accounts", "id", p->account_id, p->n_accounts);
+  xm__w_i32(&w, g, "/accounts", "cross_margin", p->n_accounts, p->account_cross_margin);
+  xm__close_g(g);
+
+  g = xm__w_group(&w, w.fid, "/positions");
+  if (g < 0)
+    goto cleanup;
+  xm__w_i32(&w, g, "/positions", "account", p->n_positions, p->pos_account);
+  xm__w_i32(&w, g, "/positions", "instrument", p->n_positions, p->pos_instrument);
+  xm__w_f64(&w, g, "/positions", "quantity", 1, p->n_positions, 1, p->pos_quantity);
+  xm__close_g(g);
+  g = -1;
+
+cleanup:
+  xm__close_g(g);
+  free(kinds);
+  free(types);
+  return xm__wr_end(&w, st);
+}
+
+xm_status xm_scenarios_write(const char *path, const xm_scenario_file *s, xm_diag *diag) {
+  if (!path || !s)
+    return XM_EINVAL;
+  XM__NEED(s->hist_factor, s->n_hfactors);
+  XM__NEED(s->hist_date, s->n_days);
+  XM__NEED(s->hist_return, s->n_days * s->n_hfactors);
+  XM__NEED(s->sets, s->n_sets);
+  for (int64_t k = 0; k < s->n_sets; k++) {
+    const xm_scenario_set *set = &s->sets[k];
+    if (!xm__set_name_ok(set->name) || set->measure < 0 || set->measure > 2)
+      return XM_EINVAL;
+    XM__NEED(set->factor, set->n_factors);
+    XM__NEED(set->label, set->n_scenarios);
+    XM__NEED(set->shock, set->n_scenarios * set->n_factors);
+    for (int64_t j = 0; j < k; j++)
+      if (strcmp(s->sets[j].name, set->name) == 0)
+        return XM_EINVAL;
+  }
+
+  xm__wr w;
+  hid_t g = -1, sg = -1;
+  xm_status st = xm__wr_begin(&w, path, diag);
+  if (st != XM_OK)
+    goto cleanup;
+  xm__w_attr_str(&w, w.fid, "/", "format", "xmargin.scenarios");
+  xm__w_attr_i32(&w, w.fid, "/", "format_version", 1);
+  if (s->n_days > 0 || s->n_hfactors > 0) {
+    g = xm__w_group(&w, w.fid, "/history");
+    if (g < 0)
+      goto cleanup;
+    xm__w_strs_c(&w, g, "/history", "factor", s->hist_factor, s->n_hfactors);
+    xm__w_strs_c(&w, g, "/history", "date", s->hist_date, s->n_days);
+    xm__w_f64(&w, g, "/history", "return", 2, s->n_days, s->n_hfactors, s->hist_return);
+    xm__close_g(g);
+    g = -1;
+  }
+  if (s->n_sets > 0) {
+    g = xm__w_group(&w, w.fid, "/sets");
+    if (g < 0)
+      goto cleanup;
+    for (int64_t k = 0; k < s->n_sets; k++) {
+      const xm_scenario_set *set = &s->sets[k];
+      char where[512];
+      snprintf(where, sizeof where, "/sets/%s", set->name);
+      sg = xm__w_group(&w, g, set->name);
+      if (sg < 0)
+        goto cleanup;
+      xm__w_strs_c(&w, sg, where, "factor", set->factor, set->n_factors);
+      xm__w_f64(&w, sg, where, "shock", 2, set->n_scenarios, set->n_factors, set->shock);
+      xm__w_strs_c(&w, sg, where, "label", set->label, set->n_scenarios);
+      if (set->weight)
+        xm__w_f64(&w, sg, where, "weight", 1, set->n_scenarios, 1, set->weight);
+      xm__w_attr_str(&w, sg, where, "measure", xm__measure_s[set->measure]);
+      if (!isnan(set->confidence))
+        xm__w_attr_f64(&w, sg, where, "confidence", set->confidence);
+      xm__close_g(sg);
+      sg = -1;
+    }
+  }
+
+cleanup:
+  xm__close_g(sg);
+  xm__close_g(g);
+  return xm__wr_end(&w, st);
+}
+
+/* ---- Results (FORMAT.md section 3) ------------------------------------------------ */
+
+/* Writes a [rows x cols] float64 dataset of /margin and attaches the scales. */
+static void xm__w_margin(xm__wr *w, hid_t g, const char *name, int rank, int64_t rows,
+                         int64_t cols, const double *v, hid_t scale0, hid_t scale1) {
+  hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols};
+  hid_t did = xm__w_dset(w, g, "/margin", name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, rank, dims, v,
+                         H5P_DEFAULT);
+  if (did < 0)
+    return;
+  if (H5DSattach_scale(did, scale0, 0) < 0 || (rank == 2 && H5DSattach_scale(did, scale1, 1) < 0))
+    xm__wfail(w, "/margin/%s: HDF5 cannot attach the dimension scales", name);
+  H5Dclose(did);
+}
+
+/* Writes /pnl/<name> float32 [S x A], chunked and compressed. */
+static void xm__w_pnl(xm__wr *w, hid_t g, const char *name, int64_t S, int64_t A,
+                      const float *pnl) {
+  hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  if (dcpl < 0) {
+    xm__wfail(w, "/pnl/%s: HDF5 cannot make the creation properties", name);
+    return;
+  }
+  if (S > 0 && A > 0) {
+    hsize_t chunk[2] = {(hsize_t)(S < XM__PNL_CHUNK_S ? S : XM__PNL_CHUNK_S),
+                        (hsize_t)(A < XM__PNL_CHUNK_A ? A : XM__PNL_CHUNK_A)};
+    if (H5Pset_chunk(dcpl, 2, chunk) < 0 || H5Pset_shuffle(dcpl) < 0 ||
+        (H5Zfilter_avail(H5Z_FILTER_DEFLATE) > 0 && H5Pset_deflate(dcpl, XM__PNL_DEFLATE) < 0))
+      xm__wfail(w, "/pnl/%s: HDF5 cannot set chunking and compression", name);
+  }
+  hsize_t dims[2] = {(hsize_t)S, (hsize_t)A};
+  char where[] = "/pnl";
+  xm__close_d(xm__w_dset(w, g, where, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims, pnl, dcpl));
+  H5Pclose(dcpl);
+}
+
+xm_status xm_results_write(const char *path, const xm_results *r, xm_diag *diag) {
+  if (!path || !r)
+    return XM_EINVAL;
+  int64_t A = r->n_accounts, G = r->n_silos, K = r->n_sets;
+  XM__NEED(r->account, A);
+  XM__NEED(r->silo, G);
+  XM__NEED(r->set, K);
+  XM__NEED(r->sets, K);
+  XM__NEED(r->requirement, A);
+  XM__NEED(r->unified, A);
+  XM__NEED(r->siloed, A);
+  XM__NEED(r->diversification, A);
+  XM__NEED(r->minimum, A);
+  XM__NEED(r->binding_set, A);
+  XM__NEED(r->by_set, A * K);
+  XM__NEED(r->by_silo, A * G);
+  XM__NEED(r->attribution, A * G);
+  for (int64_t k = 0; k < K; k++) {
+    const xm_results_set *s = &r->sets[k];
+    if (!xm__set_name_ok(s->name))
+      return XM_EINVAL;
+    XM__NEED(s->label, s->n_scenarios);
+    if (s->shock)
+      XM__NEED(s->factor, s->n_factors);
+    for (int64_t j = 0; j < k; j++)
+      if (strcmp(r->sets[j].name, s->name) == 0)
+        return XM_EINVAL;
+  }
+
+  xm__wr w;
+  hid_t sa = -1, sg = -1, sk = -1, g = -1, g2 = -1;
+  xm_status st = xm__wr_begin(&w, path, diag);
+  if (st != XM_OK)
+    goto cleanup;
+
+  /* root attributes */
+  hid_t f = w.fid;
+  xm__w_attr_str(&w, f, "/", "format", "xmargin.results");
+  xm__w_attr_i32(&w, f, "/", "format_version", 1);
+  xm__w_attr_str(&w, f, "/", "software_version", r->software_version);
+  xm__w_attr_str(&w, f, "/", "created_utc", r->created_utc);
+  xm__w_attr_str(&w, f, "/", "portfolio", r->portfolio);
+  xm__w_attr_str(&w, f, "/", "scenarios", r->scenarios);
+  xm__w_attr_str(&w, f, "/", "portfolio_sha256", r->portfolio_sha256);
+  xm__w_attr_str(&w, f, "/", "scenarios_sha256", r->scenarios_sha256);
+  xm__w_attr_str(&w, f, "/", "config", r->config);
+  xm__w_attr_str(&w, f, "/", "device", r->device);
+  xm__w_attr_str(&w, f, "/", "precision", r->precision);
+  xm__w_attr(&w, f, "/", "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &r->seed);
+  xm__w_attr_f64(&w, f, "/", "elapsed_s", r->elapsed_s);
+
+  /* dimension scales in the root */
+  sa = xm__w_strs(&w, f, "", "account", r->account, A);
+  sg = xm__w_strs(&w, f, "", "silo", r->silo, G);
+  sk = xm__w_strs(&w, f, "", "set", r->set, K);
+  if (sa < 0 || sg < 0 || sk < 0)
+    goto cleanup;
+  if (H5DSset_scale(sa, "account") < 0 || H5DSset_scale(sg, "silo") < 0 ||
+      H5DSset_scale(sk, "set") < 0) {
+    xm__wfail(&w, "HDF5 cannot make /account, /silo, /set dimension scales");
+    goto cleanup;
+  }
+
+  g = xm__w_group(&w, f, "/margin");
+  if (g < 0)
+    goto cleanup;
+  xm__w_margin(&w, g, "requirement", 1, A, 1, r->requirement, sa, -1);
+  xm__w_margin(&w, g, "unified", 1, A, 1, r->unified, sa, -1);
+  xm__w_margin(&w, g, "siloed", 1, A, 1, r->siloed, sa, -1);
+  xm__w_margin(&w, g, "diversification", 1, A, 1, r->diversification, sa, -1);
+  xm__w_margin(&w, g, "minimum", 1, A, 1, r->minimum, sa, -1);
+  xm__w_margin(&w, g, "by_set", 2, A, K, r->by_set, sa, sk);
+  xm__w_margin(&w, g, "by_silo", 2, A, G, r->by_silo, sa, sg);
+  xm__w_margin(&w, g, "attribution", 2, A, G, r->attribution, sa, sg);
+  hsize_t dA[1] = {(hsize_t)A};
+  hid_t bs = xm__w_dset(&w, g, "/margin", "binding_set", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, dA,
+                        r->binding_set, H5P_DEFAULT);
+  if (bs >= 0) {
+    if (H5DSattach_scale(bs, sa, 0) < 0)
+      xm__wfail(&w, "/margin/binding_set: HDF5 cannot attach the dimension scale");
+    H5Dclose(bs);
+  }
+  xm__close_g(g);
+  g = -1;
+
+  if (K > 0) {
+    g = xm__w_group(&w, f, "/scenarios");
+    if (g < 0)
+      goto cleanup;
+    for (int64_t k = 0; k < K; k++) {
+      const xm_results_set *s = &r->sets[k];
+      char where[512];
+      snprintf(where, sizeof where, "/scenarios/%s", s->name);
+      g2 = xm__w_group(&w, g, s->name);
+      if (g2 < 0)
+        goto cleanup;
+      xm__w_strs_c(&w, g2, where, "label", s->label, s->n_scenarios);
+      if (s->shock) {
+        xm__w_f64(&w, g2, where, "shock", 2, s->n_scenarios, s->n_factors, s->shock);
+        xm__w_strs_c(&w, g2, where, "factor", s->factor, s->n_factors);
+      }
+      xm__close_g(g2);
+      g2 = -1;
+    }
+    xm__close_g(g);
+    g = -1;
+    int any_pnl = 0;
+    for (int64_t k = 0; k < K; k++)
+      any_pnl |= r->sets[k].pnl != NULL;
+    if (any_pnl) {
+      g = xm__w_group(&w, f, "/pnl");
+      if (g < 0)
+        goto cleanup;
+      for (int64_t k = 0; k < K; k++)
+        if (r->sets[k].pnl)
+          xm__w_pnl(&w, g, r->sets[k].name, r->sets[k].n_scenarios, A, r->sets[k].pnl);
+    }
+  }
+
+cleanup:
+  xm__close_g(g2);
+  xm__close_g(g);
+  xm__close_d(sk);
+  xm__close_d(sg);
+  xm__close_d(sa);
+  return xm__wr_end(&w, st);
+}

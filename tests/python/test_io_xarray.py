@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""A results file written by io/ (xm_results_write) opens in xarray through
+h5netcdf with named dimensions, and one account's P&L column reads with h5py.
+
+The sample file comes from `test_io --write-results PATH` (the cmocka test
+binary of io/, built next to the xmargin binary: dirname($XMARGIN)/tests/)."""
+import os
+import subprocess
+import sys
+import tempfile
+
+import h5py
+import numpy as np
+
+PASSED = 0
+FAILED = 0
+
+
+def report(name, ok, detail=""):
+    global PASSED, FAILED
+    if ok:
+        PASSED += 1
+        print("ok   %s" % name)
+    else:
+        FAILED += 1
+        print("FAIL %s%s" % (name, ("\n     " + str(detail).replace("\n", "\n     ")) if detail else ""))
+
+
+def find_test_io():
+    xm = os.environ.get("XMARGIN", "")
+    d = os.path.dirname(os.path.abspath(xm)) if xm else os.getcwd()
+    for cand in (os.path.join(d, "tests", "test_io"), os.path.join(d, "test_io")):
+        if os.path.isfile(cand) and os.access(cand, os.X_OK):
+            return cand
+    return None
+
+
+def check(path):
+    import xarray as xr
+
+    # /margin through h5netcdf: the dimension `account` by name
+    try:
+        ds = xr.open_dataset(path, engine="h5netcdf", group="margin")
+    except Exception as e:  # noqa: BLE001 -- report any failure
+        report("xarray opens group margin with h5netcdf", False, repr(e))
+        return
+    with ds:
+        report("xarray opens group margin with h5netcdf", True)
+        report("requirement has dimension 'account'", ds["requirement"].dims == ("account",),
+               ds["requirement"].dims)
+        report("by_set has dimensions (account, set)", ds["by_set"].dims == ("account", "set"),
+               ds["by_set"].dims)
+        report("by_silo/attribution have dimensions (account, silo)",
+               ds["by_silo"].dims == ("account", "silo")
+               and ds["attribution"].dims == ("account", "silo"),
+               (ds["by_silo"].dims, ds["attribution"].dims))
+        report("dimension sizes", dict(ds.sizes) == {"account": 3, "set": 2, "silo": 2},
+               dict(ds.sizes))
+        req = ds["requirement"].values
+        report("requirement values", np.array_equal(req, [100.0, 200.0, 300.0]), req)
+        report("binding_set is int", ds["binding_set"].dtype.kind == "i", ds["binding_set"].dtype)
+
+    # the root: the coordinate values (account ids, sets, silos) and attributes
+    with xr.open_dataset(path, engine="h5netcdf") as root:
+        acc = [str(a) for a in root["account"].values]
+        report("account ids", acc == ["A1", "A2", "A3"], acc)
+        sets = [str(a) for a in root["set"].values]
+        report("set names in run order", sets == ["historical", "crises"], sets)
+        report("root attributes", root.attrs.get("format") == "xmargin.results"
+               and int(root.attrs.get("format_version")) == 1
+               and int(root.attrs.get("seed")) == 42, dict(root.attrs))
+        # margin with its coordinates, the way a notebook joins them
+        with xr.open_dataset(path, engine="h5netcdf", group="margin") as m:
+            m = m.assign_coords(account=root["account"].values, set=root["set"].values)
+            v = float(m["by_set"].sel(account="A2", set="crises"))
+            report("select by account id and set name", v == 100.0, v)
+
+    # /pnl/<set>: one account's column with h5py
+    with h5py.File(path, "r") as f:
+        d = f["pnl/historical"]
+        report("pnl is float32 [S x A]", d.dtype == np.float32 and d.shape == (4, 3),
+               (d.dtype, d.shape))
+        report("pnl chunked and deflate+shuffle compressed",
+               d.chunks is not None and d.compression == "gzip" and d.shuffle, (d.chunks,
+                                                                                  d.compression))
+        col = d[:, 1]
+        report("one account's column", np.array_equal(col, [2, 5, 8, 11]), col)
+        report("scenario labels", [s.decode() if isinstance(s, bytes) else s
+                                   for s in f["scenarios/historical/label"][:]]
+               == ["2024-06-25", "2024-06-26", "2024-06-27", "2024-06-28"])
+        report("saved scenarios: shock and factor",
+               f["scenarios/crises/shock"].shape == (2, 2)
+               and "factor" in f["scenarios/crises"] and "pnl" in f
+               and "crises" not in f["pnl"])
+        lab = f["account"]
+        report("account is a string dimension scale",
+               h5py.check_string_dtype(lab.dtype) is not None
+               and h5py.check_string_dtype(lab.dtype).encoding == "utf-8"
+               and lab.attrs.get("CLASS") == b"DIMENSION_SCALE")
+
+
+def main():
+    exe = find_test_io()
+    if not exe:
+        report("test_io binary found next to xmargin", False,
+               "looked in dirname($XMARGIN)/tests and dirname($XMARGIN)")
+    else:
+        with tempfile.TemporaryDirectory(prefix="xm_io_xarray.") as tmp:
+            path = os.path.join(tmp, "results.h5")
+            p = subprocess.run([exe, "--write-results", path], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, timeout=120)
+            ok = p.returncode == 0 and os.path.exists(path)
+            report("test_io --write-results writes a results file", ok,
+                   "rc=%d %s" % (p.returncode, p.stdout.decode(errors="replace")))
+            if ok:
+                check(path)
+    print("%d passed, %d failed" % (PASSED, FAILED))
+    return 1 if FAILED else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

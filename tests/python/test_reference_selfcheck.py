@@ -1,0 +1,504 @@
+#!/usr/bin/python3
+"""Self-check of xm_reference.py against hand-computed and published values.
+
+Plain script: exit 0 when every check passes, 1 otherwise; prints
+'N passed, N failed' at the end.
+"""
+
+import math
+import os
+import sys
+import tempfile
+import traceback
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import xm_reference as xr  # noqa: E402
+
+try:
+    import h5py
+except ImportError:
+    print("h5py not available: 0 passed, 1 failed")
+    sys.exit(1)
+
+PASSED = 0
+FAILED = 0
+
+
+def check(name, cond, detail=""):
+    global PASSED, FAILED
+    if cond:
+        PASSED += 1
+    else:
+        FAILED += 1
+        print("FAIL %s %s" % (name, detail))
+
+
+def close(name, got, exp, tol):
+    got = np.asarray(got, dtype=float)
+    exp = np.asarray(exp, dtype=float)
+    ok = got.shape == exp.shape and np.all(np.abs(got - exp) <= tol)
+    check(name, ok, "got %s expected %s (tol %g)" % (got, exp, tol))
+
+
+def run(fn):
+    try:
+        fn()
+    except Exception:
+        global FAILED
+        FAILED += 1
+        print("FAIL %s raised" % fn.__name__)
+        traceback.print_exc()
+
+
+def ncdf(x):
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+
+def bs_scalar(S, K, T, r, q, v, call):
+    d1 = (math.log(S / K) + (r - q + 0.5 * v * v) * T) / (v * math.sqrt(T))
+    d2 = d1 - v * math.sqrt(T)
+    if call:
+        return S * math.exp(-q * T) * ncdf(d1) - K * math.exp(-r * T) * ncdf(d2)
+    return K * math.exp(-r * T) * ncdf(-d2) - S * math.exp(-q * T) * ncdf(-d1)
+
+
+# ----------------------------------------------------------------- pricing
+
+def test_published_values():
+    # Hull, Options Futures and Other Derivatives, example 15.6
+    close("hull call", xr.bsm(42, 40, 0.5, 0.10, 0.0, 0.2, 1), 4.76, 0.005)
+    close("hull put", xr.bsm(42, 40, 0.5, 0.10, 0.0, 0.2, 0), 0.81, 0.005)
+    # Haug, The Complete Guide to Option Pricing Formulas: generalized BSM put
+    close("haug gbs put", xr.bsm(75, 70, 0.5, 0.10, 0.05, 0.35, 0), 4.0870, 5e-5)
+    # Haug: Merton (1973) dividend-yield put
+    close("haug merton put", xr.bsm(100, 95, 0.5, 0.10, 0.05, 0.20, 0), 2.4648, 5e-5)
+    # Haug: Black-76 (F=19, X=19, T=0.75, r=10%, v=28%): call = put = 1.7011
+    close("haug black76 call", xr.black76(19, 19, 0.75, 0.10, 0.28, 1), 1.7011, 5e-5)
+    close("haug black76 put", xr.black76(19, 19, 0.75, 0.10, 0.28, 0), 1.7011, 5e-5)
+
+
+def test_put_call_parity():
+    rng = np.random.default_rng(1)
+    S = rng.uniform(50, 150, 200)
+    K = rng.uniform(50, 150, 200)
+    T = rng.uniform(0.01, 3, 200)
+    r = rng.uniform(-0.01, 0.08, 200)
+    q = rng.uniform(0, 0.05, 200)
+    v = rng.uniform(0.05, 0.9, 200)
+    c = xr.bsm(S, K, T, r, q, v, np.ones(200))
+    p = xr.bsm(S, K, T, r, q, v, np.zeros(200))
+    close("bsm parity", c - p, S * np.exp(-q * T) - K * np.exp(-r * T), 1e-10)
+    c = xr.black76(S, K, T, r, v, np.ones(200))
+    p = xr.black76(S, K, T, r, v, np.zeros(200))
+    close("black76 parity", c - p, np.exp(-r * T) * (S - K), 1e-10)
+    # scalar textbook formula agrees
+    close("bsm scalar", xr.bsm(S[:5], K[:5], T[:5], r[:5], q[:5], v[:5], 1),
+          [bs_scalar(*a, True) for a in zip(S[:5], K[:5], T[:5], r[:5], q[:5], v[:5])], 1e-10)
+
+
+def test_contract_values():
+    # type codes: 0 spot, 1 future, 2 option, 3 future_option
+    close("spot value", xr.contract_values(0, 100.0, 0, 1, 0, 0, 0, 1, 10.0), 1000.0, 1e-12)
+    close("future value", xr.contract_values(1, 100.0, 0, 1, 0, 0, 0, 1, 50.0), 5000.0, 1e-12)
+    close("option value", xr.contract_values(2, 42.0, 40.0, 0.5, 0.1, 0.0, 0.2, 1, 100.0),
+          100 * bs_scalar(42, 40, 0.5, 0.1, 0.0, 0.2, True), 1e-9)
+    # T <= 0: undiscounted intrinsic value
+    close("expired call", xr.contract_values(2, 42.0, 40.0, 0.0, 0.1, 0.0, 0.2, 1, 100.0), 200.0, 1e-12)
+    close("expired put", xr.contract_values(3, 42.0, 45.0, 0.0, 0.1, 0.0, 0.2, 0, 2.0), 6.0, 1e-12)
+    # zero vol: discounted forward intrinsic
+    close("zero vol call", xr.bsm(100.0, 90.0, 1.0, 0.05, 0.0, 0.0, 1), 100 - 90 * math.exp(-0.05), 1e-12)
+
+
+# ----------------------------------------------------------- risk measures
+
+def test_k_and_measures():
+    check("k S=100", xr.k_of(100, 0.99) == 1)
+    check("k S=1000", xr.k_of(1000, 0.99) == 10)
+    check("k S=1", xr.k_of(1, 0.99) == 1)
+    check("k S=250", xr.k_of(250, 0.99) == 3)
+    check("k S=200 exact", xr.k_of(200, 0.99) == 2)
+    L = np.array([3.0, -1.0, 10.0, 7.0, 0.5, 7.0, -4.0, 2.0, 1.0, 0.0])
+    # alpha 0.8, S 10 -> k = 2: top two are 10, 7
+    close("var", xr.risk_measure(L, "var", 0.8), 7.0, 0)
+    close("es", xr.risk_measure(L, "es", 0.8), 8.5, 1e-15)
+    # alpha 0.7 -> k = 3: 10, 7, 7
+    close("es k3", xr.risk_measure(L, "es", 0.7), 8.0, 1e-15)
+    close("worst", xr.risk_measure(L, "worst"), 10.0, 0)
+    w = np.ones(10)
+    w[2] = 0.35
+    close("worst weighted", xr.risk_measure(L, "worst", weights=w), 7.0, 0)
+    close("floor", xr.risk_measure(-np.abs(L) - 1, "es", 0.8), 0.0, 0)
+    close("floor worst", xr.risk_measure(-np.abs(L) - 1, "worst"), 0.0, 0)
+
+
+def test_ewma_historical():
+    rng = np.random.default_rng(7)
+    T, h, lam, lb = 40, 3, 0.9, 25
+    r = rng.normal(0, 0.02, (T, 2))
+    r[5, 1] = 0.1
+    dates = ["d%02d" % t for t in range(1, T + 1)]
+    for apc in (0.0, 1.5):
+        sh, lab = xr.historical_set(r, dates, h, lam, apc, True, lb)
+        # scalar loop straight from METHODOLOGY §1
+        exp = np.zeros((lb - h + 1, 2))
+        for f in range(2):
+            s2 = [None, sum(x * x for x in r[:, f]) / T]      # 1-based
+            for t in range(1, T + 1):
+                s2.append(lam * s2[t] + (1 - lam) * r[t - 1, f] ** 2)
+            now = max(math.sqrt(s2[T + 1]), apc * math.sqrt(s2[1]))
+            rt = [None] + [r[t - 1, f] * now / math.sqrt(s2[t]) for t in range(1, T + 1)]
+            for j, t in enumerate(range(T - lb + h, T + 1)):
+                exp[j, f] = sum(rt[u] for u in range(t - h + 1, t + 1))
+        close("fhs apc=%g" % apc, sh, exp, 1e-14)
+        check("fhs labels", lab == dates[T - lb + h - 1:], str(lab[:3]))
+    sh, _ = xr.historical_set(r, dates, 2, lam, 0.0, False, 1000)
+    close("unfiltered", sh, r[1:] + r[:-1], 1e-15)
+    check("S = W - h + 1", sh.shape == (T - 1, 2))
+    # second moment and its stressed version
+    w = xr.filtered_window(r, lam, 0.0, True, lb)
+    sig = xr.second_moment(w)
+    close("sigma", sig, sum(np.outer(x, x) for x in w) / lb, 1e-15)
+    sk = xr.stressed_moment(sig, 0.25)
+    close("sigma kappa diag", np.diag(sk), np.diag(sig), 0)
+    close("sigma kappa off", sk[0, 1], 0.75 * sig[0, 1], 1e-18)
+    L, d = xr.cholesky_jitter(np.ones((2, 2)))
+    check("cholesky jitter", d > 0 and d < 1e-9, str(d))
+
+
+# ------------------------------------------------------------- full book
+
+def _s(lst):
+    return np.array(lst, dtype=h5py.string_dtype())
+
+
+def write_portfolio(path, factors, silos, instruments, accounts, positions, fixed_strings=False):
+    sd = (lambda l: np.array(l, dtype="S")) if fixed_strings else _s
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "xmargin.portfolio"
+        f.attrs["format_version"] = 1
+        f.attrs["valuation_date"] = "2024-06-28"
+        f.attrs["currency"] = "USD"
+        g = f.create_group("factors")
+        g["name"] = sd([x[0] for x in factors])
+        g["kind"] = sd([x[1] for x in factors])
+        g["level"] = np.array([x[2] for x in factors], dtype=np.float32 if fixed_strings else np.float64)
+        f.create_group("silos")["name"] = sd(silos)
+        g = f.create_group("instruments")
+        cols = ["id", "type", "silo", "underlying", "vol_factor", "strike", "expiry", "call",
+                "implied_vol", "rate", "dividend_yield", "multiplier"]
+        for j, c in enumerate(cols):
+            vals = [ins[j] for ins in instruments]
+            if c in ("id", "type"):
+                g[c] = sd(vals)
+            elif c in ("silo", "underlying", "vol_factor", "call"):
+                g[c] = np.array(vals, dtype=np.int16 if fixed_strings else np.int32)
+            else:
+                g[c] = np.array(vals, dtype=np.float64)
+        g = f.create_group("accounts")
+        g["id"] = sd([a[0] for a in accounts])
+        g["cross_margin"] = np.array([a[1] for a in accounts], dtype=np.int8)
+        g = f.create_group("positions")
+        g["account"] = np.array([p[0] for p in positions], dtype=np.int64)
+        g["instrument"] = np.array([p[1] for p in positions], dtype=np.int32)
+        g["quantity"] = np.array([p[2] for p in positions], dtype=np.float64)
+
+
+def write_scenarios(path, hist_factors, dates, returns, sets):
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "xmargin.scenarios"
+        f.attrs["format_version"] = 1
+        g = f.create_group("history")
+        g["factor"] = _s(hist_factors)
+        g["date"] = np.array(dates, dtype="S10")
+        g["return"] = returns
+        for name, s in sets.items():
+            g = f.create_group("sets/" + name)
+            g["factor"] = _s(s["factor"])
+            g["shock"] = np.asarray(s["shock"], dtype=np.float64)
+            g["label"] = _s(["s%d" % i for i in range(len(s["shock"]))])
+            if "weight" in s:
+                g["weight"] = np.asarray(s["weight"], dtype=np.float64)
+            if "measure" in s:
+                g.attrs["measure"] = s["measure"]
+            if "confidence" in s:
+                g.attrs["confidence"] = s["confidence"]
+
+
+def make_book(tmp, fixed_strings=False):
+    factors = [("SPX", "price", 100.0), ("SPX.iv", "vol", 0.2), ("ES", "price", 100.0),
+               ("BTC", "price", 60000.0), ("USD.r", "rate", 0.05)]
+    silos = ["securities", "futures", "crypto"]
+    #  id, type, silo, und, vf, K, T, call, iv, r, q, mult
+    instruments = [
+        ("SPX.spot", "spot", 0, 0, -1, 0, 0, 0, 0, 0, 0, 10.0),
+        ("ES.fut", "future", 1, 2, -1, 0, 0, 0, 0, 0, 0, 10.0),
+        ("SPX.c100", "option", 0, 0, 1, 100.0, 0.25, 1, 0.2, 0.05, 0.01, 100.0),
+        ("ES.p95", "future_option", 1, 2, 1, 95.0, 0.5, 0, 0.22, 0.05, 0.0, 50.0),
+        ("BTC.spot", "spot", 2, 3, -1, 0, 0, 0, 0, 0, 0, 1.0),
+        ("SPX.p90.exp", "option", 0, 0, -1, 90.0, 0.004, 0, 0.3, 0.05, 0.0, 100.0),
+    ]
+    accounts = [("hedged", 1), ("hedged_nocm", 0), ("options", 1), ("empty", 1)]
+    positions = [(0, 0, 5.0), (0, 1, -3.0), (0, 1, -2.0),         # repeated pair adds: -5
+                 (1, 0, 5.0), (1, 1, -5.0),
+                 (2, 2, -4.0), (2, 3, 6.0), (2, 4, 0.5), (2, 5, 2.0), (2, 0, 1.0)]
+    port = os.path.join(tmp, "p%d.h5" % fixed_strings)
+    write_portfolio(port, factors, silos, instruments, accounts, positions, fixed_strings)
+    rng = np.random.default_rng(3)
+    T = 300
+    spx = rng.normal(0, 0.012, T)
+    hist = np.column_stack([spx, rng.normal(0, 0.004, T), spx,   # ES moves exactly like SPX
+                            rng.normal(0, 0.03, T), rng.normal(0, 1e-4, T)])
+    dates = ["2023-%03d" % t for t in range(T)]
+    sets = {
+        "stress": {"factor": ["SPX", "ES", "BTC", "SPX.iv", "GOLD"],
+                   "shock": [[-0.2, -0.2, -0.3, 0.15, 0.5], [0.1, 0.1, 0.2, -0.05, -0.5],
+                             [-0.05, -0.05, 0.0, 0.3, 0.0]],
+                   "weight": [1.0, 0.35, 1.0], "measure": "worst"},
+        "another": {"factor": ["BTC"], "shock": [[-0.5], [0.1]], "measure": "es", "confidence": 0.5},
+    }
+    scen = os.path.join(tmp, "s%d.h5" % fixed_strings)
+    write_scenarios(scen, [f[0] for f in factors], dates, hist, sets)
+    return port, scen
+
+
+def by_hand_losses(port, sets_shocks, h=2, vol_floor=0.01):
+    """Per-instrument losses written out scalar by scalar from §2."""
+    p = xr.read_portfolio(port)
+    out = []
+    for x in sets_shocks:
+        row = []
+        for i in range(len(p["instrument_id"])):
+            typ, u, vf = p["type"][i], p["underlying"][i], p["vol_factor"][i]
+            S0 = p["factor_level"][u]
+            S1 = S0 * math.exp(x[u])
+            m = p["multiplier"][i]
+            if typ < 2:
+                row.append(m * (S0 - S1))
+                continue
+            K, T, call = p["strike"][i], p["expiry"][i], bool(p["call"][i])
+            r, q, iv = p["rate"][i], (p["dividend_yield"][i] if typ == 2 else 0.0), p["implied_vol"][i]
+            T1 = max(T - h / 252.0, 0.0)
+            v1 = max(iv + (x[vf] if vf >= 0 else 0.0), vol_floor)
+
+            def val(S, TT, v):
+                if TT <= 0:
+                    return max(S - K, 0) if call else max(K - S, 0)
+                if typ == 2:
+                    return bs_scalar(S, K, TT, r, q, v, call)
+                return math.exp(-r * TT) * bs_scalar(S, K, TT, 0.0, 0.0, v, call)
+            row.append(m * (val(S0, T, iv) - val(S1, T1, v1)))
+        out.append(row)
+    return np.array(out)
+
+
+def test_revalue_by_hand(tmp):
+    port, _ = make_book(tmp)
+    p = xr.read_portfolio(port)
+    rng = np.random.default_rng(11)
+    x = rng.normal(0, 0.05, (7, 5))
+    x[0] = 0.0
+    ell = xr.revalue(p, x, 2, 0.01, 0.0)
+    close("revalue by hand", ell, by_hand_losses(port, x), 1e-8)
+    check("unshocked option time decay", ell[0, 2] > 0 and ell[0, 0] == 0)
+    # vol term power: 30/max(365 T, 1) with T the expiry today
+    ell_p = xr.revalue(p, np.array([[0, 0.1, 0, 0, 0]]), 2, 0.01, 0.5)
+    p2 = dict(p)
+    p2["implied_vol"] = p["implied_vol"].copy()
+    scale = (30.0 / (365.0 * 0.25)) ** 0.5
+    # same loss as a parallel shift of 0.1*scale on the SPX option
+    ell_q = xr.revalue(p, np.array([[0, 0.1 * scale, 0, 0, 0]]), 2, 0.01, 0.0)
+    close("vol term power", ell_p[0, 2], ell_q[0, 2], 1e-9)
+    # vol floor: a -1.0 vol shock floors sigma' at vol_floor
+    ell_f = xr.revalue(p, np.array([[0, -1.0, 0, 0, 0]]), 2, 0.01, 0.0)
+    ph = by_hand_losses(port, [[0, -1.0, 0, 0, 0]])
+    close("vol floor", ell_f, ph, 1e-8)
+    # expired-by-horizon option: intrinsic at S'
+    ell_e = xr.revalue(p, np.array([[-0.2, 0, 0, 0, 0]]), 2, 0.01, 0.0)
+    v0 = 100 * bs_scalar(100, 90, 0.004, 0.05, 0.0, 0.3, False)
+    close("expired by horizon", ell_e[0, 5], v0 - 100 * (90 - 100 * math.exp(-0.2)), 1e-9)
+    # zero vol with vol_floor = 0: the discounted forward's intrinsic value
+    p0 = dict(p)
+    p0["implied_vol"] = p["implied_vol"] * 0.0
+    x0 = np.array([[0.01, 0, 0, 0, 0], [-0.3, 0, 0.2, 0, 0]])
+    l0 = xr.revalue(p0, x0, 2, 0.0, 0.0)
+    T1 = 0.25 - 2 / 252.0
+    S1 = 100 * np.exp(x0[:, 0])
+    v0 = 100 * max(100 * math.exp(-0.01 * 0.25) - 100 * math.exp(-0.05 * 0.25), 0)
+    close("zero vol scenario", l0[:, 2],
+          v0 - 100 * np.maximum(S1 * math.exp(-0.01 * T1) - 100 * math.exp(-0.05 * T1), 0), 1e-9)
+    T1 = 0.5 - 2 / 252.0
+    F1 = 100 * np.exp(x0[:, 2])
+    close("zero vol black76 put", l0[:, 3],
+          -50 * math.exp(-0.05 * T1) * np.maximum(95 - F1, 0), 1e-9)
+    # a rate factor's shock does not move instruments (their own rate column)
+    ell_r = xr.revalue(p, np.array([[0, 0, 0, 0, 0.5]]), 2, 0.01, 0.0)
+    close("rate factor unlinked", ell_r, xr.revalue(p, np.zeros((1, 5)), 2, 0.01, 0.0), 0)
+
+
+def test_book(tmp):
+    for fixed in (False, True):
+        port, scen = make_book(tmp, fixed)
+        ref = xr.compute(port, scen, None, {"montecarlo.enabled": False}, keep_pnl=True)
+        tag = " fixed" if fixed else ""
+        check("sets order" + tag, ref["sets"] == ["historical", "another", "stress"], str(ref["sets"]))
+        check("hist scenarios", ref["n_scenarios"][0] == 300 - 2 + 1)
+        # hedged account: spot long 5 x 10 vs future short 5 x 10 on identical moves
+        close("hedged unified ~0" + tag, ref["unified"][0], 0.0, 1e-9)
+        sil = ref["siloed"][0]
+        check("hedged siloed large" + tag, sil > 100.0, str(sil))
+        close("hedged diversification", ref["diversification"][0], sil, 1e-9)
+        close("cross-margined U+0.2D" + tag, ref["requirement"][0],
+              ref["unified"][0] + 0.2 * ref["diversification"][0], 1e-9)
+        close("cross_margin=0 gets siloed" + tag, ref["requirement"][1], ref["siloed"][1], 1e-12)
+        close("same book same siloed", ref["siloed"][1], sil, 1e-9)
+        # the minimum counts option and future_option positions: 0.375*(4*100 + 6*50 + 2*100)
+        close("minimum", ref["minimum"], [0, 0, 0.375 * 900, 0], 1e-12)
+        close("empty account", [ref["requirement"][3], ref["unified"][3]], [0, 0], 0)
+        check("empty binds first", ref["binding_set"][3] == 0)
+        close("attribution sums", ref["attribution"].sum(axis=1)[:3], ref["unified"][:3], 1e-9)
+        # every set's measure recomputed from the saved P&L
+        for kx, name in enumerate(ref["sets"]):
+            L = ref["pnl"][name]
+            if name == "historical":
+                exp = [xr.risk_measure(L[:, a], "es", 0.99) for a in range(4)]
+            elif name == "stress":
+                exp = [xr.risk_measure(L[:, a], "worst", weights=[1, 0.35, 1]) for a in range(4)]
+            else:
+                exp = [xr.risk_measure(L[:, a], "es", 0.5) for a in range(4)]
+            close("by_set %s%s" % (name, tag), ref["by_set"][:, kx], exp, 1e-9)
+        # the stress set ignores GOLD; "another" moves BTC only: account 2 holds 0.5 BTC
+        # whole-account P&L equals the by-hand revaluation times quantities
+        p = xr.read_portfolio(port)
+        Q = np.zeros((4, 6))
+        for a, i, qq in zip(p["pos_account"], p["pos_instrument"], p["pos_quantity"]):
+            Q[a, i] += qq
+        xb = xr.align_shocks(["BTC"], np.array([[-0.5]]), p["factor_name"])
+        x0 = np.zeros((1, 5))
+        decay = (by_hand_losses(port, x0) @ Q.T)[0, 2]
+        close("another set", ref["by_set"][2, 1], (by_hand_losses(port, xb) @ Q.T)[0, 2], 1e-8)
+        close("another set = btc + decay", ref["by_set"][2, 1], 0.5 * 60000 * (1 - math.exp(-0.5)) + decay, 1e-8)
+        x = xr.align_shocks(["SPX", "ES", "BTC", "SPX.iv", "GOLD"],
+                            np.array([[-0.2, -0.2, -0.3, 0.15, 0.5], [0.1, 0.1, 0.2, -0.05, -0.5],
+                                      [-0.05, -0.05, 0.0, 0.3, 0.0]]), p["factor_name"])
+        ell = by_hand_losses(port, x)
+        Q = np.zeros((4, 6))
+        for a, i, qq in zip(p["pos_account"], p["pos_instrument"], p["pos_quantity"]):
+            Q[a, i] += qq
+        close("pnl by hand" + tag, ref["pnl"]["stress"], ell @ Q.T, 1e-7)
+        # silo core / attribution for the worst set at the argmax scenario
+        la = ref["pnl"]["stress"][:, 2] * np.array([1, 0.35, 1])
+        s_star = int(np.argmax(la))
+        if ref["binding_set"][2] == 2:
+            close("worst attribution", ref["attribution"][2],
+                  np.array([1, 0.35, 1])[s_star] * ref["pnl_silo"]["stress"][s_star, 2], 1e-9)
+        by_silo = np.zeros(3)
+        for kx, name in enumerate(ref["sets"]):
+            Lg = ref["pnl_silo"][name][:, 2, :]
+            meas, conf, w = {"historical": ("es", 0.99, None), "stress": ("worst", 0.99, [1, 0.35, 1]),
+                             "another": ("es", 0.5, None)}[name]
+            by_silo = np.maximum(by_silo, [xr.risk_measure(Lg[:, g], meas, conf, w) for g in range(3)])
+        close("by_silo", ref["by_silo"][2], by_silo, 1e-9)
+        # chunking: tiny memory budget forces account blocks and scenario chunks
+        small = xr.compute(port, scen, None, {"montecarlo.enabled": False,
+                                              "reference.memory_budget": 20000,
+                                              "reference.loss_budget": 20000})
+        for k in ("requirement", "by_set", "by_silo", "attribution", "binding_set"):
+            close("chunked %s%s" % (k, tag), small[k], ref[k], 1e-9)
+
+
+def test_attribution_es_ties():
+    # two accounts, one silo each side; L_a has a tie at the k-th place
+    LA = np.array([[5.0], [9.0], [5.0], [1.0]])
+    LAG = np.array([[[2.0, 3.0]], [[9.0, 0.0]], [[4.0, 1.0]], [[0.0, 1.0]]])
+    raw, attr, silo = xr._set_measures(LA, LAG, "es", 0.5, np.ones(4), "mean", np)   # k = 2
+    close("es tie value", raw, [7.0], 1e-15)
+    close("es tie attribution lower index", attr, [[5.5, 1.5]], 1e-15)
+    raw, attr, silo = xr._set_measures(LA, LAG, "var", 0.5, np.ones(4), "kth", np)
+    close("var kth attribution", attr, [[2.0, 3.0]], 0)
+    close("var value", raw, [5.0], 0)
+    raw, attr, silo = xr._set_measures(LA, LAG, "worst", 0.5, np.array([1, 0.5, 1, 1.0]), "mean", np)
+    close("worst weighted attr", (raw[0], attr[0, 0], attr[0, 1]), (5.0, 2.0, 3.0), 0)
+    close("worst silo", silo, [[4.5, 3.0]], 0)
+
+
+def test_results_shocks_and_compare(tmp):
+    port, scen = make_book(tmp)
+    p = xr.read_portfolio(port)
+    rng = np.random.default_rng(5)
+    mc = rng.normal(0, 0.02, (500, 3))
+    res = os.path.join(tmp, "r.h5")
+    ref0 = xr.compute(port, scen, None, {"montecarlo.enabled": False})
+    with h5py.File(res, "w") as f:
+        f.attrs["format"] = "xmargin.results"
+        f.attrs["format_version"] = 1
+        g = f.create_group("scenarios/montecarlo")
+        g["factor"] = _s(["ES", "SPX", "SPX.iv"])          # another column order
+        g["shock"] = mc
+        g["label"] = _s([str(i) for i in range(500)])
+    ref = xr.compute(port, scen, res, {}, keep_pnl=True)
+    check("mc set from results", ref["sets"] == ["historical", "montecarlo", "another", "stress"],
+          str(ref["sets"]))
+    x = xr.align_shocks(["ES", "SPX", "SPX.iv"], mc, p["factor_name"])
+    close("mc shock mapping", x[:, 0], mc[:, 1], 0)
+    Q = np.zeros((4, 6))
+    for a, i, qq in zip(p["pos_account"], p["pos_instrument"], p["pos_quantity"]):
+        Q[a, i] += qq
+    close("mc pnl", ref["pnl"]["montecarlo"], xr.revalue(p, x) @ Q.T, 1e-8)
+    close("mc k=5 es", ref["by_set"][2, 1],
+          max(0.0, np.sort(ref["pnl"]["montecarlo"][:, 2])[::-1][:5].mean()), 1e-9)
+    # write the reference itself as a results file: compare passes; perturb: fails
+    with h5py.File(res, "a") as f:
+        f["account"] = _s(ref["accounts"])
+        f["set"] = _s(ref["sets"])
+        f["silo"] = _s(ref["silos"])
+        for k in xr.MARGIN_DATASETS:
+            f["margin/" + k] = ref[k]
+    import io
+    buf = io.StringIO()
+    ok, rep = xr.compare(ref, res, 1e-9, buf)
+    check("compare self", ok, buf.getvalue())
+    with h5py.File(res, "a") as f:
+        d = f["margin/requirement"]
+        v = d[()]
+        v[2] *= 1 + 1e-6
+        d[...] = v
+    ok, rep = xr.compare(ref, res, 1e-9, io.StringIO())
+    check("compare catches a 1e-6 error", not ok and rep["requirement"] > 1e-9, str(rep))
+    rc = xr.main(["--portfolio", port, "--scenarios", scen, "--compare", res, "--quiet"])
+    check("cli compare exit 1", rc == 1)
+    with h5py.File(res, "a") as f:
+        f["margin/requirement"][...] = ref["requirement"]
+    rc = xr.main(["--portfolio", port, "--scenarios", scen, "--compare", res, "--quiet"])
+    check("cli compare exit 0", rc == 0)
+    # correlation stress: stressed set read too when kappa > 0
+    with h5py.File(res, "a") as f:
+        g = f.create_group("scenarios/montecarlo_stressed")
+        g["factor"] = _s(["ES", "SPX", "SPX.iv"])
+        g["shock"] = mc * 0.5
+    ref2 = xr.compute(port, scen, res, {"montecarlo.correlation_stress": 0.3})
+    check("stressed set order", ref2["sets"][:3] == ["historical", "montecarlo", "montecarlo_stressed"])
+    mm = xr.montecarlo_moments(p, xr.read_scenarios(scen), {"montecarlo.correlation_stress": 0.5})
+    check("mc moments factors", mm["factor"] == ["SPX", "SPX.iv", "ES", "BTC"], str(mm["factor"]))
+    close("mc moments spx=es", mm["sigma"][0, 0], mm["sigma"][2, 2], 1e-18)
+    close("mc moments kappa", mm["sigma_kappa"][0, 2], 0.5 * mm["sigma"][0, 2], 1e-18)
+    # numpy Monte Carlo runs end to end
+    ref3 = xr.compute(port, scen, None, {"montecarlo.source": "numpy", "montecarlo.scenarios": 2000})
+    check("numpy mc", ref3["sets"][1] == "montecarlo" and ref3["n_scenarios"][1] == 2000)
+    close("historical unchanged by mc", ref3["by_set"][:, 0], ref0["by_set"][:, 0], 0)
+
+
+def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        for fn in (test_published_values, test_put_call_parity, test_contract_values,
+                   test_k_and_measures, test_ewma_historical, test_attribution_es_ties):
+            run(fn)
+        for fn in (test_revalue_by_hand, test_book, test_results_shocks_and_compare):
+            run(lambda fn=fn: fn(tmp))
+    print("%d passed, %d failed" % (PASSED, FAILED))
+    return 0 if FAILED == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

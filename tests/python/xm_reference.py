@@ -1,0 +1,1055 @@
+#!/usr/bin/python3
+"""Independent float64 NumPy reference of the xmargin methodology (version 1).
+
+Written from /work/shared/spec/METHODOLOGY.md and FORMAT.md alone; it shares no
+code with the C engine.  It is both the test oracle (the engine must agree to a
+relative 1e-9 of each account's gross loss scale) and the "peer" of the
+benchmarks: the vectorised, chunked code a risk quant would write without
+xmargin.  Every array computation takes an array-module parameter ``xp`` (numpy
+by default, cupy on a GPU) so the CuPy peer reuses this code.
+
+Readings of points the spec leaves open (each also noted where it is coded):
+
+* Rate shocks.  A portfolio ``rate`` factor is shocked additively (level + x),
+  but FORMAT.md links an instrument to a rate only through its own ``rate``
+  column, never to a rate factor; so an instrument's rate is NOT shocked.  A rate
+  factor only matters if some instrument uses it as ``underlying`` (then the
+  contract value follows the factor level + x).
+* Underlying of spot/future: shocked by its factor's kind (price: S*exp(x),
+  vol/rate: S + x).  Options require a price underlying (validation rule).
+* Option vol today is the instrument's ``implied_vol`` unfloored; in a scenario
+  sigma' = max(sigma + x_v * (30/max(365*T,1))**p, vol_floor), T = expiry today,
+  x_v = 0 when vol_factor = -1 (so the floor still applies in every scenario).
+* Time to expiry: T' = max(T - h/252, 0) with h = horizon_days for every set,
+  ready-made ones included.  T <= 0 (today or after the horizon): intrinsic,
+  undiscounted.  A zero total vol (sigma*sqrt(T) = 0, T > 0) gives the
+  discounted intrinsic value of the forward.
+* Repeated (account, instrument) pairs: quantities are netted first.  The
+  per-contract minimum counts |net q| * multiplier over positions of type
+  ``option`` AND ``future_option``.
+* Risk measures: weights apply to ``worst`` only (w_s * L(s)); ``es``/``var``
+  ignore them.  Every measure is floored at 0 (by_set, by_silo).
+* Attribution: taken from the binding set's *unfloored* measure.  For ``es`` and
+  (literally per the spec text) ``var``: the mean of L_{a,g} over the k scenarios
+  with the largest L_a (ties -> lower scenario index).  NOTE: for ``var`` that mean
+  sums to the ES of the top k, not to VaR = l_(k); config key
+  ``reference.var_attribution = kth`` switches to L_{a,g} at the k-th scenario
+  (which does sum to VaR).  Default ``mean`` (the literal text).
+  ``worst``: w_s * L_{a,g}(s*) at the first argmax s*.
+* binding_set: argmax of the floored by_set, first set in run order on a tie (so an
+  account that gains everywhere binds to set 0).
+* Set run order: historical, montecarlo, montecarlo_stressed, then /sets/<name>
+  sorted by name (Python str order == UTF-8 byte order == strcmp).
+* Monte Carlo shocks cannot be reproduced without the engine's Philox mapping to
+  normals/chi-squares (unspecified), so they are read from a results file written
+  with ``--save-scenarios`` (/scenarios/<set>/shock, /scenarios/<set>/factor).
+  ``montecarlo.source = numpy`` instead draws them with numpy's generator (same
+  law, different numbers) for timing the peer end to end.
+* Historical set: computed per factor only for factors that positions use (the
+  others get a zero shock); a used factor missing from /history is an error.
+"""
+
+import argparse
+import math
+import sys
+import time
+
+import numpy as np
+
+try:
+    import h5py
+except ImportError:  # pragma: no cover
+    h5py = None
+
+try:
+    from scipy.special import ndtr as _np_ndtr
+except ImportError:  # pragma: no cover
+    _np_ndtr = None
+
+try:
+    import scipy.sparse as _np_sparse
+except ImportError:  # pragma: no cover
+    _np_sparse = None
+
+
+# --------------------------------------------------------------------------
+# configuration
+# --------------------------------------------------------------------------
+
+DEFAULTS = {
+    "horizon_days": 2,
+    "confidence": 0.99,
+    "historical.enabled": True,
+    "historical.ewma_lambda": 0.97,
+    "historical.apc_floor": 0.0,
+    "historical.filtered": True,
+    "historical.lookback": 1260,
+    "historical.measure": "es",
+    "montecarlo.enabled": True,
+    "montecarlo.scenarios": 10000,
+    "montecarlo.distribution": "student_t",
+    "montecarlo.dof": 5,
+    "montecarlo.seed": 0,
+    "montecarlo.measure": "es",
+    "montecarlo.correlation_stress": 0.0,
+    "montecarlo.source": "results",      # reference only: results | numpy | none
+    "pricing.vol_floor": 0.01,
+    "pricing.vol_term_power": 0.0,
+    "cross_margin.offset_cap": 0.80,
+    "minimum.per_contract": 0.375,
+    "reference.shocks_from_results": "mc",   # mc | all
+    "reference.var_attribution": "mean",     # mean (literal spec) | kth
+    "reference.memory_budget": 512 * 2**20,  # bytes: scenario chunk of the S x I losses
+    "reference.loss_budget": 4 * 2**30,      # bytes: L[S, accounts, silos] of one account block
+    "reference.chunk_elems": 1 << 18,        # scenario x instrument elements priced at once
+}
+
+
+def parse_value(text):
+    """Parse a --set value: bool, int, float, else string."""
+    t = text.strip()
+    low = t.lower()
+    if low in ("true", "yes", "on"):
+        return True
+    if low in ("false", "no", "off"):
+        return False
+    try:
+        return int(t)
+    except ValueError:
+        pass
+    try:
+        return float(t)
+    except ValueError:
+        return t.strip('"').strip("'")
+
+
+def make_config(config=None):
+    cfg = dict(DEFAULTS)
+    for key, val in (config or {}).items():
+        cfg[key] = parse_value(val) if isinstance(val, str) else val
+    for key in ("historical.enabled", "historical.filtered", "montecarlo.enabled"):
+        v = cfg[key]
+        cfg[key] = bool(v) if not isinstance(v, str) else parse_value(v)
+    return cfg
+
+
+# --------------------------------------------------------------------------
+# HDF5 reading
+# --------------------------------------------------------------------------
+
+def _to_str(v):
+    if isinstance(v, (bytes, np.bytes_)):
+        return bytes(v).decode("utf-8")
+    if isinstance(v, np.ndarray):
+        if v.size == 1:
+            return _to_str(v.reshape(-1)[0])
+        raise ValueError("expected a scalar string attribute")
+    return str(v)
+
+
+def _strings(ds):
+    """Read a 1-D string dataset (fixed or variable length, bytes or str)."""
+    raw = ds[()]
+    if isinstance(raw, (bytes, str, np.bytes_)):
+        raw = [raw]
+    return [_to_str(x) for x in np.asarray(raw, dtype=object).reshape(-1)]
+
+
+def _num(ds, dtype=np.float64):
+    return np.asarray(ds[()]).astype(dtype)
+
+
+INSTRUMENT_TYPES = {"spot": 0, "future": 1, "option": 2, "future_option": 3}
+FACTOR_KINDS = {"price": 0, "vol": 1, "rate": 2}
+
+
+def read_portfolio(path):
+    """Read a FORMAT.md §1 portfolio. Returns a dict of numpy arrays / lists."""
+    with h5py.File(path, "r") as f:
+        fac = f["factors"]
+        ins = f["instruments"]
+        acc = f["accounts"]
+        pos = f["positions"]
+        p = {
+            "path": str(path),
+            "factor_name": _strings(fac["name"]),
+            "factor_kind": np.array([FACTOR_KINDS[k] for k in _strings(fac["kind"])], dtype=np.int64),
+            "factor_level": _num(fac["level"]),
+            "silo_name": _strings(f["silos"]["name"]),
+            "instrument_id": _strings(ins["id"]),
+            "type": np.array([INSTRUMENT_TYPES[t] for t in _strings(ins["type"])], dtype=np.int64),
+            "silo": _num(ins["silo"], np.int64),
+            "underlying": _num(ins["underlying"], np.int64),
+            "vol_factor": _num(ins["vol_factor"], np.int64),
+            "strike": _num(ins["strike"]),
+            "expiry": _num(ins["expiry"]),
+            "call": _num(ins["call"], np.int64),
+            "implied_vol": _num(ins["implied_vol"]),
+            "rate": _num(ins["rate"]),
+            "dividend_yield": _num(ins["dividend_yield"]),
+            "multiplier": _num(ins["multiplier"]),
+            "account_id": _strings(acc["id"]),
+            "cross_margin": _num(acc["cross_margin"], np.int64),
+            "pos_account": _num(pos["account"], np.int64),
+            "pos_instrument": _num(pos["instrument"], np.int64),
+            "pos_quantity": _num(pos["quantity"]),
+        }
+    _check_portfolio(p)
+    return p
+
+
+def _check_portfolio(p):
+    F, I, A, G = len(p["factor_name"]), len(p["instrument_id"]), len(p["account_id"]), len(p["silo_name"])
+    if np.any((p["underlying"] < 0) | (p["underlying"] >= F)):
+        raise ValueError("instrument underlying out of range")
+    if np.any((p["vol_factor"] < -1) | (p["vol_factor"] >= F)):
+        raise ValueError("instrument vol_factor out of range")
+    if np.any((p["silo"] < 0) | (p["silo"] >= G)):
+        raise ValueError("instrument silo out of range")
+    if np.any((p["pos_account"] < 0) | (p["pos_account"] >= A)):
+        raise ValueError("position account out of range")
+    if np.any((p["pos_instrument"] < 0) | (p["pos_instrument"] >= I)):
+        raise ValueError("position instrument out of range")
+
+
+def read_scenarios(path):
+    """Read a FORMAT.md §2 scenario file: history (optional) and ready-made sets."""
+    out = {"path": str(path), "history": None, "sets": {}}
+    with h5py.File(path, "r") as f:
+        if "history" in f:
+            h = f["history"]
+            out["history"] = {
+                "factor": _strings(h["factor"]),
+                "date": _strings(h["date"]),
+                "return": np.atleast_2d(_num(h["return"])),
+            }
+        if "sets" in f:
+            for name in f["sets"]:
+                g = f["sets"][name]
+                shock = np.asarray(g["shock"][()], dtype=np.float64)
+                factors = _strings(g["factor"])
+                shock = shock.reshape(-1, len(factors)) if shock.ndim != 2 else shock
+                S = shock.shape[0]
+                labels = _strings(g["label"]) if "label" in g else [str(i) for i in range(S)]
+                weight = _num(g["weight"]) if "weight" in g else np.ones(S)
+                measure = _to_str(g.attrs["measure"]).strip().lower() if "measure" in g.attrs else "worst"
+                conf = float(np.asarray(g.attrs["confidence"]).reshape(-1)[0]) if "confidence" in g.attrs else None
+                out["sets"][name] = {"factor": factors, "shock": shock, "label": labels,
+                                     "weight": weight, "measure": measure, "confidence": conf}
+    return out
+
+
+def read_results_scenarios(path):
+    """Read /set and /scenarios/<set>/{shock,factor,label} from a results file."""
+    out = {}
+    with h5py.File(path, "r") as f:
+        if "scenarios" not in f:
+            return out
+        for name in f["scenarios"]:
+            g = f["scenarios"][name]
+            if "shock" not in g or "factor" not in g:
+                continue
+            factors = _strings(g["factor"])
+            shock = np.asarray(g["shock"][()], dtype=np.float64).reshape(-1, len(factors))
+            labels = _strings(g["label"]) if "label" in g else [str(i) for i in range(shock.shape[0])]
+            out[name] = {"factor": factors, "shock": shock, "label": labels}
+    return out
+
+
+def align_shocks(set_factors, shock, portfolio_factors):
+    """Map a set's columns onto portfolio factors: unknown columns are ignored,
+    portfolio factors the set does not list get 0."""
+    col = {n: j for j, n in enumerate(set_factors)}
+    out = np.zeros((shock.shape[0], len(portfolio_factors)))
+    for fi, n in enumerate(portfolio_factors):
+        j = col.get(n)
+        if j is not None:
+            out[:, fi] = shock[:, j]
+    return out
+
+
+# --------------------------------------------------------------------------
+# §1 scenarios
+# --------------------------------------------------------------------------
+
+def ewma_filter(r, ewma_lambda=0.97, apc_floor=0.0, filtered=True):
+    """Filtered daily changes r~[T,F] and the EWMA vols sigma[T+1,F] (sigma[0] is
+    sigma_1, sigma[T] is sigma_{T+1} before the floor), plus sigma_now[F]."""
+    r = np.asarray(r, dtype=np.float64)
+    if r.ndim == 1:
+        r = r[:, None]
+    T, F = r.shape
+    var = np.empty((T + 1, F))
+    var[0] = np.mean(r * r, axis=0)
+    lam = float(ewma_lambda)
+    for t in range(T):
+        var[t + 1] = lam * var[t] + (1.0 - lam) * r[t] * r[t]
+    sig = np.sqrt(var)
+    sig_now = np.maximum(sig[T], float(apc_floor) * sig[0])
+    if not filtered:
+        return r.copy(), sig, sig_now
+    st = sig[:T]
+    safe = np.where(st > 0, st, 1.0)
+    rt = np.where(st > 0, r * sig_now / safe, r)
+    return rt, sig, sig_now
+
+
+def filtered_window(history_returns, ewma_lambda=0.97, apc_floor=0.0, filtered=True, lookback=1260):
+    """The W = min(T, lookback) most recent filtered daily changes [W,F]."""
+    rt, _, _ = ewma_filter(history_returns, ewma_lambda, apc_floor, filtered)
+    T = rt.shape[0]
+    W = min(T, int(lookback))
+    return rt[T - W:]
+
+
+def historical_set(history_returns, dates, horizon=2, ewma_lambda=0.97, apc_floor=0.0,
+                   filtered=True, lookback=1260):
+    """§1 filtered historical simulation. Returns (shocks[S,F], labels[S]) with
+    S = W - h + 1, one scenario per window end t = T-W+h..T (1-based), x = the
+    sum of r~_u over u = t-h+1..t, labelled by the date of t."""
+    rt, _, _ = ewma_filter(history_returns, ewma_lambda, apc_floor, filtered)
+    T = rt.shape[0]
+    h = int(horizon)
+    W = min(T, int(lookback))
+    S = W - h + 1
+    if h < 1 or S < 1:
+        raise ValueError("historical set: window W=%d shorter than horizon h=%d" % (W, h))
+    win = rt[T - W:]
+    shocks = np.zeros((S, rt.shape[1]))
+    for j in range(h):          # u ascending inside each window
+        shocks += win[j:j + S]
+    ends = np.arange(T - W + h, T + 1)   # 1-based t
+    labels = [dates[t - 1] for t in ends] if dates is not None else [str(t) for t in ends]
+    return shocks, labels
+
+
+def second_moment(window):
+    """Sigma = (1/W) sum_t r~_t r~_t^T over a filtered window [W,F]."""
+    w = np.asarray(window, dtype=np.float64)
+    return (w.T @ w) / w.shape[0]
+
+
+def stressed_moment(sigma, kappa):
+    """Sigma_kappa = (1 - kappa) Sigma + kappa diag(Sigma)."""
+    s = np.asarray(sigma, dtype=np.float64)
+    return (1.0 - kappa) * s + kappa * np.diag(np.diag(s))
+
+
+def cholesky_jitter(sigma):
+    """Cholesky of Sigma + delta*I with the smallest delta tried (0, then
+    1e-12*max diag, x10 each step) that is positive definite. Returns (L, delta)."""
+    s = np.asarray(sigma, dtype=np.float64)
+    n = s.shape[0]
+    if n == 0:
+        return np.zeros((0, 0)), 0.0
+    md = float(np.max(np.diag(s))) if n else 0.0
+    delta = 0.0
+    step = 1e-12 * md if md > 0 else 1e-300
+    for _ in range(400):
+        try:
+            return np.linalg.cholesky(s + delta * np.eye(n)), delta
+        except np.linalg.LinAlgError:
+            delta = step if delta == 0.0 else delta * 10.0
+    raise np.linalg.LinAlgError("cannot make Sigma positive definite")
+
+
+def montecarlo_moments(portfolio, scenarios, config=None):
+    """Sigma of §1 Monte Carlo over the factors that positions use (portfolio
+    order), its stressed version, and the jittered Cholesky factor.
+    Returns dict(factor=[names], sigma, sigma_kappa, chol, delta)."""
+    cfg = make_config(config)
+    p, hist = portfolio, scenarios["history"]
+    _, ins, _ = _net_positions(p)
+    used = sorted(set(p["underlying"][ins].tolist()) |
+                  set(int(v) for v in p["vol_factor"][ins] if v >= 0))
+    names = [p["factor_name"][f] for f in used]
+    col = {n: j for j, n in enumerate(hist["factor"])}
+    R = hist["return"][:, [col[n] for n in names]]
+    w = filtered_window(R, cfg["historical.ewma_lambda"], cfg["historical.apc_floor"],
+                        cfg["historical.filtered"], cfg["historical.lookback"])
+    sig = second_moment(w)
+    L, delta = cholesky_jitter(sig)
+    return {"factor": names, "sigma": sig,
+            "sigma_kappa": stressed_moment(sig, float(cfg["montecarlo.correlation_stress"])),
+            "chol": L, "delta": delta}
+
+
+def numpy_montecarlo(window, used, F, horizon, n, distribution="student_t", dof=5, seed=0, kappa=0.0):
+    """Monte Carlo sets drawn with numpy's generator (same law as §1, not the
+    engine's Philox numbers). Returns {name: shocks[S,F]}."""
+    sig = second_moment(window[:, used])
+    rng = np.random.Generator(np.random.Philox(int(seed)))
+    z = rng.standard_normal((int(n), len(used)))
+    scale = np.full(int(n), math.sqrt(horizon))
+    if distribution == "student_t":
+        nu = float(dof)
+        scale *= np.sqrt((nu - 2.0) / rng.chisquare(nu, int(n)))
+    out = {}
+    mats = [("montecarlo", sig)]
+    if kappa > 0:
+        mats.append(("montecarlo_stressed", stressed_moment(sig, kappa)))
+    for name, m in mats:
+        L, _ = cholesky_jitter(m)
+        x = np.zeros((int(n), F))
+        x[:, used] = (z @ L.T) * scale[:, None]
+        out[name] = x
+    return out
+
+
+# --------------------------------------------------------------------------
+# §2 pricing
+# --------------------------------------------------------------------------
+
+class _Backend:
+    """Array module + its normal CDF + its sparse module."""
+
+    def __init__(self, xp=np):
+        self.xp = xp
+        if xp is np:
+            if _np_ndtr is not None:
+                self.ndtr = _np_ndtr
+            else:
+                erfc = np.vectorize(math.erfc, otypes=[np.float64])
+                self.ndtr = lambda x: 0.5 * erfc(-np.asarray(x) / math.sqrt(2.0))
+            self.sparse = _np_sparse
+            self.to_host = lambda a: np.asarray(a)
+        else:
+            import cupyx.scipy.special as cs
+            import cupyx.scipy.sparse as csp
+            self.ndtr = cs.ndtr
+            self.sparse = csp
+            self.to_host = lambda a: xp.asnumpy(a)
+
+
+def norm_cdf(x, xp=np):
+    return _Backend(xp).ndtr(x)
+
+
+def bsm(S, K, T, r, q, sigma, call, xp=np, ndtr=None):
+    """Black-Scholes-Merton value of one unit (T > 0 assumed; where T <= 0 use
+    intrinsic()). Arguments broadcast; ``call`` is boolean/int."""
+    ndtr = ndtr or _Backend(xp).ndtr
+    S, K, T, r, q, sigma = (xp.asarray(a, dtype=xp.float64) for a in (S, K, T, r, q, sigma))
+    call = xp.asarray(call).astype(bool)
+    Tp = xp.where(T > 0, T, 1.0)
+    v = sigma * xp.sqrt(Tp)
+    pos = v > 0
+    vs = xp.where(pos, v, 1.0)
+    dfq = xp.exp(-q * Tp)
+    dfr = xp.exp(-r * Tp)
+    d1 = (xp.log(S / K) + (r - q + 0.5 * sigma * sigma) * Tp) / vs
+    d2 = d1 - vs
+    c = S * dfq * ndtr(d1) - K * dfr * ndtr(d2)
+    p = K * dfr * ndtr(-d2) - S * dfq * ndtr(-d1)
+    fwd = S * dfq - K * dfr
+    c = xp.where(pos, c, xp.maximum(fwd, 0.0))
+    p = xp.where(pos, p, xp.maximum(-fwd, 0.0))
+    return xp.where(call, c, p)
+
+
+def black76(F, K, T, r, sigma, call, xp=np, ndtr=None):
+    """Black-76 value of one unit option on a future (T > 0 assumed)."""
+    ndtr = ndtr or _Backend(xp).ndtr
+    F, K, T, r, sigma = (xp.asarray(a, dtype=xp.float64) for a in (F, K, T, r, sigma))
+    call = xp.asarray(call).astype(bool)
+    Tp = xp.where(T > 0, T, 1.0)
+    v = sigma * xp.sqrt(Tp)
+    pos = v > 0
+    vs = xp.where(pos, v, 1.0)
+    df = xp.exp(-r * Tp)
+    d1 = (xp.log(F / K) + 0.5 * sigma * sigma * Tp) / vs
+    d2 = d1 - vs
+    c = df * (F * ndtr(d1) - K * ndtr(d2))
+    p = df * (K * ndtr(-d2) - F * ndtr(-d1))
+    c = xp.where(pos, c, df * xp.maximum(F - K, 0.0))
+    p = xp.where(pos, p, df * xp.maximum(K - F, 0.0))
+    return xp.where(call, c, p)
+
+
+def intrinsic(S, K, call, xp=np):
+    call = xp.asarray(call).astype(bool)
+    return xp.where(call, xp.maximum(S - K, 0.0), xp.maximum(K - S, 0.0))
+
+
+def contract_values(type_code, S, K, T, r, q, sigma, call, multiplier, xp=np, ndtr=None):
+    """Value of one contract (FORMAT.md §1). type_code: 0 spot, 1 future, 2 option
+    (BSM with dividend yield), 3 future_option (Black-76); options at T <= 0 are
+    worth their undiscounted intrinsic value. All arguments broadcast."""
+    ndtr = ndtr or _Backend(xp).ndtr
+    if xp is np:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return _contract_values(type_code, S, K, T, r, q, sigma, call, multiplier, xp, ndtr)
+    return _contract_values(type_code, S, K, T, r, q, sigma, call, multiplier, xp, ndtr)
+
+
+def _contract_values(type_code, S, K, T, r, q, sigma, call, multiplier, xp, ndtr):
+    tc = xp.asarray(type_code)
+    S = xp.asarray(S, dtype=xp.float64)
+    T = xp.asarray(T, dtype=xp.float64)
+    opt = bsm(S, K, T, r, q, sigma, call, xp, ndtr)
+    fop = black76(S, K, T, r, sigma, call, xp, ndtr)
+    val = xp.where(tc == 2, opt, xp.where(tc == 3, fop, S))
+    val = xp.where((tc >= 2) & (T <= 0), intrinsic(S, K, call, xp), val)
+    return multiplier * val
+
+
+class _Instruments:
+    """Instrument parameters (a subset of the book) laid out for chunked pricing."""
+
+    def __init__(self, p, idx, horizon, vol_floor, vol_term_power, be):
+        xp = be.xp
+        self.be = be
+        idx = np.asarray(idx, dtype=np.int64)
+        self.n = len(idx)
+        typ = p["type"][idx]
+        und = p["underlying"][idx]
+        kind = p["factor_kind"][und]
+        level = p["factor_level"][und]
+        mult = p["multiplier"][idx]
+        # linear instruments (spot, future, or anything not an option)
+        lin = np.nonzero(typ < 2)[0]
+        self.lin = xp.asarray(lin)
+        self.lin_und = xp.asarray(und[lin])
+        self.lin_price = xp.asarray(kind[lin] == 0)
+        self.lin_level = xp.asarray(level[lin])
+        self.lin_mult = xp.asarray(mult[lin])
+        # options: today's value once (contract_values, textbook formulas); in a
+        # scenario the live ones in one vectorised pass, the expired ones intrinsic
+        opt = np.nonzero(typ >= 2)[0]
+        self.n_opt = len(opt)
+        self.vol_floor = float(vol_floor)
+        if len(opt):
+            if np.any(kind[opt] != 0):
+                raise ValueError("an option's underlying must be a price factor")
+            oi = idx[opt]
+            T = p["expiry"][oi]
+            q = np.where(typ[opt] == 2, p["dividend_yield"][oi], 0.0)  # option only
+            V0 = contract_values(typ[opt], level[opt], p["strike"][oi], T, p["rate"][oi], q,
+                                 p["implied_vol"][oi], p["call"][oi] != 0, mult[opt], np,
+                                 _Backend(np).ndtr)
+            T1 = np.maximum(T - float(horizon) / 252.0, 0.0)
+            # vol term scaling uses T = the option's expiry today
+            vscale = (30.0 / np.maximum(365.0 * T, 1.0)) ** float(vol_term_power)
+            # Live options (T' > 0) are priced in one pass, written as
+            #   V' = w (aS e^x N(w d1) - bK N(w d2)),  w = +1 call, -1 put,
+            #   d1 = (ln(S/K) + x + drift) / v + v/2,  d2 = d1 - v,  v = sigma' sqrt(T'),
+            # BSM: aS = S e^{-qT'}, drift = (r - q) T';  Black-76: aS = F e^{-rT'}, drift = 0;
+            # bK = K e^{-rT'}. Options expired by the horizon take the intrinsic value.
+            live = np.nonzero(T1 > 0)[0]
+            dead = np.nonzero(T1 <= 0)[0]
+            if len(live):
+                c = opt[live]
+                o = oi[live]
+                T1l = T1[live]
+                r, K = p["rate"][o], p["strike"][o]
+                isb = typ[c] == 2
+                ql = q[live]
+                vf = p["vol_factor"][o]
+                omega = np.where(p["call"][o] != 0, 1.0, -1.0)
+                g = {"cols": xp.asarray(c), "und": xp.asarray(und[c]),
+                     "omega": xp.asarray(omega),
+                     "lnSK": xp.asarray(np.log(level[c] / K) + np.where(isb, (r - ql) * T1l, 0.0)),
+                     "aS": xp.asarray(omega * mult[c] * level[c] * np.exp(-np.where(isb, ql, r) * T1l)),
+                     "bK": xp.asarray(omega * mult[c] * K * np.exp(-r * T1l)),
+                     "sqT": xp.asarray(np.sqrt(T1l)), "sig": xp.asarray(p["implied_vol"][o]),
+                     "V0": xp.asarray(V0[live]), "has_vf": bool(np.any(vf >= 0)),
+                     "vf": xp.asarray(np.where(vf >= 0, vf, 0)),
+                     "vfscale": xp.asarray(np.where(vf >= 0, vscale[live], 0.0))}
+                self.live = g
+            if len(dead):
+                c = opt[dead]
+                self.dead = {"cols": xp.asarray(c), "und": xp.asarray(und[c]),
+                             "level": xp.asarray(level[c]), "K": xp.asarray(p["strike"][oi[dead]]),
+                             "call": xp.asarray(p["call"][oi[dead]] != 0),
+                             "mult": xp.asarray(mult[c]), "V0": xp.asarray(V0[dead])}
+
+    live = None
+    dead = None
+
+    def loss(self, x):
+        """x: [Sc, F] shocks (xp array). Returns per-contract losses [Sc, n]."""
+        xp = self.be.xp
+        ndtr = self.be.ndtr
+        out = xp.empty((x.shape[0], self.n), dtype=xp.float64)
+        if self.lin.size:
+            xu = x[:, self.lin_und]
+            # price factor: S' = S exp(x); vol/rate factor: S' = S + x
+            s1 = xp.where(self.lin_price, self.lin_level * xp.exp(xu), self.lin_level + xu)
+            out[:, self.lin] = self.lin_mult * (self.lin_level - s1)
+        g = self.live
+        if g is not None:
+            xu = x[:, g["und"]]
+            # sigma' = max(sigma + x_v (30/max(365T,1))^p, floor); x_v = 0 without a vol factor
+            if g["has_vf"]:
+                v = x[:, g["vf"]]
+                v *= g["vfscale"]
+                v += g["sig"]
+            else:
+                v = xp.empty_like(xu)
+                v[...] = g["sig"]
+            xp.maximum(v, self.vol_floor, out=v)
+            v *= g["sqT"]                                   # v = sigma' sqrt(T')
+            zero = None
+            if self.vol_floor <= 0:
+                zero = v <= 0
+                v[zero] = 1.0
+            d1 = xu + g["lnSK"]
+            d1 /= v
+            d2 = d1 - 0.5 * v                              # d2 = d1 - v after the += below
+            d1 += 0.5 * v
+            om = g["omega"]
+            d1 *= om
+            d2 *= om
+            ex = xp.exp(xu)
+            n1 = ndtr(d1)
+            n1 *= ex
+            n1 *= g["aS"]
+            n2 = ndtr(d2)
+            n2 *= g["bK"]
+            n1 -= n2                                        # V' (times multiplier)
+            if zero is not None and bool(zero.any()):
+                # zero total vol: discounted intrinsic value of the forward
+                intr = xp.maximum(ex * g["aS"] - g["bK"], 0.0)
+                n1 = xp.where(zero, intr, n1)
+            out[:, g["cols"]] = g["V0"] - n1
+        g = self.dead
+        if g is not None:
+            s1 = g["level"] * xp.exp(x[:, g["und"]])
+            out[:, g["cols"]] = g["V0"] - g["mult"] * intrinsic(s1, g["K"], g["call"], xp)
+        return out
+
+
+def revalue(portfolio, shocks, horizon=2, vol_floor=0.01, vol_term_power=0.0, xp=np):
+    """§2: per-contract losses l[S, I] (all instruments) for shocks[S, F_portfolio].
+    Unchunked; the chunked path is inside compute()."""
+    be = _Backend(xp)
+    ins = _Instruments(portfolio, np.arange(len(portfolio["instrument_id"])), horizon,
+                       vol_floor, vol_term_power, be)
+    return ins.loss(xp.asarray(np.asarray(shocks, dtype=np.float64)))
+
+
+# --------------------------------------------------------------------------
+# §3 risk measures
+# --------------------------------------------------------------------------
+
+def k_of(S, alpha):
+    """k = max(1, ceil((1 - alpha) S - 1e-9))."""
+    return max(1, int(math.ceil((1.0 - float(alpha)) * int(S) - 1e-9)))
+
+
+def risk_measure(L, measure, alpha=0.99, weights=None):
+    """Floored §3 measure of a loss vector L[S] (or of each column of L[S, n])."""
+    L = np.asarray(L, dtype=np.float64)
+    one = L.ndim == 1
+    L2 = L[:, None] if one else L
+    if measure == "worst":
+        w = np.ones(L2.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
+        v = np.max(w[:, None] * L2, axis=0)
+    else:
+        k = k_of(L2.shape[0], alpha)
+        top = -np.sort(-L2, axis=0)[:k]
+        v = top[k - 1] if measure == "var" else top.sum(axis=0) / k
+    v = np.maximum(v, 0.0)
+    return float(v[0]) if one else v
+
+
+def _topk_mask(LA, k, xp):
+    """Boolean [S, n]: the k largest of each column, ties -> lower index."""
+    kth = -xp.partition(-LA, k - 1, axis=0)[k - 1]          # l_(k) per column
+    gt = LA > kth
+    eq = LA == kth
+    need = k - gt.sum(axis=0)
+    sel = gt | (eq & (xp.cumsum(eq, axis=0) <= need))
+    return sel, kth
+
+
+def _set_measures(LA, LAG, measure, alpha, weights, var_attr, xp):
+    """Raw (unfloored) account measure [A], attribution [A, G] and raw silo
+    measures [A, G] of one set, losses LA [S, A], LAG [S, A, G]."""
+    S = LA.shape[0]
+    if measure == "worst":
+        w = xp.asarray(weights)
+        wl = w[:, None] * LA
+        s_star = xp.argmax(wl, axis=0)                       # first on ties
+        cols = xp.arange(LA.shape[1])
+        raw = wl[s_star, cols]
+        attr = w[s_star][:, None] * LAG[s_star, cols, :]
+        silo = xp.max(w[:, None, None] * LAG, axis=0)
+        return raw, attr, silo
+    if measure not in ("es", "var"):
+        raise ValueError("unknown measure %r" % measure)
+    k = k_of(S, alpha)
+    sel, kth = _topk_mask(LA, k, xp)
+    if measure == "var":
+        raw = kth
+        if var_attr == "kth":
+            # the k-th scenario of the stable descending order
+            # = the selected scenario with value l_(k) and the highest index
+            last = sel & (LA == kth)
+            cs = xp.cumsum(last, axis=0)
+            pick = last & (cs == last.sum(axis=0))
+            attr = xp.einsum("sa,sag->ag", pick.astype(xp.float64), LAG)
+        else:
+            attr = xp.einsum("sa,sag->ag", sel.astype(xp.float64), LAG) / k
+        silo = -xp.partition(-LAG, k - 1, axis=0)[k - 1]
+    else:
+        raw = xp.sum(xp.where(sel, LA, 0.0), axis=0) / k
+        attr = xp.einsum("sa,sag->ag", sel.astype(xp.float64), LAG) / k
+        top = -xp.partition(-LAG, k - 1, axis=0)[:k]
+        silo = top.sum(axis=0) / k
+    return raw, attr, silo
+
+
+# --------------------------------------------------------------------------
+# §1-§4 driver
+# --------------------------------------------------------------------------
+
+def _net_positions(p):
+    I = len(p["instrument_id"])
+    key = p["pos_account"] * I + p["pos_instrument"]
+    uk, inv = np.unique(key, return_inverse=True)
+    q = np.zeros(len(uk))
+    np.add.at(q, inv, p["pos_quantity"])
+    return uk // I, uk % I, q
+
+
+def build_sets(p, scen, cfg, results_scen=None):
+    """The scenario sets in run order: list of dicts with name, shocks[S,F]
+    (portfolio columns), labels, measure, confidence, weights."""
+    names = p["factor_name"]
+    F = len(names)
+    h = int(cfg["horizon_days"])
+    alpha = float(cfg["confidence"])
+    results_scen = results_scen or {}
+    from_results_all = cfg["reference.shocks_from_results"] == "all"
+    sets = []
+
+    _, ins, _ = _net_positions(p)
+    used = sorted(set(p["underlying"][ins].tolist()) |
+                  set(int(v) for v in p["vol_factor"][ins] if v >= 0))
+
+    need_hist = cfg["historical.enabled"] or (cfg["montecarlo.enabled"] and cfg["montecarlo.source"] == "numpy")
+    window = None
+    hset = None
+    hist = scen["history"]
+    if need_hist and (hist is not None or not from_results_all):
+        if hist is None:
+            raise ValueError("%s: /history is required for historical / Monte Carlo sets" % scen["path"])
+        col = {n: j for j, n in enumerate(hist["factor"])}
+        missing = [names[f] for f in used if names[f] not in col]
+        if missing:
+            raise ValueError("%s: /history has no column for factor %s" % (scen["path"], missing[0]))
+        R = hist["return"][:, [col[names[f]] for f in used]]
+        if cfg["historical.enabled"]:
+            sh, lab = historical_set(R, hist["date"], h, cfg["historical.ewma_lambda"],
+                                     cfg["historical.apc_floor"], cfg["historical.filtered"],
+                                     cfg["historical.lookback"])
+            x = np.zeros((sh.shape[0], F))
+            x[:, used] = sh
+            hset = {"name": "historical", "shocks": x, "labels": lab}
+        window = filtered_window(R, cfg["historical.ewma_lambda"], cfg["historical.apc_floor"],
+                                 cfg["historical.filtered"], cfg["historical.lookback"])
+
+    def from_results(name):
+        if name not in results_scen:
+            return None
+        r = results_scen[name]
+        return {"name": name, "shocks": align_shocks(r["factor"], r["shock"], names), "labels": r["label"]}
+
+    if cfg["historical.enabled"]:
+        s = from_results("historical") if from_results_all else None
+        if s is None:
+            s = hset
+        if s is None:
+            raise ValueError("no history and no saved historical shocks")
+        s.update(measure=str(cfg["historical.measure"]).lower(), confidence=alpha, weights=None)
+        sets.append(s)
+
+    if cfg["montecarlo.enabled"] and cfg["montecarlo.source"] != "none":
+        kappa = float(cfg["montecarlo.correlation_stress"])
+        mc_names = ["montecarlo"] + (["montecarlo_stressed"] if kappa > 0 else [])
+        if cfg["montecarlo.source"] == "numpy":
+            gen = numpy_montecarlo(window, np.arange(len(used)), len(used), h, cfg["montecarlo.scenarios"],
+                                   cfg["montecarlo.distribution"], cfg["montecarlo.dof"],
+                                   cfg["montecarlo.seed"], kappa)
+            got = {}
+            for n_, xs in gen.items():
+                x = np.zeros((xs.shape[0], F))
+                x[:, used] = xs
+                got[n_] = {"name": n_, "shocks": x, "labels": [str(i) for i in range(xs.shape[0])]}
+        else:
+            got = {n_: from_results(n_) for n_ in mc_names}
+        for n_ in mc_names:
+            s = got.get(n_)
+            if s is None:
+                print("xm_reference: warning: no shocks for set %r (give --results written with "
+                      "--save-scenarios); set skipped" % n_, file=sys.stderr)
+                continue
+            s.update(measure=str(cfg["montecarlo.measure"]).lower(), confidence=alpha, weights=None)
+            sets.append(s)
+
+    for name in sorted(scen["sets"]):
+        rs = scen["sets"][name]
+        s = from_results(name) if from_results_all else None
+        if s is None:
+            s = {"name": name, "shocks": align_shocks(rs["factor"], rs["shock"], names), "labels": rs["label"]}
+        s.update(measure=rs["measure"], confidence=rs["confidence"] if rs["confidence"] is not None else alpha,
+                 weights=rs["weight"])
+        sets.append(s)
+    for s in sets:
+        if s["shocks"].shape[0] < 1:
+            raise ValueError("set %r has no scenarios" % s["name"])
+        if s["measure"] not in ("es", "var", "worst"):
+            raise ValueError("set %r: unknown measure %r" % (s["name"], s["measure"]))
+    return sets
+
+
+def compute(portfolio_path, scenarios_path, results_path=None, config=None, xp=np,
+            keep_pnl=False, portfolio=None, scenarios=None, sets=None):
+    """Run §1-§4. Returns a dict of numpy arrays keyed like /margin/* plus
+    accounts, silos, sets, scale, cross_margined, n_scenarios (and pnl / pnl_silo
+    per set when keep_pnl)."""
+    cfg = make_config(config)
+    be = _Backend(xp)
+    p = portfolio if portfolio is not None else read_portfolio(portfolio_path)
+    if sets is None:
+        scen = scenarios if scenarios is not None else read_scenarios(scenarios_path)
+        rscen = read_results_scenarios(results_path) if results_path else {}
+        sets = build_sets(p, scen, cfg, rscen)
+    A, G, K = len(p["account_id"]), len(p["silo_name"]), len(sets)
+    h = int(cfg["horizon_days"])
+    budget = int(cfg["reference.memory_budget"])
+    var_attr = cfg["reference.var_attribution"]
+
+    acc, ins, q = _net_positions(p)
+    by_set = np.zeros((A, K))
+    raw_set = np.zeros((A, K))
+    attr_set = np.zeros((K, A, G))
+    silo_set = np.zeros((K, A, G))
+    maxabs = np.zeros(A)
+    pnl = [np.zeros((s["shocks"].shape[0], A)) for s in sets] if keep_pnl else None
+    pnl_silo = [np.zeros((s["shocks"].shape[0], A, G)) for s in sets] if keep_pnl else None
+
+    S_max = max(s["shocks"].shape[0] for s in sets) if sets else 0
+    # account blocks so that L[S, Ab, G+1] and its temporaries fit the budget
+    per_acc = max(1, S_max * (G + 1) * 8 * 4)
+    Ab = max(1, min(A, int(cfg["reference.loss_budget"]) // per_acc)) if A else 1
+    dev_shocks = [None] * K
+    if Ab >= A:
+        dev_shocks = [xp.asarray(s["shocks"]) for s in sets]
+
+    for a0 in range(0, A, Ab):
+        a1 = min(A, a0 + Ab)
+        na = a1 - a0
+        m = (acc >= a0) & (acc < a1)
+        b_acc, b_ins, b_q = acc[m] - a0, ins[m], q[m]
+        u_ins, j = np.unique(b_ins, return_inverse=True)
+        nI = len(u_ins)
+        if nI:
+            instr = _Instruments(p, u_ins, h, cfg["pricing.vol_floor"], cfg["pricing.vol_term_power"], be)
+            rows = b_acc * G + p["silo"][b_ins]
+            # positions matrix [accounts x silos, instruments] (pairs already netted)
+            if _np_sparse is not None:
+                P = _np_sparse.csr_matrix((b_q, (rows, j)), shape=(na * G, nI))
+                if xp is not np:
+                    P = be.sparse.csr_matrix(P)
+            elif xp is not np:
+                P = be.sparse.coo_matrix((xp.asarray(b_q), (xp.asarray(rows), xp.asarray(j))),
+                                         shape=(na * G, nI)).tocsr()
+            else:
+                P = (rows, j, b_q)
+        # scenario chunk so that ~16 temporaries of [Sc, nI] fit the budget
+        Sc = max(1, min(budget // max(1, nI * 8 * 16), int(cfg["reference.chunk_elems"]) // max(1, nI)))
+        for kx, s in enumerate(sets):
+            S = s["shocks"].shape[0]
+            LAG = xp.zeros((S, na, G))
+            if nI:
+                X = dev_shocks[kx] if dev_shocks[kx] is not None else None
+                for s0 in range(0, S, Sc):
+                    s1 = min(S, s0 + Sc)
+                    xc = X[s0:s1] if X is not None else xp.asarray(s["shocks"][s0:s1])
+                    ell = instr.loss(xc)                       # [sc, nI]
+                    if not isinstance(P, tuple):
+                        lag = (P @ ell.T).T                    # [sc, na*G]
+                    else:
+                        lag = np.zeros((s1 - s0, na * G))
+                        np.add.at(lag.T, P[0], (ell[:, P[1]] * P[2]).T)
+                    LAG[s0:s1] = xp.asarray(lag).reshape(s1 - s0, na, G)
+            LA = LAG.sum(axis=2)
+            w = s["weights"]
+            w = xp.asarray(np.ones(S) if w is None else np.asarray(w, dtype=np.float64))
+            raw, attr, silo = _set_measures(LA, LAG, s["measure"], s["confidence"], w, var_attr, xp)
+            raw_set[a0:a1, kx] = be.to_host(raw)
+            attr_set[kx, a0:a1] = be.to_host(attr)
+            silo_set[kx, a0:a1] = be.to_host(silo)
+            maxabs[a0:a1] = np.maximum(maxabs[a0:a1], be.to_host(xp.max(xp.abs(LA), axis=0)))
+            if keep_pnl:
+                pnl[kx][:, a0:a1] = be.to_host(LA)
+                pnl_silo[kx][:, a0:a1] = be.to_host(LAG)
+            del LAG, LA
+
+    # §4
+    by_set = np.maximum(raw_set, 0.0)
+    if K:
+        binding = np.argmax(by_set, axis=1)                   # first on ties
+        unified = by_set[np.arange(A), binding]
+        by_silo = np.max(np.maximum(silo_set, 0.0), axis=0)   # [A, G]
+        attribution = attr_set[binding, np.arange(A), :]
+    else:
+        binding = np.zeros(A, dtype=np.int64)
+        unified = np.zeros(A)
+        by_silo = np.zeros((A, G))
+        attribution = np.zeros((A, G))
+    siloed = by_silo.sum(axis=1)
+    div = np.maximum(0.0, siloed - unified)
+    c = float(cfg["cross_margin.offset_cap"])
+    cross = np.where(p["cross_margin"] == 1, unified + (1.0 - c) * div, siloed)
+    # minimum: |net q| * multiplier over option AND future_option positions
+    minimum = np.zeros(A)
+    isopt = p["type"][ins] >= 2
+    np.add.at(minimum, acc[isopt], np.abs(q[isopt]) * p["multiplier"][ins[isopt]])
+    minimum *= float(cfg["minimum.per_contract"])
+    requirement = np.maximum(cross, minimum)
+    scale = maxabs + minimum
+    scale = np.where(scale > 0, scale, 1.0)
+    out = {
+        "accounts": list(p["account_id"]), "silos": list(p["silo_name"]),
+        "sets": [s["name"] for s in sets],
+        "n_scenarios": np.array([s["shocks"].shape[0] for s in sets], dtype=np.int64),
+        "requirement": requirement, "unified": unified, "siloed": siloed,
+        "diversification": div, "minimum": minimum, "by_set": by_set, "by_silo": by_silo,
+        "attribution": attribution, "binding_set": binding.astype(np.int64),
+        "cross_margined": cross, "scale": scale, "n_positions": int(len(p["pos_quantity"])),
+    }
+    if keep_pnl:
+        out["pnl"] = {s["name"]: pnl[i] for i, s in enumerate(sets)}
+        out["pnl_silo"] = {s["name"]: pnl_silo[i] for i, s in enumerate(sets)}
+        out["labels"] = {s["name"]: s["labels"] for s in sets}
+    return out
+
+
+# --------------------------------------------------------------------------
+# comparison with an engine results file
+# --------------------------------------------------------------------------
+
+MARGIN_DATASETS = ("requirement", "unified", "siloed", "diversification", "minimum",
+                   "by_set", "by_silo", "attribution", "binding_set")
+
+
+def compare(ref, results_path, rtol=1e-9, out=sys.stdout):
+    """Compare ref (from compute) with a results file's /margin/*. Returns
+    (ok, {dataset: max relative difference})."""
+    ok = True
+    rep = {}
+    with h5py.File(results_path, "r") as f:
+        acc = _strings(f["account"]) if "account" in f else ref["accounts"]
+        sets = _strings(f["set"]) if "set" in f else ref["sets"]
+        if acc != ref["accounts"]:
+            print("account list differs from the portfolio's", file=out)
+            return False, rep
+        if sets != ref["sets"]:
+            print("set list differs: results %s, reference %s" % (sets, ref["sets"]), file=out)
+            ok = False
+        g = f["margin"]
+        scale = ref["scale"]
+        for name in MARGIN_DATASETS:
+            if name not in g:
+                print("%-16s missing in results" % name, file=out)
+                ok = False
+                continue
+            got = np.asarray(g[name][()])
+            if name == "binding_set":
+                continue
+            exp = ref[name]
+            if name == "by_set" and sets != ref["sets"]:
+                common = [s for s in sets if s in ref["sets"]]
+                got = got[:, [sets.index(s) for s in common]]
+                exp = exp[:, [ref["sets"].index(s) for s in common]]
+            if got.shape != exp.shape:
+                print("%-16s shape %s, expected %s" % (name, got.shape, exp.shape), file=out)
+                ok = False
+                continue
+            d = np.abs(got.astype(np.float64) - exp)
+            d = d / (scale[:, None] if d.ndim == 2 else scale)
+            d = np.where(np.isnan(d), np.inf, d)
+            worst = float(d.max()) if d.size else 0.0
+            rep[name] = worst
+            where = np.unravel_index(int(np.argmax(d)), d.shape) if d.size else ()
+            flag = "FAIL" if worst > rtol else "ok"
+            ok &= worst <= rtol
+            print("%-16s max rel diff %.3e %s%s" % (name, worst, flag,
+                  "  at %s" % (where,) if worst > rtol else ""), file=out)
+        if "binding_set" in g:
+            got = np.asarray(g["binding_set"][()]).astype(np.int64)
+            bad = 0
+            if sets == ref["sets"] and got.shape == ref["binding_set"].shape:
+                for a in np.nonzero(got != ref["binding_set"])[0]:
+                    # a different choice is only wrong if it is not a tie within rtol
+                    if not (0 <= got[a] < len(sets)) or \
+                       abs(ref["by_set"][a, got[a]] - ref["unified"][a]) > rtol * scale[a]:
+                        bad += 1
+            else:
+                bad = -1
+            rep["binding_set"] = bad
+            flag = "ok" if bad == 0 else "FAIL"
+            ok &= bad == 0
+            if bad < 0:
+                print("%-16s not compared (set lists or shapes differ) FAIL" % "binding_set", file=out)
+            else:
+                print("%-16s %d accounts differ beyond ties %s" % ("binding_set", bad, flag), file=out)
+    return ok, rep
+
+
+def save_npz(ref, path):
+    keys = [k for k in ref if k not in ("pnl", "pnl_silo", "labels", "accounts", "silos", "sets")]
+    np.savez(path, accounts=np.array(ref["accounts"]), silos=np.array(ref["silos"]),
+             sets=np.array(ref["sets"]), **{k: np.asarray(ref[k]) for k in keys})
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Independent float64 reference of the xmargin methodology")
+    ap.add_argument("--portfolio", required=True)
+    ap.add_argument("--scenarios", required=True)
+    ap.add_argument("--results", help="results file with /scenarios/<set>/shock (Monte Carlo shocks)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="configuration, METHODOLOGY.md names (repeatable)")
+    ap.add_argument("--compare", metavar="RESULTS", help="compare with this results file's /margin/*")
+    ap.add_argument("--rtol", type=float, default=1e-9)
+    ap.add_argument("--out", help="write the reference's arrays to this .npz")
+    ap.add_argument("--quiet", action="store_true")
+    a = ap.parse_args(argv)
+    cfg = {}
+    for kv in a.set:
+        if "=" not in kv:
+            ap.error("--set wants KEY=VALUE, got %r" % kv)
+        k, v = kv.split("=", 1)
+        k = k.strip()
+        if k not in DEFAULTS:
+            print("xm_reference: warning: unknown key %r" % k, file=sys.stderr)
+        cfg[k] = v
+    results = a.results or a.compare
+    t0 = time.perf_counter()
+    ref = compute(a.portfolio, a.scenarios, results, cfg)
+    dt = time.perf_counter() - t0
+    if a.out:
+        save_npz(ref, a.out)
+    if not a.quiet:
+        print("sets: %s  scenarios: %s  accounts: %d  (%.3f s)" %
+              (ref["sets"], ref["n_scenarios"].tolist(), len(ref["accounts"]), dt))
+        if not a.compare:
+            n = len(ref["accounts"])
+            for i in range(min(n, 20)):
+                print("%-12s req %.6f unified %.6f siloed %.6f min %.6f binding %s" % (
+                    ref["accounts"][i], ref["requirement"][i], ref["unified"][i], ref["siloed"][i],
+                    ref["minimum"][i], ref["sets"][ref["binding_set"][i]] if ref["sets"] else "-"))
+            if n > 20:
+                print("... %d more accounts" % (n - 20))
+    if a.compare:
+        ok, _ = compare(ref, a.compare, a.rtol)
+        print("compare: %s (rtol %.1e)" % ("PASS" if ok else "FAIL", a.rtol))
+        return 0 if ok else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

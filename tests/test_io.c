@@ -1,0 +1,754 @@
+/* Tests of io/: round trips of portfolio, scenario and results files, the
+ * validation messages, the bounded diagnostics, atomic writes.
+ *
+ * `test_io --write-results PATH` writes a small sample results file to PATH
+ * and exits (used by tests/python/test_io_xarray.py). */
+#include <dirent.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <hdf5.h>
+#include <hdf5_hl.h>
+
+#include "xm_io.h"
+#include "xm_portable.h"
+
+static char xm_t_dir[256];
+
+static void xm_t_path(char *buf, size_t cap, const char *name) {
+  snprintf(buf, cap, "%s/%s", xm_t_dir, name);
+}
+
+static int xm_t_setup(void **state) {
+  (void)state;
+  const char *base = getenv("TMPDIR");
+  snprintf(xm_t_dir, sizeof xm_t_dir, "%s/xm_test_io.XXXXXX", base && *base ? base : "/tmp");
+  return mkdtemp(xm_t_dir) ? 0 : -1;
+}
+
+static void xm_t_rmtree(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d)
+    return;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+      continue;
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+    struct stat st;
+    if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
+      xm_t_rmtree(p);
+    else
+      unlink(p);
+  }
+  closedir(d);
+  rmdir(dir);
+}
+
+static int xm_t_teardown(void **state) {
+  (void)state;
+  xm_t_rmtree(xm_t_dir);
+  return 0;
+}
+
+/* Number of entries of the test folder whose name starts with ".": temp files. */
+static int xm_t_count_temps(void) {
+  DIR *d = opendir(xm_t_dir);
+  int n = 0;
+  struct dirent *e;
+  while (d && (e = readdir(d)))
+    if (e->d_name[0] == '.' && strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+      n++;
+  if (d)
+    closedir(d);
+  return n;
+}
+
+/* 1 when some message of d contains s. */
+static int xm_t_has(const xm_diag *d, const char *s) {
+  for (size_t i = 0; i < d->shown; i++)
+    if (strstr(d->msg[i], s))
+      return 1;
+  return 0;
+}
+
+static void xm_t_dump(const xm_diag *d) {
+  for (size_t i = 0; i < d->shown; i++)
+    print_message("  diag: %s\n", d->msg[i]);
+}
+
+/* ---- A small valid portfolio --------------------------------------------------- */
+
+static char *xm_t_fname[] = {"SPX", "SPX.iv", "ES", "USD.r"};
+static int32_t xm_t_fkind[] = {XM_K_PRICE, XM_K_VOL, XM_K_PRICE, XM_K_RATE};
+static double xm_t_flevel[] = {4500.0, 0.2, 4510.0, 0.045};
+static char *xm_t_silo[] = {"securities", "futures"};
+static char *xm_t_iid[] = {"SPX", "ES.Z5", "SPX.C4500", "ES.P4400"};
+static int32_t xm_t_itype[] = {XM_SPOT, XM_FUTURE, XM_OPTION, XM_FUTURE_OPTION};
+static int32_t xm_t_isilo[] = {0, 1, 0, 1};
+static int32_t xm_t_iund[] = {0, 2, 0, 2};
+static int32_t xm_t_ivol[] = {-1, -1, 1, 1};
+static double xm_t_istrike[] = {0, 0, 4500, 4400};
+static double xm_t_iexp[] = {0, 0.25, 0.5, 0.25};
+static int32_t xm_t_icall[] = {0, 0, 1, 0};
+static double xm_t_iiv[] = {0, 0, 0.18, 0.21};
+static double xm_t_irate[] = {0.045, 0.045, 0.045, 0.045};
+static double xm_t_idiv[] = {0.013, 0, 0.013, 0};
+static double xm_t_imult[] = {1, 50, 100, 50};
+static char *xm_t_acc[] = {"A1", "A2", "A3"};
+static int32_t xm_t_across[] = {1, 0, 1};
+static int32_t xm_t_pacc[] = {0, 0, 1, 2, 2};
+static int32_t xm_t_pinst[] = {0, 2, 1, 3, 3};
+static double xm_t_pq[] = {100, -2, 3, -1, -1.5};
+
+static void xm_t_portfolio(xm_portfolio *p) {
+  memset(p, 0, sizeof *p);
+  snprintf(p->valuation_date, sizeof p->valuation_date, "2024-06-28");
+  snprintf(p->currency, sizeof p->currency, "USD");
+  p->n_factors = 4;
+  p->factor_name = xm_t_fname;
+  p->factor_kind = xm_t_fkind;
+  p->factor_level = xm_t_flevel;
+  p->n_silos = 2;
+  p->silo_name = xm_t_silo;
+  p->n_instruments = 4;
+  p->inst_id = xm_t_iid;
+  p->inst_type = xm_t_itype;
+  p->inst_silo = xm_t_isilo;
+  p->inst_underlying = xm_t_iund;
+  p->inst_vol_factor = xm_t_ivol;
+  p->inst_strike = xm_t_istrike;
+  p->inst_expiry = xm_t_iexp;
+  p->inst_call = xm_t_icall;
+  p->inst_implied_vol = xm_t_iiv;
+  p->inst_rate = xm_t_irate;
+  p->inst_dividend_yield = xm_t_idiv;
+  p->inst_multiplier = xm_t_imult;
+  p->n_accounts = 3;
+  p->account_id = xm_t_acc;
+  p->account_cross_margin = xm_t_across;
+  p->n_positions = 5;
+  p->pos_account = xm_t_pacc;
+  p->pos_instrument = xm_t_pinst;
+  p->pos_quantity = xm_t_pq;
+}
+
+static void test_diag_bounded(void **state) {
+  (void)state;
+  xm_diag d = {0};
+  for (int i = 0; i < 25; i++)
+    xm_diag_add(&d, "f.h5: /x[%d] = %d: rule", i, i);
+  assert_int_equal(d.shown, XM_DIAG_MAX_SHOWN);
+  assert_int_equal(d.total, 25);
+  assert_string_equal(d.msg[0], "f.h5: /x[0] = 0: rule");
+  assert_string_equal(d.msg[19], "f.h5: /x[19] = 19: rule");
+  char path[512];
+  xm_t_path(path, sizeof path, "diag.txt");
+  FILE *f = fopen(path, "w+");
+  assert_non_null(f);
+  xm_diag_print(&d, f);
+  rewind(f);
+  char line[256], last[256] = "";
+  int n = 0;
+  while (fgets(line, sizeof line, f)) {
+    n++;
+    snprintf(last, sizeof last, "%s", line);
+  }
+  fclose(f);
+  assert_int_equal(n, 21);
+  assert_string_equal(last, "... and 5 more errors\n");
+  xm_diag_free(&d);
+  assert_null(d.msg);
+  assert_int_equal(d.total, 0);
+  xm_diag_free(&d);     /* twice is fine */
+  xm_diag_add(NULL, "x"); /* no-op */
+}
+
+static void test_portfolio_round_trip(void **state) {
+  (void)state;
+  xm_portfolio p, q;
+  xm_diag d = {0};
+  char path[512];
+  xm_t_path(path, sizeof path, "book.h5");
+  xm_t_portfolio(&p);
+  assert_int_equal(xm_portfolio_write(path, &p, &d), XM_OK);
+  assert_int_equal(xm_t_count_temps(), 0);
+  xm_status st = xm_portfolio_read(path, &q, &d);
+  xm_t_dump(&d);
+  assert_int_equal(st, XM_OK);
+  assert_int_equal(d.total, 0);
+  assert_string_equal(q.path, path);
+  assert_string_equal(q.valuation_date, "2024-06-28");
+  assert_string_equal(q.currency, "USD");
+  assert_int_equal(q.n_factors, 4);
+  assert_int_equal(q.n_silos, 2);
+  assert_int_equal(q.n_instruments, 4);
+  assert_int_equal(q.n_accounts, 3);
+  assert_int_equal(q.n_positions, 5);
+  for (int i = 0; i < 4; i++) {
+    assert_string_equal(q.factor_name[i], p.factor_name[i]);
+    assert_int_equal(q.factor_kind[i], p.factor_kind[i]);
+    assert_true(q.factor_level[i] == p.factor_level[i]);
+    assert_string_equal(q.inst_id[i], p.inst_id[i]);
+    assert_int_equal(q.inst_type[i], p.inst_type[i]);
+    assert_int_equal(q.inst_silo[i], p.inst_silo[i]);
+    assert_int_equal(q.inst_underlying[i], p.inst_underlying[i]);
+    assert_int_equal(q.inst_vol_factor[i], p.inst_vol_factor[i]);
+    assert_true(q.inst_strike[i] == p.inst_strike[i]);
+    assert_true(q.inst_expiry[i] == p.inst_expiry[i]);
+    assert_int_equal(q.inst_call[i], p.inst_call[i]);
+    assert_true(q.inst_implied_vol[i] == p.inst_implied_vol[i]);
+    assert_true(q.inst_rate[i] == p.inst_rate[i]);
+    assert_true(q.inst_dividend_yield[i] == p.inst_dividend_yield[i]);
+    assert_true(q.inst_multiplier[i] == p.inst_multiplier[i]);
+  }
+  for (int i = 0; i < 3; i++) {
+    assert_string_equal(q.account_id[i], p.account_id[i]);
+    assert_int_equal(q.account_cross_margin[i], p.account_cross_margin[i]);
+  }
+  for (int i = 0; i < 5; i++) {
+    assert_int_equal(q.pos_account[i], p.pos_account[i]);
+    assert_int_equal(q.pos_instrument[i], p.pos_instrument[i]);
+    assert_true(q.pos_quantity[i] == p.pos_quantity[i]);
+  }
+  xm_portfolio_free(&q);
+  xm_portfolio_free(&q); /* zeroed: twice is fine */
+
+  char fmt[64];
+  assert_int_equal(xm_file_format(path, fmt, sizeof fmt, &d), XM_OK);
+  assert_string_equal(fmt, "xmargin.portfolio");
+  xm_diag_free(&d);
+}
+
+/* Writes a variant of the valid book changed by edit() and expects EFORMAT
+ * with a message containing want. */
+static void xm_t_expect_bad(const xm_portfolio *p, const char *name, const char *want) {
+  char path[512];
+  xm_portfolio q;
+  xm_diag d = {0};
+  xm_t_path(path, sizeof path, name);
+  assert_int_equal(xm_portfolio_write(path, p, NULL), XM_OK);
+  xm_status st = xm_portfolio_read(path, &q, &d);
+  if (st != XM_EFORMAT || !xm_t_has(&d, want)) {
+    print_message("expected '%s' (status %d):\n", want, (int)st);
+    xm_t_dump(&d);
+  }
+  assert_int_equal(st, XM_EFORMAT);
+  assert_true(xm_t_has(&d, want));
+  assert_null(q.inst_id); /* zeroed on failure */
+  assert_int_equal(q.n_positions, 0);
+  xm_diag_free(&d);
+}
+
+static void test_portfolio_bad_structs(void **state) {
+  (void)state;
+  xm_portfolio p;
+  char msg[512];
+
+  double strike[4];
+  memcpy(strike, xm_t_istrike, sizeof strike);
+  strike[2] = -5;
+  xm_t_portfolio(&p);
+  p.inst_strike = strike;
+  snprintf(msg, sizeof msg, "bad1.h5: /instruments/strike[2] = -5: strike must be > 0");
+  xm_t_expect_bad(&p, "bad1.h5", msg);
+
+  int32_t pacc[5];
+  memcpy(pacc, xm_t_pacc, sizeof pacc);
+  pacc[4] = 3;
+  xm_t_portfolio(&p);
+  p.pos_account = pacc;
+  xm_t_expect_bad(&p, "bad2.h5", "/positions/account[4] = 3: index out of range");
+
+  double q[5];
+  memcpy(q, xm_t_pq, sizeof q);
+  q[1] = NAN;
+  xm_t_portfolio(&p);
+  p.pos_quantity = q;
+  xm_t_expect_bad(&p, "bad3.h5", "/positions/quantity[1] = nan: must be a finite number");
+
+  char *acc[3] = {"A1", "A2", "A1"};
+  xm_t_portfolio(&p);
+  p.account_id = acc;
+  xm_t_expect_bad(&p, "bad4.h5", "/accounts/id[2] = 'A1': duplicate account id (first at row 0)");
+
+  int32_t und[4];
+  memcpy(und, xm_t_iund, sizeof und);
+  und[2] = 1; /* an option on the vol factor */
+  xm_t_portfolio(&p);
+  p.inst_underlying = und;
+  xm_t_expect_bad(&p, "bad5.h5", "/instruments/underlying[2] = 1: the underlying must be a price");
+
+  double lvl[4];
+  memcpy(lvl, xm_t_flevel, sizeof lvl);
+  lvl[0] = 0;
+  xm_t_portfolio(&p);
+  p.factor_level = lvl;
+  xm_t_expect_bad(&p, "bad6.h5", "/factors/level[0] = 0: level must be > 0 for a price factor");
+
+  xm_t_portfolio(&p);
+  p.n_positions = 0;
+  xm_t_expect_bad(&p, "bad7.h5", "/positions: has no rows: nothing to margin");
+
+  xm_t_portfolio(&p);
+  snprintf(p.valuation_date, sizeof p.valuation_date, "2024-02-30");
+  xm_t_expect_bad(&p, "bad8.h5", "attribute valuation_date = '2024-02-30'");
+}
+
+/* Edits a valid book with HDF5 directly. */
+static void xm_t_edit(const char *path, void (*edit)(hid_t fid)) {
+  hid_t fid = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+  assert_true(fid >= 0);
+  edit(fid);
+  assert_true(H5Fclose(fid) >= 0);
+}
+
+static void xm_t_edit_type(hid_t fid) {
+  assert_true(H5Ldelete(fid, "/instruments/type", H5P_DEFAULT) >= 0);
+  const char *v[4] = {"spot", "future", "swaption", "option"};
+  hid_t t = H5Tcopy(H5T_C_S1);
+  H5Tset_size(t, 8); /* fixed-length, NUL-padded, like numpy 'S8' */
+  H5Tset_strpad(t, H5T_STR_NULLPAD);
+  char buf[4][8];
+  memset(buf, 0, sizeof buf);
+  for (int i = 0; i < 4; i++)
+    memcpy(buf[i], v[i], strlen(v[i]));
+  hsize_t n = 4;
+  assert_true(H5LTmake_dataset(fid, "/instruments/type", 1, &n, t, buf) >= 0);
+  H5Tclose(t);
+}
+
+static void xm_t_edit_missing(hid_t fid) {
+  assert_true(H5Ldelete(fid, "/instruments/multiplier", H5P_DEFAULT) >= 0);
+}
+
+static void xm_t_edit_format(hid_t fid) {
+  assert_true(H5Adelete(fid, "format") >= 0);
+  assert_true(H5LTset_attribute_string(fid, "/", "format", "xmargin.portfolioX") >= 0);
+}
+
+static void xm_t_edit_huge(hid_t fid) {
+  assert_true(H5Ldelete(fid, "/positions/quantity", H5P_DEFAULT) >= 0);
+  hsize_t dims[1] = {(hsize_t)1 << 40}, chunk[1] = {1024};
+  hid_t sp = H5Screate_simple(1, dims, NULL);
+  hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  H5Pset_chunk(dcpl, 1, chunk);
+  hid_t did = H5Dcreate2(fid, "/positions/quantity", H5T_IEEE_F64LE, sp, H5P_DEFAULT, dcpl,
+                         H5P_DEFAULT);
+  assert_true(did >= 0);
+  H5Dclose(did);
+  H5Pclose(dcpl);
+  H5Sclose(sp);
+}
+
+static void xm_t_edit_narrow(hid_t fid) {
+  /* int8 silo and float32 strike: converted, still valid */
+  assert_true(H5Ldelete(fid, "/instruments/silo", H5P_DEFAULT) >= 0);
+  assert_true(H5Ldelete(fid, "/instruments/strike", H5P_DEFAULT) >= 0);
+  int8_t silo[4] = {0, 1, 0, 1};
+  float strike[4] = {0, 0, 4500, 4400};
+  hsize_t n = 4;
+  assert_true(H5LTmake_dataset(fid, "/instruments/silo", 1, &n, H5T_STD_I8LE, silo) >= 0);
+  assert_true(H5LTmake_dataset_float(fid, "/instruments/strike", 1, &n, strike) >= 0);
+}
+
+static void test_portfolio_bad_hdf5(void **state) {
+  (void)state;
+  xm_portfolio p, q;
+  xm_diag d = {0};
+  char path[512];
+  struct {
+    const char *name;
+    void (*edit)(hid_t);
+    xm_status want_st;
+    const char *want;
+  } cases[] = {
+      {"e1.h5", xm_t_edit_type, XM_EFORMAT,
+       "/instruments/type[2] = 'swaption': unknown instrument type"},
+      {"e2.h5", xm_t_edit_missing, XM_EFORMAT,
+       "/instruments/multiplier: required dataset is missing"},
+      {"e3.h5", xm_t_edit_format, XM_EFORMAT,
+       "/: attribute format = 'xmargin.portfolioX': must be \"xmargin.portfolio\""},
+      {"e4.h5", xm_t_edit_huge, XM_EFORMAT,
+       "/positions/quantity: declares 1099511627776 rows, more than the limit"},
+      {"e5.h5", xm_t_edit_narrow, XM_OK, NULL},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    xm_t_path(path, sizeof path, cases[i].name);
+    xm_t_portfolio(&p);
+    assert_int_equal(xm_portfolio_write(path, &p, NULL), XM_OK);
+    xm_t_edit(path, cases[i].edit);
+    xm_status st = xm_portfolio_read(path, &q, &d);
+    if (st != cases[i].want_st || (cases[i].want && !xm_t_has(&d, cases[i].want))) {
+      print_message("case %s: status %d\n", cases[i].name, (int)st);
+      xm_t_dump(&d);
+    }
+    assert_int_equal(st, cases[i].want_st);
+    if (cases[i].want)
+      assert_true(xm_t_has(&d, cases[i].want));
+    else
+      assert_true(q.inst_strike[3] == 4400.0 && q.inst_silo[3] == 1);
+    xm_portfolio_free(&q);
+    xm_diag_free(&d);
+  }
+
+  /* not HDF5, missing file, truncated HDF5 */
+  xm_t_path(path, sizeof path, "text.h5");
+  FILE *f = fopen(path, "w");
+  fputs("not an hdf5 file\n", f);
+  fclose(f);
+  assert_int_equal(xm_portfolio_read(path, &q, &d), XM_EIO);
+  assert_true(xm_t_has(&d, "not an HDF5 file"));
+  xm_diag_free(&d);
+  xm_t_path(path, sizeof path, "nope.h5");
+  assert_int_equal(xm_portfolio_read(path, &q, &d), XM_EIO);
+  assert_true(xm_t_has(&d, "cannot open"));
+  xm_diag_free(&d);
+  char full[512];
+  xm_t_path(full, sizeof full, "book.h5");
+  xm_t_path(path, sizeof path, "trunc.h5");
+  xm_t_portfolio(&p);
+  assert_int_equal(xm_portfolio_write(full, &p, NULL), XM_OK);
+  struct stat sb;
+  assert_int_equal(stat(full, &sb), 0);
+  FILE *in = fopen(full, "rb"), *out = fopen(path, "wb");
+  char *buf = malloc((size_t)sb.st_size);
+  assert_int_equal(fread(buf, 1, (size_t)sb.st_size, in), (size_t)sb.st_size);
+  fwrite(buf, 1, (size_t)sb.st_size / 2, out);
+  fclose(in);
+  fclose(out);
+  free(buf);
+  xm_status st = xm_portfolio_read(path, &q, &d);
+  assert_true(st == XM_EIO || st == XM_EFORMAT);
+  assert_true(d.total > 0);
+  xm_diag_free(&d);
+}
+
+/* ---- Scenario files --------------------------------------------------------------- */
+
+static char *xm_t_hf[] = {"SPX", "SPX.iv"};
+static char *xm_t_hd[] = {"2024-06-26", "2024-06-27", "2024-06-28"};
+static double xm_t_hr[] = {0.01, 0.002, -0.02, 0.01, 0.005, -0.001};
+static char *xm_t_s1f[] = {"SPX"};
+static double xm_t_s1s[] = {-0.2, 0.1};
+static char *xm_t_s1l[] = {"down", "up"};
+static double xm_t_s1w[] = {1.0, 0.35};
+static char *xm_t_s2f[] = {"SPX", "SPX.iv", "ES"};
+static double xm_t_s2s[] = {-0.1, 0.15, -0.1};
+static char *xm_t_s2l[] = {"1987-10-19"};
+
+static void xm_t_scenarios(xm_scenario_file *s, xm_scenario_set sets[2]) {
+  memset(s, 0, sizeof *s);
+  memset(sets, 0, 2 * sizeof *sets);
+  s->n_days = 3;
+  s->n_hfactors = 2;
+  s->hist_factor = xm_t_hf;
+  s->hist_date = xm_t_hd;
+  s->hist_return = xm_t_hr;
+  sets[0] = (xm_scenario_set){.name = "zgrid", .n_scenarios = 2, .n_factors = 1,
+                              .factor = xm_t_s1f, .shock = xm_t_s1s, .label = xm_t_s1l,
+                              .weight = xm_t_s1w, .measure = XM_M_WORST, .confidence = NAN};
+  sets[1] = (xm_scenario_set){.name = "crises", .n_scenarios = 1, .n_factors = 3,
+                              .factor = xm_t_s2f, .shock = xm_t_s2s, .label = xm_t_s2l,
+                              .weight = NULL, .measure = XM_M_ES, .confidence = 0.975};
+  s->n_sets = 2;
+  s->sets = sets;
+}
+
+static void test_scenarios_round_trip(void **state) {
+  (void)state;
+  xm_scenario_file s, q;
+  xm_scenario_set sets[2];
+  xm_diag d = {0};
+  char path[512];
+  xm_t_path(path, sizeof path, "scen.h5");
+  xm_t_scenarios(&s, sets);
+  assert_int_equal(xm_scenarios_write(path, &s, &d), XM_OK);
+  xm_status st = xm_scenarios_read(path, &q, &d);
+  xm_t_dump(&d);
+  assert_int_equal(st, XM_OK);
+  assert_int_equal(q.n_days, 3);
+  assert_int_equal(q.n_hfactors, 2);
+  for (int i = 0; i < 3; i++)
+    assert_string_equal(q.hist_date[i], xm_t_hd[i]);
+  for (int i = 0; i < 6; i++)
+    assert_true(q.hist_return[i] == xm_t_hr[i]);
+  assert_int_equal(q.n_sets, 2);
+  /* sorted by name */
+  assert_string_equal(q.sets[0].name, "crises");
+  assert_string_equal(q.sets[1].name, "zgrid");
+  assert_int_equal(q.sets[0].measure, XM_M_ES);
+  assert_true(q.sets[0].confidence == 0.975);
+  assert_null(q.sets[0].weight);
+  assert_int_equal(q.sets[0].n_factors, 3);
+  assert_string_equal(q.sets[0].factor[2], "ES");
+  assert_string_equal(q.sets[0].label[0], "1987-10-19");
+  assert_int_equal(q.sets[1].measure, XM_M_WORST);
+  assert_true(isnan(q.sets[1].confidence));
+  assert_non_null(q.sets[1].weight);
+  assert_true(q.sets[1].weight[1] == 0.35);
+  assert_true(q.sets[1].shock[0] == -0.2 && q.sets[1].shock[1] == 0.1);
+  xm_scenarios_free(&q);
+
+  char fmt[64];
+  assert_int_equal(xm_file_format(path, fmt, sizeof fmt, &d), XM_OK);
+  assert_string_equal(fmt, "xmargin.scenarios");
+  /* a scenario file is not a portfolio */
+  xm_portfolio p;
+  assert_int_equal(xm_portfolio_read(path, &p, &d), XM_EFORMAT);
+  assert_true(xm_t_has(&d, "attribute format = 'xmargin.scenarios': must be"));
+  xm_diag_free(&d);
+}
+
+static void test_scenarios_bad(void **state) {
+  (void)state;
+  xm_scenario_file s, q;
+  xm_scenario_set sets[2];
+  xm_diag d = {0};
+  char path[512];
+  xm_t_path(path, sizeof path, "scen_bad.h5");
+
+  char *dates[] = {"2024-06-26", "2024-06-28", "2024-06-27"};
+  double w[] = {1.0, -1.0};
+  char *dupf[] = {"SPX", "SPX.iv", "SPX"};
+  xm_t_scenarios(&s, sets);
+  s.hist_date = dates;
+  sets[0].weight = w;
+  sets[1].factor = dupf;
+  sets[1].confidence = 1.5;
+  assert_int_equal(xm_scenarios_write(path, &s, NULL), XM_OK);
+  assert_int_equal(xm_scenarios_read(path, &q, &d), XM_EFORMAT);
+  xm_t_dump(&d);
+  assert_true(xm_t_has(&d, "/history/date[2] = '2024-06-27': dates must be strictly increasing"));
+  assert_true(xm_t_has(&d, "/sets/zgrid/weight[1] = -1: weight must be finite and >= 0"));
+  assert_true(xm_t_has(&d, "/sets/crises/factor[2] = 'SPX': duplicate factor name"));
+  assert_true(xm_t_has(&d, "/sets/crises: attribute confidence = 1.5: confidence must be in (0, 1)"));
+  assert_int_equal(q.n_sets, 0);
+  assert_null(q.sets);
+  xm_diag_free(&d);
+}
+
+/* ---- Results ---------------------------------------------------------------------- */
+
+static char *xm_t_racc[] = {"A1", "A2", "A3"};
+static char *xm_t_rsilo[] = {"securities", "futures"};
+static char *xm_t_rset[] = {"historical", "crises"};
+static double xm_t_rreq[] = {100, 200, 300};
+static double xm_t_runi[] = {90, 180, 290};
+static double xm_t_rsil[] = {120, 180, 330};
+static double xm_t_rdiv[] = {30, 0, 40};
+static double xm_t_rmin[] = {1, 2, 3};
+static double xm_t_rbyset[] = {90, 50, 180, 100, 290, 10};
+static double xm_t_rbysilo[] = {60, 60, 90, 90, 200, 130};
+static double xm_t_rattr[] = {45, 45, 90, 90, 180, 110};
+static int32_t xm_t_rbind[] = {0, 0, 0};
+static char *xm_t_rl0[] = {"2024-06-25", "2024-06-26", "2024-06-27", "2024-06-28"};
+static float xm_t_rp0[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+static char *xm_t_rl1[] = {"1987-10-19", "2008-10-15"};
+static double xm_t_rs1[] = {-0.2, 0.5, -0.09, 0.3};
+static char *xm_t_rf1[] = {"SPX", "SPX.iv"};
+
+static void xm_t_results(xm_results *r, xm_results_set sets[2]) {
+  memset(r, 0, sizeof *r);
+  sets[0] = (xm_results_set){.name = "historical", .n_scenarios = 4, .label = xm_t_rl0,
+                             .pnl = xm_t_rp0};
+  sets[1] = (xm_results_set){.name = "crises", .n_scenarios = 2, .label = xm_t_rl1,
+                             .shock = xm_t_rs1, .n_factors = 2, .factor = xm_t_rf1};
+  r->software_version = "0.1.0";
+  r->created_utc = "2024-06-28T12:00:00Z";
+  r->portfolio = "book.h5";
+  r->scenarios = "scen.h5";
+  r->portfolio_sha256 = "00";
+  r->scenarios_sha256 = "11";
+  r->config = "[run]\nconfidence = 0.99\n";
+  r->device = "cpu";
+  r->precision = "double";
+  r->seed = 42;
+  r->elapsed_s = 0.5;
+  r->n_accounts = 3;
+  r->n_silos = 2;
+  r->n_sets = 2;
+  r->account = xm_t_racc;
+  r->silo = xm_t_rsilo;
+  r->set = xm_t_rset;
+  r->requirement = xm_t_rreq;
+  r->unified = xm_t_runi;
+  r->siloed = xm_t_rsil;
+  r->diversification = xm_t_rdiv;
+  r->minimum = xm_t_rmin;
+  r->by_set = xm_t_rbyset;
+  r->by_silo = xm_t_rbysilo;
+  r->attribution = xm_t_rattr;
+  r->binding_set = xm_t_rbind;
+  r->sets = sets;
+}
+
+static void test_results_write(void **state) {
+  (void)state;
+  xm_results r;
+  xm_results_set sets[2];
+  xm_diag d = {0};
+  char path[512];
+  xm_t_path(path, sizeof path, "results.h5");
+  xm_t_results(&r, sets);
+  assert_int_equal(xm_results_write(path, &r, &d), XM_OK);
+  assert_int_equal(d.total, 0);
+  assert_int_equal(xm_t_count_temps(), 0);
+
+  hid_t fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  assert_true(fid >= 0);
+  char buf[256];
+  const char *dsets[] = {"/account", "/silo", "/set", "/margin/requirement", "/margin/unified",
+                         "/margin/siloed", "/margin/diversification", "/margin/minimum",
+                         "/margin/by_set", "/margin/by_silo", "/margin/attribution",
+                         "/margin/binding_set", "/scenarios/historical/label",
+                         "/scenarios/crises/label", "/scenarios/crises/shock",
+                         "/scenarios/crises/factor", "/pnl/historical"};
+  for (size_t i = 0; i < sizeof dsets / sizeof dsets[0]; i++) {
+    if (H5LTpath_valid(fid, dsets[i], 1) <= 0)
+      print_message("missing %s\n", dsets[i]);
+    assert_true(H5LTpath_valid(fid, dsets[i], 1) > 0);
+  }
+  assert_true(H5LTpath_valid(fid, "/pnl/crises", 1) == 0);
+  assert_true(H5LTpath_valid(fid, "/scenarios/historical/shock", 1) == 0);
+  const char *attrs[] = {"format", "format_version", "software_version", "created_utc",
+                         "portfolio", "scenarios", "portfolio_sha256", "scenarios_sha256",
+                         "config", "device", "precision", "seed", "elapsed_s"};
+  for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++)
+    assert_true(H5Aexists(fid, attrs[i]) > 0);
+  unsigned long long seed = 0;
+  assert_true(H5LTget_attribute(fid, "/", "seed", H5T_NATIVE_ULLONG, &seed) >= 0);
+  assert_int_equal(seed, 42);
+
+  /* scales and attachments */
+  hid_t sa = H5Dopen2(fid, "/account", H5P_DEFAULT);
+  hid_t sk = H5Dopen2(fid, "/set", H5P_DEFAULT);
+  hid_t bs = H5Dopen2(fid, "/margin/by_set", H5P_DEFAULT);
+  hid_t req = H5Dopen2(fid, "/margin/requirement", H5P_DEFAULT);
+  assert_true(H5DSis_scale(sa) > 0);
+  assert_true(H5DSis_scale(sk) > 0);
+  ssize_t nl = H5DSget_scale_name(sa, buf, sizeof buf);
+  assert_true(nl > 0);
+  assert_string_equal(buf, "account");
+  assert_true(H5DSis_attached(bs, sa, 0) > 0);
+  assert_true(H5DSis_attached(bs, sk, 1) > 0);
+  assert_true(H5DSis_attached(req, sa, 0) > 0);
+  double v[3];
+  assert_true(H5Dread(req, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0);
+  assert_true(v[2] == 300.0);
+  H5Dclose(req);
+  H5Dclose(bs);
+  H5Dclose(sk);
+  H5Dclose(sa);
+
+  /* /pnl: float32, chunked, shuffle + deflate */
+  hid_t pd = H5Dopen2(fid, "/pnl/historical", H5P_DEFAULT);
+  hid_t pt = H5Dget_type(pd);
+  assert_true(H5Tequal(pt, H5T_IEEE_F32LE) > 0);
+  H5Tclose(pt);
+  hid_t dcpl = H5Dget_create_plist(pd);
+  assert_int_equal(H5Pget_layout(dcpl), H5D_CHUNKED);
+  int nf = H5Pget_nfilters(dcpl);
+  assert_int_equal(nf, 2);
+  H5Pclose(dcpl);
+  float pnl[12];
+  assert_true(H5Dread(pd, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, pnl) >= 0);
+  assert_true(pnl[11] == 12.0f && pnl[4] == 5.0f);
+  H5Dclose(pd);
+  H5Fclose(fid);
+
+  /* a failed write leaves the target untouched and no temp file */
+  struct stat before, after;
+  assert_int_equal(stat(path, &before), 0);
+  xm_results bad = r;
+  xm_results_set bsets[2] = {sets[0], sets[1]};
+  bsets[1].name = "historical"; /* duplicate set name */
+  bad.sets = bsets;
+  assert_int_equal(xm_results_write(path, &bad, &d), XM_EINVAL);
+  /* rename over a folder fails after the file was written */
+  char dirpath[512];
+  xm_t_path(dirpath, sizeof dirpath, "adir");
+  assert_int_equal(mkdir(dirpath, 0755), 0);
+  char inner[600];
+  snprintf(inner, sizeof inner, "%s/keep", dirpath);
+  FILE *kf = fopen(inner, "w");
+  fclose(kf);
+  assert_int_equal(xm_results_write(dirpath, &r, &d), XM_EIO);
+  assert_true(d.total > 0);
+  assert_int_equal(xm_t_count_temps(), 0);
+  assert_int_equal(stat(inner, &after), 0);
+  assert_int_equal(stat(path, &after), 0);
+  assert_int_equal(before.st_size, after.st_size);
+  /* a folder that does not exist */
+  xm_t_path(dirpath, sizeof dirpath, "no/such/dir/r.h5");
+  assert_int_equal(xm_results_write(dirpath, &r, &d), XM_EIO);
+  xm_diag_free(&d);
+}
+
+static void test_sha256(void **state) {
+  (void)state;
+  char path[512], hex[65];
+  xm_t_path(path, sizeof path, "abc.txt");
+  FILE *f = fopen(path, "w");
+  fputs("abc", f);
+  fclose(f);
+  assert_int_equal(xm_file_sha256(path, hex), XM_OK);
+  assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  xm_t_path(path, sizeof path, "nope.txt");
+  assert_int_equal(xm_file_sha256(path, hex), XM_EIO);
+  assert_int_equal(xm_file_sha256(NULL, hex), XM_EINVAL);
+}
+
+static void test_args(void **state) {
+  (void)state;
+  xm_portfolio p;
+  xm_scenario_file s;
+  char buf[8];
+  assert_int_equal(xm_portfolio_read(NULL, &p, NULL), XM_EINVAL);
+  assert_int_equal(xm_portfolio_read("x", NULL, NULL), XM_EINVAL);
+  assert_int_equal(xm_scenarios_read(NULL, &s, NULL), XM_EINVAL);
+  assert_int_equal(xm_file_format(NULL, buf, sizeof buf, NULL), XM_EINVAL);
+  assert_int_equal(xm_portfolio_write("x", NULL, NULL), XM_EINVAL);
+  assert_int_equal(xm_results_write("x", NULL, NULL), XM_EINVAL);
+  xm_portfolio_free(NULL);
+  xm_scenarios_free(NULL);
+  xm_diag_free(NULL);
+}
+
+static int xm_t_write_results(const char *path) {
+  xm_results r;
+  xm_results_set sets[2];
+  xm_diag d = {0};
+  xm_t_results(&r, sets);
+  xm_status st = xm_results_write(path, &r, &d);
+  xm_diag_print(&d, stderr);
+  xm_diag_free(&d);
+  if (st != XM_OK) {
+    fprintf(stderr, "test_io: writing %s: %s\n", path, xm_strerror(st));
+    return 1;
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "--write-results") == 0)
+    return xm_t_write_results(argv[2]);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_diag_bounded),          cmocka_unit_test(test_portfolio_round_trip),
+      cmocka_unit_test(test_portfolio_bad_structs), cmocka_unit_test(test_portfolio_bad_hdf5),
+      cmocka_unit_test(test_scenarios_round_trip),  cmocka_unit_test(test_scenarios_bad),
+      cmocka_unit_test(test_results_write),         cmocka_unit_test(test_sha256),
+      cmocka_unit_test(test_args),
+  };
+  return cmocka_run_group_tests(tests, xm_t_setup, xm_t_teardown);
+}
