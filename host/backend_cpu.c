@@ -31,7 +31,7 @@ static xm_status xm__cpu_price(xm_ctx *ctx, xm_precision prec, const xm_contract
                                double *out) {
   (void)ctx;
   long n = (long)c->n;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(ctx->threads)
   for (long i = 0; i < n; i++) {
     if (prec == XM_SINGLE) {
       float v = xm_unit_value_f(c->type[i], (float)c->underlying[i], (float)c->strike[i],
@@ -64,7 +64,7 @@ static xm_status xm__cpu_mc(xm_ctx *ctx, const xm__job *job, const xm__set *set,
   double *Z = malloc((size_t)(S * F) * sizeof *Z);
   if (!Z)
     return xm__fail(ctx, XM_ENOMEM, "Monte Carlo draws: %lld x %lld", (long long)S, (long long)F);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(ctx->threads)
   for (int64_t s = 0; s < S; s++) {
     double sc = xm_mc_scale(cfg->montecarlo.seed, (xm_u64)s,
                             cfg->montecarlo.distribution == XM_DIST_STUDENT_T,
@@ -143,7 +143,7 @@ static xm_status xm__cpu_evaluate(xm_ctx *ctx, xm__job *job) {
       const double *Xs = X[x] ? X[x] : set->X;
       for (int64_t s0 = 0; s0 < set->S; s0 += bk->tile) {
         int64_t ns = set->S - s0 < bk->tile ? set->S - s0 : bk->tile;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(ctx->threads)
         for (int64_t q = 0; q < ns * n; q++) {
           int64_t s = q / n, i = q % n;
           const double *xrow = Xs + (s0 + s) * F;
@@ -153,7 +153,7 @@ static xm_status xm__cpu_evaluate(xm_ctx *ctx, xm__job *job) {
                           : xm_loss_d(i, n, bk->instd, bk->insti, xrow, dt,
                                       cfg->pricing.vol_term_power, cfg->pricing.vol_floor);
         }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(ctx->threads)
         for (int64_t q = 0; q < ns * na; q++) {
           int64_t s = q / na, a = q % na;
           xm_aggregate(a, G, ell + s * n, bk->pos_start, bk->pos_inst, bk->pos_silo, bk->pos_qty,
@@ -161,7 +161,7 @@ static xm_status xm__cpu_evaluate(xm_ctx *ctx, xm__job *job) {
         }
       }
       int has_w = set->w != NULL;
-#pragma omp parallel for schedule(dynamic, 16)
+#pragma omp parallel for schedule(dynamic, 16) num_threads(ctx->threads)
       for (int64_t a = 0; a < na; a++)
         xm_reduce_account(a, set->S, R, G, L, set->measure, set->k, set->w, has_w, K, x, by_set,
                           silo_set, attr_set);
@@ -171,7 +171,7 @@ static xm_status xm__cpu_evaluate(xm_ctx *ctx, xm__job *job) {
             job->pnl[x][s * job->A + bk->a0 + a] = (float)L[s * R + a * (G + 1)];
       }
     }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(ctx->threads)
     for (int64_t a = 0; a < na; a++)
       xm_combine_account(a, G, K, by_set, silo_set, attr_set, bk->cross, bk->pos_start,
                          bk->pos_inst, bk->pos_qty, n, bk->insti, bk->instd, cfg->cross_margin.offset_cap,

@@ -297,6 +297,8 @@ xm_status xm_ctx_create(xm_ctx **out, const xm_options *opt) {
                   want);
   }
   xm_devices_free(list);
+  if (st == XM_OK)
+    ctx->err[0] = '\0';
   if (st == XM_OK && ctx->opt.verbose)
     fprintf(stderr, "xmargin: %s\n", ctx->choice);
   return st;

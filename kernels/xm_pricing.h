@@ -26,9 +26,10 @@ XM_INLINE XM_REAL XM_FN(xm_black)(XM_REAL F, XM_REAL K, XM_REAL df, XM_REAL s, i
   }
   XM_REAL d1 = (log(F / K) + (XM_REAL)0.5 * s * s) / s;
   XM_REAL d2 = d1 - s;
-  if (call)
-    return df * (F * XM_FN(xm_ncdf)(d1) - K * XM_FN(xm_ncdf)(d2));
-  return df * (K * XM_FN(xm_ncdf)(-d2) - F * XM_FN(xm_ncdf)(-d1));
+  /* Deep out of the money the two terms cancel in subnormals: floor at 0. */
+  XM_REAL v = call ? F * XM_FN(xm_ncdf)(d1) - K * XM_FN(xm_ncdf)(d2)
+                   : K * XM_FN(xm_ncdf)(-d2) - F * XM_FN(xm_ncdf)(-d1);
+  return df * (v > (XM_REAL)0 ? v : (XM_REAL)0);
 }
 
 /* Value of one unit (multiplier not applied) of an instrument.
