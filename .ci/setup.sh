@@ -12,7 +12,7 @@ run_demo=1
 pkgs=(build-essential cmake pkg-config git
       ocl-icd-opencl-dev opencl-c-headers ocl-icd-libopencl1 pocl-opencl-icd clinfo
       libclblast-dev libhdf5-dev libcmocka-dev librandom123-dev libinih-dev
-      libopenblas-dev liblapacke-dev libssl-dev
+      libopenblas-dev liblapacke-dev libssl-dev oclgrind
       python3 python3-numpy python3-scipy python3-h5py python3-pandas python3-xarray python3-h5netcdf)
 missing=()
 for p in "${pkgs[@]}"; do
