@@ -505,11 +505,18 @@ xm_status xm_engine_run(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_f
         double delta = 0.0;
         st = xm_cholesky_jitter(s->chol, F, &delta);
         if (st != XM_OK) {
+          char zero[512] = "";
+          for (int64_t i = 0; i < F; i++)
+            if (!(sigma[i * F + i] > 0.0)) {
+              size_t len = strlen(zero);
+              snprintf(zero + len, sizeof zero - len, "%s%s", len ? ", " : "",
+                       pf->factor_name[used[i]]);
+            }
           xm__fail(ctx, st,
-                   "the %s covariance of %lld factors is not positive definite and a jitter up "
-                   "to 1e-6 x its largest variance does not fix it (a factor with an all-zero or "
-                   "constant history?)",
-                   s->name, (long long)F);
+                   "%s: /history/return: the %s covariance of %lld factors is not positive "
+                   "definite and a jitter up to 1e-6 x its largest variance does not fix it%s%s",
+                   sf->path ? sf->path : "scenarios", s->name, (long long)F,
+                   zero[0] ? "; factors with zero variance over the window: " : "", zero);
           goto cleanup;
         }
         out->jitter[v] = delta;

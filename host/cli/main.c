@@ -15,6 +15,7 @@ static const xm_cli_cmd xm_cli_cmds[] = {
     {"devices", xm_cli_devices, "list the compute devices (OpenCL and the cpu backend)"},
     {"validate", xm_cli_validate, "check portfolio and scenario files against the data contract"},
     {"config", xm_cli_config, "print the effective configuration"},
+    {"generate", xm_cli_generate, "write a synthetic portfolio and scenario file of any size"},
 };
 
 int xm_cli_exit_status(xm_status st) {
@@ -24,6 +25,7 @@ int xm_cli_exit_status(xm_status st) {
   case XM_EINVAL:
   case XM_EFORMAT:
   case XM_ECONFIG:
+  case XM_ENOTPD: /* a covariance the history makes singular: the input's fault */
     return XM_EXIT_USAGE;
   default:
     return XM_EXIT_FAIL;

@@ -1,0 +1,91 @@
+/* Synthetic books of any size (`xmargin generate`): a portfolio and a scenario
+ * file (FORMAT.md) built from the demo book's account templates
+ * (datasets/README.md) over F factors, with a correlated daily history and
+ * ready-made `stress` and `span_grid` sets. Internal to libxmargin.
+ *
+ * Deterministic: every random draw is Philox4x32-10 keyed by the seed, with a
+ * counter per (stream, item, draw), and every transcendental function is the
+ * generator's own (+, *, / and sqrt only, IEEE-754 round to nearest), so the
+ * same parameters give the same numbers on any machine and any thread count. */
+#ifndef XM_GENERATE_H
+#define XM_GENERATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "xm_io.h"
+#include "xmargin.h"
+
+#define XM_GEN_DEFAULT_FACTORS 64
+#define XM_GEN_DEFAULT_DAYS 750
+#define XM_GEN_DEFAULT_SEED 1
+#define XM_GEN_MIN_FACTORS 4
+#define XM_GEN_MAX_FACTORS 100000
+#define XM_GEN_MIN_DAYS 2
+#define XM_GEN_MAX_DAYS 100000
+#define XM_GEN_MAX_HISTORY_VALUES 250000000LL /* days x factors (2 GB of float64) */
+#define XM_GEN_MAX_INSTRUMENTS 100000000LL
+#define XM_GEN_MAX_POSITIONS 1000000000LL
+
+/* The account templates of the demo book (datasets/README.md), generalised
+ * to many underlyings. */
+enum {
+  XM_GEN_T_INDEX_MM = 0,      /* index options, delta-hedged with index futures */
+  XM_GEN_T_FUTOPT_MM,         /* options on futures, hedged with the futures */
+  XM_GEN_T_BASIS,             /* ETF (or coin) vs futures, notional-matched */
+  XM_GEN_T_COVERED_CALL,      /* long ETF/stock, short calls */
+  XM_GEN_T_PROTECTIVE_PUT,    /* long ETF/stock, long puts, some collars */
+  XM_GEN_T_SHORT_STRANGLE,    /* short OTM puts and calls */
+  XM_GEN_T_CRYPTO_BASIS,      /* long coin vs short CME futures, some short calls */
+  XM_GEN_T_CRYPTO_OPTIONS,    /* Deribit-style books hedged with coin or CME futures */
+  XM_GEN_T_COMMODITY_OPTIONS, /* commodity futures options hedged with the futures */
+  XM_GEN_T_DIRECTIONAL,       /* 1-4 unhedged lines */
+  XM_GEN_T_MULTI_ASSET,       /* several of the above in one account */
+  XM_GEN_T_COUNT
+};
+
+typedef struct xm_gen_params {
+  int64_t accounts;     /* A >= 1 */
+  int64_t instruments;  /* I >= xm_gen_min_instruments(factors) */
+  int64_t positions;    /* N >= A */
+  int64_t factors;      /* F >= XM_GEN_MIN_FACTORS */
+  int64_t history_days; /* T */
+  uint64_t seed;
+} xm_gen_params;
+
+typedef struct xm_gen_stats {
+  int64_t underlyings;                  /* groups of factors: an index, a stock, ... */
+  int64_t by_class[4];                  /* index, stock, commodity, crypto */
+  int64_t option_classes;               /* option roots (SPX, SPY, ESO, ...) */
+  int64_t by_template[XM_GEN_T_COUNT];  /* accounts per template */
+  int64_t non_cross;                    /* accounts with cross_margin = 0 */
+  int64_t max_account_positions;
+  int64_t held_instruments;             /* instruments in at least one position */
+} xm_gen_stats;
+
+void xm_gen_defaults(xm_gen_params *p);
+const char *xm_gen_template_name(int t);
+
+/* The fewest instruments F factors need: every linear product plus a put and
+ * a call of every option class. 0 when factors is out of range. */
+int64_t xm_gen_min_instruments(int64_t factors);
+
+/* Checks the parameters; on a bad one writes a message naming it into
+ * err[cap] and returns XM_EINVAL. */
+xm_status xm_gen_check(const xm_gen_params *p, char *err, size_t cap);
+
+/* Builds the book and the scenario file in memory (free them with
+ * xm_portfolio_free / xm_scenarios_free). stats may be NULL. XM_EINVAL for
+ * parameters xm_gen_check rejects, XM_ENOMEM. */
+xm_status xm_generate(const xm_gen_params *p, xm_portfolio *port, xm_scenario_file *scen,
+                      xm_gen_stats *stats);
+
+/* The generator's portable math, exposed for the tests: exp, log (x > 0),
+ * the standard normal CDF (|error| < 1e-7) and its inverse (p in (0, 1),
+ * relative error < 1.2e-9). */
+double xm_gen_exp(double x);
+double xm_gen_log(double x);
+double xm_gen_ncdf(double x);
+double xm_gen_ninv(double p);
+
+#endif

@@ -1,0 +1,254 @@
+"""Small shared helpers of the Python end-to-end tests.
+
+Temporary folders, writing portfolio / scenario files with h5py (FORMAT.md
+sections 1 and 2), running the engine ($XMARGIN), reading a results file, and the
+'N passed, M failed' tally that every test script ends with.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+import numpy as np
+
+try:
+    import h5py
+except ImportError:  # pragma: no cover
+    h5py = None
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_DIR = os.environ.get("XM_SOURCE_DIR", os.path.normpath(os.path.join(HERE, "..", "..")))
+
+
+def xmargin_binary():
+    """$XMARGIN, else the first built binary found under the source tree."""
+    b = os.environ.get("XMARGIN")
+    if b:
+        return b
+    for d in ("build", "build-e2e"):
+        p = os.path.join(SOURCE_DIR, d, "xmargin")
+        if os.access(p, os.X_OK):
+            return p
+    return "xmargin"
+
+
+# --------------------------------------------------------------------------
+# tally
+# --------------------------------------------------------------------------
+
+class Tally:
+    """One line per check; finish() prints 'N passed, M failed' and exits."""
+
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+        self.t0 = time.perf_counter()
+
+    def check(self, name, cond, detail=""):
+        cond = bool(cond)
+        if cond:
+            self.passed += 1
+            print("ok   %s%s" % (name, ("  (%s)" % detail) if detail else ""))
+        else:
+            self.failed += 1
+            print("FAIL %s%s" % (name, ("  %s" % detail) if detail else ""))
+        sys.stdout.flush()
+        return cond
+
+    def close(self, name, got, exp, rtol, scale=None, atol=0.0):
+        """|got - exp| <= rtol * scale + atol elementwise; scale defaults to |exp|
+        (elementwise) and may be a scalar or broadcastable array."""
+        got = np.asarray(got, dtype=np.float64)
+        exp = np.asarray(exp, dtype=np.float64)
+        if got.shape != exp.shape:
+            return self.check(name, False, "shape %s, expected %s" % (got.shape, exp.shape))
+        sc = np.abs(exp) if scale is None else np.broadcast_to(np.asarray(scale, dtype=np.float64), exp.shape)
+        d = np.abs(got - exp)
+        lim = rtol * sc + atol
+        bad = ~(d <= lim)
+        if not bad.any():
+            rel = float(np.max(d / np.where(sc > 0, sc, 1.0))) if d.size else 0.0
+            return self.check(name, True, "max rel %.2e" % rel)
+        i = np.unravel_index(int(np.argmax(np.where(bad, d - lim, -np.inf))), d.shape)
+        return self.check(name, False, "at %s got %.17g expected %.17g (rtol %g)" %
+                          (i, got[i], exp[i], rtol))
+
+    def run(self, fn, *args, **kw):
+        """Run one test function; an exception counts as a failure."""
+        try:
+            return fn(*args, **kw)
+        except Exception:
+            self.failed += 1
+            print("FAIL %s raised:" % getattr(fn, "__name__", "test"))
+            traceback.print_exc(file=sys.stdout)
+            sys.stdout.flush()
+            return None
+
+    def finish(self):
+        print("# %.1f s" % (time.perf_counter() - self.t0))
+        print("%d passed, %d failed" % (self.passed, self.failed))
+        sys.stdout.flush()
+        sys.exit(1 if self.failed else 0)
+
+
+# --------------------------------------------------------------------------
+# temporary folders
+# --------------------------------------------------------------------------
+
+class TmpDir:
+    """with TmpDir() as d: ... (removed afterwards unless $XM_KEEP_TMP is set)."""
+
+    def __init__(self, prefix="xm_e2e_"):
+        self.path = tempfile.mkdtemp(prefix=prefix)
+
+    def __enter__(self):
+        return self.path
+
+    def __exit__(self, *exc):
+        if os.environ.get("XM_KEEP_TMP"):
+            print("# kept %s" % self.path)
+        else:
+            shutil.rmtree(self.path, ignore_errors=True)
+        return False
+
+
+# --------------------------------------------------------------------------
+# writing input files (FORMAT.md 1 and 2)
+# --------------------------------------------------------------------------
+
+def _strs(values):
+    return np.array(list(values), dtype=h5py.string_dtype())
+
+
+INSTRUMENT_DEFAULTS = {"vol_factor": -1, "strike": 0.0, "expiry": 0.0, "call": 0, "implied_vol": 0.0,
+                       "rate": 0.0, "dividend_yield": 0.0, "multiplier": 1.0}
+
+
+def write_portfolio(path, factors, silos, instruments, accounts, positions,
+                    valuation_date="2024-06-28", currency="USD"):
+    """factors: [(name, kind, level)]; silos: [name]; instruments: [dict with id,
+    type, silo, underlying and optionally the other FORMAT.md columns];
+    accounts: [(id, cross_margin)]; positions: [(account, instrument, quantity)]."""
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "xmargin.portfolio"
+        f.attrs["format_version"] = 1
+        f.attrs["valuation_date"] = valuation_date
+        f.attrs["currency"] = currency
+        f["factors/name"] = _strs(n for n, _, _ in factors)
+        f["factors/kind"] = _strs(k for _, k, _ in factors)
+        f["factors/level"] = np.array([float(v) for _, _, v in factors], dtype=np.float64)
+        f["silos/name"] = _strs(silos)
+        g = f.create_group("instruments")
+        full = [dict(INSTRUMENT_DEFAULTS, **ins) for ins in instruments]
+        g["id"] = _strs(i["id"] for i in full)
+        g["type"] = _strs(i["type"] for i in full)
+        for col in ("silo", "underlying", "vol_factor", "call"):
+            g[col] = np.array([int(i[col]) for i in full], dtype=np.int32)
+        for col in ("strike", "expiry", "implied_vol", "rate", "dividend_yield", "multiplier"):
+            g[col] = np.array([float(i[col]) for i in full], dtype=np.float64)
+        f["accounts/id"] = _strs(a for a, _ in accounts)
+        f["accounts/cross_margin"] = np.array([int(c) for _, c in accounts], dtype=np.int32)
+        f["positions/account"] = np.array([int(p[0]) for p in positions], dtype=np.int64)
+        f["positions/instrument"] = np.array([int(p[1]) for p in positions], dtype=np.int64)
+        f["positions/quantity"] = np.array([float(p[2]) for p in positions], dtype=np.float64)
+
+
+def write_scenarios(path, history=None, sets=None):
+    """history: (factor names, dates, returns[T x F_h]) or None; sets: {name:
+    dict(factor=[...], shock=[[...]], label=[...], weight=[...] optional,
+    measure=... optional, confidence=... optional)}."""
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "xmargin.scenarios"
+        f.attrs["format_version"] = 1
+        if history is not None:
+            names, dates, R = history
+            f["history/factor"] = _strs(names)
+            f["history/date"] = _strs(dates)
+            f["history/return"] = np.asarray(R, dtype=np.float64).reshape(len(dates), len(names))
+        for name, s in (sets or {}).items():
+            g = f.create_group("sets/" + name)
+            g["factor"] = _strs(s["factor"])
+            g["shock"] = np.asarray(s["shock"], dtype=np.float64).reshape(-1, len(s["factor"]))
+            S = g["shock"].shape[0]
+            g["label"] = _strs(s.get("label", ["%s-%d" % (name, i) for i in range(S)]))
+            if s.get("weight") is not None:
+                g["weight"] = np.asarray(s["weight"], dtype=np.float64)
+            if s.get("measure") is not None:
+                g.attrs["measure"] = s["measure"]
+            if s.get("confidence") is not None:
+                g.attrs["confidence"] = float(s["confidence"])
+
+
+def dates(n, start="2019-01-01"):
+    """n consecutive ISO dates (calendar days; the engine only labels with them)."""
+    d0 = np.datetime64(start)
+    return [str(d0 + np.timedelta64(i, "D")) for i in range(n)]
+
+
+# --------------------------------------------------------------------------
+# running the engine, reading results
+# --------------------------------------------------------------------------
+
+def run_xm(args, timeout=300):
+    """Run $XMARGIN with args (list). Returns (returncode, stdout, stderr, seconds)."""
+    cmd = [xmargin_binary()] + [str(a) for a in args]
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    return (p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace"),
+            time.perf_counter() - t0)
+
+
+def margin_run(portfolio, scenarios, out, device="cpu", sets=(), extra=()):
+    """xmargin run ... -q; sets: ['key=value', ...]. Returns run_xm's tuple."""
+    args = ["run", "--portfolio", portfolio, "--scenarios", scenarios, "-o", out,
+            "--device", device, "-q"]
+    for kv in sets:
+        args += ["--set", kv]
+    return run_xm(args + list(extra))
+
+
+def strings(ds):
+    raw = ds[()]
+    if isinstance(raw, (bytes, str)):
+        raw = [raw]
+    return [x.decode("utf-8") if isinstance(x, bytes) else str(x) for x in np.asarray(raw, dtype=object).ravel()]
+
+
+def attr_str(v):
+    if isinstance(v, bytes):
+        return v.decode("utf-8")
+    if isinstance(v, np.ndarray) and v.size == 1:
+        return attr_str(v.ravel()[0])
+    return str(v)
+
+
+def read_margin(path):
+    """/margin/* as numpy arrays, plus 'account', 'silo', 'set' name lists."""
+    out = {}
+    with h5py.File(path, "r") as f:
+        for k in f["margin"]:
+            out[k] = np.asarray(f["margin"][k][()])
+        for k in ("account", "silo", "set"):
+            if k in f:
+                out["_" + k] = strings(f[k])
+    return out
+
+
+def read_shocks(path, name):
+    """(/scenarios/<name>/factor, shock[S x F]) of a results file."""
+    with h5py.File(path, "r") as f:
+        g = f["scenarios"][name]
+        return strings(g["factor"]), np.asarray(g["shock"][()], dtype=np.float64)
+
+
+def opencl_available():
+    """True when `xmargin devices` lists an OpenCL device."""
+    try:
+        rc, out, _, _ = run_xm(["devices"], timeout=60)
+    except Exception:
+        return False
+    return rc == 0 and any(line.startswith("opencl:") for line in out.splitlines())
