@@ -17,11 +17,11 @@
 typedef struct fixture {
   xm_device_info *list;
   size_t n;
-  size_t n_opencl;       /* OpenCL devices in the list */
-  size_t n_opencl_fp64;  /* ... of which with double precision */
-  int has_gpu_fp64;      /* a GPU with fp64: what auto must take */
-  char *saved_env;       /* XM_DEVICE as the test run found it */
-  xm_ctx *cpu;           /* a cpu context shared by the tests that need one */
+  size_t n_opencl;      /* OpenCL devices in the list */
+  size_t n_opencl_fp64; /* ... of which with double precision */
+  int has_gpu_fp64;     /* a GPU with fp64: what auto must take */
+  char *saved_env;      /* XM_DEVICE as the test run found it */
+  xm_ctx *cpu;          /* a cpu context shared by the tests that need one */
 } fixture;
 
 static int group_setup(void **state) {
@@ -51,9 +51,8 @@ static int group_setup(void **state) {
       if (f->list[i].is_gpu)
         f->has_gpu_fp64 = 1;
     }
-    print_message("  [device] %s: %s [%s] %s fp64=%d gpu=%d\n", f->list[i].spec,
-                  f->list[i].name, f->list[i].platform, f->list[i].version, f->list[i].fp64,
-                  f->list[i].is_gpu);
+    print_message("  [device] %s: %s [%s] %s fp64=%d gpu=%d\n", f->list[i].spec, f->list[i].name,
+                  f->list[i].platform, f->list[i].version, f->list[i].fp64, f->list[i].is_gpu);
   }
   xm_options o;
   xm_options_default(&o);
@@ -113,8 +112,7 @@ static xm_ctx *create_expect(const char *spec, xm_status want) {
     const char *why = xm_ctx_last_error(ctx);
     assert_non_null(why);
     if (!why[0])
-      fail_msg("device \"%s\": %s without detail in xm_ctx_last_error", spec,
-               xm_status_name(st));
+      fail_msg("device \"%s\": %s without detail in xm_ctx_last_error", spec, xm_status_name(st));
   }
   return ctx;
 }
@@ -331,7 +329,7 @@ static void ctx_bad_specs(void **state) {
     const char *spec;
     xm_status want;
   } cases[] = {
-      {"gpu", XM_EINVAL},          {"opencl:x", XM_EINVAL},    {"opencl:9.9", XM_ENODEV},
+      {"gpu", XM_EINVAL},          {"opencl:x", XM_EINVAL},     {"opencl:9.9", XM_ENODEV},
       {"opencl:999.0", XM_ENODEV}, {"opencl:0.999", XM_ENODEV}, {"opencl:", XM_EINVAL},
       {"opencl:0", XM_EINVAL},     {"opencl:0.", XM_EINVAL},    {"opencl:.0", XM_EINVAL},
       {"opencl:-1.0", XM_EINVAL},  {"opencl:0.-1", XM_EINVAL},  {"opencl:0.0x", XM_EINVAL},

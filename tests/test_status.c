@@ -66,8 +66,7 @@ static void strings_nonempty_distinct(void **state) {
     assert_string_not_equal(s, "unknown status");
     for (size_t j = 0; j < i; j++)
       if (strcmp(s, xm_strerror((xm_status)status_table[j].value)) == 0)
-        fail_msg("%s and %s share the text '%s'", status_table[i].name, status_table[j].name,
-                 s);
+        fail_msg("%s and %s share the text '%s'", status_table[i].name, status_table[j].name, s);
     /* The same pointer every time: static text. */
     assert_ptr_equal(s, xm_strerror(code));
   }
