@@ -271,7 +271,16 @@ def random_book_checks(tmp, devices):
                             tl.attr_str(f.attrs.get("precision", "")) == "single")
                 got = tl.read_margin(out)["requirement"]
                 exp = tl.read_margin(res[(case, dev)])["requirement"]
-                T.close("%s case %s: single requirement within 1e-4 of double" % (dev, case), got, exp, 1e-4)
+                # METHODOLOGY.md section 5: relative to the account's scale -- its
+                # gross notional (sum of |q| * multiplier * underlying level), so that an
+                # account whose double requirement is 0 is not compared to 0 relatively.
+                notional = np.zeros(len(p["account_id"]))
+                inst = p["pos_instrument"]
+                np.add.at(notional, p["pos_account"],
+                          np.abs(p["pos_quantity"]) * p["multiplier"][inst] *
+                          p["factor_level"][p["underlying"][inst]])
+                T.close("%s case %s: single requirement within 1e-4 of double" % (dev, case), got, exp,
+                        1e-4, scale=np.maximum(np.abs(exp), notional))
 
     # memory cap: several account blocks and scenario tiles, same results
     cfg_m = dict(cfg_a, **{"montecarlo.scenarios": 3000})
