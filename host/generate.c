@@ -79,8 +79,8 @@ double xm_gen_ncdf(double x) {
   if (ax > 40.0)
     return x < 0.0 ? 0.0 : 1.0;
   double t = 1.0 / (1.0 + 0.2316419 * ax);
-  double poly =
-      t * (0.319381530 + t * (-0.356563782 + t * (1.781477937 + t * (-1.821255978 + t * 1.330274429))));
+  double poly = t * (0.319381530 +
+                     t * (-0.356563782 + t * (1.781477937 + t * (-1.821255978 + t * 1.330274429))));
   double tail = 0.39894228040143267794 * xm_gen_exp(-0.5 * ax * ax) * poly;
   return x < 0.0 ? tail : 1.0 - tail;
 }
@@ -90,14 +90,13 @@ double xm_gen_ninv(double p) {
   static const double a[6] = {-3.969683028665376e+01, 2.209460984245205e+02,
                               -2.759285104469687e+02, 1.383577518672690e+02,
                               -3.066479806614716e+01, 2.506628277459239e+00};
-  static const double b[5] = {-5.447609879822406e+01, 1.615858368580409e+02,
-                              -1.556989798598866e+02, 6.680131188771972e+01,
-                              -1.328068155288572e+01};
+  static const double b[5] = {-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
+                              6.680131188771972e+01, -1.328068155288572e+01};
   static const double c[6] = {-7.784894002430293e-03, -3.223964580411365e-01,
                               -2.400758277161838e+00, -2.549732539343734e+00,
                               4.374664141464968e+00,  2.938163982698783e+00};
-  static const double d[4] = {7.784695709041462e-03, 3.224671290700398e-01,
-                              2.445134137142996e+00, 3.754408661907416e+00};
+  static const double d[4] = {7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00,
+                              3.754408661907416e+00};
   const double plow = 0.02425;
   if (!(p > 0.0))
     return -INFINITY;
@@ -236,16 +235,17 @@ typedef struct xg_demo {
 } xg_demo;
 
 static const xg_demo xg_demos[] = {
-    {XG_INDEX, "SPX", "SPX.iv", "ES", 2506.85, 0.2542, 2508.75, 0.021, "SPY", 0.0997, "ESH9", 50.0,
-     "SPX", "SPY", "ESO", 100.0, 5.0, 10.0, 10.0, 5.0, 0.19, 0.20, 0.05},
-    {XG_CRYPTO, "BTC", "BTC.iv", "BTCF", 3742.70, 0.75, 3770.0, 0.0, "BTC-USD", 1.0, "BTCF9", 5.0,
-     "DBTC", NULL, "BTCO", 1.0, 250.0, 0.0, 0.0, 250.0, 0.70, 0.05, 0.10},
-    {XG_COMMOD, "CL", "CL.iv", NULL, 45.41, 0.50, 0.0, 0.0, NULL, 0.0, "CLG9", 1000.0, NULL, NULL,
-     "LO", 0.0, 0.0, 0.0, 0.0, 0.5, 0.38, 0.10, 0.06},
-    {XG_INDEX, "NDX", "NDX.iv", "NQ", 6329.96, 0.305, 6347.25, 0.011, "QQQ", 0.02437, "NQH9", 20.0,
-     "NDX", NULL, "NQO", 100.0, 25.0, 0.0, 0.0, 25.0, 0.23, 0.18, 0.05},
-    {XG_CRYPTO, "ETH", "ETH.iv", NULL, 133.37, 0.95, 0.0, 0.0, "ETH-USD", 1.0, NULL, 0.0, "DETH",
-     NULL, NULL, 1.0, 10.0, 0.0, 0.0, 0.0, 0.85, 0.05, 0.10},
+    {XG_INDEX, "SPX", "SPX.iv", "ES",  2506.85, 0.2542, 2508.75, 0.021, "SPY", 0.0997, "ESH9", 50.0,
+     "SPX",    "SPY", "ESO",    100.0, 5.0,     10.0,   10.0,    5.0,   0.19,  0.20,   0.05},
+    {XG_CRYPTO, "BTC", "BTC.iv", "BTCF", 3742.70, 0.75, 3770.0, 0.0,
+     "BTC-USD", 1.0,   "BTCF9",  5.0,    "DBTC",  NULL, "BTCO", 1.0,
+     250.0,     0.0,   0.0,      250.0,  0.70,    0.05, 0.10},
+    {XG_COMMOD, "CL", "CL.iv", NULL, 45.41, 0.50, 0.0, 0.0, NULL, 0.0,  "CLG9", 1000.0,
+     NULL,      NULL, "LO",    0.0,  0.0,   0.0,  0.0, 0.5, 0.38, 0.10, 0.06},
+    {XG_INDEX, "NDX", "NDX.iv", "NQ",  6329.96, 0.305, 6347.25, 0.011, "QQQ", 0.02437, "NQH9", 20.0,
+     "NDX",    NULL,  "NQO",    100.0, 25.0,    0.0,   0.0,     25.0,  0.23,  0.18,    0.05},
+    {XG_CRYPTO, "ETH", "ETH.iv", NULL, 133.37, 0.95, 0.0, 0.0, "ETH-USD", 1.0,  NULL, 0.0,
+     "DETH",    NULL,  NULL,     1.0,  10.0,   0.0,  0.0, 0.0, 0.85,      0.05, 0.10},
 };
 #define XG_NDEMO ((int)(sizeof xg_demos / sizeof xg_demos[0]))
 
@@ -258,7 +258,7 @@ typedef struct xg_group {
   int32_t f_px, f_iv, f_fut; /* factor rows, -1 absent (a commodity's f_px is its futures) */
   double px, iv, fut, q;
   double spot_mult, fut_mult, etf_ratio;
-  int32_t i_spot, i_fut; /* instrument rows, -1 absent */
+  int32_t i_spot, i_fut;    /* instrument rows, -1 absent */
   int r_opt, r_etf, r_fopt; /* option roots, -1 absent */
   double theta, slope, curv;
   /* history */
@@ -275,8 +275,8 @@ typedef struct xg_root {
   char name[24];
   int64_t n; /* options */
   int n_exp;
-  int32_t *days;  /* [n_exp] ascending */
-  int64_t *base;  /* [n_exp + 1]: first instrument row of each expiry; put, call per strike */
+  int32_t *days; /* [n_exp] ascending */
+  int64_t *base; /* [n_exp + 1]: first instrument row of each expiry; put, call per strike */
 } xg_root;
 
 /* Candidates (groups or roots) of a template; cum: cumulative weights
@@ -295,8 +295,8 @@ typedef struct xg {
   xg_root *r;
   int64_t n_linear;
   /* candidates per template */
-  xg_list mm_eq, mm_fopt, mm_com, mm_cry, roots;      /* roots, weighted */
-  xg_list basis, shares, cry_basis, coins, linear;     /* groups / instruments */
+  xg_list mm_eq, mm_fopt, mm_com, mm_cry, roots;   /* roots, weighted */
+  xg_list basis, shares, cry_basis, coins, linear; /* groups / instruments */
   int32_t *linear_inst;
   signed char *linear_cls; /* class of each linear instrument */
 } xg;
@@ -314,7 +314,7 @@ static int32_t xg_factor(xm_portfolio *P, const char *name, int kind, double lev
 static void xg_group_common(xg_group *gr) {
   switch (gr->cls) {
   case XG_INDEX:
-    gr->load_m = 0.85, gr->load_c = 0.35, gr->rho_iv = -0.75, gr->volvol = 1.2;
+    gr->load_m = 0.88, gr->load_c = 0.36, gr->rho_iv = -0.75, gr->volvol = 1.2;
     gr->b_mu = 0.0010, gr->b_phi = 0.95, gr->b_s = 0.0004;
     gr->R = 3.1, gr->V = 0.22;
     break;
@@ -519,22 +519,20 @@ static void xg_products(xg *x) {
     /* option roots */
     switch (gr->cls) {
     case XG_INDEX:
-      gr->r_opt = xg_add_root(x, k, XM_OPTION, XG_SECURITIES, gr->f_px, gr->px,
-                              d ? d->opt_mult : 100.0, gr->q,
-                              d ? d->opt_step : xg_nice(gr->px * 0.002), 1.0, 730,
-                              d ? d->opt_root : gr->name, 4.0);
+      gr->r_opt = xg_add_root(
+          x, k, XM_OPTION, XG_SECURITIES, gr->f_px, gr->px, d ? d->opt_mult : 100.0, gr->q,
+          d ? d->opt_step : xg_nice(gr->px * 0.002), 1.0, 730, d ? d->opt_root : gr->name, 4.0);
       if (!d || d->etf_root) {
         snprintf(id, sizeof id, "%s.ETF", gr->name);
-        gr->r_etf = xg_add_root(x, k, XM_OPTION, XG_SECURITIES, gr->f_px, gr->px,
-                                d ? d->etf_mult : 10.0, gr->q,
-                                d ? d->etf_step : xg_nice(gr->px * 0.004), 1.0 / gr->etf_ratio,
-                                730, d ? d->etf_root : id, 2.0);
+        gr->r_etf =
+            xg_add_root(x, k, XM_OPTION, XG_SECURITIES, gr->f_px, gr->px, d ? d->etf_mult : 10.0,
+                        gr->q, d ? d->etf_step : xg_nice(gr->px * 0.004), 1.0 / gr->etf_ratio, 730,
+                        d ? d->etf_root : id, 2.0);
       }
       if (gr->f_fut >= 0)
         gr->r_fopt = xg_add_root(x, k, XM_FUTURE_OPTION, XG_FUTURES, gr->f_fut, gr->fut,
-                                 gr->fut_mult, 0.0,
-                                 d ? d->fopt_step : xg_nice(gr->px * 0.002), 1.0, 365,
-                                 d ? d->fopt_root : P->factor_name[gr->f_fut], 2.0);
+                                 gr->fut_mult, 0.0, d ? d->fopt_step : xg_nice(gr->px * 0.002), 1.0,
+                                 365, d ? d->fopt_root : P->factor_name[gr->f_fut], 2.0);
       break;
     case XG_STOCK:
       gr->r_opt = xg_add_root(x, k, XM_OPTION, XG_SECURITIES, gr->f_px, gr->px, 100.0, gr->q,
@@ -553,8 +551,8 @@ static void xg_products(xg *x) {
       if (gr->f_fut >= 0) {
         snprintf(id, sizeof id, "%sO", P->factor_name[gr->f_fut]);
         gr->r_fopt = xg_add_root(x, k, XM_FUTURE_OPTION, XG_FUTURES, gr->f_fut, gr->fut,
-                                 gr->fut_mult, 0.0, d ? d->fopt_step : xg_nice(gr->px * 0.05),
-                                 1.0, 365, d ? d->fopt_root : id, 1.0);
+                                 gr->fut_mult, 0.0, d ? d->fopt_step : xg_nice(gr->px * 0.05), 1.0,
+                                 365, d ? d->fopt_root : id, 1.0);
       }
       break;
     }
@@ -611,8 +609,8 @@ static int xg_cmp_i32(const void *a, const void *b) {
 }
 
 /* Expiries in order of preference: the demo's list, then weeklies, then every day. */
-static const int32_t xg_pref_days[] = {30, 91, 7,  182, 60, 14,  365, 45,
-                                       273, 21, 121, 2,  547, 5, 730, 1};
+static const int32_t xg_pref_days[] = {30,  91, 7,   182, 60,  14, 365, 45,
+                                       273, 21, 121, 2,   547, 5,  730, 1};
 
 static int xg_root_expiries(xg_root *rt, int64_t pairs) {
   int n_cand = rt->maxdays;
@@ -749,14 +747,15 @@ static int xg_options(xg *x) {
 /* ---- Accounts and positions ------------------------------------------------ */
 
 static const char *const xg_template_names[XM_GEN_T_COUNT] = {
-    "index_mm",     "futures_options_mm", "basis",          "covered_call",
-    "protective_put", "short_strangle",   "crypto_basis",   "crypto_options",
-    "commodity_options_mm", "directional", "multi_asset"};
+    "index_mm",     "futures_options_mm", "basis",
+    "covered_call", "protective_put",     "short_strangle",
+    "crypto_basis", "crypto_options",     "commodity_options_mm",
+    "directional",  "multi_asset"};
 /* accounts per 300 (the demo's plan) and relative size (positions) */
 static const double xg_template_share[XM_GEN_T_COUNT] = {45, 15, 35, 30, 25, 30,
-                                                          20, 20, 15, 35, 30};
+                                                         20, 20, 15, 35, 30};
 static const double xg_template_size[XM_GEN_T_COUNT] = {8.0, 6.0, 0.6, 1.5, 1.2, 1.5,
-                                                         0.8, 5.0, 5.0, 0.5, 3.0};
+                                                        0.8, 5.0, 5.0, 0.5, 3.0};
 
 const char *xm_gen_template_name(int t) {
   return t >= 0 && t < XM_GEN_T_COUNT ? xg_template_names[t] : "?";
@@ -821,8 +820,8 @@ static int32_t xg_option_near(const xg_root *rt, const xm_portfolio *P, int days
     else
       b = mid;
   }
-  if (a > 0 && K - P->inst_strike[rt->base[e] + 2 * (a - 1)] <
-                   P->inst_strike[rt->base[e] + 2 * a] - K)
+  if (a > 0 &&
+      K - P->inst_strike[rt->base[e] + 2 * (a - 1)] < P->inst_strike[rt->base[e] + 2 * a] - K)
     a--;
   int64_t i = rt->base[e] + 2 * a + (call ? 1 : 0);
   if (i >= rt->base[e + 1])
@@ -866,7 +865,8 @@ static void xg_hedge(xg_acct *c, int32_t h, const int32_t *li, const double *lq,
   double dl = 0.0;
   for (int j = 0; j < n; j++)
     dl += xg_delta(P, li[j]) * lq[j];
-  double ratio = P->factor_level[P->inst_underlying[li[0]]] / P->factor_level[P->inst_underlying[h]];
+  double ratio =
+      P->factor_level[P->inst_underlying[li[0]]] / P->factor_level[P->inst_underlying[h]];
   double q = -floor(dl * ratio / P->inst_multiplier[h] + 0.5);
   if (q == 0.0)
     q = dl > 0.0 ? -1.0 : 1.0;
@@ -957,8 +957,8 @@ static void xg_unit(xg_acct *c, int t) {
   case XM_GEN_T_FUTOPT_MM:
   case XM_GEN_T_COMMODITY_OPTIONS:
   case XM_GEN_T_CRYPTO_OPTIONS: {
-    const xg_list *l = t == XM_GEN_T_INDEX_MM ? &x->mm_eq
-                       : t == XM_GEN_T_FUTOPT_MM ? &x->mm_fopt
+    const xg_list *l = t == XM_GEN_T_INDEX_MM            ? &x->mm_eq
+                       : t == XM_GEN_T_FUTOPT_MM         ? &x->mm_fopt
                        : t == XM_GEN_T_COMMODITY_OPTIONS ? &x->mm_com
                                                          : &x->mm_cry;
     if (!l->n)
@@ -973,7 +973,8 @@ static void xg_unit(xg_acct *c, int t) {
     double nfut = xg_size(r, gr->cls == XG_CRYPTO ? 20.0 : 40.0);
     double per = gr->fut_mult * gr->fut / (gr->spot_mult * gr->px);
     double sign = xg_chance(r, 0.85) ? 1.0 : -1.0; /* mostly long cash, short futures */
-    double sq = gr->cls == XG_CRYPTO ? floor(nfut * per + 0.5) : floor(nfut * per / 100.0 + 0.5) * 100.0;
+    double sq =
+        gr->cls == XG_CRYPTO ? floor(nfut * per + 0.5) : floor(nfut * per / 100.0 + 0.5) * 100.0;
     xg_hold(c, gr->i_spot, sign * (sq > 0.0 ? sq : 1.0));
     if (xg_left(c) > 0)
       xg_hold(c, gr->i_fut, -sign * nfut);
@@ -1075,10 +1076,10 @@ static void xg_unit_directional(xg_acct *c) {
   }
 }
 
-static const int xg_multi_parts[8] = {
-    XM_GEN_T_INDEX_MM,       XM_GEN_T_BASIS,          XM_GEN_T_COVERED_CALL,
-    XM_GEN_T_SHORT_STRANGLE, XM_GEN_T_CRYPTO_BASIS,   XM_GEN_T_CRYPTO_OPTIONS,
-    XM_GEN_T_COMMODITY_OPTIONS, XM_GEN_T_DIRECTIONAL};
+static const int xg_multi_parts[8] = {XM_GEN_T_INDEX_MM,          XM_GEN_T_BASIS,
+                                      XM_GEN_T_COVERED_CALL,      XM_GEN_T_SHORT_STRANGLE,
+                                      XM_GEN_T_CRYPTO_BASIS,      XM_GEN_T_CRYPTO_OPTIONS,
+                                      XM_GEN_T_COMMODITY_OPTIONS, XM_GEN_T_DIRECTIONAL};
 
 /* Fills rows [start, end) of account a with template t. */
 static void xg_account_positions(xg *x, int32_t a, int t, int64_t start, int64_t end) {
@@ -1110,8 +1111,8 @@ static void xg_list_add(xg_list *l, int v, double w) {
 }
 
 static int xg_candidates(xg *x) {
-  xg_list *ls[] = {&x->mm_eq, &x->mm_fopt, &x->mm_com, &x->mm_cry,  &x->roots,
-                   &x->basis, &x->shares,  &x->cry_basis, &x->coins, &x->linear};
+  xg_list *ls[] = {&x->mm_eq, &x->mm_fopt, &x->mm_com,    &x->mm_cry, &x->roots,
+                   &x->basis, &x->shares,  &x->cry_basis, &x->coins,  &x->linear};
   for (size_t k = 0; k < sizeof ls / sizeof ls[0]; k++)
     if (xg_list_alloc(ls[k], x->n_groups + x->n_roots + 2 * x->n_groups) != 0)
       return -1;
@@ -1393,29 +1394,65 @@ typedef struct xg_stress {
 
 static const xg_stress xg_stresses[] = {
     {"equity crash 1987-style: indices -20%, vol +30, futures -27%",
-     {-0.223, -0.25, -0.05, -0.10}, {0.30, 0.35, 0.10, 0.20}, -0.09, 0.0},
-    {"GFC day: indices -9%, vol +16, commodities -6%",
-     {-0.094, -0.11, -0.062, -0.05}, {0.16, 0.20, 0.10, 0.10}, 0.0, 0.0},
-    {"COVID crash: indices -12%, vol +25, commodities -10%, crypto -35%",
-     {-0.128, -0.15, -0.105, -0.431}, {0.25, 0.30, 0.20, 0.40}, 0.0, -0.02},
-    {"oil price war: commodities -25%, indices -7%",
-     {-0.073, -0.08, -0.288, -0.05}, {0.12, 0.15, 0.35, 0.05}, 0.0, 0.0},
-    {"crypto crash: crypto -40%, crypto vol +40",
-     {-0.01, -0.01, 0.0, -0.511}, {0.01, 0.01, 0.0, 0.40}, 0.0, -0.03},
-    {"exchange collapse: crypto -15%, CME crypto futures 5% under spot",
-     {-0.02, -0.025, -0.035, -0.163}, {0.02, 0.02, 0.02, 0.10}, 0.0, -0.05},
-    {"melt-up: indices +8%, vol -6", {0.077, 0.09, 0.02, 0.10}, {-0.06, -0.08, -0.03, -0.10},
-     0.0, 0.0},
-    {"vol crush: vol -8, prices +1%", {0.01, 0.01, 0.01, 0.01}, {-0.08, -0.10, -0.10, -0.15}, 0.0,
+     {-0.223, -0.25, -0.05, -0.10},
+     {0.30, 0.35, 0.10, 0.20},
+     -0.09,
      0.0},
-    {"Volmageddon: indices -4%, vol +20", {-0.042, -0.05, -0.02, -0.03}, {0.20, 0.15, 0.05, 0.05},
-     0.0, 0.0},
-    {"cash falls more than futures: spot -8%, futures -6%", {-0.083, -0.083, -0.062, -0.083},
-     {0.10, 0.12, 0.08, 0.15}, 0.021, 0.021},
-    {"commodity squeeze: commodities +20%, vol +15", {0.0, 0.0, 0.182, 0.0}, {0.0, 0.0, 0.15, 0.0},
-     0.0, 0.0},
-    {"crypto decoupling: crypto +25%, indices -5%", {-0.051, -0.06, -0.01, 0.223},
-     {0.05, 0.06, 0.0, 0.10}, 0.0, 0.0},
+    {"GFC day: indices -9%, vol +16, commodities -6%",
+     {-0.094, -0.11, -0.062, -0.05},
+     {0.16, 0.20, 0.10, 0.10},
+     0.0,
+     0.0},
+    {"COVID crash: indices -12%, vol +25, commodities -10%, crypto -35%",
+     {-0.128, -0.15, -0.105, -0.431},
+     {0.25, 0.30, 0.20, 0.40},
+     0.0,
+     -0.02},
+    {"oil price war: commodities -25%, indices -7%",
+     {-0.073, -0.08, -0.288, -0.05},
+     {0.12, 0.15, 0.35, 0.05},
+     0.0,
+     0.0},
+    {"crypto crash: crypto -40%, crypto vol +40",
+     {-0.01, -0.01, 0.0, -0.511},
+     {0.01, 0.01, 0.0, 0.40},
+     0.0,
+     -0.03},
+    {"exchange collapse: crypto -15%, CME crypto futures 5% under spot",
+     {-0.02, -0.025, -0.035, -0.163},
+     {0.02, 0.02, 0.02, 0.10},
+     0.0,
+     -0.05},
+    {"melt-up: indices +8%, vol -6",
+     {0.077, 0.09, 0.02, 0.10},
+     {-0.06, -0.08, -0.03, -0.10},
+     0.0,
+     0.0},
+    {"vol crush: vol -8, prices +1%",
+     {0.01, 0.01, 0.01, 0.01},
+     {-0.08, -0.10, -0.10, -0.15},
+     0.0,
+     0.0},
+    {"Volmageddon: indices -4%, vol +20",
+     {-0.042, -0.05, -0.02, -0.03},
+     {0.20, 0.15, 0.05, 0.05},
+     0.0,
+     0.0},
+    {"cash falls more than futures: spot -8%, futures -6%",
+     {-0.083, -0.083, -0.062, -0.083},
+     {0.10, 0.12, 0.08, 0.15},
+     0.021,
+     0.021},
+    {"commodity squeeze: commodities +20%, vol +15",
+     {0.0, 0.0, 0.182, 0.0},
+     {0.0, 0.0, 0.15, 0.0},
+     0.0,
+     0.0},
+    {"crypto decoupling: crypto +25%, indices -5%",
+     {-0.051, -0.06, -0.01, 0.223},
+     {0.05, 0.06, 0.0, 0.10},
+     0.0,
+     0.0},
 };
 #define XG_NSTRESS ((int64_t)(sizeof xg_stresses / sizeof xg_stresses[0]))
 
@@ -1464,9 +1501,9 @@ static int xg_span_set(const xg *x, xm_scenario_set *s) {
     return -1;
   static const double pm[16] = {0, 0, 1, 1, -1, -1, 2, 2, -2, -2, 3, 3, -3, -3, 9, -9};
   static const double vm[16] = {1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 0, 0};
-  static const char *const pl[16] = {"0", "0", "+1/3 R", "+1/3 R", "-1/3 R", "-1/3 R",
-                                     "+2/3 R", "+2/3 R", "-2/3 R", "-2/3 R", "+R", "+R",
-                                     "-R", "-R", "+3R (extreme)", "-3R (extreme)"};
+  static const char *const pl[16] = {
+      "0",      "0",      "+1/3 R", "+1/3 R", "-1/3 R", "-1/3 R", "+2/3 R",        "+2/3 R",
+      "-2/3 R", "-2/3 R", "+R",     "+R",     "-R",     "-R",     "+3R (extreme)", "-3R (extreme)"};
   for (int j = 0; j < x->n_groups; j++) {
     const xg_group *gr = &x->g[j];
     int64_t sg = j < keep ? j : keep + (j - keep) % (n_scan - keep);
@@ -1676,8 +1713,8 @@ done:
     free(x.r[k].days);
     free(x.r[k].base);
   }
-  xg_list *ls[] = {&x.mm_eq, &x.mm_fopt, &x.mm_com, &x.mm_cry,  &x.roots,
-                   &x.basis, &x.shares,  &x.cry_basis, &x.coins, &x.linear};
+  xg_list *ls[] = {&x.mm_eq, &x.mm_fopt, &x.mm_com,    &x.mm_cry, &x.roots,
+                   &x.basis, &x.shares,  &x.cry_basis, &x.coins,  &x.linear};
   for (size_t k = 0; k < sizeof ls / sizeof ls[0]; k++) {
     free(ls[k]->v);
     free(ls[k]->cum);

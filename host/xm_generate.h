@@ -54,13 +54,13 @@ typedef struct xm_gen_params {
 } xm_gen_params;
 
 typedef struct xm_gen_stats {
-  int64_t underlyings;                  /* groups of factors: an index, a stock, ... */
-  int64_t by_class[4];                  /* index, stock, commodity, crypto */
-  int64_t option_classes;               /* option roots (SPX, SPY, ESO, ...) */
-  int64_t by_template[XM_GEN_T_COUNT];  /* accounts per template */
-  int64_t non_cross;                    /* accounts with cross_margin = 0 */
+  int64_t underlyings;                 /* groups of factors: an index, a stock, ... */
+  int64_t by_class[4];                 /* index, stock, commodity, crypto */
+  int64_t option_classes;              /* option roots (SPX, SPY, ESO, ...) */
+  int64_t by_template[XM_GEN_T_COUNT]; /* accounts per template */
+  int64_t non_cross;                   /* accounts with cross_margin = 0 */
   int64_t max_account_positions;
-  int64_t held_instruments;             /* instruments in at least one position */
+  int64_t held_instruments; /* instruments in at least one position */
 } xm_gen_stats;
 
 void xm_gen_defaults(xm_gen_params *p);

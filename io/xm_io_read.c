@@ -9,6 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <hdf5.h>
 #include <hdf5_hl.h>
 
@@ -31,6 +35,8 @@ typedef struct xm__rd {
   int nerr;  /* contract violations */
   int io;    /* files or reads HDF5 could not do */
   int nomem; /* allocations that failed */
+  int probe;       /* in the probe child: strings only, report progress */
+  int progress_fd; /* the child's pipe to the parent, -1 when none */
   H5E_auto2_t old_fn;
   void *old_data;
 } xm__rd;
@@ -99,6 +105,7 @@ static xm_status xm__rd_open(xm__rd *r, const char *path, xm_diag *diag) {
   r->file = path;
   r->diag = diag;
   r->fid = -1;
+  r->progress_fd = -1;
   H5Eget_auto2(H5E_DEFAULT, &r->old_fn, &r->old_data);
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
   FILE *f = fopen(path, "rb");
@@ -129,7 +136,17 @@ static void xm__rd_close(xm__rd *r) {
 
 /* 1 when path names an existing object of type want (H5I_GROUP/H5I_DATASET);
  * 0 when it is missing; -1 when it exists but is something else. */
+static void xm__progress(xm__rd *r, const char *path) {
+  if (r->progress_fd < 0)
+    return;
+  char line[600];
+  int n = snprintf(line, sizeof line, "%s\n", path);
+  if (n > 0 && write(r->progress_fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1) < 0)
+    r->progress_fd = -1;
+}
+
 static int xm__exists(xm__rd *r, const char *path, H5I_type_t want) {
+  xm__progress(r, path);
   if (H5LTpath_valid(r->fid, path, 1) <= 0)
     return 0;
   hid_t o = H5Oopen(r->fid, path, H5P_DEFAULT);
@@ -212,6 +229,7 @@ static int xm__read_strings_obj(xm__rd *r, const char *path, hid_t obj, int is_a
   int vlen_read = 0;
 
   *out = NULL;
+  xm__progress(r, path);
   ft = is_attr ? H5Aget_type(obj) : H5Dget_type(obj);
   if (ft < 0) {
     xm__ioerr(r, "%s: HDF5 cannot read the datatype", path);
@@ -632,6 +650,10 @@ static int xm__read_table(xm__rd *r, const char *group, xm__col *cols, int ncol,
       H5Dclose(did);
       continue;
     }
+    if (r->probe && cols[c].type != XM__STR) {
+      H5Dclose(did); /* the probe reads only the structure and the strings */
+      continue;
+    }
     switch (cols[c].type) {
     case XM__STR:
       xm__read_strings_obj(r, path, did, 0, dims[0], (char ***)cols[c].dst);
@@ -661,6 +683,73 @@ static void xm__check_index(xm__rd *r, const char *path, const int32_t *idx, int
       xm__bad(r, "%s[%lld] = %d: index out of range: must be a row of %s (0..%lld)%s", path,
               (long long)i, idx[i], table, (long long)m - 1, allow_none ? " or -1 for none" : "");
   }
+}
+
+/* HDF5 1.10 can crash (SIGSEGV in H5HG_read) on corrupt variable-length
+ * data instead of returning an error. So body() first reads the structure and
+ * every string of the file in a child process (numbers skipped); if the child
+ * dies, the object it was reading is named in an XM_EIO message and the real
+ * read is skipped. Returns 0 to go on (also when fork is not possible), -1
+ * after a message. */
+static int xm__probe(xm__rd *r, void (*body)(xm__rd *r, void *arg), size_t size) {
+  int fds[2];
+  if (pipe(fds) != 0)
+    return 0;
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    return 0;
+  }
+  if (pid == 0) {
+    close(fds[0]);
+    xm__rd c = *r;
+    c.diag = NULL;
+    c.probe = 1;
+    c.progress_fd = fds[1];
+    void *tmp = calloc(1, size);
+    if (tmp)
+      body(&c, tmp);
+    _exit(0); /* no atexit handlers, no flushing of the parent's buffers */
+  }
+  close(fds[1]);
+  char last[600] = "", cur[600];
+  size_t len = 0;
+  char buf[4096];
+  for (;;) {
+    ssize_t got = read(fds[0], buf, sizeof buf);
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got <= 0)
+      break;
+    for (ssize_t i = 0; i < got; i++) {
+      if (buf[i] == '\n') {
+        cur[len] = '\0';
+        memcpy(last, cur, len + 1);
+        len = 0;
+      } else if (len + 1 < sizeof cur) {
+        cur[len++] = buf[i];
+      }
+    }
+  }
+  close(fds[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR)
+      return 0;
+  }
+  if (WIFSIGNALED(status)) {
+    xm__ioerr(r, "%s: HDF5 crashed (signal %d) reading it: the file is corrupt",
+              last[0] ? last : "/", WTERMSIG(status));
+    return -1;
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) { /* e.g. a sanitizer caught it */
+    xm__ioerr(r, "%s: HDF5 failed (exit status %d) reading it: the file is corrupt",
+              last[0] ? last : "/", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    return -1;
+  }
+  return 0;
 }
 
 /* ---- Portfolio --------------------------------------------------------------- */
@@ -804,42 +893,34 @@ static void xm__empty_table(xm__rd *r, int present, int64_t n, const char *group
     xm__bad(r, "%s: has no rows: %s", group, why);
 }
 
-xm_status xm_portfolio_read(const char *path, xm_portfolio *out, xm_diag *diag) {
-  if (!out)
-    return XM_EINVAL;
-  memset(out, 0, sizeof *out);
-  if (!path)
-    return XM_EINVAL;
-  xm__rd r;
-  xm_portfolio *p = out;
+/* Reads and validates the portfolio of r into *arg (an xm_portfolio). */
+static void xm__portfolio_body(xm__rd *r, void *arg) {
+  xm_portfolio *p = arg;
   char **kind_s = NULL, **type_s = NULL;
   char *s = NULL;
-  xm_status st = xm__rd_open(&r, path, diag);
-  if (st != XM_OK)
+  if (!xm__check_format(r, "xmargin.portfolio"))
     goto cleanup;
-  if (!xm__check_format(&r, "xmargin.portfolio"))
-    goto cleanup;
-  p->path = xm__strdup(path);
+  p->path = xm__strdup(r->file);
   if (!p->path) {
-    xm__nomem(&r, "path");
+    xm__nomem(r, "path");
     goto cleanup;
   }
 
   /* root attributes */
-  int got = xm__attr_str(&r, "/", "valuation_date", &s);
+  int got = xm__attr_str(r, "/", "valuation_date", &s);
   if (got == 0)
-    xm__bad(&r, "/: attribute valuation_date is missing (ISO YYYY-MM-DD)");
+    xm__bad(r, "/: attribute valuation_date is missing (ISO YYYY-MM-DD)");
   else if (got > 0 && !xm__iso_date(s))
-    xm__bad(&r, "/: attribute valuation_date = '%.64s': must be an ISO date YYYY-MM-DD", s);
+    xm__bad(r, "/: attribute valuation_date = '%.64s': must be an ISO date YYYY-MM-DD", s);
   else if (got > 0)
     snprintf(p->valuation_date, sizeof p->valuation_date, "%s", s);
   free(s);
   s = NULL;
-  got = xm__attr_str(&r, "/", "currency", &s);
+  got = xm__attr_str(r, "/", "currency", &s);
   if (got == 0)
-    xm__bad(&r, "/: attribute currency is missing (e.g. USD)");
+    xm__bad(r, "/: attribute currency is missing (e.g. USD)");
   else if (got > 0 && (s[0] == '\0' || strlen(s) >= sizeof p->currency))
-    xm__bad(&r, "/: attribute currency = '%.64s': must be 1 to %zu characters", s,
+    xm__bad(r, "/: attribute currency = '%.64s': must be 1 to %zu characters", s,
             sizeof p->currency - 1);
   else if (got > 0)
     snprintf(p->currency, sizeof p->currency, "%s", s);
@@ -850,14 +931,14 @@ xm_status xm_portfolio_read(const char *path, xm_portfolio *out, xm_diag *diag) 
   xm__col fcols[] = {{"name", XM__STR, &p->factor_name},
                      {"kind", XM__STR, &kind_s},
                      {"level", XM__F64, &p->factor_level}};
-  int has = xm__read_table(&r, "/factors", fcols, 3, &p->n_factors);
-  xm__empty_table(&r, has, p->n_factors, "/factors", "at least one risk factor is required");
+  int has = xm__read_table(r, "/factors", fcols, 3, &p->n_factors);
+  xm__empty_table(r, has, p->n_factors, "/factors", "at least one risk factor is required");
   p->factor_kind =
-      xm__map_names(&r, "/factors/kind", kind_s, p->n_factors, xm__kind_names, 3, "factor kind");
+      xm__map_names(r, "/factors/kind", kind_s, p->n_factors, xm__kind_names, 3, "factor kind");
 
   xm__col scols[] = {{"name", XM__STR, &p->silo_name}};
-  has = xm__read_table(&r, "/silos", scols, 1, &p->n_silos);
-  xm__empty_table(&r, has, p->n_silos, "/silos", "at least one silo is required");
+  has = xm__read_table(r, "/silos", scols, 1, &p->n_silos);
+  xm__empty_table(r, has, p->n_silos, "/silos", "at least one silo is required");
 
   xm__col icols[] = {{"id", XM__STR, &p->inst_id},
                      {"type", XM__STR, &type_s},
@@ -871,33 +952,44 @@ xm_status xm_portfolio_read(const char *path, xm_portfolio *out, xm_diag *diag) 
                      {"rate", XM__F64, &p->inst_rate},
                      {"dividend_yield", XM__F64, &p->inst_dividend_yield},
                      {"multiplier", XM__F64, &p->inst_multiplier}};
-  has = xm__read_table(&r, "/instruments", icols, 12, &p->n_instruments);
-  xm__empty_table(&r, has, p->n_instruments, "/instruments", "nothing to margin");
-  p->inst_type = xm__map_names(&r, "/instruments/type", type_s, p->n_instruments, xm__type_names,
+  has = xm__read_table(r, "/instruments", icols, 12, &p->n_instruments);
+  xm__empty_table(r, has, p->n_instruments, "/instruments", "nothing to margin");
+  p->inst_type = xm__map_names(r, "/instruments/type", type_s, p->n_instruments, xm__type_names,
                                4, "instrument type");
 
   xm__col acols[] = {{"id", XM__STR, &p->account_id},
                      {"cross_margin", XM__I32, &p->account_cross_margin}};
-  has = xm__read_table(&r, "/accounts", acols, 2, &p->n_accounts);
-  xm__empty_table(&r, has, p->n_accounts, "/accounts", "nothing to margin");
+  has = xm__read_table(r, "/accounts", acols, 2, &p->n_accounts);
+  xm__empty_table(r, has, p->n_accounts, "/accounts", "nothing to margin");
 
   xm__col pcols[] = {{"account", XM__I32, &p->pos_account},
                      {"instrument", XM__I32, &p->pos_instrument},
                      {"quantity", XM__F64, &p->pos_quantity}};
-  has = xm__read_table(&r, "/positions", pcols, 3, &p->n_positions);
-  xm__empty_table(&r, has, p->n_positions, "/positions", "nothing to margin");
+  has = xm__read_table(r, "/positions", pcols, 3, &p->n_positions);
+  xm__empty_table(r, has, p->n_positions, "/positions", "nothing to margin");
 
-  if (!r.nomem && !r.io)
-    xm__portfolio_validate(&r, p);
+  if (!r->nomem && !r->io)
+    xm__portfolio_validate(r, p);
 
 cleanup:
   /* kind_s/type_s columns have the table's row count when read */
   xm__free_strings(kind_s, p->n_factors);
   xm__free_strings(type_s, p->n_instruments);
+}
+
+xm_status xm_portfolio_read(const char *path, xm_portfolio *out, xm_diag *diag) {
+  if (!out)
+    return XM_EINVAL;
+  memset(out, 0, sizeof *out);
+  if (!path)
+    return XM_EINVAL;
+  xm__rd r;
+  if (xm__rd_open(&r, path, diag) == XM_OK && xm__probe(&r, xm__portfolio_body, sizeof *out) == 0)
+    xm__portfolio_body(&r, out);
   xm__rd_close(&r);
-  st = xm__rd_status(&r);
+  xm_status st = xm__rd_status(&r);
   if (st != XM_OK)
-    xm_portfolio_free(p);
+    xm_portfolio_free(out);
   return st;
 }
 
@@ -956,7 +1048,7 @@ static double *xm__read_matrix(xm__rd *r, const char *path, int64_t rows, int64_
     xm__bad(r, "%s: has shape [%llu x %llu], must be %s = [%lld x %lld]", path,
             (unsigned long long)dims[0], (unsigned long long)dims[1], what, (long long)rows,
             (long long)cols);
-  } else {
+  } else if (!r->probe) {
     xm__read_f64_obj(r, path, did, 0, dims[0] * dims[1], &v);
   }
   H5Dclose(did);
@@ -1033,7 +1125,7 @@ static void xm__read_set(xm__rd *r, xm_scenario_set *set) {
       if (ns >= 0 && dims[0] != (hsize_t)ns)
         xm__bad(r, "%s: has %llu rows, but %s/label has %lld (one weight per scenario)", path,
                 (unsigned long long)dims[0], g, (long long)ns);
-      else if (ns >= 0)
+      else if (ns >= 0 && !r->probe)
         xm__read_f64_obj(r, path, did, 0, dims[0], &set->weight);
       H5Dclose(did);
     }
@@ -1146,6 +1238,30 @@ cleanup:
   free(l.s);
 }
 
+/* Reads and validates the scenario file of r into *arg (an xm_scenario_file). */
+static void xm__scenarios_body(xm__rd *r, void *arg) {
+  xm_scenario_file *s = arg;
+  if (!xm__check_format(r, "xmargin.scenarios"))
+    return;
+  s->path = xm__strdup(r->file);
+  if (!s->path) {
+    xm__nomem(r, "path");
+    return;
+  }
+  int hist = xm__exists(r, "/history", H5I_GROUP);
+  int sets = xm__exists(r, "/sets", H5I_GROUP);
+  if (hist < 0)
+    xm__bad(r, "/history: must be a group");
+  if (sets < 0)
+    xm__bad(r, "/sets: must be a group");
+  if (hist == 0 && sets == 0)
+    xm__bad(r, "/: has neither /history nor /sets: no scenarios to run");
+  if (hist > 0)
+    xm__read_history(r, s);
+  if (sets > 0 && !r->nomem)
+    xm__read_sets(r, s);
+}
+
 xm_status xm_scenarios_read(const char *path, xm_scenario_file *out, xm_diag *diag) {
   if (!out)
     return XM_EINVAL;
@@ -1153,39 +1269,26 @@ xm_status xm_scenarios_read(const char *path, xm_scenario_file *out, xm_diag *di
   if (!path)
     return XM_EINVAL;
   xm__rd r;
-  xm_scenario_file *s = out;
-  xm_status st = xm__rd_open(&r, path, diag);
-  if (st != XM_OK)
-    goto cleanup;
-  if (!xm__check_format(&r, "xmargin.scenarios"))
-    goto cleanup;
-  s->path = xm__strdup(path);
-  if (!s->path) {
-    xm__nomem(&r, "path");
-    goto cleanup;
-  }
-  int hist = xm__exists(&r, "/history", H5I_GROUP);
-  int sets = xm__exists(&r, "/sets", H5I_GROUP);
-  if (hist < 0)
-    xm__bad(&r, "/history: must be a group");
-  if (sets < 0)
-    xm__bad(&r, "/sets: must be a group");
-  if (hist == 0 && sets == 0)
-    xm__bad(&r, "/: has neither /history nor /sets: no scenarios to run");
-  if (hist > 0)
-    xm__read_history(&r, s);
-  if (sets > 0 && !r.nomem)
-    xm__read_sets(&r, s);
-
-cleanup:
+  if (xm__rd_open(&r, path, diag) == XM_OK && xm__probe(&r, xm__scenarios_body, sizeof *out) == 0)
+    xm__scenarios_body(&r, out);
   xm__rd_close(&r);
-  st = xm__rd_status(&r);
+  xm_status st = xm__rd_status(&r);
   if (st != XM_OK)
-    xm_scenarios_free(s);
+    xm_scenarios_free(out);
   return st;
 }
 
 /* ---- The kind of a file ----------------------------------------------------- */
+
+/* Reads the root attribute format into *arg (a char *), "" if absent. */
+static void xm__format_body(xm__rd *r, void *arg) {
+  char **out = arg;
+  xm_diag *d = r->diag;
+  r->diag = NULL; /* missing or not a string: "" (an unknown kind), no message */
+  xm__attr_str(r, "/", "format", out);
+  r->diag = d;
+  r->nerr = 0;
+}
 
 xm_status xm_file_format(const char *path, char *buf, size_t cap, xm_diag *diag) {
   if (!path || !buf || cap == 0)
@@ -1193,16 +1296,11 @@ xm_status xm_file_format(const char *path, char *buf, size_t cap, xm_diag *diag)
   buf[0] = '\0';
   xm__rd r;
   char *s = NULL;
-  xm_status st = xm__rd_open(&r, path, diag);
-  if (st != XM_OK)
-    goto cleanup;
-  /* a format attribute that is missing or not a string: "" (unknown kind) */
-  r.diag = NULL;
-  if (xm__attr_str(&r, "/", "format", &s) > 0)
+  if (xm__rd_open(&r, path, diag) == XM_OK && xm__probe(&r, xm__format_body, sizeof s) == 0)
+    xm__format_body(&r, &s);
+  if (s)
     snprintf(buf, cap, "%s", s);
   free(s);
-  r.nerr = 0;
-cleanup:
   xm__rd_close(&r);
   return xm__rd_status(&r);
 }

@@ -177,7 +177,13 @@ static hid_t xm__w_dset(xm__wr *w, hid_t loc, const char *where, const char *nam
     xm__wfail(w, "%s/%s: HDF5 cannot make the dataspace", where, name);
     return -1;
   }
-  did = H5Dcreate2(loc, name, ftype, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+  /* No object times: the same inputs give the same bytes. */
+  hid_t pl = dcpl == H5P_DEFAULT ? H5Pcreate(H5P_DATASET_CREATE) : H5Pcopy(dcpl);
+  if (pl >= 0)
+    H5Pset_obj_track_times(pl, 0);
+  did = H5Dcreate2(loc, name, ftype, sp, H5P_DEFAULT, pl >= 0 ? pl : dcpl, H5P_DEFAULT);
+  if (pl >= 0)
+    H5Pclose(pl);
   if (did < 0) {
     xm__wfail(w, "%s/%s: HDF5 cannot create the dataset", where, name);
     goto fail;
@@ -267,7 +273,12 @@ static void xm__w_attr_f64(xm__wr *w, hid_t loc, const char *where, const char *
 }
 
 static hid_t xm__w_group(xm__wr *w, hid_t loc, const char *name) {
-  hid_t g = H5Gcreate2(loc, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  hid_t pl = H5Pcreate(H5P_GROUP_CREATE);
+  if (pl >= 0)
+    H5Pset_obj_track_times(pl, 0);
+  hid_t g = H5Gcreate2(loc, name, H5P_DEFAULT, pl >= 0 ? pl : H5P_DEFAULT, H5P_DEFAULT);
+  if (pl >= 0)
+    H5Pclose(pl);
   if (g < 0)
     xm__wfail(w, "%s: HDF5 cannot create the group", name);
   return g;

@@ -59,8 +59,7 @@ static int xm__gen_int(const char *opt, const char *s, int64_t *out) {
   *out = (int64_t)v;
   return 1;
 bad:
-  fprintf(stderr, "xmargin generate: %s needs a non-negative integer, not '%s'\n", opt,
-          s ? s : "");
+  fprintf(stderr, "xmargin generate: %s needs a non-negative integer, not '%s'\n", opt, s ? s : "");
   return 0;
 }
 
@@ -111,15 +110,14 @@ int xm_cli_generate(int argc, char **argv) {
       quiet = 1;
       continue;
     }
-    static const char *const with_value[] = {"--accounts", "--instruments", "--positions",
-                                              "--factors",  "--history-days", "--seed",
-                                              "-o",         "--output"};
+    static const char *const with_value[] = {"--accounts", "--instruments",  "--positions",
+                                             "--factors",  "--history-days", "--seed",
+                                             "-o",         "--output"};
     int known = 0;
     for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
       known |= strcmp(name, with_value[k]) == 0;
     if (!known) {
-      fprintf(stderr, "xmargin generate: unknown argument '%s' (see xmargin generate --help)\n",
-              a);
+      fprintf(stderr, "xmargin generate: unknown argument '%s' (see xmargin generate --help)\n", a);
       return XM_EXIT_USAGE;
     }
     if (!val) {
@@ -141,8 +139,9 @@ int xm_cli_generate(int argc, char **argv) {
       errno = 0;
       unsigned long long s = strtoull(val, &end, 10);
       if (!*val || *end || errno || val[0] == '-' || val[0] == '+' || val[0] == ' ') {
-        fprintf(stderr, "xmargin generate: --seed needs a non-negative integer below 2^64, not "
-                        "'%s'\n",
+        fprintf(stderr,
+                "xmargin generate: --seed needs a non-negative integer below 2^64, not "
+                "'%s'\n",
                 val);
         return XM_EXIT_USAGE;
       }
@@ -164,7 +163,10 @@ int xm_cli_generate(int argc, char **argv) {
   }
   if (!have_a || !have_i || !have_n || !prefix) {
     fprintf(stderr, "xmargin generate: missing %s (see xmargin generate --help)\n",
-            !have_a ? "--accounts" : !have_i ? "--instruments" : !have_n ? "--positions" : "-o PREFIX");
+            !have_a   ? "--accounts"
+            : !have_i ? "--instruments"
+            : !have_n ? "--positions"
+                      : "-o PREFIX");
     return XM_EXIT_USAGE;
   }
   char err[512];
@@ -222,9 +224,8 @@ int xm_cli_generate(int argc, char **argv) {
     printf("  factors      %10lld  (price %lld, vol %lld) over %lld underlyings: %lld index, "
            "%lld stock, %lld commodity, %lld crypto\n",
            (long long)port.n_factors, (long long)kinds[0], (long long)kinds[1],
-           (long long)stats.underlyings, (long long)stats.by_class[0],
-           (long long)stats.by_class[1], (long long)stats.by_class[2],
-           (long long)stats.by_class[3]);
+           (long long)stats.underlyings, (long long)stats.by_class[0], (long long)stats.by_class[1],
+           (long long)stats.by_class[2], (long long)stats.by_class[3]);
     printf("  instruments  %10lld  (spot %lld, future %lld, option %lld, future_option %lld; "
            "%lld option classes; %.1f%% held)\n",
            (long long)port.n_instruments, (long long)types[0], (long long)types[1],
@@ -235,8 +236,8 @@ int xm_cli_generate(int argc, char **argv) {
     for (int t = 0; t < XM_GEN_T_COUNT; t++)
       if (stats.by_template[t])
         printf("    %-22s %lld\n", xm_gen_template_name(t), (long long)stats.by_template[t]);
-    printf("  positions    %10lld  (%.1f per account, at most %lld)\n",
-           (long long)port.n_positions, (double)port.n_positions / (double)port.n_accounts,
+    printf("  positions    %10lld  (%.1f per account, at most %lld)\n", (long long)port.n_positions,
+           (double)port.n_positions / (double)port.n_accounts,
            (long long)stats.max_account_positions);
     printf("  history      %10lld days, %s .. %s\n", (long long)scen.n_days, scen.hist_date[0],
            scen.hist_date[scen.n_days - 1]);

@@ -1,0 +1,275 @@
+#!/usr/bin/python3
+"""End-to-end checks of `xmargin generate`.
+
+Generates books of several sizes, validates them with `xmargin validate`,
+checks that a seed gives byte-identical files (sha256) and another seed
+different ones, runs the engine on the small ones, and checks the argument
+errors. Plain script: env XMARGIN = the binary; prints 'N passed, M failed'
+and exits 1 on a failure.
+"""
+
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+import numpy as np
+
+try:
+    import h5py
+except ImportError:
+    print("h5py not available: 0 passed, 1 failed")
+    sys.exit(1)
+
+XM = os.environ.get("XMARGIN")
+PASSED = 0
+FAILED = 0
+
+
+def check(name, cond, detail=""):
+    global PASSED, FAILED
+    if cond:
+        PASSED += 1
+    else:
+        FAILED += 1
+        print("FAIL %s %s" % (name, detail))
+    return cond
+
+
+def xm(*args, timeout=600):
+    return subprocess.run([XM] + [str(a) for a in args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def sha(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def contents(path):
+    """Every dataset and attribute of an HDF5 file, by name."""
+    out = {}
+
+    def norm(v):
+        return v.decode() if isinstance(v, bytes) else v
+
+    with h5py.File(path, "r") as f:
+        out["/@"] = {k: norm(v) for k, v in f.attrs.items()}
+
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                out[name] = obj[()]
+            out[name + "@"] = {k: norm(v) for k, v in obj.attrs.items()}
+
+        f.visititems(visit)
+    return out
+
+
+def same_contents(a, b):
+    x, y = contents(a), contents(b)
+    if x.keys() != y.keys():
+        return False
+    for k in x:
+        if isinstance(x[k], dict):
+            if x[k].keys() != y[k].keys() or not all(
+                    np.array_equal(x[k][j], y[k][j]) for j in x[k]):
+                return False
+        elif x[k].dtype != y[k].dtype or not np.array_equal(x[k], y[k]):
+            return False
+    return True
+
+
+def generate(prefix, a, i, n, f=None, t=None, seed=None, extra=()):
+    args = ["generate", "--accounts", a, "--instruments", i, "--positions", n, "-o", prefix]
+    if f is not None:
+        args += ["--factors", f]
+    if t is not None:
+        args += ["--history-days", t]
+    if seed is not None:
+        args += ["--seed", seed]
+    return xm(*(args + list(extra)))
+
+
+def s(v):
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def test_sizes(tmp):
+    sizes = [  # name, accounts, instruments, positions, factors, days
+        ("tiny", 5, 40, 30, 13, None),
+        ("k1", 50, 1000, 3000, None, 250),
+        ("k50", 2000, 50000, 200000, None, None),
+    ]
+    for name, a, i, n, f, t in sizes:
+        prefix = os.path.join(tmp, name)
+        t0 = time.time()
+        r = generate(prefix, a, i, n, f, t, seed=11)
+        el = time.time() - t0
+        if not check("generate %s exit 0" % name, r.returncode == 0, r.stderr):
+            continue
+        pp, sp = prefix + "-portfolio.h5", prefix + "-scenarios.h5"
+        check("generate %s writes both files" % name, os.path.isfile(pp) and os.path.isfile(sp))
+        check("generate %s summary" % name, "instruments" in r.stdout and "positions" in r.stdout,
+              r.stdout)
+        check("generate %s takes seconds, not minutes" % name, el < 60, "%.1f s" % el)
+        r = xm("validate", pp, sp)
+        check("validate %s exit 0" % name, r.returncode == 0, r.stdout + r.stderr)
+        with h5py.File(pp, "r") as P, h5py.File(sp, "r") as S:
+            check("%s exact sizes" % name,
+                  len(P["accounts/id"]) == a and len(P["instruments/id"]) == i
+                  and len(P["positions/quantity"]) == n,
+                  "%d %d %d" % (len(P["accounts/id"]), len(P["instruments/id"]),
+                                len(P["positions/quantity"])))
+            F = len(P["factors/name"])
+            check("%s factors" % name, F == (f if f else 64), F)
+            check("%s attrs" % name, s(P.attrs["format"]) == "xmargin.portfolio"
+                  and s(S.attrs["format"]) == "xmargin.scenarios"
+                  and s(P.attrs["valuation_date"]) == "2018-12-31")
+            T = S["history/return"].shape
+            check("%s history" % name, T == ((t if t else 750), F), T)
+            names = [s(x) for x in P["factors/name"][:]]
+            check("%s history covers every factor" % name,
+                  [s(x) for x in S["history/factor"][:]] == names)
+            check("%s sets" % name, sorted(S["sets"].keys()) == ["span_grid", "stress"])
+            w = S["sets/span_grid/weight"][:]
+            check("%s span weights" % name, set(np.unique(w)) <= {0.35, 1.0} and (w == 0.35).any())
+            check("%s stress measure" % name, s(S["sets/stress"].attrs["measure"]) == "worst")
+            acc = P["positions/account"][:]
+            per = np.bincount(acc, minlength=a)
+            check("%s every account holds a position" % name, (per >= 1).all())
+            silos = [s(x) for x in P["silos/name"][:]]
+            check("%s silos" % name, silos == ["securities", "futures", "crypto"], silos)
+            if a >= 50:
+                cm = P["accounts/cross_margin"][:]
+                check("%s ~12%% not cross-margin eligible" % name, 0.04 < (cm == 0).mean() < 0.22,
+                      (cm == 0).mean())
+                check("%s positions per account vary" % name, per.max() > 3 * per.mean(),
+                      (per.max(), per.mean()))
+                types = [s(x) for x in P["instruments/type"][:]]
+                check("%s all four instrument types" % name,
+                      set(types) == {"spot", "future", "option", "future_option"})
+                used = np.unique(P["positions/instrument"][:])
+                check("%s instruments spread over accounts" % name, len(used) > 0.5 * i,
+                      len(used))
+
+
+def test_determinism(tmp):
+    args = (50, 1000, 3000, None, 100)
+    a = os.path.join(tmp, "det_a")
+    b = os.path.join(tmp, "det_b")
+    c = os.path.join(tmp, "det_c")
+    r1 = generate(a, *args, seed=2024)
+    time.sleep(1.1)  # a timestamp in the files would differ now
+    r2 = generate(b, *args, seed=2024)
+    r3 = generate(c, *args, seed=2025)
+    if not check("determinism runs", r1.returncode == r2.returncode == r3.returncode == 0,
+                 r1.stderr + r2.stderr + r3.stderr):
+        return
+    for kind in ("portfolio", "scenarios"):
+        fa, fb, fc = ("%s-%s.h5" % (p, kind) for p in (a, b, c))
+        check("same seed, same %s contents" % kind, same_contents(fa, fb))
+        check("same seed, same %s bytes (sha256)" % kind, sha(fa) == sha(fb),
+              "(the contents are %s: the writer embeds something else, e.g. HDF5 object "
+              "modification times)" % ("equal" if same_contents(fa, fb) else "different"))
+        check("another seed, other %s bytes" % kind, sha(fa) != sha(fc))
+        check("another seed, other %s contents" % kind, not same_contents(fa, fc))
+    # the thread count does not change the numbers
+    d = os.path.join(tmp, "det_d")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    r = subprocess.run([XM, "generate", "--accounts", "50", "--instruments", "1000",
+                        "--positions", "3000", "--history-days", "100", "--seed", "2024",
+                        "-o", d], capture_output=True, text=True, env=env)
+    if check("one thread exit 0", r.returncode == 0, r.stderr):
+        check("one thread, same contents", same_contents(a + "-portfolio.h5", d + "-portfolio.h5")
+              and same_contents(a + "-scenarios.h5", d + "-scenarios.h5"))
+
+
+def test_run(tmp):
+    for name in ("tiny", "k1"):
+        prefix = os.path.join(tmp, name)
+        pp, sp = prefix + "-portfolio.h5", prefix + "-scenarios.h5"
+        if not os.path.isfile(pp):
+            check("run %s: files generated" % name, False)
+            continue
+        out = os.path.join(tmp, name + "-out.h5")
+        r = xm("run", "--portfolio", pp, "--scenarios", sp, "--set", "montecarlo.scenarios=200",
+               "-q", "-o", out)
+        if not check("run %s exit 0" % name, r.returncode == 0, r.stdout + r.stderr):
+            continue
+        with h5py.File(out, "r") as R, h5py.File(pp, "r") as P:
+            check("run %s results" % name, s(R.attrs["format"]) == "xmargin.results")
+            req = R["margin/requirement"][:]
+            check("run %s one requirement per account" % name, len(req) == len(P["accounts/id"]))
+            check("run %s requirements finite, positive" % name,
+                  np.isfinite(req).all() and (req >= 0).all() and (req > 0).any())
+            sets = [s(x) for x in R["set"][:]]
+            check("run %s ran the generated sets" % name,
+                  "span_grid" in sets and "stress" in sets and "historical" in sets, sets)
+
+
+def test_errors(tmp):
+    p = os.path.join(tmp, "err")
+    cases = [
+        ("no arguments", []),
+        ("missing -o", ["--accounts", 5, "--instruments", 40, "--positions", 30]),
+        ("missing --positions", ["--accounts", 5, "--instruments", 40, "-o", p]),
+        ("accounts 0", ["--accounts", 0, "--instruments", 40, "--positions", 30, "-o", p]),
+        ("negative", ["--accounts", -5, "--instruments", 40, "--positions", 30, "-o", p]),
+        ("not a number", ["--accounts", "5x", "--instruments", 40, "--positions", 30, "-o", p]),
+        ("positions < accounts", ["--accounts", 50, "--instruments", 40, "--positions", 30,
+                                  "-o", p]),
+        ("instruments too few", ["--accounts", 5, "--instruments", 10, "--positions", 30,
+                                 "--factors", 13, "-o", p]),
+        ("factors 3", ["--accounts", 5, "--instruments", 40, "--positions", 30, "--factors", 3,
+                       "-o", p]),
+        ("history 1 day", ["--accounts", 5, "--instruments", 100, "--positions", 30,
+                           "--history-days", 1, "-o", p]),
+        ("bad seed", ["--accounts", 5, "--instruments", 100, "--positions", 30, "--seed", "-1",
+                      "-o", p]),
+        ("unknown option", ["--accounts", 5, "--instruments", 100, "--positions", 30, "--frob",
+                            "-o", p]),
+        ("value missing", ["--accounts", 5, "--instruments", 100, "--positions", 30, "-o"]),
+    ]
+    for name, args in cases:
+        r = xm("generate", *args)
+        check("error %s: exit 2" % name, r.returncode == 2, "rc %d %s" % (r.returncode, r.stderr))
+        check("error %s: a message" % name, "xmargin generate:" in r.stderr, r.stderr)
+    check("errors write nothing", not any(x.startswith("err") for x in os.listdir(tmp)))
+    r = xm("generate", "--accounts", 5, "--instruments", 10, "--positions", 30, "--factors", 13,
+           "-o", p)
+    check("error names the minimum", "26" in r.stderr, r.stderr)
+    r = xm("generate", "--accounts=5", "--instruments=40", "--positions=30", "--factors=13",
+           "--output=" + os.path.join(tmp, "eq"), "-q")
+    check("--opt=value form, -q", r.returncode == 0 and r.stdout == "", r.stdout + r.stderr)
+    r = xm("generate", "--accounts", 5, "--instruments", 40, "--positions", 30, "--factors", 13,
+           "-o", os.path.join(tmp, "no", "such", "dir", "x"))
+    check("unwritable prefix: exit 1", r.returncode == 1, "rc %d %s" % (r.returncode, r.stderr))
+    r = xm("generate", "--help")
+    check("--help exit 0", r.returncode == 0 and "usage: xmargin generate" in r.stdout)
+    r = xm("--help")
+    check("listed in xmargin --help", "generate" in r.stdout)
+
+
+def main():
+    if not XM or not os.path.isfile(XM):
+        print("XMARGIN is not set to the xmargin binary: 0 passed, 1 failed")
+        return 1
+    with tempfile.TemporaryDirectory(prefix="xm_test_generate.") as tmp:
+        for t in (test_sizes, test_determinism, test_run, test_errors):
+            try:
+                t(tmp)
+            except Exception:
+                traceback.print_exc()
+                check(t.__name__, False, "raised")
+    print("%d passed, %d failed" % (PASSED, FAILED))
+    return 1 if FAILED else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
