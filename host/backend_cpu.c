@@ -134,9 +134,9 @@ static xm_status xm__cpu_evaluate(xm_ctx *ctx, xm__job *job) {
     int64_t n = bk->n_inst, na = bk->na, R = na * (G + 1);
     for (int64_t i = 0; i < n; i++) {
       if (single)
-        xm_today_f(i, n, bk->instd, bk->insti);
+        xm_today_f(i, n, bk->instd, bk->insti, (float)dt, (float)cfg->pricing.vol_term_power);
       else
-        xm_today_d(i, n, bk->instd, bk->insti);
+        xm_today_d(i, n, bk->instd, bk->insti, dt, cfg->pricing.vol_term_power);
     }
     for (int64_t x = 0; x < K; x++) {
       const xm__set *set = &job->sets[x];
@@ -147,11 +147,9 @@ static xm_status xm__cpu_evaluate(xm_ctx *ctx, xm__job *job) {
         for (int64_t q = 0; q < ns * n; q++) {
           int64_t s = q / n, i = q % n;
           const double *xrow = Xs + (s0 + s) * F;
-          ell[q] = single ? xm_loss_f(i, n, bk->instd, bk->insti, xrow, (float)dt,
-                                      (float)cfg->pricing.vol_term_power,
+          ell[q] = single ? xm_loss_f(i, n, bk->instd, bk->insti, xrow,
                                       (float)cfg->pricing.vol_floor)
-                          : xm_loss_d(i, n, bk->instd, bk->insti, xrow, dt,
-                                      cfg->pricing.vol_term_power, cfg->pricing.vol_floor);
+                          : xm_loss_d(i, n, bk->instd, bk->insti, xrow, cfg->pricing.vol_floor);
         }
 #pragma omp parallel for schedule(static) num_threads(ctx->threads)
         for (int64_t q = 0; q < ns * na; q++) {

@@ -322,6 +322,8 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
     XM__SET(kr[KT_TODAY], 0, n);
     XM__SET(kr[KT_TODAY], 1, bInstd);
     XM__SET(kr[KT_TODAY], 2, bInsti);
+    XM__SET(kr[KT_TODAY], 3, dt);
+    XM__SET(kr[KT_TODAY], 4, p);
     XM__CL(ctx, xm__run1(o->queue, kr[KT_TODAY], (size_t)n, lws));
     for (cl_long x = 0; x < K; x++) {
       const xm__set *set = &job->sets[x];
@@ -336,10 +338,8 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
         XM__SET(k, 4, bInstd);
         XM__SET(k, 5, bInsti);
         XM__SET(k, 6, bX[x]);
-        XM__SET(k, 7, dt);
-        XM__SET(k, 8, p);
-        XM__SET(k, 9, vfl);
-        XM__SET(k, 10, bEll);
+        XM__SET(k, 7, vfl);
+        XM__SET(k, 8, bEll);
         XM__CL(ctx, xm__run2(o->queue, k, (size_t)n, (size_t)ns, lws));
         k = kr[KT_AGG];
         XM__SET(k, 0, na);

@@ -9,29 +9,68 @@
 
 
 /* Today's value of one unit of instrument i (multiplier not applied), priced
- * in XM_REAL: the v0 of xm_contract_loss. */
+ * in XM_REAL, and the terms of its revaluation that no scenario changes (so a
+ * scenario costs one exp and two erfc, not seven special functions). dt = h/252,
+ * p = pricing.vol_term_power. */
 XM_INLINE void XM_FN(xm_today)(xm_i64 i, xm_i64 n, XM_GLOBAL double *instd,
-                               XM_GLOBAL const int *insti) {
-  XM_REAL v = XM_FN(xm_unit_value)(
-      insti[XM_II_TYPE * n + i], (XM_REAL)instd[XM_ID_S0 * n + i], (XM_REAL)instd[XM_ID_K * n + i],
-      (XM_REAL)instd[XM_ID_T * n + i], (XM_REAL)instd[XM_ID_R * n + i],
-      (XM_REAL)instd[XM_ID_Q * n + i], (XM_REAL)instd[XM_ID_SIG * n + i],
-      insti[XM_II_CALL * n + i]);
+                               XM_GLOBAL const int *insti, XM_REAL dt, XM_REAL p) {
+  int type = insti[XM_II_TYPE * n + i];
+  XM_REAL S = (XM_REAL)instd[XM_ID_S0 * n + i], K = (XM_REAL)instd[XM_ID_K * n + i];
+  XM_REAL T = (XM_REAL)instd[XM_ID_T * n + i], r = (XM_REAL)instd[XM_ID_R * n + i];
+  XM_REAL q = (XM_REAL)instd[XM_ID_Q * n + i];
+  XM_REAL v = XM_FN(xm_unit_value)(type, S, K, T, r, q, (XM_REAL)instd[XM_ID_SIG * n + i],
+                                   insti[XM_II_CALL * n + i]);
   instd[XM_ID_V0 * n + i] = (double)v;
+  XM_REAL T1 = T - dt > (XM_REAL)0 ? T - dt : (XM_REAL)0;
+  XM_REAL carry = type == XM_T_OPTION ? exp((r - q) * T1) : (XM_REAL)1;
+  XM_REAL days = (XM_REAL)365 * T;
+  instd[XM_ID_SQT1 * n + i] = (double)sqrt(T1);
+  instd[XM_ID_DF1 * n + i] = (double)exp(-r * T1);
+  instd[XM_ID_CARRY * n + i] = (double)carry;
+  instd[XM_ID_LFK * n + i] =
+      type >= XM_T_OPTION ? (double)(log(S / K) + (type == XM_T_OPTION ? (r - q) * T1 : (XM_REAL)0))
+                          : 0.0;
+  instd[XM_ID_VSC * n + i] =
+      p == (XM_REAL)0 ? 1.0
+                      : (double)pow((XM_REAL)30 / (days > (XM_REAL)1 ? days : (XM_REAL)1), p);
 }
 
 /* Loss of one contract of instrument i in the scenario whose shocks are
- * x[0..nf) (columns: the run's factors). dt = h/252; p, vol_floor: pricing.* */
+ * x[0..nf) (columns: the run's factors), from the terms xm_today prepared:
+ * the same value as xm_contract_loss (METHODOLOGY.md section 2). */
 XM_INLINE double XM_FN(xm_loss)(xm_i64 i, xm_i64 n, XM_GLOBAL const double *instd,
                                 XM_GLOBAL const int *insti, XM_GLOBAL const double *x,
-                                XM_REAL dt, XM_REAL p, XM_REAL vol_floor) {
-  int vf = insti[XM_II_VOL * n + i];
+                                XM_REAL vol_floor) {
+  int type = insti[XM_II_TYPE * n + i], vf = insti[XM_II_VOL * n + i];
   XM_REAL xs = (XM_REAL)x[insti[XM_II_UND * n + i]];
-  XM_REAL xv = vf >= 0 ? (XM_REAL)x[vf] : (XM_REAL)0;
-  return (double)XM_FN(xm_contract_loss)(
-      insti[XM_II_TYPE * n + i], (XM_REAL)instd[XM_ID_S0 * n + i], (XM_REAL)instd[XM_ID_K * n + i],
-      (XM_REAL)instd[XM_ID_T * n + i], (XM_REAL)instd[XM_ID_R * n + i],
-      (XM_REAL)instd[XM_ID_Q * n + i], (XM_REAL)instd[XM_ID_SIG * n + i],
-      insti[XM_II_CALL * n + i], (XM_REAL)instd[XM_ID_MULT * n + i],
-      (XM_REAL)instd[XM_ID_V0 * n + i], xs, xv, dt, p, vol_floor);
+  XM_REAL S1 = (XM_REAL)instd[XM_ID_S0 * n + i] * exp(xs);
+  XM_REAL v1;
+  if (type < XM_T_OPTION) {
+    v1 = S1;
+  } else {
+    XM_REAL K = (XM_REAL)instd[XM_ID_K * n + i];
+    XM_REAL sq = (XM_REAL)instd[XM_ID_SQT1 * n + i];
+    int call = insti[XM_II_CALL * n + i];
+    if (!(sq > (XM_REAL)0)) {
+      XM_REAL iv = call ? S1 - K : K - S1; /* T' <= 0: intrinsic, undiscounted */
+      v1 = iv > (XM_REAL)0 ? iv : (XM_REAL)0;
+    } else {
+      XM_REAL xv = vf >= 0 ? (XM_REAL)x[vf] : (XM_REAL)0;
+      XM_REAL sig = (XM_REAL)instd[XM_ID_SIG * n + i] + xv * (XM_REAL)instd[XM_ID_VSC * n + i];
+      sig = sig > vol_floor ? sig : vol_floor;
+      XM_REAL s = sig * sq, df = (XM_REAL)instd[XM_ID_DF1 * n + i];
+      XM_REAL F = S1 * (XM_REAL)instd[XM_ID_CARRY * n + i];
+      if (!(s > (XM_REAL)0)) {
+        XM_REAL iv = call ? F - K : K - F;
+        v1 = df * (iv > (XM_REAL)0 ? iv : (XM_REAL)0);
+      } else {
+        XM_REAL d1 = ((XM_REAL)instd[XM_ID_LFK * n + i] + xs + (XM_REAL)0.5 * s * s) / s;
+        XM_REAL d2 = d1 - s;
+        XM_REAL v = call ? F * XM_FN(xm_ncdf)(d1) - K * XM_FN(xm_ncdf)(d2)
+                         : K * XM_FN(xm_ncdf)(-d2) - F * XM_FN(xm_ncdf)(-d1);
+        v1 = df * (v > (XM_REAL)0 ? v : (XM_REAL)0);
+      }
+    }
+  }
+  return (double)((XM_REAL)instd[XM_ID_MULT * n + i] * ((XM_REAL)instd[XM_ID_V0 * n + i] - v1));
 }

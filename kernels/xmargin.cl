@@ -32,22 +32,22 @@ __kernel void xm_price_batch(const long n, __global const int *type, __global co
 #include "xm_reduce.h"
 #include "xm_rng.h"
 
-__kernel void xm_k_today(const long n, __global double *instd, __global const int *insti) {
+__kernel void xm_k_today(const long n, __global double *instd, __global const int *insti,
+                         const double dt, const double p) {
   long i = get_global_id(0);
   if (i < n)
-    xm_today(i, n, instd, insti);
+    xm_today(i, n, instd, insti, (XM_REAL)dt, (XM_REAL)p);
 }
 
 /* ell[s][i] for scenarios s0 .. s0+ns of the set's shocks X[s][nf]. */
 __kernel void xm_k_revalue(const long n, const long ns, const long s0, const long nf,
                            __global const double *instd, __global const int *insti,
-                           __global const double *X, const double dt, const double p,
-                           const double vol_floor, __global double *ell) {
+                           __global const double *X, const double vol_floor,
+                           __global double *ell) {
   long i = get_global_id(0), s = get_global_id(1);
   if (i >= n || s >= ns)
     return;
-  ell[s * n + i] = xm_loss(i, n, instd, insti, X + (s0 + s) * nf, (XM_REAL)dt, (XM_REAL)p,
-                           (XM_REAL)vol_floor);
+  ell[s * n + i] = xm_loss(i, n, instd, insti, X + (s0 + s) * nf, (XM_REAL)vol_floor);
 }
 
 __kernel void xm_k_aggregate(const long na, const long ns, const long s0, const long n,

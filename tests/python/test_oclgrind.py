@@ -88,6 +88,9 @@ def main():
                    "--set", "historical.enabled=false", "--set", "montecarlo.enabled=false",
                    "--precision", prec, "-q", "-o", out]
             env = dict(os.environ, OCL_ICD_VENDORS="/nonexistent")
+            # oclgrind preloads its runtime: in the sanitizer build ASan then does not
+            # come first in the library list, which it accepts when told.
+            env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0").lstrip(":")
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
             err = r.stderr
             diag = [l for l in err.splitlines()
