@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <poll.h>
+#include <signal.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,10 +22,14 @@
 #include "xm_portable.h"
 
 /* Limits on what a dataset may declare: checked before any allocation. */
-#define XM__MAX_ROWS ((hsize_t)INT32_MAX)  /* rows of any table (int32 indices) */
-#define XM__MAX_ELEMS ((hsize_t)INT32_MAX) /* elements of any one dataset */
+#define XM__MAX_ROWS ((hsize_t)INT32_MAX)    /* rows of any table (int32 indices) */
+#define XM__MAX_ELEMS ((hsize_t)INT32_MAX)   /* elements of any one dataset */
 #define XM__MAX_STR_BYTES ((hsize_t)1 << 30) /* bytes of one fixed-length string column */
+#define XM__MAX_VLEN_STR ((size_t)1 << 20)   /* bytes of one variable-length string */
+#define XM__MAX_NUM_SIZE 16                  /* bytes of one integer or float */
 #define XM__MSG_CAP 1024
+/* The probe child is killed when it reports no progress for this long. */
+#define XM__PROBE_IDLE_MS 20000
 
 enum { XM__STR = 0, XM__I32 = 1, XM__F64 = 2 };
 
@@ -32,9 +38,9 @@ typedef struct xm__rd {
   const char *file; /* the path as given: every message starts with it */
   hid_t fid;
   xm_diag *diag;
-  int nerr;  /* contract violations */
-  int io;    /* files or reads HDF5 could not do */
-  int nomem; /* allocations that failed */
+  int nerr;        /* contract violations */
+  int io;          /* files or reads HDF5 could not do */
+  int nomem;       /* allocations that failed */
   int probe;       /* in the probe child: strings only, report progress */
   int progress_fd; /* the child's pipe to the parent, -1 when none */
   H5E_auto2_t old_fn;
@@ -141,7 +147,8 @@ static void xm__progress(xm__rd *r, const char *path) {
     return;
   char line[600];
   int n = snprintf(line, sizeof line, "%s\n", path);
-  if (n > 0 && write(r->progress_fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1) < 0)
+  if (n > 0 &&
+      write(r->progress_fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1) < 0)
     r->progress_fd = -1;
 }
 
@@ -208,6 +215,11 @@ static hid_t xm__open_dset(xm__rd *r, const char *path, int rank, hsize_t dims[2
             (unsigned long long)XM__MAX_ELEMS);
     goto fail;
   }
+  if (dims[0] * dims[1] > 0 && H5Dget_storage_size(did) == 0) {
+    xm__bad(r, "%s: declares %llu rows but stores no data (never written)", path,
+            (unsigned long long)dims[0]);
+    goto fail;
+  }
   H5Sclose(sp);
   return did;
 fail:
@@ -217,12 +229,24 @@ fail:
   return -1;
 }
 
+/* HDF5's allocator for variable-length strings: refuses absurd lengths (a
+ * corrupt length would otherwise make HDF5 copy gigabytes). */
+static void *xm__vlen_alloc(size_t size, void *info) {
+  (void)info;
+  return size > XM__MAX_VLEN_STR + 1 ? NULL : malloc(size);
+}
+
+static void xm__vlen_free(void *p, void *info) {
+  (void)info;
+  free(p);
+}
+
 /* Copies the strings of a read buffer (fixed or variable) into fresh strdup'd
  * strings. Reads n strings of dataset or attribute obj (is_attr) into *out. */
 static int xm__read_strings_obj(xm__rd *r, const char *path, hid_t obj, int is_attr, hsize_t n,
                                 char ***out) {
   int ok = 0;
-  hid_t ft = -1, mt = -1, sp = -1;
+  hid_t ft = -1, mt = -1, sp = -1, dxpl = -1;
   char **res = NULL, **vbuf = NULL;
   char *fbuf = NULL;
   size_t got = 0;
@@ -256,9 +280,14 @@ static int xm__read_strings_obj(xm__rd *r, const char *path, hid_t obj, int is_a
       xm__nomem(r, path);
       goto cleanup;
     }
-    herr_t e = is_attr ? H5Aread(obj, mt, vbuf) : H5Dread(obj, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, vbuf);
+    dxpl = H5Pcreate(H5P_DATASET_XFER);
+    if (dxpl >= 0)
+      H5Pset_vlen_mem_manager(dxpl, xm__vlen_alloc, NULL, xm__vlen_free, NULL);
+    herr_t e = is_attr ? H5Aread(obj, mt, vbuf)
+                       : H5Dread(obj, mt, H5S_ALL, H5S_ALL, dxpl >= 0 ? dxpl : H5P_DEFAULT, vbuf);
     if (e < 0) {
-      xm__ioerr(r, "%s: HDF5 cannot read the strings", path);
+      xm__ioerr(r, "%s: HDF5 cannot read the strings (corrupt, or one longer than %zu bytes)", path,
+                XM__MAX_VLEN_STR);
       goto cleanup;
     }
     vlen_read = 1;
@@ -283,7 +312,8 @@ static int xm__read_strings_obj(xm__rd *r, const char *path, hid_t obj, int is_a
       xm__nomem(r, path);
       goto cleanup;
     }
-    herr_t e = is_attr ? H5Aread(obj, mt, fbuf) : H5Dread(obj, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, fbuf);
+    herr_t e =
+        is_attr ? H5Aread(obj, mt, fbuf) : H5Dread(obj, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, fbuf);
     if (e < 0) {
       xm__ioerr(r, "%s: HDF5 cannot read the strings", path);
       goto cleanup;
@@ -303,9 +333,9 @@ static int xm__read_strings_obj(xm__rd *r, const char *path, hid_t obj, int is_a
 cleanup:
   if (vlen_read) {
 #if H5_VERSION_GE(1, 12, 0)
-    H5Treclaim(mt, sp, H5P_DEFAULT, vbuf);
+    H5Treclaim(mt, sp, dxpl >= 0 ? dxpl : H5P_DEFAULT, vbuf);
 #else
-    H5Dvlen_reclaim(mt, sp, H5P_DEFAULT, vbuf);
+    H5Dvlen_reclaim(mt, sp, dxpl >= 0 ? dxpl : H5P_DEFAULT, vbuf);
 #endif
   }
   free(vbuf);
@@ -317,6 +347,8 @@ cleanup:
   *out = res;
   if (sp >= 0)
     H5Sclose(sp);
+  if (dxpl >= 0)
+    H5Pclose(dxpl);
   if (mt >= 0)
     H5Tclose(mt);
   if (ft >= 0)
@@ -334,10 +366,15 @@ static int xm__read_f64_obj(xm__rd *r, const char *path, hid_t obj, int is_attr,
     return 0;
   }
   H5T_class_t c = H5Tget_class(ft);
+  size_t tsize = H5Tget_size(ft);
   H5Tclose(ft);
   if (c != H5T_INTEGER && c != H5T_FLOAT) {
     xm__bad(r, "%s: must be numeric (an integer or float type), found a %s", path,
             c == H5T_STRING ? "string" : "non-numeric type");
+    return 0;
+  }
+  if (tsize == 0 || tsize > XM__MAX_NUM_SIZE) {
+    xm__bad(r, "%s: a number of %zu bytes is not supported (corrupt datatype?)", path, tsize);
     return 0;
   }
   double *v = malloc((n ? n : 1) * sizeof *v);
@@ -371,10 +408,15 @@ static int xm__read_i32_dset(xm__rd *r, const char *path, hid_t did, hsize_t n, 
     return 0;
   }
   H5T_class_t c = H5Tget_class(ft);
+  size_t tsize = H5Tget_size(ft);
   H5Tclose(ft);
   if (c != H5T_INTEGER && c != H5T_FLOAT) {
     xm__bad(r, "%s: must be an integer column, found a %s", path,
             c == H5T_STRING ? "string" : "non-numeric type");
+    return 0;
+  }
+  if (tsize == 0 || tsize > XM__MAX_NUM_SIZE) {
+    xm__bad(r, "%s: a number of %zu bytes is not supported (corrupt datatype?)", path, tsize);
     return 0;
   }
   res = malloc((n ? n : 1) * sizeof *res);
@@ -606,8 +648,8 @@ static void xm__check_finite2(xm__rd *r, const char *path, const double *v, int6
   for (int64_t i = 0; i < rows; i++)
     for (int64_t j = 0; j < cols; j++)
       if (!isfinite(v[i * cols + j]))
-        xm__bad(r, "%s[%lld, %lld] = %g: must be a finite number", path, (long long)i,
-                (long long)j, v[i * cols + j]);
+        xm__bad(r, "%s[%lld, %lld] = %g: must be a finite number", path, (long long)i, (long long)j,
+                v[i * cols + j]);
 }
 
 /* ---- Tables ------------------------------------------------------------------ */
@@ -689,10 +731,15 @@ static void xm__check_index(xm__rd *r, const char *path, const int32_t *idx, int
  * data instead of returning an error. So body() first reads the structure and
  * every string of the file in a child process (numbers skipped); if the child
  * dies, the object it was reading is named in an XM_EIO message and the real
- * read is skipped. Returns 0 to go on (also when fork is not possible), -1
- * after a message. */
+ * read is skipped. A child that reports no progress for XM__PROBE_IDLE_MS is
+ * killed (corrupt lengths can make HDF5 copy gigabytes). XM_IO_NO_PROBE=1 in
+ * the environment turns the probe off. Returns 0 to go on (also when fork is
+ * not possible), -1 after a message. */
 static int xm__probe(xm__rd *r, void (*body)(xm__rd *r, void *arg), size_t size) {
   int fds[2];
+  const char *off = getenv("XM_IO_NO_PROBE");
+  if (off && *off && strcmp(off, "0") != 0)
+    return 0;
   if (pipe(fds) != 0)
     return 0;
   fflush(NULL);
@@ -717,7 +764,17 @@ static int xm__probe(xm__rd *r, void (*body)(xm__rd *r, void *arg), size_t size)
   char last[600] = "", cur[600];
   size_t len = 0;
   char buf[4096];
+  int stuck = 0;
   for (;;) {
+    struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+    int pr = poll(&pfd, 1, XM__PROBE_IDLE_MS);
+    if (pr < 0 && errno == EINTR)
+      continue;
+    if (pr == 0) { /* no progress: HDF5 loops or allocates without end */
+      stuck = 1;
+      kill(pid, SIGKILL);
+      break;
+    }
     ssize_t got = read(fds[0], buf, sizeof buf);
     if (got < 0 && errno == EINTR)
       continue;
@@ -738,6 +795,11 @@ static int xm__probe(xm__rd *r, void (*body)(xm__rd *r, void *arg), size_t size)
   while (waitpid(pid, &status, 0) < 0) {
     if (errno != EINTR)
       return 0;
+  }
+  if (stuck) {
+    xm__ioerr(r, "%s: HDF5 made no progress for %d s reading it: the file is corrupt",
+              last[0] ? last : "/", XM__PROBE_IDLE_MS / 1000);
+    return -1;
   }
   if (WIFSIGNALED(status)) {
     xm__ioerr(r, "%s: HDF5 crashed (signal %d) reading it: the file is corrupt",
@@ -762,7 +824,8 @@ static void xm__portfolio_validate(xm__rd *r, xm_portfolio *p) {
   xm__check_finite(r, "/factors/level", p->factor_level, p->n_factors);
   if (p->factor_level && p->factor_kind)
     for (int64_t i = 0; i < p->n_factors; i++)
-      if (p->factor_kind[i] == XM_K_PRICE && isfinite(p->factor_level[i]) && p->factor_level[i] <= 0)
+      if (p->factor_kind[i] == XM_K_PRICE && isfinite(p->factor_level[i]) &&
+          p->factor_level[i] <= 0)
         xm__bad(r, "/factors/level[%lld] = %g: level must be > 0 for a price factor", (long long)i,
                 p->factor_level[i]);
   xm__check_names(r, "/silos/name", p->silo_name, p->n_silos, "silo name");
@@ -779,13 +842,15 @@ static void xm__portfolio_validate(xm__rd *r, xm_portfolio *p) {
     for (int64_t i = 0; i < ni; i++) {
       int32_t u = p->inst_underlying ? p->inst_underlying[i] : -1;
       if (u >= 0 && u < p->n_factors && p->factor_kind[u] != XM_K_PRICE)
-        xm__bad(r, "/instruments/underlying[%lld] = %d: the underlying must be a price factor "
-                   "(factor '%.64s' is not)",
+        xm__bad(r,
+                "/instruments/underlying[%lld] = %d: the underlying must be a price factor "
+                "(factor '%.64s' is not)",
                 (long long)i, u, p->factor_name ? p->factor_name[u] : "?");
       int32_t v = p->inst_vol_factor ? p->inst_vol_factor[i] : -1;
       if (v >= 0 && v < p->n_factors && p->factor_kind[v] != XM_K_VOL)
-        xm__bad(r, "/instruments/vol_factor[%lld] = %d: the vol factor must be a vol factor "
-                   "(factor '%.64s' is not)",
+        xm__bad(r,
+                "/instruments/vol_factor[%lld] = %d: the vol factor must be a vol factor "
+                "(factor '%.64s' is not)",
                 (long long)i, v, p->factor_name ? p->factor_name[v] : "?");
     }
   }
@@ -887,8 +952,7 @@ void xm_portfolio_free(xm_portfolio *p) {
   memset(p, 0, sizeof *p);
 }
 
-static void xm__empty_table(xm__rd *r, int present, int64_t n, const char *group,
-                            const char *why) {
+static void xm__empty_table(xm__rd *r, int present, int64_t n, const char *group, const char *why) {
   if (present && n == 0)
     xm__bad(r, "%s: has no rows: %s", group, why);
 }
@@ -954,8 +1018,8 @@ static void xm__portfolio_body(xm__rd *r, void *arg) {
                      {"multiplier", XM__F64, &p->inst_multiplier}};
   has = xm__read_table(r, "/instruments", icols, 12, &p->n_instruments);
   xm__empty_table(r, has, p->n_instruments, "/instruments", "nothing to margin");
-  p->inst_type = xm__map_names(r, "/instruments/type", type_s, p->n_instruments, xm__type_names,
-                               4, "instrument type");
+  p->inst_type = xm__map_names(r, "/instruments/type", type_s, p->n_instruments, xm__type_names, 4,
+                               "instrument type");
 
   xm__col acols[] = {{"id", XM__STR, &p->account_id},
                      {"cross_margin", XM__I32, &p->account_cross_margin}};
@@ -1065,7 +1129,8 @@ static void xm__read_history(xm__rd *r, xm_scenario_file *s) {
     nd = -1;
   else
     s->n_days = nd;
-  s->hist_return = xm__read_matrix(r, "/history/return", nd, nf, "[T x F_h] (lengths of date and factor)");
+  s->hist_return =
+      xm__read_matrix(r, "/history/return", nd, nf, "[T x F_h] (lengths of date and factor)");
   if (nf == 0)
     xm__bad(r, "/history/factor: has no rows: the history must have at least one factor");
   if (nd == 0)

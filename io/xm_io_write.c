@@ -206,8 +206,8 @@ fail:
 
 /* Writes strings s[n] (NULL entries as "") as a 1-D variable-length UTF-8
  * dataset. Returns the open dataset or -1. */
-static hid_t xm__w_strs(xm__wr *w, hid_t loc, const char *where, const char *name,
-                        char *const *s, int64_t n) {
+static hid_t xm__w_strs(xm__wr *w, hid_t loc, const char *where, const char *name, char *const *s,
+                        int64_t n) {
   const char **v = malloc((n > 0 ? (size_t)n : 1) * sizeof *v);
   if (!v) {
     xm__wfail(w, "%s/%s: out of memory", where, name);
@@ -226,8 +226,8 @@ static void xm__close_d(hid_t did) {
     H5Dclose(did);
 }
 
-static void xm__w_strs_c(xm__wr *w, hid_t loc, const char *where, const char *name,
-                         char *const *s, int64_t n) {
+static void xm__w_strs_c(xm__wr *w, hid_t loc, const char *where, const char *name, char *const *s,
+                         int64_t n) {
   xm__close_d(xm__w_strs(w, loc, where, name, s, n));
 }
 
@@ -241,8 +241,8 @@ static void xm__w_f64(xm__wr *w, hid_t loc, const char *where, const char *name,
 static void xm__w_i32(xm__wr *w, hid_t loc, const char *where, const char *name, int64_t n,
                       const int32_t *v) {
   hsize_t dims[1] = {(hsize_t)n};
-  xm__close_d(xm__w_dset(w, loc, where, name, H5T_STD_I32LE, H5T_NATIVE_INT32, 1, dims, v,
-                         H5P_DEFAULT));
+  xm__close_d(
+      xm__w_dset(w, loc, where, name, H5T_STD_I32LE, H5T_NATIVE_INT32, 1, dims, v, H5P_DEFAULT));
 }
 
 /* Writes a scalar attribute. */
@@ -309,7 +309,7 @@ static const char **xm__code_strs(const int32_t *c, int64_t n, const char *const
   return v;
 }
 
-#define XM__NEED(ptr, n)                                                                          \
+#define XM__NEED(ptr, n)                                                                           \
   do {                                                                                             \
     if ((n) < 0 || ((n) > 0 && !(ptr)))                                                            \
       return XM_EINVAL;                                                                            \
@@ -489,8 +489,8 @@ cleanup:
 /* ---- Results (FORMAT.md section 3) ------------------------------------------------ */
 
 /* Writes a [rows x cols] float64 dataset of /margin and attaches the scales. */
-static void xm__w_margin(xm__wr *w, hid_t g, const char *name, int rank, int64_t rows,
-                         int64_t cols, const double *v, hid_t scale0, hid_t scale1) {
+static void xm__w_margin(xm__wr *w, hid_t g, const char *name, int rank, int64_t rows, int64_t cols,
+                         const double *v, hid_t scale0, hid_t scale1) {
   hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols};
   hid_t did = xm__w_dset(w, g, "/margin", name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, rank, dims, v,
                          H5P_DEFAULT);

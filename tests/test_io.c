@@ -170,7 +170,7 @@ static void test_diag_bounded(void **state) {
   xm_diag_free(&d);
   assert_null(d.msg);
   assert_int_equal(d.total, 0);
-  xm_diag_free(&d);     /* twice is fine */
+  xm_diag_free(&d);       /* twice is fine */
   xm_diag_add(NULL, "x"); /* no-op */
 }
 
@@ -343,8 +343,8 @@ static void xm_t_edit_huge(hid_t fid) {
   hid_t sp = H5Screate_simple(1, dims, NULL);
   hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
   H5Pset_chunk(dcpl, 1, chunk);
-  hid_t did = H5Dcreate2(fid, "/positions/quantity", H5T_IEEE_F64LE, sp, H5P_DEFAULT, dcpl,
-                         H5P_DEFAULT);
+  hid_t did =
+      H5Dcreate2(fid, "/positions/quantity", H5T_IEEE_F64LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
   assert_true(did >= 0);
   H5Dclose(did);
   H5Pclose(dcpl);
@@ -455,12 +455,24 @@ static void xm_t_scenarios(xm_scenario_file *s, xm_scenario_set sets[2]) {
   s->hist_factor = xm_t_hf;
   s->hist_date = xm_t_hd;
   s->hist_return = xm_t_hr;
-  sets[0] = (xm_scenario_set){.name = "zgrid", .n_scenarios = 2, .n_factors = 1,
-                              .factor = xm_t_s1f, .shock = xm_t_s1s, .label = xm_t_s1l,
-                              .weight = xm_t_s1w, .measure = XM_M_WORST, .confidence = NAN};
-  sets[1] = (xm_scenario_set){.name = "crises", .n_scenarios = 1, .n_factors = 3,
-                              .factor = xm_t_s2f, .shock = xm_t_s2s, .label = xm_t_s2l,
-                              .weight = NULL, .measure = XM_M_ES, .confidence = 0.975};
+  sets[0] = (xm_scenario_set){.name = "zgrid",
+                              .n_scenarios = 2,
+                              .n_factors = 1,
+                              .factor = xm_t_s1f,
+                              .shock = xm_t_s1s,
+                              .label = xm_t_s1l,
+                              .weight = xm_t_s1w,
+                              .measure = XM_M_WORST,
+                              .confidence = NAN};
+  sets[1] = (xm_scenario_set){.name = "crises",
+                              .n_scenarios = 1,
+                              .n_factors = 3,
+                              .factor = xm_t_s2f,
+                              .shock = xm_t_s2s,
+                              .label = xm_t_s2l,
+                              .weight = NULL,
+                              .measure = XM_M_ES,
+                              .confidence = 0.975};
   s->n_sets = 2;
   s->sets = sets;
 }
@@ -532,7 +544,8 @@ static void test_scenarios_bad(void **state) {
   assert_true(xm_t_has(&d, "/history/date[2] = '2024-06-27': dates must be strictly increasing"));
   assert_true(xm_t_has(&d, "/sets/zgrid/weight[1] = -1: weight must be finite and >= 0"));
   assert_true(xm_t_has(&d, "/sets/crises/factor[2] = 'SPX': duplicate factor name"));
-  assert_true(xm_t_has(&d, "/sets/crises: attribute confidence = 1.5: confidence must be in (0, 1)"));
+  assert_true(
+      xm_t_has(&d, "/sets/crises: attribute confidence = 1.5: confidence must be in (0, 1)"));
   assert_int_equal(q.n_sets, 0);
   assert_null(q.sets);
   xm_diag_free(&d);
@@ -560,10 +573,14 @@ static char *xm_t_rf1[] = {"SPX", "SPX.iv"};
 
 static void xm_t_results(xm_results *r, xm_results_set sets[2]) {
   memset(r, 0, sizeof *r);
-  sets[0] = (xm_results_set){.name = "historical", .n_scenarios = 4, .label = xm_t_rl0,
-                             .pnl = xm_t_rp0};
-  sets[1] = (xm_results_set){.name = "crises", .n_scenarios = 2, .label = xm_t_rl1,
-                             .shock = xm_t_rs1, .n_factors = 2, .factor = xm_t_rf1};
+  sets[0] =
+      (xm_results_set){.name = "historical", .n_scenarios = 4, .label = xm_t_rl0, .pnl = xm_t_rp0};
+  sets[1] = (xm_results_set){.name = "crises",
+                             .n_scenarios = 2,
+                             .label = xm_t_rl1,
+                             .shock = xm_t_rs1,
+                             .n_factors = 2,
+                             .factor = xm_t_rf1};
   r->software_version = "0.1.0";
   r->created_utc = "2024-06-28T12:00:00Z";
   r->portfolio = "book.h5";
@@ -608,12 +625,23 @@ static void test_results_write(void **state) {
   hid_t fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
   assert_true(fid >= 0);
   char buf[256];
-  const char *dsets[] = {"/account", "/silo", "/set", "/margin/requirement", "/margin/unified",
-                         "/margin/siloed", "/margin/diversification", "/margin/minimum",
-                         "/margin/by_set", "/margin/by_silo", "/margin/attribution",
-                         "/margin/binding_set", "/scenarios/historical/label",
-                         "/scenarios/crises/label", "/scenarios/crises/shock",
-                         "/scenarios/crises/factor", "/pnl/historical"};
+  const char *dsets[] = {"/account",
+                         "/silo",
+                         "/set",
+                         "/margin/requirement",
+                         "/margin/unified",
+                         "/margin/siloed",
+                         "/margin/diversification",
+                         "/margin/minimum",
+                         "/margin/by_set",
+                         "/margin/by_silo",
+                         "/margin/attribution",
+                         "/margin/binding_set",
+                         "/scenarios/historical/label",
+                         "/scenarios/crises/label",
+                         "/scenarios/crises/shock",
+                         "/scenarios/crises/factor",
+                         "/pnl/historical"};
   for (size_t i = 0; i < sizeof dsets / sizeof dsets[0]; i++) {
     if (H5LTpath_valid(fid, dsets[i], 1) <= 0)
       print_message("missing %s\n", dsets[i]);
@@ -621,9 +649,10 @@ static void test_results_write(void **state) {
   }
   assert_true(H5LTpath_valid(fid, "/pnl/crises", 1) == 0);
   assert_true(H5LTpath_valid(fid, "/scenarios/historical/shock", 1) == 0);
-  const char *attrs[] = {"format", "format_version", "software_version", "created_utc",
-                         "portfolio", "scenarios", "portfolio_sha256", "scenarios_sha256",
-                         "config", "device", "precision", "seed", "elapsed_s"};
+  const char *attrs[] = {"format",    "format_version", "software_version", "created_utc",
+                         "portfolio", "scenarios",      "portfolio_sha256", "scenarios_sha256",
+                         "config",    "device",         "precision",        "seed",
+                         "elapsed_s"};
   for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++)
     assert_true(H5Aexists(fid, attrs[i]) > 0);
   unsigned long long seed = 0;
@@ -744,10 +773,14 @@ int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "--write-results") == 0)
     return xm_t_write_results(argv[2]);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_diag_bounded),          cmocka_unit_test(test_portfolio_round_trip),
-      cmocka_unit_test(test_portfolio_bad_structs), cmocka_unit_test(test_portfolio_bad_hdf5),
-      cmocka_unit_test(test_scenarios_round_trip),  cmocka_unit_test(test_scenarios_bad),
-      cmocka_unit_test(test_results_write),         cmocka_unit_test(test_sha256),
+      cmocka_unit_test(test_diag_bounded),
+      cmocka_unit_test(test_portfolio_round_trip),
+      cmocka_unit_test(test_portfolio_bad_structs),
+      cmocka_unit_test(test_portfolio_bad_hdf5),
+      cmocka_unit_test(test_scenarios_round_trip),
+      cmocka_unit_test(test_scenarios_bad),
+      cmocka_unit_test(test_results_write),
+      cmocka_unit_test(test_sha256),
       cmocka_unit_test(test_args),
   };
   return cmocka_run_group_tests(tests, xm_t_setup, xm_t_teardown);

@@ -120,28 +120,32 @@ static int xm__cli_validate_one(const char *path) {
 }
 
 int xm_cli_validate(int argc, char **argv) {
-  int nfiles = 0;
+  int nfiles = 0, opts = 1;
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+    if (opts && strcmp(argv[i], "--") == 0) {
+      opts = 0;
+    } else if (opts && (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)) {
       xm__cli_validate_usage(stdout);
       return XM_EXIT_OK;
-    }
-    if (strcmp(argv[i], "--") != 0 && argv[i][0] == '-' && argv[i][1] != '\0') {
+    } else if (opts && argv[i][0] == '-' && argv[i][1] != '\0') {
       fprintf(stderr, "xmargin validate: unknown option '%s'\n\n", argv[i]);
       xm__cli_validate_usage(stderr);
       return XM_EXIT_USAGE;
-    }
-    if (strcmp(argv[i], "--") != 0)
+    } else {
       nfiles++;
+    }
   }
   if (nfiles == 0) {
     xm__cli_validate_usage(stderr);
     return XM_EXIT_USAGE;
   }
   int rc = XM_EXIT_OK;
+  opts = 1;
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--") == 0)
+    if (opts && strcmp(argv[i], "--") == 0) {
+      opts = 0;
       continue;
+    }
     int one = xm__cli_validate_one(argv[i]);
     if (one > rc)
       rc = one;

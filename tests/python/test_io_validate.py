@@ -31,9 +31,9 @@ def report(name, ok, detail=""):
         print("FAIL %s%s" % (name, ("\n     " + detail.replace("\n", "\n     ")) if detail else ""))
 
 
-def run_validate(*paths):
+def run_validate(*paths, env=None):
     p = subprocess.run([XMARGIN, "validate", *paths], stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=120)
+                       stderr=subprocess.PIPE, timeout=120, env=env)
     return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
 
 
@@ -456,18 +456,25 @@ def check_corrupt(tmp):
     1.10 itself crashes on some of these): always exit 0 or 2, never a crash."""
     import random
     rng = random.Random(20240628)
+    # HDF5 1.10 itself leaks a few bytes on some corrupt-file error paths: in a
+    # sanitizer build, those (and only those: frames inside libhdf5) are not ours
+    supp = os.path.join(tmp, "lsan.supp")
+    with open(supp, "w") as f:
+        f.write("leak:libhdf5\n")
+    env = dict(os.environ)
+    env["LSAN_OPTIONS"] = (env.get("LSAN_OPTIONS", "") + ":suppressions=" + supp).lstrip(":")
     for label, tree in (("portfolio", good_portfolio()), ("scenarios", good_scenarios())):
         src = open(write_file(os.path.join(tmp, "corrupt_src.h5"), tree), "rb").read()
         codes = {}
         crashes = []
-        for i in range(40):
+        for i in range(30):
             b = bytearray(src)
             for _ in range(rng.choice([1, 4, 16])):
                 b[rng.randrange(len(b))] = rng.randrange(256)
             path = os.path.join(tmp, "corrupt.h5")
             with open(path, "wb") as f:
                 f.write(b)
-            rc, out, err = run_validate(path)
+            rc, out, err = run_validate(path, env=env)
             codes[rc] = codes.get(rc, 0) + 1
             if rc not in (0, 2):
                 crashes.append((i, rc, err[-300:]))
