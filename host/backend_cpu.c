@@ -168,6 +168,7 @@ static xm_status xm__cpu_evaluate(xm_ctx *ctx, xm__job *job) {
           for (int64_t a = 0; a < na; a++)
             job->pnl[x][s * job->A + bk->a0 + a] = (float)L[s * R + a * (G + 1)];
       }
+      xm__progress(job, b, x);
     }
 #pragma omp parallel for schedule(static) num_threads(ctx->threads)
     for (int64_t a = 0; a < na; a++)

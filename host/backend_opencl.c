@@ -379,6 +379,10 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
           for (cl_long a = 0; a < na; a++)
             job->pnl[x][s * job->A + bk->a0 + a] = (float)Lhost[s * R + a * (G + 1)];
       }
+      if (job->progress) {
+        XM__CL(ctx, clFinish(o->queue));
+        xm__progress(job, b, x);
+      }
     }
     cl_kernel k = kr[KT_COMBINE];
     XM__SET(k, 0, na);

@@ -355,7 +355,7 @@ xm_status xm_engine_run(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_f
   memset(out, 0, sizeof *out);
   if (!ctx || !ctx->be || !pf || !sf || !cfg)
     return XM_EINVAL;
-  xm_engine_opts o = {0, 0};
+  xm_engine_opts o = {0, 0, NULL, NULL};
   if (opts)
     o = *opts;
   ctx->err[0] = '\0';
@@ -590,6 +590,8 @@ xm_status xm_engine_run(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_f
   job.out_silo = malloc((size_t)(A * G * 2 + 1) * sizeof(double));
   job.by_set = malloc((size_t)(A * K + 1) * sizeof(double));
   job.keep_mc = o.save_scenarios;
+  job.progress = o.progress;
+  job.progress_arg = o.progress_arg;
   if (!job.out_acct || !job.out_silo || !job.by_set) {
     st = xm__fail(ctx, XM_ENOMEM, "out of memory for %lld accounts", (long long)A);
     goto cleanup;

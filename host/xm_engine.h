@@ -6,9 +6,15 @@
 #include "xm_io.h"
 #include "xmargin.h"
 
+/* Called after each (account block, set) is reduced: done of total steps, and
+ * the set's name. From the calling thread; must be cheap. */
+typedef void (*xm_progress_fn)(void *arg, int64_t done, int64_t total, const char *set);
+
 typedef struct xm_engine_opts {
   int save_pnl;       /* keep each set's [S x A] account losses */
   int save_scenarios; /* keep each set's shocks [S x F] */
+  xm_progress_fn progress; /* NULL: none */
+  void *progress_arg;
 } xm_engine_opts;
 
 typedef struct xm_run_set {

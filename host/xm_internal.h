@@ -113,7 +113,16 @@ typedef struct xm__job {
   double *out_silo;  /* [A x G x 2] */
   double *by_set;    /* [A x K] */
   double t_scen, t_eval; /* seconds spent generating scenarios / evaluating */
+  void (*progress)(void *arg, int64_t done, int64_t total, const char *set);
+  void *progress_arg;
 } xm__job;
+
+/* Reports that set x of block b is done (no-op without a callback). */
+static inline void xm__progress(const xm__job *job, int64_t b, int64_t x) {
+  if (job->progress)
+    job->progress(job->progress_arg, b * job->K + x + 1, job->n_blocks * job->K,
+                  job->sets[x].name);
+}
 
 /* Backend ops of the engine (in the backend table). */
 typedef xm_status (*xm__syrk_fn)(xm_ctx *ctx, int64_t W, int64_t F, const double *R, double *C);

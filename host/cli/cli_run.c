@@ -175,6 +175,21 @@ static void xm_run_summary(FILE *f, int json, const xm_portfolio *pf, const xm_r
   free(top);
 }
 
+/* A progress bar on stderr (only when stderr is a terminal). */
+static void xm_run_progress(void *arg, int64_t done, int64_t total, const char *set) {
+  (void)arg;
+  int width = 30, fill = total > 0 ? (int)(width * done / total) : width;
+  char bar[64];
+  for (int i = 0; i < width; i++)
+    bar[i] = i < fill ? '#' : '.';
+  bar[width] = '\0';
+  fprintf(stderr, "\r  [%s] %3d%%  %-24.24s", bar, total > 0 ? (int)(100 * done / total) : 100,
+          set);
+  if (done >= total)
+    fprintf(stderr, "\r%*s\r", width + 40, "");
+  fflush(stderr);
+}
+
 static double xm_run_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -333,7 +348,9 @@ int xm_cli_run(int argc, char **argv) {
   }
   if (!quiet && !json)
     fprintf(stderr, "xmargin: %s\n", xm_ctx_choice(ctx));
-  xm_engine_opts eo = {save_pnl, save_scen};
+  xm_engine_opts eo = {save_pnl, save_scen, NULL, NULL};
+  if (!quiet && !json && isatty(STDERR_FILENO))
+    eo.progress = xm_run_progress;
   st = xm_engine_run(ctx, &pf, &sf, &cfg, &eo, &res);
   const char *want = device ? device : getenv("XM_DEVICE");
   int is_auto = !want || !*want || strcmp(want, "auto") == 0;

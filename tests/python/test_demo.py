@@ -37,6 +37,28 @@ def main():
         check("xmargin run with no files runs the demo", r.returncode == 0 and os.path.exists(out),
               r.stderr[-1000:])
         check("the summary names the saving", "saving from cross-margining" in r.stdout, r.stdout)
+        check("no progress bar when stderr is not a terminal", "[#" not in r.stderr, r.stderr[-500:])
+        # with stderr on a pseudo-terminal the run draws a progress bar there
+        import pty
+        mfd, sfd = pty.openpty()
+        pr = subprocess.Popen([XM, "run", "--set", "montecarlo.scenarios=500", "--device", "cpu",
+                               "-o", os.path.join(d, "tty.h5")], cwd=d, stdout=subprocess.DEVNULL,
+                              stderr=sfd, env=env)
+        os.close(sfd)
+        chunks = []
+        while True:
+            try:
+                b = os.read(mfd, 4096)
+            except OSError:
+                break
+            if not b:
+                break
+            chunks.append(b)
+        pr.wait()
+        os.close(mfd)
+        tty = b"".join(chunks).decode(errors="replace")
+        check("progress bar on a terminal", pr.returncode == 0 and "[####" in tty and "100%" in tty,
+              tty[-300:])
         if not os.path.exists(out):
             return
         with h5py.File(p, "r") as f:
