@@ -69,8 +69,13 @@ static xm_status xm__cpu_mc(xm_ctx *ctx, const xm__job *job, const xm__set *set,
     double sc = xm_mc_scale(cfg->montecarlo.seed, (xm_u64)s,
                             cfg->montecarlo.distribution == XM_DIST_STUDENT_T,
                             cfg->montecarlo.dof, (double)cfg->horizon_days);
-    for (int64_t f = 0; f < F; f++)
-      Z[s * F + f] = sc * xm_mc_normal(cfg->montecarlo.seed, (xm_u64)s, (xm_u64)f);
+    for (int64_t f = 0; f < F; f += 2) {
+      double z0, z1;
+      xm_mc_normal_pair(cfg->montecarlo.seed, (xm_u64)s, (xm_u32)(f / 2), &z0, &z1);
+      Z[s * F + f] = sc * z0;
+      if (f + 1 < F)
+        Z[s * F + f + 1] = sc * z1;
+    }
   }
   cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)S, (int)F, (int)F, 1.0, Z, (int)F,
               set->chol, (int)F, 0.0, X, (int)F);

@@ -243,7 +243,7 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
     XM__SET(kr[KT_NORMALS], 3, seed);
     XM__SET(kr[KT_NORMALS], 4, bScale);
     XM__SET(kr[KT_NORMALS], 5, bZ);
-    XM__CL(ctx, xm__run2(o->queue, kr[KT_NORMALS], (size_t)F, (size_t)S, lws));
+    XM__CL(ctx, xm__run2(o->queue, kr[KT_NORMALS], (size_t)(F + 1) / 2, (size_t)S, lws));
     bChol = xm__buf(ctx, (size_t)(F * F) * sizeof(double), set->chol, &e);
     XM__CL(ctx, e);
     st = xm__blast(ctx,

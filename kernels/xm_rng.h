@@ -38,6 +38,18 @@ XM_INLINE double xm_normal_draw(xm_u64 seed, xm_u64 s, xm_u32 j2, xm_u32 stream,
   return second ? rad * sin(ang) : rad * cos(ang);
 }
 
+/* z_s[2j] and z_s[2j+1] from one Philox block (one log, sqrt, cos, sin). */
+XM_INLINE void xm_mc_normal_pair(xm_u64 seed, xm_u64 s, xm_u32 j, XM_PRIVATE double *z0,
+                                 XM_PRIVATE double *z1) {
+  philox4x32_ctr_t r = xm_philox(seed, s, j, XM_STREAM_NORMAL);
+  double u1 = xm_u01(r.v[0], r.v[1]);
+  double u2 = xm_u01(r.v[2], r.v[3]);
+  double rad = sqrt(-2.0 * log(u1));
+  double ang = 6.283185307179586476925 * u2;
+  *z0 = rad * cos(ang);
+  *z1 = rad * sin(ang);
+}
+
 /* z_s[f]: the standard normal of scenario s, factor f. */
 XM_INLINE double xm_mc_normal(xm_u64 seed, xm_u64 s, xm_u64 f) {
   return xm_normal_draw(seed, s, (xm_u32)(f >> 1), XM_STREAM_NORMAL, (int)(f & 1u));

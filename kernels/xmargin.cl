@@ -93,10 +93,15 @@ __kernel void xm_k_mc_scale(const long ns, const long s0, const ulong seed, cons
     scale[s] = xm_mc_scale(seed, (ulong)(s0 + s), dist, nu, h);
 }
 
-/* Z[s][f] = scale[s] * z_{s0+s}[f] */
+/* Z[s][f] = scale[s] * z_{s0+s}[f], a pair of factors (2j, 2j+1) per work item. */
 __kernel void xm_k_mc_normals(const long ns, const long s0, const long nf, const ulong seed,
                               __global const double *scale, __global double *Z) {
-  long f = get_global_id(0), s = get_global_id(1);
-  if (f < nf && s < ns)
-    Z[s * nf + f] = scale[s] * xm_mc_normal(seed, (ulong)(s0 + s), (ulong)f);
+  long j = get_global_id(0), s = get_global_id(1);
+  if (2 * j >= nf || s >= ns)
+    return;
+  double z0, z1;
+  xm_mc_normal_pair(seed, (ulong)(s0 + s), (uint)j, &z0, &z1);
+  Z[s * nf + 2 * j] = scale[s] * z0;
+  if (2 * j + 1 < nf)
+    Z[s * nf + 2 * j + 1] = scale[s] * z1;
 }
