@@ -45,14 +45,17 @@ XM_INLINE xm_u64 xm_key(double x) {
   return (u >> 63) ? ~u : (u | ((xm_u64)1 << 63));
 }
 
-/* Radix selection (8 passes of 8 bits, no sort): the key of the k-th largest
- * of v[s * stride], s < S, and in *n_gt how many are strictly larger. */
+/* Radix selection (passes of 8 bits over the keys, no sort): the key of the
+ * k-th largest of v[s * stride], s < S, and in *n_gt how many are strictly
+ * larger. Once the bucket holding the k-th key has at most XM_SEL_CAP
+ * elements, one more pass gathers them and a small selection finishes. */
+#define XM_SEL_CAP 32
 XM_INLINE xm_u64 xm_select_kth(XM_GLOBAL const double *v, xm_i64 stride, xm_i64 S, xm_i64 k,
                                XM_PRIVATE xm_i64 *n_gt) {
   xm_u64 prefix = 0, mask = 0;
   xm_i64 need = k;
+  xm_u32 hist[256];
   for (int shift = 56; shift >= 0; shift -= 8) {
-    xm_u32 hist[256];
     for (int b = 0; b < 256; b++)
       hist[b] = 0u;
     for (xm_i64 s = 0; s < S; s++) {
@@ -67,6 +70,33 @@ XM_INLINE xm_u64 xm_select_kth(XM_GLOBAL const double *v, xm_i64 stride, xm_i64 
     }
     prefix |= (xm_u64)d << shift;
     mask |= (xm_u64)255 << shift;
+    if (shift > 0 && hist[d] <= XM_SEL_CAP) {
+      xm_u64 cand[XM_SEL_CAP];
+      int m = 0;
+      cand[0] = prefix;
+      for (xm_i64 s = 0; s < S && m < XM_SEL_CAP; s++) {
+        xm_u64 key = xm_key(v[s * stride]);
+        if ((key & mask) == prefix)
+          cand[m++] = key;
+      }
+      for (int i = 0; i < (int)need; i++) { /* partial selection sort, descending */
+        int best = i;
+        for (int j = i + 1; j < m; j++)
+          if (cand[j] > cand[best])
+            best = j;
+        xm_u64 t = cand[i];
+        cand[i] = cand[best];
+        cand[best] = t;
+      }
+      if (need > m) /* cannot happen: the bucket holds at least need keys */
+        need = m > 0 ? m : 1;
+      xm_u64 kk = cand[need - 1];
+      xm_i64 gt = 0;
+      for (int j = 0; j < m; j++)
+        gt += cand[j] > kk;
+      *n_gt = (k - need) + gt;
+      return kk;
+    }
   }
   *n_gt = k - need;
   return prefix;
@@ -145,22 +175,24 @@ XM_INLINE void xm_reduce_account(xm_i64 a, xm_i64 S, xm_i64 R, int G, XM_GLOBAL 
     xm_u64 k2 = 0;
     double mg = xm_risk_measure(row + 1 + g, R, S, measure, k, w, has_w, &s2, &k2, &n2);
     silo_set[(a * G + g) * K + x] = mg > 0.0 ? mg : 0.0;
-    double share = 0.0;
-    if (measure == XM_M_WORST) {
-      share = (has_w ? w[s_at] : 1.0) * row[s_at * R + 1 + g];
-    } else if (measure == XM_M_VAR) {
-      share = row[s_at * R + 1 + g];
-    } else {
-      xm_i64 ties = k - n_gt, seen = 0;
-      double sum = 0.0;
-      for (xm_i64 s = 0; s < S; s++) {
-        xm_u64 key = xm_key(row[s * R]);
-        if (key > kk || (key == kk && seen++ < ties))
-          sum += row[s * R + 1 + g];
-      }
-      share = sum / (double)k;
+    if (measure == XM_M_WORST)
+      attr_set[(a * G + g) * K + x] = (has_w ? w[s_at] : 1.0) * row[s_at * R + 1 + g];
+    else if (measure == XM_M_VAR)
+      attr_set[(a * G + g) * K + x] = row[s_at * R + 1 + g];
+    else
+      attr_set[(a * G + g) * K + x] = 0.0;
+  }
+  if (measure == XM_M_ES) {
+    /* One pass: the silo losses summed over the k tail scenarios. */
+    xm_i64 ties = k - n_gt, seen = 0;
+    for (xm_i64 s = 0; s < S; s++) {
+      xm_u64 key = xm_key(row[s * R]);
+      if (key > kk || (key == kk && seen++ < ties))
+        for (int g = 0; g < G; g++)
+          attr_set[(a * G + g) * K + x] += row[s * R + 1 + g];
     }
-    attr_set[(a * G + g) * K + x] = share;
+    for (int g = 0; g < G; g++)
+      attr_set[(a * G + g) * K + x] /= (double)k;
   }
 }
 
