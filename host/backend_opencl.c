@@ -69,6 +69,8 @@ static xm_status xm__ocl_open(xm_ctx *ctx) {
     return xm__fail(ctx, xm__cl_status(e), "clCreateCommandQueue: %s", xm__cl_errstr(e));
   if ((st = xm__build(ctx, XM_DOUBLE)) != XM_OK)
     return st;
+  if ((st = xm__apply_blas_tuning(ctx)) != XM_OK)
+    return st;
   return xm__build(ctx, XM_SINGLE);
 }
 
@@ -108,7 +110,7 @@ static xm_status xm__ocl_price(xm_ctx *ctx, xm_precision prec, const xm_contract
   XM__CL(ctx, clSetKernelArg(k, 0, sizeof nn, &nn));
   for (int i = 0; i < 10; i++)
     XM__CL(ctx, clSetKernelArg(k, (cl_uint)(i + 1), sizeof(cl_mem), &b[i]));
-  size_t lws = 64, gws = (n + lws - 1) / lws * lws;
+  size_t lws = xm__tuned_lws(ctx), gws = (n + lws - 1) / lws * lws;
   XM__CL(ctx, clEnqueueNDRangeKernel(o->queue, k, 1, NULL, &gws, &lws, 0, NULL, NULL));
   XM__CL(ctx, clEnqueueReadBuffer(o->queue, b[9], CL_TRUE, 0, n * sizeof(double), out, 0, NULL,
                                   NULL));
@@ -197,7 +199,7 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
   cl_mem bInstd = NULL, bInsti = NULL, bStart = NULL, bPi = NULL, bPs = NULL, bPq = NULL,
          bCross = NULL, bOutA = NULL, bOutS = NULL, bChol = NULL;
   double *Lhost = NULL;
-  const size_t lws = ctx->dev.is_gpu ? 128 : 16;
+  const size_t lws = xm__tuned_lws(ctx);
   if (!bX || !bW) {
     st = xm__fail(ctx, XM_ENOMEM, "out of memory");
     goto cleanup;

@@ -128,6 +128,11 @@ static inline void xm__progress(const xm__job *job, int64_t b, int64_t x) {
 typedef xm_status (*xm__syrk_fn)(xm_ctx *ctx, int64_t W, int64_t F, const double *R, double *C);
 typedef xm_status (*xm__evaluate_fn)(xm_ctx *ctx, xm__job *job);
 
+/* Tuning table (host/tuning.c): the work-group size of the kernels on ctx's
+ * device, and CLBlast parameters applied once per context. */
+size_t xm__tuned_lws(const xm_ctx *ctx);
+xm_status xm__apply_blas_tuning(xm_ctx *ctx);
+
 /* Memory the engine may plan with on ctx's device, and the largest single
  * buffer, bytes. */
 void xm__mem_budget(const xm_ctx *ctx, uint64_t *total, uint64_t *max_buf);

@@ -1,0 +1,65 @@
+/* Tuning numbers, one table per device class (ARCHITECTURE.md convention 6):
+ * the work-group size of xmargin's kernels and CLBlast's GEMM parameters where
+ * CLBlast's own database has none for the device. Overridable at run time:
+ * XM_LWS sets the work-group size. */
+#include <clblast_c.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xm_internal.h"
+
+typedef struct xm__tuning {
+  const char *platform; /* substring of the platform name; NULL matches any */
+  int gpu;              /* -1 any, 0 not a GPU, 1 a GPU */
+  size_t lws;           /* xmargin kernels' work-group size */
+  /* CLBlast Xgemm (double), in XM__XGEMM_NAMES order; all zero: CLBlast's own. */
+  size_t xgemm[16];
+} xm__tuning;
+
+static const char *const xm__xgemm_names[16] = {"GEMMK", "MWG",  "NWG",  "KWG",  "MDIMC", "NDIMC",
+                                                "MDIMA", "NDIMB", "KWI",  "VWM",  "VWN",   "STRM",
+                                                "STRN",  "SA",   "SB",   "KREG"};
+
+/* First match wins; the last row matches everything. The PoCL row comes from
+ * clblast_tuner_xgemm -precision 64 -m 2048 -n 512 -k 512 (a 2-core AVX-512
+ * EPYC, 2026-11-26): 33.6 GFLOP/s against 11 with CLBlast's defaults. */
+static const xm__tuning xm__tunings[] = {
+    {"Portable Computing Language", 0, 16, {0, 64, 16, 32, 8, 8, 8, 8, 2, 4, 1, 0, 0, 1, 1, 1}},
+    {NULL, 1, 128, {0}},
+    {NULL, -1, 16, {0}},
+};
+
+static const xm__tuning *xm__find_tuning(const xm_device_info *d) {
+  for (size_t i = 0; i < sizeof xm__tunings / sizeof xm__tunings[0]; i++) {
+    const xm__tuning *t = &xm__tunings[i];
+    if (t->platform && !strstr(d->platform, t->platform))
+      continue;
+    if (t->gpu >= 0 && t->gpu != d->is_gpu)
+      continue;
+    return t;
+  }
+  return &xm__tunings[sizeof xm__tunings / sizeof xm__tunings[0] - 1];
+}
+
+size_t xm__tuned_lws(const xm_ctx *ctx) {
+  const char *env = getenv("XM_LWS");
+  if (env && *env) {
+    long v = strtol(env, NULL, 10);
+    if (v > 0 && v <= 1024)
+      return (size_t)v;
+  }
+  return xm__find_tuning(&ctx->dev)->lws;
+}
+
+xm_status xm__apply_blas_tuning(xm_ctx *ctx) {
+  const xm__tuning *t = xm__find_tuning(&ctx->dev);
+  if (t->xgemm[1] == 0) /* MWG = 0: keep CLBlast's database */
+    return XM_OK;
+  CLBlastStatusCode c = CLBlastOverrideParameters(ctx->ocl.device, "Xgemm", CLBlastPrecisionDouble,
+                                                  16, (const char **)xm__xgemm_names, t->xgemm);
+  if (c != CLBlastSuccess)
+    return xm__fail(ctx, XM_EOPENCL, "CLBlast refused the Xgemm tuning for %s (status %d)",
+                    ctx->dev.name, (int)c);
+  return XM_OK;
+}
