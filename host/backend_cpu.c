@@ -166,7 +166,8 @@ static xm_status xm__cpu_evaluate(xm_ctx *ctx, xm__job *job) {
       int has_w = set->w != NULL;
 #pragma omp parallel for schedule(dynamic, 16) num_threads(ctx->threads)
       for (int64_t a = 0; a < na; a++)
-        xm_reduce_account(a, set->S, R, G, L, set->measure, set->k, set->w, has_w, K, x, by_set,
+        xm_reduce_account(a, set->S, R, G, L, set->measure, set->k, set->w, has_w, K, x,
+                          bk->pos_start, bk->pos_silo, by_set,
                           silo_set, attr_set);
       if (job->pnl && job->pnl[x]) {
         for (int64_t s = 0; s < set->S; s++)

@@ -370,9 +370,11 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
       XM__SET(k, 7, has_w);
       XM__SET(k, 8, K);
       XM__SET(k, 9, x);
-      XM__SET(k, 10, bBy);
-      XM__SET(k, 11, bSilo);
-      XM__SET(k, 12, bAttr);
+      XM__SET(k, 10, bStart);
+      XM__SET(k, 11, bPs);
+      XM__SET(k, 12, bBy);
+      XM__SET(k, 13, bSilo);
+      XM__SET(k, 14, bAttr);
       XM__CL(ctx, xm__run1(o->queue, k, (size_t)na, lws));
       if (job->pnl && job->pnl[x]) {
         XM__CL(ctx, clEnqueueReadBuffer(o->queue, bL, CL_TRUE, 0,

@@ -163,14 +163,35 @@ XM_INLINE double xm_risk_measure(XM_GLOBAL const double *v, xm_i64 stride, xm_i6
  * Outputs at by_set[a * K + x] and silo_set/attr_set[(a * G + g) * K + x]. */
 XM_INLINE void xm_reduce_account(xm_i64 a, xm_i64 S, xm_i64 R, int G, XM_GLOBAL const double *L,
                                  int measure, xm_i64 k, XM_GLOBAL const double *w, int has_w,
-                                 xm_i64 K, xm_i64 x, XM_GLOBAL double *by_set,
+                                 xm_i64 K, xm_i64 x, XM_GLOBAL const int *pos_start,
+                                 XM_GLOBAL const int *pos_silo, XM_GLOBAL double *by_set,
                                  XM_GLOBAL double *silo_set, XM_GLOBAL double *attr_set) {
   XM_GLOBAL const double *row = L + a * (G + 1);
   xm_i64 s_at = 0, n_gt = 0;
   xm_u64 kk = 0;
   double m = xm_risk_measure(row, R, S, measure, k, w, has_w, &s_at, &kk, &n_gt);
   by_set[a * K + x] = m > 0.0 ? m : 0.0;
+  /* Positions are sorted by silo: a silo with none has an all-zero row (measure
+   * and share 0); when all of them are in one silo, that silo's row is the
+   * account's row summed in the same order, bit for bit, so its measure is m. */
+  int p0 = pos_start[a], p1 = pos_start[a + 1];
+  if (p1 == p0 || pos_silo[p0] == pos_silo[p1 - 1]) {
+    for (int g = 0; g < G; g++) {
+      int only = p1 > p0 && g == pos_silo[p0];
+      silo_set[(a * G + g) * K + x] = only && m > 0.0 ? m : 0.0;
+      attr_set[(a * G + g) * K + x] = only ? m : 0.0;
+    }
+    return;
+  }
+  int p = p0;
   for (int g = 0; g < G; g++) {
+    while (p < p1 && pos_silo[p] < g)
+      p++;
+    if (!(p < p1 && pos_silo[p] == g)) {
+      silo_set[(a * G + g) * K + x] = 0.0;
+      attr_set[(a * G + g) * K + x] = 0.0;
+      continue;
+    }
     xm_i64 s2 = 0, n2 = 0;
     xm_u64 k2 = 0;
     double mg = xm_risk_measure(row + 1 + g, R, S, measure, k, w, has_w, &s2, &k2, &n2);

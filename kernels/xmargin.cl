@@ -64,12 +64,14 @@ __kernel void xm_k_aggregate(const long na, const long ns, const long s0, const 
 
 __kernel void xm_k_reduce(const long na, const long S, const int G, __global const double *L,
                           const int measure, const long k, __global const double *w,
-                          const int has_w, const long K, const long x, __global double *by_set,
-                          __global double *silo_set, __global double *attr_set) {
+                          const int has_w, const long K, const long x,
+                          __global const int *pos_start, __global const int *pos_silo,
+                          __global double *by_set, __global double *silo_set,
+                          __global double *attr_set) {
   long a = get_global_id(0);
   if (a < na)
-    xm_reduce_account(a, S, na * (G + 1), G, L, measure, k, w, has_w, K, x, by_set, silo_set,
-                      attr_set);
+    xm_reduce_account(a, S, na * (G + 1), G, L, measure, k, w, has_w, K, x, pos_start, pos_silo,
+                      by_set, silo_set, attr_set);
 }
 
 __kernel void xm_k_combine(const long na, const int G, const long K, __global const double *by_set,
