@@ -88,10 +88,13 @@ static xm_status xm__cpu_evaluate(xm_ctx *ctx, xm__job *job) {
   xm_status st = XM_OK;
   int G = job->G;
   int64_t K = job->K, F = job->F;
-  double **X = calloc((size_t)K, sizeof *X);
+  double **X = calloc((size_t)K, sizeof *X), **EX = calloc((size_t)K, sizeof *EX);
   double *ell = NULL, *L = NULL, *silo_set = NULL, *attr_set = NULL, *by_set = NULL;
-  if (!X)
+  if (!X || !EX) {
+    free(X);
+    free(EX);
     return xm__fail(ctx, XM_ENOMEM, "out of memory");
+  }
   double t0 = xm__now();
   for (int64_t x = 0; x < K; x++) {
     xm__set *set = &job->sets[x];
@@ -110,6 +113,18 @@ static xm_status xm__cpu_evaluate(xm_ctx *ctx, xm__job *job) {
       set->X = X[x];
       X[x] = NULL; /* now owned by the set; still read below through set->X */
     }
+  }
+  /* exp of every shock, once per set (price factors move by S exp(x)). */
+  for (int64_t x = 0; x < K; x++) {
+    const double *Xs = X[x] ? X[x] : job->sets[x].X;
+    int64_t m = job->sets[x].S * F;
+    if (!(EX[x] = malloc((size_t)(m + 1) * sizeof(double)))) {
+      st = xm__fail(ctx, XM_ENOMEM, "exp of the shocks of set %s", job->sets[x].name);
+      goto cleanup;
+    }
+#pragma omp parallel for schedule(static) num_threads(ctx->threads)
+    for (int64_t j = 0; j < m; j++)
+      EX[x][j] = exp(Xs[j]);
   }
   job->t_scen = xm__now() - t0;
   t0 = xm__now();
@@ -151,10 +166,11 @@ static xm_status xm__cpu_evaluate(xm_ctx *ctx, xm__job *job) {
 #pragma omp parallel for schedule(static) num_threads(ctx->threads)
         for (int64_t q = 0; q < ns * n; q++) {
           int64_t s = q / n, i = q % n;
-          const double *xrow = Xs + (s0 + s) * F;
-          ell[q] = single ? xm_loss_f(i, n, bk->instd, bk->insti, xrow,
+          const double *xrow = Xs + (s0 + s) * F, *erow = EX[x] + (s0 + s) * F;
+          ell[q] = single ? xm_loss_f(i, n, bk->instd, bk->insti, xrow, erow,
                                       (float)cfg->pricing.vol_floor)
-                          : xm_loss_d(i, n, bk->instd, bk->insti, xrow, cfg->pricing.vol_floor);
+                          : xm_loss_d(i, n, bk->instd, bk->insti, xrow, erow,
+                                      cfg->pricing.vol_floor);
         }
 #pragma omp parallel for schedule(static) num_threads(ctx->threads)
         for (int64_t q = 0; q < ns * na; q++) {
@@ -186,9 +202,12 @@ static xm_status xm__cpu_evaluate(xm_ctx *ctx, xm__job *job) {
   }
   job->t_eval = xm__now() - t0;
 cleanup:
-  for (int64_t x = 0; x < K; x++)
+  for (int64_t x = 0; x < K; x++) {
     if (X[x] && X[x] != job->sets[x].X)
       free(X[x]);
+    free(EX[x]);
+  }
+  free(EX);
   free(X);
   free(attr_set);
   free(silo_set);

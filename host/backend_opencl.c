@@ -181,10 +181,10 @@ static cl_int xm__run2(cl_command_queue q, cl_kernel k, size_t n0, size_t n1, si
 
 #define XM__SET(k, i, v) XM__CL(ctx, clSetKernelArg((k), (i), sizeof(v), &(v)))
 
-enum { KT_TODAY, KT_REVALUE, KT_AGG, KT_REDUCE, KT_COMBINE, KT_SCALE, KT_NORMALS, KT_N };
+enum { KT_TODAY, KT_REVALUE, KT_AGG, KT_REDUCE, KT_COMBINE, KT_SCALE, KT_NORMALS, KT_EXP, KT_N };
 static const char *const xm__knames[KT_N] = {"xm_k_today",   "xm_k_revalue",  "xm_k_aggregate",
                                              "xm_k_reduce",  "xm_k_combine",  "xm_k_mc_scale",
-                                             "xm_k_mc_normals"};
+                                             "xm_k_mc_normals", "xm_k_exp"};
 
 static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
   xm__ocl *o = &ctx->ocl;
@@ -195,12 +195,13 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
   cl_long K = job->K, F = job->F;
   cl_kernel kr[KT_N] = {0};
   cl_mem *bX = calloc((size_t)K, sizeof *bX), *bW = calloc((size_t)K, sizeof *bW);
+  cl_mem *bEX = calloc((size_t)K, sizeof *bEX);
   cl_mem bZ = NULL, bScale = NULL, bL = NULL, bEll = NULL, bBy = NULL, bSilo = NULL, bAttr = NULL;
   cl_mem bInstd = NULL, bInsti = NULL, bStart = NULL, bPi = NULL, bPs = NULL, bPq = NULL,
          bCross = NULL, bOutA = NULL, bOutS = NULL, bChol = NULL;
   double *Lhost = NULL;
   const size_t lws = xm__tuned_lws(ctx);
-  if (!bX || !bW) {
+  if (!bX || !bW || !bEX) {
     st = xm__fail(ctx, XM_ENOMEM, "out of memory");
     goto cleanup;
   }
@@ -265,6 +266,15 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
       }
       XM__CL(ctx, clEnqueueReadBuffer(o->queue, bX[x], CL_TRUE, 0, bytes, set->X, 0, NULL, NULL));
     }
+  }
+  for (cl_long x = 0; x < K; x++) { /* exp of every shock, once per set */
+    cl_long m = job->sets[x].S * F;
+    bEX[x] = xm__buf(ctx, (size_t)m * sizeof(double), NULL, &e);
+    XM__CL(ctx, e);
+    XM__SET(kr[KT_EXP], 0, m);
+    XM__SET(kr[KT_EXP], 1, bX[x]);
+    XM__SET(kr[KT_EXP], 2, bEX[x]);
+    XM__CL(ctx, xm__run1(o->queue, kr[KT_EXP], (size_t)m, lws));
   }
   XM__CL(ctx, clFinish(o->queue));
   job->t_scen = xm__now() - t0;
@@ -340,8 +350,9 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
         XM__SET(k, 4, bInstd);
         XM__SET(k, 5, bInsti);
         XM__SET(k, 6, bX[x]);
-        XM__SET(k, 7, vfl);
-        XM__SET(k, 8, bEll);
+        XM__SET(k, 7, bEX[x]);
+        XM__SET(k, 8, vfl);
+        XM__SET(k, 9, bEll);
         XM__CL(ctx, xm__run2(o->queue, k, (size_t)n, (size_t)ns, lws));
         k = kr[KT_AGG];
         XM__SET(k, 0, na);
@@ -431,12 +442,15 @@ cleanup:
       if (m[i])
         clReleaseMemObject(m[i]);
   }
-  for (cl_long x = 0; bX && bW && x < K; x++) {
+  for (cl_long x = 0; bX && bW && bEX && x < K; x++) {
+    if (bEX[x])
+      clReleaseMemObject(bEX[x]);
     if (bW[x])
       clReleaseMemObject(bW[x]);
     if (bX[x])
       clReleaseMemObject(bX[x]);
   }
+  free(bEX);
   free(bW);
   free(bX);
   for (int i = KT_N - 1; i >= 0; i--)

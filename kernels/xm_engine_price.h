@@ -36,14 +36,16 @@ XM_INLINE void XM_FN(xm_today)(xm_i64 i, xm_i64 n, XM_GLOBAL double *instd,
 }
 
 /* Loss of one contract of instrument i in the scenario whose shocks are
- * x[0..nf) (columns: the run's factors), from the terms xm_today prepared:
+ * x[0..nf) (columns: the run's factors) and ex = exp(x) (computed once per
+ * scenario and factor, not per instrument), from the terms xm_today prepared:
  * the same value as xm_contract_loss (METHODOLOGY.md section 2). */
 XM_INLINE double XM_FN(xm_loss)(xm_i64 i, xm_i64 n, XM_GLOBAL const double *instd,
                                 XM_GLOBAL const int *insti, XM_GLOBAL const double *x,
-                                XM_REAL vol_floor) {
+                                XM_GLOBAL const double *ex, XM_REAL vol_floor) {
   int type = insti[XM_II_TYPE * n + i], vf = insti[XM_II_VOL * n + i];
-  XM_REAL xs = (XM_REAL)x[insti[XM_II_UND * n + i]];
-  XM_REAL S1 = (XM_REAL)instd[XM_ID_S0 * n + i] * exp(xs);
+  int u = insti[XM_II_UND * n + i];
+  XM_REAL xs = (XM_REAL)x[u];
+  XM_REAL S1 = (XM_REAL)instd[XM_ID_S0 * n + i] * (XM_REAL)ex[u];
   XM_REAL v1;
   if (type < XM_T_OPTION) {
     v1 = S1;

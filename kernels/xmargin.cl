@@ -39,15 +39,23 @@ __kernel void xm_k_today(const long n, __global double *instd, __global const in
     xm_today(i, n, instd, insti, (XM_REAL)dt, (XM_REAL)p);
 }
 
-/* ell[s][i] for scenarios s0 .. s0+ns of the set's shocks X[s][nf]. */
+/* ell[s][i] for scenarios s0 .. s0+ns of the set's shocks X[s][nf], EX = exp(X). */
 __kernel void xm_k_revalue(const long n, const long ns, const long s0, const long nf,
                            __global const double *instd, __global const int *insti,
-                           __global const double *X, const double vol_floor,
-                           __global double *ell) {
+                           __global const double *X, __global const double *EX,
+                           const double vol_floor, __global double *ell) {
   long i = get_global_id(0), s = get_global_id(1);
   if (i >= n || s >= ns)
     return;
-  ell[s * n + i] = xm_loss(i, n, instd, insti, X + (s0 + s) * nf, (XM_REAL)vol_floor);
+  ell[s * n + i] =
+      xm_loss(i, n, instd, insti, X + (s0 + s) * nf, EX + (s0 + s) * nf, (XM_REAL)vol_floor);
+}
+
+/* EX = exp(X), elementwise over m shocks. */
+__kernel void xm_k_exp(const long m, __global const double *X, __global double *EX) {
+  long j = get_global_id(0);
+  if (j < m)
+    EX[j] = exp(X[j]);
 }
 
 __kernel void xm_k_aggregate(const long na, const long ns, const long s0, const long n,
