@@ -163,20 +163,21 @@ static xm_status xm__cpu_evaluate(xm_ctx *ctx, xm__job *job) {
       const double *Xs = X[x] ? X[x] : set->X;
       for (int64_t s0 = 0; s0 < set->S; s0 += bk->tile) {
         int64_t ns = set->S - s0 < bk->tile ? set->S - s0 : bk->tile;
+        /* One scenario per iteration: no index division in the inner loops. */
 #pragma omp parallel for schedule(static) num_threads(ctx->threads)
-        for (int64_t q = 0; q < ns * n; q++) {
-          int64_t s = q / n, i = q % n;
+        for (int64_t s = 0; s < ns; s++) {
           const double *xrow = Xs + (s0 + s) * F, *erow = EX[x] + (s0 + s) * F;
-          ell[q] = single ? xm_loss_f(i, n, bk->instd, bk->insti, xrow, erow,
-                                      (float)cfg->pricing.vol_floor)
-                          : xm_loss_d(i, n, bk->instd, bk->insti, xrow, erow,
-                                      cfg->pricing.vol_floor);
-        }
-#pragma omp parallel for schedule(static) num_threads(ctx->threads)
-        for (int64_t q = 0; q < ns * na; q++) {
-          int64_t s = q / na, a = q % na;
-          xm_aggregate(a, G, ell + s * n, bk->pos_start, bk->pos_inst, bk->pos_silo, bk->pos_qty,
-                       L + (s0 + s) * R);
+          double *out = ell + s * n;
+          if (single)
+            for (int64_t i = 0; i < n; i++)
+              out[i] = xm_loss_f(i, n, bk->instd, bk->insti, xrow, erow,
+                                 (float)cfg->pricing.vol_floor);
+          else
+            for (int64_t i = 0; i < n; i++)
+              out[i] = xm_loss_d(i, n, bk->instd, bk->insti, xrow, erow, cfg->pricing.vol_floor);
+          for (int64_t a = 0; a < na; a++)
+            xm_aggregate(a, G, out, bk->pos_start, bk->pos_inst, bk->pos_silo, bk->pos_qty,
+                         L + (s0 + s) * R);
         }
       }
       int has_w = set->w != NULL;
