@@ -64,7 +64,10 @@ static xm_status xm__ocl_open(xm_ctx *ctx) {
   o->context = clCreateContext(props, 1, &o->device, NULL, NULL, &e);
   if (e != CL_SUCCESS)
     return xm__fail(ctx, xm__cl_status(e), "clCreateContext: %s", xm__cl_errstr(e));
-  o->queue = clCreateCommandQueue(o->context, o->device, 0, &e);
+  /* XM_PROFILE=1: kernel times from OpenCL events, printed after each run. */
+  const char *prof = getenv("XM_PROFILE");
+  o->queue = clCreateCommandQueue(o->context, o->device,
+                                  prof && *prof && *prof != '0' ? CL_QUEUE_PROFILING_ENABLE : 0, &e);
   if (e != CL_SUCCESS)
     return xm__fail(ctx, xm__cl_status(e), "clCreateCommandQueue: %s", xm__cl_errstr(e));
   if ((st = xm__build(ctx, XM_DOUBLE)) != XM_OK)
@@ -170,13 +173,36 @@ cleanup:
 
 static size_t xm__round(size_t n, size_t m) { return (n + m - 1) / m * m; }
 
-static cl_int xm__run1(cl_command_queue q, cl_kernel k, size_t n, size_t lws) {
-  size_t g = xm__round(n ? n : 1, lws);
-  return clEnqueueNDRangeKernel(q, k, 1, NULL, &g, &lws, 0, NULL, NULL);
+/* Enqueues kernel kid; with profiling on, waits for it and adds its time. */
+typedef struct xm__launcher {
+  cl_command_queue q;
+  int profile;
+  double ms[16];
+} xm__launcher;
+
+static cl_int xm__launch(xm__launcher *ln, int kid, cl_kernel k, cl_uint dims, const size_t *g,
+                         const size_t *l) {
+  cl_event ev = NULL;
+  cl_int e = clEnqueueNDRangeKernel(ln->q, k, dims, NULL, g, l, 0, NULL, ln->profile ? &ev : NULL);
+  if (e != CL_SUCCESS || !ev)
+    return e;
+  e = clWaitForEvents(1, &ev);
+  cl_ulong t0 = 0, t1 = 0;
+  if (e == CL_SUCCESS &&
+      clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL) == CL_SUCCESS &&
+      clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL) == CL_SUCCESS)
+    ln->ms[kid] += 1e-6 * (double)(t1 - t0);
+  clReleaseEvent(ev);
+  return e;
 }
-static cl_int xm__run2(cl_command_queue q, cl_kernel k, size_t n0, size_t n1, size_t l0) {
+
+static cl_int xm__run1(xm__launcher *ln, int kid, cl_kernel k, size_t n, size_t lws) {
+  size_t g = xm__round(n ? n : 1, lws);
+  return xm__launch(ln, kid, k, 1, &g, &lws);
+}
+static cl_int xm__run2(xm__launcher *ln, int kid, cl_kernel k, size_t n0, size_t n1, size_t l0) {
   size_t g[2] = {xm__round(n0 ? n0 : 1, l0), n1 ? n1 : 1}, l[2] = {l0, 1};
-  return clEnqueueNDRangeKernel(q, k, 2, NULL, g, l, 0, NULL, NULL);
+  return xm__launch(ln, kid, k, 2, g, l);
 }
 
 #define XM__SET(k, i, v) XM__CL(ctx, clSetKernelArg((k), (i), sizeof(v), &(v)))
@@ -201,6 +227,11 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
          bCross = NULL, bOutA = NULL, bOutS = NULL, bChol = NULL;
   double *Lhost = NULL;
   const size_t lws = xm__tuned_lws(ctx);
+  const char *prof = getenv("XM_PROFILE");
+  xm__launcher ln;
+  memset(&ln, 0, sizeof ln);
+  ln.q = o->queue;
+  ln.profile = prof && *prof && *prof != '0';
   if (!bX || !bW || !bEX) {
     st = xm__fail(ctx, XM_ENOMEM, "out of memory");
     goto cleanup;
@@ -239,14 +270,14 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
     XM__SET(kr[KT_SCALE], 4, nu);
     XM__SET(kr[KT_SCALE], 5, h);
     XM__SET(kr[KT_SCALE], 6, bScale);
-    XM__CL(ctx, xm__run1(o->queue, kr[KT_SCALE], (size_t)S, lws));
+    XM__CL(ctx, xm__run1(&ln, KT_SCALE, kr[KT_SCALE], (size_t)S, lws));
     XM__SET(kr[KT_NORMALS], 0, S);
     XM__SET(kr[KT_NORMALS], 1, s0);
     XM__SET(kr[KT_NORMALS], 2, F);
     XM__SET(kr[KT_NORMALS], 3, seed);
     XM__SET(kr[KT_NORMALS], 4, bScale);
     XM__SET(kr[KT_NORMALS], 5, bZ);
-    XM__CL(ctx, xm__run2(o->queue, kr[KT_NORMALS], (size_t)(F + 1) / 2, (size_t)S, lws));
+    XM__CL(ctx, xm__run2(&ln, KT_NORMALS, kr[KT_NORMALS], (size_t)(F + 1) / 2, (size_t)S, lws));
     bChol = xm__buf(ctx, (size_t)(F * F) * sizeof(double), set->chol, &e);
     XM__CL(ctx, e);
     st = xm__blast(ctx,
@@ -274,7 +305,7 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
     XM__SET(kr[KT_EXP], 0, m);
     XM__SET(kr[KT_EXP], 1, bX[x]);
     XM__SET(kr[KT_EXP], 2, bEX[x]);
-    XM__CL(ctx, xm__run1(o->queue, kr[KT_EXP], (size_t)m, lws));
+    XM__CL(ctx, xm__run1(&ln, KT_EXP, kr[KT_EXP], (size_t)m, lws));
   }
   XM__CL(ctx, clFinish(o->queue));
   job->t_scen = xm__now() - t0;
@@ -336,7 +367,7 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
     XM__SET(kr[KT_TODAY], 2, bInsti);
     XM__SET(kr[KT_TODAY], 3, dt);
     XM__SET(kr[KT_TODAY], 4, p);
-    XM__CL(ctx, xm__run1(o->queue, kr[KT_TODAY], (size_t)n, lws));
+    XM__CL(ctx, xm__run1(&ln, KT_TODAY, kr[KT_TODAY], (size_t)n, lws));
     for (cl_long x = 0; x < K; x++) {
       const xm__set *set = &job->sets[x];
       cl_long S = set->S;
@@ -353,7 +384,7 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
         XM__SET(k, 7, bEX[x]);
         XM__SET(k, 8, vfl);
         XM__SET(k, 9, bEll);
-        XM__CL(ctx, xm__run2(o->queue, k, (size_t)n, (size_t)ns, lws));
+        XM__CL(ctx, xm__run2(&ln, KT_REVALUE, k, (size_t)n, (size_t)ns, lws));
         k = kr[KT_AGG];
         XM__SET(k, 0, na);
         XM__SET(k, 1, ns);
@@ -366,7 +397,7 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
         XM__SET(k, 8, bPs);
         XM__SET(k, 9, bPq);
         XM__SET(k, 10, bL);
-        XM__CL(ctx, xm__run2(o->queue, k, (size_t)na, (size_t)ns, lws));
+        XM__CL(ctx, xm__run2(&ln, KT_AGG, k, (size_t)na, (size_t)ns, lws));
       }
       cl_kernel k = kr[KT_REDUCE];
       cl_int measure = set->measure, has_w = set->w != NULL;
@@ -386,7 +417,7 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
       XM__SET(k, 12, bBy);
       XM__SET(k, 13, bSilo);
       XM__SET(k, 14, bAttr);
-      XM__CL(ctx, xm__run1(o->queue, k, (size_t)na, lws));
+      XM__CL(ctx, xm__run1(&ln, KT_REDUCE, k, (size_t)na, lws));
       if (job->pnl && job->pnl[x]) {
         XM__CL(ctx, clEnqueueReadBuffer(o->queue, bL, CL_TRUE, 0,
                                         (size_t)(S * R) * sizeof(double), Lhost, 0, NULL, NULL));
@@ -417,7 +448,7 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
     XM__SET(k, 14, pc);
     XM__SET(k, 15, bOutA);
     XM__SET(k, 16, bOutS);
-    XM__CL(ctx, xm__run1(o->queue, k, (size_t)na, lws));
+    XM__CL(ctx, xm__run1(&ln, KT_COMBINE, k, (size_t)na, lws));
     XM__CL(ctx, clEnqueueReadBuffer(o->queue, bOutA, CL_FALSE, 0,
                                     (size_t)(na * XM_NOUT) * sizeof(double),
                                     job->out_acct + bk->a0 * XM_NOUT, 0, NULL, NULL));
@@ -433,6 +464,12 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
     }
   }
   job->t_eval = xm__now() - t0;
+  if (ln.profile) {
+    fprintf(stderr, "xmargin profile (%s, ms):", ctx->dev.name);
+    for (int i = 0; i < KT_N; i++)
+      fprintf(stderr, " %s %.3f", xm__knames[i] + 5, ln.ms[i]);
+    fprintf(stderr, "\n");
+  }
 cleanup:
   free(Lhost);
   {

@@ -203,6 +203,22 @@ static int xm__cmp_posref(const void *pa, const void *pb) {
   return 0;
 }
 
+/* qsort has no context argument in C11: the portfolio being planned. The
+ * engine plans one run at a time per thread of the caller. */
+static _Thread_local const xm_portfolio *xm__sort_pf;
+
+static int xm__cmp_inst(const void *pa, const void *pb) {
+  const xm_portfolio *pf = xm__sort_pf;
+  int32_t a = *(const int32_t *)pa, b = *(const int32_t *)pb;
+  if (pf->inst_type[a] != pf->inst_type[b])
+    return pf->inst_type[a] < pf->inst_type[b] ? -1 : 1;
+  if (pf->inst_call[a] != pf->inst_call[b])
+    return pf->inst_call[a] < pf->inst_call[b] ? -1 : 1;
+  if (pf->inst_underlying[a] != pf->inst_underlying[b])
+    return pf->inst_underlying[a] < pf->inst_underlying[b] ? -1 : 1;
+  return a < b ? -1 : (a > b);
+}
+
 static void xm__free_blocks(xm__job *job) {
   for (int64_t b = 0; job->blocks && b < job->n_blocks; b++) {
     xm__block *bk = &job->blocks[b];
@@ -226,8 +242,9 @@ static xm_status xm__plan(xm_ctx *ctx, const xm_portfolio *pf, const int64_t *fc
   xm__posref *pr = malloc((size_t)(N + 1) * sizeof *pr);
   int64_t *mark = malloc((size_t)(pf->n_instruments + 1) * sizeof *mark);
   int32_t *local = malloc((size_t)(pf->n_instruments + 1) * sizeof *local);
+  int32_t *order = malloc((size_t)(pf->n_instruments + 1) * sizeof *order);
   xm_status st = XM_OK;
-  if (!pr || !mark || !local) {
+  if (!pr || !mark || !local || !order) {
     st = xm__fail(ctx, XM_ENOMEM, "planning %lld positions", (long long)N);
     goto cleanup;
   }
@@ -283,8 +300,14 @@ static xm_status xm__plan(xm_ctx *ctx, const xm_portfolio *pf, const int64_t *fc
     for (int64_t p = p0; p < p1; p++)
       if (mark[pr[p].inst] != b) {
         mark[pr[p].inst] = b;
-        local[pr[p].inst] = (int32_t)ni++;
+        order[ni++] = pr[p].inst;
       }
+    /* Local order by (type, call, underlying): neighbouring work items take the
+     * same branch of the pricing (no divergence on GPUs, vectorisable on CPUs). */
+    xm__sort_pf = pf;
+    qsort(order, (size_t)ni, sizeof *order, xm__cmp_inst);
+    for (int64_t j = 0; j < ni; j++)
+      local[order[j]] = (int32_t)j;
     int64_t np = p1 - p0;
     bk->n_inst = ni;
     bk->instd = malloc((size_t)(XM_ND * ni + 1) * sizeof(double));
@@ -335,6 +358,7 @@ static xm_status xm__plan(xm_ctx *ctx, const xm_portfolio *pf, const int64_t *fc
     p0 = p1;
   }
 cleanup:
+  free(order);
   free(local);
   free(mark);
   free(pr);
