@@ -152,6 +152,8 @@ static xm_status xm__cpu_evaluate(xm_ctx *ctx, xm__job *job) {
   for (int64_t b = 0; b < job->n_blocks; b++) {
     xm__block *bk = &job->blocks[b];
     int64_t n = bk->n_inst, na = bk->na, R = na * (G + 1);
+    /* scenario-major: one scenario's losses of every account are adjacent */
+    xm_layout lay = {G + 1, 1, R};
     for (int64_t i = 0; i < n; i++) {
       if (single)
         xm_today_f(i, n, bk->instd, bk->insti, (float)dt, (float)cfg->pricing.vol_term_power);
@@ -176,14 +178,14 @@ static xm_status xm__cpu_evaluate(xm_ctx *ctx, xm__job *job) {
             for (int64_t i = 0; i < n; i++)
               out[i] = xm_loss_d(i, n, bk->instd, bk->insti, xrow, erow, cfg->pricing.vol_floor);
           for (int64_t a = 0; a < na; a++)
-            xm_aggregate(a, G, out, bk->pos_start, bk->pos_inst, bk->pos_silo, bk->pos_qty,
-                         L + (s0 + s) * R);
+            xm_aggregate(a, s0 + s, G, out, 1, bk->pos_start, bk->pos_inst, bk->pos_silo,
+                         bk->pos_qty, L, lay);
         }
       }
       int has_w = set->w != NULL;
 #pragma omp parallel for schedule(dynamic, 16) num_threads(ctx->threads)
       for (int64_t a = 0; a < na; a++)
-        xm_reduce_account(a, set->S, R, G, L, set->measure, set->k, set->w, has_w, K, x,
+        xm_reduce_account(a, set->S, lay, G, L, set->measure, set->k, set->w, has_w, K, x,
                           bk->pos_start, bk->pos_silo, by_set,
                           silo_set, attr_set);
       if (job->pnl && job->pnl[x]) {

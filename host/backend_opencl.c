@@ -371,6 +371,9 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
     for (cl_long x = 0; x < K; x++) {
       const xm__set *set = &job->sets[x];
       cl_long S = set->S;
+      /* account-row-major: each (account, component) row of S losses is
+       * contiguous, written coalesced by aggregation */
+      cl_long cs = S, ca = (G + 1) * S, ss = 1;
       for (cl_long s0 = 0; s0 < S; s0 += bk->tile) {
         cl_long ns = S - s0 < bk->tile ? S - s0 : bk->tile;
         cl_kernel k = kr[KT_REVALUE];
@@ -384,20 +387,22 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
         XM__SET(k, 7, bEX[x]);
         XM__SET(k, 8, vfl);
         XM__SET(k, 9, bEll);
-        XM__CL(ctx, xm__run2(&ln, KT_REVALUE, k, (size_t)n, (size_t)ns, lws));
+        XM__CL(ctx, xm__run2(&ln, KT_REVALUE, k, (size_t)ns, (size_t)n, lws));
         k = kr[KT_AGG];
         XM__SET(k, 0, na);
         XM__SET(k, 1, ns);
         XM__SET(k, 2, s0);
-        XM__SET(k, 3, n);
-        XM__SET(k, 4, G);
-        XM__SET(k, 5, bEll);
-        XM__SET(k, 6, bStart);
-        XM__SET(k, 7, bPi);
-        XM__SET(k, 8, bPs);
-        XM__SET(k, 9, bPq);
-        XM__SET(k, 10, bL);
-        XM__CL(ctx, xm__run2(&ln, KT_AGG, k, (size_t)na, (size_t)ns, lws));
+        XM__SET(k, 3, G);
+        XM__SET(k, 4, bEll);
+        XM__SET(k, 5, bStart);
+        XM__SET(k, 6, bPi);
+        XM__SET(k, 7, bPs);
+        XM__SET(k, 8, bPq);
+        XM__SET(k, 9, bL);
+        XM__SET(k, 10, ca);
+        XM__SET(k, 11, cs);
+        XM__SET(k, 12, ss);
+        XM__CL(ctx, xm__run2(&ln, KT_AGG, k, (size_t)ns, (size_t)na, lws));
       }
       cl_kernel k = kr[KT_REDUCE];
       cl_int measure = set->measure, has_w = set->w != NULL;
@@ -406,24 +411,27 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
       XM__SET(k, 1, S);
       XM__SET(k, 2, G);
       XM__SET(k, 3, bL);
-      XM__SET(k, 4, measure);
-      XM__SET(k, 5, kk);
-      XM__SET(k, 6, bW[x]);
-      XM__SET(k, 7, has_w);
-      XM__SET(k, 8, K);
-      XM__SET(k, 9, x);
-      XM__SET(k, 10, bStart);
-      XM__SET(k, 11, bPs);
-      XM__SET(k, 12, bBy);
-      XM__SET(k, 13, bSilo);
-      XM__SET(k, 14, bAttr);
+      XM__SET(k, 4, ca);
+      XM__SET(k, 5, cs);
+      XM__SET(k, 6, ss);
+      XM__SET(k, 7, measure);
+      XM__SET(k, 8, kk);
+      XM__SET(k, 9, bW[x]);
+      XM__SET(k, 10, has_w);
+      XM__SET(k, 11, K);
+      XM__SET(k, 12, x);
+      XM__SET(k, 13, bStart);
+      XM__SET(k, 14, bPs);
+      XM__SET(k, 15, bBy);
+      XM__SET(k, 16, bSilo);
+      XM__SET(k, 17, bAttr);
       XM__CL(ctx, xm__run1(&ln, KT_REDUCE, k, (size_t)na, lws));
       if (job->pnl && job->pnl[x]) {
         XM__CL(ctx, clEnqueueReadBuffer(o->queue, bL, CL_TRUE, 0,
                                         (size_t)(S * R) * sizeof(double), Lhost, 0, NULL, NULL));
         for (cl_long s = 0; s < S; s++)
           for (cl_long a = 0; a < na; a++)
-            job->pnl[x][s * job->A + bk->a0 + a] = (float)Lhost[s * R + a * (G + 1)];
+            job->pnl[x][s * job->A + bk->a0 + a] = (float)Lhost[a * ca + s * ss];
       }
       if (job->progress) {
         XM__CL(ctx, clFinish(o->queue));

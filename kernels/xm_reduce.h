@@ -2,32 +2,40 @@
  * common subset of C99 and OpenCL C, double precision. One call = one work
  * item: the kernels and the cpu backend call the same functions.
  *
- * Loss buffer of a block: L[s * R + a * (G + 1) + c], scenario-major, R =
+ * Loss buffer of a block: see xm_layout (the cpu backend keeps it
+ * scenario-major, the OpenCL backend account-row-major). Was: L[s * R + a * (G + 1) + c], R =
  * A_block * (G + 1); c = 0 the whole account, c = 1 + g silo g. */
 #ifndef XM_REDUCE_H
 #define XM_REDUCE_H
 
 #include "xm_portable.h"
 
+/* Layout of a block's loss buffer, chosen by each backend (xm_layout): the
+ * loss of account a, component c (0 the whole account, 1 + g silo g), scenario
+ * s is at L[a * ca + c * cs + s * ss]. */
+typedef struct xm_layout {
+  xm_i64 ca, cs, ss;
+} xm_layout;
+
 /* Positions of a block, CSR by account, sorted by (silo, instrument) within
  * an account: pos_start[a] .. pos_start[a+1]. */
 
-/* Account a's losses in scenario s (row Lrow = L + s*R) from the contract
- * losses ell[0..n_inst) of that scenario. */
-XM_INLINE void xm_aggregate(xm_i64 a, int G, XM_GLOBAL const double *ell,
-                            XM_GLOBAL const int *pos_start, XM_GLOBAL const int *pos_inst,
-                            XM_GLOBAL const int *pos_silo, XM_GLOBAL const double *pos_qty,
-                            XM_GLOBAL double *Lrow) {
-  XM_GLOBAL double *out = Lrow + a * (G + 1);
+/* Account a's losses in scenario s from the contract losses of that scenario,
+ * instrument i's at ell[i * ell_stride]; written at L + a*ca + c*cs + s*ss. */
+XM_INLINE void xm_aggregate(xm_i64 a, xm_i64 s, int G, XM_GLOBAL const double *ell,
+                            xm_i64 ell_stride, XM_GLOBAL const int *pos_start,
+                            XM_GLOBAL const int *pos_inst, XM_GLOBAL const int *pos_silo,
+                            XM_GLOBAL const double *pos_qty, XM_GLOBAL double *L, xm_layout lay) {
+  XM_GLOBAL double *out = L + a * lay.ca + s * lay.ss;
   double total = 0.0, part = 0.0;
   int cur = -1;
   for (int c = 1; c <= G; c++)
-    out[c] = 0.0;
+    out[c * lay.cs] = 0.0;
   for (int p = pos_start[a]; p < pos_start[a + 1]; p++) {
-    double l = pos_qty[p] * ell[pos_inst[p]];
+    double l = pos_qty[p] * ell[pos_inst[p] * ell_stride];
     if (pos_silo[p] != cur) {
       if (cur >= 0)
-        out[1 + cur] = part;
+        out[(1 + cur) * lay.cs] = part;
       cur = pos_silo[p];
       part = 0.0;
     }
@@ -35,7 +43,7 @@ XM_INLINE void xm_aggregate(xm_i64 a, int G, XM_GLOBAL const double *ell,
     total += l;
   }
   if (cur >= 0)
-    out[1 + cur] = part;
+    out[(1 + cur) * lay.cs] = part;
   out[0] = total;
 }
 
@@ -159,15 +167,15 @@ XM_INLINE double xm_risk_measure(XM_GLOBAL const double *v, xm_i64 stride, xm_i6
 /* One account, one set: the whole account's measure and each silo's own
  * measure (both floored at 0), and the silos' shares of the account's
  * unfloored measure (es: mean over the k tail scenarios; var: at the k-th;
- * worst: w_s L_g(s) at the worst). L has stride R = A_block * (G + 1).
+ * worst: w_s L_g(s) at the worst). L is laid out as lay says.
  * Outputs at by_set[a * K + x] and silo_set/attr_set[(a * G + g) * K + x]. */
-XM_INLINE void xm_reduce_account(xm_i64 a, xm_i64 S, xm_i64 R, int G, XM_GLOBAL const double *L,
+XM_INLINE void xm_reduce_account(xm_i64 a, xm_i64 S, xm_layout lay, int G, XM_GLOBAL const double *L,
                                  int measure, xm_i64 k, XM_GLOBAL const double *w, int has_w,
                                  xm_i64 K, xm_i64 x, XM_GLOBAL const int *pos_start,
                                  XM_GLOBAL const int *pos_silo, XM_GLOBAL double *by_set,
                                  XM_GLOBAL double *silo_set, XM_GLOBAL double *attr_set) {
-  XM_GLOBAL const double *row = L + a * (G + 1);
-  xm_i64 s_at = 0, n_gt = 0;
+  XM_GLOBAL const double *row = L + a * lay.ca;
+  xm_i64 s_at = 0, n_gt = 0, R = lay.ss, cs = lay.cs;
   xm_u64 kk = 0;
   double m = xm_risk_measure(row, R, S, measure, k, w, has_w, &s_at, &kk, &n_gt);
   by_set[a * K + x] = m > 0.0 ? m : 0.0;
@@ -194,12 +202,12 @@ XM_INLINE void xm_reduce_account(xm_i64 a, xm_i64 S, xm_i64 R, int G, XM_GLOBAL 
     }
     xm_i64 s2 = 0, n2 = 0;
     xm_u64 k2 = 0;
-    double mg = xm_risk_measure(row + 1 + g, R, S, measure, k, w, has_w, &s2, &k2, &n2);
+    double mg = xm_risk_measure(row + (1 + g) * cs, R, S, measure, k, w, has_w, &s2, &k2, &n2);
     silo_set[(a * G + g) * K + x] = mg > 0.0 ? mg : 0.0;
     if (measure == XM_M_WORST)
-      attr_set[(a * G + g) * K + x] = (has_w ? w[s_at] : 1.0) * row[s_at * R + 1 + g];
+      attr_set[(a * G + g) * K + x] = (has_w ? w[s_at] : 1.0) * row[s_at * R + (1 + g) * cs];
     else if (measure == XM_M_VAR)
-      attr_set[(a * G + g) * K + x] = row[s_at * R + 1 + g];
+      attr_set[(a * G + g) * K + x] = row[s_at * R + (1 + g) * cs];
     else
       attr_set[(a * G + g) * K + x] = 0.0;
   }
@@ -210,7 +218,7 @@ XM_INLINE void xm_reduce_account(xm_i64 a, xm_i64 S, xm_i64 R, int G, XM_GLOBAL 
       xm_u64 key = xm_key(row[s * R]);
       if (key > kk || (key == kk && seen++ < ties))
         for (int g = 0; g < G; g++)
-          attr_set[(a * G + g) * K + x] += row[s * R + 1 + g];
+          attr_set[(a * G + g) * K + x] += row[s * R + (1 + g) * cs];
     }
     for (int g = 0; g < G; g++)
       attr_set[(a * G + g) * K + x] /= (double)k;

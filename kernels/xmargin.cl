@@ -39,15 +39,16 @@ __kernel void xm_k_today(const long n, __global double *instd, __global const in
     xm_today(i, n, instd, insti, (XM_REAL)dt, (XM_REAL)p);
 }
 
-/* ell[s][i] for scenarios s0 .. s0+ns of the set's shocks X[s][nf], EX = exp(X). */
+/* ell[i][s] (instrument-major, so that aggregation reads it coalesced) for
+ * scenarios s0 .. s0+ns of the set's shocks X[s][nf], EX = exp(X). */
 __kernel void xm_k_revalue(const long n, const long ns, const long s0, const long nf,
                            __global const double *instd, __global const int *insti,
                            __global const double *X, __global const double *EX,
                            const double vol_floor, __global double *ell) {
-  long i = get_global_id(0), s = get_global_id(1);
+  long s = get_global_id(0), i = get_global_id(1);
   if (i >= n || s >= ns)
     return;
-  ell[s * n + i] =
+  ell[i * ns + s] =
       xm_loss(i, n, instd, insti, X + (s0 + s) * nf, EX + (s0 + s) * nf, (XM_REAL)vol_floor);
 }
 
@@ -58,28 +59,29 @@ __kernel void xm_k_exp(const long m, __global const double *X, __global double *
     EX[j] = exp(X[j]);
 }
 
-__kernel void xm_k_aggregate(const long na, const long ns, const long s0, const long n,
-                             const int G, __global const double *ell,
-                             __global const int *pos_start, __global const int *pos_inst,
-                             __global const int *pos_silo, __global const double *pos_qty,
-                             __global double *L) {
-  long a = get_global_id(0), s = get_global_id(1);
+__kernel void xm_k_aggregate(const long na, const long ns, const long s0, const int G,
+                             __global const double *ell, __global const int *pos_start,
+                             __global const int *pos_inst, __global const int *pos_silo,
+                             __global const double *pos_qty, __global double *L, const long ca,
+                             const long cs, const long ss) {
+  long s = get_global_id(0), a = get_global_id(1);
   if (a >= na || s >= ns)
     return;
-  long R = na * (G + 1);
-  xm_aggregate(a, G, ell + s * n, pos_start, pos_inst, pos_silo, pos_qty, L + (s0 + s) * R);
+  xm_layout lay = {ca, cs, ss};
+  xm_aggregate(a, s0 + s, G, ell + s, ns, pos_start, pos_inst, pos_silo, pos_qty, L, lay);
 }
 
 __kernel void xm_k_reduce(const long na, const long S, const int G, __global const double *L,
-                          const int measure, const long k, __global const double *w,
-                          const int has_w, const long K, const long x,
-                          __global const int *pos_start, __global const int *pos_silo,
-                          __global double *by_set, __global double *silo_set,
-                          __global double *attr_set) {
+                          const long ca, const long cs, const long ss, const int measure,
+                          const long k, __global const double *w, const int has_w, const long K,
+                          const long x, __global const int *pos_start,
+                          __global const int *pos_silo, __global double *by_set,
+                          __global double *silo_set, __global double *attr_set) {
   long a = get_global_id(0);
+  xm_layout lay = {ca, cs, ss};
   if (a < na)
-    xm_reduce_account(a, S, na * (G + 1), G, L, measure, k, w, has_w, K, x, pos_start, pos_silo,
-                      by_set, silo_set, attr_set);
+    xm_reduce_account(a, S, lay, G, L, measure, k, w, has_w, K, x, pos_start, pos_silo, by_set,
+                      silo_set, attr_set);
 }
 
 __kernel void xm_k_combine(const long na, const int G, const long K, __global const double *by_set,
