@@ -89,7 +89,7 @@ static xm_status xm__cpu_evaluate(xm_ctx *ctx, xm__job *job) {
   int G = job->G;
   int64_t K = job->K, F = job->F;
   double **X = calloc((size_t)K, sizeof *X), **EX = calloc((size_t)K, sizeof *EX);
-  double *ell = NULL, *L = NULL, *silo_set = NULL, *attr_set = NULL, *by_set = NULL;
+  double *ell = NULL, *L = NULL, *silo_set = NULL, *attr_set = NULL, *by_set = NULL, *tail = NULL;
   if (!X || !EX) {
     free(X);
     free(EX);
@@ -142,7 +142,8 @@ static xm_status xm__cpu_evaluate(xm_ctx *ctx, xm__job *job) {
   by_set = malloc((size_t)(maxna * K + 1) * sizeof *by_set);
   silo_set = malloc((size_t)(maxna * G * K + 1) * sizeof *silo_set);
   attr_set = malloc((size_t)(maxna * G * K + 1) * sizeof *attr_set);
-  if (!ell || !L || !by_set || !silo_set || !attr_set) {
+  tail = malloc((size_t)(maxna * XM_TAIL + 1) * sizeof *tail);
+  if (!ell || !L || !by_set || !silo_set || !attr_set || !tail) {
     st = xm__fail(ctx, XM_ENOMEM, "engine buffers (%lld scenarios x %lld accounts)",
                   (long long)maxS, (long long)maxna);
     goto cleanup;
@@ -184,10 +185,13 @@ static xm_status xm__cpu_evaluate(xm_ctx *ctx, xm__job *job) {
       }
       int has_w = set->w != NULL;
 #pragma omp parallel for schedule(dynamic, 16) num_threads(ctx->threads)
+      for (int64_t q = 0; q < na * (G + 1); q++)
+        xm_reduce_row(q / (G + 1), (int)(q % (G + 1)), set->S, lay, G, L, set->measure, set->k,
+                      set->w, has_w, K, x, bk->pos_start, bk->pos_silo, by_set, silo_set, tail);
+#pragma omp parallel for schedule(dynamic, 16) num_threads(ctx->threads)
       for (int64_t a = 0; a < na; a++)
-        xm_reduce_account(a, set->S, lay, G, L, set->measure, set->k, set->w, has_w, K, x,
-                          bk->pos_start, bk->pos_silo, by_set,
-                          silo_set, attr_set);
+        xm_attribute_account(a, set->S, lay, G, L, set->measure, set->k, set->w, has_w, K, x,
+                             bk->pos_start, bk->pos_silo, silo_set, attr_set, tail);
       if (job->pnl && job->pnl[x]) {
         for (int64_t s = 0; s < set->S; s++)
           for (int64_t a = 0; a < na; a++)
@@ -212,6 +216,7 @@ cleanup:
   }
   free(EX);
   free(X);
+  free(tail);
   free(attr_set);
   free(silo_set);
   free(by_set);

@@ -207,10 +207,21 @@ static cl_int xm__run2(xm__launcher *ln, int kid, cl_kernel k, size_t n0, size_t
 
 #define XM__SET(k, i, v) XM__CL(ctx, clSetKernelArg((k), (i), sizeof(v), &(v)))
 
-enum { KT_TODAY, KT_REVALUE, KT_AGG, KT_REDUCE, KT_COMBINE, KT_SCALE, KT_NORMALS, KT_EXP, KT_N };
-static const char *const xm__knames[KT_N] = {"xm_k_today",   "xm_k_revalue",  "xm_k_aggregate",
-                                             "xm_k_reduce",  "xm_k_combine",  "xm_k_mc_scale",
-                                             "xm_k_mc_normals", "xm_k_exp"};
+enum {
+  KT_TODAY,
+  KT_REVALUE,
+  KT_AGG,
+  KT_REDUCE,
+  KT_ATTR,
+  KT_COMBINE,
+  KT_SCALE,
+  KT_NORMALS,
+  KT_EXP,
+  KT_N
+};
+static const char *const xm__knames[KT_N] = {
+    "xm_k_today",   "xm_k_revalue",  "xm_k_aggregate",  "xm_k_reduce", "xm_k_attribute",
+    "xm_k_combine", "xm_k_mc_scale", "xm_k_mc_normals", "xm_k_exp"};
 
 static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
   xm__ocl *o = &ctx->ocl;
@@ -222,7 +233,8 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
   cl_kernel kr[KT_N] = {0};
   cl_mem *bX = calloc((size_t)K, sizeof *bX), *bW = calloc((size_t)K, sizeof *bW);
   cl_mem *bEX = calloc((size_t)K, sizeof *bEX);
-  cl_mem bZ = NULL, bScale = NULL, bL = NULL, bEll = NULL, bBy = NULL, bSilo = NULL, bAttr = NULL;
+  cl_mem bZ = NULL, bScale = NULL, bL = NULL, bEll = NULL, bBy = NULL, bSilo = NULL, bAttr = NULL,
+         bTail = NULL;
   cl_mem bInstd = NULL, bInsti = NULL, bStart = NULL, bPi = NULL, bPs = NULL, bPq = NULL,
          bCross = NULL, bOutA = NULL, bOutS = NULL, bChol = NULL;
   double *Lhost = NULL;
@@ -330,6 +342,8 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
   XM__CL(ctx, e);
   bAttr = xm__buf(ctx, (size_t)(maxna * G * K) * sizeof(double), NULL, &e);
   XM__CL(ctx, e);
+  bTail = xm__buf(ctx, (size_t)(maxna * XM_TAIL) * sizeof(double), NULL, &e);
+  XM__CL(ctx, e);
   bOutA = xm__buf(ctx, (size_t)(maxna * XM_NOUT) * sizeof(double), NULL, &e);
   XM__CL(ctx, e);
   bOutS = xm__buf(ctx, (size_t)(maxna * G * 2) * sizeof(double), NULL, &e);
@@ -424,8 +438,28 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
       XM__SET(k, 14, bPs);
       XM__SET(k, 15, bBy);
       XM__SET(k, 16, bSilo);
-      XM__SET(k, 17, bAttr);
-      XM__CL(ctx, xm__run1(&ln, KT_REDUCE, k, (size_t)na, lws));
+      XM__SET(k, 17, bTail);
+      XM__CL(ctx, xm__run2(&ln, KT_REDUCE, k, (size_t)na, (size_t)(G + 1), lws));
+      k = kr[KT_ATTR];
+      XM__SET(k, 0, na);
+      XM__SET(k, 1, S);
+      XM__SET(k, 2, G);
+      XM__SET(k, 3, bL);
+      XM__SET(k, 4, ca);
+      XM__SET(k, 5, cs);
+      XM__SET(k, 6, ss);
+      XM__SET(k, 7, measure);
+      XM__SET(k, 8, kk);
+      XM__SET(k, 9, bW[x]);
+      XM__SET(k, 10, has_w);
+      XM__SET(k, 11, K);
+      XM__SET(k, 12, x);
+      XM__SET(k, 13, bStart);
+      XM__SET(k, 14, bPs);
+      XM__SET(k, 15, bSilo);
+      XM__SET(k, 16, bAttr);
+      XM__SET(k, 17, bTail);
+      XM__CL(ctx, xm__run1(&ln, KT_ATTR, k, (size_t)na, lws));
       if (job->pnl && job->pnl[x]) {
         XM__CL(ctx, clEnqueueReadBuffer(o->queue, bL, CL_TRUE, 0,
                                         (size_t)(S * R) * sizeof(double), Lhost, 0, NULL, NULL));
@@ -481,7 +515,7 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
 cleanup:
   free(Lhost);
   {
-    cl_mem m[] = {bChol, bOutS, bOutA, bCross, bPq, bPs, bPi, bStart, bInsti, bInstd,
+    cl_mem m[] = {bTail, bChol, bOutS, bOutA, bCross, bPq, bPs, bPi, bStart, bInsti, bInstd,
                   bAttr, bSilo, bBy, bL, bEll, bScale, bZ};
     for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
       if (m[i])

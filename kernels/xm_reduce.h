@@ -164,65 +164,103 @@ XM_INLINE double xm_risk_measure(XM_GLOBAL const double *v, xm_i64 stride, xm_i6
   return measure == XM_M_VAR ? vk : sum / (double)k;
 }
 
-/* One account, one set: the whole account's measure and each silo's own
- * measure (both floored at 0), and the silos' shares of the account's
- * unfloored measure (es: mean over the k tail scenarios; var: at the k-th;
- * worst: w_s L_g(s) at the worst). L is laid out as lay says.
- * Outputs at by_set[a * K + x] and silo_set/attr_set[(a * G + g) * K + x]. */
-XM_INLINE void xm_reduce_account(xm_i64 a, xm_i64 S, xm_layout lay, int G, XM_GLOBAL const double *L,
-                                 int measure, xm_i64 k, XM_GLOBAL const double *w, int has_w,
-                                 xm_i64 K, xm_i64 x, XM_GLOBAL const int *pos_start,
-                                 XM_GLOBAL const int *pos_silo, XM_GLOBAL double *by_set,
-                                 XM_GLOBAL double *silo_set, XM_GLOBAL double *attr_set) {
-  XM_GLOBAL const double *row = L + a * lay.ca;
-  xm_i64 s_at = 0, n_gt = 0, R = lay.ss, cs = lay.cs;
-  xm_u64 kk = 0;
-  double m = xm_risk_measure(row, R, S, measure, k, w, has_w, &s_at, &kk, &n_gt);
-  by_set[a * K + x] = m > 0.0 ? m : 0.0;
-  /* Positions are sorted by silo: a silo with none has an all-zero row (measure
-   * and share 0); when all of them are in one silo, that silo's row is the
-   * account's row summed in the same order, bit for bit, so its measure is m. */
+/* Silo g's positions of account a: 0 none, 1 some, 2 all of them (the
+ * account's positions are sorted by silo). An all-zero silo row has measure
+ * and share 0; when every position is in one silo, that silo's row is the
+ * account's row summed in the same order, bit for bit, so its measure is the
+ * account's. */
+XM_INLINE int xm_silo_share(xm_i64 a, int g, XM_GLOBAL const int *pos_start,
+                            XM_GLOBAL const int *pos_silo) {
   int p0 = pos_start[a], p1 = pos_start[a + 1];
-  if (p1 == p0 || pos_silo[p0] == pos_silo[p1 - 1]) {
-    for (int g = 0; g < G; g++) {
-      int only = p1 > p0 && g == pos_silo[p0];
-      silo_set[(a * G + g) * K + x] = only && m > 0.0 ? m : 0.0;
-      attr_set[(a * G + g) * K + x] = only ? m : 0.0;
-    }
+  if (p1 == p0)
+    return 0;
+  if (pos_silo[p0] == pos_silo[p1 - 1])
+    return pos_silo[p0] == g ? 2 : 0;
+  for (int p = p0; p < p1 && pos_silo[p] <= g; p++)
+    if (pos_silo[p] == g)
+      return 1;
+  return 0;
+}
+
+#define XM_TAIL 5 /* doubles per account in the tail scratch */
+
+/* One (account, component) row of one set, c = 0 the whole account, 1 + g
+ * silo g: its measure floored at 0 into by_set[a * K + x] (c = 0) or
+ * silo_set[(a * G + g) * K + x]. For c = 0 it also leaves in tail[a * XM_TAIL ..]
+ * what xm_attribute_account needs: the unfloored measure, the scenario that
+ * gives it, the count of losses above the k-th and the k-th key's bits.
+ * Rows xm_attribute_account fills (silos with no or all positions) are
+ * skipped. L is laid out as lay says. */
+XM_INLINE void xm_reduce_row(xm_i64 a, int c, xm_i64 S, xm_layout lay, int G,
+                             XM_GLOBAL const double *L, int measure, xm_i64 k,
+                             XM_GLOBAL const double *w, int has_w, xm_i64 K, xm_i64 x,
+                             XM_GLOBAL const int *pos_start, XM_GLOBAL const int *pos_silo,
+                             XM_GLOBAL double *by_set, XM_GLOBAL double *silo_set,
+                             XM_GLOBAL double *tail) {
+  if (c > 0 && xm_silo_share(a, c - 1, pos_start, pos_silo) != 1)
+    return;
+  xm_i64 s_at = 0, n_gt = 0;
+  xm_u64 kk = 0;
+  double m = xm_risk_measure(L + a * lay.ca + c * lay.cs, lay.ss, S, measure, k, w, has_w, &s_at,
+                             &kk, &n_gt);
+  if (c > 0) {
+    silo_set[(a * G + c - 1) * K + x] = m > 0.0 ? m : 0.0;
     return;
   }
-  int p = p0;
+  by_set[a * K + x] = m > 0.0 ? m : 0.0;
+  tail[a * XM_TAIL] = m;
+  tail[a * XM_TAIL + 1] = (double)s_at;
+  tail[a * XM_TAIL + 2] = (double)n_gt;
+  /* the key's 64 bits as two 32-bit halves, each exact in a double */
+  tail[a * XM_TAIL + 3] = (double)(kk >> 32);
+  tail[a * XM_TAIL + 4] = (double)(kk & 0xffffffffu);
+}
+
+/* The silos' shares of account a's unfloored measure in one set (es: mean
+ * over the k tail scenarios, ties by lower index; var: at the k-th; worst:
+ * w_s L_g(s) at the worst), and the silo measures xm_reduce_row skipped.
+ * Outputs at attr_set/silo_set[(a * G + g) * K + x]. */
+XM_INLINE void xm_attribute_account(xm_i64 a, xm_i64 S, xm_layout lay, int G,
+                                    XM_GLOBAL const double *L, int measure, xm_i64 k,
+                                    XM_GLOBAL const double *w, int has_w, xm_i64 K, xm_i64 x,
+                                    XM_GLOBAL const int *pos_start, XM_GLOBAL const int *pos_silo,
+                                    XM_GLOBAL double *silo_set, XM_GLOBAL double *attr_set,
+                                    XM_GLOBAL const double *tail) {
+  XM_GLOBAL const double *row = L + a * lay.ca;
+  xm_i64 R = lay.ss, cs = lay.cs;
+  double m = tail[a * XM_TAIL];
+  xm_i64 s_at = (xm_i64)tail[a * XM_TAIL + 1], n_gt = (xm_i64)tail[a * XM_TAIL + 2];
+  xm_u64 kk = ((xm_u64)tail[a * XM_TAIL + 3] << 32) | (xm_u64)tail[a * XM_TAIL + 4];
+  int any_es = 0;
   for (int g = 0; g < G; g++) {
-    while (p < p1 && pos_silo[p] < g)
-      p++;
-    if (!(p < p1 && pos_silo[p] == g)) {
-      silo_set[(a * G + g) * K + x] = 0.0;
-      attr_set[(a * G + g) * K + x] = 0.0;
-      continue;
+    XM_GLOBAL double *at = attr_set + (a * G + g) * K + x;
+    int share = xm_silo_share(a, g, pos_start, pos_silo);
+    if (share != 1) { /* no positions: 0; all positions: the account's own */
+      silo_set[(a * G + g) * K + x] = share == 2 && m > 0.0 ? m : 0.0;
+      *at = share == 2 ? m : 0.0;
+    } else if (measure == XM_M_WORST) {
+      *at = (has_w ? w[s_at] : 1.0) * row[s_at * R + (1 + g) * cs];
+    } else if (measure == XM_M_VAR) {
+      *at = row[s_at * R + (1 + g) * cs];
+    } else {
+      *at = 0.0;
+      any_es = 1;
     }
-    xm_i64 s2 = 0, n2 = 0;
-    xm_u64 k2 = 0;
-    double mg = xm_risk_measure(row + (1 + g) * cs, R, S, measure, k, w, has_w, &s2, &k2, &n2);
-    silo_set[(a * G + g) * K + x] = mg > 0.0 ? mg : 0.0;
-    if (measure == XM_M_WORST)
-      attr_set[(a * G + g) * K + x] = (has_w ? w[s_at] : 1.0) * row[s_at * R + (1 + g) * cs];
-    else if (measure == XM_M_VAR)
-      attr_set[(a * G + g) * K + x] = row[s_at * R + (1 + g) * cs];
-    else
-      attr_set[(a * G + g) * K + x] = 0.0;
   }
-  if (measure == XM_M_ES) {
-    /* One pass: the silo losses summed over the k tail scenarios. */
-    xm_i64 ties = k - n_gt, seen = 0;
-    for (xm_i64 s = 0; s < S; s++) {
-      xm_u64 key = xm_key(row[s * R]);
-      if (key > kk || (key == kk && seen++ < ties))
-        for (int g = 0; g < G; g++)
+  if (!any_es)
+    return;
+  /* es: one pass, the silo losses summed over the k tail scenarios */
+  xm_i64 ties = k - n_gt, seen = 0;
+  for (xm_i64 s = 0; s < S; s++) {
+    xm_u64 key = xm_key(row[s * R]);
+    if (key > kk || (key == kk && seen++ < ties))
+      for (int g = 0; g < G; g++)
+        if (xm_silo_share(a, g, pos_start, pos_silo) == 1)
           attr_set[(a * G + g) * K + x] += row[s * R + (1 + g) * cs];
-    }
-    for (int g = 0; g < G; g++)
-      attr_set[(a * G + g) * K + x] /= (double)k;
   }
+  for (int g = 0; g < G; g++)
+    if (xm_silo_share(a, g, pos_start, pos_silo) == 1)
+      attr_set[(a * G + g) * K + x] /= (double)k;
 }
 
 /* Per-account results of METHODOLOGY.md section 4 from the per-set results.

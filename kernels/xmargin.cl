@@ -71,17 +71,32 @@ __kernel void xm_k_aggregate(const long na, const long ns, const long s0, const 
   xm_aggregate(a, s0 + s, G, ell + s, ns, pos_start, pos_inst, pos_silo, pos_qty, L, lay);
 }
 
+/* One work item per (account, component): dims (na, G + 1). */
 __kernel void xm_k_reduce(const long na, const long S, const int G, __global const double *L,
                           const long ca, const long cs, const long ss, const int measure,
                           const long k, __global const double *w, const int has_w, const long K,
                           const long x, __global const int *pos_start,
                           __global const int *pos_silo, __global double *by_set,
-                          __global double *silo_set, __global double *attr_set) {
+                          __global double *silo_set, __global double *tail) {
+  long a = get_global_id(0);
+  int c = (int)get_global_id(1);
+  xm_layout lay = {ca, cs, ss};
+  if (a < na && c <= G)
+    xm_reduce_row(a, c, S, lay, G, L, measure, k, w, has_w, K, x, pos_start, pos_silo, by_set,
+                  silo_set, tail);
+}
+
+__kernel void xm_k_attribute(const long na, const long S, const int G, __global const double *L,
+                             const long ca, const long cs, const long ss, const int measure,
+                             const long k, __global const double *w, const int has_w,
+                             const long K, const long x, __global const int *pos_start,
+                             __global const int *pos_silo, __global double *silo_set,
+                             __global double *attr_set, __global const double *tail) {
   long a = get_global_id(0);
   xm_layout lay = {ca, cs, ss};
   if (a < na)
-    xm_reduce_account(a, S, lay, G, L, measure, k, w, has_w, K, x, pos_start, pos_silo, by_set,
-                      silo_set, attr_set);
+    xm_attribute_account(a, S, lay, G, L, measure, k, w, has_w, K, x, pos_start, pos_silo,
+                         silo_set, attr_set, tail);
 }
 
 __kernel void xm_k_combine(const long na, const int G, const long K, __global const double *by_set,
