@@ -102,13 +102,12 @@ static long xb_hwm_kib(int was_reset) {
 }
 
 static void xb_usage(FILE *f) {
-  fprintf(f,
-          "usage: xm_bench [--device SPEC]... [--threads N] [--out-dir DIR] [--jsonl FILE]\n"
-          "                [--warmup W] [--repeat R] [--set KEY=VALUE]... [--clear-sets]\n"
-          "                --size LABEL PORTFOLIO SCENARIOS [...]\n"
-          "--warmup/--repeat/--set apply to the --size entries after them (defaults 1 / 3).\n"
-          "--device: cpu, opencl, opencl:P.D (repeatable; default every device found).\n"
-          "--threads: OpenMP threads of the cpu backend (default all cores).\n");
+  fprintf(f, "usage: xm_bench [--device SPEC]... [--threads N] [--out-dir DIR] [--jsonl FILE]\n"
+             "                [--warmup W] [--repeat R] [--set KEY=VALUE]... [--clear-sets]\n"
+             "                --size LABEL PORTFOLIO SCENARIOS [...]\n"
+             "--warmup/--repeat/--set apply to the --size entries after them (defaults 1 / 3).\n"
+             "--device: cpu, opencl, opencl:P.D (repeatable; default every device found).\n"
+             "--threads: OpenMP threads of the cpu backend (default all cores).\n");
 }
 
 /* One timed run: read, engine, write the results file (as `xmargin run`).
@@ -383,8 +382,8 @@ int main(int argc, char **argv) {
       for (int r = 0; r < sz->repeat && ok; r++) {
         ok = xb_run_once(ctx, sz, &cfg, out_path, &t[r], &S_total, &n_pos, &n_acc,
                          r == sz->repeat - 1 ? &req : NULL) == 0;
-        fprintf(stderr, "xm_bench: %s %s run %d/%d: scen %.4f eval %.4f total %.4f s\n",
-                dv->spec, sz->label, r + 1, sz->repeat, t[r].scen, t[r].eval, t[r].total);
+        fprintf(stderr, "xm_bench: %s %s run %d/%d: scen %.4f eval %.4f total %.4f s\n", dv->spec,
+                sz->label, r + 1, sz->repeat, t[r].scen, t[r].eval, t[r].total);
       }
       if (!ok) {
         failures++;
@@ -453,10 +452,10 @@ int main(int argc, char **argv) {
                 "\"write_s\":[%.6f,%.6f,%.6f],\"total_s\":[%.6f,%.6f,%.6f],"
                 "\"reval_per_s\":%.6g,\"accounts_per_s\":%.6g,\"peak_rss_mib\":%.1f,"
                 "\"context_s\":%.4f,\"max_rel_diff_vs_first\":%.3g}\n",
-                nthr, (long long)S_total, (long long)n_pos, (long long)n_acc, revals, sz->warmup,
-                R, rd[0], rd[1], rd[2], pr[0], pr[1], pr[2], sc[0], sc[1], sc[2], ev[0], ev[1],
-                ev[2], wr[0], wr[1], wr[2], tot[0], tot[1], tot[2], revals / ev[0],
-                (double)n_acc / tot[0], (double)hwm / 1024.0, tc, maxrel);
+                nthr, (long long)S_total, (long long)n_pos, (long long)n_acc, revals, sz->warmup, R,
+                rd[0], rd[1], rd[2], pr[0], pr[1], pr[2], sc[0], sc[1], sc[2], ev[0], ev[1], ev[2],
+                wr[0], wr[1], wr[2], tot[0], tot[1], tot[2], revals / ev[0], (double)n_acc / tot[0],
+                (double)hwm / 1024.0, tc, maxrel);
         fflush(f);
       }
       if (maxrel > 1e-6 || maxrel != maxrel) {
@@ -469,7 +468,8 @@ int main(int argc, char **argv) {
   }
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
-  fprintf(stderr, "xm_bench: process peak RSS %.1f MiB (getrusage)\n", (double)ru.ru_maxrss / 1024.0);
+  fprintf(stderr, "xm_bench: process peak RSS %.1f MiB (getrusage)\n",
+          (double)ru.ru_maxrss / 1024.0);
   for (int z = 0; z < nsizes; z++)
     free(sizes[z].req_ref);
   if (jf)

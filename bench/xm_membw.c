@@ -38,10 +38,10 @@ static double xb_median(double *v, int n) {
   _Pragma("omp parallel reduction(+ : sink)") {                                                    \
     double acc[XB_CHAINS];                                                                         \
     for (int c = 0; c < XB_CHAINS; c++)                                                            \
-      acc[c] = 1.0 + 1e-9 * c + 1e-6 * omp_get_thread_num();                                      \
+      acc[c] = 1.0 + 1e-9 * c + 1e-6 * omp_get_thread_num();                                       \
     const double m = 0.999999999, a = 1e-9;                                                        \
     for (long i = 0; i < iters; i++)                                                               \
-      _Pragma("omp simd") for (int c = 0; c < XB_CHAINS; c++) acc[c] = OP;                          \
+      _Pragma("omp simd") for (int c = 0; c < XB_CHAINS; c++) acc[c] = OP;                         \
     for (int c = 0; c < XB_CHAINS; c++)                                                            \
       sink += acc[c];                                                                              \
   }                                                                                                \

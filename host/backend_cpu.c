@@ -27,8 +27,7 @@ static xm_status xm__cpu_open(xm_ctx *ctx) {
 
 static void xm__cpu_close(xm_ctx *ctx) { (void)ctx; }
 
-static xm_status xm__cpu_price(xm_ctx *ctx, xm_precision prec, const xm_contracts *c,
-                               double *out) {
+static xm_status xm__cpu_price(xm_ctx *ctx, xm_precision prec, const xm_contracts *c, double *out) {
   (void)ctx;
   long n = (long)c->n;
 #pragma omp parallel for schedule(static) num_threads(ctx->threads)
@@ -39,9 +38,9 @@ static xm_status xm__cpu_price(xm_ctx *ctx, xm_precision prec, const xm_contract
                                 (float)c->vol[i], c->call[i]);
       out[i] = (double)((float)c->multiplier[i] * v);
     } else {
-      out[i] = c->multiplier[i] *
-               xm_unit_value_d(c->type[i], c->underlying[i], c->strike[i], c->expiry[i],
-                               c->rate[i], c->dividend[i], c->vol[i], c->call[i]);
+      out[i] = c->multiplier[i] * xm_unit_value_d(c->type[i], c->underlying[i], c->strike[i],
+                                                  c->expiry[i], c->rate[i], c->dividend[i],
+                                                  c->vol[i], c->call[i]);
     }
   }
   return XM_OK;
@@ -67,8 +66,8 @@ static xm_status xm__cpu_mc(xm_ctx *ctx, const xm__job *job, const xm__set *set,
 #pragma omp parallel for schedule(static) num_threads(ctx->threads)
   for (int64_t s = 0; s < S; s++) {
     double sc = xm_mc_scale(cfg->montecarlo.seed, (xm_u64)s,
-                            cfg->montecarlo.distribution == XM_DIST_STUDENT_T,
-                            cfg->montecarlo.dof, (double)cfg->horizon_days);
+                            cfg->montecarlo.distribution == XM_DIST_STUDENT_T, cfg->montecarlo.dof,
+                            (double)cfg->horizon_days);
     for (int64_t f = 0; f < F; f += 2) {
       double z0, z1;
       xm_mc_normal_pair(cfg->montecarlo.seed, (xm_u64)s, (xm_u32)(f / 2), &z0, &z1);
@@ -173,8 +172,8 @@ static xm_status xm__cpu_evaluate(xm_ctx *ctx, xm__job *job) {
           double *out = ell + s * n;
           if (single)
             for (int64_t i = 0; i < n; i++)
-              out[i] = xm_loss_f(i, n, bk->instd, bk->insti, xrow, erow,
-                                 (float)cfg->pricing.vol_floor);
+              out[i] =
+                  xm_loss_f(i, n, bk->instd, bk->insti, xrow, erow, (float)cfg->pricing.vol_floor);
           else
             for (int64_t i = 0; i < n; i++)
               out[i] = xm_loss_d(i, n, bk->instd, bk->insti, xrow, erow, cfg->pricing.vol_floor);
@@ -202,9 +201,9 @@ static xm_status xm__cpu_evaluate(xm_ctx *ctx, xm__job *job) {
 #pragma omp parallel for schedule(static) num_threads(ctx->threads)
     for (int64_t a = 0; a < na; a++)
       xm_combine_account(a, G, K, by_set, silo_set, attr_set, bk->cross, bk->pos_start,
-                         bk->pos_inst, bk->pos_qty, n, bk->insti, bk->instd, cfg->cross_margin.offset_cap,
-                         cfg->minimum.per_contract, job->out_acct + bk->a0 * XM_NOUT,
-                         job->out_silo + bk->a0 * G * 2);
+                         bk->pos_inst, bk->pos_qty, n, bk->insti, bk->instd,
+                         cfg->cross_margin.offset_cap, cfg->minimum.per_contract,
+                         job->out_acct + bk->a0 * XM_NOUT, job->out_silo + bk->a0 * G * 2);
     memcpy(job->by_set + bk->a0 * K, by_set, (size_t)(na * K) * sizeof *by_set);
   }
   job->t_eval = xm__now() - t0;

@@ -12,8 +12,8 @@
   do {                                                                                             \
     cl_int e__ = (call);                                                                           \
     if (e__ != CL_SUCCESS) {                                                                       \
-      st = xm__fail((ctx), xm__cl_status(e__), "%s failed: %s (%s:%d)", #call,                     \
-                    xm__cl_errstr(e__), __FILE__, __LINE__);                                       \
+      st = xm__fail((ctx), xm__cl_status(e__), "%s failed: %s (%s:%d)", #call, xm__cl_errstr(e__), \
+                    __FILE__, __LINE__);                                                           \
       goto cleanup;                                                                                \
     }                                                                                              \
   } while (0)
@@ -22,7 +22,12 @@ static xm_status xm__build(xm_ctx *ctx, xm_precision prec) {
   xm__ocl *o = &ctx->ocl;
   cl_int e = CL_SUCCESS;
   const char *src = xm__kernel_xmargin;
-  size_t len = xm__kernel_xmargin_len;
+  /* XM_TEST_FAIL_OPENCL=build: a source that does not compile (tests the build
+   * log and the fallback). */
+  const char *fault = getenv("XM_TEST_FAIL_OPENCL");
+  if (fault && strcmp(fault, "build") == 0)
+    src = "__kernel void xm_broken(void) { this is not OpenCL C; }";
+  size_t len = strlen(src);
   cl_program prog = clCreateProgramWithSource(o->context, 1, &src, &len, &e);
   if (e != CL_SUCCESS)
     return xm__fail(ctx, xm__cl_status(e), "clCreateProgramWithSource: %s", xm__cl_errstr(e));
@@ -66,8 +71,8 @@ static xm_status xm__ocl_open(xm_ctx *ctx) {
     return xm__fail(ctx, xm__cl_status(e), "clCreateContext: %s", xm__cl_errstr(e));
   /* XM_PROFILE=1: kernel times from OpenCL events, printed after each run. */
   const char *prof = getenv("XM_PROFILE");
-  o->queue = clCreateCommandQueue(o->context, o->device,
-                                  prof && *prof && *prof != '0' ? CL_QUEUE_PROFILING_ENABLE : 0, &e);
+  o->queue = clCreateCommandQueue(
+      o->context, o->device, prof && *prof && *prof != '0' ? CL_QUEUE_PROFILING_ENABLE : 0, &e);
   if (e != CL_SUCCESS)
     return xm__fail(ctx, xm__cl_status(e), "clCreateCommandQueue: %s", xm__cl_errstr(e));
   if ((st = xm__build(ctx, XM_DOUBLE)) != XM_OK)
@@ -89,16 +94,15 @@ static void xm__ocl_close(xm_ctx *ctx) {
   memset(o, 0, sizeof *o);
 }
 
-static xm_status xm__ocl_price(xm_ctx *ctx, xm_precision prec, const xm_contracts *c,
-                               double *out) {
+static xm_status xm__ocl_price(xm_ctx *ctx, xm_precision prec, const xm_contracts *c, double *out) {
   xm__ocl *o = &ctx->ocl;
   xm_status st = XM_OK;
   cl_int e = CL_SUCCESS;
   cl_kernel k = NULL;
   cl_mem b[10] = {0};
   size_t n = c->n;
-  const void *src[9] = {c->type,  c->underlying, c->strike, c->expiry,    c->rate,
-                        c->dividend, c->vol,     c->call,   c->multiplier};
+  const void *src[9] = {c->type,     c->underlying, c->strike, c->expiry,    c->rate,
+                        c->dividend, c->vol,        c->call,   c->multiplier};
   size_t esz[9] = {4, 8, 8, 8, 8, 8, 8, 4, 8};
   for (int i = 0; i < 9; i++) {
     b[i] = clCreateBuffer(o->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, n * esz[i],
@@ -115,8 +119,8 @@ static xm_status xm__ocl_price(xm_ctx *ctx, xm_precision prec, const xm_contract
     XM__CL(ctx, clSetKernelArg(k, (cl_uint)(i + 1), sizeof(cl_mem), &b[i]));
   size_t lws = xm__tuned_lws(ctx), gws = (n + lws - 1) / lws * lws;
   XM__CL(ctx, clEnqueueNDRangeKernel(o->queue, k, 1, NULL, &gws, &lws, 0, NULL, NULL));
-  XM__CL(ctx, clEnqueueReadBuffer(o->queue, b[9], CL_TRUE, 0, n * sizeof(double), out, 0, NULL,
-                                  NULL));
+  XM__CL(ctx,
+         clEnqueueReadBuffer(o->queue, b[9], CL_TRUE, 0, n * sizeof(double), out, 0, NULL, NULL));
 cleanup:
   if (k)
     clReleaseKernel(k);
@@ -129,9 +133,10 @@ cleanup:
 static xm_status xm__blast(xm_ctx *ctx, CLBlastStatusCode c, const char *what) {
   if (c == CLBlastSuccess)
     return XM_OK;
-  return xm__fail(ctx, c == CLBlastOpenCLOutOfResources || c == CLBlastTempBufferAllocFailure
-                           ? XM_ERESOURCE
-                           : XM_EOPENCL,
+  return xm__fail(ctx,
+                  c == CLBlastOpenCLOutOfResources || c == CLBlastTempBufferAllocFailure
+                      ? XM_ERESOURCE
+                      : XM_EOPENCL,
                   "CLBlast %s failed with status %d", what, (int)c);
 }
 
@@ -158,8 +163,8 @@ static xm_status xm__ocl_syrk(xm_ctx *ctx, int64_t W, int64_t F, const double *R
                  "DSYRK");
   if (st != XM_OK)
     goto cleanup;
-  XM__CL(ctx, clEnqueueReadBuffer(ctx->ocl.queue, bC, CL_TRUE, 0,
-                                  (size_t)(F * F) * sizeof(double), C, 0, NULL, NULL));
+  XM__CL(ctx, clEnqueueReadBuffer(ctx->ocl.queue, bC, CL_TRUE, 0, (size_t)(F * F) * sizeof(double),
+                                  C, 0, NULL, NULL));
   for (int64_t i = 0; i < F; i++)
     for (int64_t j = 0; j < i; j++)
       C[i * F + j] = C[j * F + i];
@@ -219,9 +224,9 @@ enum {
   KT_EXP,
   KT_N
 };
-static const char *const xm__knames[KT_N] = {
-    "xm_k_today",   "xm_k_revalue",  "xm_k_aggregate",  "xm_k_reduce", "xm_k_attribute",
-    "xm_k_combine", "xm_k_mc_scale", "xm_k_mc_normals", "xm_k_exp"};
+static const char *const xm__knames[KT_N] = {"xm_k_today",    "xm_k_revalue",    "xm_k_aggregate",
+                                             "xm_k_reduce",   "xm_k_attribute",  "xm_k_combine",
+                                             "xm_k_mc_scale", "xm_k_mc_normals", "xm_k_exp"};
 
 static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
   xm__ocl *o = &ctx->ocl;
@@ -249,6 +254,13 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
     goto cleanup;
   }
   xm_precision prec = cfg->precision == XM_SINGLE ? XM_SINGLE : XM_DOUBLE;
+  /* Fault injection for the tests of the cpu fallback: XM_TEST_FAIL_OPENCL=run
+   * makes this device report that it ran out of resources. */
+  const char *fault = getenv("XM_TEST_FAIL_OPENCL");
+  if (fault && strcmp(fault, "run") == 0) {
+    st = xm__fail(ctx, XM_ERESOURCE, "out of resources (injected by XM_TEST_FAIL_OPENCL=run)");
+    goto cleanup;
+  }
   for (int i = 0; i < KT_N; i++) {
     int price_kernel = i == KT_TODAY || i == KT_REVALUE;
     kr[i] = clCreateKernel(o->program[price_kernel ? prec : XM_DOUBLE], xm__knames[i], &e);
@@ -461,8 +473,8 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
       XM__SET(k, 17, bTail);
       XM__CL(ctx, xm__run1(&ln, KT_ATTR, k, (size_t)na, lws));
       if (job->pnl && job->pnl[x]) {
-        XM__CL(ctx, clEnqueueReadBuffer(o->queue, bL, CL_TRUE, 0,
-                                        (size_t)(S * R) * sizeof(double), Lhost, 0, NULL, NULL));
+        XM__CL(ctx, clEnqueueReadBuffer(o->queue, bL, CL_TRUE, 0, (size_t)(S * R) * sizeof(double),
+                                        Lhost, 0, NULL, NULL));
         for (cl_long s = 0; s < S; s++)
           for (cl_long a = 0; a < na; a++)
             job->pnl[x][s * job->A + bk->a0 + a] = (float)Lhost[a * ca + s * ss];
@@ -494,9 +506,9 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
     XM__CL(ctx, clEnqueueReadBuffer(o->queue, bOutA, CL_FALSE, 0,
                                     (size_t)(na * XM_NOUT) * sizeof(double),
                                     job->out_acct + bk->a0 * XM_NOUT, 0, NULL, NULL));
-    XM__CL(ctx, clEnqueueReadBuffer(o->queue, bOutS, CL_FALSE, 0,
-                                    (size_t)(na * G * 2) * sizeof(double),
-                                    job->out_silo + bk->a0 * G * 2, 0, NULL, NULL));
+    XM__CL(ctx,
+           clEnqueueReadBuffer(o->queue, bOutS, CL_FALSE, 0, (size_t)(na * G * 2) * sizeof(double),
+                               job->out_silo + bk->a0 * G * 2, 0, NULL, NULL));
     XM__CL(ctx, clEnqueueReadBuffer(o->queue, bBy, CL_TRUE, 0, (size_t)(na * K) * sizeof(double),
                                     job->by_set + bk->a0 * K, 0, NULL, NULL));
     cl_mem *blk[] = {&bCross, &bPq, &bPs, &bPi, &bStart, &bInsti, &bInstd};
@@ -515,8 +527,8 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
 cleanup:
   free(Lhost);
   {
-    cl_mem m[] = {bTail, bChol, bOutS, bOutA, bCross, bPq, bPs, bPi, bStart, bInsti, bInstd,
-                  bAttr, bSilo, bBy, bL, bEll, bScale, bZ};
+    cl_mem m[] = {bTail,  bChol,  bOutS, bOutA, bCross, bPq, bPs,  bPi,    bStart,
+                  bInsti, bInstd, bAttr, bSilo, bBy,    bL,  bEll, bScale, bZ};
     for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
       if (m[i])
         clReleaseMemObject(m[i]);

@@ -112,8 +112,7 @@ static void xm__fill_ocl_info(xm_device_info *info, int p, int d, cl_platform_id
   info->fp64 = fp != 0;
 }
 
-xm_status xm__ocl_find(int p, int d, xm_device_info *info, cl_platform_id *pid,
-                       cl_device_id *did) {
+xm_status xm__ocl_find(int p, int d, xm_device_info *info, cl_platform_id *pid, cl_device_id *did) {
   cl_platform_id *plats = NULL;
   cl_device_id *devs = NULL;
   cl_uint np = 0, nd = 0;
@@ -257,8 +256,8 @@ xm_status xm_ctx_create(xm_ctx **out, const xm_options *opt) {
         st = xm__open_backend(ctx, &list[i]);
         if (st != XM_OK) {
           size_t len = strlen(tried);
-          snprintf(tried + len, sizeof tried - len, "%s%s (%s): %s", len ? "; " : "",
-                   list[i].spec, list[i].name, xm_strerror(st));
+          snprintf(tried + len, sizeof tried - len, "%s%s (%s): %s", len ? "; " : "", list[i].spec,
+                   list[i].name, xm_strerror(st));
         } else {
           snprintf(ctx->choice, sizeof ctx->choice, "device: %s %s [%s]%s%s", list[i].spec,
                    list[i].name, list[i].platform,
@@ -292,9 +291,9 @@ xm_status xm_ctx_create(xm_ctx **out, const xm_options *opt) {
                  ctx->dev.name, ctx->dev.platform);
     }
   } else {
-    st = xm__fail(ctx, XM_EINVAL,
-                  "bad device '%s': expected auto, cpu, opencl or opencl:<platform>.<device>",
-                  want);
+    st =
+        xm__fail(ctx, XM_EINVAL,
+                 "bad device '%s': expected auto, cpu, opencl or opencl:<platform>.<device>", want);
   }
   xm_devices_free(list);
   if (st == XM_OK)

@@ -185,7 +185,6 @@ void xm_run_result_free(xm_run_result *r) {
   memset(r, 0, sizeof *r);
 }
 
-
 /* Position order inside an account: by silo, then instrument. */
 typedef struct xm__posref {
   int32_t acct, silo, inst;
@@ -236,8 +235,7 @@ static void xm__free_blocks(xm__job *job) {
 
 /* Account blocks sized so that a block's loss buffer [S x na x (G+1)] fits
  * the device, and scenario tiles so that [tile x n_inst] contract losses fit. */
-static xm_status xm__plan(xm_ctx *ctx, const xm_portfolio *pf, const int64_t *fcol,
-                          xm__job *job) {
+static xm_status xm__plan(xm_ctx *ctx, const xm_portfolio *pf, const int64_t *fcol, xm__job *job) {
   int64_t A = pf->n_accounts, N = pf->n_positions, G = job->G;
   xm__posref *pr = malloc((size_t)(N + 1) * sizeof *pr);
   int64_t *mark = malloc((size_t)(pf->n_instruments + 1) * sizeof *mark);
@@ -345,8 +343,7 @@ static xm_status xm__plan(xm_ctx *ctx, const xm_portfolio *pf, const int64_t *fc
         n[XM_II_TYPE * ni + li] = pf->inst_type[i];
         n[XM_II_CALL * ni + li] = pf->inst_call[i];
         n[XM_II_UND * ni + li] = (int)fcol[und];
-        n[XM_II_VOL * ni + li] =
-            (vf >= 0 && pf->inst_type[i] >= XM_T_OPTION) ? (int)fcol[vf] : -1;
+        n[XM_II_VOL * ni + li] = (vf >= 0 && pf->inst_type[i] >= XM_T_OPTION) ? (int)fcol[vf] : -1;
       }
     }
     for (int64_t a = 0; a < bk->na; a++) {

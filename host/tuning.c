@@ -17,9 +17,9 @@ typedef struct xm__tuning {
   size_t xgemm[16];
 } xm__tuning;
 
-static const char *const xm__xgemm_names[16] = {"GEMMK", "MWG",  "NWG",  "KWG",  "MDIMC", "NDIMC",
-                                                "MDIMA", "NDIMB", "KWI",  "VWM",  "VWN",   "STRM",
-                                                "STRN",  "SA",   "SB",   "KREG"};
+static const char *const xm__xgemm_names[16] = {"GEMMK", "MWG",   "NWG", "KWG", "MDIMC", "NDIMC",
+                                                "MDIMA", "NDIMB", "KWI", "VWM", "VWN",   "STRM",
+                                                "STRN",  "SA",    "SB",  "KREG"};
 
 /* First match wins; the last row matches everything. The PoCL row comes from
  * clblast_tuner_xgemm -precision 64 -m 2048 -n 512 -k 512 (a 2-core AVX-512

@@ -11,8 +11,8 @@
 typedef void (*xm_progress_fn)(void *arg, int64_t done, int64_t total, const char *set);
 
 typedef struct xm_engine_opts {
-  int save_pnl;       /* keep each set's [S x A] account losses */
-  int save_scenarios; /* keep each set's shocks [S x F] */
+  int save_pnl;            /* keep each set's [S x A] account losses */
+  int save_scenarios;      /* keep each set's shocks [S x F] */
   xm_progress_fn progress; /* NULL: none */
   void *progress_arg;
 } xm_engine_opts;
@@ -22,24 +22,24 @@ typedef struct xm_run_set {
   int measure;
   double confidence;
   int64_t S, k;
-  char **labels;  /* [S] */
-  double *shock;  /* [S x F] when save_scenarios, else NULL */
-  float *pnl;     /* [S x A] when save_pnl, else NULL */
+  char **labels; /* [S] */
+  double *shock; /* [S x F] when save_scenarios, else NULL */
+  float *pnl;    /* [S x A] when save_pnl, else NULL */
 } xm_run_set;
 
 typedef struct xm_run_result {
   int64_t A, G, K, F;
-  char **factor;  /* [F] the factors of the shock rows (those positions use) */
+  char **factor; /* [F] the factors of the shock rows (those positions use) */
   xm_run_set *sets;
   double *requirement, *unified, *siloed, *diversification, *minimum; /* [A] */
-  double *by_set;      /* [A x K] */
-  double *by_silo;     /* [A x G] */
-  double *attribution; /* [A x G] */
-  int32_t *binding;    /* [A] */
-  double jitter[2];    /* delta added to Sigma / Sigma_kappa before Cholesky */
+  double *by_set;                                                     /* [A x K] */
+  double *by_silo;                                                    /* [A x G] */
+  double *attribution;                                                /* [A x G] */
+  int32_t *binding;                                                   /* [A] */
+  double jitter[2]; /* delta added to Sigma / Sigma_kappa before Cholesky */
   int64_t n_blocks;
   double t_prepare, t_scenarios, t_evaluate;
-  char notes[4096];    /* one line per remark (factors a set does not move, jitter) */
+  char notes[4096]; /* one line per remark (factors a set does not move, jitter) */
 } xm_run_result;
 
 /* Runs every set of the configuration on ctx. *out is filled and owned by
@@ -56,8 +56,8 @@ void xm_run_result_free(xm_run_result *r);
  * history is shorter than the horizon. *filtered_out, when not NULL, receives
  * the W most recent filtered daily changes [W x nf] (caller frees). */
 xm_status xm_historical_set(const xm_scenario_file *sf, const int64_t *col, int64_t nf,
-                            const xm_config *cfg, double **shock, int64_t *S,
-                            double **filtered_out, int64_t *W, char *err, size_t cap);
+                            const xm_config *cfg, double **shock, int64_t *S, double **filtered_out,
+                            int64_t *W, char *err, size_t cap);
 
 /* Lower Cholesky factor of a symmetric F x F matrix (row-major) in place,
  * with the jitter rule: the smallest delta = 1e-12 * max diag * 10^j, j = 0..6,

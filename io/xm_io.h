@@ -11,9 +11,9 @@
 /* ---- Diagnostics: the bounded list of messages a validation produces. ---- */
 #define XM_DIAG_MAX_SHOWN 20
 typedef struct xm_diag {
-  char **msg;       /* the first XM_DIAG_MAX_SHOWN messages */
-  size_t shown;     /* number stored in msg */
-  size_t total;     /* number reported (may exceed shown) */
+  char **msg;   /* the first XM_DIAG_MAX_SHOWN messages */
+  size_t shown; /* number stored in msg */
+  size_t total; /* number reported (may exceed shown) */
 } xm_diag;
 /* Adds "file: /dataset[row] = value: rule" style message (printf-style). */
 void xm_diag_add(xm_diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -98,11 +98,11 @@ xm_status xm_scenarios_write(const char *path, const xm_scenario_file *s, xm_dia
 typedef struct xm_results_set {
   const char *name;
   int64_t n_scenarios;
-  char *const *label;         /* [S] */
-  const float *pnl;           /* [S x A] or NULL (--save-pnl) */
-  const double *shock;        /* [S x n_factors] or NULL (--save-scenarios) */
+  char *const *label;  /* [S] */
+  const float *pnl;    /* [S x A] or NULL (--save-pnl) */
+  const double *shock; /* [S x n_factors] or NULL (--save-scenarios) */
   int64_t n_factors;
-  char *const *factor;        /* [n_factors] */
+  char *const *factor; /* [n_factors] */
 } xm_results_set;
 
 typedef struct xm_results {

@@ -6,8 +6,6 @@
  *   instd[XM_ID_* * n + i] (double) and insti[XM_II_* * n + i] (int). */
 /* The includer has included xm_pricing.h for the same XM_REAL first. */
 
-
-
 /* Today's value of one unit of instrument i (multiplier not applied), priced
  * in XM_REAL, and the terms of its revaluation that no scenario changes (so a
  * scenario costs one exp and two erfc, not seven special functions). dt = h/252,
@@ -31,8 +29,7 @@ XM_INLINE void XM_FN(xm_today)(xm_i64 i, xm_i64 n, XM_GLOBAL double *instd,
       type >= XM_T_OPTION ? (double)(log(S / K) + (type == XM_T_OPTION ? (r - q) * T1 : (XM_REAL)0))
                           : 0.0;
   instd[XM_ID_VSC * n + i] =
-      p == (XM_REAL)0 ? 1.0
-                      : (double)pow((XM_REAL)30 / (days > (XM_REAL)1 ? days : (XM_REAL)1), p);
+      p == (XM_REAL)0 ? 1.0 : (double)pow((XM_REAL)30 / (days > (XM_REAL)1 ? days : (XM_REAL)1), p);
 }
 
 /* Loss of one contract of instrument i in the scenario whose shocks are

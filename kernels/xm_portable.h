@@ -60,16 +60,16 @@ static inline xm_u64 xm__bits_of_double(double d) {
 #define XM_ID_MULT 6 /* multiplier */
 #define XM_ID_V0 7   /* today's value of one unit (written by xm_today) */
 /* Scenario-independent terms of the revaluation, written by xm_today: */
-#define XM_ID_SQT1 8  /* sqrt(T'), T' = max(T - h/252, 0) */
-#define XM_ID_DF1 9   /* exp(-r T') */
+#define XM_ID_SQT1 8   /* sqrt(T'), T' = max(T - h/252, 0) */
+#define XM_ID_DF1 9    /* exp(-r T') */
 #define XM_ID_CARRY 10 /* exp((r - q) T') for options, 1 for futures options */
-#define XM_ID_LFK 11  /* log(S / K) + log(carry) */
-#define XM_ID_VSC 12  /* (30 / max(365 T, 1))^p, the vol shock's term scale */
+#define XM_ID_LFK 11   /* log(S / K) + log(carry) */
+#define XM_ID_VSC 12   /* (30 / max(365 T, 1))^p, the vol shock's term scale */
 #define XM_ND 13
 #define XM_II_TYPE 0 /* xm_instrument_type */
 #define XM_II_CALL 1
-#define XM_II_UND 2  /* column of the underlying factor in the shock rows */
-#define XM_II_VOL 3  /* column of the vol factor, or -1 */
+#define XM_II_UND 2 /* column of the underlying factor in the shock rows */
+#define XM_II_VOL 3 /* column of the vol factor, or -1 */
 #define XM_NI 4
 
 #endif /* XM_PORTABLE_H */

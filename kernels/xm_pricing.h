@@ -56,8 +56,8 @@ XM_INLINE XM_REAL XM_FN(xm_unit_value)(int type, XM_REAL S, XM_REAL K, XM_REAL T
 XM_INLINE XM_REAL XM_FN(xm_shocked_vol)(XM_REAL sigma, XM_REAL xv, XM_REAL T, XM_REAL p,
                                         XM_REAL vol_floor) {
   XM_REAL days = (XM_REAL)365 * T;
-  XM_REAL scale = p == (XM_REAL)0 ? (XM_REAL)1
-                                  : pow((XM_REAL)30 / (days > (XM_REAL)1 ? days : (XM_REAL)1), p);
+  XM_REAL scale =
+      p == (XM_REAL)0 ? (XM_REAL)1 : pow((XM_REAL)30 / (days > (XM_REAL)1 ? days : (XM_REAL)1), p);
   XM_REAL v = sigma + xv * scale;
   return v > vol_floor ? v : vol_floor;
 }
@@ -67,8 +67,8 @@ XM_INLINE XM_REAL XM_FN(xm_shocked_vol)(XM_REAL sigma, XM_REAL xv, XM_REAL T, XM
  * vol moved by xv, and time moved forward to max(T - dt, 0). */
 XM_INLINE XM_REAL XM_FN(xm_contract_loss)(int type, XM_REAL S, XM_REAL K, XM_REAL T, XM_REAL r,
                                           XM_REAL q, XM_REAL sigma, int call, XM_REAL mult,
-                                          XM_REAL v0, XM_REAL xs, XM_REAL xv, XM_REAL dt,
-                                          XM_REAL p, XM_REAL vol_floor) {
+                                          XM_REAL v0, XM_REAL xs, XM_REAL xv, XM_REAL dt, XM_REAL p,
+                                          XM_REAL vol_floor) {
   XM_REAL S1 = S * exp(xs);
   XM_REAL T1 = T - dt;
   T1 = T1 > (XM_REAL)0 ? T1 : (XM_REAL)0;

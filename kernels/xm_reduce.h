@@ -125,9 +125,9 @@ XM_INLINE xm_i64 xm_tail_count(xm_i64 S, double alpha) {
  * *s_at receives the scenario that gives worst/var (first on ties in the
  * stable order), for es the last one of the k tail scenarios. */
 XM_INLINE double xm_risk_measure(XM_GLOBAL const double *v, xm_i64 stride, xm_i64 S, int measure,
-                            xm_i64 k, XM_GLOBAL const double *w, int has_w,
-                            XM_PRIVATE xm_i64 *s_at, XM_PRIVATE xm_u64 *kkey,
-                            XM_PRIVATE xm_i64 *n_gt) {
+                                 xm_i64 k, XM_GLOBAL const double *w, int has_w,
+                                 XM_PRIVATE xm_i64 *s_at, XM_PRIVATE xm_u64 *kkey,
+                                 XM_PRIVATE xm_i64 *n_gt) {
   if (measure == XM_M_WORST) {
     double best = 0.0;
     xm_i64 bs = 0;
@@ -281,9 +281,8 @@ XM_INLINE void xm_combine_account(xm_i64 a, int G, xm_i64 K, XM_GLOBAL const dou
                                   XM_GLOBAL const int *pos_start, XM_GLOBAL const int *pos_inst,
                                   XM_GLOBAL const double *pos_qty, xm_i64 n,
                                   XM_GLOBAL const int *insti, XM_GLOBAL const double *instd,
-                                  double offset_cap,
-                                  double per_contract, XM_GLOBAL double *out_acct,
-                                  XM_GLOBAL double *out_silo) {
+                                  double offset_cap, double per_contract,
+                                  XM_GLOBAL double *out_acct, XM_GLOBAL double *out_silo) {
   double U = by_set[a * K];
   xm_i64 bind = 0;
   for (xm_i64 x = 1; x < K; x++)

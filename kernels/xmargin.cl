@@ -75,9 +75,9 @@ __kernel void xm_k_aggregate(const long na, const long ns, const long s0, const 
 __kernel void xm_k_reduce(const long na, const long S, const int G, __global const double *L,
                           const long ca, const long cs, const long ss, const int measure,
                           const long k, __global const double *w, const int has_w, const long K,
-                          const long x, __global const int *pos_start,
-                          __global const int *pos_silo, __global double *by_set,
-                          __global double *silo_set, __global double *tail) {
+                          const long x, __global const int *pos_start, __global const int *pos_silo,
+                          __global double *by_set, __global double *silo_set,
+                          __global double *tail) {
   long a = get_global_id(0);
   int c = (int)get_global_id(1);
   xm_layout lay = {ca, cs, ss};
@@ -88,28 +88,28 @@ __kernel void xm_k_reduce(const long na, const long S, const int G, __global con
 
 __kernel void xm_k_attribute(const long na, const long S, const int G, __global const double *L,
                              const long ca, const long cs, const long ss, const int measure,
-                             const long k, __global const double *w, const int has_w,
-                             const long K, const long x, __global const int *pos_start,
+                             const long k, __global const double *w, const int has_w, const long K,
+                             const long x, __global const int *pos_start,
                              __global const int *pos_silo, __global double *silo_set,
                              __global double *attr_set, __global const double *tail) {
   long a = get_global_id(0);
   xm_layout lay = {ca, cs, ss};
   if (a < na)
-    xm_attribute_account(a, S, lay, G, L, measure, k, w, has_w, K, x, pos_start, pos_silo,
-                         silo_set, attr_set, tail);
+    xm_attribute_account(a, S, lay, G, L, measure, k, w, has_w, K, x, pos_start, pos_silo, silo_set,
+                         attr_set, tail);
 }
 
 __kernel void xm_k_combine(const long na, const int G, const long K, __global const double *by_set,
                            __global const double *silo_set, __global const double *attr_set,
                            __global const int *cross, __global const int *pos_start,
                            __global const int *pos_inst, __global const double *pos_qty,
-                           const long n, __global const int *insti,
-                           __global const double *instd, const double offset_cap, const double per_contract,
+                           const long n, __global const int *insti, __global const double *instd,
+                           const double offset_cap, const double per_contract,
                            __global double *out_acct, __global double *out_silo) {
   long a = get_global_id(0);
   if (a < na)
-    xm_combine_account(a, G, K, by_set, silo_set, attr_set, cross, pos_start, pos_inst, pos_qty,
-                       n, insti, instd, offset_cap, per_contract, out_acct, out_silo);
+    xm_combine_account(a, G, K, by_set, silo_set, attr_set, cross, pos_start, pos_inst, pos_qty, n,
+                       insti, instd, offset_cap, per_contract, out_acct, out_silo);
 }
 
 /* Row scales of scenarios s0 .. s0+ns. */

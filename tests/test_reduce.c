@@ -22,10 +22,14 @@ static double draw(unsigned *st, int kind) {
   *st = *st * 1103515245u + 12345u;
   unsigned r = (*st >> 8) & 0xffffu;
   switch (kind) {
-  case 0: return ((double)r - 32768.0) * 1e3;       /* distinct-ish, both signs */
-  case 1: return (double)(r % 5) - 2.0;              /* heavy ties */
-  case 2: return (r & 1) ? 0.0 : -0.0;               /* signed zeros only */
-  default: return ((double)r / 65536.0) * 1e-300;    /* tiny positives (subnormal scale) */
+  case 0:
+    return ((double)r - 32768.0) * 1e3; /* distinct-ish, both signs */
+  case 1:
+    return (double)(r % 5) - 2.0; /* heavy ties */
+  case 2:
+    return (r & 1) ? 0.0 : -0.0; /* signed zeros only */
+  default:
+    return ((double)r / 65536.0) * 1e-300; /* tiny positives (subnormal scale) */
   }
 }
 

@@ -14,27 +14,26 @@
 #include "xm_io.h"
 
 static void xm_run_usage(FILE *f) {
-  fprintf(f,
-          "usage: xmargin run [--portfolio P.h5 --scenarios S.h5] [-o OUT.h5] [options]\n\n"
-          "Computes every account's siloed, unified and cross-margined requirement over the\n"
-          "historical, Monte Carlo and ready-made scenario sets (METHODOLOGY.md) and writes\n"
-          "the results file (FORMAT.md section 3). With no --portfolio/--scenarios it runs the\n"
-          "shipped demo files (datasets/) and writes xmargin-demo.h5 in the current folder.\n\n"
-          "options:\n"
-          "  --portfolio FILE        the book (format xmargin.portfolio)\n"
-          "  --scenarios FILE        history and scenario sets (format xmargin.scenarios)\n"
-          "  -o, --output FILE       results file (default xmargin-results.h5)\n"
-          "  --config FILE           INI configuration (see xmargin config)\n"
-          "  --set KEY=VALUE         override one configuration key (repeatable)\n"
-          "  --device SPEC           auto|cpu|opencl|opencl:P.D (default $XM_DEVICE or auto)\n"
-          "  --precision P           double (default) or single\n"
-          "  --save-pnl              write every account's loss per scenario (/pnl/<set>)\n"
-          "  --save-scenarios        write every set's shocks (/scenarios/<set>/shock)\n"
-          "  --mem-limit BYTES       cap the device memory the plan uses (K, M, G suffixes)\n"
-          "  --threads N             threads of the cpu backend (default: all cores)\n"
-          "  --json                  print the summary as JSON\n"
-          "  -q, --quiet             no summary\n"
-          "Exit status: 0 success, 1 run failure, 2 bad input or usage.\n");
+  fprintf(f, "usage: xmargin run [--portfolio P.h5 --scenarios S.h5] [-o OUT.h5] [options]\n\n"
+             "Computes every account's siloed, unified and cross-margined requirement over the\n"
+             "historical, Monte Carlo and ready-made scenario sets (METHODOLOGY.md) and writes\n"
+             "the results file (FORMAT.md section 3). With no --portfolio/--scenarios it runs the\n"
+             "shipped demo files (datasets/) and writes xmargin-demo.h5 in the current folder.\n\n"
+             "options:\n"
+             "  --portfolio FILE        the book (format xmargin.portfolio)\n"
+             "  --scenarios FILE        history and scenario sets (format xmargin.scenarios)\n"
+             "  -o, --output FILE       results file (default xmargin-results.h5)\n"
+             "  --config FILE           INI configuration (see xmargin config)\n"
+             "  --set KEY=VALUE         override one configuration key (repeatable)\n"
+             "  --device SPEC           auto|cpu|opencl|opencl:P.D (default $XM_DEVICE or auto)\n"
+             "  --precision P           double (default) or single\n"
+             "  --save-pnl              write every account's loss per scenario (/pnl/<set>)\n"
+             "  --save-scenarios        write every set's shocks (/scenarios/<set>/shock)\n"
+             "  --mem-limit BYTES       cap the device memory the plan uses (K, M, G suffixes)\n"
+             "  --threads N             threads of the cpu backend (default: all cores)\n"
+             "  --json                  print the summary as JSON\n"
+             "  -q, --quiet             no summary\n"
+             "Exit status: 0 success, 1 run failure, 2 bad input or usage.\n");
 }
 
 static int xm_run_parse_bytes(const char *s, uint64_t *out) {
@@ -96,8 +95,8 @@ static void xm_json_str(FILE *f, const char *s) {
 }
 
 static void xm_run_summary(FILE *f, int json, const xm_portfolio *pf, const xm_run_result *r,
-                           const char *device, const char *outpath, double t_read,
-                           double t_write, double t_total) {
+                           const char *device, const char *outpath, double t_read, double t_write,
+                           double t_total) {
   double sum_req = 0, sum_sil = 0, sum_uni = 0, sum_sil_req = 0, sum_div = 0;
   int64_t A = r->A;
   xm_run_top *top = malloc((size_t)(A + 1) * sizeof *top);
@@ -346,7 +345,9 @@ int xm_cli_run(int argc, char **argv) {
     rc = xm_cli_exit_status(st);
     goto cleanup;
   }
-  if (!quiet && !json)
+  if (strstr(xm_ctx_choice(ctx), "after failing")) /* auto left a failing device: always say so */
+    fprintf(stderr, "xmargin: warning: %s\n", xm_ctx_choice(ctx));
+  else if (!quiet && !json)
     fprintf(stderr, "xmargin: %s\n", xm_ctx_choice(ctx));
   xm_engine_opts eo = {save_pnl, save_scen, NULL, NULL};
   if (!quiet && !json && isatty(STDERR_FILENO))
@@ -383,8 +384,8 @@ int xm_cli_run(int argc, char **argv) {
   gmtime_r(&now, &tmv);
   strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tmv);
   const xm_device_info *dv = xm_ctx_device(ctx);
-  snprintf(devdesc, sizeof devdesc, "%s: %s [%s]",
-           dv->backend == XM_BACKEND_CPU ? "cpu" : "opencl", dv->name, dv->platform);
+  snprintf(devdesc, sizeof devdesc, "%s: %s [%s]", dv->backend == XM_BACKEND_CPU ? "cpu" : "opencl",
+           dv->name, dv->platform);
   cfg_text = xm_config_to_ini(&cfg);
   char **set_names = calloc((size_t)res.K, sizeof *set_names);
   xm_results_set *rsets = calloc((size_t)res.K, sizeof *rsets);

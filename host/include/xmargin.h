@@ -16,20 +16,20 @@ extern "C" {
 /* One list of status codes and their fixed text (libuv UV_ERRNO_MAP style).
  * X(name, value, text). XM_EFORMAT and XM_ECONFIG are the user's input errors
  * (the CLI exits with status 2 for them). */
-#define XM_STATUS_MAP(X)                                                        \
-  X(OK, 0, "success")                                                          \
-  X(EINVAL, 1, "invalid argument")                                             \
-  X(ENOMEM, 2, "out of memory")                                                \
-  X(EIO, 3, "input/output error")                                              \
-  X(EFORMAT, 4, "input violates the xmargin data contract")                    \
-  X(ECONFIG, 5, "invalid configuration")                                       \
-  X(ENODEV, 6, "no such compute device")                                       \
-  X(EOPENCL, 7, "OpenCL runtime error")                                        \
-  X(EBUILD, 8, "OpenCL program build failed")                                  \
-  X(ERESOURCE, 9, "device out of resources")                                   \
-  X(ENOTPD, 10, "matrix is not positive definite")                             \
-  X(EUNSUPPORTED, 11, "operation not supported on this device")                \
-  X(ENUMERIC, 12, "non-finite number in a result")                             \
+#define XM_STATUS_MAP(X)                                                                           \
+  X(OK, 0, "success")                                                                              \
+  X(EINVAL, 1, "invalid argument")                                                                 \
+  X(ENOMEM, 2, "out of memory")                                                                    \
+  X(EIO, 3, "input/output error")                                                                  \
+  X(EFORMAT, 4, "input violates the xmargin data contract")                                        \
+  X(ECONFIG, 5, "invalid configuration")                                                           \
+  X(ENODEV, 6, "no such compute device")                                                           \
+  X(EOPENCL, 7, "OpenCL runtime error")                                                            \
+  X(EBUILD, 8, "OpenCL program build failed")                                                      \
+  X(ERESOURCE, 9, "device out of resources")                                                       \
+  X(ENOTPD, 10, "matrix is not positive definite")                                                 \
+  X(EUNSUPPORTED, 11, "operation not supported on this device")                                    \
+  X(ENUMERIC, 12, "non-finite number in a result")                                                 \
   X(EINTERNAL, 13, "internal error")
 
 typedef enum xm_status {
@@ -53,20 +53,20 @@ typedef enum xm_backend_kind { XM_BACKEND_CPU = 0, XM_BACKEND_OPENCL = 1 } xm_ba
 
 typedef struct xm_device_info {
   xm_backend_kind backend;
-  char spec[32];          /* what --device takes to pick it: "cpu", "opencl:0.1" */
-  int platform_index;     /* -1 for the cpu backend */
-  int device_index;       /* -1 for the cpu backend */
+  char spec[32];      /* what --device takes to pick it: "cpu", "opencl:0.1" */
+  int platform_index; /* -1 for the cpu backend */
+  int device_index;   /* -1 for the cpu backend */
   int is_gpu;
   char platform[128];
   char name[128];
   char vendor[128];
-  char version[64];       /* OpenCL C version ("OpenCL C 1.2"), or "C11" */
+  char version[64]; /* OpenCL C version ("OpenCL C 1.2"), or "C11" */
   char driver[64];
   unsigned compute_units;
-  uint64_t global_mem;    /* bytes */
-  uint64_t local_mem;     /* bytes */
-  uint64_t max_alloc;     /* bytes */
-  int fp64;               /* double precision supported */
+  uint64_t global_mem; /* bytes */
+  uint64_t local_mem;  /* bytes */
+  uint64_t max_alloc;  /* bytes */
+  int fp64;            /* double precision supported */
 } xm_device_info;
 
 /* Lists every device xmargin can run on: each OpenCL device of every platform,
@@ -129,11 +129,11 @@ typedef struct xm_contracts {
   const int32_t *type;      /* xm_instrument_type */
   const double *underlying; /* S (spot) or F (futures price) */
   const double *strike;
-  const double *expiry;     /* years; <= 0 means intrinsic */
+  const double *expiry; /* years; <= 0 means intrinsic */
   const double *rate;
-  const double *dividend;   /* option only */
+  const double *dividend; /* option only */
   const double *vol;
-  const int32_t *call;      /* 1 call, 0 put */
+  const int32_t *call; /* 1 call, 0 put */
   const double *multiplier;
 } xm_contracts;
 
@@ -141,42 +141,41 @@ typedef struct xm_contracts {
  * in the given precision, into out[n] (caller-owned). */
 xm_status xm_price(xm_ctx *ctx, xm_precision prec, const xm_contracts *c, double *out);
 
-
 /* ---- Configuration (METHODOLOGY.md; keys and defaults there) ------------ */
 
 typedef enum xm_measure { XM_MEASURE_WORST = 0, XM_MEASURE_ES = 1, XM_MEASURE_VAR = 2 } xm_measure;
 typedef enum xm_distribution { XM_DIST_NORMAL = 0, XM_DIST_STUDENT_T = 1 } xm_distribution;
 
 typedef struct xm_config {
-  int horizon_days;        /* horizon_days = 2 */
-  double confidence;       /* confidence = 0.99 */
-  xm_precision precision;  /* precision = double */
+  int horizon_days;       /* horizon_days = 2 */
+  double confidence;      /* confidence = 0.99 */
+  xm_precision precision; /* precision = double */
   struct {
-    int enabled;           /* historical.enabled = true */
-    double ewma_lambda;    /* 0.97 */
-    double apc_floor;      /* 0 */
-    int filtered;          /* true */
-    int lookback;          /* 1260 */
-    xm_measure measure;    /* es */
+    int enabled;        /* historical.enabled = true */
+    double ewma_lambda; /* 0.97 */
+    double apc_floor;   /* 0 */
+    int filtered;       /* true */
+    int lookback;       /* 1260 */
+    xm_measure measure; /* es */
   } historical;
   struct {
-    int enabled;           /* montecarlo.enabled = true */
-    int64_t scenarios;     /* 10000 */
+    int enabled;                  /* montecarlo.enabled = true */
+    int64_t scenarios;            /* 10000 */
     xm_distribution distribution; /* student_t */
-    double dof;            /* 5 */
-    uint64_t seed;         /* 42 */
-    double correlation_stress; /* 0 */
-    xm_measure measure;    /* es */
+    double dof;                   /* 5 */
+    uint64_t seed;                /* 42 */
+    double correlation_stress;    /* 0 */
+    xm_measure measure;           /* es */
   } montecarlo;
   struct {
     double vol_floor;      /* 0.01 */
     double vol_term_power; /* 0 */
   } pricing;
   struct {
-    double offset_cap;     /* 0.80 */
+    double offset_cap; /* 0.80 */
   } cross_margin;
   struct {
-    double per_contract;   /* 0.375 */
+    double per_contract; /* 0.375 */
   } minimum;
 } xm_config;
 
