@@ -10,9 +10,8 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$jobs}
 echo "== sanitizer build (ASan + UBSan) =="
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DXM_WERROR=ON -DXM_SANITIZE=ON -DXM_BUILD_BENCH=OFF >/dev/null
 cmake --build build-asan -j "$jobs"
-# The OpenCL runtime (PoCL/LLVM) keeps allocations alive until exit: leaks inside
-# it are not ours; every other ASan/UBSan finding fails the run.
-ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+# Leaks, out-of-bounds accesses and undefined behaviour all fail the run.
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j "$jobs" -LE slow
 
 echo "== release build =="
