@@ -124,9 +124,6 @@ static int xb_run_once(xm_ctx *ctx, const xb_size *sz, const xm_config *cfg, con
   memset(&res, 0, sizeof res);
   memset(&diag, 0, sizeof diag);
   int rc = 1, reset = xb_hwm_reset();
-  char *cfg_text = NULL;
-  char **set_names = NULL;
-  xm_results_set *rsets = NULL;
   double t0 = xb_now();
   xm_status st;
   if ((st = xm_portfolio_read(sz->portfolio, &pf, &diag)) != XM_OK ||
@@ -147,59 +144,15 @@ static int xb_run_once(xm_ctx *ctx, const xb_size *sz, const xm_config *cfg, con
   t->eval = res.t_evaluate;
   /* The results file, as the CLI writes it (checksums of the inputs included). */
   double tw = xb_now();
-  char psha[65] = "", ssha[65] = "", devdesc[512];
-  xm_file_sha256(sz->portfolio, psha);
-  xm_file_sha256(sz->scenarios, ssha);
+  char devdesc[512];
   const xm_device_info *dv = xm_ctx_device(ctx);
   snprintf(devdesc, sizeof devdesc, "%s: %s [%s]", dv->backend == XM_BACKEND_CPU ? "cpu" : "opencl",
            dv->name, dv->platform);
-  cfg_text = xm_config_to_ini(cfg);
-  set_names = calloc((size_t)res.K + 1, sizeof *set_names);
-  rsets = calloc((size_t)res.K + 1, sizeof *rsets);
-  if (!cfg_text || !set_names || !rsets) {
-    fprintf(stderr, "xm_bench: out of memory\n");
-    goto cleanup;
-  }
   *S_total = 0;
-  for (int64_t x = 0; x < res.K; x++) {
-    set_names[x] = res.sets[x].name;
-    rsets[x].name = res.sets[x].name;
-    rsets[x].n_scenarios = res.sets[x].S;
-    rsets[x].label = res.sets[x].labels;
-    rsets[x].n_factors = res.F;
-    rsets[x].factor = res.factor;
+  for (int64_t x = 0; x < res.K; x++)
     *S_total += res.sets[x].S;
-  }
-  xm_results rr;
-  memset(&rr, 0, sizeof rr);
-  rr.software_version = XM_VERSION_STRING;
-  rr.created_utc = "1970-01-01T00:00:00Z";
-  rr.portfolio = sz->portfolio;
-  rr.scenarios = sz->scenarios;
-  rr.portfolio_sha256 = psha;
-  rr.scenarios_sha256 = ssha;
-  rr.config = cfg_text;
-  rr.device = devdesc;
-  rr.precision = cfg->precision == XM_SINGLE ? "single" : "double";
-  rr.seed = cfg->montecarlo.seed;
-  rr.elapsed_s = xb_now() - t0;
-  rr.n_accounts = res.A;
-  rr.n_silos = res.G;
-  rr.n_sets = res.K;
-  rr.account = pf.account_id;
-  rr.silo = pf.silo_name;
-  rr.set = set_names;
-  rr.requirement = res.requirement;
-  rr.unified = res.unified;
-  rr.siloed = res.siloed;
-  rr.diversification = res.diversification;
-  rr.minimum = res.minimum;
-  rr.by_set = res.by_set;
-  rr.by_silo = res.by_silo;
-  rr.attribution = res.attribution;
-  rr.binding_set = res.binding;
-  rr.sets = rsets;
-  if ((st = xm_results_write(out_path, &rr, &diag)) != XM_OK) {
+  xm_run_meta meta = {sz->portfolio, sz->scenarios, devdesc, "1970-01-01T00:00:00Z", xb_now() - t0};
+  if ((st = xm_run_result_write(out_path, &pf, cfg, &res, &meta, &diag)) != XM_OK) {
     xm_diag_print(&diag, stderr);
     fprintf(stderr, "xm_bench: cannot write %s: %s\n", out_path, xm_strerror(st));
     goto cleanup;
@@ -217,9 +170,6 @@ static int xb_run_once(xm_ctx *ctx, const xb_size *sz, const xm_config *cfg, con
   rc = 0;
 cleanup:
   unlink(out_path);
-  free(rsets);
-  free(set_names);
-  free(cfg_text);
   xm_run_result_free(&res);
   xm_diag_free(&diag);
   xm_scenarios_free(&sf);

@@ -127,15 +127,8 @@ static xm_status xm__cpu_evaluate(xm_ctx *ctx, xm__job *job) {
   }
   job->t_scen = xm__now() - t0;
   t0 = xm__now();
-  int64_t maxS = 0, maxtile = 0, maxna = 0, maxinst = 0;
-  for (int64_t x = 0; x < K; x++)
-    maxS = job->sets[x].S > maxS ? job->sets[x].S : maxS;
-  for (int64_t b = 0; b < job->n_blocks; b++) {
-    xm__block *bk = &job->blocks[b];
-    maxtile = bk->tile > maxtile ? bk->tile : maxtile;
-    maxna = bk->na > maxna ? bk->na : maxna;
-    maxinst = bk->n_inst > maxinst ? bk->n_inst : maxinst;
-  }
+  int64_t maxS, maxtile, maxna, maxinst;
+  xm__job_extents(job, &maxS, &maxtile, &maxna, &maxinst);
   ell = malloc((size_t)(maxtile * maxinst + 1) * sizeof *ell);
   L = malloc((size_t)(maxS * maxna * (G + 1) + 1) * sizeof *L);
   by_set = malloc((size_t)(maxna * K + 1) * sizeof *by_set);

@@ -335,15 +335,8 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
   job->t_scen = xm__now() - t0;
   t0 = xm__now();
 
-  cl_long maxS = 0, maxtile = 0, maxna = 0, maxinst = 0;
-  for (cl_long x = 0; x < K; x++)
-    maxS = job->sets[x].S > maxS ? job->sets[x].S : maxS;
-  for (int64_t b = 0; b < job->n_blocks; b++) {
-    xm__block *bk = &job->blocks[b];
-    maxtile = bk->tile > maxtile ? bk->tile : maxtile;
-    maxna = bk->na > maxna ? bk->na : maxna;
-    maxinst = bk->n_inst > maxinst ? bk->n_inst : maxinst;
-  }
+  int64_t maxS, maxtile, maxna, maxinst;
+  xm__job_extents(job, &maxS, &maxtile, &maxna, &maxinst);
   bEll = xm__buf(ctx, (size_t)(maxtile * maxinst) * sizeof(double), NULL, &e);
   XM__CL(ctx, e);
   bL = xm__buf(ctx, (size_t)(maxS * maxna * (G + 1)) * sizeof(double), NULL, &e);
@@ -430,48 +423,35 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
         XM__SET(k, 12, ss);
         XM__CL(ctx, xm__run2(&ln, KT_AGG, k, (size_t)ns, (size_t)na, lws));
       }
-      cl_kernel k = kr[KT_REDUCE];
       cl_int measure = set->measure, has_w = set->w != NULL;
       cl_long kk = set->k;
-      XM__SET(k, 0, na);
-      XM__SET(k, 1, S);
-      XM__SET(k, 2, G);
-      XM__SET(k, 3, bL);
-      XM__SET(k, 4, ca);
-      XM__SET(k, 5, cs);
-      XM__SET(k, 6, ss);
-      XM__SET(k, 7, measure);
-      XM__SET(k, 8, kk);
-      XM__SET(k, 9, bW[x]);
-      XM__SET(k, 10, has_w);
-      XM__SET(k, 11, K);
-      XM__SET(k, 12, x);
-      XM__SET(k, 13, bStart);
-      XM__SET(k, 14, bPs);
-      XM__SET(k, 15, bBy);
-      XM__SET(k, 16, bSilo);
-      XM__SET(k, 17, bTail);
-      XM__CL(ctx, xm__run2(&ln, KT_REDUCE, k, (size_t)na, (size_t)(G + 1), lws));
-      k = kr[KT_ATTR];
-      XM__SET(k, 0, na);
-      XM__SET(k, 1, S);
-      XM__SET(k, 2, G);
-      XM__SET(k, 3, bL);
-      XM__SET(k, 4, ca);
-      XM__SET(k, 5, cs);
-      XM__SET(k, 6, ss);
-      XM__SET(k, 7, measure);
-      XM__SET(k, 8, kk);
-      XM__SET(k, 9, bW[x]);
-      XM__SET(k, 10, has_w);
-      XM__SET(k, 11, K);
-      XM__SET(k, 12, x);
-      XM__SET(k, 13, bStart);
-      XM__SET(k, 14, bPs);
-      XM__SET(k, 15, bSilo);
-      XM__SET(k, 16, bAttr);
-      XM__SET(k, 17, bTail);
-      XM__CL(ctx, xm__run1(&ln, KT_ATTR, k, (size_t)na, lws));
+      /* xm_k_reduce and xm_k_attribute share their first 15 arguments */
+      for (int which = KT_REDUCE; which <= KT_ATTR; which++) {
+        cl_kernel k = kr[which];
+        XM__SET(k, 0, na);
+        XM__SET(k, 1, S);
+        XM__SET(k, 2, G);
+        XM__SET(k, 3, bL);
+        XM__SET(k, 4, ca);
+        XM__SET(k, 5, cs);
+        XM__SET(k, 6, ss);
+        XM__SET(k, 7, measure);
+        XM__SET(k, 8, kk);
+        XM__SET(k, 9, bW[x]);
+        XM__SET(k, 10, has_w);
+        XM__SET(k, 11, K);
+        XM__SET(k, 12, x);
+        XM__SET(k, 13, bStart);
+        XM__SET(k, 14, bPs);
+      }
+      XM__SET(kr[KT_REDUCE], 15, bBy);
+      XM__SET(kr[KT_REDUCE], 16, bSilo);
+      XM__SET(kr[KT_REDUCE], 17, bTail);
+      XM__CL(ctx, xm__run2(&ln, KT_REDUCE, kr[KT_REDUCE], (size_t)na, (size_t)(G + 1), lws));
+      XM__SET(kr[KT_ATTR], 15, bSilo);
+      XM__SET(kr[KT_ATTR], 16, bAttr);
+      XM__SET(kr[KT_ATTR], 17, bTail);
+      XM__CL(ctx, xm__run1(&ln, KT_ATTR, kr[KT_ATTR], (size_t)na, lws));
       if (job->pnl && job->pnl[x]) {
         XM__CL(ctx, clEnqueueReadBuffer(o->queue, bL, CL_TRUE, 0, (size_t)(S * R) * sizeof(double),
                                         Lhost, 0, NULL, NULL));

@@ -218,6 +218,19 @@ static int xm__cmp_inst(const void *pa, const void *pb) {
   return a < b ? -1 : (a > b);
 }
 
+void xm__job_extents(const xm__job *job, int64_t *max_s, int64_t *max_tile, int64_t *max_na,
+                     int64_t *max_inst) {
+  *max_s = *max_tile = *max_na = *max_inst = 0;
+  for (int64_t x = 0; x < job->K; x++)
+    *max_s = job->sets[x].S > *max_s ? job->sets[x].S : *max_s;
+  for (int64_t b = 0; b < job->n_blocks; b++) {
+    const xm__block *bk = &job->blocks[b];
+    *max_tile = bk->tile > *max_tile ? bk->tile : *max_tile;
+    *max_na = bk->na > *max_na ? bk->na : *max_na;
+    *max_inst = bk->n_inst > *max_inst ? bk->n_inst : *max_inst;
+  }
+}
+
 static void xm__free_blocks(xm__job *job) {
   for (int64_t b = 0; job->blocks && b < job->n_blocks; b++) {
     xm__block *bk = &job->blocks[b];

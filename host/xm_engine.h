@@ -64,4 +64,17 @@ xm_status xm_historical_set(const xm_scenario_file *sf, const int64_t *col, int6
  * that makes it positive definite (0 if none is needed). XM_ENOTPD when none. */
 xm_status xm_cholesky_jitter(double *A, int64_t F, double *delta);
 
+/* What the results file records about a run besides its numbers. */
+typedef struct xm_run_meta {
+  const char *portfolio, *scenarios; /* input paths (hashed into the file) */
+  const char *device;                /* backend, device and platform */
+  const char *created_utc;           /* NULL: now */
+  double elapsed_s;
+} xm_run_meta;
+
+/* Writes the results file of FORMAT.md section 3 for res atomically to path.
+ * XM_ENOMEM, or the writer's status with its messages in *diag. */
+xm_status xm_run_result_write(const char *path, const xm_portfolio *pf, const xm_config *cfg,
+                              const xm_run_result *res, const xm_run_meta *meta, xm_diag *diag);
+
 #endif

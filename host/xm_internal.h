@@ -127,6 +127,11 @@ static inline void xm__progress(const xm__job *job, int64_t b, int64_t x) {
 typedef xm_status (*xm__syrk_fn)(xm_ctx *ctx, int64_t W, int64_t F, const double *R, double *C);
 typedef xm_status (*xm__evaluate_fn)(xm_ctx *ctx, xm__job *job);
 
+/* The largest set (scenarios), tile, block (accounts) and block (instruments)
+ * of a job: what a backend sizes its buffers by. */
+void xm__job_extents(const xm__job *job, int64_t *max_s, int64_t *max_tile, int64_t *max_na,
+                     int64_t *max_inst);
+
 /* Tuning table (host/tuning.c): the work-group size of the kernels on ctx's
  * device, and CLBlast parameters applied once per context. */
 size_t xm__tuned_lws(const xm_ctx *ctx);

@@ -290,7 +290,6 @@ int xm_cli_run(int argc, char **argv) {
   xm_run_result res;
   xm_diag diag;
   xm_ctx *ctx = NULL;
-  char *cfg_text = NULL;
   memset(&pf, 0, sizeof pf);
   memset(&sf, 0, sizeof sf);
   memset(&res, 0, sizeof res);
@@ -376,67 +375,12 @@ int xm_cli_run(int argc, char **argv) {
 
   /* The results file. */
   double t_w0 = xm_run_now();
-  char psha[65] = "", ssha[65] = "", created[32], devdesc[512];
-  xm_file_sha256(portfolio, psha);
-  xm_file_sha256(scenarios, ssha);
-  time_t now = time(NULL);
-  struct tm tmv;
-  gmtime_r(&now, &tmv);
-  strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+  char devdesc[512];
   const xm_device_info *dv = xm_ctx_device(ctx);
   snprintf(devdesc, sizeof devdesc, "%s: %s [%s]", dv->backend == XM_BACKEND_CPU ? "cpu" : "opencl",
            dv->name, dv->platform);
-  cfg_text = xm_config_to_ini(&cfg);
-  char **set_names = calloc((size_t)res.K, sizeof *set_names);
-  xm_results_set *rsets = calloc((size_t)res.K, sizeof *rsets);
-  if (!cfg_text || !set_names || !rsets) {
-    free(set_names);
-    free(rsets);
-    fprintf(stderr, "xmargin run: out of memory\n");
-    goto cleanup;
-  }
-  for (int64_t x = 0; x < res.K; x++) {
-    set_names[x] = res.sets[x].name;
-    rsets[x].name = res.sets[x].name;
-    rsets[x].n_scenarios = res.sets[x].S;
-    rsets[x].label = res.sets[x].labels;
-    rsets[x].pnl = res.sets[x].pnl;
-    rsets[x].shock = res.sets[x].shock;
-    rsets[x].n_factors = res.F;
-    rsets[x].factor = res.factor;
-  }
-  xm_results rr;
-  memset(&rr, 0, sizeof rr);
-  rr.software_version = XM_VERSION_STRING;
-  rr.created_utc = created;
-  rr.portfolio = portfolio;
-  rr.scenarios = scenarios;
-  rr.portfolio_sha256 = psha;
-  rr.scenarios_sha256 = ssha;
-  rr.config = cfg_text;
-  rr.device = devdesc;
-  rr.precision = cfg.precision == XM_SINGLE ? "single" : "double";
-  rr.seed = cfg.montecarlo.seed;
-  rr.elapsed_s = xm_run_now() - t_start;
-  rr.n_accounts = res.A;
-  rr.n_silos = res.G;
-  rr.n_sets = res.K;
-  rr.account = pf.account_id;
-  rr.silo = pf.silo_name;
-  rr.set = set_names;
-  rr.requirement = res.requirement;
-  rr.unified = res.unified;
-  rr.siloed = res.siloed;
-  rr.diversification = res.diversification;
-  rr.minimum = res.minimum;
-  rr.by_set = res.by_set;
-  rr.by_silo = res.by_silo;
-  rr.attribution = res.attribution;
-  rr.binding_set = res.binding;
-  rr.sets = rsets;
-  st = xm_results_write(output, &rr, &diag);
-  free(set_names);
-  free(rsets);
+  xm_run_meta meta = {portfolio, scenarios, devdesc, NULL, xm_run_now() - t_start};
+  st = xm_run_result_write(output, &pf, &cfg, &res, &meta, &diag);
   if (st != XM_OK) {
     xm_diag_print(&diag, stderr);
     fprintf(stderr, "xmargin run: cannot write %s: %s\n", output, xm_strerror(st));
@@ -448,7 +392,6 @@ int xm_cli_run(int argc, char **argv) {
                    xm_run_now() - t_start);
   rc = XM_EXIT_OK;
 cleanup:
-  free(cfg_text);
   xm_ctx_destroy(ctx);
   xm_run_result_free(&res);
   xm_diag_free(&diag);
