@@ -21,21 +21,19 @@ XM_INLINE void XM_FN(xm_today)(xm_i64 i, xm_i64 n, XM_GLOBAL double *instd,
   instd[XM_ID_V0 * n + i] = (double)v;
   XM_REAL T1 = T - dt > (XM_REAL)0 ? T - dt : (XM_REAL)0;
   XM_REAL carry = type == XM_T_OPTION ? exp((r - q) * T1) : (XM_REAL)1;
-  XM_REAL days = (XM_REAL)365 * T;
   instd[XM_ID_SQT1 * n + i] = (double)sqrt(T1);
   instd[XM_ID_DF1 * n + i] = (double)exp(-r * T1);
   instd[XM_ID_CARRY * n + i] = (double)carry;
   instd[XM_ID_LFK * n + i] =
       type >= XM_T_OPTION ? (double)(log(S / K) + (type == XM_T_OPTION ? (r - q) * T1 : (XM_REAL)0))
                           : 0.0;
-  instd[XM_ID_VSC * n + i] =
-      p == (XM_REAL)0 ? 1.0 : (double)pow((XM_REAL)30 / (days > (XM_REAL)1 ? days : (XM_REAL)1), p);
+  instd[XM_ID_VSC * n + i] = (double)XM_FN(xm_vol_term_scale)(T, p);
 }
 
 /* Loss of one contract of instrument i in the scenario whose shocks are
  * x[0..nf) (columns: the run's factors) and ex = exp(x) (computed once per
  * scenario and factor, not per instrument), from the terms xm_today prepared:
- * the same value as xm_contract_loss (METHODOLOGY.md section 2). */
+ * METHODOLOGY.md section 2 with the pricing of xm_pricing.h. */
 XM_INLINE double XM_FN(xm_loss)(xm_i64 i, xm_i64 n, XM_GLOBAL const double *instd,
                                 XM_GLOBAL const int *insti, XM_GLOBAL const double *x,
                                 XM_GLOBAL const double *ex, XM_REAL vol_floor) {
@@ -50,25 +48,16 @@ XM_INLINE double XM_FN(xm_loss)(xm_i64 i, xm_i64 n, XM_GLOBAL const double *inst
     XM_REAL K = (XM_REAL)instd[XM_ID_K * n + i];
     XM_REAL sq = (XM_REAL)instd[XM_ID_SQT1 * n + i];
     int call = insti[XM_II_CALL * n + i];
-    if (!(sq > (XM_REAL)0)) {
-      XM_REAL iv = call ? S1 - K : K - S1; /* T' <= 0: intrinsic, undiscounted */
-      v1 = iv > (XM_REAL)0 ? iv : (XM_REAL)0;
+    if (!(sq > (XM_REAL)0)) { /* T' <= 0: intrinsic, undiscounted */
+      v1 = XM_FN(xm_intrinsic)(S1, K, call);
     } else {
       XM_REAL xv = vf >= 0 ? (XM_REAL)x[vf] : (XM_REAL)0;
-      XM_REAL sig = (XM_REAL)instd[XM_ID_SIG * n + i] + xv * (XM_REAL)instd[XM_ID_VSC * n + i];
-      sig = sig > vol_floor ? sig : vol_floor;
-      XM_REAL s = sig * sq, df = (XM_REAL)instd[XM_ID_DF1 * n + i];
-      XM_REAL F = S1 * (XM_REAL)instd[XM_ID_CARRY * n + i];
-      if (!(s > (XM_REAL)0)) {
-        XM_REAL iv = call ? F - K : K - F;
-        v1 = df * (iv > (XM_REAL)0 ? iv : (XM_REAL)0);
-      } else {
-        XM_REAL d1 = ((XM_REAL)instd[XM_ID_LFK * n + i] + xs + (XM_REAL)0.5 * s * s) / s;
-        XM_REAL d2 = d1 - s;
-        XM_REAL v = call ? F * XM_FN(xm_ncdf)(d1) - K * XM_FN(xm_ncdf)(d2)
-                         : K * XM_FN(xm_ncdf)(-d2) - F * XM_FN(xm_ncdf)(-d1);
-        v1 = df * (v > (XM_REAL)0 ? v : (XM_REAL)0);
-      }
+      XM_REAL sig = XM_FN(xm_shocked_vol)((XM_REAL)instd[XM_ID_SIG * n + i], xv,
+                                          (XM_REAL)instd[XM_ID_VSC * n + i], vol_floor);
+      /* log(F'/K) = log(S/K) + log(carry) + x: no log per scenario */
+      v1 = XM_FN(xm_black_lfk)(S1 * (XM_REAL)instd[XM_ID_CARRY * n + i], K,
+                               (XM_REAL)instd[XM_ID_LFK * n + i] + xs,
+                               (XM_REAL)instd[XM_ID_DF1 * n + i], sig * sq, call);
     }
   }
   return (double)((XM_REAL)instd[XM_ID_MULT * n + i] * ((XM_REAL)instd[XM_ID_V0 * n + i] - v1));
