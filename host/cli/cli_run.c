@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -280,6 +281,26 @@ int xm_cli_run(int argc, char **argv) {
   }
   if (!output)
     output = "xmargin-results.h5";
+  /* Fail before the work, not after it, when the output cannot be written. */
+  {
+    struct stat sb;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", output);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+      *(slash == dir ? slash + 1 : slash) = '\0';
+    else
+      snprintf(dir, sizeof dir, ".");
+    if (stat(output, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+      fprintf(stderr, "xmargin run: -o %s is a directory; give a file name\n", output);
+      return XM_EXIT_USAGE;
+    }
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode) || access(dir, W_OK) != 0) {
+      fprintf(stderr, "xmargin run: -o %s: the folder %s does not exist or is not writable\n",
+              output, dir);
+      return XM_EXIT_USAGE;
+    }
+  }
 
   int rc = XM_EXIT_FAIL;
   char err[1024] = "";

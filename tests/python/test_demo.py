@@ -31,6 +31,11 @@ def main():
     check("xmargin validate accepts the demo files", r.returncode == 0, r.stdout + r.stderr)
     with tempfile.TemporaryDirectory() as d:
         env = dict(os.environ, XM_DATA_DIR=DATA)
+        for bad, why in ((os.path.join(d, "no", "such", "dir", "r.h5"), "does not exist"),
+                         (d, "is a directory")):
+            r = subprocess.run([XM, "run", "-o", bad], capture_output=True, text=True, env=env)
+            check("-o %s: refused before the run, exit 2" % why,
+                  r.returncode == 2 and why in r.stderr, "exit %d %s" % (r.returncode, r.stderr))
         r = subprocess.run([XM, "run", "--set", "montecarlo.scenarios=2000", "--device", "cpu"],
                            cwd=d, capture_output=True, text=True, env=env)
         out = os.path.join(d, "xmargin-demo.h5")
