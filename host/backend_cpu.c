@@ -28,7 +28,6 @@ static xm_status xm__cpu_open(xm_ctx *ctx) {
 static void xm__cpu_close(xm_ctx *ctx) { (void)ctx; }
 
 static xm_status xm__cpu_price(xm_ctx *ctx, xm_precision prec, const xm_contracts *c, double *out) {
-  (void)ctx;
   long n = (long)c->n;
 #pragma omp parallel for schedule(static) num_threads(ctx->threads)
   for (long i = 0; i < n; i++) {

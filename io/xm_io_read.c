@@ -356,11 +356,11 @@ cleanup:
   return ok;
 }
 
-/* Reads n numbers of dataset/attribute obj as double into a fresh array. */
-static int xm__read_f64_obj(xm__rd *r, const char *path, hid_t obj, int is_attr, hsize_t n,
-                            double **out) {
-  *out = NULL;
-  hid_t ft = is_attr ? H5Aget_type(obj) : H5Dget_type(obj);
+/* Checks that the datatype ft (closed here; < 0 if HDF5 could not read it) is
+ * an integer or float of a supported size; otherwise a message saying the
+ * column must be `what`. Returns 1 when it is; *cls (if not NULL) gets the class. */
+static int xm__check_numeric(xm__rd *r, const char *path, hid_t ft, const char *what,
+                             H5T_class_t *cls) {
   if (ft < 0) {
     xm__ioerr(r, "%s: HDF5 cannot read the datatype", path);
     return 0;
@@ -368,8 +368,10 @@ static int xm__read_f64_obj(xm__rd *r, const char *path, hid_t obj, int is_attr,
   H5T_class_t c = H5Tget_class(ft);
   size_t tsize = H5Tget_size(ft);
   H5Tclose(ft);
+  if (cls)
+    *cls = c;
   if (c != H5T_INTEGER && c != H5T_FLOAT) {
-    xm__bad(r, "%s: must be numeric (an integer or float type), found a %s", path,
+    xm__bad(r, "%s: must be %s, found a %s", path, what,
             c == H5T_STRING ? "string" : "non-numeric type");
     return 0;
   }
@@ -377,6 +379,16 @@ static int xm__read_f64_obj(xm__rd *r, const char *path, hid_t obj, int is_attr,
     xm__bad(r, "%s: a number of %zu bytes is not supported (corrupt datatype?)", path, tsize);
     return 0;
   }
+  return 1;
+}
+
+/* Reads n numbers of dataset/attribute obj as double into a fresh array. */
+static int xm__read_f64_obj(xm__rd *r, const char *path, hid_t obj, int is_attr, hsize_t n,
+                            double **out) {
+  *out = NULL;
+  if (!xm__check_numeric(r, path, is_attr ? H5Aget_type(obj) : H5Dget_type(obj),
+                         "numeric (an integer or float type)", NULL))
+    return 0;
   double *v = malloc((n ? n : 1) * sizeof *v);
   if (!v) {
     xm__nomem(r, path);
@@ -402,23 +414,9 @@ static int xm__read_i32_dset(xm__rd *r, const char *path, hid_t did, hsize_t n, 
   double *dv = NULL;
   int32_t *res = NULL;
   *out = NULL;
-  hid_t ft = H5Dget_type(did);
-  if (ft < 0) {
-    xm__ioerr(r, "%s: HDF5 cannot read the datatype", path);
+  H5T_class_t c;
+  if (!xm__check_numeric(r, path, H5Dget_type(did), "an integer column", &c))
     return 0;
-  }
-  H5T_class_t c = H5Tget_class(ft);
-  size_t tsize = H5Tget_size(ft);
-  H5Tclose(ft);
-  if (c != H5T_INTEGER && c != H5T_FLOAT) {
-    xm__bad(r, "%s: must be an integer column, found a %s", path,
-            c == H5T_STRING ? "string" : "non-numeric type");
-    return 0;
-  }
-  if (tsize == 0 || tsize > XM__MAX_NUM_SIZE) {
-    xm__bad(r, "%s: a number of %zu bytes is not supported (corrupt datatype?)", path, tsize);
-    return 0;
-  }
   res = malloc((n ? n : 1) * sizeof *res);
   if (!res) {
     xm__nomem(r, path);

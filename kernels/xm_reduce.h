@@ -3,8 +3,8 @@
  * item: the kernels and the cpu backend call the same functions.
  *
  * Loss buffer of a block: see xm_layout (the cpu backend keeps it
- * scenario-major, the OpenCL backend account-row-major). Was: L[s * R + a * (G + 1) + c], R =
- * A_block * (G + 1); c = 0 the whole account, c = 1 + g silo g. */
+ * scenario-major, the OpenCL backend account-row-major); component c = 0 is
+ * the whole account, c = 1 + g silo g. */
 #ifndef XM_REDUCE_H
 #define XM_REDUCE_H
 

@@ -28,20 +28,11 @@ XM_INLINE philox4x32_ctr_t xm_philox(xm_u64 seed, xm_u64 s, xm_u32 j, xm_u32 str
   return philox4x32(c, k);
 }
 
-/* Box-Muller on one Philox block: the pair (cos, sin) for index pair j. */
-XM_INLINE double xm_normal_draw(xm_u64 seed, xm_u64 s, xm_u32 j2, xm_u32 stream, int second) {
-  philox4x32_ctr_t r = xm_philox(seed, s, j2, stream);
-  double u1 = xm_u01(r.v[0], r.v[1]);
-  double u2 = xm_u01(r.v[2], r.v[3]);
-  double rad = sqrt(-2.0 * log(u1));
-  double ang = 6.283185307179586476925 * u2;
-  return second ? rad * sin(ang) : rad * cos(ang);
-}
-
-/* z_s[2j] and z_s[2j+1] from one Philox block (one log, sqrt, cos, sin). */
-XM_INLINE void xm_mc_normal_pair(xm_u64 seed, xm_u64 s, xm_u32 j, XM_PRIVATE double *z0,
-                                 XM_PRIVATE double *z1) {
-  philox4x32_ctr_t r = xm_philox(seed, s, j, XM_STREAM_NORMAL);
+/* Box-Muller on one Philox block of stream `stream`: the pair
+ * (rad cos, rad sin) for index pair j of scenario s. */
+XM_INLINE void xm_normal_pair(xm_u64 seed, xm_u64 s, xm_u32 j, xm_u32 stream, XM_PRIVATE double *z0,
+                              XM_PRIVATE double *z1) {
+  philox4x32_ctr_t r = xm_philox(seed, s, j, stream);
   double u1 = xm_u01(r.v[0], r.v[1]);
   double u2 = xm_u01(r.v[2], r.v[3]);
   double rad = sqrt(-2.0 * log(u1));
@@ -50,9 +41,10 @@ XM_INLINE void xm_mc_normal_pair(xm_u64 seed, xm_u64 s, xm_u32 j, XM_PRIVATE dou
   *z1 = rad * sin(ang);
 }
 
-/* z_s[f]: the standard normal of scenario s, factor f. */
-XM_INLINE double xm_mc_normal(xm_u64 seed, xm_u64 s, xm_u64 f) {
-  return xm_normal_draw(seed, s, (xm_u32)(f >> 1), XM_STREAM_NORMAL, (int)(f & 1u));
+/* z_s[2j] and z_s[2j+1]: the standard normals of scenario s, factors 2j, 2j+1. */
+XM_INLINE void xm_mc_normal_pair(xm_u64 seed, xm_u64 s, xm_u32 j, XM_PRIVATE double *z0,
+                                 XM_PRIVATE double *z1) {
+  xm_normal_pair(seed, s, j, XM_STREAM_NORMAL, z0, z1);
 }
 
 /* W_s ~ chi-square with nu > 2 degrees of freedom: 2 * Gamma(nu/2) by
@@ -63,7 +55,8 @@ XM_INLINE double xm_mc_chi2(xm_u64 seed, xm_u64 s, double nu) {
   double c = 1.0 / sqrt(9.0 * d);
   double g = d;
   for (xm_u32 it = 0; it < 256u; it++) {
-    double z = xm_normal_draw(seed, s, 2u * it, XM_STREAM_CHI2, 0);
+    double z, unused;
+    xm_normal_pair(seed, s, 2u * it, XM_STREAM_CHI2, &z, &unused);
     double v = 1.0 + c * z;
     if (v <= 0.0)
       continue;
