@@ -183,6 +183,7 @@ typedef struct xm__launcher {
   cl_command_queue q;
   int profile;
   double ms[16];
+  double blas_ms; /* CLBlast's calls, timed on the host after a clFinish */
 } xm__launcher;
 
 static cl_int xm__launch(xm__launcher *ln, int kid, cl_kernel k, cl_uint dims, const size_t *g,
@@ -209,18 +210,6 @@ static cl_int xm__run2(xm__launcher *ln, int kid, cl_kernel k, size_t n0, size_t
   size_t g[2] = {xm__round(n0 ? n0 : 1, l0), n1 ? n1 : 1}, l[2] = {l0, 1};
   return xm__launch(ln, kid, k, 2, g, l);
 }
-/* Short rows (n0 < lws): a work group spans several rows, so that a GPU's
- * group of 128 is not mostly idle; the kernel checks both bounds. */
-static cl_int xm__run2_rows(xm__launcher *ln, int kid, cl_kernel k, size_t n0, size_t n1,
-                            size_t lws) {
-  size_t l0 = 1;
-  while (l0 < n0 && l0 < lws)
-    l0 *= 2;
-  size_t l1 = lws / l0 ? lws / l0 : 1;
-  size_t g[2] = {xm__round(n0 ? n0 : 1, l0), xm__round(n1 ? n1 : 1, l1)}, l[2] = {l0, l1};
-  return xm__launch(ln, kid, k, 2, g, l);
-}
-
 #define XM__SET(k, i, v) XM__CL(ctx, clSetKernelArg((k), (i), sizeof(v), &(v)))
 
 enum {
@@ -233,11 +222,141 @@ enum {
   KT_SCALE,
   KT_NORMALS,
   KT_EXP,
+  KT_GATHER,
   KT_N
 };
-static const char *const xm__knames[KT_N] = {"xm_k_today",    "xm_k_revalue",    "xm_k_aggregate",
-                                             "xm_k_reduce",   "xm_k_attribute",  "xm_k_combine",
-                                             "xm_k_mc_scale", "xm_k_mc_normals", "xm_k_exp"};
+static const char *const xm__knames[KT_N] = {
+    "xm_k_today",   "xm_k_revalue",  "xm_k_aggregate",  "xm_k_reduce", "xm_k_attribute",
+    "xm_k_combine", "xm_k_mc_scale", "xm_k_mc_normals", "xm_k_exp",    "xm_k_mc_gather"};
+
+/* Part [off, off + bytes) of buffer b as a buffer of its own (CLBlast copies
+ * any operand with a non-zero offset into a temporary); *sub = NULL and the
+ * offset in elements in *elems where the device's alignment forbids it. */
+static cl_int xm__part(cl_mem b, size_t off, size_t bytes, cl_mem *sub, size_t *elems) {
+  cl_buffer_region r = {off, bytes};
+  cl_int e = CL_SUCCESS;
+  *sub = clCreateSubBuffer(b, CL_MEM_READ_WRITE, CL_BUFFER_CREATE_TYPE_REGION, &r, &e);
+  *elems = 0;
+  if (e == CL_MISALIGNED_SUB_BUFFER_OFFSET) {
+    *sub = NULL;
+    *elems = off / sizeof(double);
+    return CL_SUCCESS;
+  }
+  return e;
+}
+
+/* Monte Carlo shocks of one set on the device (METHODOLOGY.md section 1),
+ * X = diag(scale) Z L^T, into bX (S x F, row-major) and exp(X) into bEX:
+ * - the draws are written factor-major and zero-padded, ZT[f][s] (Fp x Sp,
+ *   Fp and Sp multiples of the block widths), the layout CLBlast's GEMM kernel
+ *   reads as it is: no transpose or padding copies of the 8 S F bytes;
+ * - the product runs in column blocks of bm factors: X[:, block b] needs only
+ *   the first (b + 1) bm factors because L is lower triangular, so the GEMMs
+ *   do (nb + 1) / (2 nb) of a full product's flops (like the cpu backend's
+ *   TRMM); block b is Xp_b = A_b ZT[0 .. (b+1) bm), A_b = L[block b][0 .. (b+1) bm)
+ *   stored column-major, in a part of Xp of its own;
+ * - a gather kernel writes X[s][f] = Xp_{f / bm}[s][f % bm] and its exp. */
+static xm_status xm__ocl_mc(xm_ctx *ctx, xm__launcher *ln, cl_kernel *kr, const xm_config *cfg,
+                            const xm__set *set, cl_long F, cl_mem bX, cl_mem bEX) {
+  xm__ocl *o = &ctx->ocl;
+  xm_status st = XM_OK;
+  cl_int e = CL_SUCCESS;
+  const size_t lws = xm__tuned_lws(ctx);
+  const cl_long bm = (cl_long)xm__tuned_mc_block(ctx);
+  cl_long S = set->S, s0 = 0;
+  cl_long Fp = (F + bm - 1) / bm * bm, nb = Fp / bm;
+  cl_long Sp = (cl_long)xm__round((size_t)(S + 127) / 128 * 128, lws);
+  cl_ulong seed = cfg->montecarlo.seed;
+  cl_int dist = cfg->montecarlo.distribution == XM_DIST_STUDENT_T;
+  cl_double nu = cfg->montecarlo.dof, h = (double)cfg->horizon_days;
+  cl_mem bScale = NULL, bZT = NULL, bXp = NULL, bA = NULL;
+  double *A = NULL;
+  if (S == 0 || F == 0)
+    return XM_OK;
+  size_t abytes = (size_t)(bm * bm * nb * (nb + 1) / 2) * sizeof(double);
+  if (!(A = calloc(1, abytes))) {
+    st = xm__fail(ctx, XM_ENOMEM, "Cholesky blocks of %s", set->name);
+    goto cleanup;
+  }
+  for (cl_long b = 0, off = 0; b < nb; off += bm * bm * (b + 1), b++)
+    for (cl_long k = 0; k < (b + 1) * bm && k < F; k++)
+      for (cl_long m = 0; m < bm && b * bm + m < F; m++)
+        A[off + k * bm + m] = set->chol[(b * bm + m) * F + k];
+  bScale = xm__buf(ctx, (size_t)S * sizeof(double), NULL, &e);
+  XM__CL(ctx, e);
+  bZT = xm__buf(ctx, (size_t)(Fp * Sp) * sizeof(double), NULL, &e);
+  XM__CL(ctx, e);
+  bXp = xm__buf(ctx, (size_t)(Fp * Sp) * sizeof(double), NULL, &e);
+  XM__CL(ctx, e);
+  bA = xm__buf(ctx, abytes, A, &e);
+  XM__CL(ctx, e);
+  XM__SET(kr[KT_SCALE], 0, S);
+  XM__SET(kr[KT_SCALE], 1, s0);
+  XM__SET(kr[KT_SCALE], 2, seed);
+  XM__SET(kr[KT_SCALE], 3, dist);
+  XM__SET(kr[KT_SCALE], 4, nu);
+  XM__SET(kr[KT_SCALE], 5, h);
+  XM__SET(kr[KT_SCALE], 6, bScale);
+  XM__CL(ctx, xm__run1(ln, KT_SCALE, kr[KT_SCALE], (size_t)S, lws));
+  XM__SET(kr[KT_NORMALS], 0, S);
+  XM__SET(kr[KT_NORMALS], 1, s0);
+  XM__SET(kr[KT_NORMALS], 2, F);
+  XM__SET(kr[KT_NORMALS], 3, seed);
+  XM__SET(kr[KT_NORMALS], 4, bScale);
+  XM__SET(kr[KT_NORMALS], 5, Sp);
+  XM__SET(kr[KT_NORMALS], 6, bZT);
+  XM__CL(ctx, xm__run2(ln, KT_NORMALS, kr[KT_NORMALS], (size_t)Sp, (size_t)Fp / 16, lws));
+  double tb = 0.0;
+  if (ln->profile) {
+    XM__CL(ctx, clFinish(o->queue));
+    tb = xm__now();
+  }
+  for (cl_long b = 0, off = 0; b < nb; off += bm * bm * (b + 1), b++) {
+    cl_mem a = NULL, c = NULL;
+    size_t aoff = 0, coff = 0;
+    cl_long kb = (b + 1) * bm;
+    e = xm__part(bA, (size_t)off * sizeof(double), (size_t)(bm * kb) * sizeof(double), &a, &aoff);
+    if (e == CL_SUCCESS)
+      e = xm__part(bXp, (size_t)(b * bm * Sp) * sizeof(double), (size_t)(bm * Sp) * sizeof(double),
+                   &c, &coff);
+    if (e == CL_SUCCESS)
+      st = xm__blast(ctx,
+                     CLBlastDgemm(CLBlastLayoutColMajor, CLBlastTransposeNo, CLBlastTransposeYes,
+                                  (size_t)bm, (size_t)Sp, (size_t)kb, 1.0, a ? a : bA, aoff,
+                                  (size_t)bm, bZT, 0, (size_t)Sp, 0.0, c ? c : bXp, coff,
+                                  (size_t)bm, &o->queue, NULL),
+                     "DGEMM");
+    if (a)
+      clReleaseMemObject(a);
+    if (c)
+      clReleaseMemObject(c);
+    XM__CL(ctx, e);
+    if (st != XM_OK)
+      goto cleanup;
+  }
+  if (ln->profile) {
+    XM__CL(ctx, clFinish(o->queue));
+    ln->blas_ms += 1e3 * (xm__now() - tb);
+  }
+  XM__SET(kr[KT_GATHER], 0, S);
+  XM__SET(kr[KT_GATHER], 1, F);
+  XM__SET(kr[KT_GATHER], 2, bm);
+  XM__SET(kr[KT_GATHER], 3, Sp);
+  XM__SET(kr[KT_GATHER], 4, bXp);
+  XM__SET(kr[KT_GATHER], 5, bX);
+  XM__SET(kr[KT_GATHER], 6, bEX);
+  XM__CL(ctx, xm__run2(ln, KT_GATHER, kr[KT_GATHER], (size_t)(F + 7) / 8, (size_t)S, lws));
+  XM__CL(ctx, clFinish(o->queue)); /* before the temporaries go */
+cleanup:
+  free(A);
+  {
+    cl_mem m[] = {bA, bXp, bZT, bScale};
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
+      if (m[i])
+        clReleaseMemObject(m[i]);
+  }
+  return st;
+}
 
 static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
   xm__ocl *o = &ctx->ocl;
@@ -249,10 +368,9 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
   cl_kernel kr[KT_N] = {0};
   cl_mem *bX = calloc((size_t)K, sizeof *bX), *bW = calloc((size_t)K, sizeof *bW);
   cl_mem *bEX = calloc((size_t)K, sizeof *bEX);
-  cl_mem bZ = NULL, bScale = NULL, bL = NULL, bEll = NULL, bBy = NULL, bSilo = NULL, bAttr = NULL,
-         bTail = NULL;
+  cl_mem bL = NULL, bEll = NULL, bBy = NULL, bSilo = NULL, bAttr = NULL, bTail = NULL;
   cl_mem bInstd = NULL, bInsti = NULL, bStart = NULL, bPi = NULL, bPs = NULL, bPq = NULL,
-         bCross = NULL, bOutA = NULL, bOutS = NULL, bChol = NULL;
+         bCross = NULL, bOutA = NULL, bOutS = NULL;
   double *Lhost = NULL;
   const size_t lws = xm__tuned_lws(ctx);
   const char *prof = getenv("XM_PROFILE");
@@ -286,45 +404,12 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
     XM__CL(ctx, e);
     bW[x] = xm__buf(ctx, (size_t)set->S * sizeof(double), set->w, &e);
     XM__CL(ctx, e);
+    bEX[x] = xm__buf(ctx, bytes, NULL, &e);
+    XM__CL(ctx, e);
     if (!set->is_mc)
       continue;
-    cl_long S = set->S, s0 = 0;
-    cl_ulong seed = cfg->montecarlo.seed;
-    cl_int dist = cfg->montecarlo.distribution == XM_DIST_STUDENT_T;
-    cl_double nu = cfg->montecarlo.dof, h = (double)cfg->horizon_days;
-    if (!bZ) {
-      bZ = xm__buf(ctx, bytes, NULL, &e);
-      XM__CL(ctx, e);
-      bScale = xm__buf(ctx, (size_t)S * sizeof(double), NULL, &e);
-      XM__CL(ctx, e);
-    }
-    XM__SET(kr[KT_SCALE], 0, S);
-    XM__SET(kr[KT_SCALE], 1, s0);
-    XM__SET(kr[KT_SCALE], 2, seed);
-    XM__SET(kr[KT_SCALE], 3, dist);
-    XM__SET(kr[KT_SCALE], 4, nu);
-    XM__SET(kr[KT_SCALE], 5, h);
-    XM__SET(kr[KT_SCALE], 6, bScale);
-    XM__CL(ctx, xm__run1(&ln, KT_SCALE, kr[KT_SCALE], (size_t)S, lws));
-    XM__SET(kr[KT_NORMALS], 0, S);
-    XM__SET(kr[KT_NORMALS], 1, s0);
-    XM__SET(kr[KT_NORMALS], 2, F);
-    XM__SET(kr[KT_NORMALS], 3, seed);
-    XM__SET(kr[KT_NORMALS], 4, bScale);
-    XM__SET(kr[KT_NORMALS], 5, bZ);
-    XM__CL(ctx,
-           xm__run2_rows(&ln, KT_NORMALS, kr[KT_NORMALS], (size_t)(F + 15) / 16, (size_t)S, lws));
-    bChol = xm__buf(ctx, (size_t)(F * F) * sizeof(double), set->chol, &e);
-    XM__CL(ctx, e);
-    st = xm__blast(ctx,
-                   CLBlastDgemm(CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeYes,
-                                (size_t)S, (size_t)F, (size_t)F, 1.0, bZ, 0, (size_t)F, bChol, 0,
-                                (size_t)F, 0.0, bX[x], 0, (size_t)F, &o->queue, NULL),
-                   "DGEMM");
-    if (st != XM_OK)
+    if ((st = xm__ocl_mc(ctx, &ln, kr, cfg, set, F, bX[x], bEX[x])) != XM_OK)
       goto cleanup;
-    clReleaseMemObject(bChol);
-    bChol = NULL;
     if (job->keep_mc && !set->X) {
       set->X = malloc(bytes ? bytes : 1);
       if (!set->X) {
@@ -336,8 +421,8 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
   }
   for (cl_long x = 0; x < K; x++) { /* exp of every shock, once per set */
     cl_long m = job->sets[x].S * F;
-    bEX[x] = xm__buf(ctx, (size_t)m * sizeof(double), NULL, &e);
-    XM__CL(ctx, e);
+    if (job->sets[x].is_mc)
+      continue; /* xm__ocl_mc wrote it */
     XM__SET(kr[KT_EXP], 0, m);
     XM__SET(kr[KT_EXP], 1, bX[x]);
     XM__SET(kr[KT_EXP], 2, bEX[x]);
@@ -514,13 +599,14 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
     fprintf(stderr, "xmargin profile (%s, ms):", ctx->dev.name);
     for (int i = 0; i < KT_N; i++)
       fprintf(stderr, " %s %.3f", xm__knames[i] + 5, ln.ms[i]);
+    fprintf(stderr, " mc_gemm(CLBlast) %.3f", ln.blas_ms);
     fprintf(stderr, "\n");
   }
 cleanup:
   free(Lhost);
   {
-    cl_mem m[] = {bTail,  bChol,  bOutS, bOutA, bCross, bPq, bPs,  bPi,    bStart,
-                  bInsti, bInstd, bAttr, bSilo, bBy,    bL,  bEll, bScale, bZ};
+    cl_mem m[] = {bTail,  bOutS,  bOutA, bCross, bPq, bPs, bPi, bStart,
+                  bInsti, bInstd, bAttr, bSilo,  bBy, bL,  bEll};
     for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
       if (m[i])
         clReleaseMemObject(m[i]);

@@ -1,7 +1,8 @@
 /* Tuning numbers, one table per device class (ARCHITECTURE.md convention 6):
  * the work-group size of xmargin's kernels and CLBlast's GEMM parameters where
  * CLBlast's own database has none for the device. Overridable at run time:
- * XM_LWS sets the work-group size. */
+ * XM_LWS sets the work-group size, XM_MC_BLOCK (a multiple of 16) the Monte
+ * Carlo product's block width. */
 #include <clblast_c.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,8 @@ typedef struct xm__tuning {
   const char *platform; /* substring of the platform name; NULL matches any */
   int gpu;              /* -1 any, 0 not a GPU, 1 a GPU */
   size_t lws;           /* xmargin kernels' work-group size */
+  size_t mc_block;      /* factors per GEMM block of the Monte Carlo product (xm__ocl_mc) */
+  size_t min_indirect;  /* CLBlast's XGEMM_MIN_INDIRECT_SIZE (0: CLBlast's own) */
   /* CLBlast Xgemm (double), in XM__XGEMM_NAMES order; all zero: CLBlast's own. */
   size_t xgemm[16];
 } xm__tuning;
@@ -21,13 +24,22 @@ static const char *const xm__xgemm_names[16] = {"GEMMK", "MWG",   "NWG", "KWG", 
                                                 "MDIMA", "NDIMB", "KWI", "VWM", "VWN",   "STRM",
                                                 "STRN",  "SA",    "SB",  "KREG"};
 
-/* First match wins; the last row matches everything. The PoCL row comes from
- * clblast_tuner_xgemm -precision 64 -m 2048 -n 512 -k 512 (a 2-core AVX-512
- * EPYC, 2026-11-26): 33.6 GFLOP/s against 11 with CLBlast's defaults. */
+/* First match wins; the last row matches everything. The PoCL Xgemm row was
+ * found by hand on a 2-core AVX-512 EPYC (2026-11-26) at the shapes of
+ * xm__ocl_mc (column-major, B transposed, m = 64, n = 10,240, k <= 512, no
+ * local memory, 8-wide vectors, 16 x 8 results per work item): ~90 GFLOP/s,
+ * as fast as OpenBLAS's DGEMM on the same cores, against 33.6 for the best of
+ * clblast_tuner_xgemm's fixed set (which never tries VWM = VWN = 8 without
+ * local memory) and 11 with CLBlast's defaults; see bench/RESULTS.md. */
 static const xm__tuning xm__tunings[] = {
-    {"Portable Computing Language", 0, 16, {0, 64, 16, 32, 8, 8, 8, 8, 2, 4, 1, 0, 0, 1, 1, 1}},
-    {NULL, 1, 128, {0}},
-    {NULL, -1, 16, {0}},
+    {"Portable Computing Language",
+     0,
+     16,
+     64,
+     64,
+     {0, 64, 32, 16, 4, 4, 4, 4, 2, 8, 8, 0, 0, 0, 0, 1}},
+    {NULL, 1, 128, 128, 0, {0}},
+    {NULL, -1, 16, 128, 0, {0}},
 };
 
 static const xm__tuning *xm__find_tuning(const xm_device_info *d) {
@@ -52,6 +64,16 @@ size_t xm__tuned_lws(const xm_ctx *ctx) {
   return xm__find_tuning(&ctx->dev)->lws;
 }
 
+size_t xm__tuned_mc_block(const xm_ctx *ctx) {
+  const char *env = getenv("XM_MC_BLOCK");
+  if (env && *env) {
+    long v = strtol(env, NULL, 10);
+    if (v >= 16 && v <= 4096 && v % 16 == 0)
+      return (size_t)v;
+  }
+  return xm__find_tuning(&ctx->dev)->mc_block;
+}
+
 xm_status xm__apply_blas_tuning(xm_ctx *ctx) {
   const xm__tuning *t = xm__find_tuning(&ctx->dev);
   if (t->xgemm[1] == 0) /* MWG = 0: keep CLBlast's database */
@@ -61,5 +83,14 @@ xm_status xm__apply_blas_tuning(xm_ctx *ctx) {
   if (c != CLBlastSuccess)
     return xm__fail(ctx, XM_EOPENCL, "CLBlast refused the Xgemm tuning for %s (status %d)",
                     ctx->dev.name, (int)c);
+  if (t->min_indirect) { /* below m n k = this^3 CLBlast runs its (here untuned) direct kernel */
+    const char *name = "XGEMM_MIN_INDIRECT_SIZE";
+    size_t v = t->min_indirect;
+    c = CLBlastOverrideParameters(ctx->ocl.device, "GemmRoutine", CLBlastPrecisionDouble, 1, &name,
+                                  &v);
+    if (c != CLBlastSuccess)
+      return xm__fail(ctx, XM_EOPENCL, "CLBlast refused the GemmRoutine tuning for %s (status %d)",
+                      ctx->dev.name, (int)c);
+  }
   return XM_OK;
 }

@@ -135,6 +135,7 @@ void xm__job_extents(const xm__job *job, int64_t *max_s, int64_t *max_tile, int6
 /* Tuning table (host/tuning.c): the work-group size of the kernels on ctx's
  * device, and CLBlast parameters applied once per context. */
 size_t xm__tuned_lws(const xm_ctx *ctx);
+size_t xm__tuned_mc_block(const xm_ctx *ctx);
 xm_status xm__apply_blas_tuning(xm_ctx *ctx);
 
 /* Memory the engine may plan with on ctx's device, and the largest single

@@ -125,17 +125,26 @@ __kernel void xm_k_mc_scale(const long ns, const long s0, const ulong seed, cons
     scale[s] = xm_mc_scale(seed, (ulong)(s0 + s), dist, nu, h);
 }
 
-/* Z[s][f] = scale[s] * z_{s0+s}[f], XM_MC_PAIRS = 8 pairs of factors
- * (2j, 2j+1), j = 8 i .. 8 i + 7, per work item: the Philox blocks one by one,
- * Box-Muller on double8 (vector built-ins: 3x faster on PoCL, the same on GPUs).
- * The values are those of xm_mc_normal_pair. */
+/* The Monte Carlo draws factor-major for the device's GEMM (backend_opencl.c,
+ * xm__ocl_mc): ZT[f][s] = scale[s] * z_{s0+s}[f] for f < nf, s < ns, and 0 in
+ * the padding up to ZT's np (row length) x 16 get_global_size(1) rows. Work
+ * item (s, i) draws the XM_MC_PAIRS = 8 pairs of factors (2j, 2j+1),
+ * j = 8 i .. 8 i + 7, of scenario s: the Philox blocks one by one, Box-Muller
+ * on double8 (vector built-ins: 3x faster on PoCL, the same on GPUs). The
+ * values are those of xm_mc_normal_pair. */
 #define XM_MC_PAIRS 8
 __kernel void xm_k_mc_normals(const long ns, const long s0, const long nf, const ulong seed,
-                              __global const double *scale, __global double *Z) {
-  long i = get_global_id(0), s = get_global_id(1);
+                              __global const double *scale, const long np, __global double *ZT) {
+  long s = get_global_id(0), i = get_global_id(1);
   long j0 = XM_MC_PAIRS * i;
-  if (2 * j0 >= nf || s >= ns)
+  if (s >= np)
     return;
+  __global double *col = ZT + 2 * j0 * np + s;
+  if (s >= ns || 2 * j0 >= nf) {
+    for (int f = 0; f < 2 * XM_MC_PAIRS; f++)
+      col[f * np] = 0.0;
+    return;
+  }
   double a[XM_MC_PAIRS], b[XM_MC_PAIRS];
   for (int k = 0; k < XM_MC_PAIRS; k++) {
     philox4x32_ctr_t r = xm_philox(seed, (ulong)(s0 + s), (uint)(j0 + k), XM_STREAM_NORMAL);
@@ -144,15 +153,33 @@ __kernel void xm_k_mc_normals(const long ns, const long s0, const long nf, const
   }
   double8 z0, z1;
   XM_BOX_MULLER(double8, vload8(0, a), vload8(0, b), z0, z1);
-  double16 z =
-      scale[s] * shuffle2(z0, z1, (ulong16)(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15));
-  __global double *row = Z + s * nf + 2 * j0;
-  if (2 * j0 + 16 <= nf) {
-    vstore16(z, 0, row);
+  double t[2 * XM_MC_PAIRS];
+  vstore16(scale[s] *
+               shuffle2(z0, z1, (ulong16)(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15)),
+           0, t);
+  for (int f = 0; f < 2 * XM_MC_PAIRS; f++)
+    col[f * np] = 2 * j0 + f < nf ? t[f] : 0.0;
+}
+
+/* X[s][f] = Xp_{f / bm}[s][f % bm], EX = exp(X): the row-major shocks from
+ * the GEMM's column blocks (block b at Xp + b bm np, column-major bm x np;
+ * bm is a multiple of 16). 8 factors per work item, exp on double8 (PoCL
+ * vectorises the vector built-in, not a scalar call in a loop). */
+__kernel void xm_k_mc_gather(const long ns, const long nf, const long bm, const long np,
+                             __global const double *Xp, __global double *X, __global double *EX) {
+  long f = 8 * get_global_id(0), s = get_global_id(1);
+  if (f >= nf || s >= ns)
+    return;
+  __global const double *src = Xp + (f / bm) * bm * np + s * bm + f % bm;
+  long o = s * nf + f;
+  if (f + 8 <= nf) {
+    double8 x = vload8(0, src);
+    vstore8(x, 0, X + o);
+    vstore8(exp(x), 0, EX + o);
     return;
   }
-  double t[2 * XM_MC_PAIRS];
-  vstore16(z, 0, t);
-  for (long f = 0; f < nf - 2 * j0; f++)
-    row[f] = t[f];
+  for (long t = 0; t < nf - f; t++) {
+    X[o + t] = src[t];
+    EX[o + t] = exp(src[t]);
+  }
 }

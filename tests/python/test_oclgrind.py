@@ -142,7 +142,9 @@ def main():
             cmd = [og, "--check-api", "--uninitialized", "--max-errors", "1000000", XM, "run", "--device", "opencl:0.0",
                    "--portfolio", os.path.join(d, "p.h5"), "--scenarios", os.path.join(d, "s.h5"),
                    "--precision", "single" if prec == "single" else "double", "-q", "-o", out] + opts
-            env = dict(os.environ, OCL_ICD_VENDORS="/nonexistent")
+            # XM_MC_BLOCK=16: the 20 factors make two GEMM blocks (the triangular
+            # product of xm__ocl_mc), and the simulation stays small.
+            env = dict(os.environ, OCL_ICD_VENDORS="/nonexistent", XM_MC_BLOCK="16")
             # oclgrind preloads its runtime: in the sanitizer build ASan then does not
             # come first in the library list, which it accepts when told.
             env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0").lstrip(":")
