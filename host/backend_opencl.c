@@ -210,7 +210,24 @@ static cl_int xm__run2(xm__launcher *ln, int kid, cl_kernel k, size_t n0, size_t
   size_t g[2] = {xm__round(n0 ? n0 : 1, l0), n1 ? n1 : 1}, l[2] = {l0, 1};
   return xm__launch(ln, kid, k, 2, g, l);
 }
-#define XM__SET(k, i, v) XM__CL(ctx, clSetKernelArg((k), (i), sizeof(v), &(v)))
+/* Kernel arguments first, first + 1, ... from variables: XM__ARGS(k, 0,
+ * XM__A(n), XM__A(buf)) sets each with its own size. */
+typedef struct xm__arg {
+  size_t size;
+  const void *value;
+} xm__arg;
+#define XM__A(v) ((xm__arg){sizeof(v), &(v)})
+static cl_int xm__args(cl_kernel k, cl_uint first, const xm__arg *a, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    cl_int e = clSetKernelArg(k, first + (cl_uint)i, a[i].size, a[i].value);
+    if (e != CL_SUCCESS)
+      return e;
+  }
+  return CL_SUCCESS;
+}
+#define XM__ARGS(k, first, ...)                                                                    \
+  xm__args((k), (first), (const xm__arg[]){__VA_ARGS__},                                           \
+           sizeof((const xm__arg[]){__VA_ARGS__}) / sizeof(xm__arg))
 
 enum {
   KT_TODAY,
@@ -290,21 +307,11 @@ static xm_status xm__ocl_mc(xm_ctx *ctx, xm__launcher *ln, cl_kernel *kr, const 
   XM__CL(ctx, e);
   bA = xm__buf(ctx, abytes, A, &e);
   XM__CL(ctx, e);
-  XM__SET(kr[KT_SCALE], 0, S);
-  XM__SET(kr[KT_SCALE], 1, s0);
-  XM__SET(kr[KT_SCALE], 2, seed);
-  XM__SET(kr[KT_SCALE], 3, dist);
-  XM__SET(kr[KT_SCALE], 4, nu);
-  XM__SET(kr[KT_SCALE], 5, h);
-  XM__SET(kr[KT_SCALE], 6, bScale);
+  XM__CL(ctx, XM__ARGS(kr[KT_SCALE], 0, XM__A(S), XM__A(s0), XM__A(seed), XM__A(dist), XM__A(nu),
+                       XM__A(h), XM__A(bScale)));
   XM__CL(ctx, xm__run1(ln, KT_SCALE, kr[KT_SCALE], (size_t)S, lws));
-  XM__SET(kr[KT_NORMALS], 0, S);
-  XM__SET(kr[KT_NORMALS], 1, s0);
-  XM__SET(kr[KT_NORMALS], 2, F);
-  XM__SET(kr[KT_NORMALS], 3, seed);
-  XM__SET(kr[KT_NORMALS], 4, bScale);
-  XM__SET(kr[KT_NORMALS], 5, Sp);
-  XM__SET(kr[KT_NORMALS], 6, bZT);
+  XM__CL(ctx, XM__ARGS(kr[KT_NORMALS], 0, XM__A(S), XM__A(s0), XM__A(F), XM__A(seed), XM__A(bScale),
+                       XM__A(Sp), XM__A(bZT)));
   XM__CL(ctx, xm__run2(ln, KT_NORMALS, kr[KT_NORMALS], (size_t)Sp, (size_t)Fp / 16, lws));
   double tb = 0.0;
   if (ln->profile) {
@@ -338,13 +345,8 @@ static xm_status xm__ocl_mc(xm_ctx *ctx, xm__launcher *ln, cl_kernel *kr, const 
     XM__CL(ctx, clFinish(o->queue));
     ln->blas_ms += 1e3 * (xm__now() - tb);
   }
-  XM__SET(kr[KT_GATHER], 0, S);
-  XM__SET(kr[KT_GATHER], 1, F);
-  XM__SET(kr[KT_GATHER], 2, bm);
-  XM__SET(kr[KT_GATHER], 3, Sp);
-  XM__SET(kr[KT_GATHER], 4, bXp);
-  XM__SET(kr[KT_GATHER], 5, bX);
-  XM__SET(kr[KT_GATHER], 6, bEX);
+  XM__CL(ctx, XM__ARGS(kr[KT_GATHER], 0, XM__A(S), XM__A(F), XM__A(bm), XM__A(Sp), XM__A(bXp),
+                       XM__A(bX), XM__A(bEX)));
   XM__CL(ctx, xm__run2(ln, KT_GATHER, kr[KT_GATHER], (size_t)(F + 7) / 8, (size_t)S, lws));
   XM__CL(ctx, clFinish(o->queue)); /* before the temporaries go */
 cleanup:
@@ -423,9 +425,7 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
     cl_long m = job->sets[x].S * F;
     if (job->sets[x].is_mc)
       continue; /* xm__ocl_mc wrote it */
-    XM__SET(kr[KT_EXP], 0, m);
-    XM__SET(kr[KT_EXP], 1, bX[x]);
-    XM__SET(kr[KT_EXP], 2, bEX[x]);
+    XM__CL(ctx, XM__ARGS(kr[KT_EXP], 0, XM__A(m), XM__A(bX[x]), XM__A(bEX[x])));
     XM__CL(ctx, xm__run1(&ln, KT_EXP, kr[KT_EXP], (size_t)(m + 7) / 8, lws));
   }
   XM__CL(ctx, clFinish(o->queue));
@@ -478,11 +478,8 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
     XM__CL(ctx, e);
     bCross = xm__buf(ctx, (size_t)na * sizeof(int), bk->cross, &e);
     XM__CL(ctx, e);
-    XM__SET(kr[KT_TODAY], 0, n);
-    XM__SET(kr[KT_TODAY], 1, bInstd);
-    XM__SET(kr[KT_TODAY], 2, bInsti);
-    XM__SET(kr[KT_TODAY], 3, dt);
-    XM__SET(kr[KT_TODAY], 4, p);
+    XM__CL(ctx,
+           XM__ARGS(kr[KT_TODAY], 0, XM__A(n), XM__A(bInstd), XM__A(bInsti), XM__A(dt), XM__A(p)));
     XM__CL(ctx, xm__run1(&ln, KT_TODAY, kr[KT_TODAY], (size_t)n, lws));
     for (cl_long x = 0; x < K; x++) {
       const xm__set *set = &job->sets[x];
@@ -493,31 +490,13 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
       for (cl_long s0 = 0; s0 < S; s0 += bk->tile) {
         cl_long ns = S - s0 < bk->tile ? S - s0 : bk->tile;
         cl_kernel k = kr[KT_REVALUE];
-        XM__SET(k, 0, n);
-        XM__SET(k, 1, ns);
-        XM__SET(k, 2, s0);
-        XM__SET(k, 3, F);
-        XM__SET(k, 4, bInstd);
-        XM__SET(k, 5, bInsti);
-        XM__SET(k, 6, bX[x]);
-        XM__SET(k, 7, bEX[x]);
-        XM__SET(k, 8, vfl);
-        XM__SET(k, 9, bEll);
+        XM__CL(ctx, XM__ARGS(k, 0, XM__A(n), XM__A(ns), XM__A(s0), XM__A(F), XM__A(bInstd),
+                             XM__A(bInsti), XM__A(bX[x]), XM__A(bEX[x]), XM__A(vfl), XM__A(bEll)));
         XM__CL(ctx, xm__run2(&ln, KT_REVALUE, k, (size_t)ns, (size_t)n, lws));
         k = kr[KT_AGG];
-        XM__SET(k, 0, na);
-        XM__SET(k, 1, ns);
-        XM__SET(k, 2, s0);
-        XM__SET(k, 3, G);
-        XM__SET(k, 4, bEll);
-        XM__SET(k, 5, bStart);
-        XM__SET(k, 6, bPi);
-        XM__SET(k, 7, bPs);
-        XM__SET(k, 8, bPq);
-        XM__SET(k, 9, bL);
-        XM__SET(k, 10, ca);
-        XM__SET(k, 11, cs);
-        XM__SET(k, 12, ss);
+        XM__CL(ctx, XM__ARGS(k, 0, XM__A(na), XM__A(ns), XM__A(s0), XM__A(G), XM__A(bEll),
+                             XM__A(bStart), XM__A(bPi), XM__A(bPs), XM__A(bPq), XM__A(bL),
+                             XM__A(ca), XM__A(cs), XM__A(ss)));
         XM__CL(ctx, xm__run2(&ln, KT_AGG, k, (size_t)ns, (size_t)na, lws));
       }
       cl_int measure = set->measure, has_w = set->w != NULL;
@@ -525,29 +504,13 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
       /* xm_k_reduce and xm_k_attribute share their first 15 arguments */
       for (int which = KT_REDUCE; which <= KT_ATTR; which++) {
         cl_kernel k = kr[which];
-        XM__SET(k, 0, na);
-        XM__SET(k, 1, S);
-        XM__SET(k, 2, G);
-        XM__SET(k, 3, bL);
-        XM__SET(k, 4, ca);
-        XM__SET(k, 5, cs);
-        XM__SET(k, 6, ss);
-        XM__SET(k, 7, measure);
-        XM__SET(k, 8, kk);
-        XM__SET(k, 9, bW[x]);
-        XM__SET(k, 10, has_w);
-        XM__SET(k, 11, K);
-        XM__SET(k, 12, x);
-        XM__SET(k, 13, bStart);
-        XM__SET(k, 14, bPs);
+        XM__CL(ctx, XM__ARGS(k, 0, XM__A(na), XM__A(S), XM__A(G), XM__A(bL), XM__A(ca), XM__A(cs),
+                             XM__A(ss), XM__A(measure), XM__A(kk), XM__A(bW[x]), XM__A(has_w),
+                             XM__A(K), XM__A(x), XM__A(bStart), XM__A(bPs)));
       }
-      XM__SET(kr[KT_REDUCE], 15, bBy);
-      XM__SET(kr[KT_REDUCE], 16, bSilo);
-      XM__SET(kr[KT_REDUCE], 17, bTail);
+      XM__CL(ctx, XM__ARGS(kr[KT_REDUCE], 15, XM__A(bBy), XM__A(bSilo), XM__A(bTail)));
       XM__CL(ctx, xm__run2(&ln, KT_REDUCE, kr[KT_REDUCE], (size_t)na, (size_t)(G + 1), lws));
-      XM__SET(kr[KT_ATTR], 15, bSilo);
-      XM__SET(kr[KT_ATTR], 16, bAttr);
-      XM__SET(kr[KT_ATTR], 17, bTail);
+      XM__CL(ctx, XM__ARGS(kr[KT_ATTR], 15, XM__A(bSilo), XM__A(bAttr), XM__A(bTail)));
       XM__CL(ctx, xm__run1(&ln, KT_ATTR, kr[KT_ATTR], (size_t)na, lws));
       if (job->pnl && job->pnl[x]) {
         XM__CL(ctx, clEnqueueReadBuffer(o->queue, bL, CL_TRUE, 0, (size_t)(S * R) * sizeof(double),
@@ -562,23 +525,10 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
       }
     }
     cl_kernel k = kr[KT_COMBINE];
-    XM__SET(k, 0, na);
-    XM__SET(k, 1, G);
-    XM__SET(k, 2, K);
-    XM__SET(k, 3, bBy);
-    XM__SET(k, 4, bSilo);
-    XM__SET(k, 5, bAttr);
-    XM__SET(k, 6, bCross);
-    XM__SET(k, 7, bStart);
-    XM__SET(k, 8, bPi);
-    XM__SET(k, 9, bPq);
-    XM__SET(k, 10, n);
-    XM__SET(k, 11, bInsti);
-    XM__SET(k, 12, bInstd);
-    XM__SET(k, 13, cap);
-    XM__SET(k, 14, pc);
-    XM__SET(k, 15, bOutA);
-    XM__SET(k, 16, bOutS);
+    XM__CL(ctx,
+           XM__ARGS(k, 0, XM__A(na), XM__A(G), XM__A(K), XM__A(bBy), XM__A(bSilo), XM__A(bAttr),
+                    XM__A(bCross), XM__A(bStart), XM__A(bPi), XM__A(bPq), XM__A(n), XM__A(bInsti),
+                    XM__A(bInstd), XM__A(cap), XM__A(pc), XM__A(bOutA), XM__A(bOutS)));
     XM__CL(ctx, xm__run1(&ln, KT_COMBINE, k, (size_t)na, lws));
     XM__CL(ctx, clEnqueueReadBuffer(o->queue, bOutA, CL_FALSE, 0,
                                     (size_t)(na * XM_NOUT) * sizeof(double),
