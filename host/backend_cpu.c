@@ -5,6 +5,26 @@
 
 #include "xm_internal.h"
 
+/* glibc's libmvec has vector erfc (SSE2, AVX, AVX2, AVX-512 variants): with
+ * these declarations and -fno-math-errno (CMakeLists.txt) the compiler calls it
+ * from the vectorised loops of xm__cpu_losses_*. Without libmvec the loops
+ * still vectorise around a scalar erfc. */
+#if defined(XM_HAVE_LIBMVEC)
+#include <math.h>
+#pragma omp declare simd notinbranch
+double erfc(double);
+#pragma omp declare simd notinbranch
+float erfcf(float);
+#endif
+/* One clone of the loss loops per instruction set, chosen at load time
+ * (ifunc): the build stays portable (no -march) and AVX-512 machines get
+ * 8-wide vectors. */
+#if defined(XM_HAVE_LIBMVEC) && defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define XM__SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define XM__SIMD_CLONES
+#endif
+
 #define XM_REAL double
 #define XM_FN(name) name##_d
 #include "xm_pricing.h"
@@ -19,6 +39,31 @@
 #undef XM_FN
 #include "xm_reduce.h"
 #include "xm_rng.h"
+
+/* Contract losses of one scenario for a block's n instruments, the linear
+ * ones [0, nlin) and then the options [nlin, n) (xm__plan's order): two loops
+ * of branch-free code, one instrument per vector lane. */
+XM__SIMD_CLONES static void xm__cpu_losses_d(int64_t n, int64_t nlin, const double *instd,
+                                             const int *insti, const double *x, const double *ex,
+                                             double vol_floor, double *out) {
+#pragma omp simd
+  for (int64_t i = 0; i < nlin; i++)
+    out[i] = xm_loss_linear_d(i, n, instd, insti, ex);
+#pragma omp simd
+  for (int64_t i = nlin; i < n; i++)
+    out[i] = xm_loss_option_d(i, n, instd, insti, x, ex, vol_floor);
+}
+
+XM__SIMD_CLONES static void xm__cpu_losses_f(int64_t n, int64_t nlin, const double *instd,
+                                             const int *insti, const double *x, const double *ex,
+                                             float vol_floor, double *out) {
+#pragma omp simd
+  for (int64_t i = 0; i < nlin; i++)
+    out[i] = xm_loss_linear_f(i, n, instd, insti, ex);
+#pragma omp simd
+  for (int64_t i = nlin; i < n; i++)
+    out[i] = xm_loss_option_f(i, n, instd, insti, x, ex, vol_floor);
+}
 
 static xm_status xm__cpu_open(xm_ctx *ctx) {
   xm__cpu_info(&ctx->dev);
@@ -145,6 +190,15 @@ static xm_status xm__cpu_evaluate(xm_ctx *ctx, xm__job *job) {
     int64_t n = bk->n_inst, na = bk->na, R = na * (G + 1);
     /* scenario-major: one scenario's losses of every account are adjacent */
     xm_layout lay = {G + 1, 1, R};
+    /* xm__plan puts the linear instruments first: [0, nlin) */
+    int64_t nlin = 0;
+    while (nlin < n && bk->insti[XM_II_TYPE * n + nlin] < XM_T_OPTION)
+      nlin++;
+    for (int64_t i = nlin; i < n; i++)
+      if (bk->insti[XM_II_TYPE * n + i] < XM_T_OPTION) {
+        st = xm__fail(ctx, XM_EINTERNAL, "block %lld: instruments not in type order", (long long)b);
+        goto cleanup;
+      }
     for (int64_t i = 0; i < n; i++) {
       if (single)
         xm_today_f(i, n, bk->instd, bk->insti, (float)dt, (float)cfg->pricing.vol_term_power);
@@ -162,12 +216,11 @@ static xm_status xm__cpu_evaluate(xm_ctx *ctx, xm__job *job) {
           const double *xrow = Xs + (s0 + s) * F, *erow = EX[x] + (s0 + s) * F;
           double *out = ell + s * n;
           if (single)
-            for (int64_t i = 0; i < n; i++)
-              out[i] =
-                  xm_loss_f(i, n, bk->instd, bk->insti, xrow, erow, (float)cfg->pricing.vol_floor);
+            xm__cpu_losses_f(n, nlin, bk->instd, bk->insti, xrow, erow,
+                             (float)cfg->pricing.vol_floor, out);
           else
-            for (int64_t i = 0; i < n; i++)
-              out[i] = xm_loss_d(i, n, bk->instd, bk->insti, xrow, erow, cfg->pricing.vol_floor);
+            xm__cpu_losses_d(n, nlin, bk->instd, bk->insti, xrow, erow, cfg->pricing.vol_floor,
+                             out);
           for (int64_t a = 0; a < na; a++)
             xm_aggregate(a, s0 + s, G, out, 1, bk->pos_start, bk->pos_inst, bk->pos_silo,
                          bk->pos_qty, L, lay);

@@ -33,32 +33,47 @@ XM_INLINE void XM_FN(xm_today)(xm_i64 i, xm_i64 n, XM_GLOBAL double *instd,
 /* Loss of one contract of instrument i in the scenario whose shocks are
  * x[0..nf) (columns: the run's factors) and ex = exp(x) (computed once per
  * scenario and factor, not per instrument), from the terms xm_today prepared:
- * METHODOLOGY.md section 2 with the pricing of xm_pricing.h. */
+ * METHODOLOGY.md section 2 with the pricing of xm_pricing.h. Two halves, each
+ * without branches on values, so that the cpu backend vectorises a loop of
+ * one over a block's instruments (which xm__plan orders linear first). */
+
+/* Spot and future: the level moves, nothing else. */
+XM_INLINE_HOT double XM_FN(xm_loss_linear)(xm_i64 i, xm_i64 n, XM_GLOBAL const double *instd,
+                                           XM_GLOBAL const int *insti, XM_GLOBAL const double *ex) {
+  XM_REAL S1 = (XM_REAL)instd[XM_ID_S0 * n + i] * (XM_REAL)ex[insti[XM_II_UND * n + i]];
+  return (double)((XM_REAL)instd[XM_ID_MULT * n + i] * ((XM_REAL)instd[XM_ID_V0 * n + i] - S1));
+}
+
+/* Option and future option: Black on the shocked forward and vol; at or past
+ * expiry after the horizon (T' <= 0) the undiscounted intrinsic value. */
+XM_INLINE_HOT double XM_FN(xm_loss_option)(xm_i64 i, xm_i64 n, XM_GLOBAL const double *instd,
+                                           XM_GLOBAL const int *insti, XM_GLOBAL const double *x,
+                                           XM_GLOBAL const double *ex, XM_REAL vol_floor) {
+  int vf = insti[XM_II_VOL * n + i], u = insti[XM_II_UND * n + i];
+  int call = insti[XM_II_CALL * n + i];
+  XM_REAL xs = (XM_REAL)x[u];
+  XM_REAL S1 = (XM_REAL)instd[XM_ID_S0 * n + i] * (XM_REAL)ex[u];
+  XM_REAL K = (XM_REAL)instd[XM_ID_K * n + i];
+  XM_REAL sq = (XM_REAL)instd[XM_ID_SQT1 * n + i];
+  /* x[vf], or 0 without a vol factor: loaded always, from column u then (an
+   * index by arithmetic, not a select, which compilers turn into a branch) */
+  int has_vf = vf >= 0;
+  XM_REAL xvl = (XM_REAL)x[u + has_vf * (vf - u)];
+  XM_REAL xv = has_vf ? xvl : (XM_REAL)0;
+  XM_REAL sig = XM_FN(xm_shocked_vol)((XM_REAL)instd[XM_ID_SIG * n + i], xv,
+                                      (XM_REAL)instd[XM_ID_VSC * n + i], vol_floor);
+  /* log(F'/K) = log(S/K) + log(carry) + x: no log per scenario */
+  XM_REAL black = XM_FN(xm_black_lfk)(S1 * (XM_REAL)instd[XM_ID_CARRY * n + i], K,
+                                      (XM_REAL)instd[XM_ID_LFK * n + i] + xs,
+                                      (XM_REAL)instd[XM_ID_DF1 * n + i], sig * sq, call);
+  XM_REAL v1 = sq > (XM_REAL)0 ? black : XM_FN(xm_intrinsic)(S1, K, call);
+  return (double)((XM_REAL)instd[XM_ID_MULT * n + i] * ((XM_REAL)instd[XM_ID_V0 * n + i] - v1));
+}
+
 XM_INLINE double XM_FN(xm_loss)(xm_i64 i, xm_i64 n, XM_GLOBAL const double *instd,
                                 XM_GLOBAL const int *insti, XM_GLOBAL const double *x,
                                 XM_GLOBAL const double *ex, XM_REAL vol_floor) {
-  int type = insti[XM_II_TYPE * n + i], vf = insti[XM_II_VOL * n + i];
-  int u = insti[XM_II_UND * n + i];
-  XM_REAL xs = (XM_REAL)x[u];
-  XM_REAL S1 = (XM_REAL)instd[XM_ID_S0 * n + i] * (XM_REAL)ex[u];
-  XM_REAL v1;
-  if (type < XM_T_OPTION) {
-    v1 = S1;
-  } else {
-    XM_REAL K = (XM_REAL)instd[XM_ID_K * n + i];
-    XM_REAL sq = (XM_REAL)instd[XM_ID_SQT1 * n + i];
-    int call = insti[XM_II_CALL * n + i];
-    if (!(sq > (XM_REAL)0)) { /* T' <= 0: intrinsic, undiscounted */
-      v1 = XM_FN(xm_intrinsic)(S1, K, call);
-    } else {
-      XM_REAL xv = vf >= 0 ? (XM_REAL)x[vf] : (XM_REAL)0;
-      XM_REAL sig = XM_FN(xm_shocked_vol)((XM_REAL)instd[XM_ID_SIG * n + i], xv,
-                                          (XM_REAL)instd[XM_ID_VSC * n + i], vol_floor);
-      /* log(F'/K) = log(S/K) + log(carry) + x: no log per scenario */
-      v1 = XM_FN(xm_black_lfk)(S1 * (XM_REAL)instd[XM_ID_CARRY * n + i], K,
-                               (XM_REAL)instd[XM_ID_LFK * n + i] + xs,
-                               (XM_REAL)instd[XM_ID_DF1 * n + i], sig * sq, call);
-    }
-  }
-  return (double)((XM_REAL)instd[XM_ID_MULT * n + i] * ((XM_REAL)instd[XM_ID_V0 * n + i] - v1));
+  return insti[XM_II_TYPE * n + i] < XM_T_OPTION
+             ? XM_FN(xm_loss_linear)(i, n, instd, insti, ex)
+             : XM_FN(xm_loss_option)(i, n, instd, insti, x, ex, vol_floor);
 }

@@ -47,6 +47,16 @@ static inline xm_u64 xm__bits_of_double(double d) {
 #define XM_COSPI(x) cos(3.141592653589793238463 * (x))
 #endif
 
+/* The revaluation's helpers, inlined always: a call in a loop body stops the
+ * cpu backend's loops over instruments from vectorising. */
+#if defined(__OPENCL_VERSION__)
+#define XM_INLINE_HOT XM_INLINE
+#elif defined(__GNUC__)
+#define XM_INLINE_HOT static inline __attribute__((always_inline))
+#else
+#define XM_INLINE_HOT static inline
+#endif
+
 /* Instrument types (FORMAT.md section 1); values match xm_instrument_type. */
 #define XM_T_SPOT 0
 #define XM_T_FUTURE 1

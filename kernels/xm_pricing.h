@@ -12,12 +12,12 @@
 
 /* Standard normal CDF through erfc: accurate to the last bits in double
  * (C99 erfc, OpenCL C erfc <= 16 ulp), in the tails too. */
-XM_INLINE XM_REAL XM_FN(xm_ncdf)(XM_REAL x) {
+XM_INLINE_HOT XM_REAL XM_FN(xm_ncdf)(XM_REAL x) {
   return (XM_REAL)0.5 * erfc(-x * (XM_REAL)0.70710678118654752440);
 }
 
 /* Intrinsic value, undiscounted: max(S - K, 0) for a call, max(K - S, 0) for a put. */
-XM_INLINE XM_REAL XM_FN(xm_intrinsic)(XM_REAL S, XM_REAL K, int call) {
+XM_INLINE_HOT XM_REAL XM_FN(xm_intrinsic)(XM_REAL S, XM_REAL K, int call) {
   XM_REAL iv = call ? S - K : K - S;
   return iv > (XM_REAL)0 ? iv : (XM_REAL)0;
 }
@@ -25,17 +25,21 @@ XM_INLINE XM_REAL XM_FN(xm_intrinsic)(XM_REAL S, XM_REAL K, int call) {
 /* Generalised Black-Scholes on a forward with log(F/K) given (lfk): e^{-rT}
  * (F N(d1) - K N(d2)) for a call, e^{-rT} (K N(-d2) - F N(-d1)) for a put, with
  * total vol s = sigma sqrt(T) and discount df. When s is zero the value is the
- * discounted intrinsic of the forward. */
-XM_INLINE XM_REAL XM_FN(xm_black_lfk)(XM_REAL F, XM_REAL K, XM_REAL lfk, XM_REAL df, XM_REAL s,
-                                      int call) {
-  if (!(s > (XM_REAL)0))
-    return df * XM_FN(xm_intrinsic)(F, K, call);
-  XM_REAL d1 = (lfk + (XM_REAL)0.5 * s * s) / s;
-  XM_REAL d2 = d1 - s;
+ * discounted intrinsic of the forward. Written without branches on values (the
+ * choices are selects, both Phi evaluated once each: N(-x) = 1 - N(x) is not
+ * used, it loses the tail), so that a C compiler can vectorise a loop of it
+ * over instruments (backend_cpu.c). */
+XM_INLINE_HOT XM_REAL XM_FN(xm_black_lfk)(XM_REAL F, XM_REAL K, XM_REAL lfk, XM_REAL df, XM_REAL s,
+                                          int call) {
+  int live = s > (XM_REAL)0;
+  XM_REAL sg = live ? s : (XM_REAL)1; /* any positive value: its result is not used */
+  XM_REAL d1 = (lfk + (XM_REAL)0.5 * sg * sg) / sg;
+  XM_REAL d2 = d1 - sg;
+  XM_REAL sgn = call ? (XM_REAL)1 : (XM_REAL)-1; /* call: N(d1), N(d2); put: N(-d1), N(-d2) */
+  XM_REAL v = sgn * (F * XM_FN(xm_ncdf)(sgn * d1) - K * XM_FN(xm_ncdf)(sgn * d2));
   /* Deep out of the money the two terms cancel in subnormals: floor at 0. */
-  XM_REAL v = call ? F * XM_FN(xm_ncdf)(d1) - K * XM_FN(xm_ncdf)(d2)
-                   : K * XM_FN(xm_ncdf)(-d2) - F * XM_FN(xm_ncdf)(-d1);
-  return df * (v > (XM_REAL)0 ? v : (XM_REAL)0);
+  XM_REAL black = v > (XM_REAL)0 ? v : (XM_REAL)0;
+  return df * (live ? black : XM_FN(xm_intrinsic)(F, K, call));
 }
 
 /* The same with log(F/K) computed here. */
@@ -69,8 +73,8 @@ XM_INLINE XM_REAL XM_FN(xm_vol_term_scale)(XM_REAL T, XM_REAL p) {
 }
 
 /* Shocked implied vol: max(sigma + xv * scale, floor), scale = xm_vol_term_scale. */
-XM_INLINE XM_REAL XM_FN(xm_shocked_vol)(XM_REAL sigma, XM_REAL xv, XM_REAL scale,
-                                        XM_REAL vol_floor) {
+XM_INLINE_HOT XM_REAL XM_FN(xm_shocked_vol)(XM_REAL sigma, XM_REAL xv, XM_REAL scale,
+                                            XM_REAL vol_floor) {
   XM_REAL v = sigma + xv * scale;
   return v > vol_floor ? v : vol_floor;
 }
