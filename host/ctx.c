@@ -205,13 +205,28 @@ static xm_status xm__open_backend(xm_ctx *ctx, const xm_device_info *info) {
   return st;
 }
 
-/* Ranks a device for auto: GPU first, then other OpenCL devices. */
-static int xm__auto_rank(const xm_device_info *d) {
+/* auto may take OpenCL devices that are not GPUs (PoCL on the CPU) before the
+ * cpu backend when XM_AUTO_OPENCL_CPU is set (not 0): the tests use it to run
+ * the OpenCL path, and its fallback, on machines without a GPU. */
+static int xm__auto_opencl_cpu(void) {
+  const char *e = getenv("XM_AUTO_OPENCL_CPU");
+  return e && *e && strcmp(e, "0") != 0;
+}
+
+/* Ranks a device for auto and opencl (-1: not a candidate). opencl: a GPU with
+ * double precision, then other OpenCL devices with it, then those without
+ * (single precision only). auto: a GPU with double precision, then the cpu
+ * backend, which on the same cores is several times faster than an OpenCL CPU
+ * device (bench/RESULTS.md: PoCL evaluates at 0.17-0.30 of its speed); with
+ * XM_AUTO_OPENCL_CPU, the other OpenCL devices before it. */
+static int xm__auto_rank(const xm_device_info *d, int is_auto) {
   if (d->backend == XM_BACKEND_CPU)
-    return 0;
-  if (!d->fp64)
-    return 1; /* usable for single precision only: after the fp64 devices */
-  return d->is_gpu ? 3 : 2;
+    return is_auto ? 0 : -1;
+  if (d->fp64 && d->is_gpu)
+    return 3;
+  if (is_auto && !xm__auto_opencl_cpu())
+    return -1;
+  return d->fp64 ? 2 : 1;
 }
 
 xm_status xm_ctx_create(xm_ctx **out, const xm_options *opt) {
@@ -251,7 +266,7 @@ xm_status xm_ctx_create(xm_ctx **out, const xm_options *opt) {
     st = XM_ENODEV;
     for (int rank = 3; rank >= (is_auto ? 0 : 1) && st != XM_OK; rank--) {
       for (size_t i = 0; i < n && st != XM_OK; i++) {
-        if (xm__auto_rank(&list[i]) != rank)
+        if (xm__auto_rank(&list[i], is_auto) != rank)
           continue;
         st = xm__open_backend(ctx, &list[i]);
         if (st != XM_OK) {
@@ -261,7 +276,10 @@ xm_status xm_ctx_create(xm_ctx **out, const xm_options *opt) {
         } else {
           snprintf(ctx->choice, sizeof ctx->choice, "device: %s %s [%s]%s%s", list[i].spec,
                    list[i].name, list[i].platform,
-                   list[i].backend == XM_BACKEND_CPU ? " -- no usable OpenCL device" : "",
+                   list[i].backend == XM_BACKEND_CPU
+                       ? " -- no OpenCL GPU with double precision (the cpu backend outruns "
+                         "OpenCL on the CPU; XM_AUTO_OPENCL_CPU=1 lets auto take it)"
+                       : "",
                    tried[0] ? ", after failing " : "");
           if (tried[0]) {
             size_t len = strlen(ctx->choice);

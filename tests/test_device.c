@@ -37,6 +37,7 @@ static int group_setup(void **state) {
     }
   }
   unsetenv("XM_DEVICE"); /* the tests set it themselves */
+  unsetenv("XM_AUTO_OPENCL_CPU");
   if (xm_devices_list(&f->list, &f->n) != XM_OK) {
     free(f->saved_env);
     free(f);
@@ -87,6 +88,7 @@ static int group_teardown(void **state) {
 static int clear_env(void **state) {
   (void)state;
   unsetenv("XM_DEVICE");
+  unsetenv("XM_AUTO_OPENCL_CPU");
   return 0;
 }
 
@@ -211,8 +213,25 @@ static void ctx_auto(void **state) {
   print_message("  [auto] %s\n", choice);
   assert_true(choice[0] != '\0');
   assert_non_null(strstr(choice, d->spec));
+  if (f->has_gpu_fp64) { /* a GPU with double precision when there is one */
+    assert_int_equal(d->backend, XM_BACKEND_OPENCL);
+    assert_int_equal(d->fp64, 1);
+    assert_int_equal(d->is_gpu, 1);
+  } else { /* else the cpu backend, not PoCL */
+    assert_int_equal(d->backend, XM_BACKEND_CPU);
+  }
+  xm_ctx_destroy(ctx);
+}
+
+/* XM_AUTO_OPENCL_CPU=1: auto takes an OpenCL device with fp64 (PoCL here)
+ * before the cpu backend; =0 is the default. */
+static void ctx_auto_opencl_cpu(void **state) {
+  fixture *f = *state;
+  setenv("XM_AUTO_OPENCL_CPU", "1", 1);
+  xm_ctx *ctx = create_expect("auto", XM_OK);
+  const xm_device_info *d = xm_ctx_device(ctx);
+  print_message("  [auto, XM_AUTO_OPENCL_CPU=1] %s\n", xm_ctx_choice(ctx));
   if (f->n_opencl_fp64 > 0) {
-    /* Here (PoCL) auto takes an OpenCL device, a GPU when there is one. */
     assert_int_equal(d->backend, XM_BACKEND_OPENCL);
     assert_int_equal(d->fp64, 1);
     if (f->has_gpu_fp64)
@@ -221,6 +240,12 @@ static void ctx_auto(void **state) {
     assert_int_equal(d->backend, XM_BACKEND_CPU);
   }
   xm_ctx_destroy(ctx);
+  setenv("XM_AUTO_OPENCL_CPU", "0", 1);
+  ctx = create_expect("auto", XM_OK);
+  assert_int_equal(xm_ctx_device(ctx)->backend,
+                   f->has_gpu_fp64 ? XM_BACKEND_OPENCL : XM_BACKEND_CPU);
+  xm_ctx_destroy(ctx);
+  unsetenv("XM_AUTO_OPENCL_CPU");
 }
 
 static void ctx_opencl(void **state) {
@@ -321,7 +346,7 @@ static void ctx_env_device(void **state) {
   assert_int_equal(xm_ctx_create(&ctx, &o), XM_OK);
   assert_int_equal(xm_ctx_device(ctx)->backend, k_empty);
   assert_int_equal(xm_ctx_device(ctx)->backend,
-                   f->n_opencl_fp64 > 0 ? XM_BACKEND_OPENCL : XM_BACKEND_CPU);
+                   f->has_gpu_fp64 ? XM_BACKEND_OPENCL : XM_BACKEND_CPU);
   xm_ctx_destroy(ctx);
 }
 
@@ -405,6 +430,7 @@ int main(void) {
       cmocka_unit_test(list_bad_args),
       cmocka_unit_test_teardown(ctx_cpu, clear_env),
       cmocka_unit_test_teardown(ctx_auto, clear_env),
+      cmocka_unit_test_teardown(ctx_auto_opencl_cpu, clear_env),
       cmocka_unit_test_teardown(ctx_opencl, clear_env),
       cmocka_unit_test_teardown(ctx_opencl_0_0, clear_env),
       cmocka_unit_test_teardown(ctx_every_listed_device, clear_env),

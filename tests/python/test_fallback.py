@@ -26,7 +26,9 @@ def check(name, ok, detail=""):
 
 
 def run(out, device=None, fault=None):
-    env = dict(os.environ, XM_DATA_DIR=DATA)
+    # XM_AUTO_OPENCL_CPU=1: auto takes PoCL here (without it, a machine with no
+    # GPU goes straight to the cpu backend, and there is nothing to fall back from).
+    env = dict(os.environ, XM_DATA_DIR=DATA, XM_AUTO_OPENCL_CPU="1")
     env.pop("XM_DEVICE", None)
     if fault:
         env["XM_TEST_FAIL_OPENCL"] = fault
