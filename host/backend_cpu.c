@@ -40,6 +40,10 @@ float erfcf(float);
 #include "xm_reduce.h"
 #include "xm_rng.h"
 
+/* Accounts per reduction tile: their rows (G + 1 of S doubles each) are
+ * copied together into a per-thread scratch (backend_cpu.c, xm__cpu_evaluate). */
+#define XM__REDUCE_TILE 4
+
 /* Contract losses of one scenario for a block's n instruments, the linear
  * ones [0, nlin) and then the options [nlin, n) (xm__plan's order): two loops
  * of branch-free code, one instrument per vector lane. */
@@ -227,14 +231,43 @@ static xm_status xm__cpu_evaluate(xm_ctx *ctx, xm__job *job) {
         }
       }
       int has_w = set->w != NULL;
-#pragma omp parallel for schedule(dynamic, 16) num_threads(ctx->threads)
-      for (int64_t q = 0; q < na * (G + 1); q++)
-        xm_reduce_row(q / (G + 1), (int)(q % (G + 1)), set->S, lay, G, L, set->measure, set->k,
-                      set->w, has_w, K, x, bk->pos_start, bk->pos_silo, by_set, silo_set, tail);
-#pragma omp parallel for schedule(dynamic, 16) num_threads(ctx->threads)
-      for (int64_t a = 0; a < na; a++)
-        xm_attribute_account(a, set->S, lay, G, L, set->measure, set->k, set->w, has_w, K, x,
-                             bk->pos_start, bk->pos_silo, silo_set, attr_set, tail);
+      int64_t S = set->S, ta = XM__REDUCE_TILE;
+      int failed = 0;
+      /* The reductions read each (account, component) row several times: a
+       * tile of ta accounts' rows is first copied out of the scenario-major L
+       * (one pass, contiguous runs) into a row-major scratch that stays in
+       * cache, and reduced there. */
+#pragma omp parallel num_threads(ctx->threads) reduction(| : failed)
+      {
+        double *scr = malloc((size_t)(ta * (G + 1) * S + 1) * sizeof *scr);
+        xm_layout tl = {(G + 1) * S, S, 1};
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t a0 = 0; a0 < na; a0 += ta) {
+          if (!scr) {
+            failed = 1;
+            continue;
+          }
+          int64_t nt = na - a0 < ta ? na - a0 : ta, nr = nt * (G + 1);
+          const double *src = L + a0 * (G + 1);
+          for (int64_t s = 0; s < S; s++)
+            for (int64_t r = 0; r < nr; r++)
+              scr[r * S + s] = src[s * lay.ss + r];
+          for (int64_t q = 0; q < nr; q++)
+            xm_reduce_row(q / (G + 1), (int)(q % (G + 1)), S, tl, G, scr, set->measure, set->k,
+                          set->w, has_w, K, x, bk->pos_start + a0, bk->pos_silo, by_set + a0 * K,
+                          silo_set + a0 * G * K, tail + a0 * XM_TAIL);
+          for (int64_t a = 0; a < nt; a++)
+            xm_attribute_account(a, S, tl, G, scr, set->measure, set->k, set->w, has_w, K, x,
+                                 bk->pos_start + a0, bk->pos_silo, silo_set + a0 * G * K,
+                                 attr_set + a0 * G * K, tail + a0 * XM_TAIL);
+        }
+        free(scr);
+      }
+      if (failed) {
+        st = xm__fail(ctx, XM_ENOMEM, "reduction scratch (%lld accounts x %lld scenarios)",
+                      (long long)ta, (long long)S);
+        goto cleanup;
+      }
       if (job->pnl && job->pnl[x]) {
         for (int64_t s = 0; s < set->S; s++)
           for (int64_t a = 0; a < na; a++)
