@@ -279,8 +279,10 @@ static xm_status xm__ocl_mc(xm_ctx *ctx, xm__launcher *ln, cl_kernel *kr, const 
   xm_status st = XM_OK;
   cl_int e = CL_SUCCESS;
   const size_t lws = xm__tuned_lws(ctx);
-  const cl_long bm = (cl_long)xm__tuned_mc_block(ctx);
+  cl_long bm = (cl_long)xm__tuned_mc_block(ctx);
   cl_long S = set->S, s0 = 0;
+  if (bm > (F + 15) / 16 * 16) /* few factors: one block, padded to 16 only */
+    bm = (F + 15) / 16 * 16;
   cl_long Fp = (F + bm - 1) / bm * bm, nb = Fp / bm;
   cl_long Sp = (cl_long)xm__round((size_t)(S + 127) / 128 * 128, lws);
   cl_ulong seed = cfg->montecarlo.seed;
@@ -291,6 +293,13 @@ static xm_status xm__ocl_mc(xm_ctx *ctx, xm__launcher *ln, cl_kernel *kr, const 
   if (S == 0 || F == 0)
     return XM_OK;
   size_t abytes = (size_t)(bm * bm * nb * (nb + 1) / 2) * sizeof(double);
+  size_t zbytes = (size_t)(Fp * Sp) * sizeof(double);
+  if (zbytes > ctx->dev.max_alloc)
+    return xm__fail(ctx, XM_ERESOURCE,
+                    "Monte Carlo set %s: the draws (%lld x %lld doubles) exceed the device's "
+                    "largest buffer (%llu bytes); fewer scenarios, or the cpu backend",
+                    set->name, (long long)Sp, (long long)Fp,
+                    (unsigned long long)ctx->dev.max_alloc);
   if (!(A = calloc(1, abytes))) {
     st = xm__fail(ctx, XM_ENOMEM, "Cholesky blocks of %s", set->name);
     goto cleanup;
@@ -301,9 +310,9 @@ static xm_status xm__ocl_mc(xm_ctx *ctx, xm__launcher *ln, cl_kernel *kr, const 
         A[off + k * bm + m] = set->chol[(b * bm + m) * F + k];
   bScale = xm__buf(ctx, (size_t)S * sizeof(double), NULL, &e);
   XM__CL(ctx, e);
-  bZT = xm__buf(ctx, (size_t)(Fp * Sp) * sizeof(double), NULL, &e);
+  bZT = xm__buf(ctx, zbytes, NULL, &e);
   XM__CL(ctx, e);
-  bXp = xm__buf(ctx, (size_t)(Fp * Sp) * sizeof(double), NULL, &e);
+  bXp = xm__buf(ctx, zbytes, NULL, &e);
   XM__CL(ctx, e);
   bA = xm__buf(ctx, abytes, A, &e);
   XM__CL(ctx, e);
@@ -347,7 +356,7 @@ static xm_status xm__ocl_mc(xm_ctx *ctx, xm__launcher *ln, cl_kernel *kr, const 
   }
   XM__CL(ctx, XM__ARGS(kr[KT_GATHER], 0, XM__A(S), XM__A(F), XM__A(bm), XM__A(Sp), XM__A(bXp),
                        XM__A(bX), XM__A(bEX)));
-  XM__CL(ctx, xm__run2(ln, KT_GATHER, kr[KT_GATHER], (size_t)(F + 7) / 8, (size_t)S, lws));
+  XM__CL(ctx, xm__run1(ln, KT_GATHER, kr[KT_GATHER], (size_t)(S * ((F + 7) / 8)), lws));
   XM__CL(ctx, clFinish(o->queue)); /* before the temporaries go */
 cleanup:
   free(A);

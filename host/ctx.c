@@ -276,7 +276,7 @@ xm_status xm_ctx_create(xm_ctx **out, const xm_options *opt) {
         } else {
           snprintf(ctx->choice, sizeof ctx->choice, "device: %s %s [%s]%s%s", list[i].spec,
                    list[i].name, list[i].platform,
-                   list[i].backend == XM_BACKEND_CPU
+                   list[i].backend == XM_BACKEND_CPU && !tried[0]
                        ? " -- no OpenCL GPU with double precision (the cpu backend outruns "
                          "OpenCL on the CPU; XM_AUTO_OPENCL_CPU=1 lets auto take it)"
                        : "",

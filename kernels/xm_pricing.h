@@ -36,7 +36,10 @@ XM_INLINE_HOT XM_REAL XM_FN(xm_black_lfk)(XM_REAL F, XM_REAL K, XM_REAL lfk, XM_
   XM_REAL d1 = (lfk + (XM_REAL)0.5 * sg * sg) / sg;
   XM_REAL d2 = d1 - sg;
   XM_REAL sgn = call ? (XM_REAL)1 : (XM_REAL)-1; /* call: N(d1), N(d2); put: N(-d1), N(-d2) */
-  XM_REAL v = sgn * (F * XM_FN(xm_ncdf)(sgn * d1) - K * XM_FN(xm_ncdf)(sgn * d2));
+  XM_REAL n1 = XM_FN(xm_ncdf)(sgn * d1), n2 = XM_FN(xm_ncdf)(sgn * d2);
+  /* each case's own expression (not sgn * (F n1 - K n2)), so that the value is
+   * the same bits whether or not the compiler contracts it into an FMA */
+  XM_REAL v = call ? F * n1 - K * n2 : K * n2 - F * n1;
   /* Deep out of the money the two terms cancel in subnormals: floor at 0. */
   XM_REAL black = v > (XM_REAL)0 ? v : (XM_REAL)0;
   return df * (live ? black : XM_FN(xm_intrinsic)(F, K, call));
