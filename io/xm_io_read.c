@@ -1039,20 +1039,30 @@ cleanup:
   xm__free_strings(type_s, p->n_instruments);
 }
 
-xm_status xm_portfolio_read(const char *path, xm_portfolio *out, xm_diag *diag) {
+/* One file read: open, probe, body into *out (size bytes, zeroed first),
+ * close; on failure *out is freed with free_out and left zeroed. */
+static xm_status xm__read_file(const char *path, void *out, size_t size,
+                               void (*body)(xm__rd *r, void *arg), void (*free_out)(void *),
+                               xm_diag *diag) {
   if (!out)
     return XM_EINVAL;
-  memset(out, 0, sizeof *out);
+  memset(out, 0, size);
   if (!path)
     return XM_EINVAL;
   xm__rd r;
-  if (xm__rd_open(&r, path, diag) == XM_OK && xm__probe(&r, xm__portfolio_body, sizeof *out) == 0)
-    xm__portfolio_body(&r, out);
+  if (xm__rd_open(&r, path, diag) == XM_OK && xm__probe(&r, body, size) == 0)
+    body(&r, out);
   xm__rd_close(&r);
   xm_status st = xm__rd_status(&r);
   if (st != XM_OK)
-    xm_portfolio_free(out);
+    free_out(out);
   return st;
+}
+
+static void xm__portfolio_free_v(void *p) { xm_portfolio_free(p); }
+
+xm_status xm_portfolio_read(const char *path, xm_portfolio *out, xm_diag *diag) {
+  return xm__read_file(path, out, sizeof *out, xm__portfolio_body, xm__portfolio_free_v, diag);
 }
 
 /* ---- Scenario file ------------------------------------------------------------ */
@@ -1325,20 +1335,10 @@ static void xm__scenarios_body(xm__rd *r, void *arg) {
     xm__read_sets(r, s);
 }
 
+static void xm__scenarios_free_v(void *s) { xm_scenarios_free(s); }
+
 xm_status xm_scenarios_read(const char *path, xm_scenario_file *out, xm_diag *diag) {
-  if (!out)
-    return XM_EINVAL;
-  memset(out, 0, sizeof *out);
-  if (!path)
-    return XM_EINVAL;
-  xm__rd r;
-  if (xm__rd_open(&r, path, diag) == XM_OK && xm__probe(&r, xm__scenarios_body, sizeof *out) == 0)
-    xm__scenarios_body(&r, out);
-  xm__rd_close(&r);
-  xm_status st = xm__rd_status(&r);
-  if (st != XM_OK)
-    xm_scenarios_free(out);
-  return st;
+  return xm__read_file(path, out, sizeof *out, xm__scenarios_body, xm__scenarios_free_v, diag);
 }
 
 /* ---- The kind of a file ----------------------------------------------------- */
