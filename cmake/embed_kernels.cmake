@@ -8,6 +8,9 @@ function(xm_inline path out_var)
   get_filename_component(dir "${path}" DIRECTORY)
   file(READ "${path}" text)
   string(REGEX MATCHALL "#[ \t]*include[ \t]*[<\"][^>\"\n]+[>\"]" directives "${text}")
+  # A header included twice by one file (xm_pricing.h, once per precision or
+  # vector width) is one directive: REPLACE below inlines every occurrence.
+  list(REMOVE_DUPLICATES directives)
   foreach(d IN LISTS directives)
     set(inc "")
     if(d MATCHES "\"([^\"]+)\"")

@@ -52,10 +52,10 @@ XM__SIMD_CLONES static void xm__cpu_losses_d(int64_t n, int64_t nlin, const doub
                                              double vol_floor, double *out) {
 #pragma omp simd
   for (int64_t i = 0; i < nlin; i++)
-    out[i] = xm_loss_linear_d(i, n, instd, insti, ex);
+    out[i] = xm_loss_linear_d(i, n, instd, insti, ex, 0);
 #pragma omp simd
   for (int64_t i = nlin; i < n; i++)
-    out[i] = xm_loss_option_d(i, n, instd, insti, x, ex, vol_floor);
+    out[i] = xm_loss_option_d(i, n, instd, insti, x, ex, 0, vol_floor);
 }
 
 XM__SIMD_CLONES static void xm__cpu_losses_f(int64_t n, int64_t nlin, const double *instd,
@@ -63,10 +63,10 @@ XM__SIMD_CLONES static void xm__cpu_losses_f(int64_t n, int64_t nlin, const doub
                                              float vol_floor, double *out) {
 #pragma omp simd
   for (int64_t i = 0; i < nlin; i++)
-    out[i] = xm_loss_linear_f(i, n, instd, insti, ex);
+    out[i] = xm_loss_linear_f(i, n, instd, insti, ex, 0);
 #pragma omp simd
   for (int64_t i = nlin; i < n; i++)
-    out[i] = xm_loss_option_f(i, n, instd, insti, x, ex, vol_floor);
+    out[i] = xm_loss_option_f(i, n, instd, insti, x, ex, 0, vol_floor);
 }
 
 static xm_status xm__cpu_open(xm_ctx *ctx) {

@@ -9,6 +9,13 @@
 #ifndef XM_REAL
 #error "define XM_REAL and XM_FN before including xm_pricing.h"
 #endif
+/* XM_MASK: the type of a comparison of two XM_REAL (int for scalars; an
+ * OpenCL kernel that instantiates the helpers on double8 defines it as long8
+ * and XM_VECTOR, and gets only the branch-free ones). */
+#ifndef XM_MASK
+#define XM_MASK int
+#define XM__MASK_DEFAULT
+#endif
 
 /* Standard normal CDF through erfc: accurate to the last bits in double
  * (C99 erfc, OpenCL C erfc <= 16 ulp), in the tails too. */
@@ -31,7 +38,7 @@ XM_INLINE_HOT XM_REAL XM_FN(xm_intrinsic)(XM_REAL S, XM_REAL K, int call) {
  * over instruments (backend_cpu.c). */
 XM_INLINE_HOT XM_REAL XM_FN(xm_black_lfk)(XM_REAL F, XM_REAL K, XM_REAL lfk, XM_REAL df, XM_REAL s,
                                           int call) {
-  int live = s > (XM_REAL)0;
+  XM_MASK live = s > (XM_REAL)0;
   XM_REAL sg = live ? s : (XM_REAL)1; /* any positive value: its result is not used */
   XM_REAL d1 = (lfk + (XM_REAL)0.5 * sg * sg) / sg;
   XM_REAL d2 = d1 - sg;
@@ -45,6 +52,7 @@ XM_INLINE_HOT XM_REAL XM_FN(xm_black_lfk)(XM_REAL F, XM_REAL K, XM_REAL lfk, XM_
   return df * (live ? black : XM_FN(xm_intrinsic)(F, K, call));
 }
 
+#ifndef XM_VECTOR
 /* The same with log(F/K) computed here. */
 XM_INLINE XM_REAL XM_FN(xm_black)(XM_REAL F, XM_REAL K, XM_REAL df, XM_REAL s, int call) {
   return XM_FN(xm_black_lfk)(F, K, s > (XM_REAL)0 ? log(F / K) : (XM_REAL)0, df, s, call);
@@ -75,9 +83,16 @@ XM_INLINE XM_REAL XM_FN(xm_vol_term_scale)(XM_REAL T, XM_REAL p) {
                          : pow((XM_REAL)30 / (days > (XM_REAL)1 ? days : (XM_REAL)1), p);
 }
 
+#endif /* XM_VECTOR */
+
 /* Shocked implied vol: max(sigma + xv * scale, floor), scale = xm_vol_term_scale. */
 XM_INLINE_HOT XM_REAL XM_FN(xm_shocked_vol)(XM_REAL sigma, XM_REAL xv, XM_REAL scale,
                                             XM_REAL vol_floor) {
   XM_REAL v = sigma + xv * scale;
   return v > vol_floor ? v : vol_floor;
 }
+
+#ifdef XM__MASK_DEFAULT
+#undef XM_MASK
+#undef XM__MASK_DEFAULT
+#endif

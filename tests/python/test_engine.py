@@ -123,7 +123,19 @@ def setargs(cfg):
 
 
 def run_ok(tag, book, scen, out, device, cfg, extra=()):
-    rc, so, se, dt = tl.margin_run(book, scen, out, device, setargs(cfg), extra)
+    # "opencl-scalar": the OpenCL device with the one-scenario-per-work-item
+    # revaluation kernel (what GPUs run) instead of xm_k_revalue8 (CPU devices)
+    env = {"XM_REVALUE8": "0"} if device == "opencl-scalar" else {}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        rc, so, se, dt = tl.margin_run(book, scen, out, "opencl" if env else device, setargs(cfg), extra)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     ok = T.check("%s: run exits 0 (%.2f s)" % (tag, dt), rc == 0 and os.path.exists(out),
                  "rc %d: %s" % (rc, se.strip()[-600:]))
     return ok
@@ -444,7 +456,7 @@ def error_checks(tmp):
 def main():
     devices = ["cpu"]
     if tl.opencl_available():
-        devices.append("opencl")
+        devices += ["opencl", "opencl-scalar"]
     else:
         print("skip opencl: `xmargin devices` lists no OpenCL device")
     with tl.TmpDir() as tmp:
