@@ -216,8 +216,8 @@ static int xm__auto_opencl_cpu(void) {
 /* Ranks a device for auto and opencl (-1: not a candidate). opencl: a GPU with
  * double precision, then other OpenCL devices with it, then those without
  * (single precision only). auto: a GPU with double precision, then the cpu
- * backend, which on the same cores is several times faster than an OpenCL CPU
- * device (bench/RESULTS.md: PoCL evaluates at 0.17-0.30 of its speed); with
+ * backend, which on the same cores is faster than an OpenCL CPU
+ * device (bench/RESULTS.md: PoCL evaluates at 0.5-0.86 of its speed); with
  * XM_AUTO_OPENCL_CPU, the other OpenCL devices before it. */
 static int xm__auto_rank(const xm_device_info *d, int is_auto) {
   if (d->backend == XM_BACKEND_CPU)
