@@ -241,12 +241,13 @@ enum {
   KT_EXP,
   KT_GATHER,
   KT_REVALUE8,
+  KT_AGG8,
   KT_N
 };
-static const char *const xm__knames[KT_N] = {"xm_k_today",     "xm_k_revalue",    "xm_k_aggregate",
-                                             "xm_k_reduce",    "xm_k_attribute",  "xm_k_combine",
-                                             "xm_k_mc_scale",  "xm_k_mc_normals", "xm_k_exp",
-                                             "xm_k_mc_gather", "xm_k_revalue8"};
+static const char *const xm__knames[KT_N] = {
+    "xm_k_today",     "xm_k_revalue",   "xm_k_aggregate", "xm_k_reduce",
+    "xm_k_attribute", "xm_k_combine",   "xm_k_mc_scale",  "xm_k_mc_normals",
+    "xm_k_exp",       "xm_k_mc_gather", "xm_k_revalue8",  "xm_k_aggregate8"};
 
 /* Part [off, off + bytes) of buffer b as a buffer of its own (CLBlast copies
  * any operand with a non-zero offset into a temporary); *sub = NULL and the
@@ -386,7 +387,7 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
          bCross = NULL, bOutA = NULL, bOutS = NULL;
   double *Lhost = NULL;
   const size_t lws = xm__tuned_lws(ctx);
-  const int rev8 = xm__tuned_revalue8(ctx);
+  const int vec8 = xm__tuned_vec8(ctx);
   const char *prof = getenv("XM_PROFILE");
   xm__launcher ln;
   memset(&ln, 0, sizeof ln);
@@ -501,7 +502,7 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
       cl_long cs = S, ca = (G + 1) * S, ss = 1;
       for (cl_long s0 = 0; s0 < S; s0 += bk->tile) {
         cl_long ns = S - s0 < bk->tile ? S - s0 : bk->tile;
-        int r8 = rev8 && prec == XM_DOUBLE;
+        int r8 = vec8 && prec == XM_DOUBLE;
         cl_kernel k = kr[r8 ? KT_REVALUE8 : KT_REVALUE];
         XM__CL(ctx, XM__ARGS(k, 0, XM__A(n), XM__A(ns), XM__A(s0), XM__A(F), XM__A(bInstd),
                              XM__A(bInsti), XM__A(bX[x]), XM__A(bEX[x]), XM__A(vfl), XM__A(bEll)));
@@ -509,11 +510,14 @@ static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
           XM__CL(ctx, xm__run2(&ln, KT_REVALUE8, k, (size_t)n, (size_t)(ns + 7) / 8, lws));
         else
           XM__CL(ctx, xm__run2(&ln, KT_REVALUE, k, (size_t)ns, (size_t)n, lws));
-        k = kr[KT_AGG];
+        k = kr[vec8 ? KT_AGG8 : KT_AGG];
         XM__CL(ctx, XM__ARGS(k, 0, XM__A(na), XM__A(ns), XM__A(s0), XM__A(G), XM__A(bEll),
                              XM__A(bStart), XM__A(bPi), XM__A(bPs), XM__A(bPq), XM__A(bL),
                              XM__A(ca), XM__A(cs), XM__A(ss)));
-        XM__CL(ctx, xm__run2(&ln, KT_AGG, k, (size_t)ns, (size_t)na, lws));
+        if (vec8) /* 8 scenarios per work item (ss = 1 here) */
+          XM__CL(ctx, xm__run2(&ln, KT_AGG8, k, (size_t)(ns + 7) / 8, (size_t)na, lws));
+        else
+          XM__CL(ctx, xm__run2(&ln, KT_AGG, k, (size_t)ns, (size_t)na, lws));
       }
       cl_int measure = set->measure, has_w = set->w != NULL;
       cl_long kk = set->k;

@@ -2,7 +2,7 @@
  * the work-group size of xmargin's kernels and CLBlast's GEMM parameters where
  * CLBlast's own database has none for the device. Overridable at run time:
  * XM_LWS sets the work-group size, XM_MC_BLOCK (a multiple of 16) the Monte
- * Carlo product's block width, XM_REVALUE8=0|1 the revaluation kernel. */
+ * Carlo product's block width, XM_VEC8=0|1 the double8 kernels. */
 #include <clblast_c.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +16,7 @@ typedef struct xm__tuning {
   size_t lws;           /* xmargin kernels' work-group size */
   size_t mc_block;      /* factors per GEMM block of the Monte Carlo product (xm__ocl_mc) */
   size_t min_indirect;  /* CLBlast's XGEMM_MIN_INDIRECT_SIZE (0: CLBlast's own) */
-  int revalue8;         /* double revaluation 8 scenarios per work item (xm_k_revalue8) */
+  int vec8; /* kernels on double8, 8 scenarios per work item (xm_k_revalue8, xm_k_aggregate8) */
   /* CLBlast Xgemm (double), in XM__XGEMM_NAMES order; all zero: CLBlast's own. */
   size_t xgemm[16];
 } xm__tuning;
@@ -33,7 +33,7 @@ static const char *const xm__xgemm_names[16] = {"GEMMK", "MWG",   "NWG", "KWG", 
  * clblast_tuner_xgemm's fixed set (which never tries VWM = VWN = 8 without
  * local memory) and 11 with CLBlast's defaults; see bench/RESULTS.md. */
 static const xm__tuning xm__tunings[] = {
-    /* platform, gpu, lws, mc_block, min_indirect, revalue8, xgemm */
+    /* platform, gpu, lws, mc_block, min_indirect, vec8, xgemm */
     {"Portable Computing Language",
      0,
      16,
@@ -67,11 +67,11 @@ size_t xm__tuned_lws(const xm_ctx *ctx) {
   return xm__find_tuning(&ctx->dev)->lws;
 }
 
-int xm__tuned_revalue8(const xm_ctx *ctx) {
-  const char *env = getenv("XM_REVALUE8");
+int xm__tuned_vec8(const xm_ctx *ctx) {
+  const char *env = getenv("XM_VEC8");
   if (env && *env)
     return strcmp(env, "0") != 0;
-  return xm__find_tuning(&ctx->dev)->revalue8;
+  return xm__find_tuning(&ctx->dev)->vec8;
 }
 
 size_t xm__tuned_mc_block(const xm_ctx *ctx) {

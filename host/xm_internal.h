@@ -136,7 +136,7 @@ void xm__job_extents(const xm__job *job, int64_t *max_s, int64_t *max_tile, int6
  * device, and CLBlast parameters applied once per context. */
 size_t xm__tuned_lws(const xm_ctx *ctx);
 size_t xm__tuned_mc_block(const xm_ctx *ctx);
-int xm__tuned_revalue8(const xm_ctx *ctx);
+int xm__tuned_vec8(const xm_ctx *ctx);
 xm_status xm__apply_blas_tuning(xm_ctx *ctx);
 
 /* Memory the engine may plan with on ctx's device, and the largest single

@@ -17,35 +17,7 @@ typedef struct xm_layout {
   xm_i64 ca, cs, ss;
 } xm_layout;
 
-/* Positions of a block, CSR by account, sorted by (silo, instrument) within
- * an account: pos_start[a] .. pos_start[a+1]. */
-
-/* Account a's losses in scenario s from the contract losses of that scenario,
- * instrument i's at ell[i * ell_stride]; written at L + a*ca + c*cs + s*ss. */
-XM_INLINE void xm_aggregate(xm_i64 a, xm_i64 s, int G, XM_GLOBAL const double *ell,
-                            xm_i64 ell_stride, XM_GLOBAL const int *pos_start,
-                            XM_GLOBAL const int *pos_inst, XM_GLOBAL const int *pos_silo,
-                            XM_GLOBAL const double *pos_qty, XM_GLOBAL double *L, xm_layout lay) {
-  XM_GLOBAL double *out = L + a * lay.ca + s * lay.ss;
-  double total = 0.0, part = 0.0;
-  int cur = -1;
-  for (int c = 1; c <= G; c++)
-    out[c * lay.cs] = 0.0;
-  for (int p = pos_start[a]; p < pos_start[a + 1]; p++) {
-    double l = pos_qty[p] * ell[pos_inst[p] * ell_stride];
-    if (pos_silo[p] != cur) {
-      if (cur >= 0)
-        out[(1 + cur) * lay.cs] = part;
-      cur = pos_silo[p];
-      part = 0.0;
-    }
-    part += l;
-    total += l;
-  }
-  if (cur >= 0)
-    out[(1 + cur) * lay.cs] = part;
-  out[0] = total;
-}
+#include "xm_aggregate.h"
 
 /* Monotone unsigned key of a double (larger double, larger key); -0 is +0. */
 XM_INLINE xm_u64 xm_key(double x) {

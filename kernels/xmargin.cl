@@ -127,6 +127,36 @@ __kernel void xm_k_aggregate(const long na, const long ns, const long s0, const 
   xm_aggregate(a, s0 + s, G, ell + s, ns, pos_start, pos_inst, pos_silo, pos_qty, L, lay);
 }
 
+/* xm_k_aggregate with 8 scenarios per work item (dims (ceil(ns / 8), na);
+ * needs ss = 1): the same xm_aggregate.h on double8, for CPU devices. */
+#define XM_AGG_VECTOR 1
+#define XM_AGG_T double8
+#define XM_AGG_LOAD(p) vload8(0, (p))
+#define XM_AGG_STORE(p, v) vstore8((v), 0, (p))
+#define XM_AGG_FN(name) name##_v8
+#include "xm_aggregate.h"
+#undef XM_AGG_FN
+#undef XM_AGG_STORE
+#undef XM_AGG_LOAD
+#undef XM_AGG_T
+#undef XM_AGG_VECTOR
+__kernel void xm_k_aggregate8(const long na, const long ns, const long s0, const int G,
+                              __global const double *ell, __global const int *pos_start,
+                              __global const int *pos_inst, __global const int *pos_silo,
+                              __global const double *pos_qty, __global double *L, const long ca,
+                              const long cs, const long ss) {
+  long s = 8 * get_global_id(0), a = get_global_id(1);
+  if (a >= na || s >= ns)
+    return;
+  xm_layout lay = {ca, cs, ss};
+  if (s + 8 <= ns) {
+    xm_aggregate_v8(a, s0 + s, G, ell + s, ns, pos_start, pos_inst, pos_silo, pos_qty, L, lay);
+    return;
+  }
+  for (long t = s; t < ns; t++)
+    xm_aggregate(a, s0 + t, G, ell + t, ns, pos_start, pos_inst, pos_silo, pos_qty, L, lay);
+}
+
 /* One work item per (account, component): dims (na, G + 1). */
 __kernel void xm_k_reduce(const long na, const long S, const int G, __global const double *L,
                           const long ca, const long cs, const long ss, const int measure,

@@ -124,8 +124,9 @@ def setargs(cfg):
 
 def run_ok(tag, book, scen, out, device, cfg, extra=()):
     # "opencl-scalar": the OpenCL device with the one-scenario-per-work-item
-    # revaluation kernel (what GPUs run) instead of xm_k_revalue8 (CPU devices)
-    env = {"XM_REVALUE8": "0"} if device == "opencl-scalar" else {}
+    # revaluation and aggregation kernels (what GPUs run) instead of
+    # xm_k_revalue8 and xm_k_aggregate8 (CPU devices)
+    env = {"XM_VEC8": "0"} if device == "opencl-scalar" else {}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
