@@ -216,8 +216,9 @@ static int xm__auto_opencl_cpu(void) {
 /* Ranks a device for auto and opencl (-1: not a candidate). opencl: a GPU with
  * double precision, then other OpenCL devices with it, then those without
  * (single precision only). auto: a GPU with double precision, then the cpu
- * backend, which on the same cores is faster than an OpenCL CPU
- * device (bench/RESULTS.md: PoCL evaluates at 0.5-0.86 of its speed); with
+ * backend, which on the same cores is as fast as an OpenCL CPU device or
+ * faster (bench/RESULTS.md: PoCL at 0.79-0.97 of its speed) and compiles no
+ * kernels; with
  * XM_AUTO_OPENCL_CPU, the other OpenCL devices before it. */
 static int xm__auto_rank(const xm_device_info *d, int is_auto) {
   if (d->backend == XM_BACKEND_CPU)
@@ -277,8 +278,8 @@ xm_status xm_ctx_create(xm_ctx **out, const xm_options *opt) {
           snprintf(ctx->choice, sizeof ctx->choice, "device: %s %s [%s]%s%s", list[i].spec,
                    list[i].name, list[i].platform,
                    list[i].backend == XM_BACKEND_CPU && !tried[0]
-                       ? " -- no OpenCL GPU with double precision (the cpu backend outruns "
-                         "OpenCL on the CPU; XM_AUTO_OPENCL_CPU=1 lets auto take it)"
+                       ? " -- no OpenCL GPU with double precision (XM_AUTO_OPENCL_CPU=1 "
+                         "lets auto take OpenCL on the CPU)"
                        : "",
                    tried[0] ? ", after failing " : "");
           if (tried[0]) {
