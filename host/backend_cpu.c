@@ -47,27 +47,17 @@ float erfcf(float);
 /* Contract losses of one scenario for a block's n instruments, the linear
  * ones [0, nlin) and then the options [nlin, n) (xm__plan's order): two loops
  * of branch-free code, one instrument per vector lane. */
-XM__SIMD_CLONES static void xm__cpu_losses_d(int64_t n, int64_t nlin, const double *instd,
-                                             const int *insti, const double *x, const double *ex,
-                                             double vol_floor, double *out) {
-#pragma omp simd
-  for (int64_t i = 0; i < nlin; i++)
-    out[i] = xm_loss_linear_d(i, n, instd, insti, ex, 0);
-#pragma omp simd
-  for (int64_t i = nlin; i < n; i++)
-    out[i] = xm_loss_option_d(i, n, instd, insti, x, ex, 0, vol_floor);
-}
-
-XM__SIMD_CLONES static void xm__cpu_losses_f(int64_t n, int64_t nlin, const double *instd,
-                                             const int *insti, const double *x, const double *ex,
-                                             float vol_floor, double *out) {
-#pragma omp simd
-  for (int64_t i = 0; i < nlin; i++)
-    out[i] = xm_loss_linear_f(i, n, instd, insti, ex, 0);
-#pragma omp simd
-  for (int64_t i = nlin; i < n; i++)
-    out[i] = xm_loss_option_f(i, n, instd, insti, x, ex, 0, vol_floor);
-}
+#define XM__CPU_LOSSES(suf, real)                                                                  \
+  XM__SIMD_CLONES static void xm__cpu_losses_##suf(                                                \
+      int64_t n, int64_t nlin, const double *instd, const int *insti, const double *x,             \
+      const double *ex, real vol_floor, double *out) {                                             \
+    _Pragma("omp simd") for (int64_t i = 0; i < nlin; i++) out[i] =                                \
+        xm_loss_linear_##suf(i, n, instd, insti, ex, 0);                                           \
+    _Pragma("omp simd") for (int64_t i = nlin; i < n; i++) out[i] =                                \
+        xm_loss_option_##suf(i, n, instd, insti, x, ex, 0, vol_floor);                             \
+  }
+XM__CPU_LOSSES(d, double)
+XM__CPU_LOSSES(f, float)
 
 static xm_status xm__cpu_open(xm_ctx *ctx) {
   xm__cpu_info(&ctx->dev);
