@@ -265,17 +265,20 @@ static cl_int xm__part(cl_mem b, size_t off, size_t bytes, cl_mem *sub, size_t *
   return e;
 }
 
+/* Largest Monte Carlo temporaries: ZT and Xp of one scenario chunk each. */
+#define XM__MC_CHUNK_BYTES ((uint64_t)256 << 20)
+
 /* Monte Carlo shocks of one set on the device (METHODOLOGY.md section 1),
  * X = diag(scale) Z L^T, into bX (S x F, row-major) and exp(X) into bEX:
- * - the draws are written factor-major and zero-padded, ZT[f][s] (Fp x Sp,
- *   Fp and Sp multiples of the block widths), the layout CLBlast's GEMM kernel
- *   reads as it is: no transpose or padding copies of the 8 S F bytes;
+ * - per chunk of Sc scenarios, the draws are written factor-major and
+ *   zero-padded, ZT[f][s] (Fp x Sc, multiples of the block widths), the layout
+ *   CLBlast's GEMM kernel reads as it is: no transpose or padding copies;
  * - the product runs in column blocks of bm factors: X[:, block b] needs only
  *   the first (b + 1) bm factors because L is lower triangular, so the GEMMs
  *   do (nb + 1) / (2 nb) of a full product's flops (like the cpu backend's
  *   TRMM); block b is Xp_b = A_b ZT[0 .. (b+1) bm), A_b = L[block b][0 .. (b+1) bm)
  *   stored column-major, in a part of Xp of its own;
- * - a gather kernel writes X[s][f] = Xp_{f / bm}[s][f % bm] and its exp. */
+ * - a gather kernel writes X[s0 + s][f] = Xp_{f / bm}[s][f % bm] and its exp. */
 static xm_status xm__ocl_mc(xm_ctx *ctx, xm__launcher *ln, cl_kernel *kr, const xm_config *cfg,
                             const xm__set *set, cl_long F, cl_mem bX, cl_mem bEX) {
   xm__ocl *o = &ctx->ocl;
@@ -283,11 +286,23 @@ static xm_status xm__ocl_mc(xm_ctx *ctx, xm__launcher *ln, cl_kernel *kr, const 
   cl_int e = CL_SUCCESS;
   const size_t lws = xm__tuned_lws(ctx);
   cl_long bm = (cl_long)xm__tuned_mc_block(ctx);
-  cl_long S = set->S, s0 = 0;
+  cl_long S = set->S;
   if (bm > (F + 15) / 16 * 16) /* few factors: one block, padded to 16 only */
     bm = (F + 15) / 16 * 16;
   cl_long Fp = (F + bm - 1) / bm * bm, nb = Fp / bm;
-  cl_long Sp = (cl_long)xm__round((size_t)(S + 127) / 128 * 128, lws);
+  /* Scenarios in chunks of Sc (a multiple of 128 and of lws): the temporaries
+   * ZT and Xp, 8 Fp Sc bytes each, stay under XM__MC_CHUNK_BYTES and the
+   * device's largest buffer whatever S is. Scenario s is the same in any
+   * chunking: the draws are keyed by (seed, s). */
+  uint64_t cap = XM__MC_CHUNK_BYTES < ctx->dev.max_alloc ? XM__MC_CHUNK_BYTES : ctx->dev.max_alloc;
+  const char *ce = getenv("XM_MC_CHUNK");
+  cl_long step = (cl_long)xm__round(128, lws);
+  cl_long Sc = (cl_long)(cap / ((uint64_t)Fp * sizeof(double))) / step * step;
+  if (ce && *ce && atol(ce) > 0) /* tests: force several chunks */
+    Sc = (atol(ce) + step - 1) / step * step;
+  cl_long Sall = (cl_long)xm__round((size_t)(S + 127) / 128 * 128, lws);
+  if (Sc > Sall)
+    Sc = Sall;
   cl_ulong seed = cfg->montecarlo.seed;
   cl_int dist = cfg->montecarlo.distribution == XM_DIST_STUDENT_T;
   cl_double nu = cfg->montecarlo.dof, h = (double)cfg->horizon_days;
@@ -295,14 +310,14 @@ static xm_status xm__ocl_mc(xm_ctx *ctx, xm__launcher *ln, cl_kernel *kr, const 
   double *A = NULL;
   if (S == 0 || F == 0)
     return XM_OK;
-  size_t abytes = (size_t)(bm * bm * nb * (nb + 1) / 2) * sizeof(double);
-  size_t zbytes = (size_t)(Fp * Sp) * sizeof(double);
-  if (zbytes > ctx->dev.max_alloc)
+  if (Sc < step)
     return xm__fail(ctx, XM_ERESOURCE,
-                    "Monte Carlo set %s: the draws (%lld x %lld doubles) exceed the device's "
-                    "largest buffer (%llu bytes); fewer scenarios, or the cpu backend",
-                    set->name, (long long)Sp, (long long)Fp,
-                    (unsigned long long)ctx->dev.max_alloc);
+                    "Monte Carlo set %s: %lld factors do not fit the device's largest buffer "
+                    "(%llu bytes) for %lld scenarios at a time; use the cpu backend",
+                    set->name, (long long)F, (unsigned long long)ctx->dev.max_alloc,
+                    (long long)step);
+  size_t abytes = (size_t)(bm * bm * nb * (nb + 1) / 2) * sizeof(double);
+  size_t zbytes = (size_t)(Fp * Sc) * sizeof(double);
   if (!(A = calloc(1, abytes))) {
     st = xm__fail(ctx, XM_ENOMEM, "Cholesky blocks of %s", set->name);
     goto cleanup;
@@ -311,7 +326,7 @@ static xm_status xm__ocl_mc(xm_ctx *ctx, xm__launcher *ln, cl_kernel *kr, const 
     for (cl_long k = 0; k < (b + 1) * bm && k < F; k++)
       for (cl_long m = 0; m < bm && b * bm + m < F; m++)
         A[off + k * bm + m] = set->chol[(b * bm + m) * F + k];
-  bScale = xm__buf(ctx, (size_t)S * sizeof(double), NULL, &e);
+  bScale = xm__buf(ctx, (size_t)Sc * sizeof(double), NULL, &e);
   XM__CL(ctx, e);
   bZT = xm__buf(ctx, zbytes, NULL, &e);
   XM__CL(ctx, e);
@@ -319,47 +334,50 @@ static xm_status xm__ocl_mc(xm_ctx *ctx, xm__launcher *ln, cl_kernel *kr, const 
   XM__CL(ctx, e);
   bA = xm__buf(ctx, abytes, A, &e);
   XM__CL(ctx, e);
-  XM__CL(ctx, XM__ARGS(kr[KT_SCALE], 0, XM__A(S), XM__A(s0), XM__A(seed), XM__A(dist), XM__A(nu),
-                       XM__A(h), XM__A(bScale)));
-  XM__CL(ctx, xm__run1(ln, KT_SCALE, kr[KT_SCALE], (size_t)S, lws));
-  XM__CL(ctx, XM__ARGS(kr[KT_NORMALS], 0, XM__A(S), XM__A(s0), XM__A(F), XM__A(seed), XM__A(bScale),
-                       XM__A(Sp), XM__A(bZT)));
-  XM__CL(ctx, xm__run2(ln, KT_NORMALS, kr[KT_NORMALS], (size_t)Sp, (size_t)Fp / 16, lws));
-  double tb = 0.0;
-  if (ln->profile) {
-    XM__CL(ctx, clFinish(o->queue));
-    tb = xm__now();
+  for (cl_long s0 = 0; s0 < S; s0 += Sc) {
+    cl_long ns = S - s0 < Sc ? S - s0 : Sc;
+    XM__CL(ctx, XM__ARGS(kr[KT_SCALE], 0, XM__A(ns), XM__A(s0), XM__A(seed), XM__A(dist), XM__A(nu),
+                         XM__A(h), XM__A(bScale)));
+    XM__CL(ctx, xm__run1(ln, KT_SCALE, kr[KT_SCALE], (size_t)ns, lws));
+    XM__CL(ctx, XM__ARGS(kr[KT_NORMALS], 0, XM__A(ns), XM__A(s0), XM__A(F), XM__A(seed),
+                         XM__A(bScale), XM__A(Sc), XM__A(bZT)));
+    XM__CL(ctx, xm__run2(ln, KT_NORMALS, kr[KT_NORMALS], (size_t)Sc, (size_t)Fp / 16, lws));
+    double tb = 0.0;
+    if (ln->profile) {
+      XM__CL(ctx, clFinish(o->queue));
+      tb = xm__now();
+    }
+    for (cl_long b = 0, off = 0; b < nb; off += bm * bm * (b + 1), b++) {
+      cl_mem a = NULL, c = NULL;
+      size_t aoff = 0, coff = 0;
+      cl_long kb = (b + 1) * bm;
+      e = xm__part(bA, (size_t)off * sizeof(double), (size_t)(bm * kb) * sizeof(double), &a, &aoff);
+      if (e == CL_SUCCESS)
+        e = xm__part(bXp, (size_t)(b * bm * Sc) * sizeof(double),
+                     (size_t)(bm * Sc) * sizeof(double), &c, &coff);
+      if (e == CL_SUCCESS)
+        st = xm__blast(ctx,
+                       CLBlastDgemm(CLBlastLayoutColMajor, CLBlastTransposeNo, CLBlastTransposeYes,
+                                    (size_t)bm, (size_t)Sc, (size_t)kb, 1.0, a ? a : bA, aoff,
+                                    (size_t)bm, bZT, 0, (size_t)Sc, 0.0, c ? c : bXp, coff,
+                                    (size_t)bm, &o->queue, NULL),
+                       "DGEMM");
+      if (a)
+        clReleaseMemObject(a);
+      if (c)
+        clReleaseMemObject(c);
+      XM__CL(ctx, e);
+      if (st != XM_OK)
+        goto cleanup;
+    }
+    if (ln->profile) {
+      XM__CL(ctx, clFinish(o->queue));
+      ln->blas_ms += 1e3 * (xm__now() - tb);
+    }
+    XM__CL(ctx, XM__ARGS(kr[KT_GATHER], 0, XM__A(ns), XM__A(s0), XM__A(F), XM__A(bm), XM__A(Sc),
+                         XM__A(bXp), XM__A(bX), XM__A(bEX)));
+    XM__CL(ctx, xm__run1(ln, KT_GATHER, kr[KT_GATHER], (size_t)(ns * ((F + 7) / 8)), lws));
   }
-  for (cl_long b = 0, off = 0; b < nb; off += bm * bm * (b + 1), b++) {
-    cl_mem a = NULL, c = NULL;
-    size_t aoff = 0, coff = 0;
-    cl_long kb = (b + 1) * bm;
-    e = xm__part(bA, (size_t)off * sizeof(double), (size_t)(bm * kb) * sizeof(double), &a, &aoff);
-    if (e == CL_SUCCESS)
-      e = xm__part(bXp, (size_t)(b * bm * Sp) * sizeof(double), (size_t)(bm * Sp) * sizeof(double),
-                   &c, &coff);
-    if (e == CL_SUCCESS)
-      st = xm__blast(ctx,
-                     CLBlastDgemm(CLBlastLayoutColMajor, CLBlastTransposeNo, CLBlastTransposeYes,
-                                  (size_t)bm, (size_t)Sp, (size_t)kb, 1.0, a ? a : bA, aoff,
-                                  (size_t)bm, bZT, 0, (size_t)Sp, 0.0, c ? c : bXp, coff,
-                                  (size_t)bm, &o->queue, NULL),
-                     "DGEMM");
-    if (a)
-      clReleaseMemObject(a);
-    if (c)
-      clReleaseMemObject(c);
-    XM__CL(ctx, e);
-    if (st != XM_OK)
-      goto cleanup;
-  }
-  if (ln->profile) {
-    XM__CL(ctx, clFinish(o->queue));
-    ln->blas_ms += 1e3 * (xm__now() - tb);
-  }
-  XM__CL(ctx, XM__ARGS(kr[KT_GATHER], 0, XM__A(S), XM__A(F), XM__A(bm), XM__A(Sp), XM__A(bXp),
-                       XM__A(bX), XM__A(bEX)));
-  XM__CL(ctx, xm__run1(ln, KT_GATHER, kr[KT_GATHER], (size_t)(S * ((F + 7) / 8)), lws));
   XM__CL(ctx, clFinish(o->queue)); /* before the temporaries go */
 cleanup:
   free(A);

@@ -242,20 +242,21 @@ __kernel void xm_k_mc_normals(const long ns, const long s0, const long nf, const
     col[f * np] = 2 * j0 + f < nf ? t[f] : 0.0;
 }
 
-/* X[s][f] = Xp_{f / bm}[s][f % bm], EX = exp(X): the row-major shocks from
+/* X[s0 + s][f] = Xp_{f / bm}[s][f % bm], EX = exp(X): the row-major shocks from
  * the GEMM's column blocks (block b at Xp + b bm np, column-major bm x np;
  * bm is a multiple of 16). 8 factors per work item, work item i taking
  * scenario i / ceil(nf / 8); exp on double8 (PoCL vectorises the vector
  * built-in, not a scalar call in a loop). */
-__kernel void xm_k_mc_gather(const long ns, const long nf, const long bm, const long np,
-                             __global const double *Xp, __global double *X, __global double *EX) {
+__kernel void xm_k_mc_gather(const long ns, const long s0, const long nf, const long bm,
+                             const long np, __global const double *Xp, __global double *X,
+                             __global double *EX) {
   long n8 = (nf + 7) / 8, i = get_global_id(0); /* one dimension: no idle lanes for small nf */
   long s = i / n8, f = 8 * (i - s * n8);        /* not i % n8: clang then emits an LLVM freeze,
                                                    which oclgrind's --uninitialized cannot run */
   if (s >= ns)
     return;
   __global const double *src = Xp + (f / bm) * bm * np + s * bm + f % bm;
-  long o = s * nf + f;
+  long o = (s0 + s) * nf + f;
   if (f + 8 <= nf) {
     double8 x = vload8(0, src);
     vstore8(x, 0, X + o);

@@ -122,15 +122,18 @@ def setargs(cfg):
     return ["%s=%s" % (k, v) for k, v in cfg.items()]
 
 
-def run_ok(tag, book, scen, out, device, cfg, extra=()):
+def run_ok(tag, book, scen, out, device, cfg, extra=(), env=None):
     # "opencl-scalar": the OpenCL device with the one-scenario-per-work-item
     # revaluation and aggregation kernels (what GPUs run) instead of
     # xm_k_revalue8 and xm_k_aggregate8 (CPU devices)
-    env = {"XM_VEC8": "0"} if device == "opencl-scalar" else {}
+    env = dict(env or {})
+    if device == "opencl-scalar":
+        env["XM_VEC8"] = "0"
+        device = "opencl"
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        rc, so, se, dt = tl.margin_run(book, scen, out, "opencl" if env else device, setargs(cfg), extra)
+        rc, so, se, dt = tl.margin_run(book, scen, out, device, setargs(cfg), extra)
     finally:
         for k, v in saved.items():
             if v is None:
@@ -261,6 +264,21 @@ def random_book_checks(tmp, devices):
                 T.check("%s prefix: %s has 200 scenarios" % (dev, name), x2.shape[0] == 200, str(x2.shape))
                 shocks_close("%s prefix: %s scenario s of 200 == of 500 (1e-12)" % (dev, name),
                              x2, x5[:x2.shape[0]], 1e-12)
+
+    # the device's Monte Carlo generation in chunks of 128 scenarios (XM_MC_CHUNK;
+    # the default chunk holds all 500) gives the same scenarios and requirements
+    if ("A", "opencl") in res:
+        out = os.path.join(tmp, "chunked_opencl.h5")
+        if run_ok("opencl chunked Monte Carlo (XM_MC_CHUNK=128)", book, scen, out, "opencl", cfg_a,
+                  ["--save-scenarios"], env={"XM_MC_CHUNK": "128"}):
+            for name in ("montecarlo", "montecarlo_stressed"):
+                _, xc = tl.read_shocks(out, name)
+                _, xw = tl.read_shocks(res[("A", "opencl")], name)
+                shocks_close("opencl chunked: %s == one chunk (1e-12)" % name, xc, xw, 1e-12)
+            with h5py.File(out, "r") as fc, h5py.File(res[("A", "opencl")], "r") as fw:
+                a, b = fc["margin/requirement"][:], fw["margin/requirement"][:]
+                T.check("opencl chunked: requirements == one chunk (1e-12)",
+                        np.allclose(a, b, rtol=1e-12, atol=0), "max diff %.3g" % np.max(np.abs(a - b)))
 
     # determinism: the same run twice is bitwise identical
     for dev in devices:
