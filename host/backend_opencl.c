@@ -290,7 +290,8 @@ static xm_status xm__ocl_mc(xm_ctx *ctx, xm__launcher *ln, cl_kernel *kr, const 
   if (bm > (F + 15) / 16 * 16) /* few factors: one block, padded to 16 only */
     bm = (F + 15) / 16 * 16;
   cl_long Fp = (F + bm - 1) / bm * bm, nb = Fp / bm;
-  /* Scenarios in chunks of Sc (a multiple of 128 and of lws): the temporaries
+  /* Scenarios in chunks of Sc (a multiple of step, the least multiple of lws
+   * that is >= 128): the temporaries
    * ZT and Xp, 8 Fp Sc bytes each, stay under XM__MC_CHUNK_BYTES and the
    * device's largest buffer whatever S is. Scenario s is the same in any
    * chunking: the draws are keyed by (seed, s). */
@@ -298,8 +299,8 @@ static xm_status xm__ocl_mc(xm_ctx *ctx, xm__launcher *ln, cl_kernel *kr, const 
   const char *ce = getenv("XM_MC_CHUNK");
   cl_long step = (cl_long)xm__round(128, lws);
   cl_long Sc = (cl_long)(cap / ((uint64_t)Fp * sizeof(double))) / step * step;
-  if (ce && *ce && atol(ce) > 0) /* tests: force several chunks */
-    Sc = (atol(ce) + step - 1) / step * step;
+  if (ce && *ce && atol(ce) > 0 && (atol(ce) + step - 1) / step * step < Sc)
+    Sc = (atol(ce) + step - 1) / step * step; /* tests: force several chunks */
   cl_long Sall = (cl_long)xm__round((size_t)(S + 127) / 128 * 128, lws);
   if (Sc > Sall)
     Sc = Sall;

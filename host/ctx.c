@@ -208,10 +208,7 @@ static xm_status xm__open_backend(xm_ctx *ctx, const xm_device_info *info) {
 /* auto may take OpenCL devices that are not GPUs (PoCL on the CPU) before the
  * cpu backend when XM_AUTO_OPENCL_CPU is set (not 0): the tests use it to run
  * the OpenCL path, and its fallback, on machines without a GPU. */
-static int xm__auto_opencl_cpu(void) {
-  const char *e = getenv("XM_AUTO_OPENCL_CPU");
-  return e && *e && strcmp(e, "0") != 0;
-}
+static int xm__auto_opencl_cpu(void) { return xm__env_flag("XM_AUTO_OPENCL_CPU", 0); }
 
 /* Ranks a device for auto and opencl (-1: not a candidate). opencl: a GPU with
  * double precision, then other OpenCL devices with it, then those without

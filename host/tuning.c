@@ -67,11 +67,20 @@ size_t xm__tuned_lws(const xm_ctx *ctx) {
   return xm__find_tuning(&ctx->dev)->lws;
 }
 
+int xm__env_flag(const char *name, int dflt) {
+  const char *v = getenv(name);
+  if (!v || !*v)
+    return dflt;
+  static const char *const off[] = {"0",   "false", "off",   "no",  "FALSE",
+                                    "OFF", "NO",    "False", "Off", "No"};
+  for (size_t i = 0; i < sizeof off / sizeof off[0]; i++)
+    if (strcmp(v, off[i]) == 0)
+      return 0;
+  return 1;
+}
+
 int xm__tuned_vec8(const xm_ctx *ctx) {
-  const char *env = getenv("XM_VEC8");
-  if (env && *env)
-    return strcmp(env, "0") != 0;
-  return xm__find_tuning(&ctx->dev)->vec8;
+  return xm__env_flag("XM_VEC8", xm__find_tuning(&ctx->dev)->vec8);
 }
 
 size_t xm__tuned_mc_block(const xm_ctx *ctx) {

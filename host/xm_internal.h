@@ -137,6 +137,9 @@ void xm__job_extents(const xm__job *job, int64_t *max_s, int64_t *max_tile, int6
 size_t xm__tuned_lws(const xm_ctx *ctx);
 size_t xm__tuned_mc_block(const xm_ctx *ctx);
 int xm__tuned_vec8(const xm_ctx *ctx);
+/* An environment switch: unset or empty gives dflt; 0, false, off, no (any
+ * case of those spellings) give 0; anything else 1. */
+int xm__env_flag(const char *name, int dflt);
 xm_status xm__apply_blas_tuning(xm_ctx *ctx);
 
 /* Memory the engine may plan with on ctx's device, and the largest single
