@@ -84,8 +84,7 @@ XM_INLINE double8 xm_shock8(__global const double *p, long col, long stride) {
 /* xm_k_revalue with 8 scenarios per work item: dims (n, ceil(ns / 8)), the
  * instruments first, so that consecutive work groups reuse the same 8 shock
  * rows from cache (scenario-first, each instrument streamed the whole X and
- * EX: 2.3x slower on PoCL). The last group of a tile takes its remaining
- * scenarios one by one. */
+ * EX: 2.3x slower on PoCL). */
 __kernel void xm_k_revalue8(const long n, const long ns, const long s0, const long nf,
                             __global const double *instd, __global const int *insti,
                             __global const double *X, __global const double *EX,
@@ -93,13 +92,27 @@ __kernel void xm_k_revalue8(const long n, const long ns, const long s0, const lo
   long i = get_global_id(0), s = 8 * get_global_id(1);
   if (i >= n || s >= ns)
     return;
-  __global const double *x = X + (s0 + s) * nf, *ex = EX + (s0 + s) * nf;
-  if (s + 8 <= ns) {
-    vstore8(xm_loss_v8(i, n, instd, insti, x, ex, nf, vol_floor), 0, ell + i * ns + s);
+  /* The tile's last group, when short, is the 8 scenarios ending at the tile's
+   * end (overlapping the group before: the same values, lane by lane), so that
+   * every scenario takes the same vector code whatever the tiling; only tiles
+   * of fewer than 8 scenarios take the scalar code. */
+  long sb = s + 8 <= ns ? s : ns - 8;
+  if (sb < 0) {
+    for (long t = s; t < ns; t++)
+      ell[i * ns + t] =
+          xm_loss(i, n, instd, insti, X + (s0 + t) * nf, EX + (s0 + t) * nf, 0, vol_floor);
     return;
   }
-  for (long t = 0; s + t < ns; t++)
-    ell[i * ns + s + t] = xm_loss(i, n, instd, insti, x + t * nf, ex + t * nf, 0, vol_floor);
+  double8 v =
+      xm_loss_v8(i, n, instd, insti, X + (s0 + sb) * nf, EX + (s0 + sb) * nf, nf, vol_floor);
+  if (sb == s) {
+    vstore8(v, 0, ell + i * ns + s);
+    return;
+  }
+  double t[8];
+  vstore8(v, 0, t);
+  for (long k = s - sb; k < 8; k++)
+    ell[i * ns + sb + k] = t[k];
 }
 #endif
 
