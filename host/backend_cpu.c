@@ -5,10 +5,10 @@
 
 #include "xm_internal.h"
 
-/* glibc's libmvec has vector erfc (SSE2, AVX, AVX2, AVX-512 variants): with
- * these declarations and -fno-math-errno (CMakeLists.txt) the compiler calls it
- * from the vectorised loops of xm__cpu_losses_*. Without libmvec the loops
- * still vectorise around a scalar erfc. */
+/* glibc's libmvec (>= 2.35, checked by CMakeLists.txt) has vector erfc (SSE2,
+ * AVX, AVX2, AVX-512 variants): with these declarations, -fno-math-errno and
+ * -fno-trapping-math (CMakeLists.txt) the compiler calls it from the vectorised
+ * loops of xm__cpu_losses_*. Without libmvec they call the scalar erfc. */
 #if defined(XM_HAVE_LIBMVEC)
 #include <math.h>
 #pragma omp declare simd notinbranch
