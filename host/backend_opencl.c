@@ -31,7 +31,10 @@ static xm_status xm__build(xm_ctx *ctx, xm_precision prec) {
   cl_program prog = clCreateProgramWithSource(o->context, 1, &src, &len, &e);
   if (e != CL_SUCCESS)
     return xm__fail(ctx, xm__cl_status(e), "clCreateProgramWithSource: %s", xm__cl_errstr(e));
-  const char *opts = prec == XM_SINGLE ? "-cl-std=CL1.2 -DXM_SINGLE=1" : "-cl-std=CL1.2";
+  const char *opts =
+      prec == XM_SINGLE ? (ctx->dev.is_gpu ? "-cl-std=CL1.2 -DXM_SINGLE=1"
+                                           : "-cl-std=CL1.2 -DXM_SINGLE=1 -DXM_FORCE_INLINE=1")
+                        : (ctx->dev.is_gpu ? "-cl-std=CL1.2" : "-cl-std=CL1.2 -DXM_FORCE_INLINE=1");
   e = clBuildProgram(prog, 1, &o->device, opts, NULL, NULL);
   if (e != CL_SUCCESS) {
     size_t loglen = 0;
