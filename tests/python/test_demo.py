@@ -11,16 +11,15 @@ import tempfile
 import h5py
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import xm_testlib as tl  # noqa: E402
+
+T = tl.Tally()
+check = T.check
+
 XM = os.environ.get("XMARGIN", "xmargin")
 SRC = os.environ.get("XM_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 DATA = os.path.join(SRC, "datasets")
-passed = failed = 0
-
-
-def check(name, ok, detail=""):
-    global passed, failed
-    print(("ok   " if ok else "FAIL ") + name + ("" if ok or not detail else ": " + detail))
-    passed, failed = passed + bool(ok), failed + (not ok)
 
 
 def main():
@@ -95,5 +94,4 @@ def main():
 
 if __name__ == "__main__":
     main()
-    print("%d passed, %d failed" % (passed, failed))
-    sys.exit(0 if failed == 0 else 1)
+    T.finish()

@@ -25,18 +25,11 @@ except ImportError:
     sys.exit(1)
 
 XM = os.environ.get("XMARGIN")
-PASSED = 0
-FAILED = 0
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import xm_testlib as tl  # noqa: E402
 
-
-def check(name, cond, detail=""):
-    global PASSED, FAILED
-    if cond:
-        PASSED += 1
-    else:
-        FAILED += 1
-        print("FAIL %s %s" % (name, detail))
-    return cond
+T = tl.Tally()
+check = T.check
 
 
 def xm(*args, timeout=600):
@@ -267,8 +260,7 @@ def main():
             except Exception:
                 traceback.print_exc()
                 check(t.__name__, False, "raised")
-    print("%d passed, %d failed" % (PASSED, FAILED))
-    return 1 if FAILED else 0
+    T.finish()
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ float32 columns), and on malformed files: each must be rejected with exit
 status 2 and a message naming the dataset and the rule, never a crash.
 
 Environment: XMARGIN (the binary), XM_SOURCE_DIR (the repository root)."""
-import copy
 import os
 import subprocess
 import sys
@@ -14,21 +13,14 @@ import tempfile
 import h5py
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import xm_testlib as tl  # noqa: E402
+
+T = tl.Tally()
+report = T.check
+
 XMARGIN = os.environ.get("XMARGIN", "xmargin")
 SRC = os.environ.get("XM_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-
-PASSED = 0
-FAILED = 0
-
-
-def report(name, ok, detail=""):
-    global PASSED, FAILED
-    if ok:
-        PASSED += 1
-        print("ok   %s" % name)
-    else:
-        FAILED += 1
-        print("FAIL %s%s" % (name, ("\n     " + detail.replace("\n", "\n     ")) if detail else ""))
 
 
 def run_validate(*paths, env=None):
@@ -497,8 +489,7 @@ def main():
         check_valid(tmp)
         check_bad(tmp)
         check_corrupt(tmp)
-    print("%d passed, %d failed" % (PASSED, FAILED))
-    return 1 if FAILED else 0
+    T.finish()
 
 
 if __name__ == "__main__":

@@ -12,18 +12,11 @@ import tempfile
 import h5py
 import numpy as np
 
-PASSED = 0
-FAILED = 0
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import xm_testlib as tl  # noqa: E402
 
-
-def report(name, ok, detail=""):
-    global PASSED, FAILED
-    if ok:
-        PASSED += 1
-        print("ok   %s" % name)
-    else:
-        FAILED += 1
-        print("FAIL %s%s" % (name, ("\n     " + str(detail).replace("\n", "\n     ")) if detail else ""))
+T = tl.Tally()
+report = T.check
 
 
 def find_test_io():
@@ -114,8 +107,7 @@ def main():
                    "rc=%d %s" % (p.returncode, p.stdout.decode(errors="replace")))
             if ok:
                 check(path)
-    print("%d passed, %d failed" % (PASSED, FAILED))
-    return 1 if FAILED else 0
+    T.finish()
 
 
 if __name__ == "__main__":

@@ -12,17 +12,13 @@ import tempfile
 import h5py
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import xm_testlib as tl  # noqa: E402
+
+T = tl.Tally()
+check = T.check
+
 XM = os.environ.get("XMARGIN", "xmargin")
-passed = failed = 0
-
-
-def check(name, ok, detail=""):
-    global passed, failed
-    print(("ok   " if ok else "FAIL ") + name + ("" if ok else ": " + detail))
-    if ok:
-        passed += 1
-    else:
-        failed += 1
 
 
 # Extra spot factors so that Monte Carlo draws 20 factor columns: the normals
@@ -126,8 +122,7 @@ def main():
     og = shutil.which("oclgrind")
     check("oclgrind is installed", og is not None, "install it: .ci/setup.sh does")
     if og is None:
-        print("%d passed, %d failed" % (passed, failed))
-        return 1
+        T.finish()
     with tempfile.TemporaryDirectory() as d:
         write_book(d)
         # The ready-made sets on both precisions; then the historical and Monte
@@ -169,8 +164,7 @@ def main():
                         sets = [v.decode() if isinstance(v, bytes) else v for v in a["set"][:]]
                         check("oclgrind mc: the Monte Carlo sets ran",
                               "montecarlo" in sets and "montecarlo_stressed" in sets, str(sets))
-    print("%d passed, %d failed" % (passed, failed))
-    return 0 if failed == 0 else 1
+    T.finish()
 
 
 if __name__ == "__main__":

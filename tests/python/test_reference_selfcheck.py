@@ -9,12 +9,12 @@ import math
 import os
 import sys
 import tempfile
-import traceback
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xm_reference as xr  # noqa: E402
+import xm_testlib as tl  # noqa: E402
 
 try:
     import h5py
@@ -22,17 +22,9 @@ except ImportError:
     print("h5py not available: 0 passed, 1 failed")
     sys.exit(1)
 
-PASSED = 0
-FAILED = 0
 
-
-def check(name, cond, detail=""):
-    global PASSED, FAILED
-    if cond:
-        PASSED += 1
-    else:
-        FAILED += 1
-        print("FAIL %s %s" % (name, detail))
+T = tl.Tally()
+check = T.check
 
 
 def close(name, got, exp, tol):
@@ -40,16 +32,6 @@ def close(name, got, exp, tol):
     exp = np.asarray(exp, dtype=float)
     ok = got.shape == exp.shape and np.all(np.abs(got - exp) <= tol)
     check(name, ok, "got %s expected %s (tol %g)" % (got, exp, tol))
-
-
-def run(fn):
-    try:
-        fn()
-    except Exception:
-        global FAILED
-        FAILED += 1
-        print("FAIL %s raised" % fn.__name__)
-        traceback.print_exc()
 
 
 def ncdf(x):
@@ -493,11 +475,10 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for fn in (test_published_values, test_put_call_parity, test_contract_values,
                    test_k_and_measures, test_ewma_historical, test_attribution_es_ties):
-            run(fn)
+            T.run(fn)
         for fn in (test_revalue_by_hand, test_book, test_results_shocks_and_compare):
-            run(lambda fn=fn: fn(tmp))
-    print("%d passed, %d failed" % (PASSED, FAILED))
-    return 0 if FAILED == 0 else 1
+            T.run(lambda fn=fn: fn(tmp))
+    T.finish()
 
 
 if __name__ == "__main__":

@@ -50,12 +50,13 @@ class Tally:
 
     def check(self, name, cond, detail=""):
         cond = bool(cond)
+        text = "" if detail is None else str(detail)  # any object: a tuple, an array
         if cond:
             self.passed += 1
-            print("ok   %s%s" % (name, ("  (%s)" % detail) if detail else ""))
+            print("ok   %s%s" % (name, ("  (%s)" % text) if text else ""))
         else:
             self.failed += 1
-            print("FAIL %s%s" % (name, ("  %s" % detail) if detail else ""))
+            print("FAIL %s%s" % (name, ("  %s" % text) if text else ""))
         sys.stdout.flush()
         return cond
 
