@@ -1,4 +1,5 @@
 /* The OpenCL backend: any OpenCL 1.2+ device (GPUs, PoCL on the CPU). */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -290,21 +291,22 @@ static xm_status xm__ocl_mc(xm_ctx *ctx, xm__launcher *ln, cl_kernel *kr, const 
   const size_t lws = xm__tuned_lws(ctx);
   cl_long bm = (cl_long)xm__tuned_mc_block(ctx);
   cl_long S = set->S;
+  if (S == 0 || F == 0) /* before any division by the widths below */
+    return XM_OK;
   if (bm > (F + 15) / 16 * 16) /* few factors: one block, padded to 16 only */
     bm = (F + 15) / 16 * 16;
   cl_long Fp = (F + bm - 1) / bm * bm, nb = Fp / bm;
   /* Scenarios in chunks of Sc (a multiple of step, the least multiple of lws
-   * that is >= 128): the temporaries
-   * ZT and Xp, 8 Fp Sc bytes each, stay under XM__MC_CHUNK_BYTES and the
-   * device's largest buffer whatever S is. Scenario s is the same in any
-   * chunking: the draws are keyed by (seed, s). */
+   * that is >= 128): the temporaries ZT and Xp, 8 Fp Sc bytes each, stay under
+   * XM__MC_CHUNK_BYTES and the device's largest buffer whatever S is. Scenario
+   * s is the same in any chunking: the draws are keyed by (seed, s). */
   uint64_t cap = XM__MC_CHUNK_BYTES < ctx->dev.max_alloc ? XM__MC_CHUNK_BYTES : ctx->dev.max_alloc;
-  const char *ce = getenv("XM_MC_CHUNK");
   cl_long step = (cl_long)xm__round(128, lws);
   cl_long Sc = (cl_long)(cap / ((uint64_t)Fp * sizeof(double))) / step * step;
-  if (ce && *ce && atol(ce) > 0 && (atol(ce) + step - 1) / step * step < Sc)
-    Sc = (atol(ce) + step - 1) / step * step; /* tests: force several chunks */
-  cl_long Sall = (cl_long)xm__round((size_t)(S + 127) / 128 * 128, lws);
+  cl_long want = xm__env_long("XM_MC_CHUNK", 1, LONG_MAX, 1, 0); /* tests: several chunks */
+  if (want > 0 && (cl_long)xm__round((size_t)want, (size_t)step) < Sc)
+    Sc = (cl_long)xm__round((size_t)want, (size_t)step);
+  cl_long Sall = (cl_long)xm__round((size_t)S, (size_t)step);
   if (Sc > Sall)
     Sc = Sall;
   cl_ulong seed = cfg->montecarlo.seed;
@@ -312,8 +314,6 @@ static xm_status xm__ocl_mc(xm_ctx *ctx, xm__launcher *ln, cl_kernel *kr, const 
   cl_double nu = cfg->montecarlo.dof, h = (double)cfg->horizon_days;
   cl_mem bScale = NULL, bZT = NULL, bXp = NULL, bA = NULL;
   double *A = NULL;
-  if (S == 0 || F == 0)
-    return XM_OK;
   if (Sc < step)
     return xm__fail(ctx, XM_ERESOURCE,
                     "Monte Carlo set %s: %lld factors do not fit the device's largest buffer "

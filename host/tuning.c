@@ -57,14 +57,17 @@ static const xm__tuning *xm__find_tuning(const xm_device_info *d) {
   return &xm__tunings[sizeof xm__tunings / sizeof xm__tunings[0] - 1];
 }
 
+long xm__env_long(const char *name, long lo, long hi, long multiple, long dflt) {
+  const char *v = getenv(name);
+  if (!v || !*v)
+    return dflt;
+  char *end = NULL;
+  long x = strtol(v, &end, 10);
+  return *end == '\0' && x >= lo && x <= hi && x % multiple == 0 ? x : dflt;
+}
+
 size_t xm__tuned_lws(const xm_ctx *ctx) {
-  const char *env = getenv("XM_LWS");
-  if (env && *env) {
-    long v = strtol(env, NULL, 10);
-    if (v > 0 && v <= 1024)
-      return (size_t)v;
-  }
-  return xm__find_tuning(&ctx->dev)->lws;
+  return (size_t)xm__env_long("XM_LWS", 1, 1024, 1, (long)xm__find_tuning(&ctx->dev)->lws);
 }
 
 int xm__env_flag(const char *name, int dflt) {
@@ -84,13 +87,8 @@ int xm__tuned_vec8(const xm_ctx *ctx) {
 }
 
 size_t xm__tuned_mc_block(const xm_ctx *ctx) {
-  const char *env = getenv("XM_MC_BLOCK");
-  if (env && *env) {
-    long v = strtol(env, NULL, 10);
-    if (v >= 16 && v <= 4096 && v % 16 == 0)
-      return (size_t)v;
-  }
-  return xm__find_tuning(&ctx->dev)->mc_block;
+  return (size_t)xm__env_long("XM_MC_BLOCK", 16, 4096, 16,
+                              (long)xm__find_tuning(&ctx->dev)->mc_block);
 }
 
 xm_status xm__apply_blas_tuning(xm_ctx *ctx) {

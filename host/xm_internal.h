@@ -140,6 +140,9 @@ int xm__tuned_vec8(const xm_ctx *ctx);
 /* An environment switch: unset or empty gives dflt; 0, false, off, no (any
  * case of those spellings) give 0; anything else 1. */
 int xm__env_flag(const char *name, int dflt);
+/* An environment number: dflt unless set to an integer in [lo, hi] that is a
+ * multiple of `multiple`. */
+long xm__env_long(const char *name, long lo, long hi, long multiple, long dflt);
 xm_status xm__apply_blas_tuning(xm_ctx *ctx);
 
 /* Memory the engine may plan with on ctx's device, and the largest single
