@@ -25,18 +25,7 @@ float erfcf(float);
 #define XM__SIMD_CLONES
 #endif
 
-#define XM_REAL double
-#define XM_FN(name) name##_d
-#include "xm_pricing.h"
-#include "xm_engine_price.h"
-#undef XM_REAL
-#undef XM_FN
-#define XM_REAL float
-#define XM_FN(name) name##_f
-#include "xm_pricing.h"
-#include "xm_engine_price.h"
-#undef XM_REAL
-#undef XM_FN
+#include "xm_price_host.h"
 #include "xm_reduce.h"
 #include "xm_rng.h"
 

@@ -13,6 +13,8 @@
 #include "xm_internal.h"
 #include "xm_reduce.h"
 
+#include "xm_price_host.h"
+
 double xm__now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -241,6 +243,7 @@ static void xm__free_blocks(xm__job *job) {
     free(bk->pos_silo);
     free(bk->pos_qty);
     free(bk->cross);
+    free(bk->inst_row);
   }
   free(job->blocks);
   job->blocks = NULL;
@@ -328,8 +331,9 @@ static xm_status xm__plan(xm_ctx *ctx, const xm_portfolio *pf, const int64_t *fc
     bk->pos_silo = malloc((size_t)(np + 1) * sizeof(int));
     bk->pos_qty = malloc((size_t)(np + 1) * sizeof(double));
     bk->cross = malloc((size_t)(bk->na + 1) * sizeof(int));
+    bk->inst_row = malloc((size_t)(ni + 1) * sizeof(int32_t));
     if (!bk->instd || !bk->insti || !bk->pos_start || !bk->pos_inst || !bk->pos_silo ||
-        !bk->pos_qty || !bk->cross) {
+        !bk->pos_qty || !bk->cross || !bk->inst_row) {
       st = xm__fail(ctx, XM_ENOMEM, "planning block %lld", (long long)b);
       goto cleanup;
     }
@@ -342,6 +346,7 @@ static xm_status xm__plan(xm_ctx *ctx, const xm_portfolio *pf, const int64_t *fc
       bk->pos_start[pr[p].acct - bk->a0 + 1]++;
       if (mark[i] == b) {
         mark[i] = -2 - b; /* filled */
+        bk->inst_row[li] = i;
         int32_t und = pf->inst_underlying[i], vf = pf->inst_vol_factor[i];
         double *d = bk->instd;
         int *n = bk->insti;
@@ -380,6 +385,90 @@ static int64_t xm__find(char *const *names, int64_t n, const char *want) {
     if (strcmp(names[i], want) == 0)
       return i;
   return -1;
+}
+
+/* Why account a's requirement is not finite: the first (set, scenario,
+ * instrument) whose contract value, loss or sum is not a finite number,
+ * recomputed on the host with the shared pricing source in the run's
+ * precision. by_set: the account's K measures (a non-finite one is looked at
+ * first). Returns 0 after recording the message in ctx (XM_EFORMAT: the
+ * inputs cannot be margined), 1 when the shocks it needs are not on the host
+ * (Monte Carlo sets generated on the device), 2 when nothing explains it. */
+static int xm__explain_nonfinite(xm_ctx *ctx, const xm_portfolio *pf, const xm__job *job,
+                                 int64_t a, const double *by_set, const int64_t *fcol) {
+  (void)fcol;
+  const xm_config *cfg = job->cfg;
+  const xm__block *bk = NULL;
+  for (int64_t b = 0; b < job->n_blocks && !bk; b++)
+    if (a >= job->blocks[b].a0 && a < job->blocks[b].a0 + job->blocks[b].na)
+      bk = &job->blocks[b];
+  if (!bk)
+    return 2;
+  int64_t F = job->F, n = bk->n_inst, la = a - bk->a0;
+  int single = cfg->precision == XM_SINGLE;
+  double dt = (double)cfg->horizon_days / 252.0, p = cfg->pricing.vol_term_power;
+  double *ex = malloc((size_t)(F + 1) * sizeof *ex);
+  if (!ex)
+    return 2;
+  int need_mc = 0, found = 0;
+  /* the sets whose measure is not finite first, then the others */
+  for (int pass = 0; pass < 2 && !found; pass++)
+    for (int64_t x = 0; x < job->K && !found; x++) {
+      const xm__set *set = &job->sets[x];
+      if ((pass == 0) == isfinite(by_set[x]))
+        continue;
+      if (!set->X) {
+        need_mc = 1;
+        continue;
+      }
+      for (int64_t s = 0; s < set->S && !found; s++) {
+        const double *xr = set->X + s * F;
+        for (int64_t f = 0; f < F; f++)
+          ex[f] = exp(xr[f]);
+        double sum = 0.0;
+        for (int q = bk->pos_start[la]; q < bk->pos_start[la + 1] && !found; q++) {
+          int li = bk->pos_inst[q];
+          double d1[XM_ND];
+          int i1[XM_NI];
+          for (int c = 0; c < XM_ND; c++)
+            d1[c] = bk->instd[c * n + li];
+          for (int c = 0; c < XM_NI; c++)
+            i1[c] = bk->insti[c * n + li];
+          double v0, l;
+          if (single) {
+            xm_today_f(0, 1, d1, i1, (float)dt, (float)p);
+            v0 = d1[XM_ID_V0];
+            l = (double)xm_loss_f(0, 1, d1, i1, xr, ex, 1, (float)cfg->pricing.vol_floor);
+          } else {
+            xm_today_d(0, 1, d1, i1, dt, p);
+            v0 = d1[XM_ID_V0];
+            l = xm_loss_d(0, 1, d1, i1, xr, ex, 1, cfg->pricing.vol_floor);
+          }
+          double ql = bk->pos_qty[q] * l;
+          sum += ql;
+          const char *why = !isfinite(v0)      ? "today's value of one contract is not a finite number"
+                            : !isfinite(l)     ? "the revalued contract is not a finite number"
+                            : !isfinite(ql)    ? "quantity x loss overflows"
+                            : !isfinite(sum)   ? "the account's loss overflows adding this position"
+                                               : NULL;
+          if (!why)
+            continue;
+          int32_t row = bk->inst_row[li];
+          int u = i1[XM_II_UND];
+          xm__fail(ctx, XM_EFORMAT,
+                   "set %s, scenario '%s' (row %lld), account %s, instrument %s "
+                   "(/instruments row %d): %s (underlying shock %g, quantity %g, loss per "
+                   "contract %g); a non-finite loss cannot be margined: check the shock, "
+                   "level, expiry and multiplier",
+                   set->name, set->labels ? set->labels[s] : "?", (long long)s,
+                   pf->account_id[a], pf->inst_id[row], row, why, u >= 0 ? xr[u] : 0.0,
+                   bk->pos_qty[q], l);
+          found = 1;
+        }
+      }
+    }
+  free(ex);
+  return found ? 0 : need_mc ? 1 : 2;
 }
 
 xm_status xm_engine_run(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
@@ -678,10 +767,22 @@ xm_status xm_engine_run(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_f
       out->attribution[a * G + g] = job.out_silo[(a * G + g) * 2 + 1];
     }
     if (!isfinite(out->requirement[a])) {
-      st = xm__fail(ctx, XM_ENUMERIC,
-                    "account %s: the requirement is not a finite number (a pricing input out of "
-                    "range?)",
-                    pf->account_id[a]);
+      if (xm__explain_nonfinite(ctx, pf, &job, a, out->by_set + a * K, fcol) == 0) {
+        st = XM_EFORMAT;
+      } else if (!o.save_scenarios) {
+        /* The Monte Carlo shocks stayed on the device: run again keeping
+         * them, so that the message can name the scenario and instrument. */
+        xm_run_result again;
+        o.save_scenarios = 1;
+        st = xm_engine_run(ctx, pf, sf, cfg, &o, &again);
+        xm_run_result_free(&again);
+        if (st == XM_OK)
+          st = xm__fail(ctx, XM_ENUMERIC, "account %s: the requirement is not a finite number",
+                        pf->account_id[a]);
+      } else {
+        st = xm__fail(ctx, XM_ENUMERIC, "account %s: the requirement is not a finite number",
+                      pf->account_id[a]);
+      }
       goto cleanup;
     }
   }

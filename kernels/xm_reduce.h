@@ -93,36 +93,50 @@ XM_INLINE xm_i64 xm_tail_count(xm_i64 S, double alpha) {
   return k;
 }
 
+/* A risk measure floored at 0; a non-finite one stays as it is, so that the
+ * engine sees it and refuses the run (never a silent 0). */
+XM_INLINE double xm_floor0(double m) { return m > 0.0 || !isfinite(m) ? m : 0.0; }
+
 /* Risk measure of one row (unfloored). For worst, weights w (has_w) apply.
  * *s_at receives the scenario that gives worst/var (first on ties in the
- * stable order), for es the last one of the k tail scenarios. */
+ * stable order), for es the last one of the k tail scenarios. A non-finite
+ * loss anywhere in the row makes the measure that loss (not a number the
+ * comparisons below would silently skip) and *s_at its scenario, the first. */
 XM_INLINE double xm_risk_measure(XM_GLOBAL const double *v, xm_i64 stride, xm_i64 S, int measure,
                                  xm_i64 k, XM_GLOBAL const double *w, int has_w,
                                  XM_PRIVATE xm_i64 *s_at, XM_PRIVATE xm_u64 *kkey,
                                  XM_PRIVATE xm_i64 *n_gt) {
   if (measure == XM_M_WORST) {
-    double best = 0.0;
-    xm_i64 bs = 0;
+    double best = 0.0, badl = 0.0;
+    xm_i64 bs = 0, bad = -1;
     for (xm_i64 s = 0; s < S; s++) {
       double l = has_w ? w[s] * v[s * stride] : v[s * stride];
       if (s == 0 || l > best) {
         best = l;
         bs = s;
       }
+      if (bad < 0 && !isfinite(l)) {
+        bad = s;
+        badl = l;
+      }
     }
-    *s_at = bs;
-    return best;
+    *s_at = bad >= 0 ? bad : bs;
+    return bad >= 0 ? badl : best;
   }
   xm_u64 kk = xm_select_kth(v, stride, S, k, n_gt);
   *kkey = kk;
   /* The tail: every s with key > kk, then the first (k - n_gt) with key == kk. */
   xm_i64 ties = k - *n_gt;
-  double sum = 0.0, vk = 0.0;
-  xm_i64 seen = 0;
+  double sum = 0.0, vk = 0.0, badl = 0.0;
+  xm_i64 seen = 0, bad = -1;
   *s_at = 0;
   for (xm_i64 s = 0; s < S; s++) {
     double l = v[s * stride];
     xm_u64 key = xm_key(l);
+    if (bad < 0 && !isfinite(l)) {
+      bad = s;
+      badl = l;
+    }
     if (key > kk) {
       sum += l;
     } else if (key == kk && seen < ties) {
@@ -132,6 +146,10 @@ XM_INLINE double xm_risk_measure(XM_GLOBAL const double *v, xm_i64 stride, xm_i6
       if (seen == ties)
         *s_at = s;
     }
+  }
+  if (bad >= 0) {
+    *s_at = bad;
+    return badl;
   }
   return measure == XM_M_VAR ? vk : sum / (double)k;
 }
@@ -176,10 +194,10 @@ XM_INLINE void xm_reduce_row(xm_i64 a, int c, xm_i64 S, xm_layout lay, int G,
   double m = xm_risk_measure(L + a * lay.ca + c * lay.cs, lay.ss, S, measure, k, w, has_w, &s_at,
                              &kk, &n_gt);
   if (c > 0) {
-    silo_set[(a * G + c - 1) * K + x] = m > 0.0 ? m : 0.0;
+    silo_set[(a * G + c - 1) * K + x] = xm_floor0(m);
     return;
   }
-  by_set[a * K + x] = m > 0.0 ? m : 0.0;
+  by_set[a * K + x] = xm_floor0(m);
   tail[a * XM_TAIL] = m;
   tail[a * XM_TAIL + 1] = (double)s_at;
   tail[a * XM_TAIL + 2] = (double)n_gt;
@@ -208,7 +226,7 @@ XM_INLINE void xm_attribute_account(xm_i64 a, xm_i64 S, xm_layout lay, int G,
     XM_GLOBAL double *at = attr_set + (a * G + g) * K + x;
     int share = xm_silo_share(a, g, pos_start, pos_silo);
     if (share != 1) { /* no positions: 0; all positions: the account's own */
-      silo_set[(a * G + g) * K + x] = share == 2 && m > 0.0 ? m : 0.0;
+      silo_set[(a * G + g) * K + x] = share == 2 ? xm_floor0(m) : 0.0;
       *at = share == 2 ? m : 0.0;
     } else if (measure == XM_M_WORST) {
       *at = (has_w ? w[s_at] : 1.0) * row[s_at * R + (1 + g) * cs];
@@ -255,24 +273,30 @@ XM_INLINE void xm_combine_account(xm_i64 a, int G, xm_i64 K, XM_GLOBAL const dou
                                   XM_GLOBAL const int *insti, XM_GLOBAL const double *instd,
                                   double offset_cap, double per_contract,
                                   XM_GLOBAL double *out_acct, XM_GLOBAL double *out_silo) {
+  /* A non-finite measure of any set (xm_floor0 keeps it) binds: the requirement
+   * is then not finite, and the engine refuses the run naming its cause. */
   double U = by_set[a * K];
   xm_i64 bind = 0;
-  for (xm_i64 x = 1; x < K; x++)
-    if (by_set[a * K + x] > U) {
+  for (xm_i64 x = 1; x < K && isfinite(U); x++)
+    if (by_set[a * K + x] > U || !isfinite(by_set[a * K + x])) {
       U = by_set[a * K + x];
       bind = x;
     }
   double sil = 0.0;
   for (int g = 0; g < G; g++) {
     double c = silo_set[(a * G + g) * K];
-    for (xm_i64 x = 1; x < K; x++)
-      c = silo_set[(a * G + g) * K + x] > c ? silo_set[(a * G + g) * K + x] : c;
+    for (xm_i64 x = 1; x < K && isfinite(c); x++)
+      c = silo_set[(a * G + g) * K + x] > c || !isfinite(silo_set[(a * G + g) * K + x])
+              ? silo_set[(a * G + g) * K + x]
+              : c;
     out_silo[(a * G + g) * 2] = c;
     out_silo[(a * G + g) * 2 + 1] = attr_set[(a * G + g) * K + bind];
     sil += c;
   }
-  double D = sil - U > 0.0 ? sil - U : 0.0;
+  double D = xm_floor0(sil - U);
   double C = cross[a] ? U + (1.0 - offset_cap) * D : sil;
+  if (!isfinite(sil))
+    C = sil; /* a silo's non-finite measure also fails a cross-margined account */
   double contracts = 0.0;
   for (int p = pos_start[a]; p < pos_start[a + 1]; p++) {
     int i = pos_inst[p], t = insti[XM_II_TYPE * n + i];
@@ -281,7 +305,7 @@ XM_INLINE void xm_combine_account(xm_i64 a, int G, xm_i64 K, XM_GLOBAL const dou
   }
   double mn = per_contract * contracts;
   XM_GLOBAL double *o = out_acct + a * XM_NOUT;
-  o[XM_O_REQUIREMENT] = C > mn ? C : mn;
+  o[XM_O_REQUIREMENT] = C > mn || !isfinite(C) ? C : mn;
   o[XM_O_UNIFIED] = U;
   o[XM_O_SILOED] = sil;
   o[XM_O_DIVERSIFICATION] = D;

@@ -1,0 +1,20 @@
+/* The shared pricing source (kernels/xm_pricing.h, kernels/xm_engine_price.h)
+ * instantiated for the host in both precisions: name##_d and name##_f. Included
+ * by the cpu backend and by the engine's diagnosis of non-finite losses. */
+#ifndef XM_PRICE_HOST_H
+#define XM_PRICE_HOST_H
+
+#define XM_REAL double
+#define XM_FN(name) name##_d
+#include "xm_pricing.h"
+#include "xm_engine_price.h"
+#undef XM_REAL
+#undef XM_FN
+#define XM_REAL float
+#define XM_FN(name) name##_f
+#include "xm_pricing.h"
+#include "xm_engine_price.h"
+#undef XM_REAL
+#undef XM_FN
+
+#endif
