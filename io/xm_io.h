@@ -55,6 +55,7 @@ typedef struct xm_portfolio {
 } xm_portfolio;
 
 /* ---- Scenario file (FORMAT.md section 2) ---- */
+#define XM_SET_NAME_MAX 64 /* characters of a set name (FORMAT.md section 2) */
 typedef struct xm_scenario_set {
   char *name;
   int64_t n_scenarios; /* S */
@@ -128,6 +129,12 @@ typedef struct xm_results {
 /* Writes atomically: a temporary file in the same folder, fsync'd, renamed
  * over path only when complete. An existing file at path survives a failure. */
 xm_status xm_results_write(const char *path, const xm_results *r, xm_diag *diag);
+
+/* Bytes of memory this process can still have: the least of MemAvailable
+ * (/proc/meminfo), the cgroup's memory.max less its memory.current, and
+ * ulimit -v (RLIMIT_AS) less the address space in use. UINT64_MAX when none
+ * is known. Readers refuse files whose declared sizes need more. */
+uint64_t xm_host_memory_limit(void);
 
 /* SHA-256 of a file's bytes as 64 hex characters (+NUL) into hex[65]. */
 xm_status xm_file_sha256(const char *path, char hex[65]);

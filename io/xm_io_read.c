@@ -1,8 +1,19 @@
 /* io/: reading and validating portfolio and scenario files (FORMAT.md sections
  * 1 and 2). Every violation becomes one message "file: /dataset[row] = value:
  * rule" in the caller's xm_diag; sizes are checked before anything is
- * allocated; HDF5's own error printing is off while we read. */
+ * allocated; HDF5's own error printing is off while we read.
+ *
+ * What a file may make the reader do is bounded (issue 11): only regular files
+ * are opened; every link on a path is checked before it is followed, and an
+ * external or user-defined link, external raw storage or a virtual dataset
+ * (bytes that live outside the file) is refused; the memory the declared
+ * sizes need is estimated before allocating and refused past what the host
+ * has; data is read in pieces of about XM__PIECE_BYTES; and a child process
+ * first reads the whole file the same way under a memory limit and a
+ * no-progress watchdog (xm__probe), so that HDF5 crashing, looping or
+ * allocating without end on a corrupt file becomes a message. */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,10 +22,13 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <H5PLpublic.h>
 #include <hdf5.h>
 #include <hdf5_hl.h>
 
@@ -28,8 +42,24 @@
 #define XM__MAX_VLEN_STR ((size_t)1 << 20)   /* bytes of one variable-length string */
 #define XM__MAX_NUM_SIZE 16                  /* bytes of one integer or float */
 #define XM__MSG_CAP 1024
+#define XM__PATH_CAP 512 /* an object path inside a file (set names are at most 64) */
+/* Rows read per H5Dread: about this many bytes (a whole number of chunks). */
+#define XM__PIECE_BYTES ((hsize_t)4 << 20)
 /* The probe child is killed when it reports no progress for this long. */
 #define XM__PROBE_IDLE_MS 20000
+/* Address space the probe child may add to what it has (HDF5's metadata,
+ * chunk cache, one decompressed chunk, one piece). */
+#define XM__PROBE_MEM ((uint64_t)1 << 30)
+/* Bytes counted per string besides its characters (pointer, allocation). */
+#define XM__STR_OVERHEAD 40
+
+#if defined(__SANITIZE_ADDRESS__)
+#define XM__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define XM__ASAN 1
+#endif
+#endif
 
 enum { XM__STR = 0, XM__I32 = 1, XM__F64 = 2 };
 
@@ -41,10 +71,13 @@ typedef struct xm__rd {
   int nerr;        /* contract violations */
   int io;          /* files or reads HDF5 could not do */
   int nomem;       /* allocations that failed */
-  int probe;       /* in the probe child: strings only, report progress */
+  int probe;       /* in the probe child: read everything, keep nothing */
   int progress_fd; /* the child's pipe to the parent, -1 when none */
+  int too_big;     /* the memory estimate passed the limit: read no more */
+  uint64_t mem_limit, mem_need; /* bytes the host has; bytes the file needs so far */
   H5E_auto2_t old_fn;
   void *old_data;
+  int old_plugins;
 } xm__rd;
 
 static void xm__vmsg(xm__rd *r, const char *fmt, va_list ap) {
@@ -88,6 +121,25 @@ static xm_status xm__rd_status(const xm__rd *r) {
   return XM_OK;
 }
 
+/* Counts bytes the file's declared sizes need in memory before they are
+ * allocated; past the host's memory a contract violation (exit 2) with the
+ * estimate and the limit, and nothing more is read. Returns 1 to go on. */
+static int xm__reserve(xm__rd *r, const char *path, hsize_t rows, uint64_t bytes) {
+  if (r->too_big)
+    return 0;
+  r->mem_need += bytes;
+  if (r->mem_need <= r->mem_limit)
+    return 1;
+  xm__bad(r,
+          "%s: declares %llu rows: reading the file needs at least %llu bytes of memory, more "
+          "than the %llu bytes this process can have (the least of MemAvailable, the cgroup "
+          "limit and ulimit -v)",
+          path, (unsigned long long)rows, (unsigned long long)r->mem_need,
+          (unsigned long long)r->mem_limit);
+  r->too_big = 1;
+  return 0;
+}
+
 static char *xm__strdup(const char *s) {
   size_t n = strlen(s);
   char *d = malloc(n + 1);
@@ -104,28 +156,55 @@ static void xm__free_strings(char **s, int64_t n) {
   free(s);
 }
 
-/* Opens path read-only with HDF5's error printing off. On failure r->fid < 0
- * and the message is in the diag (XM_EIO). The caller calls xm__rd_close. */
-static xm_status xm__rd_open(xm__rd *r, const char *path, xm_diag *diag) {
+/* Sets up r for path: HDF5's error printing and plugin loading (a filter of a
+ * file must never load a shared library) off until xm__rd_close. */
+static void xm__rd_init(xm__rd *r, const char *path, xm_diag *diag) {
   memset(r, 0, sizeof *r);
   r->file = path;
   r->diag = diag;
   r->fid = -1;
   r->progress_fd = -1;
+  r->mem_limit = xm_host_memory_limit();
   H5Eget_auto2(H5E_DEFAULT, &r->old_fn, &r->old_data);
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-  FILE *f = fopen(path, "rb");
-  if (!f) {
+  unsigned state = 0;
+  r->old_plugins = H5PLget_loading_state(&state) >= 0 ? (int)state : -1;
+  H5PLset_loading_state(0);
+}
+
+/* 0 when path is a regular file that can be opened; else -1 after an XM_EIO
+ * message (a FIFO, a device or a folder is refused before it is opened for
+ * HDF5, which would block or read without end). */
+static int xm__regular_file(xm__rd *r) {
+  int fd = open(r->file, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
     xm__ioerr(r, "cannot open: %s", strerror(errno));
-    return XM_EIO;
+    return -1;
   }
-  fclose(f);
-  htri_t is = H5Fis_hdf5(path);
+  struct stat st;
+  int ok = fstat(fd, &st) == 0;
+  close(fd);
+  if (!ok || !S_ISREG(st.st_mode)) {
+    xm__ioerr(r, "not a regular file (%s): refused",
+              !ok                    ? strerror(errno)
+              : S_ISFIFO(st.st_mode) ? "a FIFO"
+              : S_ISDIR(st.st_mode)  ? "a folder"
+              : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                                                            : "a socket or other special file");
+    return -1;
+  }
+  return 0;
+}
+
+/* Opens r->file read-only. On failure r->fid < 0 and the message is in the
+ * diag (XM_EIO). The caller calls xm__rd_close. */
+static xm_status xm__rd_open(xm__rd *r) {
+  htri_t is = H5Fis_hdf5(r->file);
   if (is <= 0) {
     xm__ioerr(r, "not an HDF5 file");
     return XM_EIO;
   }
-  r->fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  r->fid = H5Fopen(r->file, H5F_ACC_RDONLY, H5P_DEFAULT);
   if (r->fid < 0) {
     xm__ioerr(r, "HDF5 cannot open it (truncated or corrupt file?)");
     return XM_EIO;
@@ -138,23 +217,105 @@ static void xm__rd_close(xm__rd *r) {
     H5Fclose(r->fid);
   r->fid = -1;
   H5Eset_auto2(H5E_DEFAULT, r->old_fn, r->old_data);
+  if (r->old_plugins >= 0)
+    H5PLset_loading_state((unsigned)r->old_plugins);
 }
 
-/* 1 when path names an existing object of type want (H5I_GROUP/H5I_DATASET);
- * 0 when it is missing; -1 when it exists but is something else. */
+/* In the probe child: tells the parent which object is being read now. */
 static void xm__progress(xm__rd *r, const char *path) {
   if (r->progress_fd < 0)
     return;
-  char line[600];
-  int n = snprintf(line, sizeof line, "%s\n", path);
+  char line[XM__PATH_CAP + 4];
+  int n = snprintf(line, sizeof line, "P %s\n", path);
   if (n > 0 &&
       write(r->progress_fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1) < 0)
     r->progress_fd = -1;
 }
 
+/* Checks every link on path before anything follows it: hard links pass, a
+ * soft link passes when its target (a path in the same file) does, an
+ * external or user-defined link is refused with a message (its bytes live
+ * in another file: reading them would let a portfolio read any local file).
+ * Returns 1 when every link exists and passes, 0 when one is missing, -1
+ * after a message. */
+static int xm__links_ok(xm__rd *r, const char *path, int depth) {
+  if (depth > 8) {
+    xm__bad(r, "%s: more than 8 soft links in a chain: refused", path);
+    return -1;
+  }
+  size_t len = strlen(path);
+  if (len >= XM__PATH_CAP) {
+    xm__bad(r, "%.64s...: an object path of %zu bytes is longer than %d", path, len,
+            XM__PATH_CAP - 1);
+    return -1;
+  }
+  char pre[XM__PATH_CAP];
+  for (size_t i = 1; i <= len; i++) {
+    if (i < len && path[i] != '/')
+      continue;
+    memcpy(pre, path, i);
+    pre[i] = '\0';
+    if (pre[i - 1] == '/')
+      continue; /* "//" or a trailing "/" */
+    if (H5Lexists(r->fid, pre, H5P_DEFAULT) <= 0)
+      return 0;
+    H5L_info_t li;
+    if (H5Lget_info(r->fid, pre, &li, H5P_DEFAULT) < 0) {
+      xm__ioerr(r, "%s: HDF5 cannot read the link", pre);
+      return -1;
+    }
+    if (li.type == H5L_TYPE_HARD)
+      continue;
+    char val[XM__PATH_CAP] = "";
+    size_t vs = li.u.val_size < sizeof val ? li.u.val_size : sizeof val;
+    if (li.type == H5L_TYPE_SOFT) {
+      if (li.u.val_size >= sizeof val || H5Lget_val(r->fid, pre, val, vs, H5P_DEFAULT) < 0) {
+        xm__bad(r, "%s: a soft link whose target cannot be read: refused", pre);
+        return -1;
+      }
+      val[sizeof val - 1] = '\0';
+      char target[XM__PATH_CAP];
+      if (val[0] == '/') {
+        snprintf(target, sizeof target, "%s", val);
+      } else { /* relative to the group that holds the link */
+        const char *slash = strrchr(pre, '/');
+        int plen = (int)(slash - pre);
+        if (snprintf(target, sizeof target, "%.*s/%s", plen, pre, val) >= (int)sizeof target) {
+          xm__bad(r, "%s: a soft link target longer than %d bytes: refused", pre,
+                  XM__PATH_CAP - 1);
+          return -1;
+        }
+      }
+      int ok = xm__links_ok(r, target, depth + 1);
+      if (ok <= 0)
+        return ok;
+      continue;
+    }
+    const char *file = NULL, *obj = NULL;
+    unsigned flags = 0;
+    if (li.type == H5L_TYPE_EXTERNAL && H5Lget_val(r->fid, pre, val, vs, H5P_DEFAULT) >= 0 &&
+        H5Lunpack_elink_val(val, vs, &flags, &file, &obj) >= 0 && file && obj)
+      xm__bad(r,
+              "%s: an external link to %.128s in file '%.200s': data outside the file is "
+              "refused",
+              pre, obj, file);
+    else
+      xm__bad(r, "%s: an %s link (data outside the file): refused", pre,
+              li.type == H5L_TYPE_EXTERNAL ? "external" : "user-defined");
+    return -1;
+  }
+  return 1;
+}
+
+/* 1 when path names an existing object of type want (H5I_GROUP/H5I_DATASET);
+ * 0 when it is missing; -1 when it exists but is something else; -2 after a
+ * message (a link that is refused). */
 static int xm__exists(xm__rd *r, const char *path, H5I_type_t want) {
   xm__progress(r, path);
-  if (H5LTpath_valid(r->fid, path, 1) <= 0)
+  int ok = xm__links_ok(r, path, 0);
+  if (ok < 0)
+    return -2;
+  if (ok == 0)
     return 0;
   hid_t o = H5Oopen(r->fid, path, H5P_DEFAULT);
   if (o < 0)
@@ -164,11 +325,47 @@ static int xm__exists(xm__rd *r, const char *path, H5I_type_t want) {
   return t == want ? 1 : -1;
 }
 
-/* Opens dataset path and checks its rank and size. dims[1] is 1 for rank 1.
- * Returns the dataset (caller closes) or -1 after one message. */
+/* The dataset's bytes must live in the file: no external raw storage, no
+ * virtual dataset. 1 when they do, 0 after a message. */
+static int xm__storage_local(xm__rd *r, const char *path, hid_t did) {
+  hid_t dcpl = H5Dget_create_plist(did);
+  if (dcpl < 0) {
+    xm__ioerr(r, "%s: HDF5 cannot read the dataset's creation properties", path);
+    return 0;
+  }
+  int ok = 1;
+  H5D_layout_t lay = H5Pget_layout(dcpl);
+  int next = H5Pget_external_count(dcpl);
+  if (lay == H5D_VIRTUAL) {
+    xm__bad(r, "%s: a virtual dataset (its data lives in other files): refused", path);
+    ok = 0;
+  } else if (next != 0) {
+    char name[256] = "";
+    off_t off = 0;
+    hsize_t size = 0;
+    if (next > 0)
+      H5Pget_external(dcpl, 0, sizeof name, name, &off, &size);
+    name[sizeof name - 1] = '\0';
+    xm__bad(r, "%s: stores its data in the external file '%.200s': data outside the file is "
+               "refused",
+            path, name);
+    ok = 0;
+  } else if (lay < 0) {
+    xm__ioerr(r, "%s: HDF5 cannot read the dataset's layout", path);
+    ok = 0;
+  }
+  H5Pclose(dcpl);
+  return ok;
+}
+
+/* Opens dataset path and checks its links, storage, rank and size. dims[1]
+ * is 1 for rank 1. Returns the dataset (caller closes) or -1 after one
+ * message. */
 static hid_t xm__open_dset(xm__rd *r, const char *path, int rank, hsize_t dims[2]) {
   hid_t did = -1, sp = -1;
   int ex = xm__exists(r, path, H5I_DATASET);
+  if (ex == -2)
+    return -1;
   if (ex == 0) {
     xm__bad(r, "%s: required dataset is missing", path);
     return -1;
@@ -182,6 +379,8 @@ static hid_t xm__open_dset(xm__rd *r, const char *path, int rank, hsize_t dims[2
     xm__ioerr(r, "%s: HDF5 cannot open the dataset", path);
     return -1;
   }
+  if (!xm__storage_local(r, path, did))
+    goto fail;
   sp = H5Dget_space(did);
   if (sp < 0) {
     xm__ioerr(r, "%s: HDF5 cannot read the dataspace", path);
@@ -241,16 +440,179 @@ static void xm__vlen_free(void *p, void *info) {
   free(p);
 }
 
-/* Copies the strings of a read buffer (fixed or variable) into fresh strdup'd
- * strings. Reads n strings of dataset or attribute obj (is_attr) into *out. */
+/* Rows of a dataset per read: about XM__PIECE_BYTES, rounded up to whole
+ * chunks (no chunk decompressed twice) while that stays under 64 pieces. */
+static hsize_t xm__piece_rows(hid_t did, hsize_t rows, hsize_t row_bytes) {
+  hsize_t per = row_bytes ? XM__PIECE_BYTES / row_bytes : rows;
+  if (per < 1)
+    per = 1;
+  hid_t dcpl = H5Dget_create_plist(did);
+  if (dcpl >= 0) {
+    hsize_t cd[H5S_MAX_RANK];
+    if (H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, H5S_MAX_RANK, cd) >= 1 &&
+        cd[0] > 0 && cd[0] * row_bytes <= 64 * XM__PIECE_BYTES)
+      per = (per + cd[0] - 1) / cd[0] * cd[0];
+    H5Pclose(dcpl);
+  }
+  return per < rows ? per : rows;
+}
+
+/* Called after each piece of rows [r0, r0 + n) was read into buf (failed: the
+ * read failed part way; buf holds what HDF5 allocated). 0 to go on. */
+typedef int (*xm__piece_fn)(void *arg, void *buf, hsize_t r0, hsize_t n, int failed);
+
+/* Reads the rows of dataset did ([rows x cols], rank 1 or 2) as memory type mt,
+ * row_bytes a row, in pieces: into dst when not NULL, else into a scratch
+ * piece handed to each (or dropped: the probe). Reports progress before every
+ * piece. Returns 1, or 0 after a message. */
+static int xm__read_rows(xm__rd *r, const char *path, hid_t did, hid_t mt, hid_t dxpl,
+                         hsize_t rows, hsize_t cols, size_t row_bytes, void *dst,
+                         xm__piece_fn each, void *arg) {
+  int ok = 0;
+  hid_t fsp = H5Dget_space(did);
+  void *scratch = NULL;
+  int rank = fsp >= 0 ? H5Sget_simple_extent_ndims(fsp) : -1;
+  if (rank < 1 || rank > 2) {
+    xm__ioerr(r, "%s: HDF5 cannot read the dataspace", path);
+    goto cleanup;
+  }
+  hsize_t per = xm__piece_rows(did, rows, row_bytes);
+  if (!dst && rows > 0) {
+    scratch = malloc((size_t)(per * row_bytes));
+    if (!scratch) {
+      xm__nomem(r, path);
+      goto cleanup;
+    }
+  }
+  for (hsize_t r0 = 0; r0 < rows; r0 += per) {
+    hsize_t n = rows - r0 < per ? rows - r0 : per;
+    hsize_t start[2] = {r0, 0}, count[2] = {n, cols};
+    void *buf = dst ? (char *)dst + r0 * row_bytes : scratch;
+    xm__progress(r, path);
+    if (each)
+      memset(buf, 0, (size_t)(n * row_bytes));
+    hid_t msp = H5Screate_simple(rank, count, NULL);
+    herr_t e = msp < 0 || H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL) < 0
+                   ? -1
+                   : H5Dread(did, mt, msp, fsp, dxpl, buf);
+    if (msp >= 0)
+      H5Sclose(msp);
+    if (e < 0) {
+      if (each)
+        each(arg, buf, r0, n, 1);
+      xm__ioerr(r, "%s: HDF5 cannot read rows %llu..%llu (corrupt file?)", path,
+                (unsigned long long)r0, (unsigned long long)(r0 + n - 1));
+      goto cleanup;
+    }
+    if (each && each(arg, buf, r0, n, 0) != 0)
+      goto cleanup;
+  }
+  ok = 1;
+cleanup:
+  free(scratch);
+  if (fsp >= 0)
+    H5Sclose(fsp);
+  return ok;
+}
+
+/* Strings must be ASCII or UTF-8 (FORMAT.md) and hold no control character
+ * (C0, DEL, C1): what h5py decodes, what JSON and a terminal show as written.
+ * Returns NULL, or the rule s breaks. */
+static const char *xm__text_rule(const char *s, size_t *at) {
+  const unsigned char *p = (const unsigned char *)s;
+  for (size_t i = 0; p[i];) {
+    *at = i;
+    unsigned c = p[i];
+    if (c < 0x20 || c == 0x7f)
+      return "holds a control character";
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    int n = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : c >= 0xc2 ? 1 : -1;
+    if (n < 0 || c > 0xf4)
+      return "is not valid UTF-8";
+    unsigned cp = c & (0x3f >> n);
+    for (int k = 1; k <= n; k++) {
+      if ((p[i + k] & 0xc0) != 0x80)
+        return "is not valid UTF-8";
+      cp = cp << 6 | (p[i + k] & 0x3f);
+    }
+    if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+      return "is not valid UTF-8";
+    if (cp >= 0x80 && cp <= 0x9f)
+      return "holds a control character";
+    i += (size_t)n + 1;
+  }
+  return NULL;
+}
+
+/* One string of a read: copied (parent) after its text is checked. */
+typedef struct xm__strs {
+  xm__rd *r;
+  const char *path;
+  char **res;     /* [n] or NULL in the probe */
+  size_t sz;      /* fixed length, 0 for variable-length */
+  hsize_t n_done; /* strings copied */
+  int is_attr;
+} xm__strs;
+
+static int xm__take_string(xm__strs *t, hsize_t row, const char *s) {
+  size_t at = 0;
+  const char *rule = xm__text_rule(s, &at);
+  if (rule) {
+    if (t->is_attr)
+      xm__bad(t->r, "%s: %s (byte %zu): must be ASCII or UTF-8 text", t->path, rule, at);
+    else
+      xm__bad(t->r, "%s[%llu]: %s (byte %zu): must be ASCII or UTF-8 text", t->path,
+              (unsigned long long)row, rule, at);
+    s = "?"; /* never shown or used: the file is refused */
+  }
+  if (!t->res)
+    return 0;
+  if (!(t->res[row] = xm__strdup(s))) {
+    xm__nomem(t->r, t->path);
+    return -1;
+  }
+  t->n_done = row + 1;
+  return 0;
+}
+
+static int xm__piece_vlen(void *arg, void *buf, hsize_t r0, hsize_t n, int failed) {
+  xm__strs *t = arg;
+  char **v = buf;
+  int st = 0;
+  for (hsize_t i = 0; i < n; i++) {
+    if (!failed && st == 0 && t->res)
+      st = xm__take_string(t, r0 + i, v[i] ? v[i] : "");
+    free(v[i]); /* allocated by xm__vlen_alloc (also when the read failed part way) */
+    v[i] = NULL;
+  }
+  return st;
+}
+
+static int xm__piece_fixed(void *arg, void *buf, hsize_t r0, hsize_t n, int failed) {
+  xm__strs *t = arg;
+  if (failed || !t->res)
+    return 0;
+  for (hsize_t i = 0; i < n; i++) {
+    char *s = (char *)buf + i * (t->sz + 1);
+    s[t->sz] = '\0';
+    if (xm__take_string(t, r0 + i, s) != 0)
+      return -1;
+  }
+  return 0;
+}
+
+/* Reads the n strings of dataset or attribute obj (is_attr) into fresh
+ * strings *out (NULL in the probe, which reads them all the same). */
 static int xm__read_strings_obj(xm__rd *r, const char *path, hid_t obj, int is_attr, hsize_t n,
                                 char ***out) {
   int ok = 0;
-  hid_t ft = -1, mt = -1, sp = -1, dxpl = -1;
-  char **res = NULL, **vbuf = NULL;
-  char *fbuf = NULL;
-  size_t got = 0;
-  int vlen_read = 0;
+  hid_t ft = -1, mt = -1, dxpl = -1;
+  void *abuf = NULL;
+  xm__strs t = {r, path, NULL, 0, 0, is_attr};
 
   *out = NULL;
   xm__progress(r, path);
@@ -265,88 +627,67 @@ static int xm__read_strings_obj(xm__rd *r, const char *path, hid_t obj, int is_a
                                                                              : "non-string type");
     goto cleanup;
   }
-  res = calloc(n ? n : 1, sizeof *res);
-  if (!res) {
-    xm__nomem(r, path);
+  int vlen = H5Tis_variable_str(ft) > 0;
+  t.sz = vlen ? 0 : H5Tget_size(ft);
+  if (!vlen && (t.sz == 0 || (hsize_t)t.sz + 1 > XM__MAX_STR_BYTES ||
+                n > XM__MAX_STR_BYTES / (t.sz + 1))) {
+    xm__bad(r, "%s: fixed-length strings of %zu bytes x %llu rows exceed the limit of %llu bytes",
+            path, t.sz, (unsigned long long)n, (unsigned long long)XM__MAX_STR_BYTES);
     goto cleanup;
+  }
+  if (!xm__reserve(r, path, n, n * (XM__STR_OVERHEAD + t.sz)))
+    goto cleanup;
+  if (!r->probe || is_attr) { /* the probe keeps attributes: the body uses them */
+    t.res = calloc(n ? n : 1, sizeof *t.res);
+    if (!t.res) {
+      xm__nomem(r, path);
+      goto cleanup;
+    }
   }
   mt = H5Tcopy(H5T_C_S1);
   H5Tset_cset(mt, H5Tget_cset(ft));
-  sp = is_attr ? H5Aget_space(obj) : H5Dget_space(obj);
-  if (H5Tis_variable_str(ft) > 0) {
+  if (vlen) {
     H5Tset_size(mt, H5T_VARIABLE);
-    vbuf = calloc(n ? n : 1, sizeof *vbuf);
-    if (!vbuf) {
+  } else {
+    H5Tset_size(mt, t.sz + 1);
+    H5Tset_strpad(mt, H5T_STR_NULLTERM);
+  }
+  size_t row_bytes = vlen ? sizeof(char *) : t.sz + 1;
+  if (is_attr) { /* one value (xm__open_attr checked) */
+    abuf = calloc(1, row_bytes);
+    if (!abuf) {
       xm__nomem(r, path);
       goto cleanup;
     }
-    dxpl = H5Pcreate(H5P_DATASET_XFER);
-    if (dxpl >= 0)
-      H5Pset_vlen_mem_manager(dxpl, xm__vlen_alloc, NULL, xm__vlen_free, NULL);
-    herr_t e = is_attr ? H5Aread(obj, mt, vbuf)
-                       : H5Dread(obj, mt, H5S_ALL, H5S_ALL, dxpl >= 0 ? dxpl : H5P_DEFAULT, vbuf);
-    if (e < 0) {
-      xm__ioerr(r, "%s: HDF5 cannot read the strings (corrupt, or one longer than %zu bytes)", path,
-                XM__MAX_VLEN_STR);
+    herr_t e = H5Aread(obj, mt, abuf);
+    if ((vlen ? xm__piece_vlen : xm__piece_fixed)(&t, abuf, 0, 1, e < 0) != 0)
       goto cleanup;
-    }
-    vlen_read = 1;
-    for (got = 0; got < n; got++) {
-      res[got] = xm__strdup(vbuf[got] ? vbuf[got] : "");
-      if (!res[got]) {
-        xm__nomem(r, path);
-        goto cleanup;
-      }
+    if (e < 0) {
+      xm__ioerr(r, "%s: HDF5 cannot read the string", path);
+      goto cleanup;
     }
   } else {
-    size_t sz = H5Tget_size(ft);
-    if (sz == 0 || (hsize_t)sz + 1 > XM__MAX_STR_BYTES || n > XM__MAX_STR_BYTES / (sz + 1)) {
-      xm__bad(r, "%s: fixed-length strings of %zu bytes x %llu rows exceed the limit of %llu bytes",
-              path, sz, (unsigned long long)n, (unsigned long long)XM__MAX_STR_BYTES);
+    dxpl = H5Pcreate(H5P_DATASET_XFER);
+    if (dxpl < 0 || H5Pset_vlen_mem_manager(dxpl, xm__vlen_alloc, NULL, xm__vlen_free, NULL) < 0) {
+      xm__ioerr(r, "%s: HDF5 cannot set up the read", path);
       goto cleanup;
     }
-    H5Tset_size(mt, sz + 1);
-    H5Tset_strpad(mt, H5T_STR_NULLTERM);
-    fbuf = calloc(n ? n : 1, sz + 1);
-    if (!fbuf) {
-      xm__nomem(r, path);
+    if (!xm__read_rows(r, path, obj, mt, dxpl, n, 1, row_bytes, NULL,
+                       vlen ? xm__piece_vlen : xm__piece_fixed, &t)) {
+      if (vlen && !r->io)
+        xm__ioerr(r, "%s: (or a string longer than %zu bytes)", path, XM__MAX_VLEN_STR);
       goto cleanup;
-    }
-    herr_t e =
-        is_attr ? H5Aread(obj, mt, fbuf) : H5Dread(obj, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, fbuf);
-    if (e < 0) {
-      xm__ioerr(r, "%s: HDF5 cannot read the strings", path);
-      goto cleanup;
-    }
-    for (got = 0; got < n; got++) {
-      char *s = fbuf + got * (sz + 1);
-      s[sz] = '\0';
-      res[got] = xm__strdup(s);
-      if (!res[got]) {
-        xm__nomem(r, path);
-        goto cleanup;
-      }
     }
   }
   ok = 1;
 
 cleanup:
-  if (vlen_read) {
-#if H5_VERSION_GE(1, 12, 0)
-    H5Treclaim(mt, sp, dxpl >= 0 ? dxpl : H5P_DEFAULT, vbuf);
-#else
-    H5Dvlen_reclaim(mt, sp, dxpl >= 0 ? dxpl : H5P_DEFAULT, vbuf);
-#endif
-  }
-  free(vbuf);
-  free(fbuf);
+  free(abuf);
   if (!ok) {
-    xm__free_strings(res, (int64_t)got);
-    res = NULL;
+    xm__free_strings(t.res, (int64_t)t.n_done);
+    t.res = NULL;
   }
-  *out = res;
-  if (sp >= 0)
-    H5Sclose(sp);
+  *out = t.res;
   if (dxpl >= 0)
     H5Pclose(dxpl);
   if (mt >= 0)
@@ -382,99 +723,106 @@ static int xm__check_numeric(xm__rd *r, const char *path, hid_t ft, const char *
   return 1;
 }
 
-/* Reads n numbers of dataset/attribute obj as double into a fresh array. */
+/* Reads n x cols numbers of a dataset (cols 1: rank 1) or the one of an
+ * attribute as double into a fresh array (NULL in the probe). */
 static int xm__read_f64_obj(xm__rd *r, const char *path, hid_t obj, int is_attr, hsize_t n,
-                            double **out) {
+                            hsize_t cols, double **out) {
   *out = NULL;
   if (!xm__check_numeric(r, path, is_attr ? H5Aget_type(obj) : H5Dget_type(obj),
                          "numeric (an integer or float type)", NULL))
     return 0;
-  double *v = malloc((n ? n : 1) * sizeof *v);
-  if (!v) {
-    xm__nomem(r, path);
+  if (!xm__reserve(r, path, n, n * cols * sizeof(double)))
+    return 0;
+  double *v = NULL;
+  if (!r->probe || is_attr) {
+    v = malloc((size_t)(n * cols > 0 ? n * cols : 1) * sizeof *v);
+    if (!v) {
+      xm__nomem(r, path);
+      return 0;
+    }
+  }
+  int ok = is_attr ? H5Aread(obj, H5T_NATIVE_DOUBLE, v) >= 0
+                   : xm__read_rows(r, path, obj, H5T_NATIVE_DOUBLE, H5P_DEFAULT, n, cols,
+                                   (size_t)cols * sizeof(double), v, NULL, NULL);
+  if (!ok) {
+    free(v);
+    if (is_attr)
+      xm__ioerr(r, "%s: HDF5 cannot read the value", path);
     return 0;
   }
-  herr_t e = is_attr ? H5Aread(obj, H5T_NATIVE_DOUBLE, v)
-                     : H5Dread(obj, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
-  if (e < 0) {
+  if (r->probe && !is_attr) {
     free(v);
-    xm__ioerr(r, "%s: HDF5 cannot read the values", path);
-    return 0;
+    v = NULL;
   }
   *out = v;
   return 1;
 }
 
-/* Reads n integers of dataset obj into a fresh int32 array; integer types are
- * converted by HDF5 through int64 and range-checked, float types must hold
- * whole numbers. */
+/* Integer columns, piece by piece: HDF5 converts integer types to int64 and
+ * float types to double; values are range-checked into int32. */
+typedef struct xm__i32s {
+  xm__rd *r;
+  const char *path;
+  int32_t *res;
+  int is_int, bad;
+} xm__i32s;
+
+static int xm__piece_i32(void *arg, void *buf, hsize_t r0, hsize_t n, int failed) {
+  xm__i32s *t = arg;
+  if (failed || !t->res)
+    return 0;
+  for (hsize_t k = 0; k < n; k++) {
+    hsize_t i = r0 + k;
+    int32_t v = -1;
+    const char *rule = NULL;
+    if (t->is_int) {
+      int64_t x = ((const int64_t *)buf)[k];
+      if (x < INT32_MIN || x > INT32_MAX)
+        xm__bad(t->r, "%s[%llu] = %lld: %s", t->path, (unsigned long long)i, (long long)x,
+                rule = "out of the 32-bit integer range");
+      else
+        v = (int32_t)x;
+    } else {
+      double x = ((const double *)buf)[k];
+      if (!isfinite(x) || x != floor(x) || x < (double)INT32_MIN || x > (double)INT32_MAX)
+        xm__bad(t->r, "%s[%llu] = %g: %s", t->path, (unsigned long long)i, x,
+                rule = !isfinite(x) || x != floor(x) ? "must be an integer"
+                                                     : "out of the 32-bit integer range");
+      else
+        v = (int32_t)x;
+    }
+    t->bad |= rule != NULL;
+    t->res[i] = v;
+  }
+  return 0;
+}
+
+/* Reads n integers of dataset did into a fresh int32 array (NULL in the
+ * probe); a value out of range or not whole is reported. */
 static int xm__read_i32_dset(xm__rd *r, const char *path, hid_t did, hsize_t n, int32_t **out) {
-  int ok = 0;
-  int64_t *v = NULL;
-  double *dv = NULL;
-  int32_t *res = NULL;
   *out = NULL;
   H5T_class_t c;
   if (!xm__check_numeric(r, path, H5Dget_type(did), "an integer column", &c))
     return 0;
-  res = malloc((n ? n : 1) * sizeof *res);
-  if (!res) {
-    xm__nomem(r, path);
-    goto cleanup;
-  }
-  int bad = 0;
-  if (c == H5T_INTEGER) {
-    v = malloc((n ? n : 1) * sizeof *v);
-    if (!v) {
+  if (!xm__reserve(r, path, n, n * sizeof(int32_t)))
+    return 0;
+  xm__i32s t = {r, path, NULL, c == H5T_INTEGER, 0};
+  if (!r->probe) {
+    t.res = malloc((n ? n : 1) * sizeof *t.res);
+    if (!t.res) {
       xm__nomem(r, path);
-      goto cleanup;
-    }
-    if (H5Dread(did, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0) {
-      xm__ioerr(r, "%s: HDF5 cannot read the values", path);
-      goto cleanup;
-    }
-    for (hsize_t i = 0; i < n; i++) {
-      if (v[i] < INT32_MIN || v[i] > INT32_MAX) {
-        xm__bad(r, "%s[%llu] = %lld: out of the 32-bit integer range", path, (unsigned long long)i,
-                (long long)v[i]);
-        bad = 1;
-        res[i] = -1;
-      } else {
-        res[i] = (int32_t)v[i];
-      }
-    }
-  } else {
-    if (!xm__read_f64_obj(r, path, did, 0, n, &dv))
-      goto cleanup;
-    for (hsize_t i = 0; i < n; i++) {
-      if (!isfinite(dv[i]) || dv[i] != floor(dv[i])) {
-        xm__bad(r, "%s[%llu] = %g: must be an integer", path, (unsigned long long)i, dv[i]);
-        bad = 1;
-        res[i] = -1;
-      } else if (dv[i] < (double)INT32_MIN || dv[i] > (double)INT32_MAX) {
-        xm__bad(r, "%s[%llu] = %g: out of the 32-bit integer range", path, (unsigned long long)i,
-                dv[i]);
-        bad = 1;
-        res[i] = -1;
-      } else {
-        res[i] = (int32_t)dv[i];
-      }
+      return 0;
     }
   }
-  if (bad)
-    goto cleanup;
-  ok = 1;
-cleanup:
-  free(v);
-  free(dv);
-  if (!ok) {
-    free(res);
-    res = NULL;
+  int ok = xm__read_rows(r, path, did, t.is_int ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE,
+                         H5P_DEFAULT, n, 1, 8, NULL, xm__piece_i32, &t);
+  if (!ok || t.bad) {
+    free(t.res);
+    return 0;
   }
-  *out = res;
-  return ok;
+  *out = t.res;
+  return 1;
 }
-
 /* ---- Attributes ---------------------------------------------------------- */
 
 /* Opens root/group attribute name of object path ("/" for the root). Returns
@@ -534,7 +882,7 @@ static int xm__attr_f64(xm__rd *r, const char *obj, const char *name, double *ou
   char what[512];
   snprintf(what, sizeof what, "%s: attribute %s", obj, name);
   double *v = NULL;
-  int ok = xm__read_f64_obj(r, what, aid, 1, 1, &v);
+  int ok = xm__read_f64_obj(r, what, aid, 1, 1, 1, &v);
   H5Aclose(aid);
   if (!ok)
     return -1;
@@ -664,6 +1012,8 @@ typedef struct xm__col {
 static int xm__read_table(xm__rd *r, const char *group, xm__col *cols, int ncol, int64_t *n) {
   *n = 0;
   int ex = xm__exists(r, group, H5I_GROUP);
+  if (ex == -2)
+    return 0;
   if (ex == 0) {
     xm__bad(r, "%s: required group is missing", group);
     return 0;
@@ -690,10 +1040,6 @@ static int xm__read_table(xm__rd *r, const char *group, xm__col *cols, int ncol,
       H5Dclose(did);
       continue;
     }
-    if (r->probe && cols[c].type != XM__STR) {
-      H5Dclose(did); /* the probe reads only the structure and the strings */
-      continue;
-    }
     switch (cols[c].type) {
     case XM__STR:
       xm__read_strings_obj(r, path, did, 0, dims[0], (char ***)cols[c].dst);
@@ -702,7 +1048,7 @@ static int xm__read_table(xm__rd *r, const char *group, xm__col *cols, int ncol,
       xm__read_i32_dset(r, path, did, dims[0], (int32_t **)cols[c].dst);
       break;
     default:
-      xm__read_f64_obj(r, path, did, 0, dims[0], (double **)cols[c].dst);
+      xm__read_f64_obj(r, path, did, 0, dims[0], 1, (double **)cols[c].dst);
       break;
     }
     H5Dclose(did);
@@ -725,14 +1071,41 @@ static void xm__check_index(xm__rd *r, const char *path, const int32_t *idx, int
   }
 }
 
-/* HDF5 1.10 can crash (SIGSEGV in H5HG_read) on corrupt variable-length
- * data instead of returning an error. So body() first reads the structure and
- * every string of the file in a child process (numbers skipped); if the child
- * dies, the object it was reading is named in an XM_EIO message and the real
- * read is skipped. A child that reports no progress for XM__PROBE_IDLE_MS is
- * killed (corrupt lengths can make HDF5 copy gigabytes). XM_IO_NO_PROBE=1 in
- * the environment turns the probe off. Returns 0 to go on (also when fork is
- * not possible), -1 after a message. */
+/* The probe child's address space: what it has plus XM__PROBE_MEM, so that a
+ * corrupt size making HDF5 allocate without end fails there. Not under
+ * AddressSanitizer, whose shadow memory needs terabytes of address space. */
+static void xm__probe_limit_memory(void) {
+#ifndef XM__ASAN
+  long page = sysconf(_SC_PAGESIZE);
+  unsigned long long pages = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (!f)
+    return;
+  int got = fscanf(f, "%llu", &pages);
+  fclose(f);
+  struct rlimit rl;
+  if (got != 1 || page <= 0 || getrlimit(RLIMIT_AS, &rl) != 0)
+    return;
+  rlim_t want = (rlim_t)(pages * (unsigned long long)page + XM__PROBE_MEM);
+  if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > want) {
+    rl.rlim_cur = want;
+    setrlimit(RLIMIT_AS, &rl);
+  }
+#endif
+}
+
+/* HDF5 1.10 can crash (SIGSEGV in H5HG_read), loop or allocate without end on
+ * a corrupt file instead of returning an error. So body() first runs in a
+ * child process that opens the file itself and reads all of it, piece by
+ * piece as the real read will, keeping nothing, under a memory limit
+ * (xm__probe_limit_memory); it reports each piece it starts ("P path") and,
+ * when a read failed, the first message ("E text", exit status 3). The child
+ * is killed when it reports nothing for XM__PROBE_IDLE_MS. A child that died,
+ * hung or failed becomes an XM_EIO message naming the object it was reading,
+ * and the real read is skipped; a child that read everything means the real
+ * read (the same reads of the same bytes) cannot crash or hang either.
+ * XM_IO_NO_PROBE=1 in the environment turns the probe off. Returns 0 to go on
+ * (also when fork is not possible), -1 after a message. */
 static int xm__probe(xm__rd *r, void (*body)(xm__rd *r, void *arg), size_t size) {
   int fds[2];
   const char *off = getenv("XM_IO_NO_PROBE");
@@ -749,17 +1122,27 @@ static int xm__probe(xm__rd *r, void (*body)(xm__rd *r, void *arg), size_t size)
   }
   if (pid == 0) {
     close(fds[0]);
+    xm_diag d = {0};
     xm__rd c = *r;
-    c.diag = NULL;
+    c.diag = &d;
     c.probe = 1;
     c.progress_fd = fds[1];
+    xm__probe_limit_memory();
+    xm__progress(&c, "/");
     void *tmp = calloc(1, size);
-    if (tmp)
+    if (tmp && xm__rd_open(&c) == XM_OK)
       body(&c, tmp);
+    if (c.io || c.nomem) {
+      char line[XM__MSG_CAP + 4];
+      int n = snprintf(line, sizeof line, "E %s\n", d.shown ? d.msg[0] : "read failed");
+      if (n > 0 && write(fds[1], line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1) < 0)
+        _exit(4);
+      _exit(3);
+    }
     _exit(0); /* no atexit handlers, no flushing of the parent's buffers */
   }
   close(fds[1]);
-  char last[600] = "", cur[600];
+  char last[XM__MSG_CAP + 4] = "", err[XM__MSG_CAP + 4] = "", cur[XM__MSG_CAP + 4];
   size_t len = 0;
   char buf[4096];
   int stuck = 0;
@@ -779,13 +1162,17 @@ static int xm__probe(xm__rd *r, void (*body)(xm__rd *r, void *arg), size_t size)
     if (got <= 0)
       break;
     for (ssize_t i = 0; i < got; i++) {
-      if (buf[i] == '\n') {
-        cur[len] = '\0';
-        memcpy(last, cur, len + 1);
-        len = 0;
-      } else if (len + 1 < sizeof cur) {
-        cur[len++] = buf[i];
+      if (buf[i] != '\n') {
+        if (len + 1 < sizeof cur)
+          cur[len++] = buf[i];
+        continue;
       }
+      cur[len] = '\0';
+      if (len > 2 && cur[0] == 'P')
+        snprintf(last, sizeof last, "%s", cur + 2);
+      else if (len > 2 && cur[0] == 'E' && !err[0])
+        snprintf(err, sizeof err, "%s", cur + 2);
+      len = 0;
     }
   }
   close(fds[0]);
@@ -794,19 +1181,27 @@ static int xm__probe(xm__rd *r, void (*body)(xm__rd *r, void *arg), size_t size)
     if (errno != EINTR)
       return 0;
   }
+  const char *at = last[0] ? last : "/";
   if (stuck) {
-    xm__ioerr(r, "%s: HDF5 made no progress for %d s reading it: the file is corrupt",
-              last[0] ? last : "/", XM__PROBE_IDLE_MS / 1000);
+    xm__ioerr(r, "%s: HDF5 made no progress for %d s reading it: the file is corrupt", at,
+              XM__PROBE_IDLE_MS / 1000);
     return -1;
   }
   if (WIFSIGNALED(status)) {
-    xm__ioerr(r, "%s: HDF5 crashed (signal %d) reading it: the file is corrupt",
-              last[0] ? last : "/", WTERMSIG(status));
+    xm__ioerr(r, "%s: HDF5 crashed (signal %d) reading it: the file is corrupt", at,
+              WTERMSIG(status));
+    return -1;
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 3 && err[0]) {
+    /* the child's own message, already "file: ..." */
+    xm_diag_add(r->diag, "%s (read with at most %llu MiB more memory)", err,
+                (unsigned long long)(XM__PROBE_MEM >> 20));
+    r->io++;
     return -1;
   }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) { /* e.g. a sanitizer caught it */
-    xm__ioerr(r, "%s: HDF5 failed (exit status %d) reading it: the file is corrupt",
-              last[0] ? last : "/", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    xm__ioerr(r, "%s: HDF5 failed (exit status %d) reading it: the file is corrupt", at,
+              WIFEXITED(status) ? WEXITSTATUS(status) : -1);
     return -1;
   }
   return 0;
@@ -1050,7 +1445,8 @@ static xm_status xm__read_file(const char *path, void *out, size_t size,
   if (!path)
     return XM_EINVAL;
   xm__rd r;
-  if (xm__rd_open(&r, path, diag) == XM_OK && xm__probe(&r, body, size) == 0)
+  xm__rd_init(&r, path, diag);
+  if (xm__regular_file(&r) == 0 && xm__probe(&r, body, size) == 0 && xm__rd_open(&r) == XM_OK)
     body(&r, out);
   xm__rd_close(&r);
   xm_status st = xm__rd_status(&r);
@@ -1120,8 +1516,8 @@ static double *xm__read_matrix(xm__rd *r, const char *path, int64_t rows, int64_
     xm__bad(r, "%s: has shape [%llu x %llu], must be %s = [%lld x %lld]", path,
             (unsigned long long)dims[0], (unsigned long long)dims[1], what, (long long)rows,
             (long long)cols);
-  } else if (!r->probe) {
-    xm__read_f64_obj(r, path, did, 0, dims[0] * dims[1], &v);
+  } else {
+    xm__read_f64_obj(r, path, did, 0, dims[0], dims[1], &v);
   }
   H5Dclose(did);
   return v;
@@ -1160,7 +1556,7 @@ static const char *const xm__measure_names[] = {"worst", "es", "var"};
 static const char *const xm__reserved_sets[] = {"historical", "montecarlo", "montecarlo_stressed"};
 
 static void xm__read_set(xm__rd *r, xm_scenario_set *set) {
-  char g[768], path[1024];
+  char g[XM__PATH_CAP], path[XM__PATH_CAP + 16];
   snprintf(g, sizeof g, "/sets/%s", set->name);
   for (size_t k = 0; k < sizeof xm__reserved_sets / sizeof xm__reserved_sets[0]; k++)
     if (strcmp(set->name, xm__reserved_sets[k]) == 0)
@@ -1189,7 +1585,9 @@ static void xm__read_set(xm__rd *r, xm_scenario_set *set) {
 
   snprintf(path, sizeof path, "%s/weight", g);
   int ex = xm__exists(r, path, H5I_DATASET);
-  if (ex < 0) {
+  if (ex == -2) {
+    /* refused, with its message */
+  } else if (ex < 0) {
     xm__bad(r, "%s: must be a dataset", path);
   } else if (ex > 0) {
     hsize_t dims[2];
@@ -1198,8 +1596,8 @@ static void xm__read_set(xm__rd *r, xm_scenario_set *set) {
       if (ns >= 0 && dims[0] != (hsize_t)ns)
         xm__bad(r, "%s: has %llu rows, but %s/label has %lld (one weight per scenario)", path,
                 (unsigned long long)dims[0], g, (long long)ns);
-      else if (ns >= 0 && !r->probe)
-        xm__read_f64_obj(r, path, did, 0, dims[0], &set->weight);
+      else if (ns >= 0)
+        xm__read_f64_obj(r, path, did, 0, dims[0], 1, &set->weight);
       H5Dclose(did);
     }
     for (int64_t i = 0; set->weight && i < ns; i++)
@@ -1236,6 +1634,37 @@ typedef struct xm__names {
   size_t n, cap;
   int nomem;
 } xm__names;
+
+/* FORMAT.md section 2: set names are letters, digits, _ and -, at most
+ * XM_SET_NAME_MAX characters, and not "account"; longer or other names are an
+ * error, never truncated. Returns 1 when name is one. */
+static int xm__set_name_ok(xm__rd *r, const char *name) {
+  size_t n = strlen(name), bad = n;
+  for (size_t i = 0; i < n && bad == n; i++) {
+    char c = name[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+          c == '_' || c == '-'))
+      bad = i;
+  }
+  if (n >= 1 && n <= XM_SET_NAME_MAX && bad == n && strcmp(name, "account") != 0)
+    return 1;
+  char shown[48];
+  size_t k = 0;
+  for (; k < 40 && name[k]; k++)
+    shown[k] = name[k] > 0x20 && name[k] < 0x7f ? name[k] : '?';
+  shown[k] = '\0';
+  if (n == 0 || strcmp(name, "account") == 0)
+    xm__bad(r, "/sets/%s: '%s' is not a set name: %s", shown, shown,
+            n ? "'account' names the account dimension" : "empty");
+  else if (n > XM_SET_NAME_MAX)
+    xm__bad(r, "/sets/%s%s: a set name of %zu characters: at most %d", shown,
+            n > 40 ? "..." : "", n, XM_SET_NAME_MAX);
+  else
+    xm__bad(r, "/sets/%s%s: set name has '%c' at character %zu: only letters, digits, _ and - "
+               "are allowed",
+            shown, n > 40 ? "..." : "", shown[bad < 40 ? bad : 0], bad + 1);
+  return 0;
+}
 
 static herr_t xm__collect(hid_t gid, const char *name, const H5L_info_t *info, void *op) {
   (void)gid;
@@ -1279,10 +1708,14 @@ static void xm__read_sets(xm__rd *r, xm_scenario_file *s) {
     xm__nomem(r, "/sets");
     goto cleanup;
   }
-  /* keep the groups (other objects are ignored), sorted by name */
+  /* keep the groups with valid names (other objects are ignored), sorted */
   size_t keep = 0;
   for (size_t i = 0; i < l.n; i++) {
-    char path[768];
+    char path[XM__PATH_CAP];
+    if (!xm__set_name_ok(r, l.s[i])) {
+      free(l.s[i]);
+      continue;
+    }
     snprintf(path, sizeof path, "/sets/%s", l.s[i]);
     if (xm__exists(r, path, H5I_GROUP) == 1)
       l.s[keep++] = l.s[i];
@@ -1323,9 +1756,9 @@ static void xm__scenarios_body(xm__rd *r, void *arg) {
   }
   int hist = xm__exists(r, "/history", H5I_GROUP);
   int sets = xm__exists(r, "/sets", H5I_GROUP);
-  if (hist < 0)
+  if (hist == -1)
     xm__bad(r, "/history: must be a group");
-  if (sets < 0)
+  if (sets == -1)
     xm__bad(r, "/sets: must be a group");
   if (hist == 0 && sets == 0)
     xm__bad(r, "/: has neither /history nor /sets: no scenarios to run");
@@ -1359,7 +1792,9 @@ xm_status xm_file_format(const char *path, char *buf, size_t cap, xm_diag *diag)
   buf[0] = '\0';
   xm__rd r;
   char *s = NULL;
-  if (xm__rd_open(&r, path, diag) == XM_OK && xm__probe(&r, xm__format_body, sizeof s) == 0)
+  xm__rd_init(&r, path, diag);
+  if (xm__regular_file(&r) == 0 && xm__probe(&r, xm__format_body, sizeof s) == 0 &&
+      xm__rd_open(&r) == XM_OK)
     xm__format_body(&r, &s);
   if (s)
     snprintf(buf, cap, "%s", s);

@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <openssl/evp.h>
 
 #include "xm_io.h"
@@ -111,4 +114,66 @@ cleanup:
   if (f)
     fclose(f);
   return st;
+}
+
+/* The first number after key in file (e.g. "MemAvailable:" in /proc/meminfo,
+ * in kB there), or the first number of the file when key is NULL. 0 when
+ * absent; UINT64_MAX for "max". */
+static uint64_t xm__file_number(const char *path, const char *key) {
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return 0;
+  char line[256];
+  uint64_t v = 0;
+  while (fgets(line, sizeof line, f)) {
+    const char *p = line;
+    if (key) {
+      if (strncmp(line, key, strlen(key)) != 0)
+        continue;
+      p += strlen(key);
+    }
+    while (*p == ' ' || *p == '\t')
+      p++;
+    if (strncmp(p, "max", 3) == 0)
+      v = UINT64_MAX;
+    else
+      v = strtoull(p, NULL, 10);
+    break;
+  }
+  fclose(f);
+  return v;
+}
+
+uint64_t xm_host_memory_limit(void) {
+  uint64_t lim = UINT64_MAX;
+  uint64_t avail = xm__file_number("/proc/meminfo", "MemAvailable:");
+  if (avail && avail < UINT64_MAX / 1024)
+    lim = avail * 1024;
+  /* cgroup v2: this process's group from /proc/self/cgroup ("0::/path") */
+  FILE *f = fopen("/proc/self/cgroup", "r");
+  if (f) {
+    char line[512], path[700];
+    while (fgets(line, sizeof line, f)) {
+      if (strncmp(line, "0::", 3) != 0)
+        continue;
+      line[strcspn(line, "\n")] = '\0';
+      snprintf(path, sizeof path, "/sys/fs/cgroup%s/memory.max", line + 3);
+      uint64_t max = xm__file_number(path, NULL);
+      snprintf(path, sizeof path, "/sys/fs/cgroup%s/memory.current", line + 3);
+      uint64_t cur = xm__file_number(path, NULL);
+      if (max && max != UINT64_MAX && cur < max && max - cur < lim)
+        lim = max - cur;
+      break;
+    }
+    fclose(f);
+  }
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+    long page = sysconf(_SC_PAGESIZE);
+    uint64_t used = xm__file_number("/proc/self/statm", NULL) * (uint64_t)(page > 0 ? page : 4096);
+    uint64_t room = (uint64_t)rl.rlim_cur > used ? (uint64_t)rl.rlim_cur - used : 0;
+    if (room < lim)
+      lim = room;
+  }
+  return lim;
 }

@@ -2,8 +2,11 @@
  * is written atomically: a temporary file in the target's folder, fsync'd and
  * renamed over the target only when complete. Strings are variable-length
  * UTF-8; numbers int32/uint64/float64 (float32 for /pnl). */
+#define _GNU_SOURCE /* fallocate */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -47,8 +50,70 @@ static void xm__wfail(xm__wr *w, const char *fmt, ...) {
   w->failed++;
 }
 
-/* Creates the temporary file next to path and opens it with HDF5. */
-static xm_status xm__wr_begin(xm__wr *w, const char *path, xm_diag *diag) {
+/* The temporary file being written, for the signal handler (one writer at a
+ * time per process: xmargin writes its files one after the other). */
+static char xm__tmp_live[4096];
+static volatile sig_atomic_t xm__tmp_armed;
+
+static void xm__on_signal(int sig) {
+  if (xm__tmp_armed)
+    unlink(xm__tmp_live);
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+/* SIGINT, SIGTERM and SIGHUP remove the temporary file before the process
+ * ends (SIGKILL cannot be caught: the next write to the same target removes
+ * what it left, xm__remove_stale). Handlers the caller set are kept. */
+static void xm__arm(const char *tmp) {
+  if (strlen(tmp) >= sizeof xm__tmp_live)
+    return;
+  memcpy(xm__tmp_live, tmp, strlen(tmp) + 1);
+  xm__tmp_armed = 1;
+  static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+  for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+    struct sigaction old;
+    if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL) {
+      struct sigaction sa;
+      memset(&sa, 0, sizeof sa);
+      sa.sa_handler = xm__on_signal;
+      sigemptyset(&sa.sa_mask);
+      sigaction(sigs[i], &sa, NULL);
+    }
+  }
+}
+
+static void xm__disarm(void) { xm__tmp_armed = 0; }
+
+/* Removes temporary files ".BASE.tmp.PID.XXXXXX" in dir that a writer of the
+ * same target left behind when it was killed: those whose process is gone. */
+static void xm__remove_stale(const char *dir, const char *base) {
+  DIR *d = opendir(dir);
+  if (!d)
+    return;
+  size_t bl = strlen(base);
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    const char *n = e->d_name;
+    if (n[0] != '.' || strncmp(n + 1, base, bl) != 0 || strncmp(n + 1 + bl, ".tmp.", 5) != 0)
+      continue;
+    char *end = NULL;
+    long pid = strtol(n + 1 + bl + 5, &end, 10);
+    if (pid <= 0 || !end || *end != '.' || strlen(end) != 7)
+      continue;
+    if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+      continue; /* alive (or not ours to ask): a writer at work */
+    char full[4096];
+    if (snprintf(full, sizeof full, "%s/%s", dir, n) < (int)sizeof full)
+      unlink(full);
+  }
+  closedir(d);
+}
+
+/* Creates the temporary file next to path and opens it with HDF5. reserve:
+ * bytes the file will need at most, allocated on the disk first (0: none),
+ * so that a full disk is found before HDF5 writes a byte. */
+static xm_status xm__wr_begin(xm__wr *w, const char *path, uint64_t reserve, xm_diag *diag) {
   memset(w, 0, sizeof *w);
   w->path = path;
   w->diag = diag;
@@ -65,7 +130,7 @@ static xm_status xm__wr_begin(xm__wr *w, const char *path, xm_diag *diag) {
     return XM_EINVAL;
   }
   w->dir = malloc(dlen + 1);
-  w->tmp = malloc(dlen + strlen(base) + 16);
+  w->tmp = malloc(dlen + strlen(base) + 40);
   if (!w->dir || !w->tmp) {
     free(w->tmp);
     w->tmp = NULL;
@@ -81,13 +146,25 @@ static xm_status xm__wr_begin(xm__wr *w, const char *path, xm_diag *diag) {
     w->dir[0] = '/';
     w->dir[1] = '\0';
   }
-  sprintf(w->tmp, "%s/.%s.tmp.XXXXXX", slash ? (dlen ? w->dir : "") : ".", base);
+  xm__remove_stale(w->dir, base);
+  sprintf(w->tmp, "%s/.%s.tmp.%ld.XXXXXX", slash ? (dlen ? w->dir : "") : ".", base,
+          (long)getpid());
   int fd = mkstemp(w->tmp);
   if (fd < 0) {
     xm__wfail(w, "cannot create a temporary file in %s: %s", w->dir, strerror(errno));
     free(w->tmp);
     w->tmp = NULL;
     return XM_EIO;
+  }
+  xm__arm(w->tmp);
+  if (reserve > 0) {
+    int e = fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)reserve);
+    if (e != 0 && (errno == ENOSPC || errno == EFBIG || errno == EDQUOT)) {
+      xm__wfail(w, "%s: the results need up to %llu bytes: %s", w->dir,
+                (unsigned long long)reserve, strerror(errno));
+      close(fd);
+      return XM_EIO;
+    }
   }
   /* mkstemp makes it 0600: give it the permissions a new file would get */
   mode_t um = umask(0);
@@ -131,13 +208,31 @@ static int xm__fsync_path(const char *p, int flags) {
 static xm_status xm__wr_end(xm__wr *w, xm_status st) {
   if (w->str_t >= 0)
     H5Tclose(w->str_t);
+  /* A write or the flush failed (a full disk, a file size limit): empty the
+   * temporary file first, so that HDF5's close has room to write what it
+   * still holds and closes cleanly. HDF5 1.10 leaves a file whose close
+   * failed half torn down, and touching it again, or its exit handler, then
+   * crashes (fixed in 1.14.1): so the close must not be the call that finds
+   * the disk full. */
+  errno = 0;
+  if (w->fid >= 0 && !w->failed && st == XM_OK && H5Fflush(w->fid, H5F_SCOPE_LOCAL) < 0) {
+    xm__wfail(w, "HDF5 cannot flush the file%s%s", errno ? ": " : "", errno ? strerror(errno) : "");
+    st = XM_EIO;
+  }
+  if (w->fid >= 0 && (w->failed || st != XM_OK) && truncate(w->tmp, 0) != 0) {
+    /* nothing more to free */
+  }
   if (w->fid >= 0 && H5Fclose(w->fid) < 0 && st == XM_OK) {
-    xm__wfail(w, "HDF5 cannot close (flush) the file");
+    xm__wfail(w, "HDF5 cannot close the file");
     st = XM_EIO;
   }
   w->fid = -1;
   if (st == XM_OK && w->failed)
     st = XM_EIO;
+  struct stat sb; /* give back the blocks reserved past the end */
+  if (st == XM_OK && stat(w->tmp, &sb) == 0 && truncate(w->tmp, sb.st_size) != 0) {
+    /* not fatal */
+  }
   if (st == XM_OK && xm__fsync_path(w->tmp, O_RDONLY) != 0) {
     xm__wfail(w, "fsync of %s failed: %s", w->tmp, strerror(errno));
     st = XM_EIO;
@@ -159,6 +254,7 @@ static xm_status xm__wr_end(xm__wr *w, xm_status st) {
     free(w->tmp);
     w->tmp = NULL;
   }
+  xm__disarm();
   free(w->dir);
   w->dir = NULL;
   H5Eset_auto2(H5E_DEFAULT, w->old_fn, w->old_data);
@@ -191,8 +287,10 @@ static hid_t xm__w_dset(xm__wr *w, hid_t loc, const char *where, const char *nam
   hsize_t n = 1;
   for (int i = 0; i < rank; i++)
     n *= dims[i];
+  errno = 0;
   if (n > 0 && buf && H5Dwrite(did, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
-    xm__wfail(w, "%s/%s: HDF5 cannot write the dataset", where, name);
+    xm__wfail(w, "%s/%s: HDF5 cannot write the dataset%s%s", where, name, errno ? ": " : "",
+              errno ? strerror(errno) : "");
     goto fail;
   }
   H5Sclose(sp);
@@ -350,7 +448,7 @@ xm_status xm_portfolio_write(const char *path, const xm_portfolio *p, xm_diag *d
   xm__wr w;
   hid_t g = -1;
   const char **kinds = NULL, **types = NULL;
-  xm_status st = xm__wr_begin(&w, path, diag);
+  xm_status st = xm__wr_begin(&w, path, 0, diag);
   if (st != XM_OK)
     goto cleanup;
   kinds = xm__code_strs(p->factor_kind, p->n_factors, xm__kind_s);
@@ -441,7 +539,7 @@ xm_status xm_scenarios_write(const char *path, const xm_scenario_file *s, xm_dia
 
   xm__wr w;
   hid_t g = -1, sg = -1;
-  xm_status st = xm__wr_begin(&w, path, diag);
+  xm_status st = xm__wr_begin(&w, path, 0, diag);
   if (st != XM_OK)
     goto cleanup;
   xm__w_attr_str(&w, w.fid, "/", "format", "xmargin.scenarios");
@@ -522,6 +620,33 @@ static void xm__w_pnl(xm__wr *w, hid_t g, const char *name, int64_t S, int64_t A
   H5Pclose(dcpl);
 }
 
+static uint64_t xm__strs_bytes(char *const *s, int64_t n) {
+  uint64_t b = 0;
+  for (int64_t i = 0; s && i < n; i++)
+    b += strlen(s[i]) + 32; /* global heap object and reference */
+  return b;
+}
+
+/* An upper bound of the results file's size: every dataset stored raw (the
+ * compressed /pnl is smaller), the strings, and 256 KiB + 1/8 for metadata. */
+static uint64_t xm__results_bytes(const xm_results *r) {
+  uint64_t A = (uint64_t)r->n_accounts, G = (uint64_t)r->n_silos, K = (uint64_t)r->n_sets;
+  uint64_t b = 8 * A * (16 + 4 * G + K) + 2 * xm__strs_bytes(r->account, r->n_accounts) +
+               8 * xm__strs_bytes(r->silo, r->n_silos) + 8 * xm__strs_bytes(r->set, r->n_sets);
+  for (int64_t k = 0; k < r->n_sets; k++) {
+    const xm_results_set *s = &r->sets[k];
+    uint64_t S = (uint64_t)s->n_scenarios;
+    b += xm__strs_bytes(s->label, s->n_scenarios);
+    if (s->pnl)
+      b += 4 * S * A + 64 * (S / XM__PNL_CHUNK_S + 1) * (A / XM__PNL_CHUNK_A + 1);
+    if (s->shock)
+      b += 8 * S * (uint64_t)s->n_factors + xm__strs_bytes(s->factor, s->n_factors);
+  }
+  if (r->config)
+    b += strlen(r->config);
+  return b + b / 8 + ((uint64_t)256 << 10);
+}
+
 xm_status xm_results_write(const char *path, const xm_results *r, xm_diag *diag) {
   if (!path || !r)
     return XM_EINVAL;
@@ -553,7 +678,7 @@ xm_status xm_results_write(const char *path, const xm_results *r, xm_diag *diag)
 
   xm__wr w;
   hid_t sa = -1, sg = -1, sk = -1, g = -1, g2 = -1;
-  xm_status st = xm__wr_begin(&w, path, diag);
+  xm_status st = xm__wr_begin(&w, path, xm__results_bytes(r), diag);
   if (st != XM_OK)
     goto cleanup;
 

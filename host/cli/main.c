@@ -1,6 +1,9 @@
 /* xmargin command-line interface: dispatches to one subcommand. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+
+#include <hdf5.h>
 
 #include "cli.h"
 
@@ -45,6 +48,12 @@ static void xm_cli_usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+  /* HDF5 1.10's exit handler crashes on a file whose write failed part way
+   * (a full disk; fixed in 1.14.1): every file is closed explicitly, so the
+   * handler has nothing to do. And a file size limit (ulimit -f) makes
+   * writes fail with EFBIG, reported, instead of killing the process. */
+  H5dont_atexit();
+  signal(SIGXFSZ, SIG_IGN);
   if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
                     strcmp(argv[1], "help") == 0)) {
     xm_cli_usage(stdout);
