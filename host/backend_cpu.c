@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "xm_internal.h"
+#include "xm_io.h"
 
 /* glibc's libmvec (>= 2.35, checked by CMakeLists.txt) has vector erfc (SSE2,
  * AVX, AVX2, AVX-512 variants): with these declarations, -fno-math-errno and
@@ -48,8 +49,29 @@ float erfcf(float);
 XM__CPU_LOSSES(d, double)
 XM__CPU_LOSSES(f, float)
 
+/* Under ulimit -v, OpenBLAS retries forever when it cannot map a thread's
+ * buffer: its threads are cut to what the address space holds (with 256 MiB
+ * left for the engine), the plan's memory less their buffers, and a limit
+ * too tight for one thread is an error. */
 static xm_status xm__cpu_open(xm_ctx *ctx) {
   xm__cpu_info(&ctx->dev);
+  uint64_t room = xm_address_space_room();
+  if (room == UINT64_MAX)
+    return XM_OK;
+  uint64_t keep = (uint64_t)256 << 20;
+  if (room < keep + 2 * XM__BLAS_BUFFER)
+    return xm__fail(ctx, XM_ERESOURCE,
+                    "ulimit -v leaves %llu MiB of address space: the cpu backend needs at least "
+                    "%llu MiB (OpenBLAS maps %llu MiB a thread)",
+                    (unsigned long long)(room >> 20),
+                    (unsigned long long)((keep + 2 * XM__BLAS_BUFFER) >> 20),
+                    (unsigned long long)(XM__BLAS_BUFFER >> 20));
+  uint64_t fit = (room - keep) / XM__BLAS_BUFFER - 1; /* the caller's thread has one too */
+  int bt = ctx->threads < (int)(fit < 4096 ? fit : 4096) ? ctx->threads : (int)fit;
+  openblas_set_num_threads(bt < 1 ? 1 : bt);
+  uint64_t blas = (uint64_t)(bt + 1) * XM__BLAS_BUFFER;
+  ctx->dev.global_mem = ctx->dev.global_mem > blas + keep ? ctx->dev.global_mem - blas - keep : 0;
+  ctx->dev.max_alloc = ctx->dev.global_mem;
   return XM_OK;
 }
 

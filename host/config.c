@@ -15,6 +15,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "xmargin.h"
 
 /* Enums are written through an int: their storage must be an int's. */
@@ -25,6 +29,7 @@ _Static_assert(sizeof(unsigned long long) == sizeof(uint64_t), "strtoull must co
 
 /* The longest value text accepted (after trimming); no valid value comes near. */
 #define XM__CFG_VALUE_MAX 256
+#define XM__CFG_MAX_BYTES (1 << 20) /* largest INI file read */
 /* How much of a bad value a message echoes. */
 #define XM__CFG_ECHO "%.64s"
 
@@ -547,8 +552,30 @@ xm_status xm_config_load(xm_config *cfg, const char *path, char *err, size_t cap
   }
   s->path = path;
   s->cfg = *cfg;
-  s->f = fopen(path, "r");
+  /* A regular file of at most XM__CFG_MAX_BYTES: a FIFO, a device such as
+   * /dev/zero or a huge file would block or read without end. */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  struct stat sb;
+  if (fd < 0 || fstat(fd, &sb) != 0) {
+    xm__cfg_msg(err, cap, "%s: %s", path, strerror(errno));
+    if (fd >= 0)
+      close(fd);
+    st = XM_EIO;
+    goto cleanup;
+  }
+  if (!S_ISREG(sb.st_mode) || sb.st_size > XM__CFG_MAX_BYTES) {
+    close(fd);
+    if (S_ISREG(sb.st_mode))
+      xm__cfg_msg(err, cap, "%s: a configuration file of %lld bytes: at most %d", path,
+                  (long long)sb.st_size, XM__CFG_MAX_BYTES);
+    else
+      xm__cfg_msg(err, cap, "%s: not a regular file (a FIFO, device or folder): refused", path);
+    st = S_ISREG(sb.st_mode) ? XM_ECONFIG : XM_EIO;
+    goto cleanup;
+  }
+  s->f = fdopen(fd, "r");
   if (!s->f) {
+    close(fd);
     xm__cfg_msg(err, cap, "%s: %s", path, strerror(errno));
     st = XM_EIO;
     goto cleanup;

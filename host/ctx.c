@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "xm_internal.h"
+#include "xm_io.h"
 
 /* The registry of backends: one array, not parallel arrays. */
 static const xm__backend *const xm__backends[] = {&xm__backend_opencl, &xm__backend_cpu};
@@ -35,6 +36,10 @@ void xm__cpu_info(xm_device_info *info) {
   info->compute_units = nproc > 0 ? (unsigned)nproc : 1u;
   long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
   info->global_mem = (pages > 0 && psize > 0) ? (uint64_t)pages * (uint64_t)psize : 0;
+  /* what this process can really have: MemAvailable, a cgroup, ulimit -v */
+  uint64_t avail = xm_host_memory_limit();
+  if (avail < info->global_mem)
+    info->global_mem = avail;
   info->local_mem = 0;
   info->max_alloc = info->global_mem;
   info->fp64 = 1;
@@ -142,7 +147,10 @@ xm_status xm_devices_list(xm_device_info **out, size_t *n) {
     return XM_ENOMEM;
   cl_platform_id *plats = NULL;
   cl_uint np = 0;
-  if (xm__platforms(&plats, &np) == CL_SUCCESS) {
+  /* Under a tight ulimit -v an OpenCL runtime aborts or crashes as it loads
+   * (PoCL's LLVM, a GPU driver's address-space reservations): it is not
+   * asked at all then, and only the cpu backend is listed. */
+  if (xm_address_space_room() >= XM__OCL_MIN_ROOM && xm__platforms(&plats, &np) == CL_SUCCESS) {
     for (cl_uint p = 0; p < np; p++) {
       cl_device_id *devs = NULL;
       cl_uint nd = 0;
@@ -249,9 +257,25 @@ xm_status xm_ctx_create(xm_ctx **out, const xm_options *opt) {
 
   xm_device_info *list = NULL;
   size_t n = 0;
-  xm_status st = xm_devices_list(&list, &n);
-  if (st != XM_OK)
+  xm_status st = XM_OK;
+  uint64_t room = xm_address_space_room();
+  if (strcmp(want, "cpu") == 0) { /* no OpenCL runtime loaded for the cpu backend */
+    list = calloc(1, sizeof *list);
+    if (!list)
+      return xm__fail(ctx, XM_ENOMEM, "out of memory");
+    xm__cpu_info(&list[0]);
+    n = 1;
+  } else if ((st = xm_devices_list(&list, &n)) != XM_OK) {
     return xm__fail(ctx, st, "cannot list devices");
+  }
+  if (room < XM__OCL_MIN_ROOM && strncmp(want, "opencl", 6) == 0) {
+    free(list);
+    return xm__fail(ctx, XM_ERESOURCE,
+                    "ulimit -v leaves %llu MiB of address space, less than the %llu MiB an OpenCL "
+                    "runtime needs to load: raise the limit or run with --device cpu",
+                    (unsigned long long)(room >> 20),
+                    (unsigned long long)(XM__OCL_MIN_ROOM >> 20));
+  }
 
   if (strcmp(want, "cpu") == 0) {
     st = xm__open_backend(ctx, &list[n - 1]);

@@ -539,6 +539,29 @@ xm_status xm_engine_run(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_f
                   sf->path ? sf->path : "the scenario file");
     goto cleanup;
   }
+  /* Host memory the sets will take (labels, shocks and their exponentials on
+   * the host, --save-pnl), estimated before any of it is allocated. */
+  {
+    double per = 48.0 + 8.0 * (double)F * (ctx->dev.backend == XM_BACKEND_CPU ? 2 : 0) +
+                 (o.save_scenarios ? 8.0 * (double)F : 0.0) + (o.save_pnl ? 4.0 * (double)pf->n_accounts : 0.0);
+    double S_all = (hist ? (double)sf->n_days : 0.0) +
+                   (double)(mc + stressed) * (double)cfg->montecarlo.scenarios;
+    for (int64_t r = 0; r < sf->n_sets; r++)
+      S_all += (double)sf->sets[r].n_scenarios;
+    double need = per * S_all;
+    uint64_t have = xm_host_memory_limit();
+    if (need > (double)have) {
+      st = xm__fail(ctx, XM_ECONFIG,
+                    "%.0f scenarios (montecarlo.scenarios = %lld) need an estimated %.3g bytes of "
+                    "host memory (labels%s%s%s), more than the %llu bytes this process can have "
+                    "(the least of MemAvailable, the cgroup limit and ulimit -v)",
+                    S_all, (long long)cfg->montecarlo.scenarios, need,
+                    ctx->dev.backend == XM_BACKEND_CPU ? ", shocks" : "",
+                    o.save_scenarios ? ", --save-scenarios" : "", o.save_pnl ? ", --save-pnl" : "",
+                    (unsigned long long)have);
+      goto cleanup;
+    }
+  }
   sets = calloc((size_t)K, sizeof *sets);
   out->sets = calloc((size_t)K, sizeof *out->sets);
   if (!sets || !out->sets) {

@@ -67,6 +67,12 @@ xm_status xm_run_result_write(const char *path, const xm_portfolio *pf, const xm
   rr.attribution = res->attribution;
   rr.binding_set = res->binding;
   rr.sets = rsets;
+  const char *inputs[2] = {meta->portfolio, meta->scenarios};
+  char why[1024];
+  if ((st = xm_output_check(path, inputs, 2, why, sizeof why)) != XM_OK) {
+    xm_diag_add(diag, "%s", why);
+    goto cleanup;
+  }
   st = xm_results_write(path, &rr, diag);
 cleanup:
   free(rsets);

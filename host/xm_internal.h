@@ -10,6 +10,11 @@
 #include "xmargin.h"
 
 #define XM__ERR_CAP 16384
+/* Address space (ulimit -v) an OpenCL runtime needs to load and build: below
+ * it, OpenCL is not touched (PoCL 3.1 aborts in LLVM at 512 MiB). */
+#define XM__OCL_MIN_ROOM ((uint64_t)1 << 30)
+/* OpenBLAS maps a buffer of this size for each thread that runs a BLAS call. */
+#define XM__BLAS_BUFFER ((uint64_t)128 << 20)
 
 struct xm__job;
 

@@ -135,6 +135,23 @@ xm_status xm_results_write(const char *path, const xm_results *r, xm_diag *diag)
  * ulimit -v (RLIMIT_AS) less the address space in use. UINT64_MAX when none
  * is known. Readers refuse files whose declared sizes need more. */
 uint64_t xm_host_memory_limit(void);
+/* Address space left under ulimit -v (RLIMIT_AS less what is mapped);
+ * UINT64_MAX when there is no limit. */
+uint64_t xm_address_space_room(void);
+
+/* Longest path and file name an output may have: its temporary file
+ * ".NAME.tmp.PID.XXXXXX" must fit the file system's 255 bytes a name. */
+#define XM_PATH_MAX 4096
+#define XM_NAME_MAX 200
+
+/* Checks, before any work, that path may receive an output file: a
+ * non-empty file name under XM_PATH_MAX / XM_NAME_MAX in an existing
+ * writable folder, and either nothing there yet or a regular file (not a
+ * symbolic link, device, FIFO or folder) that is none of the n_inputs files
+ * inputs[] (the same file however named: same device and inode; NULL entries
+ * are skipped). XM_OK, or XM_EINVAL with the reason in err. */
+xm_status xm_output_check(const char *path, const char *const *inputs, int n_inputs, char *err,
+                          size_t cap);
 
 /* SHA-256 of a file's bytes as 64 hex characters (+NUL) into hex[65]. */
 xm_status xm_file_sha256(const char *path, char hex[65]);

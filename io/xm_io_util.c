@@ -144,6 +144,15 @@ static uint64_t xm__file_number(const char *path, const char *key) {
   return v;
 }
 
+uint64_t xm_address_space_room(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+    return UINT64_MAX;
+  long page = sysconf(_SC_PAGESIZE);
+  uint64_t used = xm__file_number("/proc/self/statm", NULL) * (uint64_t)(page > 0 ? page : 4096);
+  return (uint64_t)rl.rlim_cur > used ? (uint64_t)rl.rlim_cur - used : 0;
+}
+
 uint64_t xm_host_memory_limit(void) {
   uint64_t lim = UINT64_MAX;
   uint64_t avail = xm__file_number("/proc/meminfo", "MemAvailable:");
@@ -167,13 +176,6 @@ uint64_t xm_host_memory_limit(void) {
     }
     fclose(f);
   }
-  struct rlimit rl;
-  if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
-    long page = sysconf(_SC_PAGESIZE);
-    uint64_t used = xm__file_number("/proc/self/statm", NULL) * (uint64_t)(page > 0 ? page : 4096);
-    uint64_t room = (uint64_t)rl.rlim_cur > used ? (uint64_t)rl.rlim_cur - used : 0;
-    if (room < lim)
-      lim = room;
-  }
-  return lim;
+  uint64_t room = xm_address_space_room();
+  return room < lim ? room : lim;
 }

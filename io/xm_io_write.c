@@ -774,3 +774,69 @@ cleanup:
   xm__close_d(sa);
   return xm__wr_end(&w, st);
 }
+
+/* ---- Where an output may go ----------------------------------------------------- */
+
+static xm_status xm__out_msg(char *err, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static xm_status xm__out_msg(char *err, size_t cap, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  if (err && cap)
+    vsnprintf(err, cap, fmt, ap);
+  va_end(ap);
+  return XM_EINVAL;
+}
+
+xm_status xm_output_check(const char *path, const char *const *inputs, int n_inputs, char *err,
+                          size_t cap) {
+  if (err && cap)
+    err[0] = '\0';
+  if (!path || !path[0])
+    return xm__out_msg(err, cap, "the output file name is empty");
+  size_t len = strlen(path);
+  if (len >= XM_PATH_MAX)
+    return xm__out_msg(err, cap, "%.64s...: an output path of %zu bytes is longer than %d", path,
+                       len, XM_PATH_MAX - 1);
+  const char *slash = strrchr(path, '/');
+  const char *base = slash ? slash + 1 : path;
+  if (!base[0] || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+    return xm__out_msg(err, cap, "%s: not a file name", path);
+  if (strlen(base) > XM_NAME_MAX)
+    return xm__out_msg(err, cap, "%.64s...: a file name of %zu bytes is longer than %d (its "
+                                 "temporary file needs the rest of the file system's 255)",
+                       path, strlen(base), XM_NAME_MAX);
+  char dir[XM_PATH_MAX];
+  if (!slash)
+    snprintf(dir, sizeof dir, ".");
+  else if (slash == path)
+    snprintf(dir, sizeof dir, "/");
+  else
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+  struct stat sb, ib;
+  if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode) || access(dir, W_OK) != 0)
+    return xm__out_msg(err, cap, "%s: the folder %s does not exist or is not writable", path,
+                       dir);
+  if (lstat(path, &sb) != 0)
+    return errno == ENOENT ? XM_OK
+                           : xm__out_msg(err, cap, "%s: cannot check it: %s", path,
+                                         strerror(errno));
+  if (S_ISLNK(sb.st_mode))
+    return xm__out_msg(err, cap,
+                       "%s: is a symbolic link: refused (it would be replaced by a regular "
+                       "file; give the path it points to)",
+                       path);
+  if (S_ISDIR(sb.st_mode))
+    return xm__out_msg(err, cap, "%s: is a directory; give a file name", path);
+  if (!S_ISREG(sb.st_mode))
+    return xm__out_msg(err, cap, "%s: exists and is not a regular file (a device, FIFO or "
+                                 "socket): refused",
+                       path);
+  for (int i = 0; i < n_inputs; i++)
+    if (inputs[i] && stat(inputs[i], &ib) == 0 && ib.st_dev == sb.st_dev &&
+        ib.st_ino == sb.st_ino)
+      return xm__out_msg(err, cap,
+                         "%s: is the input file %s: a run never writes over its inputs", path,
+                         inputs[i]);
+  return XM_OK;
+}

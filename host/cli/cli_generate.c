@@ -184,6 +184,16 @@ int xm_cli_generate(int argc, char **argv) {
   }
   snprintf(port_path, plen, "%s-portfolio.h5", prefix);
   snprintf(scen_path, plen, "%s-scenarios.h5", prefix);
+  {
+    char why[1024];
+    if (xm_output_check(port_path, NULL, 0, why, sizeof why) != XM_OK ||
+        xm_output_check(scen_path, NULL, 0, why, sizeof why) != XM_OK) {
+      fprintf(stderr, "xmargin generate: -o: %s\n", why);
+      free(port_path);
+      free(scen_path);
+      return XM_EXIT_USAGE;
+    }
+  }
 
   double t0 = xm__gen_now();
   xm_portfolio port;

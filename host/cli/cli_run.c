@@ -39,11 +39,16 @@ static void xm_run_usage(FILE *f) {
              "Exit status: 0 success, 1 run failure, 2 bad input or usage.\n");
 }
 
+/* The largest --mem-limit: 1 PiB, more than any one device or host has. */
+#define XM_RUN_MEM_LIMIT_MAX ((uint64_t)1 << 50)
+/* Most threads the cpu backend takes. */
+#define XM_RUN_THREADS_MAX 4096
+
 static int xm_run_parse_bytes(const char *s, uint64_t *out) {
   char *end = NULL;
   errno = 0;
   double v = strtod(s, &end);
-  if (errno || end == s || !(v > 0))
+  if (errno || end == s || !(v > 0) || !isfinite(v))
     return 0;
   double m = 1;
   if (*end == 'K' || *end == 'k')
@@ -54,9 +59,22 @@ static int xm_run_parse_bytes(const char *s, uint64_t *out) {
     m = 1073741824.0, end++;
   if (*end == 'B' || *end == 'b')
     end++;
-  if (*end)
+  if (*end || v * m > (double)XM_RUN_MEM_LIMIT_MAX || v * m < 1.0)
     return 0;
   *out = (uint64_t)(v * m);
+  return 1;
+}
+
+/* A whole number in [lo, hi], all of s (no sign, space or suffix). */
+static int xm_run_parse_int(const char *s, long lo, long hi, int *out) {
+  char *end = NULL;
+  errno = 0;
+  if (!s || s[0] < '0' || s[0] > '9')
+    return 0;
+  long v = strtol(s, &end, 10);
+  if (errno || *end || v < lo || v > hi)
+    return 0;
+  *out = (int)v;
   return 1;
 }
 
@@ -236,14 +254,16 @@ int xm_cli_run(int argc, char **argv) {
     }
     if (strcmp(a, "--mem-limit") == 0) {
       if (i + 1 >= argc || !xm_run_parse_bytes(argv[++i], &mem_limit)) {
-        fprintf(stderr, "xmargin run: --mem-limit needs a size such as 64M\n");
+        fprintf(stderr, "xmargin run: --mem-limit needs a size such as 64M (1 byte to 1P)%s%s\n",
+                i < argc ? ", not " : "", i < argc ? argv[i] : "");
         return XM_EXIT_USAGE;
       }
       continue;
     }
     if (strcmp(a, "--threads") == 0) {
-      if (i + 1 >= argc || (threads = atoi(argv[++i])) <= 0) {
-        fprintf(stderr, "xmargin run: --threads needs a positive number\n");
+      if (i + 1 >= argc || !xm_run_parse_int(argv[++i], 1, XM_RUN_THREADS_MAX, &threads)) {
+        fprintf(stderr, "xmargin run: --threads needs a whole number from 1 to %d%s%s\n",
+                XM_RUN_THREADS_MAX, i < argc ? ", not " : "", i < argc ? argv[i] : "");
         return XM_EXIT_USAGE;
       }
       continue;
@@ -283,25 +303,22 @@ int xm_cli_run(int argc, char **argv) {
   }
   if (!output)
     output = "xmargin-results.h5";
-  /* Fail before the work, not after it, when the output cannot be written. */
+  /* Fail before the work, not after it: the output must be writable and none
+   * of the inputs; every input path must name a regular file. */
   {
-    struct stat sb;
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", output);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-      *(slash == dir ? slash + 1 : slash) = '\0';
-    else
-      snprintf(dir, sizeof dir, ".");
-    if (stat(output, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-      fprintf(stderr, "xmargin run: -o %s is a directory; give a file name\n", output);
+    const char *inputs[3] = {portfolio, scenarios, config};
+    char why[1024];
+    if (xm_output_check(output, inputs, 3, why, sizeof why) != XM_OK) {
+      fprintf(stderr, "xmargin run: -o: %s\n", why);
       return XM_EXIT_USAGE;
     }
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode) || access(dir, W_OK) != 0) {
-      fprintf(stderr, "xmargin run: -o %s: the folder %s does not exist or is not writable\n",
-              output, dir);
-      return XM_EXIT_USAGE;
-    }
+    for (int i = 0; i < 3; i++)
+      if (inputs[i] && (!inputs[i][0] || strlen(inputs[i]) >= XM_PATH_MAX)) {
+        fprintf(stderr, "xmargin run: %s: a file name of %zu bytes (1 to %d)\n",
+                i == 0 ? "--portfolio" : i == 1 ? "--scenarios" : "--config", strlen(inputs[i]),
+                XM_PATH_MAX - 1);
+        return XM_EXIT_USAGE;
+      }
   }
 
   int rc = XM_EXIT_FAIL;

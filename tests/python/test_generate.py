@@ -242,7 +242,9 @@ def test_errors(tmp):
     check("--opt=value form, -q", r.returncode == 0 and r.stdout == "", r.stdout + r.stderr)
     r = xm("generate", "--accounts", 5, "--instruments", 40, "--positions", 30, "--factors", 13,
            "-o", os.path.join(tmp, "no", "such", "dir", "x"))
-    check("unwritable prefix: exit 1", r.returncode == 1, "rc %d %s" % (r.returncode, r.stderr))
+    # checked before any work (issue 11): a usage error, exit 2, naming the folder
+    check("unwritable prefix: exit 2 before the work",
+          r.returncode == 2 and "no/such/dir" in r.stderr, "rc %d %s" % (r.returncode, r.stderr))
     r = xm("generate", "--help")
     check("--help exit 0", r.returncode == 0 and "usage: xmargin generate" in r.stdout)
     r = xm("--help")

@@ -1,0 +1,98 @@
+/* libFuzzer target: xm_scenarios_read on arbitrary bytes (FORMAT.md section 2).
+ *
+ * The reader's probe child (a fork that reads the file's structure and strings
+ * first) stays on: that is what users run. Besides the sanitizers, the target
+ * checks the reader's promises:
+ *   - on success every array holds the number of elements its counts say
+ *     (each element is read, so AddressSanitizer sees a short one);
+ *   - on failure *out is left zeroed;
+ *   - no HDF5 object is left open (a leaked handle keeps the file open, and
+ *     the next read of the same path would see the old file). */
+#include <hdf5.h>
+
+#include "fuzz_common.h"
+#include "xm_io.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static volatile size_t xmf_sink;
+
+#define XMF_CHECK(cond)                                                                            \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf(stderr, "fuzz_scenarios: %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);     \
+      abort();                                                                                     \
+    }                                                                                              \
+  } while (0)
+
+static void xmf_touch_strings(char **s, int64_t n) {
+  XMF_CHECK(n == 0 || s != NULL);
+  for (int64_t i = 0; i < n; i++) {
+    XMF_CHECK(s[i] != NULL);
+    xmf_sink += strlen(s[i]);
+  }
+}
+
+static void xmf_touch_doubles(const double *v, int64_t n) {
+  XMF_CHECK(n == 0 || v != NULL);
+  for (int64_t i = 0; i < n; i++)
+    xmf_sink += (size_t)(v[i] != 0);
+}
+
+static void xmf_check_ok(const xm_scenario_file *s) {
+  XMF_CHECK(s->path != NULL);
+  XMF_CHECK(s->n_days >= 0 && s->n_hfactors >= 0 && s->n_sets >= 0);
+  XMF_CHECK(s->n_days > 0 || s->n_sets > 0);
+  xmf_touch_strings(s->hist_factor, s->n_hfactors);
+  xmf_touch_strings(s->hist_date, s->n_days);
+  xmf_touch_doubles(s->hist_return, s->n_days * s->n_hfactors);
+  XMF_CHECK(s->n_sets == 0 || s->sets != NULL);
+  for (int64_t k = 0; k < s->n_sets; k++) {
+    const xm_scenario_set *set = &s->sets[k];
+    XMF_CHECK(set->name != NULL);
+    XMF_CHECK(set->n_scenarios > 0 && set->n_factors > 0);
+    XMF_CHECK(k == 0 || strcmp(s->sets[k - 1].name, set->name) < 0); /* sorted, unique */
+    xmf_touch_strings(set->factor, set->n_factors);
+    xmf_touch_strings(set->label, set->n_scenarios);
+    xmf_touch_doubles(set->shock, set->n_scenarios * set->n_factors);
+    if (set->weight)
+      xmf_touch_doubles(set->weight, set->n_scenarios);
+    XMF_CHECK(set->measure >= 0 && set->measure <= 2);
+  }
+}
+
+static int xmf_is_zero(const void *v, size_t n) {
+  const unsigned char *c = v;
+  for (size_t i = 0; i < n; i++)
+    if (c[i])
+      return 0;
+  return 1;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  const char *path = xmf_write(0, "scenarios", data, size);
+  xm_scenario_file s;
+  xm_diag diag = {0};
+  xm_status st = xm_scenarios_read(path, &s, &diag);
+  if (st == XM_OK)
+    xmf_check_ok(&s);
+  else
+    XMF_CHECK(xmf_is_zero(&s, sizeof s));
+  XMF_CHECK(diag.shown <= diag.total && diag.shown <= XM_DIAG_MAX_SHOWN);
+  xmf_report("fuzz_scenarios", (int)st, diag.msg, diag.shown, diag.total);
+  for (size_t i = 0; i < diag.shown; i++)
+    xmf_sink += strlen(diag.msg[i]);
+  xm_scenarios_free(&s);
+  xm_diag_free(&diag);
+  /* HDF5 keeps the last error stack and freed blocks on its free lists;
+   * drop them, so that
+   * libFuzzer's per-input malloc/free balance (its leak check) holds. */
+  H5Eclear2(H5E_DEFAULT);
+  H5garbage_collect();
+  ssize_t open = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
+  if (open != 0) {
+    fprintf(stderr, "fuzz_scenarios: %zd HDF5 object(s) left open after xm_scenarios_read\n", open);
+    abort();
+  }
+  return 0;
+}
