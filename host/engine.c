@@ -578,6 +578,16 @@ xm_status xm_engine_run(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_f
                     sf->path ? sf->path : "scenarios");
       goto cleanup;
     }
+    const char *last = sf->hist_date[sf->n_days - 1];
+    if (pf->valuation_date[0] && strcmp(last, pf->valuation_date) > 0) {
+      st = xm__fail(ctx, XM_EFORMAT,
+                    "%s: /history/date[%lld] = '%s' is after the valuation_date '%s' of %s: the "
+                    "history must end on or before the day the book is valued (data from the "
+                    "future)",
+                    sf->path ? sf->path : "scenarios", (long long)(sf->n_days - 1), last,
+                    pf->valuation_date, pf->path ? pf->path : "the portfolio");
+      goto cleanup;
+    }
     hcol = malloc((size_t)(F + 1) * sizeof *hcol);
     if (!hcol) {
       st = xm__fail(ctx, XM_ENOMEM, "out of memory");
@@ -651,18 +661,25 @@ xm_status xm_engine_run(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_f
         double delta = 0.0;
         st = xm_cholesky_jitter(s->chol, F, &delta);
         if (st != XM_OK) {
-          char zero[512] = "";
-          for (int64_t i = 0; i < F; i++)
-            if (!(sigma[i * F + i] > 0.0)) {
-              size_t len = strlen(zero);
-              snprintf(zero + len, sizeof zero - len, "%s%s", len ? ", " : "",
+          char zero[512] = "", huge[512] = "";
+          for (int64_t i = 0; i < F; i++) {
+            double var = sigma[i * F + i];
+            char *list = isfinite(var) ? (var > 0.0 ? NULL : zero) : huge;
+            if (list) {
+              size_t len = strlen(list);
+              snprintf(list + len, sizeof zero - len, "%s%s", len ? ", " : "",
                        pf->factor_name[used[i]]);
             }
+          }
           xm__fail(ctx, st,
                    "%s: /history/return: the %s covariance of %lld factors is not positive "
-                   "definite and a jitter up to 1e-6 x its largest variance does not fix it%s%s",
+                   "definite and a jitter up to 1e-6 x its largest variance does not fix it%s%s%s%s",
                    sf->path ? sf->path : "scenarios", s->name, (long long)F,
-                   zero[0] ? "; factors with zero variance over the window: " : "", zero);
+                   zero[0] ? "; factors with zero variance over the window: " : "", zero,
+                   huge[0] ? "; factors whose variance is not a finite number (returns too "
+                             "large): "
+                           : "",
+                   huge);
           goto cleanup;
         }
         out->jitter[v] = delta;

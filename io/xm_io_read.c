@@ -1660,9 +1660,10 @@ static int xm__set_name_ok(xm__rd *r, const char *name) {
     xm__bad(r, "/sets/%s%s: a set name of %zu characters: at most %d", shown,
             n > 40 ? "..." : "", n, XM_SET_NAME_MAX);
   else
-    xm__bad(r, "/sets/%s%s: set name has '%c' at character %zu: only letters, digits, _ and - "
-               "are allowed",
-            shown, n > 40 ? "..." : "", shown[bad < 40 ? bad : 0], bad + 1);
+    xm__bad(r, "/sets/%s%s: set name has %s%c%s (byte 0x%02x) at character %zu: only letters, "
+               "digits, _ and - are allowed",
+            shown, n > 40 ? "..." : "", "'", name[bad] >= 0x20 && name[bad] < 0x7f ? name[bad] : '?',
+            "'", (unsigned)(unsigned char)name[bad], bad + 1);
   return 0;
 }
 
