@@ -273,8 +273,7 @@ xm_status xm_ctx_create(xm_ctx **out, const xm_options *opt) {
     return xm__fail(ctx, XM_ERESOURCE,
                     "ulimit -v leaves %llu MiB of address space, less than the %llu MiB an OpenCL "
                     "runtime needs to load: raise the limit or run with --device cpu",
-                    (unsigned long long)(room >> 20),
-                    (unsigned long long)(XM__OCL_MIN_ROOM >> 20));
+                    (unsigned long long)(room >> 20), (unsigned long long)(XM__OCL_MIN_ROOM >> 20));
   }
 
   if (strcmp(want, "cpu") == 0) {

@@ -394,8 +394,8 @@ static int64_t xm__find(char *const *names, int64_t n, const char *want) {
  * first). Returns 0 after recording the message in ctx (XM_EFORMAT: the
  * inputs cannot be margined), 1 when the shocks it needs are not on the host
  * (Monte Carlo sets generated on the device), 2 when nothing explains it. */
-static int xm__explain_nonfinite(xm_ctx *ctx, const xm_portfolio *pf, const xm__job *job,
-                                 int64_t a, const double *by_set, const int64_t *fcol) {
+static int xm__explain_nonfinite(xm_ctx *ctx, const xm_portfolio *pf, const xm__job *job, int64_t a,
+                                 const double *by_set, const int64_t *fcol) {
   (void)fcol;
   const xm_config *cfg = job->cfg;
   const xm__block *bk = NULL;
@@ -446,11 +446,11 @@ static int xm__explain_nonfinite(xm_ctx *ctx, const xm_portfolio *pf, const xm__
           }
           double ql = bk->pos_qty[q] * l;
           sum += ql;
-          const char *why = !isfinite(v0)      ? "today's value of one contract is not a finite number"
-                            : !isfinite(l)     ? "the revalued contract is not a finite number"
-                            : !isfinite(ql)    ? "quantity x loss overflows"
-                            : !isfinite(sum)   ? "the account's loss overflows adding this position"
-                                               : NULL;
+          const char *why = !isfinite(v0)   ? "today's value of one contract is not a finite number"
+                            : !isfinite(l)  ? "the revalued contract is not a finite number"
+                            : !isfinite(ql) ? "quantity x loss overflows"
+                            : !isfinite(sum) ? "the account's loss overflows adding this position"
+                                             : NULL;
           if (!why)
             continue;
           int32_t row = bk->inst_row[li];
@@ -460,9 +460,8 @@ static int xm__explain_nonfinite(xm_ctx *ctx, const xm_portfolio *pf, const xm__
                    "(/instruments row %d): %s (underlying shock %g, quantity %g, loss per "
                    "contract %g); a non-finite loss cannot be margined: check the shock, "
                    "level, expiry and multiplier",
-                   set->name, set->labels ? set->labels[s] : "?", (long long)s,
-                   pf->account_id[a], pf->inst_id[row], row, why, u >= 0 ? xr[u] : 0.0,
-                   bk->pos_qty[q], l);
+                   set->name, set->labels ? set->labels[s] : "?", (long long)s, pf->account_id[a],
+                   pf->inst_id[row], row, why, u >= 0 ? xr[u] : 0.0, bk->pos_qty[q], l);
           found = 1;
         }
       }
@@ -543,7 +542,8 @@ xm_status xm_engine_run(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_f
    * the host, --save-pnl), estimated before any of it is allocated. */
   {
     double per = 48.0 + 8.0 * (double)F * (ctx->dev.backend == XM_BACKEND_CPU ? 2 : 0) +
-                 (o.save_scenarios ? 8.0 * (double)F : 0.0) + (o.save_pnl ? 4.0 * (double)pf->n_accounts : 0.0);
+                 (o.save_scenarios ? 8.0 * (double)F : 0.0) +
+                 (o.save_pnl ? 4.0 * (double)pf->n_accounts : 0.0);
     double S_all = (hist ? (double)sf->n_days : 0.0) +
                    (double)(mc + stressed) * (double)cfg->montecarlo.scenarios;
     for (int64_t r = 0; r < sf->n_sets; r++)
@@ -671,15 +671,16 @@ xm_status xm_engine_run(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_f
                        pf->factor_name[used[i]]);
             }
           }
-          xm__fail(ctx, st,
-                   "%s: /history/return: the %s covariance of %lld factors is not positive "
-                   "definite and a jitter up to 1e-6 x its largest variance does not fix it%s%s%s%s",
-                   sf->path ? sf->path : "scenarios", s->name, (long long)F,
-                   zero[0] ? "; factors with zero variance over the window: " : "", zero,
-                   huge[0] ? "; factors whose variance is not a finite number (returns too "
-                             "large): "
-                           : "",
-                   huge);
+          xm__fail(
+              ctx, st,
+              "%s: /history/return: the %s covariance of %lld factors is not positive "
+              "definite and a jitter up to 1e-6 x its largest variance does not fix it%s%s%s%s",
+              sf->path ? sf->path : "scenarios", s->name, (long long)F,
+              zero[0] ? "; factors with zero variance over the window: " : "", zero,
+              huge[0] ? "; factors whose variance is not a finite number (returns too "
+                        "large): "
+                      : "",
+              huge);
           goto cleanup;
         }
         out->jitter[v] = delta;

@@ -98,9 +98,9 @@ typedef struct xm__block {
   int *pos_inst;  /* block-local instrument */
   int *pos_silo;
   double *pos_qty;
-  int *cross;   /* [na] */
+  int *cross;        /* [na] */
   int32_t *inst_row; /* [n_inst] the portfolio row of each block-local instrument */
-  int64_t tile; /* scenarios per revaluation tile */
+  int64_t tile;      /* scenarios per revaluation tile */
 } xm__block;
 
 typedef struct xm__job {

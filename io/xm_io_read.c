@@ -68,12 +68,12 @@ typedef struct xm__rd {
   const char *file; /* the path as given: every message starts with it */
   hid_t fid;
   xm_diag *diag;
-  int nerr;        /* contract violations */
-  int io;          /* files or reads HDF5 could not do */
-  int nomem;       /* allocations that failed */
-  int probe;       /* in the probe child: read everything, keep nothing */
-  int progress_fd; /* the child's pipe to the parent, -1 when none */
-  int too_big;     /* the memory estimate passed the limit: read no more */
+  int nerr;                     /* contract violations */
+  int io;                       /* files or reads HDF5 could not do */
+  int nomem;                    /* allocations that failed */
+  int probe;                    /* in the probe child: read everything, keep nothing */
+  int progress_fd;              /* the child's pipe to the parent, -1 when none */
+  int too_big;                  /* the memory estimate passed the limit: read no more */
   uint64_t mem_limit, mem_need; /* bytes the host has; bytes the file needs so far */
   H5E_auto2_t old_fn;
   void *old_data;
@@ -186,11 +186,11 @@ static int xm__regular_file(xm__rd *r) {
   close(fd);
   if (!ok || !S_ISREG(st.st_mode)) {
     xm__ioerr(r, "not a regular file (%s): refused",
-              !ok                    ? strerror(errno)
-              : S_ISFIFO(st.st_mode) ? "a FIFO"
-              : S_ISDIR(st.st_mode)  ? "a folder"
+              !ok                                          ? strerror(errno)
+              : S_ISFIFO(st.st_mode)                       ? "a FIFO"
+              : S_ISDIR(st.st_mode)                        ? "a folder"
               : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
-                                                            : "a socket or other special file");
+                                                           : "a socket or other special file");
     return -1;
   }
   return 0;
@@ -281,8 +281,7 @@ static int xm__links_ok(xm__rd *r, const char *path, int depth) {
         const char *slash = strrchr(pre, '/');
         int plen = (int)(slash - pre);
         if (snprintf(target, sizeof target, "%.*s/%s", plen, pre, val) >= (int)sizeof target) {
-          xm__bad(r, "%s: a soft link target longer than %d bytes: refused", pre,
-                  XM__PATH_CAP - 1);
+          xm__bad(r, "%s: a soft link target longer than %d bytes: refused", pre, XM__PATH_CAP - 1);
           return -1;
         }
       }
@@ -346,8 +345,9 @@ static int xm__storage_local(xm__rd *r, const char *path, hid_t did) {
     if (next > 0)
       H5Pget_external(dcpl, 0, sizeof name, name, &off, &size);
     name[sizeof name - 1] = '\0';
-    xm__bad(r, "%s: stores its data in the external file '%.200s': data outside the file is "
-               "refused",
+    xm__bad(r,
+            "%s: stores its data in the external file '%.200s': data outside the file is "
+            "refused",
             path, name);
     ok = 0;
   } else if (lay < 0) {
@@ -465,9 +465,8 @@ typedef int (*xm__piece_fn)(void *arg, void *buf, hsize_t r0, hsize_t n, int fai
  * row_bytes a row, in pieces: into dst when not NULL, else into a scratch
  * piece handed to each (or dropped: the probe). Reports progress before every
  * piece. Returns 1, or 0 after a message. */
-static int xm__read_rows(xm__rd *r, const char *path, hid_t did, hid_t mt, hid_t dxpl,
-                         hsize_t rows, hsize_t cols, size_t row_bytes, void *dst,
-                         xm__piece_fn each, void *arg) {
+static int xm__read_rows(xm__rd *r, const char *path, hid_t did, hid_t mt, hid_t dxpl, hsize_t rows,
+                         hsize_t cols, size_t row_bytes, void *dst, xm__piece_fn each, void *arg) {
   int ok = 0;
   hid_t fsp = H5Dget_space(did);
   void *scratch = NULL;
@@ -629,8 +628,8 @@ static int xm__read_strings_obj(xm__rd *r, const char *path, hid_t obj, int is_a
   }
   int vlen = H5Tis_variable_str(ft) > 0;
   t.sz = vlen ? 0 : H5Tget_size(ft);
-  if (!vlen && (t.sz == 0 || (hsize_t)t.sz + 1 > XM__MAX_STR_BYTES ||
-                n > XM__MAX_STR_BYTES / (t.sz + 1))) {
+  if (!vlen &&
+      (t.sz == 0 || (hsize_t)t.sz + 1 > XM__MAX_STR_BYTES || n > XM__MAX_STR_BYTES / (t.sz + 1))) {
     xm__bad(r, "%s: fixed-length strings of %zu bytes x %llu rows exceed the limit of %llu bytes",
             path, t.sz, (unsigned long long)n, (unsigned long long)XM__MAX_STR_BYTES);
     goto cleanup;
@@ -814,8 +813,8 @@ static int xm__read_i32_dset(xm__rd *r, const char *path, hid_t did, hsize_t n, 
       return 0;
     }
   }
-  int ok = xm__read_rows(r, path, did, t.is_int ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE,
-                         H5P_DEFAULT, n, 1, 8, NULL, xm__piece_i32, &t);
+  int ok = xm__read_rows(r, path, did, t.is_int ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE, H5P_DEFAULT,
+                         n, 1, 8, NULL, xm__piece_i32, &t);
   if (!ok || t.bad) {
     free(t.res);
     return 0;
@@ -1194,8 +1193,7 @@ static int xm__probe(xm__rd *r, void (*body)(xm__rd *r, void *arg), size_t size)
   }
   if (WIFEXITED(status) && WEXITSTATUS(status) == 3 && err[0]) {
     /* the child's own message, already "file: ..." */
-    xm_diag_add(r->diag, "%s (read with at most %llu MiB more memory)", err,
-                (unsigned long long)(XM__PROBE_MEM >> 20));
+    xm_diag_add(r->diag, "%s", err);
     r->io++;
     return -1;
   }
@@ -1642,8 +1640,8 @@ static int xm__set_name_ok(xm__rd *r, const char *name) {
   size_t n = strlen(name), bad = n;
   for (size_t i = 0; i < n && bad == n; i++) {
     char c = name[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '_' || c == '-'))
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+          c == '-'))
       bad = i;
   }
   if (n >= 1 && n <= XM_SET_NAME_MAX && bad == n && strcmp(name, "account") != 0)
@@ -1657,13 +1655,15 @@ static int xm__set_name_ok(xm__rd *r, const char *name) {
     xm__bad(r, "/sets/%s: '%s' is not a set name: %s", shown, shown,
             n ? "'account' names the account dimension" : "empty");
   else if (n > XM_SET_NAME_MAX)
-    xm__bad(r, "/sets/%s%s: a set name of %zu characters: at most %d", shown,
-            n > 40 ? "..." : "", n, XM_SET_NAME_MAX);
+    xm__bad(r, "/sets/%s%s: a set name of %zu characters: at most %d", shown, n > 40 ? "..." : "",
+            n, XM_SET_NAME_MAX);
   else
-    xm__bad(r, "/sets/%s%s: set name has %s%c%s (byte 0x%02x) at character %zu: only letters, "
-               "digits, _ and - are allowed",
-            shown, n > 40 ? "..." : "", "'", name[bad] >= 0x20 && name[bad] < 0x7f ? name[bad] : '?',
-            "'", (unsigned)(unsigned char)name[bad], bad + 1);
+    xm__bad(r,
+            "/sets/%s%s: set name has %s%c%s (byte 0x%02x) at character %zu: only letters, "
+            "digits, _ and - are allowed",
+            shown, n > 40 ? "..." : "", "'",
+            name[bad] >= 0x20 && name[bad] < 0x7f ? name[bad] : '?', "'",
+            (unsigned)(unsigned char)name[bad], bad + 1);
   return 0;
 }
 

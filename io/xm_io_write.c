@@ -160,8 +160,8 @@ static xm_status xm__wr_begin(xm__wr *w, const char *path, uint64_t reserve, xm_
   if (reserve > 0) {
     int e = fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)reserve);
     if (e != 0 && (errno == ENOSPC || errno == EFBIG || errno == EDQUOT)) {
-      xm__wfail(w, "%s: the results need up to %llu bytes: %s", w->dir,
-                (unsigned long long)reserve, strerror(errno));
+      xm__wfail(w, "%s: the results need up to %llu bytes: %s", w->dir, (unsigned long long)reserve,
+                strerror(errno));
       close(fd);
       return XM_EIO;
     }
@@ -803,8 +803,9 @@ xm_status xm_output_check(const char *path, const char *const *inputs, int n_inp
   if (!base[0] || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
     return xm__out_msg(err, cap, "%s: not a file name", path);
   if (strlen(base) > XM_NAME_MAX)
-    return xm__out_msg(err, cap, "%.64s...: a file name of %zu bytes is longer than %d (its "
-                                 "temporary file needs the rest of the file system's 255)",
+    return xm__out_msg(err, cap,
+                       "%.64s...: a file name of %zu bytes is longer than %d (its "
+                       "temporary file needs the rest of the file system's 255)",
                        path, strlen(base), XM_NAME_MAX);
   char dir[XM_PATH_MAX];
   if (!slash)
@@ -815,12 +816,11 @@ xm_status xm_output_check(const char *path, const char *const *inputs, int n_inp
     snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
   struct stat sb, ib;
   if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode) || access(dir, W_OK) != 0)
-    return xm__out_msg(err, cap, "%s: the folder %s does not exist or is not writable", path,
-                       dir);
+    return xm__out_msg(err, cap, "%s: the folder %s does not exist or is not writable", path, dir);
   if (lstat(path, &sb) != 0)
-    return errno == ENOENT ? XM_OK
-                           : xm__out_msg(err, cap, "%s: cannot check it: %s", path,
-                                         strerror(errno));
+    return errno == ENOENT
+               ? XM_OK
+               : xm__out_msg(err, cap, "%s: cannot check it: %s", path, strerror(errno));
   if (S_ISLNK(sb.st_mode))
     return xm__out_msg(err, cap,
                        "%s: is a symbolic link: refused (it would be replaced by a regular "
@@ -829,14 +829,13 @@ xm_status xm_output_check(const char *path, const char *const *inputs, int n_inp
   if (S_ISDIR(sb.st_mode))
     return xm__out_msg(err, cap, "%s: is a directory; give a file name", path);
   if (!S_ISREG(sb.st_mode))
-    return xm__out_msg(err, cap, "%s: exists and is not a regular file (a device, FIFO or "
-                                 "socket): refused",
+    return xm__out_msg(err, cap,
+                       "%s: exists and is not a regular file (a device, FIFO or "
+                       "socket): refused",
                        path);
   for (int i = 0; i < n_inputs; i++)
-    if (inputs[i] && stat(inputs[i], &ib) == 0 && ib.st_dev == sb.st_dev &&
-        ib.st_ino == sb.st_ino)
-      return xm__out_msg(err, cap,
-                         "%s: is the input file %s: a run never writes over its inputs", path,
-                         inputs[i]);
+    if (inputs[i] && stat(inputs[i], &ib) == 0 && ib.st_dev == sb.st_dev && ib.st_ino == sb.st_ino)
+      return xm__out_msg(err, cap, "%s: is the input file %s: a run never writes over its inputs",
+                         path, inputs[i]);
   return XM_OK;
 }

@@ -315,8 +315,10 @@ int xm_cli_run(int argc, char **argv) {
     for (int i = 0; i < 3; i++)
       if (inputs[i] && (!inputs[i][0] || strlen(inputs[i]) >= XM_PATH_MAX)) {
         fprintf(stderr, "xmargin run: %s: a file name of %zu bytes (1 to %d)\n",
-                i == 0 ? "--portfolio" : i == 1 ? "--scenarios" : "--config", strlen(inputs[i]),
-                XM_PATH_MAX - 1);
+                i == 0   ? "--portfolio"
+                : i == 1 ? "--scenarios"
+                         : "--config",
+                strlen(inputs[i]), XM_PATH_MAX - 1);
         return XM_EXIT_USAGE;
       }
   }
