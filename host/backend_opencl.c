@@ -88,6 +88,11 @@ static xm_status xm__ocl_open(xm_ctx *ctx) {
 
 static void xm__ocl_close(xm_ctx *ctx) {
   xm__ocl *o = &ctx->ocl;
+  /* CLBlast caches programs of this context; released now, not by its static
+   * destructor at exit, which may run after the OpenCL runtime's own (under
+   * oclgrind that freed the runtime's LLVM context twice). CLBlast has one
+   * cache per process: another live context rebuilds its programs on use. */
+  CLBlastClearCache();
   for (int i = 0; i < 2; i++)
     if (o->program[i])
       clReleaseProgram(o->program[i]);

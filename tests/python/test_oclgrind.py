@@ -96,7 +96,8 @@ def diagnostics(err, uninit_only_in=None):
     plugin has no origin tracking and is imprecise through phi nodes). The taint
     then follows CLBlast's GEMM output, the Monte Carlo shocks, into the
     losses and their radix keys ("uninitialized value written", "uninitialized
-    address used" in the aggregate, reduce, attribute and combine kernels); copying the shocks through the host (which oclgrind
+    address used", "controlflow depends on uninitialized value" in the
+    aggregate, reduce, attribute and combine kernels); copying the shocks through the host (which oclgrind
     counts as initialising them) makes those reports vanish, and the run's
     results equal the cpu backend's, which garbage would not. So in a Monte
     Carlo run (uninit_only_in given) uninitialised-value reports count only in
@@ -109,7 +110,9 @@ def diagnostics(err, uninit_only_in=None):
     for b in blocks:
         lines = b.strip().splitlines()
         kernel = next((l.split("Kernel:", 1)[1].strip() for l in lines if "Kernel:" in l), "")
-        if lines[0].startswith("Uninitialized ") and (
+        uninit = lines[0].startswith("Uninitialized ") or lines[0].startswith(
+            "Controlflow depends on uninitialized")  # the same taint, where a branch reads it
+        if uninit and (
                 kernel == "TransposePadMatrix" or (uninit_only_in is not None and kernel not in uninit_only_in)):
             known += 1
             continue
