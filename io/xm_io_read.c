@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <poll.h>
 #include <signal.h>
@@ -1145,9 +1146,15 @@ static int xm__probe(xm__rd *r, void (*body)(xm__rd *r, void *arg), size_t size)
   size_t len = 0;
   char buf[4096];
   int stuck = 0;
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  double deadline = (double)now.tv_sec + 1e-9 * (double)now.tv_nsec + XM__PROBE_IDLE_MS / 1000.0;
   for (;;) {
+    /* a signal (EINTR) does not restart the wait: the deadline stays */
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double left = deadline - ((double)now.tv_sec + 1e-9 * (double)now.tv_nsec);
     struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
-    int pr = poll(&pfd, 1, XM__PROBE_IDLE_MS);
+    int pr = left > 0 ? poll(&pfd, 1, (int)(left * 1000.0) + 1) : 0;
     if (pr < 0 && errno == EINTR)
       continue;
     if (pr == 0) { /* no progress: HDF5 loops or allocates without end */
@@ -1160,6 +1167,8 @@ static int xm__probe(xm__rd *r, void (*body)(xm__rd *r, void *arg), size_t size)
       continue;
     if (got <= 0)
       break;
+    clock_gettime(CLOCK_MONOTONIC, &now); /* progress: a new idle period */
+    deadline = (double)now.tv_sec + 1e-9 * (double)now.tv_nsec + XM__PROBE_IDLE_MS / 1000.0;
     for (ssize_t i = 0; i < got; i++) {
       if (buf[i] != '\n') {
         if (len + 1 < sizeof cur)

@@ -476,6 +476,24 @@ def memory_limits(d):
                 os.remove(out)
 
 
+def fuzz_regressions(d):
+    """Items 6 and 11: every input the fuzzers found (tests/fuzz/corpus/
+    regressions) is refused with exit status 2 within the probe's 20 s
+    watchdog: the ones on which HDF5 loops name the object it was reading."""
+    src = os.environ.get("XM_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+    reg = os.path.join(src, "tests", "fuzz", "corpus", "regressions")
+    files = sorted(f for f in os.listdir(reg) if f.endswith(".h5")) if os.path.isdir(reg) else []
+    check("regression inputs are checked in", files, reg)
+    for f in files:
+        try:
+            r = run_env(["validate", os.path.join(reg, f)], timeout=60)
+        except subprocess.TimeoutExpired:
+            check("%s: validate returns" % f, False, "hung for 60 s")
+            continue
+        check("%s: exit 2 in %.1f s, naming the file" % (f, r[3]),
+              r[0] == 2 and f in r[2] and r[3] < 40, "rc %d %s" % (r[0], r[2][-300:]))
+
+
 def main():
     devices = ["cpu"] + (["opencl"] if tl.opencl_available() else [])
     with tl.TmpDir() as d:
@@ -483,7 +501,7 @@ def main():
     limited = not asan_build()
     for fn, args in ((outside_the_file, ()), (outputs, ()), (arguments, ()), (special_files, ()),
                      (huge_declarations, (limited,)), (texts, ()), (signals, ()), (disk_full, ()),
-                     (memory_limits, ())):
+                     (memory_limits, ()), (fuzz_regressions, ())):
         if fn is memory_limits and not limited:
             print("# ulimit -v cases skipped in the sanitizer build (its shadow memory needs it)")
             continue
