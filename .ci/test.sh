@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: builds (warnings are errors) and runs ctest, then the
-# same tests in an AddressSanitizer + UndefinedBehaviorSanitizer build.
+# The whole test suite: builds (warnings are errors); a bounded fuzz run of the
+# readers (.ci/fuzz.sh); ctest in an AddressSanitizer + UndefinedBehaviorSanitizer
+# build, then in the release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/setup.sh --no-run
@@ -11,6 +12,9 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$jobs}
 POCL_CACHE_DIR=$(mktemp -d -t xm-pocl-cache.XXXXXX)
 export POCL_CACHE_DIR
 trap 'rm -rf "$POCL_CACHE_DIR"' EXIT
+
+echo "== fuzzing (libFuzzer, clang: ${XM_FUZZ_SECONDS:-60} s a reader) =="
+bash .ci/fuzz.sh
 
 echo "== sanitizer build (ASan + UBSan) =="
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DXM_WERROR=ON -DXM_SANITIZE=ON -DXM_BUILD_BENCH=OFF >/dev/null

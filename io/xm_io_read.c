@@ -23,6 +23,7 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -1114,6 +1115,7 @@ static int xm__probe(xm__rd *r, void (*body)(xm__rd *r, void *arg), size_t size)
   if (pipe(fds) != 0)
     return 0;
   fflush(NULL);
+  pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) {
     close(fds[0]);
@@ -1121,6 +1123,10 @@ static int xm__probe(xm__rd *r, void (*body)(xm__rd *r, void *arg), size_t size)
     return 0;
   }
   if (pid == 0) {
+    /* never outlive the reader: a child stuck in HDF5 dies with its parent */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+      _exit(5);
     close(fds[0]);
     xm_diag d = {0};
     xm__rd c = *r;

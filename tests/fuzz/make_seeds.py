@@ -3,9 +3,8 @@
 
     python3 tests/fuzz/make_seeds.py          # (re)writes the seeds in place
 
-Portfolio and scenario seeds are tiny HDF5 files that follow
-/work/shared/spec/FORMAT.md (docs: FORMAT.md of the data contract): a few
-valid ones, written in the different ways real writers produce them
+Portfolio and scenario seeds are tiny HDF5 files that follow FORMAT.md (the
+data contract, version 1 as the reader reads it now): a few valid ones, written in the different ways real writers produce them
 (variable- and fixed-length strings, int64/float32 numbers, chunked + gzip +
 shuffle storage, the newest HDF5 file format), and deliberately broken
 variants (a missing group or column, wrong types, unequal lengths, an index
@@ -14,7 +13,8 @@ written, a truncated file). Config seeds are small INI files, starting from
 examples/xmargin.ini. Every seed stays under 64 KB; the whole corpus under 1 MB.
 
 The files are checked in (they are the corpus); rerun this script only when
-the format changes, and check the result in. h5py and numpy are needed.
+the format changes, and check the result in. h5py and numpy are needed. The
+output is byte-identical from run to run (no object records a time).
 """
 import ctypes
 import os
@@ -60,37 +60,40 @@ def _h5call(fn, *args):
 #             file, so that the fuzzer's mutations land on structure, not on
 #             zero padding.
 def h5open(path, style):
-    if style == "h5py":
-        return h5py.File(path, "w")
-    if style == "latest":
-        return h5py.File(path, "w", libver="latest")
+    # Low-level creation everywhere, so that no object records a modification
+    # time: the seeds come out byte-identical on every run.
     fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
-    fapl.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
-    _h5call("H5Pset_meta_block_size", ctypes.c_int64(fapl.id), ctypes.c_uint64(0))
-    _h5call("H5Pset_small_data_block_size", ctypes.c_int64(fapl.id), ctypes.c_uint64(0))
-    return h5py.File(h5py.h5f.create(path.encode(), h5py.h5f.ACC_TRUNC, fapl=fapl))
+    if style != "h5py":
+        fapl.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
+    if style == "compact":
+        _h5call("H5Pset_meta_block_size", ctypes.c_int64(fapl.id), ctypes.c_uint64(0))
+        _h5call("H5Pset_small_data_block_size", ctypes.c_int64(fapl.id), ctypes.c_uint64(0))
+    fcpl = h5py.h5p.create(h5py.h5p.FILE_CREATE)
+    fcpl.set_obj_track_times(False)
+    return h5py.File(h5py.h5f.create(path.encode(), h5py.h5f.ACC_TRUNC, fcpl=fcpl, fapl=fapl))
 
 
 def mkgroup(parent, name, style, nlinks=12):
-    if style != "compact":
-        return parent.create_group(name)
     gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
-    _h5call("H5Pset_est_link_info", ctypes.c_int64(gcpl.id), ctypes.c_uint(nlinks), ctypes.c_uint(8))
+    gcpl.set_obj_track_times(False)
+    if style == "compact":
+        _h5call("H5Pset_est_link_info", ctypes.c_int64(gcpl.id), ctypes.c_uint(nlinks),
+                ctypes.c_uint(8))
     h5py.h5g.create(parent.id, name.encode(), gcpl=gcpl)
     return parent[name]
 
 
 def mkdset(grp, name, data, dtype, style, chunked=False):
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_obj_track_times(False)
     opts = {}
     if chunked:
         opts = dict(chunks=tuple(max(1, min(2, n)) for n in np.shape(data)),
                     compression="gzip", compression_opts=4, shuffle=True)
     elif style == "compact":
-        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
         _h5call("H5Pset_dset_no_attrs_hint", ctypes.c_int64(dcpl.id), ctypes.c_uint(1))
         dcpl.set_layout(h5py.h5d.COMPACT)
-        opts = dict(dcpl=dcpl)
-    return grp.create_dataset(name, data=data, dtype=dtype, **opts)
+    return grp.create_dataset(name, data=data, dtype=dtype, dcpl=dcpl, **opts)
 
 
 def fixed(strings, n=None):
@@ -325,7 +328,7 @@ def scenario_seeds(d):
     write_scenarios(P("reserved-and-odd-set-names.h5"),
                     mutate=lambda f: (f.move("sets/crises", "sets/historical"),
                                       f.create_dataset("sets/not-a-group", data=np.ones(1)),
-                                      f.create_group("sets/" + "x" * 80)))
+                                      mkgroup(f, "sets/" + "x" * 80, "latest")))
     write_scenarios(P("wrong-types.h5"),
                     mutate=lambda f: (replace(f, "history/factor", np.arange(4)),
                                       replace(f, "sets/span/label", np.ones(3)),
@@ -335,7 +338,7 @@ def scenario_seeds(d):
                     mutate=lambda f: never_written(f, "sets/span/weight", 3))
     write_scenarios(P("weight-as-group.h5"),
                     mutate=lambda f: (f.__delitem__("sets/span/weight"),
-                                      f.create_group("sets/span/weight")))
+                                      mkgroup(f, "sets/span/weight", "latest")))
     truncate_copy(P("valid-vlen.h5"), P("truncated.h5"), 2600)
 
 
