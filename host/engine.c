@@ -395,8 +395,7 @@ static int64_t xm__find(char *const *names, int64_t n, const char *want) {
  * inputs cannot be margined), 1 when the shocks it needs are not on the host
  * (Monte Carlo sets generated on the device), 2 when nothing explains it. */
 static int xm__explain_nonfinite(xm_ctx *ctx, const xm_portfolio *pf, const xm__job *job, int64_t a,
-                                 const double *by_set, const int64_t *fcol) {
-  (void)fcol;
+                                 const double *by_set) {
   const xm_config *cfg = job->cfg;
   const xm__block *bk = NULL;
   for (int64_t b = 0; b < job->n_blocks && !bk; b++)
@@ -808,7 +807,7 @@ xm_status xm_engine_run(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_f
       out->attribution[a * G + g] = job.out_silo[(a * G + g) * 2 + 1];
     }
     if (!isfinite(out->requirement[a])) {
-      if (xm__explain_nonfinite(ctx, pf, &job, a, out->by_set + a * K, fcol) == 0) {
+      if (xm__explain_nonfinite(ctx, pf, &job, a, out->by_set + a * K) == 0) {
         st = XM_EFORMAT;
       } else if (!o.save_scenarios) {
         /* The Monte Carlo shocks stayed on the device: run again keeping

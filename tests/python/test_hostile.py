@@ -17,6 +17,8 @@ import xm_testlib as tl  # noqa: E402
 
 T = tl.Tally()
 check = T.check
+SRC = os.environ.get("XM_SOURCE_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+DATA = os.path.join(SRC, "datasets")
 NO_GEN = ["historical.enabled=false", "montecarlo.enabled=false"]
 
 
@@ -361,7 +363,7 @@ def signals(d):
     """Item 9: SIGINT, SIGTERM and SIGHUP during the write leave no temporary
     file; one left by SIGKILL is removed by the next run to the same output."""
     out = os.path.join(d, "big.h5")
-    env = dict(os.environ, XM_DATA_DIR=os.path.join(os.environ.get("XM_SOURCE_DIR", "."), "datasets"))
+    env = dict(os.environ, XM_DATA_DIR=DATA)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL):
         proc = subprocess.Popen([tl.xmargin_binary(), "run", "--device", "cpu", "-q", "-o", out,
                                  "--save-pnl", "--save-scenarios", "--set", "montecarlo.scenarios=60000"],
@@ -399,7 +401,7 @@ def disk_full(d):
     """Items 5 and 11: a full disk, a file size limit, an unwritable folder
     and a vanishing input end in a message and exit status 1 or 2, never a
     signal, and leave nothing behind."""
-    data = os.path.join(os.environ.get("XM_SOURCE_DIR", "."), "datasets")
+    data = DATA
     env = dict(os.environ, XM_DATA_DIR=data)
     small = os.path.join(d, "small")
     os.mkdir(small)
@@ -458,7 +460,7 @@ def disk_full(d):
 def memory_limits(d):
     """Item 5: under ulimit -v every device choice ends in a result or a clear
     message with exit status 1; never a hang, an abort or a signal."""
-    data = os.path.join(os.environ.get("XM_SOURCE_DIR", "."), "datasets")
+    data = DATA
     env = dict(os.environ, XM_DATA_DIR=data)
     for lim_mb in (400, 700, 2000):
         for dev in ("cpu", "auto", "opencl"):
@@ -480,8 +482,7 @@ def fuzz_regressions(d):
     """Items 6 and 11: every input the fuzzers found (tests/fuzz/corpus/
     regressions) is refused with exit status 2 within the probe's 20 s
     watchdog: the ones on which HDF5 loops name the object it was reading."""
-    src = os.environ.get("XM_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-    reg = os.path.join(src, "tests", "fuzz", "corpus", "regressions")
+    reg = os.path.join(SRC, "tests", "fuzz", "corpus", "regressions")
     files = sorted(f for f in os.listdir(reg) if f.endswith(".h5")) if os.path.isdir(reg) else []
     check("regression inputs are checked in", files, reg)
     # HDF5 leaks on some of them (tests/sanitizers/lsan.supp): the sanitizer
