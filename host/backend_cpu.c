@@ -34,6 +34,15 @@ float erfcf(float);
  * copied together into a per-thread scratch (backend_cpu.c, xm__cpu_evaluate). */
 #define XM__REDUCE_TILE 4
 
+/* The vectorisation request of the loss loops. clang cannot vectorise their
+ * calls to erfc (no vector math library binding) and would warn that it
+ * failed (-Wpass-failed): it gets none, and vectorises what it can itself. */
+#if defined(__clang__)
+#define XM__OMP_SIMD
+#else
+#define XM__OMP_SIMD _Pragma("omp simd")
+#endif
+
 /* Contract losses of one scenario for a block's n instruments, the linear
  * ones [0, nlin) and then the options [nlin, n) (xm__plan's order): two loops
  * of branch-free code, one instrument per vector lane. */
@@ -41,9 +50,9 @@ float erfcf(float);
   XM__SIMD_CLONES static void xm__cpu_losses_##suf(                                                \
       int64_t n, int64_t nlin, const double *instd, const int *insti, const double *x,             \
       const double *ex, real vol_floor, double *out) {                                             \
-    _Pragma("omp simd") for (int64_t i = 0; i < nlin; i++) out[i] =                                \
+    XM__OMP_SIMD for (int64_t i = 0; i < nlin; i++) out[i] =                                       \
         xm_loss_linear_##suf(i, n, instd, insti, ex, 0);                                           \
-    _Pragma("omp simd") for (int64_t i = nlin; i < n; i++) out[i] =                                \
+    XM__OMP_SIMD for (int64_t i = nlin; i < n; i++) out[i] =                                       \
         xm_loss_option_##suf(i, n, instd, insti, x, ex, 0, vol_floor);                             \
   }
 XM__CPU_LOSSES(d, double)
