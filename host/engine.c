@@ -407,8 +407,12 @@ static int xm__explain_nonfinite(xm_ctx *ctx, const xm_portfolio *pf, const xm__
   int single = cfg->precision == XM_SINGLE;
   double dt = (double)cfg->horizon_days / 252.0, p = cfg->pricing.vol_term_power;
   double *ex = malloc((size_t)(F + 1) * sizeof *ex);
-  if (!ex)
+  double *ssum = malloc((size_t)(job->G + 1) * sizeof *ssum); /* each silo's loss */
+  if (!ex || !ssum) {
+    free(ex);
+    free(ssum);
     return 2;
+  }
   int need_mc = 0, found = 0;
   /* the sets whose measure is not finite first, then the others */
   for (int pass = 0; pass < 2 && !found; pass++)
@@ -425,6 +429,8 @@ static int xm__explain_nonfinite(xm_ctx *ctx, const xm_portfolio *pf, const xm__
         for (int64_t f = 0; f < F; f++)
           ex[f] = exp(xr[f]);
         double sum = 0.0;
+        for (int g = 0; g < job->G; g++)
+          ssum[g] = 0.0;
         for (int q = bk->pos_start[la]; q < bk->pos_start[la + 1] && !found; q++) {
           int li = bk->pos_inst[q];
           double d1[XM_ND];
@@ -445,6 +451,7 @@ static int xm__explain_nonfinite(xm_ctx *ctx, const xm_portfolio *pf, const xm__
           }
           double ql = bk->pos_qty[q] * l;
           sum += ql;
+          ssum[bk->pos_silo[q]] += ql;
           const char *why = !isfinite(v0)   ? "today's value of one contract is not a finite number"
                             : !isfinite(l)  ? "the revalued contract is not a finite number"
                             : !isfinite(ql) ? "quantity x loss overflows"
@@ -463,8 +470,23 @@ static int xm__explain_nonfinite(xm_ctx *ctx, const xm_portfolio *pf, const xm__
                    pf->inst_id[row], row, why, u >= 0 ? xr[u] : 0.0, bk->pos_qty[q], l);
           found = 1;
         }
+        /* the whole account's and each silo's loss, times the set's weight */
+        double w = set->w ? set->w[s] : 1.0;
+        for (int g = -1; g < job->G && !found; g++) {
+          double part = g < 0 ? sum : ssum[g];
+          if (isfinite(w * part))
+            continue;
+          xm__fail(
+              ctx, XM_EFORMAT,
+              "set %s, scenario '%s' (row %lld), account %s: the loss of %s%s, %g, times the set's "
+              "weight %g is not a finite number; a non-finite loss cannot be margined",
+              set->name, set->labels ? set->labels[s] : "?", (long long)s, pf->account_id[a],
+              g < 0 ? "the account" : "silo ", g < 0 ? "" : pf->silo_name[g], part, w);
+          found = 1;
+        }
       }
     }
+  free(ssum);
   free(ex);
   return found ? 0 : need_mc ? 1 : 2;
 }
@@ -807,9 +829,10 @@ xm_status xm_engine_run(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_f
       out->attribution[a * G + g] = job.out_silo[(a * G + g) * 2 + 1];
     }
     if (!isfinite(out->requirement[a])) {
-      if (xm__explain_nonfinite(ctx, pf, &job, a, out->by_set + a * K) == 0) {
+      int why = xm__explain_nonfinite(ctx, pf, &job, a, out->by_set + a * K);
+      if (why == 0) {
         st = XM_EFORMAT;
-      } else if (!o.save_scenarios) {
+      } else if (why == 1 && !o.save_scenarios) {
         /* The Monte Carlo shocks stayed on the device: run again keeping
          * them, so that the message can name the scenario and instrument. */
         xm_run_result again;

@@ -47,6 +47,9 @@
 #define XM__PATH_CAP 512 /* an object path inside a file (set names are at most 64) */
 /* Rows read per H5Dread: about this many bytes (a whole number of chunks). */
 #define XM__PIECE_BYTES ((hsize_t)4 << 20)
+/* Variable-length strings per H5Dread: their bytes are not known before the
+ * read, and each may have up to XM__MAX_VLEN_STR (512 MiB a piece at most). */
+#define XM__VLEN_PIECE_ROWS ((hsize_t)512)
 /* The probe child is killed when it reports no progress for this long. */
 #define XM__PROBE_IDLE_MS 20000
 /* Address space the probe child may add to what it has (HDF5's metadata,
@@ -464,11 +467,12 @@ static hsize_t xm__piece_rows(hid_t did, hsize_t rows, hsize_t row_bytes) {
 typedef int (*xm__piece_fn)(void *arg, void *buf, hsize_t r0, hsize_t n, int failed);
 
 /* Reads the rows of dataset did ([rows x cols], rank 1 or 2) as memory type mt,
- * row_bytes a row, in pieces: into dst when not NULL, else into a scratch
- * piece handed to each (or dropped: the probe). Reports progress before every
- * piece. Returns 1, or 0 after a message. */
+ * row_bytes a row, in pieces (at most per_cap rows when not 0): into dst when
+ * not NULL, else into a scratch piece handed to each (or dropped: the probe).
+ * Reports progress before every piece. Returns 1, or 0 after a message. */
 static int xm__read_rows(xm__rd *r, const char *path, hid_t did, hid_t mt, hid_t dxpl, hsize_t rows,
-                         hsize_t cols, size_t row_bytes, void *dst, xm__piece_fn each, void *arg) {
+                         hsize_t cols, size_t row_bytes, void *dst, xm__piece_fn each, void *arg,
+                         hsize_t per_cap) {
   int ok = 0;
   hid_t fsp = H5Dget_space(did);
   void *scratch = NULL;
@@ -478,6 +482,8 @@ static int xm__read_rows(xm__rd *r, const char *path, hid_t did, hid_t mt, hid_t
     goto cleanup;
   }
   hsize_t per = xm__piece_rows(did, rows, row_bytes);
+  if (per_cap && per > per_cap)
+    per = per_cap;
   if (!dst && rows > 0) {
     scratch = malloc((size_t)(per * row_bytes));
     if (!scratch) {
@@ -674,7 +680,8 @@ static int xm__read_strings_obj(xm__rd *r, const char *path, hid_t obj, int is_a
       goto cleanup;
     }
     if (!xm__read_rows(r, path, obj, mt, dxpl, n, 1, row_bytes, NULL,
-                       vlen ? xm__piece_vlen : xm__piece_fixed, &t)) {
+                       vlen ? xm__piece_vlen : xm__piece_fixed, &t,
+                       vlen ? XM__VLEN_PIECE_ROWS : 0)) {
       if (vlen && !r->io)
         xm__ioerr(r, "%s: (or a string longer than %zu bytes)", path, XM__MAX_VLEN_STR);
       goto cleanup;
@@ -744,7 +751,7 @@ static int xm__read_f64_obj(xm__rd *r, const char *path, hid_t obj, int is_attr,
   }
   int ok = is_attr ? H5Aread(obj, H5T_NATIVE_DOUBLE, v) >= 0
                    : xm__read_rows(r, path, obj, H5T_NATIVE_DOUBLE, H5P_DEFAULT, n, cols,
-                                   (size_t)cols * sizeof(double), v, NULL, NULL);
+                                   (size_t)cols * sizeof(double), v, NULL, NULL, 0);
   if (!ok) {
     free(v);
     if (is_attr)
@@ -816,7 +823,7 @@ static int xm__read_i32_dset(xm__rd *r, const char *path, hid_t did, hsize_t n, 
     }
   }
   int ok = xm__read_rows(r, path, did, t.is_int ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE, H5P_DEFAULT,
-                         n, 1, 8, NULL, xm__piece_i32, &t);
+                         n, 1, 8, NULL, xm__piece_i32, &t, 0);
   if (!ok || t.bad) {
     free(t.res);
     return 0;
@@ -1139,9 +1146,19 @@ static int xm__probe(xm__rd *r, void (*body)(xm__rd *r, void *arg), size_t size)
     if (tmp && xm__rd_open(&c) == XM_OK)
       body(&c, tmp);
     if (c.io || c.nomem) {
+      /* the message less its "file: " (the parent adds it), on one line */
+      const char *m = d.shown ? d.msg[0] : "read failed";
+      size_t fl = strlen(r->file);
+      if (strncmp(m, r->file, fl) == 0 && m[fl] == ':' && m[fl + 1] == ' ')
+        m += fl + 2;
       char line[XM__MSG_CAP + 4];
-      int n = snprintf(line, sizeof line, "E %s\n", d.shown ? d.msg[0] : "read failed");
-      if (n > 0 && write(fds[1], line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1) < 0)
+      size_t n = 0;
+      line[n++] = 'E';
+      line[n++] = ' ';
+      for (; *m && n + 2 < sizeof line; m++)
+        line[n++] = *m == '\n' ? ' ' : *m;
+      line[n++] = '\n';
+      if (write(fds[1], line, n) < 0)
         _exit(4);
       _exit(3);
     }
@@ -1207,9 +1224,7 @@ static int xm__probe(xm__rd *r, void (*body)(xm__rd *r, void *arg), size_t size)
     return -1;
   }
   if (WIFEXITED(status) && WEXITSTATUS(status) == 3 && err[0]) {
-    /* the child's own message, already "file: ..." */
-    xm_diag_add(r->diag, "%s", err);
-    r->io++;
+    xm__ioerr(r, "%s", err); /* the child's own message */
     return -1;
   }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) { /* e.g. a sanitizer caught it */

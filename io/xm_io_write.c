@@ -85,20 +85,40 @@ static void xm__arm(const char *tmp) {
 
 static void xm__disarm(void) { xm__tmp_armed = 0; }
 
-/* Removes temporary files ".BASE.tmp.PID.XXXXXX" in dir that a writer of the
- * same target left behind when it was killed: those whose process is gone. */
+/* This machine's name as it goes into temporary file names: letters, digits
+ * and '-' only, at most 32 characters. */
+static void xm__host_tag(char tag[33]) {
+  char h[256] = "";
+  if (gethostname(h, sizeof h - 1) != 0)
+    h[0] = '\0';
+  size_t k = 0;
+  for (size_t i = 0; h[i] && k < 32; i++)
+    if ((h[i] >= 'a' && h[i] <= 'z') || (h[i] >= 'A' && h[i] <= 'Z') ||
+        (h[i] >= '0' && h[i] <= '9') || h[i] == '-')
+      tag[k++] = h[i];
+  if (k == 0)
+    tag[k++] = 'h';
+  tag[k] = '\0';
+}
+
+/* Removes temporary files ".BASE.tmp.HOST.PID.XXXXXX" in dir that a writer of
+ * the same target on this machine left behind when it was killed: those whose
+ * process is gone (a folder shared with other machines keeps theirs). */
 static void xm__remove_stale(const char *dir, const char *base) {
   DIR *d = opendir(dir);
   if (!d)
     return;
-  size_t bl = strlen(base);
+  char host[33];
+  xm__host_tag(host);
+  size_t bl = strlen(base), hl = strlen(host);
   struct dirent *e;
   while ((e = readdir(d)) != NULL) {
     const char *n = e->d_name;
-    if (n[0] != '.' || strncmp(n + 1, base, bl) != 0 || strncmp(n + 1 + bl, ".tmp.", 5) != 0)
+    if (n[0] != '.' || strncmp(n + 1, base, bl) != 0 || strncmp(n + 1 + bl, ".tmp.", 5) != 0 ||
+        strncmp(n + 1 + bl + 5, host, hl) != 0 || n[1 + bl + 5 + hl] != '.')
       continue;
     char *end = NULL;
-    long pid = strtol(n + 1 + bl + 5, &end, 10);
+    long pid = strtol(n + 1 + bl + 5 + hl + 1, &end, 10);
     if (pid <= 0 || !end || *end != '.' || strlen(end) != 7)
       continue;
     if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
@@ -130,7 +150,7 @@ static xm_status xm__wr_begin(xm__wr *w, const char *path, uint64_t reserve, xm_
     return XM_EINVAL;
   }
   w->dir = malloc(dlen + 1);
-  w->tmp = malloc(dlen + strlen(base) + 40);
+  w->tmp = malloc(dlen + strlen(base) + 80);
   if (!w->dir || !w->tmp) {
     free(w->tmp);
     w->tmp = NULL;
@@ -147,7 +167,9 @@ static xm_status xm__wr_begin(xm__wr *w, const char *path, uint64_t reserve, xm_
     w->dir[1] = '\0';
   }
   xm__remove_stale(w->dir, base);
-  sprintf(w->tmp, "%s/.%s.tmp.%ld.XXXXXX", slash ? (dlen ? w->dir : "") : ".", base,
+  char host[33];
+  xm__host_tag(host);
+  sprintf(w->tmp, "%s/.%s.tmp.%s.%ld.XXXXXX", slash ? (dlen ? w->dir : "") : ".", base, host,
           (long)getpid());
   int fd = mkstemp(w->tmp);
   if (fd < 0) {

@@ -81,6 +81,12 @@ def nonfinite(d, devices):
     for dev in devices:
         refused("quantity 1e308 on %s" % dev, tl.margin_run(p2, s, out, device=dev, sets=NO_GEN),
                 out, ["instrument SPY", "account A", "overflows"])
+    # every contract's loss finite, but the set's weight times the account's loss is not
+    tl.write_scenarios(s, sets={"stress": dict(factor=["SPX", "SPX.iv"], shock=[[-0.1, 0.05], [0.05, 0.0]],
+                                               label=["down", "up"], weight=[1.7e308, 1.0])})
+    for dev in devices:
+        refused("weight 1.7e308 on %s" % dev, tl.margin_run(p, s, out, device=dev, sets=NO_GEN), out,
+                ["set stress", "'down'", "weight"])
     # Monte Carlo shocks made on the device: one day of the history is absurd
     R = np.random.default_rng(1).normal(0, 0.01, (300, 2))
     R[150, 0] = 400.0
