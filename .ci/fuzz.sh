@@ -27,21 +27,11 @@ fail_all() { # a step before the runs failed: every target counts as failed
 
 # ---- packages (Debian 12): clang, its runtimes (libFuzzer, ASan, UBSan), libomp
 pkgs=(clang libclang-rt-dev libomp-dev)
-missing=()
-for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "fuzz: installing ${missing[*]}"
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-  $SUDO apt-get update -qq || fail_all "apt-get update failed"
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
-    fail_all "cannot install ${missing[*]}"
-fi
+. .ci/packages.sh
+xm_install_packages fuzz "${pkgs[@]}" || fail_all "cannot install ${pkgs[*]}"
 
 # ---- build --------------------------------------------------------------------
-# XM_WERROR stays off by default: clang warns (-Wpass-failed) on the omp simd
-# loops of host/backend_cpu.c, which gcc builds cleanly; XM_FUZZ_WERROR=ON turns it on.
+# Warnings are errors, as in the gcc builds (XM_FUZZ_WERROR=OFF turns that off).
 t0=$SECONDS
 if [ -f "$build/CMakeCache.txt" ] && ! grep -Eq '^CMAKE_C_COMPILER:[A-Z]+=.*clang[^/]*$' "$build/CMakeCache.txt"; then
   echo "fuzz: $build/ was configured with another compiler: reconfiguring it with clang"
@@ -49,7 +39,7 @@ if [ -f "$build/CMakeCache.txt" ] && ! grep -Eq '^CMAKE_C_COMPILER:[A-Z]+=.*clan
 fi
 mkdir -p "$build"
 CC=clang cmake -S . -B "$build" -DXM_FUZZ=ON -DXM_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DXM_WERROR="${XM_FUZZ_WERROR:-OFF}" >"$build/fuzz-configure.log" 2>&1 ||
+  -DXM_WERROR="${XM_FUZZ_WERROR:-ON}" >"$build/fuzz-configure.log" 2>&1 ||
   { cat "$build/fuzz-configure.log" >&2; fail_all "cmake configure failed"; }
 bins=()
 for t in $targets; do bins+=("fuzz_$t"); done

@@ -14,16 +14,8 @@ pkgs=(build-essential cmake pkg-config git
       libclblast-dev libhdf5-dev libcmocka-dev librandom123-dev libinih-dev
       libopenblas-dev liblapacke-dev libssl-dev oclgrind
       python3 python3-numpy python3-scipy python3-h5py python3-pandas python3-xarray python3-h5netcdf)
-missing=()
-for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "setup: installing ${missing[*]}"
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+. .ci/packages.sh
+xm_install_packages setup "${pkgs[@]}"
 
 jobs=$(nproc 2>/dev/null || echo 2)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXM_WERROR=ON >/dev/null

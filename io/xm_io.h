@@ -138,6 +138,8 @@ uint64_t xm_host_memory_limit(void);
 /* Address space left under ulimit -v (RLIMIT_AS less what is mapped);
  * UINT64_MAX when there is no limit. */
 uint64_t xm_address_space_room(void);
+/* Address space this process has mapped (/proc/self/statm), bytes; 0 if unknown. */
+uint64_t xm_address_space_used(void);
 
 /* Longest path and file name an output may have: its temporary file
  * ".NAME.tmp.PID.XXXXXX" must fit the file system's 255 bytes a name. */

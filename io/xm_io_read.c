@@ -1084,17 +1084,11 @@ static void xm__check_index(xm__rd *r, const char *path, const int32_t *idx, int
  * AddressSanitizer, whose shadow memory needs terabytes of address space. */
 static void xm__probe_limit_memory(void) {
 #ifndef XM__ASAN
-  long page = sysconf(_SC_PAGESIZE);
-  unsigned long long pages = 0;
-  FILE *f = fopen("/proc/self/statm", "r");
-  if (!f)
-    return;
-  int got = fscanf(f, "%llu", &pages);
-  fclose(f);
+  uint64_t used = xm_address_space_used();
   struct rlimit rl;
-  if (got != 1 || page <= 0 || getrlimit(RLIMIT_AS, &rl) != 0)
+  if (used == 0 || getrlimit(RLIMIT_AS, &rl) != 0)
     return;
-  rlim_t want = (rlim_t)(pages * (unsigned long long)page + XM__PROBE_MEM);
+  rlim_t want = (rlim_t)(used + XM__PROBE_MEM);
   if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > want) {
     rl.rlim_cur = want;
     setrlimit(RLIMIT_AS, &rl);

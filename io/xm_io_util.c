@@ -144,12 +144,16 @@ static uint64_t xm__file_number(const char *path, const char *key) {
   return v;
 }
 
+uint64_t xm_address_space_used(void) {
+  long page = sysconf(_SC_PAGESIZE);
+  return xm__file_number("/proc/self/statm", NULL) * (uint64_t)(page > 0 ? page : 4096);
+}
+
 uint64_t xm_address_space_room(void) {
   struct rlimit rl;
   if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
     return UINT64_MAX;
-  long page = sysconf(_SC_PAGESIZE);
-  uint64_t used = xm__file_number("/proc/self/statm", NULL) * (uint64_t)(page > 0 ? page : 4096);
+  uint64_t used = xm_address_space_used();
   return (uint64_t)rl.rlim_cur > used ? (uint64_t)rl.rlim_cur - used : 0;
 }
 
