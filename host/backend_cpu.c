@@ -206,10 +206,10 @@ static xm_status xm__cpu_evaluate(xm_ctx *ctx, xm__job *job) {
     xm_layout lay = {G + 1, 1, R};
     /* xm__plan puts the linear instruments first: [0, nlin) */
     int64_t nlin = 0;
-    while (nlin < n && bk->insti[XM_II_TYPE * n + nlin] < XM_T_OPTION)
+    while (nlin < n && !XM_TYPE_IS_OPTION(bk->insti[XM_II_TYPE * n + nlin]))
       nlin++;
     for (int64_t i = nlin; i < n; i++)
-      if (bk->insti[XM_II_TYPE * n + i] < XM_T_OPTION) {
+      if (!XM_TYPE_IS_OPTION(bk->insti[XM_II_TYPE * n + i])) {
         st = xm__fail(ctx, XM_EINTERNAL, "block %lld: instruments not in type order", (long long)b);
         goto cleanup;
       }

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "xm_tables.h"
 #include "xmargin.h"
 
 /* Enums are written through an int: their storage must be an int's. */
@@ -55,7 +56,6 @@ typedef struct xm__cfg_key {
 } xm__cfg_key;
 
 static const char *const xm__cfg_precisions[] = {"double", "single", NULL};
-static const char *const xm__cfg_measures[] = {"worst", "es", "var", NULL};
 static const char *const xm__cfg_distributions[] = {"normal", "student_t", NULL};
 
 #define XM__OFF(field) offsetof(xm_config, field)
@@ -79,7 +79,7 @@ static const xm__cfg_key xm__cfg_keys[] = {
     XM__BOOL("historical", "filtered", historical.filtered),
     XM__NUM("historical", "lookback", XM__CFG_INT, historical.lookback, 2, 1e6, 0, 0,
             "an integer in 2..1000000"),
-    XM__ENUM("historical", "measure", historical.measure, xm__cfg_measures),
+    XM__ENUM("historical", "measure", historical.measure, xm__measure_names),
     XM__BOOL("montecarlo", "enabled", montecarlo.enabled),
     XM__NUM("montecarlo", "scenarios", XM__CFG_I64, montecarlo.scenarios, 1, 1e8, 0, 0,
             "an integer in 1..100000000"),
@@ -89,7 +89,7 @@ static const xm__cfg_key xm__cfg_keys[] = {
             "an integer in 0..18446744073709551615"),
     XM__NUM("montecarlo", "correlation_stress", XM__CFG_DOUBLE, montecarlo.correlation_stress, 0, 1,
             0, 0, "in [0, 1]"),
-    XM__ENUM("montecarlo", "measure", montecarlo.measure, xm__cfg_measures),
+    XM__ENUM("montecarlo", "measure", montecarlo.measure, xm__measure_names),
     XM__NUM("pricing", "vol_floor", XM__CFG_DOUBLE, pricing.vol_floor, 0, INFINITY, 0, 0, ">= 0"),
     XM__NUM("pricing", "vol_term_power", XM__CFG_DOUBLE, pricing.vol_term_power, 0, 5, 0, 0,
             "in [0, 5]"),

@@ -211,6 +211,9 @@ static _Thread_local const xm_portfolio *xm__sort_pf;
 static int xm__cmp_inst(const void *pa, const void *pb) {
   const xm_portfolio *pf = xm__sort_pf;
   int32_t a = *(const int32_t *)pa, b = *(const int32_t *)pb;
+  int oa = XM_TYPE_IS_OPTION(pf->inst_type[a]), ob = XM_TYPE_IS_OPTION(pf->inst_type[b]);
+  if (oa != ob) /* the linear instruments first (the cpu backend's two loops) */
+    return oa < ob ? -1 : 1;
   if (pf->inst_type[a] != pf->inst_type[b])
     return pf->inst_type[a] < pf->inst_type[b] ? -1 : 1;
   if (pf->inst_call[a] != pf->inst_call[b])
@@ -354,14 +357,14 @@ static xm_status xm__plan(xm_ctx *ctx, const xm_portfolio *pf, const int64_t *fc
         d[XM_ID_K * ni + li] = pf->inst_strike[i];
         d[XM_ID_T * ni + li] = pf->inst_expiry[i];
         d[XM_ID_R * ni + li] = pf->inst_rate[i];
-        d[XM_ID_Q * ni + li] = pf->inst_type[i] == XM_T_OPTION ? pf->inst_dividend_yield[i] : 0.0;
+        d[XM_ID_Q * ni + li] = XM_TYPE_HAS_CARRY(pf->inst_type[i]) ? pf->inst_dividend_yield[i] : 0.0;
         d[XM_ID_SIG * ni + li] = pf->inst_implied_vol[i];
         d[XM_ID_MULT * ni + li] = pf->inst_multiplier[i];
         d[XM_ID_V0 * ni + li] = 0.0;
         n[XM_II_TYPE * ni + li] = pf->inst_type[i];
         n[XM_II_CALL * ni + li] = pf->inst_call[i];
         n[XM_II_UND * ni + li] = (int)fcol[und];
-        n[XM_II_VOL * ni + li] = (vf >= 0 && pf->inst_type[i] >= XM_T_OPTION) ? (int)fcol[vf] : -1;
+        n[XM_II_VOL * ni + li] = (vf >= 0 && XM_TYPE_IS_OPTION(pf->inst_type[i])) ? (int)fcol[vf] : -1;
       }
     }
     for (int64_t a = 0; a < bk->na; a++) {
@@ -526,7 +529,7 @@ xm_status xm_engine_run(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_f
   for (int64_t p = 0; p < pf->n_positions; p++) {
     int32_t i = pf->pos_instrument[p];
     fcol[pf->inst_underlying[i]] = 0;
-    if (pf->inst_vol_factor[i] >= 0 && pf->inst_type[i] >= XM_T_OPTION)
+    if (pf->inst_vol_factor[i] >= 0 && XM_TYPE_IS_OPTION(pf->inst_type[i]))
       fcol[pf->inst_vol_factor[i]] = 0;
   }
   int64_t F = 0;

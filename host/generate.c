@@ -421,13 +421,13 @@ static int xg_plan_factors(xg *x, uint64_t seed) {
     }
     xg_group_common(gr);
     char buf[40];
-    gr->f_px = xg_factor(P, gr->name, XM_K_PRICE, gr->px);
+    gr->f_px = xg_factor(P, gr->name, XM_FACTOR_PRICE, gr->px);
     if (P->n_factors < F) {
       snprintf(buf, sizeof buf, "%s.iv", gr->name);
-      gr->f_iv = xg_factor(P, buf, XM_K_VOL, gr->iv);
+      gr->f_iv = xg_factor(P, buf, XM_FACTOR_VOL, gr->iv);
     }
     if (fut_name[0] && P->n_factors < F)
-      gr->f_fut = xg_factor(P, fut_name, XM_K_PRICE, gr->fut);
+      gr->f_fut = xg_factor(P, fut_name, XM_FACTOR_PRICE, gr->fut);
     if (gr->cls == XG_COMMOD) /* the commodity's price is its futures price */
       gr->fut = gr->px;
     ng++;
@@ -1367,7 +1367,7 @@ oom:
 static int xg_set_alloc(xm_scenario_set *s, const char *name, const xm_portfolio *P, int64_t n,
                         int weighted) {
   memset(s, 0, sizeof *s);
-  s->measure = XM_M_WORST;
+  s->measure = XM_MEASURE_WORST;
   s->confidence = NAN;
   s->name = strdup(name);
   s->n_scenarios = n;

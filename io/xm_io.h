@@ -28,7 +28,7 @@ typedef struct xm_portfolio {
   char currency[16];
   int64_t n_factors;
   char **factor_name;
-  int32_t *factor_kind; /* XM_K_PRICE, XM_K_VOL, XM_K_RATE (kernels/xm_portable.h) */
+  int32_t *factor_kind; /* XM_FACTOR_PRICE, XM_FACTOR_VOL, XM_FACTOR_RATE (kernels/xm_portable.h) */
   double *factor_level;
   int64_t n_silos;
   char **silo_name;
@@ -64,7 +64,7 @@ typedef struct xm_scenario_set {
   double *shock;       /* [S x F_s], row-major */
   char **label;        /* [S] */
   double *weight;      /* [S], or NULL (all 1) */
-  int32_t measure;     /* XM_M_WORST (default), XM_M_ES, XM_M_VAR */
+  int32_t measure;     /* XM_MEASURE_WORST (default), XM_MEASURE_ES, XM_MEASURE_VAR */
   double confidence;   /* NaN when absent: the run's confidence */
 } xm_scenario_set;
 

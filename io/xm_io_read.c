@@ -35,6 +35,7 @@
 #include <hdf5_hl.h>
 
 #include "xm_io.h"
+#include "xm_tables.h"
 #include "xm_portable.h"
 
 /* Limits on what a dataset may declare: checked before any allocation. */
@@ -1231,7 +1232,6 @@ static int xm__probe(xm__rd *r, void (*body)(xm__rd *r, void *arg), size_t size)
 
 /* ---- Portfolio --------------------------------------------------------------- */
 
-static int xm__is_option(int32_t t) { return t == XM_T_OPTION || t == XM_T_FUTURE_OPTION; }
 
 static void xm__portfolio_validate(xm__rd *r, xm_portfolio *p) {
   /* factors */
@@ -1239,7 +1239,7 @@ static void xm__portfolio_validate(xm__rd *r, xm_portfolio *p) {
   xm__check_finite(r, "/factors/level", p->factor_level, p->n_factors);
   if (p->factor_level && p->factor_kind)
     for (int64_t i = 0; i < p->n_factors; i++)
-      if (p->factor_kind[i] == XM_K_PRICE && isfinite(p->factor_level[i]) &&
+      if (p->factor_kind[i] == XM_FACTOR_PRICE && isfinite(p->factor_level[i]) &&
           p->factor_level[i] <= 0)
         xm__bad(r, "/factors/level[%lld] = %g: level must be > 0 for a price factor", (long long)i,
                 p->factor_level[i]);
@@ -1256,13 +1256,13 @@ static void xm__portfolio_validate(xm__rd *r, xm_portfolio *p) {
   if (p->factor_kind) {
     for (int64_t i = 0; i < ni; i++) {
       int32_t u = p->inst_underlying ? p->inst_underlying[i] : -1;
-      if (u >= 0 && u < p->n_factors && p->factor_kind[u] != XM_K_PRICE)
+      if (u >= 0 && u < p->n_factors && p->factor_kind[u] != XM_FACTOR_PRICE)
         xm__bad(r,
                 "/instruments/underlying[%lld] = %d: the underlying must be a price factor "
                 "(factor '%.64s' is not)",
                 (long long)i, u, p->factor_name ? p->factor_name[u] : "?");
       int32_t v = p->inst_vol_factor ? p->inst_vol_factor[i] : -1;
-      if (v >= 0 && v < p->n_factors && p->factor_kind[v] != XM_K_VOL)
+      if (v >= 0 && v < p->n_factors && p->factor_kind[v] != XM_FACTOR_VOL)
         xm__bad(r,
                 "/instruments/vol_factor[%lld] = %d: the vol factor must be a vol factor "
                 "(factor '%.64s' is not)",
@@ -1279,7 +1279,7 @@ static void xm__portfolio_validate(xm__rd *r, xm_portfolio *p) {
     if (p->inst_multiplier && isfinite(p->inst_multiplier[i]) && p->inst_multiplier[i] <= 0)
       xm__bad(r, "/instruments/multiplier[%lld] = %g: multiplier must be > 0", (long long)i,
               p->inst_multiplier[i]);
-    if (!p->inst_type || !xm__is_option(p->inst_type[i]))
+    if (!p->inst_type || !XM_TYPE_IS_OPTION(p->inst_type[i]))
       continue;
     if (p->inst_strike && isfinite(p->inst_strike[i]) && p->inst_strike[i] <= 0)
       xm__bad(r, "/instruments/strike[%lld] = %g: strike must be > 0", (long long)i,
@@ -1336,8 +1336,6 @@ static int32_t *xm__map_names(xm__rd *r, const char *path, char **s, int64_t n,
   return code;
 }
 
-static const char *const xm__kind_names[] = {"price", "vol", "rate"};
-static const char *const xm__type_names[] = {"spot", "future", "option", "future_option"};
 
 void xm_portfolio_free(xm_portfolio *p) {
   if (!p)
@@ -1413,7 +1411,7 @@ static void xm__portfolio_body(xm__rd *r, void *arg) {
   int has = xm__read_table(r, "/factors", fcols, 3, &p->n_factors);
   xm__empty_table(r, has, p->n_factors, "/factors", "at least one risk factor is required");
   p->factor_kind =
-      xm__map_names(r, "/factors/kind", kind_s, p->n_factors, xm__kind_names, 3, "factor kind");
+      xm__map_names(r, "/factors/kind", kind_s, p->n_factors, xm__factor_kind_names, XM_FACTOR_KIND_COUNT, "factor kind");
 
   xm__col scols[] = {{"name", XM__STR, &p->silo_name}};
   has = xm__read_table(r, "/silos", scols, 1, &p->n_silos);
@@ -1433,7 +1431,7 @@ static void xm__portfolio_body(xm__rd *r, void *arg) {
                      {"multiplier", XM__F64, &p->inst_multiplier}};
   has = xm__read_table(r, "/instruments", icols, 12, &p->n_instruments);
   xm__empty_table(r, has, p->n_instruments, "/instruments", "nothing to margin");
-  p->inst_type = xm__map_names(r, "/instruments/type", type_s, p->n_instruments, xm__type_names, 4,
+  p->inst_type = xm__map_names(r, "/instruments/type", type_s, p->n_instruments, xm__type_names, XM_TYPE_COUNT,
                                "instrument type");
 
   xm__col acols[] = {{"id", XM__STR, &p->account_id},
@@ -1574,7 +1572,6 @@ static void xm__read_history(xm__rd *r, xm_scenario_file *s) {
   xm__check_finite2(r, "/history/return", s->hist_return, s->n_days, s->n_hfactors);
 }
 
-static const char *const xm__measure_names[] = {"worst", "es", "var"};
 static const char *const xm__reserved_sets[] = {"historical", "montecarlo", "montecarlo_stressed"};
 
 static void xm__read_set(xm__rd *r, xm_scenario_set *set) {
@@ -1628,7 +1625,7 @@ static void xm__read_set(xm__rd *r, xm_scenario_set *set) {
                 set->weight[i]);
   }
 
-  set->measure = XM_M_WORST;
+  set->measure = XM_MEASURE_WORST;
   char *m = NULL;
   if (xm__attr_str(r, g, "measure", &m) > 0) {
     int found = -1;

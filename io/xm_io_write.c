@@ -19,6 +19,7 @@
 #include <hdf5_hl.h>
 
 #include "xm_io.h"
+#include "xm_tables.h"
 #include "xm_portable.h"
 
 /* /pnl/<set> chunk: up to this many scenarios x accounts (float32: 256 KiB),
@@ -416,9 +417,6 @@ static int xm__set_name_ok(const char *name) {
 
 /* ---- Portfolio and scenario files --------------------------------------------- */
 
-static const char *const xm__kind_s[] = {"price", "vol", "rate"};
-static const char *const xm__type_s[] = {"spot", "future", "option", "future_option"};
-static const char *const xm__measure_s[] = {"worst", "es", "var"};
 
 /* Strings for codes c[n] (all valid: checked by the caller). */
 static const char **xm__code_strs(const int32_t *c, int64_t n, const char *const *names) {
@@ -473,8 +471,8 @@ xm_status xm_portfolio_write(const char *path, const xm_portfolio *p, xm_diag *d
   xm_status st = xm__wr_begin(&w, path, 0, diag);
   if (st != XM_OK)
     goto cleanup;
-  kinds = xm__code_strs(p->factor_kind, p->n_factors, xm__kind_s);
-  types = xm__code_strs(p->inst_type, ni, xm__type_s);
+  kinds = xm__code_strs(p->factor_kind, p->n_factors, xm__factor_kind_names);
+  types = xm__code_strs(p->inst_type, ni, xm__type_names);
   if (!kinds || !types) {
     xm__wfail(&w, "out of memory");
     st = XM_ENOMEM;
@@ -592,7 +590,7 @@ xm_status xm_scenarios_write(const char *path, const xm_scenario_file *s, xm_dia
       xm__w_strs_c(&w, sg, where, "label", set->label, set->n_scenarios);
       if (set->weight)
         xm__w_f64(&w, sg, where, "weight", 1, set->n_scenarios, 1, set->weight);
-      xm__w_attr_str(&w, sg, where, "measure", xm__measure_s[set->measure]);
+      xm__w_attr_str(&w, sg, where, "measure", xm__measure_names[set->measure]);
       if (!isnan(set->confidence))
         xm__w_attr_f64(&w, sg, where, "confidence", set->confidence);
       xm__close_g(sg);

@@ -29,12 +29,12 @@ XM_INLINE void XM_FN(xm_today)(xm_i64 i, xm_i64 n, XM_GLOBAL double *instd,
                                    insti[XM_II_CALL * n + i]);
   instd[XM_ID_V0 * n + i] = (double)v;
   XM_REAL T1 = T - dt > (XM_REAL)0 ? T - dt : (XM_REAL)0;
-  XM_REAL carry = type == XM_T_OPTION ? exp((r - q) * T1) : (XM_REAL)1;
+  XM_REAL carry = XM_TYPE_HAS_CARRY(type) ? exp((r - q) * T1) : (XM_REAL)1;
   instd[XM_ID_SQT1 * n + i] = (double)sqrt(T1);
   instd[XM_ID_DF1 * n + i] = (double)exp(-r * T1);
   instd[XM_ID_CARRY * n + i] = (double)carry;
   instd[XM_ID_LFK * n + i] =
-      type >= XM_T_OPTION ? (double)(log(S / K) + (type == XM_T_OPTION ? (r - q) * T1 : (XM_REAL)0))
+      XM_TYPE_IS_OPTION(type) ? (double)(log(S / K) + (XM_TYPE_HAS_CARRY(type) ? (r - q) * T1 : (XM_REAL)0))
                           : 0.0;
   instd[XM_ID_VSC * n + i] = (double)XM_FN(xm_vol_term_scale)(T, p);
 }
@@ -90,7 +90,7 @@ XM_INLINE_HOT XM_LOSS_T XM_FN(xm_loss_option)(xm_i64 i, xm_i64 n, XM_GLOBAL cons
 XM_INLINE XM_LOSS_T XM_FN(xm_loss)(xm_i64 i, xm_i64 n, XM_GLOBAL const double *instd,
                                    XM_GLOBAL const int *insti, XM_GLOBAL const double *x,
                                    XM_GLOBAL const double *ex, xm_i64 stride, XM_REAL vol_floor) {
-  return insti[XM_II_TYPE * n + i] < XM_T_OPTION
+  return !XM_TYPE_IS_OPTION(insti[XM_II_TYPE * n + i])
              ? XM_FN(xm_loss_linear)(i, n, instd, insti, ex, stride)
              : XM_FN(xm_loss_option)(i, n, instd, insti, x, ex, stride, vol_floor);
 }

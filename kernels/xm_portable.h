@@ -58,21 +58,8 @@ static inline xm_u64 xm__bits_of_double(double d) {
 #define XM_INLINE_HOT static inline
 #endif
 
-/* Instrument types (FORMAT.md section 1); values match xm_instrument_type. */
-#define XM_T_SPOT 0
-#define XM_T_FUTURE 1
-#define XM_T_OPTION 2
-#define XM_T_FUTURE_OPTION 3
-
-/* Factor kinds. */
-#define XM_K_PRICE 0
-#define XM_K_VOL 1
-#define XM_K_RATE 2
-
-/* Risk measures (METHODOLOGY.md section 3). */
-#define XM_M_WORST 0
-#define XM_M_ES 1
-#define XM_M_VAR 2
+/* The enumerations (instrument types, factor kinds, measures): one table each. */
+#include "../host/include/xmargin_types.h"
 
 /* Instrument data of a block, struct of arrays with stride n:
  * instd[XM_ID_* * n + i] (double), insti[XM_II_* * n + i] (int). */

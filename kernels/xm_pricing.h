@@ -58,21 +58,42 @@ XM_INLINE XM_REAL XM_FN(xm_black)(XM_REAL F, XM_REAL K, XM_REAL df, XM_REAL s, i
   return XM_FN(xm_black_lfk)(F, K, s > (XM_REAL)0 ? log(F / K) : (XM_REAL)0, df, s, call);
 }
 
-/* Value of one unit (multiplier not applied) of an instrument.
- * S: spot (option) or futures price (future_option); T: years to expiry;
- * r: rate; q: dividend yield (option only); sigma: vol; call: 1/0.
- * T <= 0: intrinsic value, undiscounted. */
-XM_INLINE XM_REAL XM_FN(xm_unit_value)(int type, XM_REAL S, XM_REAL K, XM_REAL T, XM_REAL r,
-                                       XM_REAL q, XM_REAL sigma, int call) {
-  if (type == XM_T_SPOT || type == XM_T_FUTURE)
-    return S;
+/* The unit-value functions of the type table (xmargin_types.h, column
+ * `pricing`): value of one unit (multiplier not applied). S: spot, or the
+ * futures price for a type without carry; T: years to expiry; r: rate; q:
+ * dividend yield (types with carry only); sigma: vol; call: 1/0. */
+XM_INLINE XM_REAL XM_FN(xm_price_linear)(int type, XM_REAL S, XM_REAL K, XM_REAL T, XM_REAL r,
+                                         XM_REAL q, XM_REAL sigma, int call) {
+  (void)type, (void)K, (void)T, (void)r, (void)q, (void)sigma, (void)call;
+  return S;
+}
+
+/* Black-Scholes-Merton on a spot (forward S e^{(r-q)T}) for a type with
+ * carry, Black-76 on a futures price otherwise. T <= 0: intrinsic value,
+ * undiscounted. */
+XM_INLINE XM_REAL XM_FN(xm_price_black)(int type, XM_REAL S, XM_REAL K, XM_REAL T, XM_REAL r,
+                                        XM_REAL q, XM_REAL sigma, int call) {
   if (!(T > (XM_REAL)0))
     return XM_FN(xm_intrinsic)(S, K, call);
   XM_REAL s = sigma * sqrt(T);
   XM_REAL df = exp(-r * T);
-  if (type == XM_T_OPTION) /* BSM: forward S e^{(r-q)T} */
-    return XM_FN(xm_black)(S * exp((r - q) * T), K, df, s, call);
-  return XM_FN(xm_black)(S, K, df, s, call); /* Black-76 */
+  XM_REAL F = XM_TYPE_HAS_CARRY(type) ? S * exp((r - q) * T) : S;
+  return XM_FN(xm_black)(F, K, df, s, call);
+}
+
+/* Value of one unit of an instrument of any type: the pricing function of
+ * its row of the type table; NaN for a value that is not a type. */
+XM_INLINE XM_REAL XM_FN(xm_unit_value)(int type, XM_REAL S, XM_REAL K, XM_REAL T, XM_REAL r,
+                                       XM_REAL q, XM_REAL sigma, int call) {
+  switch (type) {
+#define XM__PRICE_CASE(NAME, name, option, carry, settled, pricing)                                \
+  case XM_##NAME:                                                                                  \
+    return XM_FN(pricing)(type, S, K, T, r, q, sigma, call);
+    XM_INSTRUMENT_TYPE_MAP(XM__PRICE_CASE)
+#undef XM__PRICE_CASE
+  default:
+    return (XM_REAL)NAN;
+  }
 }
 
 /* The vol shock's term scale of METHODOLOGY.md section 2: (30 / max(365 T, 1))^p

@@ -106,7 +106,7 @@ XM_INLINE double xm_risk_measure(XM_GLOBAL const double *v, xm_i64 stride, xm_i6
                                  xm_i64 k, XM_GLOBAL const double *w, int has_w,
                                  XM_PRIVATE xm_i64 *s_at, XM_PRIVATE xm_u64 *kkey,
                                  XM_PRIVATE xm_i64 *n_gt) {
-  if (measure == XM_M_WORST) {
+  if (measure == XM_MEASURE_WORST) {
     double best = 0.0, badl = 0.0;
     xm_i64 bs = 0, bad = -1;
     for (xm_i64 s = 0; s < S; s++) {
@@ -151,7 +151,7 @@ XM_INLINE double xm_risk_measure(XM_GLOBAL const double *v, xm_i64 stride, xm_i6
     *s_at = bad;
     return badl;
   }
-  return measure == XM_M_VAR ? vk : sum / (double)k;
+  return measure == XM_MEASURE_VAR ? vk : sum / (double)k;
 }
 
 /* Silo g's positions of account a: 0 none, 1 some, 2 all of them (the
@@ -228,9 +228,9 @@ XM_INLINE void xm_attribute_account(xm_i64 a, xm_i64 S, xm_layout lay, int G,
     if (share != 1) { /* no positions: 0; all positions: the account's own */
       silo_set[(a * G + g) * K + x] = share == 2 ? xm_floor0(m) : 0.0;
       *at = share == 2 ? m : 0.0;
-    } else if (measure == XM_M_WORST) {
+    } else if (measure == XM_MEASURE_WORST) {
       *at = (has_w ? w[s_at] : 1.0) * row[s_at * R + (1 + g) * cs];
-    } else if (measure == XM_M_VAR) {
+    } else if (measure == XM_MEASURE_VAR) {
       *at = row[s_at * R + (1 + g) * cs];
     } else {
       *at = 0.0;
@@ -300,7 +300,7 @@ XM_INLINE void xm_combine_account(xm_i64 a, int G, xm_i64 K, XM_GLOBAL const dou
   double contracts = 0.0;
   for (int p = pos_start[a]; p < pos_start[a + 1]; p++) {
     int i = pos_inst[p], t = insti[XM_II_TYPE * n + i];
-    if (t == XM_T_OPTION || t == XM_T_FUTURE_OPTION)
+    if (XM_TYPE_IS_OPTION(t))
       contracts += fabs(pos_qty[p]) * instd[XM_ID_MULT * n + i];
   }
   double mn = per_contract * contracts;

@@ -126,16 +126,16 @@ static void xm_t_contract(const xm_gen_params *p, const xm_portfolio *P,
   xm_t_unique(P->inst_id, P->n_instruments);
   xm_t_unique(P->account_id, P->n_accounts);
   for (int64_t f = 0; f < P->n_factors; f++) {
-    assert_true(P->factor_kind[f] == XM_K_PRICE || P->factor_kind[f] == XM_K_VOL);
+    assert_true(P->factor_kind[f] == XM_FACTOR_PRICE || P->factor_kind[f] == XM_FACTOR_VOL);
     assert_true(isfinite(P->factor_level[f]) && P->factor_level[f] > 0.0);
-    if (P->factor_kind[f] == XM_K_VOL)
+    if (P->factor_kind[f] == XM_FACTOR_VOL)
       assert_true(P->factor_level[f] < 2.0);
   }
   for (int64_t i = 0; i < P->n_instruments; i++) {
     int t = P->inst_type[i];
     assert_true(t >= 0 && t < XM_TYPE_COUNT);
     assert_true(P->inst_underlying[i] >= 0 && P->inst_underlying[i] < P->n_factors);
-    assert_int_equal(P->factor_kind[P->inst_underlying[i]], XM_K_PRICE);
+    assert_int_equal(P->factor_kind[P->inst_underlying[i]], XM_FACTOR_PRICE);
     assert_true(P->inst_multiplier[i] > 0.0 && isfinite(P->inst_multiplier[i]));
     assert_true(P->inst_strike[i] > 0.0 && isfinite(P->inst_strike[i]));
     assert_true(P->inst_rate[i] >= 0.0 && P->inst_dividend_yield[i] >= 0.0);
@@ -145,7 +145,7 @@ static void xm_t_contract(const xm_gen_params *p, const xm_portfolio *P,
       assert_true(P->inst_silo[i] == 0 || P->inst_silo[i] == 2);
     if (t == XM_OPTION || t == XM_FUTURE_OPTION) {
       assert_true(P->inst_vol_factor[i] >= 0 && P->inst_vol_factor[i] < P->n_factors);
-      assert_int_equal(P->factor_kind[P->inst_vol_factor[i]], XM_K_VOL);
+      assert_int_equal(P->factor_kind[P->inst_vol_factor[i]], XM_FACTOR_VOL);
       assert_true(P->inst_expiry[i] >= 1.0 / 365.0 - 1e-12 && P->inst_expiry[i] <= 2.0 + 1e-12);
       if (t == XM_FUTURE_OPTION || P->inst_silo[i] == 2)
         assert_true(P->inst_expiry[i] <= 1.0 + 1e-12);
@@ -191,7 +191,7 @@ static void xm_t_contract(const xm_gen_params *p, const xm_portfolio *P,
   assert_int_equal(st->n_scenarios, 12);
   for (int k = 0; k < 2; k++) {
     const xm_scenario_set *set = &S->sets[k];
-    assert_int_equal(set->measure, XM_M_WORST);
+    assert_int_equal(set->measure, XM_MEASURE_WORST);
     assert_int_equal(set->n_factors, P->n_factors);
     for (int64_t j = 0; j < set->n_scenarios * set->n_factors; j++)
       assert_true(isfinite(set->shock[j]));
@@ -327,7 +327,7 @@ static void test_template_mix(void **state) {
   double put_iv = 0.0, call_iv = 0.0;
   int64_t np = 0, nc = 0;
   for (int64_t i = 0; i < P.n_instruments; i++) {
-    if (P.inst_type[i] < XM_OPTION)
+    if (!XM_TYPE_IS_OPTION(P.inst_type[i]))
       continue;
     opts++;
     double S0 = P.factor_level[P.inst_underlying[i]];

@@ -90,7 +90,7 @@ static void xm_t_dump(const xm_diag *d) {
 /* ---- A small valid portfolio --------------------------------------------------- */
 
 static char *xm_t_fname[] = {"SPX", "SPX.iv", "ES", "USD.r"};
-static int32_t xm_t_fkind[] = {XM_K_PRICE, XM_K_VOL, XM_K_PRICE, XM_K_RATE};
+static int32_t xm_t_fkind[] = {XM_FACTOR_PRICE, XM_FACTOR_VOL, XM_FACTOR_PRICE, XM_FACTOR_RATE};
 static double xm_t_flevel[] = {4500.0, 0.2, 4510.0, 0.045};
 static char *xm_t_silo[] = {"securities", "futures"};
 static char *xm_t_iid[] = {"SPX", "ES.Z5", "SPX.C4500", "ES.P4400"};
@@ -462,7 +462,7 @@ static void xm_t_scenarios(xm_scenario_file *s, xm_scenario_set sets[2]) {
                               .shock = xm_t_s1s,
                               .label = xm_t_s1l,
                               .weight = xm_t_s1w,
-                              .measure = XM_M_WORST,
+                              .measure = XM_MEASURE_WORST,
                               .confidence = NAN};
   sets[1] = (xm_scenario_set){.name = "crises",
                               .n_scenarios = 1,
@@ -471,7 +471,7 @@ static void xm_t_scenarios(xm_scenario_file *s, xm_scenario_set sets[2]) {
                               .shock = xm_t_s2s,
                               .label = xm_t_s2l,
                               .weight = NULL,
-                              .measure = XM_M_ES,
+                              .measure = XM_MEASURE_ES,
                               .confidence = 0.975};
   s->n_sets = 2;
   s->sets = sets;
@@ -499,13 +499,13 @@ static void test_scenarios_round_trip(void **state) {
   /* sorted by name */
   assert_string_equal(q.sets[0].name, "crises");
   assert_string_equal(q.sets[1].name, "zgrid");
-  assert_int_equal(q.sets[0].measure, XM_M_ES);
+  assert_int_equal(q.sets[0].measure, XM_MEASURE_ES);
   assert_true(q.sets[0].confidence == 0.975);
   assert_null(q.sets[0].weight);
   assert_int_equal(q.sets[0].n_factors, 3);
   assert_string_equal(q.sets[0].factor[2], "ES");
   assert_string_equal(q.sets[0].label[0], "1987-10-19");
-  assert_int_equal(q.sets[1].measure, XM_M_WORST);
+  assert_int_equal(q.sets[1].measure, XM_MEASURE_WORST);
   assert_true(isnan(q.sets[1].confidence));
   assert_non_null(q.sets[1].weight);
   assert_true(q.sets[1].weight[1] == 0.35);

@@ -59,12 +59,12 @@ static void selection_matches_sort(void **state) {
       /* ES and VaR through the measure */
       xm_i64 s_at = 0, ng = 0;
       xm_u64 kk = 0;
-      double es = xm_risk_measure(v, stride, S, XM_M_ES, k, NULL, 0, &s_at, &kk, &ng);
+      double es = xm_risk_measure(v, stride, S, XM_MEASURE_ES, k, NULL, 0, &s_at, &kk, &ng);
       double sum = 0.0;
       for (xm_i64 j = 0; j < k; j++)
         sum += sorted[j];
       assert_true(fabs(es - sum / (double)k) <= 1e-12 * (fabs(sum / (double)k) + 1e-300));
-      double var = xm_risk_measure(v, stride, S, XM_M_VAR, k, NULL, 0, &s_at, &kk, &ng);
+      double var = xm_risk_measure(v, stride, S, XM_MEASURE_VAR, k, NULL, 0, &s_at, &kk, &ng);
       assert_true(var == sorted[k - 1]);
       assert_true(v[s_at * stride] == sorted[k - 1]);
     }

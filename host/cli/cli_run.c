@@ -86,9 +86,6 @@ static const char *xm_run_demo_dir(void) {
   return XM_SOURCE_DIR "/datasets";
 }
 
-static const char *xm_measure_name(int m) {
-  return m == XM_MEASURE_ES ? "es" : (m == XM_MEASURE_VAR ? "var" : "worst");
-}
 
 typedef struct xm_run_top {
   double v;

@@ -6,7 +6,6 @@
 
 #include "cli.h"
 #include "xm_io.h"
-#include "xm_portable.h"
 
 #define XM__CLI_LIST_MAX 12 /* silos / sets listed before "... and N more" */
 
@@ -20,23 +19,29 @@ static void xm__cli_validate_usage(FILE *f) {
              "1 another failure (out of memory).\n");
 }
 
+/* "name n, name n, ..." over a table's values (the counts of each). */
+static void xm__cli_counts(const char *(*name)(int), const int64_t *count, int n) {
+  for (int v = 0; v < n; v++)
+    printf("%s%s %lld", v ? ", " : "", name(v), (long long)count[v]);
+}
+
 static void xm__cli_portfolio_summary(const char *path, const xm_portfolio *p) {
-  int64_t kinds[3] = {0, 0, 0}, types[XM_TYPE_COUNT] = {0}, eligible = 0;
+  int64_t kinds[XM_FACTOR_KIND_COUNT] = {0}, types[XM_TYPE_COUNT] = {0}, eligible = 0;
   for (int64_t i = 0; i < p->n_factors; i++)
-    if (p->factor_kind[i] >= 0 && p->factor_kind[i] < 3)
+    if (xm_factor_kind_name(p->factor_kind[i]))
       kinds[p->factor_kind[i]]++;
   for (int64_t i = 0; i < p->n_instruments; i++)
-    if (p->inst_type[i] >= 0 && p->inst_type[i] < XM_TYPE_COUNT)
+    if (xm_type_name(p->inst_type[i]))
       types[p->inst_type[i]]++;
   for (int64_t i = 0; i < p->n_accounts; i++)
     eligible += p->account_cross_margin[i] == 1;
   printf("%s: valid xmargin.portfolio (format_version 1)\n", path);
   printf("  valuation date  %s   currency %s\n", p->valuation_date, p->currency);
-  printf("  factors      %8lld  (price %lld, vol %lld, rate %lld)\n", (long long)p->n_factors,
-         (long long)kinds[XM_K_PRICE], (long long)kinds[XM_K_VOL], (long long)kinds[XM_K_RATE]);
-  printf("  instruments  %8lld  (spot %lld, future %lld, option %lld, future_option %lld)\n",
-         (long long)p->n_instruments, (long long)types[XM_SPOT], (long long)types[XM_FUTURE],
-         (long long)types[XM_OPTION], (long long)types[XM_FUTURE_OPTION]);
+  printf("  factors      %8lld  (", (long long)p->n_factors);
+  xm__cli_counts(xm_factor_kind_name, kinds, XM_FACTOR_KIND_COUNT);
+  printf(")\n  instruments  %8lld  (", (long long)p->n_instruments);
+  xm__cli_counts(xm_type_name, types, XM_TYPE_COUNT);
+  printf(")\n");
   printf("  silos        %8lld\n", (long long)p->n_silos);
   for (int64_t g = 0; g < p->n_silos && g < XM__CLI_LIST_MAX; g++) {
     int64_t n = 0;
@@ -52,7 +57,6 @@ static void xm__cli_portfolio_summary(const char *path, const xm_portfolio *p) {
 }
 
 static void xm__cli_scenarios_summary(const char *path, const xm_scenario_file *s) {
-  static const char *const measure[] = {"worst", "es", "var"};
   printf("%s: valid xmargin.scenarios (format_version 1)\n", path);
   if (s->n_days > 0)
     printf("  history      %8lld days, %s .. %s, %lld factors\n", (long long)s->n_days,
@@ -63,7 +67,7 @@ static void xm__cli_scenarios_summary(const char *path, const xm_scenario_file *
   for (int64_t k = 0; k < s->n_sets && k < XM__CLI_LIST_MAX; k++) {
     const xm_scenario_set *set = &s->sets[k];
     char conf[48] = "";
-    if (set->measure != XM_M_WORST) {
+    if (set->measure != XM_MEASURE_WORST) {
       if (isnan(set->confidence))
         snprintf(conf, sizeof conf, " confidence (run's)");
       else
@@ -71,7 +75,7 @@ static void xm__cli_scenarios_summary(const char *path, const xm_scenario_file *
     }
     printf("    %-24s S=%lld F_s=%lld measure %s%s, %s\n", set->name, (long long)set->n_scenarios,
            (long long)set->n_factors,
-           set->measure >= 0 && set->measure < 3 ? measure[set->measure] : "?", conf,
+           xm_measure_name(set->measure) ? xm_measure_name(set->measure) : "?", conf,
            set->weight ? "weighted" : "unweighted");
   }
   if (s->n_sets > XM__CLI_LIST_MAX)

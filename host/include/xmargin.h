@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "xmargin_types.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -38,8 +40,9 @@ typedef enum xm_status {
 #undef XM__STATUS_ENUM
 } xm_status;
 
-/* Number of status codes (one past the largest value). */
-#define XM_STATUS_COUNT 14
+/* Number of status codes (one past the largest value: the values are 0, 1, ...). */
+#define XM__STATUS_ONE(name, value, text) +1
+#define XM_STATUS_COUNT (0 XM_STATUS_MAP(XM__STATUS_ONE))
 
 /* Fixed, static text for a status code; "unknown status" for values not in the
  * list. Never NULL; the caller does not free it. */
@@ -113,14 +116,6 @@ const char *xm_ctx_choice(const xm_ctx *ctx);
 
 /* ---- Pricing (the shared pricing core, exposed for checks) ------------- */
 
-typedef enum xm_instrument_type {
-  XM_SPOT = 0,
-  XM_FUTURE = 1,
-  XM_OPTION = 2,        /* Black-Scholes-Merton with dividend yield */
-  XM_FUTURE_OPTION = 3, /* Black-76 */
-  XM_TYPE_COUNT = 4
-} xm_instrument_type;
-
 typedef enum xm_precision { XM_DOUBLE = 0, XM_SINGLE = 1 } xm_precision;
 
 /* A batch of contracts, struct of arrays, n entries each. */
@@ -141,9 +136,17 @@ typedef struct xm_contracts {
  * in the given precision, into out[n] (caller-owned). */
 xm_status xm_price(xm_ctx *ctx, xm_precision prec, const xm_contracts *c, double *out);
 
+/* ---- The enumerations' names (xmargin_types.h) -------------------------- */
+
+/* The name of a value as the files and the configuration spell it
+ * ("future_option", "price", "es"); static, never freed; NULL for a value
+ * that is not in its table. */
+const char *xm_type_name(int type);
+const char *xm_factor_kind_name(int kind);
+const char *xm_measure_name(int measure);
+
 /* ---- Configuration (METHODOLOGY.md; keys and defaults there) ------------ */
 
-typedef enum xm_measure { XM_MEASURE_WORST = 0, XM_MEASURE_ES = 1, XM_MEASURE_VAR = 2 } xm_measure;
 typedef enum xm_distribution { XM_DIST_NORMAL = 0, XM_DIST_STUDENT_T = 1 } xm_distribution;
 
 typedef struct xm_config {
