@@ -23,8 +23,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "xm_engine.h"
-#include "xm_io.h"
 #include "xmargin.h"
 
 #define XB_MAX_SIZES 64
@@ -47,11 +45,6 @@ typedef struct xb_times {
   long hwm_kib;
 } xb_times;
 
-static double xb_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int xb_cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
@@ -124,7 +117,7 @@ static int xb_run_once(xm_ctx *ctx, const xb_size *sz, const xm_config *cfg, con
   memset(&res, 0, sizeof res);
   memset(&diag, 0, sizeof diag);
   int rc = 1, reset = xb_hwm_reset();
-  double t0 = xb_now();
+  double t0 = xm_now();
   xm_status st;
   if ((st = xm_portfolio_read(sz->portfolio, &pf, &diag)) != XM_OK ||
       (st = xm_scenarios_read(sz->scenarios, &sf, &diag)) != XM_OK) {
@@ -132,9 +125,9 @@ static int xb_run_once(xm_ctx *ctx, const xb_size *sz, const xm_config *cfg, con
     fprintf(stderr, "xm_bench: %s: cannot read inputs: %s\n", sz->label, xm_strerror(st));
     goto cleanup;
   }
-  t->read = xb_now() - t0;
-  xm_engine_opts eo = {0, 0, NULL, NULL};
-  if ((st = xm_engine_run(ctx, &pf, &sf, cfg, &eo, &res)) != XM_OK) {
+  t->read = xm_now() - t0;
+  xm_run_opts eo = {0, 0, NULL, NULL};
+  if ((st = xm_run(ctx, &pf, &sf, cfg, &eo, &res)) != XM_OK) {
     fprintf(stderr, "xm_bench: %s on %s: %s: %s\n", sz->label, xm_ctx_device(ctx)->spec,
             xm_strerror(st), xm_ctx_last_error(ctx));
     goto cleanup;
@@ -143,7 +136,7 @@ static int xb_run_once(xm_ctx *ctx, const xb_size *sz, const xm_config *cfg, con
   t->scen = res.t_scenarios;
   t->eval = res.t_evaluate;
   /* The results file, as the CLI writes it (checksums of the inputs included). */
-  double tw = xb_now();
+  double tw = xm_now();
   char devdesc[512];
   const xm_device_info *dv = xm_ctx_device(ctx);
   snprintf(devdesc, sizeof devdesc, "%s: %s [%s]", dv->backend == XM_BACKEND_CPU ? "cpu" : "opencl",
@@ -151,14 +144,14 @@ static int xb_run_once(xm_ctx *ctx, const xb_size *sz, const xm_config *cfg, con
   *S_total = 0;
   for (int64_t x = 0; x < res.K; x++)
     *S_total += res.sets[x].S;
-  xm_run_meta meta = {sz->portfolio, sz->scenarios, devdesc, "1970-01-01T00:00:00Z", xb_now() - t0};
+  xm_run_meta meta = {sz->portfolio, sz->scenarios, devdesc, "1970-01-01T00:00:00Z", xm_now() - t0};
   if ((st = xm_run_result_write(out_path, &pf, cfg, &res, &meta, &diag)) != XM_OK) {
     xm_diag_print(&diag, stderr);
     fprintf(stderr, "xm_bench: cannot write %s: %s\n", out_path, xm_strerror(st));
     goto cleanup;
   }
-  t->write = xb_now() - tw;
-  t->total = xb_now() - t0;
+  t->write = xm_now() - tw;
+  t->total = xm_now() - t0;
   t->hwm_kib = xb_hwm_kib(reset);
   *n_pos = pf.n_positions;
   *n_acc = pf.n_accounts;
@@ -177,16 +170,6 @@ cleanup:
   return rc;
 }
 
-static void xb_json_escape(FILE *f, const char *s) {
-  fputc('"', f);
-  for (; *s; s++) {
-    if (*s == '"' || *s == '\\')
-      fputc('\\', f);
-    if ((unsigned char)*s >= 0x20)
-      fputc(*s, f);
-  }
-  fputc('"', f);
-}
 
 int main(int argc, char **argv) {
   xb_size sizes[XB_MAX_SIZES];
@@ -280,9 +263,9 @@ int main(int argc, char **argv) {
     opt.device = specs[d];
     opt.threads = threads;
     xm_ctx *ctx = NULL;
-    double tc = xb_now();
+    double tc = xm_now();
     xm_status st = xm_ctx_create(&ctx, &opt);
-    tc = xb_now() - tc;
+    tc = xm_now() - tc;
     if (st != XM_OK) {
       fprintf(stderr, "xm_bench: device %s: %s: %s (skipped)\n", specs[d], xm_strerror(st),
               xm_ctx_last_error(ctx));
@@ -387,13 +370,13 @@ int main(int argc, char **argv) {
         if (!f)
           continue;
         fprintf(f, "%s{\"tool\":\"xm_bench\",\"backend\":", f == stdout ? "XMBENCH " : "");
-        xb_json_escape(f, dv->spec);
+        xm_json_string(f, dv->spec);
         fprintf(f, ",\"device\":");
-        xb_json_escape(f, dv->name);
+        xm_json_string(f, dv->name);
         fprintf(f, ",\"platform\":");
-        xb_json_escape(f, dv->platform);
+        xm_json_string(f, dv->platform);
         fprintf(f, ",\"size\":");
-        xb_json_escape(f, sz->label);
+        xm_json_string(f, sz->label);
         fprintf(f,
                 ",\"threads\":%d,\"scenarios\":%lld,\"positions\":%lld,\"accounts\":%lld,"
                 "\"revaluations\":%.0f,\"warmup\":%d,\"repeat\":%d,"

@@ -13,11 +13,8 @@
 #include <string.h>
 #include <time.h>
 
-static double xb_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "xmargin.h"
+
 
 static int xb_cmp(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
@@ -34,7 +31,7 @@ static double xb_median(double *v, int n) {
  * (SSE2: no FMA instruction, so multiply + add) and for AVX-512F + FMA. */
 #define XB_FLOPS_BODY(OP)                                                                          \
   double sink = 0.0;                                                                               \
-  double t0 = xb_now();                                                                            \
+  double t0 = xm_now();                                                                            \
   _Pragma("omp parallel reduction(+ : sink)") {                                                    \
     double acc[XB_CHAINS];                                                                         \
     for (int c = 0; c < XB_CHAINS; c++)                                                            \
@@ -45,7 +42,7 @@ static double xb_median(double *v, int n) {
     for (int c = 0; c < XB_CHAINS; c++)                                                            \
       sink += acc[c];                                                                              \
   }                                                                                                \
-  double dt = xb_now() - t0;                                                                       \
+  double dt = xm_now() - t0;                                                                       \
   if (sink == 42.0)                                                                                \
     printf("#");                                                                                   \
   return 2.0 * XB_CHAINS * (double)iters * omp_get_max_threads() / dt / 1e9;
@@ -57,7 +54,7 @@ static double xb_gflops_base(long iters) { XB_FLOPS_BODY(acc[c] * m + a) }
 typedef double xb_v8d __attribute__((vector_size(64)));
 __attribute__((target("avx512f,fma"))) static double xb_gflops_avx512(long iters) {
   double sink = 0.0;
-  double t0 = xb_now();
+  double t0 = xm_now();
 #pragma omp parallel reduction(+ : sink)
   {
     xb_v8d a0 = {1, 2, 3, 4, 5, 6, 7, 8}, a1 = a0 + 1, a2 = a0 + 2, a3 = a0 + 3, a4 = a0 + 4,
@@ -77,7 +74,7 @@ __attribute__((target("avx512f,fma"))) static double xb_gflops_avx512(long iters
     for (int k = 0; k < 8; k++)
       sink += t[k];
   }
-  double dt = xb_now() - t0;
+  double dt = xm_now() - t0;
   if (sink == 42.0)
     printf("#");
   return 2.0 * 64.0 * (double)iters * omp_get_max_threads() / dt / 1e9;
@@ -106,11 +103,11 @@ int main(int argc, char **argv) {
   have512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
 #endif
   for (int r = 0; r < rep; r++) {
-    double t0 = xb_now();
+    double t0 = xm_now();
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++)
       b[i] = a[i];
-    bw[r] = 16.0 * (double)n / (xb_now() - t0) / 1e9;
+    bw[r] = 16.0 * (double)n / (xm_now() - t0) / 1e9;
     a[r] = b[n - 1 - (size_t)r];
   }
   for (int r = 0; r < rep; r++) {
@@ -123,18 +120,18 @@ int main(int argc, char **argv) {
   }
   /* special functions, one thread */
   const long m = 4000000;
-  double x = 0.0, t0 = xb_now();
+  double x = 0.0, t0 = xm_now();
   for (long i = 0; i < m; i++)
     x += exp(-1.0 + 1e-7 * (double)i);
-  double t_exp = (xb_now() - t0) / (double)m;
-  t0 = xb_now();
+  double t_exp = (xm_now() - t0) / (double)m;
+  t0 = xm_now();
   for (long i = 0; i < m; i++)
     x += log(1.0 + 1e-7 * (double)i);
-  double t_log = (xb_now() - t0) / (double)m;
-  t0 = xb_now();
+  double t_log = (xm_now() - t0) / (double)m;
+  t0 = xm_now();
   for (long i = 0; i < m; i++)
     x += erfc(-2.0 + 1e-6 * (double)i);
-  double t_erfc = (xb_now() - t0) / (double)m;
+  double t_erfc = (xm_now() - t0) / (double)m;
   printf("threads %d\n", omp_get_max_threads());
   printf("copy bandwidth %.1f GB/s (median of %d, %zu MiB arrays, read+write bytes)\n",
          xb_median(bw, rep), rep, mib);

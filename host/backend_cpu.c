@@ -3,8 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "xm_internal.h"
-#include "xm_io.h"
 
 /* glibc's libmvec (>= 2.35, checked by CMakeLists.txt) has vector erfc (SSE2,
  * AVX, AVX2, AVX-512 variants): with these declarations, -fno-math-errno and
@@ -26,13 +24,16 @@ float erfcf(float);
 #define XM__SIMD_CLONES
 #endif
 
+#include "xm_internal.h"
+#include "xm_io.h"
 #include "xm_price_host.h"
 #include "xm_reduce.h"
 #include "xm_rng.h"
 
-/* Accounts per reduction tile: their rows (G + 1 of S doubles each) are
- * copied together into a per-thread scratch (backend_cpu.c, xm__cpu_evaluate). */
-#define XM__REDUCE_TILE 4
+typedef struct xm__cpu_state {
+  xm_precision prec; /* of the run in progress */
+} xm__cpu_state;
+
 
 /* The vectorisation request of the loss loops. clang cannot vectorise their
  * calls to erfc (no vector math library binding) and would warn that it
@@ -64,6 +65,8 @@ XM__CPU_LOSSES(f, float)
  * too tight for one thread is an error. */
 static xm_status xm__cpu_open(xm_ctx *ctx) {
   xm__cpu_info(&ctx->dev);
+  if (!(ctx->state = calloc(1, sizeof(xm__cpu_state))))
+    return xm__fail(ctx, XM_ENOMEM, "out of memory");
   uint64_t room = xm_address_space_room();
   if (room == UINT64_MAX)
     return XM_OK;
@@ -84,7 +87,10 @@ static xm_status xm__cpu_open(xm_ctx *ctx) {
   return XM_OK;
 }
 
-static void xm__cpu_close(xm_ctx *ctx) { (void)ctx; }
+static void xm__cpu_close(xm_ctx *ctx) {
+  free(ctx->state);
+  ctx->state = NULL;
+}
 
 static xm_status xm__cpu_price(xm_ctx *ctx, xm_precision prec, const xm_contracts *c, double *out) {
   long n = (long)c->n;
@@ -114,209 +120,288 @@ static xm_status xm__cpu_syrk(xm_ctx *ctx, int64_t W, int64_t F, const double *R
   return XM_OK;
 }
 
-/* Monte Carlo shocks of one set: X = diag(scale) Z L^T, Z ~ N(0, 1), the
- * product in place by TRMM (L is lower triangular: half the flops of GEMM). */
-static xm_status xm__cpu_mc(xm_ctx *ctx, const xm__job *job, const xm__set *set, double *X) {
-  const xm_config *cfg = job->cfg;
-  int64_t S = set->S, F = job->F;
+/* ---- one run ---- */
+
+/* The cpu backend's buffer: host memory, owned or a view of the engine's. */
+struct xm__mem_s {
+  void *p;
+  int owned;
+};
+#define XM__P(m, type) ((type *)(m)->p)
+
+static xm_status xm__cpu_begin(xm_ctx *ctx, xm_precision prec) {
+  ((xm__cpu_state *)ctx->state)->prec = prec;
+  return XM_OK;
+}
+static void xm__cpu_end(xm_ctx *ctx) { (void)ctx; }
+
+static xm_status xm__cpu_alloc(xm_ctx *ctx, size_t bytes, const void *init, xm__mem *out) {
+  xm__mem m = malloc(sizeof *m);
+  void *p = malloc(bytes ? bytes : 1);
+  if (!m || !p) {
+    free(m);
+    free(p);
+    *out = NULL;
+    return xm__fail(ctx, XM_ENOMEM, "out of memory for a buffer of %zu bytes", bytes);
+  }
+  if (init && bytes)
+    memcpy(p, init, bytes);
+  m->p = p;
+  m->owned = 1;
+  *out = m;
+  return XM_OK;
+}
+
+static xm_status xm__cpu_view(xm_ctx *ctx, const void *host, size_t bytes, xm__mem *out) {
+  (void)bytes;
+  xm__mem m = malloc(sizeof *m);
+  if (!(*out = m))
+    return xm__fail(ctx, XM_ENOMEM, "out of memory");
+  m->p = (void *)host; /* read only: no step writes a view */
+  m->owned = 0;
+  return XM_OK;
+}
+
+static void xm__cpu_release(xm_ctx *ctx, xm__mem m) {
   (void)ctx;
+  if (m && m->owned)
+    free(m->p);
+  free(m);
+}
+
+static xm_status xm__cpu_upload(xm_ctx *ctx, xm__mem dst, size_t off, const void *src,
+                                size_t bytes) {
+  (void)ctx;
+  if (bytes)
+    memcpy((char *)dst->p + off, src, bytes);
+  return XM_OK;
+}
+
+static xm_status xm__cpu_download(xm_ctx *ctx, void *dst, xm__mem src, size_t off, size_t bytes) {
+  (void)ctx;
+  if (bytes)
+    memcpy(dst, (const char *)src->p + off, bytes);
+  return XM_OK;
+}
+
+static xm_status xm__cpu_finish(xm_ctx *ctx) {
+  (void)ctx;
+  return XM_OK;
+}
+
+/* Scenario-major: one scenario's losses of every account are adjacent, as
+ * aggregation writes them one scenario per thread. */
+static xm_layout xm__cpu_layout(int64_t S, int64_t na, int G) {
+  (void)S;
+  xm_layout lay = {G + 1, 1, na * (G + 1)};
+  return lay;
+}
+
+/* Accounts per reduction tile: their rows (G + 1 of S doubles each) are
+ * copied together into a per-thread scratch (xm__cpu_reduce). */
+#define XM__REDUCE_TILE 4
+
+static uint64_t xm__cpu_reduce_scratch(const xm_ctx *ctx, int64_t S, int G) {
+  return (uint64_t)ctx->threads * XM__REDUCE_TILE * (uint64_t)(G + 1) * (uint64_t)S * 8u;
+}
+
+static uint64_t xm__cpu_mc_scratch(const xm_ctx *ctx, int64_t ns, int64_t F, uint64_t max_bytes) {
+  (void)ctx, (void)ns, (void)F, (void)max_bytes;
+  return 0; /* in place: the draws in X, then TRMM */
+}
+
+static int64_t xm__cpu_preferred_tile(const xm_ctx *ctx, int64_t n) {
+  return xm__tuned_cpu_tile(ctx, n);
+}
+
+/* Monte Carlo shocks X = diag(scale) Z L^T, Z ~ N(0, 1), the product in place
+ * by TRMM (L is lower triangular: half the flops of GEMM), and EX = exp(X). */
+static xm_status xm__cpu_mc(xm_ctx *ctx, const xm__mc_args *a, int64_t s0, int64_t ns,
+                            uint64_t max_bytes, xm__mem Xm, xm__mem EXm) {
+  (void)max_bytes;
+  int64_t F = a->F;
+  double *X = XM__P(Xm, double), *EX = XM__P(EXm, double);
 #pragma omp parallel for schedule(static) num_threads(ctx->threads)
-  for (int64_t s = 0; s < S; s++) {
-    double sc = xm_mc_scale(cfg->montecarlo.seed, (xm_u64)s,
-                            cfg->montecarlo.distribution == XM_DIST_STUDENT_T, cfg->montecarlo.dof,
-                            (double)cfg->horizon_days);
+  for (int64_t s = 0; s < ns; s++) {
+    xm_u64 g = (xm_u64)(s0 + s);
+    double sc = xm_mc_scale(a->seed, g, a->student_t, a->dof, a->horizon);
     for (int64_t f = 0; f < F; f += 2) {
       double z0, z1;
-      xm_mc_normal_pair(cfg->montecarlo.seed, (xm_u64)s, (xm_u32)(f / 2), &z0, &z1);
+      xm_mc_normal_pair(a->seed, g, (xm_u32)(f / 2), &z0, &z1);
       X[s * F + f] = sc * z0;
       if (f + 1 < F)
         X[s * F + f + 1] = sc * z1;
     }
   }
-  if (S > 0 && F > 0)
-    cblas_dtrmm(CblasRowMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, (int)S, (int)F,
-                1.0, set->chol, (int)F, X, (int)F);
+  if (ns > 0 && F > 0)
+    cblas_dtrmm(CblasRowMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, (int)ns, (int)F,
+                1.0, a->chol, (int)F, X, (int)F);
+  int64_t m = ns * F;
+#pragma omp parallel for schedule(static) num_threads(ctx->threads)
+  for (int64_t j = 0; j < m; j++)
+    EX[j] = exp(X[j]);
   return XM_OK;
 }
 
-static xm_status xm__cpu_evaluate(xm_ctx *ctx, xm__job *job) {
-  const xm_config *cfg = job->cfg;
-  xm_status st = XM_OK;
-  int G = job->G;
-  int64_t K = job->K, F = job->F;
-  double **X = calloc((size_t)K, sizeof *X), **EX = calloc((size_t)K, sizeof *EX);
-  double *ell = NULL, *L = NULL, *silo_set = NULL, *attr_set = NULL, *by_set = NULL, *tail = NULL;
-  if (!X || !EX) {
-    free(X);
-    free(EX);
-    return xm__fail(ctx, XM_ENOMEM, "out of memory");
-  }
-  double t0 = xm__now();
-  for (int64_t x = 0; x < K; x++) {
-    xm__set *set = &job->sets[x];
-    if (!set->is_mc) {
-      X[x] = set->X;
-      continue;
-    }
-    X[x] = malloc((size_t)(set->S * F) * sizeof(double));
-    if (!X[x]) {
-      st = xm__fail(ctx, XM_ENOMEM, "Monte Carlo shocks of set %s", set->name);
-      goto cleanup;
-    }
-    if ((st = xm__cpu_mc(ctx, job, set, X[x])) != XM_OK)
-      goto cleanup;
-    if (job->keep_mc && !set->X) {
-      set->X = X[x];
-      X[x] = NULL; /* now owned by the set; still read below through set->X */
-    }
-  }
-  /* exp of every shock, once per set (price factors move by S exp(x)). */
-  for (int64_t x = 0; x < K; x++) {
-    const double *Xs = X[x] ? X[x] : job->sets[x].X;
-    int64_t m = job->sets[x].S * F;
-    if (!(EX[x] = malloc((size_t)(m + 1) * sizeof(double)))) {
-      st = xm__fail(ctx, XM_ENOMEM, "exp of the shocks of set %s", job->sets[x].name);
-      goto cleanup;
-    }
+static xm_status xm__cpu_exp(xm_ctx *ctx, int64_t m, xm__mem Xm, xm__mem EXm) {
+  const double *X = XM__P(Xm, const double);
+  double *EX = XM__P(EXm, double);
 #pragma omp parallel for schedule(static) num_threads(ctx->threads)
-    for (int64_t j = 0; j < m; j++)
-      EX[x][j] = exp(Xs[j]);
+  for (int64_t j = 0; j < m; j++)
+    EX[j] = exp(X[j]);
+  return XM_OK;
+}
+
+static xm_status xm__cpu_today(xm_ctx *ctx, const xm__dblock *b, double dt, double p) {
+  int single = ((xm__cpu_state *)ctx->state)->prec == XM_SINGLE;
+  double *instd = XM__P(b->instd, double);
+  const int *insti = XM__P(b->insti, const int);
+  for (int64_t i = 0; i < b->n; i++) {
+    if (single)
+      xm_today_f(i, b->n, instd, insti, (float)dt, (float)p);
+    else
+      xm_today_d(i, b->n, instd, insti, dt, p);
   }
-  job->t_scen = xm__now() - t0;
-  t0 = xm__now();
-  int64_t maxS, maxtile, maxna, maxinst;
-  xm__job_extents(job, &maxS, &maxtile, &maxna, &maxinst);
-  ell = malloc((size_t)(maxtile * maxinst + 1) * sizeof *ell);
-  L = malloc((size_t)(maxS * maxna * (G + 1) + 1) * sizeof *L);
-  by_set = malloc((size_t)(maxna * K + 1) * sizeof *by_set);
-  silo_set = malloc((size_t)(maxna * G * K + 1) * sizeof *silo_set);
-  attr_set = malloc((size_t)(maxna * G * K + 1) * sizeof *attr_set);
-  tail = malloc((size_t)(maxna * XM_TAIL + 1) * sizeof *tail);
-  if (!ell || !L || !by_set || !silo_set || !attr_set || !tail) {
-    st = xm__fail(ctx, XM_ENOMEM, "engine buffers (%lld scenarios x %lld accounts)",
-                  (long long)maxS, (long long)maxna);
-    goto cleanup;
+  return XM_OK;
+}
+
+/* ell[s][i], scenario-major: one row per scenario, in cache for aggregation
+ * (the same static schedule gives a thread the same scenarios in both). */
+static xm_status xm__cpu_revalue(xm_ctx *ctx, const xm__dblock *b, xm__mem Xm, xm__mem EXm,
+                                 int64_t F, int64_t row0, int64_t ns, double vol_floor,
+                                 xm__mem ellm) {
+  int single = ((xm__cpu_state *)ctx->state)->prec == XM_SINGLE;
+  const double *X = XM__P(Xm, const double), *EX = XM__P(EXm, const double);
+  const double *instd = XM__P(b->instd, const double);
+  const int *insti = XM__P(b->insti, const int);
+  double *ell = XM__P(ellm, double);
+  int64_t n = b->n, nlin = b->nlin;
+#pragma omp parallel for schedule(static) num_threads(ctx->threads)
+  for (int64_t s = 0; s < ns; s++) {
+    const double *xrow = X + (row0 + s) * F, *erow = EX + (row0 + s) * F;
+    if (single)
+      xm__cpu_losses_f(n, nlin, instd, insti, xrow, erow, (float)vol_floor, ell + s * n);
+    else
+      xm__cpu_losses_d(n, nlin, instd, insti, xrow, erow, vol_floor, ell + s * n);
   }
-  int single = cfg->precision == XM_SINGLE;
-  double dt = (double)cfg->horizon_days / 252.0;
-  for (int64_t b = 0; b < job->n_blocks; b++) {
-    xm__block *bk = &job->blocks[b];
-    int64_t n = bk->n_inst, na = bk->na, R = na * (G + 1);
-    /* scenario-major: one scenario's losses of every account are adjacent */
-    xm_layout lay = {G + 1, 1, R};
-    /* xm__plan puts the linear instruments first: [0, nlin) */
-    int64_t nlin = 0;
-    while (nlin < n && !XM_TYPE_IS_OPTION(bk->insti[XM_II_TYPE * n + nlin]))
-      nlin++;
-    for (int64_t i = nlin; i < n; i++)
-      if (!XM_TYPE_IS_OPTION(bk->insti[XM_II_TYPE * n + i])) {
-        st = xm__fail(ctx, XM_EINTERNAL, "block %lld: instruments not in type order", (long long)b);
-        goto cleanup;
-      }
-    for (int64_t i = 0; i < n; i++) {
-      if (single)
-        xm_today_f(i, n, bk->instd, bk->insti, (float)dt, (float)cfg->pricing.vol_term_power);
-      else
-        xm_today_d(i, n, bk->instd, bk->insti, dt, cfg->pricing.vol_term_power);
-    }
-    for (int64_t x = 0; x < K; x++) {
-      const xm__set *set = &job->sets[x];
-      const double *Xs = X[x] ? X[x] : set->X;
-      for (int64_t s0 = 0; s0 < set->S; s0 += bk->tile) {
-        int64_t ns = set->S - s0 < bk->tile ? set->S - s0 : bk->tile;
-        /* One scenario per iteration: no index division in the inner loops. */
+  return XM_OK;
+}
+
+static xm_status xm__cpu_aggregate(xm_ctx *ctx, const xm__dblock *b, int64_t s0, int64_t ns,
+                                   const xm__dwork *w) {
+  const double *ell = XM__P(w->ell, const double);
+  const int *start = XM__P(b->start, const int), *pinst = XM__P(b->pinst, const int);
+  const int *psilo = XM__P(b->psilo, const int);
+  const double *pqty = XM__P(b->pqty, const double);
+  double *L = XM__P(w->L, double);
+  int64_t n = b->n, na = b->na;
 #pragma omp parallel for schedule(static) num_threads(ctx->threads)
-        for (int64_t s = 0; s < ns; s++) {
-          const double *xrow = Xs + (s0 + s) * F, *erow = EX[x] + (s0 + s) * F;
-          double *out = ell + s * n;
-          if (single)
-            xm__cpu_losses_f(n, nlin, bk->instd, bk->insti, xrow, erow,
-                             (float)cfg->pricing.vol_floor, out);
-          else
-            xm__cpu_losses_d(n, nlin, bk->instd, bk->insti, xrow, erow, cfg->pricing.vol_floor,
-                             out);
-          for (int64_t a = 0; a < na; a++)
-            xm_aggregate(a, s0 + s, G, out, 1, bk->pos_start, bk->pos_inst, bk->pos_silo,
-                         bk->pos_qty, L, lay);
-        }
-      }
-      int has_w = set->w != NULL;
-      int64_t S = set->S, ta = XM__REDUCE_TILE;
-      int failed = 0;
-      /* The reductions read each (account, component) row several times: a
-       * tile of ta accounts' rows is first copied out of the scenario-major L
-       * (one pass, contiguous runs) into a row-major scratch that stays in
-       * cache, and reduced there. */
-#pragma omp parallel num_threads(ctx->threads) reduction(| : failed)
-      {
-        double *scr = malloc((size_t)(ta * (G + 1) * S + 1) * sizeof *scr);
-        xm_layout tl = {(G + 1) * S, S, 1};
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t a0 = 0; a0 < na; a0 += ta) {
-          if (!scr) {
-            failed = 1;
-            continue;
-          }
-          int64_t nt = na - a0 < ta ? na - a0 : ta, nr = nt * (G + 1);
-          const double *src = L + a0 * (G + 1);
-          for (int64_t s = 0; s < S; s++)
-            for (int64_t r = 0; r < nr; r++)
-              scr[r * S + s] = src[s * lay.ss + r];
-          for (int64_t q = 0; q < nr; q++)
-            xm_reduce_row(q / (G + 1), (int)(q % (G + 1)), S, tl, G, scr, set->measure, set->k,
-                          set->w, has_w, K, x, bk->pos_start + a0, bk->pos_silo, by_set + a0 * K,
-                          silo_set + a0 * G * K, tail + a0 * XM_TAIL);
-          for (int64_t a = 0; a < nt; a++)
-            xm_attribute_account(a, S, tl, G, scr, set->measure, set->k, set->w, has_w, K, x,
-                                 bk->pos_start + a0, bk->pos_silo, silo_set + a0 * G * K,
-                                 attr_set + a0 * G * K, tail + a0 * XM_TAIL);
-        }
-        free(scr);
-      }
-      if (failed) {
-        st = xm__fail(ctx, XM_ENOMEM, "reduction scratch (%lld accounts x %lld scenarios)",
-                      (long long)ta, (long long)S);
-        goto cleanup;
-      }
-      if (job->pnl && job->pnl[x]) {
-        for (int64_t s = 0; s < set->S; s++)
-          for (int64_t a = 0; a < na; a++)
-            job->pnl[x][s * job->A + bk->a0 + a] = (float)L[s * R + a * (G + 1)];
-      }
-      xm__progress(job, b, x);
-    }
-#pragma omp parallel for schedule(static) num_threads(ctx->threads)
+  for (int64_t s = 0; s < ns; s++)
     for (int64_t a = 0; a < na; a++)
-      xm_combine_account(a, G, K, by_set, silo_set, attr_set, bk->cross, bk->pos_start,
-                         bk->pos_inst, bk->pos_qty, n, bk->insti, bk->instd,
-                         cfg->cross_margin.offset_cap, cfg->minimum.per_contract,
-                         job->out_acct + bk->a0 * XM_NOUT, job->out_silo + bk->a0 * G * 2);
-    memcpy(job->by_set + bk->a0 * K, by_set, (size_t)(na * K) * sizeof *by_set);
+      xm_aggregate(a, s0 + s, w->G, ell + s * n, 1, start, pinst, psilo, pqty, L, w->lay);
+  return XM_OK;
+}
+
+/* The reductions read each (account, component) row several times: a tile of
+ * XM__REDUCE_TILE accounts' rows is first copied out of the scenario-major L
+ * (one pass, contiguous runs) into a row-major scratch that stays in cache,
+ * and reduced there. */
+static xm_status xm__cpu_reduce(xm_ctx *ctx, const xm__dblock *b, const xm__dset *ds, int64_t x,
+                                const xm__dwork *w) {
+  int G = w->G, failed = 0;
+  int64_t K = w->K, S = ds->S, na = b->na, ta = XM__REDUCE_TILE;
+  const double *L = XM__P(w->L, const double);
+  const double *wt = ds->w ? XM__P(ds->w, const double) : NULL;
+  const int *start = XM__P(b->start, const int), *psilo = XM__P(b->psilo, const int);
+  double *by = XM__P(w->by, double), *silo = XM__P(w->silo, double);
+  double *attr = XM__P(w->attr, double), *tail = XM__P(w->tail, double);
+  xm_layout lay = w->lay;
+#pragma omp parallel num_threads(ctx->threads) reduction(| : failed)
+  {
+    double *scr = malloc((size_t)(ta * (G + 1) * S + 1) * sizeof *scr);
+    xm_layout tl = {(G + 1) * S, S, 1};
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t a0 = 0; a0 < na; a0 += ta) {
+      if (!scr) {
+        failed = 1;
+        continue;
+      }
+      int64_t nt = na - a0 < ta ? na - a0 : ta, nr = nt * (G + 1);
+      const double *src = L + a0 * (G + 1);
+      for (int64_t s = 0; s < S; s++)
+        for (int64_t r = 0; r < nr; r++)
+          scr[r * S + s] = src[s * lay.ss + r];
+      for (int64_t q = 0; q < nr; q++)
+        xm_reduce_row(q / (G + 1), (int)(q % (G + 1)), S, tl, G, scr, ds->measure, ds->k, wt,
+                      wt != NULL, K, x, start + a0, psilo, by + a0 * K, silo + a0 * G * K,
+                      tail + a0 * XM_TAIL);
+      for (int64_t a = 0; a < nt; a++)
+        xm_attribute_account(a, S, tl, G, scr, ds->measure, ds->k, wt, wt != NULL, K, x,
+                             start + a0, psilo, silo + a0 * G * K, attr + a0 * G * K,
+                             tail + a0 * XM_TAIL);
+    }
+    free(scr);
   }
-  job->t_eval = xm__now() - t0;
-cleanup:
-  for (int64_t x = 0; x < K; x++) {
-    if (X[x] && X[x] != job->sets[x].X)
-      free(X[x]);
-    free(EX[x]);
+  if (failed)
+    return xm__fail(ctx, XM_ENOMEM, "reduction scratch (%lld accounts x %lld scenarios)",
+                    (long long)ta, (long long)S);
+  return XM_OK;
+}
+
+static xm_status xm__cpu_combine(xm_ctx *ctx, const xm__dblock *b, const xm__dwork *w,
+                                 double offset_cap, double per_contract) {
+  const double *by = XM__P(w->by, const double), *silo = XM__P(w->silo, const double);
+  const double *attr = XM__P(w->attr, const double);
+  const int *cross = XM__P(b->cross, const int), *start = XM__P(b->start, const int);
+  const int *pinst = XM__P(b->pinst, const int), *insti = XM__P(b->insti, const int);
+  const double *pqty = XM__P(b->pqty, const double), *instd = XM__P(b->instd, const double);
+  double *oa = XM__P(w->out_acct, double), *os = XM__P(w->out_silo, double);
+  int64_t na = b->na;
+#pragma omp parallel for schedule(static) num_threads(ctx->threads)
+  for (int64_t a = 0; a < na; a++)
+    xm_combine_account(a, w->G, w->K, by, silo, attr, cross, start, pinst, pqty, b->n, insti,
+                       instd, offset_cap, per_contract, oa, os);
+  return XM_OK;
+}
+
+static xm_status xm__cpu_list(xm_device_info **list, size_t *n, size_t *cap) {
+  if (*n + 1 > *cap) {
+    xm_device_info *bigger = realloc(*list, (*cap * 2 + 1) * sizeof **list);
+    if (!bigger)
+      return XM_ENOMEM;
+    *list = bigger;
+    *cap = *cap * 2 + 1;
   }
-  free(EX);
-  free(X);
-  free(tail);
-  free(attr_set);
-  free(silo_set);
-  free(by_set);
-  free(L);
-  free(ell);
-  return st;
+  xm__cpu_info(&(*list)[(*n)++]);
+  return XM_OK;
 }
 
 const xm__backend xm__backend_cpu = {
     .name = "cpu",
     .kind = XM_BACKEND_CPU,
+    .host_memory = 1,
+    .list = xm__cpu_list,
     .open = xm__cpu_open,
     .close = xm__cpu_close,
     .price = xm__cpu_price,
     .syrk = xm__cpu_syrk,
-    .evaluate = xm__cpu_evaluate,
+    .begin = xm__cpu_begin,
+    .end = xm__cpu_end,
+    .alloc = xm__cpu_alloc,
+    .view = xm__cpu_view,
+    .release = xm__cpu_release,
+    .upload = xm__cpu_upload,
+    .download = xm__cpu_download,
+    .finish = xm__cpu_finish,
+    .layout = xm__cpu_layout,
+    .reduce_scratch = xm__cpu_reduce_scratch,
+    .mc_scratch = xm__cpu_mc_scratch,
+    .preferred_tile = xm__cpu_preferred_tile,
+    .mc = xm__cpu_mc,
+    .exp_shocks = xm__cpu_exp,
+    .today = xm__cpu_today,
+    .revalue = xm__cpu_revalue,
+    .aggregate = xm__cpu_aggregate,
+    .reduce = xm__cpu_reduce,
+    .combine = xm__cpu_combine,
 };

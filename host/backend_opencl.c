@@ -6,8 +6,54 @@
 
 #include <clblast_c.h>
 
-#include "xm_internal.h"
+#include "xm_opencl.h"
 #include "xm_reduce.h"
+
+
+/* Kernels of xmargin.cl (xm__knames: the same order). */
+enum {
+  KT_TODAY,
+  KT_REVALUE,
+  KT_AGG,
+  KT_REDUCE,
+  KT_ATTR,
+  KT_COMBINE,
+  KT_SCALE,
+  KT_NORMALS,
+  KT_EXP,
+  KT_GATHER,
+  KT_REVALUE8,
+  KT_AGG8,
+  KT_N
+};
+static const char *const xm__knames[KT_N] = {
+    "xm_k_today",     "xm_k_revalue",   "xm_k_aggregate", "xm_k_reduce",
+    "xm_k_attribute", "xm_k_combine",   "xm_k_mc_scale",  "xm_k_mc_normals",
+    "xm_k_exp",       "xm_k_mc_gather", "xm_k_revalue8",  "xm_k_aggregate8"};
+/* Kernels that price, built in each precision; the others in double only. */
+#define XM__PRICES(k) ((k) == KT_TODAY || (k) == KT_REVALUE)
+
+/* The backend's state (ctx->state). */
+typedef struct xm__ocl {
+  cl_platform_id platform;
+  cl_device_id device;
+  cl_context context;
+  cl_command_queue queue;
+  cl_program program[2]; /* [XM_DOUBLE], [XM_SINGLE] */
+  cl_kernel kernel[2][KT_N]; /* [XM_SINGLE] only the pricing ones */
+  xm_precision prec;         /* of the run in progress */
+  int profile;
+  double ms[KT_N]; /* kernel times of the run (profile) */
+  double blas_ms;  /* CLBlast's calls, timed on the host after a clFinish */
+} xm__ocl;
+#define XM__OCL(ctx) ((xm__ocl *)(ctx)->state)
+/* An xm__mem of this backend is a cl_mem. */
+#define XM__M(m) ((cl_mem)(void *)(m))
+
+/* The kernel k of the run's precision. */
+static cl_kernel xm__k(const xm__ocl *o, int k) {
+  return o->kernel[XM__PRICES(k) ? o->prec : XM_DOUBLE][k];
+}
 
 #define XM__CL(ctx, call)                                                                          \
   do {                                                                                             \
@@ -20,12 +66,12 @@
   } while (0)
 
 static xm_status xm__build(xm_ctx *ctx, xm_precision prec) {
-  xm__ocl *o = &ctx->ocl;
+  xm__ocl *o = XM__OCL(ctx);
   cl_int e = CL_SUCCESS;
   const char *src = xm__kernel_xmargin;
   /* XM_TEST_FAIL_OPENCL=build: a source that does not compile (tests the build
    * log and the fallback). */
-  const char *fault = getenv("XM_TEST_FAIL_OPENCL");
+  const char *fault = ctx->opt.fault;
   if (fault && strcmp(fault, "build") == 0)
     src = "__kernel void xm_broken(void) { this is not OpenCL C; }";
   size_t len = strlen(src);
@@ -57,54 +103,8 @@ static xm_status xm__build(xm_ctx *ctx, xm_precision prec) {
   return XM_OK;
 }
 
-static xm_status xm__ocl_open(xm_ctx *ctx) {
-  xm__ocl *o = &ctx->ocl;
-  xm_status st = XM_OK;
-  cl_int e = CL_SUCCESS;
-  st = xm__ocl_find(ctx->dev.platform_index, ctx->dev.device_index, &ctx->dev, &o->platform,
-                    &o->device);
-  if (st != XM_OK)
-    return xm__fail(ctx, st, "OpenCL device %s is gone", ctx->dev.spec);
-  if (!ctx->dev.fp64)
-    return xm__fail(ctx, XM_EUNSUPPORTED,
-                    "%s has no double precision (cl_khr_fp64), which the reduction needs",
-                    ctx->dev.name);
-  cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)o->platform, 0};
-  o->context = clCreateContext(props, 1, &o->device, NULL, NULL, &e);
-  if (e != CL_SUCCESS)
-    return xm__fail(ctx, xm__cl_status(e), "clCreateContext: %s", xm__cl_errstr(e));
-  /* XM_PROFILE=1: kernel times from OpenCL events, printed after each run. */
-  const char *prof = getenv("XM_PROFILE");
-  o->queue = clCreateCommandQueue(
-      o->context, o->device, prof && *prof && *prof != '0' ? CL_QUEUE_PROFILING_ENABLE : 0, &e);
-  if (e != CL_SUCCESS)
-    return xm__fail(ctx, xm__cl_status(e), "clCreateCommandQueue: %s", xm__cl_errstr(e));
-  if ((st = xm__build(ctx, XM_DOUBLE)) != XM_OK)
-    return st;
-  if ((st = xm__apply_blas_tuning(ctx)) != XM_OK)
-    return st;
-  return xm__build(ctx, XM_SINGLE);
-}
-
-static void xm__ocl_close(xm_ctx *ctx) {
-  xm__ocl *o = &ctx->ocl;
-  /* CLBlast caches programs of this context; released now, not by its static
-   * destructor at exit, which may run after the OpenCL runtime's own (under
-   * oclgrind that freed the runtime's LLVM context twice). CLBlast has one
-   * cache per process: another live context rebuilds its programs on use. */
-  CLBlastClearCache();
-  for (int i = 0; i < 2; i++)
-    if (o->program[i])
-      clReleaseProgram(o->program[i]);
-  if (o->queue)
-    clReleaseCommandQueue(o->queue);
-  if (o->context)
-    clReleaseContext(o->context);
-  memset(o, 0, sizeof *o);
-}
-
 static xm_status xm__ocl_price(xm_ctx *ctx, xm_precision prec, const xm_contracts *c, double *out) {
-  xm__ocl *o = &ctx->ocl;
+  xm__ocl *o = XM__OCL(ctx);
   xm_status st = XM_OK;
   cl_int e = CL_SUCCESS;
   cl_kernel k = NULL;
@@ -152,7 +152,7 @@ static xm_status xm__blast(xm_ctx *ctx, CLBlastStatusCode c, const char *what) {
 static cl_mem xm__buf(xm_ctx *ctx, size_t bytes, const void *host, cl_int *e) {
   if (bytes == 0)
     bytes = 8;
-  return clCreateBuffer(ctx->ocl.context,
+  return clCreateBuffer(XM__OCL(ctx)->context,
                         host ? CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR : CL_MEM_READ_WRITE, bytes,
                         (void *)host, e);
 }
@@ -168,11 +168,11 @@ static xm_status xm__ocl_syrk(xm_ctx *ctx, int64_t W, int64_t F, const double *R
   st = xm__blast(ctx,
                  CLBlastDsyrk(CLBlastLayoutRowMajor, CLBlastTriangleUpper, CLBlastTransposeYes,
                               (size_t)F, (size_t)W, 1.0 / (double)W, bR, 0, (size_t)F, 0.0, bC, 0,
-                              (size_t)F, &ctx->ocl.queue, NULL),
+                              (size_t)F, &XM__OCL(ctx)->queue, NULL),
                  "DSYRK");
   if (st != XM_OK)
     goto cleanup;
-  XM__CL(ctx, clEnqueueReadBuffer(ctx->ocl.queue, bC, CL_TRUE, 0, (size_t)(F * F) * sizeof(double),
+  XM__CL(ctx, clEnqueueReadBuffer(XM__OCL(ctx)->queue, bC, CL_TRUE, 0, (size_t)(F * F) * sizeof(double),
                                   C, 0, NULL, NULL));
   for (int64_t i = 0; i < F; i++)
     for (int64_t j = 0; j < i; j++)
@@ -188,17 +188,10 @@ cleanup:
 static size_t xm__round(size_t n, size_t m) { return (n + m - 1) / m * m; }
 
 /* Enqueues kernel kid; with profiling on, waits for it and adds its time. */
-typedef struct xm__launcher {
-  cl_command_queue q;
-  int profile;
-  double ms[16];
-  double blas_ms; /* CLBlast's calls, timed on the host after a clFinish */
-} xm__launcher;
-
-static cl_int xm__launch(xm__launcher *ln, int kid, cl_kernel k, cl_uint dims, const size_t *g,
-                         const size_t *l) {
+static cl_int xm__launch(xm__ocl *o, int kid, cl_uint dims, const size_t *g, const size_t *l) {
   cl_event ev = NULL;
-  cl_int e = clEnqueueNDRangeKernel(ln->q, k, dims, NULL, g, l, 0, NULL, ln->profile ? &ev : NULL);
+  cl_int e = clEnqueueNDRangeKernel(o->queue, xm__k(o, kid), dims, NULL, g, l, 0, NULL,
+                                    o->profile ? &ev : NULL);
   if (e != CL_SUCCESS || !ev)
     return e;
   e = clWaitForEvents(1, &ev);
@@ -206,18 +199,18 @@ static cl_int xm__launch(xm__launcher *ln, int kid, cl_kernel k, cl_uint dims, c
   if (e == CL_SUCCESS &&
       clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL) == CL_SUCCESS &&
       clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL) == CL_SUCCESS)
-    ln->ms[kid] += 1e-6 * (double)(t1 - t0);
+    o->ms[kid] += 1e-6 * (double)(t1 - t0);
   clReleaseEvent(ev);
   return e;
 }
 
-static cl_int xm__run1(xm__launcher *ln, int kid, cl_kernel k, size_t n, size_t lws) {
+static cl_int xm__run1(xm__ocl *o, int kid, size_t n, size_t lws) {
   size_t g = xm__round(n ? n : 1, lws);
-  return xm__launch(ln, kid, k, 1, &g, &lws);
+  return xm__launch(o, kid, 1, &g, &lws);
 }
-static cl_int xm__run2(xm__launcher *ln, int kid, cl_kernel k, size_t n0, size_t n1, size_t l0) {
+static cl_int xm__run2(xm__ocl *o, int kid, size_t n0, size_t n1, size_t l0) {
   size_t g[2] = {xm__round(n0 ? n0 : 1, l0), n1 ? n1 : 1}, l[2] = {l0, 1};
-  return xm__launch(ln, kid, k, 2, g, l);
+  return xm__launch(o, kid, 2, g, l);
 }
 /* Kernel arguments first, first + 1, ... from variables: XM__ARGS(k, 0,
  * XM__A(n), XM__A(buf)) sets each with its own size. */
@@ -238,26 +231,6 @@ static cl_int xm__args(cl_kernel k, cl_uint first, const xm__arg *a, size_t n) {
   xm__args((k), (first), (const xm__arg[]){__VA_ARGS__},                                           \
            sizeof((const xm__arg[]){__VA_ARGS__}) / sizeof(xm__arg))
 
-enum {
-  KT_TODAY,
-  KT_REVALUE,
-  KT_AGG,
-  KT_REDUCE,
-  KT_ATTR,
-  KT_COMBINE,
-  KT_SCALE,
-  KT_NORMALS,
-  KT_EXP,
-  KT_GATHER,
-  KT_REVALUE8,
-  KT_AGG8,
-  KT_N
-};
-static const char *const xm__knames[KT_N] = {
-    "xm_k_today",     "xm_k_revalue",   "xm_k_aggregate", "xm_k_reduce",
-    "xm_k_attribute", "xm_k_combine",   "xm_k_mc_scale",  "xm_k_mc_normals",
-    "xm_k_exp",       "xm_k_mc_gather", "xm_k_revalue8",  "xm_k_aggregate8"};
-
 /* Part [off, off + bytes) of buffer b as a buffer of its own (CLBlast copies
  * any operand with a non-zero offset into a temporary); *sub = NULL and the
  * offset in elements in *elems where the device's alignment forbids it. */
@@ -274,11 +247,180 @@ static cl_int xm__part(cl_mem b, size_t off, size_t bytes, cl_mem *sub, size_t *
   return e;
 }
 
-/* Largest Monte Carlo temporaries: ZT and Xp of one scenario chunk each. */
-#define XM__MC_CHUNK_BYTES ((uint64_t)256 << 20)
+/* ---- open, close ---- */
+
+/* CLBlast parameters of the tuning table for this device (none: CLBlast's
+ * own database). */
+static xm_status xm__apply_blas_tuning(xm_ctx *ctx) {
+  const xm__tuning *t = xm__tuning_for(&ctx->dev);
+  xm__ocl *o = XM__OCL(ctx);
+  if (t->xgemm[1] == 0) /* MWG = 0: keep CLBlast's database */
+    return XM_OK;
+  CLBlastStatusCode c = CLBlastOverrideParameters(o->device, "Xgemm", CLBlastPrecisionDouble, 16,
+                                                  (const char **)xm__xgemm_names, t->xgemm);
+  if (c != CLBlastSuccess)
+    return xm__fail(ctx, XM_EOPENCL, "CLBlast refused the Xgemm tuning for %s (status %d)",
+                    ctx->dev.name, (int)c);
+  if (t->min_indirect) { /* below m n k = this^3 CLBlast runs its (here untuned) direct kernel */
+    const char *name = "XGEMM_MIN_INDIRECT_SIZE";
+    size_t v = t->min_indirect;
+    c = CLBlastOverrideParameters(o->device, "GemmRoutine", CLBlastPrecisionDouble, 1, &name, &v);
+    if (c != CLBlastSuccess)
+      return xm__fail(ctx, XM_EOPENCL, "CLBlast refused the GemmRoutine tuning for %s (status %d)",
+                      ctx->dev.name, (int)c);
+  }
+  return XM_OK;
+}
+
+static xm_status xm__ocl_open(xm_ctx *ctx) {
+  xm_status st = XM_OK;
+  cl_int e = CL_SUCCESS;
+  xm__ocl *o = calloc(1, sizeof *o);
+  if (!(ctx->state = o))
+    return xm__fail(ctx, XM_ENOMEM, "out of memory");
+  o->profile = ctx->profile;
+  st = xm__ocl_find(ctx->dev.platform_index, ctx->dev.device_index, &ctx->dev, &o->platform,
+                    &o->device);
+  if (st != XM_OK)
+    return xm__fail(ctx, st, "OpenCL device %s is gone", ctx->dev.spec);
+  if (!ctx->dev.fp64)
+    return xm__fail(ctx, XM_EUNSUPPORTED,
+                    "%s has no double precision (cl_khr_fp64), which the reduction needs",
+                    ctx->dev.name);
+  cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)o->platform, 0};
+  o->context = clCreateContext(props, 1, &o->device, NULL, NULL, &e);
+  if (e != CL_SUCCESS)
+    return xm__fail(ctx, xm__cl_status(e), "clCreateContext: %s", xm__cl_errstr(e));
+  o->queue = clCreateCommandQueue(o->context, o->device,
+                                  o->profile ? CL_QUEUE_PROFILING_ENABLE : 0, &e);
+  if (e != CL_SUCCESS)
+    return xm__fail(ctx, xm__cl_status(e), "clCreateCommandQueue: %s", xm__cl_errstr(e));
+  if ((st = xm__build(ctx, XM_DOUBLE)) != XM_OK || (st = xm__apply_blas_tuning(ctx)) != XM_OK ||
+      (st = xm__build(ctx, XM_SINGLE)) != XM_OK)
+    return st;
+  for (int p = 0; p < 2; p++)
+    for (int k = 0; k < KT_N; k++) {
+      if (p == XM_SINGLE && !XM__PRICES(k))
+        continue;
+      o->kernel[p][k] = clCreateKernel(o->program[p], xm__knames[k], &e);
+      if (e != CL_SUCCESS)
+        return xm__fail(ctx, xm__cl_status(e), "clCreateKernel(%s): %s", xm__knames[k],
+                        xm__cl_errstr(e));
+    }
+  return XM_OK;
+}
+
+static void xm__ocl_close(xm_ctx *ctx) {
+  xm__ocl *o = XM__OCL(ctx);
+  if (!o)
+    return;
+  /* CLBlast caches programs of this context; released now, not by its static
+   * destructor at exit, which may run after the OpenCL runtime's own (under
+   * oclgrind that freed the runtime's LLVM context twice). CLBlast has one
+   * cache per process: another live context rebuilds its programs on use. */
+  CLBlastClearCache();
+  for (int p = 1; p >= 0; p--)
+    for (int k = KT_N - 1; k >= 0; k--)
+      if (o->kernel[p][k])
+        clReleaseKernel(o->kernel[p][k]);
+  for (int i = 0; i < 2; i++)
+    if (o->program[i])
+      clReleaseProgram(o->program[i]);
+  if (o->queue)
+    clReleaseCommandQueue(o->queue);
+  if (o->context)
+    clReleaseContext(o->context);
+  free(o);
+  ctx->state = NULL;
+}
+
+/* ---- one run ---- */
+
+static xm_status xm__ocl_begin(xm_ctx *ctx, xm_precision prec) {
+  xm__ocl *o = XM__OCL(ctx);
+  o->prec = prec == XM_SINGLE ? XM_SINGLE : XM_DOUBLE;
+  memset(o->ms, 0, sizeof o->ms);
+  o->blas_ms = 0.0;
+  /* XM_TEST_FAIL_OPENCL=run: the device reports that it ran out of
+   * resources (tests of the cpu fallback). */
+  if (ctx->opt.fault && strcmp(ctx->opt.fault, "run") == 0)
+    return xm__fail(ctx, XM_ERESOURCE, "out of resources (injected by XM_TEST_FAIL_OPENCL=run)");
+  return XM_OK;
+}
+
+static void xm__ocl_end(xm_ctx *ctx) {
+  xm__ocl *o = XM__OCL(ctx);
+  clFinish(o->queue); /* nothing of the run left in flight; errors were reported by the steps */
+  if (!o->profile)
+    return;
+  fprintf(stderr, "xmargin profile (%s, ms):", ctx->dev.name);
+  for (int i = 0; i < KT_N; i++)
+    fprintf(stderr, " %s %.3f", xm__knames[i] + 5, o->ms[i]);
+  fprintf(stderr, " mc_gemm(CLBlast) %.3f\n", o->blas_ms);
+}
+
+static xm_status xm__ocl_alloc(xm_ctx *ctx, size_t bytes, const void *init, xm__mem *out) {
+  cl_int e = CL_SUCCESS;
+  cl_mem m = xm__buf(ctx, bytes, init, &e);
+  *out = (xm__mem)(void *)m;
+  if (e != CL_SUCCESS)
+    return xm__fail(ctx, xm__cl_status(e), "clCreateBuffer(%zu bytes) on %s: %s", bytes,
+                    ctx->dev.name, xm__cl_errstr(e));
+  return XM_OK;
+}
+
+static xm_status xm__ocl_view(xm_ctx *ctx, const void *host, size_t bytes, xm__mem *out) {
+  return xm__ocl_alloc(ctx, bytes, host, out); /* a copy on the device */
+}
+
+static void xm__ocl_release(xm_ctx *ctx, xm__mem m) {
+  (void)ctx;
+  if (m)
+    clReleaseMemObject(XM__M(m));
+}
+
+static xm_status xm__ocl_upload(xm_ctx *ctx, xm__mem dst, size_t off, const void *src,
+                                size_t bytes) {
+  xm_status st = XM_OK;
+  if (bytes)
+    XM__CL(ctx, clEnqueueWriteBuffer(XM__OCL(ctx)->queue, XM__M(dst), CL_TRUE, off, bytes, src, 0,
+                                     NULL, NULL));
+cleanup:
+  return st;
+}
+
+static xm_status xm__ocl_download(xm_ctx *ctx, void *dst, xm__mem src, size_t off, size_t bytes) {
+  xm_status st = XM_OK;
+  if (bytes)
+    XM__CL(ctx, clEnqueueReadBuffer(XM__OCL(ctx)->queue, XM__M(src), CL_TRUE, off, bytes, dst, 0,
+                                    NULL, NULL));
+cleanup:
+  return st;
+}
+
+static xm_status xm__ocl_finish(xm_ctx *ctx) {
+  xm_status st = XM_OK;
+  XM__CL(ctx, clFinish(XM__OCL(ctx)->queue));
+cleanup:
+  return st;
+}
+
+/* Account-row-major: each (account, component) row of S losses is
+ * contiguous, written coalesced by aggregation. */
+static xm_layout xm__ocl_layout(int64_t S, int64_t na, int G) {
+  (void)na;
+  xm_layout lay = {(G + 1) * S, S, 1};
+  return lay;
+}
+
+static uint64_t xm__ocl_reduce_scratch(const xm_ctx *ctx, int64_t S, int G) {
+  (void)ctx, (void)S, (void)G;
+  return 0;
+}
 
 /* Monte Carlo shocks of one set on the device (METHODOLOGY.md section 1),
- * X = diag(scale) Z L^T, into bX (S x F, row-major) and exp(X) into bEX:
+ * X = diag(scale) Z L^T, scenarios S0 .. S0 + S into rows 0 .. S of X and
+ * exp(X) into EX:
  * - per chunk of Sc scenarios, the draws are written factor-major and
  *   zero-padded, ZT[f][s] (Fp x Sc, multiples of the block widths), the layout
  *   CLBlast's GEMM kernel reads as it is: no transpose or padding copies;
@@ -288,53 +430,80 @@ static cl_int xm__part(cl_mem b, size_t off, size_t bytes, cl_mem *sub, size_t *
  *   TRMM); block b is Xp_b = A_b ZT[0 .. (b+1) bm), A_b = L[block b][0 .. (b+1) bm)
  *   stored column-major, in a part of Xp of its own;
  * - a gather kernel writes X[s0 + s][f] = Xp_{f / bm}[s][f % bm] and its exp. */
-static xm_status xm__ocl_mc(xm_ctx *ctx, xm__launcher *ln, cl_kernel *kr, const xm_config *cfg,
-                            const xm__set *set, cl_long F, cl_mem bX, cl_mem bEX) {
-  xm__ocl *o = &ctx->ocl;
+/* The chunking of a Monte Carlo product: block width bm, padded factors Fp =
+ * nb bm, and Sc scenarios a chunk (a multiple of step, the least multiple of
+ * lws that is >= 128) so that the temporaries ZT and Xp, 8 Fp Sc bytes each,
+ * stay within max_bytes together and under the device's largest buffer. A
+ * scenario is the same in any chunking: the draws are keyed by (seed, s). */
+typedef struct xm__mc_shape {
+  cl_long bm, Fp, nb, Sc, step;
+} xm__mc_shape;
+
+static xm__mc_shape xm__mc_plan(const xm_ctx *ctx, int64_t ns, int64_t F, uint64_t max_bytes) {
+  xm__mc_shape m;
+  const size_t lws = xm__tuned_lws(ctx);
+  m.bm = (cl_long)xm__tuned_mc_block(ctx);
+  if (m.bm > (F + 15) / 16 * 16) /* few factors: one block, padded to 16 only */
+    m.bm = (F + 15) / 16 * 16;
+  if (m.bm < 16)
+    m.bm = 16;
+  m.Fp = (F + m.bm - 1) / m.bm * m.bm;
+  m.nb = m.Fp / m.bm;
+  uint64_t cap = max_bytes / 2 < ctx->dev.max_alloc ? max_bytes / 2 : ctx->dev.max_alloc;
+  m.step = (cl_long)xm__round(128, lws);
+  m.Sc = (cl_long)(cap / ((uint64_t)m.Fp * sizeof(double))) / m.step * m.step;
+  long want = ctx->opt.tuning.mc_chunk; /* tests: several chunks */
+  if (want > 0 && (cl_long)xm__round((size_t)want, (size_t)m.step) < m.Sc)
+    m.Sc = (cl_long)xm__round((size_t)want, (size_t)m.step);
+  cl_long all = (cl_long)xm__round((size_t)(ns > 0 ? ns : 1), (size_t)m.step);
+  if (m.Sc > all)
+    m.Sc = all;
+  return m;
+}
+
+static uint64_t xm__ocl_mc_scratch(const xm_ctx *ctx, int64_t ns, int64_t F, uint64_t max_bytes) {
+  if (ns == 0 || F == 0)
+    return 0;
+  xm__mc_shape m = xm__mc_plan(ctx, ns, F, max_bytes);
+  cl_long Sc = m.Sc < m.step ? m.step : m.Sc;
+  return (uint64_t)(m.bm * m.bm * m.nb * (m.nb + 1) / 2) * 8u + 2u * (uint64_t)(m.Fp * Sc) * 8u +
+         (uint64_t)Sc * 8u;
+}
+
+static xm_status xm__ocl_mc(xm_ctx *ctx, const xm__mc_args *ma, int64_t S0, int64_t S,
+                            uint64_t max_bytes, xm__mem Xm, xm__mem EXm) {
+  xm__ocl *o = XM__OCL(ctx);
   xm_status st = XM_OK;
   cl_int e = CL_SUCCESS;
   const size_t lws = xm__tuned_lws(ctx);
-  cl_long bm = (cl_long)xm__tuned_mc_block(ctx);
-  cl_long S = set->S;
+  cl_long F = ma->F;
+  cl_mem bX = XM__M(Xm), bEX = XM__M(EXm);
   if (S == 0 || F == 0) /* before any division by the widths below */
     return XM_OK;
-  if (bm > (F + 15) / 16 * 16) /* few factors: one block, padded to 16 only */
-    bm = (F + 15) / 16 * 16;
-  cl_long Fp = (F + bm - 1) / bm * bm, nb = Fp / bm;
-  /* Scenarios in chunks of Sc (a multiple of step, the least multiple of lws
-   * that is >= 128): the temporaries ZT and Xp, 8 Fp Sc bytes each, stay under
-   * XM__MC_CHUNK_BYTES and the device's largest buffer whatever S is. Scenario
-   * s is the same in any chunking: the draws are keyed by (seed, s). */
-  uint64_t cap = XM__MC_CHUNK_BYTES < ctx->dev.max_alloc ? XM__MC_CHUNK_BYTES : ctx->dev.max_alloc;
-  cl_long step = (cl_long)xm__round(128, lws);
-  cl_long Sc = (cl_long)(cap / ((uint64_t)Fp * sizeof(double))) / step * step;
-  cl_long want = xm__env_long("XM_MC_CHUNK", 1, LONG_MAX, 1, 0); /* tests: several chunks */
-  if (want > 0 && (cl_long)xm__round((size_t)want, (size_t)step) < Sc)
-    Sc = (cl_long)xm__round((size_t)want, (size_t)step);
-  cl_long Sall = (cl_long)xm__round((size_t)S, (size_t)step);
-  if (Sc > Sall)
-    Sc = Sall;
-  cl_ulong seed = cfg->montecarlo.seed;
-  cl_int dist = cfg->montecarlo.distribution == XM_DIST_STUDENT_T;
-  cl_double nu = cfg->montecarlo.dof, h = (double)cfg->horizon_days;
+  xm__mc_shape sh = xm__mc_plan(ctx, S, F, max_bytes);
+  cl_long bm = sh.bm, Fp = sh.Fp, nb = sh.nb, Sc = sh.Sc, step = sh.step;
+  cl_ulong seed = ma->seed;
+  cl_int dist = ma->student_t;
+  cl_double nu = ma->dof, h = ma->horizon;
   cl_mem bScale = NULL, bZT = NULL, bXp = NULL, bA = NULL;
   double *A = NULL;
   if (Sc < step)
     return xm__fail(ctx, XM_ERESOURCE,
                     "Monte Carlo set %s: %lld factors do not fit the device's largest buffer "
-                    "(%llu bytes) for %lld scenarios at a time; use the cpu backend",
-                    set->name, (long long)F, (unsigned long long)ctx->dev.max_alloc,
-                    (long long)step);
+                    "(%llu bytes) or the plan's %llu bytes of temporaries for %lld scenarios at a "
+                    "time; raise --mem-limit or use the cpu backend",
+                    ma->set, (long long)F, (unsigned long long)ctx->dev.max_alloc,
+                    (unsigned long long)max_bytes, (long long)step);
   size_t abytes = (size_t)(bm * bm * nb * (nb + 1) / 2) * sizeof(double);
   size_t zbytes = (size_t)(Fp * Sc) * sizeof(double);
   if (!(A = calloc(1, abytes))) {
-    st = xm__fail(ctx, XM_ENOMEM, "Cholesky blocks of %s", set->name);
+    st = xm__fail(ctx, XM_ENOMEM, "Cholesky blocks of %s", ma->set);
     goto cleanup;
   }
   for (cl_long b = 0, off = 0; b < nb; off += bm * bm * (b + 1), b++)
     for (cl_long k = 0; k < (b + 1) * bm && k < F; k++)
       for (cl_long m = 0; m < bm && b * bm + m < F; m++)
-        A[off + k * bm + m] = set->chol[(b * bm + m) * F + k];
+        A[off + k * bm + m] = ma->chol[(b * bm + m) * F + k];
   bScale = xm__buf(ctx, (size_t)Sc * sizeof(double), NULL, &e);
   XM__CL(ctx, e);
   bZT = xm__buf(ctx, zbytes, NULL, &e);
@@ -345,14 +514,15 @@ static xm_status xm__ocl_mc(xm_ctx *ctx, xm__launcher *ln, cl_kernel *kr, const 
   XM__CL(ctx, e);
   for (cl_long s0 = 0; s0 < S; s0 += Sc) {
     cl_long ns = S - s0 < Sc ? S - s0 : Sc;
-    XM__CL(ctx, XM__ARGS(kr[KT_SCALE], 0, XM__A(ns), XM__A(s0), XM__A(seed), XM__A(dist), XM__A(nu),
+    cl_long g0 = (cl_long)S0 + s0; /* the draws' scenario index; s0: the row in X */
+    XM__CL(ctx, XM__ARGS(xm__k(o, KT_SCALE), 0, XM__A(ns), XM__A(g0), XM__A(seed), XM__A(dist), XM__A(nu),
                          XM__A(h), XM__A(bScale)));
-    XM__CL(ctx, xm__run1(ln, KT_SCALE, kr[KT_SCALE], (size_t)ns, lws));
-    XM__CL(ctx, XM__ARGS(kr[KT_NORMALS], 0, XM__A(ns), XM__A(s0), XM__A(F), XM__A(seed),
+    XM__CL(ctx, xm__run1(o, KT_SCALE, (size_t)ns, lws));
+    XM__CL(ctx, XM__ARGS(xm__k(o, KT_NORMALS), 0, XM__A(ns), XM__A(g0), XM__A(F), XM__A(seed),
                          XM__A(bScale), XM__A(Sc), XM__A(bZT)));
-    XM__CL(ctx, xm__run2(ln, KT_NORMALS, kr[KT_NORMALS], (size_t)Sc, (size_t)Fp / 16, lws));
+    XM__CL(ctx, xm__run2(o, KT_NORMALS, (size_t)Sc, (size_t)Fp / 16, lws));
     double tb = 0.0;
-    if (ln->profile) {
+    if (o->profile) {
       XM__CL(ctx, clFinish(o->queue));
       tb = xm__now();
     }
@@ -379,13 +549,13 @@ static xm_status xm__ocl_mc(xm_ctx *ctx, xm__launcher *ln, cl_kernel *kr, const 
       if (st != XM_OK)
         goto cleanup;
     }
-    if (ln->profile) {
+    if (o->profile) {
       XM__CL(ctx, clFinish(o->queue));
-      ln->blas_ms += 1e3 * (xm__now() - tb);
+      o->blas_ms += 1e3 * (xm__now() - tb);
     }
-    XM__CL(ctx, XM__ARGS(kr[KT_GATHER], 0, XM__A(ns), XM__A(s0), XM__A(F), XM__A(bm), XM__A(Sc),
+    XM__CL(ctx, XM__ARGS(xm__k(o, KT_GATHER), 0, XM__A(ns), XM__A(s0), XM__A(F), XM__A(bm), XM__A(Sc),
                          XM__A(bXp), XM__A(bX), XM__A(bEX)));
-    XM__CL(ctx, xm__run1(ln, KT_GATHER, kr[KT_GATHER], (size_t)(ns * ((F + 7) / 8)), lws));
+    XM__CL(ctx, xm__run1(o, KT_GATHER, (size_t)(ns * ((F + 7) / 8)), lws));
   }
   XM__CL(ctx, clFinish(o->queue)); /* before the temporaries go */
 cleanup:
@@ -399,238 +569,146 @@ cleanup:
   return st;
 }
 
-static xm_status xm__ocl_evaluate(xm_ctx *ctx, xm__job *job) {
-  xm__ocl *o = &ctx->ocl;
-  const xm_config *cfg = job->cfg;
-  xm_status st = XM_OK;
-  cl_int e = CL_SUCCESS;
-  int G = job->G;
-  cl_long K = job->K, F = job->F;
-  cl_kernel kr[KT_N] = {0};
-  cl_mem *bX = calloc((size_t)K, sizeof *bX), *bW = calloc((size_t)K, sizeof *bW);
-  cl_mem *bEX = calloc((size_t)K, sizeof *bEX);
-  cl_mem bL = NULL, bEll = NULL, bBy = NULL, bSilo = NULL, bAttr = NULL, bTail = NULL;
-  cl_mem bInstd = NULL, bInsti = NULL, bStart = NULL, bPi = NULL, bPs = NULL, bPq = NULL,
-         bCross = NULL, bOutA = NULL, bOutS = NULL;
-  double *Lhost = NULL;
-  const size_t lws = xm__tuned_lws(ctx);
-  const int vec8 = xm__tuned_vec8(ctx);
-  const char *prof = getenv("XM_PROFILE");
-  xm__launcher ln;
-  memset(&ln, 0, sizeof ln);
-  ln.q = o->queue;
-  ln.profile = prof && *prof && *prof != '0';
-  if (!bX || !bW || !bEX) {
-    st = xm__fail(ctx, XM_ENOMEM, "out of memory");
-    goto cleanup;
-  }
-  xm_precision prec = cfg->precision == XM_SINGLE ? XM_SINGLE : XM_DOUBLE;
-  /* Fault injection for the tests of the cpu fallback: XM_TEST_FAIL_OPENCL=run
-   * makes this device report that it ran out of resources. */
-  const char *fault = getenv("XM_TEST_FAIL_OPENCL");
-  if (fault && strcmp(fault, "run") == 0) {
-    st = xm__fail(ctx, XM_ERESOURCE, "out of resources (injected by XM_TEST_FAIL_OPENCL=run)");
-    goto cleanup;
-  }
-  for (int i = 0; i < KT_N; i++) {
-    int price_kernel = i == KT_TODAY || i == KT_REVALUE;
-    kr[i] = clCreateKernel(o->program[price_kernel ? prec : XM_DOUBLE], xm__knames[i], &e);
-    XM__CL(ctx, e);
-  }
-  /* Scenario sets on the device; Monte Carlo generated here. */
-  double t0 = xm__now();
-  for (cl_long x = 0; x < K; x++) {
-    xm__set *set = &job->sets[x];
-    size_t bytes = (size_t)(set->S * F) * sizeof(double);
-    bX[x] = xm__buf(ctx, bytes, set->is_mc ? NULL : set->X, &e);
-    XM__CL(ctx, e);
-    bW[x] = xm__buf(ctx, (size_t)set->S * sizeof(double), set->w, &e);
-    XM__CL(ctx, e);
-    bEX[x] = xm__buf(ctx, bytes, NULL, &e);
-    XM__CL(ctx, e);
-    if (!set->is_mc)
-      continue;
-    if ((st = xm__ocl_mc(ctx, &ln, kr, cfg, set, F, bX[x], bEX[x])) != XM_OK)
-      goto cleanup;
-    if (job->keep_mc && !set->X) {
-      set->X = malloc(bytes ? bytes : 1);
-      if (!set->X) {
-        st = xm__fail(ctx, XM_ENOMEM, "Monte Carlo shocks of %s", set->name);
-        goto cleanup;
-      }
-      XM__CL(ctx, clEnqueueReadBuffer(o->queue, bX[x], CL_TRUE, 0, bytes, set->X, 0, NULL, NULL));
-    }
-  }
-  for (cl_long x = 0; x < K; x++) { /* exp of every shock, once per set */
-    cl_long m = job->sets[x].S * F;
-    if (job->sets[x].is_mc)
-      continue; /* xm__ocl_mc wrote it */
-    XM__CL(ctx, XM__ARGS(kr[KT_EXP], 0, XM__A(m), XM__A(bX[x]), XM__A(bEX[x])));
-    XM__CL(ctx, xm__run1(&ln, KT_EXP, kr[KT_EXP], (size_t)(m + 7) / 8, lws));
-  }
-  XM__CL(ctx, clFinish(o->queue));
-  job->t_scen = xm__now() - t0;
-  t0 = xm__now();
 
-  int64_t maxS, maxtile, maxna, maxinst;
-  xm__job_extents(job, &maxS, &maxtile, &maxna, &maxinst);
-  bEll = xm__buf(ctx, (size_t)(maxtile * maxinst) * sizeof(double), NULL, &e);
-  XM__CL(ctx, e);
-  bL = xm__buf(ctx, (size_t)(maxS * maxna * (G + 1)) * sizeof(double), NULL, &e);
-  XM__CL(ctx, e);
-  bBy = xm__buf(ctx, (size_t)(maxna * K) * sizeof(double), NULL, &e);
-  XM__CL(ctx, e);
-  bSilo = xm__buf(ctx, (size_t)(maxna * G * K) * sizeof(double), NULL, &e);
-  XM__CL(ctx, e);
-  bAttr = xm__buf(ctx, (size_t)(maxna * G * K) * sizeof(double), NULL, &e);
-  XM__CL(ctx, e);
-  bTail = xm__buf(ctx, (size_t)(maxna * XM_TAIL) * sizeof(double), NULL, &e);
-  XM__CL(ctx, e);
-  bOutA = xm__buf(ctx, (size_t)(maxna * XM_NOUT) * sizeof(double), NULL, &e);
-  XM__CL(ctx, e);
-  bOutS = xm__buf(ctx, (size_t)(maxna * G * 2) * sizeof(double), NULL, &e);
-  XM__CL(ctx, e);
-  if (job->pnl) {
-    Lhost = malloc((size_t)(maxS * maxna * (G + 1)) * sizeof(double));
-    if (!Lhost) {
-      st = xm__fail(ctx, XM_ENOMEM, "--save-pnl buffer");
-      goto cleanup;
-    }
-  }
-  cl_double dt = (double)cfg->horizon_days / 252.0, p = cfg->pricing.vol_term_power,
-            vfl = cfg->pricing.vol_floor, cap = cfg->cross_margin.offset_cap,
-            pc = cfg->minimum.per_contract;
-  for (int64_t b = 0; b < job->n_blocks; b++) {
-    xm__block *bk = &job->blocks[b];
-    cl_long n = bk->n_inst, na = bk->na, R = na * (G + 1);
-    bInstd = xm__buf(ctx, (size_t)(XM_ND * n) * sizeof(double), bk->instd, &e);
-    XM__CL(ctx, e);
-    bInsti = xm__buf(ctx, (size_t)(XM_NI * n) * sizeof(int), bk->insti, &e);
-    XM__CL(ctx, e);
-    int np = bk->pos_start[na];
-    bStart = xm__buf(ctx, (size_t)(na + 1) * sizeof(int), bk->pos_start, &e);
-    XM__CL(ctx, e);
-    bPi = xm__buf(ctx, (size_t)np * sizeof(int), bk->pos_inst, &e);
-    XM__CL(ctx, e);
-    bPs = xm__buf(ctx, (size_t)np * sizeof(int), bk->pos_silo, &e);
-    XM__CL(ctx, e);
-    bPq = xm__buf(ctx, (size_t)np * sizeof(double), bk->pos_qty, &e);
-    XM__CL(ctx, e);
-    bCross = xm__buf(ctx, (size_t)na * sizeof(int), bk->cross, &e);
-    XM__CL(ctx, e);
-    XM__CL(ctx,
-           XM__ARGS(kr[KT_TODAY], 0, XM__A(n), XM__A(bInstd), XM__A(bInsti), XM__A(dt), XM__A(p)));
-    XM__CL(ctx, xm__run1(&ln, KT_TODAY, kr[KT_TODAY], (size_t)n, lws));
-    for (cl_long x = 0; x < K; x++) {
-      const xm__set *set = &job->sets[x];
-      cl_long S = set->S;
-      /* account-row-major: each (account, component) row of S losses is
-       * contiguous, written coalesced by aggregation */
-      cl_long cs = S, ca = (G + 1) * S, ss = 1;
-      for (cl_long s0 = 0; s0 < S; s0 += bk->tile) {
-        cl_long ns = S - s0 < bk->tile ? S - s0 : bk->tile;
-        int r8 = vec8 && prec == XM_DOUBLE;
-        cl_kernel k = kr[r8 ? KT_REVALUE8 : KT_REVALUE];
-        XM__CL(ctx, XM__ARGS(k, 0, XM__A(n), XM__A(ns), XM__A(s0), XM__A(F), XM__A(bInstd),
-                             XM__A(bInsti), XM__A(bX[x]), XM__A(bEX[x]), XM__A(vfl), XM__A(bEll)));
-        if (r8) /* instruments first: xm_k_revalue8 */
-          XM__CL(ctx, xm__run2(&ln, KT_REVALUE8, k, (size_t)n, (size_t)(ns + 7) / 8, lws));
-        else
-          XM__CL(ctx, xm__run2(&ln, KT_REVALUE, k, (size_t)ns, (size_t)n, lws));
-        k = kr[vec8 ? KT_AGG8 : KT_AGG];
-        XM__CL(ctx, XM__ARGS(k, 0, XM__A(na), XM__A(ns), XM__A(s0), XM__A(G), XM__A(bEll),
-                             XM__A(bStart), XM__A(bPi), XM__A(bPs), XM__A(bPq), XM__A(bL),
-                             XM__A(ca), XM__A(cs), XM__A(ss)));
-        if (vec8) /* 8 scenarios per work item (ss = 1 here) */
-          XM__CL(ctx, xm__run2(&ln, KT_AGG8, k, (size_t)(ns + 7) / 8, (size_t)na, lws));
-        else
-          XM__CL(ctx, xm__run2(&ln, KT_AGG, k, (size_t)ns, (size_t)na, lws));
-      }
-      cl_int measure = set->measure, has_w = set->w != NULL;
-      cl_long kk = set->k;
-      /* xm_k_reduce and xm_k_attribute share their first 15 arguments */
-      for (int which = KT_REDUCE; which <= KT_ATTR; which++) {
-        cl_kernel k = kr[which];
-        XM__CL(ctx, XM__ARGS(k, 0, XM__A(na), XM__A(S), XM__A(G), XM__A(bL), XM__A(ca), XM__A(cs),
-                             XM__A(ss), XM__A(measure), XM__A(kk), XM__A(bW[x]), XM__A(has_w),
-                             XM__A(K), XM__A(x), XM__A(bStart), XM__A(bPs)));
-      }
-      XM__CL(ctx, XM__ARGS(kr[KT_REDUCE], 15, XM__A(bBy), XM__A(bSilo), XM__A(bTail)));
-      XM__CL(ctx, xm__run2(&ln, KT_REDUCE, kr[KT_REDUCE], (size_t)na, (size_t)(G + 1), lws));
-      XM__CL(ctx, XM__ARGS(kr[KT_ATTR], 15, XM__A(bSilo), XM__A(bAttr), XM__A(bTail)));
-      XM__CL(ctx, xm__run1(&ln, KT_ATTR, kr[KT_ATTR], (size_t)na, lws));
-      if (job->pnl && job->pnl[x]) {
-        XM__CL(ctx, clEnqueueReadBuffer(o->queue, bL, CL_TRUE, 0, (size_t)(S * R) * sizeof(double),
-                                        Lhost, 0, NULL, NULL));
-        for (cl_long s = 0; s < S; s++)
-          for (cl_long a = 0; a < na; a++)
-            job->pnl[x][s * job->A + bk->a0 + a] = (float)Lhost[a * ca + s * ss];
-      }
-      if (job->progress) {
-        XM__CL(ctx, clFinish(o->queue));
-        xm__progress(job, b, x);
-      }
-    }
-    cl_kernel k = kr[KT_COMBINE];
-    XM__CL(ctx,
-           XM__ARGS(k, 0, XM__A(na), XM__A(G), XM__A(K), XM__A(bBy), XM__A(bSilo), XM__A(bAttr),
-                    XM__A(bCross), XM__A(bStart), XM__A(bPi), XM__A(bPq), XM__A(n), XM__A(bInsti),
-                    XM__A(bInstd), XM__A(cap), XM__A(pc), XM__A(bOutA), XM__A(bOutS)));
-    XM__CL(ctx, xm__run1(&ln, KT_COMBINE, k, (size_t)na, lws));
-    XM__CL(ctx, clEnqueueReadBuffer(o->queue, bOutA, CL_FALSE, 0,
-                                    (size_t)(na * XM_NOUT) * sizeof(double),
-                                    job->out_acct + bk->a0 * XM_NOUT, 0, NULL, NULL));
-    XM__CL(ctx,
-           clEnqueueReadBuffer(o->queue, bOutS, CL_FALSE, 0, (size_t)(na * G * 2) * sizeof(double),
-                               job->out_silo + bk->a0 * G * 2, 0, NULL, NULL));
-    XM__CL(ctx, clEnqueueReadBuffer(o->queue, bBy, CL_TRUE, 0, (size_t)(na * K) * sizeof(double),
-                                    job->by_set + bk->a0 * K, 0, NULL, NULL));
-    cl_mem *blk[] = {&bCross, &bPq, &bPs, &bPi, &bStart, &bInsti, &bInstd};
-    for (size_t i = 0; i < sizeof blk / sizeof blk[0]; i++) {
-      clReleaseMemObject(*blk[i]);
-      *blk[i] = NULL;
-    }
-  }
-  job->t_eval = xm__now() - t0;
-  if (ln.profile) {
-    fprintf(stderr, "xmargin profile (%s, ms):", ctx->dev.name);
-    for (int i = 0; i < KT_N; i++)
-      fprintf(stderr, " %s %.3f", xm__knames[i] + 5, ln.ms[i]);
-    fprintf(stderr, " mc_gemm(CLBlast) %.3f", ln.blas_ms);
-    fprintf(stderr, "\n");
-  }
+static xm_status xm__ocl_exp(xm_ctx *ctx, int64_t m, xm__mem X, xm__mem EX) {
+  xm__ocl *o = XM__OCL(ctx);
+  xm_status st = XM_OK;
+  cl_long mm = m;
+  cl_mem bX = XM__M(X), bEX = XM__M(EX);
+  XM__CL(ctx, XM__ARGS(xm__k(o, KT_EXP), 0, XM__A(mm), XM__A(bX), XM__A(bEX)));
+  XM__CL(ctx, xm__run1(o, KT_EXP, (size_t)(m + 7) / 8, xm__tuned_lws(ctx)));
 cleanup:
-  free(Lhost);
-  {
-    cl_mem m[] = {bTail,  bOutS,  bOutA, bCross, bPq, bPs, bPi, bStart,
-                  bInsti, bInstd, bAttr, bSilo,  bBy, bL,  bEll};
-    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
-      if (m[i])
-        clReleaseMemObject(m[i]);
-  }
-  for (cl_long x = 0; bX && bW && bEX && x < K; x++) {
-    if (bEX[x])
-      clReleaseMemObject(bEX[x]);
-    if (bW[x])
-      clReleaseMemObject(bW[x]);
-    if (bX[x])
-      clReleaseMemObject(bX[x]);
-  }
-  free(bEX);
-  free(bW);
-  free(bX);
-  for (int i = KT_N - 1; i >= 0; i--)
-    if (kr[i])
-      clReleaseKernel(kr[i]);
+  return st;
+}
+
+static xm_status xm__ocl_today(xm_ctx *ctx, const xm__dblock *b, double dt, double p) {
+  xm__ocl *o = XM__OCL(ctx);
+  xm_status st = XM_OK;
+  cl_long n = b->n;
+  cl_double cdt = dt, cp = p;
+  cl_mem d = XM__M(b->instd), i = XM__M(b->insti);
+  XM__CL(ctx, XM__ARGS(xm__k(o, KT_TODAY), 0, XM__A(n), XM__A(d), XM__A(i), XM__A(cdt), XM__A(cp)));
+  XM__CL(ctx, xm__run1(o, KT_TODAY, (size_t)n, xm__tuned_lws(ctx)));
+cleanup:
+  return st;
+}
+
+/* ell[i][s], instrument-major, so that aggregation reads it coalesced. */
+static xm_status xm__ocl_revalue(xm_ctx *ctx, const xm__dblock *b, xm__mem X, xm__mem EX,
+                                 int64_t F, int64_t row0, int64_t ns, double vol_floor,
+                                 xm__mem ell) {
+  xm__ocl *o = XM__OCL(ctx);
+  xm_status st = XM_OK;
+  const size_t lws = xm__tuned_lws(ctx);
+  cl_long n = b->n, cns = ns, s0 = row0, nf = F;
+  cl_double vfl = vol_floor;
+  cl_mem d = XM__M(b->instd), i = XM__M(b->insti), bX = XM__M(X), bEX = XM__M(EX),
+         bEll = XM__M(ell);
+  int r8 = xm__tuned_vec8(ctx) && o->prec == XM_DOUBLE;
+  int kid = r8 ? KT_REVALUE8 : KT_REVALUE;
+  XM__CL(ctx, XM__ARGS(xm__k(o, kid), 0, XM__A(n), XM__A(cns), XM__A(s0), XM__A(nf), XM__A(d),
+                       XM__A(i), XM__A(bX), XM__A(bEX), XM__A(vfl), XM__A(bEll)));
+  if (r8) /* instruments first: xm_k_revalue8 */
+    XM__CL(ctx, xm__run2(o, kid, (size_t)n, (size_t)(ns + 7) / 8, lws));
+  else
+    XM__CL(ctx, xm__run2(o, kid, (size_t)ns, (size_t)n, lws));
+cleanup:
+  return st;
+}
+
+static xm_status xm__ocl_aggregate(xm_ctx *ctx, const xm__dblock *b, int64_t s0, int64_t ns,
+                                   const xm__dwork *w) {
+  xm__ocl *o = XM__OCL(ctx);
+  xm_status st = XM_OK;
+  const size_t lws = xm__tuned_lws(ctx);
+  int vec8 = xm__tuned_vec8(ctx), G = w->G;
+  int kid = vec8 ? KT_AGG8 : KT_AGG;
+  cl_long na = b->na, cns = ns, cs0 = s0, ca = w->lay.ca, cs = w->lay.cs, ss = w->lay.ss;
+  cl_mem bEll = XM__M(w->ell), bStart = XM__M(b->start), bPi = XM__M(b->pinst),
+         bPs = XM__M(b->psilo), bPq = XM__M(b->pqty), bL = XM__M(w->L);
+  XM__CL(ctx, XM__ARGS(xm__k(o, kid), 0, XM__A(na), XM__A(cns), XM__A(cs0), XM__A(G), XM__A(bEll),
+                       XM__A(bStart), XM__A(bPi), XM__A(bPs), XM__A(bPq), XM__A(bL), XM__A(ca),
+                       XM__A(cs), XM__A(ss)));
+  if (vec8) /* 8 scenarios per work item (ss = 1 here) */
+    XM__CL(ctx, xm__run2(o, kid, (size_t)(ns + 7) / 8, (size_t)na, lws));
+  else
+    XM__CL(ctx, xm__run2(o, kid, (size_t)ns, (size_t)na, lws));
+cleanup:
+  return st;
+}
+
+static xm_status xm__ocl_reduce(xm_ctx *ctx, const xm__dblock *b, const xm__dset *ds, int64_t x,
+                                const xm__dwork *w) {
+  xm__ocl *o = XM__OCL(ctx);
+  xm_status st = XM_OK;
+  const size_t lws = xm__tuned_lws(ctx);
+  int G = w->G;
+  cl_int measure = ds->measure, has_w = ds->w != NULL;
+  cl_long na = b->na, S = ds->S, kk = ds->k, K = w->K, cx = x, ca = w->lay.ca, cs = w->lay.cs,
+          ss = w->lay.ss;
+  /* without weights the kernel reads none: any buffer stands in */
+  cl_mem bL = XM__M(w->L), bW = ds->w ? XM__M(ds->w) : XM__M(w->tail),
+         bStart = XM__M(b->start), bPs = XM__M(b->psilo), bBy = XM__M(w->by),
+         bSilo = XM__M(w->silo), bAttr = XM__M(w->attr), bTail = XM__M(w->tail);
+  /* xm_k_reduce and xm_k_attribute share their first 15 arguments */
+  for (int kid = KT_REDUCE; kid <= KT_ATTR; kid++)
+    XM__CL(ctx, XM__ARGS(xm__k(o, kid), 0, XM__A(na), XM__A(S), XM__A(G), XM__A(bL), XM__A(ca),
+                         XM__A(cs), XM__A(ss), XM__A(measure), XM__A(kk), XM__A(bW), XM__A(has_w),
+                         XM__A(K), XM__A(cx), XM__A(bStart), XM__A(bPs)));
+  XM__CL(ctx, XM__ARGS(xm__k(o, KT_REDUCE), 15, XM__A(bBy), XM__A(bSilo), XM__A(bTail)));
+  XM__CL(ctx, xm__run2(o, KT_REDUCE, (size_t)na, (size_t)(G + 1), lws));
+  XM__CL(ctx, XM__ARGS(xm__k(o, KT_ATTR), 15, XM__A(bSilo), XM__A(bAttr), XM__A(bTail)));
+  XM__CL(ctx, xm__run1(o, KT_ATTR, (size_t)na, lws));
+cleanup:
+  return st;
+}
+
+static xm_status xm__ocl_combine(xm_ctx *ctx, const xm__dblock *b, const xm__dwork *w,
+                                 double offset_cap, double per_contract) {
+  xm__ocl *o = XM__OCL(ctx);
+  xm_status st = XM_OK;
+  int G = w->G;
+  cl_long na = b->na, K = w->K, n = b->n;
+  cl_double cap = offset_cap, pc = per_contract;
+  cl_mem bBy = XM__M(w->by), bSilo = XM__M(w->silo), bAttr = XM__M(w->attr),
+         bCross = XM__M(b->cross), bStart = XM__M(b->start), bPi = XM__M(b->pinst),
+         bPq = XM__M(b->pqty), bInsti = XM__M(b->insti), bInstd = XM__M(b->instd),
+         bOutA = XM__M(w->out_acct), bOutS = XM__M(w->out_silo);
+  XM__CL(ctx, XM__ARGS(xm__k(o, KT_COMBINE), 0, XM__A(na), XM__A(G), XM__A(K), XM__A(bBy),
+                       XM__A(bSilo), XM__A(bAttr), XM__A(bCross), XM__A(bStart), XM__A(bPi),
+                       XM__A(bPq), XM__A(n), XM__A(bInsti), XM__A(bInstd), XM__A(cap), XM__A(pc),
+                       XM__A(bOutA), XM__A(bOutS)));
+  XM__CL(ctx, xm__run1(o, KT_COMBINE, (size_t)na, xm__tuned_lws(ctx)));
+cleanup:
   return st;
 }
 
 const xm__backend xm__backend_opencl = {
     .name = "opencl",
     .kind = XM_BACKEND_OPENCL,
+    .host_memory = 0,
+    .list = xm__ocl_list,
     .open = xm__ocl_open,
     .close = xm__ocl_close,
     .price = xm__ocl_price,
     .syrk = xm__ocl_syrk,
-    .evaluate = xm__ocl_evaluate,
+    .begin = xm__ocl_begin,
+    .end = xm__ocl_end,
+    .alloc = xm__ocl_alloc,
+    .view = xm__ocl_view,
+    .release = xm__ocl_release,
+    .upload = xm__ocl_upload,
+    .download = xm__ocl_download,
+    .finish = xm__ocl_finish,
+    .layout = xm__ocl_layout,
+    .reduce_scratch = xm__ocl_reduce_scratch,
+    .mc_scratch = xm__ocl_mc_scratch,
+    .preferred_tile = NULL,
+    .mc = xm__ocl_mc,
+    .exp_shocks = xm__ocl_exp,
+    .today = xm__ocl_today,
+    .revalue = xm__ocl_revalue,
+    .aggregate = xm__ocl_aggregate,
+    .reduce = xm__ocl_reduce,
+    .combine = xm__ocl_combine,
 };

@@ -8,13 +8,41 @@
 #include "xm_internal.h"
 #include "xm_io.h"
 
-/* The registry of backends: one array, not parallel arrays. */
-static const xm__backend *const xm__backends[] = {&xm__backend_opencl, &xm__backend_cpu};
+/* The registry of backends: one array, not parallel arrays; the order of
+ * xm_devices_list. */
+static const xm__backend *const xm__backends[] = {
+#if XM_WITH_OPENCL
+    &xm__backend_opencl,
+#endif
+    &xm__backend_cpu};
+#define XM__N_BACKENDS (sizeof xm__backends / sizeof xm__backends[0])
 
 void xm_options_default(xm_options *opt) {
   if (!opt)
     return;
   memset(opt, 0, sizeof *opt);
+  opt->tuning.vec8 = -1;
+}
+
+xm_status xm_devices_list(xm_device_info **out, size_t *n) {
+  if (!out || !n)
+    return XM_EINVAL;
+  *out = NULL;
+  *n = 0;
+  size_t cap = 8, cnt = 0;
+  xm_device_info *list = calloc(cap, sizeof *list);
+  if (!list)
+    return XM_ENOMEM;
+  for (size_t b = 0; b < XM__N_BACKENDS; b++) {
+    xm_status st = xm__backends[b]->list(&list, &cnt, &cap);
+    if (st != XM_OK) {
+      free(list);
+      return st;
+    }
+  }
+  *out = list;
+  *n = cnt;
+  return XM_OK;
 }
 
 static void xm__copy(char *dst, size_t cap, const char *src) {
@@ -45,141 +73,6 @@ void xm__cpu_info(xm_device_info *info) {
   info->fp64 = 1;
 }
 
-static cl_int xm__platforms(cl_platform_id **out, cl_uint *n) {
-  *out = NULL;
-  *n = 0;
-  cl_uint np = 0;
-  cl_int e = clGetPlatformIDs(0, NULL, &np);
-  if (e != CL_SUCCESS || np == 0)
-    return e == CL_SUCCESS ? CL_DEVICE_NOT_FOUND : e;
-  *out = calloc(np, sizeof **out);
-  if (!*out)
-    return CL_OUT_OF_HOST_MEMORY;
-  e = clGetPlatformIDs(np, *out, NULL);
-  if (e != CL_SUCCESS) {
-    free(*out);
-    *out = NULL;
-    return e;
-  }
-  *n = np;
-  return CL_SUCCESS;
-}
-
-static cl_int xm__devices(cl_platform_id p, cl_device_id **out, cl_uint *n) {
-  *out = NULL;
-  *n = 0;
-  cl_uint nd = 0;
-  cl_int e = clGetDeviceIDs(p, CL_DEVICE_TYPE_ALL, 0, NULL, &nd);
-  if (e != CL_SUCCESS || nd == 0)
-    return e == CL_SUCCESS ? CL_DEVICE_NOT_FOUND : e;
-  *out = calloc(nd, sizeof **out);
-  if (!*out)
-    return CL_OUT_OF_HOST_MEMORY;
-  e = clGetDeviceIDs(p, CL_DEVICE_TYPE_ALL, nd, *out, NULL);
-  if (e != CL_SUCCESS) {
-    free(*out);
-    *out = NULL;
-    return e;
-  }
-  *n = nd;
-  return CL_SUCCESS;
-}
-
-static void xm__fill_ocl_info(xm_device_info *info, int p, int d, cl_platform_id pid,
-                              cl_device_id did) {
-  memset(info, 0, sizeof *info);
-  info->backend = XM_BACKEND_OPENCL;
-  snprintf(info->spec, sizeof info->spec, "opencl:%d.%d", p, d);
-  info->platform_index = p;
-  info->device_index = d;
-  clGetPlatformInfo(pid, CL_PLATFORM_NAME, sizeof info->platform - 1, info->platform, NULL);
-  clGetDeviceInfo(did, CL_DEVICE_NAME, sizeof info->name - 1, info->name, NULL);
-  clGetDeviceInfo(did, CL_DEVICE_VENDOR, sizeof info->vendor - 1, info->vendor, NULL);
-  clGetDeviceInfo(did, CL_DEVICE_OPENCL_C_VERSION, sizeof info->version - 1, info->version, NULL);
-  clGetDeviceInfo(did, CL_DRIVER_VERSION, sizeof info->driver - 1, info->driver, NULL);
-  cl_device_type type = 0;
-  clGetDeviceInfo(did, CL_DEVICE_TYPE, sizeof type, &type, NULL);
-  info->is_gpu = (type & CL_DEVICE_TYPE_GPU) != 0;
-  cl_uint cu = 0;
-  clGetDeviceInfo(did, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cu, &cu, NULL);
-  info->compute_units = cu;
-  cl_ulong v = 0;
-  clGetDeviceInfo(did, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof v, &v, NULL);
-  info->global_mem = v;
-  v = 0;
-  clGetDeviceInfo(did, CL_DEVICE_LOCAL_MEM_SIZE, sizeof v, &v, NULL);
-  info->local_mem = v;
-  v = 0;
-  clGetDeviceInfo(did, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof v, &v, NULL);
-  info->max_alloc = v;
-  cl_device_fp_config fp = 0;
-  clGetDeviceInfo(did, CL_DEVICE_DOUBLE_FP_CONFIG, sizeof fp, &fp, NULL);
-  info->fp64 = fp != 0;
-}
-
-xm_status xm__ocl_find(int p, int d, xm_device_info *info, cl_platform_id *pid, cl_device_id *did) {
-  cl_platform_id *plats = NULL;
-  cl_device_id *devs = NULL;
-  cl_uint np = 0, nd = 0;
-  xm_status st = XM_ENODEV;
-  if (xm__platforms(&plats, &np) != CL_SUCCESS || p < 0 || (cl_uint)p >= np)
-    goto cleanup;
-  if (xm__devices(plats[p], &devs, &nd) != CL_SUCCESS || d < 0 || (cl_uint)d >= nd)
-    goto cleanup;
-  xm__fill_ocl_info(info, p, d, plats[p], devs[d]);
-  *pid = plats[p];
-  *did = devs[d];
-  st = XM_OK;
-cleanup:
-  free(devs);
-  free(plats);
-  return st;
-}
-
-xm_status xm_devices_list(xm_device_info **out, size_t *n) {
-  if (!out || !n)
-    return XM_EINVAL;
-  *out = NULL;
-  *n = 0;
-  size_t cap = 8, cnt = 0;
-  xm_device_info *list = calloc(cap, sizeof *list);
-  if (!list)
-    return XM_ENOMEM;
-  cl_platform_id *plats = NULL;
-  cl_uint np = 0;
-  /* Under a tight ulimit -v an OpenCL runtime aborts or crashes as it loads
-   * (PoCL's LLVM, a GPU driver's address-space reservations): it is not
-   * asked at all then, and only the cpu backend is listed. */
-  if (xm_address_space_room() >= XM__OCL_MIN_ROOM && xm__platforms(&plats, &np) == CL_SUCCESS) {
-    for (cl_uint p = 0; p < np; p++) {
-      cl_device_id *devs = NULL;
-      cl_uint nd = 0;
-      if (xm__devices(plats[p], &devs, &nd) != CL_SUCCESS)
-        continue;
-      for (cl_uint d = 0; d < nd; d++) {
-        if (cnt + 1 >= cap) {
-          xm_device_info *bigger = realloc(list, 2 * cap * sizeof *list);
-          if (!bigger) {
-            free(devs);
-            free(plats);
-            free(list);
-            return XM_ENOMEM;
-          }
-          list = bigger;
-          cap *= 2;
-        }
-        xm__fill_ocl_info(&list[cnt++], (int)p, (int)d, plats[p], devs[d]);
-      }
-      free(devs);
-    }
-    free(plats);
-  }
-  xm__cpu_info(&list[cnt++]);
-  *out = list;
-  *n = cnt;
-  return XM_OK;
-}
-
 void xm_devices_free(xm_device_info *list) { free(list); }
 
 /* Parses "opencl:P.D"; returns 1 on success. */
@@ -198,9 +91,9 @@ static int xm__parse_pd(const char *s, int *p, int *d) {
   return 1;
 }
 
-static xm_status xm__open_backend(xm_ctx *ctx, const xm_device_info *info) {
+xm_status xm__open_backend(xm_ctx *ctx, const xm_device_info *info) {
   ctx->dev = *info;
-  for (size_t i = 0; i < sizeof xm__backends / sizeof xm__backends[0]; i++)
+  for (size_t i = 0; i < XM__N_BACKENDS; i++)
     if (xm__backends[i]->kind == info->backend)
       ctx->be = xm__backends[i];
   if (!ctx->be)
@@ -216,7 +109,6 @@ static xm_status xm__open_backend(xm_ctx *ctx, const xm_device_info *info) {
 /* auto may take OpenCL devices that are not GPUs (PoCL on the CPU) before the
  * cpu backend when XM_AUTO_OPENCL_CPU is set (not 0): the tests use it to run
  * the OpenCL path, and its fallback, on machines without a GPU. */
-static int xm__auto_opencl_cpu(void) { return xm__env_flag("XM_AUTO_OPENCL_CPU", 0); }
 
 /* Ranks a device for auto and opencl (-1: not a candidate). opencl: a GPU with
  * double precision, then other OpenCL devices with it, then those without
@@ -225,12 +117,12 @@ static int xm__auto_opencl_cpu(void) { return xm__env_flag("XM_AUTO_OPENCL_CPU",
  * faster (bench/RESULTS.md: PoCL at 0.79-0.97 of its speed) and compiles no
  * kernels; with
  * XM_AUTO_OPENCL_CPU, the other OpenCL devices before it. */
-static int xm__auto_rank(const xm_device_info *d, int is_auto) {
+static int xm__auto_rank(const xm_device_info *d, int is_auto, int opencl_cpu) {
   if (d->backend == XM_BACKEND_CPU)
     return is_auto ? 0 : -1;
   if (d->fp64 && d->is_gpu)
     return 3;
-  if (is_auto && !xm__auto_opencl_cpu())
+  if (is_auto && !opencl_cpu)
     return -1;
   return d->fp64 ? 2 : 1;
 }
@@ -249,9 +141,9 @@ xm_status xm_ctx_create(xm_ctx **out, const xm_options *opt) {
     xm_options_default(&ctx->opt);
   const char *want = ctx->opt.device;
   if (!want || !*want)
-    want = getenv("XM_DEVICE");
-  if (!want || !*want)
     want = "auto";
+  ctx->is_auto = strcmp(want, "auto") == 0;
+  ctx->profile = ctx->opt.profile;
   long nproc = sysconf(_SC_NPROCESSORS_ONLN);
   ctx->threads = ctx->opt.threads > 0 ? ctx->opt.threads : (nproc > 0 ? (int)nproc : 1);
 
@@ -287,7 +179,7 @@ xm_status xm_ctx_create(xm_ctx **out, const xm_options *opt) {
     st = XM_ENODEV;
     for (int rank = 3; rank >= (is_auto ? 0 : 1) && st != XM_OK; rank--) {
       for (size_t i = 0; i < n && st != XM_OK; i++) {
-        if (xm__auto_rank(&list[i], is_auto) != rank)
+        if (xm__auto_rank(&list[i], is_auto, ctx->opt.auto_opencl_cpu) != rank)
           continue;
         st = xm__open_backend(ctx, &list[i]);
         if (st != XM_OK) {

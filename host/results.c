@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "xm_engine.h"
+#include "xm_io.h"
 
 xm_status xm_run_result_write(const char *path, const xm_portfolio *pf, const xm_config *cfg,
                               const xm_run_result *res, const xm_run_meta *meta, xm_diag *diag) {

@@ -3,25 +3,13 @@
  * CLBlast's own database has none for the device. Overridable at run time:
  * XM_LWS sets the work-group size, XM_MC_BLOCK (a multiple of 16) the Monte
  * Carlo product's block width, XM_VEC8=0|1 the double8 kernels. */
-#include <clblast_c.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "xm_internal.h"
 
-typedef struct xm__tuning {
-  const char *platform; /* substring of the platform name; NULL matches any */
-  int gpu;              /* -1 any, 0 not a GPU, 1 a GPU */
-  size_t lws;           /* xmargin kernels' work-group size */
-  size_t mc_block;      /* factors per GEMM block of the Monte Carlo product (xm__ocl_mc) */
-  size_t min_indirect;  /* CLBlast's XGEMM_MIN_INDIRECT_SIZE (0: CLBlast's own) */
-  int vec8; /* kernels on double8, 8 scenarios per work item (xm_k_revalue8, xm_k_aggregate8) */
-  /* CLBlast Xgemm (double), in XM__XGEMM_NAMES order; all zero: CLBlast's own. */
-  size_t xgemm[16];
-} xm__tuning;
-
-static const char *const xm__xgemm_names[16] = {"GEMMK", "MWG",   "NWG", "KWG", "MDIMC", "NDIMC",
+const char *const xm__xgemm_names[16] = {"GEMMK", "MWG",   "NWG", "KWG", "MDIMC", "NDIMC",
                                                 "MDIMA", "NDIMB", "KWI", "VWM", "VWN",   "STRM",
                                                 "STRN",  "SA",    "SB",  "KREG"};
 
@@ -45,7 +33,7 @@ static const xm__tuning xm__tunings[] = {
     {NULL, -1, 16, 128, 0, 1, {0}},
 };
 
-static const xm__tuning *xm__find_tuning(const xm_device_info *d) {
+const xm__tuning *xm__tuning_for(const xm_device_info *d) {
   for (size_t i = 0; i < sizeof xm__tunings / sizeof xm__tunings[0]; i++) {
     const xm__tuning *t = &xm__tunings[i];
     if (t->platform && !strstr(d->platform, t->platform))
@@ -67,7 +55,7 @@ long xm__env_long(const char *name, long lo, long hi, long multiple, long dflt) 
 }
 
 size_t xm__tuned_lws(const xm_ctx *ctx) {
-  return (size_t)xm__env_long("XM_LWS", 1, 1024, 1, (long)xm__find_tuning(&ctx->dev)->lws);
+  return ctx->opt.tuning.lws > 0 ? (size_t)ctx->opt.tuning.lws : xm__tuning_for(&ctx->dev)->lws;
 }
 
 int xm__env_flag(const char *name, int dflt) {
@@ -83,31 +71,38 @@ int xm__env_flag(const char *name, int dflt) {
 }
 
 int xm__tuned_vec8(const xm_ctx *ctx) {
-  return xm__env_flag("XM_VEC8", xm__find_tuning(&ctx->dev)->vec8);
+  return ctx->opt.tuning.vec8 >= 0 ? ctx->opt.tuning.vec8 != 0 : xm__tuning_for(&ctx->dev)->vec8;
 }
 
 size_t xm__tuned_mc_block(const xm_ctx *ctx) {
-  return (size_t)xm__env_long("XM_MC_BLOCK", 16, 4096, 16,
-                              (long)xm__find_tuning(&ctx->dev)->mc_block);
+  return ctx->opt.tuning.mc_block > 0 ? (size_t)ctx->opt.tuning.mc_block
+                                      : xm__tuning_for(&ctx->dev)->mc_block;
 }
 
-xm_status xm__apply_blas_tuning(xm_ctx *ctx) {
-  const xm__tuning *t = xm__find_tuning(&ctx->dev);
-  if (t->xgemm[1] == 0) /* MWG = 0: keep CLBlast's database */
-    return XM_OK;
-  CLBlastStatusCode c = CLBlastOverrideParameters(ctx->ocl.device, "Xgemm", CLBlastPrecisionDouble,
-                                                  16, (const char **)xm__xgemm_names, t->xgemm);
-  if (c != CLBlastSuccess)
-    return xm__fail(ctx, XM_EOPENCL, "CLBlast refused the Xgemm tuning for %s (status %d)",
-                    ctx->dev.name, (int)c);
-  if (t->min_indirect) { /* below m n k = this^3 CLBlast runs its (here untuned) direct kernel */
-    const char *name = "XGEMM_MIN_INDIRECT_SIZE";
-    size_t v = t->min_indirect;
-    c = CLBlastOverrideParameters(ctx->ocl.device, "GemmRoutine", CLBlastPrecisionDouble, 1, &name,
-                                  &v);
-    if (c != CLBlastSuccess)
-      return xm__fail(ctx, XM_EOPENCL, "CLBlast refused the GemmRoutine tuning for %s (status %d)",
-                      ctx->dev.name, (int)c);
-  }
-  return XM_OK;
+/* About 1 MiB of contract losses per thread (its share of L2 and L3): the
+ * tile's losses are still in cache when aggregation reads them. */
+#define XM__CPU_TILE_BYTES ((int64_t)1 << 20)
+int64_t xm__tuned_cpu_tile(const xm_ctx *ctx, int64_t n_inst) {
+  int64_t per = XM__CPU_TILE_BYTES / (8 * (n_inst > 0 ? n_inst : 1));
+  if (per < 1)
+    per = 1;
+  return per * (ctx->threads > 0 ? ctx->threads : 1);
+}
+
+void xm_options_from_env(xm_options *opt) {
+  if (!opt)
+    return;
+  const char *dev = getenv("XM_DEVICE");
+  if (!opt->device && dev && *dev)
+    opt->device = dev;
+  opt->profile = xm__env_flag("XM_PROFILE", opt->profile);
+  opt->auto_opencl_cpu = xm__env_flag("XM_AUTO_OPENCL_CPU", opt->auto_opencl_cpu);
+  opt->tuning.lws = (int)xm__env_long("XM_LWS", 1, 1024, 1, opt->tuning.lws);
+  opt->tuning.mc_block = (int)xm__env_long("XM_MC_BLOCK", 16, 4096, 16, opt->tuning.mc_block);
+  opt->tuning.vec8 = getenv("XM_VEC8") && *getenv("XM_VEC8") ? xm__env_flag("XM_VEC8", 1)
+                                                             : opt->tuning.vec8;
+  opt->tuning.mc_chunk = xm__env_long("XM_MC_CHUNK", 1, 1L << 40, 1, opt->tuning.mc_chunk);
+  const char *fault = getenv("XM_TEST_FAIL_OPENCL");
+  if (fault && *fault)
+    opt->fault = fault;
 }

@@ -1,80 +1,121 @@
-/* The engine: METHODOLOGY.md sections 1-4 on a context's backend.
- * Internal to libxmargin and its CLI. */
+/* The engine's modules (internal to libxmargin):
+ *   host/scenarios.c  the scenario sets of a run (historical, Monte Carlo,
+ *                     ready-made): shocks on the host, or the Monte Carlo
+ *                     recipe (Cholesky factor, seed) the device draws from;
+ *   host/plan.c       account blocks and scenario tiles that fit the memory
+ *                     budget, and the block arrays the device gets;
+ *   host/engine.c     the loop nest over them on a backend (xm_run).
+ * Each is callable alone (tests/test_engine.c). */
 #ifndef XM_ENGINE_H
 #define XM_ENGINE_H
 
-#include "xm_io.h"
+#include "xm_backend.h"
 #include "xmargin.h"
 
-/* Called after each (account block, set) is reduced: done of total steps, and
- * the set's name. From the calling thread; must be cheap. */
-typedef void (*xm_progress_fn)(void *arg, int64_t done, int64_t total, const char *set);
+/* ---- scenario sets ---- */
 
-typedef struct xm_engine_opts {
-  int save_pnl;            /* keep each set's [S x A] account losses */
-  int save_scenarios;      /* keep each set's shocks [S x F] */
-  xm_progress_fn progress; /* NULL: none */
-  void *progress_arg;
-} xm_engine_opts;
-
-typedef struct xm_run_set {
-  char *name;
-  int measure;
+/* One scenario set of a run. */
+typedef struct xm__set {
+  char name[128];
+  int measure; /* xm_measure */
   double confidence;
-  int64_t S, k;
+  int64_t S;
+  int64_t k;     /* tail count for es/var */
+  double *X;     /* [S x F] host shocks (NULL for Monte Carlo until kept) */
+  double *w;     /* [S] weights, or NULL */
   char **labels; /* [S] */
-  double *shock; /* [S x F] when save_scenarios, else NULL */
-  float *pnl;    /* [S x A] when save_pnl, else NULL */
-} xm_run_set;
+  int is_mc;     /* drawn by the backend: X = scale .* Z L^T */
+  double *chol;  /* [F x F] lower Cholesky factor (row-major), Monte Carlo only */
+} xm__set;
 
-typedef struct xm_run_result {
-  int64_t A, G, K, F;
-  char **factor; /* [F] the factors of the shock rows (those positions use) */
-  xm_run_set *sets;
-  double *requirement, *unified, *siloed, *diversification, *minimum; /* [A] */
-  double *by_set;                                                     /* [A x K] */
-  double *by_silo;                                                    /* [A x G] */
-  double *attribution;                                                /* [A x G] */
-  int32_t *binding;                                                   /* [A] */
-  double jitter[2]; /* delta added to Sigma / Sigma_kappa before Cholesky */
-  int64_t n_blocks;
-  double t_prepare, t_scenarios, t_evaluate;
-  char notes[4096]; /* one line per remark (factors a set does not move, jitter) */
-} xm_run_result;
+/* The sets of a run and the factor columns of their shock rows. */
+typedef struct xm__sets {
+  int64_t F;     /* factors in the shock rows: those positions use */
+  int64_t *fcol; /* [n_factors] portfolio factor -> shock column, or -1 */
+  int64_t *used; /* [F] shock column -> portfolio factor */
+  int64_t K;
+  xm__set *set;     /* [K], in run order */
+  double jitter[2]; /* added to Sigma / Sigma_kappa before Cholesky */
+  uint64_t bytes;   /* host memory they hold (shocks, Cholesky factors) */
+} xm__sets;
 
-/* Runs every set of the configuration on ctx. *out is filled and owned by
- * the caller (xm_run_result_free), also on failure. Errors: XM_EFORMAT /
- * XM_ECONFIG for inputs the methodology cannot use (a factor missing from the
- * history, history shorter than the horizon), XM_ENOTPD, XM_ERESOURCE... with
- * the detail in xm_ctx_last_error(ctx). */
-xm_status xm_engine_run(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
-                        const xm_config *cfg, const xm_engine_opts *opts, xm_run_result *out);
-void xm_run_result_free(xm_run_result *r);
+/* Builds the sets of cfg for pf from sf (METHODOLOGY.md section 1), using
+ * ctx's backend for the covariance (syrk). Remarks (jitter, factors a set
+ * does not move) are appended to notes[cap]. XM_EFORMAT / XM_ECONFIG /
+ * XM_ENOTPD with the detail in ctx. *out is owned by the caller
+ * (xm__sets_free), also on failure. */
+xm_status xm__sets_build(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
+                         const xm_config *cfg, const xm_run_opts *opts, xm__sets *out,
+                         char *notes, size_t cap);
+void xm__sets_free(xm__sets *s);
 
 /* The historical set (double, host): shocks [S x nf] for the history columns
- * col[0..nf), labels = dates. Exposed for tests. Returns XM_ECONFIG when the
- * history is shorter than the horizon. *filtered_out, when not NULL, receives
- * the W most recent filtered daily changes [W x nf] (caller frees). */
-xm_status xm_historical_set(const xm_scenario_file *sf, const int64_t *col, int64_t nf,
-                            const xm_config *cfg, double **shock, int64_t *S, double **filtered_out,
-                            int64_t *W, char *err, size_t cap);
+ * col[0..nf), labels = dates. XM_ECONFIG when the history is shorter than the
+ * horizon. *filtered_out, when not NULL, receives the W most recent filtered
+ * daily changes [W x nf] (caller frees). */
+xm_status xm__historical_set(const xm_scenario_file *sf, const int64_t *col, int64_t nf,
+                             const xm_config *cfg, double **shock, int64_t *S,
+                             double **filtered_out, int64_t *W, char *err, size_t cap);
 
 /* Lower Cholesky factor of a symmetric F x F matrix (row-major) in place,
  * with the jitter rule: the smallest delta = 1e-12 * max diag * 10^j, j = 0..6,
  * that makes it positive definite (0 if none is needed). XM_ENOTPD when none. */
-xm_status xm_cholesky_jitter(double *A, int64_t F, double *delta);
+xm_status xm__cholesky_jitter(double *A, int64_t F, double *delta);
 
-/* What the results file records about a run besides its numbers. */
-typedef struct xm_run_meta {
-  const char *portfolio, *scenarios; /* input paths (hashed into the file) */
-  const char *device;                /* backend, device and platform */
-  const char *created_utc;           /* NULL: now */
-  double elapsed_s;
-} xm_run_meta;
+/* ---- the plan ---- */
 
-/* Writes the results file of FORMAT.md section 3 for res atomically to path.
- * XM_ENOMEM, or the writer's status with its messages in *diag. */
-xm_status xm_run_result_write(const char *path, const xm_portfolio *pf, const xm_config *cfg,
-                              const xm_run_result *res, const xm_run_meta *meta, xm_diag *diag);
+/* Host side of one account block: accounts a0 .. a0 + na and the
+ * instruments they hold (block-local, the linear ones first). */
+typedef struct xm__block {
+  int64_t a0, na;
+  int64_t n_inst, nlin;
+  double *instd;  /* [XM_ND x n_inst] */
+  int *insti;     /* [XM_NI x n_inst] */
+  int *pos_start; /* [na + 1] */
+  int *pos_inst;  /* block-local instrument */
+  int *pos_silo;
+  double *pos_qty;
+  int *cross;        /* [na] */
+  int32_t *inst_row; /* [n_inst] the portfolio row of each block-local instrument */
+} xm__block;
+
+typedef struct xm__plan {
+  int G;
+  int64_t A, K, F;
+  int64_t n_blocks;
+  xm__block *blocks;
+  int64_t max_na, max_inst, max_pos, max_S;
+  int64_t tile;     /* scenarios per revaluation tile */
+  int resident;     /* 1: every set's shocks stay on the device for the run;
+                       0: each tile's are made again per block (a tight budget) */
+  uint64_t budget;  /* bytes the plan may use */
+  uint64_t planned; /* bytes it does use (device buffers; on cpu all the run's) */
+  uint64_t mc_temp; /* bytes of Monte Carlo temporaries allowed */
+} xm__plan;
+
+/* Plans the run of sets over pf's accounts within ctx's memory budget
+ * (xm__mem_budget): every buffer of the loop is counted (on the cpu backend
+ * they are host memory); the inputs, the sets' host arrays and the results
+ * are not. XM_ERESOURCE when even one account and one scenario do not fit.
+ * *out owned by the caller (xm__plan_free). */
+xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *sets, int save_pnl,
+                         xm__plan *out);
+void xm__plan_free(xm__plan *p);
+
+/* ---- the loop ---- */
+
+/* What the loop fills: [A x XM_NOUT], [A x G x 2], [A x K]. */
+typedef struct xm__outputs {
+  double *acct, *silo, *by_set;
+  float **pnl; /* [K] each [S x A], or NULL */
+  double t_scen, t_eval;
+} xm__outputs;
+
+/* The loop nest of a run on ctx's backend (host/engine.c): for each block,
+ * upload; today; for each set, for each tile: (make the shocks,) revalue,
+ * aggregate; reduce; then combine and download. keep_mc: Monte Carlo shocks
+ * are copied to sets->set[x].X. */
+xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const xm__plan *plan,
+                       int keep_mc, const xm_run_opts *opts, xm__outputs *out);
 
 #endif

@@ -11,8 +11,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "xm_engine.h"
-#include "xm_io.h"
 
 static void xm_run_usage(FILE *f) {
   fprintf(f, "usage: xmargin run [--portfolio P.h5 --scenarios S.h5] [-o OUT.h5] [options]\n\n"
@@ -99,19 +97,6 @@ static int xm_run_cmp_top(const void *pa, const void *pb) {
   return a->a < b->a ? -1 : (a->a > b->a);
 }
 
-static void xm_json_str(FILE *f, const char *s) {
-  fputc('"', f);
-  for (; *s; s++) {
-    if (*s == '"' || *s == '\\')
-      fprintf(f, "\\%c", *s);
-    else if ((unsigned char)*s < 0x20)
-      fprintf(f, "\\u%04x", (unsigned char)*s);
-    else
-      fputc(*s, f);
-  }
-  fputc('"', f);
-}
-
 static void xm_run_summary(FILE *f, int json, const xm_portfolio *pf, const xm_run_result *r,
                            const char *device, const char *outpath, double t_read, double t_write,
                            double t_total) {
@@ -137,9 +122,9 @@ static void xm_run_summary(FILE *f, int json, const xm_portfolio *pf, const xm_r
     ntop = 0;
   if (json) {
     fprintf(f, "{\n  \"output\": ");
-    xm_json_str(f, outpath);
+    xm_json_string(f, outpath);
     fprintf(f, ",\n  \"device\": ");
-    xm_json_str(f, device);
+    xm_json_string(f, device);
     fprintf(f,
             ",\n  \"accounts\": %lld,\n  \"positions\": %lld,\n  \"totals\": {\"siloed_core\": "
             "%.17g, \"unified_core\": %.17g, \"diversification\": %.17g, "
@@ -149,7 +134,7 @@ static void xm_run_summary(FILE *f, int json, const xm_portfolio *pf, const xm_r
     fprintf(f, "  \"sets\": [");
     for (int64_t x = 0; x < r->K; x++) {
       fprintf(f, "%s{\"name\": ", x ? ", " : "");
-      xm_json_str(f, r->sets[x].name);
+      xm_json_string(f, r->sets[x].name);
       fprintf(f, ", \"scenarios\": %lld, \"measure\": \"%s\", \"confidence\": %.17g}",
               (long long)r->sets[x].S, xm_measure_name(r->sets[x].measure), r->sets[x].confidence);
     }
@@ -157,9 +142,9 @@ static void xm_run_summary(FILE *f, int json, const xm_portfolio *pf, const xm_r
     for (int64_t i = 0; i < ntop; i++) {
       int64_t a = top[i].a;
       fprintf(f, "%s{\"account\": ", i ? ", " : "");
-      xm_json_str(f, pf->account_id[a]);
+      xm_json_string(f, pf->account_id[a]);
       fprintf(f, ", \"requirement\": %.17g, \"binding_set\": ", r->requirement[a]);
-      xm_json_str(f, r->sets[r->binding[a]].name);
+      xm_json_string(f, r->sets[r->binding[a]].name);
       fprintf(f, "}");
     }
     fprintf(f,
@@ -207,11 +192,6 @@ static void xm_run_progress(void *arg, int64_t done, int64_t total, const char *
   fflush(stderr);
 }
 
-static double xm_run_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 int xm_cli_run(int argc, char **argv) {
   const char *portfolio = NULL, *scenarios = NULL, *output = NULL, *config = NULL;
@@ -334,7 +314,7 @@ int xm_cli_run(int argc, char **argv) {
   memset(&res, 0, sizeof res);
   memset(&diag, 0, sizeof diag);
   xm_status st = XM_OK;
-  double t_start = xm_run_now();
+  double t_start = xm_now();
 
   if (config && (st = xm_config_load(&cfg, config, err, sizeof err)) != XM_OK) {
     fprintf(stderr, "xmargin run: %s\n", err);
@@ -370,11 +350,12 @@ int xm_cli_run(int argc, char **argv) {
     rc = st == XM_ENOMEM ? XM_EXIT_FAIL : XM_EXIT_USAGE;
     goto cleanup;
   }
-  double t_read = xm_run_now() - t_start;
+  double t_read = xm_now() - t_start;
 
   xm_options opt;
   xm_options_default(&opt);
   opt.device = device;
+  xm_options_from_env(&opt);
   opt.mem_limit = mem_limit;
   opt.threads = threads;
   st = xm_ctx_create(&ctx, &opt);
@@ -387,48 +368,42 @@ int xm_cli_run(int argc, char **argv) {
     fprintf(stderr, "xmargin: warning: %s\n", xm_ctx_choice(ctx));
   else if (!quiet && !json)
     fprintf(stderr, "xmargin: %s\n", xm_ctx_choice(ctx));
-  xm_engine_opts eo = {save_pnl, save_scen, NULL, NULL};
+  xm_run_opts eo = {save_pnl, save_scen, NULL, NULL};
   if (!quiet && !json && isatty(STDERR_FILENO))
     eo.progress = xm_run_progress;
-  st = xm_engine_run(ctx, &pf, &sf, &cfg, &eo, &res);
-  const char *want = device ? device : getenv("XM_DEVICE");
-  int is_auto = !want || !*want || strcmp(want, "auto") == 0;
-  if (st != XM_OK && is_auto && xm_ctx_device(ctx)->backend == XM_BACKEND_OPENCL &&
-      (st == XM_ERESOURCE || st == XM_EOPENCL || st == XM_EBUILD)) {
-    fprintf(stderr, "xmargin: warning: %s failed (%s: %s); running on the cpu backend instead\n",
-            xm_ctx_device(ctx)->name, xm_strerror(st), xm_ctx_last_error(ctx));
-    xm_run_result_free(&res);
-    xm_ctx_destroy(ctx);
-    ctx = NULL;
-    opt.device = "cpu";
-    if ((st = xm_ctx_create(&ctx, &opt)) == XM_OK)
-      st = xm_engine_run(ctx, &pf, &sf, &cfg, &eo, &res);
-  }
+  st = xm_run(ctx, &pf, &sf, &cfg, &eo, &res);
   if (st != XM_OK) {
     fprintf(stderr, "xmargin run: %s: %s\n", xm_strerror(st), xm_ctx_last_error(ctx));
     rc = xm_cli_exit_status(st);
     goto cleanup;
   }
-  if (res.notes[0] && !quiet)
-    fprintf(stderr, "%s", res.notes);
+  /* The run's remarks; its warnings (a device left for the cpu backend) also
+   * under -q. */
+  for (const char *line = res.notes; *line;) {
+    const char *end = strchr(line, '\n');
+    int len = end ? (int)(end - line) : (int)strlen(line);
+    if (!quiet || strncmp(line, "warning:", 8) == 0)
+      fprintf(stderr, "%s%.*s\n", strncmp(line, "warning:", 8) == 0 ? "xmargin: " : "", len, line);
+    line += len + (end ? 1 : 0);
+  }
 
   /* The results file. */
-  double t_w0 = xm_run_now();
+  double t_w0 = xm_now();
   char devdesc[512];
   const xm_device_info *dv = xm_ctx_device(ctx);
   snprintf(devdesc, sizeof devdesc, "%s: %s [%s]", dv->backend == XM_BACKEND_CPU ? "cpu" : "opencl",
            dv->name, dv->platform);
-  xm_run_meta meta = {portfolio, scenarios, devdesc, NULL, xm_run_now() - t_start};
+  xm_run_meta meta = {portfolio, scenarios, devdesc, NULL, xm_now() - t_start};
   st = xm_run_result_write(output, &pf, &cfg, &res, &meta, &diag);
   if (st != XM_OK) {
     xm_diag_print(&diag, stderr);
     fprintf(stderr, "xmargin run: cannot write %s: %s\n", output, xm_strerror(st));
     goto cleanup;
   }
-  double t_write = xm_run_now() - t_w0;
+  double t_write = xm_now() - t_w0;
   if (!quiet)
     xm_run_summary(stdout, json, &pf, &res, devdesc, output, t_read, t_write,
-                   xm_run_now() - t_start);
+                   xm_now() - t_start);
   rc = XM_EXIT_OK;
 cleanup:
   xm_ctx_destroy(ctx);

@@ -1,6 +1,13 @@
 /* xmargin: GPU-accelerated unified portfolio margin.
- * Public API of libxmargin. All names start with xm_. Objects are opaque;
- * every function returns an xm_status unless stated otherwise. */
+ * Public API of libxmargin. All names start with xm_. The context is opaque;
+ * books, scenario files and results are plain structs of arrays (the caller
+ * may build a book or scenario file over its own arrays: a view). Every
+ * function returns an xm_status unless stated otherwise and says who owns
+ * what it hands back.
+ *
+ * A run: xm_ctx_create -> xm_portfolio_read / xm_scenarios_read (or views,
+ * checked by xm_portfolio_validate / xm_scenarios_validate) -> xm_run ->
+ * xm_run_result_write -> xm_run_result_free, xm_ctx_destroy. */
 #ifndef XMARGIN_H
 #define XMARGIN_H
 
@@ -11,6 +18,12 @@
 
 #ifdef __cplusplus
 extern "C" {
+#endif
+
+/* Everything declared here is the public API: exported from the shared
+ * library, which is built with hidden visibility (nothing else is). */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
 #endif
 
 #define XM_VERSION_STRING "0.1.0"
@@ -84,20 +97,45 @@ void xm_devices_free(xm_device_info *list);
 typedef struct xm_ctx xm_ctx;
 
 typedef struct xm_options {
-  /* "auto" | "cpu" | "opencl" | "opencl:<platform>.<device>"; NULL means the
-   * environment variable XM_DEVICE, or "auto" when that is unset. auto takes a
-   * GPU if there is one, else an OpenCL CPU device, else the cpu backend. */
+  /* "auto" | "cpu" | "opencl" | "opencl:<platform>.<device>"; NULL means
+   * "auto": a GPU with double precision if there is one, else the cpu backend
+   * (auto_opencl_cpu: OpenCL CPU devices before it). The library reads no
+   * environment variable: xm_options_from_env() is how a program (the CLI)
+   * takes XM_DEVICE and the others. */
   const char *device;
-  /* Cap on device memory the engine plans with, bytes; 0 = the device's own. */
+  /* Cap on the memory the engine plans with (device buffers, and on the
+   * cpu backend every host buffer of a run), bytes; 0 = the device's own. */
   uint64_t mem_limit;
   /* Threads for the cpu backend; 0 = all cores. */
   int threads;
   /* Print the device choice and warnings to stderr. */
   int verbose;
+  /* Print each run's kernel times to stderr (OpenCL; XM_PROFILE). */
+  int profile;
+  /* auto may take an OpenCL device that is not a GPU (XM_AUTO_OPENCL_CPU). */
+  int auto_opencl_cpu;
+  /* Overrides of the tuning table; 0 (vec8: -1) = the table's value.
+   * lws: work-group size (XM_LWS); mc_block: factors per block of the
+   * Monte Carlo product, a multiple of 16 (XM_MC_BLOCK); vec8: 0/1 the
+   * double8 kernels (XM_VEC8); mc_chunk: Monte Carlo scenarios per chunk
+   * (XM_MC_CHUNK). */
+  struct {
+    int lws, mc_block, vec8;
+    long mc_chunk;
+  } tuning;
+  /* Fault injection for tests (XM_TEST_FAIL_OPENCL): "build" makes the
+   * OpenCL kernels fail to build, "run" an OpenCL run report out of
+   * resources. NULL: none. */
+  const char *fault;
 } xm_options;
 
 /* Fills *opt with the defaults (the same as passing NULL options). */
 void xm_options_default(xm_options *opt);
+/* Reads the environment once into *opt, over what it holds: XM_DEVICE (when
+ * opt->device is NULL), XM_PROFILE, XM_AUTO_OPENCL_CPU, XM_LWS, XM_MC_BLOCK,
+ * XM_VEC8, XM_MC_CHUNK, XM_TEST_FAIL_OPENCL. Strings point into the
+ * environment (valid while it is not changed). */
+void xm_options_from_env(xm_options *opt);
 
 /* Creates a context on the chosen device and builds its kernels (once per
  * context). *out is owned by the caller (xm_ctx_destroy). On failure *out is
@@ -196,6 +234,208 @@ xm_status xm_config_load(xm_config *cfg, const char *path, char *err, size_t cap
 /* Writes the effective configuration as INI text into a malloc'd string the
  * caller frees; NULL on out of memory. Loading that text gives back *cfg. */
 char *xm_config_to_ini(const xm_config *cfg);
+
+/* ---- Diagnostics -------------------------------------------------------- */
+
+/* The bounded list of messages a validation or a write produces, each
+ * "file: /dataset[row] = value: rule". Zero it before first use; the
+ * functions that take one add to it; the caller frees it (xm_diag_free). */
+#define XM_DIAG_MAX_SHOWN 20
+typedef struct xm_diag {
+  char **msg;   /* the first XM_DIAG_MAX_SHOWN messages (owned by the diag) */
+  size_t shown; /* number stored in msg */
+  size_t total; /* number reported (may exceed shown) */
+} xm_diag;
+/* Adds one message (printf-style); past XM_DIAG_MAX_SHOWN only counts it. */
+void xm_diag_add(xm_diag *d, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Prints the stored messages and "... and N more errors" to file (a FILE *). */
+void xm_diag_print(const xm_diag *d, void *file);
+/* Frees the messages and zeroes *d; NULL is a no-op. */
+void xm_diag_free(xm_diag *d);
+
+/* ---- The book: a portfolio (FORMAT.md section 1) ------------------------- */
+
+/* Struct of arrays, one array per column. Two ways to have one:
+ * - xm_portfolio_read() allocates every array; xm_portfolio_free() frees them;
+ * - a *view*: the caller points the fields at its own arrays (numpy arrays,
+ *   say) and never calls xm_portfolio_free(). The library never writes
+ *   through a portfolio's pointers and keeps none of them after a call
+ *   returns (results copy what they need).
+ * Indices are rows of the referenced table (0-based); codes are the values of
+ * xmargin_types.h. path names the source in messages (may be NULL). */
+typedef struct xm_portfolio {
+  char *path;
+  char valuation_date[16]; /* "YYYY-MM-DD" or "" */
+  char currency[16];       /* the reporting currency */
+  int64_t n_factors;
+  char **factor_name;
+  int32_t *factor_kind; /* xm_factor_kind */
+  double *factor_level;
+  int64_t n_silos;
+  char **silo_name;
+  int64_t n_instruments;
+  char **inst_id;
+  int32_t *inst_type; /* xm_instrument_type */
+  int32_t *inst_silo;
+  int32_t *inst_underlying;
+  int32_t *inst_vol_factor; /* -1 for none */
+  double *inst_strike;
+  double *inst_expiry;
+  int32_t *inst_call;
+  double *inst_implied_vol;
+  double *inst_rate;
+  double *inst_dividend_yield;
+  double *inst_multiplier;
+  int64_t n_accounts;
+  char **account_id;
+  int32_t *account_cross_margin;
+  int64_t n_positions;
+  int32_t *pos_account;
+  int32_t *pos_instrument;
+  double *pos_quantity;
+} xm_portfolio;
+
+/* ---- Scenarios (FORMAT.md section 2) ------------------------------------- */
+
+#define XM_SET_NAME_MAX 64 /* characters of a set name (FORMAT.md section 2) */
+typedef struct xm_scenario_set {
+  char *name;
+  int64_t n_scenarios; /* S */
+  int64_t n_factors;   /* F_s */
+  char **factor;       /* [F_s] */
+  double *shock;       /* [S x F_s], row-major */
+  char **label;        /* [S] */
+  double *weight;      /* [S], or NULL (all 1) */
+  int32_t measure;     /* xm_measure (XM_MEASURE_WORST when the file has none) */
+  double confidence;   /* NaN when absent: the run's confidence */
+} xm_scenario_set;
+
+/* Owned or a view, as xm_portfolio. */
+typedef struct xm_scenario_file {
+  char *path;
+  int64_t n_days;      /* T; 0 when there is no /history */
+  int64_t n_hfactors;  /* F_h */
+  char **hist_factor;  /* [F_h] */
+  char **hist_date;    /* [T] "YYYY-MM-DD", oldest first */
+  double *hist_return; /* [T x F_h], row-major */
+  int64_t n_sets;
+  xm_scenario_set *sets; /* sorted by name */
+} xm_scenario_file;
+
+/* Reads and validates a portfolio / scenario file into *out (zeroed first;
+ * the arrays are owned by *out: free with xm_portfolio_free /
+ * xm_scenarios_free, also after a failure). XM_EFORMAT with the messages
+ * (file, dataset, row, rule) in *diag; XM_EIO when the file cannot be opened
+ * or is not HDF5 (also in *diag); XM_ENOMEM. */
+xm_status xm_portfolio_read(const char *path, xm_portfolio *out, xm_diag *diag);
+void xm_portfolio_free(xm_portfolio *p);
+xm_status xm_scenarios_read(const char *path, xm_scenario_file *out, xm_diag *diag);
+void xm_scenarios_free(xm_scenario_file *s);
+
+/* Reads the root attribute `format` of an HDF5 file into buf ("" if absent).
+ * XM_EIO when the file cannot be opened as HDF5. */
+xm_status xm_file_format(const char *path, char *buf, size_t cap, xm_diag *diag);
+
+/* Writes a portfolio / scenario file (FORMAT.md) atomically; the struct may
+ * be a view. XM_EINVAL for a struct the format cannot hold (messages in
+ * *diag), XM_EIO. */
+xm_status xm_portfolio_write(const char *path, const xm_portfolio *p, xm_diag *diag);
+xm_status xm_scenarios_write(const char *path, const xm_scenario_file *s, xm_diag *diag);
+
+/* Longest path and file name an output may have: its temporary file
+ * ".NAME.tmp.HOST.PID.XXXXXX" must fit the file system's 255 bytes a name. */
+#define XM_PATH_MAX 4096
+#define XM_NAME_MAX 200
+
+/* Checks, before any work, that path may receive an output file: a
+ * non-empty file name under XM_PATH_MAX / XM_NAME_MAX in an existing
+ * writable folder, and either nothing there yet or a regular file (not a
+ * symbolic link, device, FIFO or folder) that is none of the n_inputs files
+ * inputs[] (the same file however named: same device and inode; NULL entries
+ * are skipped). XM_OK, or XM_EINVAL with the reason in err[cap]. */
+xm_status xm_output_check(const char *path, const char *const *inputs, int n_inputs, char *err,
+                          size_t cap);
+
+/* ---- A run (METHODOLOGY.md sections 1-4) --------------------------------- */
+
+/* Called after each (account block, set) is reduced: done of total steps, and
+ * the set's name. From the calling thread; must be cheap. */
+typedef void (*xm_progress_fn)(void *arg, int64_t done, int64_t total, const char *set);
+
+typedef struct xm_run_opts {
+  int save_pnl;            /* keep each set's [S x A] account losses */
+  int save_scenarios;      /* keep each set's shocks [S x F] */
+  xm_progress_fn progress; /* NULL: none */
+  void *progress_arg;
+} xm_run_opts;
+
+typedef struct xm_run_set {
+  char *name;
+  int measure; /* xm_measure */
+  double confidence;
+  int64_t S, k;  /* scenarios; the tail count of es/var */
+  char **labels; /* [S] */
+  double *shock; /* [S x F] when save_scenarios, else NULL */
+  float *pnl;    /* [S x A] when save_pnl, else NULL */
+} xm_run_set;
+
+/* The results of a run; every array is owned by it (xm_run_result_free). */
+typedef struct xm_run_result {
+  int64_t A, G, K, F;
+  char **factor; /* [F] the factors of the shock rows (those positions use) */
+  xm_run_set *sets;
+  double *requirement, *unified, *siloed, *diversification, *minimum; /* [A] */
+  double *by_set;                                                     /* [A x K] */
+  double *by_silo;                                                    /* [A x G] */
+  double *attribution;                                                /* [A x G] */
+  int32_t *binding; /* [A] the set whose measure is the unified one */
+  double jitter[2]; /* delta added to Sigma / Sigma_kappa before Cholesky */
+  int64_t n_blocks;
+  double t_prepare, t_scenarios, t_evaluate; /* seconds */
+  char notes[4096]; /* one line per remark (factors a set does not move, jitter, fallback) */
+} xm_run_result;
+
+/* Runs every set of the configuration (cfg NULL: the defaults) on ctx's
+ * device for a book and its scenarios (read from files or views; neither is
+ * written). *out is filled and owned by the caller (xm_run_result_free), also
+ * on failure. Errors: XM_EFORMAT / XM_ECONFIG for inputs the methodology
+ * cannot use (a factor missing from the history, history shorter than the
+ * horizon, a non-finite loss: the message names set, scenario, account and
+ * instrument), XM_ENOTPD, XM_ERESOURCE, ... with the detail in
+ * xm_ctx_last_error(ctx). On a context made by --device auto, an OpenCL
+ * device that fails with XM_ERESOURCE, XM_EOPENCL or XM_EBUILD is replaced
+ * by the cpu backend and the run repeated there (said in out->notes and
+ * xm_ctx_choice). */
+xm_status xm_run(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
+                 const xm_config *cfg, const xm_run_opts *opts, xm_run_result *out);
+/* Frees the arrays and zeroes *r; NULL is a no-op. */
+void xm_run_result_free(xm_run_result *r);
+
+/* What the results file records about a run besides its numbers. */
+typedef struct xm_run_meta {
+  const char *portfolio, *scenarios; /* input paths (hashed into the file) */
+  const char *device;                /* backend, device and platform */
+  const char *created_utc;           /* NULL: now */
+  double elapsed_s;
+} xm_run_meta;
+
+/* Writes the results file of FORMAT.md section 3 for res atomically to path
+ * (never over an input). XM_EINVAL, XM_EIO, XM_ENOMEM with messages in *diag. */
+xm_status xm_run_result_write(const char *path, const xm_portfolio *pf, const xm_config *cfg,
+                              const xm_run_result *res, const xm_run_meta *meta, xm_diag *diag);
+
+/* Seconds on a monotonic clock (for timing runs). */
+double xm_now(void);
+/* Writes s as a JSON string, quotes and escapes included, to file (a FILE *). */
+void xm_json_string(void *file, const char *s);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

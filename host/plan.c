@@ -1,0 +1,318 @@
+/* The plan of a run: account blocks and scenario tiles sized so that every
+ * buffer of the loop fits the memory budget, and the block arrays the device
+ * gets (instruments of the block, linear ones first; positions CSR by account,
+ * by silo then instrument within an account; repeated pairs merged). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xm_engine.h"
+#include "xm_internal.h"
+
+void xm__mem_budget(const xm_ctx *ctx, uint64_t *total, uint64_t *max_buf) {
+  uint64_t t = ctx->dev.global_mem / 2, m = ctx->dev.max_alloc;
+  if (ctx->be && ctx->be->host_memory)
+    t = ctx->dev.global_mem / 4; /* host memory: leave room for the rest */
+  if (ctx->opt.mem_limit && ctx->opt.mem_limit < t)
+    t = ctx->opt.mem_limit;
+  if (m == 0 || m > t)
+    m = t;
+  if (t < (1u << 20))
+    t = 1u << 20;
+  if (m < (1u << 18))
+    m = 1u << 18;
+  *total = t;
+  *max_buf = m;
+}
+
+/* Largest Monte Carlo temporaries a backend may use at once. */
+#define XM__MC_TEMP_MAX ((uint64_t)256 << 20)
+
+typedef struct xm__posref {
+  int32_t acct, silo, inst;
+  double qty;
+} xm__posref;
+
+static int xm__cmp_posref(const void *pa, const void *pb) {
+  const xm__posref *a = pa, *b = pb;
+  if (a->acct != b->acct)
+    return a->acct < b->acct ? -1 : 1;
+  if (a->silo != b->silo)
+    return a->silo < b->silo ? -1 : 1;
+  if (a->inst != b->inst)
+    return a->inst < b->inst ? -1 : 1;
+  return 0;
+}
+
+/* qsort has no context argument in C11: the portfolio being planned. */
+static _Thread_local const xm_portfolio *xm__sort_pf;
+
+/* A block's instruments by (option or not, type, call, underlying):
+ * neighbouring work items take the same branch of the pricing (no divergence
+ * on GPUs, vectorisable loops on CPUs), the linear ones first. */
+static int xm__cmp_inst(const void *pa, const void *pb) {
+  const xm_portfolio *pf = xm__sort_pf;
+  int32_t a = *(const int32_t *)pa, b = *(const int32_t *)pb;
+  int oa = XM_TYPE_IS_OPTION(pf->inst_type[a]), ob = XM_TYPE_IS_OPTION(pf->inst_type[b]);
+  if (oa != ob)
+    return oa < ob ? -1 : 1;
+  if (pf->inst_type[a] != pf->inst_type[b])
+    return pf->inst_type[a] < pf->inst_type[b] ? -1 : 1;
+  if (pf->inst_call[a] != pf->inst_call[b])
+    return pf->inst_call[a] < pf->inst_call[b] ? -1 : 1;
+  if (pf->inst_underlying[a] != pf->inst_underlying[b])
+    return pf->inst_underlying[a] < pf->inst_underlying[b] ? -1 : 1;
+  return a < b ? -1 : (a > b);
+}
+
+void xm__plan_free(xm__plan *p) {
+  if (!p)
+    return;
+  for (int64_t b = 0; p->blocks && b < p->n_blocks; b++) {
+    xm__block *bk = &p->blocks[b];
+    free(bk->instd);
+    free(bk->insti);
+    free(bk->pos_start);
+    free(bk->pos_inst);
+    free(bk->pos_silo);
+    free(bk->pos_qty);
+    free(bk->cross);
+    free(bk->inst_row);
+  }
+  free(p->blocks);
+  memset(p, 0, sizeof *p);
+}
+
+/* Device bytes of one block's arrays. */
+static uint64_t xm__block_bytes(int64_t n_inst, int64_t na, int64_t np) {
+  return (uint64_t)n_inst * (XM_ND * 8 + XM_NI * 4) + (uint64_t)np * (4 + 4 + 8) +
+         (uint64_t)(na + 1) * 4 + (uint64_t)na * 4;
+}
+
+/* Device bytes per account of the work buffers other than L. */
+static uint64_t xm__acct_bytes(int G, int64_t K) {
+  return 8u * (uint64_t)(K + 2 * G * K + XM_TAIL + XM_NOUT + 2 * G);
+}
+
+/* Fills block b's arrays from the sorted positions pr[p0, p1). */
+static xm_status xm__fill_block(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *sets,
+                                const xm__posref *pr, int64_t p0, int64_t p1, int64_t b,
+                                int64_t *mark, int32_t *local, int32_t *order, xm__block *bk) {
+  const int64_t *fcol = sets->fcol;
+  int64_t ni = 0;
+  for (int64_t p = p0; p < p1; p++)
+    if (mark[pr[p].inst] != b) {
+      mark[pr[p].inst] = b;
+      order[ni++] = pr[p].inst;
+    }
+  xm__sort_pf = pf;
+  qsort(order, (size_t)ni, sizeof *order, xm__cmp_inst);
+  for (int64_t j = 0; j < ni; j++)
+    local[order[j]] = (int32_t)j;
+  int64_t np = p1 - p0;
+  bk->n_inst = ni;
+  bk->instd = malloc((size_t)(XM_ND * ni + 1) * sizeof(double));
+  bk->insti = malloc((size_t)(XM_NI * ni + 1) * sizeof(int));
+  bk->pos_start = calloc((size_t)(bk->na + 1), sizeof(int));
+  bk->pos_inst = malloc((size_t)(np + 1) * sizeof(int));
+  bk->pos_silo = malloc((size_t)(np + 1) * sizeof(int));
+  bk->pos_qty = malloc((size_t)(np + 1) * sizeof(double));
+  bk->cross = malloc((size_t)(bk->na + 1) * sizeof(int));
+  bk->inst_row = malloc((size_t)(ni + 1) * sizeof(int32_t));
+  if (!bk->instd || !bk->insti || !bk->pos_start || !bk->pos_inst || !bk->pos_silo ||
+      !bk->pos_qty || !bk->cross || !bk->inst_row)
+    return xm__fail(ctx, XM_ENOMEM, "planning block %lld", (long long)b);
+  for (int64_t p = p0; p < p1; p++) {
+    int32_t i = pr[p].inst, li = local[i];
+    int64_t q = p - p0;
+    bk->pos_inst[q] = li;
+    bk->pos_silo[q] = pr[p].silo;
+    bk->pos_qty[q] = pr[p].qty;
+    bk->pos_start[pr[p].acct - bk->a0 + 1]++;
+    if (mark[i] != b)
+      continue;
+    mark[i] = -2 - b; /* filled */
+    bk->inst_row[li] = i;
+    int32_t und = pf->inst_underlying[i], vf = pf->inst_vol_factor[i], t = pf->inst_type[i];
+    double *d = bk->instd;
+    int *n = bk->insti;
+    d[XM_ID_S0 * ni + li] = pf->factor_level[und];
+    d[XM_ID_K * ni + li] = pf->inst_strike[i];
+    d[XM_ID_T * ni + li] = pf->inst_expiry[i];
+    d[XM_ID_R * ni + li] = pf->inst_rate[i];
+    d[XM_ID_Q * ni + li] = XM_TYPE_HAS_CARRY(t) ? pf->inst_dividend_yield[i] : 0.0;
+    d[XM_ID_SIG * ni + li] = pf->inst_implied_vol[i];
+    d[XM_ID_MULT * ni + li] = pf->inst_multiplier[i];
+    for (int c = XM_ID_V0; c < XM_ND; c++)
+      d[c * ni + li] = 0.0; /* written by the today step */
+    n[XM_II_TYPE * ni + li] = t;
+    n[XM_II_CALL * ni + li] = pf->inst_call[i];
+    n[XM_II_UND * ni + li] = (int)fcol[und];
+    n[XM_II_VOL * ni + li] = (vf >= 0 && XM_TYPE_IS_OPTION(t)) ? (int)fcol[vf] : -1;
+  }
+  bk->nlin = 0;
+  while (bk->nlin < ni && !XM_TYPE_IS_OPTION(bk->insti[XM_II_TYPE * ni + bk->nlin]))
+    bk->nlin++;
+  for (int64_t a = 0; a < bk->na; a++) {
+    bk->pos_start[a + 1] += bk->pos_start[a];
+    bk->cross[a] = pf->account_cross_margin[bk->a0 + a];
+  }
+  return XM_OK;
+}
+
+xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *sets, int save_pnl,
+                         xm__plan *out) {
+  memset(out, 0, sizeof *out);
+  const xm__backend *be = ctx->be;
+  int64_t A = pf->n_accounts, N = pf->n_positions, F = sets->F, K = sets->K;
+  int G = (int)pf->n_silos;
+  out->G = G;
+  out->A = A;
+  out->K = K;
+  out->F = F;
+  xm__posref *pr = malloc((size_t)(N + 1) * sizeof *pr);
+  int64_t *mark = malloc((size_t)(pf->n_instruments + 1) * sizeof *mark);
+  int32_t *local = malloc((size_t)(pf->n_instruments + 1) * sizeof *local);
+  int32_t *order = malloc((size_t)(pf->n_instruments + 1) * sizeof *order);
+  xm_status st = XM_OK;
+  if (!pr || !mark || !local || !order) {
+    st = xm__fail(ctx, XM_ENOMEM, "planning %lld positions", (long long)N);
+    goto cleanup;
+  }
+  for (int64_t p = 0; p < N; p++) {
+    pr[p].acct = pf->pos_account[p];
+    pr[p].inst = pf->pos_instrument[p];
+    pr[p].silo = pf->inst_silo[pr[p].inst];
+    pr[p].qty = pf->pos_quantity[p];
+  }
+  qsort(pr, (size_t)N, sizeof *pr, xm__cmp_posref);
+  int64_t m = 0; /* repeated (account, instrument): quantities add */
+  for (int64_t p = 0; p < N; p++) {
+    if (m > 0 && pr[m - 1].acct == pr[p].acct && pr[m - 1].inst == pr[p].inst)
+      pr[m - 1].qty += pr[p].qty;
+    else
+      pr[m++] = pr[p];
+  }
+  N = m;
+
+  /* The budget holds every buffer of the loop. Not in it (the fixed
+   * overhead of docs/architecture.md): the inputs as read, the sets' host
+   * arrays made from them (historical and ready-made shocks, labels,
+   * Cholesky factors) and the per-account results. */
+  uint64_t total = 0, maxbuf = 0;
+  xm__mem_budget(ctx, &total, &maxbuf);
+  out->budget = total;
+  int64_t maxS = 1;
+  uint64_t resident = 0;
+  for (int64_t x = 0; x < K; x++) {
+    const xm__set *s = &sets->set[x];
+    maxS = s->S > maxS ? s->S : maxS;
+    /* X (a view of the host's on host memory, unless drawn) and EX */
+    uint64_t xb = (uint64_t)s->S * (uint64_t)F * 8u;
+    resident += xb + (be->host_memory && !s->is_mc ? 0 : xb);
+  }
+  out->max_S = maxS;
+  uint64_t fixed = 0;
+  uint64_t scratch = be->reduce_scratch(ctx, maxS, G);
+  uint64_t wbytes = 0; /* weights, on the device for the run */
+  for (int64_t x = 0; x < K; x++)
+    wbytes += sets->set[x].w ? (uint64_t)sets->set[x].S * 8u : 0;
+  fixed += scratch + wbytes;
+  if (fixed >= total) {
+    st = xm__fail(ctx, XM_ERESOURCE,
+                  "the memory budget of %llu bytes is taken by the reduction's scratch and the "
+                  "sets' weights (%llu bytes) before any work: raise --mem-limit",
+                  (unsigned long long)total, (unsigned long long)fixed);
+    goto cleanup;
+  }
+  uint64_t avail = total - fixed;
+  uint64_t mc_cap = avail / 8 < XM__MC_TEMP_MAX ? avail / 8 : XM__MC_TEMP_MAX;
+  uint64_t mc_temp = 0;
+  for (int64_t x = 0; x < K; x++)
+    if (sets->set[x].is_mc) {
+      uint64_t t = be->mc_scratch(ctx, sets->set[x].S, F, mc_cap);
+      mc_temp = t > mc_temp ? t : mc_temp;
+    }
+  out->resident = resident + mc_temp <= avail / 2;
+  int any_streamed_x = 0;
+  for (int64_t x = 0; x < K; x++)
+    any_streamed_x |= (uint64_t)sets->set[x].S * (uint64_t)F * 8u > maxbuf;
+  if (any_streamed_x)
+    out->resident = 0;
+  out->mc_temp = mc_cap;
+  uint64_t rest = avail - (out->resident ? resident : 0) - mc_temp;
+
+  /* Account blocks: L [maxS x na x (G + 1)] (and its host copy for
+   * --save-pnl) with the per-account buffers in half of the rest. */
+  uint64_t lrow = (uint64_t)maxS * (uint64_t)(G + 1) * 8u;
+  uint64_t per_acct = lrow * (save_pnl ? 2u : 1u) + xm__acct_bytes(G, K);
+  int64_t na_max = (int64_t)((rest / 2) / per_acct);
+  if ((uint64_t)na_max * lrow > maxbuf)
+    na_max = (int64_t)(maxbuf / lrow);
+  if (na_max < 1) {
+    st = xm__fail(ctx, XM_ERESOURCE,
+                  "device memory budget %llu bytes cannot hold one account's %lld scenario "
+                  "losses; raise --mem-limit",
+                  (unsigned long long)total, (long long)maxS);
+    goto cleanup;
+  }
+  if (na_max > (int64_t)1 << 24)
+    na_max = (int64_t)1 << 24;
+  if (na_max > A && A > 0)
+    na_max = A;
+  out->n_blocks = A > 0 ? (A + na_max - 1) / na_max : 0;
+  out->blocks = calloc((size_t)out->n_blocks + 1, sizeof *out->blocks);
+  if (!out->blocks) {
+    st = xm__fail(ctx, XM_ENOMEM, "planning blocks");
+    goto cleanup;
+  }
+  for (int64_t i = 0; i < pf->n_instruments; i++)
+    mark[i] = -1;
+  int64_t p0 = 0;
+  uint64_t bmax = 0;
+  for (int64_t b = 0; b < out->n_blocks; b++) {
+    xm__block *bk = &out->blocks[b];
+    bk->a0 = b * na_max;
+    bk->na = A - bk->a0 < na_max ? A - bk->a0 : na_max;
+    int64_t p1 = p0;
+    while (p1 < N && pr[p1].acct < bk->a0 + bk->na)
+      p1++;
+    if ((st = xm__fill_block(ctx, pf, sets, pr, p0, p1, b, mark, local, order, bk)) != XM_OK)
+      goto cleanup;
+    uint64_t bb = xm__block_bytes(bk->n_inst, bk->na, p1 - p0);
+    bmax = bb > bmax ? bb : bmax;
+    out->max_na = bk->na > out->max_na ? bk->na : out->max_na;
+    out->max_inst = bk->n_inst > out->max_inst ? bk->n_inst : out->max_inst;
+    out->max_pos = p1 - p0 > out->max_pos ? p1 - p0 : out->max_pos;
+    p0 = p1;
+  }
+  uint64_t lbytes = per_acct * (uint64_t)out->max_na;
+  /* Tiles: the contract losses of a tile (and, when the shocks are made per
+   * tile, its X and EX) in what is left. */
+  uint64_t left = rest > lbytes + bmax ? rest - lbytes - bmax : 0;
+  uint64_t per_s = (uint64_t)(out->max_inst > 0 ? out->max_inst : 1) * 8u +
+                   (out->resident ? 0 : 2u * (uint64_t)F * 8u);
+  int64_t tile = (int64_t)(left / per_s);
+  uint64_t tmax = maxbuf / ((uint64_t)(out->max_inst > 0 ? out->max_inst : 1) * 8u);
+  if ((uint64_t)tile > tmax)
+    tile = (int64_t)tmax;
+  if (tile < 1) {
+    st = xm__fail(ctx, XM_ERESOURCE,
+                  "device memory budget %llu bytes cannot hold one scenario's %lld contract "
+                  "losses next to %lld accounts' losses; raise --mem-limit",
+                  (unsigned long long)total, (long long)out->max_inst, (long long)out->max_na);
+    goto cleanup;
+  }
+  int64_t pref = be->preferred_tile ? be->preferred_tile(ctx, out->max_inst) : 0;
+  if (pref > 0 && pref < tile)
+    tile = pref;
+  out->tile = tile < maxS ? tile : maxS;
+  out->planned = fixed + (out->resident ? resident : 0) + mc_temp + lbytes + bmax +
+                 (uint64_t)out->tile * per_s;
+cleanup:
+  free(order);
+  free(local);
+  free(mark);
+  free(pr);
+  return st;
+}

@@ -1,0 +1,417 @@
+/* The scenario sets of a run (METHODOLOGY.md section 1): the historical set
+ * filtered by EWMA volatility, the Monte Carlo sets' recipe (covariance of the
+ * filtered history, its Cholesky factor with the jitter rule; the draws are
+ * the backend's), and the ready-made sets of the scenario file mapped onto
+ * the factors the book uses. */
+#include <lapacke.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xm_engine.h"
+#include "xm_internal.h"
+#include "xm_io.h"
+#include "xm_reduce.h"
+
+static void xm__note(char *notes, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void xm__note(char *notes, size_t cap, const char *fmt, ...) {
+  size_t len = strlen(notes);
+  if (len + 2 >= cap)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(notes + len, cap - len, fmt, ap);
+  va_end(ap);
+  len = strlen(notes);
+  if (len + 1 < cap) {
+    notes[len] = '\n';
+    notes[len + 1] = '\0';
+  }
+}
+
+static int64_t xm__find(char *const *names, int64_t n, const char *want) {
+  for (int64_t i = 0; i < n; i++)
+    if (strcmp(names[i], want) == 0)
+      return i;
+  return -1;
+}
+
+xm_status xm__historical_set(const xm_scenario_file *sf, const int64_t *col, int64_t nf,
+                             const xm_config *cfg, double **shock, int64_t *S_out,
+                             double **filtered_out, int64_t *W_out, char *err, size_t cap) {
+  int64_t T = sf->n_days, Fh = sf->n_hfactors, h = cfg->horizon_days;
+  *shock = NULL;
+  *S_out = 0;
+  if (filtered_out)
+    *filtered_out = NULL;
+  int64_t W = T < cfg->historical.lookback ? T : cfg->historical.lookback;
+  if (T < h || W < h) {
+    snprintf(err, cap,
+             "%s: /history has %lld days (window %lld), fewer than horizon_days = %lld: no "
+             "historical or Monte Carlo scenario can be made",
+             sf->path ? sf->path : "scenarios", (long long)T, (long long)W, (long long)h);
+    return XM_ECONFIG;
+  }
+  int64_t S = W - h + 1;
+  double *rt = malloc((size_t)(W * nf + 1) * sizeof *rt); /* filtered, last W days */
+  double *x = calloc((size_t)(S * nf + 1), sizeof *x);
+  double *sig = malloc((size_t)(T + 1) * sizeof *sig);
+  if (!rt || !x || !sig) {
+    free(rt);
+    free(x);
+    free(sig);
+    snprintf(err, cap, "out of memory for the historical set");
+    return XM_ENOMEM;
+  }
+  double lam = cfg->historical.ewma_lambda;
+  for (int64_t f = 0; f < nf; f++) {
+    const double *r = sf->hist_return + col[f];
+    double m2 = 0.0;
+    for (int64_t t = 0; t < T; t++)
+      m2 += r[t * Fh] * r[t * Fh];
+    sig[0] = m2 / (double)T; /* sigma^2_1 */
+    for (int64_t t = 0; t < T; t++)
+      sig[t + 1] = lam * sig[t] + (1.0 - lam) * r[t * Fh] * r[t * Fh];
+    double now = sqrt(sig[T]);
+    double floor_ = cfg->historical.apc_floor * sqrt(sig[0]);
+    if (now < floor_)
+      now = floor_;
+    for (int64_t t = T - W; t < T; t++) {
+      double st = sqrt(sig[t]);
+      double v = r[t * Fh];
+      if (cfg->historical.filtered && st > 0.0)
+        v = v * now / st;
+      rt[(t - (T - W)) * nf + f] = v;
+    }
+  }
+  free(sig);
+  /* window ends t = T-W+h .. T (1-based): rows of rt (h-1) .. W-1 */
+  for (int64_t s = 0; s < S; s++)
+    for (int64_t u = s; u < s + h; u++)
+      for (int64_t f = 0; f < nf; f++)
+        x[s * nf + f] += rt[u * nf + f];
+  *shock = x;
+  *S_out = S;
+  if (W_out)
+    *W_out = W;
+  if (filtered_out)
+    *filtered_out = rt;
+  else
+    free(rt);
+  return XM_OK;
+}
+
+xm_status xm__cholesky_jitter(double *A, int64_t F, double *delta) {
+  double maxd = 0.0;
+  for (int64_t i = 0; i < F; i++)
+    maxd = A[i * F + i] > maxd ? A[i * F + i] : maxd;
+  *delta = 0.0;
+  if (F == 0)
+    return XM_OK;
+  if (!(maxd > 0.0) || !isfinite(maxd))
+    return XM_ENOTPD;
+  double *work = malloc((size_t)(F * F) * sizeof *work);
+  if (!work)
+    return XM_ENOMEM;
+  xm_status st = XM_ENOTPD;
+  for (int j = -1; j <= 6; j++) {
+    double d = j < 0 ? 0.0 : 1e-12 * maxd * pow(10.0, j);
+    memcpy(work, A, (size_t)(F * F) * sizeof *work);
+    for (int64_t i = 0; i < F; i++)
+      work[i * F + i] += d;
+    lapack_int info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', (lapack_int)F, work, (lapack_int)F);
+    if (info == 0) {
+      for (int64_t i = 0; i < F; i++)
+        for (int64_t k = i + 1; k < F; k++)
+          work[i * F + k] = 0.0;
+      memcpy(A, work, (size_t)(F * F) * sizeof *work);
+      *delta = d;
+      st = XM_OK;
+      break;
+    }
+  }
+  free(work);
+  return st;
+}
+
+void xm__sets_free(xm__sets *s) {
+  if (!s)
+    return;
+  for (int64_t i = 0; s->set && i < s->K; i++) {
+    for (int64_t j = 0; s->set[i].labels && j < s->set[i].S; j++)
+      free(s->set[i].labels[j]);
+    free(s->set[i].labels);
+    free(s->set[i].X);
+    free(s->set[i].w);
+    free(s->set[i].chol);
+  }
+  free(s->set);
+  free(s->used);
+  free(s->fcol);
+  memset(s, 0, sizeof *s);
+}
+
+xm_status xm__sets_build(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
+                         const xm_config *cfg, const xm_run_opts *opts, xm__sets *out,
+                         char *notes, size_t cap) {
+  memset(out, 0, sizeof *out);
+  xm_run_opts o = {0, 0, NULL, NULL};
+  if (opts)
+    o = *opts;
+  xm_status st = XM_OK;
+  int64_t *fcol = out->fcol = malloc((size_t)(pf->n_factors + 1) * sizeof *fcol);
+  int64_t *used = out->used = malloc((size_t)(pf->n_factors + 1) * sizeof *used);
+  int64_t *hcol = NULL;
+  double *filtered = NULL, *sigma = NULL;
+  xm__set *sets = NULL;
+  int64_t K = 0, x = 0;
+  char err[1024] = "";
+  if (!fcol || !used) {
+    st = xm__fail(ctx, XM_ENOMEM, "out of memory");
+    goto cleanup;
+  }
+  /* The factors positions use, in portfolio order. */
+  for (int64_t f = 0; f < pf->n_factors; f++)
+    fcol[f] = -1;
+  for (int64_t p = 0; p < pf->n_positions; p++) {
+    int32_t i = pf->pos_instrument[p];
+    fcol[pf->inst_underlying[i]] = 0;
+    if (pf->inst_vol_factor[i] >= 0 && XM_TYPE_IS_OPTION(pf->inst_type[i]))
+      fcol[pf->inst_vol_factor[i]] = 0;
+  }
+  int64_t F = 0;
+  for (int64_t f = 0; f < pf->n_factors; f++)
+    if (fcol[f] == 0) {
+      used[F] = f;
+      fcol[f] = F++;
+    }
+  out->F = F;
+
+  /* The sets, in run order. */
+  int hist = cfg->historical.enabled, mc = cfg->montecarlo.enabled;
+  int stressed = mc && cfg->montecarlo.correlation_stress > 0.0;
+  K = (hist ? 1 : 0) + (mc ? 1 : 0) + (stressed ? 1 : 0) + sf->n_sets;
+  if (K == 0) {
+    st = xm__fail(ctx, XM_ECONFIG,
+                  "no scenario set to run: historical and Monte Carlo are disabled and %s has no "
+                  "/sets",
+                  sf->path ? sf->path : "the scenario file");
+    goto cleanup;
+  }
+  /* Host memory the sets will take (labels, shocks and their exponentials on
+   * the host, --save-pnl), estimated before any of it is allocated. */
+  {
+    double per = 48.0 + 8.0 * (double)F * (ctx->dev.backend == XM_BACKEND_CPU ? 2 : 0) +
+                 (o.save_scenarios ? 8.0 * (double)F : 0.0) +
+                 (o.save_pnl ? 4.0 * (double)pf->n_accounts : 0.0);
+    double S_all = (hist ? (double)sf->n_days : 0.0) +
+                   (double)(mc + stressed) * (double)cfg->montecarlo.scenarios;
+    for (int64_t r = 0; r < sf->n_sets; r++)
+      S_all += (double)sf->sets[r].n_scenarios;
+    double need = per * S_all;
+    uint64_t have = xm_host_memory_limit();
+    if (need > (double)have) {
+      st = xm__fail(ctx, XM_ECONFIG,
+                    "%.0f scenarios (montecarlo.scenarios = %lld) need an estimated %.3g bytes of "
+                    "host memory (labels%s%s%s), more than the %llu bytes this process can have "
+                    "(the least of MemAvailable, the cgroup limit and ulimit -v)",
+                    S_all, (long long)cfg->montecarlo.scenarios, need,
+                    ctx->dev.backend == XM_BACKEND_CPU ? ", shocks" : "",
+                    o.save_scenarios ? ", --save-scenarios" : "", o.save_pnl ? ", --save-pnl" : "",
+                    (unsigned long long)have);
+      goto cleanup;
+    }
+  }
+  sets = calloc((size_t)K, sizeof *sets);
+  out->set = sets;
+  if (!sets) {
+    st = xm__fail(ctx, XM_ENOMEM, "out of memory");
+    goto cleanup;
+  }
+  out->K = K;
+  x = 0;
+  if (hist || mc) {
+    if (sf->n_days == 0) {
+      st = xm__fail(ctx, XM_EFORMAT,
+                    "%s: /history is missing, but the historical or Monte Carlo set is enabled",
+                    sf->path ? sf->path : "scenarios");
+      goto cleanup;
+    }
+    const char *last = sf->hist_date[sf->n_days - 1];
+    if (pf->valuation_date[0] && strcmp(last, pf->valuation_date) > 0) {
+      st = xm__fail(ctx, XM_EFORMAT,
+                    "%s: /history/date[%lld] = '%s' is after the valuation_date '%s' of %s: the "
+                    "history must end on or before the day the book is valued (data from the "
+                    "future)",
+                    sf->path ? sf->path : "scenarios", (long long)(sf->n_days - 1), last,
+                    pf->valuation_date, pf->path ? pf->path : "the portfolio");
+      goto cleanup;
+    }
+    hcol = malloc((size_t)(F + 1) * sizeof *hcol);
+    if (!hcol) {
+      st = xm__fail(ctx, XM_ENOMEM, "out of memory");
+      goto cleanup;
+    }
+    for (int64_t f = 0; f < F; f++) {
+      hcol[f] = xm__find(sf->hist_factor, sf->n_hfactors, pf->factor_name[used[f]]);
+      if (hcol[f] < 0) {
+        st = xm__fail(ctx, XM_EFORMAT,
+                      "%s: /history/factor has no column '%s', which positions of %s use "
+                      "(needed by the historical and Monte Carlo sets)",
+                      sf->path ? sf->path : "scenarios", pf->factor_name[used[f]],
+                      pf->path ? pf->path : "the portfolio");
+        goto cleanup;
+      }
+    }
+    double *hx = NULL;
+    int64_t S = 0, W = 0;
+    st = xm__historical_set(sf, hcol, F, cfg, &hx, &S, &filtered, &W, err, sizeof err);
+    if (st != XM_OK) {
+      xm__fail(ctx, st, "%s", err);
+      goto cleanup;
+    }
+    if (hist) {
+      xm__set *s = &sets[x++];
+      snprintf(s->name, sizeof s->name, "historical");
+      s->measure = (int)cfg->historical.measure;
+      s->confidence = cfg->confidence;
+      s->S = S;
+      s->X = hx;
+      s->labels = calloc((size_t)S, sizeof *s->labels);
+      if (!s->labels) {
+        st = xm__fail(ctx, XM_ENOMEM, "out of memory");
+        goto cleanup;
+      }
+      int64_t T = sf->n_days, Wn = W;
+      for (int64_t i = 0; i < S; i++) /* window end t = T - W + h + i (1-based) */
+        if (!(s->labels[i] = xm__strdup(sf->hist_date[T - Wn + cfg->horizon_days - 1 + i]))) {
+          st = xm__fail(ctx, XM_ENOMEM, "out of memory");
+          goto cleanup;
+        }
+    } else {
+      free(hx);
+    }
+    if (mc) {
+      sigma = malloc((size_t)(F * F + 1) * sizeof *sigma);
+      if (!sigma) {
+        st = xm__fail(ctx, XM_ENOMEM, "out of memory");
+        goto cleanup;
+      }
+      if ((st = ctx->be->syrk(ctx, W, F, filtered, sigma)) != XM_OK)
+        goto cleanup;
+      for (int v = 0; v < 1 + stressed; v++) {
+        xm__set *s = &sets[x++];
+        snprintf(s->name, sizeof s->name, v ? "montecarlo_stressed" : "montecarlo");
+        s->measure = (int)cfg->montecarlo.measure;
+        s->confidence = cfg->confidence;
+        s->S = cfg->montecarlo.scenarios;
+        s->is_mc = 1;
+        s->chol = malloc((size_t)(F * F + 1) * sizeof *s->chol);
+        s->labels = calloc((size_t)s->S, sizeof *s->labels);
+        if (!s->chol || !s->labels) {
+          st = xm__fail(ctx, XM_ENOMEM, "out of memory for %lld Monte Carlo scenarios",
+                        (long long)s->S);
+          goto cleanup;
+        }
+        double kap = v ? cfg->montecarlo.correlation_stress : 0.0;
+        for (int64_t i = 0; i < F; i++)
+          for (int64_t j = 0; j < F; j++)
+            s->chol[i * F + j] = i == j ? sigma[i * F + j] : (1.0 - kap) * sigma[i * F + j];
+        double delta = 0.0;
+        st = xm__cholesky_jitter(s->chol, F, &delta);
+        if (st != XM_OK) {
+          char zero[512] = "", huge[512] = "";
+          for (int64_t i = 0; i < F; i++) {
+            double var = sigma[i * F + i];
+            char *list = isfinite(var) ? (var > 0.0 ? NULL : zero) : huge;
+            if (list) {
+              size_t len = strlen(list);
+              snprintf(list + len, sizeof zero - len, "%s%s", len ? ", " : "",
+                       pf->factor_name[used[i]]);
+            }
+          }
+          xm__fail(
+              ctx, st,
+              "%s: /history/return: the %s covariance of %lld factors is not positive "
+              "definite and a jitter up to 1e-6 x its largest variance does not fix it%s%s%s%s",
+              sf->path ? sf->path : "scenarios", s->name, (long long)F,
+              zero[0] ? "; factors with zero variance over the window: " : "", zero,
+              huge[0] ? "; factors whose variance is not a finite number (returns too "
+                        "large): "
+                      : "",
+              huge);
+          goto cleanup;
+        }
+        out->jitter[v] = delta;
+        if (delta > 0.0)
+          xm__note(notes, cap, "%s: added %.3g * I to the covariance to make it positive definite",
+                   s->name, delta);
+        for (int64_t i = 0; i < s->S; i++) {
+          char lab[32];
+          snprintf(lab, sizeof lab, "mc%lld", (long long)i);
+          if (!(s->labels[i] = xm__strdup(lab))) {
+            st = xm__fail(ctx, XM_ENOMEM, "out of memory");
+            goto cleanup;
+          }
+        }
+      }
+    }
+  }
+  for (int64_t r = 0; r < sf->n_sets; r++) {
+    const xm_scenario_set *rs = &sf->sets[r];
+    xm__set *s = &sets[x++];
+    snprintf(s->name, sizeof s->name, "%s", rs->name);
+    s->measure = rs->measure;
+    s->confidence = isnan(rs->confidence) ? cfg->confidence : rs->confidence;
+    s->S = rs->n_scenarios;
+    s->X = calloc((size_t)(s->S * F + 1), sizeof *s->X);
+    s->labels = calloc((size_t)s->S, sizeof *s->labels);
+    if (rs->weight)
+      s->w = malloc((size_t)s->S * sizeof *s->w);
+    if (!s->X || !s->labels || (rs->weight && !s->w)) {
+      st = xm__fail(ctx, XM_ENOMEM, "out of memory for set %s", rs->name);
+      goto cleanup;
+    }
+    char missing[512] = "";
+    int n_missing = 0;
+    for (int64_t f = 0; f < F; f++) {
+      int64_t c = xm__find(rs->factor, rs->n_factors, pf->factor_name[used[f]]);
+      if (c < 0) {
+        if (n_missing++ < 8) {
+          size_t len = strlen(missing);
+          snprintf(missing + len, sizeof missing - len, "%s%s", len ? ", " : "",
+                   pf->factor_name[used[f]]);
+        }
+        continue;
+      }
+      for (int64_t i = 0; i < s->S; i++)
+        s->X[i * F + f] = rs->shock[i * rs->n_factors + c];
+    }
+    if (n_missing)
+      xm__note(notes, cap, "set %s does not move %d factor%s the book uses (zero shock): %s%s", rs->name,
+               n_missing, n_missing > 1 ? "s" : "", missing, n_missing > 8 ? ", ..." : "");
+    for (int64_t i = 0; i < s->S; i++) {
+      if (s->w)
+        s->w[i] = rs->weight[i];
+      if (!(s->labels[i] = xm__strdup(rs->label[i]))) {
+        st = xm__fail(ctx, XM_ENOMEM, "out of memory");
+        goto cleanup;
+      }
+    }
+  }
+  for (x = 0; x < K; x++)
+    sets[x].k = xm_tail_count(sets[x].S, sets[x].confidence);
+  for (x = 0; x < K; x++)
+    sets[x].k = xm_tail_count(sets[x].S, sets[x].confidence);
+  for (x = 0; x < K; x++)
+    out->bytes += (uint64_t)(sets[x].X ? sets[x].S * F * 8 : 0) +
+                  (uint64_t)(sets[x].chol ? F * F * 8 : 0) + (uint64_t)(sets[x].w ? sets[x].S * 8 : 0);
+cleanup:
+  free(sigma);
+  free(filtered);
+  free(hcol);
+  return st;
+}

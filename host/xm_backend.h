@@ -1,0 +1,126 @@
+/* The backend interface: one small table of operations per kind of device
+ * (ARCHITECTURE.md). The engine (host/engine.c) owns the loop nest and every
+ * buffer; a backend only allocates, moves bytes and runs one step of the
+ * computation over buffers the engine hands it. A backend never writes a
+ * buffer the engine did not give it as an output, and never the engine's host
+ * arrays. Internal to libxmargin. */
+#ifndef XM_BACKEND_H
+#define XM_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "xm_reduce.h" /* xm_layout */
+#include "xmargin.h"
+
+/* A buffer on the backend's device: host memory for the cpu backend, an
+ * OpenCL buffer for opencl. Opaque to the engine. */
+typedef struct xm__mem_s *xm__mem;
+
+/* One account block on the device (host/plan.c builds its host side). */
+typedef struct xm__dblock {
+  int64_t n;    /* instruments, the linear ones first: [0, nlin) */
+  int64_t nlin; /* instruments that are not options */
+  int64_t na;   /* accounts */
+  xm__mem instd, insti;                 /* [XM_ND x n], [XM_NI x n] */
+  xm__mem start, pinst, psilo, pqty;    /* positions, CSR by account */
+  xm__mem cross;                        /* [na] */
+} xm__dblock;
+
+/* One scenario set as the reduction sees it. */
+typedef struct xm__dset {
+  int64_t S, k; /* scenarios, tail count */
+  int measure;  /* xm_measure */
+  xm__mem w;    /* [S] weights, or NULL (all 1) */
+} xm__dset;
+
+/* The per-block work buffers (sized by the plan for its largest block). */
+typedef struct xm__dwork {
+  int G;                /* silos */
+  int64_t K;            /* sets */
+  xm_layout lay;        /* of L, from the backend's layout op */
+  xm__mem ell;          /* [tile x n] contract losses */
+  xm__mem L;            /* [S x na x (G + 1)] account and silo losses */
+  xm__mem by, silo, attr, tail; /* [na x K], [na x G x K] x 2, [na x XM_TAIL] */
+  xm__mem out_acct, out_silo;   /* [na x XM_NOUT], [na x G x 2] */
+} xm__dwork;
+
+/* The Monte Carlo draws of METHODOLOGY.md section 1: X = diag(scale) Z L^T. */
+typedef struct xm__mc_args {
+  uint64_t seed;
+  int student_t;
+  double dof, horizon;
+  int64_t F;
+  const double *chol; /* [F x F] lower Cholesky factor, row-major (host) */
+  const char *set;    /* its name, for messages */
+} xm__mc_args;
+
+typedef struct xm__backend {
+  const char *name;
+  xm_backend_kind kind;
+  int host_memory; /* its buffers are this process's memory (the plan counts the host's too) */
+  /* Appends this backend's devices to list[*n..] (growing it by realloc;
+   * *cap its capacity). */
+  xm_status (*list)(xm_device_info **list, size_t *n, size_t *cap);
+  /* Sets up the device of ctx->dev (builds programs); close undoes it, also
+   * after a failed open. */
+  xm_status (*open)(xm_ctx *ctx);
+  void (*close)(xm_ctx *ctx);
+  xm_status (*price)(xm_ctx *ctx, xm_precision prec, const xm_contracts *c, double *out);
+  /* C = R^T R / W (full symmetric F x F) for R [W x F], row-major, host. */
+  xm_status (*syrk)(xm_ctx *ctx, int64_t W, int64_t F, const double *R, double *C);
+
+  /* ---- one run: begin, the steps, end ---- */
+  xm_status (*begin)(xm_ctx *ctx, xm_precision prec);
+  void (*end)(xm_ctx *ctx);
+  /* Buffers. alloc: bytes, a copy of init when init is not NULL. view: a
+   * read-only buffer of the host array (the cpu backend does not copy; it
+   * must stay alive until released). */
+  xm_status (*alloc)(xm_ctx *ctx, size_t bytes, const void *init, xm__mem *out);
+  xm_status (*view)(xm_ctx *ctx, const void *host, size_t bytes, xm__mem *out);
+  void (*release)(xm_ctx *ctx, xm__mem m);
+  xm_status (*upload)(xm_ctx *ctx, xm__mem dst, size_t off, const void *src, size_t bytes);
+  xm_status (*download)(xm_ctx *ctx, void *dst, xm__mem src, size_t off, size_t bytes);
+  /* Waits until every step asked for has run. */
+  xm_status (*finish)(xm_ctx *ctx);
+  /* The layout of L its kernels write, and the bytes its reduce step
+   * allocates for a set of S scenarios (the plan counts them). */
+  xm_layout (*layout)(int64_t S, int64_t na, int G);
+  uint64_t (*reduce_scratch)(const xm_ctx *ctx, int64_t S, int G);
+  /* Bytes of device temporaries mc needs for ns scenarios of F factors,
+   * at most max_bytes (it works in chunks that fit). */
+  uint64_t (*mc_scratch)(const xm_ctx *ctx, int64_t ns, int64_t F, uint64_t max_bytes);
+  /* The tile it runs best with for n instruments, or 0 for "as large as fits". */
+  int64_t (*preferred_tile)(const xm_ctx *ctx, int64_t n);
+
+  /* Monte Carlo scenarios s0 .. s0 + ns of a set into rows 0 .. ns of X and
+   * EX = exp(X) [ns x F], within max_bytes of temporaries. */
+  xm_status (*mc)(xm_ctx *ctx, const xm__mc_args *a, int64_t s0, int64_t ns, uint64_t max_bytes,
+                  xm__mem X, xm__mem EX);
+  /* EX = exp(X), m elements. */
+  xm_status (*exp_shocks)(xm_ctx *ctx, int64_t m, xm__mem X, xm__mem EX);
+  /* Today's values and the scenario-independent terms of the block's
+   * instruments (into its instd: a copy the engine made for the device). */
+  xm_status (*today)(xm_ctx *ctx, const xm__dblock *b, double dt, double p);
+  /* Contract losses of scenarios in rows row0 .. row0 + ns of X / EX [. x F]
+   * into ell. */
+  xm_status (*revalue)(xm_ctx *ctx, const xm__dblock *b, xm__mem X, xm__mem EX, int64_t F,
+                       int64_t row0, int64_t ns, double vol_floor, xm__mem ell);
+  /* Account and silo losses of scenarios s0 .. s0 + ns from ell into L. */
+  xm_status (*aggregate)(xm_ctx *ctx, const xm__dblock *b, int64_t s0, int64_t ns,
+                         const xm__dwork *w);
+  /* Set x's measures (by, silo) and attribution (attr) from L. */
+  xm_status (*reduce)(xm_ctx *ctx, const xm__dblock *b, const xm__dset *s, int64_t x,
+                      const xm__dwork *w);
+  /* The block's requirements (out_acct, out_silo) from every set's measures. */
+  xm_status (*combine)(xm_ctx *ctx, const xm__dblock *b, const xm__dwork *w, double offset_cap,
+                       double per_contract);
+} xm__backend;
+
+/* The registry (host/ctx.c): every backend compiled in, best first. */
+extern const xm__backend xm__backend_cpu;
+#if XM_WITH_OPENCL
+extern const xm__backend xm__backend_opencl;
+#endif
+
+#endif
