@@ -1,6 +1,6 @@
-/* Tests of host/generate.c (xmargin generate): the argument checks, exact
- * sizes, the data contract, determinism, the template mix, and the portable
- * math against the libm. */
+/* Tests of datasets/generator/xm_generate.c (xmargin generate): the argument
+ * checks, exact sizes, the data contract, determinism, the template mix, and
+ * the portable math against the libm. */
 #include <dirent.h>
 #include <math.h>
 #include <setjmp.h>
