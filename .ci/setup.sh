@@ -13,7 +13,8 @@ pkgs=(build-essential cmake pkg-config git
       ocl-icd-opencl-dev opencl-c-headers ocl-icd-libopencl1 pocl-opencl-icd clinfo
       libclblast-dev libhdf5-dev libcmocka-dev librandom123-dev libinih-dev
       libopenblas-dev liblapacke-dev libssl-dev oclgrind
-      python3 python3-numpy python3-scipy python3-h5py python3-pandas python3-xarray python3-h5netcdf)
+      python3 python3-numpy python3-scipy python3-h5py python3-pandas python3-xarray python3-h5netcdf
+      clang libomp-dev) # clang and its OpenMP runtime: .ci/test.sh's clang build
 . .ci/packages.sh
 xm_install_packages setup "${pkgs[@]}"
 

@@ -1,6 +1,8 @@
 /* Device enumeration and selection: xm_devices_list, xm_ctx_create with
  * xm_options.device ("auto" | "cpu" | "opencl" | "opencl:P.D") or XM_DEVICE.
- * Tests that need an OpenCL device skip() where there is none. */
+ * The tests that need an OpenCL device are a group of their own
+ * (`test_device opencl`, ctest's test_device_opencl: tests/xm_test_groups.h),
+ * skipped where there is none. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "xm_test_groups.h"
 #include "xmargin.h"
 
 typedef struct fixture {
@@ -140,7 +143,7 @@ static void list_cpu_last(void **state) {
 static void list_opencl_entries(void **state) {
   fixture *f = *state;
   if (f->n_opencl == 0)
-    skip();
+    XM_T_SKIP("no OpenCL device");
   for (size_t i = 0; i + 1 < f->n; i++) {
     const xm_device_info *d = &f->list[i];
     char spec[32];
@@ -168,8 +171,10 @@ static void list_has_pocl(void **state) {
   fixture *f = *state;
   /* PoCL must show when it is registered and the registry is not overridden
    * (OCL_ICD_VENDORS, as on the GPU machine, names other drivers). */
-  if (access("/etc/OpenCL/vendors/pocl.icd", F_OK) != 0 || getenv("OCL_ICD_VENDORS"))
-    skip();
+  if (access("/etc/OpenCL/vendors/pocl.icd", F_OK) != 0)
+    XM_T_SKIP("PoCL is not registered (/etc/OpenCL/vendors/pocl.icd)");
+  if (getenv("OCL_ICD_VENDORS"))
+    XM_T_SKIP("OCL_ICD_VENDORS overrides the registry");
   size_t n_pocl = 0;
   for (size_t i = 0; i < f->n; i++)
     if (f->list[i].backend == XM_BACKEND_OPENCL && is_pocl(&f->list[i]))
@@ -251,7 +256,7 @@ static void ctx_auto_opencl_cpu(void **state) {
 static void ctx_opencl(void **state) {
   fixture *f = *state;
   if (f->n_opencl_fp64 == 0)
-    skip();
+    XM_T_SKIP("no OpenCL device with fp64");
   xm_ctx *ctx = create_expect("opencl", XM_OK);
   const xm_device_info *d = xm_ctx_device(ctx);
   assert_int_equal(d->backend, XM_BACKEND_OPENCL);
@@ -264,9 +269,9 @@ static void ctx_opencl(void **state) {
 static void ctx_opencl_0_0(void **state) {
   fixture *f = *state;
   if (f->n_opencl == 0)
-    skip();
-  if (!f->list[0].fp64)
-    skip(); /* opencl:0.0 exists but cannot run the double-precision reduction */
+    XM_T_SKIP("no OpenCL device");
+  if (!f->list[0].fp64) /* it cannot run the double-precision reduction */
+    XM_T_SKIP("opencl:0.0 has no fp64");
   xm_ctx *ctx = create_expect("opencl:0.0", XM_OK);
   const xm_device_info *d = xm_ctx_device(ctx);
   assert_int_equal(d->backend, XM_BACKEND_OPENCL);
@@ -282,7 +287,7 @@ static void ctx_opencl_0_0(void **state) {
 static void ctx_every_listed_device(void **state) {
   fixture *f = *state;
   if (f->n_opencl_fp64 == 0)
-    skip();
+    XM_T_SKIP("no OpenCL device with fp64");
   for (size_t i = 0; i < f->n; i++) {
     if (f->list[i].backend == XM_BACKEND_OPENCL && !f->list[i].fp64)
       continue;
@@ -422,23 +427,35 @@ static void ctx_several(void **state) {
     xm_ctx_destroy(c[i]);
 }
 
-int main(void) {
-  const struct CMUnitTest tests[] = {
+int main(int argc, char **argv) {
+  /* Everywhere: with or without OpenCL devices (auto and the lists adapt). */
+  const struct CMUnitTest base[] = {
       cmocka_unit_test(list_cpu_last),
-      cmocka_unit_test(list_opencl_entries),
-      cmocka_unit_test(list_has_pocl),
       cmocka_unit_test(list_bad_args),
       cmocka_unit_test_teardown(ctx_cpu, clear_env),
       cmocka_unit_test_teardown(ctx_auto, clear_env),
       cmocka_unit_test_teardown(ctx_auto_opencl_cpu, clear_env),
-      cmocka_unit_test_teardown(ctx_opencl, clear_env),
-      cmocka_unit_test_teardown(ctx_opencl_0_0, clear_env),
-      cmocka_unit_test_teardown(ctx_every_listed_device, clear_env),
       cmocka_unit_test_teardown(ctx_env_device, clear_env),
       cmocka_unit_test_teardown(ctx_bad_specs, clear_env),
       cmocka_unit_test_teardown(ctx_null_handling, clear_env),
       cmocka_unit_test_teardown(ctx_null_options_are_defaults, clear_env),
       cmocka_unit_test_teardown(ctx_several, clear_env),
   };
-  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+  /* Only with an OpenCL device: skipped without one. */
+  const struct CMUnitTest opencl[] = {
+      cmocka_unit_test(list_opencl_entries),
+      cmocka_unit_test(list_has_pocl),
+      cmocka_unit_test_teardown(ctx_opencl, clear_env),
+      cmocka_unit_test_teardown(ctx_opencl_0_0, clear_env),
+      cmocka_unit_test_teardown(ctx_every_listed_device, clear_env),
+  };
+  const char *g = xm_t_group_arg(argc, argv);
+  if (g && !*g)
+    return 2;
+  if (g && strcmp(g, "base") == 0)
+    return XM_T_RUN_GROUP("base", base, group_setup, group_teardown);
+  if (g)
+    return XM_T_RUN_GROUP("opencl", opencl, group_setup, group_teardown);
+  int rb = XM_T_RUN_GROUP("base", base, group_setup, group_teardown);
+  return xm_t_both(rb, XM_T_RUN_GROUP("opencl", opencl, group_setup, group_teardown));
 }

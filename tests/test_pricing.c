@@ -5,7 +5,9 @@
  *   (b) put-call parity on random contracts, in double, to 1e-12;
  *   (c) the normal CDF of the header itself against high-precision values;
  *   (d) OpenCL against the cpu backend on 100k fresh random contracts.
- * The OpenCL tests skip() where there is no OpenCL device with fp64.
+ * The OpenCL tests are a group of their own (`test_pricing opencl`, ctest's
+ * test_pricing_opencl: tests/xm_test_groups.h), skipped where there is no
+ * OpenCL device with fp64; the base group opens no OpenCL device.
  * Random tests print their seed; XM_TEST_SEED=<seed> reruns one. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +20,7 @@
 
 #include <cmocka.h>
 
+#include "xm_test_groups.h"
 #include "xmargin.h"
 
 /* The header itself, in double and in float, under test-only names. It brings
@@ -37,7 +40,7 @@
 
 typedef struct fixture {
   xm_ctx *cpu;
-  xm_ctx *ocl; /* NULL where there is no usable OpenCL device */
+  xm_ctx *ocl; /* NULL in the base group, and where there is no usable OpenCL device */
   uint64_t seed;
 } fixture;
 
@@ -63,15 +66,17 @@ static int group_setup(void **state) {
     free(f);
     return -1;
   }
-  o.device = "opencl";
-  xm_status st = xm_ctx_create(&f->ocl, &o);
-  if (st != XM_OK) {
-    print_message("  [opencl] none usable (%s: %s): OpenCL tests skip\n", xm_status_name(st),
-                  xm_ctx_last_error(f->ocl));
-    xm_ctx_destroy(f->ocl);
-    f->ocl = NULL;
-  } else {
-    print_message("  [opencl] %s\n", xm_ctx_choice(f->ocl));
+  if (strcmp(xm_t_group, "opencl") == 0) { /* the base group opens no OpenCL device */
+    o.device = "opencl";
+    xm_status st = xm_ctx_create(&f->ocl, &o);
+    if (st != XM_OK) {
+      print_message("  [opencl] none usable (%s: %s): OpenCL tests skip\n", xm_status_name(st),
+                    xm_ctx_last_error(f->ocl));
+      xm_ctx_destroy(f->ocl);
+      f->ocl = NULL;
+    } else {
+      print_message("  [opencl] %s\n", xm_ctx_choice(f->ocl));
+    }
   }
   f->seed = test_seed();
   print_message("  [seed] %llu (rerun with XM_TEST_SEED=%llu)\n", (unsigned long long)f->seed,
@@ -344,7 +349,7 @@ static void reference_values_cpu(void **state) {
 static void reference_values_opencl(void **state) {
   fixture *f = *state;
   if (!f->ocl)
-    skip();
+    XM_T_SKIP("no usable OpenCL device");
   check_refs(f->ocl);
 }
 
@@ -413,7 +418,7 @@ static void contract_rules_cpu(void **state) {
 static void contract_rules_opencl(void **state) {
   fixture *f = *state;
   if (!f->ocl)
-    skip();
+    XM_T_SKIP("no usable OpenCL device");
   check_rules(f->ocl, XM_DOUBLE);
   check_rules(f->ocl, XM_SINGLE);
 }
@@ -433,11 +438,16 @@ static void check_deep_otm(xm_ctx *ctx) {
   }
 }
 
-static void deep_out_of_the_money(void **state) {
+static void deep_out_of_the_money_cpu(void **state) {
   fixture *f = *state;
   check_deep_otm(f->cpu);
-  if (f->ocl)
-    check_deep_otm(f->ocl);
+}
+
+static void deep_out_of_the_money_opencl(void **state) {
+  fixture *f = *state;
+  if (!f->ocl)
+    XM_T_SKIP("no usable OpenCL device");
+  check_deep_otm(f->ocl);
 }
 
 /* ---- (b) put-call parity ---------------------------------------------------- */
@@ -509,7 +519,7 @@ static void put_call_parity_cpu(void **state) {
 static void put_call_parity_opencl(void **state) {
   fixture *f = *state;
   if (!f->ocl)
-    skip();
+    XM_T_SKIP("no usable OpenCL device");
   check_parity(f->ocl, f->seed);
 }
 
@@ -646,7 +656,7 @@ static void compare_backends(fixture *f, size_t n, uint64_t seed, int verbose) {
 static void opencl_vs_cpu_100k(void **state) {
   fixture *f = *state;
   if (!f->ocl)
-    skip();
+    XM_T_SKIP("no usable OpenCL device");
   compare_backends(f, 100000, f->seed, 1);
 }
 
@@ -654,7 +664,7 @@ static void opencl_vs_cpu_100k(void **state) {
 static void opencl_vs_cpu_batch_sizes(void **state) {
   fixture *f = *state;
   if (!f->ocl)
-    skip();
+    XM_T_SKIP("no usable OpenCL device");
   const size_t sizes[] = {1, 2, 3, 31, 63, 64, 65, 127, 128, 129, 1000, 4097};
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
     compare_backends(f, sizes[i], f->seed + 1 + i, 0);
@@ -713,28 +723,47 @@ static void price_arguments(void **state) {
   assert_string_equal(xm_ctx_last_error(f->cpu), "");
   /* S = K = 100, T = 1, r = 5%, vol = 20%: 10.450583572185579 (mpmath) */
   assert_true(fabs(out - 10.450583572185579) < 1e-12);
-  if (f->ocl) {
-    assert_int_equal(xm_price(f->ocl, XM_DOUBLE, &none, NULL), XM_OK);
-    assert_int_equal(xm_price(f->ocl, XM_SINGLE, &bad, &out), XM_EINVAL);
-  }
 }
 
-int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(reference_values_cpu),
-      cmocka_unit_test(reference_values_opencl),
-      cmocka_unit_test(reference_values_header),
-      cmocka_unit_test(contract_rules_cpu),
-      cmocka_unit_test(contract_rules_opencl),
-      cmocka_unit_test(deep_out_of_the_money),
-      cmocka_unit_test(put_call_parity_cpu),
-      cmocka_unit_test(put_call_parity_opencl),
-      cmocka_unit_test(ncdf_accuracy),
-      cmocka_unit_test(ncdf_symmetry_monotone),
-      cmocka_unit_test(single_vs_double_cpu),
-      cmocka_unit_test(opencl_vs_cpu_100k),
-      cmocka_unit_test(opencl_vs_cpu_batch_sizes),
+static void price_arguments_opencl(void **state) {
+  fixture *f = *state;
+  if (!f->ocl)
+    XM_T_SKIP("no usable OpenCL device");
+  const int32_t type = XM_OPTION, call = 1;
+  const double S = 100, K = 100, T = 1, r = 0.05, q = 0, vol = 0.2, m = 1;
+  xm_contracts c = {1, &type, &S, &K, &T, &r, &q, &vol, &call, &m};
+  double out = 0;
+  xm_contracts bad = c;
+  bad.vol = NULL;
+  xm_contracts none = c;
+  none.n = 0;
+  assert_int_equal(xm_price(f->ocl, XM_DOUBLE, &none, NULL), XM_OK);
+  assert_int_equal(xm_price(f->ocl, XM_SINGLE, &bad, &out), XM_EINVAL);
+}
+
+int main(int argc, char **argv) {
+  /* Everywhere: the cpu backend and the header. */
+  const struct CMUnitTest base[] = {
+      cmocka_unit_test(reference_values_cpu),   cmocka_unit_test(reference_values_header),
+      cmocka_unit_test(contract_rules_cpu),     cmocka_unit_test(deep_out_of_the_money_cpu),
+      cmocka_unit_test(put_call_parity_cpu),    cmocka_unit_test(ncdf_accuracy),
+      cmocka_unit_test(ncdf_symmetry_monotone), cmocka_unit_test(single_vs_double_cpu),
       cmocka_unit_test(price_arguments),
   };
-  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+  /* Only with an OpenCL device with fp64: skipped without one. */
+  const struct CMUnitTest opencl[] = {
+      cmocka_unit_test(reference_values_opencl),      cmocka_unit_test(contract_rules_opencl),
+      cmocka_unit_test(deep_out_of_the_money_opencl), cmocka_unit_test(put_call_parity_opencl),
+      cmocka_unit_test(opencl_vs_cpu_100k),           cmocka_unit_test(opencl_vs_cpu_batch_sizes),
+      cmocka_unit_test(price_arguments_opencl),
+  };
+  const char *g = xm_t_group_arg(argc, argv);
+  if (g && !*g)
+    return 2;
+  if (g && strcmp(g, "base") == 0)
+    return XM_T_RUN_GROUP("base", base, group_setup, group_teardown);
+  if (g)
+    return XM_T_RUN_GROUP("opencl", opencl, group_setup, group_teardown);
+  int rb = XM_T_RUN_GROUP("base", base, group_setup, group_teardown);
+  return xm_t_both(rb, XM_T_RUN_GROUP("opencl", opencl, group_setup, group_teardown));
 }

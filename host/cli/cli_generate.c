@@ -1,5 +1,5 @@
 /* xmargin generate: writes a synthetic portfolio and scenario file of any
- * size (host/generate.c), deterministic for a seed. */
+ * size (datasets/generator/), deterministic for a seed. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

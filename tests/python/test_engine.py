@@ -484,7 +484,8 @@ def main():
     if tl.opencl_available():
         devices += ["opencl", "opencl-scalar"]
     else:
-        print("skip opencl: `xmargin devices` lists no OpenCL device")
+        T.skip("the random book checks on --device opencl and opencl-scalar",
+               "`xmargin devices` lists no OpenCL device")
     with tl.TmpDir() as tmp:
         t0 = time.perf_counter()
         T.run(random_book_checks, tmp, devices)

@@ -310,7 +310,7 @@ def main():
         if tl.opencl_available():
             devices.append("opencl")
         else:
-            print("skip opencl: `xmargin devices` lists no OpenCL device")
+            T.skip("the runs on --device opencl", "`xmargin devices` lists no OpenCL device")
         for dev in devices:
             for with_pnl in (False, True):
                 out = os.path.join(tmp, "r_%s_%d.h5" % (dev, with_pnl))

@@ -48,6 +48,8 @@ def sha(path):
 
 
 def main():
+    if not tl.opencl_available():
+        tl.skip_script("`xmargin devices` lists no OpenCL device: no OpenCL run to fail and fall back from")
     with tempfile.TemporaryDirectory() as d:
         ref = os.path.join(d, "cpu.h5")
         r = run(ref, device="cpu")

@@ -444,7 +444,7 @@ def disk_full(d):
                                     capture_output=True).returncode == 0
     try:
         if os.access(ro, os.W_OK):
-            print("# no unwritable folder can be made here: case skipped")
+            T.skip("unwritable folder", "no unwritable folder can be made here")
         else:
             r = run_env(["run", "--device", "cpu", "-q", "-o", os.path.join(ro, "x.h5")], env=env,
                         timeout=60)
@@ -463,13 +463,16 @@ def disk_full(d):
     check("truncated input: exit 2, no signal", r[0] == 2, "rc %d %s" % (r[0], r[2][-300:]))
 
 
-def memory_limits(d):
+def memory_limits(d, opencl):
     """Item 5: under ulimit -v every device choice ends in a result or a clear
     message with exit status 1; never a hang, an abort or a signal."""
     data = DATA
     env = dict(os.environ, XM_DATA_DIR=data)
+    devs = ("cpu", "auto") + (("opencl",) if opencl else ())
+    if not opencl:
+        T.skip("ulimit -v with --device opencl", "`xmargin devices` lists no OpenCL device")
     for lim_mb in (400, 700, 2000):
-        for dev in ("cpu", "auto", "opencl"):
+        for dev in devs:
             out = os.path.join(d, "m.h5")
             try:
                 r = run_env(["run", "--device", dev, "-q", "-o", out, "--set", "montecarlo.scenarios=500"],
@@ -506,15 +509,18 @@ def fuzz_regressions(d):
 
 
 def main():
-    devices = ["cpu"] + (["opencl"] if tl.opencl_available() else [])
+    opencl = tl.opencl_available()
+    devices = ["cpu"] + (["opencl"] if opencl else [])
+    if not opencl:
+        T.skip("non-finite inputs on --device opencl", "`xmargin devices` lists no OpenCL device")
     with tl.TmpDir() as d:
         T.run(nonfinite, d, devices)
     limited = not asan_build()
     for fn, args in ((outside_the_file, ()), (outputs, ()), (arguments, ()), (special_files, ()),
                      (huge_declarations, (limited,)), (texts, ()), (signals, ()), (disk_full, ()),
-                     (memory_limits, ()), (fuzz_regressions, ())):
+                     (memory_limits, (opencl,)), (fuzz_regressions, ())):
         if fn is memory_limits and not limited:
-            print("# ulimit -v cases skipped in the sanitizer build (its shadow memory needs it)")
+            T.skip("the ulimit -v cases", "the sanitizer build: its shadow memory needs the address space")
             continue
         with tl.TmpDir() as d:
             T.run(fn, d, *args)

@@ -2,7 +2,8 @@
 """Runs the engine's OpenCL kernels under oclgrind (an OpenCL device simulator
 that checks every memory access, work-group divergence and API call) on a tiny
 book with ready-made sets, on both precisions, and fails on any diagnostic.
-oclgrind is installed by .ci/setup.sh."""
+oclgrind is installed by .ci/setup.sh; without it the script exits 77
+(skipped)."""
 import os
 import shutil
 import subprocess
@@ -123,9 +124,8 @@ def diagnostics(err, uninit_only_in=None):
 
 def main():
     og = shutil.which("oclgrind")
-    check("oclgrind is installed", og is not None, "install it: .ci/setup.sh does")
-    if og is None:
-        T.finish()
+    if og is None:  # it brings its own OpenCL device: nothing else can be missing
+        tl.skip_script("oclgrind is not installed (Debian package oclgrind; .ci/setup.sh installs it)")
     with tempfile.TemporaryDirectory() as d:
         write_book(d)
         # The ready-made sets on both precisions; then the historical and Monte

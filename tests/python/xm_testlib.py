@@ -2,7 +2,9 @@
 
 Temporary folders, writing portfolio / scenario files with h5py (FORMAT.md
 sections 1 and 2), running the engine ($XMARGIN), reading a results file, and the
-'N passed, M failed' tally that every test script ends with.
+'N passed, M failed' tally that every test script ends with, and the exit
+status 77 (SKIP_RC) of a script that cannot run here at all, which ctest reports
+as skipped (tests/CMakeLists.txt: SKIP_RETURN_CODE).
 """
 
 import os
@@ -40,13 +42,35 @@ def xmargin_binary():
 # tally
 # --------------------------------------------------------------------------
 
+SKIP_RC = 77  # tests/CMakeLists.txt: SKIP_RETURN_CODE of the Python tests
+
+
+def skip_script(why):
+    """The whole script cannot run here (no OpenCL device, a tool missing):
+    says why and exits SKIP_RC, which ctest reports as skipped, not passed.
+    Only for a script none of whose checks can run: where some can, run them
+    and report the rest with Tally.skip."""
+    print("SKIPPED: %s" % why)
+    print("0 passed, 0 failed, all skipped")
+    sys.stdout.flush()
+    sys.exit(SKIP_RC)
+
+
 class Tally:
     """One line per check; finish() prints 'N passed, M failed' and exits."""
 
     def __init__(self):
         self.passed = 0
         self.failed = 0
+        self.skipped = []  # (what, why) of the checks that could not run here
         self.t0 = time.perf_counter()
+
+    def skip(self, what, why):
+        """Checks that cannot run here (the script runs the rest): one line
+        now, and a list before the tally."""
+        self.skipped.append((what, why))
+        print("skip %s  (%s)" % (what, why))
+        sys.stdout.flush()
 
     def check(self, name, cond, detail=""):
         cond = bool(cond)
@@ -90,10 +114,16 @@ class Tally:
             return None
 
     def finish(self):
+        """Exits 1 on a failure, SKIP_RC when nothing ran but skips, else 0."""
         print("# %.1f s" % (time.perf_counter() - self.t0))
-        print("%d passed, %d failed" % (self.passed, self.failed))
+        for what, why in self.skipped:
+            print("# skipped: %s (%s)" % (what, why))
+        print("%d passed, %d failed%s" % (self.passed, self.failed,
+                                          ", %d skipped" % len(self.skipped) if self.skipped else ""))
         sys.stdout.flush()
-        sys.exit(1 if self.failed else 0)
+        if self.failed:
+            sys.exit(1)
+        sys.exit(SKIP_RC if self.skipped and not self.passed else 0)
 
 
 # --------------------------------------------------------------------------

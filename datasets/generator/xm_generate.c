@@ -891,7 +891,8 @@ static void xg_unit_book(xg_acct *c, const xg_root *rt, int32_t h, int lo, int h
   for (int j = 0; j < n; j++) {
     int call = xg_chance(&c->r, 0.5);
     li[j] = xg_option_any(rt, &c->r, call);
-    lq[j] = xg_size(&c->r, base) * (xg_chance(&c->r, p_long) ? 1.0 : -1.0);
+    double size = xg_size(&c->r, base); /* two draws: in this order (see xg_option_draw) */
+    lq[j] = xg_chance(&c->r, p_long) ? size : -size;
     xg_hold(c, li[j], lq[j]);
   }
   if (h >= 0 && xg_left(c) > 0)
@@ -944,6 +945,20 @@ static void xg_unit_mm(xg_acct *c, const xg_list *l) {
 /* Days uniformly in [lo, hi]. */
 static int xg_days(xg_rng *r, int lo, int hi) { return lo + (int)xg_int(r, hi - lo + 1); }
 
+/* An option of root rt near a random life (days in [dlo, dhi]) and moneyness
+ * (in [mlo, mhi], ATM sd over the life). The two draws are separate
+ * statements, moneyness first: as arguments of one call their order would be
+ * unspecified (C11 6.5.2.2p10), and gcc (right to left) and clang (left to
+ * right) drew them in opposite orders, giving different books. Moneyness
+ * first is the order the golden hash of tests/test_generate.c was recorded
+ * with (gcc). */
+static int32_t xg_option_draw(const xg_root *rt, const xm_portfolio *P, xg_rng *r, int dlo, int dhi,
+                              int call, double mlo, double mhi) {
+  double m = xg_unif(r, mlo, mhi);
+  int days = xg_days(r, dlo, dhi);
+  return xg_option_near(rt, P, days, call, m);
+}
+
 static void xg_unit_directional(xg_acct *c);
 
 /* One unit of template t; falls back to directional where the book has no
@@ -993,7 +1008,7 @@ static void xg_unit(xg_acct *c, int t) {
     if (t == XM_GEN_T_COVERED_CALL) {
       int legs = 1 + (int)xg_int(r, 2);
       for (int j = 0; j < legs && xg_left(c) > 0; j++) {
-        int32_t i = xg_option_near(rt, P, xg_days(r, 14, 91), 1, xg_unif(r, 0.3, 1.2));
+        int32_t i = xg_option_draw(rt, P, r, 14, 91, 1, 0.3, 1.2);
         double q = floor(lots / legs);
         xg_hold(c, i, -(q > 1.0 ? q : 1.0));
       }
@@ -1005,9 +1020,9 @@ static void xg_unit(xg_acct *c, int t) {
         pq = floor(lots / 10.0) > 1.0 ? floor(lots / 10.0) : 1.0;
       }
       if (xg_left(c) > 0)
-        xg_hold(c, xg_option_near(pr, P, xg_days(r, 91, 730), 0, xg_unif(r, -1.2, -0.3)), pq);
+        xg_hold(c, xg_option_draw(pr, P, r, 91, 730, 0, -1.2, -0.3), pq);
       if (xg_chance(r, 0.3) && xg_left(c) > 0) /* collar */
-        xg_hold(c, xg_option_near(rt, P, xg_days(r, 30, 91), 1, xg_unif(r, 0.5, 1.2)), -lots);
+        xg_hold(c, xg_option_draw(rt, P, r, 30, 91, 1, 0.5, 1.2), -lots);
     }
     return;
   }
@@ -1036,8 +1051,7 @@ static void xg_unit(xg_acct *c, int t) {
       xg_hold(c, gr->i_fut, -nfut);
     if (gr->r_opt >= 0 && xg_chance(r, 0.5) && xg_left(c) > 0) { /* overwrite calls */
       double q = floor(gr->fut_mult * nfut / 5.0 + 0.5);
-      xg_hold(c, xg_option_near(&x->r[gr->r_opt], P, xg_days(r, 7, 30), 1, xg_unif(r, 0.5, 1.5)),
-              -(q > 1.0 ? q : 1.0));
+      xg_hold(c, xg_option_draw(&x->r[gr->r_opt], P, r, 7, 30, 1, 0.5, 1.5), -(q > 1.0 ? q : 1.0));
     }
     if (xg_chance(r, 0.3) && xg_left(c) > 0) { /* some other coin too */
       xg_group *o = &x->g[xg_pick(&x->coins, r)];
@@ -1063,7 +1077,7 @@ static void xg_unit_directional(xg_acct *c) {
     if (x->roots.n && xg_chance(r, 1.0 / 9.0)) { /* long premium */
       const xg_root *rt = &x->r[xg_pick_w(&x->roots, r)];
       int call = xg_chance(r, 0.5);
-      int32_t i = xg_option_near(rt, P, xg_days(r, 30, 365), call, xg_unif(r, -1.0, 1.0));
+      int32_t i = xg_option_draw(rt, P, r, 30, 365, call, -1.0, 1.0);
       xg_hold(c, i, xg_size(r, xg_clamp(floor(0.2 * xg_base_lots(x, rt) + 0.5), 1.0, 1e5)));
     } else {
       int32_t i = x->linear_inst[xg_int(r, x->linear.n)];

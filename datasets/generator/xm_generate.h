@@ -1,7 +1,9 @@
 /* Synthetic books of any size (`xmargin generate`): a portfolio and a scenario
  * file (FORMAT.md) built from the demo book's account templates
  * (datasets/README.md) over F factors, with a correlated daily history and
- * ready-made `stress` and `span_grid` sets. Internal to libxmargin.
+ * ready-made `stress` and `span_grid` sets. Not part of libxmargin: the
+ * static library xm_generator (datasets/generator/CMakeLists.txt), linked by
+ * the CLI and tests/test_generate.c, on top of libxmargin's io/ structs.
  *
  * Deterministic: every random draw is Philox4x32-10 keyed by the seed, with a
  * counter per (stream, item, draw), and every transcendental function is the
