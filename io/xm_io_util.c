@@ -10,6 +10,8 @@
 
 #include <openssl/evp.h>
 
+#include <hdf5.h>
+
 #include "xm_io.h"
 
 void xm_diag_add(xm_diag *d, const char *fmt, ...) {
@@ -183,3 +185,5 @@ uint64_t xm_host_memory_limit(void) {
   uint64_t room = xm_address_space_room();
   return room < lim ? room : lim;
 }
+
+void xm_hdf5_skip_exit_handler(void) { H5dont_atexit(); }

@@ -15,7 +15,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "xm_io.h"
 #include "xmargin.h"
 
 #define XM_GEN_DEFAULT_FACTORS 64

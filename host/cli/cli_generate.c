@@ -9,7 +9,6 @@
 
 #include "cli.h"
 #include "xm_generate.h"
-#include "xm_io.h"
 
 static void xm__gen_usage(FILE *f) {
   fprintf(f,

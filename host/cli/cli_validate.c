@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "xm_io.h"
 
 #define XM__CLI_LIST_MAX 12 /* silos / sets listed before "... and N more" */
 

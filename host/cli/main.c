@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <hdf5.h>
 
 #include "cli.h"
 
@@ -52,7 +51,7 @@ int main(int argc, char **argv) {
    * (a full disk; fixed in 1.14.1): every file is closed explicitly, so the
    * handler has nothing to do. And a file size limit (ulimit -f) makes
    * writes fail with EFBIG, reported, instead of killing the process. */
-  H5dont_atexit();
+  xm_hdf5_skip_exit_handler();
   signal(SIGXFSZ, SIG_IGN);
   if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
                     strcmp(argv[1], "help") == 0)) {

@@ -428,6 +428,12 @@ typedef struct xm_run_meta {
 xm_status xm_run_result_write(const char *path, const xm_portfolio *pf, const xm_config *cfg,
                               const xm_run_result *res, const xm_run_meta *meta, xm_diag *diag);
 
+/* For a program that closes every file it opens (the CLI), called before
+ * anything else: HDF5's exit handler is not run (HDF5 1.10's crashes on a file
+ * whose write failed part way, a full disk). Not for programs that rely on
+ * HDF5 closing their own files at exit (h5py). */
+void xm_hdf5_skip_exit_handler(void);
+
 /* Seconds on a monotonic clock (for timing runs). */
 double xm_now(void);
 /* Writes s as a JSON string, quotes and escapes included, to file (a FILE *). */
