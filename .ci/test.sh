@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: builds (warnings are errors); a bounded fuzz run of the
 # readers (.ci/fuzz.sh); ctest in an AddressSanitizer + UndefinedBehaviorSanitizer
-# build, in the release build, then in a clang build (gcc builds the others).
+# build, in the release build, in a clang build (gcc builds the others) and in a
+# build without OpenCL; then the examples against an installed library.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/setup.sh --no-run
@@ -38,3 +39,19 @@ fi
 CC=clang cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXM_WERROR=ON -DXM_BUILD_BENCH=OFF >/dev/null
 cmake --build build-clang -j "$jobs"
 ctest --test-dir build-clang --output-on-failure -j "$jobs" -LE slow
+
+# Without OpenCL at build time: only the cpu backend, no OpenCL or CLBlast
+# library linked, the OpenCL tests reported as skipped.
+echo "== build without OpenCL (XM_WITH_OPENCL=OFF) =="
+cmake -S . -B build-noocl -DXM_WITH_OPENCL=OFF -DXM_WERROR=ON -DXM_BUILD_BENCH=OFF >/dev/null
+cmake --build build-noocl -j "$jobs"
+if ldd build-noocl/libxmargin.so build-noocl/xmargin | grep -Ei 'libOpenCL|libclblast'; then
+  echo "FAIL: the XM_WITH_OPENCL=OFF build links OpenCL"
+  exit 1
+fi
+ctest --test-dir build-noocl --output-on-failure -j "$jobs"
+
+# The public API from outside: examples/ built against an installed prefix by
+# pkg-config and by CMake find_package, shared and static.
+echo "== examples against the installed library =="
+bash .ci/examples.sh build

@@ -24,6 +24,8 @@ void xm_options_default(xm_options *opt) {
   opt->tuning.vec8 = -1;
 }
 
+int xm_has_opencl(void) { return XM_WITH_OPENCL ? 1 : 0; }
+
 xm_status xm_devices_list(xm_device_info **out, size_t *n) {
   if (!out || !n)
     return XM_EINVAL;

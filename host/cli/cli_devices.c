@@ -55,9 +55,12 @@ int xm_cli_devices(int argc, char **argv) {
     printf("             global memory: %s   local memory: %s   max allocation: %s\n", g, l, m);
   }
   xm_devices_free(list);
+  if (!xm_has_opencl())
+    printf("(this xmargin was built without OpenCL: XM_WITH_OPENCL=OFF)\n");
   xm_options opt;
   xm_options_default(&opt);
   opt.device = want;
+  xm_options_from_env(&opt);
   xm_ctx *ctx = NULL;
   st = xm_ctx_create(&ctx, &opt);
   if (st == XM_OK)

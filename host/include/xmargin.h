@@ -90,6 +90,9 @@ typedef struct xm_device_info {
  * of *n entries owned by the caller (free with xm_devices_free). A missing or
  * broken OpenCL runtime is not an error: the list then holds only "cpu". */
 xm_status xm_devices_list(xm_device_info **out, size_t *n);
+/* 1 when this library was built with the OpenCL backend (XM_WITH_OPENCL),
+ * else 0: then only "cpu" is ever listed. */
+int xm_has_opencl(void);
 void xm_devices_free(xm_device_info *list);
 
 /* ---- Context ----------------------------------------------------------- */

@@ -126,6 +126,8 @@ def main():
     og = shutil.which("oclgrind")
     if og is None:  # it brings its own OpenCL device: nothing else can be missing
         tl.skip_script("oclgrind is not installed (Debian package oclgrind; .ci/setup.sh installs it)")
+    if "built without OpenCL" in subprocess.run([XM, "devices"], capture_output=True, text=True).stdout:
+        tl.skip_script("this xmargin was built without OpenCL (XM_WITH_OPENCL=OFF)")
     with tempfile.TemporaryDirectory() as d:
         write_book(d)
         # The ready-made sets on both precisions; then the historical and Monte
