@@ -429,6 +429,11 @@ static xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scen
   out->A = A;
   out->G = G;
   out->n_blocks = plan.n_blocks;
+  out->tile = plan.tile;
+  out->shocks_resident = plan.resident;
+  out->mem_budget = plan.budget;
+  out->mem_planned = plan.planned;
+  out->sets_host_bytes = sets.bytes;
   ev.acct = malloc((size_t)(A * XM_NOUT + 1) * sizeof(double));
   ev.silo = malloc((size_t)(A * G * 2 + 1) * sizeof(double));
   ev.by_set = malloc((size_t)(A * K + 1) * sizeof(double));

@@ -131,6 +131,12 @@ static void xm_run_summary(FILE *f, int json, const xm_portfolio *pf, const xm_r
             "\"siloed_requirement\": %.17g, \"requirement\": %.17g, \"saving_pct\": %.17g},\n",
             (long long)A, (long long)pf->n_positions, sum_sil, sum_uni, sum_div, sum_sil_req,
             sum_req, saving);
+    fprintf(f,
+            "  \"plan\": {\"blocks\": %lld, \"tile\": %lld, \"shocks_resident\": %s, "
+            "\"budget_bytes\": %llu, \"planned_bytes\": %llu, \"sets_host_bytes\": %llu},\n",
+            (long long)r->n_blocks, (long long)r->tile, r->shocks_resident ? "true" : "false",
+            (unsigned long long)r->mem_budget, (unsigned long long)r->mem_planned,
+            (unsigned long long)r->sets_host_bytes);
     fprintf(f, "  \"sets\": [");
     for (int64_t x = 0; x < r->K; x++) {
       fprintf(f, "%s{\"name\": ", x ? ", " : "");
@@ -172,6 +178,12 @@ static void xm_run_summary(FILE *f, int json, const xm_portfolio *pf, const xm_r
             "\n  time: read %.3fs, prepare %.3fs, scenarios %.3fs, revalue+reduce %.3fs, write "
             "%.3fs, total %.3fs\n",
             t_read, r->t_prepare, r->t_scenarios, r->t_evaluate, t_write, t_total);
+    fprintf(f,
+            "  plan: %lld account block%s, %lld scenarios a tile, shocks %s; buffers %.1f of "
+            "%.1f MiB\n",
+            (long long)r->n_blocks, r->n_blocks == 1 ? "" : "s", (long long)r->tile,
+            r->shocks_resident ? "made once" : "made again per tile (memory)",
+            (double)r->mem_planned / 1048576.0, (double)r->mem_budget / 1048576.0);
     fprintf(f, "  results: %s\n", outpath);
   }
   free(top);

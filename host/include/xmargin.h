@@ -397,7 +397,15 @@ typedef struct xm_run_result {
   double *attribution;                                                /* [A x G] */
   int32_t *binding; /* [A] the set whose measure is the unified one */
   double jitter[2]; /* delta added to Sigma / Sigma_kappa before Cholesky */
-  int64_t n_blocks;
+  /* The plan (host memory on the cpu backend, device memory on OpenCL):
+   * account blocks, scenarios per tile, whether each set's shocks stayed on
+   * the device for the run (else they were made again per tile and block),
+   * the budget (--mem-limit or the device's) and the bytes the loop's buffers
+   * took of it; sets_host_bytes: the sets' arrays on the host (historical and
+   * ready-made shocks, Cholesky factors), not in the budget. */
+  int64_t n_blocks, tile;
+  int shocks_resident;
+  uint64_t mem_budget, mem_planned, sets_host_bytes;
   double t_prepare, t_scenarios, t_evaluate; /* seconds */
   char notes[4096]; /* one line per remark (factors a set does not move, jitter, fallback) */
 } xm_run_result;

@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""--mem-limit is a bound, not a hint (issue 12): on a book of 600 factors with
+two Monte Carlo sets of 20,000 scenarios (the shock buffers dominate: 2 x 2 x
+20,000 x 600 doubles = 384 MB uncapped), `--mem-limit 64M`
+
+  - splits the plan: several account blocks, and shocks made per tile;
+  - keeps the loop's buffers within the limit (the plan's own count, in
+    --json), on the cpu backend and on OpenCL;
+  - keeps the cpu backend's peak RSS within 64 MiB + the stated fixed overhead
+    (docs/architecture.md): the process with its inputs read (measured here by
+    a run of no set), the scenario sets' host arrays (reported by the run as
+    plan.sets_host_bytes) and 16 MiB of allocator and page slack;
+  - and gives the results of the uncapped run (1e-12; bitwise on OpenCL).
+
+Labelled slow: not in the sanitizer build.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import xm_testlib as tl  # noqa: E402
+
+LIMIT = 64 << 20
+SLACK = 16 << 20
+MC = ["--set", "montecarlo.scenarios=20000", "--set", "montecarlo.correlation_stress=0.3",
+      "--set", "historical.lookback=500"]
+
+
+def run_measured(args):
+    """xmargin args in a child whose peak RSS is read with wait4 (KiB on Linux)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            fd = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(fd, 2)
+            out = os.open(args[-1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.dup2(out, 1)
+            os.execv(tl.xmargin_binary(), [tl.xmargin_binary()] + args[:-1])
+        finally:
+            os._exit(127)
+    _, status, ru = os.wait4(pid, 0)
+    return os.waitstatus_to_exitcode(status), ru.ru_maxrss * 1024
+
+
+def main():
+    T = tl.Tally()
+    with tl.TmpDir("xm_memlimit_") as d:
+        pre = os.path.join(d, "book")
+        rc, _, err, _ = tl.run_xm(["generate", "--accounts", 200, "--instruments", 2000, "--positions",
+                                   10000, "--factors", 600, "--history-days", 600, "-q", "-o", pre])
+        if not T.check("generate a 600-factor book", rc == 0, err[-400:]):
+            T.finish()
+        P, S = pre + "-portfolio.h5", pre + "-scenarios.h5"
+        base = ["run", "--portfolio", P, "--scenarios", S, "--device", "cpu", "--json"]
+
+        # The process with its inputs read: a run of the ready-made sets only
+        # (their shocks are inputs), with no historical or Monte Carlo set.
+        rc, rss0 = run_measured(base + ["-o", os.path.join(d, "none.h5"), "--set", "historical.enabled=false",
+                                        "--set", "montecarlo.enabled=false", os.path.join(d, "none.json")])
+        T.check("baseline run exits 0", rc == 0)
+        print("# baseline (libraries + inputs read): %.1f MiB" % (rss0 / 2**20))
+
+        runs = {}
+        for dev in ["cpu"] + (["opencl"] if tl.opencl_available() else []):
+            for lim in (None, "64M"):
+                out = os.path.join(d, "%s-%s.h5" % (dev, lim))
+                js = os.path.join(d, "%s-%s.json" % (dev, lim))
+                args = [a if a != "cpu" else dev for a in base] + ["-o", out] + MC
+                if lim:
+                    args += ["--mem-limit", lim]
+                rc, rss = run_measured(args + [js])
+                ok = T.check("%s --mem-limit %s: exit 0" % (dev, lim or "none"), rc == 0)
+                if not ok:
+                    continue
+                with open(js) as f:
+                    plan = json.load(f)["plan"]
+                runs[(dev, lim)] = (out, plan, rss)
+                print("# %s --mem-limit %s: peak RSS %.1f MiB, plan %s" % (dev, lim, rss / 2**20, plan))
+            if (dev, "64M") not in runs:
+                continue
+            out, plan, rss = runs[(dev, "64M")]
+            T.check("%s 64M: budget is the limit" % dev, plan["budget_bytes"] == LIMIT, str(plan))
+            T.check("%s 64M: the loop's buffers fit the limit" % dev, plan["planned_bytes"] <= LIMIT,
+                    str(plan))
+            T.check("%s 64M: several account blocks" % dev, plan["blocks"] > 1, str(plan))
+            T.check("%s 64M: shocks made per tile (they do not fit)" % dev, not plan["shocks_resident"],
+                    str(plan))
+            if dev == "cpu":
+                bound = LIMIT + rss0 + plan["sets_host_bytes"] + SLACK
+                T.check("cpu 64M: peak RSS %.1f MiB <= 64 MiB + baseline %.1f + sets %.1f + slack %.0f"
+                        % (rss / 2**20, rss0 / 2**20, plan["sets_host_bytes"] / 2**20, SLACK / 2**20),
+                        rss <= bound)
+                if ("cpu", None) in runs:
+                    T.check("cpu uncapped: more than the bound (the test can fail)",
+                            runs[("cpu", None)][2] > bound, "%.1f MiB" % (runs[("cpu", None)][2] / 2**20))
+            if (dev, None) in runs:
+                a, b = tl.read_margin(runs[(dev, None)][0]), tl.read_margin(out)
+                T.check("%s uncapped: one block, shocks made once" % dev,
+                        runs[(dev, None)][1]["blocks"] == 1 and runs[(dev, None)][1]["shocks_resident"])
+                for k in ("requirement", "unified", "siloed", "by_set", "by_silo", "attribution"):
+                    sc = np.maximum(np.abs(a["requirement"]), 1e-300)
+                    T.close("%s 64M: %s == uncapped" % (dev, k), b[k], a[k], 1e-12,
+                            scale=sc if a[k].ndim == 1 else sc[:, None])
+                if dev == "opencl":
+                    T.check("opencl 64M: /margin bitwise == uncapped",
+                            all(np.array_equal(a[k], b[k]) for k in a if not k.startswith("_")))
+    T.finish()
+
+
+if __name__ == "__main__":
+    main()
