@@ -25,9 +25,6 @@ void xm__mem_budget(const xm_ctx *ctx, uint64_t *total, uint64_t *max_buf) {
   *max_buf = m;
 }
 
-/* Largest Monte Carlo temporaries a backend may use at once. */
-#define XM__MC_TEMP_MAX ((uint64_t)256 << 20)
-
 typedef struct xm__posref {
   int32_t acct, silo, inst;
   double qty;
@@ -226,7 +223,7 @@ xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *se
     goto cleanup;
   }
   uint64_t avail = total - fixed;
-  uint64_t mc_cap = avail / 8 < XM__MC_TEMP_MAX ? avail / 8 : XM__MC_TEMP_MAX;
+  uint64_t mc_cap = avail / 8 < xm__tuned_mc_temp(ctx) ? avail / 8 : xm__tuned_mc_temp(ctx);
   uint64_t mc_temp = 0;
   for (int64_t x = 0; x < K; x++)
     if (sets->set[x].is_mc) {

@@ -20,17 +20,23 @@ const char *const xm__xgemm_names[16] = {"GEMMK", "MWG",   "NWG", "KWG", "MDIMC"
  * as fast as OpenBLAS's DGEMM on the same cores, against 33.6 for the best of
  * clblast_tuner_xgemm's fixed set (which never tries VWM = VWN = 8 without
  * local memory) and 11 with CLBlast's defaults; see bench/RESULTS.md. */
+#define XM__MIB ((uint64_t)1 << 20)
 static const xm__tuning xm__tunings[] = {
-    /* platform, gpu, lws, mc_block, min_indirect, vec8, xgemm */
+    /* platform, gpu, lws, mc_block, min_indirect, vec8, xgemm, tile_bytes, mc_temp */
+    /* The cpu backend: about 1 MiB of contract losses a thread (its share of
+     * L2 and L3), still in cache when aggregation reads them. */
+    {"xmargin", 0, 0, 0, 0, 0, {0}, 1 * XM__MIB, 0},
     {"Portable Computing Language",
      0,
      16,
      64,
      64,
      1,
-     {0, 64, 32, 16, 4, 4, 4, 4, 2, 8, 8, 0, 0, 0, 0, 1}},
-    {NULL, 1, 128, 128, 0, 0, {0}},
-    {NULL, -1, 16, 128, 0, 1, {0}},
+     {0, 64, 32, 16, 4, 4, 4, 4, 2, 8, 8, 0, 0, 0, 0, 1},
+     0,
+     256 * XM__MIB},
+    {NULL, 1, 128, 128, 0, 0, {0}, 0, 256 * XM__MIB},
+    {NULL, -1, 16, 128, 0, 1, {0}, 0, 256 * XM__MIB},
 };
 
 const xm__tuning *xm__tuning_for(const xm_device_info *d) {
@@ -74,16 +80,21 @@ int xm__tuned_vec8(const xm_ctx *ctx) {
   return ctx->opt.tuning.vec8 >= 0 ? ctx->opt.tuning.vec8 != 0 : xm__tuning_for(&ctx->dev)->vec8;
 }
 
+uint64_t xm__tuned_mc_temp(const xm_ctx *ctx) {
+  uint64_t t = xm__tuning_for(&ctx->dev)->mc_temp;
+  return t ? t : 256 * XM__MIB;
+}
+
 size_t xm__tuned_mc_block(const xm_ctx *ctx) {
   return ctx->opt.tuning.mc_block > 0 ? (size_t)ctx->opt.tuning.mc_block
                                       : xm__tuning_for(&ctx->dev)->mc_block;
 }
 
-/* About 1 MiB of contract losses per thread (its share of L2 and L3): the
- * tile's losses are still in cache when aggregation reads them. */
-#define XM__CPU_TILE_BYTES ((int64_t)1 << 20)
 int64_t xm__tuned_cpu_tile(const xm_ctx *ctx, int64_t n_inst) {
-  int64_t per = XM__CPU_TILE_BYTES / (8 * (n_inst > 0 ? n_inst : 1));
+  uint64_t bytes = xm__tuning_for(&ctx->dev)->tile_bytes;
+  if (bytes == 0)
+    return 0;
+  int64_t per = (int64_t)(bytes / (8u * (uint64_t)(n_inst > 0 ? n_inst : 1)));
   if (per < 1)
     per = 1;
   return per * (ctx->threads > 0 ? ctx->threads : 1);

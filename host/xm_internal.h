@@ -48,12 +48,16 @@ typedef struct xm__tuning {
   size_t min_indirect;  /* CLBlast's XGEMM_MIN_INDIRECT_SIZE (0: CLBlast's own) */
   int vec8;             /* kernels on double8, 8 scenarios per work item */
   size_t xgemm[16];     /* CLBlast Xgemm (double), xm__xgemm_names order; 0: CLBlast's */
+  uint64_t tile_bytes;  /* contract losses a thread keeps in cache (cpu backend's tile); 0: none */
+  uint64_t mc_temp;     /* most bytes of Monte Carlo temporaries at once */
 } xm__tuning;
 extern const char *const xm__xgemm_names[16];
 const xm__tuning *xm__tuning_for(const xm_device_info *d);
 size_t xm__tuned_lws(const xm_ctx *ctx);
 size_t xm__tuned_mc_block(const xm_ctx *ctx);
 int xm__tuned_vec8(const xm_ctx *ctx);
+/* Most bytes of Monte Carlo temporaries a backend may use at once. */
+uint64_t xm__tuned_mc_temp(const xm_ctx *ctx);
 /* The cpu backend's revaluation tile: scenarios whose contract losses stay
  * in cache between revaluation and aggregation. */
 int64_t xm__tuned_cpu_tile(const xm_ctx *ctx, int64_t n_inst);
