@@ -405,8 +405,6 @@ xm_status xm__sets_build(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_
   for (x = 0; x < K; x++)
     sets[x].k = xm_tail_count(sets[x].S, sets[x].confidence);
   for (x = 0; x < K; x++)
-    sets[x].k = xm_tail_count(sets[x].S, sets[x].confidence);
-  for (x = 0; x < K; x++)
     out->bytes += (uint64_t)(sets[x].X ? sets[x].S * F * 8 : 0) +
                   (uint64_t)(sets[x].chol ? F * F * 8 : 0) + (uint64_t)(sets[x].w ? sets[x].S * 8 : 0);
 cleanup:

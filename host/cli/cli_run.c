@@ -30,7 +30,7 @@ static void xm_run_usage(FILE *f) {
              "  --precision P           double (default) or single\n"
              "  --save-pnl              write every account's loss per scenario (/pnl/<set>)\n"
              "  --save-scenarios        write every set's shocks (/scenarios/<set>/shock)\n"
-             "  --mem-limit BYTES       cap the device memory the plan uses (K, M, G suffixes)\n"
+             "  --mem-limit BYTES       cap the memory the plan uses, 1M at least (K, M, G suffixes)\n"
              "  --threads N             threads of the cpu backend (default: all cores)\n"
              "  --json                  print the summary as JSON\n"
              "  -q, --quiet             no summary\n"
@@ -242,8 +242,8 @@ int xm_cli_run(int argc, char **argv) {
       continue;
     }
     if (strcmp(a, "--mem-limit") == 0) {
-      if (i + 1 >= argc || !xm_run_parse_bytes(argv[++i], &mem_limit)) {
-        fprintf(stderr, "xmargin run: --mem-limit needs a size such as 64M (1 byte to 1P)%s%s\n",
+      if (i + 1 >= argc || !xm_run_parse_bytes(argv[++i], &mem_limit) || mem_limit < (1u << 20)) {
+        fprintf(stderr, "xmargin run: --mem-limit needs a size such as 64M (1M to 1P)%s%s\n",
                 i < argc ? ", not " : "", i < argc ? argv[i] : "");
         return XM_EXIT_USAGE;
       }

@@ -107,7 +107,8 @@ typedef struct xm_options {
    * takes XM_DEVICE and the others. */
   const char *device;
   /* Cap on the memory the engine plans with (device buffers, and on the
-   * cpu backend every host buffer of a run), bytes; 0 = the device's own. */
+   * cpu backend every host buffer of a run's loop), bytes; 0 = the device's
+   * own. At least 1 MiB: a smaller cap is planned as 1 MiB. */
   uint64_t mem_limit;
   /* Threads for the cpu backend; 0 = all cores. */
   int threads;

@@ -1,0 +1,949 @@
+/* The engine's modules (host/xm_engine.h) alone and together, on a book and a
+ * scenario file built in memory as views (no HDF5 file):
+ *   the plan (host/plan.c): blocks and tiles within the memory budget, the
+ *     block arrays (positions merged, instruments linear first);
+ *   the loop (host/engine.c): a mock backend, the cpu backend's table with
+ *     every step recorded, checks the exact loop nest, that every buffer is
+ *     released and that no step writes a view;
+ *   the combination: a tight budget gives the same bits as no budget, and the
+ *     results match a float64 reference written here from METHODOLOGY.md
+ *     sections 2-4;
+ *   faults: a step that fails is reported and leaks nothing (run under ASan). */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "xm_engine.h"
+#include "xm_internal.h"
+#include "xm_reduce.h"
+
+/* ---- the book: 6 factors (SILVER held by nobody), 3 silos, 7 instruments,
+ * 7 accounts. Only 3 options: fewer than the cpu backend's vector width
+ * (4 with AVX2, 8 with AVX-512), so every plan prices them with the scalar
+ * erfc and tight_equals_unlimited may ask for the same bits; on a machine
+ * without AVX2 (2-wide) blocks can differ in the last bit (docs/engine.md 4). */
+// clang-format off
+static char *factor_name[] = {"EQ", "EQ.vol", "OIL", "OIL.vol", "GOLD", "SILVER"};
+static int32_t factor_kind[] = {XM_FACTOR_PRICE, XM_FACTOR_VOL, XM_FACTOR_PRICE, XM_FACTOR_VOL,
+                                XM_FACTOR_PRICE, XM_FACTOR_PRICE};
+static double factor_level[] = {100.0, 0.2, 80.0, 0.35, 1900.0, 24.0};
+static char *silo_name[] = {"equity", "energy", "metals"};
+enum { EQC, EQS, CLF, CLP, GCF, SIS, EQP, N_INST };
+static char *inst_id[] = {"EQ_C100", "EQ_SPOT", "CL_FUT", "CL_P75", "GC_FUT", "SI_SPOT", "EQ_P70"};
+static int32_t inst_type[] = {XM_OPTION, XM_SPOT, XM_FUTURE, XM_FUTURE_OPTION, XM_FUTURE, XM_SPOT,
+                              XM_OPTION};
+/*                              EQ_C100 EQ_SPOT CL_FUT  CL_P75  GC_FUT  SI_SPOT EQ_P70 */
+static int32_t inst_silo[] = {  0,      0,      1,      1,      2,      2,      0};
+static int32_t inst_und[] = {   0,      0,      2,      2,      4,      5,      0};
+static int32_t inst_vf[] = {    1,      -1,     -1,     3,      -1,     -1,     1};
+static double inst_strike[] = { 100,    0,      0,      75,     0,      0,      70};
+static double inst_expiry[] = { 0.5,    0,      0.75,   0.25,   0.5,    0,      0.25};
+static int32_t inst_call[] = {  1,      0,      0,      0,      0,      0,      0};
+static double inst_iv[] = {     0.25,   0,      0,      0.35,   0,      0,      0.3};
+static double inst_rate[] = {   0.03,   0,      0,      0.04,   0,      0,      0.03};
+static double inst_div[] = {    0.01,   0,      0,      0.02,   0,      0,      0.01}; /* CL_P75's unused */
+static double inst_mult[] = {   100,    1,      1000,   1000,   100,    5000,   100};
+enum { N_ACCT = 7, N_POS = 20, NOTELIG = 2, MINACCT = 4, ONESILO = 5, EMPTY = 6 };
+static char *account_id[] = {"A-MIX", "B-HEDGE", "C-NOTELIG", "D-OPT", "E-MIN", "F-ONESILO",
+                             "G-EMPTY"};
+static int32_t account_cross[] = {1, 1, 0, 1, 1, 1, 1};
+/* (account, instrument, quantity), accounts interleaved; (A-MIX, EQ_SPOT),
+ * (C-NOTELIG, CL_FUT) and (F-ONESILO, GC_FUT) twice */
+static const struct { int32_t acct, inst; double qty; } POS[N_POS] = {
+    {0, EQS, 200}, {1, CLF, -4}, {0, EQC, -3},  {2, EQS, 500}, {3, EQC, 10},
+    {0, CLF, 2},   {4, EQP, 2},  {1, CLP, 6},   {0, GCF, -5},  {2, CLF, -3},
+    {5, GCF, -10}, {0, EQS, 100}, {3, EQP, -4}, {2, GCF, 2},   {1, GCF, 3},
+    {3, CLP, -2},  {2, CLF, -1}, {5, GCF, 4},   {2, EQP, 1},   {4, EQS, 1}};
+static int32_t pos_acct[N_POS], pos_inst[N_POS]; /* the book's columns, from POS */
+static double pos_qty[N_POS];
+static xm_portfolio book = {NULL, "", "USD", 6, factor_name, factor_kind, factor_level, 3, silo_name,
+                            N_INST, inst_id, inst_type, inst_silo, inst_und, inst_vf, inst_strike,
+                            inst_expiry, inst_call, inst_iv, inst_rate, inst_div, inst_mult,
+                            N_ACCT, account_id, account_cross, N_POS, pos_acct, pos_inst, pos_qty};
+// clang-format on
+
+/* ---- the scenarios: a_stress (worst, weighted; does not move OIL.vol, moves
+ * COPPER, which the book lacks), b_grid (es, 3000 scenarios), a history ---- */
+enum { S_A = 6, S_B = 3000, F_B = 6, T_H = 80, F_H = 6 };
+static char *a_factor[] = {"OIL", "EQ", "GOLD", "EQ.vol", "COPPER"};
+static double a_shock[S_A * 5] = {-0.20, -0.15, 0.05,  0.10,  0.3,  /* crash */
+                                  0.15,  0.10,  -0.04, -0.05, 0.0,  /* rally */
+                                  0.25,  -0.03, 0.0,   0.0,   0.0,  /* oil spike */
+                                  0.0,   0.0,   -0.08, 0.0,   0.0,  /* gold drop */
+                                  0.0,   0.0,   0.0,   0.15,  0.0,  /* vol up */
+                                  0.0,   0.0,   0.0,   0.0,   0.0}; /* flat: time decay only */
+static char *a_label[] = {"crash", "rally", "oil_spike", "gold_drop", "vol_up", "flat"};
+static double a_weight[] = {1.0, 1.0, 0.8, 1.0, 0.5, 1.0};
+static char *b_factor[] = {"EQ", "EQ.vol", "OIL", "OIL.vol", "GOLD", "SILVER"};
+static double b_shock[S_B * F_B], h_return[T_H * F_H];
+static char b_lab[S_B][8], h_day[T_H][11], *b_label[S_B], *h_date[T_H];
+static xm_scenario_set sets2[2];
+static xm_scenario_file scen;
+
+static uint64_t lcg = 12345u;
+static double unif(double half) { /* uniform in [-half, half), a fixed sequence */
+  lcg = lcg * 6364136223846793005u + 1442695040888963407u;
+  return half * ((double)(lcg >> 11) / 4503599627370496.0 - 1.0);
+}
+
+/* FNV-1a of n bytes, chained. */
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ ((const unsigned char *)p)[i]) * 1099511628211u;
+  return h;
+}
+
+/* Every array the caller lends the library through book and scen. */
+static uint64_t inputs_sum(void) {
+  uint64_t h = 14695981039346656037u;
+#define H(arr) h = fnv(h, arr, sizeof arr)
+  H(factor_level), H(inst_strike), H(inst_expiry), H(inst_iv), H(inst_rate), H(inst_div);
+  H(inst_mult), H(inst_type), H(inst_und), H(inst_vf), H(inst_silo), H(account_cross);
+  H(pos_acct), H(pos_inst), H(pos_qty), H(a_shock), H(a_weight), H(b_shock), H(h_return), H(b_lab);
+#undef H
+  return h;
+}
+
+/* Contexts on the cpu backend, 2 threads (the plan depends on the count):
+ * no memory limit, a middle one (several blocks, shocks resident) and a tight
+ * one (300 KB, raised to the planner's 1 MiB floor: shocks made per tile). */
+static xm_ctx *ctx_free, *ctx_mid, *ctx_tight;
+static xm_config cfg_full, cfg_ready;
+
+static xm_ctx *make_ctx(uint64_t limit) {
+  xm_options o;
+  xm_options_default(&o);
+  o.device = "cpu";
+  o.threads = 2;
+  o.mem_limit = limit;
+  xm_ctx *c = NULL;
+  xm_status st = xm_ctx_create(&c, &o);
+  if (st != XM_OK)
+    fprintf(stderr, "xm_ctx_create: %s\n", xm_ctx_last_error(c));
+  return st == XM_OK ? c : NULL;
+}
+
+static int setup(void **state) {
+  (void)state;
+  for (int q = 0; q < N_POS; q++)
+    pos_acct[q] = POS[q].acct, pos_inst[q] = POS[q].inst, pos_qty[q] = POS[q].qty;
+  for (int64_t i = 0; i < S_B * F_B; i++)
+    b_shock[i] = unif(i % F_B == 1 || i % F_B == 3 ? 0.06 : 0.08);
+  for (int64_t s = 0; s < S_B; s++)
+    snprintf(b_lab[s], sizeof b_lab[s], "g%lld", (long long)s), b_label[s] = b_lab[s];
+  for (int64_t i = 0; i < T_H * F_H; i++)
+    h_return[i] = unif(0.02);
+  for (int t = 0; t < T_H; t++)
+    snprintf(h_day[t], sizeof h_day[t], "2024-%02d-%02d", 1 + t / 28, 1 + t % 28),
+        h_date[t] = h_day[t];
+  sets2[0] = (xm_scenario_set){"a_stress",       S_A, 5, a_factor, a_shock, a_label, a_weight,
+                               XM_MEASURE_WORST, NAN};
+  sets2[1] =
+      (xm_scenario_set){"b_grid", S_B, F_B, b_factor, b_shock, b_label, NULL, XM_MEASURE_ES, NAN};
+  scen = (xm_scenario_file){NULL, T_H, F_H, factor_name, h_date, h_return, 2, sets2};
+  xm_config_default(&cfg_full); /* historical, montecarlo, montecarlo_stressed, a_stress, b_grid */
+  cfg_full.montecarlo.scenarios = 400;
+  cfg_full.montecarlo.correlation_stress = 0.3;
+  cfg_ready = cfg_full; /* a_stress, b_grid */
+  cfg_ready.historical.enabled = 0;
+  cfg_ready.montecarlo.enabled = 0;
+  ctx_free = make_ctx(0);
+  ctx_mid = make_ctx(1536u << 10);
+  ctx_tight = make_ctx(300u << 10);
+  return ctx_free && ctx_mid && ctx_tight ? 0 : -1;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  xm_ctx_destroy(ctx_free);
+  xm_ctx_destroy(ctx_mid);
+  xm_ctx_destroy(ctx_tight);
+  return 0;
+}
+
+/* The sets and the plan of cfg on ctx, as xm_run makes them. */
+static void plan_of(xm_ctx *ctx, const xm_scenario_file *sf, const xm_config *cfg, xm__sets *sets,
+                    xm__plan *plan) {
+  char notes[1024] = "";
+  assert_int_equal(xm__sets_build(ctx, &book, sf, cfg, NULL, sets, notes, sizeof notes), XM_OK);
+  xm_status st = xm__plan_build(ctx, &book, sets, 0, plan);
+  if (st != XM_OK)
+    print_message("plan: %s\n", xm_ctx_last_error(ctx));
+  assert_int_equal(st, XM_OK);
+}
+
+/* ---- the plan ---------------------------------------------------------- */
+
+/* The block arrays against the book: accounts 0..A in order, each in one
+ * block; per account one entry per instrument held with the summed quantity
+ * (repeated pairs merged), sorted by silo; a block's instruments exactly
+ * those its accounts hold, linear ones first, with the book's terms. Fails on
+ * a lost or doubled account, an unmerged pair, a missing or extra
+ * instrument, an option before a linear one, a wrong strike or factor column. */
+static void check_blocks(const xm__plan *p, const xm__sets *sets) {
+  int64_t next = 0;
+  for (int64_t b = 0; b < p->n_blocks; b++) {
+    const xm__block *bk = &p->blocks[b];
+    int64_t n = bk->n_inst;
+    assert_int_equal(bk->a0, next);
+    assert_true(bk->na >= 1 && bk->na <= p->max_na && n <= p->max_inst);
+    next += bk->na;
+    int held[N_INST] = {0};
+    for (int64_t la = 0; la < bk->na; la++) {
+      int64_t a = bk->a0 + la;
+      double want[N_INST] = {0};
+      int has[N_INST] = {0};
+      for (int q = 0; q < N_POS; q++)
+        if (pos_acct[q] == a)
+          want[pos_inst[q]] += pos_qty[q], has[pos_inst[q]] = held[pos_inst[q]] = 1;
+      int count = 0;
+      for (int i = 0; i < N_INST; i++)
+        count += has[i];
+      assert_int_equal(bk->pos_start[la + 1] - bk->pos_start[la], count);
+      assert_int_equal(bk->cross[la], account_cross[a]);
+      for (int q = bk->pos_start[la]; q < bk->pos_start[la + 1]; q++) {
+        int32_t row = bk->inst_row[bk->pos_inst[q]];
+        assert_true(has[row]); /* once each: cleared below */
+        has[row] = 0;
+        assert_true(bk->pos_qty[q] == want[row]);
+        assert_int_equal(bk->pos_silo[q], inst_silo[row]);
+        if (q > bk->pos_start[la])
+          assert_true(bk->pos_silo[q - 1] <= bk->pos_silo[q]);
+      }
+    }
+    int count = 0;
+    for (int i = 0; i < N_INST; i++)
+      count += held[i];
+    assert_int_equal(n, count);
+    for (int64_t j = 0; j < n; j++) {
+      int32_t row = bk->inst_row[j];
+      assert_true(held[row]);
+      held[row] = 0;
+      int opt = XM_TYPE_IS_OPTION(bk->insti[XM_II_TYPE * n + j]);
+      assert_int_equal(opt, j >= bk->nlin);
+      assert_int_equal(bk->insti[XM_II_TYPE * n + j], inst_type[row]);
+      assert_int_equal(bk->insti[XM_II_UND * n + j], sets->fcol[inst_und[row]]);
+      assert_int_equal(bk->insti[XM_II_VOL * n + j], opt ? sets->fcol[inst_vf[row]] : -1);
+      assert_true(bk->instd[XM_ID_K * n + j] == inst_strike[row]);
+      assert_true(bk->instd[XM_ID_MULT * n + j] == inst_mult[row]);
+      assert_true(bk->instd[XM_ID_S0 * n + j] == factor_level[inst_und[row]]);
+    }
+  }
+  assert_int_equal(next, N_ACCT);
+}
+
+/* Tight budget: several blocks, tiles shorter than the largest set, shocks
+ * made per tile, and the plan within its budget (fails if the planner
+ * ignores mem_limit or counts past it). */
+static void plan_tight(void **state) {
+  (void)state;
+  xm__sets sets;
+  xm__plan p;
+  plan_of(ctx_tight, &scen, &cfg_full, &sets, &p);
+  print_message("tight: %lld blocks, tile %lld of %lld, resident %d, %llu of %llu bytes\n",
+                (long long)p.n_blocks, (long long)p.tile, (long long)p.max_S, p.resident,
+                (unsigned long long)p.planned, (unsigned long long)p.budget);
+  assert_int_equal(sets.F, 5); /* SILVER is held by nobody */
+  assert_int_equal(sets.fcol[5], -1);
+  assert_true(p.n_blocks > 1);
+  assert_true(p.tile >= 1 && p.tile < p.max_S);
+  assert_int_equal(p.max_S, S_B);
+  assert_int_equal(p.resident, 0);
+  assert_true(p.planned <= p.budget);
+  assert_true(p.budget <= (uint64_t)1 << 20); /* 300 KB, raised to the 1 MiB floor only */
+  check_blocks(&p, &sets);
+  xm__plan_free(&p);
+  xm__sets_free(&sets);
+}
+
+/* No limit: one block of every account, shocks resident, one tile a set
+ * (fails if the planner splits or streams a run that fits). */
+static void plan_unlimited(void **state) {
+  (void)state;
+  xm__sets sets;
+  xm__plan p;
+  plan_of(ctx_free, &scen, &cfg_full, &sets, &p);
+  assert_int_equal(p.n_blocks, 1);
+  assert_int_equal(p.max_na, N_ACCT);
+  assert_int_equal(p.resident, 1);
+  assert_int_equal(p.tile, p.max_S);
+  assert_true(p.planned <= p.budget);
+  check_blocks(&p, &sets);
+  xm__plan_free(&p);
+  xm__sets_free(&sets);
+}
+
+/* A set too large for the tight budget (its reduction scratch alone): the
+ * plan and xm_run refuse it with XM_ERESOURCE and say what to raise (fails
+ * if the planner returns a plan that cannot fit, or no message). */
+static void plan_impossible(void **state) {
+  (void)state;
+  enum { S_H = 6000 };
+  double *zero = calloc(S_H, sizeof *zero);
+  char **lab = malloc(S_H * sizeof *lab);
+  assert_non_null(zero);
+  assert_non_null(lab);
+  for (int s = 0; s < S_H; s++)
+    lab[s] = "z";
+  xm_scenario_set big = {"huge", S_H, 1, factor_name, zero, lab, NULL, XM_MEASURE_WORST, NAN};
+  xm_scenario_file sf = {NULL, 0, 0, NULL, NULL, NULL, 1, &big};
+  xm__sets sets;
+  xm__plan p;
+  char notes[1024] = "";
+  assert_int_equal(
+      xm__sets_build(ctx_tight, &book, &sf, &cfg_ready, NULL, &sets, notes, sizeof notes), XM_OK);
+  assert_int_equal(xm__plan_build(ctx_tight, &book, &sets, 0, &p), XM_ERESOURCE);
+  assert_non_null(strstr(xm_ctx_last_error(ctx_tight), "mem-limit"));
+  xm__plan_free(&p);
+  xm__sets_free(&sets);
+  xm_run_result r;
+  assert_int_equal(xm_run(ctx_tight, &book, &sf, &cfg_ready, NULL, &r), XM_ERESOURCE);
+  assert_non_null(strstr(xm_ctx_last_error(ctx_tight), "mem-limit"));
+  xm_run_result_free(&r);
+  assert_int_equal(xm_run(ctx_free, &book, &sf, &cfg_ready, NULL, &r), XM_OK); /* fits there */
+  xm_run_result_free(&r);
+  free(lab);
+  free(zero);
+}
+
+/* ---- the mock backend: the cpu backend's steps, recorded ----------------- */
+
+// clang-format off
+enum { OP_BEGIN, OP_END, OP_ALLOC, OP_VIEW, OP_RELEASE, OP_UPLOAD, OP_DOWNLOAD, OP_MC, OP_EXP,
+       OP_TODAY, OP_REVALUE, OP_AGGREGATE, OP_REDUCE, OP_COMBINE };
+// clang-format on
+static const char *const op_name[] = {"begin",   "end",       "alloc",  "view",       "release",
+                                      "upload",  "download",  "mc",     "exp_shocks", "today",
+                                      "revalue", "aggregate", "reduce", "combine"};
+typedef struct ev {
+  int op;
+  int64_t a, b, c;     /* the step's numbers (see the wrappers) */
+  int set;             /* expected list only: the set a shock step or revalue belongs to */
+  const void *m1, *m2; /* recorded only: the buffers it used */
+} ev;
+enum { MAX_EV = 8192, MAX_LIVE = 128 };
+static xm__backend mock;
+typedef struct live_buf {
+  xm__mem m;
+  size_t bytes;
+  const void *view; /* the host array of a view */
+  uint64_t sum;     /* its checksum when made */
+} live_buf;
+static struct {
+  ev ev[MAX_EV];
+  int n, begins, ends, bad;
+  char why[256];
+  live_buf live[MAX_LIVE];
+  int nlive, allocs, releases;
+  size_t bytes, peak;          /* of live allocations (views are the host's memory) */
+  int fail_op, fail_at, calls; /* fault: call fail_at (1-based) of fail_op fails */
+} mk;
+
+static void mk_bad(const char *what, const char *op) {
+  if (!mk.bad++)
+    snprintf(mk.why, sizeof mk.why, "%s: %s", op, what);
+}
+static ev *rec(int op, int64_t a, int64_t b, int64_t c, const void *m1, const void *m2) {
+  static ev spill;
+  if (mk.n == MAX_EV) {
+    mk_bad("trace full", op_name[op]);
+    return &spill;
+  }
+  mk.ev[mk.n] = (ev){op, a, b, c, -1, m1, m2};
+  return &mk.ev[mk.n++];
+}
+static int find(xm__mem m) {
+  for (int i = 0; i < mk.nlive; i++)
+    if (mk.live[i].m == m)
+      return i;
+  return -1;
+}
+/* A buffer a step reads (write: writes) must be live (and not a view). */
+static void uses(xm__mem m, int write, int op) {
+  int i = find(m);
+  if (i < 0)
+    mk_bad("a buffer not allocated or already released", op_name[op]);
+  else if (write && mk.live[i].view)
+    mk_bad("writes a view", op_name[op]);
+}
+static int inject(int op) { return mk.fail_op == op && ++mk.calls == mk.fail_at; }
+static xm_status injected(xm_ctx *ctx, int op) {
+  return xm__fail(ctx, XM_ERESOURCE, "mock: injected failure of %s call %d", op_name[op], mk.calls);
+}
+static void track(xm__mem m, size_t bytes, const void *view) {
+  if (mk.nlive == MAX_LIVE) {
+    mk_bad("too many live buffers", "alloc");
+    return;
+  }
+  mk.live[mk.nlive++] = (live_buf){m, bytes, view, view ? fnv(0, view, bytes) : 0};
+  mk.allocs++;
+  mk.bytes += view ? 0 : bytes;
+  mk.peak = mk.bytes > mk.peak ? mk.bytes : mk.peak;
+}
+
+static xm_status mk_begin(xm_ctx *ctx, xm_precision prec) {
+  rec(OP_BEGIN, 0, 0, 0, NULL, NULL);
+  mk.begins++;
+  return xm__backend_cpu.begin(ctx, prec);
+}
+static void mk_end(xm_ctx *ctx) {
+  rec(OP_END, 0, 0, 0, NULL, NULL);
+  mk.ends++;
+  xm__backend_cpu.end(ctx);
+}
+/* alloc: a = bytes, b = 1 with init data; view: a = bytes. m1 = the buffer. */
+static xm_status mk_alloc(xm_ctx *ctx, size_t bytes, const void *init, xm__mem *out) {
+  ev *e = rec(OP_ALLOC, (int64_t)bytes, init != NULL, 0, NULL, NULL);
+  *out = NULL;
+  if (inject(OP_ALLOC))
+    return injected(ctx, OP_ALLOC);
+  xm_status st = xm__backend_cpu.alloc(ctx, bytes, init, out);
+  if (st == XM_OK)
+    track(*out, bytes, NULL), e->m1 = *out;
+  return st;
+}
+static xm_status mk_view(xm_ctx *ctx, const void *host, size_t bytes, xm__mem *out) {
+  ev *e = rec(OP_VIEW, (int64_t)bytes, 0, 0, NULL, NULL);
+  *out = NULL;
+  if (inject(OP_ALLOC)) /* counted with alloc */
+    return injected(ctx, OP_ALLOC);
+  xm_status st = xm__backend_cpu.view(ctx, host, bytes, out);
+  if (st == XM_OK)
+    track(*out, bytes, host), e->m1 = *out;
+  return st;
+}
+static void mk_release(xm_ctx *ctx, xm__mem m) {
+  rec(OP_RELEASE, 0, 0, 0, m, NULL);
+  int i = find(m);
+  if (i < 0) {
+    mk_bad("not live (double release?)", "release");
+    return;
+  }
+  if (mk.live[i].view && fnv(0, mk.live[i].view, mk.live[i].bytes) != mk.live[i].sum)
+    mk_bad("a view's array changed while lent", "release");
+  mk.bytes -= mk.live[i].view ? 0 : mk.live[i].bytes;
+  mk.live[i] = mk.live[--mk.nlive];
+  mk.releases++;
+  xm__backend_cpu.release(ctx, m);
+}
+/* upload / download: a = bytes, b = offset, m1 = the device buffer. */
+static xm_status mk_upload(xm_ctx *ctx, xm__mem dst, size_t off, const void *src, size_t bytes) {
+  rec(OP_UPLOAD, (int64_t)bytes, (int64_t)off, 0, dst, NULL);
+  uses(dst, 1, OP_UPLOAD);
+  return xm__backend_cpu.upload(ctx, dst, off, src, bytes);
+}
+static xm_status mk_download(xm_ctx *ctx, void *dst, xm__mem src, size_t off, size_t bytes) {
+  rec(OP_DOWNLOAD, (int64_t)bytes, (int64_t)off, 0, src, NULL);
+  uses(src, 0, OP_DOWNLOAD);
+  return xm__backend_cpu.download(ctx, dst, src, off, bytes);
+}
+/* mc: a = s0, b = ns; exp_shocks: a = elements. m1, m2 = X, EX. */
+static xm_status mk_mc(xm_ctx *ctx, const xm__mc_args *a, int64_t s0, int64_t ns,
+                       uint64_t max_bytes, xm__mem X, xm__mem EX) {
+  rec(OP_MC, s0, ns, 0, X, EX);
+  uses(X, 1, OP_MC), uses(EX, 1, OP_MC);
+  return xm__backend_cpu.mc(ctx, a, s0, ns, max_bytes, X, EX);
+}
+static xm_status mk_exp(xm_ctx *ctx, int64_t m, xm__mem X, xm__mem EX) {
+  rec(OP_EXP, m, 0, 0, X, EX);
+  uses(X, 0, OP_EXP), uses(EX, 1, OP_EXP);
+  return xm__backend_cpu.exp_shocks(ctx, m, X, EX);
+}
+static void uses_block(const xm__dblock *b, int op) {
+  uses(b->instd, op == OP_TODAY, op), uses(b->insti, 0, op), uses(b->start, 0, op);
+  uses(b->pinst, 0, op), uses(b->psilo, 0, op), uses(b->pqty, 0, op), uses(b->cross, 0, op);
+}
+/* today: a = accounts, b = instruments; combine: a = accounts. */
+static xm_status mk_today(xm_ctx *ctx, const xm__dblock *b, double dt, double p) {
+  rec(OP_TODAY, b->na, b->n, 0, NULL, NULL);
+  uses_block(b, OP_TODAY);
+  return xm__backend_cpu.today(ctx, b, dt, p);
+}
+/* revalue: a = row0, b = ns, c = F, m1, m2 = X, EX. */
+static xm_status mk_revalue(xm_ctx *ctx, const xm__dblock *b, xm__mem X, xm__mem EX, int64_t F,
+                            int64_t row0, int64_t ns, double vol_floor, xm__mem ell) {
+  rec(OP_REVALUE, row0, ns, F, X, EX);
+  uses_block(b, OP_REVALUE), uses(X, 0, OP_REVALUE), uses(EX, 0, OP_REVALUE),
+      uses(ell, 1, OP_REVALUE);
+  if (inject(OP_REVALUE))
+    return injected(ctx, OP_REVALUE);
+  return xm__backend_cpu.revalue(ctx, b, X, EX, F, row0, ns, vol_floor, ell);
+}
+/* aggregate: a = s0, b = ns; reduce: a = set, b = S, c = k. */
+static xm_status mk_aggregate(xm_ctx *ctx, const xm__dblock *b, int64_t s0, int64_t ns,
+                              const xm__dwork *w) {
+  rec(OP_AGGREGATE, s0, ns, 0, NULL, NULL);
+  uses_block(b, OP_AGGREGATE), uses(w->ell, 0, OP_AGGREGATE), uses(w->L, 1, OP_AGGREGATE);
+  return xm__backend_cpu.aggregate(ctx, b, s0, ns, w);
+}
+static xm_status mk_reduce(xm_ctx *ctx, const xm__dblock *b, const xm__dset *s, int64_t x,
+                           const xm__dwork *w) {
+  rec(OP_REDUCE, x, s->S, s->k, NULL, NULL);
+  uses_block(b, OP_REDUCE), uses(w->L, 0, OP_REDUCE);
+  if (s->w)
+    uses(s->w, 0, OP_REDUCE);
+  uses(w->by, 1, OP_REDUCE), uses(w->silo, 1, OP_REDUCE), uses(w->attr, 1, OP_REDUCE);
+  uses(w->tail, 1, OP_REDUCE);
+  return xm__backend_cpu.reduce(ctx, b, s, x, w);
+}
+static xm_status mk_combine(xm_ctx *ctx, const xm__dblock *b, const xm__dwork *w, double cap,
+                            double per_contract) {
+  rec(OP_COMBINE, b->na, 0, 0, NULL, NULL);
+  uses_block(b, OP_COMBINE), uses(w->by, 0, OP_COMBINE), uses(w->silo, 0, OP_COMBINE);
+  uses(w->attr, 0, OP_COMBINE), uses(w->out_acct, 1, OP_COMBINE), uses(w->out_silo, 1, OP_COMBINE);
+  return xm__backend_cpu.combine(ctx, b, w, cap, per_contract);
+}
+
+static void mock_install(xm_ctx *ctx, int fail_op, int fail_at) {
+  memset(&mk, 0, sizeof mk);
+  mk.fail_op = fail_op;
+  mk.fail_at = fail_at;
+  mock = xm__backend_cpu;
+  mock.name = "mock";
+  mock.begin = mk_begin, mock.end = mk_end, mock.alloc = mk_alloc, mock.view = mk_view;
+  mock.release = mk_release, mock.upload = mk_upload, mock.download = mk_download;
+  mock.mc = mk_mc, mock.exp_shocks = mk_exp, mock.today = mk_today;
+  mock.revalue = mk_revalue, mock.aggregate = mk_aggregate, mock.reduce = mk_reduce;
+  mock.combine = mk_combine;
+  ctx->be = &mock;
+}
+static void mock_remove(xm_ctx *ctx) { ctx->be = &xm__backend_cpu; }
+
+/* Every buffer released, each once; begin and end paired; nothing used
+ * after release, no view written (fails on a leak or a bad use). */
+static void check_resources(void) {
+  if (mk.bad)
+    print_message("mock: %d violation(s), first: %s\n", mk.bad, mk.why);
+  assert_int_equal(mk.bad, 0);
+  assert_int_equal(mk.nlive, 0);
+  assert_int_equal(mk.allocs, mk.releases);
+  assert_int_equal(mk.begins, 1);
+  assert_int_equal(mk.ends, 1);
+}
+
+/* ---- the loop nest ------------------------------------------------------- */
+
+static ev want_ev[MAX_EV];
+static int n_want;
+static void want(int op, int64_t a, int64_t b, int64_t c, int set) {
+  assert_true(n_want < MAX_EV);
+  want_ev[n_want++] = (ev){op, a, b, c, set, NULL, NULL};
+}
+
+/* The steps host/engine.c documents for plan and sets (buffers with initial
+ * data included: the weights, then each block's 7 arrays; plain allocations,
+ * releases to check_resources; finish is not recorded):
+ *   resident sets' shocks (mc, or exp of the host's)
+ *   for each block: its arrays; today
+ *     for each set: for each tile s0 .. s0 + ns covering 0 .. S once:
+ *                     (streamed: mc, or upload and exp) revalue, aggregate
+ *                   reduce
+ *     combine; download requirements, silo results, set measures */
+static void expect_loop(const xm__sets *sets, const xm__plan *p) {
+  int64_t F = sets->F, K = sets->K, G = p->G;
+  n_want = 0;
+  want(OP_BEGIN, 0, 0, 0, -1);
+  for (int x = 0; x < K; x++) {
+    const xm__set *s = &sets->set[x];
+    if (s->w)
+      want(OP_ALLOC, s->S * 8, 1, 0, -1);
+    if (p->resident && s->is_mc)
+      want(OP_MC, 0, s->S, 0, x);
+    else if (p->resident)
+      want(OP_EXP, s->S * F, 0, 0, x);
+  }
+  for (int64_t b = 0; b < p->n_blocks; b++) {
+    const xm__block *bk = &p->blocks[b];
+    int64_t n = bk->n_inst, na = bk->na, np = bk->pos_start[na];
+    int64_t bytes[7] = {XM_ND * n * 8, XM_NI * n * 4, (na + 1) * 4, np * 4, np * 4, np * 8, na * 4};
+    for (int j = 0; j < 7; j++)
+      want(OP_ALLOC, bytes[j], 1, 0, -1);
+    want(OP_TODAY, na, n, 0, -1);
+    for (int x = 0; x < K; x++) {
+      const xm__set *s = &sets->set[x];
+      for (int64_t s0 = 0; s0 < s->S; s0 += p->tile) {
+        int64_t ns = s->S - s0 < p->tile ? s->S - s0 : p->tile;
+        if (!p->resident && s->is_mc)
+          want(OP_MC, s0, ns, 0, x);
+        if (!p->resident && !s->is_mc)
+          want(OP_UPLOAD, ns * F * 8, 0, 0, x), want(OP_EXP, ns * F, 0, 0, x);
+        want(OP_REVALUE, p->resident ? s0 : 0, ns, F, x);
+        want(OP_AGGREGATE, s0, ns, 0, x);
+      }
+      want(OP_REDUCE, x, s->S, s->k, x);
+    }
+    want(OP_COMBINE, na, 0, 0, -1);
+    want(OP_DOWNLOAD, na * XM_NOUT * 8, 0, 0, -1);
+    want(OP_DOWNLOAD, na * G * 2 * 8, 0, 0, -1);
+    want(OP_DOWNLOAD, na * K * 8, 0, 0, -1);
+  }
+  want(OP_END, 0, 0, 0, -1);
+}
+
+/* The recorded steps against expect_loop's, one by one; revalue must read
+ * the shocks the set's resident step made, or the tile's own just made.
+ * Fails at the first step out of place (printed). */
+static void check_loop(const xm__sets *sets, const xm__plan *p) {
+  expect_loop(sets, p);
+  const void *X[8] = {0}, *EX[8] = {0}, *tX = NULL, *tEX = NULL;
+  int j = 0, blocks = 0, live = 0, live_at_today = -1;
+  for (int i = 0; i < mk.n; i++) {
+    const ev *r = &mk.ev[i];
+    live += (r->op == OP_ALLOC || r->op == OP_VIEW) - (r->op == OP_RELEASE);
+    if (r->op == OP_TODAY && live_at_today < 0)
+      live_at_today = live;
+    if (r->op == OP_TODAY) /* the block before released its arrays */
+      assert_int_equal(live, live_at_today);
+    if (r->op == OP_VIEW || r->op == OP_RELEASE || (r->op == OP_ALLOC && !r->b))
+      continue;
+    const ev *w = j < n_want ? &want_ev[j] : NULL;
+    if (!w || w->op != r->op || w->a != r->a || w->b != r->b || w->c != r->c) {
+      print_message("step %d (trace %d): got %s(%lld, %lld, %lld), want %s(%lld, %lld, %lld)\n", j,
+                    i, op_name[r->op], (long long)r->a, (long long)r->b, (long long)r->c,
+                    w ? op_name[w->op] : "nothing", w ? (long long)w->a : 0,
+                    w ? (long long)w->b : 0, w ? (long long)w->c : 0);
+      fail();
+    }
+    j++;
+    if (r->op == OP_TODAY)
+      blocks++;
+    if ((r->op == OP_MC || r->op == OP_EXP) && blocks == 0)
+      X[w->set] = r->m1, EX[w->set] = r->m2; /* resident */
+    if (r->op == OP_MC || r->op == OP_EXP)   /* streamed: an upload's buffer is exp's input */
+      tX = r->m1, tEX = r->m2;
+    if (r->op == OP_UPLOAD)
+      tX = r->m1;
+    if (r->op == OP_REVALUE) {
+      assert_ptr_equal(r->m1, p->resident ? X[w->set] : tX);
+      assert_ptr_equal(r->m2, p->resident ? EX[w->set] : tEX);
+    }
+  }
+  assert_int_equal(j, n_want);
+}
+
+/* One xm_run with the mock on ctx; its sets and plan rebuilt alongside. */
+static void run_mocked(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, xm__plan *plan,
+                       xm_run_result *r) {
+  plan_of(ctx, &scen, cfg, sets, plan);
+  uint64_t before = inputs_sum();
+  mock_install(ctx, -1, 0);
+  xm_status st = xm_run(ctx, &book, &scen, cfg, NULL, r);
+  mock_remove(ctx);
+  if (st != XM_OK)
+    print_message("xm_run: %s\n", xm_ctx_last_error(ctx));
+  assert_int_equal(st, XM_OK);
+  assert_true(inputs_sum() == before); /* the caller's arrays are never written */
+  check_resources();
+  print_message("%d steps, %d buffers, peak %zu of %llu planned bytes\n", mk.n, mk.allocs, mk.peak,
+                (unsigned long long)plan->planned);
+  assert_true(mk.peak <= plan->planned); /* the plan counts every buffer of the loop */
+}
+
+/* Resident shocks, several blocks (ctx_mid): xm_run's steps are the loop
+ * nest; then the loop alone (xm__evaluate) with tiles of 97 scenarios, the
+ * last one short, gives the same steps for that tile and the same measures.
+ * Fails on a step missing, doubled or out of order, a tile range that does
+ * not cover 0..S once, shocks read from the wrong buffer, a buffer leaked or
+ * used after release, a view written, or more memory than the plan says. */
+static void loop_resident(void **state) {
+  (void)state;
+  xm__sets sets;
+  xm__plan p;
+  xm_run_result r;
+  run_mocked(ctx_mid, &cfg_full, &sets, &p, &r);
+  assert_true(p.resident && p.n_blocks > 1);
+  check_loop(&sets, &p);
+
+  p.tile = 97;
+  double *acct = malloc(N_ACCT * XM_NOUT * sizeof *acct);
+  double *silo = malloc(N_ACCT * 3 * 2 * sizeof *silo), *by = malloc(N_ACCT * 8 * sizeof *by);
+  assert_true(acct && silo && by && sets.K <= 8);
+  xm__outputs out = {acct, silo, by, NULL, 0.0, 0.0};
+  mock_install(ctx_mid, -1, 0);
+  xm_status st = xm__evaluate(ctx_mid, &cfg_full, &sets, &p, 0, NULL, &out);
+  mock_remove(ctx_mid);
+  assert_int_equal(st, XM_OK);
+  check_resources();
+  check_loop(&sets, &p);
+  assert_memory_equal(by, r.by_set, N_ACCT * sets.K * sizeof *by);
+  for (int a = 0; a < N_ACCT; a++)
+    assert_true(acct[a * XM_NOUT + XM_O_REQUIREMENT] == r.requirement[a]);
+  free(acct), free(silo), free(by);
+  xm_run_result_free(&r);
+  xm__plan_free(&p);
+  xm__sets_free(&sets);
+}
+
+/* Tight budget (ctx_tight): the shocks of each tile are made again in each
+ * block (mc per tile for the Monte Carlo sets, upload and exp for the others);
+ * fails as loop_resident does, or if a tile's shocks are not made before it
+ * is revalued. */
+static void loop_streamed(void **state) {
+  (void)state;
+  xm__sets sets;
+  xm__plan p;
+  xm_run_result r;
+  run_mocked(ctx_tight, &cfg_full, &sets, &p, &r);
+  assert_true(!p.resident && p.n_blocks > 1 && p.tile < p.max_S);
+  check_loop(&sets, &p);
+  xm_run_result_free(&r);
+  xm__plan_free(&p);
+  xm__sets_free(&sets);
+}
+
+/* ---- results ------------------------------------------------------------- */
+
+static void assert_same(const xm_run_result *a, const xm_run_result *b) {
+  int64_t A = a->A, G = a->G, K = a->K;
+  assert_true(A == b->A && G == b->G && K == b->K);
+  assert_memory_equal(a->requirement, b->requirement, A * sizeof(double));
+  assert_memory_equal(a->unified, b->unified, A * sizeof(double));
+  assert_memory_equal(a->siloed, b->siloed, A * sizeof(double));
+  assert_memory_equal(a->diversification, b->diversification, A * sizeof(double));
+  assert_memory_equal(a->minimum, b->minimum, A * sizeof(double));
+  assert_memory_equal(a->binding, b->binding, A * sizeof(int32_t));
+  assert_memory_equal(a->by_set, b->by_set, A * K * sizeof(double));
+  assert_memory_equal(a->by_silo, b->by_silo, A * G * sizeof(double));
+  assert_memory_equal(a->attribution, b->attribution, A * G * sizeof(double));
+}
+
+/* The same bits whatever the plan: blocks and tiles only split the work
+ * (fails if a tile boundary, a block's renumbering or the streamed shocks
+ * change a number). */
+static void tight_equals_unlimited(void **state) {
+  (void)state;
+  xm_run_result r0, r1, r2;
+  assert_int_equal(xm_run(ctx_free, &book, &scen, &cfg_full, NULL, &r0), XM_OK);
+  assert_int_equal(xm_run(ctx_mid, &book, &scen, &cfg_full, NULL, &r1), XM_OK);
+  assert_int_equal(xm_run(ctx_tight, &book, &scen, &cfg_full, NULL, &r2), XM_OK);
+  assert_true(r0.n_blocks == 1 && r1.n_blocks > 1 && r2.n_blocks > r1.n_blocks);
+  assert_int_equal(r0.K, 5);
+  assert_same(&r0, &r1);
+  assert_same(&r0, &r2);
+  xm_run_result_free(&r0);
+  xm_run_result_free(&r1);
+  xm_run_result_free(&r2);
+}
+
+/* A float64 reference, METHODOLOGY.md sections 2-4, for the ready-made sets. */
+static double ncdf(double x) { return 0.5 * erfc(-x / sqrt(2.0)); }
+/* Value of one unit of instrument i at level S, vol sig, T years left. */
+static double unit_value(int i, double S, double sig, double T) {
+  if (!XM_TYPE_IS_OPTION(inst_type[i]))
+    return S;
+  double K = inst_strike[i], r = inst_rate[i], q = inst_div[i];
+  if (T <= 0.0)
+    return fmax(inst_call[i] ? S - K : K - S, 0.0);
+  double F = XM_TYPE_HAS_CARRY(inst_type[i]) ? S * exp((r - q) * T) : S; /* option: on the spot */
+  double s = sig * sqrt(T), d1 = (log(F / K) + 0.5 * s * s) / s, d2 = d1 - s;
+  return exp(-r * T) * (inst_call[i] ? F * ncdf(d1) - K * ncdf(d2) : K * ncdf(-d2) - F * ncdf(-d1));
+}
+/* Loss of one contract in scenario x (shocks by book factor): prices move by
+ * exp(x), vols by +x (floored), time by the horizon. */
+static double loss(int i, const double *x, const xm_config *cfg) {
+  double S = factor_level[inst_und[i]], T = inst_expiry[i];
+  double sig1 = fmax(inst_iv[i] + (inst_vf[i] >= 0 ? x[inst_vf[i]] : 0.0), cfg->pricing.vol_floor);
+  double T1 = fmax(T - cfg->horizon_days / 252.0, 0.0);
+  return inst_mult[i] *
+         (unit_value(i, S, inst_iv[i], T) - unit_value(i, S * exp(x[inst_und[i]]), sig1, T1));
+}
+static const double *sort_key;
+static int by_loss(const void *pa, const void *pb) { /* larger loss first, then lower index */
+  int64_t a = *(const int64_t *)pa, b = *(const int64_t *)pb;
+  if (sort_key[a] != sort_key[b])
+    return sort_key[a] > sort_key[b] ? -1 : 1;
+  return a < b ? -1 : 1;
+}
+/* R(L) unfloored; tail[0..*k) the scenarios that make it (worst: the first
+ * largest w L; es: the k largest L, ties by index). */
+static double wt(const xm_scenario_set *set, int64_t s) {
+  return set->weight ? set->weight[s] : 1.0;
+}
+static double measure(const xm_scenario_set *set, const double *L, int64_t *tail, int64_t *k) {
+  int64_t S = set->n_scenarios;
+  if (set->measure == XM_MEASURE_WORST) {
+    *k = 1, tail[0] = 0;
+    for (int64_t s = 1; s < S; s++)
+      if (wt(set, s) * L[s] > wt(set, tail[0]) * L[tail[0]])
+        tail[0] = s;
+    return wt(set, tail[0]) * L[tail[0]];
+  }
+  double alpha = isnan(set->confidence) ? cfg_ready.confidence : set->confidence;
+  *k = (int64_t)fmax(1.0, ceil((1.0 - alpha) * (double)S - 1e-9));
+  for (int64_t s = 0; s < S; s++)
+    tail[s] = s;
+  sort_key = L;
+  qsort(tail, (size_t)S, sizeof *tail, by_loss);
+  double sum = 0.0;
+  for (int64_t j = 0; j < *k; j++)
+    sum += L[tail[j]];
+  return sum / (double)*k;
+}
+
+typedef struct ref {
+  double req, uni, sil, div, min, by_set[2], by_silo[3], attr[3], scale;
+  int bind;
+} ref;
+
+static void reference(int a, ref *o) {
+  static double L[4][S_B]; /* the account's, then each silo's losses */
+  static int64_t tail[S_B];
+  double silo_x[3][2], attr_x[3][2], qnet[N_INST] = {0}, min_g[3] = {0};
+  memset(o, 0, sizeof *o);
+  for (int x = 0; x < 2; x++) {
+    const xm_scenario_set *set = &sets2[x];
+    for (int64_t s = 0; s < set->n_scenarios; s++) {
+      double sh[6] = {0}; /* by book factor; 0 where the set does not move it */
+      for (int f = 0; f < 6; f++)
+        for (int c = 0; c < set->n_factors; c++)
+          if (strcmp(set->factor[c], factor_name[f]) == 0)
+            sh[f] = set->shock[s * set->n_factors + c];
+      for (int c = 0; c < 4; c++)
+        L[c][s] = 0.0;
+      for (int q = 0; q < N_POS; q++)
+        if (pos_acct[q] == a) {
+          double l = pos_qty[q] * loss(pos_inst[q], sh, &cfg_ready);
+          L[0][s] += l, L[1 + inst_silo[pos_inst[q]]][s] += l;
+        }
+      o->scale = fmax(o->scale, fabs(L[0][s]));
+    }
+    int64_t k = 0;
+    double m = measure(set, L[0], tail, &k);
+    o->by_set[x] = fmax(m, 0.0);
+    for (int g = 0; g < 3; g++) { /* silo g's share of m: its losses over m's scenarios */
+      attr_x[g][x] = 0.0;
+      for (int64_t j = 0; j < k; j++) /* worst: w_s L_g(s); es: the mean over the tail */
+        attr_x[g][x] += (set->measure == XM_MEASURE_WORST ? wt(set, tail[j]) : 1.0) *
+                        L[1 + g][tail[j]] / (double)k;
+    }
+    for (int g = 0; g < 3; g++)
+      silo_x[g][x] = fmax(measure(set, L[1 + g], tail, &k), 0.0);
+  }
+  o->bind = o->by_set[1] > o->by_set[0];
+  o->uni = o->by_set[o->bind];
+  for (int g = 0; g < 3; g++) {
+    o->by_silo[g] = fmax(silo_x[g][0], silo_x[g][1]);
+    o->attr[g] = attr_x[g][o->bind];
+    o->sil += o->by_silo[g];
+  }
+  o->div = fmax(0.0, o->sil - o->uni);
+  for (int q = 0; q < N_POS; q++)
+    if (pos_acct[q] == a)
+      qnet[pos_inst[q]] += pos_qty[q];
+  for (int i = 0; i < N_INST; i++)
+    if (XM_TYPE_IS_OPTION(inst_type[i])) {
+      o->min += cfg_ready.minimum.per_contract * fabs(qnet[i]) * inst_mult[i];
+      min_g[inst_silo[i]] += cfg_ready.minimum.per_contract * fabs(qnet[i]) * inst_mult[i];
+    }
+  if (account_cross[a]) {
+    o->req = fmax(o->uni + (1.0 - cfg_ready.cross_margin.offset_cap) * o->div, o->min);
+  } else { /* each silo at its own clearing house, with its own minimum (the library
+            * takes max(siloed, minimum): the same here, as no silo minimum of C-NOTELIG binds) */
+    for (int g = 0; g < 3; g++)
+      o->req += fmax(o->by_silo[g], min_g[g]);
+  }
+}
+
+/* Within METHODOLOGY.md section 5: 1e-9 max(|x|, the account's loss scale). */
+#define assert_near(got, want, scale)                                                              \
+  do {                                                                                             \
+    double g_ = (got), w_ = (want), tol_ = 1e-9 * fmax(fabs(w_), (scale));                         \
+    if (!(fabs(g_ - w_) <= tol_)) {                                                                \
+      print_message("account %d: %s = %.17g, want %.17g\n", a, #got, g_, w_);                      \
+      fail();                                                                                      \
+    }                                                                                              \
+  } while (0)
+
+/* Every output of every account against the reference (fails on a wrong
+ * loss, measure, tail, weight, cap, minimum or silo rule); and the book
+ * exercises each rule: a binding minimum, a non-eligible account, a
+ * diversification credit, one silo only, no position at all. */
+static void matches_methodology(void **state) {
+  (void)state;
+  xm_run_result r;
+  assert_int_equal(xm_run(ctx_free, &book, &scen, &cfg_ready, NULL, &r), XM_OK);
+  assert_int_equal(r.K, 2);
+  assert_string_equal(r.sets[0].name, "a_stress");
+  assert_int_equal(r.sets[1].k, 30); /* 1% of 3000 */
+  assert_non_null(strstr(r.notes, "OIL.vol"));
+  int credited = 0, binds[2] = {0};
+  for (int a = 0; a < N_ACCT; a++) {
+    ref o;
+    reference(a, &o);
+    double sc = o.scale;
+    assert_near(r.requirement[a], o.req, sc);
+    assert_near(r.unified[a], o.uni, sc);
+    assert_near(r.siloed[a], o.sil, sc);
+    assert_near(r.diversification[a], o.div, sc);
+    assert_near(r.minimum[a], o.min, sc);
+    assert_int_equal(r.binding[a], o.bind);
+    for (int x = 0; x < 2; x++)
+      assert_near(r.by_set[a * 2 + x], o.by_set[x], sc);
+    for (int g = 0; g < 3; g++) {
+      assert_near(r.by_silo[a * 3 + g], o.by_silo[g], sc);
+      assert_near(r.attribution[a * 3 + g], o.attr[g], sc);
+    }
+    credited += account_cross[a] && o.div > 0.0 && o.req > o.min;
+    binds[o.bind]++;
+  }
+  assert_true(credited > 0 && binds[0] > 0 && binds[1] > 0); /* both sets bind somewhere */
+  assert_true(r.requirement[MINACCT] == r.minimum[MINACCT] &&
+              r.minimum[MINACCT] > r.unified[MINACCT]);
+  assert_true(r.requirement[NOTELIG] == r.siloed[NOTELIG] && r.diversification[NOTELIG] > 0.0);
+  assert_true(r.diversification[ONESILO] == 0.0 && r.requirement[ONESILO] == r.unified[ONESILO]);
+  assert_true(r.requirement[EMPTY] == 0.0 && r.siloed[EMPTY] == 0.0);
+  xm_run_result_free(&r);
+}
+
+/* ---- faults -------------------------------------------------------------- */
+
+/* Every allocation (alloc or view) in turn, then the first and the last
+ * revalue, fails with XM_ERESOURCE: xm_run returns it with the backend's
+ * message, every buffer is released and end is called (fails on a status
+ * swallowed or replaced, or a leak on any cleanup path; ASan sees the host
+ * side). */
+static void faults(void **state) {
+  (void)state;
+  xm_run_result r;
+  mock_install(ctx_tight, -1, 0);
+  assert_int_equal(xm_run(ctx_tight, &book, &scen, &cfg_full, NULL, &r), XM_OK);
+  mock_remove(ctx_tight);
+  xm_run_result_free(&r);
+  int n_alloc = 0, n_reval = 0;
+  for (int i = 0; i < mk.n; i++)
+    n_alloc += mk.ev[i].op == OP_ALLOC || mk.ev[i].op == OP_VIEW,
+        n_reval += mk.ev[i].op == OP_REVALUE;
+  int tries[][2] = {{OP_REVALUE, 1}, {OP_REVALUE, n_reval}};
+  for (int t = -n_alloc; t < 2; t++) {
+    int op = t < 0 ? OP_ALLOC : tries[t][0], at = t < 0 ? n_alloc + t + 1 : tries[t][1];
+    mock_install(ctx_tight, op, at);
+    xm_status st = xm_run(ctx_tight, &book, &scen, &cfg_full, NULL, &r);
+    mock_remove(ctx_tight);
+    if (st != XM_ERESOURCE || !strstr(xm_ctx_last_error(ctx_tight), "mock: injected"))
+      print_message("%s call %d: %s, '%s'\n", op_name[op], at, xm_status_name(st),
+                    xm_ctx_last_error(ctx_tight));
+    assert_int_equal(st, XM_ERESOURCE);
+    assert_non_null(strstr(xm_ctx_last_error(ctx_tight), "mock: injected"));
+    assert_int_equal(mk.calls, at);
+    check_resources();
+    assert_null(r.requirement); /* no results from a failed run */
+    xm_run_result_free(&r);
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(plan_tight),          cmocka_unit_test(plan_unlimited),
+      cmocka_unit_test(plan_impossible),     cmocka_unit_test(loop_resident),
+      cmocka_unit_test(loop_streamed),       cmocka_unit_test(tight_equals_unlimited),
+      cmocka_unit_test(matches_methodology), cmocka_unit_test(faults),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
