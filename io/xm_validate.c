@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "xm_io.h"
+#include "xm_names.h"
 #include "xm_schema.h"
 #include "xm_tables.h"
 #include "xm_validate.h"
@@ -163,21 +164,9 @@ int xm__rule_confidence(xm__check *c, const char *group, double conf) {
 
 /* ---- Rules on columns ------------------------------------------------------------ */
 
-typedef struct xm__keyed {
-  const char *s;
-  int64_t i;
-} xm__keyed;
-
-static int xm__keyed_cmp(const void *a, const void *b) {
-  const xm__keyed *x = a, *y = b;
-  int c = strcmp(x->s, y->s);
-  if (c)
-    return c;
-  return (x->i > y->i) - (x->i < y->i);
-}
-
 /* Names in s[n] must be non-empty and unique (NULL entries are skipped:
- * reported as such by the caller). */
+ * reported as such by the caller). Each repeat is reported at its row, in
+ * row order, with the first row of its name. */
 static void xm__check_names(xm__check *c, const char *path, char *const *s, int64_t n,
                             const char *what) {
   if (!s)
@@ -187,30 +176,19 @@ static void xm__check_names(xm__check *c, const char *path, char *const *s, int6
       xm__violation(c, "%s[%lld] = '': %s must not be empty", path, (long long)i, what);
   if (n < 2)
     return;
-  xm__keyed *k = malloc((size_t)n * sizeof *k);
-  if (!k) {
+  xm_names *ix = NULL;
+  if (xm_names_build(&ix, s, n) != XM_OK) { /* n <= INT32_MAX: checked before */
     xm__check_nomem(c, path);
     return;
   }
-  int64_t m = 0;
-  for (int64_t i = 0; i < n; i++)
-    if (s[i]) {
-      k[m].s = s[i];
-      k[m].i = i;
-      m++;
+  if (xm_names_duplicates(ix, NULL, NULL) > 0)
+    for (int64_t j = 0; j < n; j++) {
+      int64_t i = s[j] && s[j][0] ? xm_names_find(ix, s[j]) : j;
+      if (i != j)
+        xm__violation(c, "%s[%lld] = '%.64s': duplicate %s (first at row %lld)", path, (long long)j,
+                      s[j], what, (long long)i);
     }
-  qsort(k, (size_t)m, sizeof *k, xm__keyed_cmp);
-  int64_t first = 0;
-  for (int64_t i = 1; i < m; i++) {
-    if (strcmp(k[i].s, k[first].s) != 0) {
-      first = i;
-      continue;
-    }
-    if (k[i].s[0] != '\0')
-      xm__violation(c, "%s[%lld] = '%.64s': duplicate %s (first at row %lld)", path,
-                    (long long)k[i].i, k[i].s, what, (long long)k[first].i);
-  }
-  free(k);
+  xm_names_free(ix);
 }
 
 static void xm__check_finite(xm__check *c, const char *path, const double *v, int64_t n) {
@@ -391,8 +369,9 @@ static int xm__memory_table(xm__check *c, const xm__table *t, const char *group,
   char path[XM__PATH_CAP + 64];
   if (t->layout == XM__TABLE) {
     int64_t n = xm__count_get(base, t->rows);
-    if (n < 0) {
-      xm__violation(c, "%s: has %lld rows: a count must be >= 0", group, (long long)n);
+    if (n < 0 || n > INT32_MAX) {
+      xm__violation(c, "%s: has %lld rows: a count must be in 0..%d (int32 indices)", group,
+                    (long long)n, INT32_MAX);
       return 0;
     }
     if (n == 0)
@@ -404,8 +383,9 @@ static int xm__memory_table(xm__check *c, const xm__table *t, const char *group,
       continue;
     int64_t n = xm__count_get(base, col->rows);
     snprintf(path, sizeof path, "%s/%s", group, col->name);
-    if (n < 0) {
-      xm__violation(c, "%s: has %lld rows: a count must be >= 0", path, (long long)n);
+    if (n < 0 || n > INT32_MAX) {
+      xm__violation(c, "%s: has %lld rows: a count must be in 0..%d (int32 indices)", path,
+                    (long long)n, INT32_MAX);
       return 0;
     }
     if (n == 0)
@@ -507,8 +487,11 @@ xm_status xm_scenarios_validate(const xm_scenario_file *s, xm_diag *diag) {
     return XM_EINVAL;
   xm__check c = {.file = s->path ? s->path : "scenarios", .diag = diag};
   int hist = s->n_days != 0 || s->n_hfactors != 0; /* as the writer writes it */
-  if (s->n_sets < 0)
-    xm__violation(&c, "/sets: has %lld sets: a count must be >= 0", (long long)s->n_sets);
+  if (s->n_sets < 0 || s->n_sets > INT32_MAX) {
+    xm__violation(&c, "/sets: has %lld sets: a count must be in 0..%d", (long long)s->n_sets,
+                  INT32_MAX);
+    return xm__check_status(&c);
+  }
   if (!hist && s->n_sets == 0)
     xm__violation(&c, "/: has neither /history nor /sets: no scenarios to run");
   if (hist && xm__memory_table(&c, &xm__history_table, xm__history_table.group, s))

@@ -749,6 +749,17 @@ static void test_validate_portfolio(void **state) {
   xm_t_portfolio(&p);
   p.inst_id = (char *[]){"SPX", "ES.Z5", "SPX", "ES.P4400"};
   xm_t_validate_bad(&p, "/instruments/id[2] = 'SPX': duplicate instrument id (first at row 0)", 1);
+  /* repeats are reported in row order, each with the first row of its name */
+  xm_t_portfolio(&p);
+  p.inst_id = (char *[]){"B", "A", "B", "A"};
+  xm_t_validate_bad(&p, "/instruments/id[3] = 'A': duplicate instrument id (first at row 1)", 1);
+  assert_int_equal(xm_portfolio_validate(&p, &d), XM_EFORMAT);
+  assert_int_equal(d.total, 2);
+  assert_string_equal(
+      d.msg[0], "portfolio: /instruments/id[2] = 'B': duplicate instrument id (first at row 0)");
+  assert_string_equal(
+      d.msg[1], "portfolio: /instruments/id[3] = 'A': duplicate instrument id (first at row 1)");
+  xm_diag_free(&d);
   xm_t_portfolio(&p);
   p.factor_name = (char *[]){"SPX", "", "ES", "USD.r"};
   xm_t_validate_bad(&p, "/factors/name[1] = '': factor name must not be empty", 1);
@@ -791,7 +802,17 @@ static void test_validate_portfolio(void **state) {
   xm_t_validate_bad(&p, "/silos/name[1] = NULL: must be a string", 0);
   xm_t_portfolio(&p);
   p.n_accounts = -1;
-  xm_t_validate_bad(&p, "/accounts: has -1 rows: a count must be >= 0", 0);
+  xm_t_validate_bad(&p, "/accounts: has -1 rows: a count must be in 0..2147483647 (int32 indices)",
+                    0);
+  xm_t_portfolio(&p);
+  p.n_factors = (int64_t)INT32_MAX + 1; /* never read: the count stops the checks */
+  p.factor_name = NULL;
+  p.factor_kind = NULL;
+  p.factor_level = NULL;
+  xm_t_validate_bad(&p,
+                    "/factors: has 2147483648 rows: a count must be in 0..2147483647 (int32 "
+                    "indices)",
+                    0);
   xm_t_portfolio(&p);
   memset(p.currency, 'X', sizeof p.currency);
   xm_t_validate_bad(
