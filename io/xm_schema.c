@@ -130,7 +130,7 @@ void xm__free_strings(char **s, int64_t n) {
   free(s);
 }
 
-char *xm__strdup(const char *s) {
+char *xm__io_strdup(const char *s) {
   size_t n = strlen(s);
   char *d = malloc(n + 1);
   if (d)
