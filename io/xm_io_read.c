@@ -1,904 +1,26 @@
-/* io/: reading and validating portfolio and scenario files (FORMAT.md sections
- * 1 and 2). Every violation becomes one message "file: /dataset[row] = value:
- * rule" in the caller's xm_diag; sizes are checked before anything is
- * allocated; HDF5's own error printing is off while we read.
- *
- * What a file may make the reader do is bounded (issue 11): only regular files
- * are opened; every link on a path is checked before it is followed, and an
- * external or user-defined link, external raw storage or a virtual dataset
- * (bytes that live outside the file) is refused; the memory the declared
- * sizes need is estimated before allocating and refused past what the host
- * has; data is read in pieces of about XM__PIECE_BYTES; and a child process
- * first reads the whole file the same way under a memory limit and a
- * no-progress watchdog (xm__probe), so that HDF5 crashing, looping or
- * allocating without end on a corrupt file becomes a message. */
-#include <errno.h>
-#include <fcntl.h>
+/* io/: reading portfolio and scenario files (FORMAT.md sections 1 and 2)
+ * into their structs. The groups and datasets are read by the column tables
+ * of xm_schema.c, through the HDF5 plumbing of xm_hdf5.c (which bounds what
+ * a file may make the reader do: docs/io.md); what only the file can show
+ * is judged here (a missing or wrong object, columns of unequal length, an
+ * empty table, a name that is no code, the root attributes, the set
+ * groups), and what the struct can show by the checks of xm_validate.c,
+ * which the reader runs on what it read: a struct built in memory is
+ * checked by the same code (xm_portfolio_validate, xm_scenarios_validate).
+ * Every violation becomes one message "file: /dataset[row] = value: rule"
+ * in the caller's xm_diag. */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include <poll.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
-#include <sys/types.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <H5PLpublic.h>
 #include <hdf5.h>
-#include <hdf5_hl.h>
 
+#include "xm_hdf5.h"
 #include "xm_io.h"
+#include "xm_schema.h"
 #include "xm_tables.h"
-#include "xm_portable.h"
-
-/* Limits on what a dataset may declare: checked before any allocation. */
-#define XM__MAX_ROWS ((hsize_t)INT32_MAX)    /* rows of any table (int32 indices) */
-#define XM__MAX_ELEMS ((hsize_t)INT32_MAX)   /* elements of any one dataset */
-#define XM__MAX_STR_BYTES ((hsize_t)1 << 30) /* bytes of one fixed-length string column */
-#define XM__MAX_VLEN_STR ((size_t)1 << 20)   /* bytes of one variable-length string */
-#define XM__MAX_NUM_SIZE 16                  /* bytes of one integer or float */
-#define XM__MSG_CAP 1024
-#define XM__PATH_CAP 512 /* an object path inside a file (set names are at most 64) */
-/* Rows read per H5Dread: about this many bytes (a whole number of chunks). */
-#define XM__PIECE_BYTES ((hsize_t)4 << 20)
-/* Variable-length strings per H5Dread: their bytes are not known before the
- * read, and each may have up to XM__MAX_VLEN_STR (512 MiB a piece at most). */
-#define XM__VLEN_PIECE_ROWS ((hsize_t)512)
-/* The probe child is killed when it reports no progress for this long. */
-#define XM__PROBE_IDLE_MS 20000
-/* Address space the probe child may add to what it has (HDF5's metadata,
- * chunk cache, one decompressed chunk, one piece). */
-#define XM__PROBE_MEM ((uint64_t)1 << 30)
-/* Bytes counted per string besides its characters (pointer, allocation). */
-#define XM__STR_OVERHEAD 40
-
-#if defined(__SANITIZE_ADDRESS__)
-#define XM__ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define XM__ASAN 1
-#endif
-#endif
-
-enum { XM__STR = 0, XM__I32 = 1, XM__F64 = 2 };
-
-/* A reader: the open file and what went wrong so far. */
-typedef struct xm__rd {
-  const char *file; /* the path as given: every message starts with it */
-  hid_t fid;
-  xm_diag *diag;
-  int nerr;                     /* contract violations */
-  int io;                       /* files or reads HDF5 could not do */
-  int nomem;                    /* allocations that failed */
-  int probe;                    /* in the probe child: read everything, keep nothing */
-  int progress_fd;              /* the child's pipe to the parent, -1 when none */
-  int too_big;                  /* the memory estimate passed the limit: read no more */
-  uint64_t mem_limit, mem_need; /* bytes the host has; bytes the file needs so far */
-  H5E_auto2_t old_fn;
-  void *old_data;
-  int old_plugins;
-} xm__rd;
-
-static void xm__vmsg(xm__rd *r, const char *fmt, va_list ap) {
-  char buf[XM__MSG_CAP];
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  xm_diag_add(r->diag, "%s: %s", r->file, buf);
-}
-
-/* A contract violation. */
-static void xm__bad(xm__rd *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void xm__bad(xm__rd *r, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  xm__vmsg(r, fmt, ap);
-  va_end(ap);
-  r->nerr++;
-}
-
-/* A read HDF5 could not do (corrupt or truncated file). */
-static void xm__ioerr(xm__rd *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void xm__ioerr(xm__rd *r, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  xm__vmsg(r, fmt, ap);
-  va_end(ap);
-  r->io++;
-}
-
-static void xm__nomem(xm__rd *r, const char *what) {
-  xm_diag_add(r->diag, "%s: %s: out of memory", r->file, what);
-  r->nomem++;
-}
-
-static xm_status xm__rd_status(const xm__rd *r) {
-  if (r->nomem)
-    return XM_ENOMEM;
-  if (r->io)
-    return XM_EIO;
-  if (r->nerr)
-    return XM_EFORMAT;
-  return XM_OK;
-}
-
-/* Counts bytes the file's declared sizes need in memory before they are
- * allocated; past the host's memory a contract violation (exit 2) with the
- * estimate and the limit, and nothing more is read. Returns 1 to go on. */
-static int xm__reserve(xm__rd *r, const char *path, hsize_t rows, uint64_t bytes) {
-  if (r->too_big)
-    return 0;
-  r->mem_need += bytes;
-  if (r->mem_need <= r->mem_limit)
-    return 1;
-  xm__bad(r,
-          "%s: declares %llu rows: reading the file needs at least %llu bytes of memory, more "
-          "than the %llu bytes this process can have (the least of MemAvailable, the cgroup "
-          "limit and ulimit -v)",
-          path, (unsigned long long)rows, (unsigned long long)r->mem_need,
-          (unsigned long long)r->mem_limit);
-  r->too_big = 1;
-  return 0;
-}
-
-static char *xm__strdup(const char *s) {
-  size_t n = strlen(s);
-  char *d = malloc(n + 1);
-  if (d)
-    memcpy(d, s, n + 1);
-  return d;
-}
-
-static void xm__free_strings(char **s, int64_t n) {
-  if (!s)
-    return;
-  for (int64_t i = 0; i < n; i++)
-    free(s[i]);
-  free(s);
-}
-
-/* Sets up r for path: HDF5's error printing and plugin loading (a filter of a
- * file must never load a shared library) off until xm__rd_close. */
-static void xm__rd_init(xm__rd *r, const char *path, xm_diag *diag) {
-  memset(r, 0, sizeof *r);
-  r->file = path;
-  r->diag = diag;
-  r->fid = -1;
-  r->progress_fd = -1;
-  r->mem_limit = xm_host_memory_limit();
-  H5Eget_auto2(H5E_DEFAULT, &r->old_fn, &r->old_data);
-  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-  unsigned state = 0;
-  r->old_plugins = H5PLget_loading_state(&state) >= 0 ? (int)state : -1;
-  H5PLset_loading_state(0);
-}
-
-/* 0 when path is a regular file that can be opened; else -1 after an XM_EIO
- * message (a FIFO, a device or a folder is refused before it is opened for
- * HDF5, which would block or read without end). */
-static int xm__regular_file(xm__rd *r) {
-  int fd = open(r->file, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) {
-    xm__ioerr(r, "cannot open: %s", strerror(errno));
-    return -1;
-  }
-  struct stat st;
-  int ok = fstat(fd, &st) == 0;
-  close(fd);
-  if (!ok || !S_ISREG(st.st_mode)) {
-    xm__ioerr(r, "not a regular file (%s): refused",
-              !ok                                          ? strerror(errno)
-              : S_ISFIFO(st.st_mode)                       ? "a FIFO"
-              : S_ISDIR(st.st_mode)                        ? "a folder"
-              : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
-                                                           : "a socket or other special file");
-    return -1;
-  }
-  return 0;
-}
-
-/* Opens r->file read-only. On failure r->fid < 0 and the message is in the
- * diag (XM_EIO). The caller calls xm__rd_close. */
-static xm_status xm__rd_open(xm__rd *r) {
-  htri_t is = H5Fis_hdf5(r->file);
-  if (is <= 0) {
-    xm__ioerr(r, "not an HDF5 file");
-    return XM_EIO;
-  }
-  r->fid = H5Fopen(r->file, H5F_ACC_RDONLY, H5P_DEFAULT);
-  if (r->fid < 0) {
-    xm__ioerr(r, "HDF5 cannot open it (truncated or corrupt file?)");
-    return XM_EIO;
-  }
-  return XM_OK;
-}
-
-static void xm__rd_close(xm__rd *r) {
-  if (r->fid >= 0)
-    H5Fclose(r->fid);
-  r->fid = -1;
-  H5Eset_auto2(H5E_DEFAULT, r->old_fn, r->old_data);
-  if (r->old_plugins >= 0)
-    H5PLset_loading_state((unsigned)r->old_plugins);
-}
-
-/* In the probe child: tells the parent which object is being read now. */
-static void xm__progress(xm__rd *r, const char *path) {
-  if (r->progress_fd < 0)
-    return;
-  char line[XM__PATH_CAP + 4];
-  int n = snprintf(line, sizeof line, "P %s\n", path);
-  if (n > 0 &&
-      write(r->progress_fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1) < 0)
-    r->progress_fd = -1;
-}
-
-/* Checks every link on path before anything follows it: hard links pass, a
- * soft link passes when its target (a path in the same file) does, an
- * external or user-defined link is refused with a message (its bytes live
- * in another file: reading them would let a portfolio read any local file).
- * Returns 1 when every link exists and passes, 0 when one is missing, -1
- * after a message. */
-static int xm__links_ok(xm__rd *r, const char *path, int depth) {
-  if (depth > 8) {
-    xm__bad(r, "%s: more than 8 soft links in a chain: refused", path);
-    return -1;
-  }
-  size_t len = strlen(path);
-  if (len >= XM__PATH_CAP) {
-    xm__bad(r, "%.64s...: an object path of %zu bytes is longer than %d", path, len,
-            XM__PATH_CAP - 1);
-    return -1;
-  }
-  char pre[XM__PATH_CAP];
-  for (size_t i = 1; i <= len; i++) {
-    if (i < len && path[i] != '/')
-      continue;
-    memcpy(pre, path, i);
-    pre[i] = '\0';
-    if (pre[i - 1] == '/')
-      continue; /* "//" or a trailing "/" */
-    if (H5Lexists(r->fid, pre, H5P_DEFAULT) <= 0)
-      return 0;
-    H5L_info_t li;
-    if (H5Lget_info(r->fid, pre, &li, H5P_DEFAULT) < 0) {
-      xm__ioerr(r, "%s: HDF5 cannot read the link", pre);
-      return -1;
-    }
-    if (li.type == H5L_TYPE_HARD)
-      continue;
-    char val[XM__PATH_CAP] = "";
-    size_t vs = li.u.val_size < sizeof val ? li.u.val_size : sizeof val;
-    if (li.type == H5L_TYPE_SOFT) {
-      if (li.u.val_size >= sizeof val || H5Lget_val(r->fid, pre, val, vs, H5P_DEFAULT) < 0) {
-        xm__bad(r, "%s: a soft link whose target cannot be read: refused", pre);
-        return -1;
-      }
-      val[sizeof val - 1] = '\0';
-      char target[XM__PATH_CAP];
-      if (val[0] == '/') {
-        snprintf(target, sizeof target, "%s", val);
-      } else { /* relative to the group that holds the link */
-        const char *slash = strrchr(pre, '/');
-        int plen = (int)(slash - pre);
-        if (snprintf(target, sizeof target, "%.*s/%s", plen, pre, val) >= (int)sizeof target) {
-          xm__bad(r, "%s: a soft link target longer than %d bytes: refused", pre, XM__PATH_CAP - 1);
-          return -1;
-        }
-      }
-      int ok = xm__links_ok(r, target, depth + 1);
-      if (ok <= 0)
-        return ok;
-      continue;
-    }
-    const char *file = NULL, *obj = NULL;
-    unsigned flags = 0;
-    if (li.type == H5L_TYPE_EXTERNAL && H5Lget_val(r->fid, pre, val, vs, H5P_DEFAULT) >= 0 &&
-        H5Lunpack_elink_val(val, vs, &flags, &file, &obj) >= 0 && file && obj)
-      xm__bad(r,
-              "%s: an external link to %.128s in file '%.200s': data outside the file is "
-              "refused",
-              pre, obj, file);
-    else
-      xm__bad(r, "%s: an %s link (data outside the file): refused", pre,
-              li.type == H5L_TYPE_EXTERNAL ? "external" : "user-defined");
-    return -1;
-  }
-  return 1;
-}
-
-/* 1 when path names an existing object of type want (H5I_GROUP/H5I_DATASET);
- * 0 when it is missing; -1 when it exists but is something else; -2 after a
- * message (a link that is refused). */
-static int xm__exists(xm__rd *r, const char *path, H5I_type_t want) {
-  xm__progress(r, path);
-  int ok = xm__links_ok(r, path, 0);
-  if (ok < 0)
-    return -2;
-  if (ok == 0)
-    return 0;
-  hid_t o = H5Oopen(r->fid, path, H5P_DEFAULT);
-  if (o < 0)
-    return 0;
-  H5I_type_t t = H5Iget_type(o);
-  H5Oclose(o);
-  return t == want ? 1 : -1;
-}
-
-/* The dataset's bytes must live in the file: no external raw storage, no
- * virtual dataset. 1 when they do, 0 after a message. */
-static int xm__storage_local(xm__rd *r, const char *path, hid_t did) {
-  hid_t dcpl = H5Dget_create_plist(did);
-  if (dcpl < 0) {
-    xm__ioerr(r, "%s: HDF5 cannot read the dataset's creation properties", path);
-    return 0;
-  }
-  int ok = 1;
-  H5D_layout_t lay = H5Pget_layout(dcpl);
-  int next = H5Pget_external_count(dcpl);
-  if (lay == H5D_VIRTUAL) {
-    xm__bad(r, "%s: a virtual dataset (its data lives in other files): refused", path);
-    ok = 0;
-  } else if (next != 0) {
-    char name[256] = "";
-    off_t off = 0;
-    hsize_t size = 0;
-    if (next > 0)
-      H5Pget_external(dcpl, 0, sizeof name, name, &off, &size);
-    name[sizeof name - 1] = '\0';
-    xm__bad(r,
-            "%s: stores its data in the external file '%.200s': data outside the file is "
-            "refused",
-            path, name);
-    ok = 0;
-  } else if (lay < 0) {
-    xm__ioerr(r, "%s: HDF5 cannot read the dataset's layout", path);
-    ok = 0;
-  }
-  H5Pclose(dcpl);
-  return ok;
-}
-
-/* Opens dataset path and checks its links, storage, rank and size. dims[1]
- * is 1 for rank 1. Returns the dataset (caller closes) or -1 after one
- * message. */
-static hid_t xm__open_dset(xm__rd *r, const char *path, int rank, hsize_t dims[2]) {
-  hid_t did = -1, sp = -1;
-  int ex = xm__exists(r, path, H5I_DATASET);
-  if (ex == -2)
-    return -1;
-  if (ex == 0) {
-    xm__bad(r, "%s: required dataset is missing", path);
-    return -1;
-  }
-  if (ex < 0) {
-    xm__bad(r, "%s: must be a dataset, not a group or other object", path);
-    return -1;
-  }
-  did = H5Dopen2(r->fid, path, H5P_DEFAULT);
-  if (did < 0) {
-    xm__ioerr(r, "%s: HDF5 cannot open the dataset", path);
-    return -1;
-  }
-  if (!xm__storage_local(r, path, did))
-    goto fail;
-  sp = H5Dget_space(did);
-  if (sp < 0) {
-    xm__ioerr(r, "%s: HDF5 cannot read the dataspace", path);
-    goto fail;
-  }
-  if (H5Sget_simple_extent_type(sp) != H5S_SIMPLE) {
-    xm__bad(r, "%s: must be a %d-D array, not a scalar or empty dataspace", path, rank);
-    goto fail;
-  }
-  hsize_t d[H5S_MAX_RANK];
-  int nd = H5Sget_simple_extent_dims(sp, d, NULL);
-  if (nd != rank) {
-    xm__bad(r, "%s: has rank %d, must be %d-D", path, nd, rank);
-    goto fail;
-  }
-  dims[0] = d[0];
-  dims[1] = rank == 2 ? d[1] : 1;
-  if (dims[0] > XM__MAX_ROWS) {
-    xm__bad(r, "%s: declares %llu rows, more than the limit %llu", path,
-            (unsigned long long)dims[0], (unsigned long long)XM__MAX_ROWS);
-    goto fail;
-  }
-  if (dims[1] > XM__MAX_ROWS) {
-    xm__bad(r, "%s: declares %llu columns, more than the limit %llu", path,
-            (unsigned long long)dims[1], (unsigned long long)XM__MAX_ROWS);
-    goto fail;
-  }
-  if (dims[1] != 0 && dims[0] > XM__MAX_ELEMS / dims[1]) {
-    xm__bad(r, "%s: declares [%llu x %llu] elements, more than the limit %llu", path,
-            (unsigned long long)dims[0], (unsigned long long)dims[1],
-            (unsigned long long)XM__MAX_ELEMS);
-    goto fail;
-  }
-  if (dims[0] * dims[1] > 0 && H5Dget_storage_size(did) == 0) {
-    xm__bad(r, "%s: declares %llu rows but stores no data (never written)", path,
-            (unsigned long long)dims[0]);
-    goto fail;
-  }
-  H5Sclose(sp);
-  return did;
-fail:
-  if (sp >= 0)
-    H5Sclose(sp);
-  H5Dclose(did);
-  return -1;
-}
-
-/* HDF5's allocator for variable-length strings: refuses absurd lengths (a
- * corrupt length would otherwise make HDF5 copy gigabytes). */
-static void *xm__vlen_alloc(size_t size, void *info) {
-  (void)info;
-  return size > XM__MAX_VLEN_STR + 1 ? NULL : malloc(size);
-}
-
-static void xm__vlen_free(void *p, void *info) {
-  (void)info;
-  free(p);
-}
-
-/* Rows of a dataset per read: about XM__PIECE_BYTES, rounded up to whole
- * chunks (no chunk decompressed twice) while that stays under 64 pieces. */
-static hsize_t xm__piece_rows(hid_t did, hsize_t rows, hsize_t row_bytes) {
-  hsize_t per = row_bytes ? XM__PIECE_BYTES / row_bytes : rows;
-  if (per < 1)
-    per = 1;
-  hid_t dcpl = H5Dget_create_plist(did);
-  if (dcpl >= 0) {
-    hsize_t cd[H5S_MAX_RANK];
-    if (H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, H5S_MAX_RANK, cd) >= 1 &&
-        cd[0] > 0 && cd[0] * row_bytes <= 64 * XM__PIECE_BYTES)
-      per = (per + cd[0] - 1) / cd[0] * cd[0];
-    H5Pclose(dcpl);
-  }
-  return per < rows ? per : rows;
-}
-
-/* Called after each piece of rows [r0, r0 + n) was read into buf (failed: the
- * read failed part way; buf holds what HDF5 allocated). 0 to go on. */
-typedef int (*xm__piece_fn)(void *arg, void *buf, hsize_t r0, hsize_t n, int failed);
-
-/* Reads the rows of dataset did ([rows x cols], rank 1 or 2) as memory type mt,
- * row_bytes a row, in pieces (at most per_cap rows when not 0): into dst when
- * not NULL, else into a scratch piece handed to each (or dropped: the probe).
- * Reports progress before every piece. Returns 1, or 0 after a message. */
-static int xm__read_rows(xm__rd *r, const char *path, hid_t did, hid_t mt, hid_t dxpl, hsize_t rows,
-                         hsize_t cols, size_t row_bytes, void *dst, xm__piece_fn each, void *arg,
-                         hsize_t per_cap) {
-  int ok = 0;
-  hid_t fsp = H5Dget_space(did);
-  void *scratch = NULL;
-  int rank = fsp >= 0 ? H5Sget_simple_extent_ndims(fsp) : -1;
-  if (rank < 1 || rank > 2) {
-    xm__ioerr(r, "%s: HDF5 cannot read the dataspace", path);
-    goto cleanup;
-  }
-  hsize_t per = xm__piece_rows(did, rows, row_bytes);
-  if (per_cap && per > per_cap)
-    per = per_cap;
-  if (!dst && rows > 0) {
-    scratch = malloc((size_t)(per * row_bytes));
-    if (!scratch) {
-      xm__nomem(r, path);
-      goto cleanup;
-    }
-  }
-  for (hsize_t r0 = 0; r0 < rows; r0 += per) {
-    hsize_t n = rows - r0 < per ? rows - r0 : per;
-    hsize_t start[2] = {r0, 0}, count[2] = {n, cols};
-    void *buf = dst ? (char *)dst + r0 * row_bytes : scratch;
-    xm__progress(r, path);
-    if (each)
-      memset(buf, 0, (size_t)(n * row_bytes));
-    hid_t msp = H5Screate_simple(rank, count, NULL);
-    herr_t e = msp < 0 || H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL) < 0
-                   ? -1
-                   : H5Dread(did, mt, msp, fsp, dxpl, buf);
-    if (msp >= 0)
-      H5Sclose(msp);
-    if (e < 0) {
-      if (each)
-        each(arg, buf, r0, n, 1);
-      xm__ioerr(r, "%s: HDF5 cannot read rows %llu..%llu (corrupt file?)", path,
-                (unsigned long long)r0, (unsigned long long)(r0 + n - 1));
-      goto cleanup;
-    }
-    if (each && each(arg, buf, r0, n, 0) != 0)
-      goto cleanup;
-  }
-  ok = 1;
-cleanup:
-  free(scratch);
-  if (fsp >= 0)
-    H5Sclose(fsp);
-  return ok;
-}
-
-/* Strings must be ASCII or UTF-8 (FORMAT.md) and hold no control character
- * (C0, DEL, C1): what h5py decodes, what JSON and a terminal show as written.
- * Returns NULL, or the rule s breaks. */
-static const char *xm__text_rule(const char *s, size_t *at) {
-  const unsigned char *p = (const unsigned char *)s;
-  for (size_t i = 0; p[i];) {
-    *at = i;
-    unsigned c = p[i];
-    if (c < 0x20 || c == 0x7f)
-      return "holds a control character";
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    int n = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : c >= 0xc2 ? 1 : -1;
-    if (n < 0 || c > 0xf4)
-      return "is not valid UTF-8";
-    unsigned cp = c & (0x3f >> n);
-    for (int k = 1; k <= n; k++) {
-      if ((p[i + k] & 0xc0) != 0x80)
-        return "is not valid UTF-8";
-      cp = cp << 6 | (p[i + k] & 0x3f);
-    }
-    if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-      return "is not valid UTF-8";
-    if (cp >= 0x80 && cp <= 0x9f)
-      return "holds a control character";
-    i += (size_t)n + 1;
-  }
-  return NULL;
-}
-
-/* One string of a read: copied (parent) after its text is checked. */
-typedef struct xm__strs {
-  xm__rd *r;
-  const char *path;
-  char **res;     /* [n] or NULL in the probe */
-  size_t sz;      /* fixed length, 0 for variable-length */
-  hsize_t n_done; /* strings copied */
-  int is_attr;
-} xm__strs;
-
-static int xm__take_string(xm__strs *t, hsize_t row, const char *s) {
-  size_t at = 0;
-  const char *rule = xm__text_rule(s, &at);
-  if (rule) {
-    if (t->is_attr)
-      xm__bad(t->r, "%s: %s (byte %zu): must be ASCII or UTF-8 text", t->path, rule, at);
-    else
-      xm__bad(t->r, "%s[%llu]: %s (byte %zu): must be ASCII or UTF-8 text", t->path,
-              (unsigned long long)row, rule, at);
-    s = "?"; /* never shown or used: the file is refused */
-  }
-  if (!t->res)
-    return 0;
-  if (!(t->res[row] = xm__strdup(s))) {
-    xm__nomem(t->r, t->path);
-    return -1;
-  }
-  t->n_done = row + 1;
-  return 0;
-}
-
-static int xm__piece_vlen(void *arg, void *buf, hsize_t r0, hsize_t n, int failed) {
-  xm__strs *t = arg;
-  char **v = buf;
-  int st = 0;
-  for (hsize_t i = 0; i < n; i++) {
-    if (!failed && st == 0 && t->res)
-      st = xm__take_string(t, r0 + i, v[i] ? v[i] : "");
-    free(v[i]); /* allocated by xm__vlen_alloc (also when the read failed part way) */
-    v[i] = NULL;
-  }
-  return st;
-}
-
-static int xm__piece_fixed(void *arg, void *buf, hsize_t r0, hsize_t n, int failed) {
-  xm__strs *t = arg;
-  if (failed || !t->res)
-    return 0;
-  for (hsize_t i = 0; i < n; i++) {
-    char *s = (char *)buf + i * (t->sz + 1);
-    s[t->sz] = '\0';
-    if (xm__take_string(t, r0 + i, s) != 0)
-      return -1;
-  }
-  return 0;
-}
-
-/* Reads the n strings of dataset or attribute obj (is_attr) into fresh
- * strings *out (NULL in the probe, which reads them all the same). */
-static int xm__read_strings_obj(xm__rd *r, const char *path, hid_t obj, int is_attr, hsize_t n,
-                                char ***out) {
-  int ok = 0;
-  hid_t ft = -1, mt = -1, dxpl = -1;
-  void *abuf = NULL;
-  xm__strs t = {r, path, NULL, 0, 0, is_attr};
-
-  *out = NULL;
-  xm__progress(r, path);
-  ft = is_attr ? H5Aget_type(obj) : H5Dget_type(obj);
-  if (ft < 0) {
-    xm__ioerr(r, "%s: HDF5 cannot read the datatype", path);
-    goto cleanup;
-  }
-  if (H5Tget_class(ft) != H5T_STRING) {
-    xm__bad(r, "%s: must be a string, found a %s", path,
-            H5Tget_class(ft) == H5T_INTEGER || H5Tget_class(ft) == H5T_FLOAT ? "number"
-                                                                             : "non-string type");
-    goto cleanup;
-  }
-  int vlen = H5Tis_variable_str(ft) > 0;
-  t.sz = vlen ? 0 : H5Tget_size(ft);
-  if (!vlen &&
-      (t.sz == 0 || (hsize_t)t.sz + 1 > XM__MAX_STR_BYTES || n > XM__MAX_STR_BYTES / (t.sz + 1))) {
-    xm__bad(r, "%s: fixed-length strings of %zu bytes x %llu rows exceed the limit of %llu bytes",
-            path, t.sz, (unsigned long long)n, (unsigned long long)XM__MAX_STR_BYTES);
-    goto cleanup;
-  }
-  if (!xm__reserve(r, path, n, n * (XM__STR_OVERHEAD + t.sz)))
-    goto cleanup;
-  if (!r->probe || is_attr) { /* the probe keeps attributes: the body uses them */
-    t.res = calloc(n ? n : 1, sizeof *t.res);
-    if (!t.res) {
-      xm__nomem(r, path);
-      goto cleanup;
-    }
-  }
-  mt = H5Tcopy(H5T_C_S1);
-  H5Tset_cset(mt, H5Tget_cset(ft));
-  if (vlen) {
-    H5Tset_size(mt, H5T_VARIABLE);
-  } else {
-    H5Tset_size(mt, t.sz + 1);
-    H5Tset_strpad(mt, H5T_STR_NULLTERM);
-  }
-  size_t row_bytes = vlen ? sizeof(char *) : t.sz + 1;
-  if (is_attr) { /* one value (xm__open_attr checked) */
-    abuf = calloc(1, row_bytes);
-    if (!abuf) {
-      xm__nomem(r, path);
-      goto cleanup;
-    }
-    herr_t e = H5Aread(obj, mt, abuf);
-    if ((vlen ? xm__piece_vlen : xm__piece_fixed)(&t, abuf, 0, 1, e < 0) != 0)
-      goto cleanup;
-    if (e < 0) {
-      xm__ioerr(r, "%s: HDF5 cannot read the string", path);
-      goto cleanup;
-    }
-  } else {
-    dxpl = H5Pcreate(H5P_DATASET_XFER);
-    if (dxpl < 0 || H5Pset_vlen_mem_manager(dxpl, xm__vlen_alloc, NULL, xm__vlen_free, NULL) < 0) {
-      xm__ioerr(r, "%s: HDF5 cannot set up the read", path);
-      goto cleanup;
-    }
-    if (!xm__read_rows(r, path, obj, mt, dxpl, n, 1, row_bytes, NULL,
-                       vlen ? xm__piece_vlen : xm__piece_fixed, &t,
-                       vlen ? XM__VLEN_PIECE_ROWS : 0)) {
-      if (vlen && !r->io)
-        xm__ioerr(r, "%s: (or a string longer than %zu bytes)", path, XM__MAX_VLEN_STR);
-      goto cleanup;
-    }
-  }
-  ok = 1;
-
-cleanup:
-  free(abuf);
-  if (!ok) {
-    xm__free_strings(t.res, (int64_t)t.n_done);
-    t.res = NULL;
-  }
-  *out = t.res;
-  if (dxpl >= 0)
-    H5Pclose(dxpl);
-  if (mt >= 0)
-    H5Tclose(mt);
-  if (ft >= 0)
-    H5Tclose(ft);
-  return ok;
-}
-
-/* Checks that the datatype ft (closed here; < 0 if HDF5 could not read it) is
- * an integer or float of a supported size; otherwise a message saying the
- * column must be `what`. Returns 1 when it is; *cls (if not NULL) gets the class. */
-static int xm__check_numeric(xm__rd *r, const char *path, hid_t ft, const char *what,
-                             H5T_class_t *cls) {
-  if (ft < 0) {
-    xm__ioerr(r, "%s: HDF5 cannot read the datatype", path);
-    return 0;
-  }
-  H5T_class_t c = H5Tget_class(ft);
-  size_t tsize = H5Tget_size(ft);
-  H5Tclose(ft);
-  if (cls)
-    *cls = c;
-  if (c != H5T_INTEGER && c != H5T_FLOAT) {
-    xm__bad(r, "%s: must be %s, found a %s", path, what,
-            c == H5T_STRING ? "string" : "non-numeric type");
-    return 0;
-  }
-  if (tsize == 0 || tsize > XM__MAX_NUM_SIZE) {
-    xm__bad(r, "%s: a number of %zu bytes is not supported (corrupt datatype?)", path, tsize);
-    return 0;
-  }
-  return 1;
-}
-
-/* Reads n x cols numbers of a dataset (cols 1: rank 1) or the one of an
- * attribute as double into a fresh array (NULL in the probe). */
-static int xm__read_f64_obj(xm__rd *r, const char *path, hid_t obj, int is_attr, hsize_t n,
-                            hsize_t cols, double **out) {
-  *out = NULL;
-  if (!xm__check_numeric(r, path, is_attr ? H5Aget_type(obj) : H5Dget_type(obj),
-                         "numeric (an integer or float type)", NULL))
-    return 0;
-  if (!xm__reserve(r, path, n, n * cols * sizeof(double)))
-    return 0;
-  double *v = NULL;
-  if (!r->probe || is_attr) {
-    v = malloc((size_t)(n * cols > 0 ? n * cols : 1) * sizeof *v);
-    if (!v) {
-      xm__nomem(r, path);
-      return 0;
-    }
-  }
-  int ok = is_attr ? H5Aread(obj, H5T_NATIVE_DOUBLE, v) >= 0
-                   : xm__read_rows(r, path, obj, H5T_NATIVE_DOUBLE, H5P_DEFAULT, n, cols,
-                                   (size_t)cols * sizeof(double), v, NULL, NULL, 0);
-  if (!ok) {
-    free(v);
-    if (is_attr)
-      xm__ioerr(r, "%s: HDF5 cannot read the value", path);
-    return 0;
-  }
-  if (r->probe && !is_attr) {
-    free(v);
-    v = NULL;
-  }
-  *out = v;
-  return 1;
-}
-
-/* Integer columns, piece by piece: HDF5 converts integer types to int64 and
- * float types to double; values are range-checked into int32. */
-typedef struct xm__i32s {
-  xm__rd *r;
-  const char *path;
-  int32_t *res;
-  int is_int, bad;
-} xm__i32s;
-
-static int xm__piece_i32(void *arg, void *buf, hsize_t r0, hsize_t n, int failed) {
-  xm__i32s *t = arg;
-  if (failed || !t->res)
-    return 0;
-  for (hsize_t k = 0; k < n; k++) {
-    hsize_t i = r0 + k;
-    int32_t v = -1;
-    const char *rule = NULL;
-    if (t->is_int) {
-      int64_t x = ((const int64_t *)buf)[k];
-      if (x < INT32_MIN || x > INT32_MAX)
-        xm__bad(t->r, "%s[%llu] = %lld: %s", t->path, (unsigned long long)i, (long long)x,
-                rule = "out of the 32-bit integer range");
-      else
-        v = (int32_t)x;
-    } else {
-      double x = ((const double *)buf)[k];
-      if (!isfinite(x) || x != floor(x) || x < (double)INT32_MIN || x > (double)INT32_MAX)
-        xm__bad(t->r, "%s[%llu] = %g: %s", t->path, (unsigned long long)i, x,
-                rule = !isfinite(x) || x != floor(x) ? "must be an integer"
-                                                     : "out of the 32-bit integer range");
-      else
-        v = (int32_t)x;
-    }
-    t->bad |= rule != NULL;
-    t->res[i] = v;
-  }
-  return 0;
-}
-
-/* Reads n integers of dataset did into a fresh int32 array (NULL in the
- * probe); a value out of range or not whole is reported. */
-static int xm__read_i32_dset(xm__rd *r, const char *path, hid_t did, hsize_t n, int32_t **out) {
-  *out = NULL;
-  H5T_class_t c;
-  if (!xm__check_numeric(r, path, H5Dget_type(did), "an integer column", &c))
-    return 0;
-  if (!xm__reserve(r, path, n, n * sizeof(int32_t)))
-    return 0;
-  xm__i32s t = {r, path, NULL, c == H5T_INTEGER, 0};
-  if (!r->probe) {
-    t.res = malloc((n ? n : 1) * sizeof *t.res);
-    if (!t.res) {
-      xm__nomem(r, path);
-      return 0;
-    }
-  }
-  int ok = xm__read_rows(r, path, did, t.is_int ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE, H5P_DEFAULT,
-                         n, 1, 8, NULL, xm__piece_i32, &t, 0);
-  if (!ok || t.bad) {
-    free(t.res);
-    return 0;
-  }
-  *out = t.res;
-  return 1;
-}
-/* ---- Attributes ---------------------------------------------------------- */
-
-/* Opens root/group attribute name of object path ("/" for the root). Returns
- * the attribute, -1 when missing (no message), -2 after a message. */
-static hid_t xm__open_attr(xm__rd *r, const char *obj, const char *name) {
-  htri_t ex = H5Aexists_by_name(r->fid, obj, name, H5P_DEFAULT);
-  if (ex <= 0)
-    return -1;
-  hid_t aid = H5Aopen_by_name(r->fid, obj, name, H5P_DEFAULT, H5P_DEFAULT);
-  if (aid < 0) {
-    xm__ioerr(r, "%s: attribute %s: HDF5 cannot open it", obj, name);
-    return -2;
-  }
-  hid_t sp = H5Aget_space(aid);
-  hssize_t np = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
-  H5S_class_t cls = sp >= 0 ? H5Sget_simple_extent_type(sp) : H5S_NO_CLASS;
-  if (sp >= 0)
-    H5Sclose(sp);
-  if (cls == H5S_NULL || np != 1) {
-    xm__bad(r, "%s: attribute %s: must hold one value, holds %lld", obj, name,
-            cls == H5S_NULL ? 0LL : (long long)np);
-    H5Aclose(aid);
-    return -2;
-  }
-  return aid;
-}
-
-/* Reads string attribute name of obj into a fresh string *out. Returns 1 when
- * read, 0 when missing (*out NULL, no message), -1 after a message. */
-static int xm__attr_str(xm__rd *r, const char *obj, const char *name, char **out) {
-  *out = NULL;
-  hid_t aid = xm__open_attr(r, obj, name);
-  if (aid == -1)
-    return 0;
-  if (aid < 0)
-    return -1;
-  char what[512];
-  snprintf(what, sizeof what, "%s: attribute %s", obj, name);
-  char **s = NULL;
-  int ok = xm__read_strings_obj(r, what, aid, 1, 1, &s);
-  H5Aclose(aid);
-  if (!ok)
-    return -1;
-  *out = s[0];
-  free(s);
-  return 1;
-}
-
-/* Reads numeric attribute name of obj into *out. Returns 1, 0 when missing,
- * -1 after a message. */
-static int xm__attr_f64(xm__rd *r, const char *obj, const char *name, double *out) {
-  hid_t aid = xm__open_attr(r, obj, name);
-  if (aid == -1)
-    return 0;
-  if (aid < 0)
-    return -1;
-  char what[512];
-  snprintf(what, sizeof what, "%s: attribute %s", obj, name);
-  double *v = NULL;
-  int ok = xm__read_f64_obj(r, what, aid, 1, 1, 1, &v);
-  H5Aclose(aid);
-  if (!ok)
-    return -1;
-  *out = v[0];
-  free(v);
-  return 1;
-}
+#include "xm_validate.h"
 
 /* Checks format and format_version of the root. Returns 0 when the file is
  * another kind of file (format present but different): stop there. */
@@ -922,396 +44,12 @@ static int xm__check_format(xm__rd *r, const char *want) {
   return cont;
 }
 
-/* ---- Generic checks -------------------------------------------------------- */
+/* ---- Columns ----------------------------------------------------------------- */
 
-/* 1 when s is a valid ISO date YYYY-MM-DD. */
-static int xm__iso_date(const char *s) {
-  if (strlen(s) != 10 || s[4] != '-' || s[7] != '-')
-    return 0;
-  for (int i = 0; i < 10; i++)
-    if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
-      return 0;
-  int y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
-  int m = (s[5] - '0') * 10 + (s[6] - '0');
-  int d = (s[8] - '0') * 10 + (s[9] - '0');
-  static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  if (m < 1 || m > 12 || d < 1 || d > mdays[m - 1])
-    return 0;
-  if (m == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
-    return 0;
-  return 1;
-}
-
-typedef struct xm__keyed {
-  const char *s;
-  int64_t i;
-} xm__keyed;
-
-static int xm__keyed_cmp(const void *a, const void *b) {
-  const xm__keyed *x = a, *y = b;
-  int c = strcmp(x->s, y->s);
-  if (c)
-    return c;
-  return (x->i > y->i) - (x->i < y->i);
-}
-
-/* Names in s[n] must be non-empty and unique. */
-static void xm__check_names(xm__rd *r, const char *path, char **s, int64_t n, const char *what) {
-  if (!s)
-    return;
-  for (int64_t i = 0; i < n; i++)
-    if (s[i][0] == '\0')
-      xm__bad(r, "%s[%lld] = '': %s must not be empty", path, (long long)i, what);
-  if (n < 2)
-    return;
-  xm__keyed *k = malloc((size_t)n * sizeof *k);
-  if (!k) {
-    xm__nomem(r, path);
-    return;
-  }
-  for (int64_t i = 0; i < n; i++) {
-    k[i].s = s[i];
-    k[i].i = i;
-  }
-  qsort(k, (size_t)n, sizeof *k, xm__keyed_cmp);
-  int64_t first = 0;
-  for (int64_t i = 1; i < n; i++) {
-    if (strcmp(k[i].s, k[first].s) != 0) {
-      first = i;
-      continue;
-    }
-    if (k[i].s[0] != '\0')
-      xm__bad(r, "%s[%lld] = '%.64s': duplicate %s (first at row %lld)", path, (long long)k[i].i,
-              k[i].s, what, (long long)k[first].i);
-  }
-  free(k);
-}
-
-static void xm__check_finite(xm__rd *r, const char *path, const double *v, int64_t n) {
-  if (!v)
-    return;
-  for (int64_t i = 0; i < n; i++)
-    if (!isfinite(v[i]))
-      xm__bad(r, "%s[%lld] = %g: must be a finite number", path, (long long)i, v[i]);
-}
-
-/* Every element of a [rows x cols] matrix must be finite. */
-static void xm__check_finite2(xm__rd *r, const char *path, const double *v, int64_t rows,
-                              int64_t cols) {
-  if (!v)
-    return;
-  for (int64_t i = 0; i < rows; i++)
-    for (int64_t j = 0; j < cols; j++)
-      if (!isfinite(v[i * cols + j]))
-        xm__bad(r, "%s[%lld, %lld] = %g: must be a finite number", path, (long long)i, (long long)j,
-                v[i * cols + j]);
-}
-
-/* ---- Tables ------------------------------------------------------------------ */
-
-typedef struct xm__col {
-  const char *name; /* column within the group */
-  int type;         /* XM__STR, XM__I32, XM__F64 */
-  void *dst;        /* char ***, int32_t ** or double **; left NULL on failure */
-} xm__col;
-
-/* Reads the 1-D columns of table group; all must have the same length, *n.
- * A column that is missing, of the wrong type or length is reported and left
- * NULL. Returns 1 when the group exists. */
-static int xm__read_table(xm__rd *r, const char *group, xm__col *cols, int ncol, int64_t *n) {
-  *n = 0;
-  int ex = xm__exists(r, group, H5I_GROUP);
-  if (ex == -2)
-    return 0;
-  if (ex == 0) {
-    xm__bad(r, "%s: required group is missing", group);
-    return 0;
-  }
-  if (ex < 0) {
-    xm__bad(r, "%s: must be a group", group);
-    return 0;
-  }
-  const char *ref = NULL;
-  hsize_t ref_rows = 0;
-  for (int c = 0; c < ncol; c++) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", group, cols[c].name);
-    hsize_t dims[2];
-    hid_t did = xm__open_dset(r, path, 1, dims);
-    if (did < 0)
-      continue;
-    if (!ref) {
-      ref = cols[c].name;
-      ref_rows = dims[0];
-    } else if (dims[0] != ref_rows) {
-      xm__bad(r, "%s: has %llu rows, but %s/%s has %llu (columns must have equal lengths)", path,
-              (unsigned long long)dims[0], group, ref, (unsigned long long)ref_rows);
-      H5Dclose(did);
-      continue;
-    }
-    switch (cols[c].type) {
-    case XM__STR:
-      xm__read_strings_obj(r, path, did, 0, dims[0], (char ***)cols[c].dst);
-      break;
-    case XM__I32:
-      xm__read_i32_dset(r, path, did, dims[0], (int32_t **)cols[c].dst);
-      break;
-    default:
-      xm__read_f64_obj(r, path, did, 0, dims[0], 1, (double **)cols[c].dst);
-      break;
-    }
-    H5Dclose(did);
-  }
-  *n = (int64_t)ref_rows;
-  return 1;
-}
-
-/* Checks that idx[n] are rows of a table of m rows (allow_neg: -1 means none). */
-static void xm__check_index(xm__rd *r, const char *path, const int32_t *idx, int64_t n, int64_t m,
-                            const char *table, int allow_none) {
-  if (!idx)
-    return;
-  for (int64_t i = 0; i < n; i++) {
-    if (allow_none && idx[i] == -1)
-      continue;
-    if (idx[i] < 0 || idx[i] >= m)
-      xm__bad(r, "%s[%lld] = %d: index out of range: must be a row of %s (0..%lld)%s", path,
-              (long long)i, idx[i], table, (long long)m - 1, allow_none ? " or -1 for none" : "");
-  }
-}
-
-/* The probe child's address space: what it has plus XM__PROBE_MEM, so that a
- * corrupt size making HDF5 allocate without end fails there. Not under
- * AddressSanitizer, whose shadow memory needs terabytes of address space. */
-static void xm__probe_limit_memory(void) {
-#ifndef XM__ASAN
-  uint64_t used = xm_address_space_used();
-  struct rlimit rl;
-  if (used == 0 || getrlimit(RLIMIT_AS, &rl) != 0)
-    return;
-  rlim_t want = (rlim_t)(used + XM__PROBE_MEM);
-  if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > want) {
-    rl.rlim_cur = want;
-    setrlimit(RLIMIT_AS, &rl);
-  }
-#endif
-}
-
-/* HDF5 1.10 can crash (SIGSEGV in H5HG_read), loop or allocate without end on
- * a corrupt file instead of returning an error. So body() first runs in a
- * child process that opens the file itself and reads all of it, piece by
- * piece as the real read will, keeping nothing, under a memory limit
- * (xm__probe_limit_memory); it reports each piece it starts ("P path") and,
- * when a read failed, the first message ("E text", exit status 3). The child
- * is killed when it reports nothing for XM__PROBE_IDLE_MS. A child that died,
- * hung or failed becomes an XM_EIO message naming the object it was reading,
- * and the real read is skipped; a child that read everything means the real
- * read (the same reads of the same bytes) cannot crash or hang either.
- * XM_IO_NO_PROBE=1 in the environment turns the probe off. Returns 0 to go on
- * (also when fork is not possible), -1 after a message. */
-static int xm__probe(xm__rd *r, void (*body)(xm__rd *r, void *arg), size_t size) {
-  int fds[2];
-  const char *off = getenv("XM_IO_NO_PROBE");
-  if (off && *off && strcmp(off, "0") != 0)
-    return 0;
-  if (pipe(fds) != 0)
-    return 0;
-  fflush(NULL);
-  pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid < 0) {
-    close(fds[0]);
-    close(fds[1]);
-    return 0;
-  }
-  if (pid == 0) {
-    /* never outlive the reader: a child stuck in HDF5 dies with its parent */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)
-      _exit(5);
-    close(fds[0]);
-    xm_diag d = {0};
-    xm__rd c = *r;
-    c.diag = &d;
-    c.probe = 1;
-    c.progress_fd = fds[1];
-    xm__probe_limit_memory();
-    xm__progress(&c, "/");
-    void *tmp = calloc(1, size);
-    if (tmp && xm__rd_open(&c) == XM_OK)
-      body(&c, tmp);
-    if (c.io || c.nomem) {
-      /* the message less its "file: " (the parent adds it), on one line */
-      const char *m = d.shown ? d.msg[0] : "read failed";
-      size_t fl = strlen(r->file);
-      if (strncmp(m, r->file, fl) == 0 && m[fl] == ':' && m[fl + 1] == ' ')
-        m += fl + 2;
-      char line[XM__MSG_CAP + 4];
-      size_t n = 0;
-      line[n++] = 'E';
-      line[n++] = ' ';
-      for (; *m && n + 2 < sizeof line; m++)
-        line[n++] = *m == '\n' ? ' ' : *m;
-      line[n++] = '\n';
-      if (write(fds[1], line, n) < 0)
-        _exit(4);
-      _exit(3);
-    }
-    _exit(0); /* no atexit handlers, no flushing of the parent's buffers */
-  }
-  close(fds[1]);
-  char last[XM__MSG_CAP + 4] = "", err[XM__MSG_CAP + 4] = "", cur[XM__MSG_CAP + 4];
-  size_t len = 0;
-  char buf[4096];
-  int stuck = 0;
-  struct timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  double deadline = (double)now.tv_sec + 1e-9 * (double)now.tv_nsec + XM__PROBE_IDLE_MS / 1000.0;
-  for (;;) {
-    /* a signal (EINTR) does not restart the wait: the deadline stays */
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    double left = deadline - ((double)now.tv_sec + 1e-9 * (double)now.tv_nsec);
-    struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
-    int pr = left > 0 ? poll(&pfd, 1, (int)(left * 1000.0) + 1) : 0;
-    if (pr < 0 && errno == EINTR)
-      continue;
-    if (pr == 0) { /* no progress: HDF5 loops or allocates without end */
-      stuck = 1;
-      kill(pid, SIGKILL);
-      break;
-    }
-    ssize_t got = read(fds[0], buf, sizeof buf);
-    if (got < 0 && errno == EINTR)
-      continue;
-    if (got <= 0)
-      break;
-    clock_gettime(CLOCK_MONOTONIC, &now); /* progress: a new idle period */
-    deadline = (double)now.tv_sec + 1e-9 * (double)now.tv_nsec + XM__PROBE_IDLE_MS / 1000.0;
-    for (ssize_t i = 0; i < got; i++) {
-      if (buf[i] != '\n') {
-        if (len + 1 < sizeof cur)
-          cur[len++] = buf[i];
-        continue;
-      }
-      cur[len] = '\0';
-      if (len > 2 && cur[0] == 'P')
-        snprintf(last, sizeof last, "%s", cur + 2);
-      else if (len > 2 && cur[0] == 'E' && !err[0])
-        snprintf(err, sizeof err, "%s", cur + 2);
-      len = 0;
-    }
-  }
-  close(fds[0]);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR)
-      return 0;
-  }
-  const char *at = last[0] ? last : "/";
-  if (stuck) {
-    xm__ioerr(r, "%s: HDF5 made no progress for %d s reading it: the file is corrupt", at,
-              XM__PROBE_IDLE_MS / 1000);
-    return -1;
-  }
-  if (WIFSIGNALED(status)) {
-    xm__ioerr(r, "%s: HDF5 crashed (signal %d) reading it: the file is corrupt", at,
-              WTERMSIG(status));
-    return -1;
-  }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 3 && err[0]) {
-    xm__ioerr(r, "%s", err); /* the child's own message */
-    return -1;
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) { /* e.g. a sanitizer caught it */
-    xm__ioerr(r, "%s: HDF5 failed (exit status %d) reading it: the file is corrupt", at,
-              WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-    return -1;
-  }
-  return 0;
-}
-
-/* ---- Portfolio --------------------------------------------------------------- */
-
-
-static void xm__portfolio_validate(xm__rd *r, xm_portfolio *p) {
-  /* factors */
-  xm__check_names(r, "/factors/name", p->factor_name, p->n_factors, "factor name");
-  xm__check_finite(r, "/factors/level", p->factor_level, p->n_factors);
-  if (p->factor_level && p->factor_kind)
-    for (int64_t i = 0; i < p->n_factors; i++)
-      if (p->factor_kind[i] == XM_FACTOR_PRICE && isfinite(p->factor_level[i]) &&
-          p->factor_level[i] <= 0)
-        xm__bad(r, "/factors/level[%lld] = %g: level must be > 0 for a price factor", (long long)i,
-                p->factor_level[i]);
-  xm__check_names(r, "/silos/name", p->silo_name, p->n_silos, "silo name");
-
-  /* instruments */
-  int64_t ni = p->n_instruments;
-  xm__check_names(r, "/instruments/id", p->inst_id, ni, "instrument id");
-  xm__check_index(r, "/instruments/silo", p->inst_silo, ni, p->n_silos, "/silos/name", 0);
-  xm__check_index(r, "/instruments/underlying", p->inst_underlying, ni, p->n_factors, "/factors",
-                  0);
-  xm__check_index(r, "/instruments/vol_factor", p->inst_vol_factor, ni, p->n_factors, "/factors",
-                  1);
-  if (p->factor_kind) {
-    for (int64_t i = 0; i < ni; i++) {
-      int32_t u = p->inst_underlying ? p->inst_underlying[i] : -1;
-      if (u >= 0 && u < p->n_factors && p->factor_kind[u] != XM_FACTOR_PRICE)
-        xm__bad(r,
-                "/instruments/underlying[%lld] = %d: the underlying must be a price factor "
-                "(factor '%.64s' is not)",
-                (long long)i, u, p->factor_name ? p->factor_name[u] : "?");
-      int32_t v = p->inst_vol_factor ? p->inst_vol_factor[i] : -1;
-      if (v >= 0 && v < p->n_factors && p->factor_kind[v] != XM_FACTOR_VOL)
-        xm__bad(r,
-                "/instruments/vol_factor[%lld] = %d: the vol factor must be a vol factor "
-                "(factor '%.64s' is not)",
-                (long long)i, v, p->factor_name ? p->factor_name[v] : "?");
-    }
-  }
-  xm__check_finite(r, "/instruments/strike", p->inst_strike, ni);
-  xm__check_finite(r, "/instruments/expiry", p->inst_expiry, ni);
-  xm__check_finite(r, "/instruments/implied_vol", p->inst_implied_vol, ni);
-  xm__check_finite(r, "/instruments/rate", p->inst_rate, ni);
-  xm__check_finite(r, "/instruments/dividend_yield", p->inst_dividend_yield, ni);
-  xm__check_finite(r, "/instruments/multiplier", p->inst_multiplier, ni);
-  for (int64_t i = 0; i < ni; i++) {
-    if (p->inst_multiplier && isfinite(p->inst_multiplier[i]) && p->inst_multiplier[i] <= 0)
-      xm__bad(r, "/instruments/multiplier[%lld] = %g: multiplier must be > 0", (long long)i,
-              p->inst_multiplier[i]);
-    if (!p->inst_type || !XM_TYPE_IS_OPTION(p->inst_type[i]))
-      continue;
-    if (p->inst_strike && isfinite(p->inst_strike[i]) && p->inst_strike[i] <= 0)
-      xm__bad(r, "/instruments/strike[%lld] = %g: strike must be > 0", (long long)i,
-              p->inst_strike[i]);
-    if (p->inst_expiry && isfinite(p->inst_expiry[i]) && p->inst_expiry[i] < 0)
-      xm__bad(r, "/instruments/expiry[%lld] = %g: expiry must be >= 0", (long long)i,
-              p->inst_expiry[i]);
-    if (p->inst_implied_vol && isfinite(p->inst_implied_vol[i]) && p->inst_implied_vol[i] < 0)
-      xm__bad(r, "/instruments/implied_vol[%lld] = %g: implied_vol must be >= 0", (long long)i,
-              p->inst_implied_vol[i]);
-    if (p->inst_call && p->inst_call[i] != 0 && p->inst_call[i] != 1)
-      xm__bad(r, "/instruments/call[%lld] = %d: call must be 1 (call) or 0 (put)", (long long)i,
-              p->inst_call[i]);
-  }
-
-  /* accounts and positions */
-  xm__check_names(r, "/accounts/id", p->account_id, p->n_accounts, "account id");
-  if (p->account_cross_margin)
-    for (int64_t i = 0; i < p->n_accounts; i++)
-      if (p->account_cross_margin[i] != 0 && p->account_cross_margin[i] != 1)
-        xm__bad(r, "/accounts/cross_margin[%lld] = %d: cross_margin must be 0 or 1", (long long)i,
-                p->account_cross_margin[i]);
-  xm__check_index(r, "/positions/account", p->pos_account, p->n_positions, p->n_accounts,
-                  "/accounts", 0);
-  xm__check_index(r, "/positions/instrument", p->pos_instrument, p->n_positions, p->n_instruments,
-                  "/instruments", 0);
-  xm__check_finite(r, "/positions/quantity", p->pos_quantity, p->n_positions);
-}
-
-/* Maps the kind/type strings to codes; unknown ones are reported (code -1). */
+/* Maps the names s[n] of a coded column to their codes; an unknown name is
+ * reported (code -1). */
 static int32_t *xm__map_names(xm__rd *r, const char *path, char **s, int64_t n,
-                              const char *const *names, int nn, const char *what) {
+                              const xm__codes *codes) {
   if (!s)
     return NULL;
   int32_t *code = malloc((n ? (size_t)n : 1) * sizeof *code);
@@ -1319,160 +57,216 @@ static int32_t *xm__map_names(xm__rd *r, const char *path, char **s, int64_t n,
     xm__nomem(r, path);
     return NULL;
   }
-  char allowed[256] = "";
-  for (int k = 0; k < nn; k++) {
-    size_t l = strlen(allowed);
-    snprintf(allowed + l, sizeof allowed - l, "%s%s", k ? ", " : "", names[k]);
-  }
+  char allowed[256];
+  xm__names_list(codes->names, codes->count, allowed, sizeof allowed);
   for (int64_t i = 0; i < n; i++) {
     code[i] = -1;
-    for (int k = 0; k < nn; k++)
-      if (strcmp(s[i], names[k]) == 0)
+    for (int k = 0; k < codes->count; k++)
+      if (strcmp(s[i], codes->names[k]) == 0)
         code[i] = k;
     if (code[i] < 0)
       xm__bad(r, "%s[%lld] = '%.64s': unknown %s (must be one of %s)", path, (long long)i, s[i],
-              what, allowed);
+              codes->what, allowed);
   }
   return code;
 }
 
+/* Reads column col ([n x m] of dataset did) into its array in base; a coded
+ * column's strings go to *text instead (mapped by the caller). Returns 1, or
+ * 0 after a message (the array left NULL). */
+static int xm__read_column(xm__rd *r, const char *path, hid_t did, hsize_t n, hsize_t m,
+                           const xm__column *col, void *base, char ***text) {
+  int ok = 0;
+  switch (col->elem) {
+  case XM__STRING: {
+    char **s = NULL;
+    ok = xm__read_strings(r, path, did, n, &s);
+    if (col->codes)
+      *text = s;
+    else
+      xm__col_set(base, col->at, s);
+    break;
+  }
+  case XM__INT: {
+    int32_t *v = NULL;
+    ok = xm__read_i32(r, path, did, n, &v);
+    xm__col_set(base, col->at, v);
+    break;
+  }
+  case XM__FLOAT: {
+    double *v = NULL;
+    ok = xm__read_f64(r, path, did, n, m, &v);
+    xm__col_set(base, col->at, v);
+    break;
+  }
+  }
+  return ok;
+}
+
+/* Reads table t (a group of 1-D columns of one length, the first column's)
+ * into base. A column that is missing, of the wrong type or length is
+ * reported and left NULL; an empty table is reported; then the names of the
+ * coded columns are mapped to codes. */
+static void xm__read_table(xm__rd *r, const xm__table *t, void *base) {
+  xm__count_set(base, t->rows, 0);
+  int ex = xm__exists(r, t->group, H5I_GROUP);
+  if (ex == -2)
+    return;
+  if (ex == 0) {
+    xm__bad(r, "%s: required group is missing", t->group);
+    return;
+  }
+  if (ex < 0) {
+    xm__bad(r, "%s: must be a group", t->group);
+    return;
+  }
+  char **text[XM__MAX_COLUMNS] = {NULL};
+  const char *ref = NULL;
+  hsize_t ref_rows = 0;
+  for (int k = 0; k < t->ncols; k++) {
+    const xm__column *col = &t->cols[k];
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", t->group, col->name);
+    hsize_t dims[2];
+    hid_t did = xm__open_dset(r, path, 1, dims);
+    if (did < 0)
+      continue;
+    if (!ref) {
+      ref = col->name;
+      ref_rows = dims[0];
+    } else if (dims[0] != ref_rows) {
+      xm__bad(r, "%s: has %llu rows, but %s/%s has %llu (columns must have equal lengths)", path,
+              (unsigned long long)dims[0], t->group, ref, (unsigned long long)ref_rows);
+      H5Dclose(did);
+      continue;
+    }
+    xm__read_column(r, path, did, dims[0], 1, col, base, &text[k]);
+    H5Dclose(did);
+  }
+  int64_t n = (int64_t)ref_rows;
+  xm__count_set(base, t->rows, n);
+  if (n == 0)
+    xm__bad(r, "%s: has no rows: %s", t->group, t->empty);
+  for (int k = 0; k < t->ncols; k++) {
+    const xm__column *col = &t->cols[k];
+    if (!col->codes)
+      continue;
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", t->group, col->name);
+    xm__col_set(base, col->at, xm__map_names(r, path, text[k], n, col->codes));
+    xm__free_strings(text[k], n); /* read only with the table's length */
+  }
+}
+
+/* Reads the datasets of table t (an XM__ARRAYS group, here named g) into
+ * base: first the 1-D columns that own a count (their length is it; an
+ * empty one is reported), then the others, whose shape must be the counts
+ * they name (a count whose column is broken is unknown: nothing to check it
+ * against, and the column is not read). A broken column is left NULL. */
+static void xm__read_arrays(xm__rd *r, const xm__table *t, const char *g, void *base) {
+  int known[XM__MAX_COLUMNS] = {0}; /* the count owned by column k was read */
+  char path[XM__PATH_CAP + 64];
+  for (int k = 0; k < t->ncols; k++) {
+    const xm__column *col = &t->cols[k];
+    if (xm__count_owner(t, col->rows) != col)
+      continue;
+    snprintf(path, sizeof path, "%s/%s", g, col->name);
+    hsize_t dims[2];
+    hid_t did = xm__open_dset(r, path, 1, dims);
+    if (did < 0)
+      continue;
+    int ok = xm__read_column(r, path, did, dims[0], 1, col, base, NULL);
+    H5Dclose(did);
+    if (!ok)
+      continue;
+    xm__count_set(base, col->rows, (int64_t)dims[0]);
+    known[k] = 1;
+    if (dims[0] == 0)
+      xm__bad(r, "%s: has no rows: %s", path, col->empty);
+  }
+  for (int k = 0; k < t->ncols; k++) {
+    const xm__column *col = &t->cols[k];
+    const xm__column *ro = xm__count_owner(t, col->rows);
+    const xm__column *co = col->cols == XM__RANK1 ? NULL : xm__count_owner(t, col->cols);
+    if (ro == col)
+      continue;
+    int64_t n = known[ro - t->cols] ? xm__count_get(base, col->rows) : -1;
+    int64_t m = !co ? 1 : known[co - t->cols] ? xm__count_get(base, col->cols) : -1;
+    snprintf(path, sizeof path, "%s/%s", g, col->name);
+    if (!col->required) {
+      int ex = xm__exists(r, path, H5I_DATASET);
+      if (ex == -2) /* refused, with its message */
+        continue;
+      if (ex < 0) {
+        xm__bad(r, "%s: must be a dataset", path);
+        continue;
+      }
+      if (ex == 0)
+        continue;
+    }
+    hsize_t dims[2];
+    hid_t did = xm__open_dset(r, path, co ? 2 : 1, dims);
+    if (did < 0)
+      continue;
+    if (n < 0 || m < 0) {
+      /* the columns it must match are broken: nothing to check it against */
+    } else if (co && (dims[0] != (hsize_t)n || dims[1] != (hsize_t)m)) {
+      xm__bad(r, "%s: has shape [%llu x %llu], must be %s = [%lld x %lld]", path,
+              (unsigned long long)dims[0], (unsigned long long)dims[1], col->match, (long long)n,
+              (long long)m);
+    } else if (!co && dims[0] != (hsize_t)n) {
+      xm__bad(r, "%s: has %llu rows, but %s/%s has %lld (%s)", path, (unsigned long long)dims[0], g,
+              ro->name, (long long)n, col->match);
+    } else {
+      xm__read_column(r, path, did, dims[0], dims[1], col, base, NULL);
+    }
+    H5Dclose(did);
+  }
+}
+
+/* ---- Portfolio --------------------------------------------------------------- */
 
 void xm_portfolio_free(xm_portfolio *p) {
   if (!p)
     return;
   free(p->path);
-  xm__free_strings(p->factor_name, p->n_factors);
-  free(p->factor_kind);
-  free(p->factor_level);
-  xm__free_strings(p->silo_name, p->n_silos);
-  xm__free_strings(p->inst_id, p->n_instruments);
-  free(p->inst_type);
-  free(p->inst_silo);
-  free(p->inst_underlying);
-  free(p->inst_vol_factor);
-  free(p->inst_strike);
-  free(p->inst_expiry);
-  free(p->inst_call);
-  free(p->inst_implied_vol);
-  free(p->inst_rate);
-  free(p->inst_dividend_yield);
-  free(p->inst_multiplier);
-  xm__free_strings(p->account_id, p->n_accounts);
-  free(p->account_cross_margin);
-  free(p->pos_account);
-  free(p->pos_instrument);
-  free(p->pos_quantity);
+  for (int t = 0; t < XM__PORTFOLIO_TABLES; t++)
+    xm__table_free(&xm__portfolio_tables[t], p);
   memset(p, 0, sizeof *p);
-}
-
-static void xm__empty_table(xm__rd *r, int present, int64_t n, const char *group, const char *why) {
-  if (present && n == 0)
-    xm__bad(r, "%s: has no rows: %s", group, why);
 }
 
 /* Reads and validates the portfolio of r into *arg (an xm_portfolio). */
 static void xm__portfolio_body(xm__rd *r, void *arg) {
   xm_portfolio *p = arg;
-  char **kind_s = NULL, **type_s = NULL;
   char *s = NULL;
   if (!xm__check_format(r, "xmargin.portfolio"))
-    goto cleanup;
-  p->path = xm__strdup(r->file);
+    return;
+  p->path = xm__io_strdup(r->ck.file);
   if (!p->path) {
     xm__nomem(r, "path");
-    goto cleanup;
+    return;
   }
 
   /* root attributes */
   int got = xm__attr_str(r, "/", "valuation_date", &s);
   if (got == 0)
     xm__bad(r, "/: attribute valuation_date is missing (ISO YYYY-MM-DD)");
-  else if (got > 0 && !xm__iso_date(s))
-    xm__bad(r, "/: attribute valuation_date = '%.64s': must be an ISO date YYYY-MM-DD", s);
-  else if (got > 0)
+  else if (got > 0 && xm__rule_valuation_date(&r->ck, s))
     snprintf(p->valuation_date, sizeof p->valuation_date, "%s", s);
   free(s);
   s = NULL;
   got = xm__attr_str(r, "/", "currency", &s);
   if (got == 0)
     xm__bad(r, "/: attribute currency is missing (e.g. USD)");
-  else if (got > 0 && (s[0] == '\0' || strlen(s) >= sizeof p->currency))
-    xm__bad(r, "/: attribute currency = '%.64s': must be 1 to %zu characters", s,
-            sizeof p->currency - 1);
-  else if (got > 0)
+  else if (got > 0 && xm__rule_currency(&r->ck, s))
     snprintf(p->currency, sizeof p->currency, "%s", s);
   free(s);
-  s = NULL;
 
-  /* the tables */
-  xm__col fcols[] = {{"name", XM__STR, &p->factor_name},
-                     {"kind", XM__STR, &kind_s},
-                     {"level", XM__F64, &p->factor_level}};
-  int has = xm__read_table(r, "/factors", fcols, 3, &p->n_factors);
-  xm__empty_table(r, has, p->n_factors, "/factors", "at least one risk factor is required");
-  p->factor_kind =
-      xm__map_names(r, "/factors/kind", kind_s, p->n_factors, xm__factor_kind_names, XM_FACTOR_KIND_COUNT, "factor kind");
-
-  xm__col scols[] = {{"name", XM__STR, &p->silo_name}};
-  has = xm__read_table(r, "/silos", scols, 1, &p->n_silos);
-  xm__empty_table(r, has, p->n_silos, "/silos", "at least one silo is required");
-
-  xm__col icols[] = {{"id", XM__STR, &p->inst_id},
-                     {"type", XM__STR, &type_s},
-                     {"silo", XM__I32, &p->inst_silo},
-                     {"underlying", XM__I32, &p->inst_underlying},
-                     {"vol_factor", XM__I32, &p->inst_vol_factor},
-                     {"strike", XM__F64, &p->inst_strike},
-                     {"expiry", XM__F64, &p->inst_expiry},
-                     {"call", XM__I32, &p->inst_call},
-                     {"implied_vol", XM__F64, &p->inst_implied_vol},
-                     {"rate", XM__F64, &p->inst_rate},
-                     {"dividend_yield", XM__F64, &p->inst_dividend_yield},
-                     {"multiplier", XM__F64, &p->inst_multiplier}};
-  has = xm__read_table(r, "/instruments", icols, 12, &p->n_instruments);
-  xm__empty_table(r, has, p->n_instruments, "/instruments", "nothing to margin");
-  p->inst_type = xm__map_names(r, "/instruments/type", type_s, p->n_instruments, xm__type_names, XM_TYPE_COUNT,
-                               "instrument type");
-
-  xm__col acols[] = {{"id", XM__STR, &p->account_id},
-                     {"cross_margin", XM__I32, &p->account_cross_margin}};
-  has = xm__read_table(r, "/accounts", acols, 2, &p->n_accounts);
-  xm__empty_table(r, has, p->n_accounts, "/accounts", "nothing to margin");
-
-  xm__col pcols[] = {{"account", XM__I32, &p->pos_account},
-                     {"instrument", XM__I32, &p->pos_instrument},
-                     {"quantity", XM__F64, &p->pos_quantity}};
-  has = xm__read_table(r, "/positions", pcols, 3, &p->n_positions);
-  xm__empty_table(r, has, p->n_positions, "/positions", "nothing to margin");
-
-  if (!r->nomem && !r->io)
-    xm__portfolio_validate(r, p);
-
-cleanup:
-  /* kind_s/type_s columns have the table's row count when read */
-  xm__free_strings(kind_s, p->n_factors);
-  xm__free_strings(type_s, p->n_instruments);
-}
-
-/* One file read: open, probe, body into *out (size bytes, zeroed first),
- * close; on failure *out is freed with free_out and left zeroed. */
-static xm_status xm__read_file(const char *path, void *out, size_t size,
-                               void (*body)(xm__rd *r, void *arg), void (*free_out)(void *),
-                               xm_diag *diag) {
-  if (!out)
-    return XM_EINVAL;
-  memset(out, 0, size);
-  if (!path)
-    return XM_EINVAL;
-  xm__rd r;
-  xm__rd_init(&r, path, diag);
-  if (xm__regular_file(&r) == 0 && xm__probe(&r, body, size) == 0 && xm__rd_open(&r) == XM_OK)
-    body(&r, out);
-  xm__rd_close(&r);
-  xm_status st = xm__rd_status(&r);
-  if (st != XM_OK)
-    free_out(out);
-  return st;
+  /* the tables, then what their values must satisfy */
+  for (int t = 0; t < XM__PORTFOLIO_TABLES; t++)
+    xm__read_table(r, &xm__portfolio_tables[t], p);
+  if (!r->probe && !r->ck.nomem && !r->io)
+    xm__portfolio_check(&r->ck, p);
 }
 
 static void xm__portfolio_free_v(void *p) { xm_portfolio_free(p); }
@@ -1483,215 +277,63 @@ xm_status xm_portfolio_read(const char *path, xm_portfolio *out, xm_diag *diag) 
 
 /* ---- Scenario file ------------------------------------------------------------ */
 
-static void xm__set_free(xm_scenario_set *s) {
-  free(s->name);
-  xm__free_strings(s->factor, s->n_factors);
-  free(s->shock);
-  xm__free_strings(s->label, s->n_scenarios);
-  free(s->weight);
-  memset(s, 0, sizeof *s);
-}
-
 void xm_scenarios_free(xm_scenario_file *s) {
   if (!s)
     return;
   free(s->path);
-  xm__free_strings(s->hist_factor, s->n_hfactors);
-  xm__free_strings(s->hist_date, s->n_days);
-  free(s->hist_return);
+  xm__table_free(&xm__history_table, s);
   if (s->sets)
-    for (int64_t i = 0; i < s->n_sets; i++)
-      xm__set_free(&s->sets[i]);
+    for (int64_t i = 0; i < s->n_sets; i++) {
+      free(s->sets[i].name);
+      xm__table_free(&xm__set_table, &s->sets[i]);
+      memset(&s->sets[i], 0, sizeof s->sets[i]);
+    }
   free(s->sets);
   memset(s, 0, sizeof *s);
 }
 
-/* Reads a 1-D string list (path) of any length into *out, *n. */
-static int xm__read_str_list(xm__rd *r, const char *path, char ***out, int64_t *n) {
-  *out = NULL;
-  *n = 0;
-  hsize_t dims[2];
-  hid_t did = xm__open_dset(r, path, 1, dims);
-  if (did < 0)
-    return 0;
-  int ok = xm__read_strings_obj(r, path, did, 0, dims[0], out);
-  H5Dclose(did);
-  if (ok)
-    *n = (int64_t)dims[0];
-  return ok;
-}
-
-/* Reads a [rows x cols] float matrix; rows/cols are the expected sizes from
- * the lists named rname/cname (negative: unknown, not checked or read). */
-static double *xm__read_matrix(xm__rd *r, const char *path, int64_t rows, int64_t cols,
-                               const char *what) {
-  hsize_t dims[2];
-  hid_t did = xm__open_dset(r, path, 2, dims);
-  if (did < 0)
-    return NULL;
-  double *v = NULL;
-  if (rows < 0 || cols < 0) {
-    /* the lists it must match are broken: nothing to check it against */
-  } else if (dims[0] != (hsize_t)rows || dims[1] != (hsize_t)cols) {
-    xm__bad(r, "%s: has shape [%llu x %llu], must be %s = [%lld x %lld]", path,
-            (unsigned long long)dims[0], (unsigned long long)dims[1], what, (long long)rows,
-            (long long)cols);
-  } else {
-    xm__read_f64_obj(r, path, did, 0, dims[0], dims[1], &v);
-  }
-  H5Dclose(did);
-  return v;
-}
-
-static void xm__read_history(xm__rd *r, xm_scenario_file *s) {
-  int64_t nf = -1, nd = -1;
-  if (!xm__read_str_list(r, "/history/factor", &s->hist_factor, &nf))
-    nf = -1;
-  else
-    s->n_hfactors = nf;
-  if (!xm__read_str_list(r, "/history/date", &s->hist_date, &nd))
-    nd = -1;
-  else
-    s->n_days = nd;
-  s->hist_return =
-      xm__read_matrix(r, "/history/return", nd, nf, "[T x F_h] (lengths of date and factor)");
-  if (nf == 0)
-    xm__bad(r, "/history/factor: has no rows: the history must have at least one factor");
-  if (nd == 0)
-    xm__bad(r, "/history/date: has no rows: the history must have at least one day");
-  xm__check_names(r, "/history/factor", s->hist_factor, s->n_hfactors, "factor name");
-  for (int64_t t = 0; s->hist_date && t < s->n_days; t++) {
-    if (!xm__iso_date(s->hist_date[t]))
-      xm__bad(r, "/history/date[%lld] = '%.32s': must be an ISO date YYYY-MM-DD", (long long)t,
-              s->hist_date[t]);
-    else if (t > 0 && xm__iso_date(s->hist_date[t - 1]) &&
-             strcmp(s->hist_date[t - 1], s->hist_date[t]) >= 0)
-      xm__bad(r, "/history/date[%lld] = '%s': dates must be strictly increasing (previous '%s')",
-              (long long)t, s->hist_date[t], s->hist_date[t - 1]);
-  }
-  xm__check_finite2(r, "/history/return", s->hist_return, s->n_days, s->n_hfactors);
-}
-
-static const char *const xm__reserved_sets[] = {"historical", "montecarlo", "montecarlo_stressed"};
-
+/* Reads set->name's group: its datasets, their checks, then its
+ * attributes (the order the messages come in). */
 static void xm__read_set(xm__rd *r, xm_scenario_set *set) {
-  char g[XM__PATH_CAP], path[XM__PATH_CAP + 16];
+  char g[XM__PATH_CAP];
   snprintf(g, sizeof g, "/sets/%s", set->name);
-  for (size_t k = 0; k < sizeof xm__reserved_sets / sizeof xm__reserved_sets[0]; k++)
-    if (strcmp(set->name, xm__reserved_sets[k]) == 0)
-      xm__bad(r, "%s: set name '%s' is reserved for the sets xmargin generates", g, set->name);
-  int64_t nf = -1, ns = -1;
-  snprintf(path, sizeof path, "%s/factor", g);
-  if (xm__read_str_list(r, path, &set->factor, &nf)) {
-    set->n_factors = nf;
-    if (nf == 0)
-      xm__bad(r, "%s: has no rows: a set must move at least one factor", path);
-    xm__check_names(r, path, set->factor, nf, "factor name");
-  } else {
-    nf = -1;
-  }
-  snprintf(path, sizeof path, "%s/label", g);
-  if (xm__read_str_list(r, path, &set->label, &ns)) {
-    set->n_scenarios = ns;
-    if (ns == 0)
-      xm__bad(r, "%s: has no rows: a set must have at least one scenario", path);
-  } else {
-    ns = -1;
-  }
-  snprintf(path, sizeof path, "%s/shock", g);
-  set->shock = xm__read_matrix(r, path, ns, nf, "[S x F_s] (lengths of label and factor)");
-  xm__check_finite2(r, path, set->shock, set->n_scenarios, set->n_factors);
+  xm__read_arrays(r, &xm__set_table, g, set);
+  set->measure = XM_MEASURE_WORST; /* the defaults, until the attributes are read */
+  set->confidence = NAN;
+  if (!r->probe)
+    xm__set_check(&r->ck, set);
 
-  snprintf(path, sizeof path, "%s/weight", g);
-  int ex = xm__exists(r, path, H5I_DATASET);
-  if (ex == -2) {
-    /* refused, with its message */
-  } else if (ex < 0) {
-    xm__bad(r, "%s: must be a dataset", path);
-  } else if (ex > 0) {
-    hsize_t dims[2];
-    hid_t did = xm__open_dset(r, path, 1, dims);
-    if (did >= 0) {
-      if (ns >= 0 && dims[0] != (hsize_t)ns)
-        xm__bad(r, "%s: has %llu rows, but %s/label has %lld (one weight per scenario)", path,
-                (unsigned long long)dims[0], g, (long long)ns);
-      else if (ns >= 0)
-        xm__read_f64_obj(r, path, did, 0, dims[0], 1, &set->weight);
-      H5Dclose(did);
-    }
-    for (int64_t i = 0; set->weight && i < ns; i++)
-      if (!isfinite(set->weight[i]) || set->weight[i] < 0)
-        xm__bad(r, "%s[%lld] = %g: weight must be finite and >= 0", path, (long long)i,
-                set->weight[i]);
-  }
-
-  set->measure = XM_MEASURE_WORST;
   char *m = NULL;
   if (xm__attr_str(r, g, "measure", &m) > 0) {
     int found = -1;
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < XM_MEASURE_COUNT; k++)
       if (strcmp(m, xm__measure_names[k]) == 0)
         found = k;
-    if (found < 0)
-      xm__bad(r, "%s: attribute measure = '%.64s': must be one of worst, es, var", g, m);
-    else
+    if (found < 0) {
+      char allowed[128];
+      xm__names_list(xm__measure_names, XM_MEASURE_COUNT, allowed, sizeof allowed);
+      xm__bad(r, "%s: attribute measure = '%.64s': must be one of %s", g, m, allowed);
+    } else {
       set->measure = found;
+    }
   }
   free(m);
-  set->confidence = NAN;
   double c = NAN;
-  if (xm__attr_f64(r, g, "confidence", &c) > 0) {
-    if (!(c > 0 && c < 1))
-      xm__bad(r, "%s: attribute confidence = %g: confidence must be in (0, 1)", g, c);
-    else
-      set->confidence = c;
-  }
+  if (xm__attr_f64(r, g, "confidence", &c) > 0 && xm__rule_confidence(&r->ck, g, c))
+    set->confidence = c; /* the rule of xm__set_check, on the file's value (NaN included) */
 }
 
-typedef struct xm__names {
+/* The names of the links of a group. */
+typedef struct xm__list {
   char **s;
   size_t n, cap;
   int nomem;
-} xm__names;
-
-/* FORMAT.md section 2: set names are letters, digits, _ and -, at most
- * XM_SET_NAME_MAX characters, and not "account"; longer or other names are an
- * error, never truncated. Returns 1 when name is one. */
-static int xm__set_name_ok(xm__rd *r, const char *name) {
-  size_t n = strlen(name), bad = n;
-  for (size_t i = 0; i < n && bad == n; i++) {
-    char c = name[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-          c == '-'))
-      bad = i;
-  }
-  if (n >= 1 && n <= XM_SET_NAME_MAX && bad == n && strcmp(name, "account") != 0)
-    return 1;
-  char shown[48];
-  size_t k = 0;
-  for (; k < 40 && name[k]; k++)
-    shown[k] = name[k] > 0x20 && name[k] < 0x7f ? name[k] : '?';
-  shown[k] = '\0';
-  if (n == 0 || strcmp(name, "account") == 0)
-    xm__bad(r, "/sets/%s: '%s' is not a set name: %s", shown, shown,
-            n ? "'account' names the account dimension" : "empty");
-  else if (n > XM_SET_NAME_MAX)
-    xm__bad(r, "/sets/%s%s: a set name of %zu characters: at most %d", shown, n > 40 ? "..." : "",
-            n, XM_SET_NAME_MAX);
-  else
-    xm__bad(r,
-            "/sets/%s%s: set name has %s%c%s (byte 0x%02x) at character %zu: only letters, "
-            "digits, _ and - are allowed",
-            shown, n > 40 ? "..." : "", "'",
-            name[bad] >= 0x20 && name[bad] < 0x7f ? name[bad] : '?', "'",
-            (unsigned)(unsigned char)name[bad], bad + 1);
-  return 0;
-}
+} xm__list;
 
 static herr_t xm__collect(hid_t gid, const char *name, const H5L_info_t *info, void *op) {
   (void)gid;
   (void)info;
-  xm__names *l = op;
+  xm__list *l = op;
   if (l->n == l->cap) {
     size_t cap = l->cap ? 2 * l->cap : 16;
     char **s = realloc(l->s, cap * sizeof *s);
@@ -1702,7 +344,7 @@ static herr_t xm__collect(hid_t gid, const char *name, const H5L_info_t *info, v
     l->s = s;
     l->cap = cap;
   }
-  l->s[l->n] = xm__strdup(name);
+  l->s[l->n] = xm__io_strdup(name);
   if (!l->s[l->n]) {
     l->nomem = 1;
     return 1;
@@ -1716,7 +358,7 @@ static int xm__strcmp_p(const void *a, const void *b) {
 }
 
 static void xm__read_sets(xm__rd *r, xm_scenario_file *s) {
-  xm__names l = {0};
+  xm__list l = {0};
   hid_t gid = H5Gopen2(r->fid, "/sets", H5P_DEFAULT);
   if (gid < 0) {
     xm__ioerr(r, "/sets: HDF5 cannot open the group");
@@ -1734,7 +376,7 @@ static void xm__read_sets(xm__rd *r, xm_scenario_file *s) {
   size_t keep = 0;
   for (size_t i = 0; i < l.n; i++) {
     char path[XM__PATH_CAP];
-    if (!xm__set_name_ok(r, l.s[i])) {
+    if (!xm__rule_set_name(&r->ck, l.s[i])) {
       free(l.s[i]);
       continue;
     }
@@ -1771,7 +413,7 @@ static void xm__scenarios_body(xm__rd *r, void *arg) {
   xm_scenario_file *s = arg;
   if (!xm__check_format(r, "xmargin.scenarios"))
     return;
-  s->path = xm__strdup(r->file);
+  s->path = xm__io_strdup(r->ck.file);
   if (!s->path) {
     xm__nomem(r, "path");
     return;
@@ -1784,9 +426,12 @@ static void xm__scenarios_body(xm__rd *r, void *arg) {
     xm__bad(r, "/sets: must be a group");
   if (hist == 0 && sets == 0)
     xm__bad(r, "/: has neither /history nor /sets: no scenarios to run");
-  if (hist > 0)
-    xm__read_history(r, s);
-  if (sets > 0 && !r->nomem)
+  if (hist > 0) {
+    xm__read_arrays(r, &xm__history_table, xm__history_table.group, s);
+    if (!r->probe)
+      xm__history_check(&r->ck, s);
+  }
+  if (sets > 0 && !r->ck.nomem)
     xm__read_sets(r, s);
 }
 
@@ -1801,26 +446,27 @@ xm_status xm_scenarios_read(const char *path, xm_scenario_file *out, xm_diag *di
 /* Reads the root attribute format into *arg (a char *), "" if absent. */
 static void xm__format_body(xm__rd *r, void *arg) {
   char **out = arg;
-  xm_diag *d = r->diag;
-  r->diag = NULL; /* missing or not a string: "" (an unknown kind), no message */
+  xm_diag *d = r->ck.diag;
+  r->ck.diag = NULL; /* missing or not a string: "" (an unknown kind), no message */
   xm__attr_str(r, "/", "format", out);
-  r->diag = d;
-  r->nerr = 0;
+  r->ck.diag = d;
+  r->ck.nerr = 0;
+}
+
+static void xm__format_free(void *arg) {
+  char **s = arg;
+  free(*s);
+  *s = NULL;
 }
 
 xm_status xm_file_format(const char *path, char *buf, size_t cap, xm_diag *diag) {
   if (!path || !buf || cap == 0)
     return XM_EINVAL;
   buf[0] = '\0';
-  xm__rd r;
   char *s = NULL;
-  xm__rd_init(&r, path, diag);
-  if (xm__regular_file(&r) == 0 && xm__probe(&r, xm__format_body, sizeof s) == 0 &&
-      xm__rd_open(&r) == XM_OK)
-    xm__format_body(&r, &s);
+  xm_status st = xm__read_file(path, &s, sizeof s, xm__format_body, xm__format_free, diag);
   if (s)
     snprintf(buf, cap, "%s", s);
   free(s);
-  xm__rd_close(&r);
-  return xm__rd_status(&r);
+  return st;
 }

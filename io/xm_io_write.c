@@ -1,7 +1,8 @@
 /* io/: writing portfolio, scenario and results files (FORMAT.md). Every file
  * is written atomically: a temporary file in the target's folder, fsync'd and
- * renamed over the target only when complete. Strings are variable-length
- * UTF-8; numbers int32/uint64/float64 (float32 for /pnl). */
+ * renamed over the target only when complete. The portfolio and scenario
+ * files are written by the column tables of xm_schema.c. Strings are
+ * variable-length UTF-8; numbers int32/uint64/float64 (float32 for /pnl). */
 #define _GNU_SOURCE /* fallocate */
 #include <dirent.h>
 #include <errno.h>
@@ -19,8 +20,8 @@
 #include <hdf5_hl.h>
 
 #include "xm_io.h"
+#include "xm_schema.h"
 #include "xm_tables.h"
-#include "xm_portable.h"
 
 /* /pnl/<set> chunk: up to this many scenarios x accounts (float32: 256 KiB),
  * so that one account's column reads S/XM__PNL_CHUNK_S chunks, not the file. */
@@ -417,14 +418,64 @@ static int xm__set_name_ok(const char *name) {
 
 /* ---- Portfolio and scenario files --------------------------------------------- */
 
+/* The arrays of table t in base: every required column given for its
+ * counts (>= 0), every code of a coded column one of its enumeration.
+ * 1 when they are. */
+static int xm__table_given(const xm__table *t, const void *base) {
+  for (int k = 0; k < t->ncols; k++) {
+    const xm__column *col = &t->cols[k];
+    int64_t n = xm__count_get(base, col->rows);
+    if (col->cols != XM__RANK1)
+      n *= xm__count_get(base, col->cols);
+    const void *a = xm__col_get(base, col->at);
+    if (col->required && (n < 0 || (n > 0 && !a)))
+      return 0;
+    for (int64_t i = 0; col->codes && a && i < n; i++)
+      if (((const int32_t *)a)[i] < 0 || ((const int32_t *)a)[i] >= col->codes->count)
+        return 0;
+  }
+  return 1;
+}
 
-/* Strings for codes c[n] (all valid: checked by the caller). */
-static const char **xm__code_strs(const int32_t *c, int64_t n, const char *const *names) {
-  const char **v = malloc((n > 0 ? (size_t)n : 1) * sizeof *v);
-  if (v)
-    for (int64_t i = 0; i < n; i++)
-      v[i] = names[c[i]];
-  return v;
+/* Writes the columns of table t from base into group g (named where); an
+ * optional column that is NULL is not written. XM_OK, or XM_ENOMEM (the
+ * message in the diag; HDF5 failures are counted in w). */
+static xm_status xm__w_table(xm__wr *w, hid_t g, const char *where, const xm__table *t,
+                             const void *base) {
+  for (int k = 0; k < t->ncols; k++) {
+    const xm__column *col = &t->cols[k];
+    const void *a = xm__col_get(base, col->at);
+    int64_t n = xm__count_get(base, col->rows);
+    if (!col->required && !a)
+      continue;
+    switch (col->elem) {
+    case XM__STRING:
+      if (col->codes) { /* codes (all valid: checked by the caller) as their names */
+        const char **v = malloc((n > 0 ? (size_t)n : 1) * sizeof *v);
+        if (!v) {
+          xm__wfail(w, "out of memory");
+          return XM_ENOMEM;
+        }
+        for (int64_t i = 0; i < n; i++)
+          v[i] = col->codes->names[((const int32_t *)a)[i]];
+        xm__w_strs_c(w, g, where, col->name, (char *const *)v, n);
+        free(v);
+      } else {
+        xm__w_strs_c(w, g, where, col->name, a, n);
+      }
+      break;
+    case XM__INT:
+      xm__w_i32(w, g, where, col->name, n, a);
+      break;
+    case XM__FLOAT:
+      if (col->cols == XM__RANK1)
+        xm__w_f64(w, g, where, col->name, 1, n, 1, a);
+      else
+        xm__w_f64(w, g, where, col->name, 2, n, xm__count_get(base, col->cols), a);
+      break;
+    }
+  }
+  return XM_OK;
 }
 
 #define XM__NEED(ptr, n)                                                                           \
@@ -436,122 +487,47 @@ static const char **xm__code_strs(const int32_t *c, int64_t n, const char *const
 xm_status xm_portfolio_write(const char *path, const xm_portfolio *p, xm_diag *diag) {
   if (!path || !p)
     return XM_EINVAL;
-  XM__NEED(p->factor_name, p->n_factors);
-  XM__NEED(p->factor_kind, p->n_factors);
-  XM__NEED(p->factor_level, p->n_factors);
-  XM__NEED(p->silo_name, p->n_silos);
-  int64_t ni = p->n_instruments;
-  XM__NEED(p->inst_id, ni);
-  XM__NEED(p->inst_type, ni);
-  XM__NEED(p->inst_silo, ni);
-  XM__NEED(p->inst_underlying, ni);
-  XM__NEED(p->inst_vol_factor, ni);
-  XM__NEED(p->inst_strike, ni);
-  XM__NEED(p->inst_expiry, ni);
-  XM__NEED(p->inst_call, ni);
-  XM__NEED(p->inst_implied_vol, ni);
-  XM__NEED(p->inst_rate, ni);
-  XM__NEED(p->inst_dividend_yield, ni);
-  XM__NEED(p->inst_multiplier, ni);
-  XM__NEED(p->account_id, p->n_accounts);
-  XM__NEED(p->account_cross_margin, p->n_accounts);
-  XM__NEED(p->pos_account, p->n_positions);
-  XM__NEED(p->pos_instrument, p->n_positions);
-  XM__NEED(p->pos_quantity, p->n_positions);
-  for (int64_t i = 0; i < p->n_factors; i++)
-    if (p->factor_kind[i] < 0 || p->factor_kind[i] > 2)
-      return XM_EINVAL;
-  for (int64_t i = 0; i < ni; i++)
-    if (p->inst_type[i] < 0 || p->inst_type[i] >= XM_TYPE_COUNT)
+  for (int t = 0; t < XM__PORTFOLIO_TABLES; t++)
+    if (!xm__table_given(&xm__portfolio_tables[t], p))
       return XM_EINVAL;
 
   xm__wr w;
   hid_t g = -1;
-  const char **kinds = NULL, **types = NULL;
   xm_status st = xm__wr_begin(&w, path, 0, diag);
   if (st != XM_OK)
     goto cleanup;
-  kinds = xm__code_strs(p->factor_kind, p->n_factors, xm__factor_kind_names);
-  types = xm__code_strs(p->inst_type, ni, xm__type_names);
-  if (!kinds || !types) {
-    xm__wfail(&w, "out of memory");
-    st = XM_ENOMEM;
-    goto cleanup;
-  }
   xm__w_attr_str(&w, w.fid, "/", "format", "xmargin.portfolio");
   xm__w_attr_i32(&w, w.fid, "/", "format_version", 1);
   xm__w_attr_str(&w, w.fid, "/", "valuation_date", p->valuation_date);
   xm__w_attr_str(&w, w.fid, "/", "currency", p->currency);
 
-  g = xm__w_group(&w, w.fid, "/factors");
-  if (g < 0)
-    goto cleanup;
-  xm__w_strs_c(&w, g, "/factors", "name", p->factor_name, p->n_factors);
-  xm__w_strs_c(&w, g, "/factors", "kind", (char *const *)kinds, p->n_factors);
-  xm__w_f64(&w, g, "/factors", "level", 1, p->n_factors, 1, p->factor_level);
-  xm__close_g(g);
-
-  g = xm__w_group(&w, w.fid, "/silos");
-  if (g < 0)
-    goto cleanup;
-  xm__w_strs_c(&w, g, "/silos", "name", p->silo_name, p->n_silos);
-  xm__close_g(g);
-
-  g = xm__w_group(&w, w.fid, "/instruments");
-  if (g < 0)
-    goto cleanup;
-  const char *gi = "/instruments";
-  xm__w_strs_c(&w, g, gi, "id", p->inst_id, ni);
-  xm__w_strs_c(&w, g, gi, "type", (char *const *)types, ni);
-  xm__w_i32(&w, g, gi, "silo", ni, p->inst_silo);
-  xm__w_i32(&w, g, gi, "underlying", ni, p->inst_underlying);
-  xm__w_i32(&w, g, gi, "vol_factor", ni, p->inst_vol_factor);
-  xm__w_f64(&w, g, gi, "strike", 1, ni, 1, p->inst_strike);
-  xm__w_f64(&w, g, gi, "expiry", 1, ni, 1, p->inst_expiry);
-  xm__w_i32(&w, g, gi, "call", ni, p->inst_call);
-  xm__w_f64(&w, g, gi, "implied_vol", 1, ni, 1, p->inst_implied_vol);
-  xm__w_f64(&w, g, gi, "rate", 1, ni, 1, p->inst_rate);
-  xm__w_f64(&w, g, gi, "dividend_yield", 1, ni, 1, p->inst_dividend_yield);
-  xm__w_f64(&w, g, gi, "multiplier", 1, ni, 1, p->inst_multiplier);
-  xm__close_g(g);
-
-  g = xm__w_group(&w, w.fid, "/accounts");
-  if (g < 0)
-    goto cleanup;
-  xm__w_strs_c(&w, g, "/accounts", "id", p->account_id, p->n_accounts);
-  xm__w_i32(&w, g, "/accounts", "cross_margin", p->n_accounts, p->account_cross_margin);
-  xm__close_g(g);
-
-  g = xm__w_group(&w, w.fid, "/positions");
-  if (g < 0)
-    goto cleanup;
-  xm__w_i32(&w, g, "/positions", "account", p->n_positions, p->pos_account);
-  xm__w_i32(&w, g, "/positions", "instrument", p->n_positions, p->pos_instrument);
-  xm__w_f64(&w, g, "/positions", "quantity", 1, p->n_positions, 1, p->pos_quantity);
-  xm__close_g(g);
-  g = -1;
+  for (int t = 0; t < XM__PORTFOLIO_TABLES && st == XM_OK; t++) {
+    const xm__table *tb = &xm__portfolio_tables[t];
+    g = xm__w_group(&w, w.fid, tb->group);
+    if (g < 0)
+      goto cleanup;
+    st = xm__w_table(&w, g, tb->group, tb, p);
+    xm__close_g(g);
+    g = -1;
+  }
 
 cleanup:
   xm__close_g(g);
-  free(kinds);
-  free(types);
   return xm__wr_end(&w, st);
 }
 
 xm_status xm_scenarios_write(const char *path, const xm_scenario_file *s, xm_diag *diag) {
   if (!path || !s)
     return XM_EINVAL;
-  XM__NEED(s->hist_factor, s->n_hfactors);
-  XM__NEED(s->hist_date, s->n_days);
-  XM__NEED(s->hist_return, s->n_days * s->n_hfactors);
+  if (!xm__table_given(&xm__history_table, s))
+    return XM_EINVAL;
   XM__NEED(s->sets, s->n_sets);
   for (int64_t k = 0; k < s->n_sets; k++) {
     const xm_scenario_set *set = &s->sets[k];
-    if (!xm__set_name_ok(set->name) || set->measure < 0 || set->measure > 2)
+    if (!xm__set_name_ok(set->name) || set->measure < 0 || set->measure >= XM_MEASURE_COUNT)
       return XM_EINVAL;
-    XM__NEED(set->factor, set->n_factors);
-    XM__NEED(set->label, set->n_scenarios);
-    XM__NEED(set->shock, set->n_scenarios * set->n_factors);
+    if (!xm__table_given(&xm__set_table, set))
+      return XM_EINVAL;
     for (int64_t j = 0; j < k; j++)
       if (strcmp(s->sets[j].name, set->name) == 0)
         return XM_EINVAL;
@@ -565,31 +541,25 @@ xm_status xm_scenarios_write(const char *path, const xm_scenario_file *s, xm_dia
   xm__w_attr_str(&w, w.fid, "/", "format", "xmargin.scenarios");
   xm__w_attr_i32(&w, w.fid, "/", "format_version", 1);
   if (s->n_days > 0 || s->n_hfactors > 0) {
-    g = xm__w_group(&w, w.fid, "/history");
+    g = xm__w_group(&w, w.fid, xm__history_table.group);
     if (g < 0)
       goto cleanup;
-    xm__w_strs_c(&w, g, "/history", "factor", s->hist_factor, s->n_hfactors);
-    xm__w_strs_c(&w, g, "/history", "date", s->hist_date, s->n_days);
-    xm__w_f64(&w, g, "/history", "return", 2, s->n_days, s->n_hfactors, s->hist_return);
+    st = xm__w_table(&w, g, xm__history_table.group, &xm__history_table, s);
     xm__close_g(g);
     g = -1;
   }
-  if (s->n_sets > 0) {
-    g = xm__w_group(&w, w.fid, "/sets");
+  if (s->n_sets > 0 && st == XM_OK) {
+    g = xm__w_group(&w, w.fid, xm__set_table.group);
     if (g < 0)
       goto cleanup;
-    for (int64_t k = 0; k < s->n_sets; k++) {
+    for (int64_t k = 0; k < s->n_sets && st == XM_OK; k++) {
       const xm_scenario_set *set = &s->sets[k];
       char where[512];
-      snprintf(where, sizeof where, "/sets/%s", set->name);
+      snprintf(where, sizeof where, "%s/%s", xm__set_table.group, set->name);
       sg = xm__w_group(&w, g, set->name);
       if (sg < 0)
         goto cleanup;
-      xm__w_strs_c(&w, sg, where, "factor", set->factor, set->n_factors);
-      xm__w_f64(&w, sg, where, "shock", 2, set->n_scenarios, set->n_factors, set->shock);
-      xm__w_strs_c(&w, sg, where, "label", set->label, set->n_scenarios);
-      if (set->weight)
-        xm__w_f64(&w, sg, where, "weight", 1, set->n_scenarios, 1, set->weight);
+      st = xm__w_table(&w, sg, where, &xm__set_table, set);
       xm__w_attr_str(&w, sg, where, "measure", xm__measure_names[set->measure]);
       if (!isnan(set->confidence))
         xm__w_attr_f64(&w, sg, where, "confidence", set->confidence);

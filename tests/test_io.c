@@ -1,5 +1,6 @@
 /* Tests of io/: round trips of portfolio, scenario and results files, the
- * validation messages, the bounded diagnostics, atomic writes.
+ * validation messages, the bounded diagnostics, atomic writes, and the
+ * validation of structs built in memory (the same messages as their files).
  *
  * `test_io --write-results PATH` writes a small sample results file to PATH
  * and exits (used by tests/python/test_io_xarray.py). */
@@ -221,6 +222,7 @@ static void test_portfolio_round_trip(void **state) {
     assert_int_equal(q.pos_instrument[i], p.pos_instrument[i]);
     assert_true(q.pos_quantity[i] == p.pos_quantity[i]);
   }
+  assert_int_equal(xm_portfolio_validate(&q, &d), XM_OK); /* what the reader accepts */
   xm_portfolio_free(&q);
   xm_portfolio_free(&q); /* zeroed: twice is fine */
 
@@ -510,6 +512,7 @@ static void test_scenarios_round_trip(void **state) {
   assert_non_null(q.sets[1].weight);
   assert_true(q.sets[1].weight[1] == 0.35);
   assert_true(q.sets[1].shock[0] == -0.2 && q.sets[1].shock[1] == 0.1);
+  assert_int_equal(xm_scenarios_validate(&q, &d), XM_OK); /* what the reader accepts */
   xm_scenarios_free(&q);
 
   char fmt[64];
@@ -549,6 +552,389 @@ static void test_scenarios_bad(void **state) {
   assert_int_equal(q.n_sets, 0);
   assert_null(q.sets);
   xm_diag_free(&d);
+}
+
+/* ---- Validation of structs in memory ----------------------------------------------- */
+
+/* A checksum of every byte the struct's arrays hold (the validation must
+ * never write through them). */
+static uint64_t xm_t_mix(uint64_t h, const void *v, size_t n) {
+  const unsigned char *c = v;
+  for (size_t i = 0; c && i < n; i++)
+    h = (h ^ c[i]) * 1099511628211ull;
+  return h;
+}
+
+static uint64_t xm_t_strs_sum(uint64_t h, char *const *s, int64_t n) {
+  for (int64_t i = 0; s && i < n; i++)
+    h = xm_t_mix(h, s[i], s[i] ? strlen(s[i]) + 1 : 0);
+  return h;
+}
+
+static uint64_t xm_t_portfolio_sum(const xm_portfolio *p) {
+  uint64_t h = 14695981039346656037ull;
+  int64_t nf = p->n_factors, ni = p->n_instruments, na = p->n_accounts, np = p->n_positions;
+  nf = nf < 0 ? 0 : nf; /* a negative count is a case of its own */
+  ni = ni < 0 ? 0 : ni;
+  na = na < 0 ? 0 : na;
+  np = np < 0 ? 0 : np;
+  h = xm_t_mix(h, p, sizeof *p);
+  h = xm_t_strs_sum(h, p->factor_name, nf);
+  h = xm_t_mix(h, p->factor_kind, (size_t)nf * 4);
+  h = xm_t_mix(h, p->factor_level, (size_t)nf * 8);
+  h = xm_t_strs_sum(h, p->silo_name, p->n_silos); /* >= 0 in every case */
+  h = xm_t_strs_sum(h, p->inst_id, ni);
+  const int32_t *ic[] = {p->inst_type, p->inst_silo, p->inst_underlying, p->inst_vol_factor,
+                         p->inst_call};
+  for (size_t k = 0; k < 5; k++)
+    h = xm_t_mix(h, ic[k], (size_t)ni * 4);
+  const double *fc[] = {p->inst_strike, p->inst_expiry,         p->inst_implied_vol,
+                        p->inst_rate,   p->inst_dividend_yield, p->inst_multiplier};
+  for (size_t k = 0; k < 6; k++)
+    h = xm_t_mix(h, fc[k], (size_t)ni * 8);
+  h = xm_t_strs_sum(h, p->account_id, na);
+  h = xm_t_mix(h, p->account_cross_margin, (size_t)na * 4);
+  h = xm_t_mix(h, p->pos_account, (size_t)np * 4);
+  h = xm_t_mix(h, p->pos_instrument, (size_t)np * 4);
+  return xm_t_mix(h, p->pos_quantity, (size_t)np * 8);
+}
+
+static uint64_t xm_t_scenarios_sum(const xm_scenario_file *s) {
+  uint64_t h = 14695981039346656037ull;
+  h = xm_t_mix(h, s, sizeof *s);
+  h = xm_t_strs_sum(h, s->hist_factor, s->n_hfactors);
+  h = xm_t_strs_sum(h, s->hist_date, s->n_days);
+  h = xm_t_mix(h, s->hist_return, (size_t)(s->n_days * s->n_hfactors) * 8);
+  for (int64_t k = 0; k < s->n_sets; k++) {
+    const xm_scenario_set *set = &s->sets[k];
+    h = xm_t_mix(h, set, sizeof *set);
+    h = xm_t_mix(h, set->name, strlen(set->name) + 1);
+    h = xm_t_strs_sum(h, set->factor, set->n_factors);
+    h = xm_t_strs_sum(h, set->label, set->n_scenarios);
+    h = xm_t_mix(h, set->shock, (size_t)(set->n_scenarios * set->n_factors) * 8);
+    h = xm_t_mix(h, set->weight, set->weight ? (size_t)set->n_scenarios * 8 : 0);
+  }
+  return h;
+}
+
+/* Message i of d without its "file: " prefix. */
+static const char *xm_t_unprefixed(const xm_diag *d, size_t i, const char *file) {
+  size_t n = strlen(file);
+  assert_true(strncmp(d->msg[i], file, n) == 0 && d->msg[i][n] == ':' && d->msg[i][n + 1] == ' ');
+  return d->msg[i] + n + 2;
+}
+
+/* The file's messages (path) are the memory's (prefix "portfolio" or
+ * "scenarios"), one for one, in the same order. */
+static void xm_t_same_messages(const xm_diag *mem, const char *mem_file, const xm_diag *file,
+                               const char *path) {
+  if (mem->total != file->total) {
+    print_message("in memory:\n");
+    xm_t_dump(mem);
+    print_message("from the file:\n");
+    xm_t_dump(file);
+  }
+  assert_int_equal(mem->total, file->total);
+  for (size_t i = 0; i < mem->shown; i++)
+    assert_string_equal(xm_t_unprefixed(mem, i, mem_file), xm_t_unprefixed(file, i, path));
+}
+
+/* xm_portfolio_validate(p) fails with the message "portfolio: <want>" (p has
+ * no path), and writes nothing through p; when file_too, the file the writer
+ * makes of p gets the same messages from the reader. */
+static void xm_t_validate_bad(const xm_portfolio *p, const char *want, int file_too) {
+  xm_diag d = {0};
+  char full[512];
+  snprintf(full, sizeof full, "portfolio: %s", want);
+  uint64_t before = xm_t_portfolio_sum(p);
+  xm_status st = xm_portfolio_validate(p, &d);
+  int found = 0;
+  for (size_t i = 0; i < d.shown; i++)
+    found |= strcmp(d.msg[i], full) == 0;
+  if (st != XM_EFORMAT || !found) {
+    print_message("expected '%s' (status %d):\n", full, (int)st);
+    xm_t_dump(&d);
+  }
+  assert_int_equal(st, XM_EFORMAT);
+  assert_true(found);
+  assert_true(xm_t_portfolio_sum(p) == before);
+  if (file_too) {
+    char path[512];
+    xm_portfolio q;
+    xm_diag df = {0};
+    xm_t_path(path, sizeof path, "validate.h5");
+    assert_int_equal(xm_portfolio_write(path, p, NULL), XM_OK);
+    assert_int_equal(xm_portfolio_read(path, &q, &df), XM_EFORMAT);
+    xm_t_same_messages(&d, "portfolio", &df, path);
+    xm_diag_free(&df);
+  }
+  xm_diag_free(&d);
+}
+
+static void test_validate_portfolio(void **state) {
+  (void)state;
+  xm_portfolio p;
+  xm_diag d = {0};
+
+  /* a valid one: no message; with a path, messages would carry it */
+  xm_t_portfolio(&p);
+  uint64_t before = xm_t_portfolio_sum(&p);
+  assert_int_equal(xm_portfolio_validate(&p, &d), XM_OK);
+  assert_int_equal(d.total, 0);
+  assert_int_equal(xm_portfolio_validate(&p, NULL), XM_OK);
+  assert_true(xm_t_portfolio_sum(&p) == before);
+  assert_int_equal(xm_portfolio_validate(NULL, &d), XM_EINVAL);
+  char path[] = "mem.h5";
+  p.path = path;
+  p.factor_level = (double[]){4500.0, 0.2, -1.0, 0.045};
+  assert_int_equal(xm_portfolio_validate(&p, &d), XM_EFORMAT);
+  assert_true(xm_t_has(&d, "mem.h5: /factors/level[2] = -1: level must be > 0 for a price factor"));
+  xm_diag_free(&d);
+
+  /* one broken value each: the rule, in memory and from the file */
+  xm_t_portfolio(&p);
+  p.inst_strike = (double[]){0, 0, -5, 4400};
+  xm_t_validate_bad(&p, "/instruments/strike[2] = -5: strike must be > 0", 1);
+  xm_t_portfolio(&p);
+  p.inst_expiry = (double[]){0, 0.25, 0.5, -0.25};
+  xm_t_validate_bad(&p, "/instruments/expiry[3] = -0.25: expiry must be >= 0", 1);
+  xm_t_portfolio(&p);
+  p.inst_implied_vol = (double[]){0, 0, -0.18, 0.21};
+  xm_t_validate_bad(&p, "/instruments/implied_vol[2] = -0.18: implied_vol must be >= 0", 1);
+  xm_t_portfolio(&p);
+  p.inst_multiplier = (double[]){1, 0, 100, 50};
+  xm_t_validate_bad(&p, "/instruments/multiplier[1] = 0: multiplier must be > 0", 1);
+  xm_t_portfolio(&p);
+  p.inst_call = (int32_t[]){0, 0, 2, 0};
+  xm_t_validate_bad(&p, "/instruments/call[2] = 2: call must be 1 (call) or 0 (put)", 1);
+  xm_t_portfolio(&p);
+  p.factor_level = (double[]){0, 0.2, 4510.0, 0.045};
+  xm_t_validate_bad(&p, "/factors/level[0] = 0: level must be > 0 for a price factor", 1);
+  xm_t_portfolio(&p);
+  p.inst_underlying = (int32_t[]){0, 3, 0, 2};
+  xm_t_validate_bad(&p,
+                    "/instruments/underlying[1] = 3: the underlying must be a price factor "
+                    "(factor 'USD.r' is not)",
+                    1);
+  xm_t_portfolio(&p);
+  p.inst_vol_factor = (int32_t[]){-1, -1, 1, 2};
+  xm_t_validate_bad(&p,
+                    "/instruments/vol_factor[3] = 2: the vol factor must be a vol factor "
+                    "(factor 'ES' is not)",
+                    1);
+  xm_t_portfolio(&p);
+  p.inst_silo = (int32_t[]){0, 1, 2, 1};
+  xm_t_validate_bad(&p,
+                    "/instruments/silo[2] = 2: index out of range: must be a row of /silos/name "
+                    "(0..1)",
+                    1);
+  xm_t_portfolio(&p);
+  p.inst_vol_factor = (int32_t[]){-1, -2, 1, 1};
+  xm_t_validate_bad(&p,
+                    "/instruments/vol_factor[1] = -2: index out of range: must be a row of "
+                    "/factors (0..3) or -1 for none",
+                    1);
+  xm_t_portfolio(&p);
+  p.pos_instrument = (int32_t[]){0, 2, 1, 4, 3};
+  xm_t_validate_bad(&p,
+                    "/positions/instrument[3] = 4: index out of range: must be a row of "
+                    "/instruments (0..3)",
+                    1);
+  xm_t_portfolio(&p);
+  p.pos_quantity = (double[]){100, -2, 3, INFINITY, -1.5};
+  xm_t_validate_bad(&p, "/positions/quantity[3] = inf: must be a finite number", 1);
+  xm_t_portfolio(&p);
+  p.inst_rate = (double[]){0.045, NAN, 0.045, 0.045};
+  xm_t_validate_bad(&p, "/instruments/rate[1] = nan: must be a finite number", 1);
+  xm_t_portfolio(&p);
+  p.inst_id = (char *[]){"SPX", "ES.Z5", "SPX", "ES.P4400"};
+  xm_t_validate_bad(&p, "/instruments/id[2] = 'SPX': duplicate instrument id (first at row 0)", 1);
+  /* repeats are reported in row order, each with the first row of its name */
+  xm_t_portfolio(&p);
+  p.inst_id = (char *[]){"B", "A", "B", "A"};
+  xm_t_validate_bad(&p, "/instruments/id[3] = 'A': duplicate instrument id (first at row 1)", 1);
+  assert_int_equal(xm_portfolio_validate(&p, &d), XM_EFORMAT);
+  assert_int_equal(d.total, 2);
+  assert_string_equal(
+      d.msg[0], "portfolio: /instruments/id[2] = 'B': duplicate instrument id (first at row 0)");
+  assert_string_equal(
+      d.msg[1], "portfolio: /instruments/id[3] = 'A': duplicate instrument id (first at row 1)");
+  xm_diag_free(&d);
+  xm_t_portfolio(&p);
+  p.factor_name = (char *[]){"SPX", "", "ES", "USD.r"};
+  xm_t_validate_bad(&p, "/factors/name[1] = '': factor name must not be empty", 1);
+  xm_t_portfolio(&p);
+  p.account_cross_margin = (int32_t[]){1, 0, -1};
+  xm_t_validate_bad(&p, "/accounts/cross_margin[2] = -1: cross_margin must be 0 or 1", 1);
+  xm_t_portfolio(&p);
+  snprintf(p.valuation_date, sizeof p.valuation_date, "2023-02-29");
+  xm_t_validate_bad(
+      &p, "/: attribute valuation_date = '2023-02-29': must be an ISO date YYYY-MM-DD", 1);
+  xm_t_portfolio(&p);
+  p.currency[0] = '\0';
+  xm_t_validate_bad(&p, "/: attribute currency = '': must be 1 to 15 characters", 1);
+  xm_t_portfolio(&p);
+  p.n_positions = 0;
+  xm_t_validate_bad(&p, "/positions: has no rows: nothing to margin", 1);
+  xm_t_portfolio(&p);
+  p.account_id = (char *[]){"A1", "A\x01", "A3"};
+  xm_t_validate_bad(&p,
+                    "/accounts/id[1]: holds a control character (byte 1): must be ASCII or "
+                    "UTF-8 text",
+                    1);
+
+  /* what only a struct can hold (the writer refuses it or HDF5 cannot) */
+  xm_t_portfolio(&p);
+  p.inst_type = (int32_t[]){XM_SPOT, XM_FUTURE, 7, XM_FUTURE_OPTION};
+  xm_t_validate_bad(&p,
+                    "/instruments/type[2] = 7: unknown instrument type (must be one of spot, "
+                    "future, option, future_option)",
+                    0);
+  xm_t_portfolio(&p);
+  p.factor_kind = (int32_t[]){XM_FACTOR_PRICE, -1, XM_FACTOR_PRICE, XM_FACTOR_RATE};
+  xm_t_validate_bad(
+      &p, "/factors/kind[1] = -1: unknown factor kind (must be one of price, vol, rate)", 0);
+  xm_t_portfolio(&p);
+  p.inst_strike = NULL;
+  xm_t_validate_bad(&p, "/instruments/strike = NULL: a required column must hold its 4 values", 0);
+  xm_t_portfolio(&p);
+  p.silo_name = (char *[]){"securities", NULL};
+  xm_t_validate_bad(&p, "/silos/name[1] = NULL: must be a string", 0);
+  xm_t_portfolio(&p);
+  p.n_accounts = -1;
+  xm_t_validate_bad(&p, "/accounts: has -1 rows: a count must be in 0..2147483647 (int32 indices)",
+                    0);
+  xm_t_portfolio(&p);
+  p.n_factors = (int64_t)INT32_MAX + 1; /* never read: the count stops the checks */
+  p.factor_name = NULL;
+  p.factor_kind = NULL;
+  p.factor_level = NULL;
+  xm_t_validate_bad(&p,
+                    "/factors: has 2147483648 rows: a count must be in 0..2147483647 (int32 "
+                    "indices)",
+                    0);
+  xm_t_portfolio(&p);
+  memset(p.currency, 'X', sizeof p.currency);
+  xm_t_validate_bad(
+      &p, "/: attribute currency: no NUL in its 16 bytes: must be a string of at most 15", 0);
+}
+
+/* As xm_t_validate_bad, for a scenario file. */
+static void xm_t_validate_bad_s(const xm_scenario_file *s, const char *want, int file_too) {
+  xm_diag d = {0};
+  char full[512];
+  snprintf(full, sizeof full, "scenarios: %s", want);
+  uint64_t before = xm_t_scenarios_sum(s);
+  xm_status st = xm_scenarios_validate(s, &d);
+  int found = 0;
+  for (size_t i = 0; i < d.shown; i++)
+    found |= strcmp(d.msg[i], full) == 0;
+  if (st != XM_EFORMAT || !found) {
+    print_message("expected '%s' (status %d):\n", full, (int)st);
+    xm_t_dump(&d);
+  }
+  assert_int_equal(st, XM_EFORMAT);
+  assert_true(found);
+  assert_true(xm_t_scenarios_sum(s) == before);
+  if (file_too) {
+    char path[512];
+    xm_scenario_file q;
+    xm_diag df = {0};
+    xm_t_path(path, sizeof path, "validate_s.h5");
+    assert_int_equal(xm_scenarios_write(path, s, NULL), XM_OK);
+    assert_int_equal(xm_scenarios_read(path, &q, &df), XM_EFORMAT);
+    xm_t_same_messages(&d, "scenarios", &df, path);
+    xm_diag_free(&df);
+  }
+  xm_diag_free(&d);
+}
+
+static void test_validate_scenarios(void **state) {
+  (void)state;
+  xm_scenario_file s;
+  xm_scenario_set sets[2];
+  xm_diag d = {0};
+
+  xm_t_scenarios(&s, sets);
+  uint64_t before = xm_t_scenarios_sum(&s);
+  assert_int_equal(xm_scenarios_validate(&s, &d), XM_OK);
+  assert_int_equal(d.total, 0);
+  assert_true(xm_t_scenarios_sum(&s) == before);
+  assert_int_equal(xm_scenarios_validate(NULL, &d), XM_EINVAL);
+  /* the sets need not be sorted in memory; history alone, sets alone */
+  xm_t_scenarios(&s, sets);
+  s.n_sets = 0;
+  s.sets = NULL;
+  assert_int_equal(xm_scenarios_validate(&s, NULL), XM_OK);
+  xm_t_scenarios(&s, sets);
+  s.n_days = s.n_hfactors = 0;
+  s.hist_factor = s.hist_date = NULL;
+  s.hist_return = NULL;
+  assert_int_equal(xm_scenarios_validate(&s, NULL), XM_OK);
+
+  xm_t_scenarios(&s, sets);
+  s.hist_date = (char *[]){"2024-06-26", "2024-06-28", "2024-06-28"};
+  xm_t_validate_bad_s(&s,
+                      "/history/date[2] = '2024-06-28': dates must be strictly increasing "
+                      "(previous '2024-06-28')",
+                      1);
+  xm_t_scenarios(&s, sets);
+  s.hist_date = (char *[]){"2024-06-26", "2024-6-27", "2024-06-28"};
+  xm_t_validate_bad_s(&s, "/history/date[1] = '2024-6-27': must be an ISO date YYYY-MM-DD", 1);
+  xm_t_scenarios(&s, sets);
+  s.hist_factor = (char *[]){"SPX", "SPX"};
+  xm_t_validate_bad_s(&s, "/history/factor[1] = 'SPX': duplicate factor name (first at row 0)", 1);
+  xm_t_scenarios(&s, sets);
+  s.hist_return = (double[]){0.01, 0.002, -0.02, NAN, 0.005, -0.001};
+  xm_t_validate_bad_s(&s, "/history/return[1, 1] = nan: must be a finite number", 1);
+  xm_t_scenarios(&s, sets);
+  sets[0].weight = (double[]){1.0, -0.5};
+  xm_t_validate_bad_s(&s, "/sets/zgrid/weight[1] = -0.5: weight must be finite and >= 0", 1);
+  xm_t_scenarios(&s, sets);
+  sets[1].shock = (double[]){-0.1, INFINITY, -0.1};
+  xm_t_validate_bad_s(&s, "/sets/crises/shock[0, 1] = inf: must be a finite number", 1);
+  xm_t_scenarios(&s, sets);
+  sets[1].factor = (char *[]){"SPX", "ES", "ES"};
+  xm_t_validate_bad_s(&s, "/sets/crises/factor[2] = 'ES': duplicate factor name (first at row 1)",
+                      1);
+  xm_t_scenarios(&s, sets);
+  sets[1].confidence = 1.0;
+  xm_t_validate_bad_s(&s, "/sets/crises: attribute confidence = 1: confidence must be in (0, 1)",
+                      1);
+  xm_t_scenarios(&s, sets);
+  sets[0].name = "montecarlo";
+  xm_t_validate_bad_s(&s,
+                      "/sets/montecarlo: set name 'montecarlo' is reserved for the sets xmargin "
+                      "generates",
+                      1);
+  xm_t_scenarios(&s, sets);
+  sets[0].name = "z grid";
+  xm_t_validate_bad_s(&s,
+                      "/sets/z?grid: set name has ' ' (byte 0x20) at character 2: only letters, "
+                      "digits, _ and - are allowed",
+                      1);
+  xm_t_scenarios(&s, sets);
+  sets[1].n_scenarios = 0;
+  xm_t_validate_bad_s(&s, "/sets/crises/label: has no rows: a set must have at least one scenario",
+                      1);
+  xm_t_scenarios(&s, sets);
+  s.n_days = s.n_hfactors = s.n_sets = 0;
+  xm_t_validate_bad_s(&s, "/: has neither /history nor /sets: no scenarios to run", 1);
+
+  /* what only a struct can hold */
+  xm_t_scenarios(&s, sets);
+  sets[1].name = "zgrid";
+  xm_t_validate_bad_s(&s, "/sets[1] = 'zgrid': duplicate set name (first at row 0)", 0);
+  xm_t_scenarios(&s, sets);
+  sets[0].measure = XM_MEASURE_COUNT;
+  xm_t_validate_bad_s(&s, "/sets/zgrid: attribute measure = code 3: must be one of worst, es, var",
+                      0);
+  xm_t_scenarios(&s, sets);
+  sets[1].label = NULL;
+  xm_t_validate_bad_s(&s, "/sets/crises/label = NULL: a required column must hold its 1 values", 0);
+  xm_t_scenarios(&s, sets);
+  s.hist_factor = (char *[]){"SPX", NULL};
+  xm_t_validate_bad_s(&s, "/history/factor[1] = NULL: must be a string", 0);
 }
 
 /* ---- Results ---------------------------------------------------------------------- */
@@ -779,6 +1165,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_portfolio_bad_hdf5),
       cmocka_unit_test(test_scenarios_round_trip),
       cmocka_unit_test(test_scenarios_bad),
+      cmocka_unit_test(test_validate_portfolio),
+      cmocka_unit_test(test_validate_scenarios),
       cmocka_unit_test(test_results_write),
       cmocka_unit_test(test_sha256),
       cmocka_unit_test(test_args),

@@ -6,6 +6,8 @@
  *   - on success every array holds the number of rows its count says (each
  *     element is read, so AddressSanitizer sees a short one) and every index
  *     is in range;
+ *   - on success the struct passes xm_*_validate (the checks of a struct
+ *     built in memory find nothing in what the reader accepted);
  *   - on failure *out is left zeroed;
  *   - no HDF5 object is left open (a leaked handle keeps the file open, and
  *     the next read of the same path would see the old file). */
@@ -57,6 +59,7 @@ static void xmf_check_ok(const xm_portfolio *p) {
     XMF_CHECK(p->pos_account[i] >= 0 && p->pos_account[i] < p->n_accounts);
     XMF_CHECK(p->pos_instrument[i] >= 0 && p->pos_instrument[i] < ni);
   }
+  XMF_CHECK(xm_portfolio_validate(p, NULL) == XM_OK);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -5,6 +5,8 @@
  * checks the reader's promises:
  *   - on success every array holds the number of elements its counts say
  *     (each element is read, so AddressSanitizer sees a short one);
+ *   - on success the struct passes xm_*_validate (the checks of a struct
+ *     built in memory find nothing in what the reader accepted);
  *   - on failure *out is left zeroed;
  *   - no HDF5 object is left open (a leaked handle keeps the file open, and
  *     the next read of the same path would see the old file). */
@@ -41,6 +43,7 @@ static void xmf_check_ok(const xm_scenario_file *s) {
       xmf_touch_doubles(set->weight, set->n_scenarios);
     XMF_CHECK(set->measure >= 0 && set->measure <= 2);
   }
+  XMF_CHECK(xm_scenarios_validate(s, NULL) == XM_OK);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
