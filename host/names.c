@@ -1,4 +1,4 @@
-/* The name index (xm_names.h). Slots hold row + 1 (0: empty) and 32 bits of
+/* The name index (xm__names.h). Slots hold row + 1 (0: empty) and 32 bits of
  * the name's hash, so that a probe compares strings only when the tags
  * agree; the slot is chosen by the hash's low bits. */
 #include <stdlib.h>
@@ -13,7 +13,7 @@ typedef struct xm__slot {
   uint32_t row1; /* row + 1; 0 when the slot is empty */
 } xm__slot;
 
-struct xm_names {
+struct xm__names {
   char *const *names;
   xm__slot *slot; /* [mask + 1] */
   uint64_t mask;
@@ -83,7 +83,7 @@ static uint64_t xm__mix64(uint64_t x) {
 }
 
 /* A fresh key for ix: from the kernel, else from the clock and addresses. */
-static void xm__new_key(xm_names *ix) {
+static void xm__new_key(xm__names *ix) {
   uint64_t k[2];
   if (getentropy(k, sizeof k) != 0) {
     struct timespec t = {0, 0};
@@ -99,7 +99,7 @@ static void xm__new_key(xm_names *ix) {
 
 /* The slot of name: its own, or the empty one where it would go; *tag
  * gets its tag. Writes nothing (lookups may run concurrently). */
-static uint64_t xm__probe(const xm_names *ix, const char *name, uint32_t *tag) {
+static uint64_t xm__probe(const xm__names *ix, const char *name, uint32_t *tag) {
   uint64_t h = xm__siphash13(name, ix->k0, ix->k1);
   *tag = (uint32_t)(h >> 32);
   for (uint64_t at = h & ix->mask;; at = (at + 1) & ix->mask) {
@@ -109,7 +109,7 @@ static uint64_t xm__probe(const xm_names *ix, const char *name, uint32_t *tag) {
   }
 }
 
-xm_status xm_names_build(xm_names **out, char *const *names, int64_t n) {
+xm_status xm__names_build(xm__names **out, char *const *names, int64_t n) {
   if (!out)
     return XM_EINVAL;
   *out = NULL;
@@ -120,7 +120,7 @@ xm_status xm_names_build(xm_names **out, char *const *names, int64_t n) {
     cap <<= 1;
   if (cap > SIZE_MAX / sizeof(xm__slot))
     return XM_ENOMEM;
-  xm_names *ix = calloc(1, sizeof *ix);
+  xm__names *ix = calloc(1, sizeof *ix);
   if (!ix)
     return XM_ENOMEM;
   ix->slot = calloc((size_t)cap, sizeof *ix->slot);
@@ -151,7 +151,7 @@ xm_status xm_names_build(xm_names **out, char *const *names, int64_t n) {
   return XM_OK;
 }
 
-int64_t xm_names_find(const xm_names *ix, const char *name) {
+int64_t xm__names_find(const xm__names *ix, const char *name) {
   if (!ix || !name)
     return -1;
   uint32_t tag;
@@ -159,7 +159,7 @@ int64_t xm_names_find(const xm_names *ix, const char *name) {
   return e->row1 ? (int64_t)e->row1 - 1 : -1;
 }
 
-int64_t xm_names_duplicates(const xm_names *ix, int64_t *first, int64_t *second) {
+int64_t xm__names_duplicates(const xm__names *ix, int64_t *first, int64_t *second) {
   if (!ix)
     return 0;
   if (ix->ndup > 0) {
@@ -171,7 +171,7 @@ int64_t xm_names_duplicates(const xm_names *ix, int64_t *first, int64_t *second)
   return ix->ndup;
 }
 
-void xm_names_free(xm_names *ix) {
+void xm__names_free(xm__names *ix) {
   if (!ix)
     return;
   free(ix->slot);

@@ -5,10 +5,10 @@
  * collide. No global state; no HDF5. Internal to libxmargin (the readers'
  * duplicate checks, the engine's factor matching).
  *
- *   xm_names *ix;
- *   if (xm_names_build(&ix, names, n) != XM_OK) ...
- *   int64_t row = xm_names_find(ix, "SPX");   // -1 when absent
- *   xm_names_free(ix);
+ *   xm__names *ix;
+ *   if (xm__names_build(&ix, names, n) != XM_OK) ...
+ *   int64_t row = xm__names_find(ix, "SPX");   // -1 when absent
+ *   xm__names_free(ix);
  */
 #ifndef XM_NAMES_H
 #define XM_NAMES_H
@@ -17,28 +17,28 @@
 
 #include "xmargin.h"
 
-typedef struct xm_names xm_names;
+typedef struct xm__names xm__names;
 
 /* Builds the index of names[0..n) into *out, which the caller owns (free it
- * with xm_names_free). The index refers to the strings, not copies: they
+ * with xm__names_free). The index refers to the strings, not copies: they
  * must stay unchanged while it is used. A name that repeats an earlier one
- * maps to the earlier row (xm_names_duplicates tells); a NULL entry is
+ * maps to the earlier row (xm__names_duplicates tells); a NULL entry is
  * skipped (never found); "" is a name like any other. Returns XM_OK,
  * XM_EINVAL (out NULL, n < 0 or more than INT32_MAX rows, names NULL with
  * n > 0; *out is then NULL) or XM_ENOMEM. */
-xm_status xm_names_build(xm_names **out, char *const *names, int64_t n);
+xm_status xm__names_build(xm__names **out, char *const *names, int64_t n);
 
 /* The first row of name, or -1 when it is not one of the names (also for
  * NULL). */
-int64_t xm_names_find(const xm_names *ix, const char *name);
+int64_t xm__names_find(const xm__names *ix, const char *name);
 
 /* The number of rows whose name repeats an earlier row's (0: all distinct).
  * When there is one, *first and *second (each may be NULL) get the rows
  * i < j of the first repeat: the smallest such j, and i the first row of
  * its name. */
-int64_t xm_names_duplicates(const xm_names *ix, int64_t *first, int64_t *second);
+int64_t xm__names_duplicates(const xm__names *ix, int64_t *first, int64_t *second);
 
 /* Frees the index (not the names); NULL is a no-op. */
-void xm_names_free(xm_names *ix);
+void xm__names_free(xm__names *ix);
 
 #endif

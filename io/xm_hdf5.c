@@ -499,7 +499,7 @@ static int xm__take_string(xm__strs *t, hsize_t row, const char *s) {
   }
   if (!t->res)
     return 0;
-  if (!(t->res[row] = xm__io_strdup(s))) {
+  if (!(t->res[row] = xm__strdup(s))) {
     xm__nomem(t->r, t->path);
     return -1;
   }

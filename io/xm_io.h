@@ -61,19 +61,5 @@ uint64_t xm_address_space_used(void);
 /* SHA-256 of a file's bytes as 64 hex characters (+NUL) into hex[65]. */
 xm_status xm_file_sha256(const char *path, char hex[65]);
 
-/* ---- Validation of structs in memory (FORMAT.md sections 1 and 2) ---- */
-/* Checks p / s against every rule of the data contract that the arrays can
- * show, with the messages a file with the same content gets from the
- * readers (which run the same checks on what they read): counts, columns
- * given for their counts, no empty table, codes of the enumerations, strings
- * that are text, the root attributes, names unique and non-empty, indices in
- * range, kinds, finite numbers, the value rules, set names, dates, weights.
- * The struct and its arrays stay the caller's: nothing is written through
- * them, and the arrays must hold what the counts say. Messages go to *diag
- * (may be NULL) as "file: /dataset[row] = value: rule", file being p->path /
- * s->path, or "portfolio" / "scenarios" when it is NULL. Returns XM_OK,
- * XM_EFORMAT (a violation), XM_ENOMEM, or XM_EINVAL when p / s is NULL. */
-xm_status xm_portfolio_validate(const xm_portfolio *p, xm_diag *diag);
-xm_status xm_scenarios_validate(const xm_scenario_file *s, xm_diag *diag);
 
 #endif

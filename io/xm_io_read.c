@@ -241,7 +241,7 @@ static void xm__portfolio_body(xm__rd *r, void *arg) {
   char *s = NULL;
   if (!xm__check_format(r, "xmargin.portfolio"))
     return;
-  p->path = xm__io_strdup(r->ck.file);
+  p->path = xm__strdup(r->ck.file);
   if (!p->path) {
     xm__nomem(r, "path");
     return;
@@ -344,7 +344,7 @@ static herr_t xm__collect(hid_t gid, const char *name, const H5L_info_t *info, v
     l->s = s;
     l->cap = cap;
   }
-  l->s[l->n] = xm__io_strdup(name);
+  l->s[l->n] = xm__strdup(name);
   if (!l->s[l->n]) {
     l->nomem = 1;
     return 1;
@@ -413,7 +413,7 @@ static void xm__scenarios_body(xm__rd *r, void *arg) {
   xm_scenario_file *s = arg;
   if (!xm__check_format(r, "xmargin.scenarios"))
     return;
-  s->path = xm__io_strdup(r->ck.file);
+  s->path = xm__strdup(r->ck.file);
   if (!s->path) {
     xm__nomem(r, "path");
     return;

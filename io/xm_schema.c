@@ -129,11 +129,3 @@ void xm__free_strings(char **s, int64_t n) {
     free(s[i]);
   free(s);
 }
-
-char *xm__io_strdup(const char *s) {
-  size_t n = strlen(s);
-  char *d = malloc(n + 1);
-  if (d)
-    memcpy(d, s, n + 1);
-  return d;
-}

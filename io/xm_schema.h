@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "xm_internal.h" /* xm__strdup */
 #include "xm_io.h"
 
 /* What a column's elements are in the file, and the array in memory. */
@@ -88,8 +89,6 @@ const xm__column *xm__count_owner(const xm__table *t, size_t rows);
 void xm__table_free(const xm__table *t, void *base);
 /* Frees s[0..n) and s; NULL is a no-op. */
 void xm__free_strings(char **s, int64_t n);
-/* A copy of s (malloc), or NULL when out of memory (io/ only: the readers' strings). */
-char *xm__io_strdup(const char *s);
 
 /* Access to a column's array and its counts in a struct, by offset (memcpy:
  * the arrays have different pointer types). */

@@ -176,19 +176,19 @@ static void xm__check_names(xm__check *c, const char *path, char *const *s, int6
       xm__violation(c, "%s[%lld] = '': %s must not be empty", path, (long long)i, what);
   if (n < 2)
     return;
-  xm_names *ix = NULL;
-  if (xm_names_build(&ix, s, n) != XM_OK) { /* n <= INT32_MAX: checked before */
+  xm__names *ix = NULL;
+  if (xm__names_build(&ix, s, n) != XM_OK) { /* n <= INT32_MAX: checked before */
     xm__check_nomem(c, path);
     return;
   }
-  if (xm_names_duplicates(ix, NULL, NULL) > 0)
+  if (xm__names_duplicates(ix, NULL, NULL) > 0)
     for (int64_t j = 0; j < n; j++) {
-      int64_t i = s[j] && s[j][0] ? xm_names_find(ix, s[j]) : j;
+      int64_t i = s[j] && s[j][0] ? xm__names_find(ix, s[j]) : j;
       if (i != j)
         xm__violation(c, "%s[%lld] = '%.64s': duplicate %s (first at row %lld)", path, (long long)j,
                       s[j], what, (long long)i);
     }
-  xm_names_free(ix);
+  xm__names_free(ix);
 }
 
 static void xm__check_finite(xm__check *c, const char *path, const double *v, int64_t n) {

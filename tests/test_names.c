@@ -41,15 +41,15 @@ static int64_t xm_t_scan_dups(char *const *s, int64_t n, int64_t *fi, int64_t *f
 
 /* The index of s[n] against the scan: every name, and the duplicates. */
 static void xm_t_check_all(char *const *s, int64_t n) {
-  xm_names *ix = NULL;
-  assert_int_equal(xm_names_build(&ix, s, n), XM_OK);
+  xm__names *ix = NULL;
+  assert_int_equal(xm__names_build(&ix, s, n), XM_OK);
   assert_non_null(ix);
   for (int64_t j = 0; j < n; j++)
     if (s[j])
-      assert_int_equal(xm_names_find(ix, s[j]), xm_t_scan(s, n, s[j]));
+      assert_int_equal(xm__names_find(ix, s[j]), xm_t_scan(s, n, s[j]));
   int64_t fi, fj, i = -7, j = -7;
   int64_t want = xm_t_scan_dups(s, n, &fi, &fj);
-  assert_int_equal(xm_names_duplicates(ix, &i, &j), want);
+  assert_int_equal(xm__names_duplicates(ix, &i, &j), want);
   if (want) {
     assert_int_equal(i, fi);
     assert_int_equal(j, fj);
@@ -57,7 +57,7 @@ static void xm_t_check_all(char *const *s, int64_t n) {
     assert_int_equal(i, -7); /* untouched */
     assert_int_equal(j, -7);
   }
-  xm_names_free(ix);
+  xm__names_free(ix);
 }
 
 /* A deterministic generator (xorshift64*). */
@@ -89,54 +89,54 @@ static void xm_t_free_names(char **s, int64_t n) {
 
 static void test_args(void **state) {
   (void)state;
-  xm_names *ix = (xm_names *)&ix;
+  xm__names *ix = (xm__names *)&ix;
   char *one[] = {"a"};
-  assert_int_equal(xm_names_build(NULL, one, 1), XM_EINVAL);
-  assert_int_equal(xm_names_build(&ix, one, -1), XM_EINVAL);
+  assert_int_equal(xm__names_build(NULL, one, 1), XM_EINVAL);
+  assert_int_equal(xm__names_build(&ix, one, -1), XM_EINVAL);
   assert_null(ix);
-  assert_int_equal(xm_names_build(&ix, NULL, 1), XM_EINVAL);
-  assert_int_equal(xm_names_build(&ix, one, (int64_t)INT32_MAX + 1), XM_EINVAL);
-  assert_int_equal(xm_names_find(NULL, "a"), -1);
-  assert_int_equal(xm_names_duplicates(NULL, NULL, NULL), 0);
-  xm_names_free(NULL);
+  assert_int_equal(xm__names_build(&ix, NULL, 1), XM_EINVAL);
+  assert_int_equal(xm__names_build(&ix, one, (int64_t)INT32_MAX + 1), XM_EINVAL);
+  assert_int_equal(xm__names_find(NULL, "a"), -1);
+  assert_int_equal(xm__names_duplicates(NULL, NULL, NULL), 0);
+  xm__names_free(NULL);
   /* no names at all */
-  assert_int_equal(xm_names_build(&ix, NULL, 0), XM_OK);
-  assert_int_equal(xm_names_find(ix, ""), -1);
-  assert_int_equal(xm_names_find(ix, "a"), -1);
-  assert_int_equal(xm_names_duplicates(ix, NULL, NULL), 0);
-  xm_names_free(ix);
+  assert_int_equal(xm__names_build(&ix, NULL, 0), XM_OK);
+  assert_int_equal(xm__names_find(ix, ""), -1);
+  assert_int_equal(xm__names_find(ix, "a"), -1);
+  assert_int_equal(xm__names_duplicates(ix, NULL, NULL), 0);
+  xm__names_free(ix);
 }
 
 static void test_fixed(void **state) {
   (void)state;
   char *s[] = {"SPX", "SPX.iv", "", "ES", "spx", "SPX ", NULL, "SPX.iv", "", "ES", "x", NULL};
   int64_t n = (int64_t)(sizeof s / sizeof s[0]);
-  xm_names *ix;
-  assert_int_equal(xm_names_build(&ix, s, n), XM_OK);
-  assert_int_equal(xm_names_find(ix, "SPX"), 0);
-  assert_int_equal(xm_names_find(ix, "spx"), 4); /* case matters */
-  assert_int_equal(xm_names_find(ix, "SPX "), 5);
-  assert_int_equal(xm_names_find(ix, "SPX.iv"), 1); /* the first of a repeated name */
-  assert_int_equal(xm_names_find(ix, ""), 2);
-  assert_int_equal(xm_names_find(ix, "ES"), 3);
-  assert_int_equal(xm_names_find(ix, "x"), 10);
-  assert_int_equal(xm_names_find(ix, "SP"), -1);
-  assert_int_equal(xm_names_find(ix, "SPX.i"), -1);
-  assert_int_equal(xm_names_find(ix, "SPX.ivv"), -1);
-  assert_int_equal(xm_names_find(ix, NULL), -1);
+  xm__names *ix;
+  assert_int_equal(xm__names_build(&ix, s, n), XM_OK);
+  assert_int_equal(xm__names_find(ix, "SPX"), 0);
+  assert_int_equal(xm__names_find(ix, "spx"), 4); /* case matters */
+  assert_int_equal(xm__names_find(ix, "SPX "), 5);
+  assert_int_equal(xm__names_find(ix, "SPX.iv"), 1); /* the first of a repeated name */
+  assert_int_equal(xm__names_find(ix, ""), 2);
+  assert_int_equal(xm__names_find(ix, "ES"), 3);
+  assert_int_equal(xm__names_find(ix, "x"), 10);
+  assert_int_equal(xm__names_find(ix, "SP"), -1);
+  assert_int_equal(xm__names_find(ix, "SPX.i"), -1);
+  assert_int_equal(xm__names_find(ix, "SPX.ivv"), -1);
+  assert_int_equal(xm__names_find(ix, NULL), -1);
   int64_t i, j;
-  assert_int_equal(xm_names_duplicates(ix, &i, &j), 3); /* rows 7, 8, 9 */
+  assert_int_equal(xm__names_duplicates(ix, &i, &j), 3); /* rows 7, 8, 9 */
   assert_int_equal(i, 1);
   assert_int_equal(j, 7);
-  assert_int_equal(xm_names_duplicates(ix, NULL, NULL), 3);
-  xm_names_free(ix);
+  assert_int_equal(xm__names_duplicates(ix, NULL, NULL), 3);
+  xm__names_free(ix);
   xm_t_check_all(s, n);
 
   char *two_empty[] = {"", ""};
-  assert_int_equal(xm_names_build(&ix, two_empty, 2), XM_OK);
-  assert_int_equal(xm_names_duplicates(ix, &i, &j), 1);
+  assert_int_equal(xm__names_build(&ix, two_empty, 2), XM_OK);
+  assert_int_equal(xm__names_duplicates(ix, &i, &j), 1);
   assert_true(i == 0 && j == 1);
-  xm_names_free(ix);
+  xm__names_free(ix);
   char *nulls[] = {NULL, NULL, NULL};
   xm_t_check_all(nulls, 3);
 }
@@ -154,14 +154,14 @@ static void test_random_repeats(void **state) {
       s[i] = xm_t_random_name(xm_t_next() % (maxlen + 1), k);
     xm_t_check_all(s, n);
     /* absent names: built from letters the names never use */
-    xm_names *ix;
-    assert_int_equal(xm_names_build(&ix, s, n), XM_OK);
+    xm__names *ix;
+    assert_int_equal(xm__names_build(&ix, s, n), XM_OK);
     for (int q = 0; q < 200; q++) {
       char *a = xm_t_random_name(1 + xm_t_next() % 24, 26);
-      assert_int_equal(xm_names_find(ix, a), xm_t_scan(s, n, a));
+      assert_int_equal(xm__names_find(ix, a), xm_t_scan(s, n, a));
       free(a);
     }
-    xm_names_free(ix);
+    xm__names_free(ix);
     xm_t_free_names(s, n);
   }
 }
@@ -183,38 +183,38 @@ static void test_100k(void **state) {
     strcpy(s[i] + h, tail);
     free(tail);
   }
-  xm_names *ix;
-  assert_int_equal(xm_names_build(&ix, s, n), XM_OK);
+  xm__names *ix;
+  assert_int_equal(xm__names_build(&ix, s, n), XM_OK);
   for (int64_t i = 0; i < n; i++)
-    assert_int_equal(xm_names_find(ix, s[i]), i);
-  assert_int_equal(xm_names_duplicates(ix, NULL, NULL), 0);
+    assert_int_equal(xm__names_find(ix, s[i]), i);
+  assert_int_equal(xm__names_duplicates(ix, NULL, NULL), 0);
   for (int q = 0; q < 2000; q++) { /* absent: a row's name plus one byte, or random */
     char buf[128];
     int64_t r = (int64_t)(xm_t_next() % (uint64_t)n);
     snprintf(buf, sizeof buf, "%s~", s[r]);
-    assert_int_equal(xm_names_find(ix, buf), -1);
+    assert_int_equal(xm__names_find(ix, buf), -1);
     char *a = xm_t_random_name(xm_t_next() % 30, 65); /* no ':': never a name */
-    assert_int_equal(xm_names_find(ix, a), -1);
+    assert_int_equal(xm__names_find(ix, a), -1);
     free(a);
   }
   for (int q = 0; q < 300; q++) { /* sampled lookups against the scan */
     int64_t r = (int64_t)(xm_t_next() % (uint64_t)n);
-    assert_int_equal(xm_names_find(ix, s[r]), xm_t_scan(s, n, s[r]));
+    assert_int_equal(xm__names_find(ix, s[r]), xm_t_scan(s, n, s[r]));
   }
-  xm_names_free(ix);
+  xm__names_free(ix);
 
   /* plant repeats: row 70000 repeats row 123, row 90000 repeats row 5 */
   free(s[70000]);
   s[70000] = strdup(s[123]);
   free(s[90000]);
   s[90000] = strdup(s[5]);
-  assert_int_equal(xm_names_build(&ix, s, n), XM_OK);
+  assert_int_equal(xm__names_build(&ix, s, n), XM_OK);
   int64_t i, j;
-  assert_int_equal(xm_names_duplicates(ix, &i, &j), 2);
+  assert_int_equal(xm__names_duplicates(ix, &i, &j), 2);
   assert_int_equal(i, 123);
   assert_int_equal(j, 70000);
-  assert_int_equal(xm_names_find(ix, s[90000]), 5);
-  xm_names_free(ix);
+  assert_int_equal(xm__names_find(ix, s[90000]), 5);
+  xm__names_free(ix);
   xm_t_free_names(s, n);
 }
 

@@ -340,6 +340,20 @@ void xm_portfolio_free(xm_portfolio *p);
 xm_status xm_scenarios_read(const char *path, xm_scenario_file *out, xm_diag *diag);
 void xm_scenarios_free(xm_scenario_file *s);
 
+/* Checks p / s against every rule of the data contract that the arrays can
+ * show, with the messages a file with the same content gets from the
+ * readers (which run the same checks on what they read): counts, columns
+ * given for their counts, no empty table, codes of the enumerations, strings
+ * that are text, the root attributes, names unique and non-empty, indices in
+ * range, kinds, finite numbers, the value rules, set names, dates, weights.
+ * The struct and its arrays stay the caller's: nothing is written through
+ * them, and the arrays must hold what the counts say. Messages go to *diag
+ * (may be NULL) as "file: /dataset[row] = value: rule", file being p->path /
+ * s->path, or "portfolio" / "scenarios" when it is NULL. Returns XM_OK,
+ * XM_EFORMAT (a violation), XM_ENOMEM, or XM_EINVAL when p / s is NULL. */
+xm_status xm_portfolio_validate(const xm_portfolio *p, xm_diag *diag);
+xm_status xm_scenarios_validate(const xm_scenario_file *s, xm_diag *diag);
+
 /* Reads the root attribute `format` of an HDF5 file into buf ("" if absent).
  * XM_EIO when the file cannot be opened as HDF5. */
 xm_status xm_file_format(const char *path, char *buf, size_t cap, xm_diag *diag);
