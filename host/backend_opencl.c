@@ -85,16 +85,18 @@ static xm_status xm__build(xm_ctx *ctx, xm_precision prec) {
   e = clBuildProgram(prog, 1, &o->device, opts, NULL, NULL);
   if (e != CL_SUCCESS) {
     size_t loglen = 0;
-    clGetProgramBuildInfo(prog, o->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &loglen);
-    char *log = malloc(loglen + 1);
+    cl_int le = clGetProgramBuildInfo(prog, o->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &loglen);
+    char *log = le == CL_SUCCESS ? malloc(loglen + 1) : NULL;
     if (log) {
       log[0] = '\0';
-      clGetProgramBuildInfo(prog, o->device, CL_PROGRAM_BUILD_LOG, loglen, log, NULL);
-      log[loglen] = '\0';
+      le = clGetProgramBuildInfo(prog, o->device, CL_PROGRAM_BUILD_LOG, loglen, log, NULL);
+      log[le == CL_SUCCESS ? loglen : 0] = '\0';
     }
     xm__fail(ctx, XM_EBUILD, "building the %s kernels for %s failed (%s); build log:\n%s",
              prec == XM_SINGLE ? "single-precision" : "double-precision", ctx->dev.name,
-             xm__cl_errstr(e), log ? log : "(no memory for the log)");
+             xm__cl_errstr(e),
+             le != CL_SUCCESS ? "(the log could not be read)"
+                              : log ? log : "(no memory for the log)");
     free(log);
     clReleaseProgram(prog);
     return XM_EBUILD;

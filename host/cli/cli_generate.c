@@ -62,11 +62,6 @@ bad:
   return 0;
 }
 
-static double xm__gen_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void xm__gen_size(char *buf, size_t cap, const char *path) {
   struct stat sb;
@@ -194,7 +189,7 @@ int xm_cli_generate(int argc, char **argv) {
     }
   }
 
-  double t0 = xm__gen_now();
+  double t0 = xm_now();
   xm_portfolio port;
   xm_scenario_file scen;
   xm_gen_stats stats;
@@ -207,12 +202,12 @@ int xm_cli_generate(int argc, char **argv) {
     free(scen_path);
     return st == XM_EINVAL ? XM_EXIT_USAGE : XM_EXIT_FAIL;
   }
-  double t1 = xm__gen_now();
+  double t1 = xm_now();
   xm_diag diag = {0};
   st = xm_portfolio_write(port_path, &port, &diag);
   if (st == XM_OK)
     st = xm_scenarios_write(scen_path, &scen, &diag);
-  double t2 = xm__gen_now();
+  double t2 = xm_now();
   int rc = XM_EXIT_OK;
   if (st != XM_OK) {
     xm_diag_print(&diag, stderr);
