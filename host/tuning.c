@@ -34,9 +34,10 @@ static const xm__tuning xm__tunings[] = {
      1,
      {0, 64, 32, 16, 4, 4, 4, 4, 2, 8, 8, 0, 0, 0, 0, 1},
      0,
-     256 * XM__MIB},
-    {NULL, 1, 128, 128, 0, 0, {0}, 0, 256 * XM__MIB},
-    {NULL, -1, 16, 128, 0, 1, {0}, 0, 256 * XM__MIB},
+     512 * XM__MIB},
+    /* mc_temp: the Monte Carlo draws and their product, 256 MiB each */
+    {NULL, 1, 128, 128, 0, 0, {0}, 0, 512 * XM__MIB},
+    {NULL, -1, 16, 128, 0, 1, {0}, 0, 512 * XM__MIB},
 };
 
 const xm__tuning *xm__tuning_for(const xm_device_info *d) {
@@ -82,7 +83,7 @@ int xm__tuned_vec8(const xm_ctx *ctx) {
 
 uint64_t xm__tuned_mc_temp(const xm_ctx *ctx) {
   uint64_t t = xm__tuning_for(&ctx->dev)->mc_temp;
-  return t ? t : 256 * XM__MIB;
+  return t ? t : 512 * XM__MIB;
 }
 
 size_t xm__tuned_mc_block(const xm_ctx *ctx) {

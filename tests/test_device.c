@@ -447,13 +447,5 @@ int main(int argc, char **argv) {
       cmocka_unit_test_teardown(ctx_opencl_0_0, clear_env),
       cmocka_unit_test_teardown(ctx_every_listed_device, clear_env),
   };
-  const char *g = xm_t_group_arg(argc, argv);
-  if (g && !*g)
-    return 2;
-  if (g && strcmp(g, "base") == 0)
-    return XM_T_RUN_GROUP("base", base, group_setup, group_teardown);
-  if (g)
-    return XM_T_RUN_GROUP("opencl", opencl, group_setup, group_teardown);
-  int rb = XM_T_RUN_GROUP("base", base, group_setup, group_teardown);
-  return xm_t_both(rb, XM_T_RUN_GROUP("opencl", opencl, group_setup, group_teardown));
+  XM_T_MAIN_GROUPS(argc, argv, base, opencl, group_setup, group_teardown);
 }

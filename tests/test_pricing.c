@@ -757,13 +757,5 @@ int main(int argc, char **argv) {
       cmocka_unit_test(opencl_vs_cpu_100k),           cmocka_unit_test(opencl_vs_cpu_batch_sizes),
       cmocka_unit_test(price_arguments_opencl),
   };
-  const char *g = xm_t_group_arg(argc, argv);
-  if (g && !*g)
-    return 2;
-  if (g && strcmp(g, "base") == 0)
-    return XM_T_RUN_GROUP("base", base, group_setup, group_teardown);
-  if (g)
-    return XM_T_RUN_GROUP("opencl", opencl, group_setup, group_teardown);
-  int rb = XM_T_RUN_GROUP("base", base, group_setup, group_teardown);
-  return xm_t_both(rb, XM_T_RUN_GROUP("opencl", opencl, group_setup, group_teardown));
+  XM_T_MAIN_GROUPS(argc, argv, base, opencl, group_setup, group_teardown);
 }

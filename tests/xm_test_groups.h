@@ -78,4 +78,19 @@ static inline int xm_t_both(int base, int opencl) {
   return base == XM_T_SKIP_RC && opencl == XM_T_SKIP_RC ? XM_T_SKIP_RC : 0;
 }
 
+/* main() of a test with a "base" and an "opencl" group: the one the command
+ * line names, or both. */
+#define XM_T_MAIN_GROUPS(argc, argv, base, opencl, setup, teardown)                               \
+  do {                                                                                             \
+    const char *g_ = xm_t_group_arg((argc), (argv));                                               \
+    if (g_ && !*g_)                                                                                \
+      return 2;                                                                                    \
+    if (g_ && strcmp(g_, "base") == 0)                                                             \
+      return XM_T_RUN_GROUP("base", base, setup, teardown);                                        \
+    if (g_)                                                                                        \
+      return XM_T_RUN_GROUP("opencl", opencl, setup, teardown);                                    \
+    int rb_ = XM_T_RUN_GROUP("base", base, setup, teardown);                                       \
+    return xm_t_both(rb_, XM_T_RUN_GROUP("opencl", opencl, setup, teardown));                      \
+  } while (0)
+
 #endif
