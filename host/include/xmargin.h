@@ -93,6 +93,7 @@ xm_status xm_devices_list(xm_device_info **out, size_t *n);
 /* 1 when this library was built with the OpenCL backend (XM_WITH_OPENCL),
  * else 0: then only "cpu" is ever listed. */
 int xm_has_opencl(void);
+/* Frees a list from xm_devices_list; NULL is a no-op. */
 void xm_devices_free(xm_device_info *list);
 
 /* ---- Context ----------------------------------------------------------- */
