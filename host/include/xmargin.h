@@ -103,9 +103,9 @@ typedef struct xm_ctx xm_ctx;
 typedef struct xm_options {
   /* "auto" | "cpu" | "opencl" | "opencl:<platform>.<device>"; NULL means
    * "auto": a GPU with double precision if there is one, else the cpu backend
-   * (auto_opencl_cpu: OpenCL CPU devices before it). The library reads no
-   * environment variable: xm_options_from_env() is how a program (the CLI)
-   * takes XM_DEVICE and the others. */
+   * (auto_opencl_cpu: OpenCL CPU devices before it). Contexts and runs read
+   * no environment variable: xm_options_from_env() is how a program (the
+   * CLI) takes XM_DEVICE and the others. */
   const char *device;
   /* Cap on the memory the engine plans with (device buffers, and on the
    * cpu backend every host buffer of a run's loop), bytes; 0 = the device's
