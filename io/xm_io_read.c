@@ -58,7 +58,7 @@ static int32_t *xm__map_names(xm__rd *r, const char *path, char **s, int64_t n,
     return NULL;
   }
   char allowed[256];
-  xm__names_list(codes->names, codes->count, allowed, sizeof allowed);
+  xm__names_list(codes->names, codes->count, codes->listed, allowed, sizeof allowed);
   for (int64_t i = 0; i < n; i++) {
     code[i] = -1;
     for (int k = 0; k < codes->count; k++)
@@ -311,7 +311,7 @@ static void xm__read_set(xm__rd *r, xm_scenario_set *set) {
         found = k;
     if (found < 0) {
       char allowed[128];
-      xm__names_list(xm__measure_names, XM_MEASURE_COUNT, allowed, sizeof allowed);
+      xm__names_list(xm__measure_names, XM_MEASURE_COUNT, ~0u, allowed, sizeof allowed);
       xm__bad(r, "%s: attribute measure = '%.64s': must be one of %s", g, m, allowed);
     } else {
       set->measure = found;

@@ -8,8 +8,11 @@
 #include "xm_tables.h"
 
 static const xm__codes xm__factor_kinds = {xm__factor_kind_names, XM_FACTOR_KIND_COUNT,
-                                           "factor kind"};
-static const xm__codes xm__instrument_types = {xm__type_names, XM_TYPE_COUNT, "instrument type"};
+                                           "factor kind", ~0u};
+/* Types the engine does not revalue yet are read (validation names them) but
+ * not offered. */
+static const xm__codes xm__instrument_types = {xm__type_names, XM_TYPE_COUNT, "instrument type",
+                                               (unsigned)XM_TYPES_BOOK};
 
 /* A column of a portfolio table (one length: the table's count n). */
 #define XM__P(name, elem, field, n, codes)                                                         \

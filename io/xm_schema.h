@@ -31,6 +31,7 @@ typedef struct xm__codes {
   const char *const *names; /* [count] */
   int count;
   const char *what; /* "factor kind", for messages */
+  unsigned listed;  /* bit k: names[k] is offered in messages ("must be one of") */
 } xm__codes;
 
 #define XM__RANK1 ((size_t)-1) /* cols of a 1-D column */

@@ -46,13 +46,15 @@ xm_status xm__check_status(const xm__check *c) {
   return XM_OK;
 }
 
-void xm__names_list(const char *const *names, int n, char *buf, size_t cap) {
+void xm__names_list(const char *const *names, int n, unsigned listed, char *buf, size_t cap) {
   if (cap == 0)
     return;
   buf[0] = '\0';
   for (int k = 0; k < n; k++) {
+    if (!((listed >> k) & 1u))
+      continue;
     size_t l = strlen(buf);
-    snprintf(buf + l, cap - l, "%s%s", k ? ", " : "", names[k]);
+    snprintf(buf + l, cap - l, "%s%s", l ? ", " : "", names[k]);
   }
 }
 
@@ -272,6 +274,14 @@ void xm__portfolio_check(xm__check *c, const xm_portfolio *p) {
                       (long long)i, v, xm__factor_shown(p, v));
     }
   }
+  /* a type of a later FORMAT.md version than the engine revalues */
+  for (int64_t i = 0; p->inst_type && i < ni; i++)
+    if (p->inst_type[i] >= 0 && p->inst_type[i] < XM_TYPE_COUNT &&
+        !XM_TYPE_IN_BOOKS(p->inst_type[i]))
+      xm__violation(c,
+                    "/instruments/type[%lld] = '%s': a type of a later format version than this "
+                    "xmargin margins (FORMAT.md version %d types only; xm_price prices it)",
+                    (long long)i, xm_type_name(p->inst_type[i]), XM_FORMAT_BOOK_VERSION);
   xm__check_finite(c, "/instruments/strike", p->inst_strike, ni);
   xm__check_finite(c, "/instruments/expiry", p->inst_expiry, ni);
   xm__check_finite(c, "/instruments/implied_vol", p->inst_implied_vol, ni);
@@ -351,7 +361,7 @@ void xm__set_check(xm__check *c, const xm_scenario_set *set) {
                     set->weight[i]);
   if (set->measure < 0 || set->measure >= XM_MEASURE_COUNT) {
     char allowed[128];
-    xm__names_list(xm__measure_names, XM_MEASURE_COUNT, allowed, sizeof allowed);
+    xm__names_list(xm__measure_names, XM_MEASURE_COUNT, ~0u, allowed, sizeof allowed);
     xm__violation(c, "%s: attribute measure = code %d: must be one of %s", g, (int)set->measure,
                   allowed);
   }
@@ -410,7 +420,8 @@ static int xm__memory_table(xm__check *c, const xm__table *t, const char *group,
     }
     if (col->codes) {
       char allowed[256];
-      xm__names_list(col->codes->names, col->codes->count, allowed, sizeof allowed);
+      xm__names_list(col->codes->names, col->codes->count, col->codes->listed, allowed,
+                     sizeof allowed);
       const int32_t *v = a;
       for (int64_t i = 0; i < n; i++)
         if (v[i] < 0 || v[i] >= col->codes->count)

@@ -58,8 +58,9 @@ int xm__rule_set_name(xm__check *c, const char *name);
 /* A set's confidence (not NaN) must be in (0, 1); group is "/sets/<name>".
  * 1, or 0 after a message. */
 int xm__rule_confidence(xm__check *c, const char *group, double conf);
-/* "a, b, c": the names[0..n) of an enumeration table, for messages. */
-void xm__names_list(const char *const *names, int n, char *buf, size_t cap);
+/* "a, b, c": the names[0..n) of an enumeration table whose bit is set in
+ * listed, for messages. */
+void xm__names_list(const char *const *names, int n, unsigned listed, char *buf, size_t cap);
 
 /* ---- The checks of the values, in the order the reader reports them ---- */
 

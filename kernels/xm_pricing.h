@@ -58,6 +58,9 @@ XM_INLINE XM_REAL XM_FN(xm_black)(XM_REAL F, XM_REAL K, XM_REAL df, XM_REAL s, i
   return XM_FN(xm_black_lfk)(F, K, s > (XM_REAL)0 ? log(F / K) : (XM_REAL)0, df, s, call);
 }
 
+/* American options (Bjerksund and Stensland 2002): xm_price_american. */
+#include "xm_american.h"
+
 /* The unit-value functions of the type table (xmargin_types.h, column
  * `pricing`): value of one unit (multiplier not applied). S: spot, or the
  * futures price for a type without carry; T: years to expiry; r: rate; q:
@@ -86,7 +89,7 @@ XM_INLINE XM_REAL XM_FN(xm_price_black)(int type, XM_REAL S, XM_REAL K, XM_REAL 
 XM_INLINE XM_REAL XM_FN(xm_unit_value)(int type, XM_REAL S, XM_REAL K, XM_REAL T, XM_REAL r,
                                        XM_REAL q, XM_REAL sigma, int call) {
   switch (type) {
-#define XM__PRICE_CASE(NAME, name, option, carry, settled, pricing)                                \
+#define XM__PRICE_CASE(NAME, name, option, carry, settled, pricing, version)                       \
   case XM_##NAME:                                                                                  \
     return XM_FN(pricing)(type, S, K, T, r, q, sigma, call);
     XM_INSTRUMENT_TYPE_MAP(XM__PRICE_CASE)

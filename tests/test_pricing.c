@@ -741,6 +741,212 @@ static void price_arguments_opencl(void **state) {
   assert_int_equal(xm_price(f->ocl, XM_SINGLE, &bad, &out), XM_EINVAL);
 }
 
+
+/* ---- American options (Bjerksund and Stensland 2002) -------------------------
+ *
+ * [HA] Haug (2007), ch. 3, Table 3-2 as reproduced in rblankley/mofo,
+ *      src/util/bjerksundstensland02.cpp lines 153-188 (six of them also in
+ *      Davis Edwards' GBS.py tests): K = 100, r = 0.10, b = 0 (q = r), four
+ *      decimals. tests/python/xm_american.py has the same table, its sources,
+ *      and an independent float64 reference that agrees to 5e-5. */
+static const struct {
+  double S, T, vol;
+  int call;
+  double value;
+} k_haug_bs2002[] = {
+    {90, 0.1, 0.15, 1, 0.0205},
+    {100, 0.1, 0.15, 1, 1.8757},
+    {110, 0.1, 0.15, 1, 10.0000},
+    {90, 0.1, 0.25, 1, 0.3151},
+    {100, 0.1, 0.25, 1, 3.1256},
+    {110, 0.1, 0.25, 1, 10.3725},
+    {90, 0.1, 0.35, 1, 0.9479},
+    {100, 0.1, 0.35, 1, 4.3746},
+    {110, 0.1, 0.35, 1, 11.1578},
+    {90, 0.5, 0.15, 1, 0.8099},
+    {100, 0.5, 0.15, 1, 4.0628},
+    {110, 0.5, 0.15, 1, 10.7898},
+    {90, 0.5, 0.25, 1, 2.7180},
+    {100, 0.5, 0.25, 1, 6.7661},
+    {110, 0.5, 0.25, 1, 12.9814},
+    {90, 0.5, 0.35, 1, 4.9665},
+    {100, 0.5, 0.35, 1, 9.4608},
+    {110, 0.5, 0.35, 1, 15.5137},
+    {90, 0.1, 0.15, 0, 10.0000},
+    {100, 0.1, 0.15, 0, 1.8757},
+    {110, 0.1, 0.15, 0, 0.0408},
+    {90, 0.1, 0.25, 0, 10.2280},
+    {100, 0.1, 0.25, 0, 3.1256},
+    {110, 0.1, 0.25, 0, 0.4552},
+    {90, 0.1, 0.35, 0, 10.8663},
+    {100, 0.1, 0.35, 0, 4.3746},
+    {110, 0.1, 0.35, 0, 1.2383},
+    {90, 0.5, 0.15, 0, 10.5400},
+    {100, 0.5, 0.15, 0, 4.0628},
+    {110, 0.5, 0.15, 0, 1.0689},
+    {90, 0.5, 0.25, 0, 12.4097},
+    {100, 0.5, 0.25, 0, 6.7661},
+    {110, 0.5, 0.25, 0, 3.2932},
+    {90, 0.5, 0.35, 0, 14.6445},
+    {100, 0.5, 0.35, 0, 9.4608},
+    {110, 0.5, 0.35, 0, 5.8374},
+};
+
+static void american_published(void **state) {
+  fixture *f = *state;
+  double worst = 0;
+  for (size_t i = 0; i < sizeof k_haug_bs2002 / sizeof k_haug_bs2002[0]; i++) {
+    double v = price1(f->cpu, XM_DOUBLE, XM_AMERICAN_OPTION, k_haug_bs2002[i].S, 100.0,
+                      k_haug_bs2002[i].T, 0.10, 0.10, k_haug_bs2002[i].vol, k_haug_bs2002[i].call,
+                      1.0);
+    double e = fabs(v - k_haug_bs2002[i].value);
+    worst = e > worst ? e : worst;
+    if (!(e <= 0.5e-4 + 1e-9)) /* the table's rounding */
+      fail_msg("BS2002 %s S=%g T=%g vol=%g: %.6f, Haug %.4f", k_haug_bs2002[i].call ? "call" : "put",
+               k_haug_bs2002[i].S, k_haug_bs2002[i].T, k_haug_bs2002[i].vol, v,
+               k_haug_bs2002[i].value);
+  }
+  print_message("  [american] %zu published values, worst |diff| %.2e\n",
+                sizeof k_haug_bs2002 / sizeof k_haug_bs2002[0], worst);
+}
+
+/* A Cox-Ross-Rubinstein tree of n steps for an American option with carry b
+ * (written here, independent of the library). */
+static double crr_american(double S, double K, double T, double r, double b, double vol, int call,
+                           int n) {
+  double dt = T / n, u = exp(vol * sqrt(dt)), d = 1.0 / u;
+  double p = (exp(b * dt) - d) / (u - d), disc = exp(-r * dt);
+  double *v = malloc((size_t)(n + 1) * sizeof *v);
+  assert_non_null(v);
+  for (int j = 0; j <= n; j++) {
+    double st = S * pow(u, n - 2 * j);
+    v[j] = call ? fmax(st - K, 0.0) : fmax(K - st, 0.0);
+  }
+  for (int i = n - 1; i >= 0; i--)
+    for (int j = 0; j <= i; j++) {
+      double st = S * pow(u, i - 2 * j), ex = call ? st - K : K - st;
+      double hold = disc * (p * v[j] + (1.0 - p) * v[j + 1]);
+      v[j] = hold > ex ? hold : ex;
+    }
+  double out = v[0];
+  free(v);
+  return out;
+}
+
+/* Against a 10,000-step tree: within the approximation's accuracy (2% of the
+ * value + 0.005: BS2002 is 1.2% under the tree for the at-the-money put of
+ * r = 5%, sigma = 20%, T = 1, as the Python reference is) and, as a lower bound of the true value, not above the tree
+ * (beyond the tree's own error). Carries below, at and above zero, calls and
+ * puts, futures options (no carry), low and high vol, long and short expiries. */
+static void american_vs_tree(void **state) {
+  fixture *f = *state;
+  static const struct {
+    int type, call;
+    double S, K, T, r, q, vol;
+  } c[] = {
+      {XM_AMERICAN_OPTION, 0, 100, 100, 1.0, 0.05, 0.00, 0.20},
+      {XM_AMERICAN_OPTION, 0, 90, 100, 0.5, 0.08, 0.02, 0.30},
+      {XM_AMERICAN_OPTION, 1, 100, 95, 2.0, 0.03, 0.07, 0.25},
+      {XM_AMERICAN_OPTION, 1, 42, 40, 0.75, 0.04, 0.08, 0.35},
+      {XM_AMERICAN_OPTION, 0, 120, 100, 3.0, 0.06, 0.01, 0.45},
+      {XM_AMERICAN_OPTION, 0, 100, 100, 0.25, 0.10, 0.00, 0.05},
+  };
+  double worst = 0;
+  for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+    double v = price1(f->cpu, XM_DOUBLE, c[i].type, c[i].S, c[i].K, c[i].T, c[i].r, c[i].q,
+                      c[i].vol, c[i].call, 1.0);
+    double t = crr_american(c[i].S, c[i].K, c[i].T, c[i].r, c[i].r - c[i].q, c[i].vol, c[i].call,
+                            10000);
+    double e = fabs(v - t);
+    worst = e / t > worst ? e / t : worst;
+    if (!(e <= 0.02 * t + 0.005) || !(v <= t + 2e-3))
+      fail_msg("BS2002 %s S=%g K=%g T=%g r=%g q=%g vol=%g: %.6f, tree %.6f",
+               c[i].call ? "call" : "put", c[i].S, c[i].K, c[i].T, c[i].r, c[i].q, c[i].vol, v, t);
+  }
+  print_message("  [american] vs a 10,000-step tree: worst relative gap %.2e\n", worst);
+}
+
+/* Random contracts, low vol (the vol floor) and at-the-money puts included:
+ * finite, never below the European value nor the intrinsic value, never above
+ * the underlying (call) or the strike (put); a call whose carry is at least
+ * the rate is the European value exactly. */
+static void american_bounds(void **state) {
+  fixture *f = *state;
+  rng g = {f->seed ^ 0x414D45520000ull};
+  const size_t n = 20000;
+  batch a, e;
+  batch_alloc(&a, n);
+  batch_alloc(&e, n);
+  batch_random(&a, &g, XM_AMERICAN_OPTION);
+  for (size_t i = 0; i < n; i++) {
+    if (i % 4 == 0) { /* the spec's hard case: at the money, low vol */
+      a.K[i] = a.S[i];
+      a.vol[i] = 0.01;
+    }
+    if (i % 7 == 0) /* q <= 0 < r: a call that is never exercised early */
+      a.q[i] = 0.0, a.r[i] = fabs(a.r[i]), a.call[i] = 1;
+  }
+  memcpy(e.S, a.S, n * sizeof *a.S), memcpy(e.K, a.K, n * sizeof *a.K);
+  memcpy(e.T, a.T, n * sizeof *a.T), memcpy(e.r, a.r, n * sizeof *a.r);
+  memcpy(e.q, a.q, n * sizeof *a.q), memcpy(e.vol, a.vol, n * sizeof *a.vol);
+  memcpy(e.call, a.call, n * sizeof *a.call), memcpy(e.mult, a.mult, n * sizeof *a.mult);
+  for (size_t i = 0; i < n; i++)
+    e.type[i] = XM_OPTION;
+  double *av = calloc(n, sizeof *av), *ev = calloc(n, sizeof *ev);
+  assert_true(av && ev);
+  price_batch(f->cpu, XM_DOUBLE, &a, av);
+  price_batch(f->cpu, XM_DOUBLE, &e, ev);
+  for (size_t i = 0; i < n; i++) {
+    double iv = a.mult[i] * fmax(a.call[i] ? a.S[i] - a.K[i] : a.K[i] - a.S[i], 0.0);
+    double hi = a.mult[i] * (a.call[i] ? a.S[i] : a.K[i]);
+    if (!isfinite(av[i]) || av[i] < ev[i] || av[i] < iv || av[i] > hi ||
+        (a.call[i] && a.q[i] <= 0.0 && a.r[i] >= 0.0 && a.T[i] > 0 && av[i] != ev[i]))
+      fail_msg("american %s S=%.17g K=%.17g T=%.17g r=%.17g q=%.17g vol=%.17g: %.17g "
+               "(European %.17g, intrinsic %.17g, bound %.17g)",
+               a.call[i] ? "call" : "put", a.S[i], a.K[i], a.T[i], a.r[i], a.q[i], a.vol[i], av[i],
+               ev[i], iv, hi);
+  }
+  free(av);
+  free(ev);
+  batch_free(&a);
+  batch_free(&e);
+}
+
+/* OpenCL (PoCL here) = C on 100k random American contracts, in double: 1e-12
+ * relative for values of at least 1% of the notional, 1e-14 of the notional
+ * below (the sum of twelve terms of the notional's size leaves cancellation
+ * noise of ~1e-15 of it on values near 0). */
+static void american_opencl_vs_cpu(void **state) {
+  fixture *f = *state;
+  if (!f->ocl)
+    XM_T_SKIP("no usable OpenCL device");
+  rng g = {f->seed ^ 0x414D4F434C00ull};
+  const size_t n = 100000;
+  batch b;
+  batch_alloc(&b, n);
+  batch_random(&b, &g, XM_AMERICAN_OPTION);
+  double *c = calloc(n, sizeof *c), *o = calloc(n, sizeof *o);
+  assert_true(c && o);
+  price_batch(f->cpu, XM_DOUBLE, &b, c);
+  price_batch(f->ocl, XM_DOUBLE, &b, o);
+  double worst = 0;
+  size_t wi = 0;
+  for (size_t i = 0; i < n; i++) {
+    double e = fabs(o[i] - c[i]) / fmax(fabs(c[i]), 1e-2 * b.mult[i] * b.S[i]);
+    if (!(e <= worst))
+      worst = e, wi = i;
+  }
+  print_message("  [american] opencl vs cpu, 100k contracts: worst relative %.2e\n", worst);
+  if (!(worst <= 1e-12))
+    fail_msg("american opencl vs cpu: %.3g relative at %zu (S=%.17g K=%.17g T=%.17g vol=%.17g "
+             "%s): cpu %.17g opencl %.17g",
+             worst, wi, b.S[wi], b.K[wi], b.T[wi], b.vol[wi], b.call[wi] ? "call" : "put", c[wi],
+             o[wi]);
+  free(c);
+  free(o);
+  batch_free(&b);
+}
+
 int main(int argc, char **argv) {
   /* Everywhere: the cpu backend and the header. */
   const struct CMUnitTest base[] = {
@@ -748,14 +954,15 @@ int main(int argc, char **argv) {
       cmocka_unit_test(contract_rules_cpu),     cmocka_unit_test(deep_out_of_the_money_cpu),
       cmocka_unit_test(put_call_parity_cpu),    cmocka_unit_test(ncdf_accuracy),
       cmocka_unit_test(ncdf_symmetry_monotone), cmocka_unit_test(single_vs_double_cpu),
-      cmocka_unit_test(price_arguments),
+      cmocka_unit_test(price_arguments),        cmocka_unit_test(american_published),
+      cmocka_unit_test(american_vs_tree),       cmocka_unit_test(american_bounds),
   };
   /* Only with an OpenCL device with fp64: skipped without one. */
   const struct CMUnitTest opencl[] = {
       cmocka_unit_test(reference_values_opencl),      cmocka_unit_test(contract_rules_opencl),
       cmocka_unit_test(deep_out_of_the_money_opencl), cmocka_unit_test(put_call_parity_opencl),
       cmocka_unit_test(opencl_vs_cpu_100k),           cmocka_unit_test(opencl_vs_cpu_batch_sizes),
-      cmocka_unit_test(price_arguments_opencl),
+      cmocka_unit_test(price_arguments_opencl),       cmocka_unit_test(american_opencl_vs_cpu),
   };
   XM_T_MAIN_GROUPS(argc, argv, base, opencl, group_setup, group_teardown);
 }
