@@ -45,7 +45,6 @@ typedef struct xb_times {
   long hwm_kib;
 } xb_times;
 
-
 static int xb_cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return x < y ? -1 : x > y;
@@ -169,7 +168,6 @@ cleanup:
   xm_portfolio_free(&pf);
   return rc;
 }
-
 
 int main(int argc, char **argv) {
   xb_size sizes[XB_MAX_SIZES];

@@ -15,7 +15,6 @@
 
 #include "xmargin.h"
 
-
 static int xb_cmp(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return x < y ? -1 : x > y;

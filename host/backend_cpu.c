@@ -3,7 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 /* glibc's libmvec (>= 2.35, checked by CMakeLists.txt) has vector erfc (SSE2,
  * AVX, AVX2, AVX-512 variants): with these declarations, -fno-math-errno and
  * -fno-trapping-math (CMakeLists.txt) the compiler calls it from the vectorised
@@ -33,7 +32,6 @@ float erfcf(float);
 typedef struct xm__cpu_state {
   xm_precision prec; /* of the run in progress */
 } xm__cpu_state;
-
 
 /* The vectorisation request of the loss loops. clang cannot vectorise their
  * calls to erfc (no vector math library binding) and would warn that it
@@ -336,9 +334,8 @@ static xm_status xm__cpu_reduce(xm_ctx *ctx, const xm__dblock *b, const xm__dset
                       wt != NULL, K, x, start + a0, psilo, by + a0 * K, silo + a0 * G * K,
                       tail + a0 * XM_TAIL);
       for (int64_t a = 0; a < nt; a++)
-        xm_attribute_account(a, S, tl, G, scr, ds->measure, ds->k, wt, wt != NULL, K, x,
-                             start + a0, psilo, silo + a0 * G * K, attr + a0 * G * K,
-                             tail + a0 * XM_TAIL);
+        xm_attribute_account(a, S, tl, G, scr, ds->measure, ds->k, wt, wt != NULL, K, x, start + a0,
+                             psilo, silo + a0 * G * K, attr + a0 * G * K, tail + a0 * XM_TAIL);
     }
     free(scr);
   }
@@ -359,8 +356,8 @@ static xm_status xm__cpu_combine(xm_ctx *ctx, const xm__dblock *b, const xm__dwo
   int64_t na = b->na;
 #pragma omp parallel for schedule(static) num_threads(ctx->threads)
   for (int64_t a = 0; a < na; a++)
-    xm_combine_account(a, w->G, w->K, by, silo, attr, cross, start, pinst, pqty, b->n, insti,
-                       instd, offset_cap, per_contract, oa, os);
+    xm_combine_account(a, w->G, w->K, by, silo, attr, cross, start, pinst, pqty, b->n, insti, instd,
+                       offset_cap, per_contract, oa, os);
   return XM_OK;
 }
 

@@ -9,7 +9,6 @@
 #include "xm_opencl.h"
 #include "xm_reduce.h"
 
-
 /* Kernels of xmargin.cl (xm__knames: the same order). */
 enum {
   KT_TODAY,
@@ -39,7 +38,7 @@ typedef struct xm__ocl {
   cl_device_id device;
   cl_context context;
   cl_command_queue queue;
-  cl_program program[2]; /* [XM_DOUBLE], [XM_SINGLE] */
+  cl_program program[2];     /* [XM_DOUBLE], [XM_SINGLE] */
   cl_kernel kernel[2][KT_N]; /* [XM_SINGLE] only the pricing ones */
   xm_precision prec;         /* of the run in progress */
   int profile;
@@ -96,7 +95,8 @@ static xm_status xm__build(xm_ctx *ctx, xm_precision prec) {
              prec == XM_SINGLE ? "single-precision" : "double-precision", ctx->dev.name,
              xm__cl_errstr(e),
              le != CL_SUCCESS ? "(the log could not be read)"
-                              : log ? log : "(no memory for the log)");
+             : log            ? log
+                              : "(no memory for the log)");
     free(log);
     clReleaseProgram(prog);
     return XM_EBUILD;
@@ -174,8 +174,8 @@ static xm_status xm__ocl_syrk(xm_ctx *ctx, int64_t W, int64_t F, const double *R
                  "DSYRK");
   if (st != XM_OK)
     goto cleanup;
-  XM__CL(ctx, clEnqueueReadBuffer(XM__OCL(ctx)->queue, bC, CL_TRUE, 0, (size_t)(F * F) * sizeof(double),
-                                  C, 0, NULL, NULL));
+  XM__CL(ctx, clEnqueueReadBuffer(XM__OCL(ctx)->queue, bC, CL_TRUE, 0,
+                                  (size_t)(F * F) * sizeof(double), C, 0, NULL, NULL));
   for (int64_t i = 0; i < F; i++)
     for (int64_t j = 0; j < i; j++)
       C[i * F + j] = C[j * F + i];
@@ -293,8 +293,8 @@ static xm_status xm__ocl_open(xm_ctx *ctx) {
   o->context = clCreateContext(props, 1, &o->device, NULL, NULL, &e);
   if (e != CL_SUCCESS)
     return xm__fail(ctx, xm__cl_status(e), "clCreateContext: %s", xm__cl_errstr(e));
-  o->queue = clCreateCommandQueue(o->context, o->device,
-                                  o->profile ? CL_QUEUE_PROFILING_ENABLE : 0, &e);
+  o->queue =
+      clCreateCommandQueue(o->context, o->device, o->profile ? CL_QUEUE_PROFILING_ENABLE : 0, &e);
   if (e != CL_SUCCESS)
     return xm__fail(ctx, xm__cl_status(e), "clCreateCommandQueue: %s", xm__cl_errstr(e));
   if ((st = xm__build(ctx, XM_DOUBLE)) != XM_OK || (st = xm__apply_blas_tuning(ctx)) != XM_OK ||
@@ -517,8 +517,8 @@ static xm_status xm__ocl_mc(xm_ctx *ctx, const xm__mc_args *ma, int64_t S0, int6
   for (cl_long s0 = 0; s0 < S; s0 += Sc) {
     cl_long ns = S - s0 < Sc ? S - s0 : Sc;
     cl_long g0 = (cl_long)S0 + s0; /* the draws' scenario index; s0: the row in X */
-    XM__CL(ctx, XM__ARGS(xm__k(o, KT_SCALE), 0, XM__A(ns), XM__A(g0), XM__A(seed), XM__A(dist), XM__A(nu),
-                         XM__A(h), XM__A(bScale)));
+    XM__CL(ctx, XM__ARGS(xm__k(o, KT_SCALE), 0, XM__A(ns), XM__A(g0), XM__A(seed), XM__A(dist),
+                         XM__A(nu), XM__A(h), XM__A(bScale)));
     XM__CL(ctx, xm__run1(o, KT_SCALE, (size_t)ns, lws));
     XM__CL(ctx, XM__ARGS(xm__k(o, KT_NORMALS), 0, XM__A(ns), XM__A(g0), XM__A(F), XM__A(seed),
                          XM__A(bScale), XM__A(Sc), XM__A(bZT)));
@@ -555,8 +555,8 @@ static xm_status xm__ocl_mc(xm_ctx *ctx, const xm__mc_args *ma, int64_t S0, int6
       XM__CL(ctx, clFinish(o->queue));
       o->blas_ms += 1e3 * (xm__now() - tb);
     }
-    XM__CL(ctx, XM__ARGS(xm__k(o, KT_GATHER), 0, XM__A(ns), XM__A(s0), XM__A(F), XM__A(bm), XM__A(Sc),
-                         XM__A(bXp), XM__A(bX), XM__A(bEX)));
+    XM__CL(ctx, XM__ARGS(xm__k(o, KT_GATHER), 0, XM__A(ns), XM__A(s0), XM__A(F), XM__A(bm),
+                         XM__A(Sc), XM__A(bXp), XM__A(bX), XM__A(bEX)));
     XM__CL(ctx, xm__run1(o, KT_GATHER, (size_t)(ns * ((F + 7) / 8)), lws));
   }
   XM__CL(ctx, clFinish(o->queue)); /* before the temporaries go */
@@ -570,7 +570,6 @@ cleanup:
   }
   return st;
 }
-
 
 static xm_status xm__ocl_exp(xm_ctx *ctx, int64_t m, xm__mem X, xm__mem EX) {
   xm__ocl *o = XM__OCL(ctx);
@@ -596,9 +595,8 @@ cleanup:
 }
 
 /* ell[i][s], instrument-major, so that aggregation reads it coalesced. */
-static xm_status xm__ocl_revalue(xm_ctx *ctx, const xm__dblock *b, xm__mem X, xm__mem EX,
-                                 int64_t F, int64_t row0, int64_t ns, double vol_floor,
-                                 xm__mem ell) {
+static xm_status xm__ocl_revalue(xm_ctx *ctx, const xm__dblock *b, xm__mem X, xm__mem EX, int64_t F,
+                                 int64_t row0, int64_t ns, double vol_floor, xm__mem ell) {
   xm__ocl *o = XM__OCL(ctx);
   xm_status st = XM_OK;
   const size_t lws = xm__tuned_lws(ctx);
@@ -649,9 +647,9 @@ static xm_status xm__ocl_reduce(xm_ctx *ctx, const xm__dblock *b, const xm__dset
   cl_long na = b->na, S = ds->S, kk = ds->k, K = w->K, cx = x, ca = w->lay.ca, cs = w->lay.cs,
           ss = w->lay.ss;
   /* without weights the kernel reads none: any buffer stands in */
-  cl_mem bL = XM__M(w->L), bW = ds->w ? XM__M(ds->w) : XM__M(w->tail),
-         bStart = XM__M(b->start), bPs = XM__M(b->psilo), bBy = XM__M(w->by),
-         bSilo = XM__M(w->silo), bAttr = XM__M(w->attr), bTail = XM__M(w->tail);
+  cl_mem bL = XM__M(w->L), bW = ds->w ? XM__M(ds->w) : XM__M(w->tail), bStart = XM__M(b->start),
+         bPs = XM__M(b->psilo), bBy = XM__M(w->by), bSilo = XM__M(w->silo), bAttr = XM__M(w->attr),
+         bTail = XM__M(w->tail);
   /* xm_k_reduce and xm_k_attribute share their first 15 arguments */
   for (int kid = KT_REDUCE; kid <= KT_ATTR; kid++)
     XM__CL(ctx, XM__ARGS(xm__k(o, kid), 0, XM__A(na), XM__A(S), XM__A(G), XM__A(bL), XM__A(ca),
@@ -676,10 +674,10 @@ static xm_status xm__ocl_combine(xm_ctx *ctx, const xm__dblock *b, const xm__dwo
          bCross = XM__M(b->cross), bStart = XM__M(b->start), bPi = XM__M(b->pinst),
          bPq = XM__M(b->pqty), bInsti = XM__M(b->insti), bInstd = XM__M(b->instd),
          bOutA = XM__M(w->out_acct), bOutS = XM__M(w->out_silo);
-  XM__CL(ctx, XM__ARGS(xm__k(o, KT_COMBINE), 0, XM__A(na), XM__A(G), XM__A(K), XM__A(bBy),
-                       XM__A(bSilo), XM__A(bAttr), XM__A(bCross), XM__A(bStart), XM__A(bPi),
-                       XM__A(bPq), XM__A(n), XM__A(bInsti), XM__A(bInstd), XM__A(cap), XM__A(pc),
-                       XM__A(bOutA), XM__A(bOutS)));
+  XM__CL(ctx,
+         XM__ARGS(xm__k(o, KT_COMBINE), 0, XM__A(na), XM__A(G), XM__A(K), XM__A(bBy), XM__A(bSilo),
+                  XM__A(bAttr), XM__A(bCross), XM__A(bStart), XM__A(bPi), XM__A(bPq), XM__A(n),
+                  XM__A(bInsti), XM__A(bInstd), XM__A(cap), XM__A(pc), XM__A(bOutA), XM__A(bOutS)));
   XM__CL(ctx, xm__run1(o, KT_COMBINE, (size_t)na, xm__tuned_lws(ctx)));
 cleanup:
   return st;

@@ -99,8 +99,8 @@ static void xm__loop_release(xm_ctx *ctx, xm__loop *lp, int64_t K) {
 /* Shocks of scenarios s0 .. s0 + ns of set x into rows 0 .. ns of X and EX:
  * drawn on the device (Monte Carlo) or copied from the host, then exp. */
 static xm_status xm__make_shocks(xm_ctx *ctx, const xm_config *cfg, const xm__sets *sets,
-                                 const xm__plan *plan, int64_t x, int64_t s0, int64_t ns,
-                                 xm__mem X, xm__mem EX) {
+                                 const xm__plan *plan, int64_t x, int64_t s0, int64_t ns, xm__mem X,
+                                 xm__mem EX) {
   const xm__set *set = &sets->set[x];
   int64_t F = sets->F;
   if (set->is_mc) {

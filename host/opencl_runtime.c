@@ -121,8 +121,8 @@ static cl_int xm__fill_ocl_info(xm_device_info *info, int p, int d, cl_platform_
   cl_uint cu = 0;
   cl_ulong gmem = 0, lmem = 0, maxa = 0;
   cl_device_fp_config fp = 0;
-  cl_int e = clGetPlatformInfo(pid, CL_PLATFORM_NAME, sizeof info->platform - 1, info->platform,
-                               NULL);
+  cl_int e =
+      clGetPlatformInfo(pid, CL_PLATFORM_NAME, sizeof info->platform - 1, info->platform, NULL);
   struct {
     cl_device_info what;
     size_t size;

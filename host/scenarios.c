@@ -164,8 +164,8 @@ void xm__sets_free(xm__sets *s) {
 }
 
 xm_status xm__sets_build(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
-                         const xm_config *cfg, const xm_run_opts *opts, xm__sets *out,
-                         char *notes, size_t cap) {
+                         const xm_config *cfg, const xm_run_opts *opts, xm__sets *out, char *notes,
+                         size_t cap) {
   memset(out, 0, sizeof *out);
   xm_run_opts o = {0, 0, NULL, NULL};
   if (opts)
@@ -404,8 +404,9 @@ xm_status xm__sets_build(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_
         s->X[i * F + f] = rs->shock[i * rs->n_factors + c];
     }
     if (n_missing)
-      xm__note(notes, cap, "set %s does not move %d factor%s the book uses (zero shock): %s%s", rs->name,
-               n_missing, n_missing > 1 ? "s" : "", missing, n_missing > 8 ? ", ..." : "");
+      xm__note(notes, cap, "set %s does not move %d factor%s the book uses (zero shock): %s%s",
+               rs->name, n_missing, n_missing > 1 ? "s" : "", missing,
+               n_missing > 8 ? ", ..." : "");
     for (int64_t i = 0; i < s->S; i++) {
       if (s->w)
         s->w[i] = rs->weight[i];
@@ -419,7 +420,8 @@ xm_status xm__sets_build(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_
     sets[x].k = xm_tail_count(sets[x].S, sets[x].confidence);
   for (x = 0; x < K; x++)
     out->bytes += (uint64_t)(sets[x].X ? sets[x].S * F * 8 : 0) +
-                  (uint64_t)(sets[x].chol ? F * F * 8 : 0) + (uint64_t)(sets[x].w ? sets[x].S * 8 : 0);
+                  (uint64_t)(sets[x].chol ? F * F * 8 : 0) +
+                  (uint64_t)(sets[x].w ? sets[x].S * 8 : 0);
 cleanup:
   free(sigma);
   free(filtered);

@@ -10,8 +10,8 @@
 #include "xm_internal.h"
 
 const char *const xm__xgemm_names[16] = {"GEMMK", "MWG",   "NWG", "KWG", "MDIMC", "NDIMC",
-                                                "MDIMA", "NDIMB", "KWI", "VWM", "VWN",   "STRM",
-                                                "STRN",  "SA",    "SB",  "KREG"};
+                                         "MDIMA", "NDIMB", "KWI", "VWM", "VWN",   "STRM",
+                                         "STRN",  "SA",    "SB",  "KREG"};
 
 /* First match wins; the last row matches everything. The PoCL Xgemm row was
  * found by hand on a 2-core AVX-512 EPYC (2026-11-26) at the shapes of
@@ -111,8 +111,8 @@ void xm_options_from_env(xm_options *opt) {
   opt->auto_opencl_cpu = xm__env_flag("XM_AUTO_OPENCL_CPU", opt->auto_opencl_cpu);
   opt->tuning.lws = (int)xm__env_long("XM_LWS", 1, 1024, 1, opt->tuning.lws);
   opt->tuning.mc_block = (int)xm__env_long("XM_MC_BLOCK", 16, 4096, 16, opt->tuning.mc_block);
-  opt->tuning.vec8 = getenv("XM_VEC8") && *getenv("XM_VEC8") ? xm__env_flag("XM_VEC8", 1)
-                                                             : opt->tuning.vec8;
+  opt->tuning.vec8 =
+      getenv("XM_VEC8") && *getenv("XM_VEC8") ? xm__env_flag("XM_VEC8", 1) : opt->tuning.vec8;
   opt->tuning.mc_chunk = xm__env_long("XM_MC_CHUNK", 1, 1L << 40, 1, opt->tuning.mc_chunk);
   const char *fault = getenv("XM_TEST_FAIL_OPENCL");
   if (fault && *fault)

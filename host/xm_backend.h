@@ -19,12 +19,12 @@ typedef struct xm__mem_s *xm__mem;
 
 /* One account block on the device (host/plan.c builds its host side). */
 typedef struct xm__dblock {
-  int64_t n;    /* instruments, the linear ones first: [0, nlin) */
-  int64_t nlin; /* instruments that are not options */
-  int64_t na;   /* accounts */
-  xm__mem instd, insti;                 /* [XM_ND x n], [XM_NI x n] */
-  xm__mem start, pinst, psilo, pqty;    /* positions, CSR by account */
-  xm__mem cross;                        /* [na] */
+  int64_t n;                         /* instruments, the linear ones first: [0, nlin) */
+  int64_t nlin;                      /* instruments that are not options */
+  int64_t na;                        /* accounts */
+  xm__mem instd, insti;              /* [XM_ND x n], [XM_NI x n] */
+  xm__mem start, pinst, psilo, pqty; /* positions, CSR by account */
+  xm__mem cross;                     /* [na] */
 } xm__dblock;
 
 /* One scenario set as the reduction sees it. */
@@ -36,11 +36,11 @@ typedef struct xm__dset {
 
 /* The per-block work buffers (sized by the plan for its largest block). */
 typedef struct xm__dwork {
-  int G;                /* silos */
-  int64_t K;            /* sets */
-  xm_layout lay;        /* of L, from the backend's layout op */
-  xm__mem ell;          /* [tile x n] contract losses */
-  xm__mem L;            /* [S x na x (G + 1)] account and silo losses */
+  int G;                        /* silos */
+  int64_t K;                    /* sets */
+  xm_layout lay;                /* of L, from the backend's layout op */
+  xm__mem ell;                  /* [tile x n] contract losses */
+  xm__mem L;                    /* [S x na x (G + 1)] account and silo losses */
   xm__mem by, silo, attr, tail; /* [na x K], [na x G x K] x 2, [na x XM_TAIL] */
   xm__mem out_acct, out_silo;   /* [na x XM_NOUT], [na x G x 2] */
 } xm__dwork;

@@ -45,8 +45,8 @@ typedef struct xm__sets {
  * XM_ENOTPD with the detail in ctx. *out is owned by the caller
  * (xm__sets_free), also on failure. */
 xm_status xm__sets_build(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
-                         const xm_config *cfg, const xm_run_opts *opts, xm__sets *out,
-                         char *notes, size_t cap);
+                         const xm_config *cfg, const xm_run_opts *opts, xm__sets *out, char *notes,
+                         size_t cap);
 void xm__sets_free(xm__sets *s);
 
 /* The historical set (double, host): shocks [S x nf] for the history columns

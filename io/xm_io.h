@@ -61,5 +61,4 @@ uint64_t xm_address_space_used(void);
 /* SHA-256 of a file's bytes as 64 hex characters (+NUL) into hex[65]. */
 xm_status xm_file_sha256(const char *path, char hex[65]);
 
-
 #endif

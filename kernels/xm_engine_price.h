@@ -34,8 +34,9 @@ XM_INLINE void XM_FN(xm_today)(xm_i64 i, xm_i64 n, XM_GLOBAL double *instd,
   instd[XM_ID_DF1 * n + i] = (double)exp(-r * T1);
   instd[XM_ID_CARRY * n + i] = (double)carry;
   instd[XM_ID_LFK * n + i] =
-      XM_TYPE_IS_OPTION(type) ? (double)(log(S / K) + (XM_TYPE_HAS_CARRY(type) ? (r - q) * T1 : (XM_REAL)0))
-                          : 0.0;
+      XM_TYPE_IS_OPTION(type)
+          ? (double)(log(S / K) + (XM_TYPE_HAS_CARRY(type) ? (r - q) * T1 : (XM_REAL)0))
+          : 0.0;
   instd[XM_ID_VSC * n + i] = (double)XM_FN(xm_vol_term_scale)(T, p);
 }
 

@@ -698,10 +698,11 @@ static void test_validate_portfolio(void **state) {
   /* a type the engine does not revalue yet (FORMAT.md version 2) */
   xm_t_portfolio(&p);
   p.inst_type = (int32_t[]){XM_SPOT, XM_FUTURE, XM_AMERICAN_OPTION, XM_FUTURE_OPTION};
-  xm_t_validate_bad(&p,
-                    "/instruments/type[2] = 'american_option': a type of a later format version "
-                    "than this xmargin margins (FORMAT.md version 1 types only; xm_price prices it)",
-                    1);
+  xm_t_validate_bad(
+      &p,
+      "/instruments/type[2] = 'american_option': a type of a later format version "
+      "than this xmargin margins (FORMAT.md version 1 types only; xm_price prices it)",
+      1);
   xm_t_portfolio(&p);
   p.inst_expiry = (double[]){0, 0.25, 0.5, -0.25};
   xm_t_validate_bad(&p, "/instruments/expiry[3] = -0.25: expiry must be >= 0", 1);

@@ -741,7 +741,6 @@ static void price_arguments_opencl(void **state) {
   assert_int_equal(xm_price(f->ocl, XM_SINGLE, &bad, &out), XM_EINVAL);
 }
 
-
 /* ---- American options (Bjerksund and Stensland 2002) -------------------------
  *
  * [HA] Haug (2007), ch. 3, Table 3-2 as reproduced in rblankley/mofo,
@@ -754,57 +753,33 @@ static const struct {
   int call;
   double value;
 } k_haug_bs2002[] = {
-    {90, 0.1, 0.15, 1, 0.0205},
-    {100, 0.1, 0.15, 1, 1.8757},
-    {110, 0.1, 0.15, 1, 10.0000},
-    {90, 0.1, 0.25, 1, 0.3151},
-    {100, 0.1, 0.25, 1, 3.1256},
-    {110, 0.1, 0.25, 1, 10.3725},
-    {90, 0.1, 0.35, 1, 0.9479},
-    {100, 0.1, 0.35, 1, 4.3746},
-    {110, 0.1, 0.35, 1, 11.1578},
-    {90, 0.5, 0.15, 1, 0.8099},
-    {100, 0.5, 0.15, 1, 4.0628},
-    {110, 0.5, 0.15, 1, 10.7898},
-    {90, 0.5, 0.25, 1, 2.7180},
-    {100, 0.5, 0.25, 1, 6.7661},
-    {110, 0.5, 0.25, 1, 12.9814},
-    {90, 0.5, 0.35, 1, 4.9665},
-    {100, 0.5, 0.35, 1, 9.4608},
-    {110, 0.5, 0.35, 1, 15.5137},
-    {90, 0.1, 0.15, 0, 10.0000},
-    {100, 0.1, 0.15, 0, 1.8757},
-    {110, 0.1, 0.15, 0, 0.0408},
-    {90, 0.1, 0.25, 0, 10.2280},
-    {100, 0.1, 0.25, 0, 3.1256},
-    {110, 0.1, 0.25, 0, 0.4552},
-    {90, 0.1, 0.35, 0, 10.8663},
-    {100, 0.1, 0.35, 0, 4.3746},
-    {110, 0.1, 0.35, 0, 1.2383},
-    {90, 0.5, 0.15, 0, 10.5400},
-    {100, 0.5, 0.15, 0, 4.0628},
-    {110, 0.5, 0.15, 0, 1.0689},
-    {90, 0.5, 0.25, 0, 12.4097},
-    {100, 0.5, 0.25, 0, 6.7661},
-    {110, 0.5, 0.25, 0, 3.2932},
-    {90, 0.5, 0.35, 0, 14.6445},
-    {100, 0.5, 0.35, 0, 9.4608},
-    {110, 0.5, 0.35, 0, 5.8374},
+    {90, 0.1, 0.15, 1, 0.0205},  {100, 0.1, 0.15, 1, 1.8757}, {110, 0.1, 0.15, 1, 10.0000},
+    {90, 0.1, 0.25, 1, 0.3151},  {100, 0.1, 0.25, 1, 3.1256}, {110, 0.1, 0.25, 1, 10.3725},
+    {90, 0.1, 0.35, 1, 0.9479},  {100, 0.1, 0.35, 1, 4.3746}, {110, 0.1, 0.35, 1, 11.1578},
+    {90, 0.5, 0.15, 1, 0.8099},  {100, 0.5, 0.15, 1, 4.0628}, {110, 0.5, 0.15, 1, 10.7898},
+    {90, 0.5, 0.25, 1, 2.7180},  {100, 0.5, 0.25, 1, 6.7661}, {110, 0.5, 0.25, 1, 12.9814},
+    {90, 0.5, 0.35, 1, 4.9665},  {100, 0.5, 0.35, 1, 9.4608}, {110, 0.5, 0.35, 1, 15.5137},
+    {90, 0.1, 0.15, 0, 10.0000}, {100, 0.1, 0.15, 0, 1.8757}, {110, 0.1, 0.15, 0, 0.0408},
+    {90, 0.1, 0.25, 0, 10.2280}, {100, 0.1, 0.25, 0, 3.1256}, {110, 0.1, 0.25, 0, 0.4552},
+    {90, 0.1, 0.35, 0, 10.8663}, {100, 0.1, 0.35, 0, 4.3746}, {110, 0.1, 0.35, 0, 1.2383},
+    {90, 0.5, 0.15, 0, 10.5400}, {100, 0.5, 0.15, 0, 4.0628}, {110, 0.5, 0.15, 0, 1.0689},
+    {90, 0.5, 0.25, 0, 12.4097}, {100, 0.5, 0.25, 0, 6.7661}, {110, 0.5, 0.25, 0, 3.2932},
+    {90, 0.5, 0.35, 0, 14.6445}, {100, 0.5, 0.35, 0, 9.4608}, {110, 0.5, 0.35, 0, 5.8374},
 };
 
 static void american_published(void **state) {
   fixture *f = *state;
   double worst = 0;
   for (size_t i = 0; i < sizeof k_haug_bs2002 / sizeof k_haug_bs2002[0]; i++) {
-    double v = price1(f->cpu, XM_DOUBLE, XM_AMERICAN_OPTION, k_haug_bs2002[i].S, 100.0,
-                      k_haug_bs2002[i].T, 0.10, 0.10, k_haug_bs2002[i].vol, k_haug_bs2002[i].call,
-                      1.0);
+    double v =
+        price1(f->cpu, XM_DOUBLE, XM_AMERICAN_OPTION, k_haug_bs2002[i].S, 100.0, k_haug_bs2002[i].T,
+               0.10, 0.10, k_haug_bs2002[i].vol, k_haug_bs2002[i].call, 1.0);
     double e = fabs(v - k_haug_bs2002[i].value);
     worst = e > worst ? e : worst;
     if (!(e <= 0.5e-4 + 1e-9)) /* the table's rounding */
-      fail_msg("BS2002 %s S=%g T=%g vol=%g: %.6f, Haug %.4f", k_haug_bs2002[i].call ? "call" : "put",
-               k_haug_bs2002[i].S, k_haug_bs2002[i].T, k_haug_bs2002[i].vol, v,
-               k_haug_bs2002[i].value);
+      fail_msg("BS2002 %s S=%g T=%g vol=%g: %.6f, Haug %.4f",
+               k_haug_bs2002[i].call ? "call" : "put", k_haug_bs2002[i].S, k_haug_bs2002[i].T,
+               k_haug_bs2002[i].vol, v, k_haug_bs2002[i].value);
   }
   print_message("  [american] %zu published values, worst |diff| %.2e\n",
                 sizeof k_haug_bs2002 / sizeof k_haug_bs2002[0], worst);
@@ -835,8 +810,8 @@ static double crr_american(double S, double K, double T, double r, double b, dou
 
 /* Against a 10,000-step tree: within the approximation's accuracy (2% of the
  * value + 0.005: BS2002 is 1.2% under the tree for the at-the-money put of
- * r = 5%, sigma = 20%, T = 1, as the Python reference is) and, as a lower bound of the true value, not above the tree
- * (beyond the tree's own error). Carries below, at and above zero, calls and
+ * r = 5%, sigma = 20%, T = 1, as the Python reference is) and, as a lower bound of the true value,
+ * not above the tree (beyond the tree's own error). Carries below, at and above zero, calls and
  * puts, futures options (no carry), low and high vol, long and short expiries. */
 static void american_vs_tree(void **state) {
   fixture *f = *state;
@@ -855,8 +830,8 @@ static void american_vs_tree(void **state) {
   for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
     double v = price1(f->cpu, XM_DOUBLE, c[i].type, c[i].S, c[i].K, c[i].T, c[i].r, c[i].q,
                       c[i].vol, c[i].call, 1.0);
-    double t = crr_american(c[i].S, c[i].K, c[i].T, c[i].r, c[i].r - c[i].q, c[i].vol, c[i].call,
-                            10000);
+    double t =
+        crr_american(c[i].S, c[i].K, c[i].T, c[i].r, c[i].r - c[i].q, c[i].vol, c[i].call, 10000);
     double e = fabs(v - t);
     worst = e / t > worst ? e / t : worst;
     if (!(e <= 0.02 * t + 0.005) || !(v <= t + 2e-3))

@@ -80,7 +80,7 @@ static inline int xm_t_both(int base, int opencl) {
 
 /* main() of a test with a "base" and an "opencl" group: the one the command
  * line names, or both. */
-#define XM_T_MAIN_GROUPS(argc, argv, base, opencl, setup, teardown)                               \
+#define XM_T_MAIN_GROUPS(argc, argv, base, opencl, setup, teardown)                                \
   do {                                                                                             \
     const char *g_ = xm_t_group_arg((argc), (argv));                                               \
     if (g_ && !*g_)                                                                                \

@@ -62,7 +62,6 @@ bad:
   return 0;
 }
 
-
 static void xm__gen_size(char *buf, size_t cap, const char *path) {
   struct stat sb;
   if (stat(path, &sb) != 0)

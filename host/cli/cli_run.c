@@ -13,28 +13,29 @@
 #include "cli.h"
 
 static void xm_run_usage(FILE *f) {
-  fprintf(f, "usage: xmargin run [--portfolio P.h5 --scenarios S.h5] [-o OUT.h5] [options]\n\n"
-             "Computes every account's siloed, unified and cross-margined requirement over the\n"
-             "historical, Monte Carlo and ready-made scenario sets (METHODOLOGY.md) and writes\n"
-             "the results file (FORMAT.md section 3). With no --portfolio/--scenarios it runs the\n"
-             "shipped demo files (datasets/) and writes xmargin-demo.h5 in the current folder.\n\n"
-             "options:\n"
-             "  --portfolio FILE        the book (format xmargin.portfolio)\n"
-             "  --scenarios FILE        history and scenario sets (format xmargin.scenarios)\n"
-             "  -o, --output FILE       results file (default xmargin-results.h5)\n"
-             "  --config FILE           INI configuration (see xmargin config)\n"
-             "  --set KEY=VALUE         override one configuration key (repeatable)\n"
-             "  --device SPEC           auto|cpu|opencl|opencl:P.D (default $XM_DEVICE or auto;\n"
-             "                          auto: a GPU with fp64, else cpu; opencl: the best OpenCL\n"
-             "                          device, PoCL included; 'xmargin devices' lists them)\n"
-             "  --precision P           double (default) or single\n"
-             "  --save-pnl              write every account's loss per scenario (/pnl/<set>)\n"
-             "  --save-scenarios        write every set's shocks (/scenarios/<set>/shock)\n"
-             "  --mem-limit BYTES       cap the memory the plan uses, 1M at least (K, M, G suffixes)\n"
-             "  --threads N             threads of the cpu backend (default: all cores)\n"
-             "  --json                  print the summary as JSON\n"
-             "  -q, --quiet             no summary\n"
-             "Exit status: 0 success, 1 run failure, 2 bad input or usage.\n");
+  fprintf(f,
+          "usage: xmargin run [--portfolio P.h5 --scenarios S.h5] [-o OUT.h5] [options]\n\n"
+          "Computes every account's siloed, unified and cross-margined requirement over the\n"
+          "historical, Monte Carlo and ready-made scenario sets (METHODOLOGY.md) and writes\n"
+          "the results file (FORMAT.md section 3). With no --portfolio/--scenarios it runs the\n"
+          "shipped demo files (datasets/) and writes xmargin-demo.h5 in the current folder.\n\n"
+          "options:\n"
+          "  --portfolio FILE        the book (format xmargin.portfolio)\n"
+          "  --scenarios FILE        history and scenario sets (format xmargin.scenarios)\n"
+          "  -o, --output FILE       results file (default xmargin-results.h5)\n"
+          "  --config FILE           INI configuration (see xmargin config)\n"
+          "  --set KEY=VALUE         override one configuration key (repeatable)\n"
+          "  --device SPEC           auto|cpu|opencl|opencl:P.D (default $XM_DEVICE or auto;\n"
+          "                          auto: a GPU with fp64, else cpu; opencl: the best OpenCL\n"
+          "                          device, PoCL included; 'xmargin devices' lists them)\n"
+          "  --precision P           double (default) or single\n"
+          "  --save-pnl              write every account's loss per scenario (/pnl/<set>)\n"
+          "  --save-scenarios        write every set's shocks (/scenarios/<set>/shock)\n"
+          "  --mem-limit BYTES       cap the memory the plan uses, 1M at least (K, M, G suffixes)\n"
+          "  --threads N             threads of the cpu backend (default: all cores)\n"
+          "  --json                  print the summary as JSON\n"
+          "  -q, --quiet             no summary\n"
+          "Exit status: 0 success, 1 run failure, 2 bad input or usage.\n");
 }
 
 /* The largest --mem-limit: 1 PiB, more than any one device or host has. */
@@ -83,7 +84,6 @@ static const char *xm_run_demo_dir(void) {
     return env;
   return XM_SOURCE_DIR "/datasets";
 }
-
 
 typedef struct xm_run_top {
   double v;
@@ -203,7 +203,6 @@ static void xm_run_progress(void *arg, int64_t done, int64_t total, const char *
     fprintf(stderr, "\r%*s\r", width + 40, "");
   fflush(stderr);
 }
-
 
 int xm_cli_run(int argc, char **argv) {
   const char *portfolio = NULL, *scenarios = NULL, *output = NULL, *config = NULL;
@@ -414,8 +413,7 @@ int xm_cli_run(int argc, char **argv) {
   }
   double t_write = xm_now() - t_w0;
   if (!quiet)
-    xm_run_summary(stdout, json, &pf, &res, devdesc, output, t_read, t_write,
-                   xm_now() - t_start);
+    xm_run_summary(stdout, json, &pf, &res, devdesc, output, t_read, t_write, xm_now() - t_start);
   rc = XM_EXIT_OK;
 cleanup:
   xm_ctx_destroy(ctx);

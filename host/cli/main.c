@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <string.h>
 
-
 #include "cli.h"
 
 typedef struct xm_cli_cmd {

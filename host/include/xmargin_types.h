@@ -41,10 +41,12 @@ typedef enum xm_instrument_type {
 } xm_instrument_type;
 
 /* Bit t of each mask: the property of type t (expressions, valid on the device). */
-#define XM__TYPE_BIT_OPTION(NAME, name, option, carry, settled, pricing, v) | ((option) << XM_##NAME)
+#define XM__TYPE_BIT_OPTION(NAME, name, option, carry, settled, pricing, v)                        \
+  | ((option) << XM_##NAME)
 #define XM__TYPE_BIT_CARRY(NAME, name, option, carry, settled, pricing, v) | ((carry) << XM_##NAME)
-#define XM__TYPE_BIT_SETTLED(NAME, name, option, carry, settled, pricing, v) | ((settled) << XM_##NAME)
-#define XM__TYPE_BIT_BOOK(NAME, name, option, carry, settled, pricing, v)                           \
+#define XM__TYPE_BIT_SETTLED(NAME, name, option, carry, settled, pricing, v)                       \
+  | ((settled) << XM_##NAME)
+#define XM__TYPE_BIT_BOOK(NAME, name, option, carry, settled, pricing, v)                          \
   | (((v) <= XM_FORMAT_BOOK_VERSION) << XM_##NAME)
 #define XM_TYPES_OPTION (0 XM_INSTRUMENT_TYPE_MAP(XM__TYPE_BIT_OPTION))
 #define XM_TYPES_CARRY (0 XM_INSTRUMENT_TYPE_MAP(XM__TYPE_BIT_CARRY))
