@@ -214,7 +214,7 @@ xm_status xm__sets_build(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_
   /* Host memory the sets will take (labels, shocks and their exponentials on
    * the host, --save-pnl), estimated before any of it is allocated. */
   {
-    double per = 48.0 + 8.0 * (double)F * (ctx->dev.backend == XM_BACKEND_CPU ? 2 : 0) +
+    double per = 48.0 + 8.0 * (double)F * (ctx->be->host_memory ? 2 : 0) +
                  (o.save_scenarios ? 8.0 * (double)F : 0.0) +
                  (o.save_pnl ? 4.0 * (double)pf->n_accounts : 0.0);
     double S_all = (hist ? (double)sf->n_days : 0.0) +
@@ -229,7 +229,7 @@ xm_status xm__sets_build(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_
                     "host memory (labels%s%s%s), more than the %llu bytes this process can have "
                     "(the least of MemAvailable, the cgroup limit and ulimit -v)",
                     S_all, (long long)cfg->montecarlo.scenarios, need,
-                    ctx->dev.backend == XM_BACKEND_CPU ? ", shocks" : "",
+                    ctx->be->host_memory ? ", shocks" : "",
                     o.save_scenarios ? ", --save-scenarios" : "", o.save_pnl ? ", --save-pnl" : "",
                     (unsigned long long)have);
       goto cleanup;

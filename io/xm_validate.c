@@ -375,31 +375,32 @@ void xm__set_check(xm__check *c, const xm_scenario_set *set) {
  * base (its group is named group): counts >= 0, no empty table or list,
  * required arrays given, strings that are text, codes of the enumeration.
  * Returns 0 when a count is unusable (the values are not looked at). */
+/* A table's or list's row count n at where: in 0..INT32_MAX (0 after a
+ * message otherwise), and not 0 (a message, why empty says). */
+static int xm__rows_rule(xm__check *c, const char *where, int64_t n, const char *empty) {
+  if (n < 0 || n > INT32_MAX) {
+    xm__violation(c, "%s: has %lld rows: a count must be in 0..%d (int32 indices)", where,
+                  (long long)n, INT32_MAX);
+    return 0;
+  }
+  if (n == 0)
+    xm__violation(c, "%s: has no rows: %s", where, empty);
+  return 1;
+}
+
 static int xm__memory_table(xm__check *c, const xm__table *t, const char *group, const void *base) {
   char path[XM__PATH_CAP + 64];
   if (t->layout == XM__TABLE) {
-    int64_t n = xm__count_get(base, t->rows);
-    if (n < 0 || n > INT32_MAX) {
-      xm__violation(c, "%s: has %lld rows: a count must be in 0..%d (int32 indices)", group,
-                    (long long)n, INT32_MAX);
+    if (!xm__rows_rule(c, group, xm__count_get(base, t->rows), t->empty))
       return 0;
-    }
-    if (n == 0)
-      xm__violation(c, "%s: has no rows: %s", group, t->empty);
   }
   for (int k = 0; k < t->ncols; k++) { /* the counts the lists own */
     const xm__column *col = &t->cols[k];
     if (t->layout != XM__ARRAYS || xm__count_owner(t, col->rows) != col)
       continue;
-    int64_t n = xm__count_get(base, col->rows);
     snprintf(path, sizeof path, "%s/%s", group, col->name);
-    if (n < 0 || n > INT32_MAX) {
-      xm__violation(c, "%s: has %lld rows: a count must be in 0..%d (int32 indices)", path,
-                    (long long)n, INT32_MAX);
+    if (!xm__rows_rule(c, path, xm__count_get(base, col->rows), col->empty))
       return 0;
-    }
-    if (n == 0)
-      xm__violation(c, "%s: has no rows: %s", path, col->empty);
   }
   for (int k = 0; k < t->ncols; k++) {
     const xm__column *col = &t->cols[k];
