@@ -3,7 +3,7 @@
 
 #include "xm_tables.h"
 
-#define XM__TYPE_NAME(NAME, name, option, carry, settled, pricing, version) name,
+#define XM__TYPE_NAME(NAME, name, loss, carry, settled, funding, inverse, pricing, version) name,
 const char *const xm__type_names[XM_TYPE_COUNT + 1] = {XM_INSTRUMENT_TYPE_MAP(XM__TYPE_NAME) NULL};
 #undef XM__TYPE_NAME
 

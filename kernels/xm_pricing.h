@@ -84,12 +84,28 @@ XM_INLINE XM_REAL XM_FN(xm_price_black)(int type, XM_REAL S, XM_REAL K, XM_REAL 
   return XM_FN(xm_black)(F, K, df, s, call);
 }
 
+/* Inverse (coin-settled) futures and perpetuals (METHODOLOGY.md section
+ * 2.1): worth m (1/F0 - 1/F) coins relative to today, i.e. -1/F a unit up to
+ * the constant that daily settlement removes (as a future's S is). */
+XM_INLINE XM_REAL XM_FN(xm_price_inverse)(int type, XM_REAL S, XM_REAL K, XM_REAL T, XM_REAL r,
+                                          XM_REAL q, XM_REAL sigma, int call) {
+  (void)type, (void)K, (void)T, (void)r, (void)q, (void)sigma, (void)call;
+  return (XM_REAL)-1 / S;
+}
+
+/* Inverse options: Black-76 on the quote price F, paid in the coin: Black / F
+ * (T <= 0: the intrinsic value over F). */
+XM_INLINE XM_REAL XM_FN(xm_price_inverse_black)(int type, XM_REAL S, XM_REAL K, XM_REAL T,
+                                                XM_REAL r, XM_REAL q, XM_REAL sigma, int call) {
+  return XM_FN(xm_price_black)(type, S, K, T, r, q, sigma, call) / S;
+}
+
 /* Value of one unit of an instrument of any type: the pricing function of
  * its row of the type table; NaN for a value that is not a type. */
 XM_INLINE XM_REAL XM_FN(xm_unit_value)(int type, XM_REAL S, XM_REAL K, XM_REAL T, XM_REAL r,
                                        XM_REAL q, XM_REAL sigma, int call) {
   switch (type) {
-#define XM__PRICE_CASE(NAME, name, option, carry, settled, pricing, version)                       \
+#define XM__PRICE_CASE(NAME, name, loss, carry, settled, funding, inverse, pricing, version)                       \
   case XM_##NAME:                                                                                  \
     return XM_FN(pricing)(type, S, K, T, r, q, sigma, call);
     XM_INSTRUMENT_TYPE_MAP(XM__PRICE_CASE)

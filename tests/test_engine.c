@@ -63,10 +63,15 @@ static const struct { int32_t acct, inst; double qty; } POS[N_POS] = {
     {3, CLP, -2},  {2, CLF, -1}, {5, GCF, 4},   {2, EQP, 1},   {4, EQS, 1}};
 static int32_t pos_acct[N_POS], pos_inst[N_POS]; /* the book's columns, from POS */
 static double pos_qty[N_POS];
-static xm_portfolio book = {NULL, "", "USD", 6, factor_name, factor_kind, factor_level, 3, silo_name,
-                            N_INST, inst_id, inst_type, inst_silo, inst_und, inst_vf, inst_strike,
-                            inst_expiry, inst_call, inst_iv, inst_rate, inst_div, inst_mult,
-                            N_ACCT, account_id, account_cross, N_POS, pos_acct, pos_inst, pos_qty};
+static xm_portfolio book = {.currency = "USD", .n_factors = 6, .factor_name = factor_name,
+    .factor_kind = factor_kind, .factor_level = factor_level, .n_silos = 3, .silo_name = silo_name,
+    .n_instruments = N_INST, .inst_id = inst_id, .inst_type = inst_type, .inst_silo = inst_silo,
+    .inst_underlying = inst_und, .inst_vol_factor = inst_vf, .inst_strike = inst_strike,
+    .inst_expiry = inst_expiry, .inst_call = inst_call, .inst_implied_vol = inst_iv,
+    .inst_rate = inst_rate, .inst_dividend_yield = inst_div, .inst_multiplier = inst_mult,
+    .n_accounts = N_ACCT, .account_id = account_id, .account_cross_margin = account_cross,
+    .n_positions = N_POS, .pos_account = pos_acct, .pos_instrument = pos_inst,
+    .pos_quantity = pos_qty};
 // clang-format on
 
 /* ---- the scenarios: a_stress (worst, weighted; does not move OIL.vol, moves

@@ -280,6 +280,13 @@ typedef struct xm_portfolio {
   char **factor_name;
   int32_t *factor_kind; /* xm_factor_kind */
   double *factor_level;
+  /* Version-2 columns (FORMAT.md section 1) are optional: an array is NULL
+   * when its column is absent, and every row then has the default. */
+  double *factor_half_spread;      /* 0 */
+  double *factor_impact;           /* 0 */
+  double *factor_adv;              /* 0 = none */
+  double *factor_haircut;          /* 0 */
+  double *factor_collateral_limit; /* 0 = none */
   int64_t n_silos;
   char **silo_name;
   int64_t n_instruments;
@@ -295,9 +302,24 @@ typedef struct xm_portfolio {
   double *inst_rate;
   double *inst_dividend_yield;
   double *inst_multiplier;
+  char **inst_currency;      /* settlement currency; NULL: the reporting one */
+  double *inst_funding_rate; /* annualised, longs pay when > 0; NULL: 0 */
   int64_t n_accounts;
   char **account_id;
   int32_t *account_cross_margin;
+  char **account_currency; /* margin currency; NULL: the reporting one */
+  /* /fx (optional: n_fx = 0): the currencies other than the reporting one and
+   * the price factor of each (one unit's value in the reporting currency). */
+  int64_t n_fx;
+  char **fx_currency;
+  int32_t *fx_factor;
+  /* /collateral (optional: n_collateral = 0). */
+  int64_t n_collateral;
+  int32_t *coll_account;
+  int32_t *coll_factor;  /* a price factor, or -1 for cash */
+  char **coll_currency;  /* NULL: the reporting one */
+  double *coll_quantity; /* units of the factor, or the cash amount */
+  int32_t *coll_silo;    /* -1: posted to no silo's pool */
   int64_t n_positions;
   int32_t *pos_account;
   int32_t *pos_instrument;
