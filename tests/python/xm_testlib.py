@@ -159,30 +159,65 @@ INSTRUMENT_DEFAULTS = {"vol_factor": -1, "strike": 0.0, "expiry": 0.0, "call": 0
                        "rate": 0.0, "dividend_yield": 0.0, "multiplier": 1.0}
 
 
+FACTOR_V2_COLUMNS = ("half_spread", "impact", "adv", "haircut", "collateral_limit")
+
+
 def write_portfolio(path, factors, silos, instruments, accounts, positions,
-                    valuation_date="2024-06-28", currency="USD"):
-    """factors: [(name, kind, level)]; silos: [name]; instruments: [dict with id,
-    type, silo, underlying and optionally the other FORMAT.md columns];
-    accounts: [(id, cross_margin)]; positions: [(account, instrument, quantity)]."""
+                    valuation_date="2024-06-28", currency="USD", fx=None, collateral=None,
+                    format_version=None):
+    """factors: [(name, kind, level)] or [(name, kind, level, {version-2 columns})];
+    silos: [name]; instruments: [dict with id, type, silo, underlying and
+    optionally the other FORMAT.md columns, version 2's `currency` and
+    `funding_rate` included]; accounts: [(id, cross_margin)] or [(id,
+    cross_margin, currency)]; positions: [(account, instrument, quantity)];
+    fx: [(currency, factor row)] or None; collateral: [dict(account, factor,
+    quantity, silo, currency optional)] or None.  A version-2 column is written
+    only when some row gives it (so a version-1 book stays version 1);
+    format_version defaults to 2 when any version-2 data is present, else 1."""
+    full = [dict(INSTRUMENT_DEFAULTS, **ins) for ins in instruments]
+    fext = [f[3] if len(f) > 3 else {} for f in factors]
+    fcols = [c for c in FACTOR_V2_COLUMNS if any(c in e for e in fext)]
+    icur = any("currency" in i for i in full)
+    ifund = any("funding_rate" in i for i in full)
+    acur = any(len(a) > 2 for a in accounts)
+    v2 = bool(fcols or icur or ifund or acur or fx is not None or collateral is not None)
     with h5py.File(path, "w") as f:
         f.attrs["format"] = "xmargin.portfolio"
-        f.attrs["format_version"] = 1
+        f.attrs["format_version"] = format_version if format_version is not None else (2 if v2 else 1)
         f.attrs["valuation_date"] = valuation_date
         f.attrs["currency"] = currency
-        f["factors/name"] = _strs(n for n, _, _ in factors)
-        f["factors/kind"] = _strs(k for _, k, _ in factors)
-        f["factors/level"] = np.array([float(v) for _, _, v in factors], dtype=np.float64)
+        f["factors/name"] = _strs(x[0] for x in factors)
+        f["factors/kind"] = _strs(x[1] for x in factors)
+        f["factors/level"] = np.array([float(x[2]) for x in factors], dtype=np.float64)
+        for c in fcols:
+            f["factors/" + c] = np.array([float(e.get(c, 0.0)) for e in fext], dtype=np.float64)
         f["silos/name"] = _strs(silos)
         g = f.create_group("instruments")
-        full = [dict(INSTRUMENT_DEFAULTS, **ins) for ins in instruments]
         g["id"] = _strs(i["id"] for i in full)
         g["type"] = _strs(i["type"] for i in full)
         for col in ("silo", "underlying", "vol_factor", "call"):
             g[col] = np.array([int(i[col]) for i in full], dtype=np.int32)
         for col in ("strike", "expiry", "implied_vol", "rate", "dividend_yield", "multiplier"):
             g[col] = np.array([float(i[col]) for i in full], dtype=np.float64)
-        f["accounts/id"] = _strs(a for a, _ in accounts)
-        f["accounts/cross_margin"] = np.array([int(c) for _, c in accounts], dtype=np.int32)
+        if icur:
+            g["currency"] = _strs(i.get("currency", currency) for i in full)
+        if ifund:
+            g["funding_rate"] = np.array([float(i.get("funding_rate", 0.0)) for i in full])
+        f["accounts/id"] = _strs(a[0] for a in accounts)
+        f["accounts/cross_margin"] = np.array([int(a[1]) for a in accounts], dtype=np.int32)
+        if acur:
+            f["accounts/currency"] = _strs(a[2] if len(a) > 2 else currency for a in accounts)
+        if fx is not None:
+            f["fx/currency"] = _strs(c for c, _ in fx)
+            f["fx/factor"] = np.array([int(r) for _, r in fx], dtype=np.int32)
+        if collateral is not None:
+            c = f.create_group("collateral")
+            c["account"] = np.array([int(h["account"]) for h in collateral], dtype=np.int32)
+            c["factor"] = np.array([int(h["factor"]) for h in collateral], dtype=np.int32)
+            c["quantity"] = np.array([float(h["quantity"]) for h in collateral])
+            c["silo"] = np.array([int(h.get("silo", -1)) for h in collateral], dtype=np.int32)
+            if any("currency" in h for h in collateral):
+                c["currency"] = _strs(h.get("currency", currency) for h in collateral)
         f["positions/account"] = np.array([int(p[0]) for p in positions], dtype=np.int64)
         f["positions/instrument"] = np.array([int(p[1]) for p in positions], dtype=np.int64)
         f["positions/quantity"] = np.array([float(p[2]) for p in positions], dtype=np.float64)
