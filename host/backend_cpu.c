@@ -42,17 +42,22 @@ typedef struct xm__cpu_state {
 #define XM__OMP_SIMD _Pragma("omp simd")
 #endif
 
-/* Contract losses of one scenario for a block's n instruments, the linear
- * ones [0, nlin) and then the options [nlin, n) (xm__plan's order): two loops
- * of branch-free code, one instrument per vector lane. */
+/* Contract losses of one scenario for a block's n rows, one branch-free loop
+ * per revaluation class (xm__plan's order: rows cls[c] .. cls[c + 1]), one
+ * row per vector lane. */
 #define XM__CPU_LOSSES(suf, real)                                                                  \
   XM__SIMD_CLONES static void xm__cpu_losses_##suf(                                                \
-      int64_t n, int64_t nlin, const double *instd, const int *insti, const double *x,             \
+      int64_t n, const int64_t *cls, const double *instd, const int *insti, const double *x,       \
       const double *ex, real vol_floor, double *out) {                                             \
-    XM__OMP_SIMD for (int64_t i = 0; i < nlin; i++) out[i] =                                       \
-        xm_loss_linear_##suf(i, n, instd, insti, ex, 0);                                           \
-    XM__OMP_SIMD for (int64_t i = nlin; i < n; i++) out[i] =                                       \
-        xm_loss_option_##suf(i, n, instd, insti, x, ex, 0, vol_floor);                             \
+    XM__OMP_SIMD for (int64_t i = cls[XM_CLASS_LINEAR]; i < cls[XM_CLASS_LINEAR + 1]; i++)         \
+        out[i] = xm_loss_linear_##suf(i, n, instd, insti, ex, 0);                                  \
+    XM__OMP_SIMD for (int64_t i = cls[XM_CLASS_BLACK]; i < cls[XM_CLASS_BLACK + 1]; i++) out[i] =  \
+        xm_loss_black_##suf(i, n, instd, insti, x, ex, 0, vol_floor, 0);                           \
+    XM__OMP_SIMD for (int64_t i = cls[XM_CLASS_BLACK_LOGVOL]; i < cls[XM_CLASS_BLACK_LOGVOL + 1];  \
+                      i++) out[i] =                                                                \
+        xm_loss_black_##suf(i, n, instd, insti, x, ex, 0, vol_floor, 1);                           \
+    XM__OMP_SIMD for (int64_t i = cls[XM_CLASS_AMERICAN]; i < cls[XM_CLASS_AMERICAN + 1]; i++)     \
+        out[i] = xm_loss_american_##suf(i, n, instd, insti, x, ex, 0, vol_floor);                  \
   }
 XM__CPU_LOSSES(d, double)
 XM__CPU_LOSSES(f, float)
@@ -273,14 +278,14 @@ static xm_status xm__cpu_revalue(xm_ctx *ctx, const xm__dblock *b, xm__mem Xm, x
   const double *instd = XM__P(b->instd, const double);
   const int *insti = XM__P(b->insti, const int);
   double *ell = XM__P(ellm, double);
-  int64_t n = b->n, nlin = b->nlin;
+  int64_t n = b->n;
 #pragma omp parallel for schedule(static) num_threads(ctx->threads)
   for (int64_t s = 0; s < ns; s++) {
     const double *xrow = X + (row0 + s) * F, *erow = EX + (row0 + s) * F;
     if (single)
-      xm__cpu_losses_f(n, nlin, instd, insti, xrow, erow, (float)vol_floor, ell + s * n);
+      xm__cpu_losses_f(n, b->cls, instd, insti, xrow, erow, (float)vol_floor, ell + s * n);
     else
-      xm__cpu_losses_d(n, nlin, instd, insti, xrow, erow, vol_floor, ell + s * n);
+      xm__cpu_losses_d(n, b->cls, instd, insti, xrow, erow, vol_floor, ell + s * n);
   }
   return XM_OK;
 }
@@ -350,13 +355,13 @@ static xm_status xm__cpu_combine(xm_ctx *ctx, const xm__dblock *b, const xm__dwo
   const double *by = XM__P(w->by, const double), *silo = XM__P(w->silo, const double);
   const double *attr = XM__P(w->attr, const double);
   const int *cross = XM__P(b->cross, const int), *start = XM__P(b->start, const int);
-  const int *pinst = XM__P(b->pinst, const int), *insti = XM__P(b->insti, const int);
+  const int *pinst = XM__P(b->pinst, const int);
   const double *pqty = XM__P(b->pqty, const double), *instd = XM__P(b->instd, const double);
   double *oa = XM__P(w->out_acct, double), *os = XM__P(w->out_silo, double);
   int64_t na = b->na;
 #pragma omp parallel for schedule(static) num_threads(ctx->threads)
   for (int64_t a = 0; a < na; a++)
-    xm_combine_account(a, w->G, w->K, by, silo, attr, cross, start, pinst, pqty, b->n, insti, instd,
+    xm_combine_account(a, w->G, w->K, by, silo, attr, cross, start, pinst, pqty, b->n, instd,
                        offset_cap, per_contract, oa, os);
   return XM_OK;
 }

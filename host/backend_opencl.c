@@ -672,12 +672,12 @@ static xm_status xm__ocl_combine(xm_ctx *ctx, const xm__dblock *b, const xm__dwo
   cl_double cap = offset_cap, pc = per_contract;
   cl_mem bBy = XM__M(w->by), bSilo = XM__M(w->silo), bAttr = XM__M(w->attr),
          bCross = XM__M(b->cross), bStart = XM__M(b->start), bPi = XM__M(b->pinst),
-         bPq = XM__M(b->pqty), bInsti = XM__M(b->insti), bInstd = XM__M(b->instd),
-         bOutA = XM__M(w->out_acct), bOutS = XM__M(w->out_silo);
+         bPq = XM__M(b->pqty), bInstd = XM__M(b->instd), bOutA = XM__M(w->out_acct),
+         bOutS = XM__M(w->out_silo);
   XM__CL(ctx,
          XM__ARGS(xm__k(o, KT_COMBINE), 0, XM__A(na), XM__A(G), XM__A(K), XM__A(bBy), XM__A(bSilo),
                   XM__A(bAttr), XM__A(bCross), XM__A(bStart), XM__A(bPi), XM__A(bPq), XM__A(n),
-                  XM__A(bInsti), XM__A(bInstd), XM__A(cap), XM__A(pc), XM__A(bOutA), XM__A(bOutS)));
+                  XM__A(bInstd), XM__A(cap), XM__A(pc), XM__A(bOutA), XM__A(bOutS)));
   XM__CL(ctx, xm__run1(o, KT_COMBINE, (size_t)na, xm__tuned_lws(ctx)));
 cleanup:
   return st;

@@ -130,7 +130,7 @@ static xm_status xm__upload_block(xm_ctx *ctx, const xm__block *bk, xm__dblock *
   int64_t n = bk->n_inst, na = bk->na, np = bk->pos_start[na];
   xm_status st = XM_OK;
   d->n = n;
-  d->nlin = bk->nlin;
+  memcpy(d->cls, bk->cls, sizeof d->cls);
   d->na = na;
   if ((st = be->alloc(ctx, (size_t)(XM_ND * n) * sizeof(double), bk->instd, &d->instd)) ||
       (st = be->alloc(ctx, (size_t)(XM_NI * n) * sizeof(int), bk->insti, &d->insti)) ||

@@ -1,6 +1,6 @@
 /* The plan of a run: account blocks and scenario tiles sized so that every
  * buffer of the loop fits the memory budget, and the block arrays the device
- * gets (instruments of the block, linear ones first; positions CSR by account,
+ * gets (instrument rows of the block by revaluation class; positions CSR by account,
  * by silo then instrument within an account; repeated pairs merged). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +27,7 @@ void xm__mem_budget(const xm_ctx *ctx, uint64_t *total, uint64_t *max_buf) {
 
 typedef struct xm__posref {
   int32_t acct, silo, inst;
+  int32_t cur; /* the account currency's /fx row + 1 (0: the reporting currency) */
   double qty;
 } xm__posref;
 
@@ -41,25 +42,37 @@ static int xm__cmp_posref(const void *pa, const void *pb) {
   return 0;
 }
 
-/* qsort has no context argument in C11: the portfolio being planned. */
-static _Thread_local const xm_portfolio *xm__sort_pf;
+/* What the row order needs of the portfolio being planned (qsort has no
+ * context argument in C11). A row key is instrument x (n_fx + 1) + cur. */
+static _Thread_local struct {
+  const xm_portfolio *pf;
+  int64_t nc; /* currencies: n_fx + 1 */
+} xm__sort;
 
-/* A block's instruments by (option or not, type, call, underlying):
+/* The revaluation class of instrument i (XM_CLASS_*). */
+static int xm__row_class(const xm_portfolio *pf, int64_t i) {
+  int t = pf->inst_type[i];
+  int32_t vf = pf->inst_vol_factor[i];
+  return XM_CLASS_OF(t, XM_TYPE_IS_OPTION(t) && vf >= 0 && pf->factor_kind[vf] == XM_FACTOR_LOGVOL);
+}
+
+/* A block's rows by (class, type, call, underlying, instrument, currency):
  * neighbouring work items take the same branch of the pricing (no divergence
- * on GPUs, vectorisable loops on CPUs), the linear ones first. */
-static int xm__cmp_inst(const void *pa, const void *pb) {
-  const xm_portfolio *pf = xm__sort_pf;
-  int32_t a = *(const int32_t *)pa, b = *(const int32_t *)pb;
-  int oa = XM_TYPE_IS_OPTION(pf->inst_type[a]), ob = XM_TYPE_IS_OPTION(pf->inst_type[b]);
-  if (oa != ob)
-    return oa < ob ? -1 : 1;
+ * on GPUs, vectorisable loops on CPUs), one loop per class. */
+static int xm__cmp_row(const void *pa, const void *pb) {
+  const xm_portfolio *pf = xm__sort.pf;
+  int64_t ka = *(const int64_t *)pa, kb = *(const int64_t *)pb;
+  int64_t a = ka / xm__sort.nc, b = kb / xm__sort.nc;
+  int ca = xm__row_class(pf, a), cb = xm__row_class(pf, b);
+  if (ca != cb)
+    return ca < cb ? -1 : 1;
   if (pf->inst_type[a] != pf->inst_type[b])
     return pf->inst_type[a] < pf->inst_type[b] ? -1 : 1;
   if (pf->inst_call[a] != pf->inst_call[b])
     return pf->inst_call[a] < pf->inst_call[b] ? -1 : 1;
   if (pf->inst_underlying[a] != pf->inst_underlying[b])
     return pf->inst_underlying[a] < pf->inst_underlying[b] ? -1 : 1;
-  return a < b ? -1 : (a > b);
+  return ka < kb ? -1 : (ka > kb);
 }
 
 void xm__plan_free(xm__plan *p) {
@@ -91,19 +104,23 @@ static uint64_t xm__acct_bytes(int G, int64_t K) {
   return 8u * (uint64_t)(K + 2 * G * K + XM_TAIL + XM_NOUT + 2 * G);
 }
 
-/* Fills block b's arrays from the sorted positions pr[p0, p1). */
+/* Fills block b's arrays from the sorted positions pr[p0, p1). mark, local:
+ * [n_instruments x nc] by row key; order: room for the block's keys. */
 static xm_status xm__fill_block(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *sets,
-                                const xm__posref *pr, int64_t p0, int64_t p1, int64_t b,
-                                int64_t *mark, int32_t *local, int32_t *order, xm__block *bk) {
+                                const xm__posref *pr, int64_t p0, int64_t p1, int64_t b, int64_t nc,
+                                int64_t *mark, int32_t *local, int64_t *order, xm__block *bk) {
   const int64_t *fcol = sets->fcol;
   int64_t ni = 0;
-  for (int64_t p = p0; p < p1; p++)
-    if (mark[pr[p].inst] != b) {
-      mark[pr[p].inst] = b;
-      order[ni++] = pr[p].inst;
+  for (int64_t p = p0; p < p1; p++) {
+    int64_t key = (int64_t)pr[p].inst * nc + pr[p].cur;
+    if (mark[key] != b) {
+      mark[key] = b;
+      order[ni++] = key;
     }
-  xm__sort_pf = pf;
-  qsort(order, (size_t)ni, sizeof *order, xm__cmp_inst);
+  }
+  xm__sort.pf = pf;
+  xm__sort.nc = nc;
+  qsort(order, (size_t)ni, sizeof *order, xm__cmp_row);
   for (int64_t j = 0; j < ni; j++)
     local[order[j]] = (int32_t)j;
   int64_t np = p1 - p0;
@@ -120,17 +137,20 @@ static xm_status xm__fill_block(xm_ctx *ctx, const xm_portfolio *pf, const xm__s
       !bk->pos_qty || !bk->cross || !bk->inst_row)
     return xm__fail(ctx, XM_ENOMEM, "planning block %lld", (long long)b);
   for (int64_t p = p0; p < p1; p++) {
-    int32_t i = pr[p].inst, li = local[i];
-    int64_t q = p - p0;
+    int32_t i = pr[p].inst;
+    int64_t key = (int64_t)i * nc + pr[p].cur, q = p - p0;
+    int32_t li = local[key];
     bk->pos_inst[q] = li;
     bk->pos_silo[q] = pr[p].silo;
     bk->pos_qty[q] = pr[p].qty;
     bk->pos_start[pr[p].acct - bk->a0 + 1]++;
-    if (mark[i] != b)
+    if (mark[key] != b)
       continue;
-    mark[i] = -2 - b; /* filled */
+    mark[key] = -2 - b; /* filled */
     bk->inst_row[li] = i;
     int32_t und = pf->inst_underlying[i], vf = pf->inst_vol_factor[i], t = pf->inst_type[i];
+    int64_t cc = xm__inst_fx(pf, i), cb = (int64_t)pr[p].cur - 1;
+    double xb = xm__fx_level(pf, cb), m = pf->inst_multiplier[i];
     double *d = bk->instd;
     int *n = bk->insti;
     d[XM_ID_S0 * ni + li] = pf->factor_level[und];
@@ -139,17 +159,31 @@ static xm_status xm__fill_block(xm_ctx *ctx, const xm_portfolio *pf, const xm__s
     d[XM_ID_R * ni + li] = pf->inst_rate[i];
     d[XM_ID_Q * ni + li] = XM_TYPE_HAS_CARRY(t) ? pf->inst_dividend_yield[i] : 0.0;
     d[XM_ID_SIG * ni + li] = pf->inst_implied_vol[i];
-    d[XM_ID_MULT * ni + li] = pf->inst_multiplier[i];
+    d[XM_ID_MULT * ni + li] = m;
+    d[XM_ID_FR * ni + li] =
+        XM_TYPE_HAS_FUNDING(t) && pf->inst_funding_rate ? pf->inst_funding_rate[i] : 0.0;
+    /* X_c / X_b: exactly 1 in one currency (the version-1 loss, bit for bit) */
+    d[XM_ID_R0 * ni + li] = cc == cb ? 1.0 : xm__fx_level(pf, cc) / xb;
+    d[XM_ID_MINW * ni + li] = XM_TYPE_IS_OPTION(t) ? (cb < 0 ? m : m / xb) : 0.0;
     for (int c = XM_ID_V0; c < XM_ND; c++)
       d[c * ni + li] = 0.0; /* written by the today step */
+    int opt = XM_TYPE_IS_OPTION(t) && vf >= 0;
     n[XM_II_TYPE * ni + li] = t;
     n[XM_II_CALL * ni + li] = pf->inst_call[i];
     n[XM_II_UND * ni + li] = (int)fcol[und];
-    n[XM_II_VOL * ni + li] = (vf >= 0 && XM_TYPE_IS_OPTION(t)) ? (int)fcol[vf] : -1;
+    n[XM_II_VOL * ni + li] = opt ? (int)fcol[vf] : -1;
+    n[XM_II_LOGV * ni + li] = opt && pf->factor_kind[vf] == XM_FACTOR_LOGVOL;
+    n[XM_II_FXC * ni + li] = cc == cb ? -1 : cc >= 0 ? (int)fcol[pf->fx_factor[cc]] : -1;
+    n[XM_II_FXB * ni + li] = cc == cb ? -1 : cb >= 0 ? (int)fcol[pf->fx_factor[cb]] : -1;
+    n[XM_II_CLASS * ni + li] = xm__row_class(pf, i);
   }
-  bk->nlin = 0;
-  while (bk->nlin < ni && !XM_TYPE_IS_OPTION(bk->insti[XM_II_TYPE * ni + bk->nlin]))
-    bk->nlin++;
+  bk->cls[0] = 0;
+  for (int c = 0; c < XM_CLASS_COUNT; c++) {
+    int64_t j = bk->cls[c];
+    while (j < ni && bk->insti[XM_II_CLASS * ni + j] == c)
+      j++;
+    bk->cls[c + 1] = j; /* sorted by class: the rows of class c end here */
+  }
   for (int64_t a = 0; a < bk->na; a++) {
     bk->pos_start[a + 1] += bk->pos_start[a];
     bk->cross[a] = pf->account_cross_margin[bk->a0 + a];
@@ -168,16 +202,21 @@ xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *se
   out->K = K;
   out->F = F;
   xm__posref *pr = malloc((size_t)(N + 1) * sizeof *pr);
-  int64_t *mark = malloc((size_t)(pf->n_instruments + 1) * sizeof *mark);
-  int32_t *local = malloc((size_t)(pf->n_instruments + 1) * sizeof *local);
-  int32_t *order = malloc((size_t)(pf->n_instruments + 1) * sizeof *order);
+  int64_t nc = pf->n_fx + 1, nkeys = pf->n_instruments * nc;
+  int64_t *mark = malloc((size_t)(nkeys + 1) * sizeof *mark);
+  int32_t *local = malloc((size_t)(nkeys + 1) * sizeof *local);
+  int64_t *order = malloc((size_t)(N + 1) * sizeof *order);
+  int32_t *acur = malloc((size_t)(A + 1) * sizeof *acur);
   xm_status st = XM_OK;
-  if (!pr || !mark || !local || !order) {
+  if (!pr || !mark || !local || !order || !acur) {
     st = xm__fail(ctx, XM_ENOMEM, "planning %lld positions", (long long)N);
     goto cleanup;
   }
+  for (int64_t a = 0; a < A; a++)
+    acur[a] = (int32_t)(xm__acct_fx(pf, a) + 1); /* known: xm__sets_build checked */
   for (int64_t p = 0; p < N; p++) {
     pr[p].acct = pf->pos_account[p];
+    pr[p].cur = acur[pr[p].acct];
     pr[p].inst = pf->pos_instrument[p];
     pr[p].silo = pf->inst_silo[pr[p].inst];
     pr[p].qty = pf->pos_quantity[p];
@@ -263,8 +302,8 @@ xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *se
     st = xm__fail(ctx, XM_ENOMEM, "planning blocks");
     goto cleanup;
   }
-  for (int64_t i = 0; i < pf->n_instruments; i++)
-    mark[i] = -1;
+  for (int64_t k = 0; k < nkeys; k++)
+    mark[k] = -1;
   int64_t p0 = 0;
   uint64_t bmax = 0;
   for (int64_t b = 0; b < out->n_blocks; b++) {
@@ -274,7 +313,7 @@ xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *se
     int64_t p1 = p0;
     while (p1 < N && pr[p1].acct < bk->a0 + bk->na)
       p1++;
-    if ((st = xm__fill_block(ctx, pf, sets, pr, p0, p1, b, mark, local, order, bk)) != XM_OK)
+    if ((st = xm__fill_block(ctx, pf, sets, pr, p0, p1, b, nc, mark, local, order, bk)) != XM_OK)
       goto cleanup;
     uint64_t bb = xm__block_bytes(bk->n_inst, bk->na, p1 - p0);
     bmax = bb > bmax ? bb : bmax;
@@ -307,6 +346,7 @@ xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *se
   out->planned = fixed + (out->resident ? resident : 0) + mc_temp + lbytes + bmax +
                  (uint64_t)out->tile * per_s;
 cleanup:
+  free(acur);
   free(order);
   free(local);
   free(mark);

@@ -183,7 +183,9 @@ xm_status xm__sets_build(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_
     st = xm__fail(ctx, XM_ENOMEM, "out of memory");
     goto cleanup;
   }
-  /* The factors positions use, in portfolio order. */
+  /* The factors positions use, in portfolio order (METHODOLOGY.md section 1):
+   * underlyings, vol factors, the /fx factors of the instruments' settlement
+   * currencies and of the accounts' currencies. */
   for (int64_t f = 0; f < pf->n_factors; f++)
     fcol[f] = -1;
   for (int64_t p = 0; p < pf->n_positions; p++) {
@@ -191,6 +193,26 @@ xm_status xm__sets_build(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_
     fcol[pf->inst_underlying[i]] = 0;
     if (pf->inst_vol_factor[i] >= 0 && XM_TYPE_IS_OPTION(pf->inst_type[i]))
       fcol[pf->inst_vol_factor[i]] = 0;
+  }
+  for (int64_t r = 0; r < pf->n_instruments + pf->n_accounts; r++) {
+    int64_t c = r < pf->n_instruments ? xm__inst_fx(pf, r) : xm__acct_fx(pf, r - pf->n_instruments);
+    if (c == -2) {
+      const char *cur = r < pf->n_instruments ? pf->inst_currency[r]
+                                              : pf->account_currency[r - pf->n_instruments];
+      st = xm__fail(
+          ctx, XM_EFORMAT,
+          "%s: /%s/currency[%lld] = '%s': neither the reporting currency %s nor in /fx",
+          pf->path ? pf->path : "portfolio", r < pf->n_instruments ? "instruments" : "accounts",
+          (long long)(r < pf->n_instruments ? r : r - pf->n_instruments), cur, pf->currency);
+      goto cleanup;
+    }
+    if (c >= 0 && r >= pf->n_instruments)
+      fcol[pf->fx_factor[c]] = 0;
+  }
+  for (int64_t p = 0; p < pf->n_positions; p++) {
+    int64_t c = xm__inst_fx(pf, pf->pos_instrument[p]);
+    if (c >= 0)
+      fcol[pf->fx_factor[c]] = 0;
   }
   int64_t F = 0;
   for (int64_t f = 0; f < pf->n_factors; f++)

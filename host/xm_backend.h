@@ -19,8 +19,8 @@ typedef struct xm__mem_s *xm__mem;
 
 /* One account block on the device (host/plan.c builds its host side). */
 typedef struct xm__dblock {
-  int64_t n;                         /* instruments, the linear ones first: [0, nlin) */
-  int64_t nlin;                      /* instruments that are not options */
+  int64_t n;                         /* instrument rows, by revaluation class: */
+  int64_t cls[XM_CLASS_COUNT + 1];   /* rows [cls[c], cls[c + 1]) are of class c */
   int64_t na;                        /* accounts */
   xm__mem instd, insti;              /* [XM_ND x n], [XM_NI x n] */
   xm__mem start, pinst, psilo, pqty; /* positions, CSR by account */

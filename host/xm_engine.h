@@ -9,8 +9,36 @@
 #ifndef XM_ENGINE_H
 #define XM_ENGINE_H
 
+#include <string.h>
+
 #include "xm_backend.h"
 #include "xmargin.h"
+
+/* ---- currencies (METHODOLOGY.md section 2.2) ---- */
+
+/* The /fx row of currency cur: -1 for the reporting currency (and for NULL:
+ * a column that is absent), -2 for a currency that is neither (validation
+ * refuses it). */
+static inline int64_t xm__fx_row(const xm_portfolio *pf, const char *cur) {
+  if (!cur || !strcmp(cur, pf->currency))
+    return -1;
+  for (int64_t c = 0; c < pf->n_fx; c++)
+    if (pf->fx_currency[c] && !strcmp(pf->fx_currency[c], cur))
+      return c;
+  return -2;
+}
+/* The settlement currency's /fx row of instrument i, the margin currency's of account a. */
+static inline int64_t xm__inst_fx(const xm_portfolio *pf, int64_t i) {
+  return pf->inst_currency ? xm__fx_row(pf, pf->inst_currency[i]) : -1;
+}
+static inline int64_t xm__acct_fx(const xm_portfolio *pf, int64_t a) {
+  return pf->account_currency ? xm__fx_row(pf, pf->account_currency[a]) : -1;
+}
+/* X_c: today's value of one unit of the currency of /fx row c in the
+ * reporting currency (1 for the reporting currency, c = -1). */
+static inline double xm__fx_level(const xm_portfolio *pf, int64_t c) {
+  return c >= 0 ? pf->factor_level[pf->fx_factor[c]] : 1.0;
+}
 
 /* ---- scenario sets ---- */
 
@@ -65,10 +93,12 @@ xm_status xm__cholesky_jitter(double *A, int64_t F, double *delta);
 /* ---- the plan ---- */
 
 /* Host side of one account block: accounts a0 .. a0 + na and the
- * instruments they hold (block-local, the linear ones first). */
+ * instruments they hold as rows (block-local: one per instrument and account
+ * currency, ordered by revaluation class: rows cls[c] .. cls[c + 1] are of
+ * class c, XM_CLASS_*). */
 typedef struct xm__block {
   int64_t a0, na;
-  int64_t n_inst, nlin;
+  int64_t n_inst, cls[XM_CLASS_COUNT + 1];
   double *instd;  /* [XM_ND x n_inst] */
   int *insti;     /* [XM_NI x n_inst] */
   int *pos_start; /* [na + 1] */
@@ -76,7 +106,7 @@ typedef struct xm__block {
   int *pos_silo;
   double *pos_qty;
   int *cross;        /* [na] */
-  int32_t *inst_row; /* [n_inst] the portfolio row of each block-local instrument */
+  int32_t *inst_row; /* [n_inst] the portfolio row of each block-local row's instrument */
 } xm__block;
 
 typedef struct xm__plan {

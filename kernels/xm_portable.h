@@ -62,7 +62,9 @@ static inline xm_u64 xm__bits_of_double(double d) {
 #include "../host/include/xmargin_types.h"
 
 /* Instrument data of a block, struct of arrays with stride n:
- * instd[XM_ID_* * n + i] (double), insti[XM_II_* * n + i] (int). */
+ * instd[XM_ID_* * n + i] (double), insti[XM_II_* * n + i] (int). A block's
+ * row is an instrument as an account in one currency sees it (host/plan.c):
+ * the same instrument held in accounts of two currencies has two rows. */
 #define XM_ID_S0 0   /* today's level of the underlying factor */
 #define XM_ID_K 1    /* strike */
 #define XM_ID_T 2    /* years to expiry */
@@ -70,18 +72,41 @@ static inline xm_u64 xm__bits_of_double(double d) {
 #define XM_ID_Q 4    /* dividend yield */
 #define XM_ID_SIG 5  /* implied vol */
 #define XM_ID_MULT 6 /* multiplier */
-#define XM_ID_V0 7   /* today's value of one unit (written by xm_today) */
+#define XM_ID_FR 7   /* funding rate (types with funding; else 0) */
+#define XM_ID_R0 8   /* R_{c->b}(0) = X_c / X_b: settlement to account currency today */
+#define XM_ID_MINW 9 /* weight in the minimum: multiplier / X_b (options), else 0 */
 /* Scenario-independent terms of the revaluation, written by xm_today: */
-#define XM_ID_SQT1 8   /* sqrt(T'), T' = max(T - h/252, 0) */
-#define XM_ID_DF1 9    /* exp(-r T') */
-#define XM_ID_CARRY 10 /* exp((r - q) T') for options, 1 for futures options */
-#define XM_ID_LFK 11   /* log(S / K) + log(carry) */
-#define XM_ID_VSC 12   /* (30 / max(365 T, 1))^p, the vol shock's term scale */
-#define XM_ND 13
-#define XM_II_TYPE 0 /* xm_instrument_type */
-#define XM_II_CALL 1
-#define XM_II_UND 2 /* column of the underlying factor in the shock rows */
-#define XM_II_VOL 3 /* column of the vol factor, or -1 */
-#define XM_NI 4
+#define XM_ID_V0 10    /* today's value of one unit, settlement currency */
+#define XM_ID_SQT1 11  /* sqrt(T'), T' = max(T - h/252, 0) */
+#define XM_ID_T1 12    /* T' */
+#define XM_ID_DF1 13   /* exp(-r T') */
+#define XM_ID_CARRY 14 /* exp((r - q) T') for options, 1 for futures options */
+#define XM_ID_LFK 15   /* log(S / K) + log(carry) */
+#define XM_ID_VSC 16   /* (30 / max(365 T, 1))^p, the vol shock's term scale */
+#define XM_ID_PHI 17   /* funding of one unit over the horizon (METHODOLOGY.md 2.3) */
+#define XM_ND 18
+#define XM_II_TYPE 0  /* xm_instrument_type */
+#define XM_II_CALL 1  /* 1 call, 0 put */
+#define XM_II_UND 2   /* column of the underlying factor in the shock rows */
+#define XM_II_VOL 3   /* column of the vol factor, or -1 */
+#define XM_II_LOGV 4  /* 1: the vol factor is a logvol factor (relative moves) */
+#define XM_II_FXC 5   /* column of the settlement currency's /fx factor, or -1 */
+#define XM_II_FXB 6   /* column of the account currency's /fx factor, or -1 */
+#define XM_II_CLASS 7 /* revaluation class (XM_CLASS_*) */
+#define XM_NI 8
+
+/* The revaluation classes: the loss families of the type table, the Black
+ * one split by vol factor kind, so that each is one branch-free loop. A
+ * block's rows are ordered by class (host/plan.c). */
+#define XM_CLASS_LINEAR 0
+#define XM_CLASS_BLACK 1
+#define XM_CLASS_BLACK_LOGVOL 2
+#define XM_CLASS_AMERICAN 3
+#define XM_CLASS_COUNT 4
+/* The class of a row of type t whose vol factor is logvol (1) or not (0). */
+#define XM_CLASS_OF(t, logv)                                                                       \
+  (XM_TYPE_LOSS(t) == XM_LOSS_LINEAR  ? XM_CLASS_LINEAR                                            \
+   : XM_TYPE_LOSS(t) == XM_LOSS_BLACK ? XM_CLASS_BLACK + ((logv) != 0)                             \
+                                      : XM_CLASS_AMERICAN)
 
 #endif /* XM_PORTABLE_H */

@@ -105,7 +105,7 @@ XM_INLINE XM_REAL XM_FN(xm_price_inverse_black)(int type, XM_REAL S, XM_REAL K, 
 XM_INLINE XM_REAL XM_FN(xm_unit_value)(int type, XM_REAL S, XM_REAL K, XM_REAL T, XM_REAL r,
                                        XM_REAL q, XM_REAL sigma, int call) {
   switch (type) {
-#define XM__PRICE_CASE(NAME, name, loss, carry, settled, funding, inverse, pricing, version)                       \
+#define XM__PRICE_CASE(NAME, name, loss, carry, settled, funding, inverse, pricing, version)       \
   case XM_##NAME:                                                                                  \
     return XM_FN(pricing)(type, S, K, T, r, q, sigma, call);
     XM_INSTRUMENT_TYPE_MAP(XM__PRICE_CASE)
@@ -129,6 +129,13 @@ XM_INLINE XM_REAL XM_FN(xm_vol_term_scale)(XM_REAL T, XM_REAL p) {
 XM_INLINE_HOT XM_REAL XM_FN(xm_shocked_vol)(XM_REAL sigma, XM_REAL xv, XM_REAL scale,
                                             XM_REAL vol_floor) {
   XM_REAL v = sigma + xv * scale;
+  return v > vol_floor ? v : vol_floor;
+}
+
+/* The same for a logvol factor (relative moves): max(sigma exp(xv * scale), floor). */
+XM_INLINE_HOT XM_REAL XM_FN(xm_shocked_logvol)(XM_REAL sigma, XM_REAL xv, XM_REAL scale,
+                                               XM_REAL vol_floor) {
+  XM_REAL v = sigma * exp(xv * scale);
   return v > vol_floor ? v : vol_floor;
 }
 

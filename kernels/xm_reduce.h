@@ -270,9 +270,9 @@ XM_INLINE void xm_combine_account(xm_i64 a, int G, xm_i64 K, XM_GLOBAL const dou
                                   XM_GLOBAL const double *attr_set, XM_GLOBAL const int *cross,
                                   XM_GLOBAL const int *pos_start, XM_GLOBAL const int *pos_inst,
                                   XM_GLOBAL const double *pos_qty, xm_i64 n,
-                                  XM_GLOBAL const int *insti, XM_GLOBAL const double *instd,
-                                  double offset_cap, double per_contract,
-                                  XM_GLOBAL double *out_acct, XM_GLOBAL double *out_silo) {
+                                  XM_GLOBAL const double *instd, double offset_cap,
+                                  double per_contract, XM_GLOBAL double *out_acct,
+                                  XM_GLOBAL double *out_silo) {
   /* A non-finite measure of any set (xm_floor0 keeps it) binds: the requirement
    * is then not finite, and the engine refuses the run naming its cause. */
   double U = by_set[a * K];
@@ -298,11 +298,10 @@ XM_INLINE void xm_combine_account(xm_i64 a, int G, xm_i64 K, XM_GLOBAL const dou
   if (!isfinite(sil))
     C = sil; /* a silo's non-finite measure also fails a cross-margined account */
   double contracts = 0.0;
-  for (int p = pos_start[a]; p < pos_start[a + 1]; p++) {
-    int i = pos_inst[p], t = insti[XM_II_TYPE * n + i];
-    if (XM_TYPE_IS_OPTION(t))
-      contracts += fabs(pos_qty[p]) * instd[XM_ID_MULT * n + i];
-  }
+  /* option contracts x multiplier, over X_b in an account of currency b (a
+   * row's XM_ID_MINW: 0 for the other types) */
+  for (int p = pos_start[a]; p < pos_start[a + 1]; p++)
+    contracts += fabs(pos_qty[p]) * instd[XM_ID_MINW * n + pos_inst[p]];
   double mn = per_contract * contracts;
   XM_GLOBAL double *o = out_acct + a * XM_NOUT;
   o[XM_O_REQUIREMENT] = C > mn || !isfinite(C) ? C : mn;

@@ -232,7 +232,9 @@ static void check_blocks(const xm__plan *p, const xm__sets *sets) {
       assert_true(held[row]);
       held[row] = 0;
       int opt = XM_TYPE_IS_OPTION(bk->insti[XM_II_TYPE * n + j]);
-      assert_int_equal(opt, j >= bk->nlin);
+      int cls = bk->insti[XM_II_CLASS * n + j];
+      assert_true(j >= bk->cls[cls] && j < bk->cls[cls + 1]);
+      assert_int_equal(cls, XM_CLASS_OF(inst_type[row], 0)); /* no logvol factor here */
       assert_int_equal(bk->insti[XM_II_TYPE * n + j], inst_type[row]);
       assert_int_equal(bk->insti[XM_II_UND * n + j], sets->fcol[inst_und[row]]);
       assert_int_equal(bk->insti[XM_II_VOL * n + j], opt ? sets->fcol[inst_vf[row]] : -1);

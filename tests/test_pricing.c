@@ -364,9 +364,20 @@ static void reference_values_header(void **state) {
   }
 }
 
+/* A contract's value as the rules below state it: v, over the underlying
+ * for an inverse type (worth 1/S in the coin; METHODOLOGY.md section 2.1). */
+static double expect(int type, double v, double S) { return XM_TYPE_IS_INVERSE(type) ? v / S : v; }
+/* got == want, exactly for a type that is not inverse (the quotient's rounding
+ * in the precision otherwise). */
+static void check_value(xm_precision prec, int type, double got, double want) {
+  double tol = XM_TYPE_IS_INVERSE(type) ? (prec == XM_DOUBLE ? 4e-16 : 2.4e-7) * fabs(want) : 0.0;
+  if (!(fabs(got - want) <= tol))
+    fail_msg("%s: %.17g, want %.17g", xm_type_name(type), got, want);
+}
+
 /* FORMAT.md section 1: T <= 0 is the intrinsic value, undiscounted; spot and
- * future are multiplier * S whatever the option fields hold. Exact in both
- * precisions for these numbers. */
+ * future are multiplier * S (inverse kin: -multiplier / S) whatever the
+ * option fields hold. Exact in both precisions for these numbers. */
 static void check_rules(xm_ctx *ctx, xm_precision prec) {
   const double m = 100.0;
   const double Ts[] = {0.0, -0.0, -0.25, -3.0};
@@ -375,27 +386,36 @@ static void check_rules(xm_ctx *ctx, xm_precision prec) {
       if (!XM_TYPE_IS_OPTION(type))
         continue;
       double T = Ts[t];
+#define XM__RULE(S, K, r, q, vol, call, mult, want)                                                \
+  check_value(prec, type, price1(ctx, prec, type, S, K, T, r, q, vol, call, mult),                 \
+              expect(type, want, S))
       /* in the money by 10: 1000 for 100 contracts, no discounting, no dividend */
-      assert_true(price1(ctx, prec, type, 110, 100, T, 0.05, 0.02, 0.2, 1, m) == 1000.0);
-      assert_true(price1(ctx, prec, type, 90, 100, T, 0.05, 0.02, 0.2, 0, m) == 1000.0);
+      XM__RULE(110, 100, 0.05, 0.02, 0.2, 1, m, 1000.0);
+      XM__RULE(90, 100, 0.05, 0.02, 0.2, 0, m, 1000.0);
       /* out of the money: 0 */
-      assert_true(price1(ctx, prec, type, 110, 100, T, 0.05, 0.02, 0.2, 0, m) == 0.0);
-      assert_true(price1(ctx, prec, type, 90, 100, T, 0.05, 0.02, 0.2, 1, m) == 0.0);
+      XM__RULE(110, 100, 0.05, 0.02, 0.2, 0, m, 0.0);
+      XM__RULE(90, 100, 0.05, 0.02, 0.2, 1, m, 0.0);
       /* at the money: 0 */
-      assert_true(price1(ctx, prec, type, 100, 100, T, 0.05, 0.02, 0.2, 1, m) == 0.0);
-      assert_true(price1(ctx, prec, type, 100, 100, T, 0.05, 0.02, 0.2, 0, m) == 0.0);
+      XM__RULE(100, 100, 0.05, 0.02, 0.2, 1, m, 0.0);
+      XM__RULE(100, 100, 0.05, 0.02, 0.2, 0, m, 0.0);
       /* negative rates do not discount either */
-      assert_true(price1(ctx, prec, type, 120, 100, T, -0.01, 0.0, 0.5, 1, 1.0) == 20.0);
+      XM__RULE(120, 100, -0.01, 0.0, 0.5, 1, 1.0, 20.0);
+#undef XM__RULE
     }
   }
-  /* spot and future: multiplier * S; strike, expiry, vol, call are ignored */
+  /* linear types: multiplier * S (inverse: -multiplier / S); strike, expiry,
+   * vol, call are ignored */
   for (int type = 0; type < XM_TYPE_COUNT; type++) {
     if (XM_TYPE_IS_OPTION(type))
       continue;
-    assert_true(price1(ctx, prec, type, 4321.5, 0, 0, 0, 0, 0, 0, 50) == 216075.0);
-    assert_true(price1(ctx, prec, type, 4321.5, 1e6, 2.5, 0.05, 0.03, 0.4, 1, 50) == 216075.0);
-    assert_true(price1(ctx, prec, type, 4321.5, 1, -1, -0.5, 0, 0, 1, 50) == 216075.0);
-    assert_true(price1(ctx, prec, type, 0.25, 7, 1, 0.1, 0, 0.3, 0, 4) == 1.0);
+    double inv = XM_TYPE_IS_INVERSE(type) ? -1.0 / (4321.5 * 4321.5) : 1.0;
+    check_value(prec, type, price1(ctx, prec, type, 4321.5, 0, 0, 0, 0, 0, 0, 50), 216075.0 * inv);
+    check_value(prec, type, price1(ctx, prec, type, 4321.5, 1e6, 2.5, 0.05, 0.03, 0.4, 1, 50),
+                216075.0 * inv);
+    check_value(prec, type, price1(ctx, prec, type, 4321.5, 1, -1, -0.5, 0, 0, 1, 50),
+                216075.0 * inv);
+    check_value(prec, type, price1(ctx, prec, type, 0.25, 7, 1, 0.1, 0, 0.3, 0, 4),
+                XM_TYPE_IS_INVERSE(type) ? -16.0 : 1.0);
   }
   /* sigma = 0 with T > 0 (implied_vol >= 0 is valid input): the limit, the
    * discounted intrinsic value of the forward. */
