@@ -1,5 +1,7 @@
 #!/usr/bin/python3
-"""Self-check of xm_reference.py against hand-computed and published values.
+"""Self-check of xm_reference.py against hand-computed and published values
+(version 1; and version 2: one contract of each new type, accounts in USD, BTC,
+EUR and JPY, funding of long and short, the minimum, the §5 tolerances).
 
 Plain script: exit 0 when every check passes, 1 otherwise; prints
 'N passed, N failed' at the end.
@@ -15,6 +17,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xm_reference as xr  # noqa: E402
 import xm_testlib as tl  # noqa: E402
+import xm_american  # noqa: E402
 
 try:
     import h5py
@@ -471,12 +474,279 @@ def test_results_shocks_and_compare(tmp):
     close("historical unchanged by mc", ref3["by_set"][:, 0], ref0["by_set"][:, 0], 0)
 
 
+# ------------------------------------------------- version 2: products and currencies
+
+def b76_scalar(F, K, T, r, v, call):
+    return math.exp(-r * T) * bs_scalar(F, K, T, 0.0, 0.0, v, call)
+
+
+V2_FACTORS = [("SPX", "price", 100.0), ("SPX.iv", "vol", 0.2), ("BTC", "price", 50000.0),
+              ("BTC.iv", "logvol", 0.6), ("BTCF", "price", 50500.0), ("ETH", "price", 2500.0),
+              ("EUR", "price", 1.1), ("SX", "price", 4000.0), ("SX.iv", "logvol", 0.18),
+              ("JPY", "price", 0.0065), ("GOLD", "price", 2300.0)]
+V2_FX = [("BTC", 2), ("ETH", 5), ("EUR", 6), ("JPY", 9)]
+V2_INSTRUMENTS = [
+    dict(id="amer", type="american_option", silo=0, underlying=0, vol_factor=1, strike=105.0, expiry=0.5,
+         call=0, implied_vol=0.25, rate=0.05, dividend_yield=0.01, multiplier=100.0),
+    dict(id="perp", type="perpetual", silo=2, underlying=2, multiplier=0.5, funding_rate=0.10),
+    dict(id="perp_neg", type="perpetual", silo=2, underlying=5, multiplier=2.0, funding_rate=-0.05),
+    dict(id="invfut", type="inverse_future", silo=2, underlying=4, multiplier=10.0, currency="BTC"),
+    dict(id="invperp", type="inverse_perpetual", silo=2, underlying=2, multiplier=10.0, currency="BTC",
+         funding_rate=0.2),
+    dict(id="invopt", type="inverse_option", silo=2, underlying=2, vol_factor=3, strike=52000.0, expiry=0.1,
+         call=1, implied_vol=0.6, rate=0.01, multiplier=1.0, currency="BTC"),
+    dict(id="invopt_dead", type="inverse_option", silo=2, underlying=2, vol_factor=3, strike=51000.0,
+         expiry=0.004, call=0, implied_vol=0.6, multiplier=1.0, currency="BTC"),
+    dict(id="sx_spot", type="spot", silo=0, underlying=7, multiplier=10.0, currency="EUR"),
+    dict(id="sx_call", type="option", silo=0, underlying=7, vol_factor=8, strike=4000.0, expiry=0.25, call=1,
+         implied_vol=0.18, rate=0.03, dividend_yield=0.02, multiplier=10.0, currency="EUR"),
+    dict(id="sx_fut", type="future", silo=1, underlying=7, multiplier=10.0, currency="EUR"),
+    dict(id="eth_invfut", type="inverse_future", silo=2, underlying=5, multiplier=10.0, currency="ETH"),
+    dict(id="gold_amer_call", type="american_option", silo=0, underlying=10, strike=2200.0, expiry=0.004,
+         call=1, implied_vol=0.15, rate=0.05, dividend_yield=0.0, multiplier=1.0),
+]
+# accounts: USD (cross), BTC (cross), EUR (not eligible), JPY (empty), USD short perp
+V2_ACCOUNTS = [("usd", 1, "USD"), ("btc", 1, "BTC"), ("eur", 0, "EUR"), ("jpy_empty", 1, "JPY"),
+               ("usd_short", 1, "USD")]
+V2_POSITIONS = [(0, 0, 2.0), (0, 1, 3.0), (0, 3, -4.0), (0, 5, 1.0), (0, 7, 1.0), (0, 11, 1.0),
+                (1, 4, 5.0), (1, 5, -2.0), (1, 6, 3.0), (1, 2, 1.0), (1, 10, 2.0),
+                (2, 7, 2.0), (2, 8, -1.0), (2, 9, -2.0), (2, 0, 1.0),
+                (4, 1, -3.0), (4, 2, -1.0), (4, 6, 2.0), (4, 6, -2.0)]      # last pair nets to 0
+
+
+def v2_book(tmp):
+    port = os.path.join(tmp, "v2.h5")
+    tl.write_portfolio(port, V2_FACTORS, ["securities", "futures", "crypto"], V2_INSTRUMENTS, V2_ACCOUNTS,
+                       V2_POSITIONS, fx=V2_FX)
+    return port
+
+
+def v2_by_hand(p, x, bcur, h=2, floor=0.01, power=0.0):
+    """One contract of every instrument, loss in currency bcur, each formula written
+    out from METHODOLOGY §2.1-2.3 scalar by scalar."""
+    lv = p["factor_level"]
+    fxrow = {"BTC": 2, "ETH": 5, "EUR": 6, "JPY": 9}
+    X0 = lambda c: 1.0 if c == "USD" else lv[fxrow[c]]
+    X1 = lambda c: 1.0 if c == "USD" else lv[fxrow[c]] * math.exp(x[fxrow[c]])
+    row = []
+    for ins in V2_INSTRUMENTS:
+        d = dict(tl.INSTRUMENT_DEFAULTS, **ins)
+        c = d.get("currency", "USD")
+        u, m = d["underlying"], d["multiplier"]
+        S0 = lv[u]
+        S1 = S0 * math.exp(x[u])
+        K, T, r, q, iv, call = d["strike"], d["expiry"], d["rate"], d["dividend_yield"], d["implied_vol"], \
+            bool(d["call"])
+        T1 = max(T - h / 252.0, 0.0)
+        vf = d["vol_factor"]
+        sc = (30.0 / max(365.0 * T, 1.0)) ** power
+        if vf >= 0 and V2_FACTORS[vf][1] == "logvol":
+            iv1 = max(iv * math.exp(x[vf] * sc), floor)
+        else:
+            iv1 = max(iv + (x[vf] * sc if vf >= 0 else 0.0), floor)
+        intr = lambda S: max(S - K, 0.0) if call else max(K - S, 0.0)
+        t = d["type"]
+        settled = t in ("future", "perpetual", "inverse_future", "inverse_perpetual")
+        phi = 0.0
+        if t == "spot":
+            v0, v1 = m * S0, m * S1
+        elif t in ("future", "perpetual"):
+            dl = m * (S0 - S1)
+            if t == "perpetual":
+                phi = d["funding_rate"] * m * S0 * h / 252.0
+        elif t in ("inverse_future", "inverse_perpetual"):
+            dl = m * (1.0 / S1 - 1.0 / S0)
+            if t == "inverse_perpetual":
+                phi = d["funding_rate"] * (m / S0) * h / 252.0
+        elif t == "option":
+            v0 = m * bs_scalar(S0, K, T, r, q, iv, call)
+            v1 = m * (bs_scalar(S1, K, T1, r, q, iv1, call) if T1 > 0 else intr(S1))
+        elif t == "american_option":
+            v0 = m * xm_american.bs2002(S0, K, T, r, r - q, iv, call)
+            v1 = m * (xm_american.bs2002(S1, K, T1, r, r - q, iv1, call) if T1 > 0 else intr(S1))
+        elif t == "inverse_option":
+            v0 = m * b76_scalar(S0, K, T, r, iv, call) / S0
+            v1 = m * (b76_scalar(S1, K, T1, r, iv1, call) if T1 > 0 else intr(S1)) / S1
+        R0 = X0(c) / X0(bcur)
+        R1 = X1(c) / X1(bcur)
+        row.append((dl + phi) * R1 if settled else v0 * R0 - v1 * R1)
+    return np.array(row)
+
+
+def test_v2_products(tmp):
+    port = v2_book(tmp)
+    p = xr.read_portfolio(port)
+    check("v2 read: format_version 2", p["format_version"] == 2)
+    check("v2 read: currencies", p["account_currency"] == ["USD", "BTC", "EUR", "JPY", "USD"] and
+          p["instrument_currency"][3] == "BTC" and p["instrument_currency"][0] == "USD",
+          str(p["account_currency"]))
+    check("v2 read: fx rows", list(p["instrument_fx"][[0, 3, 7, 10]]) == [-1, 2, 6, 5] and
+          list(p["account_fx"]) == [-1, 2, 6, 9, -1])
+    # moved factors: the held instruments' underlyings and vol factors, their currencies'
+    # /fx factors, every account's /fx factor (JPY: an empty account); instrument 6 is
+    # held by account 4 with a net 0 but by account 1 with 3
+    mv = [p["factor_name"][i] for i in xr.moved_factors(p)]
+    check("v2 moved factors", mv == ["SPX", "SPX.iv", "BTC", "BTC.iv", "BTCF", "ETH", "EUR", "SX", "SX.iv",
+                                      "JPY", "GOLD"], str(mv))
+    rng = np.random.default_rng(21)
+    F = len(V2_FACTORS)
+    x = rng.normal(0, 0.05, (6, F))
+    x[0] = 0.0
+    x[1, :] = 0.0
+    x[1, 2] = -0.3                      # BTC -30%: the perp, invperp and inverse options, the BTC rate
+    x[1, 3] = 0.4                       # BTC.iv logvol +0.4: sigma 0.6 -> 0.6 e^0.4
+    x[2, 6] = 0.1                       # EURUSD +10% alone
+    for bcur, bfx in (("USD", -1), ("BTC", 2), ("EUR", 6), ("JPY", 9)):
+        for power in (0.0, 0.5):
+            got = xr.revalue(p, x, 2, 0.01, power, account_fx=bfx)
+            exp = np.array([v2_by_hand(p, xs, bcur, 2, 0.01, power) for xs in x])
+            sc = np.maximum(np.abs(exp), 1e-300)
+            ok = np.all(np.abs(got - exp) <= 1e-9 * sc + 1e-14 * np.abs(exp).max(axis=0))
+            check("v2 revalue by hand, account in %s, vol power %g" % (bcur, power), ok,
+                  "max rel %.2e" % float(np.max(np.abs(got - exp) / sc)))
+    # unshocked: a perpetual's loss is its funding, f m S0 h/252 (a loss for a long)
+    l0 = xr.revalue(p, np.zeros((1, F)), 5, 0.01, 0.0)[0]
+    close("perpetual funding, f > 0: long pays", l0[1], 0.10 * 0.5 * 50000 * 5 / 252, 1e-12)
+    close("perpetual funding, f < 0: long receives", l0[2], -0.05 * 2.0 * 2500 * 5 / 252, 1e-12)
+    l0b = xr.revalue(p, np.zeros((1, F)), 5, 0.01, 0.0, account_fx=2)[0]
+    close("inverse perpetual funding in coins: f m/S0 h/252", l0b[4], 0.2 * 10 / 50000 * 5 / 252, 1e-18)
+    close("inverse future unshocked: 0", l0b[3], 0.0, 0)
+    # inverse future: coin loss m (1/F1 - 1/F0); in USD times X_BTC(x)
+    xs = np.zeros((1, F))
+    xs[0, 4] = math.log(55000 / 50500)     # BTCF to 55000
+    xs[0, 2] = math.log(0.9)               # BTC to 45000
+    lb = xr.revalue(p, xs, 2, 0.01, 0.0, account_fx=2)[0]
+    lu = xr.revalue(p, xs, 2, 0.01, 0.0)[0]
+    close("inverse future coin loss", lb[3], 10 * (1 / 55000 - 1 / 50500), 1e-17)
+    close("inverse future USD loss at the scenario's rate", lu[3], 10 * (1 / 55000 - 1 / 50500) * 45000, 1e-11)
+    # settled type in another currency: no FX risk on the notional -- an EUR future
+    # in a USD account with only EURUSD moving loses nothing
+    xe = np.zeros((1, F))
+    xe[0, 6] = 0.1
+    close("EUR future in USD, EURUSD +10%: no loss", xr.revalue(p, xe)[0, 9], 0.0, 0)
+    # a value type does carry it: the EUR spot loses (1.1 - 1.1 e^0.1) * 10 * 4000
+    close("EUR spot in USD, EURUSD +10%", xr.revalue(p, xe)[0, 7], 10 * 4000 * 1.1 * (1 - math.exp(0.1)), 1e-8)
+    # and in the EUR account the same spot has no FX loss
+    close("EUR spot in EUR, EURUSD +10%: 0", xr.revalue(p, xe, account_fx=6)[0, 7], 0.0, 0)
+    # a USD perpetual in a BTC account: (m (S0 - S1) + Phi) X_USD / X_BTC(x)
+    xb = np.zeros((1, F))
+    xb[0, 2] = 0.05
+    close("USD perpetual in BTC account", xr.revalue(p, xb, 2, 0.01, 0.0, account_fx=2)[0, 1],
+          (0.5 * 50000 * (1 - math.exp(0.05)) + 0.1 * 0.5 * 50000 * 2 / 252) / (50000 * math.exp(0.05)), 1e-15)
+    # inverse option expired by the horizon: m max(K - F, 0) / F coins
+    close("inverse option intrinsic at T' <= 0", xr.revalue(p, xb, 2, 0.01, 0.0, account_fx=2)[0, 6],
+          b76_scalar(50000, 51000, 0.004, 0.0, 0.6, False) / 50000 - max(51000 - 50000 * math.exp(0.05), 0) /
+          (50000 * math.exp(0.05)), 1e-15)
+    # contract_values of the new types agree with the loss path's today values
+    close("contract_values american", xr.contract_values(4, 100.0, 105.0, 0.5, 0.05, 0.01, 0.25, 0, 100.0),
+          100 * xm_american.bs2002(100.0, 105.0, 0.5, 0.05, 0.04, 0.25, False), 1e-12)
+    close("contract_values inverse_option", xr.contract_values(8, 50000.0, 52000.0, 0.1, 0.01, 0.0, 0.6, 1, 1.0),
+          b76_scalar(50000, 52000, 0.1, 0.01, 0.6, True) / 50000, 1e-15)
+    prem = float(xr.contract_values(4, 100.0, 105.0, 0.5, 0.05, 0.01, 0.25, 0, 1.0) -
+                 xr.contract_values(2, 100.0, 105.0, 0.5, 0.05, 0.01, 0.25, 0, 1.0))
+    check("american put worth more than the european (early exercise premium)", prem > 0, str(prem))
+    lp0 = xr.revalue(p, x, 2, 0.01, 0.0)
+    lp5 = xr.revalue(p, x, 2, 0.01, 0.5)
+    check("vol term power moves the options linked to a vol factor only",
+          np.all(np.abs(lp5 - lp0)[3:, [0, 5, 8]] > 0) and np.all(lp5[:, [1, 2, 3, 7, 9, 11]] == lp0[:, [1, 2, 3, 7, 9, 11]]))
+
+    # the whole run on ready-made sets: P&L = positions x by-hand losses, minimum, G_a
+    sets = {"moves": {"factor": [f[0] for f in V2_FACTORS], "shock": x, "measure": "worst"},
+            "zero": {"factor": ["SPX"], "shock": [[0.0]], "measure": "worst"}}
+    scen = os.path.join(tmp, "v2s.h5")
+    tl.write_scenarios(scen, None, sets)
+    ref = xr.compute(port, scen, None, {"historical.enabled": False, "montecarlo.enabled": False},
+                     keep_pnl=True)
+    Q = np.zeros((5, len(V2_INSTRUMENTS)))
+    for a, i, qq in V2_POSITIONS:
+        Q[a, i] += qq
+    curs = [a[2] for a in V2_ACCOUNTS]
+    exp = np.array([[v2_by_hand(p, xs, curs[a]) @ Q[a] for a in range(5)] for xs in x])
+    got = ref["pnl"]["moves"]
+    close("v2 pnl by hand (every account in its currency)", got / np.maximum(np.abs(exp), 1e-6),
+          exp / np.maximum(np.abs(exp), 1e-6), 1e-9)
+    # funding sign, whole accounts, unshocked: account 4 is short 3 perp (f > 0) and 1
+    # perp_neg (f < 0): both receive
+    zl = ref["pnl"]["zero"][0]
+    close("funding sign: short perp receives, short perp_neg pays",
+          zl[4], -3 * 0.10 * 0.5 * 50000 * 2 / 252 + 1 * 0.05 * 2.0 * 2500 * 2 / 252, 1e-10)
+    check("funding sign: account 4 gains unshocked", zl[4] < 0, str(zl[4]))
+    # minimum: option types incl. american_option and inverse_option, / X_b
+    mn = [0.375 * (2 * 100 + 1 * 1 + 1 * 1), 0.375 * (2 + 3) / 50000, 0.375 * (1 * 10 + 1 * 100) / 1.1, 0.0,
+          0.375 * 0.0]
+    close("v2 minimum (option types, / X_b today)", ref["minimum"], mn, 1e-12)
+    check("v2 currency output", ref["currency"] == curs and ref["format_version"] == 2)
+    # G_a of the BTC account by hand: |q| (|V0| [value] + N) R(0)
+    g1 = (5 * (10 / 50000) * 1.0                                           # invperp: N = m/S0, settled
+          + 2 * (b76_scalar(50000, 52000, 0.1, 0.01, 0.6, True) / 50000 + 1.0)   # invopt: |V0| + m
+          + 3 * (b76_scalar(50000, 51000, 0.004, 0.0, 0.6, False) / 50000 + 1.0)
+          + 1 * (2.0 * 2500) / 50000                                       # perp_neg: N = m S0, USD -> BTC
+          + 2 * (10 / 2500) * 2500 / 50000)                                # ETH inverse future: ETH -> BTC
+    close("G_a of the BTC account", ref["gross_value"][1], g1, 1e-15)
+    close("Lambda_a = max |L_a|", ref["gross_loss"],
+          np.max(np.abs(np.vstack([ref["pnl"]["moves"], ref["pnl"]["zero"]])), axis=0), 0)
+    return port, scen, ref
+
+
+def test_v2_compare(tmp):
+    """§5 tolerances in compare: double 1e-9 max(|x|, Lambda_a) for version 2,
+    single 1e-4 M_a + 1e-6 G_a; requirement masked for non-eligible accounts."""
+    import io
+    port = v2_book(tmp)
+    rng = np.random.default_rng(8)
+    sets = {"moves": {"factor": [f[0] for f in V2_FACTORS], "shock": rng.normal(0, 0.05, (40, len(V2_FACTORS))),
+                      "measure": "es", "confidence": 0.9}}
+    scen = os.path.join(tmp, "v2c.h5")
+    tl.write_scenarios(scen, None, sets)
+    ref = xr.compute(port, scen, None, {"historical.enabled": False, "montecarlo.enabled": False})
+    res = os.path.join(tmp, "v2r.h5")
+
+    def write(prec, bump=None):
+        with h5py.File(res, "w") as f:
+            f.attrs["format"] = "xmargin.results"
+            f.attrs["format_version"] = 2
+            f.attrs["precision"] = prec
+            f["account"] = _s(ref["accounts"])
+            f["set"] = _s(ref["sets"])
+            for k in xr.MARGIN_DATASETS:
+                v = np.array(ref[k], copy=True)
+                if bump and k == bump[0]:
+                    v[bump[1]] += bump[2]
+                f["margin/" + k] = v
+    write("double")
+    ok, rep = xr.compare(ref, res, out=io.StringIO())
+    check("v2 compare self (double)", ok, str(rep))
+    a = 1                                                   # the BTC account
+    lam = ref["gross_loss"][a]
+    for k, within in (("unified", True), ("unified", False)):
+        x = ref[k][a]
+        tol = 1e-9 * max(abs(x), lam)
+        write("double", (k, a, 0.5 * tol if within else 3 * tol))
+        ok, rep = xr.compare(ref, res, out=io.StringIO())
+        check("v2 double tolerance 1e-9 max(|x|, Lambda_a): %s" % ("within passes" if within else "3x fails"),
+              ok == within, str(rep.get(k)))
+    M, G = ref["requirement"][a], ref["gross_value"][a]
+    tol = 1e-4 * M + 1e-6 * G
+    for within in (True, False):
+        write("single", ("by_silo", (a, 2), 0.5 * tol if within else 3 * tol))
+        ok, rep = xr.compare(ref, res, out=io.StringIO())
+        check("single tolerance 1e-4 M_a + 1e-6 G_a: %s" % ("within passes" if within else "3x fails"),
+              ok == within, str(rep.get("by_silo")))
+    # requirement masked where the account is not eligible (account 2)
+    write("double", ("requirement", 2, 1.0))
+    ok, _ = xr.compare(ref, res, out=io.StringIO())
+    check("requirement of a non-eligible account compared by default", not ok)
+    ok, rep = xr.compare(ref, res, out=io.StringIO(), rows={"requirement": ref["eligible"]})
+    check("requirement masked to eligible accounts", ok, str(rep))
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         for fn in (test_published_values, test_put_call_parity, test_contract_values,
                    test_k_and_measures, test_ewma_historical, test_attribution_es_ties):
             T.run(fn)
-        for fn in (test_revalue_by_hand, test_book, test_results_shocks_and_compare):
+        for fn in (test_revalue_by_hand, test_book, test_results_shocks_and_compare, test_v2_products,
+                   test_v2_compare):
             T.run(lambda fn=fn: fn(tmp))
     T.finish()
 

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Independent float64 NumPy reference of the xmargin methodology (version 1).
+"""Independent float64 NumPy reference of the xmargin methodology (versions 1 and 2).
 
 Written from /work/shared/spec/METHODOLOGY.md and FORMAT.md alone; it shares no
 code with the C engine.  It is both the test oracle (the engine must agree to a
@@ -45,12 +45,59 @@ Readings of points the spec leaves open (each also noted where it is coded):
   with ``--save-scenarios`` (/scenarios/<set>/shock, /scenarios/<set>/factor).
   ``montecarlo.source = numpy`` instead draws them with numpy's generator (same
   law, different numbers) for timing the peer end to end.
-* Historical set: computed per factor only for factors that positions use (the
-  others get a zero shock); a used factor missing from /history is an error.
+* Historical set: computed per factor only for the factors the run moves (the
+  others get a zero shock); a moved factor missing from /history is an error.
+
+Version 2 (METHODOLOGY §2.1-2.3, §4 minimum, §5; FORMAT.md §1): products and
+currencies.  Not covered: the liquidity add-on (§4.1, 0 with the defaults), the
+stressed period, collateral (§6; /collateral is read by nobody here: with the
+default ``schedule`` method it does not change the requirements), backtesting.
+Readings (fixed with the session that asked for this; each noted where coded):
+
+* Factors the run moves (§1): the underlyings and vol factors of the instruments
+  held with a non-zero *net* quantity, the /fx factors of their settlement
+  currencies, and the /fx factors of every account's currency (whether or not
+  the account holds anything).  Each needs a /history column.  (Version 1 took
+  every netted pair, zero nets included; only the "missing column" error and the
+  numpy Monte Carlo's Sigma can tell the difference.)
+* A vol factor is read only by the option types (option, future_option,
+  american_option, inverse_option); a ``logvol`` one moves the vol relatively:
+  sigma' = max(sigma * exp(x_v * (30/max(365T,1))**p), vol_floor).
+* spot / future / perpetual follow their underlying's kind as version 1 does
+  (price, and here logvol, S*exp(x); vol/rate S + x); the other types (options
+  and inverse types) need a price underlying (an error here otherwise).
+* perpetual: value m*S, settled; funding Phi = f * m*S0 * h/252 per contract.
+* inverse_future: value in coins relative to today m*(1/F0 - 1/F), so the coin
+  loss of one contract is m*(1/F1 - 1/F0); settled.  inverse_perpetual: the same
+  plus Phi = f * (m/S0) * h/252 coins.  Phi is added to the loss of one contract
+  (a loss for a long, a gain for a short).
+* inverse_option: V = m * Black76(F, K, T, r, sigma) / F coins; at T (or T')
+  <= 0 m * max(+-(F - K), 0) / F.  A value type.
+* american_option: m * BS2002 on the spot with carry b = r - q (the independent
+  module xm_american.bs2002); at T (or T') <= 0 the intrinsic value.
+* Currencies (§2.2): R_{c->b}(x) = X_c(x)/X_b(x), X the level of the currency's
+  /fx price factor shocked S*exp(x), 1 for the reporting currency; value types
+  l = V_c(today) R(0) - V_c(x, T') R(x), settled types (future, perpetual,
+  inverse_future, inverse_perpetual) l = (V_c(today) - V_c(x, T') + Phi) R(x).
+  Where c == b the rate is exactly 1 and the version-1 formula is used as is, so
+  a one-currency version-1 book gives bit for bit what it gave before.
+* Minimum (§4): 0.375 * sum |net q| * multiplier over the option types (option,
+  future_option, american_option, inverse_option), in the reporting currency,
+  divided by X_b (today's level) for an account in currency b.
+* The requirement of an account that is not eligible stays the version-1
+  max(Sil_a, Min_a) here (the version-2 rule sum_g M_{a,g} is not implemented).
+* Tolerances (§5), in ``compare``: version-1 books as before (1e-9 of Lambda_a +
+  Min_a); version-2 books in double 1e-9 * max(|x|, Lambda_a), x the reference's
+  value, Lambda_a the account's largest |L_a(s)|; single precision (either
+  version) 1e-4 * M_a + 1e-6 * G_a, G_a = sum_i |q| (|V_i(today)| [value type] +
+  N_i) R_{c_i->b}(0), N_i = m*S0 (m/S0 for inverse_future / inverse_perpetual, m
+  for inverse_option), M_a the reference's requirement.
 """
 
 import argparse
+import functools
 import math
+import os
 import sys
 import time
 
@@ -70,6 +117,12 @@ try:
     import scipy.sparse as _np_sparse
 except ImportError:  # pragma: no cover
     _np_sparse = None
+
+try:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import xm_american as _xa          # independent BS2002 (Haug), tests/python/xm_american.py
+except ImportError:  # pragma: no cover
+    _xa = None
 
 
 # --------------------------------------------------------------------------
@@ -159,8 +212,25 @@ def _num(ds, dtype=np.float64):
     return np.asarray(ds[()]).astype(dtype)
 
 
-INSTRUMENT_TYPES = {"spot": 0, "future": 1, "option": 2, "future_option": 3}
-FACTOR_KINDS = {"price": 0, "vol": 1, "rate": 2}
+INSTRUMENT_TYPES = {"spot": 0, "future": 1, "option": 2, "future_option": 3,
+                    # version 2 (METHODOLOGY §2.1)
+                    "american_option": 4, "perpetual": 5, "inverse_future": 6,
+                    "inverse_perpetual": 7, "inverse_option": 8}
+FACTOR_KINDS = {"price": 0, "vol": 1, "rate": 2, "logvol": 3}
+OPTION_TYPES = (2, 3, 4, 8)        # the minimum's option types; the only readers of a vol factor
+SETTLED_TYPES = (1, 5, 6, 7)       # future, perpetual, inverse_future, inverse_perpetual
+FUNDING_TYPES = (5, 7)             # perpetual, inverse_perpetual
+INVERSE_TYPES = (6, 7, 8)          # settled in a coin (must be in /fx)
+LINEAR_TYPES = (0, 1, 5)           # spot, future, perpetual: follow the underlying's kind
+
+
+def _root_attr(f, name, default=None):
+    if name not in f.attrs:
+        return default
+    v = f.attrs[name]
+    if isinstance(v, (bytes, str, np.bytes_)) or (isinstance(v, np.ndarray) and v.dtype.kind in "SUO"):
+        return _to_str(v)
+    return v
 
 
 def read_portfolio(path):
@@ -194,7 +264,45 @@ def read_portfolio(path):
             "pos_instrument": _num(pos["instrument"], np.int64),
             "pos_quantity": _num(pos["quantity"]),
         }
+        fv = _root_attr(f, "format_version", 1)
+        p["format_version"] = int(np.asarray(fv).reshape(-1)[0])
+        if p["format_version"] not in (1, 2):
+            raise ValueError("%s: format_version %r not 1 or 2" % (path, fv))
+        rep = _root_attr(f, "currency", "")
+        p["currency"] = rep
+        I, A = len(p["instrument_id"]), len(p["account_id"])
+        # version-2 optional columns (FORMAT.md §1), with their defaults
+        p["instrument_currency"] = _strings(ins["currency"]) if "currency" in ins else [rep] * I
+        p["funding_rate"] = _num(ins["funding_rate"]) if "funding_rate" in ins else np.zeros(I)
+        p["account_currency"] = _strings(acc["currency"]) if "currency" in acc else [rep] * A
+        if "fx" in f:
+            p["fx_currency"] = _strings(f["fx"]["currency"])
+            p["fx_factor"] = _num(f["fx"]["factor"], np.int64)
+        else:
+            p["fx_currency"], p["fx_factor"] = [], np.zeros(0, dtype=np.int64)
     _check_portfolio(p)
+    # the /fx factor row of each instrument's settlement currency and each
+    # account's currency; -1 for the reporting currency (X = 1)
+    fxrow = dict(zip(p["fx_currency"], p["fx_factor"].tolist()))
+    p["instrument_fx"] = np.array([-1 if c == p["currency"] else fxrow[c] for c in p["instrument_currency"]],
+                                  dtype=np.int64)
+    p["account_fx"] = np.array([-1 if c == p["currency"] else fxrow[c] for c in p["account_currency"]],
+                               dtype=np.int64)
+    return p
+
+
+def _v1_defaults(p):
+    """Fill the version-2 keys of a portfolio dict made without read_portfolio."""
+    I, A = len(p["instrument_id"]), len(p["account_id"])
+    p.setdefault("format_version", 1)
+    p.setdefault("currency", "")
+    p.setdefault("instrument_currency", [p["currency"]] * I)
+    p.setdefault("funding_rate", np.zeros(I))
+    p.setdefault("account_currency", [p["currency"]] * A)
+    p.setdefault("fx_currency", [])
+    p.setdefault("fx_factor", np.zeros(0, dtype=np.int64))
+    p.setdefault("instrument_fx", np.full(I, -1, dtype=np.int64))
+    p.setdefault("account_fx", np.full(A, -1, dtype=np.int64))
     return p
 
 
@@ -210,6 +318,39 @@ def _check_portfolio(p):
         raise ValueError("position account out of range")
     if np.any((p["pos_instrument"] < 0) | (p["pos_instrument"] >= I)):
         raise ValueError("position instrument out of range")
+    if "fx_currency" not in p:
+        return
+    kind, typ = p["factor_kind"], p["type"]
+    rep = p["currency"]
+    if len(set(p["fx_currency"])) != len(p["fx_currency"]):
+        raise ValueError("/fx: duplicate currency")
+    if rep in p["fx_currency"]:
+        raise ValueError("/fx: the reporting currency %r is listed" % rep)
+    for c, fr in zip(p["fx_currency"], p["fx_factor"].tolist()):
+        if not (0 <= fr < F) or kind[fr] != 0:
+            raise ValueError("/fx %s: factor %d is not a price factor" % (c, fr))
+    known = set(p["fx_currency"]) | {rep}
+    for i, c in enumerate(p["instrument_currency"]):
+        if c not in known:
+            raise ValueError("instrument %s: currency %r neither reporting nor in /fx" % (p["instrument_id"][i], c))
+        if typ[i] in INVERSE_TYPES and c == rep:
+            raise ValueError("instrument %s: an inverse type settled in the reporting currency"
+                             % p["instrument_id"][i])
+    for a, c in enumerate(p["account_currency"]):
+        if c not in known:
+            raise ValueError("account %s: currency %r neither reporting nor in /fx" % (p["account_id"][a], c))
+    bad = (p["funding_rate"] != 0) & ~np.isin(typ, FUNDING_TYPES)
+    if np.any(bad):
+        raise ValueError("instrument %s: a funding_rate on a type without funding"
+                         % p["instrument_id"][int(np.nonzero(bad)[0][0])])
+    # reading: options and inverse types need a price underlying
+    need_price = np.isin(typ, OPTION_TYPES + INVERSE_TYPES)
+    if np.any(need_price & (kind[p["underlying"]] != 0)):
+        raise ValueError("an option's or inverse type's underlying must be a price factor")
+    vf = p["vol_factor"]
+    isopt = np.isin(typ, OPTION_TYPES) & (vf >= 0)
+    if np.any(isopt & ~np.isin(kind[np.where(vf >= 0, vf, 0)], (1, 3))):
+        raise ValueError("an option's vol factor must be a vol or logvol factor")
 
 
 def read_scenarios(path):
@@ -359,9 +500,7 @@ def montecarlo_moments(portfolio, scenarios, config=None):
     Returns dict(factor=[names], sigma, sigma_kappa, chol, delta)."""
     cfg = make_config(config)
     p, hist = portfolio, scenarios["history"]
-    _, ins, _ = _net_positions(p)
-    used = sorted(set(p["underlying"][ins].tolist()) |
-                  set(int(v) for v in p["vol_factor"][ins] if v >= 0))
+    used = moved_factors(p)
     names = [p["factor_name"][f] for f in used]
     col = {n: j for j, n in enumerate(hist["factor"])}
     R = hist["return"][:, [col[n] for n in names]]
@@ -473,8 +612,11 @@ def intrinsic(S, K, call, xp=np):
 
 def contract_values(type_code, S, K, T, r, q, sigma, call, multiplier, xp=np, ndtr=None):
     """Value of one contract (FORMAT.md §1). type_code: 0 spot, 1 future, 2 option
-    (BSM with dividend yield), 3 future_option (Black-76); options at T <= 0 are
-    worth their undiscounted intrinsic value. All arguments broadcast."""
+    (BSM with dividend yield), 3 future_option (Black-76), 4 american_option
+    (BS2002, b = r - q; numpy), 5 perpetual (m S, without funding), 8
+    inverse_option (m Black76 / F, coins); options at T <= 0 are worth their
+    undiscounted intrinsic value. All arguments broadcast. 6/7 (inverse future /
+    perpetual) need F0: not here."""
     ndtr = ndtr or _Backend(xp).ndtr
     if xp is np:
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -486,19 +628,62 @@ def _contract_values(type_code, S, K, T, r, q, sigma, call, multiplier, xp, ndtr
     tc = xp.asarray(type_code)
     S = xp.asarray(S, dtype=xp.float64)
     T = xp.asarray(T, dtype=xp.float64)
+    if bool(xp.any((tc == 6) | (tc == 7))):
+        raise ValueError("contract_values: an inverse future's value needs F0 (m (1/F0 - 1/F))")
     opt = bsm(S, K, T, r, q, sigma, call, xp, ndtr)
     fop = black76(S, K, T, r, sigma, call, xp, ndtr)
-    val = xp.where(tc == 2, opt, xp.where(tc == 3, fop, S))
-    val = xp.where((tc >= 2) & (T <= 0), intrinsic(S, K, call, xp), val)
+    val = xp.where(tc == 2, opt, xp.where((tc == 3) | (tc == 8), fop, S))
+    if bool(xp.any(tc == 4)):
+        amv = xp.asarray(american_values(*(np.broadcast_to(np.asarray(a, dtype=np.float64), np.shape(val))
+                                           for a in (S, K, T, r, q, sigma, call))))
+        val = xp.where(tc == 4, amv, val)
+    val = xp.where(((tc == 2) | (tc == 3) | (tc == 4) | (tc == 8)) & (T <= 0), intrinsic(S, K, call, xp), val)
+    val = xp.where(tc == 8, val / S, val)          # inverse_option: in coins, m B76 / F
     return multiplier * val
 
 
+@functools.lru_cache(maxsize=1 << 20)
+def _american_unit(S, K, T, r, b, sigma, is_call):
+    """One unit of an American option (BS2002, xm_american); memoised because the
+    same scenario is priced again by every comparison of one book."""
+    return _xa.bs2002(S, K, T, r, b, sigma, is_call)
+
+
+def american_values(S, K, T, r, q, sigma, call):
+    """American option values of one unit, BS2002 with carry b = r - q; T <= 0:
+    intrinsic. Arguments broadcast (numpy only: scalar loop)."""
+    if _xa is None:
+        raise ImportError("xm_american.py (BS2002) is needed for american_option")
+    S, K, T, r, q, sigma, call = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in
+                                                        (S, K, T, r, q, sigma, call)))
+    out = np.empty(S.shape)
+    for ix in np.ndindex(S.shape):
+        s, k, t, c = float(S[ix]), float(K[ix]), float(T[ix]), bool(call[ix] != 0)
+        if t <= 0:
+            out[ix] = max(s - k, 0.0) if c else max(k - s, 0.0)
+        else:
+            out[ix] = _american_unit(s, k, t, float(r[ix]), float(r[ix] - q[ix]), float(sigma[ix]), c)
+    return out
+
+
+def _shocked_vol(x, vf, vscale, sig, islog, floor, xp):
+    """sigma' [Sc, n]: vol factor additive (sigma + x_v s) or logvol relative
+    (sigma exp(x_v s)), floored; x_v = 0 without a vol factor (vscale 0)."""
+    xv = x[:, vf] * vscale
+    v = xp.where(islog, sig * xp.exp(xv), sig + xv)
+    return xp.maximum(v, floor)
+
+
 class _Instruments:
-    """Instrument parameters (a subset of the book) laid out for chunked pricing."""
+    """Instrument parameters (a subset of the book) laid out for chunked pricing.
+
+    loss(x, bfx) gives the per-contract losses in the currency of an account whose
+    /fx factor row is bfx (-1: the reporting currency), METHODOLOGY §2-§2.3."""
 
     def __init__(self, p, idx, horizon, vol_floor, vol_term_power, be):
         xp = be.xp
         self.be = be
+        p = _v1_defaults(p)
         idx = np.asarray(idx, dtype=np.int64)
         self.n = len(idx)
         typ = p["type"][idx]
@@ -506,16 +691,41 @@ class _Instruments:
         kind = p["factor_kind"][und]
         level = p["factor_level"][und]
         mult = p["multiplier"][idx]
-        # linear instruments (spot, future, or anything not an option)
-        lin = np.nonzero(typ < 2)[0]
+        h = float(horizon)
+        self.fac_level = np.asarray(p["factor_level"], dtype=np.float64)
+        self.cfx = p["instrument_fx"][idx]                 # settlement currency's /fx row, -1 reporting
+        self.settled = np.isin(typ, SETTLED_TYPES)
+        # today's value per contract in c (value types; what G_a of §5 counts) and
+        # the notional N_i of §5
+        self.V0 = np.zeros(self.n)
+        self.notional = np.where(np.isin(typ, (6, 7)), mult / level,
+                                 np.where(typ == 8, mult, mult * level))
+        # funding per contract over the horizon (§2.3): f N h/252, N = m S0 (perpetual),
+        # m/S0 coins (inverse_perpetual); 0 for every other type
+        fund = np.where(np.isin(typ, FUNDING_TYPES), p["funding_rate"][idx] * self.notional * h / 252.0, 0.0)
+        vf_all = p["vol_factor"][idx]
+        vscale_all = np.where(vf_all >= 0, (30.0 / np.maximum(365.0 * p["expiry"][idx], 1.0)) **
+                              float(vol_term_power), 0.0)
+        islog_all = (vf_all >= 0) & (p["factor_kind"][np.where(vf_all >= 0, vf_all, 0)] == 3)
+        # linear instruments: spot (value), future and perpetual (settled); they
+        # follow the underlying's kind (price and logvol: S exp(x); vol/rate: S + x)
+        lin = np.nonzero(np.isin(typ, LINEAR_TYPES))[0]
         self.lin = xp.asarray(lin)
         self.lin_und = xp.asarray(und[lin])
-        self.lin_price = xp.asarray(kind[lin] == 0)
+        self.lin_price = xp.asarray((kind[lin] == 0) | (kind[lin] == 3))
         self.lin_level = xp.asarray(level[lin])
         self.lin_mult = xp.asarray(mult[lin])
+        self.lin_fund = xp.asarray(fund[lin]) if np.any(fund[lin] != 0) else None
+        self.V0[lin] = mult[lin] * level[lin]
+        # inverse futures / perpetuals: coin loss m (1/F1 - 1/F0) (+ funding)
+        inv = np.nonzero(np.isin(typ, (6, 7)))[0]
+        self.inv = None
+        if len(inv):
+            self.inv = {"cols": xp.asarray(inv), "und": xp.asarray(und[inv]), "level": xp.asarray(level[inv]),
+                        "mult": xp.asarray(mult[inv]), "fund": xp.asarray(fund[inv])}
         # options: today's value once (contract_values, textbook formulas); in a
         # scenario the live ones in one vectorised pass, the expired ones intrinsic
-        opt = np.nonzero(typ >= 2)[0]
+        opt = np.nonzero((typ == 2) | (typ == 3))[0]
         self.n_opt = len(opt)
         self.vol_floor = float(vol_floor)
         if len(opt):
@@ -527,6 +737,7 @@ class _Instruments:
             V0 = contract_values(typ[opt], level[opt], p["strike"][oi], T, p["rate"][oi], q,
                                  p["implied_vol"][oi], p["call"][oi] != 0, mult[opt], np,
                                  _Backend(np).ndtr)
+            self.V0[opt] = V0
             T1 = np.maximum(T - float(horizon) / 252.0, 0.0)
             # vol term scaling uses T = the option's expiry today
             vscale = (30.0 / np.maximum(365.0 * T, 1.0)) ** float(vol_term_power)
@@ -546,6 +757,7 @@ class _Instruments:
                 ql = q[live]
                 vf = p["vol_factor"][o]
                 omega = np.where(p["call"][o] != 0, 1.0, -1.0)
+                islog = islog_all[c]
                 g = {"cols": xp.asarray(c), "und": xp.asarray(und[c]),
                      "omega": xp.asarray(omega),
                      "lnSK": xp.asarray(np.log(level[c] / K) + np.where(isb, (r - ql) * T1l, 0.0)),
@@ -554,7 +766,9 @@ class _Instruments:
                      "sqT": xp.asarray(np.sqrt(T1l)), "sig": xp.asarray(p["implied_vol"][o]),
                      "V0": xp.asarray(V0[live]), "has_vf": bool(np.any(vf >= 0)),
                      "vf": xp.asarray(np.where(vf >= 0, vf, 0)),
-                     "vfscale": xp.asarray(np.where(vf >= 0, vscale[live], 0.0))}
+                     "vfscale": xp.asarray(np.where(vf >= 0, vscale[live], 0.0)),
+                     # logvol (version 2): sigma' = sigma exp(x_v s) where the vol factor is one
+                     "has_log": bool(np.any(islog)), "islog": xp.asarray(islog)}
                 self.live = g
             if len(dead):
                 c = opt[dead]
@@ -562,20 +776,73 @@ class _Instruments:
                              "level": xp.asarray(level[c]), "K": xp.asarray(p["strike"][oi[dead]]),
                              "call": xp.asarray(p["call"][oi[dead]] != 0),
                              "mult": xp.asarray(mult[c]), "V0": xp.asarray(V0[dead])}
+        # american options: BS2002 on the spot, carry b = r - q (scalar, host)
+        am = np.nonzero(typ == 4)[0]
+        self.amer = None
+        if len(am):
+            ai = idx[am]
+            T = p["expiry"][ai]
+            g = {"cols": am, "und": und[am], "level": level[am], "mult": mult[am], "K": p["strike"][ai],
+                 "T": T, "T1": np.maximum(T - h / 252.0, 0.0), "r": p["rate"][ai],
+                 "q": p["dividend_yield"][ai], "sig": p["implied_vol"][ai], "call": p["call"][ai] != 0,
+                 "vf": np.where(vf_all[am] >= 0, vf_all[am], 0), "vfscale": vscale_all[am],
+                 "islog": islog_all[am]}
+            g["V0"] = mult[am] * american_values(level[am], g["K"], T, g["r"], g["q"], g["sig"], g["call"])
+            self.V0[am] = g["V0"]
+            self.amer = g
+        # inverse options: m Black76(F, K, T, r, sigma) / F coins; T <= 0: m max(+-(F-K), 0) / F
+        io = np.nonzero(typ == 8)[0]
+        self.iopt = None
+        if len(io):
+            ii = idx[io]
+            T = p["expiry"][ii]
+            K, r, sig, call = p["strike"][ii], p["rate"][ii], p["implied_vol"][ii], p["call"][ii] != 0
+            nd = _Backend(np).ndtr
+            with np.errstate(divide="ignore", invalid="ignore"):
+                u0 = np.where(T > 0, black76(level[io], K, T, r, sig, call, np, nd),
+                              intrinsic(level[io], K, call, np))
+            V0 = mult[io] * u0 / level[io]
+            self.V0[io] = V0
+            T1 = np.maximum(T - h / 252.0, 0.0)
+            self.iopt = {"cols": xp.asarray(io), "und": xp.asarray(und[io]), "level": xp.asarray(level[io]),
+                         "mult": xp.asarray(mult[io]), "K": xp.asarray(K), "T1": xp.asarray(T1),
+                         "live": xp.asarray(T1 > 0), "r": xp.asarray(r), "sig": xp.asarray(sig),
+                         "call": xp.asarray(call), "vf": xp.asarray(np.where(vf_all[io] >= 0, vf_all[io], 0)),
+                         "vfscale": xp.asarray(vscale_all[io]), "islog": xp.asarray(islog_all[io]),
+                         "V0": xp.asarray(V0)}
+        self.dev_V0 = xp.asarray(self.V0)
 
     live = None
     dead = None
 
-    def loss(self, x):
-        """x: [Sc, F] shocks (xp array). Returns per-contract losses [Sc, n]."""
+    def rates_today(self, bfx):
+        """R_{c->b}(0) per instrument, host [n] (exactly 1 where c == b)."""
+        xc = np.where(self.cfx >= 0, self.fac_level[np.where(self.cfx >= 0, self.cfx, 0)], 1.0)
+        xb = self.fac_level[bfx] if bfx >= 0 else 1.0
+        return np.where(self.cfx == bfx, 1.0, xc / xb)
+
+    def loss(self, x, bfx=-1):
+        """x: [Sc, F] shocks (xp array). Returns per-contract losses [Sc, n] in the
+        currency whose /fx factor row is bfx (-1: reporting)."""
         xp = self.be.xp
         ndtr = self.be.ndtr
         out = xp.empty((x.shape[0], self.n), dtype=xp.float64)
+        conv = self.cfx != bfx                                   # host: instruments needing a rate
+        # scenario values V_c(x, T') of the value types, only where a rate applies
+        vx = xp.zeros((x.shape[0], self.n), dtype=xp.float64) if np.any(conv & ~self.settled) else None
         if self.lin.size:
             xu = x[:, self.lin_und]
             # price factor: S' = S exp(x); vol/rate factor: S' = S + x
             s1 = xp.where(self.lin_price, self.lin_level * xp.exp(xu), self.lin_level + xu)
             out[:, self.lin] = self.lin_mult * (self.lin_level - s1)
+            if self.lin_fund is not None:
+                out[:, self.lin] += self.lin_fund                # Phi: a loss for a long
+            if vx is not None:
+                vx[:, self.lin] = self.lin_mult * s1
+        g = self.inv
+        if g is not None:
+            f1 = g["level"] * xp.exp(x[:, g["und"]])
+            out[:, g["cols"]] = g["mult"] * (1.0 / f1 - 1.0 / g["level"]) + g["fund"]
         g = self.live
         if g is not None:
             xu = x[:, g["und"]]
@@ -583,7 +850,10 @@ class _Instruments:
             if g["has_vf"]:
                 v = x[:, g["vf"]]
                 v *= g["vfscale"]
-                v += g["sig"]
+                if g["has_log"]:
+                    v = xp.where(g["islog"], g["sig"] * xp.exp(v), v + g["sig"])
+                else:
+                    v += g["sig"]
             else:
                 v = xp.empty_like(xu)
                 v[...] = g["sig"]
@@ -612,20 +882,66 @@ class _Instruments:
                 intr = xp.maximum(ex * g["aS"] - g["bK"], 0.0)
                 n1 = xp.where(zero, intr, n1)
             out[:, g["cols"]] = g["V0"] - n1
+            if vx is not None:
+                vx[:, g["cols"]] = n1
         g = self.dead
         if g is not None:
             s1 = g["level"] * xp.exp(x[:, g["und"]])
-            out[:, g["cols"]] = g["V0"] - g["mult"] * intrinsic(s1, g["K"], g["call"], xp)
+            v1 = g["mult"] * intrinsic(s1, g["K"], g["call"], xp)
+            out[:, g["cols"]] = g["V0"] - v1
+            if vx is not None:
+                vx[:, g["cols"]] = v1
+        g = self.amer
+        if g is not None:
+            xh = self.be.to_host(x)
+            s1 = g["level"] * np.exp(xh[:, g["und"]])
+            sig = _shocked_vol(xh, g["vf"], g["vfscale"], g["sig"], g["islog"], self.vol_floor, np)
+            v1 = g["mult"] * american_values(s1, g["K"], g["T1"], g["r"], g["q"], sig, g["call"])
+            v1 = xp.asarray(v1)
+            out[:, xp.asarray(g["cols"])] = xp.asarray(g["V0"]) - v1
+            if vx is not None:
+                vx[:, xp.asarray(g["cols"])] = v1
+        g = self.iopt
+        if g is not None:
+            f1 = g["level"] * xp.exp(x[:, g["und"]])
+            sig = _shocked_vol(x, g["vf"], g["vfscale"], g["sig"], g["islog"], self.vol_floor, xp)
+            T1 = xp.broadcast_to(g["T1"], f1.shape)
+            if xp is np:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    b76 = black76(f1, g["K"], T1, g["r"], sig, g["call"], xp, ndtr)
+            else:
+                b76 = black76(f1, g["K"], T1, g["r"], sig, g["call"], xp, ndtr)
+            u1 = xp.where(g["live"], b76, intrinsic(f1, g["K"], g["call"], xp))
+            v1 = g["mult"] * u1 / f1
+            out[:, g["cols"]] = g["V0"] - v1
+            if vx is not None:
+                vx[:, g["cols"]] = v1
+        if np.any(conv):
+            # §2.2: R_{c->b}(x) = X_c(x) / X_b(x), X = the /fx factor's level S exp(x), 1 reporting
+            cols = np.nonzero(conv)[0]
+            cfx = self.cfx[cols]
+            lvl = self.fac_level[np.where(cfx >= 0, cfx, 0)]
+            xcx = xp.where(xp.asarray(cfx >= 0), xp.asarray(lvl) * xp.exp(x[:, xp.asarray(np.where(cfx >= 0, cfx, 0))]),
+                           1.0)
+            xbx = self.fac_level[bfx] * xp.exp(x[:, bfx:bfx + 1]) if bfx >= 0 else 1.0
+            rx = xcx / xbx
+            r0 = xp.asarray(self.rates_today(bfx)[cols])
+            st = xp.asarray(self.settled[cols])
+            dc = xp.asarray(cols)
+            # settled: (V0 - V' + Phi) R(x); value: V0 R(0) - V' R(x)
+            val = self.dev_V0[dc] * r0 - (vx[:, dc] if vx is not None else 0.0) * rx
+            out[:, dc] = xp.where(st, out[:, dc] * rx, val)
         return out
 
 
-def revalue(portfolio, shocks, horizon=2, vol_floor=0.01, vol_term_power=0.0, xp=np):
-    """§2: per-contract losses l[S, I] (all instruments) for shocks[S, F_portfolio].
+def revalue(portfolio, shocks, horizon=2, vol_floor=0.01, vol_term_power=0.0, xp=np, account_fx=-1):
+    """§2: per-contract losses l[S, I] (all instruments) for shocks[S, F_portfolio],
+    in the currency whose /fx factor row is account_fx (-1: reporting).
     Unchunked; the chunked path is inside compute()."""
     be = _Backend(xp)
     ins = _Instruments(portfolio, np.arange(len(portfolio["instrument_id"])), horizon,
                        vol_floor, vol_term_power, be)
-    return ins.loss(xp.asarray(np.asarray(shocks, dtype=np.float64)))
+    return ins.loss(xp.asarray(np.asarray(shocks, dtype=np.float64)), account_fx)
 
 
 # --------------------------------------------------------------------------
@@ -704,6 +1020,19 @@ def _set_measures(LA, LAG, measure, alpha, weights, var_attr, xp):
 # §1-§4 driver
 # --------------------------------------------------------------------------
 
+def moved_factors(p):
+    """§1: the factor rows the run moves, ascending: underlyings and vol factors of
+    the instruments held with a non-zero net quantity, the /fx factors of their
+    settlement currencies and of every account's currency."""
+    p = _v1_defaults(p)
+    _, ins, q = _net_positions(p)
+    held = ins[q != 0]
+    used = set(p["underlying"][held].tolist()) | set(int(v) for v in p["vol_factor"][held] if v >= 0)
+    used |= set(int(v) for v in p["instrument_fx"][held] if v >= 0)
+    used |= set(int(v) for v in p["account_fx"] if v >= 0)
+    return sorted(used)
+
+
 def _net_positions(p):
     I = len(p["instrument_id"])
     key = p["pos_account"] * I + p["pos_instrument"]
@@ -724,9 +1053,7 @@ def build_sets(p, scen, cfg, results_scen=None):
     from_results_all = cfg["reference.shocks_from_results"] == "all"
     sets = []
 
-    _, ins, _ = _net_positions(p)
-    used = sorted(set(p["underlying"][ins].tolist()) |
-                  set(int(v) for v in p["vol_factor"][ins] if v >= 0))
+    used = moved_factors(p)
 
     need_hist = cfg["historical.enabled"] or (cfg["montecarlo.enabled"] and cfg["montecarlo.source"] == "numpy")
     window = None
@@ -812,6 +1139,7 @@ def compute(portfolio_path, scenarios_path, results_path=None, config=None, xp=n
     cfg = make_config(config)
     be = _Backend(xp)
     p = portfolio if portfolio is not None else read_portfolio(portfolio_path)
+    p = _v1_defaults(p)
     if sets is None:
         scen = scenarios if scenarios is not None else read_scenarios(scenarios_path)
         rscen = read_results_scenarios(results_path) if results_path else {}
@@ -822,6 +1150,8 @@ def compute(portfolio_path, scenarios_path, results_path=None, config=None, xp=n
     var_attr = cfg["reference.var_attribution"]
 
     acc, ins, q = _net_positions(p)
+    afx = p["account_fx"]                                   # account currency's /fx row, -1 reporting
+    gross = np.zeros(A)                                     # G_a of §5
     by_set = np.zeros((A, K))
     raw_set = np.zeros((A, K))
     attr_set = np.zeros((K, A, G))
@@ -845,19 +1175,31 @@ def compute(portfolio_path, scenarios_path, results_path=None, config=None, xp=n
         b_acc, b_ins, b_q = acc[m] - a0, ins[m], q[m]
         u_ins, j = np.unique(b_ins, return_inverse=True)
         nI = len(u_ins)
+        groups = []                                         # (account currency row, positions matrix)
         if nI:
             instr = _Instruments(p, u_ins, h, cfg["pricing.vol_floor"], cfg["pricing.vol_term_power"], be)
             rows = b_acc * G + p["silo"][b_ins]
-            # positions matrix [accounts x silos, instruments] (pairs already netted)
-            if _np_sparse is not None:
-                P = _np_sparse.csr_matrix((b_q, (rows, j)), shape=(na * G, nI))
-                if xp is not np:
-                    P = be.sparse.csr_matrix(P)
-            elif xp is not np:
-                P = be.sparse.coo_matrix((xp.asarray(b_q), (xp.asarray(rows), xp.asarray(j))),
-                                         shape=(na * G, nI)).tocsr()
-            else:
-                P = (rows, j, b_q)
+            b_fx = afx[b_acc + a0]
+            value = ~instr.settled
+            for bfx in sorted(set(b_fx.tolist())):
+                gm = b_fx == bfx
+                # §5 G_a: |q| (|V0| [value type] + N) R_{c->b}(0)
+                r0 = instr.rates_today(bfx)
+                np.add.at(gross, b_acc[gm] + a0, np.abs(b_q[gm]) *
+                          (np.abs(instr.V0[j[gm]]) * value[j[gm]] + instr.notional[j[gm]]) * r0[j[gm]])
+                # positions matrix [accounts x silos, instruments] of the accounts in
+                # this currency (pairs already netted)
+                gq, gr, gj = b_q[gm], rows[gm], j[gm]
+                if _np_sparse is not None:
+                    P = _np_sparse.csr_matrix((gq, (gr, gj)), shape=(na * G, nI))
+                    if xp is not np:
+                        P = be.sparse.csr_matrix(P)
+                elif xp is not np:
+                    P = be.sparse.coo_matrix((xp.asarray(gq), (xp.asarray(gr), xp.asarray(gj))),
+                                             shape=(na * G, nI)).tocsr()
+                else:
+                    P = (gr, gj, gq)
+                groups.append((int(bfx), P))
         # scenario chunk so that ~16 temporaries of [Sc, nI] fit the budget
         Sc = max(1, min(budget // max(1, nI * 8 * 16), int(cfg["reference.chunk_elems"]) // max(1, nI)))
         for kx, s in enumerate(sets):
@@ -868,12 +1210,16 @@ def compute(portfolio_path, scenarios_path, results_path=None, config=None, xp=n
                 for s0 in range(0, S, Sc):
                     s1 = min(S, s0 + Sc)
                     xc = X[s0:s1] if X is not None else xp.asarray(s["shocks"][s0:s1])
-                    ell = instr.loss(xc)                       # [sc, nI]
-                    if not isinstance(P, tuple):
-                        lag = (P @ ell.T).T                    # [sc, na*G]
-                    else:
-                        lag = np.zeros((s1 - s0, na * G))
-                        np.add.at(lag.T, P[0], (ell[:, P[1]] * P[2]).T)
+                    lag = None
+                    for bfx, P in groups:
+                        ell = instr.loss(xc, bfx)              # [sc, nI], in currency b
+                        if not isinstance(P, tuple):
+                            lg = (P @ ell.T).T                 # [sc, na*G]
+                        else:
+                            lg = np.zeros((s1 - s0, na * G))
+                            np.add.at(lg.T, P[0], (ell[:, P[1]] * P[2]).T)
+                        # each row belongs to one currency group: the others add exact zeros
+                        lag = lg if lag is None else lag + lg
                     LAG[s0:s1] = xp.asarray(lag).reshape(s1 - s0, na, G)
             LA = LAG.sum(axis=2)
             w = s["weights"]
@@ -904,11 +1250,15 @@ def compute(portfolio_path, scenarios_path, results_path=None, config=None, xp=n
     div = np.maximum(0.0, siloed - unified)
     c = float(cfg["cross_margin.offset_cap"])
     cross = np.where(p["cross_margin"] == 1, unified + (1.0 - c) * div, siloed)
-    # minimum: |net q| * multiplier over option AND future_option positions
+    # minimum: |net q| * multiplier over the option types (option, future_option,
+    # american_option, inverse_option), in the reporting currency, / X_b today
     minimum = np.zeros(A)
-    isopt = p["type"][ins] >= 2
+    isopt = np.isin(p["type"][ins], OPTION_TYPES)
     np.add.at(minimum, acc[isopt], np.abs(q[isopt]) * p["multiplier"][ins[isopt]])
     minimum *= float(cfg["minimum.per_contract"])
+    xb0 = np.where(afx >= 0, p["factor_level"][np.where(afx >= 0, afx, 0)], 1.0)
+    minimum = minimum / xb0
+    # non-eligible accounts: the version-1 max(Sil_a, Min_a) (not §4's sum_g M_{a,g})
     requirement = np.maximum(cross, minimum)
     scale = maxabs + minimum
     scale = np.where(scale > 0, scale, 1.0)
@@ -920,6 +1270,10 @@ def compute(portfolio_path, scenarios_path, results_path=None, config=None, xp=n
         "diversification": div, "minimum": minimum, "by_set": by_set, "by_silo": by_silo,
         "attribution": attribution, "binding_set": binding.astype(np.int64),
         "cross_margined": cross, "scale": scale, "n_positions": int(len(p["pos_quantity"])),
+        # version 2 / §5
+        "format_version": int(p["format_version"]), "currency": list(p["account_currency"]),
+        "reporting_currency": p["currency"], "eligible": p["cross_margin"] == 1,
+        "gross_loss": maxabs, "gross_value": gross,
     }
     if keep_pnl:
         out["pnl"] = {s["name"]: pnl[i] for i, s in enumerate(sets)}
@@ -936,12 +1290,44 @@ MARGIN_DATASETS = ("requirement", "unified", "siloed", "diversification", "minim
                    "by_set", "by_silo", "attribution", "binding_set")
 
 
-def compare(ref, results_path, rtol=1e-9, out=sys.stdout):
+def tolerance_scale(ref, precision="double", rtol=1e-9):
+    """Per-account pieces of the agreement bound. Returns (rtol_eff, scale_fn):
+    |got - x| <= rtol_eff * scale_fn(x) with x the reference's values [A] or [A, n].
+    Version-1 book in double: the version-1 rule (rtol of Lambda_a + Min_a, as
+    before); version 2 in double (§5): rtol * max(|x|, Lambda_a); single (§5, any
+    version): 1e-4 M_a + 1e-6 G_a = 1e-4 (M_a + 0.01 G_a)."""
+    A = len(ref["accounts"])
+    if precision == "single":
+        base = np.abs(ref["requirement"]) + 0.01 * ref.get("gross_value", np.zeros(A))
+        base = np.where(base > 0, base, 1.0)
+        return 1e-4, lambda x: base[:, None] if np.ndim(x) == 2 else base
+    if ref.get("format_version", 1) >= 2:
+        lam = ref["gross_loss"]
+
+        def sc(x):
+            x = np.abs(np.asarray(x, dtype=np.float64))
+            v = np.maximum(x, lam[:, None] if x.ndim == 2 else lam)
+            return np.where(v > 0, v, 1.0)
+        return rtol, sc
+    scale = ref["scale"]
+    return rtol, lambda x: scale[:, None] if np.ndim(x) == 2 else scale
+
+
+def compare(ref, results_path, rtol=1e-9, out=sys.stdout, precision=None, rows=None):
     """Compare ref (from compute) with a results file's /margin/*. Returns
-    (ok, {dataset: max relative difference})."""
+    (ok, {dataset: max difference / scale}; 'rtol': the bound those are held to).
+    precision: 'double' or 'single' (default: the results file's `precision`
+    attribute, else double) picks the §5 bound (tolerance_scale). rows: {dataset:
+    boolean [A]}: compare that dataset on those accounts only (e.g. requirement
+    on the eligible accounts)."""
     ok = True
     rep = {}
+    rows = rows or {}
     with h5py.File(results_path, "r") as f:
+        if precision is None:
+            precision = _to_str(f.attrs["precision"]).strip().lower() if "precision" in f.attrs else "double"
+        rt, scale_of = tolerance_scale(ref, precision, rtol)
+        rep["rtol"] = rt
         acc = _strings(f["account"]) if "account" in f else ref["accounts"]
         sets = _strings(f["set"]) if "set" in f else ref["sets"]
         if acc != ref["accounts"]:
@@ -951,7 +1337,6 @@ def compare(ref, results_path, rtol=1e-9, out=sys.stdout):
             print("set list differs: results %s, reference %s" % (sets, ref["sets"]), file=out)
             ok = False
         g = f["margin"]
-        scale = ref["scale"]
         for name in MARGIN_DATASETS:
             if name not in g:
                 print("%-16s missing in results" % name, file=out)
@@ -970,23 +1355,29 @@ def compare(ref, results_path, rtol=1e-9, out=sys.stdout):
                 ok = False
                 continue
             d = np.abs(got.astype(np.float64) - exp)
-            d = d / (scale[:, None] if d.ndim == 2 else scale)
+            d = d / scale_of(exp)
             d = np.where(np.isnan(d), np.inf, d)
+            note = ""
+            if name in rows:
+                m = np.asarray(rows[name], dtype=bool)
+                d = np.where(m[:, None] if d.ndim == 2 else m, d, 0.0)
+                note = " (%d of %d accounts)" % (int(m.sum()), len(m))
             worst = float(d.max()) if d.size else 0.0
             rep[name] = worst
             where = np.unravel_index(int(np.argmax(d)), d.shape) if d.size else ()
-            flag = "FAIL" if worst > rtol else "ok"
-            ok &= worst <= rtol
-            print("%-16s max rel diff %.3e %s%s" % (name, worst, flag,
-                  "  at %s" % (where,) if worst > rtol else ""), file=out)
+            flag = "FAIL" if worst > rt else "ok"
+            ok &= worst <= rt
+            print("%-16s max rel diff %.3e %s%s%s" % (name, worst, flag, note,
+                  "  at %s" % (where,) if worst > rt else ""), file=out)
         if "binding_set" in g:
             got = np.asarray(g["binding_set"][()]).astype(np.int64)
             bad = 0
             if sets == ref["sets"] and got.shape == ref["binding_set"].shape:
+                tol = rt * scale_of(ref["unified"])
                 for a in np.nonzero(got != ref["binding_set"])[0]:
-                    # a different choice is only wrong if it is not a tie within rtol
+                    # a different choice is only wrong if it is not a tie within the bound
                     if not (0 <= got[a] < len(sets)) or \
-                       abs(ref["by_set"][a, got[a]] - ref["unified"][a]) > rtol * scale[a]:
+                       abs(ref["by_set"][a, got[a]] - ref["unified"][a]) > tol[a]:
                         bad += 1
             else:
                 bad = -1
@@ -1001,9 +1392,10 @@ def compare(ref, results_path, rtol=1e-9, out=sys.stdout):
 
 
 def save_npz(ref, path):
-    keys = [k for k in ref if k not in ("pnl", "pnl_silo", "labels", "accounts", "silos", "sets")]
+    keys = [k for k in ref if k not in ("pnl", "pnl_silo", "labels", "accounts", "silos", "sets",
+                                        "currency", "reporting_currency")]
     np.savez(path, accounts=np.array(ref["accounts"]), silos=np.array(ref["silos"]),
-             sets=np.array(ref["sets"]), **{k: np.asarray(ref[k]) for k in keys})
+             sets=np.array(ref["sets"]), currency=np.array(ref["currency"]), **{k: np.asarray(ref[k]) for k in keys})
 
 
 def main(argv=None):
@@ -1015,6 +1407,8 @@ def main(argv=None):
                     help="configuration, METHODOLOGY.md names (repeatable)")
     ap.add_argument("--compare", metavar="RESULTS", help="compare with this results file's /margin/*")
     ap.add_argument("--rtol", type=float, default=1e-9)
+    ap.add_argument("--precision", choices=("double", "single"),
+                    help="the bound of METHODOLOGY §5 (default: the results file's precision attribute)")
     ap.add_argument("--out", help="write the reference's arrays to this .npz")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
@@ -1045,8 +1439,8 @@ def main(argv=None):
             if n > 20:
                 print("... %d more accounts" % (n - 20))
     if a.compare:
-        ok, _ = compare(ref, a.compare, a.rtol)
-        print("compare: %s (rtol %.1e)" % ("PASS" if ok else "FAIL", a.rtol))
+        ok, rep = compare(ref, a.compare, a.rtol, precision=a.precision)
+        print("compare: %s (rtol %.1e)" % ("PASS" if ok else "FAIL", rep.get("rtol", a.rtol)))
         return 0 if ok else 1
     return 0
 

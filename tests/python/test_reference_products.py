@@ -1,0 +1,326 @@
+#!/usr/bin/python3
+"""The engine against the independent NumPy reference (xm_reference.py) on fresh
+random version-2 books: every instrument type and several currencies
+(METHODOLOGY §2, §2.1-2.3, the minimum of §4, the bounds of §5).
+
+Every run draws a new book, history and ready-made sets from a seed taken from
+the clock (printed; set XM_TEST_SEED to replay one). The book holds every type
+(spot, future, option, future_option, american_option, perpetual with funding of
+both signs, inverse_future, inverse_perpetual, inverse_option), settlement
+currencies USD (reporting), BTC, ETH and EUR (/fx price factors, with history),
+accounts in USD, BTC and EUR, eligible for cross-margining or not, vol and logvol
+factors, ready-made sets plus historical and Monte Carlo. Checks, on --device cpu
+and on opencl when `xmargin devices` lists one:
+  * double precision: every /margin dataset agrees with xm_reference within
+    1e-9 max(|x|, Lambda_a) (METHODOLOGY §5), two configurations;
+  * --set precision=single: within 1e-4 M_a + 1e-6 G_a of the reference;
+  * /margin/currency is each account's currency (skipped with a note when the
+    results file has no such dataset);
+  * the saved historical shocks move exactly the factors of METHODOLOGY §1 (the
+    held instruments' underlyings and vol factors and the /fx factors of their
+    currencies and of the accounts' currencies) and equal
+    xm_reference.historical_set on them.
+`requirement` is compared on the eligible accounts only: for an account that is
+not eligible the engine still gives the version-1 requirement Sil_a (so does the
+reference); the version-2 rule (sum over silos of M_{a,g}) is another issue.
+
+Plain script: one line per check, ends with 'N passed, M failed', exit 1 on failure.
+"""
+
+import io
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import xm_reference as xr  # noqa: E402
+import xm_testlib as tl  # noqa: E402
+
+h5py = tl.h5py
+T = tl.Tally()
+
+SEED = int(os.environ.get("XM_TEST_SEED", int(time.time() * 1000) % (2**31)))
+print("# seed %d (replay: XM_TEST_SEED=%d)" % (SEED, SEED))
+RNG = np.random.default_rng(SEED)
+
+SILOS = ["securities", "futures", "crypto"]
+# name, kind, level, daily vol of its history
+FACTORS = [("SPX", "price", 5000.0, 0.012), ("SPX.iv", "vol", 0.18, 0.008),
+           ("SX5E", "price", 4900.0, 0.012), ("SX5E.iv", "logvol", 0.16, 0.04),
+           ("BTC", "price", 60000.0, 0.035), ("BTC.iv", "logvol", 0.60, 0.05),
+           ("BTC.fut", "price", 60600.0, 0.035), ("ETH", "price", 3000.0, 0.045),
+           ("ETH.iv", "vol", 0.70, 0.02), ("EURUSD", "price", 1.08, 0.005),
+           ("GOLD", "price", 2300.0, 0.01), ("GOLD.iv", "vol", 0.15, 0.006),
+           ("USD3M", "rate", 0.045, 0.0)]          # a factor no position uses: needs no history
+FX = [("BTC", "BTC"), ("ETH", "ETH"), ("EUR", "EURUSD")]
+
+# (type, underlying, vol factor or None, currency, silo); every type appears at least once
+TEMPLATES = [
+    ("spot", "SPX", None, "USD", 0), ("spot", "SX5E", None, "EUR", 0), ("spot", "BTC", None, "USD", 2),
+    ("future", "SPX", None, "USD", 1), ("future", "SX5E", None, "EUR", 1), ("future", "BTC.fut", None, "USD", 2),
+    ("option", "SPX", "SPX.iv", "USD", 0), ("option", "SX5E", "SX5E.iv", "EUR", 0),
+    ("future_option", "SPX", "SPX.iv", "USD", 1), ("future_option", "BTC.fut", "BTC.iv", "USD", 2),
+    ("american_option", "GOLD", "GOLD.iv", "USD", 0), ("american_option", "SX5E", "SX5E.iv", "EUR", 0),
+    ("perpetual", "BTC", None, "USD", 2), ("perpetual", "ETH", None, "USD", 2),
+    ("inverse_future", "BTC.fut", None, "BTC", 2), ("inverse_future", "ETH", None, "ETH", 2),
+    ("inverse_perpetual", "BTC", None, "BTC", 2), ("inverse_perpetual", "ETH", None, "ETH", 2),
+    ("inverse_option", "BTC", "BTC.iv", "BTC", 2), ("inverse_option", "ETH", "ETH.iv", "ETH", 2),
+]
+ALL_TYPES = sorted(set(t[0] for t in TEMPLATES))
+
+
+# --------------------------------------------------------------------------
+# random book
+# --------------------------------------------------------------------------
+
+def random_book(tmp, rng, n_accounts=18, n_extra=22, n_days=300):
+    """Writes book.h5 / scen.h5 under tmp. Returns (book, scen, factor names,
+    account currencies)."""
+    factors = [(n, k, lvl) for n, k, lvl, _ in FACTORS]
+    fidx = {n: i for i, (n, _, _) in enumerate(factors)}
+    level = {n: lvl for n, _, lvl, _ in FACTORS}
+    fx = [(c, fidx[f]) for c, f in FX]
+    picks = list(range(len(TEMPLATES))) + [int(rng.integers(0, len(TEMPLATES))) for _ in range(n_extra)]
+    instruments = []
+    perp_signs = []
+    for i, t in enumerate(picks):
+        typ, und, vol, cur, silo = TEMPLATES[t]
+        lvl = level[und]
+        ins = dict(id="I%03d_%s_%s_%s" % (i, typ, und, cur), type=typ, silo=silo, underlying=fidx[und],
+                   currency=cur)
+        if typ in ("inverse_future", "inverse_perpetual"):
+            ins["multiplier"] = float(rng.choice([1.0, 10.0, 100.0]))          # face value, USD
+        elif typ == "inverse_option":
+            ins["multiplier"] = float(rng.choice([1.0, 0.1]))                  # coins
+        elif und in ("BTC", "BTC.fut", "ETH"):
+            ins["multiplier"] = float(rng.choice([0.01, 0.1, 1.0]))
+        else:
+            ins["multiplier"] = float(rng.choice([1.0, 5.0, 10.0, 50.0]))
+        if typ in ("perpetual", "inverse_perpetual"):
+            # funding of both signs: the first two perpetuals of each kind pay one way each
+            k = sum(1 for s in perp_signs if s[0] == typ)
+            sign = (1.0 if k % 2 == 0 else -1.0) if k < 2 else float(rng.choice([-1.0, 1.0]))
+            perp_signs.append((typ, sign))
+            ins["funding_rate"] = sign * float(rng.uniform(0.02, 0.3))
+        if typ in ("option", "future_option", "american_option", "inverse_option"):
+            iv = level[vol] if vol else 0.2
+            ins.update(vol_factor=fidx[vol] if rng.random() < 0.85 else -1,
+                       strike=lvl * float(rng.uniform(0.8, 1.2)),
+                       expiry=float(rng.choice([0.004, 0.03, 0.1, 0.25, 0.5, 1.5])),
+                       call=int(rng.integers(0, 2)), implied_vol=iv * float(rng.uniform(0.85, 1.25)),
+                       rate=float(rng.choice([0.0, 0.03, 0.05])),
+                       dividend_yield=float(rng.choice([0.0, 0.01, 0.04]))
+                       if typ in ("option", "american_option") else 0.0)
+        instruments.append(ins)
+    # accounts: USD, BTC and EUR (each at least twice), eligible or not (both of each)
+    curs = ["USD", "BTC", "EUR"] * 2 + [str(rng.choice(["USD", "BTC", "EUR"])) for _ in range(n_accounts - 6)]
+    elig = [1, 1, 1, 0, 0, 0] + [int(rng.random() < 0.6) for _ in range(n_accounts - 6)]
+    accounts = [("ACC%03d_%s" % (a, curs[a]), elig[a], curs[a]) for a in range(n_accounts)]
+    nI = len(instruments)
+    positions = []
+    # every instrument is held by some account, long or short
+    for i in range(nI):
+        q = float(rng.choice([-1.0, 1.0]) * rng.integers(1, 10))
+        positions.append((int(rng.integers(0, n_accounts)), i, q))
+    # both funding signs held long and short
+    for i, ins in enumerate(instruments):
+        if "funding_rate" in ins:
+            positions.append((int(rng.integers(0, n_accounts)), i, float(rng.integers(1, 6))))
+            positions.append((int(rng.integers(0, n_accounts)), i, -float(rng.integers(1, 6))))
+    for a in range(n_accounts):
+        for _ in range(int(rng.integers(1, 6))):
+            q = float(np.round(rng.normal(0, 6)))
+            positions.append((a, int(rng.integers(0, nI)), q if q != 0 else 1.0))
+    positions.append((0, positions[0][1], 3.0))     # a repeated (account, instrument) pair
+    order = rng.permutation(len(positions))
+    positions = [positions[i] for i in order]
+    book = os.path.join(tmp, "book.h5")
+    tl.write_portfolio(book, factors, SILOS, instruments, accounts, positions, fx=fx)
+
+    # history of every factor but the rate, fat-tailed, correlated; an extra column
+    hnames = [n for n, k, _, _ in FACTORS if k != "rate"] + ["EXTRA"]
+    vol = np.array([v for n, k, _, v in FACTORS if k != "rate"] + [0.01])
+    nf = len(hnames)
+    C = np.full((nf, nf), 0.3) + 0.7 * np.eye(nf)
+    for a_, b_ in (("BTC", "BTC.fut"), ("BTC", "ETH"), ("SPX", "SX5E")):
+        i, j = hnames.index(a_), hnames.index(b_)
+        C[i, j] = C[j, i] = 0.9
+    for p_, v_ in (("SPX", "SPX.iv"), ("SX5E", "SX5E.iv"), ("BTC", "BTC.iv"), ("ETH", "ETH.iv")):
+        i, j = hnames.index(p_), hnames.index(v_)
+        C[i, j] = C[j, i] = -0.5
+    w, V = np.linalg.eigh(C)
+    C = V @ np.diag(np.maximum(w, 0.05)) @ V.T
+    d = np.sqrt(np.diag(C))
+    C = C / np.outer(d, d)
+    z = rng.standard_t(5, (n_days, nf)) * math.sqrt(3 / 5)
+    z[n_days // 2:] *= 1.5
+    R = z @ np.linalg.cholesky(C).T * vol
+    # ready-made sets, FX factors among their columns
+    pf = [n for n, k, _, _ in FACTORS if k != "rate"]
+    sc = np.array([v for n, k, _, v in FACTORS if k != "rate"]) * 6
+    sets = {}
+    S = 16
+    sets["grid"] = dict(factor=pf, shock=rng.normal(0, 1, (S, len(pf))) * sc,
+                        weight=np.where(np.arange(S) < 12, 1.0, 0.35), measure="worst")
+    sets["tail"] = dict(factor=pf[::-1], shock=(rng.normal(0, 1, (40, len(pf))) * sc)[:, ::-1], measure="es",
+                        confidence=0.9)
+    fxcols = ["BTC", "ETH", "EURUSD", "SPX.iv", "SX5E.iv"]
+    sets["fx_var"] = dict(factor=fxcols, shock=rng.normal(0, 0.05, (60, len(fxcols))), measure="var",
+                          confidence=0.95)
+    scen = os.path.join(tmp, "scen.h5")
+    tl.write_scenarios(scen, (hnames, tl.dates(n_days), R), sets)
+    return book, scen, [f[0] for f in factors], curs
+
+
+# --------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------
+
+def setargs(cfg):
+    return ["%s=%s" % (k, v) for k, v in cfg.items()]
+
+
+def run_ok(tag, book, scen, out, device, cfg, extra=()):
+    rc, so, se, dt = tl.margin_run(book, scen, out, device, setargs(cfg), extra)
+    return T.check("%s: run exits 0 (%.2f s)" % (tag, dt), rc == 0 and os.path.exists(out),
+                   "rc %d: %s" % (rc, (se + so).strip()[-600:]))
+
+
+def compare_reference(tag, book, scen, out, cfg, precision):
+    rcfg = dict(cfg)
+    rcfg.pop("precision", None)
+    rcfg["reference.var_attribution"] = "kth"
+    ref = xr.compute(book, scen, out, rcfg)
+    buf = io.StringIO()
+    # requirement on the eligible accounts only: the engine (and the reference) keep
+    # the version-1 requirement Sil_a for an account that is not eligible; the
+    # version-2 rule sum_g M_{a,g} is another issue
+    ok, rep = xr.compare(ref, out, rtol=1e-9, out=buf, precision=precision,
+                         rows={"requirement": ref["eligible"]})
+    bound = ("1e-9 max(|x|, Lambda_a)" if precision == "double" else "1e-4 M_a + 1e-6 G_a")
+    for name in xr.MARGIN_DATASETS:
+        if name not in rep:
+            continue
+        if name == "binding_set":
+            T.check("%s: reference binding_set" % tag, rep[name] == 0, "%d accounts differ" % rep[name])
+        else:
+            T.check("%s: reference %s within %s" % (tag, name, bound), rep[name] <= rep["rtol"],
+                    "max %.2e of the scale (bound %.0e)" % (rep[name], rep["rtol"]))
+    if not ok:
+        print(buf.getvalue().rstrip())
+    T.check("%s: reference compare overall (sets %s)" % (tag, ref["sets"]), ok)
+    return ref
+
+
+def currency_check(tag, out, curs):
+    with h5py.File(out, "r") as f:
+        if "margin/currency" not in f:
+            T.skip("%s: /margin/currency == each account's currency" % tag,
+                   "the results file has no /margin/currency")
+            return
+        got = tl.strings(f["margin/currency"])
+    T.check("%s: /margin/currency == each account's currency" % tag, got == curs,
+            "got %s expected %s" % (got, curs))
+
+
+def moved_factor_checks(tag, out, book, scen, cfg):
+    """The historical set moves exactly the factors of METHODOLOGY §1 and equals
+    xm_reference.historical_set there."""
+    p = xr.read_portfolio(book)
+    moved = xr.moved_factors(p)
+    names = p["factor_name"]
+    fxrows = set(int(r) for r in p["fx_factor"])
+    T.check("%s: the factors the run moves include every /fx factor" % tag, fxrows <= set(moved),
+            str([names[i] for i in moved]))
+    try:
+        fac, sh = tl.read_shocks(out, "historical")
+    except KeyError:
+        T.check("%s: /scenarios/historical/shock saved" % tag, False)
+        return
+    full = xr.align_shocks(fac, sh, names)
+    sc = xr.read_scenarios(scen)
+    c = xr.make_config(cfg)
+    hcol = [sc["history"]["factor"].index(names[i]) for i in moved]
+    exp, _ = xr.historical_set(sc["history"]["return"][:, hcol], sc["history"]["date"], c["horizon_days"],
+                               c["historical.ewma_lambda"], c["historical.apc_floor"], c["historical.filtered"],
+                               c["historical.lookback"])
+    got = full[:, moved]
+    if got.shape != exp.shape:
+        T.check("%s: historical shocks shape" % tag, False, "%s, expected %s" % (got.shape, exp.shape))
+    else:
+        dif = np.max(np.abs(got - exp), axis=0)
+        worst = int(np.argmax(dif))
+        T.check("%s: historical shocks of the moved factors (fx included) == historical_set (1e-12)" % tag,
+                dif[worst] <= 1e-12 * max(np.max(np.abs(exp)), 1e-300),
+                "worst %s: max |diff| %.2e" % (names[moved[worst]], dif[worst]))
+    others = [i for i in range(len(names)) if i not in moved]
+    T.check("%s: historical shocks of the other factors are 0" % tag, not np.any(full[:, others]),
+            str([names[i] for i in others]))
+    try:
+        fac, sh = tl.read_shocks(out, "montecarlo")
+        mc = xr.align_shocks(fac, sh, names)
+        T.check("%s: Monte Carlo moves every moved factor (fx included)" % tag,
+                all(np.any(mc[:, i] != 0) for i in moved),
+                "still: %s" % [names[i] for i in moved if not np.any(mc[:, i] != 0)])
+    except KeyError:
+        T.check("%s: /scenarios/montecarlo/shock saved" % tag, False)
+
+
+# --------------------------------------------------------------------------
+# the checks
+# --------------------------------------------------------------------------
+
+def book_checks(tmp, devices):
+    book, scen, names, curs = random_book(tmp, RNG)
+    mcseed = int(RNG.integers(0, 2**32))
+    p = xr.read_portfolio(book)
+    held = sorted(set(xr.INSTRUMENT_TYPES[t] for t in ALL_TYPES))
+    _, net_ins, net_q = xr._net_positions(p)
+    net_ins = net_ins[net_q != 0]
+    types = set(p["type"][net_ins].tolist())
+    T.check("book holds every instrument type (non-zero net quantity)", set(held) <= types,
+            "missing %s" % sorted(set(held) - types))
+    fund = p["funding_rate"][net_ins]
+    T.check("book holds perpetuals with funding of both signs", np.any(fund > 0) and np.any(fund < 0))
+    print("# book: %d accounts (%s), %d instruments, %d positions, montecarlo.seed %d" %
+          (len(p["account_id"]), ",".join(curs), len(p["instrument_id"]), len(p["pos_quantity"]), mcseed))
+
+    cfg_a = {"montecarlo.scenarios": 500, "montecarlo.correlation_stress": 0.3, "montecarlo.seed": mcseed}
+    cfg_b = {"horizon_days": 5, "confidence": 0.95, "historical.measure": "var", "historical.lookback": 250,
+             "historical.apc_floor": 0.5, "historical.ewma_lambda": 0.94, "montecarlo.distribution": "normal",
+             "montecarlo.scenarios": 400, "montecarlo.measure": "var", "montecarlo.seed": mcseed + 1,
+             "pricing.vol_term_power": 0.5, "cross_margin.offset_cap": 0.6, "minimum.per_contract": 0.5}
+    for dev in devices:
+        for case, cfg in (("A", cfg_a), ("B", cfg_b)):
+            for prec in ("double", "single"):
+                if prec == "single" and case == "B":
+                    continue
+                c = dict(cfg, precision=prec) if prec == "single" else cfg
+                out = os.path.join(tmp, "%s_%s_%s.h5" % (case, dev, prec))
+                tag = "%s case %s %s" % (dev, case, prec)
+                if not run_ok(tag, book, scen, out, dev, c, ["--save-scenarios"]):
+                    continue
+                T.run(compare_reference, tag, book, scen, out, cfg, prec)
+                T.run(currency_check, tag, out, curs)
+                if prec == "double":
+                    T.run(moved_factor_checks, tag, out, book, scen, cfg)
+
+
+def main():
+    devices = ["cpu"]
+    if tl.opencl_available():
+        devices.append("opencl")
+    else:
+        T.skip("the checks on --device opencl", "`xmargin devices` lists no OpenCL device")
+    with tl.TmpDir() as tmp:
+        t0 = time.perf_counter()
+        T.run(book_checks, tmp, devices)
+        print("# version-2 book checks %.1f s" % (time.perf_counter() - t0))
+    T.finish()
+
+
+if __name__ == "__main__":
+    main()
