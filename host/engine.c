@@ -50,6 +50,7 @@ void xm_run_result_free(xm_run_result *r) {
   free(r->by_silo);
   free(r->attribution);
   free(r->binding);
+  free(r->to_reporting);
   memset(r, 0, sizeof *r);
 }
 
@@ -468,8 +469,9 @@ static xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scen
   out->binding = malloc((size_t)(A + 1) * sizeof(int32_t));
   out->by_silo = malloc((size_t)(A * G + 1) * sizeof(double));
   out->attribution = malloc((size_t)(A * G + 1) * sizeof(double));
+  out->to_reporting = malloc((size_t)(A + 1) * sizeof(double));
   if (!out->requirement || !out->unified || !out->siloed || !out->diversification ||
-      !out->minimum || !out->binding || !out->by_silo || !out->attribution) {
+      !out->minimum || !out->binding || !out->by_silo || !out->attribution || !out->to_reporting) {
     st = xm__fail(ctx, XM_ENOMEM, "out of memory");
     goto cleanup;
   }
@@ -483,6 +485,7 @@ static xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scen
     out->diversification[a] = oa[XM_O_DIVERSIFICATION];
     out->minimum[a] = oa[XM_O_MINIMUM];
     out->binding[a] = (int32_t)oa[XM_O_BINDING];
+    out->to_reporting[a] = xm__fx_level(pf, xm__acct_fx(pf, a));
     for (int64_t g = 0; g < G; g++) {
       out->by_silo[a * G + g] = ev.silo[(a * G + g) * 2];
       out->attribution[a * G + g] = ev.silo[(a * G + g) * 2 + 1];

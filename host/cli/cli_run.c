@@ -97,20 +97,59 @@ static int xm_run_cmp_top(const void *pa, const void *pb) {
   return a->a < b->a ? -1 : (a->a > b->a);
 }
 
+/* The account's currency code. */
+static const char *xm_run_cur(const xm_portfolio *pf, int64_t a) {
+  return pf->account_currency ? pf->account_currency[a] : pf->currency;
+}
+
+/* What the book holds: positions by instrument type, accounts by currency
+ * (up to XM_RUN_CUR_MAX currencies listed). */
+#define XM_RUN_CUR_MAX 8
+typedef struct xm_run_book {
+  int64_t by_type[XM_TYPE_COUNT];
+  int ncur;
+  const char *cur[XM_RUN_CUR_MAX];
+  int64_t cur_accounts[XM_RUN_CUR_MAX];
+  int64_t other_accounts; /* in currencies past the list */
+} xm_run_book;
+
+static void xm_run_book_of(const xm_portfolio *pf, xm_run_book *bk) {
+  memset(bk, 0, sizeof *bk);
+  for (int64_t p = 0; p < pf->n_positions; p++) {
+    int t = pf->inst_type[pf->pos_instrument[p]];
+    if (t >= 0 && t < XM_TYPE_COUNT)
+      bk->by_type[t]++;
+  }
+  for (int64_t a = 0; a < pf->n_accounts; a++) {
+    const char *c = xm_run_cur(pf, a);
+    int k = 0;
+    while (k < bk->ncur && strcmp(bk->cur[k], c))
+      k++;
+    if (k == bk->ncur && k < XM_RUN_CUR_MAX)
+      bk->cur[bk->ncur++] = c;
+    if (k < bk->ncur)
+      bk->cur_accounts[k]++;
+    else
+      bk->other_accounts++;
+  }
+}
+
 static void xm_run_summary(FILE *f, int json, const xm_portfolio *pf, const xm_run_result *r,
                            const char *device, const char *outpath, double t_read, double t_write,
                            double t_total) {
+  /* the book's totals in the reporting currency: each account's at today's rate */
   double sum_req = 0, sum_sil = 0, sum_uni = 0, sum_sil_req = 0, sum_div = 0;
   int64_t A = r->A;
   xm_run_top *top = malloc((size_t)(A + 1) * sizeof *top);
   for (int64_t a = 0; a < A; a++) {
-    sum_req += r->requirement[a];
-    sum_sil += r->siloed[a];
-    sum_uni += r->unified[a];
-    sum_div += r->diversification[a];
-    sum_sil_req += r->siloed[a] > r->minimum[a] ? r->siloed[a] : r->minimum[a];
+    double x = r->to_reporting[a];
+    sum_req += x * r->requirement[a];
+    sum_sil += x * r->siloed[a];
+    sum_uni += x * r->unified[a];
+    sum_div += x * r->diversification[a];
+    sum_sil_req += x * (r->siloed[a] > r->minimum[a] ? r->siloed[a] : r->minimum[a]);
     if (top) {
-      top[a].v = r->requirement[a];
+      top[a].v = x * r->requirement[a];
       top[a].a = a;
     }
   }
@@ -120,17 +159,31 @@ static void xm_run_summary(FILE *f, int json, const xm_portfolio *pf, const xm_r
     qsort(top, (size_t)A, sizeof *top, xm_run_cmp_top);
   else
     ntop = 0;
+  xm_run_book bk;
+  xm_run_book_of(pf, &bk);
   if (json) {
     fprintf(f, "{\n  \"output\": ");
     xm_json_string(f, outpath);
     fprintf(f, ",\n  \"device\": ");
     xm_json_string(f, device);
+    fprintf(f, ",\n  \"reporting_currency\": ");
+    xm_json_string(f, pf->currency);
+    fprintf(f, ",\n  \"accounts\": %lld,\n  \"positions\": %lld,\n  \"positions_by_type\": {",
+            (long long)A, (long long)pf->n_positions);
+    for (int t = 0, n = 0; t < XM_TYPE_COUNT; t++)
+      if (bk.by_type[t])
+        fprintf(f, "%s\"%s\": %lld", n++ ? ", " : "", xm_type_name(t), (long long)bk.by_type[t]);
+    fprintf(f, "},\n  \"accounts_by_currency\": {");
+    for (int k = 0; k < bk.ncur; k++) {
+      fprintf(f, "%s", k ? ", " : "");
+      xm_json_string(f, bk.cur[k]);
+      fprintf(f, ": %lld", (long long)bk.cur_accounts[k]);
+    }
     fprintf(f,
-            ",\n  \"accounts\": %lld,\n  \"positions\": %lld,\n  \"totals\": {\"siloed_core\": "
+            "},\n  \"totals\": {\"siloed_core\": "
             "%.17g, \"unified_core\": %.17g, \"diversification\": %.17g, "
             "\"siloed_requirement\": %.17g, \"requirement\": %.17g, \"saving_pct\": %.17g},\n",
-            (long long)A, (long long)pf->n_positions, sum_sil, sum_uni, sum_div, sum_sil_req,
-            sum_req, saving);
+            sum_sil, sum_uni, sum_div, sum_sil_req, sum_req, saving);
     fprintf(f,
             "  \"plan\": {\"blocks\": %lld, \"tile\": %lld, \"shocks_resident\": %s, "
             "\"budget_bytes\": %llu, \"planned_bytes\": %llu, \"sets_host_bytes\": %llu},\n",
@@ -149,7 +202,9 @@ static void xm_run_summary(FILE *f, int json, const xm_portfolio *pf, const xm_r
       int64_t a = top[i].a;
       fprintf(f, "%s{\"account\": ", i ? ", " : "");
       xm_json_string(f, pf->account_id[a]);
-      fprintf(f, ", \"requirement\": %.17g, \"binding_set\": ", r->requirement[a]);
+      fprintf(f, ", \"requirement\": %.17g, \"currency\": ", r->requirement[a]);
+      xm_json_string(f, xm_run_cur(pf, a));
+      fprintf(f, ", \"requirement_reporting\": %.17g, \"binding_set\": ", top[i].v);
       xm_json_string(f, r->sets[r->binding[a]].name);
       fprintf(f, "}");
     }
@@ -160,19 +215,36 @@ static void xm_run_summary(FILE *f, int json, const xm_portfolio *pf, const xm_r
   } else {
     fprintf(f, "xmargin: %lld accounts, %lld positions, %lld sets on %s\n", (long long)A,
             (long long)pf->n_positions, (long long)r->K, device);
+    fprintf(f, "  positions by type:");
+    for (int t = 0, n = 0; t < XM_TYPE_COUNT; t++)
+      if (bk.by_type[t])
+        fprintf(f, "%s %s %lld", n++ ? "," : "", xm_type_name(t), (long long)bk.by_type[t]);
+    fprintf(f, "\n  accounts by currency:");
+    for (int k = 0; k < bk.ncur; k++)
+      fprintf(f, "%s %s %lld", k ? "," : "", bk.cur[k], (long long)bk.cur_accounts[k]);
+    if (bk.other_accounts)
+      fprintf(f, ", other %lld", (long long)bk.other_accounts);
+    fprintf(f, " (reporting currency %s)\n", pf->currency);
     for (int64_t x = 0; x < r->K; x++)
       fprintf(f, "  set %-22s %8lld scenarios  %-5s\n", r->sets[x].name, (long long)r->sets[x].S,
               xm_measure_name(r->sets[x].measure));
-    fprintf(f, "\n  %-34s %20.2f\n", "siloed requirement (sum)", sum_sil_req);
+    int multi = bk.ncur > 1 || (bk.ncur == 1 && strcmp(bk.cur[0], pf->currency));
+    fprintf(f, "\n  totals in %s%s\n", pf->currency,
+            multi ? " (each account's at today's rate of its currency)" : "");
+    fprintf(f, "  %-34s %20.2f\n", "siloed requirement (sum)", sum_sil_req);
     fprintf(f, "  %-34s %20.2f\n", "unified core (sum)", sum_uni);
     fprintf(f, "  %-34s %20.2f\n", "diversification (sum)", sum_div);
     fprintf(f, "  %-34s %20.2f\n", "cross-margined requirement (sum)", sum_req);
     fprintf(f, "  %-34s %19.2f%%\n", "saving from cross-margining", saving);
-    fprintf(f, "\n  largest requirements:\n");
+    fprintf(f, "\n  largest requirements (in %s):\n", pf->currency);
     for (int64_t i = 0; i < ntop; i++) {
       int64_t a = top[i].a;
-      fprintf(f, "  %3lld. %-24s %18.2f  binding: %s\n", (long long)(i + 1), pf->account_id[a],
-              r->requirement[a], r->sets[r->binding[a]].name);
+      const char *c = xm_run_cur(pf, a);
+      char own[64] = "";
+      if (strcmp(c, pf->currency))
+        snprintf(own, sizeof own, "  (%.6g %s)", r->requirement[a], c);
+      fprintf(f, "  %3lld. %-24s %18.2f%s  binding: %s\n", (long long)(i + 1), pf->account_id[a],
+              top[i].v, own, r->sets[r->binding[a]].name);
     }
     fprintf(f,
             "\n  time: read %.3fs, prepare %.3fs, scenarios %.3fs, revalue+reduce %.3fs, write "

@@ -434,6 +434,10 @@ typedef struct xm_run_result {
   double *by_silo;                                                    /* [A x G] */
   double *attribution;                                                /* [A x G] */
   int32_t *binding; /* [A] the set whose measure is the unified one */
+  /* [A] X_b: one unit of the account's currency in the reporting currency
+   * today (1 for an account in the reporting currency): every money output
+   * of account a is in its currency; times this, in the reporting one. */
+  double *to_reporting;
   double jitter[2]; /* delta added to Sigma / Sigma_kappa before Cholesky */
   /* The plan (host memory on the cpu backend, device memory on OpenCL):
    * account blocks, scenarios per tile, whether each set's shocks stayed on
