@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* glibc's libmvec (>= 2.35, checked by CMakeLists.txt) has vector erfc (SSE2,
- * AVX, AVX2, AVX-512 variants): with these declarations, -fno-math-errno and
+/* glibc's libmvec (>= 2.35, checked by CMakeLists.txt) has vector erfc, exp
+ * and log (SSE2, AVX, AVX2, AVX-512 variants): with these declarations, -fno-math-errno and
  * -fno-trapping-math (CMakeLists.txt) the compiler calls it from the vectorised
  * loops of xm__cpu_losses_*. Without libmvec they call the scalar erfc. */
 #if defined(XM_HAVE_LIBMVEC)
@@ -13,6 +13,14 @@
 double erfc(double);
 #pragma omp declare simd notinbranch
 float erfcf(float);
+#pragma omp declare simd notinbranch
+double exp(double);
+#pragma omp declare simd notinbranch
+float expf(float);
+#pragma omp declare simd notinbranch
+double log(double);
+#pragma omp declare simd notinbranch
+float logf(float);
 #endif
 /* One clone of the loss loops per instruction set, chosen at load time
  * (ifunc): the build stays portable (no -march) and AVX-512 machines get
