@@ -247,7 +247,8 @@ static int xm__currency_len_ok(const char *s) {
 /* The currencies cur[n] of a version-2 column (NULL: every row is the
  * reporting one): each of 1 to 15 characters, and either the reporting
  * currency rep or a currency of /fx (fx: its index, NULL when /fx could not
- * be indexed: that rule is skipped). */
+ * be indexed, or rep NULL, the reporting currency not valid: that rule is
+ * skipped). */
 static void xm__check_currencies(xm__check *c, const char *rep, const xm__names *fx,
                                  const char *path, char *const *cur, int64_t n) {
   for (int64_t i = 0; cur && i < n; i++) {
@@ -257,7 +258,7 @@ static void xm__check_currencies(xm__check *c, const char *rep, const xm__names 
     if (!xm__currency_len_ok(s))
       xm__violation(c, "%s[%lld] = '%.64s': a currency must be 1 to %zu characters", path,
                     (long long)i, s, XM__CURRENCY_CAP - 1);
-    else if (fx && strcmp(s, rep) != 0 && xm__names_find(fx, s) < 0)
+    else if (fx && rep && strcmp(s, rep) != 0 && xm__names_find(fx, s) < 0)
       xm__violation(c,
                     "%s[%lld] = '%s': unknown currency: must be the reporting currency '%s' or "
                     "a currency of /fx",
@@ -312,8 +313,7 @@ static void xm__factor_v2_check(xm__check *c, const xm_portfolio *p) {
 static void xm__instrument_v2_check(xm__check *c, const xm_portfolio *p, const xm__names *fx,
                                     const char *rep) {
   int64_t ni = p->n_instruments;
-  if (rep)
-    xm__check_currencies(c, rep, fx, "/instruments/currency", p->inst_currency, ni);
+  xm__check_currencies(c, rep, fx, "/instruments/currency", p->inst_currency, ni);
   for (int64_t i = 0; rep && p->inst_type && i < ni; i++) {
     int32_t t = p->inst_type[i];
     if (t < 0 || t >= XM_TYPE_COUNT || !XM_TYPE_IS_INVERSE(t))
@@ -388,8 +388,7 @@ static void xm__collateral_check(xm__check *c, const xm_portfolio *p, const xm__
                     "-1 for cash (factor '%.64s' is not)",
                     (long long)i, f, xm__factor_shown(p, f));
   }
-  if (rep)
-    xm__check_currencies(c, rep, fx, "/collateral/currency", p->coll_currency, n);
+  xm__check_currencies(c, rep, fx, "/collateral/currency", p->coll_currency, n);
   xm__check_finite(c, "/collateral/quantity", p->coll_quantity, n);
   xm__check_nonneg(c, "/collateral/quantity", "quantity", p->coll_quantity, n);
   xm__check_index(c, "/collateral/silo", p->coll_silo, n, p->n_silos, "/silos/name", "none");
@@ -489,8 +488,7 @@ void xm__portfolio_check(xm__check *c, const xm_portfolio *p) {
       if (p->account_cross_margin[i] != 0 && p->account_cross_margin[i] != 1)
         xm__violation(c, "/accounts/cross_margin[%lld] = %d: cross_margin must be 0 or 1",
                       (long long)i, p->account_cross_margin[i]);
-  if (rep)
-    xm__check_currencies(c, rep, fx, "/accounts/currency", p->account_currency, p->n_accounts);
+  xm__check_currencies(c, rep, fx, "/accounts/currency", p->account_currency, p->n_accounts);
   xm__fx_check(c, p, rep);
   xm__collateral_check(c, p, fx, rep);
   xm__check_index(c, "/positions/account", p->pos_account, p->n_positions, p->n_accounts,

@@ -1144,6 +1144,11 @@ static void test_validate_portfolio_v2(void **state) {
                     "/instruments/vol_factor[7] = 4: the vol factor must be a vol or logvol "
                     "factor (factor 'BTC' is not)",
                     1);
+  /* the reporting currency not valid: reported once, the rules that compare
+   * with it skipped (the same in memory and from the file) */
+  xm_t_portfolio2(&p);
+  p.currency[0] = '\0';
+  xm_t_validate_bad(&p, "/: attribute currency = '': must be 1 to 15 characters", 1);
   /* an optional table of no rows is absent; given rows, its columns are required */
   xm_t_portfolio2(&p);
   p.n_collateral = 0;
