@@ -54,7 +54,9 @@ xm_status xm_run_result_write(const char *path, const xm_portfolio *pf, const xm
   rr.n_accounts = res->A;
   rr.n_silos = res->G;
   rr.n_sets = res->K;
+  rr.reporting_currency = pf->currency;
   rr.account = pf->account_id;
+  rr.account_currency = pf->account_currency; /* NULL: every account in the reporting one */
   rr.silo = pf->silo_name;
   rr.set = set_names;
   rr.requirement = res->requirement;

@@ -27,6 +27,7 @@ typedef struct xm_results {
   /* root attributes */
   const char *software_version, *created_utc, *portfolio, *scenarios;
   const char *portfolio_sha256, *scenarios_sha256, *config, *device, *precision;
+  const char *reporting_currency; /* the portfolio's `currency` (NULL: "") */
   uint64_t seed;
   double elapsed_s;
   /* dimensions */
@@ -34,6 +35,9 @@ typedef struct xm_results {
   char *const *account; /* [A] */
   char *const *silo;    /* [G] */
   char *const *set;     /* [K] */
+  /* each account's currency (/margin/currency, the `units` of the money
+   * datasets): [A], or NULL; a NULL array or entry is the reporting one */
+  char *const *account_currency;
   /* /margin, float64 per account */
   const double *requirement, *unified, *siloed, *diversification, *minimum;
   const double *by_set;      /* [A x K] */

@@ -10,6 +10,7 @@
  * Every violation becomes one message "file: /dataset[row] = value: rule"
  * in the caller's xm_diag. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,9 +39,10 @@ static int xm__check_format(xm__rd *r, const char *want) {
   double v = 0;
   got = xm__attr_f64(r, "/", "format_version", &v);
   if (got == 0)
-    xm__bad(r, "/: attribute format_version is missing (must be 1)");
-  else if (got > 0 && v != 1.0)
-    xm__bad(r, "/: attribute format_version = %g: must be 1 (the version this xmargin reads)", v);
+    xm__bad(r, "/: attribute format_version is missing (must be 1 or 2)");
+  else if (got > 0 && v != 1.0 && v != 2.0)
+    xm__bad(r, "/: attribute format_version = %g: must be 1 or 2 (the versions this xmargin reads)",
+            v);
   return cont;
 }
 
@@ -104,13 +106,15 @@ static int xm__read_column(xm__rd *r, const char *path, hid_t did, hsize_t n, hs
 }
 
 /* Reads table t (a group of 1-D columns of one length, the first column's)
- * into base. A column that is missing, of the wrong type or length is
- * reported and left NULL; an empty table is reported; then the names of the
- * coded columns are mapped to codes. */
+ * into base. A required column that is missing, a column of the wrong type
+ * or length is reported and left NULL (an optional column that is absent
+ * stays NULL); an empty table is reported (unless t is optional, which may
+ * also be absent: 0 rows); then the names of the coded columns are mapped to
+ * codes. */
 static void xm__read_table(xm__rd *r, const xm__table *t, void *base) {
   xm__count_set(base, t->rows, 0);
   int ex = xm__exists(r, t->group, H5I_GROUP);
-  if (ex == -2)
+  if (ex == -2 || (ex == 0 && t->optional))
     return;
   if (ex == 0) {
     xm__bad(r, "%s: required group is missing", t->group);
@@ -127,6 +131,17 @@ static void xm__read_table(xm__rd *r, const xm__table *t, void *base) {
     const xm__column *col = &t->cols[k];
     char path[512];
     snprintf(path, sizeof path, "%s/%s", t->group, col->name);
+    if (!col->required) {
+      int cx = xm__exists(r, path, H5I_DATASET);
+      if (cx == -2) /* refused, with its message */
+        continue;
+      if (cx < 0) {
+        xm__bad(r, "%s: must be a dataset, not a group or other object", path);
+        continue;
+      }
+      if (cx == 0) /* absent: the default */
+        continue;
+    }
     hsize_t dims[2];
     hid_t did = xm__open_dset(r, path, 1, dims);
     if (did < 0)
@@ -145,7 +160,7 @@ static void xm__read_table(xm__rd *r, const xm__table *t, void *base) {
   }
   int64_t n = (int64_t)ref_rows;
   xm__count_set(base, t->rows, n);
-  if (n == 0)
+  if (n == 0 && !t->optional)
     xm__bad(r, "%s: has no rows: %s", t->group, t->empty);
   for (int k = 0; k < t->ncols; k++) {
     const xm__column *col = &t->cols[k];
@@ -443,30 +458,48 @@ xm_status xm_scenarios_read(const char *path, xm_scenario_file *out, xm_diag *di
 
 /* ---- The kind of a file ----------------------------------------------------- */
 
-/* Reads the root attribute format into *arg (a char *), "" if absent. */
+typedef struct xm__kind {
+  char *format;
+  double version; /* NaN when absent or not a number */
+} xm__kind;
+
+/* Reads the root attributes format ("" if absent) and format_version into
+ * *arg (an xm__kind). */
 static void xm__format_body(xm__rd *r, void *arg) {
-  char **out = arg;
+  xm__kind *k = arg;
   xm_diag *d = r->ck.diag;
   r->ck.diag = NULL; /* missing or not a string: "" (an unknown kind), no message */
-  xm__attr_str(r, "/", "format", out);
+  xm__attr_str(r, "/", "format", &k->format);
+  k->version = NAN;
+  double v = NAN;
+  if (xm__attr_f64(r, "/", "format_version", &v) > 0)
+    k->version = v;
   r->ck.diag = d;
   r->ck.nerr = 0;
 }
 
 static void xm__format_free(void *arg) {
-  char **s = arg;
-  free(*s);
-  *s = NULL;
+  xm__kind *k = arg;
+  free(k->format);
+  k->format = NULL;
 }
 
-xm_status xm_file_format(const char *path, char *buf, size_t cap, xm_diag *diag) {
+xm_status xm_file_kind(const char *path, char *buf, size_t cap, int *version, xm_diag *diag) {
   if (!path || !buf || cap == 0)
     return XM_EINVAL;
   buf[0] = '\0';
-  char *s = NULL;
-  xm_status st = xm__read_file(path, &s, sizeof s, xm__format_body, xm__format_free, diag);
-  if (s)
-    snprintf(buf, cap, "%s", s);
-  free(s);
+  if (version)
+    *version = 0;
+  xm__kind k = {NULL, NAN};
+  xm_status st = xm__read_file(path, &k, sizeof k, xm__format_body, xm__format_free, diag);
+  if (k.format)
+    snprintf(buf, cap, "%s", k.format);
+  if (version && k.version >= 1 && k.version <= INT32_MAX && k.version == floor(k.version))
+    *version = (int)k.version;
+  free(k.format);
   return st;
+}
+
+xm_status xm_file_format(const char *path, char *buf, size_t cap, xm_diag *diag) {
+  return xm_file_kind(path, buf, cap, NULL, diag);
 }

@@ -29,6 +29,12 @@
 #define XM__PNL_CHUNK_A 16
 #define XM__PNL_DEFLATE 4
 
+/* "/pnl/" and a set name, for messages. */
+#define XM__PNL_WHERE 600
+
+/* The FORMAT.md version every writer writes (readers take 1 and 2). */
+#define XM__FORMAT_VERSION 2
+
 typedef struct xm__wr {
   const char *path; /* the target */
   char *dir;        /* its folder */
@@ -497,12 +503,14 @@ xm_status xm_portfolio_write(const char *path, const xm_portfolio *p, xm_diag *d
   if (st != XM_OK)
     goto cleanup;
   xm__w_attr_str(&w, w.fid, "/", "format", "xmargin.portfolio");
-  xm__w_attr_i32(&w, w.fid, "/", "format_version", 1);
+  xm__w_attr_i32(&w, w.fid, "/", "format_version", XM__FORMAT_VERSION);
   xm__w_attr_str(&w, w.fid, "/", "valuation_date", p->valuation_date);
   xm__w_attr_str(&w, w.fid, "/", "currency", p->currency);
 
   for (int t = 0; t < XM__PORTFOLIO_TABLES && st == XM_OK; t++) {
     const xm__table *tb = &xm__portfolio_tables[t];
+    if (tb->optional && xm__count_get(p, tb->rows) == 0)
+      continue; /* an optional table of no rows is an absent group */
     g = xm__w_group(&w, w.fid, tb->group);
     if (g < 0)
       goto cleanup;
@@ -539,7 +547,7 @@ xm_status xm_scenarios_write(const char *path, const xm_scenario_file *s, xm_dia
   if (st != XM_OK)
     goto cleanup;
   xm__w_attr_str(&w, w.fid, "/", "format", "xmargin.scenarios");
-  xm__w_attr_i32(&w, w.fid, "/", "format_version", 1);
+  xm__w_attr_i32(&w, w.fid, "/", "format_version", XM__FORMAT_VERSION);
   if (s->n_days > 0 || s->n_hfactors > 0) {
     g = xm__w_group(&w, w.fid, xm__history_table.group);
     if (g < 0)
@@ -576,22 +584,37 @@ cleanup:
 
 /* ---- Results (FORMAT.md section 3) ------------------------------------------------ */
 
-/* Writes a [rows x cols] float64 dataset of /margin and attaches the scales. */
+/* The attributes of a money dataset (FORMAT.md section 3): `units`, its
+ * currency (or "account currency" where the accounts' differ), and
+ * `long_name`. */
+static void xm__w_money_attrs(xm__wr *w, hid_t did, const char *where, const char *units,
+                              const char *long_name) {
+  xm__w_attr_str(w, did, where, "units", units);
+  xm__w_attr_str(w, did, where, "long_name", long_name);
+}
+
+/* Writes a [rows x cols] float64 money dataset of /margin (units, long_name)
+ * and attaches the scales. */
 static void xm__w_margin(xm__wr *w, hid_t g, const char *name, int rank, int64_t rows, int64_t cols,
-                         const double *v, hid_t scale0, hid_t scale1) {
+                         const double *v, hid_t scale0, hid_t scale1, const char *units,
+                         const char *long_name) {
   hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols};
   hid_t did = xm__w_dset(w, g, "/margin", name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, rank, dims, v,
                          H5P_DEFAULT);
   if (did < 0)
     return;
+  char where[64];
+  snprintf(where, sizeof where, "/margin/%s", name);
+  xm__w_money_attrs(w, did, where, units, long_name);
   if (H5DSattach_scale(did, scale0, 0) < 0 || (rank == 2 && H5DSattach_scale(did, scale1, 1) < 0))
     xm__wfail(w, "/margin/%s: HDF5 cannot attach the dimension scales", name);
   H5Dclose(did);
 }
 
-/* Writes /pnl/<name> float32 [S x A], chunked and compressed. */
-static void xm__w_pnl(xm__wr *w, hid_t g, const char *name, int64_t S, int64_t A,
-                      const float *pnl) {
+/* Writes /pnl/<name> float32 [S x A], chunked and compressed, a money
+ * dataset in units. */
+static void xm__w_pnl(xm__wr *w, hid_t g, const char *name, int64_t S, int64_t A, const float *pnl,
+                      const char *units) {
   hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
   if (dcpl < 0) {
     xm__wfail(w, "/pnl/%s: HDF5 cannot make the creation properties", name);
@@ -606,14 +629,20 @@ static void xm__w_pnl(xm__wr *w, hid_t g, const char *name, int64_t S, int64_t A
   }
   hsize_t dims[2] = {(hsize_t)S, (hsize_t)A};
   char where[] = "/pnl";
-  xm__close_d(xm__w_dset(w, g, where, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims, pnl, dcpl));
+  hid_t did = xm__w_dset(w, g, where, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims, pnl, dcpl);
+  if (did >= 0) {
+    char at[XM__PNL_WHERE];
+    snprintf(at, sizeof at, "/pnl/%s", name);
+    xm__w_money_attrs(w, did, at, units, "loss of each account in each scenario (positive = loss)");
+  }
+  xm__close_d(did);
   H5Pclose(dcpl);
 }
 
 static uint64_t xm__strs_bytes(char *const *s, int64_t n) {
   uint64_t b = 0;
   for (int64_t i = 0; s && i < n; i++)
-    b += strlen(s[i]) + 32; /* global heap object and reference */
+    b += (s[i] ? strlen(s[i]) : 0) + 32; /* global heap object and reference */
   return b;
 }
 
@@ -622,7 +651,9 @@ static uint64_t xm__strs_bytes(char *const *s, int64_t n) {
 static uint64_t xm__results_bytes(const xm_results *r) {
   uint64_t A = (uint64_t)r->n_accounts, G = (uint64_t)r->n_silos, K = (uint64_t)r->n_sets;
   uint64_t b = 8 * A * (16 + 4 * G + K) + 2 * xm__strs_bytes(r->account, r->n_accounts) +
-               8 * xm__strs_bytes(r->silo, r->n_silos) + 8 * xm__strs_bytes(r->set, r->n_sets);
+               2 * xm__strs_bytes(r->account_currency, r->account_currency ? r->n_accounts : 0) +
+               48 * A + 8 * xm__strs_bytes(r->silo, r->n_silos) +
+               8 * xm__strs_bytes(r->set, r->n_sets);
   for (int64_t k = 0; k < r->n_sets; k++) {
     const xm_results_set *s = &r->sets[k];
     uint64_t S = (uint64_t)s->n_scenarios;
@@ -666,6 +697,23 @@ xm_status xm_results_write(const char *path, const xm_results *r, xm_diag *diag)
         return XM_EINVAL;
   }
 
+  /* each account's currency, and the units of the money datasets: the
+   * accounts' common currency, else "account currency" */
+  const char *rep = r->reporting_currency ? r->reporting_currency : "";
+  const char **cur = malloc((A > 0 ? (size_t)A : 1) * sizeof *cur);
+  if (!cur) {
+    xm_diag_add(diag, "%s: out of memory", path);
+    return XM_ENOMEM;
+  }
+  const char *units = rep;
+  for (int64_t a = 0; a < A; a++) {
+    cur[a] = r->account_currency && r->account_currency[a] ? r->account_currency[a] : rep;
+    if (a == 0)
+      units = cur[0];
+    else if (strcmp(cur[a], units) != 0)
+      units = "account currency";
+  }
+
   xm__wr w;
   hid_t sa = -1, sg = -1, sk = -1, g = -1, g2 = -1;
   xm_status st = xm__wr_begin(&w, path, xm__results_bytes(r), diag);
@@ -675,9 +723,10 @@ xm_status xm_results_write(const char *path, const xm_results *r, xm_diag *diag)
   /* root attributes */
   hid_t f = w.fid;
   xm__w_attr_str(&w, f, "/", "format", "xmargin.results");
-  xm__w_attr_i32(&w, f, "/", "format_version", 1);
+  xm__w_attr_i32(&w, f, "/", "format_version", XM__FORMAT_VERSION);
   xm__w_attr_str(&w, f, "/", "software_version", r->software_version);
   xm__w_attr_str(&w, f, "/", "created_utc", r->created_utc);
+  xm__w_attr_str(&w, f, "/", "reporting_currency", rep);
   xm__w_attr_str(&w, f, "/", "portfolio", r->portfolio);
   xm__w_attr_str(&w, f, "/", "scenarios", r->scenarios);
   xm__w_attr_str(&w, f, "/", "portfolio_sha256", r->portfolio_sha256);
@@ -703,14 +752,27 @@ xm_status xm_results_write(const char *path, const xm_results *r, xm_diag *diag)
   g = xm__w_group(&w, f, "/margin");
   if (g < 0)
     goto cleanup;
-  xm__w_margin(&w, g, "requirement", 1, A, 1, r->requirement, sa, -1);
-  xm__w_margin(&w, g, "unified", 1, A, 1, r->unified, sa, -1);
-  xm__w_margin(&w, g, "siloed", 1, A, 1, r->siloed, sa, -1);
-  xm__w_margin(&w, g, "diversification", 1, A, 1, r->diversification, sa, -1);
-  xm__w_margin(&w, g, "minimum", 1, A, 1, r->minimum, sa, -1);
-  xm__w_margin(&w, g, "by_set", 2, A, K, r->by_set, sa, sk);
-  xm__w_margin(&w, g, "by_silo", 2, A, G, r->by_silo, sa, sg);
-  xm__w_margin(&w, g, "attribution", 2, A, G, r->attribution, sa, sg);
+  xm__w_margin(&w, g, "requirement", 1, A, 1, r->requirement, sa, -1, units, "margin requirement");
+  xm__w_margin(&w, g, "unified", 1, A, 1, r->unified, sa, -1, units,
+               "unified requirement: the whole account's worst set measure plus its add-on");
+  xm__w_margin(&w, g, "siloed", 1, A, 1, r->siloed, sa, -1, units,
+               "siloed requirement: the sum over silos of each silo's core plus its add-on");
+  xm__w_margin(&w, g, "diversification", 1, A, 1, r->diversification, sa, -1, units,
+               "diversification: max(0, siloed - unified)");
+  xm__w_margin(&w, g, "minimum", 1, A, 1, r->minimum, sa, -1, units,
+               "minimum charge per option contract");
+  xm__w_margin(&w, g, "by_set", 2, A, K, r->by_set, sa, sk, units,
+               "risk measure of the whole account in each scenario set");
+  xm__w_margin(&w, g, "by_silo", 2, A, G, r->by_silo, sa, sg, units,
+               "each silo's core plus its add-on");
+  xm__w_margin(&w, g, "attribution", 2, A, G, r->attribution, sa, sg, units,
+               "each silo's share of the unified core");
+  hid_t dc = xm__w_strs(&w, g, "/margin", "currency", (char *const *)cur, A);
+  if (dc >= 0) {
+    if (H5DSattach_scale(dc, sa, 0) < 0)
+      xm__wfail(&w, "/margin/currency: HDF5 cannot attach the dimension scale");
+    H5Dclose(dc);
+  }
   hsize_t dA[1] = {(hsize_t)A};
   hid_t bs = xm__w_dset(&w, g, "/margin", "binding_set", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, dA,
                         r->binding_set, H5P_DEFAULT);
@@ -752,7 +814,7 @@ xm_status xm_results_write(const char *path, const xm_results *r, xm_diag *diag)
         goto cleanup;
       for (int64_t k = 0; k < K; k++)
         if (r->sets[k].pnl)
-          xm__w_pnl(&w, g, r->sets[k].name, r->sets[k].n_scenarios, A, r->sets[k].pnl);
+          xm__w_pnl(&w, g, r->sets[k].name, r->sets[k].n_scenarios, A, r->sets[k].pnl, units);
     }
   }
 
@@ -762,6 +824,7 @@ cleanup:
   xm__close_d(sk);
   xm__close_d(sg);
   xm__close_d(sa);
+  free(cur);
   return xm__wr_end(&w, st);
 }
 

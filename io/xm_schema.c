@@ -14,17 +14,25 @@ static const xm__codes xm__factor_kinds = {xm__factor_kind_names, XM_FACTOR_KIND
 static const xm__codes xm__instrument_types = {xm__type_names, XM_TYPE_COUNT, "instrument type",
                                                (unsigned)XM_TYPES_BOOK};
 
-/* A column of a portfolio table (one length: the table's count n). */
-#define XM__P(name, elem, field, n, codes)                                                         \
+/* A column of a portfolio table (one length: the table's count n); XM__O
+ * an optional one (version 2: NULL when absent, every row the default). */
+#define XM__COL(name, elem, req, field, n, codes)                                                  \
   {                                                                                                \
-    name, elem, 1, offsetof(xm_portfolio, field), offsetof(xm_portfolio, n), XM__RANK1, codes,     \
+    name, elem, req, offsetof(xm_portfolio, field), offsetof(xm_portfolio, n), XM__RANK1, codes,   \
         NULL, NULL                                                                                 \
   }
+#define XM__P(name, elem, field, n, codes) XM__COL(name, elem, 1, field, n, codes)
+#define XM__O(name, elem, field, n) XM__COL(name, elem, 0, field, n, NULL)
 
 static const xm__column xm__factor_cols[] = {
     XM__P("name", XM__STRING, factor_name, n_factors, NULL),
     XM__P("kind", XM__STRING, factor_kind, n_factors, &xm__factor_kinds),
     XM__P("level", XM__FLOAT, factor_level, n_factors, NULL),
+    XM__O("half_spread", XM__FLOAT, factor_half_spread, n_factors),
+    XM__O("impact", XM__FLOAT, factor_impact, n_factors),
+    XM__O("adv", XM__FLOAT, factor_adv, n_factors),
+    XM__O("haircut", XM__FLOAT, factor_haircut, n_factors),
+    XM__O("collateral_limit", XM__FLOAT, factor_collateral_limit, n_factors),
 };
 
 static const xm__column xm__silo_cols[] = {
@@ -44,11 +52,28 @@ static const xm__column xm__instrument_cols[] = {
     XM__P("rate", XM__FLOAT, inst_rate, n_instruments, NULL),
     XM__P("dividend_yield", XM__FLOAT, inst_dividend_yield, n_instruments, NULL),
     XM__P("multiplier", XM__FLOAT, inst_multiplier, n_instruments, NULL),
+    XM__O("currency", XM__STRING, inst_currency, n_instruments),
+    XM__O("funding_rate", XM__FLOAT, inst_funding_rate, n_instruments),
 };
 
 static const xm__column xm__account_cols[] = {
     XM__P("id", XM__STRING, account_id, n_accounts, NULL),
     XM__P("cross_margin", XM__INT, account_cross_margin, n_accounts, NULL),
+    XM__O("currency", XM__STRING, account_currency, n_accounts),
+};
+
+/* Version 2's optional tables: an absent group is 0 rows. */
+static const xm__column xm__fx_cols[] = {
+    XM__P("currency", XM__STRING, fx_currency, n_fx, NULL),
+    XM__P("factor", XM__INT, fx_factor, n_fx, NULL),
+};
+
+static const xm__column xm__collateral_cols[] = {
+    XM__P("account", XM__INT, coll_account, n_collateral, NULL),
+    XM__P("factor", XM__INT, coll_factor, n_collateral, NULL),
+    XM__O("currency", XM__STRING, coll_currency, n_collateral),
+    XM__P("quantity", XM__FLOAT, coll_quantity, n_collateral, NULL),
+    XM__P("silo", XM__INT, coll_silo, n_collateral, NULL),
 };
 
 static const xm__column xm__position_cols[] = {
@@ -56,20 +81,28 @@ static const xm__column xm__position_cols[] = {
     XM__P("instrument", XM__INT, pos_instrument, n_positions, NULL),
     XM__P("quantity", XM__FLOAT, pos_quantity, n_positions, NULL),
 };
+#undef XM__O
 #undef XM__P
+#undef XM__COL
 
 #define XM__NCOLS(c) ((int)(sizeof c / sizeof c[0]))
 _Static_assert(XM__NCOLS(xm__instrument_cols) <= XM__MAX_COLUMNS, "the widest table");
 #define XM__T(group, cols, n, empty)                                                               \
-  { group, XM__TABLE, cols, XM__NCOLS(cols), offsetof(xm_portfolio, n), empty }
+  { group, XM__TABLE, cols, XM__NCOLS(cols), offsetof(xm_portfolio, n), empty, 0 }
+/* An optional table (empty NULL: it may have no rows). */
+#define XM__TO(group, cols, n)                                                                     \
+  { group, XM__TABLE, cols, XM__NCOLS(cols), offsetof(xm_portfolio, n), NULL, 1 }
 
 const xm__table xm__portfolio_tables[XM__PORTFOLIO_TABLES] = {
     XM__T("/factors", xm__factor_cols, n_factors, "at least one risk factor is required"),
     XM__T("/silos", xm__silo_cols, n_silos, "at least one silo is required"),
     XM__T("/instruments", xm__instrument_cols, n_instruments, "nothing to margin"),
     XM__T("/accounts", xm__account_cols, n_accounts, "nothing to margin"),
+    XM__TO("/fx", xm__fx_cols, n_fx),
+    XM__TO("/collateral", xm__collateral_cols, n_collateral),
     XM__T("/positions", xm__position_cols, n_positions, "nothing to margin"),
 };
+#undef XM__TO
 #undef XM__T
 
 /* /history (into xm_scenario_file): factor [F_h], date [T], return [T x F_h]. */
@@ -85,7 +118,7 @@ static const xm__column xm__history_cols[] = {
 #undef XM__H
 
 const xm__table xm__history_table = {
-    "/history", XM__ARRAYS, xm__history_cols, XM__NCOLS(xm__history_cols), 0, NULL};
+    "/history", XM__ARRAYS, xm__history_cols, XM__NCOLS(xm__history_cols), 0, NULL, 0};
 
 /* /sets/<name> (into xm_scenario_set): factor [F_s], shock [S x F_s], label
  * [S], weight [S] (optional). */
@@ -102,8 +135,8 @@ static const xm__column xm__set_cols[] = {
 };
 #undef XM__S
 
-const xm__table xm__set_table = {"/sets", XM__ARRAYS, xm__set_cols, XM__NCOLS(xm__set_cols),
-                                 0,       NULL};
+const xm__table xm__set_table = {"/sets", XM__ARRAYS, xm__set_cols, XM__NCOLS(xm__set_cols), 0,
+                                 NULL,    0};
 #undef XM__NCOLS
 
 const xm__column *xm__count_owner(const xm__table *t, size_t rows) {

@@ -69,12 +69,15 @@ typedef struct xm__table {
   const xm__column *cols;
   int ncols;
   size_t rows;       /* XM__TABLE: offsetof the count of rows */
-  const char *empty; /* XM__TABLE: the rule an empty table breaks */
+  const char *empty; /* XM__TABLE, not optional: the rule an empty table breaks */
+  int optional;      /* XM__TABLE: an absent group is 0 rows (version 2's /fx,
+                        /collateral); present, it is read and checked as any
+                        table, and may be empty */
 } xm__table;
 
-/* /factors, /silos, /instruments, /accounts, /positions, in FORMAT.md's
- * order, into xm_portfolio. */
-#define XM__PORTFOLIO_TABLES 5
+/* /factors, /silos, /instruments, /accounts, /fx, /collateral, /positions,
+ * in FORMAT.md's order, into xm_portfolio. */
+#define XM__PORTFOLIO_TABLES 7
 extern const xm__table xm__portfolio_tables[XM__PORTFOLIO_TABLES];
 /* /history, into xm_scenario_file. */
 extern const xm__table xm__history_table;

@@ -17,6 +17,9 @@
 #include "xm_tables.h"
 #include "xm_validate.h"
 
+/* The longest currency plus its NUL (the root attribute's buffer). */
+#define XM__CURRENCY_CAP sizeof(((xm_portfolio *)0)->currency)
+
 /* ---- Messages ------------------------------------------------------------------ */
 
 void xm__vreport(xm__check *c, const char *fmt, va_list ap) {
@@ -116,8 +119,6 @@ int xm__rule_valuation_date(xm__check *c, const char *s) {
   return 0;
 }
 
-#define XM__CURRENCY_CAP sizeof(((xm_portfolio *)0)->currency)
-
 int xm__rule_currency(xm__check *c, const char *s) {
   if (s[0] != '\0' && strlen(s) < XM__CURRENCY_CAP)
     return 1;
@@ -213,18 +214,55 @@ static void xm__check_finite2(xm__check *c, const char *path, const double *v, i
                       (long long)j, v[i * cols + j]);
 }
 
-/* idx[n] must be rows of a table of m rows (allow_none: -1 means none). */
+/* idx[n] must be rows of a table of m rows; none: NULL, or what -1 means
+ * ("none", "cash"), which is then allowed. */
 static void xm__check_index(xm__check *c, const char *path, const int32_t *idx, int64_t n,
-                            int64_t m, const char *table, int allow_none) {
+                            int64_t m, const char *table, const char *none) {
   if (!idx)
     return;
   for (int64_t i = 0; i < n; i++) {
-    if (allow_none && idx[i] == -1)
+    if (none && idx[i] == -1)
       continue;
     if (idx[i] < 0 || idx[i] >= m)
-      xm__violation(c, "%s[%lld] = %d: index out of range: must be a row of %s (0..%lld)%s", path,
-                    (long long)i, idx[i], table, (long long)m - 1,
-                    allow_none ? " or -1 for none" : "");
+      xm__violation(c, "%s[%lld] = %d: index out of range: must be a row of %s (0..%lld)%s%s", path,
+                    (long long)i, idx[i], table, (long long)m - 1, none ? " or -1 for " : "",
+                    none ? none : "");
+  }
+}
+
+/* Every finite v[i] must be >= 0 (name: the column's, for the rule). */
+static void xm__check_nonneg(xm__check *c, const char *path, const char *name, const double *v,
+                             int64_t n) {
+  for (int64_t i = 0; v && i < n; i++)
+    if (isfinite(v[i]) && v[i] < 0)
+      xm__violation(c, "%s[%lld] = %g: %s must be >= 0", path, (long long)i, v[i], name);
+}
+
+/* A currency (FORMAT.md section 1): text of 1 to 15 characters, as the
+ * root attribute's (xm__rule_currency). */
+static int xm__currency_len_ok(const char *s) {
+  return s[0] != '\0' && strlen(s) < XM__CURRENCY_CAP;
+}
+
+/* The currencies cur[n] of a version-2 column (NULL: every row is the
+ * reporting one): each of 1 to 15 characters, and either the reporting
+ * currency rep or a currency of /fx (fx: its index, NULL when /fx could not
+ * be indexed, or rep NULL, the reporting currency not valid: that rule is
+ * skipped). */
+static void xm__check_currencies(xm__check *c, const char *rep, const xm__names *fx,
+                                 const char *path, char *const *cur, int64_t n) {
+  for (int64_t i = 0; cur && i < n; i++) {
+    const char *s = cur[i];
+    if (!s)
+      continue;
+    if (!xm__currency_len_ok(s))
+      xm__violation(c, "%s[%lld] = '%.64s': a currency must be 1 to %zu characters", path,
+                    (long long)i, s, XM__CURRENCY_CAP - 1);
+    else if (fx && rep && strcmp(s, rep) != 0 && xm__names_find(fx, s) < 0)
+      xm__violation(c,
+                    "%s[%lld] = '%s': unknown currency: must be the reporting currency '%s' or "
+                    "a currency of /fx",
+                    path, (long long)i, s, rep);
   }
 }
 
@@ -238,7 +276,139 @@ static const char *xm__factor_shown(const xm_portfolio *p, int32_t f) {
   return p->factor_name && p->factor_name[f] ? p->factor_name[f] : "?";
 }
 
+/* Factor f's kind when f is a row of /factors and the kinds are known, else -1. */
+static int32_t xm__kind_of(const xm_portfolio *p, int32_t f) {
+  return p->factor_kind && f >= 0 && f < p->n_factors ? p->factor_kind[f] : -1;
+}
+
+/* The version-2 columns of /factors (METHODOLOGY.md sections 4.1 and 6):
+ * finite, the add-on and collateral numbers >= 0, haircut in [0, 1]. */
+static void xm__factor_v2_check(xm__check *c, const xm_portfolio *p) {
+  int64_t nf = p->n_factors;
+  const struct {
+    const char *path, *name;
+    const double *v;
+  } col[] = {
+      {"/factors/half_spread", "half_spread", p->factor_half_spread},
+      {"/factors/impact", "impact", p->factor_impact},
+      {"/factors/adv", "adv", p->factor_adv},
+      {"/factors/haircut", NULL, p->factor_haircut},
+      {"/factors/collateral_limit", "collateral_limit", p->factor_collateral_limit},
+  };
+  for (size_t k = 0; k < sizeof col / sizeof col[0]; k++) {
+    xm__check_finite(c, col[k].path, col[k].v, nf);
+    if (col[k].name)
+      xm__check_nonneg(c, col[k].path, col[k].name, col[k].v, nf);
+  }
+  for (int64_t i = 0; p->factor_haircut && i < nf; i++)
+    if (isfinite(p->factor_haircut[i]) && (p->factor_haircut[i] < 0 || p->factor_haircut[i] > 1))
+      xm__violation(c, "/factors/haircut[%lld] = %g: haircut must be in [0, 1]", (long long)i,
+                    p->factor_haircut[i]);
+}
+
+/* The version-2 columns of /instruments (METHODOLOGY.md sections 2.1 to
+ * 2.3): currencies known, an inverse type settled in a currency of /fx,
+ * funding only on the types that pay it. rep: the reporting currency, NULL
+ * when it is not valid (the rules that compare with it are skipped). */
+static void xm__instrument_v2_check(xm__check *c, const xm_portfolio *p, const xm__names *fx,
+                                    const char *rep) {
+  int64_t ni = p->n_instruments;
+  xm__check_currencies(c, rep, fx, "/instruments/currency", p->inst_currency, ni);
+  for (int64_t i = 0; rep && p->inst_type && i < ni; i++) {
+    int32_t t = p->inst_type[i];
+    if (t < 0 || t >= XM_TYPE_COUNT || !XM_TYPE_IS_INVERSE(t))
+      continue;
+    if (!p->inst_currency)
+      xm__violation(c,
+                    "/instruments/type[%lld] = '%s': an inverse type settles in its coin, a "
+                    "currency of /fx: /instruments/currency is absent, so it would settle in the "
+                    "reporting currency '%s'",
+                    (long long)i, xm_type_name(t), rep);
+    else if (p->inst_currency[i] && strcmp(p->inst_currency[i], rep) == 0)
+      xm__violation(c,
+                    "/instruments/currency[%lld] = '%s': an inverse type ('%s') settles in its "
+                    "coin: must be a currency of /fx, not the reporting currency",
+                    (long long)i, rep, xm_type_name(t));
+  }
+  xm__check_finite(c, "/instruments/funding_rate", p->inst_funding_rate, ni);
+  char funded[128];
+  xm__names_list(xm__type_names, XM_TYPE_COUNT, (unsigned)XM_TYPES_FUNDING, funded, sizeof funded);
+  for (int64_t i = 0; p->inst_funding_rate && p->inst_type && i < ni; i++) {
+    int32_t t = p->inst_type[i];
+    double f = p->inst_funding_rate[i];
+    if (t >= 0 && t < XM_TYPE_COUNT && !XM_TYPE_HAS_FUNDING(t) && isfinite(f) && f != 0)
+      xm__violation(c,
+                    "/instruments/funding_rate[%lld] = %g: must be 0 for type '%s' (only %s pay "
+                    "funding)",
+                    (long long)i, f, xm_type_name(t), funded);
+  }
+}
+
+/* /fx: currencies non-empty, unique, of at most 15 characters and not the
+ * reporting currency; each factor a row of /factors that is a price factor. */
+static void xm__fx_check(xm__check *c, const xm_portfolio *p, const char *rep) {
+  int64_t n = p->n_fx;
+  xm__check_names(c, "/fx/currency", p->fx_currency, n, "currency");
+  for (int64_t i = 0; p->fx_currency && i < n; i++) {
+    const char *s = p->fx_currency[i];
+    if (!s || !s[0]) /* NULL: reported as such; "": by xm__check_names */
+      continue;
+    if (!xm__currency_len_ok(s))
+      xm__violation(c, "/fx/currency[%lld] = '%.64s': a currency must be 1 to %zu characters",
+                    (long long)i, s, XM__CURRENCY_CAP - 1);
+    else if (rep && strcmp(s, rep) == 0)
+      xm__violation(c,
+                    "/fx/currency[%lld] = '%s': the reporting currency is not a row of /fx (one "
+                    "unit of it is worth 1)",
+                    (long long)i, s);
+  }
+  xm__check_index(c, "/fx/factor", p->fx_factor, n, p->n_factors, "/factors", NULL);
+  for (int64_t i = 0; p->fx_factor && i < n; i++) {
+    int32_t f = p->fx_factor[i], k = xm__kind_of(p, f);
+    if (k >= 0 && k != XM_FACTOR_PRICE)
+      xm__violation(c,
+                    "/fx/factor[%lld] = %d: an /fx factor must be a price factor (factor '%.64s' "
+                    "is not)",
+                    (long long)i, f, xm__factor_shown(p, f));
+  }
+}
+
+/* /collateral: rows of /accounts, /factors (a price factor, or -1 for cash)
+ * and /silos (or -1), currencies known, quantities finite and >= 0. */
+static void xm__collateral_check(xm__check *c, const xm_portfolio *p, const xm__names *fx,
+                                 const char *rep) {
+  int64_t n = p->n_collateral;
+  xm__check_index(c, "/collateral/account", p->coll_account, n, p->n_accounts, "/accounts", NULL);
+  xm__check_index(c, "/collateral/factor", p->coll_factor, n, p->n_factors, "/factors", "cash");
+  for (int64_t i = 0; p->coll_factor && i < n; i++) {
+    int32_t f = p->coll_factor[i], k = xm__kind_of(p, f);
+    if (k >= 0 && k != XM_FACTOR_PRICE)
+      xm__violation(c,
+                    "/collateral/factor[%lld] = %d: a collateral factor must be a price factor or "
+                    "-1 for cash (factor '%.64s' is not)",
+                    (long long)i, f, xm__factor_shown(p, f));
+  }
+  xm__check_currencies(c, rep, fx, "/collateral/currency", p->coll_currency, n);
+  xm__check_finite(c, "/collateral/quantity", p->coll_quantity, n);
+  xm__check_nonneg(c, "/collateral/quantity", "quantity", p->coll_quantity, n);
+  xm__check_index(c, "/collateral/silo", p->coll_silo, n, p->n_silos, "/silos/name", "none");
+}
+
 void xm__portfolio_check(xm__check *c, const xm_portfolio *p) {
+  /* the reporting currency (NULL when it is not valid: reported with the
+   * root attributes) and the index of /fx's currencies (NULL when the
+   * column is broken: the rules that look currencies up are skipped) */
+  const char *rep =
+      memchr(p->currency, '\0', sizeof p->currency) && xm__currency_len_ok(p->currency)
+          ? p->currency
+          : NULL;
+  xm__names *fx = NULL;
+  if (p->fx_currency || p->n_fx == 0) {
+    xm_status st = xm__names_build(&fx, p->fx_currency, p->n_fx);
+    if (st == XM_ENOMEM)
+      xm__check_nomem(c, "/fx/currency");
+  }
+
   /* factors */
   xm__check_names(c, "/factors/name", p->factor_name, p->n_factors, "factor name");
   xm__check_finite(c, "/factors/level", p->factor_level, p->n_factors);
@@ -248,16 +418,17 @@ void xm__portfolio_check(xm__check *c, const xm_portfolio *p) {
           p->factor_level[i] <= 0)
         xm__violation(c, "/factors/level[%lld] = %g: level must be > 0 for a price factor",
                       (long long)i, p->factor_level[i]);
+  xm__factor_v2_check(c, p);
   xm__check_names(c, "/silos/name", p->silo_name, p->n_silos, "silo name");
 
   /* instruments */
   int64_t ni = p->n_instruments;
   xm__check_names(c, "/instruments/id", p->inst_id, ni, "instrument id");
-  xm__check_index(c, "/instruments/silo", p->inst_silo, ni, p->n_silos, "/silos/name", 0);
+  xm__check_index(c, "/instruments/silo", p->inst_silo, ni, p->n_silos, "/silos/name", NULL);
   xm__check_index(c, "/instruments/underlying", p->inst_underlying, ni, p->n_factors, "/factors",
-                  0);
+                  NULL);
   xm__check_index(c, "/instruments/vol_factor", p->inst_vol_factor, ni, p->n_factors, "/factors",
-                  1);
+                  "none");
   if (p->factor_kind) {
     for (int64_t i = 0; i < ni; i++) {
       int32_t u = p->inst_underlying ? p->inst_underlying[i] : -1;
@@ -267,10 +438,11 @@ void xm__portfolio_check(xm__check *c, const xm_portfolio *p) {
                       "(factor '%.64s' is not)",
                       (long long)i, u, xm__factor_shown(p, u));
       int32_t v = p->inst_vol_factor ? p->inst_vol_factor[i] : -1;
-      if (v >= 0 && v < p->n_factors && p->factor_kind[v] != XM_FACTOR_VOL)
+      if (v >= 0 && v < p->n_factors && p->factor_kind[v] != XM_FACTOR_VOL &&
+          p->factor_kind[v] != XM_FACTOR_LOGVOL)
         xm__violation(c,
-                      "/instruments/vol_factor[%lld] = %d: the vol factor must be a vol factor "
-                      "(factor '%.64s' is not)",
+                      "/instruments/vol_factor[%lld] = %d: the vol factor must be a vol or logvol "
+                      "factor (factor '%.64s' is not)",
                       (long long)i, v, xm__factor_shown(p, v));
     }
   }
@@ -307,6 +479,7 @@ void xm__portfolio_check(xm__check *c, const xm_portfolio *p) {
       xm__violation(c, "/instruments/call[%lld] = %d: call must be 1 (call) or 0 (put)",
                     (long long)i, p->inst_call[i]);
   }
+  xm__instrument_v2_check(c, p, fx, rep);
 
   /* accounts and positions */
   xm__check_names(c, "/accounts/id", p->account_id, p->n_accounts, "account id");
@@ -315,11 +488,15 @@ void xm__portfolio_check(xm__check *c, const xm_portfolio *p) {
       if (p->account_cross_margin[i] != 0 && p->account_cross_margin[i] != 1)
         xm__violation(c, "/accounts/cross_margin[%lld] = %d: cross_margin must be 0 or 1",
                       (long long)i, p->account_cross_margin[i]);
+  xm__check_currencies(c, rep, fx, "/accounts/currency", p->account_currency, p->n_accounts);
+  xm__fx_check(c, p, rep);
+  xm__collateral_check(c, p, fx, rep);
   xm__check_index(c, "/positions/account", p->pos_account, p->n_positions, p->n_accounts,
-                  "/accounts", 0);
+                  "/accounts", NULL);
   xm__check_index(c, "/positions/instrument", p->pos_instrument, p->n_positions, p->n_instruments,
-                  "/instruments", 0);
+                  "/instruments", NULL);
   xm__check_finite(c, "/positions/quantity", p->pos_quantity, p->n_positions);
+  xm__names_free(fx);
 }
 
 /* ---- Scenario file (FORMAT.md section 2) --------------------------------------------- */
@@ -371,10 +548,6 @@ void xm__set_check(xm__check *c, const xm_scenario_set *set) {
 
 /* ---- Structs built in memory ------------------------------------------------------ */
 
-/* What the reader checks on the file, checked on the arrays of table t in
- * base (its group is named group): counts >= 0, no empty table or list,
- * required arrays given, strings that are text, codes of the enumeration.
- * Returns 0 when a count is unusable (the values are not looked at). */
 /* A table's or list's row count n at where: in 0..INT32_MAX (0 after a
  * message otherwise), and not 0 (a message, why empty says). */
 static int xm__rows_rule(xm__check *c, const char *where, int64_t n, const char *empty) {
@@ -388,10 +561,18 @@ static int xm__rows_rule(xm__check *c, const char *where, int64_t n, const char 
   return 1;
 }
 
+/* What the reader checks on the file, checked on the arrays of table t in
+ * base (its group is named group): counts >= 0, no empty table or list (an
+ * optional table of 0 rows is absent), required arrays given, strings that
+ * are text, codes of the enumeration. Returns 0 when a count is unusable
+ * (the values are not looked at). */
 static int xm__memory_table(xm__check *c, const xm__table *t, const char *group, const void *base) {
   char path[XM__PATH_CAP + 64];
   if (t->layout == XM__TABLE) {
-    if (!xm__rows_rule(c, group, xm__count_get(base, t->rows), t->empty))
+    int64_t n = xm__count_get(base, t->rows);
+    if (t->optional && n == 0) /* absent: nothing to check */
+      return 1;
+    if (!xm__rows_rule(c, group, n, t->empty))
       return 0;
   }
   for (int k = 0; k < t->ncols; k++) { /* the counts the lists own */

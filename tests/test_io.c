@@ -22,6 +22,7 @@
 
 #include "xm_io.h"
 #include "xm_portable.h"
+#include "xm_schema.h"
 
 static char xm_t_dir[256];
 
@@ -596,7 +597,23 @@ static uint64_t xm_t_portfolio_sum(const xm_portfolio *p) {
   h = xm_t_mix(h, p->account_cross_margin, (size_t)na * 4);
   h = xm_t_mix(h, p->pos_account, (size_t)np * 4);
   h = xm_t_mix(h, p->pos_instrument, (size_t)np * 4);
-  return xm_t_mix(h, p->pos_quantity, (size_t)np * 8);
+  h = xm_t_mix(h, p->pos_quantity, (size_t)np * 8);
+  /* version 2 (a count is >= 0 in every case that has the column) */
+  const double *f2[] = {p->factor_half_spread, p->factor_haircut, p->factor_impact, p->factor_adv,
+                        p->factor_collateral_limit};
+  for (size_t k = 0; k < 5; k++)
+    h = xm_t_mix(h, f2[k], (size_t)nf * 8);
+  h = xm_t_strs_sum(h, p->inst_currency, ni);
+  h = xm_t_mix(h, p->inst_funding_rate, (size_t)ni * 8);
+  h = xm_t_strs_sum(h, p->account_currency, na);
+  int64_t nx = p->n_fx < 0 ? 0 : p->n_fx, nc = p->n_collateral < 0 ? 0 : p->n_collateral;
+  h = xm_t_strs_sum(h, p->fx_currency, nx);
+  h = xm_t_mix(h, p->fx_factor, (size_t)nx * 4);
+  h = xm_t_mix(h, p->coll_account, (size_t)nc * 4);
+  h = xm_t_mix(h, p->coll_factor, (size_t)nc * 4);
+  h = xm_t_strs_sum(h, p->coll_currency, nc);
+  h = xm_t_mix(h, p->coll_quantity, (size_t)nc * 8);
+  return xm_t_mix(h, p->coll_silo, (size_t)nc * 4);
 }
 
 static uint64_t xm_t_scenarios_sum(const xm_scenario_file *s) {
@@ -695,14 +712,14 @@ static void test_validate_portfolio(void **state) {
   xm_t_portfolio(&p);
   p.inst_strike = (double[]){0, 0, -5, 4400};
   xm_t_validate_bad(&p, "/instruments/strike[2] = -5: strike must be > 0", 1);
-  /* a type the engine does not revalue yet (FORMAT.md version 2) */
+  /* every type is of a FORMAT.md version books take (XM_FORMAT_BOOK_VERSION
+   * 2): the version rule refuses none, american_option included */
   xm_t_portfolio(&p);
   p.inst_type = (int32_t[]){XM_SPOT, XM_FUTURE, XM_AMERICAN_OPTION, XM_FUTURE_OPTION};
-  xm_t_validate_bad(
-      &p,
-      "/instruments/type[2] = 'american_option': a type of a later format version "
-      "than this xmargin margins (FORMAT.md version 1 types only; xm_price prices it)",
-      1);
+  assert_int_equal(xm_portfolio_validate(&p, &d), XM_OK);
+  assert_int_equal(d.total, 0);
+  for (int t = 0; t < XM_TYPE_COUNT; t++)
+    assert_true(XM_TYPE_IN_BOOKS(t));
   xm_t_portfolio(&p);
   p.inst_expiry = (double[]){0, 0.25, 0.5, -0.25};
   xm_t_validate_bad(&p, "/instruments/expiry[3] = -0.25: expiry must be >= 0", 1);
@@ -727,8 +744,8 @@ static void test_validate_portfolio(void **state) {
   xm_t_portfolio(&p);
   p.inst_vol_factor = (int32_t[]){-1, -1, 1, 2};
   xm_t_validate_bad(&p,
-                    "/instruments/vol_factor[3] = 2: the vol factor must be a vol factor "
-                    "(factor 'ES' is not)",
+                    "/instruments/vol_factor[3] = 2: the vol factor must be a vol or logvol "
+                    "factor (factor 'ES' is not)",
                     1);
   xm_t_portfolio(&p);
   p.inst_silo = (int32_t[]){0, 1, 2, 1};
@@ -793,15 +810,17 @@ static void test_validate_portfolio(void **state) {
 
   /* what only a struct can hold (the writer refuses it or HDF5 cannot) */
   xm_t_portfolio(&p);
-  p.inst_type = (int32_t[]){XM_SPOT, XM_FUTURE, 7, XM_FUTURE_OPTION};
+  p.inst_type = (int32_t[]){XM_SPOT, XM_FUTURE, XM_TYPE_COUNT, XM_FUTURE_OPTION};
   xm_t_validate_bad(&p,
-                    "/instruments/type[2] = 7: unknown instrument type (must be one of spot, "
-                    "future, option, future_option)",
+                    "/instruments/type[2] = 9: unknown instrument type (must be one of spot, "
+                    "future, option, future_option, american_option, perpetual, inverse_future, "
+                    "inverse_perpetual, inverse_option)",
                     0);
   xm_t_portfolio(&p);
   p.factor_kind = (int32_t[]){XM_FACTOR_PRICE, -1, XM_FACTOR_PRICE, XM_FACTOR_RATE};
   xm_t_validate_bad(
-      &p, "/factors/kind[1] = -1: unknown factor kind (must be one of price, vol, rate)", 0);
+      &p, "/factors/kind[1] = -1: unknown factor kind (must be one of price, vol, rate, logvol)",
+      0);
   xm_t_portfolio(&p);
   p.inst_strike = NULL;
   xm_t_validate_bad(&p, "/instruments/strike = NULL: a required column must hold its 4 values", 0);
@@ -825,6 +844,321 @@ static void test_validate_portfolio(void **state) {
   memset(p.currency, 'X', sizeof p.currency);
   xm_t_validate_bad(
       &p, "/: attribute currency: no NUL in its 16 bytes: must be a string of at most 15", 0);
+}
+
+/* ---- Version 2 (FORMAT.md section 1): currencies, funding, /fx, /collateral ---- */
+
+static char *xm_t2_fname[] = {"SPX", "SPX.iv", "ES", "USD.r", "BTC", "BTC.iv", "EURUSD"};
+static int32_t xm_t2_fkind[] = {XM_FACTOR_PRICE, XM_FACTOR_VOL,    XM_FACTOR_PRICE, XM_FACTOR_RATE,
+                                XM_FACTOR_PRICE, XM_FACTOR_LOGVOL, XM_FACTOR_PRICE};
+static double xm_t2_flevel[] = {4500.0, 0.2, 4510.0, 0.045, 60000.0, 0.6, 1.08};
+static double xm_t2_fspread[] = {0.0001, 0, 0.0002, 0, 0.0005, 0, 0.00005};
+static double xm_t2_fimpact[] = {0.1, 0, 0.1, 0, 0.3, 0, 0};
+static double xm_t2_fadv[] = {5e10, 0, 1e11, 0, 2e10, 0, 0};
+static double xm_t2_fhair[] = {0.15, 0, 0, 0, 0.5, 0, 0.02};
+static double xm_t2_flimit[] = {1e7, 0, 0, 0, 2e6, 0, 0};
+static char *xm_t2_silo[] = {"securities", "futures", "crypto"};
+static char *xm_t2_iid[] = {"SPX",      "ES.Z5",    "SPX.A4500", "ES.P4400",
+                            "BTC-PERP", "BTC-INVP", "BTC-INVF",  "BTC-C60000"};
+static int32_t xm_t2_itype[] = {XM_SPOT,           XM_FUTURE,        XM_AMERICAN_OPTION,
+                                XM_FUTURE_OPTION,  XM_PERPETUAL,     XM_INVERSE_PERPETUAL,
+                                XM_INVERSE_FUTURE, XM_INVERSE_OPTION};
+static int32_t xm_t2_isilo[] = {0, 1, 0, 1, 2, 2, 2, 2};
+static int32_t xm_t2_iund[] = {0, 2, 0, 2, 4, 4, 4, 4};
+static int32_t xm_t2_ivol[] = {-1, -1, 1, 1, -1, -1, -1, 5};
+static double xm_t2_istrike[] = {0, 0, 4500, 4400, 0, 0, 0, 60000};
+static double xm_t2_iexp[] = {0, 0.25, 0.5, 0.25, 0, 0, 0.25, 0.1};
+static int32_t xm_t2_icall[] = {0, 0, 0, 0, 0, 0, 0, 1};
+static double xm_t2_iiv[] = {0, 0, 0.18, 0.21, 0, 0, 0, 0.6};
+static double xm_t2_irate[] = {0.045, 0.045, 0.045, 0.045, 0, 0, 0, 0};
+static double xm_t2_idiv[] = {0.013, 0, 0.013, 0, 0, 0, 0, 0};
+static double xm_t2_imult[] = {1, 50, 100, 50, 0.001, 10, 10, 1};
+static char *xm_t2_icur[] = {"USD", "USD", "USD", "USD", "USD", "BTC", "BTC", "BTC"};
+static double xm_t2_ifund[] = {0, 0, 0, 0, 0.1, -0.05, 0, 0};
+static char *xm_t2_acc[] = {"A1", "A2", "A3"};
+static int32_t xm_t2_across[] = {1, 0, 1};
+static char *xm_t2_acur[] = {"USD", "EUR", "BTC"};
+static char *xm_t2_fxcur[] = {"EUR", "BTC"};
+static int32_t xm_t2_fxf[] = {6, 4};
+static int32_t xm_t2_cacc[] = {0, 1, 1, 2};
+static int32_t xm_t2_cfac[] = {-1, 0, -1, 4};
+static char *xm_t2_ccur[] = {"USD", "USD", "EUR", "USD"};
+static double xm_t2_cq[] = {1e6, 100, 5000, 2};
+static int32_t xm_t2_csilo[] = {0, -1, 1, 2};
+static int32_t xm_t2_pacc[] = {0, 0, 1, 2, 2, 2, 2};
+static int32_t xm_t2_pinst[] = {0, 2, 1, 3, 4, 5, 7};
+static double xm_t2_pq[] = {100, -2, 3, -1, 1.5, -200, 3};
+
+/* A valid book with every version-2 column and table. */
+static void xm_t_portfolio2(xm_portfolio *p) {
+  memset(p, 0, sizeof *p);
+  snprintf(p->valuation_date, sizeof p->valuation_date, "2024-06-28");
+  snprintf(p->currency, sizeof p->currency, "USD");
+  p->n_factors = 7;
+  p->factor_name = xm_t2_fname;
+  p->factor_kind = xm_t2_fkind;
+  p->factor_level = xm_t2_flevel;
+  p->factor_half_spread = xm_t2_fspread;
+  p->factor_impact = xm_t2_fimpact;
+  p->factor_adv = xm_t2_fadv;
+  p->factor_haircut = xm_t2_fhair;
+  p->factor_collateral_limit = xm_t2_flimit;
+  p->n_silos = 3;
+  p->silo_name = xm_t2_silo;
+  p->n_instruments = 8;
+  p->inst_id = xm_t2_iid;
+  p->inst_type = xm_t2_itype;
+  p->inst_silo = xm_t2_isilo;
+  p->inst_underlying = xm_t2_iund;
+  p->inst_vol_factor = xm_t2_ivol;
+  p->inst_strike = xm_t2_istrike;
+  p->inst_expiry = xm_t2_iexp;
+  p->inst_call = xm_t2_icall;
+  p->inst_implied_vol = xm_t2_iiv;
+  p->inst_rate = xm_t2_irate;
+  p->inst_dividend_yield = xm_t2_idiv;
+  p->inst_multiplier = xm_t2_imult;
+  p->inst_currency = xm_t2_icur;
+  p->inst_funding_rate = xm_t2_ifund;
+  p->n_accounts = 3;
+  p->account_id = xm_t2_acc;
+  p->account_cross_margin = xm_t2_across;
+  p->account_currency = xm_t2_acur;
+  p->n_fx = 2;
+  p->fx_currency = xm_t2_fxcur;
+  p->fx_factor = xm_t2_fxf;
+  p->n_collateral = 4;
+  p->coll_account = xm_t2_cacc;
+  p->coll_factor = xm_t2_cfac;
+  p->coll_currency = xm_t2_ccur;
+  p->coll_quantity = xm_t2_cq;
+  p->coll_silo = xm_t2_csilo;
+  p->n_positions = 7;
+  p->pos_account = xm_t2_pacc;
+  p->pos_instrument = xm_t2_pinst;
+  p->pos_quantity = xm_t2_pq;
+}
+
+static void xm_t_same_f64(const double *a, const double *b, int64_t n) {
+  assert_true((a == NULL) == (b == NULL));
+  for (int64_t i = 0; a && i < n; i++)
+    assert_true(a[i] == b[i]);
+}
+
+static void xm_t_same_i32(const int32_t *a, const int32_t *b, int64_t n) {
+  assert_true((a == NULL) == (b == NULL));
+  for (int64_t i = 0; a && i < n; i++)
+    assert_int_equal(a[i], b[i]);
+}
+
+static void xm_t_same_strs(char *const *a, char *const *b, int64_t n) {
+  assert_true((a == NULL) == (b == NULL));
+  for (int64_t i = 0; a && i < n; i++)
+    assert_string_equal(a[i], b[i]);
+}
+
+/* Every column of p and q holds the same (both NULL for an absent one). */
+static void xm_t_same_portfolio(const xm_portfolio *p, const xm_portfolio *q) {
+  assert_string_equal(q->valuation_date, p->valuation_date);
+  assert_string_equal(q->currency, p->currency);
+  for (int t = 0; t < XM__PORTFOLIO_TABLES; t++) {
+    const xm__table *tb = &xm__portfolio_tables[t];
+    int64_t n = xm__count_get(p, tb->rows);
+    assert_int_equal(xm__count_get(q, tb->rows), n);
+    for (int k = 0; k < tb->ncols; k++) {
+      const xm__column *col = &tb->cols[k];
+      const void *a = xm__col_get(p, col->at), *b = xm__col_get(q, col->at);
+      if (col->elem == XM__FLOAT)
+        xm_t_same_f64(a, b, n);
+      else if (col->elem == XM__INT || col->codes)
+        xm_t_same_i32(a, b, n);
+      else
+        xm_t_same_strs((char *const *)a, (char *const *)b, n);
+    }
+  }
+}
+
+/* The file's root attribute format_version (xm_file_kind). */
+static int xm_t_version(const char *path) {
+  char fmt[64];
+  int v = -1;
+  assert_int_equal(xm_file_kind(path, fmt, sizeof fmt, &v, NULL), XM_OK);
+  return v;
+}
+
+static void test_portfolio_v2_round_trip(void **state) {
+  (void)state;
+  xm_portfolio p, q, r;
+  xm_diag d = {0};
+  char path[512], path2[512];
+  xm_t_path(path, sizeof path, "book2.h5");
+  xm_t_path(path2, sizeof path2, "book2b.h5");
+  xm_t_portfolio2(&p);
+  assert_int_equal(xm_portfolio_validate(&p, &d), XM_OK);
+  xm_t_dump(&d);
+  assert_int_equal(d.total, 0);
+  assert_int_equal(xm_portfolio_write(path, &p, &d), XM_OK);
+  assert_int_equal(xm_t_version(path), 2);
+  xm_status st = xm_portfolio_read(path, &q, &d);
+  xm_t_dump(&d);
+  assert_int_equal(st, XM_OK);
+  xm_t_same_portfolio(&p, &q);
+  /* read -> write -> read: the same struct */
+  assert_int_equal(xm_portfolio_write(path2, &q, &d), XM_OK);
+  assert_int_equal(xm_portfolio_read(path2, &r, &d), XM_OK);
+  xm_t_same_portfolio(&q, &r);
+  xm_portfolio_free(&r);
+  xm_portfolio_free(&q);
+
+  /* the optional columns and tables absent: NULL and 0 rows after the read,
+   * and a version-1 book written so reads the same */
+  xm_t_portfolio(&p);
+  assert_int_equal(xm_portfolio_write(path, &p, &d), XM_OK);
+  hid_t fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  assert_true(H5LTpath_valid(fid, "/fx", 0) == 0 && H5LTpath_valid(fid, "/collateral", 0) == 0);
+  assert_true(H5LTpath_valid(fid, "/accounts/currency", 0) == 0);
+  H5Fclose(fid);
+  assert_int_equal(xm_portfolio_read(path, &q, &d), XM_OK);
+  xm_t_same_portfolio(&p, &q);
+  assert_null(q.factor_haircut);
+  assert_null(q.inst_currency);
+  assert_null(q.account_currency);
+  assert_int_equal(q.n_fx, 0);
+  assert_null(q.fx_currency);
+  assert_int_equal(q.n_collateral, 0);
+  xm_portfolio_free(&q);
+
+  /* /collateral without its optional currency column */
+  xm_t_portfolio2(&p);
+  p.coll_currency = NULL;
+  assert_int_equal(xm_portfolio_write(path, &p, &d), XM_OK);
+  assert_int_equal(xm_portfolio_read(path, &q, &d), XM_OK);
+  xm_t_same_portfolio(&p, &q);
+  xm_portfolio_free(&q);
+  xm_diag_free(&d);
+}
+
+static void test_validate_portfolio_v2(void **state) {
+  (void)state;
+  xm_portfolio p;
+  /* a currency neither the reporting one nor in /fx */
+  xm_t_portfolio2(&p);
+  p.account_currency = (char *[]){"USD", "GBP", "BTC"};
+  xm_t_validate_bad(&p,
+                    "/accounts/currency[1] = 'GBP': unknown currency: must be the reporting "
+                    "currency 'USD' or a currency of /fx",
+                    1);
+  xm_t_portfolio2(&p);
+  p.inst_currency = (char *[]){"USD", "USD", "USD", "USD", "USD", "BTC", "BTC", "ETH"};
+  xm_t_validate_bad(&p,
+                    "/instruments/currency[7] = 'ETH': unknown currency: must be the reporting "
+                    "currency 'USD' or a currency of /fx",
+                    1);
+  /* an inverse type in the reporting currency, given and by default */
+  xm_t_portfolio2(&p);
+  p.inst_currency = (char *[]){"USD", "USD", "USD", "USD", "USD", "BTC", "USD", "BTC"};
+  xm_t_validate_bad(&p,
+                    "/instruments/currency[6] = 'USD': an inverse type ('inverse_future') "
+                    "settles in its coin: must be a currency of /fx, not the reporting currency",
+                    1);
+  xm_t_portfolio2(&p);
+  p.inst_currency = NULL;
+  xm_t_validate_bad(&p,
+                    "/instruments/type[5] = 'inverse_perpetual': an inverse type settles in its "
+                    "coin, a currency of /fx: /instruments/currency is absent, so it would settle "
+                    "in the reporting currency 'USD'",
+                    1);
+  /* funding on a type without it */
+  xm_t_portfolio2(&p);
+  p.inst_funding_rate = (double[]){0, 0.01, 0, 0, 0.1, -0.05, 0, 0};
+  xm_t_validate_bad(&p,
+                    "/instruments/funding_rate[1] = 0.01: must be 0 for type 'future' (only "
+                    "perpetual, inverse_perpetual pay funding)",
+                    1);
+  /* /fx */
+  xm_t_portfolio2(&p);
+  p.fx_factor = (int32_t[]){6, 5};
+  xm_t_validate_bad(&p,
+                    "/fx/factor[1] = 5: an /fx factor must be a price factor (factor 'BTC.iv' is "
+                    "not)",
+                    1);
+  xm_t_portfolio2(&p);
+  p.fx_currency = (char *[]){"EUR", "USD"};
+  p.inst_currency = NULL; /* only the /fx rule */
+  p.inst_type = (int32_t[]){XM_SPOT,      XM_FUTURE,    XM_OPTION, XM_FUTURE_OPTION,
+                            XM_PERPETUAL, XM_PERPETUAL, XM_FUTURE, XM_OPTION};
+  p.account_currency = NULL;
+  p.coll_currency = NULL;
+  xm_t_validate_bad(&p,
+                    "/fx/currency[1] = 'USD': the reporting currency is not a row of /fx (one "
+                    "unit of it is worth 1)",
+                    1);
+  xm_t_portfolio2(&p);
+  p.fx_currency = (char *[]){"BTC", "BTC"};
+  xm_t_validate_bad(&p, "/fx/currency[1] = 'BTC': duplicate currency (first at row 0)", 1);
+  xm_t_portfolio2(&p);
+  p.fx_factor = (int32_t[]){6, 7};
+  xm_t_validate_bad(&p, "/fx/factor[1] = 7: index out of range: must be a row of /factors (0..6)",
+                    1);
+  /* /collateral */
+  xm_t_portfolio2(&p);
+  p.coll_factor = (int32_t[]){-1, 0, -2, 4};
+  xm_t_validate_bad(&p,
+                    "/collateral/factor[2] = -2: index out of range: must be a row of /factors "
+                    "(0..6) or -1 for cash",
+                    1);
+  xm_t_portfolio2(&p);
+  p.coll_factor = (int32_t[]){-1, 3, -1, 4};
+  xm_t_validate_bad(&p,
+                    "/collateral/factor[1] = 3: a collateral factor must be a price factor or -1 "
+                    "for cash (factor 'USD.r' is not)",
+                    1);
+  xm_t_portfolio2(&p);
+  p.coll_silo = (int32_t[]){0, -1, 3, 2};
+  xm_t_validate_bad(&p,
+                    "/collateral/silo[2] = 3: index out of range: must be a row of /silos/name "
+                    "(0..2) or -1 for none",
+                    1);
+  xm_t_portfolio2(&p);
+  p.coll_quantity = (double[]){1e6, -100, 5000, 2};
+  xm_t_validate_bad(&p, "/collateral/quantity[1] = -100: quantity must be >= 0", 1);
+  /* the factors' add-on and collateral columns */
+  xm_t_portfolio2(&p);
+  p.factor_haircut = (double[]){0.15, 0, 0, 0, 1.5, 0, 0.02};
+  xm_t_validate_bad(&p, "/factors/haircut[4] = 1.5: haircut must be in [0, 1]", 1);
+  xm_t_portfolio2(&p);
+  p.factor_adv = (double[]){5e10, 0, -1, 0, 2e10, 0, 0};
+  xm_t_validate_bad(&p, "/factors/adv[2] = -1: adv must be >= 0", 1);
+  xm_t_portfolio2(&p);
+  p.factor_impact = (double[]){0.1, 0, 0.1, 0, NAN, 0, 0};
+  xm_t_validate_bad(&p, "/factors/impact[4] = nan: must be a finite number", 1);
+  /* a currency string of more than 15 characters */
+  xm_t_portfolio2(&p);
+  p.account_currency = (char *[]){"USD", "EUR", "BTCBTCBTCBTCBTCB"};
+  xm_t_validate_bad(
+      &p, "/accounts/currency[2] = 'BTCBTCBTCBTCBTCB': a currency must be 1 to 15 characters", 1);
+  /* an option's vol factor may be a logvol factor, not a price factor */
+  xm_t_portfolio2(&p);
+  p.inst_vol_factor = (int32_t[]){-1, -1, 1, 1, -1, -1, -1, 4};
+  xm_t_validate_bad(&p,
+                    "/instruments/vol_factor[7] = 4: the vol factor must be a vol or logvol "
+                    "factor (factor 'BTC' is not)",
+                    1);
+  /* the reporting currency not valid: reported once, the rules that compare
+   * with it skipped (the same in memory and from the file) */
+  xm_t_portfolio2(&p);
+  p.currency[0] = '\0';
+  xm_t_validate_bad(&p, "/: attribute currency = '': must be 1 to 15 characters", 1);
+  /* an optional table of no rows is absent; given rows, its columns are required */
+  xm_t_portfolio2(&p);
+  p.n_collateral = 0;
+  assert_int_equal(xm_portfolio_validate(&p, NULL), XM_OK);
+  xm_t_portfolio2(&p);
+  p.coll_quantity = NULL;
+  xm_t_validate_bad(&p, "/collateral/quantity = NULL: a required column must hold its 4 values", 0);
+  xm_t_portfolio2(&p);
+  p.n_fx = -1;
+  xm_t_validate_bad(&p, "/fx: has -1 rows: a count must be in 0..2147483647 (int32 indices)", 0);
 }
 
 /* As xm_t_validate_bad, for a scenario file. */
@@ -984,6 +1318,7 @@ static void xm_t_results(xm_results *r, xm_results_set sets[2]) {
   r->config = "[run]\nconfidence = 0.99\n";
   r->device = "cpu";
   r->precision = "double";
+  r->reporting_currency = "USD";
   r->seed = 42;
   r->elapsed_s = 0.5;
   r->n_accounts = 3;
@@ -1031,6 +1366,7 @@ static void test_results_write(void **state) {
                          "/margin/by_silo",
                          "/margin/attribution",
                          "/margin/binding_set",
+                         "/margin/currency",
                          "/scenarios/historical/label",
                          "/scenarios/crises/label",
                          "/scenarios/crises/shock",
@@ -1043,9 +1379,19 @@ static void test_results_write(void **state) {
   }
   assert_true(H5LTpath_valid(fid, "/pnl/crises", 1) == 0);
   assert_true(H5LTpath_valid(fid, "/scenarios/historical/shock", 1) == 0);
-  const char *attrs[] = {"format",    "format_version", "software_version", "created_utc",
-                         "portfolio", "scenarios",      "portfolio_sha256", "scenarios_sha256",
-                         "config",    "device",         "precision",        "seed",
+  const char *attrs[] = {"format",
+                         "format_version",
+                         "software_version",
+                         "created_utc",
+                         "reporting_currency",
+                         "portfolio",
+                         "scenarios",
+                         "portfolio_sha256",
+                         "scenarios_sha256",
+                         "config",
+                         "device",
+                         "precision",
+                         "seed",
                          "elapsed_s"};
   for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++)
     assert_true(H5Aexists(fid, attrs[i]) > 0);
@@ -1118,6 +1464,86 @@ static void test_results_write(void **state) {
   xm_diag_free(&d);
 }
 
+/* A variable-length string attribute of object obj, into buf. */
+static void xm_t_attr_vstr(hid_t fid, const char *obj, const char *name, char *buf, size_t cap) {
+  hid_t a = H5Aopen_by_name(fid, obj, name, H5P_DEFAULT, H5P_DEFAULT);
+  assert_true(a >= 0);
+  hid_t t = H5Tcopy(H5T_C_S1);
+  H5Tset_size(t, H5T_VARIABLE);
+  H5Tset_cset(t, H5T_CSET_UTF8);
+  char *v = NULL;
+  assert_true(H5Aread(a, t, &v) >= 0);
+  snprintf(buf, cap, "%s", v ? v : "");
+  H5free_memory(v);
+  H5Tclose(t);
+  H5Aclose(a);
+}
+
+/* The results of xm_t_results with the accounts' currencies cur (may be
+ * NULL): /margin/currency, the root's reporting_currency, and the units
+ * and long_name of every money dataset. */
+static void xm_t_results_units(char *const *cur, const char *want_units,
+                               const char *const want[3]) {
+  xm_results r;
+  xm_results_set sets[2];
+  xm_diag d = {0};
+  char path[512], buf[256];
+  xm_t_path(path, sizeof path, "results_units.h5");
+  xm_t_results(&r, sets);
+  r.account_currency = cur;
+  assert_int_equal(xm_results_write(path, &r, &d), XM_OK);
+  hid_t fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  assert_true(fid >= 0);
+  int v = 0;
+  assert_true(H5LTget_attribute_int(fid, "/", "format_version", &v) >= 0);
+  assert_int_equal(v, 2);
+  xm_t_attr_vstr(fid, "/", "reporting_currency", buf, sizeof buf);
+  assert_string_equal(buf, "USD");
+  const char *money[] = {"/margin/requirement",     "/margin/unified",     "/margin/siloed",
+                         "/margin/diversification", "/margin/minimum",     "/margin/by_set",
+                         "/margin/by_silo",         "/margin/attribution", "/pnl/historical"};
+  for (size_t i = 0; i < sizeof money / sizeof money[0]; i++) {
+    xm_t_attr_vstr(fid, money[i], "units", buf, sizeof buf);
+    if (strcmp(buf, want_units) != 0)
+      print_message("%s: units '%s'\n", money[i], buf);
+    assert_string_equal(buf, want_units);
+    xm_t_attr_vstr(fid, money[i], "long_name", buf, sizeof buf);
+    assert_true(strlen(buf) > 0);
+  }
+  hid_t dc = H5Dopen2(fid, "/margin/currency", H5P_DEFAULT),
+        sa = H5Dopen2(fid, "/account", H5P_DEFAULT);
+  assert_true(dc >= 0 && sa >= 0);
+  assert_true(H5DSis_attached(dc, sa, 0) > 0);
+  hid_t t = H5Tcopy(H5T_C_S1);
+  H5Tset_size(t, H5T_VARIABLE);
+  H5Tset_cset(t, H5T_CSET_UTF8);
+  char *c[3] = {NULL, NULL, NULL};
+  assert_true(H5Dread(dc, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, c) >= 0);
+  for (int a = 0; a < 3; a++) {
+    assert_string_equal(c[a], want[a]);
+    H5free_memory(c[a]);
+  }
+  H5Tclose(t);
+  H5Dclose(sa);
+  H5Dclose(dc);
+  H5Fclose(fid);
+  xm_diag_free(&d);
+}
+
+static void test_results_currency(void **state) {
+  (void)state;
+  /* no account currencies: all in the reporting currency */
+  xm_t_results_units(NULL, "USD", (const char *const[]){"USD", "USD", "USD"});
+  /* one common currency other than the reporting one */
+  xm_t_results_units((char *[]){"EUR", "EUR", "EUR"}, "EUR",
+                     (const char *const[]){"EUR", "EUR", "EUR"});
+  /* the accounts' currencies differ (a NULL entry: the reporting one) */
+  xm_t_results_units((char *[]){"USD", "BTC", NULL}, "account currency",
+                     (const char *const[]){"USD", "BTC", "USD"});
+  xm_t_results_units((char *[]){"EUR", NULL, "EUR"}, "account currency",
+                     (const char *const[]){"EUR", "USD", "EUR"});
+}
+
 static void test_sha256(void **state) {
   (void)state;
   char path[512], hex[65];
@@ -1175,7 +1601,10 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_scenarios_bad),
       cmocka_unit_test(test_validate_portfolio),
       cmocka_unit_test(test_validate_scenarios),
+      cmocka_unit_test(test_portfolio_v2_round_trip),
+      cmocka_unit_test(test_validate_portfolio_v2),
       cmocka_unit_test(test_results_write),
+      cmocka_unit_test(test_results_currency),
       cmocka_unit_test(test_sha256),
       cmocka_unit_test(test_args),
   };

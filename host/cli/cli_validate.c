@@ -24,7 +24,7 @@ static void xm__cli_counts(const char *(*name)(int), const int64_t *count, int n
     printf("%s%s %lld", v ? ", " : "", name(v), (long long)count[v]);
 }
 
-static void xm__cli_portfolio_summary(const char *path, const xm_portfolio *p) {
+static void xm__cli_portfolio_summary(const char *path, int version, const xm_portfolio *p) {
   int64_t kinds[XM_FACTOR_KIND_COUNT] = {0}, types[XM_TYPE_COUNT] = {0}, eligible = 0;
   for (int64_t i = 0; i < p->n_factors; i++)
     if (xm_factor_kind_name(p->factor_kind[i]))
@@ -34,7 +34,7 @@ static void xm__cli_portfolio_summary(const char *path, const xm_portfolio *p) {
       types[p->inst_type[i]]++;
   for (int64_t i = 0; i < p->n_accounts; i++)
     eligible += p->account_cross_margin[i] == 1;
-  printf("%s: valid xmargin.portfolio (format_version 1)\n", path);
+  printf("%s: valid xmargin.portfolio (format_version %d)\n", path, version);
   printf("  valuation date  %s   currency %s\n", p->valuation_date, p->currency);
   printf("  factors      %8lld  (", (long long)p->n_factors);
   xm__cli_counts(xm_factor_kind_name, kinds, XM_FACTOR_KIND_COUNT);
@@ -52,11 +52,21 @@ static void xm__cli_portfolio_summary(const char *path, const xm_portfolio *p) {
     printf("    ... and %lld more silos\n", (long long)(p->n_silos - XM__CLI_LIST_MAX));
   printf("  accounts     %8lld  (cross-margin eligible %lld)\n", (long long)p->n_accounts,
          (long long)eligible);
+  if (p->n_fx > 0) {
+    printf("  fx           %8lld  (", (long long)p->n_fx);
+    for (int64_t c = 0; c < p->n_fx && c < XM__CLI_LIST_MAX; c++)
+      printf("%s%s", c ? ", " : "", p->fx_currency[c]);
+    if (p->n_fx > XM__CLI_LIST_MAX)
+      printf(", ... and %lld more", (long long)(p->n_fx - XM__CLI_LIST_MAX));
+    printf(")\n");
+  }
+  if (p->n_collateral > 0)
+    printf("  collateral   %8lld  holdings\n", (long long)p->n_collateral);
   printf("  positions    %8lld\n", (long long)p->n_positions);
 }
 
-static void xm__cli_scenarios_summary(const char *path, const xm_scenario_file *s) {
-  printf("%s: valid xmargin.scenarios (format_version 1)\n", path);
+static void xm__cli_scenarios_summary(const char *path, int version, const xm_scenario_file *s) {
+  printf("%s: valid xmargin.scenarios (format_version %d)\n", path, version);
   if (s->n_days > 0)
     printf("  history      %8lld days, %s .. %s, %lld factors\n", (long long)s->n_days,
            s->hist_date[0], s->hist_date[s->n_days - 1], (long long)s->n_hfactors);
@@ -85,19 +95,19 @@ static void xm__cli_scenarios_summary(const char *path, const xm_scenario_file *
 static int xm__cli_validate_one(const char *path) {
   xm_diag d = {0};
   char fmt[128];
-  int rc = XM_EXIT_OK;
-  xm_status st = xm_file_format(path, fmt, sizeof fmt, &d);
+  int rc = XM_EXIT_OK, version = 0;
+  xm_status st = xm_file_kind(path, fmt, sizeof fmt, &version, &d);
   if (st == XM_OK && strcmp(fmt, "xmargin.portfolio") == 0) {
     xm_portfolio p;
     st = xm_portfolio_read(path, &p, &d);
     if (st == XM_OK)
-      xm__cli_portfolio_summary(path, &p);
+      xm__cli_portfolio_summary(path, version, &p);
     xm_portfolio_free(&p);
   } else if (st == XM_OK && strcmp(fmt, "xmargin.scenarios") == 0) {
     xm_scenario_file s;
     st = xm_scenarios_read(path, &s, &d);
     if (st == XM_OK)
-      xm__cli_scenarios_summary(path, &s);
+      xm__cli_scenarios_summary(path, version, &s);
     xm_scenarios_free(&s);
   } else if (st == XM_OK) {
     if (fmt[0] == '\0')

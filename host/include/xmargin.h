@@ -380,6 +380,10 @@ xm_status xm_scenarios_validate(const xm_scenario_file *s, xm_diag *diag);
 /* Reads the root attribute `format` of an HDF5 file into buf ("" if absent).
  * XM_EIO when the file cannot be opened as HDF5. */
 xm_status xm_file_format(const char *path, char *buf, size_t cap, xm_diag *diag);
+/* As xm_file_format, and the root attribute `format_version` into *version
+ * (may be NULL): the whole number it holds, or 0 when it is absent, not a
+ * number or not a whole number >= 1. In one read of the file. */
+xm_status xm_file_kind(const char *path, char *buf, size_t cap, int *version, xm_diag *diag);
 
 /* Writes a portfolio / scenario file (FORMAT.md) atomically; the struct may
  * be a view. XM_EINVAL for a struct the format cannot hold (messages in

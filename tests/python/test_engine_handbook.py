@@ -242,7 +242,7 @@ def check_results(tag, path, exp, scale, losses, with_pnl):
         missing = [k for k in need if k not in f.attrs]
         T.check("%s: root attributes present" % tag, not missing, "missing %s" % missing)
         T.check("%s: format = xmargin.results" % tag, tl.attr_str(f.attrs.get("format", "")) == "xmargin.results")
-        T.check("%s: format_version = 1" % tag, int(np.asarray(f.attrs.get("format_version", 0)).ravel()[0]) == 1)
+        T.check("%s: format_version = 2" % tag, int(np.asarray(f.attrs.get("format_version", 0)).ravel()[0]) == 2)
         T.check("%s: precision attribute = double" % tag, tl.attr_str(f.attrs.get("precision", "")) == "double",
                 tl.attr_str(f.attrs.get("precision", "")))
         dev = tl.attr_str(f.attrs.get("device", ""))

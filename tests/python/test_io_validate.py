@@ -272,7 +272,7 @@ BAD_PORTFOLIO = [
     ("option on a vol factor", P(setrow("instruments/underlying", 2, 1)),
      ["/instruments/underlying[2] = 1", "the underlying must be a price factor"]),
     ("vol factor that is a price factor", P(setrow("instruments/vol_factor", 3, 0)),
-     ["/instruments/vol_factor[3] = 0", "the vol factor must be a vol factor"]),
+     ["/instruments/vol_factor[3] = 0", "the vol factor must be a vol or logvol factor"]),
     ("negative strike", P(setrow("instruments/strike", 2, -5.0)),
      ["/instruments/strike[2] = -5", "strike must be > 0"]),
     ("multiplier 0", P(setrow("instruments/multiplier", 1, 0)),
@@ -313,8 +313,10 @@ BAD_PORTFOLIO = [
     ("missing format attribute", P(delete("attrs/format")), ["/: attribute format is missing"]),
     ("missing format_version", P(delete("attrs/format_version")),
      ["/: attribute format_version is missing"]),
-    ("format_version 2", P(setv("attrs/format_version", 2)),
-     ["/: attribute format_version = 2", "must be 1"]),
+    ("format_version 3", P(setv("attrs/format_version", 3)),
+     ["/: attribute format_version = 3", "must be 1 or 2"]),
+    ("format_version 1.5", P(setv("attrs/format_version", 1.5)),
+     ["/: attribute format_version = 1.5", "must be 1 or 2"]),
     ("bad valuation_date", P(setv("attrs/valuation_date", "28/06/2024")),
      ["/: attribute valuation_date = '28/06/2024'", "must be an ISO date"]),
     ("missing currency", P(delete("attrs/currency")), ["/: attribute currency is missing"]),
@@ -362,6 +364,8 @@ BAD_SCENARIOS = [
      ["neither /history nor /sets"]),
     ("scenario format attribute", S(setv("attrs/format", "xmargin.scenario")),
      ["/: attribute format = 'xmargin.scenario'"]),
+    ("scenario format_version 3", S(setv("attrs/format_version", 3)),
+     ["/: attribute format_version = 3", "must be 1 or 2"]),
 ]
 
 
@@ -474,6 +478,265 @@ def check_corrupt(tmp):
                not crashes, repr(crashes[:3]))
 
 
+# ---- version 2 (FORMAT.md section 1): currencies, funding, /fx, /collateral ----
+
+def v2_book():
+    """The arguments of xm_testlib.write_portfolio for a valid version-2 book
+    with every version-2 column and table."""
+    return dict(
+        factors=[("SPX", "price", 4500.0, {"half_spread": 1e-4, "impact": 0.1, "adv": 5e10,
+                                           "haircut": 0.15, "collateral_limit": 1e7}),
+                 ("SPX.iv", "vol", 0.2),
+                 ("ES", "price", 4510.0, {"half_spread": 2e-4}),
+                 ("BTC", "price", 60000.0, {"half_spread": 5e-4, "impact": 0.3, "adv": 2e10,
+                                            "haircut": 0.5, "collateral_limit": 2e6}),
+                 ("BTC.iv", "logvol", 0.6),
+                 ("EURUSD", "price", 1.08, {"haircut": 0.02})],
+        silos=["securities", "futures", "crypto"],
+        instruments=[
+            dict(id="SPX", type="spot", silo=0, underlying=0),
+            dict(id="ES.Z5", type="future", silo=1, underlying=2, expiry=0.25, multiplier=50),
+            dict(id="SPX.A4500", type="american_option", silo=0, underlying=0, vol_factor=1,
+                 strike=4500, expiry=0.5, implied_vol=0.18, rate=0.045, dividend_yield=0.013,
+                 multiplier=100),
+            dict(id="BTC-PERP", type="perpetual", silo=2, underlying=3, multiplier=0.001,
+                 funding_rate=0.1),
+            dict(id="BTC-INVP", type="inverse_perpetual", silo=2, underlying=3, multiplier=10,
+                 currency="BTC", funding_rate=-0.05),
+            dict(id="BTC-INVF", type="inverse_future", silo=2, underlying=3, expiry=0.25,
+                 multiplier=10, currency="BTC"),
+            dict(id="BTC-C60000", type="inverse_option", silo=2, underlying=3, vol_factor=4,
+                 strike=60000, expiry=0.1, call=1, implied_vol=0.6, currency="BTC"),
+        ],
+        accounts=[("A1", 1, "USD"), ("A2", 0, "EUR"), ("A3", 1, "BTC")],
+        fx=[("EUR", 5), ("BTC", 3)],
+        collateral=[dict(account=0, factor=-1, quantity=1e6, silo=0),
+                    dict(account=1, factor=0, quantity=100, silo=-1, currency="USD"),
+                    dict(account=1, factor=-1, quantity=5000, silo=1, currency="EUR"),
+                    dict(account=2, factor=3, quantity=2, silo=2)],
+        positions=[(0, 0, 100), (0, 2, -2), (1, 1, 3), (2, 3, 1.5), (2, 4, -200), (2, 5, 5),
+                   (2, 6, 3)],
+    )
+
+
+def B(edit):
+    """A version-2 book changed by edit(book) (a function of the dict)."""
+    def make():
+        b = v2_book()
+        edit(b)
+        return b
+    return make
+
+
+def fcol(row, col, v):
+    """Factor row's version-2 column col set to v."""
+    def edit(b):
+        f = b["factors"][row]
+        ext = dict(f[3]) if len(f) > 3 else {}
+        ext[col] = v
+        b["factors"][row] = (f[0], f[1], f[2], ext)
+    return edit
+
+
+def icol(row, col, v):
+    def edit(b):
+        b["instruments"][row][col] = v
+    return edit
+
+
+def ccol(row, col, v):
+    def edit(b):
+        b["collateral"][row][col] = v
+    return edit
+
+
+def acur(row, v):
+    def edit(b):
+        a = b["accounts"][row]
+        b["accounts"][row] = (a[0], a[1], v)
+    return edit
+
+
+def fxrow(row, v):
+    def edit(b):
+        if row < len(b["fx"]):
+            b["fx"][row] = v
+        else:
+            b["fx"].append(v)
+    return edit
+
+
+def no_inst_currency(b):
+    for i in b["instruments"]:
+        i.pop("currency", None)
+
+
+UNKNOWN = "unknown currency: must be the reporting currency 'USD' or a currency of /fx"
+BAD_V2 = [
+    ("unknown account currency", B(acur(1, "GBP")),
+     ["/accounts/currency[1] = 'GBP'", UNKNOWN]),
+    ("unknown instrument currency", B(icol(6, "currency", "ETH")),
+     ["/instruments/currency[6] = 'ETH'", UNKNOWN]),
+    ("unknown collateral currency", B(ccol(2, "currency", "JPY")),
+     ["/collateral/currency[2] = 'JPY'", UNKNOWN]),
+    ("inverse type settled in the reporting currency", B(icol(5, "currency", "USD")),
+     ["/instruments/currency[5] = 'USD'", "an inverse type ('inverse_future') settles in its coin:"
+      " must be a currency of /fx, not the reporting currency"]),
+    ("inverse type, currency column absent (the reporting currency)", B(no_inst_currency),
+     ["/instruments/type[4] = 'inverse_perpetual': an inverse type settles in its coin, a "
+      "currency of /fx: /instruments/currency is absent, so it would settle in the reporting "
+      "currency 'USD'", "/instruments/type[5] = 'inverse_future'",
+      "/instruments/type[6] = 'inverse_option'"]),
+    ("/fx factor not a price factor", B(fxrow(1, ("BTC", 4))),
+     ["/fx/factor[1] = 4", "an /fx factor must be a price factor (factor 'BTC.iv' is not)"]),
+    ("/collateral factor not a price factor", B(ccol(1, "factor", 1)),
+     ["/collateral/factor[1] = 1",
+      "a collateral factor must be a price factor or -1 for cash (factor 'SPX.iv' is not)"]),
+    ("/fx currency repeated", B(fxrow(1, ("EUR", 3))),
+     ["/fx/currency[1] = 'EUR'", "duplicate currency (first at row 0)"]),
+    ("/fx currency empty", B(fxrow(0, ("", 5))),
+     ["/fx/currency[0] = ''", "currency must not be empty"]),
+    ("/fx currency is the reporting currency", B(fxrow(2, ("USD", 0))),
+     ["/fx/currency[2] = 'USD'", "the reporting currency is not a row of /fx"]),
+    ("/fx currency of 16 characters", B(fxrow(2, ("EUREUREUREUREURX", 0))),
+     ["/fx/currency[2] = 'EUREUREUREUREURX'", "a currency must be 1 to 15 characters"]),
+    ("/fx factor out of range", B(fxrow(0, ("EUR", 6))),
+     ["/fx/factor[0] = 6", "index out of range: must be a row of /factors (0..5)"]),
+    ("/collateral account out of range", B(ccol(0, "account", 3)),
+     ["/collateral/account[0] = 3", "index out of range: must be a row of /accounts (0..2)"]),
+    ("/collateral factor -2", B(ccol(0, "factor", -2)),
+     ["/collateral/factor[0] = -2",
+      "index out of range: must be a row of /factors (0..5) or -1 for cash"]),
+    ("/collateral silo out of range", B(ccol(3, "silo", 3)),
+     ["/collateral/silo[3] = 3",
+      "index out of range: must be a row of /silos/name (0..2) or -1 for none"]),
+    ("negative half_spread", B(fcol(0, "half_spread", -1e-4)),
+     ["/factors/half_spread[0] = -0.0001", "half_spread must be >= 0"]),
+    ("negative impact", B(fcol(3, "impact", -0.3)),
+     ["/factors/impact[3] = -0.3", "impact must be >= 0"]),
+    ("negative adv", B(fcol(3, "adv", -1.0)), ["/factors/adv[3] = -1", "adv must be >= 0"]),
+    ("negative collateral_limit", B(fcol(0, "collateral_limit", -5.0)),
+     ["/factors/collateral_limit[0] = -5", "collateral_limit must be >= 0"]),
+    ("negative collateral quantity", B(ccol(3, "quantity", -2.0)),
+     ["/collateral/quantity[3] = -2", "quantity must be >= 0"]),
+    ("haircut above 1", B(fcol(3, "haircut", 1.5)),
+     ["/factors/haircut[3] = 1.5", "haircut must be in [0, 1]"]),
+    ("haircut below 0", B(fcol(5, "haircut", -0.1)),
+     ["/factors/haircut[5] = -0.1", "haircut must be in [0, 1]"]),
+    ("funding_rate on a future", B(icol(1, "funding_rate", 0.02)),
+     ["/instruments/funding_rate[1] = 0.02",
+      "must be 0 for type 'future' (only perpetual, inverse_perpetual pay funding)"]),
+    ("funding_rate on an inverse_future", B(icol(5, "funding_rate", -0.01)),
+     ["/instruments/funding_rate[5] = -0.01", "must be 0 for type 'inverse_future'"]),
+    ("NaN half_spread", B(fcol(2, "half_spread", float("nan"))),
+     ["/factors/half_spread[2] = nan", "must be a finite number"]),
+    ("NaN impact", B(fcol(0, "impact", float("nan"))),
+     ["/factors/impact[0] = nan", "must be a finite number"]),
+    ("Inf adv", B(fcol(0, "adv", float("inf"))),
+     ["/factors/adv[0] = inf", "must be a finite number"]),
+    ("Inf haircut", B(fcol(0, "haircut", float("inf"))),
+     ["/factors/haircut[0] = inf", "must be a finite number"]),
+    ("NaN collateral_limit", B(fcol(3, "collateral_limit", float("nan"))),
+     ["/factors/collateral_limit[3] = nan", "must be a finite number"]),
+    ("NaN funding_rate", B(icol(3, "funding_rate", float("nan"))),
+     ["/instruments/funding_rate[3] = nan", "must be a finite number"]),
+    ("-Inf collateral quantity", B(ccol(0, "quantity", float("-inf"))),
+     ["/collateral/quantity[0] = -inf", "must be a finite number"]),
+    ("account currency of 16 characters", B(acur(2, "BTCBTCBTCBTCBTCB")),
+     ["/accounts/currency[2] = 'BTCBTCBTCBTCBTCB'", "a currency must be 1 to 15 characters"]),
+    ("empty instrument currency", B(icol(0, "currency", "")),
+     ["/instruments/currency[0] = ''", "a currency must be 1 to 15 characters"]),
+    ("option vol factor that is a price factor", B(icol(6, "vol_factor", 3)),
+     ["/instruments/vol_factor[6] = 3",
+      "the vol factor must be a vol or logvol factor (factor 'BTC' is not)"]),
+]
+
+
+def write_v2(path, book, edit_file=None):
+    tl.write_portfolio(path, **book)
+    if edit_file:
+        with h5py.File(path, "a") as f:
+            edit_file(f)
+    return path
+
+
+def check_v2(tmp):
+    # accepted: a version-2 book with every new column and table
+    path = write_v2(os.path.join(tmp, "v2.h5"), v2_book())
+    rc, out, err = run_validate(path)
+    want = ["valid xmargin.portfolio (format_version 2)", "logvol 1", "american_option 1",
+            "perpetual 1", "inverse_future 1", "inverse_perpetual 1", "inverse_option 1",
+            "fx                  2  (EUR, BTC)", "collateral          4  holdings"]
+    report("v2: a valid version-2 book with every new column", rc == 0 and all(w in out for w in want),
+           "rc=%d\n%s%s" % (rc, out, err))
+    # /collateral without its optional currency column; an empty /fx group is 0 rows
+    b = v2_book()
+    for h in b["collateral"]:
+        h.pop("currency", None)
+    path = write_v2(os.path.join(tmp, "v2_nocur.h5"), b)
+    rc, out, err = run_validate(path)
+    report("v2: /collateral without its currency column", rc == 0, "rc=%d\n%s%s" % (rc, out, err))
+    b = tl.write_portfolio  # noqa: F841 (documentation: the writer used)
+    path = os.path.join(tmp, "v2_emptyfx.h5")
+    tl.write_portfolio(path, [("SPX", "price", 4500.0)], ["s"],
+                       [dict(id="SPX", type="spot", silo=0, underlying=0)], [("A", 1)],
+                       [(0, 0, 1)], fx=[])
+    rc, out, err = run_validate(path)
+    report("v2: an empty /fx group is 0 rows", rc == 0 and "fx " not in out
+           and "format_version 2" in out, "rc=%d\n%s%s" % (rc, out, err))
+    # a version-1 book is still valid and reads as before
+    path = write_file(os.path.join(tmp, "v1.h5"), good_portfolio())
+    rc, out, err = run_validate(path)
+    report("v1: a version-1 book is still valid (format_version 1, no /fx, /collateral)",
+           rc == 0 and "(format_version 1)" in out and "fx " not in out
+           and "collateral " not in out, "rc=%d\n%s%s" % (rc, out, err))
+    t = good_portfolio()
+    t["attrs"]["format_version"] = 2
+    path = write_file(os.path.join(tmp, "v1as2.h5"), t)
+    rc, out, err = run_validate(path)
+    report("v1 content under format_version 2 is valid", rc == 0 and "(format_version 2)" in out,
+           "rc=%d\n%s%s" % (rc, out, err))
+    t = good_scenarios()
+    t["attrs"]["format_version"] = np.int8(2)
+    path = write_file(os.path.join(tmp, "scen2.h5"), t)
+    rc, out, err = run_validate(path)
+    report("a scenario file of format_version 2 is valid",
+           rc == 0 and "valid xmargin.scenarios (format_version 2)" in out,
+           "rc=%d\n%s%s" % (rc, out, err))
+
+    # rejected: one rule each
+    for k, (name, make, want) in enumerate(BAD_V2):
+        path = os.path.join(tmp, "bad_v2_%02d.h5" % k)
+        try:
+            write_v2(path, make())
+        except Exception as e:  # the case itself is broken
+            report("v2: %s" % name, False, "writing: %r" % e)
+            continue
+        expect("v2: " + name, path, [os.path.basename(path) + ": "] + want)
+
+    # the table rules on the optional tables, when present
+    cases = [
+        ("/fx without its factor column", lambda f: f.__delitem__("fx/factor"),
+         ["/fx/factor: required dataset is missing"]),
+        ("/collateral columns of unequal length",
+         lambda f: (f.__delitem__("collateral/quantity"),
+                    f.create_dataset("collateral/quantity", data=np.ones(3))),
+         ["/collateral/quantity: has 3 rows", "columns must have equal lengths"]),
+        ("/fx that is a dataset", lambda f: (f.__delitem__("fx"), f.create_dataset("fx", data=1)),
+         ["/fx: must be a group"]),
+        ("/accounts/currency that is a group",
+         lambda f: (f.__delitem__("accounts/currency"), f.create_group("accounts/currency")),
+         ["/accounts/currency: must be a dataset"]),
+        ("/instruments/currency of numbers",
+         lambda f: (f.__delitem__("instruments/currency"),
+                    f.create_dataset("instruments/currency", data=np.arange(7))),
+         ["/instruments/currency", "must be a string"]),
+    ]
+    for k, (name, edit, want) in enumerate(cases):
+        path = write_v2(os.path.join(tmp, "bad_v2_table_%d.h5" % k), v2_book(), edit)
+        expect("v2: " + name, path, want)
+
+
 def expect(name, path, want):
     rc, out, err = run_validate(path)
     crashed = rc < 0 or rc >= 128
@@ -488,6 +751,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="xm_io_validate.") as tmp:
         check_valid(tmp)
         check_bad(tmp)
+        check_v2(tmp)
         check_corrupt(tmp)
     T.finish()
 

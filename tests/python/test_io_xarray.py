@@ -52,6 +52,15 @@ def check(path):
         req = ds["requirement"].values
         report("requirement values", np.array_equal(req, [100.0, 200.0, 300.0]), req)
         report("binding_set is int", ds["binding_set"].dtype.kind == "i", ds["binding_set"].dtype)
+        cur = [str(c) for c in ds["currency"].values]
+        report("currency has dimension 'account', the accounts' currencies",
+               ds["currency"].dims == ("account",) and cur == ["USD", "USD", "USD"],
+               (ds["currency"].dims, cur))
+        money = ("requirement", "unified", "siloed", "diversification", "minimum", "by_set",
+                 "by_silo", "attribution")
+        bad = [(k, ds[k].attrs.get("units"), ds[k].attrs.get("long_name")) for k in money
+               if ds[k].attrs.get("units") != "USD" or not ds[k].attrs.get("long_name")]
+        report("every money dataset has units = USD and a long_name", not bad, bad)
 
     # the root: the coordinate values (account ids, sets, silos) and attributes
     with xr.open_dataset(path, engine="h5netcdf") as root:
@@ -60,7 +69,8 @@ def check(path):
         sets = [str(a) for a in root["set"].values]
         report("set names in run order", sets == ["historical", "crises"], sets)
         report("root attributes", root.attrs.get("format") == "xmargin.results"
-               and int(root.attrs.get("format_version")) == 1
+               and int(root.attrs.get("format_version")) == 2
+               and root.attrs.get("reporting_currency") == "USD"
                and int(root.attrs.get("seed")) == 42, dict(root.attrs))
         # margin with its coordinates, the way a notebook joins them
         with xr.open_dataset(path, engine="h5netcdf", group="margin") as m:
@@ -76,6 +86,8 @@ def check(path):
         report("pnl chunked and deflate+shuffle compressed",
                d.chunks is not None and d.compression == "gzip" and d.shuffle, (d.chunks,
                                                                                   d.compression))
+        report("pnl has units and a long_name", tl.attr_str(d.attrs.get("units", "")) == "USD"
+               and tl.attr_str(d.attrs.get("long_name", "")) != "", dict(d.attrs))
         col = d[:, 1]
         report("one account's column", np.array_equal(col, [2, 5, 8, 11]), col)
         report("scenario labels", [s.decode() if isinstance(s, bytes) else s
@@ -90,6 +102,48 @@ def check(path):
                h5py.check_string_dtype(lab.dtype) is not None
                and h5py.check_string_dtype(lab.dtype).encoding == "utf-8"
                and lab.attrs.get("CLASS") == b"DIMENSION_SCALE")
+
+
+def check_run(tmp):
+    """`xmargin run` on a small single-currency book (reporting currency EUR,
+    the accounts' currency column naming it): /margin/currency, the root's
+    reporting_currency and the units of the money datasets. The case of
+    accounts in different currencies is test_io.c's test_results_currency
+    (the writer directly)."""
+    book = os.path.join(tmp, "book.h5")
+    scen = os.path.join(tmp, "scen.h5")
+    out = os.path.join(tmp, "run.h5")
+    tl.write_portfolio(book, [("SPX", "price", 4500.0), ("SPX.iv", "vol", 0.2)], ["securities"],
+                       [dict(id="SPX", type="spot", silo=0, underlying=0),
+                        dict(id="SPX.C", type="option", silo=0, underlying=0, vol_factor=1,
+                             strike=4500, expiry=0.5, call=1, implied_vol=0.2, multiplier=100)],
+                       [("A1", 1, "EUR"), ("A2", 0, "EUR")], [(0, 0, 10), (0, 1, -1), (1, 1, 2)],
+                       currency="EUR")
+    tl.write_scenarios(scen, sets={"grid": dict(factor=["SPX", "SPX.iv"],
+                                                         shock=[[-0.1, 0.05], [0.1, -0.02]])})
+    rc, o, e, _ = tl.margin_run(book, scen, out, sets=["historical.enabled=false",
+                                                       "montecarlo.enabled=false"],
+                                extra=["--save-pnl"])
+    if not report("xmargin run on a single-currency book", rc == 0, "rc=%d %s%s" % (rc, o, e)):
+        return
+    with h5py.File(out, "r") as f:
+        report("run: format_version 2, reporting_currency EUR",
+               int(f.attrs["format_version"]) == 2
+               and tl.attr_str(f.attrs.get("reporting_currency", "")) == "EUR",
+               (f.attrs.get("format_version"), f.attrs.get("reporting_currency")))
+        report("run: /margin/currency", tl.strings(f["margin/currency"]) == ["EUR", "EUR"],
+               tl.strings(f["margin/currency"]))
+        money = ["margin/" + k for k in ("requirement", "unified", "siloed", "diversification",
+                                         "minimum", "by_set", "by_silo", "attribution")]
+        money += ["pnl/" + k for k in f["pnl"]]
+        units = {k: tl.attr_str(f[k].attrs.get("units", "")) for k in money}
+        report("run: units = EUR on every money dataset",
+               all(u == "EUR" for u in units.values()) and len(money) == 9, units)
+    import xarray as xr
+    with xr.open_dataset(out, engine="h5netcdf", group="margin") as m:
+        report("run: xarray sees margin/currency along account",
+               m["currency"].dims == ("account",) and m["requirement"].attrs.get("units") == "EUR",
+               m["currency"].dims)
 
 
 def main():
@@ -107,6 +161,7 @@ def main():
                    "rc=%d %s" % (p.returncode, p.stdout.decode(errors="replace")))
             if ok:
                 check(path)
+            check_run(tmp)
     T.finish()
 
 
