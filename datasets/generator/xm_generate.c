@@ -12,6 +12,20 @@
  * forward on a listed increment, implied vol = term-structure ATM - slope*k +
  * curvature*k^2 (k = ln(K/F)/sqrt(T)), as datasets/build_demo.py does.
  *
+ * Version 2 (FORMAT.md section 1): ETF and single-stock options are
+ * american_option (US equity options are American-style); every coin has a
+ * linear USD-settled perpetual (1 coin a contract) and Deribit-style
+ * inverse products settled in the coin: the perpetual COIN-PERPETUAL and
+ * the quarterly COIN-29MAR19 (face value 10 USD a contract, ETH 1 USD, on
+ * the coin's futures factor where it has one, else on its index) and
+ * inverse options (1 coin each, r = 0); perpetuals fund at 10.95% a year
+ * (0.01% per 8 hours). After the demo's five groups comes the Euro Stoxx 50
+ * (SX5E, EURUSD, SX5E.iv, FESX): the future FESXH9 and index options OESX,
+ * 10 EUR per point, in EUR, held in USD accounts. /fx maps every coin to its
+ * price factor and EUR to EURUSD. Coin-margined accounts (currency BTC, ETH,
+ * ...) hold their coin's inverse options hedged with the inverse perpetual or
+ * future, or a perpetual-vs-future calendar basis.
+ *
  * Accounts take the demo's templates in the demo's proportions; each gets a
  * number of positions (lognormal around N/A, larger for market makers, summing
  * to N) and fills it with "units" of its template (an option book and its
@@ -145,7 +159,8 @@ enum {
   XG_S_VOLN,       /* history vol noise, id = group */
   XG_S_BASIS,      /* history basis noise, id = group */
   XG_S_ACCOUNT,    /* template, eligibility, size, id = account */
-  XG_S_UNITS       /* the account's positions, id = account */
+  XG_S_UNITS,      /* the account's positions, id = account */
+  XG_S_FX          /* history of an FX factor (EURUSD), id = group */
 };
 
 typedef struct xg_rng {
@@ -217,6 +232,12 @@ enum { XG_SECURITIES = 0, XG_FUTURES, XG_CRYPTO_SILO };
 static const char *const xg_silos[3] = {"securities", "futures", "crypto"};
 
 #define XG_RATE 0.0245
+/* EUR 3-month Euribor at the end of 2018 (about -0.31%): the EUR products' rate */
+#define XG_EUR_RATE (-0.0031)
+/* Perpetual funding, annualised: the exchanges' baseline 0.01% per 8 hours
+ * (BitMEX's and Binance's interest-rate component when the premium is
+ * flat) = 0.0001 x 3 x 365 = 10.95% a year (datasets/README.md). */
+#define XG_FUNDING 0.1095
 #define XG_VALUATION_DATE "2018-12-31"
 #define XG_T_QUARTERLY (74.0 / 365.0)
 
@@ -232,20 +253,36 @@ typedef struct xg_demo {
   const char *opt_root, *etf_root, *fopt_root;
   double opt_mult, opt_step, etf_mult, etf_step, fopt_step;
   double theta, slope, curv;
+  /* version 2: the products' currency when not the reporting one, its /fx
+   * factor and level (today's value of one unit in USD); the face value in
+   * USD of one inverse future / perpetual contract (Deribit: BTC 10, ETH 1) */
+  const char *ccy, *fx;
+  double fx_l, inv_face;
 } xg_demo;
 
 static const xg_demo xg_demos[] = {
-    {XG_INDEX, "SPX", "SPX.iv", "ES",  2506.85, 0.2542, 2508.75, 0.021, "SPY", 0.0997, "ESH9", 50.0,
-     "SPX",    "SPY", "ESO",    100.0, 5.0,     10.0,   10.0,    5.0,   0.19,  0.20,   0.05},
-    {XG_CRYPTO, "BTC", "BTC.iv", "BTCF", 3742.70, 0.75, 3770.0, 0.0,
-     "BTC-USD", 1.0,   "BTCF9",  5.0,    "DBTC",  NULL, "BTCO", 1.0,
-     250.0,     0.0,   0.0,      250.0,  0.70,    0.05, 0.10},
-    {XG_COMMOD, "CL", "CL.iv", NULL, 45.41, 0.50, 0.0, 0.0, NULL, 0.0,  "CLG9", 1000.0,
-     NULL,      NULL, "LO",    0.0,  0.0,   0.0,  0.0, 0.5, 0.38, 0.10, 0.06},
-    {XG_INDEX, "NDX", "NDX.iv", "NQ",  6329.96, 0.305, 6347.25, 0.011, "QQQ", 0.02437, "NQH9", 20.0,
-     "NDX",    NULL,  "NQO",    100.0, 25.0,    0.0,   0.0,     25.0,  0.23,  0.18,    0.05},
-    {XG_CRYPTO, "ETH", "ETH.iv", NULL, 133.37, 0.95, 0.0, 0.0, "ETH-USD", 1.0,  NULL, 0.0,
-     "DETH",    NULL,  NULL,     1.0,  10.0,   0.0,  0.0, 0.0, 0.85,      0.05, 0.10},
+    {XG_INDEX, "SPX",  "SPX.iv", "ES",  2506.85, 0.2542, 2508.75, 0.021, "SPY",
+     0.0997,   "ESH9", 50.0,     "SPX", "SPY",   "ESO",  100.0,   5.0,   10.0,
+     10.0,     5.0,    0.19,     0.20,  0.05,    NULL,   NULL,    0.0,   0.0},
+    {XG_CRYPTO, "BTC",   "BTC.iv", "BTCF", 3742.70, 0.75,   3770.0, 0.0,   "BTC-USD",
+     1.0,       "BTCF9", 5.0,      "DBTC", NULL,    "BTCO", 1.0,    250.0, 0.0,
+     0.0,       250.0,   0.70,     0.05,   0.10,    NULL,   NULL,   0.0,   10.0},
+    {XG_COMMOD, "CL",   "CL.iv", NULL, 45.41, 0.50, 0.0,  0.0, NULL,
+     0.0,       "CLG9", 1000.0,  NULL, NULL,  "LO", 0.0,  0.0, 0.0,
+     0.0,       0.5,    0.38,    0.10, 0.06,  NULL, NULL, 0.0, 0.0},
+    {XG_INDEX, "NDX",  "NDX.iv", "NQ",  6329.96, 0.305, 6347.25, 0.011, "QQQ",
+     0.02437,  "NQH9", 20.0,     "NDX", NULL,    "NQO", 100.0,   25.0,  0.0,
+     0.0,      25.0,   0.23,     0.18,  0.05,    NULL,  NULL,    0.0,   0.0},
+    {XG_CRYPTO, "ETH", "ETH.iv", NULL,   133.37, 0.95, 0.0,  0.0,  "ETH-USD",
+     1.0,       NULL,  0.0,      "DETH", NULL,   NULL, 1.0,  10.0, 0.0,
+     0.0,       0.0,   0.85,     0.05,   0.10,   NULL, NULL, 0.0,  1.0},
+    /* Euro Stoxx 50 (close 3001.42 on 2018-12-28), its vol (VSTOXX about 22, an
+     * estimate), the March 2019 future FESXH9 at fair value (r -0.31%, q 3.5%,
+     * 74 days) and Euro Stoxx 50 index options OESX, 10 EUR per index point
+     * (Eurex), in EUR; EURUSD 1.1450 (ECB reference rate of 2018-12-31). No ETF. */
+    {XG_INDEX, "SX5E",   "SX5E.iv", "FESX", 3001.42, 0.22,  2978.0,   0.035,  NULL,
+     0.0,      "FESXH9", 10.0,      "OESX", NULL,    NULL,  10.0,     25.0,   0.0,
+     0.0,      0.0,      0.18,      0.20,   0.05,    "EUR", "EURUSD", 1.1450, 0.0},
 };
 #define XG_NDEMO ((int)(sizeof xg_demos / sizeof xg_demos[0]))
 
@@ -256,6 +293,12 @@ typedef struct xg_group {
   int cls;
   char name[24];
   int32_t f_px, f_iv, f_fut; /* factor rows, -1 absent (a commodity's f_px is its futures) */
+  int32_t f_fx;              /* the /fx factor of ccy (EURUSD), -1 for USD */
+  char ccy[16];              /* the currency of the group's (non-inverse) products */
+  int needs_fx;              /* its products need f_fx (none without it) */
+  double rate, inv_face;
+  int32_t i_perp, i_iperp, i_ifut; /* crypto: linear perpetual, inverse perpetual, future */
+  int r_iopt;                      /* crypto: inverse (coin-settled) options root */
   double px, iv, fut, q;
   double spot_mult, fut_mult, etf_ratio;
   int32_t i_spot, i_fut;    /* instrument rows, -1 absent */
@@ -270,10 +313,11 @@ typedef struct xg_group {
 typedef struct xg_root {
   int group, type, silo;
   int32_t und, volf;
-  double S, vol0, mult, q, step, id_scale, theta, slope, curv, weight;
+  double S, vol0, mult, q, step, id_scale, theta, slope, curv, weight, rate;
   int maxdays;
   char name[24];
-  int64_t n; /* options */
+  char ccy[16]; /* settlement currency */
+  int64_t n;    /* options */
   int n_exp;
   int32_t *days; /* [n_exp] ascending */
   int64_t *base; /* [n_exp + 1]: first instrument row of each expiry; put, call per strike */
@@ -297,6 +341,7 @@ typedef struct xg {
   /* candidates per template */
   xg_list mm_eq, mm_fopt, mm_com, mm_cry, roots;   /* roots, weighted */
   xg_list basis, shares, cry_basis, coins, linear; /* groups / instruments */
+  xg_list inv;                                     /* crypto groups (coin-margined accounts) */
   int32_t *linear_inst;
   signed char *linear_cls; /* class of each linear instrument */
 } xg;
@@ -351,10 +396,13 @@ static int xg_plan_factors(xg *x, uint64_t seed) {
   for (int k = 0; P->n_factors < F; k++) {
     xg_group *gr = &x->g[ng];
     memset(gr, 0, sizeof *gr);
-    gr->f_px = gr->f_iv = gr->f_fut = -1;
-    gr->i_spot = gr->i_fut = -1;
-    gr->r_opt = gr->r_etf = gr->r_fopt = -1;
+    gr->f_px = gr->f_iv = gr->f_fut = gr->f_fx = -1;
+    gr->i_spot = gr->i_fut = gr->i_perp = gr->i_iperp = gr->i_ifut = -1;
+    gr->r_opt = gr->r_etf = gr->r_fopt = gr->r_iopt = -1;
     gr->beta = 1.0;
+    gr->rate = XG_RATE;
+    gr->inv_face = 10.0;
+    snprintf(gr->ccy, sizeof gr->ccy, "USD");
     char fut_name[32] = "";
     if (k < XG_NDEMO) {
       const xg_demo *d = &xg_demos[k];
@@ -366,6 +414,13 @@ static int xg_plan_factors(xg *x, uint64_t seed) {
       gr->theta = d->theta, gr->slope = d->slope, gr->curv = d->curv;
       if (d->fut)
         snprintf(fut_name, sizeof fut_name, "%s", d->fut);
+      if (d->inv_face > 0.0)
+        gr->inv_face = d->inv_face;
+      if (d->ccy) {
+        snprintf(gr->ccy, sizeof gr->ccy, "%s", d->ccy);
+        gr->needs_fx = 1;
+        gr->rate = XG_EUR_RATE;
+      }
     } else {
       xg_rng r;
       xg_rng_init(&r, seed, XG_S_LEVELS, (uint64_t)ng);
@@ -422,6 +477,8 @@ static int xg_plan_factors(xg *x, uint64_t seed) {
     xg_group_common(gr);
     char buf[40];
     gr->f_px = xg_factor(P, gr->name, XM_FACTOR_PRICE, gr->px);
+    if (k < XG_NDEMO && xg_demos[k].fx && P->n_factors < F)
+      gr->f_fx = xg_factor(P, xg_demos[k].fx, XM_FACTOR_PRICE, xg_demos[k].fx_l);
     if (P->n_factors < F) {
       snprintf(buf, sizeof buf, "%s.iv", gr->name);
       gr->f_iv = xg_factor(P, buf, XM_FACTOR_VOL, gr->iv);
@@ -451,7 +508,13 @@ static int xg_add_root(xg *x, int grp, int type, int silo, int32_t und, double S
   rt->S = S;
   rt->vol0 = gr->iv;
   rt->mult = mult;
-  rt->q = type == XM_OPTION ? q : 0.0;
+  rt->q = type == XM_OPTION || type == XM_AMERICAN_OPTION ? q : 0.0;
+  rt->rate = gr->rate;
+  snprintf(rt->ccy, sizeof rt->ccy, "%s", gr->ccy);
+  if (type == XM_INVERSE_OPTION) { /* premium in the coin, priced off the index (r = 0) */
+    rt->rate = 0.0;
+    snprintf(rt->ccy, sizeof rt->ccy, "%.15s", gr->name);
+  }
   rt->step = step;
   rt->id_scale = id_scale;
   rt->theta = gr->theta;
@@ -465,7 +528,8 @@ static int xg_add_root(xg *x, int grp, int type, int silo, int32_t und, double S
 
 /* Sets one linear instrument row. */
 static void xg_linear_row(xm_portfolio *P, int64_t i, const char *id, int type, int silo,
-                          int32_t und, double level, double q, double mult) {
+                          int32_t und, double level, double q, double mult, const char *ccy,
+                          double rate, double funding) {
   P->inst_id[i] = strdup(id);
   P->inst_type[i] = type;
   P->inst_silo[i] = silo;
@@ -475,9 +539,11 @@ static void xg_linear_row(xm_portfolio *P, int64_t i, const char *id, int type, 
   P->inst_expiry[i] = 0.0;
   P->inst_call[i] = 0;
   P->inst_implied_vol[i] = 0.0;
-  P->inst_rate[i] = XG_RATE;
+  P->inst_rate[i] = rate;
   P->inst_dividend_yield[i] = type == XM_SPOT ? q : 0.0;
   P->inst_multiplier[i] = mult;
+  P->inst_currency[i] = strdup(ccy);
+  P->inst_funding_rate[i] = funding;
 }
 
 /* Linear products and option roots of every group (rows 0 .. n_linear-1). */
@@ -488,8 +554,9 @@ static void xg_products(xg *x) {
   for (int k = 0; k < x->n_groups; k++) {
     xg_group *gr = &x->g[k];
     const xg_demo *d = k < XG_NDEMO ? &xg_demos[k] : NULL;
+    int ccy_ok = !gr->needs_fx || gr->f_fx >= 0; /* a EUR product needs EURUSD */
     /* spot: ETF, stock or coin */
-    if (gr->cls != XG_COMMOD) {
+    if (gr->cls != XG_COMMOD && !(d && !d->spot_id)) {
       int silo = gr->cls == XG_CRYPTO ? XG_CRYPTO_SILO : XG_SECURITIES;
       if (d)
         snprintf(id, sizeof id, "%s", d->spot_id);
@@ -500,11 +567,12 @@ static void xg_products(xg *x) {
       else
         snprintf(id, sizeof id, "%s", gr->name);
       gr->i_spot = (int32_t)i;
-      xg_linear_row(P, i++, id, XM_SPOT, silo, gr->f_px, gr->px, gr->q, gr->spot_mult);
+      xg_linear_row(P, i++, id, XM_SPOT, silo, gr->f_px, gr->px, gr->q, gr->spot_mult, gr->ccy,
+                    gr->rate, 0.0);
     }
     /* future */
     int32_t f_und = gr->cls == XG_COMMOD ? gr->f_px : gr->f_fut;
-    if (f_und >= 0) {
+    if (f_und >= 0 && ccy_ok) {
       if (d)
         snprintf(id, sizeof id, "%s", d->fut_id);
       else if (gr->cls == XG_COMMOD)
@@ -512,9 +580,29 @@ static void xg_products(xg *x) {
       else
         snprintf(id, sizeof id, "%sH9", P->factor_name[f_und]);
       gr->i_fut = (int32_t)i;
-      xg_linear_row(P, i++, id, XM_FUTURE, XG_FUTURES, f_und, gr->fut, 0.0, gr->fut_mult);
+      xg_linear_row(P, i++, id, XM_FUTURE, XG_FUTURES, f_und, gr->fut, 0.0, gr->fut_mult, gr->ccy,
+                    gr->rate, 0.0);
     }
-    if (gr->f_iv < 0)
+    /* crypto, version 2: a linear USD-settled perpetual (1 coin a contract,
+     * Binance USD-M style), and Deribit-style inverse products settled in the
+     * coin: the perpetual and a quarterly future (face value inv_face USD,
+     * on the futures factor where the group has one, else on the index) */
+    if (gr->cls == XG_CRYPTO) {
+      snprintf(id, sizeof id, "%s-USD-PERP", gr->name);
+      gr->i_perp = (int32_t)i;
+      xg_linear_row(P, i++, id, XM_PERPETUAL, XG_CRYPTO_SILO, gr->f_px, gr->px, 0.0, 1.0, "USD",
+                    XG_RATE, XG_FUNDING);
+      snprintf(id, sizeof id, "%s-PERPETUAL", gr->name);
+      gr->i_iperp = (int32_t)i;
+      xg_linear_row(P, i++, id, XM_INVERSE_PERPETUAL, XG_CRYPTO_SILO, gr->f_px, gr->px, 0.0,
+                    gr->inv_face, gr->name, 0.0, XG_FUNDING);
+      snprintf(id, sizeof id, "%s-29MAR19", gr->name);
+      gr->i_ifut = (int32_t)i;
+      int32_t fu = gr->f_fut >= 0 ? gr->f_fut : gr->f_px;
+      xg_linear_row(P, i++, id, XM_INVERSE_FUTURE, XG_CRYPTO_SILO, fu,
+                    gr->f_fut >= 0 ? gr->fut : gr->px, 0.0, gr->inv_face, gr->name, 0.0, 0.0);
+    }
+    if (gr->f_iv < 0 || !ccy_ok)
       continue;
     /* option roots */
     switch (gr->cls) {
@@ -522,21 +610,22 @@ static void xg_products(xg *x) {
       gr->r_opt = xg_add_root(
           x, k, XM_OPTION, XG_SECURITIES, gr->f_px, gr->px, d ? d->opt_mult : 100.0, gr->q,
           d ? d->opt_step : xg_nice(gr->px * 0.002), 1.0, 730, d ? d->opt_root : gr->name, 4.0);
-      if (!d || d->etf_root) {
+      if (!d || d->etf_root) { /* ETF options are American-style (as SPY's, QQQ's) */
         snprintf(id, sizeof id, "%s.ETF", gr->name);
         gr->r_etf =
-            xg_add_root(x, k, XM_OPTION, XG_SECURITIES, gr->f_px, gr->px, d ? d->etf_mult : 10.0,
-                        gr->q, d ? d->etf_step : xg_nice(gr->px * 0.004), 1.0 / gr->etf_ratio, 730,
-                        d ? d->etf_root : id, 2.0);
+            xg_add_root(x, k, XM_AMERICAN_OPTION, XG_SECURITIES, gr->f_px, gr->px,
+                        d ? d->etf_mult : 10.0, gr->q, d ? d->etf_step : xg_nice(gr->px * 0.004),
+                        1.0 / gr->etf_ratio, 730, d ? d->etf_root : id, 2.0);
       }
-      if (gr->f_fut >= 0)
+      if (gr->f_fut >= 0 && (!d || d->fopt_root))
         gr->r_fopt = xg_add_root(x, k, XM_FUTURE_OPTION, XG_FUTURES, gr->f_fut, gr->fut,
                                  gr->fut_mult, 0.0, d ? d->fopt_step : xg_nice(gr->px * 0.002), 1.0,
                                  365, d ? d->fopt_root : P->factor_name[gr->f_fut], 2.0);
       break;
     case XG_STOCK:
-      gr->r_opt = xg_add_root(x, k, XM_OPTION, XG_SECURITIES, gr->f_px, gr->px, 100.0, gr->q,
-                              xg_nice(gr->px * 0.02), 1.0, 730, gr->name, 1.0);
+      /* US single-stock options are American-style */
+      gr->r_opt = xg_add_root(x, k, XM_AMERICAN_OPTION, XG_SECURITIES, gr->f_px, gr->px, 100.0,
+                              gr->q, xg_nice(gr->px * 0.02), 1.0, 730, gr->name, 1.0);
       break;
     case XG_COMMOD:
       gr->r_fopt = xg_add_root(x, k, XM_FUTURE_OPTION, XG_FUTURES, gr->f_px, gr->px, gr->fut_mult,
@@ -554,6 +643,9 @@ static void xg_products(xg *x) {
                                  gr->fut_mult, 0.0, d ? d->fopt_step : xg_nice(gr->px * 0.05), 1.0,
                                  365, d ? d->fopt_root : id, 1.0);
       }
+      /* Deribit-style inverse options: on the index, premium in the coin, 1 coin each */
+      gr->r_iopt = xg_add_root(x, k, XM_INVERSE_OPTION, XG_CRYPTO_SILO, gr->f_px, gr->px, 1.0, 0.0,
+                               d ? d->opt_step : xg_nice(gr->px * 0.05), 1.0, 365, gr->name, 2.0);
       break;
     }
   }
@@ -565,28 +657,40 @@ static void xg_count_products(int64_t F, int64_t *n_linear, int64_t *n_roots) {
   int64_t nf = 0, nl = 0, nr = 0;
   for (int k = 0; nf < F; k++) {
     int cls;
-    int has_fut_name;
+    int has_fut_name, has_spot = 1, needs_fx = 0, etf = 1, fopt = 1;
     if (k < XG_NDEMO) {
       cls = xg_demos[k].cls;
       has_fut_name = xg_demos[k].fut != NULL;
+      has_spot = xg_demos[k].spot_id != NULL || cls == XG_COMMOD;
+      needs_fx = xg_demos[k].fx != NULL;
+      etf = xg_demos[k].etf_root != NULL;
+      fopt = xg_demos[k].fopt_root != NULL;
     } else {
       char c = xg_cycle[(k - XG_NDEMO) % (int)(sizeof xg_cycle - 1)];
       cls = c == 'I' ? XG_INDEX : c == 'S' ? XG_STOCK : c == 'C' ? XG_COMMOD : XG_CRYPTO;
       has_fut_name = cls == XG_INDEX || cls == XG_CRYPTO;
     }
     nf++;
+    int ccy_ok = 1;
+    if (needs_fx) {
+      ccy_ok = nf < F;
+      if (ccy_ok)
+        nf++;
+    }
     int has_iv = nf < F;
     if (has_iv)
       nf++;
     int has_fut = has_fut_name && nf < F;
     if (has_fut)
       nf++;
-    nl += (cls != XG_COMMOD) + (cls == XG_COMMOD || has_fut);
-    if (has_iv) {
+    nl += (cls != XG_COMMOD && has_spot) + ((cls == XG_COMMOD || has_fut) && ccy_ok);
+    if (cls == XG_CRYPTO)
+      nl += 3; /* linear perpetual, inverse perpetual, inverse future */
+    if (has_iv && ccy_ok) {
       if (cls == XG_INDEX)
-        nr += 1 + (k >= XG_NDEMO || xg_demos[k].etf_root != NULL) + has_fut;
+        nr += 1 + etf + (has_fut && fopt);
       else if (cls == XG_CRYPTO)
-        nr += 1 + has_fut;
+        nr += 2 + has_fut; /* USD options, options on the future, inverse options */
       else
         nr += 1;
     }
@@ -649,7 +753,9 @@ static int xg_root_expiries(xg_root *rt, int64_t pairs) {
 }
 
 static double xg_forward(const xg_root *rt, double T) {
-  return rt->type == XM_OPTION ? rt->S * xg_exp((XG_RATE - rt->q) * T) : rt->S;
+  return rt->type == XM_OPTION || rt->type == XM_AMERICAN_OPTION
+             ? rt->S * xg_exp((rt->rate - rt->q) * T)
+             : rt->S;
 }
 
 /* The demo's smile: term-structure ATM - slope*k + curvature*k^2. */
@@ -689,11 +795,16 @@ static int xg_root_options(xm_portfolio *P, const xg_root *rt) {
         int64_t i = rt->base[e] + 2 * j + cp;
         if (i >= rt->base[e + 1])
           break;
-        snprintf(id, sizeof id, "%s %c%.15g %dd", rt->name, cp ? 'C' : 'P', K / rt->id_scale,
-                 rt->days[e]);
+        if (rt->type == XM_INVERSE_OPTION) /* Deribit's style: BTC-30d-4000-C */
+          snprintf(id, sizeof id, "%s-%dd-%.15g-%c", rt->name, rt->days[e], K, cp ? 'C' : 'P');
+        else
+          snprintf(id, sizeof id, "%s %c%.15g %dd", rt->name, cp ? 'C' : 'P', K / rt->id_scale,
+                   rt->days[e]);
         P->inst_id[i] = strdup(id);
-        if (!P->inst_id[i])
+        P->inst_currency[i] = strdup(rt->ccy);
+        if (!P->inst_id[i] || !P->inst_currency[i])
           return -1;
+        P->inst_funding_rate[i] = 0.0;
         P->inst_type[i] = rt->type;
         P->inst_silo[i] = rt->silo;
         P->inst_underlying[i] = rt->und;
@@ -702,7 +813,7 @@ static int xg_root_options(xm_portfolio *P, const xg_root *rt) {
         P->inst_expiry[i] = T;
         P->inst_call[i] = cp;
         P->inst_implied_vol[i] = iv;
-        P->inst_rate[i] = XG_RATE;
+        P->inst_rate[i] = rt->rate;
         P->inst_dividend_yield[i] = rt->q;
         P->inst_multiplier[i] = rt->mult;
       }
@@ -750,12 +861,12 @@ static const char *const xg_template_names[XM_GEN_T_COUNT] = {
     "index_mm",     "futures_options_mm", "basis",
     "covered_call", "protective_put",     "short_strangle",
     "crypto_basis", "crypto_options",     "commodity_options_mm",
-    "directional",  "multi_asset"};
+    "directional",  "multi_asset",        "coin_margined"};
 /* accounts per 300 (the demo's plan) and relative size (positions) */
 static const double xg_template_share[XM_GEN_T_COUNT] = {45, 15, 35, 30, 25, 30,
-                                                         20, 20, 15, 35, 30};
+                                                         20, 20, 15, 35, 30, 20};
 static const double xg_template_size[XM_GEN_T_COUNT] = {8.0, 6.0, 0.6, 1.5, 1.2, 1.5,
-                                                        0.8, 5.0, 5.0, 0.5, 3.0};
+                                                        0.8, 5.0, 5.0, 0.5, 3.0, 4.0};
 
 const char *xm_gen_template_name(int t) {
   return t >= 0 && t < XM_GEN_T_COUNT ? xg_template_names[t] : "?";
@@ -766,6 +877,7 @@ typedef struct xg_acct {
   xg *x;
   xg_rng r;
   int32_t a;
+  int grp;         /* coin-margined: the crypto group of the account's currency, else -1 */
   int64_t at, end; /* next row, one past the last */
 } xg_acct;
 
@@ -845,14 +957,19 @@ static int32_t xg_option_any(const xg_root *rt, xg_rng *r, int call) {
   return (int32_t)i;
 }
 
-/* Delta per contract in units of the underlying factor. */
+/* Delta per contract in units of the underlying factor (of the USD value:
+ * an inverse contract of face m USD is m / F0 coins; American options take
+ * the European delta, close enough for a hedge). */
 static double xg_delta(const xm_portfolio *P, int32_t i) {
   int t = P->inst_type[i];
-  if (t == XM_SPOT || t == XM_FUTURE)
+  if (t == XM_SPOT || t == XM_FUTURE || t == XM_PERPETUAL)
     return P->inst_multiplier[i];
   double S = P->factor_level[P->inst_underlying[i]];
+  if (t == XM_INVERSE_FUTURE || t == XM_INVERSE_PERPETUAL)
+    return P->inst_multiplier[i] / S;
   double K = P->inst_strike[i], T = P->inst_expiry[i], v = P->inst_implied_vol[i];
-  double r = P->inst_rate[i], q = t == XM_OPTION ? P->inst_dividend_yield[i] : r;
+  double r = P->inst_rate[i];
+  double q = XM_TYPE_HAS_CARRY(t) ? P->inst_dividend_yield[i] : r;
   double sq = v * sqrt(T);
   double d1 = (xg_log(S / K) + (r - q + 0.5 * v * v) * T) / sq;
   double nd = P->inst_call[i] ? xm_gen_ncdf(d1) : xm_gen_ncdf(d1) - 1.0;
@@ -867,7 +984,7 @@ static void xg_hedge(xg_acct *c, int32_t h, const int32_t *li, const double *lq,
     dl += xg_delta(P, li[j]) * lq[j];
   double ratio =
       P->factor_level[P->inst_underlying[li[0]]] / P->factor_level[P->inst_underlying[h]];
-  double q = -floor(dl * ratio / P->inst_multiplier[h] + 0.5);
+  double q = -floor(dl * ratio / xg_delta(P, h) + 0.5);
   if (q == 0.0)
     q = dl > 0.0 ? -1.0 : 1.0;
   xg_hold(c, h, q);
@@ -924,6 +1041,8 @@ static int32_t xg_root_hedge(const xg *x, const xg_root *rt, xg_rng *r) {
     return gr->i_fut >= 0 ? gr->i_fut : gr->i_spot;
   if (gr->cls == XG_CRYPTO && gr->i_fut >= 0 && xg_chance(r, 0.5))
     return gr->i_fut; /* hedged on CME: cross-silo */
+  if (gr->cls == XG_CRYPTO && gr->i_perp >= 0 && xg_chance(r, 0.3))
+    return gr->i_perp; /* hedged with the linear perpetual */
   return gr->i_spot;
 }
 
@@ -1046,6 +1165,13 @@ static void xg_unit(xg_acct *c, int t) {
       break;
     xg_group *gr = &x->g[xg_pick(&x->cry_basis, r)];
     double nfut = xg_size(r, 20.0);
+    if (gr->i_fut < 0 || xg_chance(r, 0.5)) { /* cash and carry against the perpetual */
+      double coins = xg_size(r, xg_clamp(floor(1e5 / gr->px + 0.5), 1.0, 1e7));
+      xg_hold(c, gr->i_spot, coins);
+      if (xg_left(c) > 0)
+        xg_hold(c, gr->i_perp, -coins); /* short perpetual: receives the funding */
+      return;
+    }
     xg_hold(c, gr->i_spot, floor(gr->fut_mult / gr->spot_mult * nfut + 0.5));
     if (xg_left(c) > 0)
       xg_hold(c, gr->i_fut, -nfut);
@@ -1057,6 +1183,23 @@ static void xg_unit(xg_acct *c, int t) {
       xg_group *o = &x->g[xg_pick(&x->coins, r)];
       xg_hold(c, o->i_spot, xg_size(r, xg_clamp(floor(7e4 / o->px + 0.5), 1.0, 1e7)));
     }
+    return;
+  }
+  case XM_GEN_T_COIN_MARGINED: {
+    if (c->grp < 0)
+      break;
+    xg_group *gr = &x->g[c->grp];
+    if (gr->r_iopt >= 0 && xg_chance(r, 0.8)) { /* an inverse option book, delta-hedged */
+      int32_t h = xg_chance(r, 0.6) ? gr->i_iperp : gr->i_ifut;
+      xg_unit_book(c, &x->r[gr->r_iopt], h, 4, 13, 0.45);
+      return;
+    }
+    /* a calendar basis: perpetual against the quarterly future, USD face notional */
+    double n = xg_size(r, xg_clamp(floor(2e5 / gr->inv_face + 0.5), 1.0, 1e8));
+    double sign = xg_chance(r, 0.6) ? -1.0 : 1.0; /* mostly short the perpetual */
+    xg_hold(c, gr->i_iperp, sign * n);
+    if (xg_left(c) > 0)
+      xg_hold(c, gr->i_ifut, -sign * n);
     return;
   }
   case XM_GEN_T_DIRECTIONAL:
@@ -1095,11 +1238,12 @@ static const int xg_multi_parts[8] = {XM_GEN_T_INDEX_MM,          XM_GEN_T_BASIS
                                       XM_GEN_T_CRYPTO_BASIS,      XM_GEN_T_CRYPTO_OPTIONS,
                                       XM_GEN_T_COMMODITY_OPTIONS, XM_GEN_T_DIRECTIONAL};
 
-/* Fills rows [start, end) of account a with template t. */
-static void xg_account_positions(xg *x, int32_t a, int t, int64_t start, int64_t end) {
+/* Fills rows [start, end) of account a with template t (grp: see xg_acct). */
+static void xg_account_positions(xg *x, int32_t a, int t, int grp, int64_t start, int64_t end) {
   xg_acct c;
   c.x = x;
   c.a = a;
+  c.grp = grp;
   c.at = start;
   c.end = end;
   xg_rng_init(&c.r, x->p->seed, XG_S_UNITS, (uint64_t)a);
@@ -1108,7 +1252,7 @@ static void xg_account_positions(xg *x, int32_t a, int t, int64_t start, int64_t
     int u = t == XM_GEN_T_MULTI_ASSET ? xg_multi_parts[xg_int(&c.r, 8)] : t;
     xg_unit(&c, u);
     if (c.at == before) /* cannot happen; never loop forever */
-      xg_hold(&c, x->linear_inst[0], 1.0);
+      xg_hold(&c, grp >= 0 ? x->g[grp].i_iperp : x->linear_inst[0], 1.0);
   }
 }
 
@@ -1125,10 +1269,10 @@ static void xg_list_add(xg_list *l, int v, double w) {
 }
 
 static int xg_candidates(xg *x) {
-  xg_list *ls[] = {&x->mm_eq, &x->mm_fopt, &x->mm_com,    &x->mm_cry, &x->roots,
-                   &x->basis, &x->shares,  &x->cry_basis, &x->coins,  &x->linear};
+  xg_list *ls[] = {&x->mm_eq,  &x->mm_fopt,   &x->mm_com, &x->mm_cry, &x->roots, &x->basis,
+                   &x->shares, &x->cry_basis, &x->coins,  &x->linear, &x->inv};
   for (size_t k = 0; k < sizeof ls / sizeof ls[0]; k++)
-    if (xg_list_alloc(ls[k], x->n_groups + x->n_roots + 2 * x->n_groups) != 0)
+    if (xg_list_alloc(ls[k], x->n_groups + x->n_roots + 4 * x->n_groups) != 0)
       return -1;
   x->linear_inst = malloc((size_t)(x->n_linear > 0 ? x->n_linear : 1) * sizeof *x->linear_inst);
   x->linear_cls = malloc((size_t)(x->n_linear > 0 ? x->n_linear : 1));
@@ -1140,11 +1284,17 @@ static int xg_candidates(xg *x) {
       x->linear_cls[gr->i_spot] = (signed char)gr->cls;
     if (gr->i_fut >= 0)
       x->linear_cls[gr->i_fut] = (signed char)gr->cls;
+    int32_t more[3] = {gr->i_perp, gr->i_iperp, gr->i_ifut};
+    for (int j = 0; j < 3; j++)
+      if (more[j] >= 0)
+        x->linear_cls[more[j]] = (signed char)gr->cls;
+    if (gr->cls == XG_CRYPTO && gr->i_iperp >= 0)
+      xg_list_add(&x->inv, k, 1.0);
     if (gr->i_spot >= 0 && gr->i_fut >= 0 && gr->cls == XG_INDEX)
       xg_list_add(&x->basis, k, 1.0);
     if ((gr->cls == XG_INDEX && gr->r_etf >= 0) || (gr->cls == XG_STOCK && gr->r_opt >= 0))
       xg_list_add(&x->shares, k, 1.0);
-    if (gr->cls == XG_CRYPTO && gr->i_spot >= 0 && gr->i_fut >= 0)
+    if (gr->cls == XG_CRYPTO && gr->i_spot >= 0 && (gr->i_fut >= 0 || gr->i_perp >= 0))
       xg_list_add(&x->cry_basis, k, 1.0);
     if (gr->cls == XG_CRYPTO)
       xg_list_add(&x->coins, k, 1.0);
@@ -1153,8 +1303,10 @@ static int xg_candidates(xg *x) {
     const xg_root *rt = &x->r[k];
     int cls = x->g[rt->group].cls;
     double w = (double)rt->n;
+    if (rt->type == XM_INVERSE_OPTION)
+      continue; /* held in coin-margined accounts only */
     xg_list_add(&x->roots, k, w);
-    if (rt->type == XM_OPTION && cls != XG_CRYPTO)
+    if ((rt->type == XM_OPTION || rt->type == XM_AMERICAN_OPTION) && cls != XG_CRYPTO)
       xg_list_add(&x->mm_eq, k, w); /* index, ETF and stock options */
     else if (rt->type == XM_FUTURE_OPTION && cls != XG_COMMOD)
       xg_list_add(&x->mm_fopt, k, w);
@@ -1167,9 +1319,12 @@ static int xg_candidates(xg *x) {
   if (!x->mm_fopt.n)
     for (int k = 0; k < x->mm_com.n; k++)
       xg_list_add(&x->mm_fopt, x->mm_com.v[k], x->r[x->mm_com.v[k]].n);
+  /* directional lines: every linear product but the coin-settled ones */
+  int64_t nl = 0;
   for (int64_t i = 0; i < x->n_linear; i++)
-    x->linear_inst[i] = (int32_t)i;
-  x->linear.n = (int)x->n_linear;
+    if (!XM_TYPE_IS_INVERSE(x->P->inst_type[i]))
+      x->linear_inst[nl++] = (int32_t)i;
+  x->linear.n = (int)nl;
   return 0;
 }
 
@@ -1177,10 +1332,12 @@ static int xg_accounts(xg *x, xm_gen_stats *stats) {
   xm_portfolio *P = x->P;
   int64_t A = x->p->accounts, N = x->p->positions;
   int *tmpl = malloc((size_t)A * sizeof *tmpl);
+  int *grp = malloc((size_t)A * sizeof *grp);
   double *w = malloc((size_t)A * sizeof *w);
   int64_t *off = malloc(((size_t)A + 1) * sizeof *off);
-  if (!tmpl || !w || !off) {
+  if (!tmpl || !grp || !w || !off) {
     free(tmpl);
+    free(grp);
     free(w);
     free(off);
     return -1;
@@ -1208,6 +1365,11 @@ static int xg_accounts(xg *x, xm_gen_stats *stats) {
     P->account_cross_margin[a] = xg_chance(&r, 0.12) ? 0 : 1;
     w[a] = xg_template_size[t] * xg_exp(0.9 * xg_norm(&r));
     wsum += w[a];
+    /* a coin-margined account: its currency is one coin's (BTC most often) */
+    grp[a] = -1;
+    if (t == XM_GEN_T_COIN_MARGINED && x->inv.n)
+      grp[a] = xg_chance(&r, 0.6) ? x->inv.v[0] : xg_pick(&x->inv, &r);
+    P->account_currency[a] = strdup(grp[a] >= 0 ? x->g[grp[a]].name : "USD");
     char num[24], id[48] = "ACC";
     int len = snprintf(num, sizeof num, "%lld", (long long)(a + 1));
     size_t at = 3;
@@ -1215,8 +1377,9 @@ static int xg_accounts(xg *x, xm_gen_stats *stats) {
       id[at++] = '0';
     memcpy(id + at, num, (size_t)len + 1);
     P->account_id[a] = strdup(id);
-    if (!P->account_id[a]) {
+    if (!P->account_id[a] || !P->account_currency[a]) {
       free(tmpl);
+      free(grp);
       free(w);
       free(off);
       return -1;
@@ -1239,16 +1402,18 @@ static int xg_accounts(xg *x, xm_gen_stats *stats) {
   }
 #pragma omp parallel for schedule(dynamic, 16)
   for (int64_t a = 0; a < A; a++)
-    xg_account_positions(x, (int32_t)a, tmpl[a], off[a], off[a + 1]);
+    xg_account_positions(x, (int32_t)a, tmpl[a], grp[a], off[a], off[a + 1]);
   if (stats) {
     for (int64_t a = 0; a < A; a++) {
       stats->by_template[tmpl[a]]++;
+      stats->coin_accounts += grp[a] >= 0;
       stats->non_cross += P->account_cross_margin[a] == 0;
       if (off[a + 1] - off[a] > stats->max_account_positions)
         stats->max_account_positions = off[a + 1] - off[a];
     }
   }
   free(tmpl);
+  free(grp);
   free(w);
   free(off);
   return 0;
@@ -1364,6 +1529,18 @@ static int xg_history(xg *x, xm_scenario_file *S) {
         double nb = gr->b_phi * basis + (1.0 - gr->b_phi) * gr->b_mu + gr->b_s * xg_norm(&rb);
         row[gr->f_fut] = rpx + (nb - basis);
         basis = nb;
+      }
+    }
+    /* the group's FX factor (EURUSD): 7.5% a year (EURUSD's realised vol,
+     * 2014-2018, about 6-9%), loading 0.25 on the market factor, so that the
+     * euro weakens a little in an equity sell-off; Student-t noise */
+    if (gr->f_fx >= 0) {
+      xg_rng rx;
+      xg_rng_init(&rx, seed, XG_S_FX, (uint64_t)k);
+      double sfx = 0.075 * sdt, l = 0.25, il = sqrt(1.0 - l * l);
+      for (int64_t t = 0; t < T; t++) {
+        double z = xg_t4(&rx);
+        S->hist_return[t * F + gr->f_fx] = sfx * (l * sv[t] * zm[t] + il * z);
       }
     }
   }
@@ -1489,6 +1666,8 @@ static int xg_stress_set(const xg *x, xm_scenario_set *s) {
         row[gr->f_iv] = st->iv[gr->cls] * gr->iv / ref_iv[gr->cls];
       if (gr->f_fut >= 0)
         row[gr->f_fut] = px + (gr->cls == XG_CRYPTO ? st->basis_cry : st->basis_idx);
+      if (gr->f_fx >= 0) /* stated rule: the euro moves a tenth of the index move */
+        row[gr->f_fx] = 0.1 * st->px[XG_INDEX];
     }
   }
   return 0;
@@ -1645,9 +1824,14 @@ static int xg_alloc_portfolio(xm_portfolio *P, int64_t nf, int64_t ni, int64_t n
   P->inst_rate = malloc(i * sizeof *P->inst_rate);
   P->inst_dividend_yield = malloc(i * sizeof *P->inst_dividend_yield);
   P->inst_multiplier = malloc(i * sizeof *P->inst_multiplier);
+  P->inst_currency = calloc(i, sizeof *P->inst_currency);
+  P->inst_funding_rate = calloc(i, sizeof *P->inst_funding_rate);
   P->n_accounts = na;
   P->account_id = calloc(a, sizeof *P->account_id);
   P->account_cross_margin = malloc(a * sizeof *P->account_cross_margin);
+  P->account_currency = calloc(a, sizeof *P->account_currency);
+  P->fx_currency = calloc(f, sizeof *P->fx_currency); /* at most a currency per group */
+  P->fx_factor = calloc(f, sizeof *P->fx_factor);
   P->n_positions = np;
   P->pos_account = malloc(n * sizeof *P->pos_account);
   P->pos_instrument = malloc(n * sizeof *P->pos_instrument);
@@ -1656,7 +1840,9 @@ static int xg_alloc_portfolio(xm_portfolio *P, int64_t nf, int64_t ni, int64_t n
       !P->inst_type || !P->inst_silo || !P->inst_underlying || !P->inst_vol_factor ||
       !P->inst_strike || !P->inst_expiry || !P->inst_call || !P->inst_implied_vol ||
       !P->inst_rate || !P->inst_dividend_yield || !P->inst_multiplier || !P->account_id ||
-      !P->account_cross_margin || !P->pos_account || !P->pos_instrument || !P->pos_quantity)
+      !P->account_cross_margin || !P->pos_account || !P->pos_instrument || !P->pos_quantity ||
+      !P->inst_currency || !P->inst_funding_rate || !P->account_currency || !P->fx_currency ||
+      !P->fx_factor)
     return -1;
   for (int g = 0; g < 3; g++)
     if (!(P->silo_name[g] = strdup(xg_silos[g])))
@@ -1694,8 +1880,18 @@ xm_status xm_generate(const xm_gen_params *p, xm_portfolio *port, xm_scenario_fi
       goto done;
   xg_products(&x);
   for (int64_t i = 0; i < x.n_linear; i++)
-    if (!P->inst_id[i])
+    if (!P->inst_id[i] || !P->inst_currency[i])
       goto done;
+  /* /fx: every coin (its price factor) and EUR (EURUSD), in group order */
+  for (int k = 0; k < x.n_groups; k++) {
+    const xg_group *gr = &x.g[k];
+    const char *c = gr->cls == XG_CRYPTO ? gr->name : gr->f_fx >= 0 ? gr->ccy : NULL;
+    if (!c)
+      continue;
+    if (!(P->fx_currency[P->n_fx] = strdup(c)))
+      goto done;
+    P->fx_factor[P->n_fx++] = gr->cls == XG_CRYPTO ? gr->f_px : gr->f_fx;
+  }
   if (xg_options(&x) != 0 || xg_candidates(&x) != 0 || xg_accounts(&x, stats) != 0)
     goto done;
   if (xg_history(&x, scen) != 0)
@@ -1727,8 +1923,8 @@ done:
     free(x.r[k].days);
     free(x.r[k].base);
   }
-  xg_list *ls[] = {&x.mm_eq, &x.mm_fopt, &x.mm_com,    &x.mm_cry, &x.roots,
-                   &x.basis, &x.shares,  &x.cry_basis, &x.coins,  &x.linear};
+  xg_list *ls[] = {&x.mm_eq,  &x.mm_fopt,   &x.mm_com, &x.mm_cry, &x.roots, &x.basis,
+                   &x.shares, &x.cry_basis, &x.coins,  &x.linear, &x.inv};
   for (size_t k = 0; k < sizeof ls / sizeof ls[0]; k++) {
     free(ls[k]->v);
     free(ls[k]->cum);
@@ -1737,9 +1933,31 @@ done:
   free(x.linear_cls);
   free(x.g);
   free(x.r);
-  if (st != XM_OK) {
-    xm_portfolio_free(port);
-    xm_scenarios_free(scen);
-  }
+  if (st != XM_OK)
+    xm_gen_free(port, scen);
   return st;
+}
+
+static void xg_free_strings(char ***v, int64_t n) {
+  if (*v)
+    for (int64_t k = 0; k < n; k++)
+      free((*v)[k]);
+  free(*v);
+  *v = NULL;
+}
+
+void xm_gen_free(xm_portfolio *port, xm_scenario_file *scen) {
+  if (port) {
+    xg_free_strings(&port->inst_currency, port->n_instruments);
+    xg_free_strings(&port->account_currency, port->n_accounts);
+    xg_free_strings(&port->fx_currency, port->n_fx);
+    free(port->inst_funding_rate);
+    port->inst_funding_rate = NULL;
+    free(port->fx_factor);
+    port->fx_factor = NULL;
+    port->n_fx = 0;
+    xm_portfolio_free(port);
+  }
+  if (scen)
+    xm_scenarios_free(scen);
 }

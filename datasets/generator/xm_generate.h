@@ -42,6 +42,8 @@ enum {
   XM_GEN_T_COMMODITY_OPTIONS, /* commodity futures options hedged with the futures */
   XM_GEN_T_DIRECTIONAL,       /* 1-4 unhedged lines */
   XM_GEN_T_MULTI_ASSET,       /* several of the above in one account */
+  XM_GEN_T_COIN_MARGINED,     /* coin-margined (account currency BTC, ...): Deribit-style
+                                 inverse options hedged with inverse perpetuals or futures */
   XM_GEN_T_COUNT
 };
 
@@ -62,6 +64,7 @@ typedef struct xm_gen_stats {
   int64_t non_cross;                   /* accounts with cross_margin = 0 */
   int64_t max_account_positions;
   int64_t held_instruments; /* instruments in at least one position */
+  int64_t coin_accounts;    /* accounts whose currency is not the reporting one */
 } xm_gen_stats;
 
 void xm_gen_defaults(xm_gen_params *p);
@@ -76,10 +79,19 @@ int64_t xm_gen_min_instruments(int64_t factors);
 xm_status xm_gen_check(const xm_gen_params *p, char *err, size_t cap);
 
 /* Builds the book and the scenario file in memory (free them with
- * xm_portfolio_free / xm_scenarios_free). stats may be NULL. XM_EINVAL for
- * parameters xm_gen_check rejects, XM_ENOMEM. */
+ * xm_gen_free). The book is a version-2 one (FORMAT.md section 1): it fills
+ * inst_currency and inst_funding_rate for every instrument, account_currency
+ * for every account and the /fx table (n_fx, fx_currency, fx_factor).
+ * stats may be NULL. XM_EINVAL for parameters xm_gen_check rejects,
+ * XM_ENOMEM. */
 xm_status xm_generate(const xm_gen_params *p, xm_portfolio *port, xm_scenario_file *scen,
                       xm_gen_stats *stats);
+
+/* Frees what xm_generate made: the version-2 columns (currencies, funding,
+ * /fx) first, then the rest with xm_portfolio_free / xm_scenarios_free (so
+ * that nothing leaks whichever of them the io layer's free knows). Either
+ * may be NULL. */
+void xm_gen_free(xm_portfolio *port, xm_scenario_file *scen);
 
 /* The generator's portable math, exposed for the tests: exp, log (x > 0),
  * the standard normal CDF (|error| < 1e-7) and its inverse (p in (0, 1),

@@ -18,9 +18,12 @@ static void xm__gen_usage(FILE *f) {
           "book built from the demo book's account templates (index option market makers\n"
           "delta-hedged with futures, ETF-vs-futures basis, covered writers, protective\n"
           "puts, short strangles, crypto spot vs CME futures vs crypto options, commodity\n"
-          "option books, unhedged directional, multi-asset; about 12%% of the accounts not\n"
-          "cross-margin eligible) over F factors in three silos (securities, futures,\n"
-          "crypto), with T days of correlated daily history and the ready-made sets\n"
+          "option books, unhedged directional, multi-asset, coin-margined Deribit-style\n"
+          "books; about 12%% of the accounts not cross-margin eligible) over F factors in\n"
+          "three silos (securities, futures, crypto), with American ETF and stock\n"
+          "options, linear and inverse perpetuals, inverse futures and options settled in\n"
+          "the coin, Euro Stoxx 50 futures and options in EUR (/fx: the coins, EURUSD),\n"
+          "T days of correlated daily history and the ready-made sets\n"
           "`stress` (worst) and `span_grid` (weighted). The same arguments give the same\n"
           "files on any machine.\n\n"
           "options:\n"
@@ -216,7 +219,7 @@ int xm_cli_generate(int argc, char **argv) {
     int64_t types[XM_TYPE_COUNT] = {0};
     for (int64_t i = 0; i < port.n_instruments; i++)
       types[port.inst_type[i]]++;
-    int64_t kinds[3] = {0};
+    int64_t kinds[XM_FACTOR_KIND_COUNT] = {0};
     for (int64_t f = 0; f < port.n_factors; f++)
       kinds[port.factor_kind[f]]++;
     char ps[32], ss[32];
@@ -229,13 +232,19 @@ int xm_cli_generate(int argc, char **argv) {
            (long long)port.n_factors, (long long)kinds[0], (long long)kinds[1],
            (long long)stats.underlyings, (long long)stats.by_class[0], (long long)stats.by_class[1],
            (long long)stats.by_class[2], (long long)stats.by_class[3]);
-    printf("  instruments  %10lld  (spot %lld, future %lld, option %lld, future_option %lld; "
-           "%lld option classes; %.1f%% held)\n",
-           (long long)port.n_instruments, (long long)types[0], (long long)types[1],
-           (long long)types[2], (long long)types[3], (long long)stats.option_classes,
+    printf("  instruments  %10lld  (%lld option classes; %.1f%% held)\n",
+           (long long)port.n_instruments, (long long)stats.option_classes,
            100.0 * (double)stats.held_instruments / (double)port.n_instruments);
-    printf("  accounts     %10lld  (cross-margin eligible %lld)\n", (long long)port.n_accounts,
-           (long long)(port.n_accounts - stats.non_cross));
+    for (int t = 0; t < XM_TYPE_COUNT; t++)
+      if (types[t])
+        printf("    %-22s %lld\n", xm_type_name(t), (long long)types[t]);
+    printf("  accounts     %10lld  (cross-margin eligible %lld; %lld in a coin: ",
+           (long long)port.n_accounts, (long long)(port.n_accounts - stats.non_cross),
+           (long long)stats.coin_accounts);
+    printf("currencies %s", port.currency);
+    for (int64_t c = 0; c < port.n_fx; c++)
+      printf(", %s = %s", port.fx_currency[c], port.factor_name[port.fx_factor[c]]);
+    printf(")\n");
     for (int t = 0; t < XM_GEN_T_COUNT; t++)
       if (stats.by_template[t])
         printf("    %-22s %lld\n", xm_gen_template_name(t), (long long)stats.by_template[t]);
@@ -251,8 +260,7 @@ int xm_cli_generate(int argc, char **argv) {
     printf("  %.2f s (generate %.2f s, write %.2f s)\n", t2 - t0, t1 - t0, t2 - t1);
   }
   xm_diag_free(&diag);
-  xm_portfolio_free(&port);
-  xm_scenarios_free(&scen);
+  xm_gen_free(&port, &scen);
   free(port_path);
   free(scen_path);
   return rc;

@@ -145,11 +145,50 @@ def test_sizes(tmp):
                 check("%s positions per account vary" % name, per.max() > 3 * per.mean(),
                       (per.max(), per.mean()))
                 types = [s(x) for x in P["instruments/type"][:]]
-                check("%s all four instrument types" % name,
-                      set(types) == {"spot", "future", "option", "future_option"})
+                check("%s every instrument type" % name, set(types) == set(ALL_TYPES),
+                      sorted(set(ALL_TYPES) - set(types)))
+                check_v2(name, P, S)
                 used = np.unique(P["positions/instrument"][:])
                 check("%s instruments spread over accounts" % name, len(used) > 0.5 * i,
                       len(used))
+
+
+ALL_TYPES = ["spot", "future", "option", "future_option", "american_option", "perpetual",
+             "inverse_future", "inverse_perpetual", "inverse_option"]
+INVERSE = {"inverse_future", "inverse_perpetual", "inverse_option"}
+
+
+def check_v2(name, P, S):
+    """The version-2 columns of a generated book (FORMAT.md section 1). They are written by
+    libxmargin's writer: until it writes the version-2 columns, these checks fail."""
+    check("%s format_version 2" % name, int(P.attrs["format_version"]) == 2,
+          P.attrs["format_version"])
+    ok = all(k in P for k in ("instruments/currency", "instruments/funding_rate",
+                              "accounts/currency", "fx/currency", "fx/factor"))
+    if not check("%s version-2 columns present" % name, ok, list(P.keys())):
+        return
+    rep = s(P.attrs["currency"])
+    fx = [s(x) for x in P["fx/currency"][:]]
+    fxf = P["fx/factor"][:]
+    kinds = [s(x) for x in P["factors/kind"][:]]
+    names = [s(x) for x in P["factors/name"][:]]
+    check("%s /fx: not the reporting currency, unique, price factors" % name,
+          rep not in fx and len(set(fx)) == len(fx) and all(kinds[f] == "price" for f in fxf))
+    check("%s /fx has BTC, ETH, EUR" % name, {"BTC", "ETH", "EUR"} <= set(fx), fx)
+    check("%s EUR -> EURUSD" % name, "EUR" in fx and names[fxf[fx.index("EUR")]] == "EURUSD")
+    hist = [s(x) for x in S["history/factor"][:]]
+    check("%s EURUSD in the history" % name, "EURUSD" in hist)
+    types = [s(x) for x in P["instruments/type"][:]]
+    cur = [s(x) for x in P["instruments/currency"][:]]
+    acur = [s(x) for x in P["accounts/currency"][:]]
+    check("%s every currency is the reporting one or in /fx" % name,
+          all(c == rep or c in fx for c in cur + acur))
+    check("%s inverse types never in the reporting currency" % name,
+          all(c != rep for t, c in zip(types, cur) if t in INVERSE))
+    fr = P["instruments/funding_rate"][:]
+    check("%s funding only on perpetuals" % name,
+          all(f == 0 for t, f in zip(types, fr) if t not in ("perpetual", "inverse_perpetual")))
+    check("%s BTC accounts exist" % name, "BTC" in acur)
 
 
 def test_determinism(tmp):
@@ -236,7 +275,7 @@ def test_errors(tmp):
     check("errors write nothing", not any(x.startswith("err") for x in os.listdir(tmp)))
     r = xm("generate", "--accounts", 5, "--instruments", 10, "--positions", 30, "--factors", 13,
            "-o", p)
-    check("error names the minimum", "26" in r.stderr, r.stderr)
+    check("error names the minimum", "36" in r.stderr, r.stderr)
     r = xm("generate", "--accounts=5", "--instruments=40", "--positions=30", "--factors=13",
            "--output=" + os.path.join(tmp, "eq"), "-q")
     check("--opt=value form, -q", r.returncode == 0 and r.stdout == "", r.stdout + r.stderr)
