@@ -99,7 +99,8 @@ __kernel void xm_k_revalue8(const long n, const long ns, const long s0, const lo
   long sb = s + 8 <= ns ? s : ns - 8;
   int cls = insti[XM_II_CLASS * n + i];
   if (sb < 0 || cls == XM_CLASS_AMERICAN) { /* American: no double8 version, lane by lane */
-    for (long t = s; t < ns; t++)
+    long end = s + 8 < ns ? s + 8 : ns;       /* this work item's 8 scenarios, no more */
+    for (long t = s; t < end; t++)
       ell[i * ns + t] =
           xm_loss(i, n, instd, insti, X + (s0 + t) * nf, EX + (s0 + t) * nf, 0, vol_floor);
     return;
