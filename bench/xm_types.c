@@ -18,7 +18,7 @@
  * Monte Carlo are disabled.
  *
  * american_option runs at its own, smaller size (--american N_AM S_AM, the
- * first S_AM scenarios of the same set): at ~4 us a revaluation a core on
+ * first S_AM scenarios of the same set): at ~8 us a revaluation a core on
  * the cpu backend, and with PoCL's xm_k_revalue8 revaluing, for an American
  * row, every scenario from its group to the end of the tile (time ~ tile^2;
  * kernels/xmargin.cl, the `cls == XM_CLASS_AMERICAN` branch), N x S would
@@ -423,9 +423,9 @@ int main(int argc, char **argv) {
    * Each (round, backend) is a child process: it opens the context (kernel
    * build out of the timing), warms it with an untimed short run of the
    * option book, runs every type once, sends the times and requirements
-   * through a pipe and exits. So no backend runs beside another's threads
-   * (PoCL's workers stay in a process once started), and every round starts
-   * from the same state. The parent never opens a context (no OpenMP,
+   * through a pipe and exits. So no backend runs beside another's idle
+   * threads (OpenMP, OpenBLAS, PoCL), and every round starts from the same
+   * state. The parent never opens a context (no OpenMP,
    * OpenBLAS or PoCL threads before a fork). */
   xm_scenario_set set_w = set;
   set_w.n_scenarios = S < 256 ? S : 256;
