@@ -36,9 +36,9 @@
  *            [--repeat R] [--precision double|single] [--type NAME]... [--seed X]
  *            [--jsonl FILE]
  * Defaults: --device cpu --device opencl, N 2000, S 20000, american 16 x 256,
- * A 4, U 4, W 1, R 5, double, every type (`option` is always run: the peer). Prints a markdown table and one "XMTYPES {json}" line
- * per (backend, type); exit 1 when a run fails or two backends' requirements
- * differ by more than 1e-6 relative (double) / 1e-3 (single). */
+ * A 4, U 4, W 1, R 5, double, every type (`option` is always run: the peer). Prints a markdown
+ * table and one "XMTYPES {json}" line per (backend, type); exit 1 when a run fails or two backends'
+ * requirements differ by more than 1e-6 relative (double) / 1e-3 (single). */
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
@@ -173,10 +173,10 @@ static int xt_book_build(xt_book *b, int type, int64_t N, int64_t A, uint64_t se
   size_t n = (size_t)N;
 #define XT_ALLOC(p) ((p) = calloc(n ? n : 1, sizeof *(p)))
   if (!XT_ALLOC(b->itype) || !XT_ALLOC(b->isilo) || !XT_ALLOC(b->iund) || !XT_ALLOC(b->ivf) ||
-      !XT_ALLOC(b->icall) || !XT_ALLOC(b->pacct) || !XT_ALLOC(b->pinst) ||
-      !XT_ALLOC(b->strike) || !XT_ALLOC(b->expiry) || !XT_ALLOC(b->iv) || !XT_ALLOC(b->rate) ||
-      !XT_ALLOC(b->div) || !XT_ALLOC(b->mult) || !XT_ALLOC(b->fund) || !XT_ALLOC(b->pqty) ||
-      !XT_ALLOC(b->iid) || !XT_ALLOC(b->icur))
+      !XT_ALLOC(b->icall) || !XT_ALLOC(b->pacct) || !XT_ALLOC(b->pinst) || !XT_ALLOC(b->strike) ||
+      !XT_ALLOC(b->expiry) || !XT_ALLOC(b->iv) || !XT_ALLOC(b->rate) || !XT_ALLOC(b->div) ||
+      !XT_ALLOC(b->mult) || !XT_ALLOC(b->fund) || !XT_ALLOC(b->pqty) || !XT_ALLOC(b->iid) ||
+      !XT_ALLOC(b->icur))
     return 1;
 #undef XT_ALLOC
   if (!(b->acur = calloc((size_t)A, sizeof *b->acur)))
@@ -254,13 +254,13 @@ static int xt_book_build(xt_book *b, int type, int64_t N, int64_t A, uint64_t se
 }
 
 static void xt_usage(FILE *f) {
-  fprintf(f,
-          "usage: xm_types [--device SPEC]... [--threads T] [--instruments N] [--scenarios S]\n"
-          "                [--american N_AM S_AM] [--accounts A] [--underlyings U] [--warmup W]\n"
-          "                [--repeat R] [--precision double|single] [--type NAME]... [--seed X]\n"
-          "                [--jsonl FILE]\n"
-          "defaults: --device cpu --device opencl, N 2000, S 20000, american 16 x 256, A 4, U 4,\n"
-          "W 1, R 5, double, every type of the type table (xmargin_types.h); option always runs.\n");
+  fprintf(
+      f, "usage: xm_types [--device SPEC]... [--threads T] [--instruments N] [--scenarios S]\n"
+         "                [--american N_AM S_AM] [--accounts A] [--underlyings U] [--warmup W]\n"
+         "                [--repeat R] [--precision double|single] [--type NAME]... [--seed X]\n"
+         "                [--jsonl FILE]\n"
+         "defaults: --device cpu --device opencl, N 2000, S 20000, american 16 x 256, A 4, U 4,\n"
+         "W 1, R 5, double, every type of the type table (xmargin_types.h); option always runs.\n");
 }
 
 int main(int argc, char **argv) {
@@ -326,7 +326,8 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  if (N < 1 || S < 2 || A < 1 || U < 1 || N_am < 1 || S_am < 2 || S_am > S || warmup < 0 || repeat < 1 || repeat > XT_MAX_REPEAT) {
+  if (N < 1 || S < 2 || A < 1 || U < 1 || N_am < 1 || S_am < 2 || S_am > S || warmup < 0 ||
+      repeat < 1 || repeat > XT_MAX_REPEAT) {
     xt_usage(stderr);
     return 2;
   }
@@ -441,7 +442,7 @@ int main(int argc, char **argv) {
   double *msg = malloc((size_t)(ntypes * (2 + A)) * sizeof *msg); /* a child's report */
   if (!tev || !req0 || !maxrel || !lossmag || !msg)
     return 1;
-#define TEV(d, k, r) tev[((size_t)(d) * ntypes + (k)) * R + (r)]
+#define TEV(d, k, r) tev[((size_t)(d)*ntypes + (k)) * R + (r)]
   double tall = xm_now();
   fflush(stdout);
   fflush(stderr);
@@ -480,7 +481,8 @@ int main(int argc, char **argv) {
         if (dv->backend == XM_BACKEND_CPU && threads > 0)
           omp_set_num_threads(threads); /* as xm_bench: the engine does not apply opt.threads */
         char sp[32], nm[160];
-        int nt = dv->backend == XM_BACKEND_CPU ? (threads > 0 ? threads : omp_get_max_threads()) : 0;
+        int nt =
+            dv->backend == XM_BACKEND_CPU ? (threads > 0 ? threads : omp_get_max_threads()) : 0;
         snprintf(sp, sizeof sp, "%s", dv->spec);
         if (dv->backend == XM_BACKEND_CPU)
           snprintf(nm, sizeof nm, "cpu (%d thr)", nt);
@@ -502,9 +504,9 @@ int main(int argc, char **argv) {
           msg[k * (2 + A) + 1] = res.t_prepare;
           for (int64_t a2 = 0; a2 < A; a2++)
             msg[k * (2 + A) + 2 + a2] = res.requirement[a2];
-          fprintf(stderr, "xm_types: round %d%s %s %-17s evaluate %.4f s (prepare %.4f)\n",
-                  rd + 1, rd < warmup ? " (warm-up)" : "", sp, xm_type_name(types[k]),
-                  res.t_evaluate, res.t_prepare);
+          fprintf(stderr, "xm_types: round %d%s %s %-17s evaluate %.4f s (prepare %.4f)\n", rd + 1,
+                  rd < warmup ? " (warm-up)" : "", sp, xm_type_name(types[k]), res.t_evaluate,
+                  res.t_prepare);
           xm_run_result_free(&res);
         }
         xm_ctx_destroy(c);
