@@ -50,8 +50,8 @@ def main():
     T = tl.Tally()
     with tl.TmpDir("xm_memlimit_") as d:
         pre = os.path.join(d, "book")
-        rc, _, err, _ = tl.run_xm(["generate", "--accounts", 200, "--instruments", 2000, "--positions",
-                                   10000, "--factors", 600, "--history-days", 600, "-q", "-o", pre])
+        rc, _, err, _ = tl.run_xm(["generate", "--accounts", 200, "--instruments", 1100, "--positions",
+                                   6000, "--factors", 600, "--history-days", 600, "-q", "-o", pre])
         if not T.check("generate a 600-factor book", rc == 0, err[-400:]):
             T.finish()
         P, S = pre + "-portfolio.h5", pre + "-scenarios.h5"
