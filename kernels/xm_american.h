@@ -31,29 +31,29 @@ XM_INLINE_HOT XM_REAL XM_FN(xm_log_ncdf)(XM_REAL x) {
  * are constants: s_i = sin(asin(rho) (1 -+ x_i) / 2) (for -rho: -s_i), its
  * weight w_i and 1 / (1 - s_i^2), written out (no loop: each lane of a
  * vectorised revaluation loop takes the same 20 exponentials). */
-#define XM__BVN_T(s, w, c) (XM_REAL)(w) * exp((XM_REAL)(c) * (sg * (XM_REAL)(s) * hk - hs))
+#define XM__BVN_T(s, w, c) (XM_REAL)(w) * exp((XM_REAL)(c) * (sg * (XM_REAL)(s)*hk - hs))
 XM_INLINE_HOT XM_REAL XM_FN(xm_bvn_bs)(XM_REAL a, XM_REAL b, XM_REAL sg) {
   XM_REAL hk = a * b, hs = (XM_REAL)0.5 * (a * a + b * b);
-  XM_REAL sum = XM__BVN_T(0.00310778148764632, 0.017614007139152121, 1.0000096583990588) + \
-      XM__BVN_T(0.016293999704091955, 0.040601429800386939, 1.0002655649323664) + \
-      XM__BVN_T(0.039684053215025404, 0.062672048334109054, 1.0015773080622903) + \
-      XM__BVN_T(0.072699733973249997, 0.083276741576704755, 1.0053133336233264) + \
-      XM__BVN_T(0.11447708818931851, 0.1019301198172404, 1.0132790253975419) + \
-      XM__BVN_T(0.16386275803491718, 0.1181945319615184, 1.0275918729470779) + \
-      XM__BVN_T(0.21942426297223605, 0.13168863844917661, 1.0505823982738265) + \
-      XM__BVN_T(0.27948648328202275, 0.1420961093183821, 1.0847312831596108) + \
-      XM__BVN_T(0.34219864653391818, 0.14917298647260371, 1.1326309913265575) + \
-      XM__BVN_T(0.40562924682346296, 0.15275338713072589, 1.1969383550374391) + \
-      XM__BVN_T(0.78422686671408737, 0.017614007139152121, 2.5974820633263627) + \
-      XM__BVN_T(0.77597676579545038, 0.040601429800386939, 2.5134465687510725) + \
-      XM__BVN_T(0.76100601509325216, 0.062672048334109054, 2.3760314783761056) + \
-      XM__BVN_T(0.73914021507488503, 0.083276741576704755, 2.2042369105460815) + \
-      XM__BVN_T(0.71023239964366169, 0.1019301198172404, 2.0178786530798662) + \
-      XM__BVN_T(0.6742523300826021, 0.1181945319615184, 1.833571163049641) + \
-      XM__BVN_T(0.63138085195917781, 0.13168863844917661, 1.6629023552168254) + \
-      XM__BVN_T(0.58209080582330897, 0.1420961093183821, 1.5124696457382543) + \
-      XM__BVN_T(0.52719916280123846, 0.14917298647260371, 1.3849244604071003) + \
-      XM__BVN_T(0.46787933456224073, 0.15275338713072589, 1.2802639543102603);
+  XM_REAL sum = XM__BVN_T(0.00310778148764632, 0.017614007139152121, 1.0000096583990588) +
+                XM__BVN_T(0.016293999704091955, 0.040601429800386939, 1.0002655649323664) +
+                XM__BVN_T(0.039684053215025404, 0.062672048334109054, 1.0015773080622903) +
+                XM__BVN_T(0.072699733973249997, 0.083276741576704755, 1.0053133336233264) +
+                XM__BVN_T(0.11447708818931851, 0.1019301198172404, 1.0132790253975419) +
+                XM__BVN_T(0.16386275803491718, 0.1181945319615184, 1.0275918729470779) +
+                XM__BVN_T(0.21942426297223605, 0.13168863844917661, 1.0505823982738265) +
+                XM__BVN_T(0.27948648328202275, 0.1420961093183821, 1.0847312831596108) +
+                XM__BVN_T(0.34219864653391818, 0.14917298647260371, 1.1326309913265575) +
+                XM__BVN_T(0.40562924682346296, 0.15275338713072589, 1.1969383550374391) +
+                XM__BVN_T(0.78422686671408737, 0.017614007139152121, 2.5974820633263627) +
+                XM__BVN_T(0.77597676579545038, 0.040601429800386939, 2.5134465687510725) +
+                XM__BVN_T(0.76100601509325216, 0.062672048334109054, 2.3760314783761056) +
+                XM__BVN_T(0.73914021507488503, 0.083276741576704755, 2.2042369105460815) +
+                XM__BVN_T(0.71023239964366169, 0.1019301198172404, 2.0178786530798662) +
+                XM__BVN_T(0.6742523300826021, 0.1181945319615184, 1.833571163049641) +
+                XM__BVN_T(0.63138085195917781, 0.13168863844917661, 1.6629023552168254) +
+                XM__BVN_T(0.58209080582330897, 0.1420961093183821, 1.5124696457382543) +
+                XM__BVN_T(0.52719916280123846, 0.14917298647260371, 1.3849244604071003) +
+                XM__BVN_T(0.46787933456224073, 0.15275338713072589, 1.2802639543102603);
   /* asin(rho) / (4 pi), signed as the correlation */
   XM_REAL m = sg * (XM_REAL)0.071982350518038532 * sum + XM_FN(xm_ncdf)(a) * XM_FN(xm_ncdf)(b);
   return m > (XM_REAL)0 ? m : (XM_REAL)0;
@@ -69,7 +69,7 @@ XM_INLINE_HOT XM_REAL XM_FN(xm_bs_pair)(XM_REAL lc, XM_REAL d, XM_REAL k, XM_REA
  * names the imaginary unit I), coef > 0 given by its log lcoef:
  * coef exp(lambda) S^gamma [N(d) - (I/S)^kappa N(d - 2 ln(I/S) / (v sqrt T))]. */
 XM_INLINE_HOT XM_REAL XM_FN(xm_bs_phi)(XM_REAL lcoef, XM_REAL S, XM_REAL T, XM_REAL g, XM_REAL H,
-                                   XM_REAL Ib, XM_REAL r, XM_REAL b, XM_REAL v) {
+                                       XM_REAL Ib, XM_REAL r, XM_REAL b, XM_REAL v) {
   XM_REAL v2 = v * v, vt = v * sqrt(T);
   XM_REAL lambda = (-r + g * b + (XM_REAL)0.5 * g * (g - (XM_REAL)1) * v2) * T;
   XM_REAL d = -(log(S / H) + (b + (g - (XM_REAL)0.5) * v2) * T) / vt;
@@ -88,8 +88,8 @@ XM_INLINE_HOT XM_REAL XM_FN(xm_bs_term)(XM_REAL lc, XM_REAL m) {
 /* coef * psi(S, T, gamma, H, I2, I1, t1) of Haug's formula (the second step),
  * coef > 0 given by its log. */
 XM_INLINE_HOT XM_REAL XM_FN(xm_bs_psi)(XM_REAL lcoef, XM_REAL S, XM_REAL T, XM_REAL g, XM_REAL H,
-                                   XM_REAL I2, XM_REAL I1, XM_REAL t1, XM_REAL r, XM_REAL b,
-                                   XM_REAL v) {
+                                       XM_REAL I2, XM_REAL I1, XM_REAL t1, XM_REAL r, XM_REAL b,
+                                       XM_REAL v) {
   XM_REAL v2 = v * v, mu = b + (g - (XM_REAL)0.5) * v2;
   XM_REAL st1 = v * sqrt(t1), sT = v * sqrt(T);
   XM_REAL e1 = (log(S / I1) + mu * t1) / st1, e2 = (log(I2 * I2 / (S * I1)) + mu * t1) / st1;
@@ -111,7 +111,7 @@ XM_INLINE_HOT XM_REAL XM_FN(xm_bs_psi)(XM_REAL lcoef, XM_REAL S, XM_REAL T, XM_R
 
 /* The call of Bjerksund and Stensland (2002) for b < r (S, K > 0, T > 0, v > 0). */
 XM_INLINE_HOT XM_REAL XM_FN(xm_bs2002_call)(XM_REAL S, XM_REAL K, XM_REAL T, XM_REAL r, XM_REAL b,
-                                        XM_REAL v) {
+                                            XM_REAL v) {
   XM_REAL v2 = v * v;
   XM_REAL t1 = (XM_REAL)0.61803398874989484820 * T; /* (sqrt 5 - 1) / 2 T */
   XM_REAL beta = ((XM_REAL)0.5 - b / v2) +
@@ -148,7 +148,7 @@ XM_INLINE_HOT XM_REAL XM_FN(xm_bs2002_call)(XM_REAL S, XM_REAL K, XM_REAL T, XM_
 /* American option of type `type` (carry: b = r - q; without carry the
  * underlying is a futures price, b = 0), METHODOLOGY.md section 2.1. */
 XM_INLINE_HOT XM_REAL XM_FN(xm_price_american)(int type, XM_REAL S, XM_REAL K, XM_REAL T, XM_REAL r,
-                                           XM_REAL q, XM_REAL sigma, int call) {
+                                               XM_REAL q, XM_REAL sigma, int call) {
   XM_REAL b = XM_TYPE_HAS_CARRY(type) ? r - q : (XM_REAL)0;
   XM_REAL iv = XM_FN(xm_intrinsic)(S, K, call);
   XM_REAL s = sigma * sqrt(T > (XM_REAL)0 ? T : (XM_REAL)0);
