@@ -99,17 +99,16 @@ __kernel void xm_k_revalue8(const long n, const long ns, const long s0, const lo
   long sb = s + 8 <= ns ? s : ns - 8;
   int cls = insti[XM_II_CLASS * n + i];
   if (sb < 0 || cls == XM_CLASS_AMERICAN) { /* American: no double8 version, lane by lane */
-    long end = s + 8 < ns ? s + 8 : ns;       /* this work item's 8 scenarios, no more */
+    long end = s + 8 < ns ? s + 8 : ns;     /* this work item's 8 scenarios, no more */
     for (long t = s; t < end; t++)
       ell[i * ns + t] =
           xm_loss(i, n, instd, insti, X + (s0 + t) * nf, EX + (s0 + t) * nf, 0, vol_floor);
     return;
   }
   __global const double *x8 = X + (s0 + sb) * nf, *ex8 = EX + (s0 + sb) * nf;
-  double8 v = cls == XM_CLASS_LINEAR
-                  ? xm_loss_linear_v8(i, n, instd, insti, ex8, nf)
-                  : xm_loss_black_v8(i, n, instd, insti, x8, ex8, nf, vol_floor,
-                                     cls == XM_CLASS_BLACK_LOGVOL);
+  double8 v = cls == XM_CLASS_LINEAR ? xm_loss_linear_v8(i, n, instd, insti, ex8, nf)
+                                     : xm_loss_black_v8(i, n, instd, insti, x8, ex8, nf, vol_floor,
+                                                        cls == XM_CLASS_BLACK_LOGVOL);
   if (sb == s) {
     vstore8(v, 0, ell + i * ns + s);
     return;
@@ -207,9 +206,9 @@ __kernel void xm_k_combine(const long na, const int G, const long K, __global co
                            __global const double *silo_set, __global const double *attr_set,
                            __global const int *cross, __global const int *pos_start,
                            __global const int *pos_inst, __global const double *pos_qty,
-                           const long n, __global const double *instd,
-                           const double offset_cap, const double per_contract,
-                           __global double *out_acct, __global double *out_silo) {
+                           const long n, __global const double *instd, const double offset_cap,
+                           const double per_contract, __global double *out_acct,
+                           __global double *out_silo) {
   long a = get_global_id(0);
   if (a < na)
     xm_combine_account(a, G, K, by_set, silo_set, attr_set, cross, pos_start, pos_inst, pos_qty, n,
