@@ -161,7 +161,7 @@ XM_INLINE_HOT XM_REAL XM_FN(xm_price_american)(int type, XM_REAL S, XM_REAL K, X
   XM_REAL am =
       XM_FN(xm_bs2002_call)(cs, ck, tt, live ? cr : (XM_REAL)0.05, live ? cb : (XM_REAL)0, v);
   XM_REAL lo = euro > iv ? euro : iv, hi = call ? S : K;
-  XM_REAL val = live & (am > lo) ? am : lo; /* a NaN fails the comparison: lo */
+  XM_REAL val = (live & (am > lo)) ? am : lo; /* a NaN fails the comparison: lo */
   val = val < hi ? val : hi;
   return T > (XM_REAL)0 ? val : iv;
 }
