@@ -156,7 +156,7 @@ XM_INLINE_HOT XM_REAL XM_FN(xm_price_american)(int type, XM_REAL S, XM_REAL K, X
   /* the put as the call of the transformation: S <-> K, r -> r - b, b -> -b */
   XM_REAL cs = call ? S : K, ck = call ? K : S, cr = call ? r : r - b, cb = call ? b : -b;
   /* & not &&: no control flow, the loop stays one vectorisable block */
-  int live = (T > (XM_REAL)0) & (sigma > (XM_REAL)0) & (cb < cr);
+  XM_MASK live = (T > (XM_REAL)0) & (sigma > (XM_REAL)0) & (cb < cr);
   XM_REAL v = live ? sigma : (XM_REAL)1, tt = live ? T : (XM_REAL)1; /* any valid inputs */
   XM_REAL am =
       XM_FN(xm_bs2002_call)(cs, ck, tt, live ? cr : (XM_REAL)0.05, live ? cb : (XM_REAL)0, v);

@@ -136,9 +136,8 @@ XM_INLINE_HOT XM_LOSS_T XM_FN(xm_loss_black)(xm_i64 i, xm_i64 n, XM_GLOBAL const
                                             (XM_REAL)0);
 }
 
-#ifndef XM_VECTOR
 /* American options: Bjerksund-Stensland (2002) at the shocked spot and vol
- * and T' (scalar XM_REAL only: the OpenCL double8 kernels call it per lane). */
+ * and T'. */
 XM_INLINE_HOT XM_LOSS_T XM_FN(xm_loss_american)(xm_i64 i, xm_i64 n, XM_GLOBAL const double *instd,
                                                 XM_GLOBAL const int *insti,
                                                 XM_GLOBAL const double *x,
@@ -158,6 +157,7 @@ XM_INLINE_HOT XM_LOSS_T XM_FN(xm_loss_american)(xm_i64 i, xm_i64 n, XM_GLOBAL co
                                             (XM_REAL)0);
 }
 
+#ifndef XM_VECTOR
 /* The loss of one contract in one scenario (x, ex: that scenario's row), any
  * class (the class of the row chooses). */
 XM_INLINE XM_LOSS_T XM_FN(xm_loss)(xm_i64 i, xm_i64 n, XM_GLOBAL const double *instd,

@@ -52,14 +52,16 @@ XM_INLINE_HOT XM_REAL XM_FN(xm_black_lfk)(XM_REAL F, XM_REAL K, XM_REAL lfk, XM_
   return df * (live ? black : XM_FN(xm_intrinsic)(F, K, call));
 }
 
-#ifndef XM_VECTOR
 /* The same with log(F/K) computed here. */
 XM_INLINE XM_REAL XM_FN(xm_black)(XM_REAL F, XM_REAL K, XM_REAL df, XM_REAL s, int call) {
   return XM_FN(xm_black_lfk)(F, K, s > (XM_REAL)0 ? log(F / K) : (XM_REAL)0, df, s, call);
 }
 
-/* American options (Bjerksund and Stensland 2002): xm_price_american. */
+/* American options (Bjerksund and Stensland 2002): xm_price_american (also
+ * on double8: the OpenCL kernels revalue 8 scenarios of a row at once). */
 #include "xm_american.h"
+
+#ifndef XM_VECTOR
 
 /* The unit-value functions of the type table (xmargin_types.h, column
  * `pricing`): value of one unit (multiplier not applied). S: spot, or the

@@ -98,17 +98,18 @@ __kernel void xm_k_revalue8(const long n, const long ns, const long s0, const lo
    * of fewer than 8 scenarios take the scalar code. */
   long sb = s + 8 <= ns ? s : ns - 8;
   int cls = insti[XM_II_CLASS * n + i];
-  if (sb < 0 || cls == XM_CLASS_AMERICAN) { /* American: no double8 version, lane by lane */
-    long end = s + 8 < ns ? s + 8 : ns;     /* this work item's 8 scenarios, no more */
-    for (long t = s; t < end; t++)
+  if (sb < 0) {
+    for (long t = s; t < ns; t++)
       ell[i * ns + t] =
           xm_loss(i, n, instd, insti, X + (s0 + t) * nf, EX + (s0 + t) * nf, 0, vol_floor);
     return;
   }
   __global const double *x8 = X + (s0 + sb) * nf, *ex8 = EX + (s0 + sb) * nf;
   double8 v = cls == XM_CLASS_LINEAR ? xm_loss_linear_v8(i, n, instd, insti, ex8, nf)
-                                     : xm_loss_black_v8(i, n, instd, insti, x8, ex8, nf, vol_floor,
-                                                        cls == XM_CLASS_BLACK_LOGVOL);
+              : cls == XM_CLASS_AMERICAN
+                  ? xm_loss_american_v8(i, n, instd, insti, x8, ex8, nf, vol_floor)
+                  : xm_loss_black_v8(i, n, instd, insti, x8, ex8, nf, vol_floor,
+                                     cls == XM_CLASS_BLACK_LOGVOL);
   if (sb == s) {
     vstore8(v, 0, ell + i * ns + s);
     return;
