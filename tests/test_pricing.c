@@ -729,8 +729,8 @@ static void single_vs_double_cpu(void **state) {
     if (!(e <= worst))
       worst = e, wi = i;
   }
-  print_message("  [single] worst |single - double| / notional: %.2e, American %.2e\n",
-                worst, am_worst);
+  print_message("  [single] worst |single - double| / notional: %.2e, American %.2e\n", worst,
+                am_worst);
   if (!(worst <= 1e-5))
     fail_msg("single vs double on cpu: %.3g of notional (seed %llu, index %zu: %s %s S=%.17g "
              "K=%.17g T=%.17g r=%.17g q=%.17g vol=%.17g mult=%g; double %.17g single %.17g)",
@@ -955,8 +955,8 @@ static void american_opencl_vs_cpu(void **state) {
     /* relative where the value is at least 1% of the notional; below, the
      * allowance is 2e-14 of the notional (as 1e-12 of a 2% value) */
     double N = b.mult[i] * b.S[i];
-    double e = fabs(c[i]) >= 1e-2 * N ? fabs(o[i] - c[i]) / fabs(c[i])
-                                      : fabs(o[i] - c[i]) / (2e-2 * N);
+    double e =
+        fabs(c[i]) >= 1e-2 * N ? fabs(o[i] - c[i]) / fabs(c[i]) : fabs(o[i] - c[i]) / (2e-2 * N);
     if (!(e <= worst))
       worst = e, wi = i;
   }
