@@ -1,7 +1,8 @@
 /* The smallest program that computes a book's margin through libxmargin's
  * public API: read the two input files, run every scenario set on the cpu
- * backend (or XM_DEVICE), print each account's requirement and the book's
- * total. Built in CI against an installed library, by pkg-config and by CMake:
+ * backend (or XM_DEVICE), print each account's requirement (in its currency)
+ * and the book's total (in the reporting currency). Built in CI against an installed library, by
+ * pkg-config and by CMake:
  *
  *   cc margin.c $(pkg-config --cflags --libs xmargin) -o margin
  *   ./margin PORTFOLIO.h5 SCENARIOS.h5
@@ -49,12 +50,15 @@ int main(int argc, char **argv) {
     fprintf(stderr, "%s: %s\n", xm_strerror(st), xm_ctx_last_error(ctx));
     goto cleanup;
   }
+  /* Each requirement is in its account's currency; the book's total adds
+   * them at today's rate of each currency (to_reporting) in the reporting one. */
   double total = 0.0;
   for (int64_t a = 0; a < res.A; a++) {
-    printf("%-16s %.6f\n", pf.account_id[a], res.requirement[a]);
-    total += res.requirement[a];
+    const char *cur = pf.account_currency ? pf.account_currency[a] : pf.currency;
+    printf("%-16s %.6f %s\n", pf.account_id[a], res.requirement[a], cur);
+    total += res.to_reporting[a] * res.requirement[a];
   }
-  printf("total %.6f\n", total);
+  printf("total %.6f %s\n", total, pf.currency);
   rc = 0;
 cleanup:
   xm_run_result_free(&res);
