@@ -26,6 +26,7 @@
 _Static_assert(sizeof(xm_precision) == sizeof(int), "xm_precision is not int-sized");
 _Static_assert(sizeof(xm_measure) == sizeof(int), "xm_measure is not int-sized");
 _Static_assert(sizeof(xm_distribution) == sizeof(int), "xm_distribution is not int-sized");
+_Static_assert(sizeof(xm_collateral_method) == sizeof(int), "xm_collateral_method is not int-sized");
 _Static_assert(sizeof(unsigned long long) == sizeof(uint64_t), "strtoull must cover uint64_t");
 
 /* The longest value text accepted (after trimming); no valid value comes near. */
@@ -57,6 +58,7 @@ typedef struct xm__cfg_key {
 
 static const char *const xm__cfg_precisions[] = {"double", "single", NULL};
 static const char *const xm__cfg_distributions[] = {"normal", "student_t", NULL};
+static const char *const xm__cfg_collateral_methods[] = {"schedule", "scenario", NULL};
 
 #define XM__OFF(field) offsetof(xm_config, field)
 #define XM__NUM(sec, key, type, field, lo, hi, lo_open, hi_open, range)                            \
@@ -97,6 +99,8 @@ static const xm__cfg_key xm__cfg_keys[] = {
             "in [0, 1]"),
     XM__NUM("minimum", "per_contract", XM__CFG_DOUBLE, minimum.per_contract, 0, INFINITY, 0, 0,
             ">= 0"),
+    XM__NUM("apc", "buffer", XM__CFG_DOUBLE, apc.buffer, 0, INFINITY, 0, 0, ">= 0"),
+    XM__ENUM("collateral", "method", collateral.method, xm__cfg_collateral_methods),
 };
 #define XM__CFG_NKEYS (sizeof xm__cfg_keys / sizeof xm__cfg_keys[0])
 
@@ -117,6 +121,8 @@ static const struct {
     {"pricing", "revaluation: implied-vol floor and term-structure power of vol shocks"},
     {"cross_margin", "share of the diversification benefit that is credited (at most)"},
     {"minimum", "requirement floor per option contract (|quantity| x multiplier)"},
+    {"apc", "anti-procyclicality: the buffer beta on the cross-margined requirement"},
+    {"collateral", "collateral valuation: haircut schedule, or priced inside the scenarios"},
 };
 #define XM__CFG_NSECTIONS (sizeof xm__cfg_sections / sizeof xm__cfg_sections[0])
 
@@ -409,6 +415,8 @@ void xm_config_default(xm_config *cfg) {
   cfg->pricing.vol_term_power = 0.0;
   cfg->cross_margin.offset_cap = 0.80;
   cfg->minimum.per_contract = 0.375;
+  cfg->apc.buffer = 0.0;
+  cfg->collateral.method = XM_COLLATERAL_SCHEDULE;
 }
 
 xm_status xm_config_set(xm_config *cfg, const char *key, const char *value, char *err, size_t cap) {

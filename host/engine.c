@@ -51,6 +51,12 @@ void xm_run_result_free(xm_run_result *r) {
   free(r->attribution);
   free(r->binding);
   free(r->to_reporting);
+  double *more[] = {r->liquidity,        r->liquidity_by_silo, r->requirement_by_silo,
+                    r->hedge_credit,     r->collateral_value,  r->collateral,
+                    r->excess,           r->call,              r->call_siloed};
+  for (size_t i = 0; i < sizeof more / sizeof more[0]; i++)
+    free(more[i]);
+  free(r->minimum_binds);
   memset(r, 0, sizeof *r);
 }
 

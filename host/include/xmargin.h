@@ -191,6 +191,12 @@ const char *xm_measure_name(int measure);
 /* ---- Configuration (METHODOLOGY.md; keys and defaults there) ------------ */
 
 typedef enum xm_distribution { XM_DIST_NORMAL = 0, XM_DIST_STUDENT_T = 1 } xm_distribution;
+/* collateral.method (METHODOLOGY.md section 6): haircut schedule, or the
+ * holdings priced inside the scenarios. */
+typedef enum xm_collateral_method {
+  XM_COLLATERAL_SCHEDULE = 0,
+  XM_COLLATERAL_SCENARIO = 1
+} xm_collateral_method;
 
 typedef struct xm_config {
   int horizon_days;       /* horizon_days = 2 */
@@ -223,6 +229,12 @@ typedef struct xm_config {
   struct {
     double per_contract; /* 0.375 */
   } minimum;
+  struct {
+    double buffer; /* apc.buffer = 0: beta, M = max((1 + beta) C, Min) */
+  } apc;
+  struct {
+    xm_collateral_method method; /* collateral.method = schedule */
+  } collateral;
 } xm_config;
 
 /* Fills *cfg with METHODOLOGY.md's defaults. */
@@ -435,9 +447,21 @@ typedef struct xm_run_result {
   xm_run_set *sets;
   double *requirement, *unified, *siloed, *diversification, *minimum; /* [A] */
   double *by_set;                                                     /* [A x K] */
-  double *by_silo;                                                    /* [A x G] */
-  double *attribution;                                                /* [A x G] */
-  int32_t *binding; /* [A] the set whose measure is the unified one */
+  double *by_silo;     /* [A x G] S_{a,g} + LQ_{a,g}: each silo's core plus its add-on */
+  double *attribution; /* [A x G] each silo's share of the core U_a = unified - liquidity */
+  int32_t *binding;    /* [A] the set whose measure is the core U_a */
+  /* METHODOLOGY.md sections 4 and 4.1, per account: */
+  double *liquidity;           /* [A] LQ_a, included in unified */
+  double *liquidity_by_silo;   /* [A x G] LQ_{a,g}, included in by_silo */
+  double *requirement_by_silo; /* [A x G] M_{a,g}: what each silo alone would ask */
+  double *hedge_credit;        /* [A] offset_cap x diversification (eligible accounts; else 0) */
+  int32_t *minimum_binds;      /* [A] 1 where the minimum is the requirement */
+  /* Section 6, per account; all NULL when the book has no /collateral. */
+  double *collateral_value; /* [A] sum of CV_j, today's values */
+  double *collateral;       /* [A] sum of ACV_j, after haircuts and limits */
+  double *excess;           /* [A] E_a (negative: short of margin) */
+  double *call;             /* [A] the margin call */
+  double *call_siloed;      /* [A] the call if each silo were margined apart */
   /* [A] X_b: one unit of the account's currency in the reporting currency
    * today (1 for an account in the reporting currency): every money output
    * of account a is in its currency; times this, in the reporting one. */
