@@ -24,7 +24,8 @@ sum(call x X_b); "minimum" named where the minimum binds (the text summary and
 hand values (37.50, the collateral values, the haircuts) and the section 6
 pool rules on the results' requirement_by_silo are the book's, worked out
 here. The same book without /collateral has no collateral keys' values (null)
-and no collateral lines."""
+and no collateral lines; with collateral.method = scenario (HEDGED's BTC then
+posted to crypto, as that method requires) the rule says so and ACV = CV."""
 import json
 import os
 import re
@@ -61,7 +62,7 @@ SAME_AS_FILE = ("requirement", "minimum", "unified", "siloed", "liquidity", "div
                 "hedge_credit", "collateral_value", "collateral", "excess", "call", "call_siloed")
 
 
-def write_book(path, with_collateral):
+def write_book(path, with_collateral, btc_silo=-1):
     factors = [("SPX", "price", SPX, dict(half_spread=0.0005, impact=0.1, adv=1e9)),
                ("SPX.iv", "vol", 0.2),
                ("BTC", "price", BTC, dict(half_spread=0.001, haircut=HAIRCUT_BTC))]
@@ -77,7 +78,7 @@ def write_book(path, with_collateral):
     coll = None
     if with_collateral:
         coll = [dict(account=0, factor=-1, quantity=CASH_HEDGED, silo=0),
-                dict(account=0, factor=2, quantity=BTC_HEDGED, silo=-1),
+                dict(account=0, factor=2, quantity=BTC_HEDGED, silo=btc_silo),
                 dict(account=2, factor=-1, quantity=CASH_SILOED, silo=0),
                 dict(account=3, factor=2, quantity=BTC_BTCACC, silo=2)]
     tl.write_portfolio(path, factors, silos, instruments, accounts, positions,
@@ -94,9 +95,9 @@ def write_scen(path):
 NO_GEN = ["historical.enabled=false", "montecarlo.enabled=false"]
 
 
-def run(book, scen, out, json_out):
+def run(book, scen, out, json_out, extra=()):
     args = ["run", "--portfolio", book, "--scenarios", scen, "-o", out, "--device", "cpu"]
-    for kv in NO_GEN:
+    for kv in NO_GEN + list(extra):
         args += ["--set", kv]
     if json_out:
         args.append("--json")
@@ -112,7 +113,7 @@ def close(a, b, scale=1.0):
     return abs(float(a) - float(b)) <= 1e-9 * max(abs(float(b)), scale)
 
 
-def check_json_shape(js, tag, collateral):
+def check_json_shape(js, tag, collateral, method):
     missing = [k for k in ("rule", "totals", "largest", "largest_calls", "reporting_currency")
                if k not in js]
     check("%s: --json has rule, totals, largest, largest_calls" % tag, not missing, missing)
@@ -120,7 +121,7 @@ def check_json_shape(js, tag, collateral):
     check("%s: rule names offset_cap, buffer, minimum, collateral method" % tag,
           rule.get("offset_cap") == OFFSET_CAP and rule.get("buffer") == 0
           and rule.get("minimum_per_contract") == 0.375
-          and rule.get("collateral_method") == "schedule", rule)
+          and rule.get("collateral_method") == method, rule)
     tot = js.get("totals", {})
     missing = [k for k in TOTAL_KEYS if k not in tot]
     check("%s: totals keys" % tag, not missing, missing)
@@ -148,7 +149,7 @@ def check_json_shape(js, tag, collateral):
               js.get("largest_calls"))
 
 
-def check_against_file(js, m, tag, collateral):
+def check_against_file(js, m, tag, collateral, method, btc_silo):
     sets = m.get("_set", [])
     A = len(ACCOUNTS)
     check("%s: results accounts in book order" % tag, m.get("_account") == ACCOUNTS,
@@ -262,22 +263,26 @@ def check_against_file(js, m, tag, collateral):
         return
     b = ACCOUNTS.index("BTCACC")
     cv = [CASH_HEDGED + BTC_HEDGED * BTC, 0.0, CASH_SILOED, BTC_BTCACC * BTC / BTC]
-    acv = [CASH_HEDGED + BTC_HEDGED * BTC * (1 - HAIRCUT_BTC), 0.0, CASH_SILOED,
-           BTC_BTCACC * (1 - HAIRCUT_BTC)]
+    keep = 1 - HAIRCUT_BTC if method == "schedule" else 1.0  # scenario: ACV = CV
+    acv = [CASH_HEDGED + BTC_HEDGED * BTC * keep, 0.0, CASH_SILOED, BTC_BTCACC * keep]
     check("%s: collateral_value by hand (BTCACC in BTC)" % tag,
           np.allclose(m["collateral_value"], cv, rtol=1e-12), (m["collateral_value"].tolist(), cv))
-    check("%s: collateral after the BTC haircut of 15%% by hand" % tag,
+    check("%s: collateral by hand (%s)" % (tag, "BTC's haircut 15%" if method == "schedule"
+                                           else "scenario: ACV = CV"),
           np.allclose(m["collateral"], acv, rtol=1e-12), (m["collateral"].tolist(), acv))
     # section 6 pools on the results' requirements: pool of each silo
     pools = np.zeros((4, 3))
     pools[h, 0] = CASH_HEDGED
+    if btc_silo >= 0:
+        pools[h, btc_silo] += BTC_HEDGED * BTC * keep
     pools[s, 0] = CASH_SILOED
-    pools[b, 2] = BTC_BTCACC * (1 - HAIRCUT_BTC)
+    pools[b, 2] = BTC_BTCACC * keep
     short = np.maximum(0.0, m["requirement_by_silo"] - pools).sum(axis=1)
     call = np.where(np.array(CROSS) == 1, np.maximum(0.0, m["requirement"] - np.array(acv)), short)
     check("%s: call: unified pool (eligible), silo pools (SILOED)" % tag,
           np.allclose(m["call"], call, rtol=1e-12, atol=1e-9), (m["call"].tolist(), call.tolist()))
-    check("%s: call_siloed: each silo's own pool (HEDGED's BTC of no silo serves none)" % tag,
+    check("%s: call_siloed: each silo's own pool (HEDGED's BTC: %s)"
+          % (tag, "of no silo, serves none" if btc_silo < 0 else "in crypto's pool"),
           np.allclose(m["call_siloed"], short, rtol=1e-12, atol=1e-9),
           (m["call_siloed"].tolist(), short.tolist()))
     freed = float((X * (m["call_siloed"] - m["call"])).sum())
@@ -301,7 +306,7 @@ def text_value(text, label):
     return None
 
 
-def check_text(text, js, tag, collateral):
+def check_text(text, js, tag, collateral, method):
     tot = js.get("totals", {})
     lines = {
         "siloed requirement (sum)": tot.get("siloed_requirement"),
@@ -340,7 +345,8 @@ def check_text(text, js, tag, collateral):
     check("%s: text: the collateral lines %s" % (tag, "shown" if collateral else "absent"),
           has == collateral, has)
     if collateral:
-        check("%s: text: the collateral method named" % tag, "collateral (method schedule)" in text)
+        check("%s: text: the collateral method named" % tag,
+              "collateral (method %s)" % method in text)
         check("%s: text: largest margin calls listed" % tag, "largest margin calls" in text)
 
 
@@ -348,12 +354,16 @@ def main():
     with tl.TmpDir("xm_cli_summary_") as d:
         scen = os.path.join(d, "scen.h5")
         write_scen(scen)
-        for collateral in (True, False):
-            tag = "with collateral" if collateral else "no collateral"
-            book = os.path.join(d, "book%d.h5" % collateral)
-            write_book(book, collateral)
-            out = os.path.join(d, "r%d.h5" % collateral)
-            rc, o, e, _ = run(book, scen, out, True)
+        # (collateral, collateral.method, the silo of HEDGED's BTC): scenario
+        # needs every holding in a silo
+        for collateral, method, btc_silo in ((True, "schedule", -1), (False, "schedule", -1),
+                                             (True, "scenario", 2)):
+            tag = ("with collateral (%s)" % method) if collateral else "no collateral"
+            book = os.path.join(d, "book%d%s.h5" % (collateral, method))
+            write_book(book, collateral, btc_silo)
+            out = os.path.join(d, "r%d%s.h5" % (collateral, method))
+            extra = ["collateral.method=" + method]
+            rc, o, e, _ = run(book, scen, out, True, extra)
             if not check("%s: xmargin run --json" % tag, rc == 0, "rc=%d %s" % (rc, e[-800:])):
                 continue
             try:
@@ -361,18 +371,19 @@ def main():
             except ValueError as ex:
                 check("%s: --json parses" % tag, False, "%s: %s" % (ex, o[:400]))
                 continue
-            check_json_shape(js, tag, collateral)
+            check_json_shape(js, tag, collateral, method)
             m = read_results(out)
-            check_against_file(js, m, tag, collateral)
+            check_against_file(js, m, tag, collateral, method, btc_silo)
             with h5py.File(out, "r") as f:
                 present = [k for k in ("collateral_value", "collateral", "excess", "call",
                                        "call_siloed") if k in f["margin"]]
             check("%s: the results' collateral datasets %s" % (tag, "present" if collateral
                                                                 else "absent"),
                   len(present) == (5 if collateral else 0), present)
-            rc, o2, e2, _ = run(book, scen, os.path.join(d, "t%d.h5" % collateral), False)
+            rc, o2, e2, _ = run(book, scen, os.path.join(d, "t%d%s.h5" % (collateral, method)),
+                                False, extra)
             if check("%s: xmargin run (text)" % tag, rc == 0, "rc=%d %s" % (rc, e2[-800:])):
-                check_text(o2, js, tag, collateral)
+                check_text(o2, js, tag, collateral, method)
     T.finish()
 
 
