@@ -119,6 +119,9 @@ Readings (fixed with the session that asked for this; each noted where coded):
   quantity and the /fx factors of their currencies.
 * §5 G_a also counts each holding as a spot of multiplier 1: |V| + N = 2 |CV_j|
   (both methods: the engine's single precision prices them too).
+* §5 in double, version 2: Lambda_a is floored at 1e-5 G_a in ``compare``, so an
+  account whose losses are exactly 0 but for rounding (a BTC account holding BTC
+  spot only) is held to 1e-14 of its gross value, not to its rounding noise.
 * minimum_binds is compared as a choice: a differing flag is wrong only where the
   minimum and the buffered margin it is compared with differ by more than the
   bound of §5 (like binding_set's ties).
@@ -1608,14 +1611,19 @@ def tolerance_scale(ref, precision="double", rtol=1e-9):
     |got - x| <= rtol_eff * scale_fn(x) with x the reference's values [A] or [A, n].
     Version-1 book in double: the version-1 rule (rtol of Lambda_a + Min_a, as
     before); version 2 in double (§5): rtol * max(|x|, Lambda_a); single (§5, any
-    version): 1e-4 M_a + 1e-6 G_a = 1e-4 (M_a + 0.01 G_a)."""
+    version): 1e-4 M_a + 1e-6 G_a = 1e-4 (M_a + 0.01 G_a). (Version 2 in double:
+    Lambda_a floored at 1e-5 G_a, below.)"""
     A = len(ref["accounts"])
     if precision == "single":
         base = np.abs(ref["requirement"]) + 0.01 * ref.get("gross_value", np.zeros(A))
         base = np.where(base > 0, base, 1.0)
         return 1e-4, lambda x: base[:, None] if np.ndim(x) == 2 else base
     if ref.get("format_version", 1) >= 2:
-        lam = ref["gross_loss"]
+        # Lambda_a floored at 1e-5 G_a: an account whose losses are 0 but for rounding
+        # (a BTC account holding only BTC spot: m S0/X_BTC - m S0 e^x/(X_BTC e^x)) has a
+        # Lambda_a of rounding noise (1e-18 BTC seen) that no two implementations share;
+        # the floor makes its bound 1e-14 G_a, still far below any real error
+        lam = np.maximum(ref["gross_loss"], 1e-5 * ref.get("gross_value", np.zeros(A)))
 
         def sc(x):
             x = np.abs(np.asarray(x, dtype=np.float64))
