@@ -5,6 +5,7 @@
  * revaluations a row, not 2F full scenarios) and sums them per account
  * (xm_liquidity_account). Owns nothing past the block it fills. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,7 +49,7 @@ void xm__liquidity_shocks(double sx[2 * XM_NSLOT * XM_SENS_COLS],
     sex[e] = exp(sx[e]);
 }
 
-/* One contribution: a shock column and XM_NSLOT x position + slot. */
+/* One contribution: a shock column and position << XM_SLOT_BITS | slot. */
 typedef struct xm__contrib {
   int f, c;
 } xm__contrib;
@@ -63,6 +64,11 @@ static int xm__cmp_contrib(const void *pa, const void *pb) {
 xm_status xm__liquidity_block(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *sets, int G,
                               const double *fpar, xm__block *bk) {
   int64_t n = bk->n_inst, na = bk->na, np = bk->pos_start[na], F = sets->F;
+  if (np > (INT32_MAX >> XM_SLOT_BITS) / 2)
+    return xm__fail(ctx, XM_ERESOURCE,
+                    "a block of %lld positions is too large for the liquidity add-on's int "
+                    "indices: lower --mem-limit so that the plan cuts smaller blocks",
+                    (long long)np);
   /* rows: slot j is shock column slot[j * n + i] (-1: none); insti_s the
    * same row with its columns renumbered to the slots */
   int *slot = malloc((size_t)(XM_NSLOT * n + 1) * sizeof *slot);
@@ -116,7 +122,7 @@ xm_status xm__liquidity_block(xm_ctx *ctx, const xm_portfolio *pf, const xm__set
         for (int j = 0; j < XM_NSLOT; j++) {
           int f = slot[j * n + bk->pos_inst[q]];
           if (f >= 0 && (fpar[f] > 0.0 || fpar[F + f] > 0.0))
-            buf[m++] = (xm__contrib){f, XM_NSLOT * q + j};
+            buf[m++] = (xm__contrib){f, q << XM_SLOT_BITS | j};
         }
       }
       qsort(buf, (size_t)m, sizeof *buf, xm__cmp_contrib);

@@ -116,6 +116,7 @@ static inline xm_u64 xm__bits_of_double(double d) {
  * columns: slot j is column j, the vol factor column XM_SLOT_VOL; the shock
  * rows 2j and 2j + 1 move column j by -XM_LQ_U and +XM_LQ_U. */
 #define XM_NSLOT 3
+#define XM_SLOT_BITS 2 /* a contribution is position << XM_SLOT_BITS | slot */
 #define XM_SLOT_VOL 3
 #define XM_SENS_COLS 4
 #define XM_LQ_U 0.01

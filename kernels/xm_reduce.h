@@ -259,8 +259,9 @@ XM_INLINE void xm_attribute_account(xm_i64 a, xm_i64 S, xm_layout lay, int G,
  * (r = a * (G + 1) + c; host/liquidity.c lists them) are the price factors
  * lq_fac[e] (a shock column) that it holds through some row's slot, each
  * with its contributions lq_contrib[lq_cstart[e] .. lq_cstart[e + 1]):
- * XM_NSLOT * position + slot. E = sum of quantity x the row's delta-notional
- * (xm_sens_row); LQ = sum |E| (s + k sqrt(|E| X_b / A)), with fpar = the
+ * position << XM_SLOT_BITS | slot (shifts, not a division: oclgrind cannot
+ * follow the freeze LLVM puts between a division and its remainder). E = sum of quantity x the
+ * row's delta-notional (xm_sens_row); LQ = sum |E| (s + k sqrt(|E| X_b / A)), with fpar = the
  * columns' half_spread [F], impact [F], adv [F]; only factors with s or k
  * non-zero are listed. */
 XM_INLINE void xm_liquidity_account(xm_i64 a, int G, XM_GLOBAL const int *lq_start,
@@ -275,7 +276,7 @@ XM_INLINE void xm_liquidity_account(xm_i64 a, int G, XM_GLOBAL const int *lq_sta
     for (int e = lq_start[r]; e < lq_start[r + 1]; e++) {
       double E = 0.0;
       for (int t = lq_cstart[e]; t < lq_cstart[e + 1]; t++) {
-        int q = lq_contrib[t] / XM_NSLOT, j = lq_contrib[t] % XM_NSLOT;
+        int q = lq_contrib[t] >> XM_SLOT_BITS, j = lq_contrib[t] & ((1 << XM_SLOT_BITS) - 1);
         E += pos_qty[q] * sens[j * n + pos_inst[q]];
       }
       int f = lq_fac[e];
