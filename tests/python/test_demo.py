@@ -73,7 +73,7 @@ def main():
             uni = f["margin/unified"][:]
             sil = f["margin/siloed"][:]
             req = f["margin/requirement"][:]
-            mn = f["margin/minimum"][:]
+            req_g = f["margin/requirement_by_silo"][:]
         elig = cross == 1
         for t in ("basis_spx", "basis_ndx", "index_mm_spx", "index_mm_ndx", "crypto_basis"):
             m = (tmpl == t) & elig
@@ -86,8 +86,9 @@ def main():
                   m.any() and np.allclose(div[m], 0.0, atol=1e-6 * max(1.0, sil[m].max())),
                   "max diversification %.3g" % div[m].max())
         m = ~elig
-        check("accounts not eligible are margined silo by silo (requirement = max(siloed, minimum))",
-              m.any() and np.allclose(req[m], np.maximum(sil[m], mn[m]), rtol=1e-12, atol=0.0))
+        check("accounts not eligible are margined silo by silo (requirement = the sum of the silos' "
+              "own requirements, each with its own minimum: METHODOLOGY section 4)",
+              m.any() and np.allclose(req[m], req_g[m].sum(axis=1), rtol=1e-12, atol=0.0))
         check("unified <= siloed for every account (subadditive here)",
               np.all(uni <= sil + 1e-9 * np.abs(sil).max()), "")
 
