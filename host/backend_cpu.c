@@ -358,19 +358,46 @@ static xm_status xm__cpu_reduce(xm_ctx *ctx, const xm__dblock *b, const xm__dset
   return XM_OK;
 }
 
+static xm_status xm__cpu_liquidity(xm_ctx *ctx, const xm__dblock *b, xm__mem sxm, xm__mem sexm,
+                                   xm__mem fparm, int64_t F, double vol_floor, const xm__dwork *w) {
+  int single = ((xm__cpu_state *)ctx->state)->prec == XM_SINGLE;
+  const double *instd = XM__P(b->instd_s, const double), *sx = XM__P(sxm, const double);
+  const double *sex = XM__P(sexm, const double), *fpar = XM__P(fparm, const double);
+  const int *insti = XM__P(b->insti_s, const int);
+  double *sens = XM__P(b->sens, double), *lq = XM__P(w->lq, double);
+  int64_t n = b->n, na = b->na;
+#pragma omp parallel num_threads(ctx->threads)
+  {
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+      if (single)
+        xm_sens_row_f(i, n, instd, insti, sx, sex, (float)vol_floor, sens);
+      else
+        xm_sens_row_d(i, n, instd, insti, sx, sex, vol_floor, sens);
+    }
+#pragma omp for schedule(static)
+    for (int64_t a = 0; a < na; a++)
+      xm_liquidity_account(a, w->G, XM__P(b->lq_start, const int), XM__P(b->lq_fac, const int),
+                           XM__P(b->lq_cstart, const int), XM__P(b->lq_contrib, const int),
+                           XM__P(b->pinst, const int), XM__P(b->pqty, const double), sens, n, fpar,
+                           F, XM__P(b->xb, const double), lq);
+  }
+  return XM_OK;
+}
+
 static xm_status xm__cpu_combine(xm_ctx *ctx, const xm__dblock *b, const xm__dwork *w,
-                                 double offset_cap, double per_contract) {
+                                 double offset_cap, double per_contract, double beta) {
   const double *by = XM__P(w->by, const double), *silo = XM__P(w->silo, const double);
-  const double *attr = XM__P(w->attr, const double);
+  const double *attr = XM__P(w->attr, const double), *lq = XM__P(w->lq, const double);
   const int *cross = XM__P(b->cross, const int), *start = XM__P(b->start, const int);
-  const int *pinst = XM__P(b->pinst, const int);
+  const int *pinst = XM__P(b->pinst, const int), *psilo = XM__P(b->psilo, const int);
   const double *pqty = XM__P(b->pqty, const double), *instd = XM__P(b->instd, const double);
   double *oa = XM__P(w->out_acct, double), *os = XM__P(w->out_silo, double);
   int64_t na = b->na;
 #pragma omp parallel for schedule(static) num_threads(ctx->threads)
   for (int64_t a = 0; a < na; a++)
-    xm_combine_account(a, w->G, w->K, by, silo, attr, cross, start, pinst, pqty, b->n, instd,
-                       offset_cap, per_contract, oa, os);
+    xm_combine_account(a, w->G, w->K, by, silo, attr, cross, start, pinst, psilo, pqty, b->n, instd,
+                       lq, offset_cap, per_contract, beta, oa, os);
   return XM_OK;
 }
 
@@ -413,5 +440,6 @@ const xm__backend xm__backend_cpu = {
     .revalue = xm__cpu_revalue,
     .aggregate = xm__cpu_aggregate,
     .reduce = xm__cpu_reduce,
+    .liquidity = xm__cpu_liquidity,
     .combine = xm__cpu_combine,
 };

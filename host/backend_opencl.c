@@ -23,14 +23,16 @@ enum {
   KT_GATHER,
   KT_REVALUE8,
   KT_AGG8,
+  KT_SENS,
+  KT_LQ,
   KT_N
 };
 static const char *const xm__knames[KT_N] = {
-    "xm_k_today",     "xm_k_revalue",   "xm_k_aggregate", "xm_k_reduce",
-    "xm_k_attribute", "xm_k_combine",   "xm_k_mc_scale",  "xm_k_mc_normals",
-    "xm_k_exp",       "xm_k_mc_gather", "xm_k_revalue8",  "xm_k_aggregate8"};
+    "xm_k_today",    "xm_k_revalue",    "xm_k_aggregate",  "xm_k_reduce",   "xm_k_attribute",
+    "xm_k_combine",  "xm_k_mc_scale",   "xm_k_mc_normals", "xm_k_exp",      "xm_k_mc_gather",
+    "xm_k_revalue8", "xm_k_aggregate8", "xm_k_sens",       "xm_k_liquidity"};
 /* Kernels that price, built in each precision; the others in double only. */
-#define XM__PRICES(k) ((k) == KT_TODAY || (k) == KT_REVALUE)
+#define XM__PRICES(k) ((k) == KT_TODAY || (k) == KT_REVALUE || (k) == KT_SENS)
 
 /* The backend's state (ctx->state). */
 typedef struct xm__ocl {
@@ -663,21 +665,44 @@ cleanup:
   return st;
 }
 
+static xm_status xm__ocl_liquidity(xm_ctx *ctx, const xm__dblock *b, xm__mem sx, xm__mem sex,
+                                   xm__mem fpar, int64_t F, double vol_floor, const xm__dwork *w) {
+  xm__ocl *o = XM__OCL(ctx);
+  xm_status st = XM_OK;
+  const size_t lws = xm__tuned_lws(ctx);
+  int G = w->G;
+  cl_long n = b->n, na = b->na, cF = F;
+  cl_double vfl = vol_floor;
+  cl_mem bD = XM__M(b->instd_s), bI = XM__M(b->insti_s), bSx = XM__M(sx), bSex = XM__M(sex),
+         bSens = XM__M(b->sens), bLs = XM__M(b->lq_start), bLf = XM__M(b->lq_fac),
+         bLc = XM__M(b->lq_cstart), bLt = XM__M(b->lq_contrib), bPi = XM__M(b->pinst),
+         bPq = XM__M(b->pqty), bF = XM__M(fpar), bXb = XM__M(b->xb), bLq = XM__M(w->lq);
+  XM__CL(ctx, XM__ARGS(xm__k(o, KT_SENS), 0, XM__A(n), XM__A(bD), XM__A(bI), XM__A(bSx),
+                       XM__A(bSex), XM__A(vfl), XM__A(bSens)));
+  XM__CL(ctx, xm__run1(o, KT_SENS, (size_t)n, lws));
+  XM__CL(ctx, XM__ARGS(xm__k(o, KT_LQ), 0, XM__A(na), XM__A(G), XM__A(bLs), XM__A(bLf), XM__A(bLc),
+                       XM__A(bLt), XM__A(bPi), XM__A(bPq), XM__A(bSens), XM__A(n), XM__A(bF),
+                       XM__A(cF), XM__A(bXb), XM__A(bLq)));
+  XM__CL(ctx, xm__run1(o, KT_LQ, (size_t)na, lws));
+cleanup:
+  return st;
+}
+
 static xm_status xm__ocl_combine(xm_ctx *ctx, const xm__dblock *b, const xm__dwork *w,
-                                 double offset_cap, double per_contract) {
+                                 double offset_cap, double per_contract, double beta) {
   xm__ocl *o = XM__OCL(ctx);
   xm_status st = XM_OK;
   int G = w->G;
   cl_long na = b->na, K = w->K, n = b->n;
-  cl_double cap = offset_cap, pc = per_contract;
+  cl_double cap = offset_cap, pc = per_contract, cb = beta;
   cl_mem bBy = XM__M(w->by), bSilo = XM__M(w->silo), bAttr = XM__M(w->attr),
          bCross = XM__M(b->cross), bStart = XM__M(b->start), bPi = XM__M(b->pinst),
-         bPq = XM__M(b->pqty), bInstd = XM__M(b->instd), bOutA = XM__M(w->out_acct),
-         bOutS = XM__M(w->out_silo);
-  XM__CL(ctx,
-         XM__ARGS(xm__k(o, KT_COMBINE), 0, XM__A(na), XM__A(G), XM__A(K), XM__A(bBy), XM__A(bSilo),
-                  XM__A(bAttr), XM__A(bCross), XM__A(bStart), XM__A(bPi), XM__A(bPq), XM__A(n),
-                  XM__A(bInstd), XM__A(cap), XM__A(pc), XM__A(bOutA), XM__A(bOutS)));
+         bPs = XM__M(b->psilo), bPq = XM__M(b->pqty), bInstd = XM__M(b->instd), bLq = XM__M(w->lq),
+         bOutA = XM__M(w->out_acct), bOutS = XM__M(w->out_silo);
+  XM__CL(ctx, XM__ARGS(xm__k(o, KT_COMBINE), 0, XM__A(na), XM__A(G), XM__A(K), XM__A(bBy),
+                       XM__A(bSilo), XM__A(bAttr), XM__A(bCross), XM__A(bStart), XM__A(bPi),
+                       XM__A(bPs), XM__A(bPq), XM__A(n), XM__A(bInstd), XM__A(bLq), XM__A(cap),
+                       XM__A(pc), XM__A(cb), XM__A(bOutA), XM__A(bOutS)));
   XM__CL(ctx, xm__run1(o, KT_COMBINE, (size_t)na, xm__tuned_lws(ctx)));
 cleanup:
   return st;
@@ -710,5 +735,6 @@ const xm__backend xm__backend_opencl = {
     .revalue = xm__ocl_revalue,
     .aggregate = xm__ocl_aggregate,
     .reduce = xm__ocl_reduce,
+    .liquidity = xm__ocl_liquidity,
     .combine = xm__ocl_combine,
 };

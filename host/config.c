@@ -26,7 +26,8 @@
 _Static_assert(sizeof(xm_precision) == sizeof(int), "xm_precision is not int-sized");
 _Static_assert(sizeof(xm_measure) == sizeof(int), "xm_measure is not int-sized");
 _Static_assert(sizeof(xm_distribution) == sizeof(int), "xm_distribution is not int-sized");
-_Static_assert(sizeof(xm_collateral_method) == sizeof(int), "xm_collateral_method is not int-sized");
+_Static_assert(sizeof(xm_collateral_method) == sizeof(int),
+               "xm_collateral_method is not int-sized");
 _Static_assert(sizeof(unsigned long long) == sizeof(uint64_t), "strtoull must cover uint64_t");
 
 /* The longest value text accepted (after trimming); no valid value comes near. */

@@ -51,9 +51,15 @@ void xm_run_result_free(xm_run_result *r) {
   free(r->attribution);
   free(r->binding);
   free(r->to_reporting);
-  double *more[] = {r->liquidity,        r->liquidity_by_silo, r->requirement_by_silo,
-                    r->hedge_credit,     r->collateral_value,  r->collateral,
-                    r->excess,           r->call,              r->call_siloed};
+  double *more[] = {r->liquidity,
+                    r->liquidity_by_silo,
+                    r->requirement_by_silo,
+                    r->hedge_credit,
+                    r->collateral_value,
+                    r->collateral,
+                    r->excess,
+                    r->call,
+                    r->call_siloed};
   for (size_t i = 0; i < sizeof more / sizeof more[0]; i++)
     free(more[i]);
   free(r->minimum_binds);
@@ -64,8 +70,9 @@ void xm_run_result_free(xm_run_result *r) {
 
 /* The device buffers of a run, released in reverse by xm__loop_release. */
 typedef struct xm__loop {
-  xm__mem *X, *EX, *W; /* [K]: resident shocks, weights */
-  xm__mem Xt, EXt;     /* one tile's shocks when they do not stay */
+  xm__mem *X, *EX, *W;   /* [K]: resident shocks, weights */
+  xm__mem sx, sex, fpar; /* the liquidity add-on's shock rows and factor parameters */
+  xm__mem Xt, EXt;       /* one tile's shocks when they do not stay */
   xm__dwork w;
   xm__dblock db;
   double *Lhost; /* --save-pnl: L downloaded */
@@ -78,15 +85,18 @@ static void xm__rel(xm_ctx *ctx, xm__mem *m) {
 }
 
 static void xm__block_release(xm_ctx *ctx, xm__dblock *d) {
-  xm__mem *m[] = {&d->cross, &d->pqty, &d->psilo, &d->pinst, &d->start, &d->insti, &d->instd};
+  xm__mem *m[] = {&d->xb,    &d->lq_contrib, &d->lq_cstart, &d->lq_fac, &d->lq_start,
+                  &d->sens,  &d->insti_s,    &d->instd_s,   &d->cross,  &d->pqty,
+                  &d->psilo, &d->pinst,      &d->start,     &d->insti,  &d->instd};
   for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
     xm__rel(ctx, m[i]);
 }
 
 static void xm__loop_release(xm_ctx *ctx, xm__loop *lp, int64_t K) {
   xm__block_release(ctx, &lp->db);
-  xm__mem *m[] = {&lp->w.out_silo, &lp->w.out_acct, &lp->w.tail, &lp->w.attr, &lp->w.silo,
-                  &lp->w.by,       &lp->w.L,        &lp->w.ell,  &lp->EXt,    &lp->Xt};
+  xm__mem *m[] = {&lp->w.lq,   &lp->w.out_silo, &lp->w.out_acct, &lp->w.tail, &lp->w.attr,
+                  &lp->w.silo, &lp->w.by,       &lp->w.L,        &lp->w.ell,  &lp->EXt,
+                  &lp->Xt,     &lp->fpar,       &lp->sex,        &lp->sx};
   for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
     xm__rel(ctx, m[i]);
   for (int64_t x = K - 1; x >= 0; x--) {
@@ -132,7 +142,7 @@ static xm_status xm__keep_shocks(xm_ctx *ctx, xm__set *set, int64_t F, int64_t s
   return ctx->be->download(ctx, set->X + s0 * F, X, 0, (size_t)(ns * F) * sizeof(double));
 }
 
-static xm_status xm__upload_block(xm_ctx *ctx, const xm__block *bk, xm__dblock *d) {
+static xm_status xm__upload_block(xm_ctx *ctx, const xm__block *bk, int G, xm__dblock *d) {
   const xm__backend *be = ctx->be;
   int64_t n = bk->n_inst, na = bk->na, np = bk->pos_start[na];
   xm_status st = XM_OK;
@@ -146,6 +156,19 @@ static xm_status xm__upload_block(xm_ctx *ctx, const xm__block *bk, xm__dblock *
       (st = be->alloc(ctx, (size_t)np * sizeof(int), bk->pos_silo, &d->psilo)) ||
       (st = be->alloc(ctx, (size_t)np * sizeof(double), bk->pos_qty, &d->pqty)) ||
       (st = be->alloc(ctx, (size_t)na * sizeof(int), bk->cross, &d->cross)))
+    return st;
+  if (!bk->lq_start)
+    return XM_OK;
+  /* the liquidity add-on's (one element more: none is empty) */
+  size_t ne = (size_t)bk->n_exp, nt = (size_t)bk->n_contrib, nr = (size_t)(na * (G + 1));
+  if ((st = be->alloc(ctx, (size_t)(XM_ND * n) * sizeof(double), bk->instd, &d->instd_s)) ||
+      (st = be->alloc(ctx, (size_t)(XM_NI * n) * sizeof(int), bk->insti_s, &d->insti_s)) ||
+      (st = be->alloc(ctx, (size_t)(XM_NSLOT * n + 1) * sizeof(double), NULL, &d->sens)) ||
+      (st = be->alloc(ctx, (nr + 1) * sizeof(int), bk->lq_start, &d->lq_start)) ||
+      (st = be->alloc(ctx, (ne + 1) * sizeof(int), bk->lq_fac, &d->lq_fac)) ||
+      (st = be->alloc(ctx, (ne + 1) * sizeof(int), bk->lq_cstart, &d->lq_cstart)) ||
+      (st = be->alloc(ctx, (nt + 1) * sizeof(int), bk->lq_contrib, &d->lq_contrib)) ||
+      (st = be->alloc(ctx, (size_t)na * sizeof(double), bk->xb, &d->xb)))
     return st;
   return XM_OK;
 }
@@ -217,8 +240,25 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
       (st = be->alloc(ctx, (size_t)(na * G * K) * sizeof(double), NULL, &lp.w.attr)) ||
       (st = be->alloc(ctx, (size_t)(na * XM_TAIL) * sizeof(double), NULL, &lp.w.tail)) ||
       (st = be->alloc(ctx, (size_t)(na * XM_NOUT) * sizeof(double), NULL, &lp.w.out_acct)) ||
-      (st = be->alloc(ctx, (size_t)(na * G * 2) * sizeof(double), NULL, &lp.w.out_silo)))
+      (st = be->alloc(ctx, (size_t)(na * G * XM_NSILO) * sizeof(double), NULL, &lp.w.out_silo)))
     goto cleanup;
+  /* The liquidity add-ons: 0 without (uploaded once), else each block's. */
+  {
+    double *zero = calloc((size_t)(na * (G + 1) + 1), sizeof *zero);
+    st = zero ? be->alloc(ctx, (size_t)(na * (G + 1)) * sizeof(double), zero, &lp.w.lq)
+              : xm__fail(ctx, XM_ENOMEM, "out of memory");
+    free(zero);
+    if (st)
+      goto cleanup;
+  }
+  if (plan->liquidity) {
+    double sx[2 * XM_NSLOT * XM_SENS_COLS], sex[2 * XM_NSLOT * XM_SENS_COLS];
+    xm__liquidity_shocks(sx, sex);
+    if ((st = be->alloc(ctx, sizeof sx, sx, &lp.sx)) ||
+        (st = be->alloc(ctx, sizeof sex, sex, &lp.sex)) ||
+        (st = be->alloc(ctx, (size_t)(3 * F) * sizeof(double), plan->fpar, &lp.fpar)))
+      goto cleanup;
+  }
   if (!plan->resident &&
       ((st = be->alloc(ctx, (size_t)(tile * F) * sizeof(double), NULL, &lp.Xt)) ||
        (st = be->alloc(ctx, (size_t)(tile * F) * sizeof(double), NULL, &lp.EXt))))
@@ -232,10 +272,20 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
   double t_scen = 0.0; /* tiles' shocks made inside the loop */
   for (int64_t b = 0; b < plan->n_blocks; b++) {
     const xm__block *bk = &plan->blocks[b];
-    if ((st = xm__upload_block(ctx, bk, &lp.db)) ||
+    if ((st = xm__upload_block(ctx, bk, G, &lp.db)) ||
         (st = be->today(ctx, &lp.db, (double)cfg->horizon_days / 252.0,
                         cfg->pricing.vol_term_power)))
       goto cleanup;
+    if (plan->liquidity) {
+      /* the add-on's rows: today at dt = 0 (T' = T, no funding), slot columns */
+      xm__dblock sb = lp.db;
+      sb.instd = lp.db.instd_s;
+      sb.insti = lp.db.insti_s;
+      if ((st = be->today(ctx, &sb, 0.0, cfg->pricing.vol_term_power)) ||
+          (st = be->liquidity(ctx, &lp.db, lp.sx, lp.sex, lp.fpar, F, cfg->pricing.vol_floor,
+                              &lp.w)))
+        goto cleanup;
+    }
     for (int64_t x = 0; x < K; x++) {
       xm__set *set = &sets->set[x];
       int64_t S = set->S;
@@ -276,11 +326,11 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
       }
     }
     if ((st = be->combine(ctx, &lp.db, &lp.w, cfg->cross_margin.offset_cap,
-                          cfg->minimum.per_contract)) ||
+                          cfg->minimum.per_contract, cfg->apc.buffer)) ||
         (st = be->download(ctx, out->acct + bk->a0 * XM_NOUT, lp.w.out_acct, 0,
                            (size_t)(bk->na * XM_NOUT) * sizeof(double))) ||
-        (st = be->download(ctx, out->silo + bk->a0 * G * 2, lp.w.out_silo, 0,
-                           (size_t)(bk->na * G * 2) * sizeof(double))) ||
+        (st = be->download(ctx, out->silo + bk->a0 * G * XM_NSILO, lp.w.out_silo, 0,
+                           (size_t)(bk->na * G * XM_NSILO) * sizeof(double))) ||
         (st = be->download(ctx, out->by_set + bk->a0 * K, lp.w.by, 0,
                            (size_t)(bk->na * K) * sizeof(double))))
       goto cleanup;
@@ -413,7 +463,18 @@ static xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scen
   memset(&plan, 0, sizeof plan);
   memset(&ev, 0, sizeof ev);
   int64_t A = pf->n_accounts, G = pf->n_silos, K = 0;
-  if ((st = xm__sets_build(ctx, pf, sf, cfg, &o, &sets, out->notes, sizeof out->notes)) != XM_OK)
+  /* collateral.method = scenario: the holdings are positions of the book
+   * the sets and the plan see (METHODOLOGY.md section 6) */
+  const xm_portfolio *book = pf;
+  xm_portfolio aug;
+  void *aug_owned = NULL;
+  memset(&sets, 0, sizeof sets);
+  if (cfg->collateral.method == XM_COLLATERAL_SCENARIO && pf->n_collateral > 0) {
+    if ((st = xm__collateral_book(ctx, pf, &aug, &aug_owned)) != XM_OK)
+      goto cleanup;
+    book = &aug;
+  }
+  if ((st = xm__sets_build(ctx, book, sf, cfg, &o, &sets, out->notes, sizeof out->notes)) != XM_OK)
     goto cleanup;
   K = sets.K;
   out->F = sets.F;
@@ -431,7 +492,7 @@ static xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scen
       st = xm__fail(ctx, XM_ENOMEM, "out of memory");
       goto cleanup;
     }
-  if ((st = xm__plan_build(ctx, pf, &sets, o.save_pnl, &plan)) != XM_OK)
+  if ((st = xm__plan_build(ctx, book, &sets, o.save_pnl, &plan)) != XM_OK)
     goto cleanup;
   out->A = A;
   out->G = G;
@@ -442,7 +503,7 @@ static xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scen
   out->mem_planned = plan.planned;
   out->sets_host_bytes = sets.bytes;
   ev.acct = malloc((size_t)(A * XM_NOUT + 1) * sizeof(double));
-  ev.silo = malloc((size_t)(A * G * 2 + 1) * sizeof(double));
+  ev.silo = malloc((size_t)(A * G * XM_NSILO + 1) * sizeof(double));
   ev.by_set = malloc((size_t)(A * K + 1) * sizeof(double));
   if (!ev.acct || !ev.silo || !ev.by_set) {
     st = xm__fail(ctx, XM_ENOMEM, "out of memory for %lld accounts", (long long)A);
@@ -476,8 +537,15 @@ static xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scen
   out->by_silo = malloc((size_t)(A * G + 1) * sizeof(double));
   out->attribution = malloc((size_t)(A * G + 1) * sizeof(double));
   out->to_reporting = malloc((size_t)(A + 1) * sizeof(double));
+  out->liquidity = malloc((size_t)(A + 1) * sizeof(double));
+  out->hedge_credit = malloc((size_t)(A + 1) * sizeof(double));
+  out->minimum_binds = malloc((size_t)(A + 1) * sizeof(int32_t));
+  out->liquidity_by_silo = malloc((size_t)(A * G + 1) * sizeof(double));
+  out->requirement_by_silo = malloc((size_t)(A * G + 1) * sizeof(double));
   if (!out->requirement || !out->unified || !out->siloed || !out->diversification ||
-      !out->minimum || !out->binding || !out->by_silo || !out->attribution || !out->to_reporting) {
+      !out->minimum || !out->binding || !out->by_silo || !out->attribution || !out->to_reporting ||
+      !out->liquidity || !out->hedge_credit || !out->minimum_binds || !out->liquidity_by_silo ||
+      !out->requirement_by_silo) {
     st = xm__fail(ctx, XM_ENOMEM, "out of memory");
     goto cleanup;
   }
@@ -491,13 +559,19 @@ static xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scen
     out->diversification[a] = oa[XM_O_DIVERSIFICATION];
     out->minimum[a] = oa[XM_O_MINIMUM];
     out->binding[a] = (int32_t)oa[XM_O_BINDING];
+    out->liquidity[a] = oa[XM_O_LIQUIDITY];
+    out->hedge_credit[a] = oa[XM_O_HEDGE];
+    out->minimum_binds[a] = (int32_t)oa[XM_O_MINBINDS];
     out->to_reporting[a] = xm__fx_level(pf, xm__acct_fx(pf, a));
     for (int64_t g = 0; g < G; g++) {
-      out->by_silo[a * G + g] = ev.silo[(a * G + g) * 2];
-      out->attribution[a * G + g] = ev.silo[(a * G + g) * 2 + 1];
+      const double *os = ev.silo + (a * G + g) * XM_NSILO;
+      out->by_silo[a * G + g] = os[XM_S_BYSILO];
+      out->attribution[a * G + g] = os[XM_S_ATTR];
+      out->liquidity_by_silo[a * G + g] = os[XM_S_LQ];
+      out->requirement_by_silo[a * G + g] = os[XM_S_REQ];
     }
     if (!isfinite(out->requirement[a])) {
-      int why = xm__explain_nonfinite(ctx, pf, cfg, &sets, &plan, a, out->by_set + a * K);
+      int why = xm__explain_nonfinite(ctx, book, cfg, &sets, &plan, a, out->by_set + a * K);
       if (why == 0) {
         st = XM_EFORMAT;
       } else if (why == 1 && !o.save_scenarios) {
@@ -518,6 +592,8 @@ static xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scen
       goto cleanup;
     }
   }
+  if ((st = xm__collateral_results(ctx, pf, cfg, out)) != XM_OK)
+    goto cleanup;
   for (int64_t x = 0; x < K; x++) {
     xm_run_set *rs = &out->sets[x];
     xm__set *s = &sets.set[x];
@@ -550,6 +626,7 @@ cleanup:
   free(ev.by_set);
   xm__plan_free(&plan);
   xm__sets_free(&sets);
+  xm__collateral_book_free(aug_owned);
   return st;
 }
 

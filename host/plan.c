@@ -88,20 +88,33 @@ void xm__plan_free(xm__plan *p) {
     free(bk->pos_qty);
     free(bk->cross);
     free(bk->inst_row);
+    free(bk->insti_s);
+    free(bk->lq_start);
+    free(bk->lq_fac);
+    free(bk->lq_cstart);
+    free(bk->lq_contrib);
+    free(bk->xb);
   }
   free(p->blocks);
+  free(p->fpar);
   memset(p, 0, sizeof *p);
 }
 
-/* Device bytes of one block's arrays. */
-static uint64_t xm__block_bytes(int64_t n_inst, int64_t na, int64_t np) {
-  return (uint64_t)n_inst * (XM_ND * 8 + XM_NI * 4) + (uint64_t)np * (4 + 4 + 8) +
-         (uint64_t)(na + 1) * 4 + (uint64_t)na * 4;
+/* Device bytes of one block's arrays (with the liquidity add-on's). */
+static uint64_t xm__block_bytes(const xm__block *bk, int64_t np, int G) {
+  int64_t n_inst = bk->n_inst, na = bk->na;
+  uint64_t b = (uint64_t)n_inst * (XM_ND * 8 + XM_NI * 4) + (uint64_t)np * (4 + 4 + 8) +
+               (uint64_t)(na + 1) * 4 + (uint64_t)na * 4;
+  if (bk->lq_start)
+    b += (uint64_t)n_inst * (XM_ND * 8 + XM_NI * 4 + XM_NSLOT * 8) +
+         (uint64_t)(na * (G + 1) + 1) * 4 + (uint64_t)bk->n_exp * 8 + 4 +
+         (uint64_t)bk->n_contrib * 4 + (uint64_t)na * 8;
+  return b;
 }
 
 /* Device bytes per account of the work buffers other than L. */
 static uint64_t xm__acct_bytes(int G, int64_t K) {
-  return 8u * (uint64_t)(K + 2 * G * K + XM_TAIL + XM_NOUT + 2 * G);
+  return 8u * (uint64_t)(K + 2 * G * K + XM_TAIL + XM_NOUT + XM_NSILO * G + G + 1);
 }
 
 /* Fills block b's arrays from the sorted positions pr[p0, p1). mark, local:
@@ -302,6 +315,9 @@ xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *se
     st = xm__fail(ctx, XM_ENOMEM, "planning blocks");
     goto cleanup;
   }
+  if ((st = xm__liquidity_params(ctx, pf, sets, &out->fpar)) != XM_OK)
+    goto cleanup;
+  out->liquidity = out->fpar != NULL;
   for (int64_t k = 0; k < nkeys; k++)
     mark[k] = -1;
   int64_t p0 = 0;
@@ -313,9 +329,10 @@ xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *se
     int64_t p1 = p0;
     while (p1 < N && pr[p1].acct < bk->a0 + bk->na)
       p1++;
-    if ((st = xm__fill_block(ctx, pf, sets, pr, p0, p1, b, nc, mark, local, order, bk)) != XM_OK)
+    if ((st = xm__fill_block(ctx, pf, sets, pr, p0, p1, b, nc, mark, local, order, bk)) ||
+        (out->fpar && (st = xm__liquidity_block(ctx, pf, sets, G, out->fpar, bk))))
       goto cleanup;
-    uint64_t bb = xm__block_bytes(bk->n_inst, bk->na, p1 - p0);
+    uint64_t bb = xm__block_bytes(bk, p1 - p0, G);
     bmax = bb > bmax ? bb : bmax;
     out->max_na = bk->na > out->max_na ? bk->na : out->max_na;
     out->max_inst = bk->n_inst > out->max_inst ? bk->n_inst : out->max_inst;

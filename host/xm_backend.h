@@ -25,6 +25,11 @@ typedef struct xm__dblock {
   xm__mem instd, insti;              /* [XM_ND x n], [XM_NI x n] */
   xm__mem start, pinst, psilo, pqty; /* positions, CSR by account */
   xm__mem cross;                     /* [na] */
+  /* The liquidity add-on (when the plan has one, else NULL): the rows for
+   * the sensitivities (instd_s: today at dt = 0; insti_s: slot columns),
+   * their delta-notionals [XM_NSLOT x n], the exposures and X_b [na]. */
+  xm__mem instd_s, insti_s, sens;
+  xm__mem lq_start, lq_fac, lq_cstart, lq_contrib, xb;
 } xm__dblock;
 
 /* One scenario set as the reduction sees it. */
@@ -42,7 +47,8 @@ typedef struct xm__dwork {
   xm__mem ell;                  /* [tile x n] contract losses */
   xm__mem L;                    /* [S x na x (G + 1)] account and silo losses */
   xm__mem by, silo, attr, tail; /* [na x K], [na x G x K] x 2, [na x XM_TAIL] */
-  xm__mem out_acct, out_silo;   /* [na x XM_NOUT], [na x G x 2] */
+  xm__mem out_acct, out_silo;   /* [na x XM_NOUT], [na x G x XM_NSILO] */
+  xm__mem lq;                   /* [na x (G + 1)] liquidity add-ons (0 without) */
 } xm__dwork;
 
 /* The Monte Carlo draws of METHODOLOGY.md section 1: X = diag(scale) Z L^T. */
@@ -112,9 +118,16 @@ typedef struct xm__backend {
   /* Set x's measures (by, silo) and attribution (attr) from L. */
   xm_status (*reduce)(xm_ctx *ctx, const xm__dblock *b, const xm__dset *s, int64_t x,
                       const xm__dwork *w);
-  /* The block's requirements (out_acct, out_silo) from every set's measures. */
+  /* The block's liquidity add-ons into w->lq: the delta-notionals of its
+   * rows (xm_sens_row on instd_s / insti_s, which today has prepared at
+   * dt = 0) into b->sens, then each account's (xm_liquidity_account). sx,
+   * sex: the sensitivity shock rows; fpar [3 x F]. */
+  xm_status (*liquidity)(xm_ctx *ctx, const xm__dblock *b, xm__mem sx, xm__mem sex, xm__mem fpar,
+                         int64_t F, double vol_floor, const xm__dwork *w);
+  /* The block's requirements (out_acct, out_silo) from every set's measures
+   * and w->lq. */
   xm_status (*combine)(xm_ctx *ctx, const xm__dblock *b, const xm__dwork *w, double offset_cap,
-                       double per_contract);
+                       double per_contract, double beta);
 } xm__backend;
 
 /* The registry (host/ctx.c): every backend compiled in, best first. */

@@ -107,6 +107,14 @@ typedef struct xm__block {
   double *pos_qty;
   int *cross;        /* [na] */
   int32_t *inst_row; /* [n_inst] the portfolio row of each block-local row's instrument */
+  /* The liquidity add-on (host/liquidity.c; NULL when the plan has none):
+   * insti with the columns renumbered to the rows' slots, the exposures of
+   * each (account, component) (xm_liquidity_account), X_b of each account. */
+  int *insti_s;                         /* [XM_NI x n_inst] */
+  int *lq_start;                        /* [na x (G + 1) + 1] */
+  int *lq_fac, *lq_cstart, *lq_contrib; /* [n_exp], [n_exp + 1], [n_contrib] */
+  int64_t n_exp, n_contrib;
+  double *xb; /* [na] */
 } xm__block;
 
 typedef struct xm__plan {
@@ -121,6 +129,11 @@ typedef struct xm__plan {
   uint64_t budget;  /* bytes the plan may use */
   uint64_t planned; /* bytes it does use (device buffers; on cpu all the run's) */
   uint64_t mc_temp; /* bytes of Monte Carlo temporaries allowed */
+  /* The liquidity add-on: 1 when some factor of the shock rows has a
+   * half_spread or an impact (else every LQ is 0 and nothing is computed);
+   * fpar [3 x F]: half_spread, impact, adv by shock column. */
+  int liquidity;
+  double *fpar;
 } xm__plan;
 
 /* Plans the run of sets over pf's accounts within ctx's memory budget
@@ -132,9 +145,41 @@ xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *se
                          xm__plan *out);
 void xm__plan_free(xm__plan *p);
 
+/* ---- the liquidity add-on (host/liquidity.c, METHODOLOGY.md section 4.1) ---- */
+
+/* Whether pf's factors in the shock rows have a spread or an impact, and
+ * their parameters by shock column into *fpar [3 x F] (malloc'd; NULL when
+ * there is no add-on). */
+xm_status xm__liquidity_params(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *sets,
+                               double **fpar);
+/* Fills block bk's liquidity arrays from its rows and positions (after
+ * xm__fill_block); fpar as above. */
+xm_status xm__liquidity_block(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *sets, int G,
+                              const double *fpar, xm__block *bk);
+/* The 2 XM_NSLOT sensitivity shock rows of XM_SENS_COLS columns and their
+ * exp (xm_portable.h). */
+void xm__liquidity_shocks(double sx[2 * XM_NSLOT * XM_SENS_COLS],
+                          double sex[2 * XM_NSLOT * XM_SENS_COLS]);
+
+/* ---- collateral (host/collateral.c, METHODOLOGY.md section 6) ---- */
+
+/* collateral.method = scenario: *out is pf with each holding as a position
+ * of its account on a new instrument (a spot of multiplier 1 on its factor,
+ * settled in its currency; cash in another currency than the account's as
+ * that currency's value, and without risk in its own), in its silo. *owned
+ * holds the new arrays (free with xm__collateral_book_free). XM_EFORMAT for
+ * a holding of no silo (named in ctx). */
+xm_status xm__collateral_book(xm_ctx *ctx, const xm_portfolio *pf, xm_portfolio *out, void **owned);
+void xm__collateral_book_free(void *owned);
+/* The collateral outputs of res (collateral_value, collateral, excess,
+ * call, call_siloed) from its requirements; nothing when pf has no
+ * /collateral. */
+xm_status xm__collateral_results(xm_ctx *ctx, const xm_portfolio *pf, const xm_config *cfg,
+                                 xm_run_result *res);
+
 /* ---- the loop ---- */
 
-/* What the loop fills: [A x XM_NOUT], [A x G x 2], [A x K]. */
+/* What the loop fills: [A x XM_NOUT], [A x G x XM_NSILO], [A x K]. */
 typedef struct xm__outputs {
   double *acct, *silo, *by_set;
   float **pnl; /* [K] each [S x A], or NULL */

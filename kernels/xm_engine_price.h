@@ -174,6 +174,24 @@ XM_INLINE XM_LOSS_T XM_FN(xm_loss)(xm_i64 i, xm_i64 n, XM_GLOBAL const double *i
     return XM_FN(xm_loss_american)(i, n, instd, insti, x, ex, stride, vol_floor);
   }
 }
+
+/* The delta-notionals of one contract of row i on its slots (METHODOLOGY.md
+ * section 4.1): sens[j * n + i] = [l(-u on slot j) - l(+u on slot j)] / (2u)
+ * for j < XM_NSLOT (0 for a slot the row does not have: nothing reads its
+ * column), from rows prepared for it: xm_today with dt = 0 (T' = T, no
+ * funding) and columns renumbered to the slots (xm_portable.h); sx / sex:
+ * the 2 XM_NSLOT shock rows of XM_SENS_COLS columns and their exp. */
+XM_INLINE void XM_FN(xm_sens_row)(xm_i64 i, xm_i64 n, XM_GLOBAL const double *instd,
+                                  XM_GLOBAL const int *insti, XM_GLOBAL const double *sx,
+                                  XM_GLOBAL const double *sex, XM_REAL vol_floor,
+                                  XM_GLOBAL double *sens) {
+  for (int j = 0; j < XM_NSLOT; j++) {
+    xm_i64 dn = 2 * j * XM_SENS_COLS, up = dn + XM_SENS_COLS;
+    XM_REAL ldn = XM_FN(xm_loss)(i, n, instd, insti, sx + dn, sex + dn, 1, vol_floor);
+    XM_REAL lup = XM_FN(xm_loss)(i, n, instd, insti, sx + up, sex + up, 1, vol_floor);
+    sens[j * n + i] = ((double)ldn - (double)lup) / (2.0 * XM_LQ_U);
+  }
+}
 #endif /* XM_VECTOR */
 
 #ifndef XM_VECTOR

@@ -109,4 +109,16 @@ static inline xm_u64 xm__bits_of_double(double d) {
    : XM_TYPE_LOSS(t) == XM_LOSS_BLACK ? XM_CLASS_BLACK + ((logv) != 0)                             \
                                       : XM_CLASS_AMERICAN)
 
+/* The liquidity add-on's sensitivities (METHODOLOGY.md section 4.1): each
+ * row depends on at most XM_NSLOT price factors (its underlying, then the
+ * /fx factors of its settlement and of its account currency, each once), the
+ * row's slots. For them the row is revalued on XM_SENS_COLS local shock
+ * columns: slot j is column j, the vol factor column XM_SLOT_VOL; the shock
+ * rows 2j and 2j + 1 move column j by -XM_LQ_U and +XM_LQ_U. */
+#define XM_NSLOT 3
+#define XM_SLOT_BITS 2 /* a contribution is position << XM_SLOT_BITS | slot */
+#define XM_SLOT_VOL 3
+#define XM_SENS_COLS 4
+#define XM_LQ_U 0.01
+
 #endif /* XM_PORTABLE_H */

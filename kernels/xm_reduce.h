@@ -253,26 +253,71 @@ XM_INLINE void xm_attribute_account(xm_i64 a, xm_i64 S, xm_layout lay, int G,
       attr_set[(a * G + g) * K + x] /= (double)k;
 }
 
-/* Per-account results of METHODOLOGY.md section 4 from the per-set results.
- * out_acct[a * XM_NOUT + XM_O_*], out_silo[(a * G + g) * 2 + {0: core, 1:
- * attribution}]. The minimum counts |q| * multiplier over option and
- * future_option positions. */
+/* The liquidity add-on LQ of account a (METHODOLOGY.md section 4.1), for
+ * each component c (0: all its positions, 1 + g: silo g's) into
+ * lq[a * (G + 1) + c]. Its exposures e in lq_start[r] .. lq_start[r + 1]
+ * (r = a * (G + 1) + c; host/liquidity.c lists them) are the price factors
+ * lq_fac[e] (a shock column) that it holds through some row's slot, each
+ * with its contributions lq_contrib[lq_cstart[e] .. lq_cstart[e + 1]):
+ * position << XM_SLOT_BITS | slot (shifts, not a division: oclgrind cannot
+ * follow the freeze LLVM puts between a division and its remainder). E = sum of quantity x the
+ * row's delta-notional (xm_sens_row); LQ = sum |E| (s + k sqrt(|E| X_b / A)), with fpar = the
+ * columns' half_spread [F], impact [F], adv [F]; only factors with s or k
+ * non-zero are listed. */
+XM_INLINE void xm_liquidity_account(xm_i64 a, int G, XM_GLOBAL const int *lq_start,
+                                    XM_GLOBAL const int *lq_fac, XM_GLOBAL const int *lq_cstart,
+                                    XM_GLOBAL const int *lq_contrib, XM_GLOBAL const int *pos_inst,
+                                    XM_GLOBAL const double *pos_qty, XM_GLOBAL const double *sens,
+                                    xm_i64 n, XM_GLOBAL const double *fpar, xm_i64 F,
+                                    XM_GLOBAL const double *xb, XM_GLOBAL double *lq) {
+  for (int c = 0; c <= G; c++) {
+    xm_i64 r = a * (G + 1) + c;
+    double sum = 0.0;
+    for (int e = lq_start[r]; e < lq_start[r + 1]; e++) {
+      double E = 0.0;
+      for (int t = lq_cstart[e]; t < lq_cstart[e + 1]; t++) {
+        int q = lq_contrib[t] >> XM_SLOT_BITS, j = lq_contrib[t] & ((1 << XM_SLOT_BITS) - 1);
+        E += pos_qty[q] * sens[j * n + pos_inst[q]];
+      }
+      int f = lq_fac[e];
+      double s = fpar[f], k = fpar[F + f], adv = fpar[2 * F + f], aE = fabs(E);
+      double impact = k > 0.0 && adv > 0.0 ? k * sqrt(aE * xb[a] / adv) : 0.0;
+      sum += aE * (s + impact);
+    }
+    lq[r] = sum;
+  }
+}
+
+/* Per-account results of METHODOLOGY.md section 4 from the per-set results
+ * and the add-ons lq [na x (G + 1)] (xm_liquidity_account; all 0 when no
+ * factor has a spread or an impact). out_acct[a * XM_NOUT + XM_O_*],
+ * out_silo[(a * G + g) * XM_NSILO + XM_S_*]. The minimum counts |q| x
+ * multiplier (over X_b) over option positions (a row's XM_ID_MINW), the
+ * account's and each silo's. beta = apc.buffer. An eligible account owes
+ * max((1 + beta) C, Min); one that is not, the sum of its silos' own
+ * requirements M_g = max((1 + beta)(S_g + LQ_g), Min_g). */
 #define XM_O_REQUIREMENT 0
-#define XM_O_UNIFIED 1
-#define XM_O_SILOED 2
+#define XM_O_UNIFIED 1 /* U + LQ */
+#define XM_O_SILOED 2  /* sum of S_g + LQ_g */
 #define XM_O_DIVERSIFICATION 3
 #define XM_O_MINIMUM 4
 #define XM_O_BINDING 5
-#define XM_O_CROSSED 6
-#define XM_NOUT 7
-XM_INLINE void xm_combine_account(xm_i64 a, int G, xm_i64 K, XM_GLOBAL const double *by_set,
-                                  XM_GLOBAL const double *silo_set,
-                                  XM_GLOBAL const double *attr_set, XM_GLOBAL const int *cross,
-                                  XM_GLOBAL const int *pos_start, XM_GLOBAL const int *pos_inst,
-                                  XM_GLOBAL const double *pos_qty, xm_i64 n,
-                                  XM_GLOBAL const double *instd, double offset_cap,
-                                  double per_contract, XM_GLOBAL double *out_acct,
-                                  XM_GLOBAL double *out_silo) {
+#define XM_O_CROSSED 6 /* C */
+#define XM_O_LIQUIDITY 7
+#define XM_O_MINBINDS 8
+#define XM_O_HEDGE 9 /* offset_cap x D (eligible), else 0 */
+#define XM_NOUT 10
+#define XM_S_BYSILO 0 /* S_g + LQ_g */
+#define XM_S_ATTR 1
+#define XM_S_LQ 2
+#define XM_S_REQ 3 /* M_g */
+#define XM_NSILO 4
+XM_INLINE void xm_combine_account(
+    xm_i64 a, int G, xm_i64 K, XM_GLOBAL const double *by_set, XM_GLOBAL const double *silo_set,
+    XM_GLOBAL const double *attr_set, XM_GLOBAL const int *cross, XM_GLOBAL const int *pos_start,
+    XM_GLOBAL const int *pos_inst, XM_GLOBAL const int *pos_silo, XM_GLOBAL const double *pos_qty,
+    xm_i64 n, XM_GLOBAL const double *instd, XM_GLOBAL const double *lq, double offset_cap,
+    double per_contract, double beta, XM_GLOBAL double *out_acct, XM_GLOBAL double *out_silo) {
   /* A non-finite measure of any set (xm_floor0 keeps it) binds: the requirement
    * is then not finite, and the engine refuses the run naming its cause. */
   double U = by_set[a * K];
@@ -282,35 +327,53 @@ XM_INLINE void xm_combine_account(xm_i64 a, int G, xm_i64 K, XM_GLOBAL const dou
       U = by_set[a * K + x];
       bind = x;
     }
-  double sil = 0.0;
+  XM_GLOBAL double *os = out_silo + a * G * XM_NSILO;
+  /* option contracts x multiplier, over X_b in an account of currency b (a
+   * row's XM_ID_MINW: 0 for the other types); each silo's in its M_g slot */
+  for (int g = 0; g < G; g++)
+    os[g * XM_NSILO + XM_S_REQ] = 0.0;
+  double contracts = 0.0;
+  for (int p = pos_start[a]; p < pos_start[a + 1]; p++) {
+    double wgt = fabs(pos_qty[p]) * instd[XM_ID_MINW * n + pos_inst[p]];
+    contracts += wgt;
+    os[pos_silo[p] * XM_NSILO + XM_S_REQ] += wgt;
+  }
+  double mn = per_contract * contracts, b1 = 1.0 + beta;
+  double sil = 0.0, msum = 0.0;
+  int silo_min = 0;
   for (int g = 0; g < G; g++) {
     double c = silo_set[(a * G + g) * K];
     for (xm_i64 x = 1; x < K && isfinite(c); x++)
       c = silo_set[(a * G + g) * K + x] > c || !isfinite(silo_set[(a * G + g) * K + x])
               ? silo_set[(a * G + g) * K + x]
               : c;
-    out_silo[(a * G + g) * 2] = c;
-    out_silo[(a * G + g) * 2 + 1] = attr_set[(a * G + g) * K + bind];
-    sil += c;
+    double lg = lq[a * (G + 1) + 1 + g], core = c + lg;
+    double mg = per_contract * os[g * XM_NSILO + XM_S_REQ], bg = b1 * core;
+    os[g * XM_NSILO + XM_S_BYSILO] = core;
+    os[g * XM_NSILO + XM_S_ATTR] = attr_set[(a * G + g) * K + bind];
+    os[g * XM_NSILO + XM_S_LQ] = lg;
+    os[g * XM_NSILO + XM_S_REQ] = bg > mg || !isfinite(bg) ? bg : mg;
+    silo_min |= mg >= bg && mg > 0.0;
+    sil += core;
+    msum += os[g * XM_NSILO + XM_S_REQ];
   }
-  double D = xm_floor0(sil - U);
-  double C = cross[a] ? U + (1.0 - offset_cap) * D : sil;
+  double lqa = lq[a * (G + 1)], uni = U + lqa;
+  double D = xm_floor0(sil - uni);
+  double C = cross[a] ? uni + (1.0 - offset_cap) * D : sil;
   if (!isfinite(sil))
     C = sil; /* a silo's non-finite measure also fails a cross-margined account */
-  double contracts = 0.0;
-  /* option contracts x multiplier, over X_b in an account of currency b (a
-   * row's XM_ID_MINW: 0 for the other types) */
-  for (int p = pos_start[a]; p < pos_start[a + 1]; p++)
-    contracts += fabs(pos_qty[p]) * instd[XM_ID_MINW * n + pos_inst[p]];
-  double mn = per_contract * contracts;
+  double bc = b1 * C;
   XM_GLOBAL double *o = out_acct + a * XM_NOUT;
-  o[XM_O_REQUIREMENT] = C > mn || !isfinite(C) ? C : mn;
-  o[XM_O_UNIFIED] = U;
+  o[XM_O_REQUIREMENT] = cross[a] ? (bc > mn || !isfinite(bc) ? bc : mn) : msum;
+  o[XM_O_UNIFIED] = uni;
   o[XM_O_SILOED] = sil;
   o[XM_O_DIVERSIFICATION] = D;
   o[XM_O_MINIMUM] = mn;
   o[XM_O_BINDING] = (double)bind;
   o[XM_O_CROSSED] = C;
+  o[XM_O_LIQUIDITY] = lqa;
+  o[XM_O_MINBINDS] = cross[a] ? (double)(mn >= bc && mn > 0.0) : (double)silo_min;
+  o[XM_O_HEDGE] = cross[a] ? offset_cap * D : 0.0;
 }
 
 #endif

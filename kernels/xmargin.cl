@@ -206,14 +206,37 @@ __kernel void xm_k_attribute(const long na, const long S, const int G, __global 
 __kernel void xm_k_combine(const long na, const int G, const long K, __global const double *by_set,
                            __global const double *silo_set, __global const double *attr_set,
                            __global const int *cross, __global const int *pos_start,
-                           __global const int *pos_inst, __global const double *pos_qty,
-                           const long n, __global const double *instd, const double offset_cap,
-                           const double per_contract, __global double *out_acct,
-                           __global double *out_silo) {
+                           __global const int *pos_inst, __global const int *pos_silo,
+                           __global const double *pos_qty, const long n,
+                           __global const double *instd, __global const double *lq,
+                           const double offset_cap, const double per_contract, const double beta,
+                           __global double *out_acct, __global double *out_silo) {
   long a = get_global_id(0);
   if (a < na)
-    xm_combine_account(a, G, K, by_set, silo_set, attr_set, cross, pos_start, pos_inst, pos_qty, n,
-                       instd, offset_cap, per_contract, out_acct, out_silo);
+    xm_combine_account(a, G, K, by_set, silo_set, attr_set, cross, pos_start, pos_inst, pos_silo,
+                       pos_qty, n, instd, lq, offset_cap, per_contract, beta, out_acct, out_silo);
+}
+
+/* The liquidity add-on (METHODOLOGY.md section 4.1): each row's
+ * delta-notionals on its slots, then each account's add-ons. */
+__kernel void xm_k_sens(const long n, __global const double *instd, __global const int *insti,
+                        __global const double *sx, __global const double *sex,
+                        const double vol_floor, __global double *sens) {
+  long i = get_global_id(0);
+  if (i < n)
+    xm_sens_row(i, n, instd, insti, sx, sex, (XM_REAL)vol_floor, sens);
+}
+
+__kernel void xm_k_liquidity(const long na, const int G, __global const int *lq_start,
+                             __global const int *lq_fac, __global const int *lq_cstart,
+                             __global const int *lq_contrib, __global const int *pos_inst,
+                             __global const double *pos_qty, __global const double *sens,
+                             const long n, __global const double *fpar, const long F,
+                             __global const double *xb, __global double *lq) {
+  long a = get_global_id(0);
+  if (a < na)
+    xm_liquidity_account(a, G, lq_start, lq_fac, lq_cstart, lq_contrib, pos_inst, pos_qty, sens, n,
+                         fpar, F, xb, lq);
 }
 
 /* Row scales of scenarios s0 .. s0+ns. */

@@ -324,11 +324,11 @@ static void plan_impossible(void **state) {
 
 // clang-format off
 enum { OP_BEGIN, OP_END, OP_ALLOC, OP_VIEW, OP_RELEASE, OP_UPLOAD, OP_DOWNLOAD, OP_MC, OP_EXP,
-       OP_TODAY, OP_REVALUE, OP_AGGREGATE, OP_REDUCE, OP_COMBINE };
+       OP_TODAY, OP_REVALUE, OP_AGGREGATE, OP_REDUCE, OP_LIQUIDITY, OP_COMBINE };
 // clang-format on
 static const char *const op_name[] = {"begin",   "end",       "alloc",  "view",       "release",
                                       "upload",  "download",  "mc",     "exp_shocks", "today",
-                                      "revalue", "aggregate", "reduce", "combine"};
+                                      "revalue", "aggregate", "reduce", "liquidity",  "combine"};
 typedef struct ev {
   int op;
   int64_t a, b, c;     /* the step's numbers (see the wrappers) */
@@ -500,12 +500,23 @@ static xm_status mk_reduce(xm_ctx *ctx, const xm__dblock *b, const xm__dset *s, 
   uses(w->tail, 1, OP_REDUCE);
   return xm__backend_cpu.reduce(ctx, b, s, x, w);
 }
+/* liquidity: a = accounts, b = instruments, c = F. */
+static xm_status mk_liquidity(xm_ctx *ctx, const xm__dblock *b, xm__mem sx, xm__mem sex,
+                              xm__mem fpar, int64_t F, double vol_floor, const xm__dwork *w) {
+  rec(OP_LIQUIDITY, b->na, b->n, F, NULL, NULL);
+  uses_block(b, OP_LIQUIDITY), uses(sx, 0, OP_LIQUIDITY), uses(sex, 0, OP_LIQUIDITY);
+  uses(fpar, 0, OP_LIQUIDITY), uses(b->instd_s, 0, OP_LIQUIDITY), uses(b->insti_s, 0, OP_LIQUIDITY);
+  uses(b->sens, 1, OP_LIQUIDITY), uses(b->lq_start, 0, OP_LIQUIDITY), uses(b->xb, 0, OP_LIQUIDITY);
+  uses(w->lq, 1, OP_LIQUIDITY);
+  return xm__backend_cpu.liquidity(ctx, b, sx, sex, fpar, F, vol_floor, w);
+}
 static xm_status mk_combine(xm_ctx *ctx, const xm__dblock *b, const xm__dwork *w, double cap,
-                            double per_contract) {
+                            double per_contract, double beta) {
   rec(OP_COMBINE, b->na, 0, 0, NULL, NULL);
   uses_block(b, OP_COMBINE), uses(w->by, 0, OP_COMBINE), uses(w->silo, 0, OP_COMBINE);
-  uses(w->attr, 0, OP_COMBINE), uses(w->out_acct, 1, OP_COMBINE), uses(w->out_silo, 1, OP_COMBINE);
-  return xm__backend_cpu.combine(ctx, b, w, cap, per_contract);
+  uses(w->attr, 0, OP_COMBINE), uses(w->lq, 0, OP_COMBINE);
+  uses(w->out_acct, 1, OP_COMBINE), uses(w->out_silo, 1, OP_COMBINE);
+  return xm__backend_cpu.combine(ctx, b, w, cap, per_contract, beta);
 }
 
 static void mock_install(xm_ctx *ctx, int fail_op, int fail_at) {
@@ -518,7 +529,7 @@ static void mock_install(xm_ctx *ctx, int fail_op, int fail_at) {
   mock.release = mk_release, mock.upload = mk_upload, mock.download = mk_download;
   mock.mc = mk_mc, mock.exp_shocks = mk_exp, mock.today = mk_today;
   mock.revalue = mk_revalue, mock.aggregate = mk_aggregate, mock.reduce = mk_reduce;
-  mock.combine = mk_combine;
+  mock.liquidity = mk_liquidity, mock.combine = mk_combine;
   ctx->be = &mock;
 }
 static void mock_remove(xm_ctx *ctx) { ctx->be = &xm__backend_cpu; }
@@ -566,13 +577,31 @@ static void expect_loop(const xm__sets *sets, const xm__plan *p) {
     else if (p->resident)
       want(OP_EXP, s->S * F, 0, 0, x);
   }
+  want(OP_ALLOC, p->max_na * (G + 1) * 8, 1, 0, -1); /* the add-ons, 0 until computed */
+  if (p->liquidity) /* its shock rows, their exp, the factors' parameters */
+    want(OP_ALLOC, 2 * XM_NSLOT * XM_SENS_COLS * 8, 1, 0, -1),
+        want(OP_ALLOC, 2 * XM_NSLOT * XM_SENS_COLS * 8, 1, 0, -1),
+        want(OP_ALLOC, 3 * F * 8, 1, 0, -1);
   for (int64_t b = 0; b < p->n_blocks; b++) {
     const xm__block *bk = &p->blocks[b];
     int64_t n = bk->n_inst, na = bk->na, np = bk->pos_start[na];
     int64_t bytes[7] = {XM_ND * n * 8, XM_NI * n * 4, (na + 1) * 4, np * 4, np * 4, np * 8, na * 4};
     for (int j = 0; j < 7; j++)
       want(OP_ALLOC, bytes[j], 1, 0, -1);
+    if (p->liquidity) { /* the add-on's rows and exposures (sens: a plain allocation) */
+      int64_t lb[7] = {XM_ND * n * 8,
+                       XM_NI * n * 4,
+                       (na * (G + 1) + 1) * 4,
+                       (bk->n_exp + 1) * 4,
+                       (bk->n_exp + 1) * 4,
+                       (bk->n_contrib + 1) * 4,
+                       na * 8};
+      for (int j = 0; j < 7; j++)
+        want(OP_ALLOC, lb[j], 1, 0, -1);
+    }
     want(OP_TODAY, na, n, 0, -1);
+    if (p->liquidity)
+      want(OP_TODAY, na, n, 0, -1), want(OP_LIQUIDITY, na, n, F, -1);
     for (int x = 0; x < K; x++) {
       const xm__set *s = &sets->set[x];
       for (int64_t s0 = 0; s0 < s->S; s0 += p->tile) {
@@ -588,7 +617,7 @@ static void expect_loop(const xm__sets *sets, const xm__plan *p) {
     }
     want(OP_COMBINE, na, 0, 0, -1);
     want(OP_DOWNLOAD, na * XM_NOUT * 8, 0, 0, -1);
-    want(OP_DOWNLOAD, na * G * 2 * 8, 0, 0, -1);
+    want(OP_DOWNLOAD, na * G * XM_NSILO * 8, 0, 0, -1);
     want(OP_DOWNLOAD, na * K * 8, 0, 0, -1);
   }
   want(OP_END, 0, 0, 0, -1);
@@ -670,7 +699,8 @@ static void loop_resident(void **state) {
 
   p.tile = 97;
   double *acct = malloc(N_ACCT * XM_NOUT * sizeof *acct);
-  double *silo = malloc(N_ACCT * 3 * 2 * sizeof *silo), *by = malloc(N_ACCT * 8 * sizeof *by);
+  double *silo = malloc(N_ACCT * 3 * XM_NSILO * sizeof *silo),
+         *by = malloc(N_ACCT * 8 * sizeof *by);
   assert_true(acct && silo && by && sets.K <= 8);
   xm__outputs out = {acct, silo, by, NULL, 0.0, 0.0};
   mock_install(ctx_mid, -1, 0);

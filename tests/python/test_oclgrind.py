@@ -31,12 +31,17 @@ def write_book(d):
     s = h5py.string_dtype()
     with h5py.File(os.path.join(d, "p.h5"), "w") as f:
         f.attrs["format"] = "xmargin.portfolio"
-        f.attrs["format_version"] = 1
+        f.attrs["format_version"] = 2
         f.attrs["valuation_date"] = "2026-11-20"
         f.attrs["currency"] = "USD"
         f["factors/name"] = np.array(["SPX", "SPX.iv", "ES"] + EXTRA, dtype=object).astype(s)
         f["factors/kind"] = np.array(["price", "vol", "price"] + ["price"] * len(EXTRA), dtype=object).astype(s)
         f["factors/level"] = [5000.0, 0.2, 5010.0] + [100.0] * len(EXTRA)
+        # the liquidity add-on's kernels (xm_k_sens, xm_k_liquidity) and collateral
+        f["factors/half_spread"] = [0.0005, 0.0, 0.0002] + [0.001] * len(EXTRA)
+        f["factors/impact"] = [0.3, 0.0, 0.0] + [0.0] * len(EXTRA)
+        f["factors/adv"] = [1e6, 0.0, 0.0] + [0.0] * len(EXTRA)
+        f["factors/haircut"] = [0.1, 0.0, 0.0] + [0.0] * len(EXTRA)
         f["silos/name"] = np.array(["securities", "futures"], dtype=object).astype(s)
         nx = len(EXTRA)
         f["instruments/id"] = np.array(["ETF", "ESZ6", "C5100", "P4900", "ESP"] + ["S" + x for x in EXTRA],
@@ -59,6 +64,10 @@ def write_book(d):
         f["positions/instrument"] = [0, 1, 2, 3, 4, 0, 1] + list(range(5, 5 + nx))
         f["positions/quantity"] = [100.0, -20.0, -3.0, 5.0, 2.0, -7.0, 1.0] + [10.0 * (i % 3 - 1) + 1.0
                                                                               for i in range(nx)]
+        f["collateral/account"] = [0, 1, 2]
+        f["collateral/factor"] = [0, -1, 0]
+        f["collateral/quantity"] = [10.0, 5000.0, 2.0]
+        f["collateral/silo"] = [1, 0, 0]
     rng = np.random.default_rng(7)
     with h5py.File(os.path.join(d, "s.h5"), "w") as f:
         f.attrs["format"] = "xmargin.scenarios"
@@ -137,7 +146,9 @@ def main():
         hist = ["--set", "montecarlo.enabled=false", "--set", "historical.lookback=40"]
         mc = ["--set", "historical.enabled=false", "--set", "montecarlo.scenarios=40",
               "--set", "montecarlo.correlation_stress=0.3", "--set", "historical.lookback=40"]
-        for prec, opts in (("double", sets_only), ("single", sets_only), ("hist", hist), ("mc", mc)):
+        scen = sets_only + ["--set", "collateral.method=scenario"]
+        for prec, opts in (("double", sets_only), ("single", sets_only), ("scenario", scen), ("hist", hist),
+                           ("mc", mc)):
             out = os.path.join(d, "r-%s.h5" % prec)
             cmd = [og, "--check-api", "--uninitialized", "--max-errors", "1000000", XM, "run", "--device", "opencl:0.0",
                    "--portfolio", os.path.join(d, "p.h5"), "--scenarios", os.path.join(d, "s.h5"),
