@@ -68,6 +68,16 @@ xm_status xm_run_result_write(const char *path, const xm_portfolio *pf, const xm
   rr.by_silo = res->by_silo;
   rr.attribution = res->attribution;
   rr.binding_set = res->binding;
+  rr.liquidity = res->liquidity;
+  rr.liquidity_by_silo = res->liquidity_by_silo;
+  rr.requirement_by_silo = res->requirement_by_silo;
+  rr.hedge_credit = res->hedge_credit;
+  rr.minimum_binds = res->minimum_binds;
+  rr.collateral_value = res->collateral_value;
+  rr.collateral = res->collateral;
+  rr.excess = res->excess;
+  rr.call = res->call;
+  rr.call_siloed = res->call_siloed;
   rr.sets = rsets;
   const char *inputs[2] = {meta->portfolio, meta->scenarios};
   char why[1024];

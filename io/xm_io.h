@@ -44,7 +44,20 @@ typedef struct xm_results {
   const double *by_silo;     /* [A x G] */
   const double *attribution; /* [A x G] */
   const int32_t *binding_set;
-  const xm_results_set *sets; /* [K] */
+  /* Version-2 outputs (METHODOLOGY.md sections 4, 4.1, 6), each optional: a
+   * NULL array is not written (a caller that does not compute it; the five
+   * collateral arrays are NULL when the book has no /collateral). */
+  const double *liquidity;           /* [A] LQ_a */
+  const double *liquidity_by_silo;   /* [A x G] LQ_{a,g} */
+  const double *requirement_by_silo; /* [A x G] M_{a,g} */
+  const double *hedge_credit;        /* [A] c x D_a (eligible accounts; else 0) */
+  const int32_t *minimum_binds;      /* [A] 0 or 1 */
+  const double *collateral_value;    /* [A] sum of CV_j */
+  const double *collateral;          /* [A] sum of ACV_j */
+  const double *excess;              /* [A] E_a */
+  const double *call;                /* [A] */
+  const double *call_siloed;         /* [A] */
+  const xm_results_set *sets;        /* [K] */
 } xm_results;
 
 /* Writes atomically: a temporary file in the same folder, fsync'd, renamed

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -400,6 +401,20 @@ static void xm__w_attr_f64(xm__wr *w, hid_t loc, const char *where, const char *
   xm__w_attr(w, loc, where, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v);
 }
 
+/* Writes a 1-D int32 attribute of n values (n >= 1). */
+static void xm__w_attr_i32v(xm__wr *w, hid_t loc, const char *where, const char *name,
+                            const int32_t *v, int64_t n) {
+  hsize_t dims[1] = {(hsize_t)n};
+  hid_t sp = H5Screate_simple(1, dims, NULL);
+  hid_t aid = sp >= 0 ? H5Acreate2(loc, name, H5T_STD_I32LE, sp, H5P_DEFAULT, H5P_DEFAULT) : -1;
+  if (aid < 0 || H5Awrite(aid, H5T_NATIVE_INT32, v) < 0)
+    xm__wfail(w, "%s: attribute %s: HDF5 cannot write it", where, name);
+  if (aid >= 0)
+    H5Aclose(aid);
+  if (sp >= 0)
+    H5Sclose(sp);
+}
+
 static hid_t xm__w_group(xm__wr *w, hid_t loc, const char *name) {
   hid_t pl = H5Pcreate(H5P_GROUP_CREATE);
   if (pl >= 0)
@@ -611,6 +626,53 @@ static void xm__w_margin(xm__wr *w, hid_t g, const char *name, int rank, int64_t
   H5Dclose(did);
 }
 
+/* Writes an int32 [A] dataset of /margin with its long_name, the account
+ * scale, and the CF flag attributes: flag_values 0..n_flags-1 and
+ * flag_meanings, the n_flags words meaning[] joined by blanks (both left out
+ * when n_flags is 0 or a word is empty or holds a blank, which CF cannot
+ * list). */
+static void xm__w_margin_flags(xm__wr *w, hid_t g, const char *name, int64_t A, const int32_t *v,
+                               hid_t scale0, const char *long_name, char *const *meaning,
+                               int64_t n_flags) {
+  hsize_t dims[1] = {(hsize_t)A};
+  hid_t did =
+      xm__w_dset(w, g, "/margin", name, H5T_STD_I32LE, H5T_NATIVE_INT32, 1, dims, v, H5P_DEFAULT);
+  if (did < 0)
+    return;
+  char where[64];
+  snprintf(where, sizeof where, "/margin/%s", name);
+  xm__w_attr_str(w, did, where, "long_name", long_name);
+  size_t len = 1;
+  int ok = n_flags > 0;
+  for (int64_t k = 0; ok && k < n_flags; k++) {
+    ok = meaning[k] && meaning[k][0] && !strpbrk(meaning[k], " \t\n\r\v\f");
+    len += ok ? strlen(meaning[k]) + 1 : 0;
+  }
+  int32_t *fv = ok ? malloc((size_t)n_flags * sizeof *fv) : NULL;
+  char *fm = ok ? malloc(len) : NULL;
+  if (ok && (!fv || !fm)) {
+    xm__wfail(w, "%s: out of memory", where);
+  } else if (ok) {
+    size_t at = 0;
+    for (int64_t k = 0; k < n_flags; k++) {
+      fv[k] = (int32_t)k;
+      size_t l = strlen(meaning[k]);
+      if (k)
+        fm[at++] = ' ';
+      memcpy(fm + at, meaning[k], l);
+      at += l;
+    }
+    fm[at] = '\0';
+    xm__w_attr_i32v(w, did, where, "flag_values", fv, n_flags);
+    xm__w_attr_str(w, did, where, "flag_meanings", fm);
+  }
+  free(fv);
+  free(fm);
+  if (H5DSattach_scale(did, scale0, 0) < 0)
+    xm__wfail(w, "%s: HDF5 cannot attach the dimension scale", where);
+  H5Dclose(did);
+}
+
 /* Writes /pnl/<name> float32 [S x A], chunked and compressed, a money
  * dataset in units. */
 static void xm__w_pnl(xm__wr *w, hid_t g, const char *name, int64_t S, int64_t A, const float *pnl,
@@ -650,7 +712,7 @@ static uint64_t xm__strs_bytes(char *const *s, int64_t n) {
  * compressed /pnl is smaller), the strings, and 256 KiB + 1/8 for metadata. */
 static uint64_t xm__results_bytes(const xm_results *r) {
   uint64_t A = (uint64_t)r->n_accounts, G = (uint64_t)r->n_silos, K = (uint64_t)r->n_sets;
-  uint64_t b = 8 * A * (16 + 4 * G + K) + 2 * xm__strs_bytes(r->account, r->n_accounts) +
+  uint64_t b = 8 * A * (28 + 8 * G + K) + 2 * xm__strs_bytes(r->account, r->n_accounts) +
                2 * xm__strs_bytes(r->account_currency, r->account_currency ? r->n_accounts : 0) +
                48 * A + 8 * xm__strs_bytes(r->silo, r->n_silos) +
                8 * xm__strs_bytes(r->set, r->n_sets);
@@ -766,20 +828,50 @@ xm_status xm_results_write(const char *path, const xm_results *r, xm_diag *diag)
   xm__w_margin(&w, g, "by_silo", 2, A, G, r->by_silo, sa, sg, units,
                "each silo's core plus its add-on");
   xm__w_margin(&w, g, "attribution", 2, A, G, r->attribution, sa, sg, units,
-               "each silo's share of the unified core");
+               "each silo's share of the unified core (unified - liquidity)");
+  /* version 2 (METHODOLOGY.md sections 4, 4.1, 6): each only when given */
+  static const struct {
+    size_t at; /* offsetof the array in xm_results */
+    int by_silo;
+    const char *name, *long_name;
+  } v2[] = {
+      {offsetof(xm_results, liquidity), 0, "liquidity",
+       "liquidity and concentration add-on of the whole account (in unified)"},
+      {offsetof(xm_results, liquidity_by_silo), 1, "liquidity_by_silo",
+       "each silo's liquidity and concentration add-on (in by_silo)"},
+      {offsetof(xm_results, requirement_by_silo), 1, "requirement_by_silo",
+       "each silo's requirement on its own: max((1 + buffer) by_silo, the silo's minimum)"},
+      {offsetof(xm_results, hedge_credit), 0, "hedge_credit",
+       "hedge credit: offset_cap x diversification (cross-margined accounts; else 0)"},
+      {offsetof(xm_results, collateral_value), 0, "collateral_value",
+       "collateral at today's value, before haircuts and limits"},
+      {offsetof(xm_results, collateral), 0, "collateral",
+       "collateral after haircuts and concentration limits"},
+      {offsetof(xm_results, excess), 0, "excess",
+       "collateral in excess of the requirement (negative: short of margin)"},
+      {offsetof(xm_results, call), 0, "call", "margin call"},
+      {offsetof(xm_results, call_siloed), 0, "call_siloed",
+       "margin call if each silo were margined apart, with its own pool"},
+  };
+  for (size_t i = 0; i < sizeof v2 / sizeof v2[0]; i++) {
+    const double *v = *(const double *const *)((const char *)r + v2[i].at);
+    if (v)
+      xm__w_margin(&w, g, v2[i].name, v2[i].by_silo ? 2 : 1, A, G, v, sa, sg, units,
+                   v2[i].long_name);
+  }
   hid_t dc = xm__w_strs(&w, g, "/margin", "currency", (char *const *)cur, A);
   if (dc >= 0) {
     if (H5DSattach_scale(dc, sa, 0) < 0)
       xm__wfail(&w, "/margin/currency: HDF5 cannot attach the dimension scale");
     H5Dclose(dc);
   }
-  hsize_t dA[1] = {(hsize_t)A};
-  hid_t bs = xm__w_dset(&w, g, "/margin", "binding_set", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, dA,
-                        r->binding_set, H5P_DEFAULT);
-  if (bs >= 0) {
-    if (H5DSattach_scale(bs, sa, 0) < 0)
-      xm__wfail(&w, "/margin/binding_set: HDF5 cannot attach the dimension scale");
-    H5Dclose(bs);
+  xm__w_margin_flags(&w, g, "binding_set", A, r->binding_set, sa,
+                     "the scenario set whose measure is the unified core (index into /set)", r->set,
+                     K);
+  if (r->minimum_binds) {
+    static char *const binds[] = {"risk_measure", "minimum"};
+    xm__w_margin_flags(&w, g, "minimum_binds", A, r->minimum_binds, sa,
+                       "1 where the minimum charge is the requirement", binds, 2);
   }
   xm__close_g(g);
   g = -1;

@@ -1293,6 +1293,16 @@ static double xm_t_rbyset[] = {90, 50, 180, 100, 290, 10};
 static double xm_t_rbysilo[] = {60, 60, 90, 90, 200, 130};
 static double xm_t_rattr[] = {45, 45, 90, 90, 180, 110};
 static int32_t xm_t_rbind[] = {0, 0, 0};
+static double xm_t_rliq[] = {4, 0, 10};
+static double xm_t_rliqs[] = {3, 2, 0, 0, 6, 5};
+static double xm_t_rreqs[] = {60, 60, 90, 90, 200, 130};
+static double xm_t_rhedge[] = {24, 0, 32};
+static int32_t xm_t_rmb[] = {0, 1, 0};
+static double xm_t_rcv[] = {150, 0, 250};
+static double xm_t_rcol[] = {120, 0, 200};
+static double xm_t_rexc[] = {20, -200, -100};
+static double xm_t_rcall[] = {0, 200, 100};
+static double xm_t_rcalls[] = {10, 200, 130};
 static char *xm_t_rl0[] = {"2024-06-25", "2024-06-26", "2024-06-27", "2024-06-28"};
 static float xm_t_rp0[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
 static char *xm_t_rl1[] = {"1987-10-19", "2008-10-15"};
@@ -1336,8 +1346,30 @@ static void xm_t_results(xm_results *r, xm_results_set sets[2]) {
   r->by_silo = xm_t_rbysilo;
   r->attribution = xm_t_rattr;
   r->binding_set = xm_t_rbind;
+  r->liquidity = xm_t_rliq;
+  r->liquidity_by_silo = xm_t_rliqs;
+  r->requirement_by_silo = xm_t_rreqs;
+  r->hedge_credit = xm_t_rhedge;
+  r->minimum_binds = xm_t_rmb;
+  r->collateral_value = xm_t_rcv;
+  r->collateral = xm_t_rcol;
+  r->excess = xm_t_rexc;
+  r->call = xm_t_rcall;
+  r->call_siloed = xm_t_rcalls;
   r->sets = sets;
 }
+
+/* The version-2 datasets of /margin: money ones (units, long_name, the scales)
+ * and the two flagged int ones. */
+static const char *xm_t_rv2_money[] = {"/margin/liquidity",
+                                       "/margin/liquidity_by_silo",
+                                       "/margin/requirement_by_silo",
+                                       "/margin/hedge_credit",
+                                       "/margin/collateral_value",
+                                       "/margin/collateral",
+                                       "/margin/excess",
+                                       "/margin/call",
+                                       "/margin/call_siloed"};
 
 static void test_results_write(void **state) {
   (void)state;
@@ -1367,6 +1399,7 @@ static void test_results_write(void **state) {
                          "/margin/attribution",
                          "/margin/binding_set",
                          "/margin/currency",
+                         "/margin/minimum_binds",
                          "/scenarios/historical/label",
                          "/scenarios/crises/label",
                          "/scenarios/crises/shock",
@@ -1417,6 +1450,37 @@ static void test_results_write(void **state) {
   assert_true(v[2] == 300.0);
   H5Dclose(req);
   H5Dclose(bs);
+  /* the version-2 datasets: values, the scales of their dimensions */
+  hid_t sg = H5Dopen2(fid, "/silo", H5P_DEFAULT);
+  for (size_t i = 0; i < sizeof xm_t_rv2_money / sizeof xm_t_rv2_money[0]; i++) {
+    hid_t d2 = H5Dopen2(fid, xm_t_rv2_money[i], H5P_DEFAULT);
+    if (d2 < 0)
+      print_message("missing %s\n", xm_t_rv2_money[i]);
+    assert_true(d2 >= 0);
+    hid_t sp2 = H5Dget_space(d2);
+    int rank = H5Sget_simple_extent_ndims(sp2);
+    H5Sclose(sp2);
+    assert_true(H5DSis_attached(d2, sa, 0) > 0);
+    if (rank == 2)
+      assert_true(H5DSis_attached(d2, sg, 1) > 0);
+    else
+      assert_int_equal(rank, 1);
+    H5Dclose(d2);
+  }
+  H5Dclose(sg);
+  double lq[6], cs[3];
+  assert_true(H5LTread_dataset_double(fid, "/margin/liquidity_by_silo", lq) >= 0);
+  assert_true(lq[0] == 3 && lq[1] == 2 && lq[4] == 6 && lq[5] == 5);
+  assert_true(H5LTread_dataset_double(fid, "/margin/call_siloed", cs) >= 0);
+  assert_true(cs[0] == 10 && cs[1] == 200 && cs[2] == 130);
+  int mb[3] = {-1, -1, -1}, fl[3] = {-1, -1, -1};
+  assert_true(H5LTread_dataset_int(fid, "/margin/minimum_binds", mb) >= 0);
+  assert_true(mb[0] == 0 && mb[1] == 1 && mb[2] == 0);
+  /* CF flags: binding_set names the sets, minimum_binds its two values */
+  assert_true(H5LTget_attribute_int(fid, "/margin/binding_set", "flag_values", fl) >= 0);
+  assert_true(fl[0] == 0 && fl[1] == 1);
+  assert_true(H5LTget_attribute_int(fid, "/margin/minimum_binds", "flag_values", fl) >= 0);
+  assert_true(fl[0] == 0 && fl[1] == 1);
   H5Dclose(sk);
   H5Dclose(sa);
 
@@ -1502,14 +1566,22 @@ static void xm_t_results_units(char *const *cur, const char *want_units,
   const char *money[] = {"/margin/requirement",     "/margin/unified",     "/margin/siloed",
                          "/margin/diversification", "/margin/minimum",     "/margin/by_set",
                          "/margin/by_silo",         "/margin/attribution", "/pnl/historical"};
-  for (size_t i = 0; i < sizeof money / sizeof money[0]; i++) {
-    xm_t_attr_vstr(fid, money[i], "units", buf, sizeof buf);
+  size_t n1 = sizeof money / sizeof money[0], n2 = sizeof xm_t_rv2_money / sizeof *xm_t_rv2_money;
+  for (size_t i = 0; i < n1 + n2; i++) {
+    const char *m = i < n1 ? money[i] : xm_t_rv2_money[i - n1];
+    xm_t_attr_vstr(fid, m, "units", buf, sizeof buf);
     if (strcmp(buf, want_units) != 0)
-      print_message("%s: units '%s'\n", money[i], buf);
+      print_message("%s: units '%s'\n", m, buf);
     assert_string_equal(buf, want_units);
-    xm_t_attr_vstr(fid, money[i], "long_name", buf, sizeof buf);
+    xm_t_attr_vstr(fid, m, "long_name", buf, sizeof buf);
     assert_true(strlen(buf) > 0);
   }
+  xm_t_attr_vstr(fid, "/margin/binding_set", "flag_meanings", buf, sizeof buf);
+  assert_string_equal(buf, "historical crises");
+  xm_t_attr_vstr(fid, "/margin/minimum_binds", "flag_meanings", buf, sizeof buf);
+  assert_string_equal(buf, "risk_measure minimum");
+  xm_t_attr_vstr(fid, "/margin/minimum_binds", "long_name", buf, sizeof buf);
+  assert_true(strlen(buf) > 0);
   hid_t dc = H5Dopen2(fid, "/margin/currency", H5P_DEFAULT),
         sa = H5Dopen2(fid, "/account", H5P_DEFAULT);
   assert_true(dc >= 0 && sa >= 0);
@@ -1542,6 +1614,55 @@ static void test_results_currency(void **state) {
                      (const char *const[]){"USD", "BTC", "USD"});
   xm_t_results_units((char *[]){"EUR", NULL, "EUR"}, "account currency",
                      (const char *const[]){"EUR", "USD", "EUR"});
+}
+
+/* A caller that leaves the version-2 arrays NULL (one written before them,
+ * or a book without /collateral): the file is written without those
+ * datasets; the rest is as before. A set name CF flags cannot list (a blank)
+ * leaves binding_set without flag attributes. */
+static void test_results_optional(void **state) {
+  (void)state;
+  xm_results r;
+  xm_results_set sets[2];
+  xm_diag d = {0};
+  char path[512];
+  xm_t_path(path, sizeof path, "results_v1.h5");
+  for (int pass = 0; pass < 3; pass++) {
+    xm_t_results(&r, sets);
+    /* pass 0: no collateral; pass 1: none of the version-2 arrays; pass 2:
+     * only the collateral ones and a set name with a blank */
+    if (pass <= 1)
+      r.collateral_value = r.collateral = r.excess = r.call = r.call_siloed = NULL;
+    if (pass >= 1) {
+      r.liquidity = r.liquidity_by_silo = r.requirement_by_silo = r.hedge_credit = NULL;
+      r.minimum_binds = NULL;
+    }
+    char *blank[] = {"historical", "my crises"};
+    if (pass == 2) {
+      r.set = blank;
+      sets[1].name = "my crises";
+    }
+    assert_int_equal(xm_results_write(path, &r, &d), XM_OK);
+    assert_int_equal(d.total, 0);
+    hid_t fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(fid >= 0);
+    for (size_t i = 0; i < sizeof xm_t_rv2_money / sizeof xm_t_rv2_money[0]; i++) {
+      int coll = i >= 4; /* collateral_value ... call_siloed */
+      int want = pass == 0 ? !coll : pass == 1 ? 0 : coll;
+      if ((H5LTpath_valid(fid, xm_t_rv2_money[i], 1) > 0) != want)
+        print_message("pass %d: %s %s\n", pass, xm_t_rv2_money[i], want ? "missing" : "written");
+      assert_int_equal(H5LTpath_valid(fid, xm_t_rv2_money[i], 1) > 0, want);
+    }
+    assert_int_equal(H5LTpath_valid(fid, "/margin/minimum_binds", 1) > 0, pass == 0);
+    assert_true(H5LTpath_valid(fid, "/margin/requirement", 1) > 0);
+    assert_true(H5LTpath_valid(fid, "/margin/binding_set", 1) > 0);
+    assert_int_equal(H5Aexists_by_name(fid, "/margin/binding_set", "flag_meanings", H5P_DEFAULT),
+                     pass != 2);
+    assert_int_equal(H5Aexists_by_name(fid, "/margin/binding_set", "flag_values", H5P_DEFAULT),
+                     pass != 2);
+    H5Fclose(fid);
+  }
+  xm_diag_free(&d);
 }
 
 static void test_sha256(void **state) {
@@ -1605,6 +1726,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_validate_portfolio_v2),
       cmocka_unit_test(test_results_write),
       cmocka_unit_test(test_results_currency),
+      cmocka_unit_test(test_results_optional),
       cmocka_unit_test(test_sha256),
       cmocka_unit_test(test_args),
   };

@@ -16,9 +16,13 @@ static void xm_run_usage(FILE *f) {
   fprintf(f,
           "usage: xmargin run [--portfolio P.h5 --scenarios S.h5] [-o OUT.h5] [options]\n\n"
           "Computes every account's siloed, unified and cross-margined requirement over the\n"
-          "historical, Monte Carlo and ready-made scenario sets (METHODOLOGY.md) and writes\n"
-          "the results file (FORMAT.md section 3). With no --portfolio/--scenarios it runs the\n"
-          "shipped demo files (datasets/) and writes xmargin-demo.h5 in the current folder.\n\n"
+          "historical, Monte Carlo and ready-made scenario sets, with the liquidity add-on,\n"
+          "and its collateral and margin calls with unified and siloed pools (METHODOLOGY.md),\n"
+          "writes the results file (FORMAT.md section 3) and prints a summary: the book's\n"
+          "totals in the reporting currency (the collateral a unified framework frees among\n"
+          "them) and what bound each large requirement (a set, or the minimum).\n"
+          "With no --portfolio/--scenarios it runs the shipped demo files (datasets/) and\n"
+          "writes xmargin-demo.h5 in the current folder.\n\n"
           "options:\n"
           "  --portfolio FILE        the book (format xmargin.portfolio)\n"
           "  --scenarios FILE        history and scenario sets (format xmargin.scenarios)\n"
@@ -134,31 +138,144 @@ static void xm_run_book_of(const xm_portfolio *pf, xm_run_book *bk) {
   }
 }
 
-static void xm_run_summary(FILE *f, int json, const xm_portfolio *pf, const xm_run_result *r,
-                           const char *device, const char *outpath, double t_read, double t_write,
-                           double t_total) {
-  /* the book's totals in the reporting currency: each account's at today's rate */
-  double sum_req = 0, sum_sil = 0, sum_uni = 0, sum_sil_req = 0, sum_div = 0;
-  int64_t A = r->A;
-  xm_run_top *top = malloc((size_t)(A + 1) * sizeof *top);
-  for (int64_t a = 0; a < A; a++) {
-    double x = r->to_reporting[a];
-    sum_req += x * r->requirement[a];
-    sum_sil += x * r->siloed[a];
-    sum_uni += x * r->unified[a];
-    sum_div += x * r->diversification[a];
-    sum_sil_req += x * (r->siloed[a] > r->minimum[a] ? r->siloed[a] : r->minimum[a]);
-    if (top) {
-      top[a].v = x * r->requirement[a];
-      top[a].a = a;
-    }
-  }
-  double saving = sum_sil_req > 0 ? 100.0 * (1.0 - sum_req / sum_sil_req) : 0.0;
-  int64_t ntop = A < 10 ? A : 10;
-  if (top)
-    qsort(top, (size_t)A, sizeof *top, xm_run_cmp_top);
+/* One account's explanation (METHODOLOGY.md sections 4, 4.1, 6), with what
+ * an older result leaves out: the version-2 arrays may be NULL. */
+static int xm_run_min_binds(const xm_run_result *r, int64_t a) {
+  if (r->minimum_binds)
+    return r->minimum_binds[a] != 0;
+  return r->minimum[a] > 0 && r->requirement[a] <= r->minimum[a];
+}
+
+/* What set the requirement: "minimum" where the minimum binds, else the set
+ * whose measure is the unified core. */
+static const char *xm_run_binds(const xm_run_result *r, int64_t a) {
+  return xm_run_min_binds(r, a) ? "minimum" : r->sets[r->binding[a]].name;
+}
+
+/* v[a] or NULL, as JSON. */
+static void xm_run_json_num(FILE *f, const char *key, const double *v, int64_t a) {
+  fprintf(f, ", \"%s\": ", key);
+  if (v)
+    fprintf(f, "%.17g", v[a]);
   else
-    ntop = 0;
+    fprintf(f, "null");
+}
+
+/* One entry of the per-account lists of --json: every money value in the
+ * account's currency (`currency`; times `to_reporting` in the reporting
+ * one), requirement_reporting and call_reporting in the reporting one. */
+static void xm_run_json_account(FILE *f, const xm_portfolio *pf, const xm_run_result *r,
+                                int64_t a) {
+  fprintf(f, "{\"account\": ");
+  xm_json_string(f, pf->account_id[a]);
+  fprintf(f, ", \"currency\": ");
+  xm_json_string(f, xm_run_cur(pf, a));
+  fprintf(f, ", \"to_reporting\": %.17g, \"cross_margin\": %s", r->to_reporting[a],
+          pf->account_cross_margin[a] ? "true" : "false");
+  fprintf(f, ", \"requirement\": %.17g, \"requirement_reporting\": %.17g", r->requirement[a],
+          r->to_reporting[a] * r->requirement[a]);
+  fprintf(f, ", \"binds\": ");
+  xm_json_string(f, xm_run_binds(r, a));
+  fprintf(f, ", \"binding_set\": ");
+  xm_json_string(f, r->sets[r->binding[a]].name);
+  fprintf(f, ", \"minimum_binds\": %s", xm_run_min_binds(r, a) ? "true" : "false");
+  xm_run_json_num(f, "minimum", r->minimum, a);
+  xm_run_json_num(f, "unified", r->unified, a);
+  xm_run_json_num(f, "siloed", r->siloed, a);
+  xm_run_json_num(f, "liquidity", r->liquidity, a);
+  xm_run_json_num(f, "diversification", r->diversification, a);
+  xm_run_json_num(f, "hedge_credit", r->hedge_credit, a);
+  xm_run_json_num(f, "collateral_value", r->collateral_value, a);
+  xm_run_json_num(f, "collateral", r->collateral, a);
+  xm_run_json_num(f, "excess", r->excess, a);
+  xm_run_json_num(f, "call", r->call, a);
+  xm_run_json_num(f, "call_siloed", r->call_siloed, a);
+  fprintf(f, ", \"call_reporting\": ");
+  if (r->call)
+    fprintf(f, "%.17g", r->to_reporting[a] * r->call[a]);
+  else
+    fprintf(f, "null");
+  fprintf(f, "}");
+}
+
+/* ", key: v", or null when the result has no such array. */
+static void xm_run_json_total(FILE *f, const char *key, int have, double v) {
+  if (have)
+    fprintf(f, ", \"%s\": %.17g", key, v);
+  else
+    fprintf(f, ", \"%s\": null", key);
+}
+
+/* The book's totals, each account's value times to_reporting[a]. */
+typedef struct xm_run_totals {
+  double req, sil, uni, liq, liq_sil, div, hedge, sil_req;
+  double cv, col, call, call_sil;
+  int64_t min_binds, called;
+} xm_run_totals;
+
+static void xm_run_totals_of(const xm_run_result *r, xm_run_totals *t) {
+  memset(t, 0, sizeof *t);
+  for (int64_t a = 0; a < r->A; a++) {
+    double x = r->to_reporting[a];
+    double lq = r->liquidity ? r->liquidity[a] : 0, lqs = 0, rs = 0;
+    for (int64_t g = 0; g < r->G; g++) {
+      lqs += r->liquidity_by_silo ? r->liquidity_by_silo[a * r->G + g] : 0;
+      rs += r->requirement_by_silo ? r->requirement_by_silo[a * r->G + g] : 0;
+    }
+    t->req += x * r->requirement[a];
+    t->sil += x * (r->siloed[a] - lqs);
+    t->uni += x * (r->unified[a] - lq);
+    t->liq += x * lq;
+    t->liq_sil += x * lqs;
+    t->div += x * r->diversification[a];
+    t->hedge += r->hedge_credit ? x * r->hedge_credit[a] : 0;
+    /* what the account would post margined silo by silo: the sum of its
+     * silos' requirements (each with its own buffer and minimum); an older
+     * result without requirement_by_silo: max(siloed, minimum) */
+    t->sil_req += x * (r->requirement_by_silo
+                           ? rs
+                           : (r->siloed[a] > r->minimum[a] ? r->siloed[a] : r->minimum[a]));
+    t->min_binds += xm_run_min_binds(r, a);
+    if (r->collateral_value)
+      t->cv += x * r->collateral_value[a];
+    if (r->collateral)
+      t->col += x * r->collateral[a];
+    if (r->call) {
+      t->call += x * r->call[a];
+      t->called += r->call[a] > 0;
+    }
+    if (r->call_siloed)
+      t->call_sil += x * r->call_siloed[a];
+  }
+}
+
+/* The largest n of key[a] (descending, ties by account order) into top. */
+static int64_t xm_run_largest(const xm_run_result *r, const double *key, int positive,
+                              xm_run_top *top, int64_t n) {
+  int64_t m = 0;
+  for (int64_t a = 0; a < r->A; a++)
+    if (!positive || key[a] > 0) {
+      top[m].v = r->to_reporting[a] * key[a];
+      top[m].a = a;
+      m++;
+    }
+  qsort(top, (size_t)m, sizeof *top, xm_run_cmp_top);
+  return m < n ? m : n;
+}
+
+static void xm_run_summary(FILE *f, int json, const xm_portfolio *pf, const xm_config *cfg,
+                           const xm_run_result *r, const char *device, const char *outpath,
+                           double t_read, double t_write, double t_total) {
+  int64_t A = r->A;
+  xm_run_totals t;
+  xm_run_totals_of(r, &t);
+  double saving = t.sil_req > 0 ? 100.0 * (1.0 - t.req / t.sil_req) : 0.0;
+  int coll = r->call && r->call_siloed && r->collateral_value && r->collateral;
+  xm_run_top *top = malloc((size_t)(A + 1) * sizeof *top);
+  xm_run_top *ctop = coll ? malloc((size_t)(A + 1) * sizeof *ctop) : NULL;
+  int64_t ntop = top ? xm_run_largest(r, r->requirement, 0, top, 10) : 0;
+  int64_t nctop = ctop ? xm_run_largest(r, r->call, 1, ctop, 10) : 0;
+  const char *method = cfg->collateral.method == XM_COLLATERAL_SCENARIO ? "scenario" : "schedule";
   xm_run_book bk;
   xm_run_book_of(pf, &bk);
   if (json) {
@@ -170,9 +287,9 @@ static void xm_run_summary(FILE *f, int json, const xm_portfolio *pf, const xm_r
     xm_json_string(f, pf->currency);
     fprintf(f, ",\n  \"accounts\": %lld,\n  \"positions\": %lld,\n  \"positions_by_type\": {",
             (long long)A, (long long)pf->n_positions);
-    for (int t = 0, n = 0; t < XM_TYPE_COUNT; t++)
-      if (bk.by_type[t])
-        fprintf(f, "%s\"%s\": %lld", n++ ? ", " : "", xm_type_name(t), (long long)bk.by_type[t]);
+    for (int tp = 0, n = 0; tp < XM_TYPE_COUNT; tp++)
+      if (bk.by_type[tp])
+        fprintf(f, "%s\"%s\": %lld", n++ ? ", " : "", xm_type_name(tp), (long long)bk.by_type[tp]);
     fprintf(f, "},\n  \"accounts_by_currency\": {");
     for (int k = 0; k < bk.ncur; k++) {
       fprintf(f, "%s", k ? ", " : "");
@@ -180,10 +297,29 @@ static void xm_run_summary(FILE *f, int json, const xm_portfolio *pf, const xm_r
       fprintf(f, ": %lld", (long long)bk.cur_accounts[k]);
     }
     fprintf(f,
-            "},\n  \"totals\": {\"siloed_core\": "
-            "%.17g, \"unified_core\": %.17g, \"diversification\": %.17g, "
-            "\"siloed_requirement\": %.17g, \"requirement\": %.17g, \"saving_pct\": %.17g},\n",
-            sum_sil, sum_uni, sum_div, sum_sil_req, sum_req, saving);
+            "},\n  \"rule\": {\"offset_cap\": %.17g, \"buffer\": %.17g, \"minimum_per_contract\": "
+            "%.17g, \"collateral_method\": \"%s\"},\n",
+            cfg->cross_margin.offset_cap, cfg->apc.buffer, cfg->minimum.per_contract, method);
+    fprintf(f, "  \"totals\": {\"currency\": ");
+    xm_json_string(f, pf->currency);
+    fprintf(f, ", \"siloed_core\": %.17g, \"unified_core\": %.17g", t.sil, t.uni);
+    xm_run_json_total(f, "liquidity", r->liquidity != NULL, t.liq);
+    xm_run_json_total(f, "liquidity_siloed", r->liquidity_by_silo != NULL, t.liq_sil);
+    fprintf(f, ", \"diversification\": %.17g", t.div);
+    xm_run_json_total(f, "hedge_credit", r->hedge_credit != NULL, t.hedge);
+    fprintf(f,
+            ", \"siloed_requirement\": %.17g, \"requirement\": %.17g, \"saving_pct\": %.17g, "
+            "\"minimum_binds\": %lld",
+            t.sil_req, t.req, saving, (long long)t.min_binds);
+    if (coll)
+      fprintf(f,
+              ", \"collateral_value\": %.17g, \"collateral\": %.17g, \"call\": %.17g, "
+              "\"call_siloed\": %.17g, \"collateral_freed\": %.17g, \"accounts_called\": %lld",
+              t.cv, t.col, t.call, t.call_sil, t.call_sil - t.call, (long long)t.called);
+    else
+      fprintf(f, ", \"collateral_value\": null, \"collateral\": null, \"call\": null, "
+                 "\"call_siloed\": null, \"collateral_freed\": null, \"accounts_called\": null");
+    fprintf(f, "},\n");
     fprintf(f,
             "  \"plan\": {\"blocks\": %lld, \"tile\": %lld, \"shocks_resident\": %s, "
             "\"budget_bytes\": %llu, \"planned_bytes\": %llu, \"sets_host_bytes\": %llu},\n",
@@ -199,26 +335,31 @@ static void xm_run_summary(FILE *f, int json, const xm_portfolio *pf, const xm_r
     }
     fprintf(f, "],\n  \"largest\": [");
     for (int64_t i = 0; i < ntop; i++) {
-      int64_t a = top[i].a;
-      fprintf(f, "%s{\"account\": ", i ? ", " : "");
-      xm_json_string(f, pf->account_id[a]);
-      fprintf(f, ", \"requirement\": %.17g, \"currency\": ", r->requirement[a]);
-      xm_json_string(f, xm_run_cur(pf, a));
-      fprintf(f, ", \"requirement_reporting\": %.17g, \"binding_set\": ", top[i].v);
-      xm_json_string(f, r->sets[r->binding[a]].name);
-      fprintf(f, "}");
+      fprintf(f, "%s", i ? ",\n    " : "\n    ");
+      xm_run_json_account(f, pf, r, top[i].a);
+    }
+    fprintf(f, "],\n  \"largest_calls\": ");
+    if (coll) {
+      fprintf(f, "[");
+      for (int64_t i = 0; i < nctop; i++) {
+        fprintf(f, "%s", i ? ",\n    " : "\n    ");
+        xm_run_json_account(f, pf, r, ctop[i].a);
+      }
+      fprintf(f, "]");
+    } else {
+      fprintf(f, "null");
     }
     fprintf(f,
-            "],\n  \"seconds\": {\"read\": %.6f, \"prepare\": %.6f, \"scenarios\": %.6f, "
+            ",\n  \"seconds\": {\"read\": %.6f, \"prepare\": %.6f, \"scenarios\": %.6f, "
             "\"evaluate\": %.6f, \"write\": %.6f, \"total\": %.6f}\n}\n",
             t_read, r->t_prepare, r->t_scenarios, r->t_evaluate, t_write, t_total);
   } else {
     fprintf(f, "xmargin: %lld accounts, %lld positions, %lld sets on %s\n", (long long)A,
             (long long)pf->n_positions, (long long)r->K, device);
     fprintf(f, "  positions by type:");
-    for (int t = 0, n = 0; t < XM_TYPE_COUNT; t++)
-      if (bk.by_type[t])
-        fprintf(f, "%s %s %lld", n++ ? "," : "", xm_type_name(t), (long long)bk.by_type[t]);
+    for (int tp = 0, n = 0; tp < XM_TYPE_COUNT; tp++)
+      if (bk.by_type[tp])
+        fprintf(f, "%s %s %lld", n++ ? "," : "", xm_type_name(tp), (long long)bk.by_type[tp]);
     fprintf(f, "\n  accounts by currency:");
     for (int k = 0; k < bk.ncur; k++)
       fprintf(f, "%s %s %lld", k ? "," : "", bk.cur[k], (long long)bk.cur_accounts[k]);
@@ -228,23 +369,73 @@ static void xm_run_summary(FILE *f, int json, const xm_portfolio *pf, const xm_r
     for (int64_t x = 0; x < r->K; x++)
       fprintf(f, "  set %-22s %8lld scenarios  %-5s\n", r->sets[x].name, (long long)r->sets[x].S,
               xm_measure_name(r->sets[x].measure));
+    fprintf(f,
+            "  requirement: max((1 + buffer %g) x cross-margined, minimum); not cross-margined: "
+            "the sum of its silos' own\n"
+            "  minimum: %g %s a unit of option (|q| x multiplier); hedge credit: %g%% of the "
+            "diversification\n",
+            cfg->apc.buffer, cfg->minimum.per_contract, pf->currency,
+            100.0 * cfg->cross_margin.offset_cap);
     int multi = bk.ncur > 1 || (bk.ncur == 1 && strcmp(bk.cur[0], pf->currency));
-    fprintf(f, "\n  totals in %s%s\n", pf->currency,
+    const char *cu = pf->currency;
+    fprintf(f, "\n  totals in %s%s\n", cu,
             multi ? " (each account's at today's rate of its currency)" : "");
-    fprintf(f, "  %-34s %20.2f\n", "siloed requirement (sum)", sum_sil_req);
-    fprintf(f, "  %-34s %20.2f\n", "unified core (sum)", sum_uni);
-    fprintf(f, "  %-34s %20.2f\n", "diversification (sum)", sum_div);
-    fprintf(f, "  %-34s %20.2f\n", "cross-margined requirement (sum)", sum_req);
-    fprintf(f, "  %-34s %19.2f%%\n", "saving from cross-margining", saving);
-    fprintf(f, "\n  largest requirements (in %s):\n", pf->currency);
+    fprintf(f, "  %-42s %20.2f %s\n", "siloed requirement (sum)", t.sil_req, cu);
+    fprintf(f, "  %-42s %20.2f %s\n", "unified core (sum)", t.uni, cu);
+    if (r->liquidity) {
+      fprintf(f, "  %-42s %20.2f %s\n", "liquidity add-on, unified (sum)", t.liq, cu);
+      fprintf(f, "  %-42s %20.2f %s\n", "liquidity add-on, silo by silo (sum)", t.liq_sil, cu);
+    }
+    fprintf(f, "  %-42s %20.2f %s\n", "diversification (sum)", t.div, cu);
+    if (r->hedge_credit)
+      fprintf(f, "  %-42s %20.2f %s\n", "hedge credit (sum)", t.hedge, cu);
+    fprintf(f, "  %-42s %20.2f %s\n", "cross-margined requirement (sum)", t.req, cu);
+    fprintf(f, "  %-42s %19.2f%%\n", "saving from cross-margining", saving);
+    fprintf(f, "  %-42s %20lld of %lld\n", "accounts where the minimum binds",
+            (long long)t.min_binds, (long long)A);
+    if (coll) {
+      fprintf(f, "\n  collateral (method %s), in %s\n", method, cu);
+      fprintf(f, "  %-42s %20.2f %s\n", "collateral at today's value (sum)", t.cv, cu);
+      fprintf(f, "  %-42s %20.2f %s\n", "collateral after haircuts and limits (sum)", t.col, cu);
+      fprintf(f, "  %-42s %20.2f %s\n", "margin call, unified pools (sum)", t.call, cu);
+      fprintf(f, "  %-42s %20.2f %s\n", "margin call, siloed pools (sum)", t.call_sil, cu);
+      fprintf(f, "  %-42s %20.2f %s\n", "collateral freed by a unified framework",
+              t.call_sil - t.call, cu);
+      fprintf(f, "  %-42s %20lld of %lld\n", "accounts with a margin call", (long long)t.called,
+              (long long)A);
+    }
+    fprintf(f,
+            "\n  largest requirements (in %s; binding: the set that sets the core, or "
+            "\"minimum\"):\n",
+            cu);
     for (int64_t i = 0; i < ntop; i++) {
       int64_t a = top[i].a;
+      double x = r->to_reporting[a];
       const char *c = xm_run_cur(pf, a);
-      char own[64] = "";
+      char own[64] = "", more[256] = "";
       if (strcmp(c, pf->currency))
         snprintf(own, sizeof own, "  (%.6g %s)", r->requirement[a], c);
-      fprintf(f, "  %3lld. %-24s %18.2f%s  binding: %s\n", (long long)(i + 1), pf->account_id[a],
-              top[i].v, own, r->sets[r->binding[a]].name);
+      int at = 0;
+      if (r->liquidity)
+        at += snprintf(more + at, sizeof more - (size_t)at, "  add-on %.2f", x * r->liquidity[a]);
+      if (r->hedge_credit && at >= 0 && (size_t)at < sizeof more)
+        at += snprintf(more + at, sizeof more - (size_t)at, "  hedge credit %.2f",
+                       x * r->hedge_credit[a]);
+      if (coll && at >= 0 && (size_t)at < sizeof more)
+        snprintf(more + at, sizeof more - (size_t)at, "  call %.2f", x * r->call[a]);
+      fprintf(f, "  %3lld. %-24s %18.2f  binding: %-*s%s%s\n", (long long)(i + 1),
+              pf->account_id[a], top[i].v, more[0] || own[0] ? 20 : 0, xm_run_binds(r, a), more,
+              own);
+    }
+    if (coll && nctop > 0) {
+      fprintf(f, "\n  largest margin calls (in %s):\n", cu);
+      for (int64_t i = 0; i < nctop; i++) {
+        int64_t a = ctop[i].a;
+        double x = r->to_reporting[a];
+        fprintf(f, "  %3lld. %-24s %18.2f  if siloed %.2f  collateral %.2f  requirement %.2f\n",
+                (long long)(i + 1), pf->account_id[a], ctop[i].v, x * r->call_siloed[a],
+                x * r->collateral[a], x * r->requirement[a]);
+      }
     }
     fprintf(f,
             "\n  time: read %.3fs, prepare %.3fs, scenarios %.3fs, revalue+reduce %.3fs, write "
@@ -258,6 +449,7 @@ static void xm_run_summary(FILE *f, int json, const xm_portfolio *pf, const xm_r
             (double)r->mem_planned / 1048576.0, (double)r->mem_budget / 1048576.0);
     fprintf(f, "  results: %s\n", outpath);
   }
+  free(ctop);
   free(top);
 }
 
@@ -485,7 +677,8 @@ int xm_cli_run(int argc, char **argv) {
   }
   double t_write = xm_now() - t_w0;
   if (!quiet)
-    xm_run_summary(stdout, json, &pf, &res, devdesc, output, t_read, t_write, xm_now() - t_start);
+    xm_run_summary(stdout, json, &pf, &cfg, &res, devdesc, output, t_read, t_write,
+                   xm_now() - t_start);
   rc = XM_EXIT_OK;
 cleanup:
   xm_ctx_destroy(ctx);

@@ -28,6 +28,13 @@ def find_test_io():
     return None
 
 
+# FORMAT.md section 3, version 2: money datasets of /margin (the last five only
+# with /collateral), and those along (account, silo)
+V2_MONEY = ("liquidity", "liquidity_by_silo", "requirement_by_silo", "hedge_credit",
+            "collateral_value", "collateral", "excess", "call", "call_siloed")
+V2_BY_SILO = ("liquidity_by_silo", "requirement_by_silo")
+
+
 def check(path):
     import xarray as xr
 
@@ -57,10 +64,33 @@ def check(path):
                ds["currency"].dims == ("account",) and cur == ["USD", "USD", "USD"],
                (ds["currency"].dims, cur))
         money = ("requirement", "unified", "siloed", "diversification", "minimum", "by_set",
-                 "by_silo", "attribution")
+                 "by_silo", "attribution") + V2_MONEY
+        missing = [k for k in money + ("minimum_binds",) if k not in ds]
+        report("version-2 datasets present", not missing, missing)
+        if missing:
+            return
         bad = [(k, ds[k].attrs.get("units"), ds[k].attrs.get("long_name")) for k in money
                if ds[k].attrs.get("units") != "USD" or not ds[k].attrs.get("long_name")]
         report("every money dataset has units = USD and a long_name", not bad, bad)
+        dims = {k: ds[k].dims for k in V2_MONEY + ("minimum_binds",)}
+        want = {k: ("account", "silo") if k in V2_BY_SILO else ("account",) for k in dims}
+        report("version-2 datasets along account (and silo)", dims == want, dims)
+        report("minimum_binds is int 0/1 with CF flags",
+               ds["minimum_binds"].dtype.kind == "i"
+               and ds["minimum_binds"].values.tolist() == [0, 1, 0]
+               and list(ds["minimum_binds"].attrs.get("flag_values")) == [0, 1]
+               and ds["minimum_binds"].attrs.get("flag_meanings") == "risk_measure minimum",
+               (ds["minimum_binds"].values, dict(ds["minimum_binds"].attrs)))
+        report("binding_set's flags name the sets",
+               list(ds["binding_set"].attrs.get("flag_values")) == [0, 1]
+               and ds["binding_set"].attrs.get("flag_meanings") == "historical crises",
+               dict(ds["binding_set"].attrs))
+        v = {k: ds[k].values.tolist() for k in ("liquidity", "call", "call_siloed")}
+        report("version-2 values (as test_io.c writes them)",
+               v == {"liquidity": [4, 0, 10], "call": [0, 200, 100],
+                     "call_siloed": [10, 200, 130]}, v)
+        lq = ds["liquidity_by_silo"].values.tolist()
+        report("liquidity_by_silo [account x silo]", lq == [[3, 2], [0, 0], [6, 5]], lq)
 
     # the root: the coordinate values (account ids, sets, silos) and attributes
     with xr.open_dataset(path, engine="h5netcdf") as root:
@@ -134,11 +164,17 @@ def check_run(tmp):
         report("run: /margin/currency", tl.strings(f["margin/currency"]) == ["EUR", "EUR"],
                tl.strings(f["margin/currency"]))
         money = ["margin/" + k for k in ("requirement", "unified", "siloed", "diversification",
-                                         "minimum", "by_set", "by_silo", "attribution")]
+                                         "minimum", "by_set", "by_silo", "attribution")
+                 + V2_MONEY[:4]]
         money += ["pnl/" + k for k in f["pnl"]]
+        missing = [k for k in money + ["margin/minimum_binds"] if k not in f]
+        report("run: the version-2 datasets of a book without /collateral", not missing, missing)
+        money = [k for k in money if k in f]
         units = {k: tl.attr_str(f[k].attrs.get("units", "")) for k in money}
         report("run: units = EUR on every money dataset",
-               all(u == "EUR" for u in units.values()) and len(money) == 9, units)
+               all(u == "EUR" for u in units.values()) and len(money) == 13, units)
+        coll = [k for k in V2_MONEY[4:] if "margin/" + k in f]
+        report("run: no collateral datasets without /collateral", not coll, coll)
     import xarray as xr
     with xr.open_dataset(out, engine="h5netcdf", group="margin") as m:
         report("run: xarray sees margin/currency along account",
