@@ -1049,7 +1049,8 @@ def build_collateral(b, lv, sets):
         if what == "USD":
             rows.append((a, -1, "USD", max(1000.0, round(usd, -3)), silo, "USD cash"))
         elif what == "BTCCASH":   # a BTC account's own currency: usd is in BTC here
-            rows.append((a, -1, "BTC", max(0.01, round(usd, 2)), silo, "BTC cash (account currency)"))
+            rows.append((a, -1, "BTC", max(0.01, round(usd, 2)), silo,
+                         "BTC cash (account currency)"))
         elif what in ETF_UNITS:
             f, per = ETF_UNITS[what]
             shares = max(1, round(usd / (1 - HAIRCUTS[f][0]) / (per * lv[f])))
