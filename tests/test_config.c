@@ -61,7 +61,8 @@ static int cfg_equal(const xm_config *a, const xm_config *b) {
          a->pricing.vol_floor == b->pricing.vol_floor &&
          a->pricing.vol_term_power == b->pricing.vol_term_power &&
          a->cross_margin.offset_cap == b->cross_margin.offset_cap &&
-         a->minimum.per_contract == b->minimum.per_contract;
+         a->minimum.per_contract == b->minimum.per_contract && a->apc.buffer == b->apc.buffer &&
+         a->collateral.method == b->collateral.method;
 }
 
 /* Every key of METHODOLOGY.md, as --set spells it. */
@@ -86,6 +87,8 @@ static const char *const all_keys[] = {
     "pricing.vol_term_power",
     "cross_margin.offset_cap",
     "minimum.per_contract",
+    "apc.buffer",
+    "collateral.method",
 };
 #define N_KEYS (sizeof all_keys / sizeof all_keys[0])
 
@@ -116,6 +119,8 @@ static void test_defaults(void **state) {
   assert_true(c.pricing.vol_term_power == 0.0);
   assert_true(c.cross_margin.offset_cap == 0.80);
   assert_true(c.minimum.per_contract == 0.375);
+  assert_true(c.apc.buffer == 0.0);
+  assert_int_equal(c.collateral.method, XM_COLLATERAL_SCHEDULE);
   xm_config_default(NULL); /* a no-op */
 }
 
@@ -176,6 +181,18 @@ static void test_set_every_key(void **state) {
   assert_true(c.cross_margin.offset_cap == 0.5);
   SET("minimum.per_contract", "12.5");
   assert_true(c.minimum.per_contract == 12.5);
+  SET("apc.buffer", "0.25");
+  assert_true(c.apc.buffer == 0.25);
+  SET("apc.buffer", "0");
+  assert_true(c.apc.buffer == 0.0);
+  SET("apc.buffer", "3");
+  assert_true(c.apc.buffer == 3.0);
+  SET("collateral.method", "scenario");
+  assert_int_equal(c.collateral.method, XM_COLLATERAL_SCENARIO);
+  SET("collateral.method", "schedule");
+  assert_int_equal(c.collateral.method, XM_COLLATERAL_SCHEDULE);
+  SET("collateral.method", "Scenario");
+  assert_int_equal(c.collateral.method, XM_COLLATERAL_SCENARIO);
   /* blanks around the value are trimmed, enum names and booleans take any case */
   SET("montecarlo.dof", "  7 ");
   assert_true(c.montecarlo.dof == 7.0);
@@ -255,6 +272,14 @@ static void test_range_errors(void **state) {
       {"cross_margin.offset_cap", "-0.2", "[0, 1]"},
       {"minimum.per_contract", "-1", ">= 0"},
       {"minimum.per_contract", "abc", "not a finite number"},
+      {"apc.buffer", "-0.1", "must be >= 0"},
+      {"apc.buffer", "-1e-300", ">= 0"},
+      {"apc.buffer", "inf", "not a finite number"},
+      {"apc.buffer", "nan", "not a finite number"},
+      {"apc.buffer", "", "empty value"},
+      {"collateral.method", "bogus", "must be one of schedule, scenario"},
+      {"collateral.method", "schedules", "schedule, scenario"},
+      {"collateral.method", "", "empty value"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     xm_config c, d;
@@ -484,6 +509,8 @@ static void test_round_trip(void **state) {
   cfgs[1].pricing.vol_term_power = 4.999999999999999;
   cfgs[1].cross_margin.offset_cap = 0.0;
   cfgs[1].minimum.per_contract = 4.9e-324;
+  cfgs[1].apc.buffer = 0.1 + 0.2; /* needs 17 digits */
+  cfgs[1].collateral.method = XM_COLLATERAL_SCENARIO;
   xm_config_default(&cfgs[2]);
   cfgs[2].montecarlo.seed = 0;
   cfgs[2].confidence = 0.9999999999999999;
@@ -501,8 +528,9 @@ static void test_round_trip(void **state) {
       fail_msg("round trip %zu: %s\n%s", i, err, ini);
     assert_true(cfg_equal(&back, &cfgs[i]));
     /* a comment line per section, every section present */
-    const char *sections[] = {"[historical]\n;", "[montecarlo]\n;", "[pricing]\n;",
-                              "[cross_margin]\n;", "[minimum]\n;"};
+    const char *sections[] = {"[historical]\n;",   "[montecarlo]\n;", "[pricing]\n;",
+                              "[cross_margin]\n;", "[minimum]\n;",    "[apc]\n;",
+                              "[collateral]\n;"};
     for (size_t s = 0; s < sizeof sections / sizeof sections[0]; s++)
       assert_non_null(strstr(ini, sections[s]));
     free(ini);
@@ -542,6 +570,8 @@ static void test_example_file(void **state) {
   memset(&e, 0, sizeof e);
   e.historical.measure = XM_MEASURE_VAR;
   e.montecarlo.measure = XM_MEASURE_VAR;
+  e.apc.buffer = 0.5;
+  e.collateral.method = XM_COLLATERAL_SCENARIO;
   assert_int_equal(xm_config_load(&e, XM_SOURCE_DIR "/examples/xmargin.ini", err, sizeof err),
                    XM_OK);
   assert_true(cfg_equal(&e, &d));

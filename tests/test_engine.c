@@ -881,8 +881,10 @@ static void reference(int a, ref *o) {
     }
   if (account_cross[a]) {
     o->req = fmax(o->uni + (1.0 - cfg_ready.cross_margin.offset_cap) * o->div, o->min);
-  } else { /* each silo at its own clearing house, with its own minimum (the library
-            * takes max(siloed, minimum): the same here, as no silo minimum of C-NOTELIG binds) */
+  } else { /* version 2 (METHODOLOGY.md section 4): each silo at its own clearing house, with
+            * its own minimum, M = sum_g max(S_g, Min_g) (no add-on, beta = 0). C-NOTELIG's
+            * only option, 1 EQ_P70 (equity), gives Min_equity = 0.375 x 100 = 37.5, below
+            * its equity core (500 EQ_SPOT): M = Sil, as version 1's max(Sil, Min) was */
     for (int g = 0; g < 3; g++)
       o->req += fmax(o->by_silo[g], min_g[g]);
   }

@@ -19,6 +19,13 @@ Sets (run order = name order): stress (worst, weights, one 0.35), tail (es,
 S=10, confidence 0.8 -> k=2), var8 (var, S=8, confidence 0.75 -> k=2, moves
 only ES and ETF, columns in another order than the portfolio's).
 
+Version 2 (METHODOLOGY 4, 4.1, 6): the book has no half_spread / impact columns, so
+every liquidity add-on is exactly 0 and /margin/liquidity, liquidity_by_silo are 0;
+requirement_by_silo M_g = max(S_g, Min_g), hedge_credit = 0.8 D for an eligible account,
+minimum_binds, and no collateral outputs (no /collateral). The account that is not
+eligible, HEDGE_NOCM, is margined as sum_g M_g (version 2), which equals version 1's
+max(Sil, Min) = Sil here because it holds no option (every Min_g = 0).
+
 Plain script: one line per check, ends with 'N passed, M failed', exit 1 on failure.
 """
 
@@ -184,22 +191,40 @@ def hand_margin():
                 sm, _ = measure_of([LG[s][a][g] for s in range(S)], name)
                 by_silo[a][g] = max(by_silo[a][g], max(sm, 0.0))
     res = {k: [] for k in ("unified", "binding_set", "siloed", "diversification", "minimum",
-                           "requirement", "attribution")}
+                           "requirement", "attribution", "requirement_by_silo", "minimum_binds",
+                           "hedge_credit")}
     for a in range(A):
         u = max(by_set[a])
         b = by_set[a].index(u)                                    # first set on a tie
         sil = sum(by_silo[a])
         d = max(0.0, sil - u)
-        cross = u + (1.0 - 0.8) * d if ACCOUNTS[a][1] == 1 else sil
-        mn = 0.375 * sum(abs(q) * INSTRUMENTS[i]["multiplier"] for aa, i, q in POSITIONS
-                         if aa == a and INSTRUMENTS[i]["type"] in ("option", "future_option"))
+        # version 1 book: no half_spread / impact, so every add-on LQ is 0 (METHODOLOGY 4.1),
+        # and apc.buffer beta = 0: Uni = U, Sil = sum_g S_g, M_g = max(S_g, Min_g)
+        mn_g = [0.375 * sum(abs(q) * INSTRUMENTS[i]["multiplier"] for aa, i, q in POSITIONS
+                            if aa == a and INSTRUMENTS[i]["silo"] == g
+                            and INSTRUMENTS[i]["type"] in ("option", "future_option")) for g in range(G)]
+        mn = sum(mn_g)
+        m_g = [max(by_silo[a][g], mn_g[g]) for g in range(G)]
+        if ACCOUNTS[a][1] == 1:
+            cross = u + (1.0 - 0.8) * d
+            req = max(cross, mn)
+            binds = int(mn >= cross and mn > 0.0)
+        else:
+            # version 2 (METHODOLOGY 4): not eligible, M = sum_g M_{a,g}, each silo with its own
+            # minimum. HEDGE_NOCM holds no option (every Min_g = 0): M = S_sec + S_fut = Sil, the
+            # same number as version 1's max(Sil, Min), and minimum_binds = 0
+            req = sum(m_g)
+            binds = int(any(mn_g[g] >= by_silo[a][g] and mn_g[g] > 0.0 for g in range(G)))
         res["unified"].append(u)
         res["binding_set"].append(b)
         res["siloed"].append(sil)
         res["diversification"].append(d)
         res["minimum"].append(mn)
-        res["requirement"].append(max(cross, mn))
+        res["requirement"].append(req)
         res["attribution"].append(raw_attr[a][b])
+        res["requirement_by_silo"].append(m_g)
+        res["minimum_binds"].append(binds)
+        res["hedge_credit"].append(0.8 * d if ACCOUNTS[a][1] == 1 else 0.0)
         scale[a] += mn
     res["by_set"] = by_set
     res["by_silo"] = by_silo
@@ -230,6 +255,10 @@ def sanity_of_book(exp, losses):
     T.check("book: every set binds some two-silo account",
             sorted(set(exp["binding_set"][a] for a in (0, 1, 5))) == [0, 1, 2], str(exp["binding_set"]))
     T.check("book: SHORTPUT minimum", exp["minimum"][1] == 375.0, str(exp["minimum"][1]))
+    T.check("book: HEDGE_NOCM is not eligible, holds no option: M = Sil (version 1 and 2 agree)",
+            exp["requirement"][2] == exp["siloed"][2] and exp["minimum"][2] == 0.0)
+    T.check("book: the minimum binds for MINONLY only", exp["minimum_binds"] == [0, 0, 0, 0, 1, 0],
+            str(exp["minimum_binds"]))
 
 
 def check_results(tag, path, exp, scale, losses, with_pnl):
@@ -269,6 +298,23 @@ def check_results(tag, path, exp, scale, losses, with_pnl):
                     g[name].dtype == np.float64 and g[name].shape == (A,))
         for name in ("by_set", "by_silo", "attribution"):
             T.close("%s: /margin/%s" % (tag, name), g[name][()], exp[name], RTOL, scale=sc[:, None])
+        # version 2 outputs (FORMAT.md 3) on a version-1 book: every add-on exactly 0, no
+        # collateral outputs (the book has no /collateral)
+        for name in ("liquidity", "liquidity_by_silo"):
+            if T.check("%s: /margin/%s present" % (tag, name), name in g):
+                T.check("%s: /margin/%s = 0 exactly (no spreads, no impact)" % (tag, name),
+                        np.all(np.asarray(g[name][()]) == 0.0) and g[name].dtype == np.float64,
+                        str(np.asarray(g[name][()]).ravel()[:6]))
+        for name in ("requirement_by_silo", "hedge_credit"):
+            if T.check("%s: /margin/%s present" % (tag, name), name in g):
+                T.close("%s: /margin/%s" % (tag, name), g[name][()], exp[name], RTOL,
+                        scale=sc[:, None] if name == "requirement_by_silo" else sc)
+        if T.check("%s: /margin/minimum_binds present" % tag, "minimum_binds" in g):
+            T.check("%s: /margin/minimum_binds" % tag,
+                    np.asarray(g["minimum_binds"][()]).astype(np.int64).tolist() == exp["minimum_binds"],
+                    "got %s expected %s" % (np.asarray(g["minimum_binds"][()]).tolist(), exp["minimum_binds"]))
+        present = [n for n in ("collateral_value", "collateral", "excess", "call", "call_siloed") if n in g]
+        T.check("%s: no collateral outputs without /collateral" % tag, not present, str(present))
         bs = np.asarray(g["binding_set"][()]).astype(np.int64)
         T.check("%s: /margin/binding_set" % tag, bs.tolist() == exp["binding_set"],
                 "got %s expected %s" % (bs.tolist(), exp["binding_set"]))

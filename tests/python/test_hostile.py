@@ -256,6 +256,53 @@ def arguments(d):
     check("two set names sharing a long prefix: validate exit 2", r[0] == 2, r[2][-300:])
 
 
+def issue14_rules(d):
+    """Issue 14's rules, each refused with exit status 2 before any results
+    file: a negative apc.buffer and an unknown collateral.method (the message
+    names the key, the value and what is allowed), and, with
+    collateral.method = scenario, a collateral holding posted to no silo
+    (METHODOLOGY 6: its risk must be carried in a silo's losses; the message
+    names the file, /collateral/silo, the row and the rule). The same book runs
+    under the default schedule method, where silo -1 is allowed."""
+    p, s, out = (os.path.join(d, n) for n in ("p.h5", "s.h5", "o.h5"))
+    coll = [dict(account=0, factor=-1, quantity=1000.0, silo=0),
+            dict(account=1, factor=-1, quantity=500.0, silo=-1),
+            dict(account=1, factor=0, quantity=2.0, silo=1)]
+    tl.write_portfolio(
+        p, [("SPX", "price", 5000.0, {"haircut": 0.1}), ("SPX.iv", "vol", 0.2)], ["securities", "futures"],
+        [dict(id="SPY", type="spot", silo=0, underlying=0),
+         dict(id="ES", type="future", silo=1, underlying=0, multiplier=50)],
+        [("A", 1), ("B", 0)], [(0, 0, 100), (0, 1, -2), (1, 1, 1)], collateral=coll)
+    stress(s, [[-0.1, 0.05], [0.05, -0.02]], ["down", "up"])
+    base = ["run", "--portfolio", p, "--scenarios", s, "-o", out, "--device", "cpu", "-q"]
+    base += sum((["--set", kv] for kv in NO_GEN), [])
+    r = run_env(base, timeout=60)
+    check("collateral of silo -1 under collateral.method = schedule: exit 0",
+          r[0] == 0 and os.path.exists(out), "rc %d %s" % (r[0], r[2][-300:]))
+    if os.path.exists(out):
+        os.remove(out)
+    for kv, words in (("apc.buffer=-0.1", ["apc.buffer", "-0.1", ">= 0"]),
+                      ("apc.buffer=-1e-300", ["apc.buffer", ">= 0"]),
+                      ("collateral.method=bogus", ["collateral.method", "bogus", "schedule, scenario"]),
+                      ("collateral.method=", ["collateral.method", "empty value"])):
+        refused("--set %s" % kv, run_env(base + ["--set", kv], timeout=60), out, words)
+    r = run_env(base + ["--set", "collateral.method=scenario"], timeout=60)
+    refused("collateral.method = scenario with a holding of silo -1", r, out,
+            [p, "/collateral/silo", "/collateral/silo[1]", "scenario"])
+    check("the silo -1 message names no other row", "/collateral/silo[0]" not in r[2]
+          and "/collateral/silo[2]" not in r[2], r[2][-300:])
+    # every holding in a silo: the scenario method runs
+    coll[1]["silo"] = 0
+    tl.write_portfolio(
+        p, [("SPX", "price", 5000.0, {"haircut": 0.1}), ("SPX.iv", "vol", 0.2)], ["securities", "futures"],
+        [dict(id="SPY", type="spot", silo=0, underlying=0),
+         dict(id="ES", type="future", silo=1, underlying=0, multiplier=50)],
+        [("A", 1), ("B", 0)], [(0, 0, 100), (0, 1, -2), (1, 1, 1)], collateral=coll)
+    r = run_env(base + ["--set", "collateral.method=scenario"], timeout=60)
+    check("collateral.method = scenario, every holding in a silo: exit 0",
+          r[0] == 0 and os.path.exists(out), "rc %d %s" % (r[0], r[2][-300:]))
+
+
 def special_files(d):
     """Item 6: inputs that are not regular files are refused at once."""
     p, s, out = (os.path.join(d, n) for n in ("p.h5", "s.h5", "o.h5"))
@@ -516,7 +563,8 @@ def main():
     with tl.TmpDir() as d:
         T.run(nonfinite, d, devices)
     limited = not asan_build()
-    for fn, args in ((outside_the_file, ()), (outputs, ()), (arguments, ()), (special_files, ()),
+    for fn, args in ((outside_the_file, ()), (outputs, ()), (arguments, ()), (issue14_rules, ()),
+                     (special_files, ()),
                      (huge_declarations, (limited,)), (texts, ()), (signals, ()), (disk_full, ()),
                      (memory_limits, (opencl,)), (fuzz_regressions, ())):
         if fn is memory_limits and not limited:

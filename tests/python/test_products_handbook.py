@@ -24,7 +24,12 @@ T' = max(T - h/252, 0)):
   value (which is also >= intrinsic, so the max of the three is the European).
 - minimum: 0.375 * sum over option-type positions of |q|*m, in USD, divided by
   X_b (today) for an account in currency b.
-- measures (section 3), cross-margined requirement (section 4, beta = 0, no add-ons).
+- measures (section 3), cross-margined requirement (section 4, beta = 0, no add-ons: the
+  book has no half_spread / impact columns, so /margin/liquidity and liquidity_by_silo
+  are exactly 0): eligible M = max(U + 0.2 D, Min), not eligible M = sum_g M_g with
+  M_g = max(S_g, Min_g) (requirement_by_silo, every account), Min_g silo g's minimum;
+  minimum_binds; hedge_credit = 0.8 D for an eligible account, else 0. No /collateral:
+  no collateral outputs.
 
 Book: factors BTC (60000), BTC.iv (logvol 0.6), EURUSD (1.25), SX5E (5000),
 SPX (4000), SPX.iv (vol 0.2); /fx BTC -> BTC, EUR -> EURUSD; reporting USD;
@@ -38,6 +43,9 @@ silos spot, futures, crypto, options. Accounts (all cross_margin = 1):
   OPTS       USD  -2 SPX american calls (m 100), +1 SPX future, -5 BTC puts (logvol)
   MINONLY    USD  +2 far out-of-the-money SPX calls: the minimum binds
   MINBTC     BTC  the same in a BTC account: the minimum divided by X_BTC binds
+  NOCM_BTC   BTC  not eligible: +2 SPX calls (options: its own minimum 75/60000 BTC
+                  binds) and +1 SX5E future (futures): version 2's M = sum_g M_g
+                  = 75/60000 + S_futures, above version 1's max(Sil, Min) = Sil
 Sets (run order = name order): stress (worst, weights 0.35 on two), tail (es, S=10,
 confidence 0.8 -> k=2), var8 (var, S=8, confidence 0.75 -> k=2, three factors in
 another order than the portfolio's).
@@ -105,7 +113,7 @@ INSTRUMENTS = [
 IIDX = {ins["id"]: i for i, ins in enumerate(INSTRUMENTS)}
 ACCOUNTS = [("USD_COIN", 1, "USD"), ("BTC_COIN", 1, "BTC"), ("PERP_LONG", 1, "USD"),
             ("PERP_SHORT", 1, "USD"), ("EUR_FUT", 1, "USD"), ("BTC_OPT", 1, "BTC"),
-            ("OPTS", 1, "USD"), ("MINONLY", 1, "USD"), ("MINBTC", 1, "BTC")]
+            ("OPTS", 1, "USD"), ("MINONLY", 1, "USD"), ("MINBTC", 1, "BTC"), ("NOCM_BTC", 0, "BTC")]
 AIDX = {a[0]: i for i, a in enumerate(ACCOUNTS)}
 _P = [("USD_COIN", "BTC", 1.0), ("USD_COIN", "BTC_INVF", -500.0),
       ("BTC_COIN", "BTC", 1.0), ("BTC_COIN", "BTC_INVF", -300.0), ("BTC_COIN", "BTC_INVF", -200.0),
@@ -115,7 +123,8 @@ _P = [("USD_COIN", "BTC", 1.0), ("USD_COIN", "BTC_INVF", -500.0),
       ("BTC_OPT", "BTC_INVC65", -3.0), ("BTC_OPT", "BTC_INVP", 300.0),
       ("OPTS", "SPX_AC4100", -2.0), ("OPTS", "SPX_FUT", 1.0), ("OPTS", "BTC_P55", -5.0),
       ("MINONLY", "SPX_C6000", 2.0),
-      ("MINBTC", "SPX_C6000", 2.0)]
+      ("MINBTC", "SPX_C6000", 2.0),
+      ("NOCM_BTC", "SPX_C6000", 2.0), ("NOCM_BTC", "SX5E_FUT", 1.0)]
 POSITIONS = [(AIDX[a], IIDX[i], q) for a, i, q in _P]
 
 SETS = {
@@ -280,10 +289,11 @@ def measure_of(values, name):
     return values[order[k - 1]], [(order[k - 1], 1.0)]           # var: the k-th scenario
 
 
-def minimum_of(a):
-    """METHODOLOGY 4: 0.375 * sum |q| m over option positions, USD, / X_b today."""
+def minimum_of(a, g=None):
+    """METHODOLOGY 4: 0.375 * sum |q| m over option positions (of silo g), USD, / X_b today."""
     usd = PER_CONTRACT * sum(abs(q) * INSTRUMENTS[i]["multiplier"] for aa, i, q in POSITIONS
-                             if aa == a and INSTRUMENTS[i]["type"] in OPTION_TYPES)
+                             if aa == a and INSTRUMENTS[i]["type"] in OPTION_TYPES
+                             and (g is None or INSTRUMENTS[i]["silo"] == g))
     return usd / fx_level(ACCOUNTS[a][2], {})
 
 
@@ -307,22 +317,34 @@ def hand_margin():
                 sm, _ = measure_of([LG[s][a][g] for s in range(S)], name)
                 by_silo[a][g] = max(by_silo[a][g], max(sm, 0.0))
     res = {k: [] for k in ("unified", "binding_set", "siloed", "diversification", "minimum",
-                           "requirement", "attribution")}
+                           "requirement", "attribution", "requirement_by_silo", "minimum_binds",
+                           "hedge_credit")}
     for a in range(A):
         u = max(by_set[a])
         b = by_set[a].index(u)                                    # first set on a tie
         sil = sum(by_silo[a])
         d = max(0.0, sil - u)
-        assert ACCOUNTS[a][1] == 1     # requirement checks: eligible accounts only
-        cross = u + (1.0 - OFFSET_CAP) * d
         mn = minimum_of(a)
+        mn_g = [minimum_of(a, g) for g in range(G)]
+        m_g = [max(by_silo[a][g], mn_g[g]) for g in range(G)]     # beta = 0, LQ = 0
+        if ACCOUNTS[a][1] == 1:
+            cross = u + (1.0 - OFFSET_CAP) * d
+            req = max(cross, mn)
+            binds = int(mn >= cross and mn > 0.0)
+        else:
+            # version 2: each silo at its own clearing house, with its own minimum
+            req = sum(m_g)
+            binds = int(any(mn_g[g] >= by_silo[a][g] and mn_g[g] > 0.0 for g in range(G)))
         res["unified"].append(u)
         res["binding_set"].append(b)
         res["siloed"].append(sil)
         res["diversification"].append(d)
         res["minimum"].append(mn)
-        res["requirement"].append(max(cross, mn))
+        res["requirement"].append(req)
         res["attribution"].append(raw_attr[a][b])
+        res["requirement_by_silo"].append(m_g)
+        res["minimum_binds"].append(binds)
+        res["hedge_credit"].append(OFFSET_CAP * d if ACCOUNTS[a][1] == 1 else 0.0)
         scale[a] += mn
     res["by_set"] = by_set
     res["by_silo"] = by_silo
@@ -418,6 +440,9 @@ def selfcheck():
     T.close("selfcheck: american_option value = European", unit_value(am, S, am["expiry"], 0.2) / 100.0, euro, 1e-15)
     # minimum: MINBTC's is 0.375*2*100 USD / 60000
     T.close("selfcheck: MINBTC minimum = 75/60000 BTC", minimum_of(AIDX["MINBTC"]), 75.0 / 60000.0, 1e-15)
+    T.close("selfcheck: NOCM_BTC options minimum = 75/60000 BTC, futures 0",
+            [minimum_of(AIDX["NOCM_BTC"], SIL["options"]), minimum_of(AIDX["NOCM_BTC"], SIL["futures"])],
+            [75.0 / 60000.0, 0.0], 1e-15, scale=1.0)
     T.close("selfcheck: OPTS minimum = 0.375*(200 + 0.5)", minimum_of(AIDX["OPTS"]), 75.1875, 1e-15)
     T.close("selfcheck: BTC_OPT minimum = 0.375*3/60000", minimum_of(AIDX["BTC_OPT"]), 1.125 / 60000.0, 1e-15)
     # measures a second way (numpy), on every account's and silo's losses
@@ -480,6 +505,13 @@ def sanity_of_book(exp, losses):
     for nm in ("USD_COIN", "BTC_COIN", "PERP_LONG", "PERP_SHORT", "EUR_FUT", "BTC_OPT", "OPTS"):
         a = AIDX[nm]
         T.check("book: %s owes more than its minimum" % nm, exp["requirement"][a] > exp["minimum"][a])
+    a = AIDX["NOCM_BTC"]
+    T.check("book: NOCM_BTC's options minimum binds, and sum_g M_g > version 1's max(Sil, Min)",
+            exp["requirement_by_silo"][a][SIL["options"]] == 75.0 / 60000.0 and exp["minimum_binds"][a] == 1
+            and exp["requirement"][a] > max(exp["siloed"][a], exp["minimum"][a]) + 1e-4,
+            "%.9g vs Sil %.9g" % (exp["requirement"][a], exp["siloed"][a]))
+    T.check("book: minimum_binds for MINONLY, MINBTC, NOCM_BTC only",
+            [ACCOUNTS[i][0] for i in range(A) if exp["minimum_binds"][i]] == ["MINONLY", "MINBTC", "NOCM_BTC"])
 
 
 def check_results(tag, path, exp, scale, losses, with_pnl):
@@ -509,6 +541,22 @@ def check_results(tag, path, exp, scale, losses, with_pnl):
         for name in ("by_set", "by_silo", "attribution"):
             if T.check("%s: /margin/%s present" % (tag, name), name in g):
                 T.close("%s: /margin/%s" % (tag, name), g[name][()], exp[name], RTOL, scale=sc[:, None])
+        # version 2 outputs (FORMAT.md 3): no spreads, no impact: every add-on exactly 0; no
+        # /collateral: no collateral outputs
+        for name in ("liquidity", "liquidity_by_silo"):
+            if T.check("%s: /margin/%s present" % (tag, name), name in g):
+                T.check("%s: /margin/%s = 0 exactly" % (tag, name),
+                        np.all(np.asarray(g[name][()]) == 0.0) and g[name].dtype == np.float64)
+        for name in ("requirement_by_silo", "hedge_credit"):
+            if T.check("%s: /margin/%s present" % (tag, name), name in g):
+                T.close("%s: /margin/%s" % (tag, name), g[name][()], exp[name], RTOL,
+                        scale=sc[:, None] if name == "requirement_by_silo" else sc)
+        if T.check("%s: /margin/minimum_binds present" % tag, "minimum_binds" in g):
+            got = np.asarray(g["minimum_binds"][()]).astype(np.int64).tolist()
+            T.check("%s: /margin/minimum_binds" % tag, got == exp["minimum_binds"],
+                    "got %s expected %s" % (got, exp["minimum_binds"]))
+        present = [n for n in ("collateral_value", "collateral", "excess", "call", "call_siloed") if n in g]
+        T.check("%s: no collateral outputs without /collateral" % tag, not present, str(present))
         if T.check("%s: /margin/binding_set present" % tag, "binding_set" in g):
             bs = np.asarray(g["binding_set"][()]).astype(np.int64)
             T.check("%s: /margin/binding_set" % tag, bs.tolist() == exp["binding_set"],

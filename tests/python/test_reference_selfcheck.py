@@ -740,13 +740,199 @@ def test_v2_compare(tmp):
     check("requirement masked to eligible accounts", ok, str(rep))
 
 
+
+# ------------------------------------- version 2: §4 add-on, buffer, non-eligible rule, §6 collateral
+
+LQ_FACTORS = [("SPX", "price", 5000.0, {"half_spread": 0.0005, "impact": 0.1, "adv": 2e9}),
+              ("BTC", "price", 60000.0, {"half_spread": 0.001, "impact": 0.2, "adv": 5e8, "haircut": 0.15,
+                                          "collateral_limit": 120000.0}),
+              ("EURUSD", "price", 1.1, {"half_spread": 0.0001}),
+              ("UST", "price", 100.0, {"haircut": 0.02}),
+              ("SPX.iv", "vol", 0.2)]
+LQ_INSTRUMENTS = [dict(id="spx_spot", type="spot", silo=0, underlying=0, multiplier=1.0),
+                  dict(id="spx_fut", type="future", silo=1, underlying=0, multiplier=50.0),
+                  dict(id="btc_fut", type="future", silo=2, underlying=1, multiplier=1.0),
+                  dict(id="spx_otm_call", type="option", silo=0, underlying=0, vol_factor=4, strike=10000.0,
+                       expiry=0.5, call=1, implied_vol=0.2, rate=0.03, multiplier=100.0)]
+LQ_ACCOUNTS = [("hedge", 1, "USD"), ("hedge_silo", 0, "USD"), ("btc", 1, "BTC"), ("usd_btc", 1, "USD"),
+               ("otm_silo", 0, "USD"), ("otm", 1, "USD"), ("cash_only", 0, "USD")]
+LQ_POSITIONS = [(0, 0, 100.0), (0, 1, -2.0), (1, 0, 100.0), (1, 1, -2.0), (2, 2, 2.0), (3, 2, 1.0),
+                (4, 3, 2.0), (5, 3, 2.0)]
+LQ_MOVES = np.array([[-0.05, -0.10, 0.02], [0.03, 0.05, -0.03], [-0.01, -0.20, 0.0]])   # SPX, BTC, EURUSD
+
+
+def lq_collateral(free_ust=True):
+    c = [dict(account=1, factor=-1, quantity=400000.0, silo=0),                    # USD cash: securities
+         dict(account=2, factor=1, quantity=3.0, silo=2),                          # 3 BTC (price in USD)
+         dict(account=3, factor=1, quantity=2.0, silo=2),                          # 2 BTC against a long future
+         dict(account=3, factor=-1, quantity=5000.0, silo=1, currency="EUR"),       # EUR cash: futures
+         dict(account=6, factor=-1, quantity=1000.0, silo=1)]                      # an account with no positions
+    c.append(dict(account=1, factor=3, quantity=1000.0, silo=-1 if free_ust else 0))   # UST: no silo
+    return c
+
+
+def test_v2_liquidity_collateral(tmp):
+    """§4 (Uni/Sil with add-ons, beta, the non-eligible sum of M_{a,g}, minimum_binds,
+    hedge_credit), §4.1 and §6 on a small book worked out by hand, both methods."""
+    port = os.path.join(tmp, "lq.h5")
+    tl.write_portfolio(port, LQ_FACTORS, ["securities", "futures", "crypto"], LQ_INSTRUMENTS, LQ_ACCOUNTS,
+                       LQ_POSITIONS, fx=[("BTC", 1), ("EUR", 2)], collateral=lq_collateral())
+    port_s = os.path.join(tmp, "lq_scen.h5")
+    tl.write_portfolio(port_s, LQ_FACTORS, ["securities", "futures", "crypto"], LQ_INSTRUMENTS, LQ_ACCOUNTS,
+                       LQ_POSITIONS, fx=[("BTC", 1), ("EUR", 2)], collateral=lq_collateral(False))
+    scen = os.path.join(tmp, "lq_sets.h5")
+    tl.write_scenarios(scen, None, {"moves": {"factor": ["SPX", "BTC", "EURUSD"], "shock": LQ_MOVES,
+                                              "measure": "worst"}})
+    p = xr.read_portfolio(port)
+    check("v2 read: factor columns", list(p["factor_half_spread"]) == [0.0005, 0.001, 0.0001, 0.0, 0.0] and
+          list(p["factor_collateral_limit"]) == [0.0, 120000.0, 0.0, 0.0, 0.0])
+    check("v2 read: /collateral", list(p["coll_fx"]) == [-1, -1, -1, 2, -1, -1] and
+          list(p["coll_silo"]) == [0, 2, 2, 1, 1, -1], str(p["coll_fx"]))
+    u = 0.01
+    sh = math.sinh(u) / u                       # [L(-u) - L(+u)] / (2u) of a linear unit: S sinh(u)/u
+    beta, c = 0.25, 0.8
+    x_spx, x_btc, x_eur = LQ_MOVES[:, 0], LQ_MOVES[:, 1], LQ_MOVES[:, 2]
+
+    def lq(E, s, k=0.0, A=0.0, xb=1.0):
+        E = abs(E)
+        return E * (s + (k * math.sqrt(E * xb / A) if k > 0 and A > 0 else 0.0))
+
+    def rel(name, got, exp, tol=1e-12, scale=None):
+        got, exp = np.asarray(got, dtype=float), np.asarray(exp, dtype=float)
+        sc = np.maximum(np.abs(exp), 1e-300) if scale is None else scale
+        ok = got.shape == exp.shape and np.all(np.abs(got - exp) <= tol * sc)
+        check(name, ok, "got %s expected %s" % (got, exp))
+
+    # the OTM call: 2 contracts of 100; losses over the 3 moves (time moves 2 days)
+    C0 = bs_scalar(5000.0, 10000.0, 0.5, 0.03, 0.0, 0.2, True)
+    T1 = 0.5 - 2 / 252.0
+    Lopt = np.array([200 * (C0 - bs_scalar(5000 * math.exp(x), 10000.0, T1, 0.03, 0.0, 0.2, True)) for x in x_spx])
+    Eopt = 200 * (bs_scalar(5000 * math.exp(u), 10000.0, 0.5, 0.03, 0.0, 0.2, True) -
+                  bs_scalar(5000 * math.exp(-u), 10000.0, 0.5, 0.03, 0.0, 0.2, True)) / (2 * u)
+    for method in ("schedule", "scenario"):
+        book = port if method == "schedule" else port_s
+        cfg = {"historical.enabled": False, "montecarlo.enabled": False, "apc.buffer": beta,
+               "collateral.method": method}
+        ref = xr.compute(book, scen, None, cfg)
+        tag = "v2 %s:" % method
+        scn = method == "scenario"
+        # --- hedge (eligible): 100 SPX spot (securities) against 2 x 50 SPX futures (futures)
+        Lsec = 100 * 5000 * (1 - np.exp(x_spx))
+        Ssec, Sfut = max(Lsec.max(), 0), max((-Lsec).max(), 0)
+        Eh = 500000 * sh
+        LQh = lq(Eh, 0.0005, 0.1, 2e9)
+        rel(tag + " hedge: the add-on nets in the unified pool (LQ_a = 0)", ref["liquidity"][0], 0.0,
+            scale=1e-9 * LQh)
+        rel(tag + " hedge: LQ by silo, not netted", ref["liquidity_by_silo"][0], [LQh, LQh, 0.0])
+        rel(tag + " hedge: by_silo = core + add-on", ref["by_silo"][0], [Ssec + LQh, Sfut + LQh, 0.0])
+        Sil = Ssec + Sfut + 2 * LQh
+        rel(tag + " hedge: unified ~ 0", ref["unified"][0], 0.0, scale=1e-9 * Sil)
+        rel(tag + " hedge: siloed", ref["siloed"][0], Sil)
+        rel(tag + " hedge: diversification, hedge credit c D", [ref["diversification"][0], ref["hedge_credit"][0]],
+            [Sil, c * Sil], 1e-9)
+        rel(tag + " hedge: requirement (1 + beta)(Uni + (1 - c) D)", ref["requirement"][0],
+            (1 + beta) * (1 - c) * Sil, 1e-9)
+        rel(tag + " hedge: requirement_by_silo (1 + beta)(S + LQ)", ref["requirement_by_silo"][0],
+            [(1 + beta) * (Ssec + LQh), (1 + beta) * (Sfut + LQh), 0.0])
+        # --- hedge_silo (not eligible): sum of the silos' requirements; cash in one silo
+        Mg = [(1 + beta) * (Ssec + LQh), (1 + beta) * (Sfut + LQh), 0.0]
+        rel(tag + " not eligible: requirement = sum_g M_{a,g}", ref["requirement"][1], sum(Mg))
+        rel(tag + " not eligible: hedge credit 0", ref["hedge_credit"][1], 0.0)
+        # UST 1000 x 100: no silo (schedule, haircut 2%) or securities (scenario, no haircut)
+        ust = 98000.0 if not scn else 100000.0
+        pool0 = 400000.0 + (ust if scn else 0.0)
+        rel(tag + " not eligible: collateral value / adjusted", [ref["collateral_value"][1], ref["collateral"][1]],
+            [500000.0, 400000.0 + ust])
+        rel(tag + " not eligible: cash in securities cannot cover futures: call = M_fut",
+            [ref["call"][1], ref["call_siloed"][1], ref["excess"][1]], [Mg[1], Mg[1], -Mg[1]])
+        rel(tag + " E_{a,g}", ref["excess_by_silo"][1], [pool0 - Mg[0], -Mg[1], 0.0])
+        # --- btc (BTC account): 2 BTC-settled-in-USD futures, 3 BTC posted to crypto
+        Lb = 2 * (np.exp(-x_btc) - 1)                             # in BTC: 2 x 60000 (1 - e^x) / (60000 e^x)
+        Eb = 2 * sh
+        LQb = lq(Eb, 0.001, 0.2, 5e8, 60000.0)
+        rel(tag + " btc: unified (BTC) = worst + LQ with X_b", ref["unified"][2], Lb.max() + LQb, 1e-10)
+        rel(tag + " btc: liquidity", [ref["liquidity"][2], ref["liquidity_by_silo"][2, 2]], [LQb, LQb], 1e-10)
+        Mb = (1 + beta) * (Lb.max() + LQb)
+        rel(tag + " btc: requirement (one silo: no diversification)", ref["requirement"][2], Mb, 1e-10)
+        acvb = 3 * (2.0 / 3.0) * 0.85 if not scn else 3.0         # kappa = (120000/60000)/3; 15% haircut
+        rel(tag + " btc: collateral in coins (limit / X_b, haircut)",
+            [ref["collateral_value"][2], ref["collateral"][2]], [3.0, acvb])
+        rel(tag + " btc: excess, no call", [ref["excess"][2], ref["call"][2]], [acvb - Mb, 0.0], 1e-10,
+            scale=np.array([3.0, 3.0]))
+        rel(tag + " btc: call_siloed", ref["call_siloed"][2], max(0.0, Mb - acvb), 1e-10, scale=3.0)
+        # --- usd_btc (USD): 1 BTC future, 2 BTC (crypto), 5000 EUR cash (futures)
+        if not scn:
+            La, Lcr, Lfu = 60000 * (1 - np.exp(x_btc)), 60000 * (1 - np.exp(x_btc)), np.zeros(3)
+            Ea, Eeur = 60000 * sh, 0.0
+        else:   # wrong-way: the coins fall with the long future; the EUR cash carries FX risk
+            Lcr = 180000 * (1 - np.exp(x_btc))
+            Lfu = 5500 * (1 - np.exp(x_eur))
+            La = Lcr + Lfu
+            Ea, Eeur = 180000 * sh, 5500 * sh
+        LQa = lq(Ea, 0.001, 0.2, 5e8) + lq(Eeur, 0.0001)
+        U = max(La.max(), 0)
+        Scr, Sfu = max(Lcr.max(), 0), max(Lfu.max(), 0)
+        Sil3 = Scr + lq(Ea, 0.001, 0.2, 5e8) + Sfu + lq(Eeur, 0.0001)
+        D3 = max(0.0, Sil3 - (U + LQa))
+        M3 = (1 + beta) * (U + LQa + (1 - c) * D3)
+        rel(tag + " usd_btc: liquidity (the EUR cash pays the EURUSD spread in scenario)",
+            ref["liquidity"][3], LQa, 1e-10)
+        rel(tag + " usd_btc: unified, siloed", [ref["unified"][3], ref["siloed"][3]], [U + LQa, Sil3], 1e-10)
+        rel(tag + " usd_btc: requirement", ref["requirement"][3], M3, 1e-10)
+        cv3 = [120000.0, 5500.0]
+        acv3 = [102000.0, 5500.0] if not scn else cv3             # kappa = 1 (limit = value), haircut 15%
+        rel(tag + " usd_btc: collateral (EUR cash at X_EUR)", [ref["collateral_value"][3], ref["collateral"][3]],
+            [sum(cv3), sum(acv3)])
+        rel(tag + " usd_btc: excess = collateral - M (unified pool)", ref["excess"][3], sum(acv3) - M3, 1e-10,
+            scale=sum(acv3))
+        Mg3 = [0.0, (1 + beta) * (Sfu + lq(Eeur, 0.0001)), (1 + beta) * (Scr + lq(Ea, 0.001, 0.2, 5e8))]
+        rel(tag + " usd_btc: call_siloed", ref["call_siloed"][3],
+            max(0.0, Mg3[1] - acv3[1]) + max(0.0, Mg3[2] - acv3[0]), 1e-10, scale=sum(acv3))
+        # --- the OTM calls: the minimum binds (eligible and not)
+        Sopt = max(Lopt.max(), 0)
+        LQo = lq(Eopt, 0.0005, 0.1, 2e9)
+        mino = 0.375 * 2 * 100
+        check(tag + " otm: the minimum is above (1 + beta)(S + LQ)", mino > (1 + beta) * (Sopt + LQo),
+              "%g vs %g" % (mino, (1 + beta) * (Sopt + LQo)))
+        rel(tag + " otm: requirement = minimum; minimum_by_silo",
+            [ref["requirement"][4], ref["requirement"][5], ref["minimum_by_silo"][4, 0], ref["minimum"][4]],
+            [mino] * 4)
+        rel(tag + " otm: liquidity of the option's delta-notional (revalued at +-u)", ref["liquidity"][5], LQo, 1e-8)
+        check(tag + " minimum_binds", list(ref["minimum_binds"]) == [0, 0, 0, 0, 1, 1, 0],
+              str(ref["minimum_binds"]))
+        # --- cash_only: no positions, 1000 USD in futures
+        rel(tag + " cash only: requirement 0, excess 1000", [ref["requirement"][6], ref["excess"][6],
+                                                             ref["call"][6]], [0.0, 1000.0, 0.0], scale=1000.0)
+        # G_a counts the holdings as spots (|V| + N = 2 CV)
+        rel(tag + " G_a of the cash-only account: 2 CV", ref["gross_value"][6], 2000.0)
+    # scenario: a holding of no silo is an error naming the row
+    try:
+        xr.compute(port, scen, None, {"historical.enabled": False, "montecarlo.enabled": False,
+                                      "collateral.method": "scenario"})
+        check("scenario with a holding of silo -1: an error", False)
+    except ValueError as e:
+        check("scenario with a holding of silo -1: an error naming /collateral/silo[5]",
+              "/collateral/silo[5]" in str(e), str(e))
+    # defaults: no add-on, the version-1 requirement of an eligible account
+    ref0 = xr.compute(port, scen, None, {"historical.enabled": False, "montecarlo.enabled": False})
+    z = xr.read_portfolio(port)
+    for c_ in ("half_spread", "impact"):
+        z["factor_" + c_] = np.zeros(len(z["factor_name"]))
+    refz = xr.compute(None, scen, None, {"historical.enabled": False, "montecarlo.enabled": False}, portfolio=z)
+    check("no spread, no impact: liquidity exactly 0", not np.any(refz["liquidity"]) and
+          not np.any(refz["liquidity_by_silo"]))
+    check("no spread, no impact: unified = core, by_silo = silo core",
+          np.array_equal(refz["unified"], refz["core"]) and np.array_equal(refz["by_silo"], refz["silo_core"]))
+    check("buffer 0 by default", ref0["buffer"] == 0.0 and ref0["collateral_method"] == "schedule")
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         for fn in (test_published_values, test_put_call_parity, test_contract_values,
                    test_k_and_measures, test_ewma_historical, test_attribution_es_ties):
             T.run(fn)
         for fn in (test_revalue_by_hand, test_book, test_results_shocks_and_compare, test_v2_products,
-                   test_v2_compare):
+                   test_v2_compare, test_v2_liquidity_collateral):
             T.run(lambda fn=fn: fn(tmp))
     T.finish()
 

@@ -48,10 +48,10 @@ Readings of points the spec leaves open (each also noted where it is coded):
 * Historical set: computed per factor only for the factors the run moves (the
   others get a zero shock); a moved factor missing from /history is an error.
 
-Version 2 (METHODOLOGY §2.1-2.3, §4 minimum, §5; FORMAT.md §1): products and
-currencies.  Not covered: the liquidity add-on (§4.1, 0 with the defaults), the
-stressed period, collateral (§6; /collateral is read by nobody here: with the
-default ``schedule`` method it does not change the requirements), backtesting.
+Version 2 (METHODOLOGY §2.1-2.3, §4, §4.1, §5, §6; FORMAT.md §1, §3): products,
+currencies, the liquidity add-on, the buffer, the version-2 requirement of an
+account that is not eligible, collateral and calls.  Not covered: the stressed
+period, backtesting (§7).
 Readings (fixed with the session that asked for this; each noted where coded):
 
 * Factors the run moves (§1): the underlyings and vol factors of the instruments
@@ -84,8 +84,47 @@ Readings (fixed with the session that asked for this; each noted where coded):
 * Minimum (§4): 0.375 * sum |net q| * multiplier over the option types (option,
   future_option, american_option, inverse_option), in the reporting currency,
   divided by X_b (today's level) for an account in currency b.
-* The requirement of an account that is not eligible stays the version-1
-  max(Sil_a, Min_a) here (the version-2 rule sum_g M_{a,g} is not implemented).
+* §4.1 add-on (issue 14's decisions): for account a and J (all its positions, or
+  silo g's; with ``collateral.method = scenario`` its holdings too, each in the silo
+  it is posted to), E_f = [L_J(-u e_f) - L_J(+u e_f)] / (2u), u = 0.01, for each
+  price factor f the positions depend on (underlyings, the /fx factors of the
+  settlement currencies and of the account's currency; a factor that is several
+  of these moves once), computed by revaluing every position with the §2 code at
+  horizon 0: T' = T, funding Phi = f N h/252 = 0, vol factors not moved (so
+  sigma' = max(sigma, vol_floor) in both, as in any scenario), losses in the
+  account's currency b. LQ = sum_f |E_f| (s_f + k_f sqrt(|E_f| X_b / A_f)), X_b
+  today's level of b's /fx factor, the root 0 where A_f = 0 or k_f = 0; a factor
+  whose s_f and k_f are both 0 adds exactly 0 and is not revalued.
+* §4: U_a and S_{a,g} the cores as before; Uni = U + LQ_a, Sil = sum_g (S_{a,g} +
+  LQ_{a,g}), D = max(0, Sil - Uni), C = Uni + (1 - c) D (eligible) else Sil;
+  M_{a,g} = max((1 + beta)(S_{a,g} + LQ_{a,g}), Min_{a,g}) for every account
+  (requirement_by_silo), Min_{a,g} = the minimum over silo g's option positions;
+  eligible M_a = max((1 + beta) C, Min_a), not eligible M_a = sum_g M_{a,g};
+  minimum_binds as §4 writes it; hedge_credit = c D for an eligible account, else
+  0; by_silo = S_{a,g} + LQ_{a,g}; unified / siloed / diversification with the
+  add-ons; attribution = shares of U_a, by_set / binding_set of the cores.
+* §6: CV_j = q_j P_j X_{c_j} / X_b (P_j today's level, 1 for cash; the rate
+  exactly 1 where c_j = b).  schedule: ACV_j = CV_j kappa_f (1 - h_f), kappa_f =
+  min(1, (lim_f / X_b) / sum of the account's CV on f, all silos and none), 1
+  where lim_f = 0 or the sum is 0; cash ACV = CV.  scenario: ACV = CV, and each
+  holding is a value-type `spot` of multiplier 1 on its factor settled in c_j
+  (cash: constant q_j in c_j) inside L_a and in L_{a,g} of its silo, so in every
+  measure, Lambda_a and the add-on; a holding of silo -1 is then an error.  Pools:
+  E_a = sum ACV - M_a, E_{a,g} = sum_{silo g} ACV - M_{a,g}; call = max(0, -E_a)
+  (eligible) else sum_g max(0, -E_{a,g}); excess = E_a (eligible), else -call
+  when call > 0, else sum_g E_{a,g} + the ACV of no silo; call_siloed =
+  sum_g max(0, -E_{a,g}) for every account.  The collateral outputs exist when
+  /collateral has rows (a table with none means the same as none, FORMAT.md).
+* Factors moved (§1) with ``scenario``: also the factors of holdings of non-zero
+  quantity and the /fx factors of their currencies.
+* §5 G_a also counts each holding as a spot of multiplier 1: |V| + N = 2 |CV_j|
+  (both methods: the engine's single precision prices them too).
+* §5 in double, version 2: Lambda_a is floored at 1e-5 G_a in ``compare``, so an
+  account whose losses are exactly 0 but for rounding (a BTC account holding BTC
+  spot only) is held to 1e-14 of its gross value, not to its rounding noise.
+* minimum_binds is compared as a choice: a differing flag is wrong only where the
+  minimum and the buffered margin it is compared with differ by more than the
+  bound of §5 (like binding_set's ties).
 * Tolerances (§5), in ``compare``: version-1 books as before (1e-9 of Lambda_a +
   Min_a); version-2 books in double 1e-9 * max(|x|, Lambda_a), x the reference's
   value, Lambda_a the account's largest |L_a(s)|; single precision (either
@@ -150,6 +189,8 @@ DEFAULTS = {
     "pricing.vol_term_power": 0.0,
     "cross_margin.offset_cap": 0.80,
     "minimum.per_contract": 0.375,
+    "apc.buffer": 0.0,                       # beta of §4
+    "collateral.method": "schedule",         # §6: schedule | scenario
     "reference.shocks_from_results": "mc",   # mc | all
     "reference.var_attribution": "mean",     # mean (literal spec) | kth
     "reference.memory_budget": 512 * 2**20,  # bytes: scenario chunk of the S x I losses
@@ -183,6 +224,12 @@ def make_config(config=None):
     for key in ("historical.enabled", "historical.filtered", "montecarlo.enabled"):
         v = cfg[key]
         cfg[key] = bool(v) if not isinstance(v, str) else parse_value(v)
+    cfg["apc.buffer"] = float(cfg["apc.buffer"])
+    if not (math.isfinite(cfg["apc.buffer"]) and cfg["apc.buffer"] >= 0):
+        raise ValueError("apc.buffer = %r: must be >= 0" % cfg["apc.buffer"])
+    cfg["collateral.method"] = str(cfg["collateral.method"]).strip().lower()
+    if cfg["collateral.method"] not in ("schedule", "scenario"):
+        raise ValueError("collateral.method = %r: schedule or scenario" % cfg["collateral.method"])
     return cfg
 
 
@@ -222,6 +269,8 @@ SETTLED_TYPES = (1, 5, 6, 7)       # future, perpetual, inverse_future, inverse_
 FUNDING_TYPES = (5, 7)             # perpetual, inverse_perpetual
 INVERSE_TYPES = (6, 7, 8)          # settled in a coin (must be in /fx)
 LINEAR_TYPES = (0, 1, 5)           # spot, future, perpetual: follow the underlying's kind
+FACTOR_V2_COLUMNS = ("half_spread", "impact", "adv", "haircut", "collateral_limit")   # /factors, §4.1 and §6
+LIQUIDITY_BUMP = 0.01              # u of METHODOLOGY §4.1: the log-shock of the central differences
 
 
 def _root_attr(f, name, default=None):
@@ -280,6 +329,26 @@ def read_portfolio(path):
             p["fx_factor"] = _num(f["fx"]["factor"], np.int64)
         else:
             p["fx_currency"], p["fx_factor"] = [], np.zeros(0, dtype=np.int64)
+        # version 2: the factors' liquidity and collateral columns (FORMAT.md §1, 0 when absent)
+        F = len(p["factor_name"])
+        for c in FACTOR_V2_COLUMNS:
+            p["factor_" + c] = _num(fac[c]) if c in fac else np.zeros(F)
+        # /collateral (FORMAT.md §1): present with no rows means the same as absent
+        p["collateral_table"] = "collateral" in f
+        if "collateral" in f and "account" in f["collateral"]:
+            c = f["collateral"]
+            p["coll_account"] = _num(c["account"], np.int64).reshape(-1)
+            H = len(p["coll_account"])
+            p["coll_factor"] = _num(c["factor"], np.int64).reshape(-1)
+            p["coll_quantity"] = _num(c["quantity"]).reshape(-1)
+            p["coll_silo"] = _num(c["silo"], np.int64).reshape(-1)
+            p["coll_currency"] = _strings(c["currency"]) if "currency" in c else [rep] * H
+        else:
+            p["coll_account"] = np.zeros(0, dtype=np.int64)
+            p["coll_factor"] = np.zeros(0, dtype=np.int64)
+            p["coll_quantity"] = np.zeros(0)
+            p["coll_silo"] = np.zeros(0, dtype=np.int64)
+            p["coll_currency"] = []
     _check_portfolio(p)
     # the /fx factor row of each instrument's settlement currency and each
     # account's currency; -1 for the reporting currency (X = 1)
@@ -288,6 +357,8 @@ def read_portfolio(path):
                                   dtype=np.int64)
     p["account_fx"] = np.array([-1 if c == p["currency"] else fxrow[c] for c in p["account_currency"]],
                                dtype=np.int64)
+    p["coll_fx"] = np.array([-1 if c == p["currency"] else fxrow[c] for c in p["coll_currency"]],
+                            dtype=np.int64)
     return p
 
 
@@ -303,6 +374,16 @@ def _v1_defaults(p):
     p.setdefault("fx_factor", np.zeros(0, dtype=np.int64))
     p.setdefault("instrument_fx", np.full(I, -1, dtype=np.int64))
     p.setdefault("account_fx", np.full(A, -1, dtype=np.int64))
+    F = len(p["factor_name"])
+    for c in FACTOR_V2_COLUMNS:
+        p.setdefault("factor_" + c, np.zeros(F))
+    p.setdefault("collateral_table", False)
+    p.setdefault("coll_account", np.zeros(0, dtype=np.int64))
+    p.setdefault("coll_factor", np.zeros(0, dtype=np.int64))
+    p.setdefault("coll_quantity", np.zeros(0))
+    p.setdefault("coll_silo", np.zeros(0, dtype=np.int64))
+    p.setdefault("coll_currency", [p["currency"]] * len(p["coll_account"]))
+    p.setdefault("coll_fx", np.full(len(p["coll_account"]), -1, dtype=np.int64))
     return p
 
 
@@ -351,6 +432,27 @@ def _check_portfolio(p):
     isopt = np.isin(typ, OPTION_TYPES) & (vf >= 0)
     if np.any(isopt & ~np.isin(kind[np.where(vf >= 0, vf, 0)], (1, 3))):
         raise ValueError("an option's vol factor must be a vol or logvol factor")
+    for c in FACTOR_V2_COLUMNS:
+        v = p.get("factor_" + c)
+        if v is None:
+            continue
+        if len(v) != F or not np.all(np.isfinite(v)) or np.any(v < 0) or (c == "haircut" and np.any(v > 1)):
+            raise ValueError("/factors/%s: must be finite and >= 0%s" % (c, " and <= 1" if c == "haircut" else ""))
+    if "coll_account" in p and len(p["coll_account"]):
+        ca, cf, cs, cq = p["coll_account"], p["coll_factor"], p["coll_silo"], p["coll_quantity"]
+        if not (len(cf) == len(cs) == len(cq) == len(ca) == len(p["coll_currency"])):
+            raise ValueError("/collateral: columns of unequal length")
+        if np.any((ca < 0) | (ca >= A)):
+            raise ValueError("/collateral/account out of range")
+        if np.any((cf < -1) | (cf >= F)) or np.any((cf >= 0) & (kind[np.where(cf >= 0, cf, 0)] != 0)):
+            raise ValueError("/collateral/factor: a price factor or -1 for cash")
+        if np.any((cs < -1) | (cs >= G)):
+            raise ValueError("/collateral/silo out of range")
+        if not np.all(np.isfinite(cq)) or np.any(cq < 0):
+            raise ValueError("/collateral/quantity: must be finite and >= 0")
+        for j, c in enumerate(p["coll_currency"]):
+            if c not in known:
+                raise ValueError("/collateral/currency[%d] = %r: neither reporting nor in /fx" % (j, c))
 
 
 def read_scenarios(path):
@@ -500,7 +602,7 @@ def montecarlo_moments(portfolio, scenarios, config=None):
     Returns dict(factor=[names], sigma, sigma_kappa, chol, delta)."""
     cfg = make_config(config)
     p, hist = portfolio, scenarios["history"]
-    used = moved_factors(p)
+    used = moved_factors(p, cfg["collateral.method"])
     names = [p["factor_name"][f] for f in used]
     col = {n: j for j, n in enumerate(hist["factor"])}
     R = hist["return"][:, [col[n] for n in names]]
@@ -944,6 +1046,112 @@ def revalue(portfolio, shocks, horizon=2, vol_floor=0.01, vol_term_power=0.0, xp
     return ins.loss(xp.asarray(np.asarray(shocks, dtype=np.float64)), account_fx)
 
 
+class _Holdings:
+    """Collateral holdings (§6) of some accounts, revalued as the method `scenario`
+    asks: holding j, q_j units of price factor f_j (cash: f_j = -1, a constant)
+    in currency c_j, is a `spot` of multiplier 1 on f_j settled in c_j, a value
+    type: its loss in the account's currency b is (§2.2)
+        l_j(x) = V_j(0) R_{c->b}(0) - V_j(x) R_{c->b}(x),
+        V_j(x) = q_j P_j exp(x_f) (cash: q_j),  R_{c->b}(x) = X_c(x) / X_b(x),
+    the rate exactly 1 where c_j = b (so cash in the account's own currency has no
+    risk).  Time does not matter to a spot, so the same code serves the §4.1
+    central differences."""
+
+    def __init__(self, p, idx, a0, G):
+        idx = np.asarray(idx, dtype=np.int64)
+        self.n = len(idx)
+        lv = np.asarray(p["factor_level"], dtype=np.float64)
+        self.fac = p["coll_factor"][idx]
+        self.cfx = p["coll_fx"][idx]
+        self.bfx = p["account_fx"][p["coll_account"][idx]]
+        self.q = p["coll_quantity"][idx]
+        self.P0 = np.where(self.fac >= 0, lv[np.where(self.fac >= 0, self.fac, 0)], 1.0)
+        self.Xc0 = np.where(self.cfx >= 0, lv[np.where(self.cfx >= 0, self.cfx, 0)], 1.0)
+        self.Xb0 = np.where(self.bfx >= 0, lv[np.where(self.bfx >= 0, self.bfx, 0)], 1.0)
+        self.same = self.cfx == self.bfx
+        self.rows = (p["coll_account"][idx] - a0) * G + p["coll_silo"][idx]
+
+    def values_today(self):
+        """CV_j = q_j P_j X_c / X_b (§6), in the account's currency."""
+        return self.q * self.P0 * np.where(self.same, 1.0, self.Xc0 / self.Xb0)
+
+    def loss(self, x):
+        """x [S, F] (numpy) -> losses [S, n] in each holding's account currency."""
+        x = np.asarray(x, dtype=np.float64)
+        S = x.shape[0]
+
+        def col(rows):                       # x[:, rows], 0 where rows = -1
+            return np.where(rows >= 0, x[:, np.where(rows >= 0, rows, 0)], 0.0) if self.n else np.zeros((S, 0))
+        v0 = self.q * self.P0
+        v1 = v0 * np.exp(col(self.fac))
+        r0 = np.where(self.same, 1.0, self.Xc0 / self.Xb0)
+        r1 = np.where(self.same, 1.0, (self.Xc0 * np.exp(col(self.cfx))) / (self.Xb0 * np.exp(col(self.bfx))))
+        return v0 * r0 - v1 * r1
+
+
+def collateral_values(p, config=None):
+    """§6 per holding: CV_j (today's value in the account's currency) and ACV_j
+    (schedule: CV_j kappa_f (1 - h_f), kappa_f = min(1, (lim_f / X_b) / sum of the
+    account's CV on f), 1 where lim_f = 0 or that sum is 0, cash CV_j; scenario:
+    CV_j).  Returns (CV [H], ACV [H])."""
+    cfg = make_config(config)
+    p = _v1_defaults(p)
+    H = len(p["coll_account"])
+    hold = _Holdings(p, np.arange(H), 0, 1)
+    cv = hold.values_today()
+    if cfg["collateral.method"] == "scenario" or H == 0:
+        return cv, cv.copy()
+    fac, acc = p["coll_factor"], p["coll_account"]
+    acv = cv.copy()
+    sec = fac >= 0
+    lim = p["factor_collateral_limit"]
+    hc = p["factor_haircut"]
+    # the account's total CV on each factor (all its holdings of f, whatever their silo)
+    key = acc * len(p["factor_name"]) + np.where(sec, fac, 0)
+    tot = {}
+    for j in np.nonzero(sec)[0]:
+        tot[int(key[j])] = tot.get(int(key[j]), 0.0) + cv[j]
+    for j in np.nonzero(sec)[0]:
+        f = int(fac[j])
+        t = tot[int(key[j])]
+        kappa = 1.0
+        if lim[f] > 0 and t > 0:
+            kappa = min(1.0, (lim[f] / hold.Xb0[j]) / t)
+        acv[j] = cv[j] * kappa * (1.0 - hc[f])
+    return cv, acv
+
+
+def liquidity_factors(p, idx_instruments, accounts, collateral_method="schedule"):
+    """§4.1: the price factors that the positions of these instruments and accounts
+    depend on (underlyings, the /fx factors of the settlement currencies and of the
+    accounts' currencies; with `scenario` collateral the holdings' factors and the
+    /fx factors of their currencies), ascending."""
+    p = _v1_defaults(p)
+    fs = set(p["underlying"][idx_instruments].tolist())
+    fs |= set(int(v) for v in p["instrument_fx"][idx_instruments] if v >= 0)
+    fs |= set(int(v) for v in p["account_fx"][accounts] if v >= 0)
+    if collateral_method == "scenario":
+        m = np.isin(p["coll_account"], accounts)
+        fs |= set(int(v) for v in p["coll_factor"][m] if v >= 0)
+        fs |= set(int(v) for v in p["coll_fx"][m] if v >= 0)
+    return sorted(f for f in fs if p["factor_kind"][f] == 0)
+
+
+def liquidity_addon(E, xb, half_spread, impact, adv):
+    """§4.1 LQ = sum_f |E_f| (s_f + k_f sqrt(|E_f| X_b / A_f)), the sqrt term 0
+    where A_f = 0 or k_f = 0. E [nf, ...] (delta-notionals, account currency),
+    xb broadcastable to E[0] (X_b today), s, k, A [nf]."""
+    E = np.abs(np.asarray(E, dtype=np.float64))
+    sh = (-1,) + (1,) * (E.ndim - 1)
+    s = np.asarray(half_spread, dtype=np.float64).reshape(sh)
+    k = np.asarray(impact, dtype=np.float64).reshape(sh)
+    A = np.asarray(adv, dtype=np.float64).reshape(sh)
+    on = (k > 0) & (A > 0)
+    root = np.sqrt(E * np.asarray(xb, dtype=np.float64) / np.where(on, A, 1.0))
+    term = s + np.where(on, k * root, 0.0)
+    return np.sum(E * term, axis=0)
+
+
 # --------------------------------------------------------------------------
 # §3 risk measures
 # --------------------------------------------------------------------------
@@ -1020,16 +1228,22 @@ def _set_measures(LA, LAG, measure, alpha, weights, var_attr, xp):
 # §1-§4 driver
 # --------------------------------------------------------------------------
 
-def moved_factors(p):
+def moved_factors(p, collateral_method="schedule"):
     """§1: the factor rows the run moves, ascending: underlyings and vol factors of
     the instruments held with a non-zero net quantity, the /fx factors of their
-    settlement currencies and of every account's currency."""
+    settlement currencies and of every account's currency; with collateral_method
+    'scenario' also the factors of the collateral holdings (non-zero quantity) and
+    the /fx factors of their currencies."""
     p = _v1_defaults(p)
     _, ins, q = _net_positions(p)
     held = ins[q != 0]
     used = set(p["underlying"][held].tolist()) | set(int(v) for v in p["vol_factor"][held] if v >= 0)
     used |= set(int(v) for v in p["instrument_fx"][held] if v >= 0)
     used |= set(int(v) for v in p["account_fx"] if v >= 0)
+    if collateral_method == "scenario":
+        hq = p["coll_quantity"] != 0
+        used |= set(int(v) for v in p["coll_factor"][hq] if v >= 0)
+        used |= set(int(v) for v in p["coll_fx"][hq] if v >= 0)
     return sorted(used)
 
 
@@ -1053,7 +1267,7 @@ def build_sets(p, scen, cfg, results_scen=None):
     from_results_all = cfg["reference.shocks_from_results"] == "all"
     sets = []
 
-    used = moved_factors(p)
+    used = moved_factors(p, cfg["collateral.method"])
 
     need_hist = cfg["historical.enabled"] or (cfg["montecarlo.enabled"] and cfg["montecarlo.source"] == "numpy")
     window = None
@@ -1133,13 +1347,22 @@ def build_sets(p, scen, cfg, results_scen=None):
 
 def compute(portfolio_path, scenarios_path, results_path=None, config=None, xp=np,
             keep_pnl=False, portfolio=None, scenarios=None, sets=None):
-    """Run §1-§4. Returns a dict of numpy arrays keyed like /margin/* plus
-    accounts, silos, sets, scale, cross_margined, n_scenarios (and pnl / pnl_silo
-    per set when keep_pnl)."""
+    """Run §1-§4, §4.1 and §6. Returns a dict of numpy arrays keyed like /margin/*
+    plus accounts, silos, sets, scale, core (U_a), silo_core (S_{a,g}),
+    cross_margined (C_a), minimum_by_silo, n_scenarios (and pnl / pnl_silo per set
+    when keep_pnl; with `scenario` collateral they include the holdings)."""
     cfg = make_config(config)
     be = _Backend(xp)
     p = portfolio if portfolio is not None else read_portfolio(portfolio_path)
     p = _v1_defaults(p)
+    method = cfg["collateral.method"]
+    beta = float(cfg["apc.buffer"])
+    H = len(p["coll_account"])
+    scen_coll = method == "scenario" and H > 0
+    if scen_coll and np.any(p["coll_silo"] < 0):
+        j = int(np.nonzero(p["coll_silo"] < 0)[0][0])
+        raise ValueError("%s: /collateral/silo[%d] = %d: with collateral.method = scenario every holding must "
+                         "name a silo" % (p.get("path", "portfolio"), j, int(p["coll_silo"][j])))
     if sets is None:
         scen = scenarios if scenarios is not None else read_scenarios(scenarios_path)
         rscen = read_results_scenarios(results_path) if results_path else {}
@@ -1148,17 +1371,24 @@ def compute(portfolio_path, scenarios_path, results_path=None, config=None, xp=n
     h = int(cfg["horizon_days"])
     budget = int(cfg["reference.memory_budget"])
     var_attr = cfg["reference.var_attribution"]
+    lv = np.asarray(p["factor_level"], dtype=np.float64)
 
     acc, ins, q = _net_positions(p)
     afx = p["account_fx"]                                   # account currency's /fx row, -1 reporting
+    xb0 = np.where(afx >= 0, lv[np.where(afx >= 0, afx, 0)], 1.0)   # X_b today
     gross = np.zeros(A)                                     # G_a of §5
     by_set = np.zeros((A, K))
     raw_set = np.zeros((A, K))
     attr_set = np.zeros((K, A, G))
     silo_set = np.zeros((K, A, G))
     maxabs = np.zeros(A)
+    lq_acc = np.zeros(A)                                    # LQ_a, §4.1
+    lq_silo = np.zeros((A, G))                              # LQ_{a,g}
     pnl = [np.zeros((s["shocks"].shape[0], A)) for s in sets] if keep_pnl else None
     pnl_silo = [np.zeros((s["shocks"].shape[0], A, G)) for s in sets] if keep_pnl else None
+    # §4.1 needs a factor's E_f only where s_f or k_f is not 0 (LQ = 0 exactly otherwise)
+    liq_on = (p["factor_kind"] == 0) & ((p["factor_half_spread"] > 0) | (p["factor_impact"] > 0))
+    u = LIQUIDITY_BUMP
 
     S_max = max(s["shocks"].shape[0] for s in sets) if sets else 0
     # account blocks so that L[S, Ab, G+1] and its temporaries fit the budget
@@ -1168,6 +1398,26 @@ def compute(portfolio_path, scenarios_path, results_path=None, config=None, xp=n
     if Ab >= A:
         dev_shocks = [xp.asarray(s["shocks"]) for s in sets]
 
+    def positions_matrix(gq, gr, gj, nrows, ncols):
+        if _np_sparse is not None:
+            P = _np_sparse.csr_matrix((gq, (gr, gj)), shape=(nrows, ncols))
+            if xp is not np:
+                P = be.sparse.csr_matrix(P)
+        elif xp is not np:
+            P = be.sparse.coo_matrix((xp.asarray(gq), (xp.asarray(gr), xp.asarray(gj))),
+                                     shape=(nrows, ncols)).tocsr()
+        else:
+            P = (gr, gj, gq)
+        return P
+
+    def apply(P, ell, nrows):
+        """[sc, ncols] losses -> [sc, nrows] by the positions matrix P."""
+        if not isinstance(P, tuple):
+            return (P @ ell.T).T
+        lg = np.zeros((ell.shape[0], nrows))
+        np.add.at(lg.T, P[0], (ell[:, P[1]] * P[2]).T)
+        return lg
+
     for a0 in range(0, A, Ab):
         a1 = min(A, a0 + Ab)
         na = a1 - a0
@@ -1176,6 +1426,7 @@ def compute(portfolio_path, scenarios_path, results_path=None, config=None, xp=n
         u_ins, j = np.unique(b_ins, return_inverse=True)
         nI = len(u_ins)
         groups = []                                         # (account currency row, positions matrix)
+        instr = instr0 = None
         if nI:
             instr = _Instruments(p, u_ins, h, cfg["pricing.vol_floor"], cfg["pricing.vol_term_power"], be)
             rows = b_acc * G + p["silo"][b_ins]
@@ -1189,38 +1440,63 @@ def compute(portfolio_path, scenarios_path, results_path=None, config=None, xp=n
                           (np.abs(instr.V0[j[gm]]) * value[j[gm]] + instr.notional[j[gm]]) * r0[j[gm]])
                 # positions matrix [accounts x silos, instruments] of the accounts in
                 # this currency (pairs already netted)
-                gq, gr, gj = b_q[gm], rows[gm], j[gm]
-                if _np_sparse is not None:
-                    P = _np_sparse.csr_matrix((gq, (gr, gj)), shape=(na * G, nI))
-                    if xp is not np:
-                        P = be.sparse.csr_matrix(P)
-                elif xp is not np:
-                    P = be.sparse.coo_matrix((xp.asarray(gq), (xp.asarray(gr), xp.asarray(gj))),
-                                             shape=(na * G, nI)).tocsr()
-                else:
-                    P = (gr, gj, gq)
-                groups.append((int(bfx), P))
+                groups.append((int(bfx), positions_matrix(b_q[gm], rows[gm], j[gm], na * G, nI)))
+        # collateral holdings of the block's accounts
+        hidx = np.nonzero((p["coll_account"] >= a0) & (p["coll_account"] < a1))[0]
+        hold = _Holdings(p, hidx, a0, G) if len(hidx) else None
+        if hold is not None:
+            # reading: G_a counts each holding as a spot, |V| + N = 2 |CV_j|
+            np.add.at(gross, p["coll_account"][hidx], 2.0 * np.abs(hold.values_today()))
+        hold_in_losses = hold if scen_coll else None
+        Ph = None
+        if hold_in_losses is not None:
+            Ph = positions_matrix(np.ones(hold.n), hold.rows, np.arange(hold.n), na * G, hold.n)
+
+        def block_losses(xc, instr_):
+            """[sc, na*G] losses of the block's accounts by silo, holdings included
+            with `scenario` collateral."""
+            lag = None
+            for bfx, P in groups:
+                ell = instr_.loss(xc, bfx)                   # [sc, nI], in currency b
+                lg = apply(P, ell, na * G)
+                # each row belongs to one currency group: the others add exact zeros
+                lag = lg if lag is None else lag + lg
+            if Ph is not None:
+                lh = apply(Ph, xp.asarray(hold_in_losses.loss(be.to_host(xc))), na * G)
+                lag = lh if lag is None else lag + lh
+            return lag
+
+        # §4.1: central differences at +-u on each price factor the block depends on,
+        # T' = T (horizon 0) and no funding (Phi = f N h / 252 = 0 at h = 0), vol not moved
+        lf = [f for f in liquidity_factors(p, u_ins, np.arange(a0, a1), method) if liq_on[f]]
+        if lf and (nI or Ph is not None):
+            nf = len(lf)
+            Y = np.zeros((2 * nf, len(p["factor_name"])))
+            for r, f in enumerate(lf):
+                Y[2 * r, f] = -u
+                Y[2 * r + 1, f] = +u
+            if nI:
+                instr0 = _Instruments(p, u_ins, 0, cfg["pricing.vol_floor"], cfg["pricing.vol_term_power"], be)
+            lagu = block_losses(xp.asarray(Y), instr0)
+            lagu = be.to_host(xp.asarray(lagu)).reshape(2 * nf, na, G)
+            Lm, Lp = lagu[0::2], lagu[1::2]                      # L_J(-u e_f), L_J(+u e_f): [nf, na, G]
+            Eg = (Lm - Lp) / (2.0 * u)                           # E_f of each silo's positions
+            Ea = (Lm.sum(axis=2) - Lp.sum(axis=2)) / (2.0 * u)   # E_f of the whole account
+            s_, k_, A_ = (p["factor_" + c][lf] for c in ("half_spread", "impact", "adv"))
+            lq_acc[a0:a1] = liquidity_addon(Ea, xb0[a0:a1][None, :], s_, k_, A_)
+            lq_silo[a0:a1] = liquidity_addon(Eg, xb0[a0:a1][None, :, None], s_, k_, A_)
+
         # scenario chunk so that ~16 temporaries of [Sc, nI] fit the budget
         Sc = max(1, min(budget // max(1, nI * 8 * 16), int(cfg["reference.chunk_elems"]) // max(1, nI)))
         for kx, s in enumerate(sets):
             S = s["shocks"].shape[0]
             LAG = xp.zeros((S, na, G))
-            if nI:
+            if nI or Ph is not None:
                 X = dev_shocks[kx] if dev_shocks[kx] is not None else None
                 for s0 in range(0, S, Sc):
                     s1 = min(S, s0 + Sc)
                     xc = X[s0:s1] if X is not None else xp.asarray(s["shocks"][s0:s1])
-                    lag = None
-                    for bfx, P in groups:
-                        ell = instr.loss(xc, bfx)              # [sc, nI], in currency b
-                        if not isinstance(P, tuple):
-                            lg = (P @ ell.T).T                 # [sc, na*G]
-                        else:
-                            lg = np.zeros((s1 - s0, na * G))
-                            np.add.at(lg.T, P[0], (ell[:, P[1]] * P[2]).T)
-                        # each row belongs to one currency group: the others add exact zeros
-                        lag = lg if lag is None else lag + lg
-                    LAG[s0:s1] = xp.asarray(lag).reshape(s1 - s0, na, G)
+                    LAG[s0:s1] = xp.asarray(block_losses(xc, instr)).reshape(s1 - s0, na, G)
             LA = LAG.sum(axis=2)
             w = s["weights"]
             w = xp.asarray(np.ones(S) if w is None else np.asarray(w, dtype=np.float64))
@@ -1234,32 +1510,42 @@ def compute(portfolio_path, scenarios_path, results_path=None, config=None, xp=n
                 pnl_silo[kx][:, a0:a1] = be.to_host(LAG)
             del LAG, LA
 
-    # §4
+    # §4: cores
     by_set = np.maximum(raw_set, 0.0)
     if K:
         binding = np.argmax(by_set, axis=1)                   # first on ties
-        unified = by_set[np.arange(A), binding]
-        by_silo = np.max(np.maximum(silo_set, 0.0), axis=0)   # [A, G]
+        core = by_set[np.arange(A), binding]                  # U_a
+        silo_core = np.max(np.maximum(silo_set, 0.0), axis=0)   # S_{a,g} [A, G]
         attribution = attr_set[binding, np.arange(A), :]
     else:
         binding = np.zeros(A, dtype=np.int64)
-        unified = np.zeros(A)
-        by_silo = np.zeros((A, G))
+        core = np.zeros(A)
+        silo_core = np.zeros((A, G))
         attribution = np.zeros((A, G))
-    siloed = by_silo.sum(axis=1)
+    # §4 with the add-ons of §4.1
+    unified = core + lq_acc                                   # Uni_a
+    by_silo = silo_core + lq_silo                             # S_{a,g} + LQ_{a,g}
+    siloed = by_silo.sum(axis=1)                              # Sil_a
     div = np.maximum(0.0, siloed - unified)
     c = float(cfg["cross_margin.offset_cap"])
-    cross = np.where(p["cross_margin"] == 1, unified + (1.0 - c) * div, siloed)
+    eligible = p["cross_margin"] == 1
+    cross = np.where(eligible, unified + (1.0 - c) * div, siloed)
     # minimum: |net q| * multiplier over the option types (option, future_option,
-    # american_option, inverse_option), in the reporting currency, / X_b today
-    minimum = np.zeros(A)
+    # american_option, inverse_option), in the reporting currency, / X_b today;
+    # per silo over that silo's options
     isopt = np.isin(p["type"][ins], OPTION_TYPES)
+    mpc = float(cfg["minimum.per_contract"])
+    minimum = np.zeros(A)
     np.add.at(minimum, acc[isopt], np.abs(q[isopt]) * p["multiplier"][ins[isopt]])
-    minimum *= float(cfg["minimum.per_contract"])
-    xb0 = np.where(afx >= 0, p["factor_level"][np.where(afx >= 0, afx, 0)], 1.0)
-    minimum = minimum / xb0
-    # non-eligible accounts: the version-1 max(Sil_a, Min_a) (not §4's sum_g M_{a,g})
-    requirement = np.maximum(cross, minimum)
+    minimum = minimum * mpc / xb0
+    min_silo = np.zeros((A, G))
+    np.add.at(min_silo, (acc[isopt], p["silo"][ins[isopt]]), np.abs(q[isopt]) * p["multiplier"][ins[isopt]])
+    min_silo = min_silo * mpc / xb0[:, None]
+    req_silo = np.maximum((1.0 + beta) * by_silo, min_silo)  # M_{a,g}, every account
+    requirement = np.where(eligible, np.maximum((1.0 + beta) * cross, minimum), req_silo.sum(axis=1))
+    binds = np.where(eligible, (minimum >= (1.0 + beta) * cross) & (minimum > 0),
+                     np.any((min_silo >= (1.0 + beta) * by_silo) & (min_silo > 0), axis=1))
+    hedge = np.where(eligible, c * div, 0.0)
     scale = maxabs + minimum
     scale = np.where(scale > 0, scale, 1.0)
     out = {
@@ -1272,9 +1558,34 @@ def compute(portfolio_path, scenarios_path, results_path=None, config=None, xp=n
         "cross_margined": cross, "scale": scale, "n_positions": int(len(p["pos_quantity"])),
         # version 2 / §5
         "format_version": int(p["format_version"]), "currency": list(p["account_currency"]),
-        "reporting_currency": p["currency"], "eligible": p["cross_margin"] == 1,
+        "reporting_currency": p["currency"], "eligible": eligible,
         "gross_loss": maxabs, "gross_value": gross,
+        # §4 / §4.1 (version 2)
+        "core": core, "silo_core": silo_core, "liquidity": lq_acc, "liquidity_by_silo": lq_silo,
+        "requirement_by_silo": req_silo, "minimum_by_silo": min_silo,
+        "minimum_binds": binds.astype(np.int64), "hedge_credit": hedge, "buffer": beta,
+        "collateral_method": method, "collateral_table": bool(p["collateral_table"]) or H > 0,
     }
+    # §6
+    if H:
+        cv, acv = collateral_values(p, cfg)
+        ha, hs = p["coll_account"], p["coll_silo"]
+        cvalue = np.zeros(A)
+        np.add.at(cvalue, ha, cv)
+        cadj = np.zeros(A)
+        np.add.at(cadj, ha, acv)
+        pool = np.zeros((A, G))                                # ACV posted to each silo
+        np.add.at(pool, (ha[hs >= 0], hs[hs >= 0]), acv[hs >= 0])
+        free = np.zeros(A)                                     # ACV posted to no silo
+        np.add.at(free, ha[hs < 0], acv[hs < 0])
+        e_uni = cadj - requirement                             # E_a (eligible)
+        e_silo = pool - req_silo                               # E_{a,g}
+        call_siloed = np.sum(np.maximum(0.0, -e_silo), axis=1)
+        call = np.where(eligible, np.maximum(0.0, -e_uni), call_siloed)
+        excess = np.where(eligible, e_uni, np.where(call_siloed > 0, -call_siloed, e_silo.sum(axis=1) + free))
+        out.update({"collateral_value": cvalue, "collateral": cadj, "excess": excess, "call": call,
+                    "call_siloed": call_siloed, "holding_value": cv, "holding_adjusted": acv,
+                    "excess_by_silo": e_silo})
     if keep_pnl:
         out["pnl"] = {s["name"]: pnl[i] for i, s in enumerate(sets)}
         out["pnl_silo"] = {s["name"]: pnl_silo[i] for i, s in enumerate(sets)}
@@ -1287,7 +1598,12 @@ def compute(portfolio_path, scenarios_path, results_path=None, config=None, xp=n
 # --------------------------------------------------------------------------
 
 MARGIN_DATASETS = ("requirement", "unified", "siloed", "diversification", "minimum",
-                   "by_set", "by_silo", "attribution", "binding_set")
+                   "by_set", "by_silo", "attribution", "binding_set",
+                   # version 2: §4 and §4.1
+                   "liquidity", "liquidity_by_silo", "requirement_by_silo", "hedge_credit", "minimum_binds")
+# §6: only when the portfolio has /collateral (rows)
+COLLATERAL_DATASETS = ("collateral_value", "collateral", "excess", "call", "call_siloed")
+FLAG_DATASETS = ("binding_set", "minimum_binds")      # integers: compared as choices, ties allowed
 
 
 def tolerance_scale(ref, precision="double", rtol=1e-9):
@@ -1295,14 +1611,19 @@ def tolerance_scale(ref, precision="double", rtol=1e-9):
     |got - x| <= rtol_eff * scale_fn(x) with x the reference's values [A] or [A, n].
     Version-1 book in double: the version-1 rule (rtol of Lambda_a + Min_a, as
     before); version 2 in double (§5): rtol * max(|x|, Lambda_a); single (§5, any
-    version): 1e-4 M_a + 1e-6 G_a = 1e-4 (M_a + 0.01 G_a)."""
+    version): 1e-4 M_a + 1e-6 G_a = 1e-4 (M_a + 0.01 G_a). (Version 2 in double:
+    Lambda_a floored at 1e-5 G_a, below.)"""
     A = len(ref["accounts"])
     if precision == "single":
         base = np.abs(ref["requirement"]) + 0.01 * ref.get("gross_value", np.zeros(A))
         base = np.where(base > 0, base, 1.0)
         return 1e-4, lambda x: base[:, None] if np.ndim(x) == 2 else base
     if ref.get("format_version", 1) >= 2:
-        lam = ref["gross_loss"]
+        # Lambda_a floored at 1e-5 G_a: an account whose losses are 0 but for rounding
+        # (a BTC account holding only BTC spot: m S0/X_BTC - m S0 e^x/(X_BTC e^x)) has a
+        # Lambda_a of rounding noise (1e-18 BTC seen) that no two implementations share;
+        # the floor makes its bound 1e-14 G_a, still far below any real error
+        lam = np.maximum(ref["gross_loss"], 1e-5 * ref.get("gross_value", np.zeros(A)))
 
         def sc(x):
             x = np.abs(np.asarray(x, dtype=np.float64))
@@ -1313,13 +1634,34 @@ def tolerance_scale(ref, precision="double", rtol=1e-9):
     return rtol, lambda x: scale[:, None] if np.ndim(x) == 2 else scale
 
 
+def minimum_binds_range(ref, tol_of):
+    """(lo, hi) [A] int: minimum_binds may be anything in [lo, hi] -- the minimum
+    and the (buffered) margin it is compared with are equal within the bound
+    tol_of(x) of §5 where lo < hi."""
+    b = 1.0 + float(ref.get("buffer", 0.0))
+    elig = np.asarray(ref["eligible"], dtype=bool)
+    mn, cm = ref["minimum"], b * ref["cross_margined"]
+    tm = tol_of(mn)
+    lo_e = (mn > cm + tm) & (mn > tm)
+    hi_e = (mn >= cm - tm) & (mn > 0)
+    ms, bs = ref["minimum_by_silo"], b * ref["by_silo"]
+    ts = tol_of(ms)
+    lo_s = np.any((ms > bs + ts) & (ms > ts), axis=1)
+    hi_s = np.any((ms >= bs - ts) & (ms > 0), axis=1)
+    lo = np.where(elig, lo_e, lo_s).astype(np.int64)
+    hi = np.where(elig, hi_e, hi_s).astype(np.int64)
+    return lo, hi
+
+
 def compare(ref, results_path, rtol=1e-9, out=sys.stdout, precision=None, rows=None):
-    """Compare ref (from compute) with a results file's /margin/*. Returns
-    (ok, {dataset: max difference / scale}; 'rtol': the bound those are held to).
+    """Compare ref (from compute) with a results file's /margin/*: every dataset of
+    MARGIN_DATASETS, and COLLATERAL_DATASETS when the book has collateral (they
+    must be absent when it has no /collateral table). Returns
+    (ok, {dataset: max difference / scale}; 'rtol': the bound those are held to;
+    binding_set and minimum_binds: the number of accounts that differ beyond a tie).
     precision: 'double' or 'single' (default: the results file's `precision`
     attribute, else double) picks the §5 bound (tolerance_scale). rows: {dataset:
-    boolean [A]}: compare that dataset on those accounts only (e.g. requirement
-    on the eligible accounts)."""
+    boolean [A]}: compare that dataset on those accounts only."""
     ok = True
     rep = {}
     rows = rows or {}
@@ -1337,13 +1679,23 @@ def compare(ref, results_path, rtol=1e-9, out=sys.stdout, precision=None, rows=N
             print("set list differs: results %s, reference %s" % (sets, ref["sets"]), file=out)
             ok = False
         g = f["margin"]
-        for name in MARGIN_DATASETS:
+        names = list(MARGIN_DATASETS)
+        if "collateral_value" in ref:
+            names += list(COLLATERAL_DATASETS)
+        elif not ref.get("collateral_table", False):
+            extra = [n for n in COLLATERAL_DATASETS if n in g]
+            if extra:
+                print("%-16s in the results but the book has no /collateral FAIL" % ",".join(extra), file=out)
+                rep["collateral_absent"] = False
+                ok = False
+        for name in names:
             if name not in g:
-                print("%-16s missing in results" % name, file=out)
+                print("%-16s missing in results FAIL" % name, file=out)
+                rep[name] = float("inf") if name not in FLAG_DATASETS else -1
                 ok = False
                 continue
             got = np.asarray(g[name][()])
-            if name == "binding_set":
+            if name in FLAG_DATASETS:
                 continue
             exp = ref[name]
             if name == "by_set" and sets != ref["sets"]:
@@ -1351,7 +1703,8 @@ def compare(ref, results_path, rtol=1e-9, out=sys.stdout, precision=None, rows=N
                 got = got[:, [sets.index(s) for s in common]]
                 exp = exp[:, [ref["sets"].index(s) for s in common]]
             if got.shape != exp.shape:
-                print("%-16s shape %s, expected %s" % (name, got.shape, exp.shape), file=out)
+                print("%-16s shape %s, expected %s FAIL" % (name, got.shape, exp.shape), file=out)
+                rep[name] = float("inf")
                 ok = False
                 continue
             d = np.abs(got.astype(np.float64) - exp)
@@ -1367,17 +1720,20 @@ def compare(ref, results_path, rtol=1e-9, out=sys.stdout, precision=None, rows=N
             where = np.unravel_index(int(np.argmax(d)), d.shape) if d.size else ()
             flag = "FAIL" if worst > rt else "ok"
             ok &= worst <= rt
-            print("%-16s max rel diff %.3e %s%s%s" % (name, worst, flag, note,
-                  "  at %s" % (where,) if worst > rt else ""), file=out)
+            detail = ""
+            if worst > rt:
+                detail = "  at %s: got %.17g expected %.17g" % (where, float(got[where]), float(exp[where]))
+            print("%-16s max rel diff %.3e %s%s%s" % (name, worst, flag, note, detail), file=out)
         if "binding_set" in g:
             got = np.asarray(g["binding_set"][()]).astype(np.int64)
             bad = 0
             if sets == ref["sets"] and got.shape == ref["binding_set"].shape:
-                tol = rt * scale_of(ref["unified"])
+                core = ref.get("core", ref["unified"])
+                tol = rt * scale_of(core)
                 for a in np.nonzero(got != ref["binding_set"])[0]:
                     # a different choice is only wrong if it is not a tie within the bound
                     if not (0 <= got[a] < len(sets)) or \
-                       abs(ref["by_set"][a, got[a]] - ref["unified"][a]) > tol[a]:
+                       abs(ref["by_set"][a, got[a]] - core[a]) > tol[a]:
                         bad += 1
             else:
                 bad = -1
@@ -1388,6 +1744,27 @@ def compare(ref, results_path, rtol=1e-9, out=sys.stdout, precision=None, rows=N
                 print("%-16s not compared (set lists or shapes differ) FAIL" % "binding_set", file=out)
             else:
                 print("%-16s %d accounts differ beyond ties %s" % ("binding_set", bad, flag), file=out)
+        if "minimum_binds" in g and "minimum_binds" in ref:
+            got = np.asarray(g["minimum_binds"][()]).astype(np.int64).reshape(-1)
+            if got.shape != ref["minimum_binds"].shape:
+                bad = -1
+            else:
+                lo, hi = minimum_binds_range(ref, lambda x: rt * scale_of(x))
+                badm = (got < lo) | (got > hi) | ((got != 0) & (got != 1))
+                if "minimum_binds" in rows:
+                    badm &= np.asarray(rows["minimum_binds"], dtype=bool)
+                bad = int(badm.sum())
+            rep["minimum_binds"] = bad
+            ok &= bad == 0
+            if bad < 0:
+                print("%-16s shape %s, expected %s FAIL" % ("minimum_binds", got.shape,
+                                                              ref["minimum_binds"].shape), file=out)
+            else:
+                print("%-16s %d accounts differ beyond ties %s%s" % (
+                    "minimum_binds", bad, "ok" if bad == 0 else "FAIL",
+                    "" if bad == 0 else "  at %s: got %s expected %s" % (
+                        np.nonzero(badm)[0][:8].tolist(), got[badm][:8].tolist(),
+                        ref["minimum_binds"][badm][:8].tolist())), file=out)
     return ok, rep
 
 
@@ -1433,9 +1810,13 @@ def main(argv=None):
         if not a.compare:
             n = len(ref["accounts"])
             for i in range(min(n, 20)):
-                print("%-12s req %.6f unified %.6f siloed %.6f min %.6f binding %s" % (
+                print("%-12s req %.6f unified %.6f siloed %.6f min %.6f liquidity %.6f binding %s%s" % (
                     ref["accounts"][i], ref["requirement"][i], ref["unified"][i], ref["siloed"][i],
-                    ref["minimum"][i], ref["sets"][ref["binding_set"][i]] if ref["sets"] else "-"))
+                    ref["minimum"][i], ref["liquidity"][i],
+                    ref["sets"][ref["binding_set"][i]] if ref["sets"] else "-",
+                    "  collateral %.6f call %.6f call_siloed %.6f" % (ref["collateral"][i], ref["call"][i],
+                                                                       ref["call_siloed"][i])
+                    if "call" in ref else ""))
             if n > 20:
                 print("... %d more accounts" % (n - 20))
     if a.compare:
