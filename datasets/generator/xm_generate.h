@@ -47,6 +47,15 @@ enum {
   XM_GEN_T_COUNT
 };
 
+/* The /collateral table (FORMAT.md section 1, METHODOLOGY.md section 6). */
+enum {
+  XM_GEN_COLLATERAL_NONE = 0, /* no /collateral table */
+  XM_GEN_COLLATERAL_MIXED,    /* holdings per account, about 1 in 10 posted to no silo
+                                 (silo -1): for collateral.method = schedule */
+  XM_GEN_COLLATERAL_SILOED,   /* every holding posted to a silo: valid under both methods */
+  XM_GEN_COLLATERAL_COUNT
+};
+
 typedef struct xm_gen_params {
   int64_t accounts;     /* A >= 1 */
   int64_t instruments;  /* I >= xm_gen_min_instruments(factors) */
@@ -54,6 +63,7 @@ typedef struct xm_gen_params {
   int64_t factors;      /* F >= XM_GEN_MIN_FACTORS */
   int64_t history_days; /* T */
   uint64_t seed;
+  int collateral; /* XM_GEN_COLLATERAL_*, default NONE */
 } xm_gen_params;
 
 typedef struct xm_gen_stats {
@@ -63,12 +73,18 @@ typedef struct xm_gen_stats {
   int64_t by_template[XM_GEN_T_COUNT]; /* accounts per template */
   int64_t non_cross;                   /* accounts with cross_margin = 0 */
   int64_t max_account_positions;
-  int64_t held_instruments; /* instruments in at least one position */
-  int64_t coin_accounts;    /* accounts whose currency is not the reporting one */
+  int64_t held_instruments;    /* instruments in at least one position */
+  int64_t coin_accounts;       /* accounts whose currency is not the reporting one */
+  int64_t collateral_accounts; /* accounts with at least one holding */
+  int64_t collateral_cash;     /* holdings of cash (factor -1) */
+  int64_t collateral_unposted; /* holdings posted to no silo (silo -1) */
 } xm_gen_stats;
 
 void xm_gen_defaults(xm_gen_params *p);
 const char *xm_gen_template_name(int t);
+/* "none", "mixed", "siloed"; xm_gen_collateral_mode: the mode of a name, -1 if none. */
+const char *xm_gen_collateral_name(int mode);
+int xm_gen_collateral_mode(const char *name);
 
 /* The fewest instruments F factors need: every linear product plus a put and
  * a call of every option class. 0 when factors is out of range. */
@@ -81,7 +97,10 @@ xm_status xm_gen_check(const xm_gen_params *p, char *err, size_t cap);
 /* Builds the book and the scenario file in memory (free them with
  * xm_gen_free). The book is a version-2 one (FORMAT.md section 1): it fills
  * inst_currency and inst_funding_rate for every instrument, account_currency
- * for every account and the /fx table (n_fx, fx_currency, fx_factor).
+ * for every account, the /fx table (n_fx, fx_currency, fx_factor), the
+ * liquidity and collateral columns of every factor (factor_half_spread,
+ * factor_impact, factor_adv, factor_haircut, factor_collateral_limit) and,
+ * unless p->collateral is XM_GEN_COLLATERAL_NONE, the /collateral table.
  * stats may be NULL. XM_EINVAL for parameters xm_gen_check rejects,
  * XM_ENOMEM. */
 xm_status xm_generate(const xm_gen_params *p, xm_portfolio *port, xm_scenario_file *scen,

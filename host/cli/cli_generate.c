@@ -13,7 +13,8 @@
 static void xm__gen_usage(FILE *f) {
   fprintf(f,
           "usage: xmargin generate --accounts A --instruments I --positions N\n"
-          "                        [--factors F] [--history-days T] [--seed S] [-q] -o PREFIX\n\n"
+          "                        [--factors F] [--history-days T] [--seed S]\n"
+          "                        [--collateral none|mixed|siloed] [-q] -o PREFIX\n\n"
           "Writes PREFIX-portfolio.h5 and PREFIX-scenarios.h5 (FORMAT.md): a synthetic\n"
           "book built from the demo book's account templates (index option market makers\n"
           "delta-hedged with futures, ETF-vs-futures basis, covered writers, protective\n"
@@ -24,8 +25,11 @@ static void xm__gen_usage(FILE *f) {
           "options, linear and inverse perpetuals, inverse futures and options settled in\n"
           "the coin, Euro Stoxx 50 futures and options in EUR (/fx: the coins, EURUSD),\n"
           "T days of correlated daily history and the ready-made sets\n"
-          "`stress` (worst) and `span_grid` (weighted). The same arguments give the same\n"
-          "files on any machine.\n\n"
+          "`stress` (worst) and `span_grid` (weighted). Every price factor has a\n"
+          "half_spread, impact and adv (the liquidity add-on, METHODOLOGY 4.1) and a\n"
+          "haircut and collateral_limit (METHODOLOGY 6): the demo's figures for the\n"
+          "demo's markets, values drawn by asset class for the others. The same\n"
+          "arguments give the same files on any machine.\n\n"
           "options:\n"
           "  --accounts A        accounts (>= 1)\n"
           "  --instruments I     instruments, exactly (at least the products of F factors\n"
@@ -35,6 +39,13 @@ static void xm__gen_usage(FILE *f) {
           "  --factors F         risk factors, %d .. %d (default %d)\n"
           "  --history-days T    days of /history, %d .. %d (default %d)\n"
           "  --seed S            seed of every random draw (default %d)\n"
+          "  --collateral MODE   the /collateral table (default none): 'mixed' gives each\n"
+          "                      account one or two holdings per silo it trades in (cash\n"
+          "                      in its currency, ETF or stock units, EUR, coins: BTC\n"
+          "                      also against futures), worth about its margin, about 1\n"
+          "                      in 10 posted to no silo (for collateral.method =\n"
+          "                      schedule); 'siloed': the same holdings, each posted to\n"
+          "                      its silo (valid under both methods)\n"
           "  -o, --output PREFIX the two files' common prefix\n"
           "  -q, --quiet         no summary\n\n"
           "Exit status: 0 success, 1 failure (memory, writing), 2 bad arguments.\n",
@@ -108,7 +119,7 @@ int xm_cli_generate(int argc, char **argv) {
     }
     static const char *const with_value[] = {"--accounts", "--instruments",  "--positions",
                                              "--factors",  "--history-days", "--seed",
-                                             "-o",         "--output"};
+                                             "-o",         "--output",       "--collateral"};
     int known = 0;
     for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
       known |= strcmp(name, with_value[k]) == 0;
@@ -130,6 +141,14 @@ int xm_cli_generate(int argc, char **argv) {
         return XM_EXIT_USAGE;
       }
       prefix = val;
+    } else if (strcmp(name, "--collateral") == 0) {
+      int m = xm_gen_collateral_mode(val);
+      if (m < 0) {
+        fprintf(stderr, "xmargin generate: --collateral must be none, mixed or siloed, not '%s'\n",
+                val);
+        return XM_EXIT_USAGE;
+      }
+      p.collateral = m;
     } else if (strcmp(name, "--seed") == 0) {
       char *end = NULL;
       errno = 0;
@@ -251,6 +270,12 @@ int xm_cli_generate(int argc, char **argv) {
     printf("  positions    %10lld  (%.1f per account, at most %lld)\n", (long long)port.n_positions,
            (double)port.n_positions / (double)port.n_accounts,
            (long long)stats.max_account_positions);
+    if (p.collateral != XM_GEN_COLLATERAL_NONE)
+      printf("  collateral   %10lld  holdings (%s) of %lld accounts: %lld cash, %lld posted to no "
+             "silo\n",
+             (long long)port.n_collateral, xm_gen_collateral_name(p.collateral),
+             (long long)stats.collateral_accounts, (long long)stats.collateral_cash,
+             (long long)stats.collateral_unposted);
     printf("  history      %10lld days, %s .. %s\n", (long long)scen.n_days, scen.hist_date[0],
            scen.hist_date[scen.n_days - 1]);
     for (int64_t k = 0; k < scen.n_sets; k++)

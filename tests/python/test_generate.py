@@ -245,6 +245,136 @@ def test_run(tmp):
                   "span_grid" in sets and "stress" in sets and "historical" in sets, sets)
 
 
+def schedule_values(P):
+    """Each holding's CV_j and ACV_j under collateral.method = schedule (METHODOLOGY 6), in
+    its account's currency, computed here from the file: CV = q P X_c / X_b; ACV = CV
+    kappa (1 - h) for a factor holding (kappa = min(1, limit / the account's CV on the
+    factor), 1 without a limit), ACV = CV for cash."""
+    lv = P["factors/level"][:]
+    hc, lim = P["factors/haircut"][:], P["factors/collateral_limit"][:]
+    rep = s(P.attrs["currency"])
+    X = {rep: 1.0}
+    for c, k in zip(P["fx/currency"][:], P["fx/factor"][:]):
+        X[s(c)] = lv[k]
+    acur = [s(x) for x in P["accounts/currency"][:]]
+    a, f = P["collateral/account"][:], P["collateral/factor"][:]
+    q, ccur = P["collateral/quantity"][:], [s(x) for x in P["collateral/currency"][:]]
+    xb = np.array([X[acur[k]] for k in a])
+    cv = q * np.where(f >= 0, lv[np.maximum(f, 0)], 1.0) * np.array([X[c] for c in ccur]) / xb
+    tot = {}
+    for j in range(len(a)):
+        if f[j] >= 0:
+            tot[(a[j], f[j])] = tot.get((a[j], f[j]), 0.0) + cv[j]
+    acv = cv.copy()
+    for j in range(len(a)):
+        if f[j] >= 0:
+            L = lim[f[j]] / xb[j]
+            kappa = min(1.0, L / tot[(a[j], f[j])]) if L > 0 else 1.0
+            acv[j] = cv[j] * kappa * (1.0 - hc[f[j]])
+    return cv, acv
+
+
+def test_collateral(tmp):
+    """--collateral: the /collateral table and the liquidity columns (FORMAT.md section 1),
+    both modes through the engine (METHODOLOGY 6)."""
+    paths = {}
+    for mode in ("mixed", "siloed"):
+        prefix = os.path.join(tmp, "coll_" + mode)
+        r = generate(prefix, 200, 3000, 5000, None, 120, seed=5, extra=("--collateral", mode))
+        if not check("generate --collateral %s exit 0" % mode, r.returncode == 0, r.stderr):
+            return
+        check("--collateral %s: the summary names the holdings" % mode,
+              "collateral" in r.stdout and mode in r.stdout, r.stdout)
+        pp, sp = prefix + "-portfolio.h5", prefix + "-scenarios.h5"
+        paths[mode] = (pp, sp)
+        r = xm("validate", pp, sp)
+        check("--collateral %s: validate exit 0" % mode, r.returncode == 0, r.stdout + r.stderr)
+        with h5py.File(pp, "r") as P:
+            ok = all("factors/" + c in P for c in ("half_spread", "impact", "adv", "haircut",
+                                                   "collateral_limit"))
+            if not check("%s: the liquidity and collateral columns" % mode, ok):
+                continue
+            kinds = [s(x) for x in P["factors/kind"][:]]
+            price = np.array([k == "price" for k in kinds])
+            hs, adv = P["factors/half_spread"][:], P["factors/adv"][:]
+            check("%s: every price factor has a spread and a volume, vol factors none" % mode,
+                  (hs[price] > 0).all() and (adv[price] > 0).all() and (hs[~price] == 0).all())
+            hc = P["factors/haircut"][:]
+            check("%s: haircuts in [0, 1]" % mode, ((hc >= 0) & (hc <= 1)).all())
+            silo = P["collateral/silo"][:]
+            A = len(P["accounts/id"])
+            check("%s: every account holds collateral" % mode,
+                  len(np.unique(P["collateral/account"][:])) == A)
+            if mode == "mixed":
+                check("mixed: some holdings posted to no silo", 0.03 < (silo == -1).mean() < 0.2,
+                      (silo == -1).mean())
+            else:
+                check("siloed: every holding posted to a silo", (silo >= 0).all())
+            fac = P["collateral/factor"][:]
+            check("%s: cash and factor holdings" % mode, (fac == -1).any() and (fac >= 0).any())
+    if len(paths) < 2:
+        return
+    with h5py.File(paths["mixed"][0], "r") as A_, h5py.File(paths["siloed"][0], "r") as B_:
+        check("mixed and siloed: the same holdings, only the silos differ",
+              np.array_equal(A_["collateral/quantity"][:], B_["collateral/quantity"][:])
+              and np.array_equal(A_["collateral/factor"][:], B_["collateral/factor"][:])
+              and np.array_equal(A_["positions/quantity"][:], B_["positions/quantity"][:]))
+    # the same seed, the same table
+    prefix = os.path.join(tmp, "coll_again")
+    r = generate(prefix, 200, 3000, 5000, None, 120, seed=5, extra=("--collateral", "mixed", "-q"))
+    if check("generate --collateral mixed again exit 0", r.returncode == 0, r.stderr):
+        check("--collateral mixed: the same seed, the same bytes",
+              sha(prefix + "-portfolio.h5") == sha(paths["mixed"][0]))
+    # through the engine
+    runs = (("mixed", "schedule", 0), ("siloed", "schedule", 0), ("siloed", "scenario", 0),
+            ("mixed", "scenario", 2))
+    for mode, method, want in runs:
+        pp, sp = paths[mode]
+        out = os.path.join(tmp, "coll_%s_%s.h5" % (mode, method))
+        r = xm("run", "--portfolio", pp, "--scenarios", sp, "--set", "montecarlo.scenarios=500",
+               "--set", "collateral.method=" + method, "--device", "cpu", "-q", "-o", out)
+        what = "run %s book, collateral.method = %s" % (mode, method)
+        if want == 2:
+            # METHODOLOGY 6: under the scenario method a holding of no silo is an input error
+            check(what + ": exit 2 naming /collateral/silo",
+                  r.returncode == 2 and "/collateral" in r.stderr and "silo" in r.stderr
+                  and not os.path.exists(out), "rc %d %s" % (r.returncode, r.stderr[-600:]))
+            continue
+        if not check(what + ": exit 0", r.returncode == 0, r.stdout + r.stderr[-800:]):
+            continue
+        with h5py.File(out, "r") as R, h5py.File(pp, "r") as P:
+            m = R["margin"]
+            have = all(k in m for k in ("collateral_value", "collateral", "excess", "call",
+                                        "call_siloed"))
+            if not check(what + ": the collateral outputs", have, sorted(m.keys())):
+                continue
+            cv, acv = schedule_values(P)
+            a = P["collateral/account"][:]
+            A = len(P["accounts/id"])
+            want_cv = np.bincount(a, weights=cv, minlength=A)
+            want_acv = np.bincount(a, weights=(acv if method == "schedule" else cv), minlength=A)
+            got_cv, got_acv = m["collateral_value"][:], m["collateral"][:]
+            tol = 1e-9 * np.maximum(1.0, np.abs(want_cv))
+            check(what + ": collateral_value = sum of q P X_c / X_b",
+                  np.all(np.abs(got_cv - want_cv) <= tol),
+                  "max diff %.3g" % np.max(np.abs(got_cv - want_cv)))
+            check(what + ": collateral = the %s's adjusted values" % method,
+                  np.all(np.abs(got_acv - want_acv) <= tol),
+                  "max diff %.3g" % np.max(np.abs(got_acv - want_acv)))
+            call, cs = m["call"][:], m["call_siloed"][:]
+            check(what + ": call <= call_siloed for every account",
+                  np.all(call <= cs + 1e-9 * np.maximum(1.0, cs)))
+            req, exc = m["requirement"][:], m["excess"][:]
+            cross = P["accounts/cross_margin"][:] == 1
+            check(what + ": eligible accounts: excess = collateral - requirement, "
+                  "call = max(0, -excess)",
+                  np.allclose(exc[cross], got_acv[cross] - req[cross], rtol=1e-12, atol=1e-6)
+                  and np.allclose(call[cross], np.maximum(0, -exc[cross]), rtol=1e-12, atol=1e-6))
+            check(what + ": some accounts with a call, some with excess",
+                  (call > 0).any() and (exc > 0).any(),
+                  "%d calls, %d excess" % ((call > 0).sum(), (exc > 0).sum()))
+
+
 def test_errors(tmp):
     p = os.path.join(tmp, "err")
     cases = [
@@ -267,6 +397,10 @@ def test_errors(tmp):
         ("unknown option", ["--accounts", 5, "--instruments", 100, "--positions", 30, "--frob",
                             "-o", p]),
         ("value missing", ["--accounts", 5, "--instruments", 100, "--positions", 30, "-o"]),
+        ("bad collateral mode", ["--accounts", 5, "--instruments", 100, "--positions", 30,
+                                 "--collateral", "schedule", "-o", p]),
+        ("collateral mode missing", ["--accounts", 5, "--instruments", 100, "--positions", 30,
+                                     "-o", p, "--collateral"]),
     ]
     for name, args in cases:
         r = xm("generate", *args)
@@ -286,6 +420,8 @@ def test_errors(tmp):
           r.returncode == 2 and "no/such/dir" in r.stderr, "rc %d %s" % (r.returncode, r.stderr))
     r = xm("generate", "--help")
     check("--help exit 0", r.returncode == 0 and "usage: xmargin generate" in r.stdout)
+    check("--help documents --collateral and the liquidity columns",
+          "--collateral MODE" in r.stdout and "half_spread" in r.stdout, r.stdout)
     r = xm("--help")
     check("listed in xmargin --help", "generate" in r.stdout)
 
@@ -295,7 +431,7 @@ def main():
         print("XMARGIN is not set to the xmargin binary: 0 passed, 1 failed")
         return 1
     with tempfile.TemporaryDirectory(prefix="xm_test_generate.") as tmp:
-        for t in (test_sizes, test_determinism, test_run, test_errors):
+        for t in (test_sizes, test_determinism, test_run, test_collateral, test_errors):
             try:
                 t(tmp)
             except Exception:
