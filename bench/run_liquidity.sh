@@ -4,7 +4,9 @@
 # /collateral) and as a copy without them (no half_spread/impact columns, no
 # /collateral: the engine then computes no add-on), interleaved rounds, the
 # evaluate time (xmargin run --json seconds.evaluate) of each; then the same
-# book with collateral.method = scenario (the holdings revalued as positions).
+# book with collateral.method = scenario (the holdings revalued as positions;
+# holdings of no silo posted to one by datasets/siloed_collateral.py, as that
+# method requires).
 #
 #   bench/run_liquidity.sh [PORTFOLIO SCENARIOS]   default: the demo book
 # Environment: XMARGIN (default build/xmargin), ROUNDS (5), DEVICE (cpu).
@@ -27,6 +29,7 @@ with h5py.File(sys.argv[2], "a") as f:
         if k in f:
             del f[k]
 EOF
+"$PY" "$ROOT/datasets/siloed_collateral.py" "$P" "$TMP/siloed.h5" >/dev/null
 run() { # book, extra args...: prints seconds.evaluate
   local book=$1
   shift
@@ -37,7 +40,7 @@ echo "book: $P ($DEVICE, $ROUNDS rounds after a warm-up)"
 run "$P" >/dev/null
 : >"$TMP/t"
 for r in $(seq "$ROUNDS"); do
-  echo "$(run "$TMP/plain.h5") $(run "$P") $(run "$P" --set collateral.method=scenario)" >>"$TMP/t"
+  echo "$(run "$TMP/plain.h5") $(run "$P") $(run "$TMP/siloed.h5" --set collateral.method=scenario)" >>"$TMP/t"
 done
 "$PY" - "$TMP/t" <<'EOF'
 import statistics, sys
