@@ -190,7 +190,7 @@ xm_status xm__collateral_results(xm_ctx *ctx, const xm_portfolio *pf, const xm_c
     double xc = xm__fx_level(pf, cj ? xm__fx_row(pf, cj) : -1);
     double xb = xm__fx_level(pf, xm__acct_fx(pf, a));
     double p = f >= 0 ? pf->factor_level[f] : 1.0;
-    cv[j] = pf->coll_quantity[j] * p * (xc == xb ? 1.0 : xc / xb);
+    cv[j] = pf->coll_quantity[j] * p * (xc / xb);
     acv[j] = cv[j];
     ord[j] = j;
   }

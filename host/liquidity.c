@@ -61,6 +61,18 @@ static int xm__cmp_contrib(const void *pa, const void *pb) {
   return a->c < b->c ? -1 : (a->c > b->c);
 }
 
+/* The slot of shock column c among a row's cols[0 .. *ns), added when new;
+ * -1 for no column. */
+static int xm__slot(int *cols, int *ns, int c) {
+  if (c < 0)
+    return -1;
+  for (int k = 0; k < *ns; k++)
+    if (cols[k] == c)
+      return k;
+  cols[*ns] = c;
+  return (*ns)++;
+}
+
 xm_status xm__liquidity_block(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *sets, int G,
                               const double *fpar, xm__block *bk) {
   int64_t n = bk->n_inst, na = bk->na, np = bk->pos_start[na], F = sets->F;
@@ -88,20 +100,10 @@ xm_status xm__liquidity_block(xm_ctx *ctx, const xm_portfolio *pf, const xm__set
   memcpy(bk->insti_s, bk->insti, (size_t)(XM_NI * n) * sizeof(int));
   for (int64_t i = 0; i < n; i++) {
     int cols[XM_NSLOT], ns = 0;
-    int und = bk->insti[XM_II_UND * n + i], fxc = bk->insti[XM_II_FXC * n + i];
-    int fxb = bk->insti[XM_II_FXB * n + i], vol = bk->insti[XM_II_VOL * n + i];
-    cols[ns++] = und;
-    int lc = -1, lb = -1; /* the /fx columns' slots */
-    for (int t = 0; t < 2; t++) {
-      int c = t == 0 ? fxc : fxb, at = -1;
-      for (int k = 0; k < ns && c >= 0; k++)
-        at = cols[k] == c ? k : at;
-      if (c >= 0 && at < 0) {
-        at = ns;
-        cols[ns++] = c;
-      }
-      *(t == 0 ? &lc : &lb) = at;
-    }
+    int vol = bk->insti[XM_II_VOL * n + i];
+    xm__slot(cols, &ns, bk->insti[XM_II_UND * n + i]);
+    int lc = xm__slot(cols, &ns, bk->insti[XM_II_FXC * n + i]);
+    int lb = xm__slot(cols, &ns, bk->insti[XM_II_FXB * n + i]);
     for (int j = 0; j < XM_NSLOT; j++)
       slot[j * n + i] = j < ns ? cols[j] : -1;
     bk->insti_s[XM_II_UND * n + i] = 0;
