@@ -42,7 +42,8 @@ typedef enum xm__cfg_type {
   XM__CFG_I64,    /* int64_t */
   XM__CFG_U64,    /* uint64_t, any value */
   XM__CFG_DOUBLE, /* double, finite */
-  XM__CFG_ENUM    /* an enum stored as int; value i is names[i] */
+  XM__CFG_ENUM,   /* an enum stored as int; value i is names[i] */
+  XM__CFG_DATE    /* char[11]: an ISO date YYYY-MM-DD, or "" (none) */
 } xm__cfg_type;
 
 typedef struct xm__cfg_key {
@@ -68,6 +69,8 @@ static const char *const xm__cfg_collateral_methods[] = {"schedule", "scenario",
   { sec, key, XM__CFG_BOOL, XM__OFF(field), 0, 1, 0, 0, NULL, NULL }
 #define XM__ENUM(sec, key, field, names)                                                           \
   { sec, key, XM__CFG_ENUM, XM__OFF(field), 0, 0, 0, 0, NULL, names }
+#define XM__DATE(sec, key, field)                                                                  \
+  { sec, key, XM__CFG_DATE, XM__OFF(field), 0, 0, 0, 0, "an ISO date YYYY-MM-DD, or empty", NULL }
 
 /* In the order xm_config_to_ini prints them; a section's keys are contiguous. */
 static const xm__cfg_key xm__cfg_keys[] = {
@@ -101,7 +104,20 @@ static const xm__cfg_key xm__cfg_keys[] = {
     XM__NUM("minimum", "per_contract", XM__CFG_DOUBLE, minimum.per_contract, 0, INFINITY, 0, 0,
             ">= 0"),
     XM__NUM("apc", "buffer", XM__CFG_DOUBLE, apc.buffer, 0, INFINITY, 0, 0, ">= 0"),
+    XM__DATE("apc", "stressed_start", apc.stressed_start),
+    XM__DATE("apc", "stressed_end", apc.stressed_end),
+    XM__NUM("apc", "stressed_weight", XM__CFG_DOUBLE, apc.stressed_weight, 0, 1, 0, 0, "in [0, 1]"),
     XM__ENUM("collateral", "method", collateral.method, xm__cfg_collateral_methods),
+    XM__NUM("backtest", "days", XM__CFG_INT, backtest.days, 2, 1e6, 0, 0,
+            "an integer in 2..1000000"),
+    XM__NUM("backtest", "min_history", XM__CFG_INT, backtest.min_history, 2, 1e6, 0, 0,
+            "an integer in 2..1000000"),
+    XM__NUM("backtest", "mc_scenarios", XM__CFG_I64, backtest.mc_scenarios, 0, 1e8, 0, 0,
+            "an integer in 0..100000000 (0: montecarlo.scenarios)"),
+    XM__BOOL("backtest", "ready_sets", backtest.ready_sets),
+    XM__NUM("backtest", "coverage", XM__CFG_DOUBLE, backtest.coverage, 0, 1, 1, 1, "in (0, 1)"),
+    XM__NUM("backtest", "apc_window", XM__CFG_INT, backtest.apc_window, 1, 1e6, 0, 0,
+            "an integer in 1..1000000"),
 };
 #define XM__CFG_NKEYS (sizeof xm__cfg_keys / sizeof xm__cfg_keys[0])
 
@@ -109,6 +125,7 @@ static const xm__cfg_key xm__cfg_keys[] = {
 #undef XM__NUM
 #undef XM__BOOL
 #undef XM__ENUM
+#undef XM__DATE
 
 /* The sections, in print order, with the comment line xm_config_to_ini gives each.
  * "" holds the top-level keys, which a file may also put in [run]. */
@@ -122,8 +139,11 @@ static const struct {
     {"pricing", "revaluation: implied-vol floor and term-structure power of vol shocks"},
     {"cross_margin", "share of the diversification benefit that is credited (at most)"},
     {"minimum", "requirement floor per option contract (|quantity| x multiplier)"},
-    {"apc", "anti-procyclicality: the buffer beta on the cross-margined requirement"},
+    {"apc", "anti-procyclicality: the buffer beta on the requirement, the stressed period and its "
+            "weight"},
     {"collateral", "collateral valuation: haircut schedule, or priced inside the scenarios"},
+    {"backtest", "xmargin backtest: days, history before the first, Monte Carlo size, the tests' "
+                 "coverage, the procyclicality window"},
 };
 #define XM__CFG_NSECTIONS (sizeof xm__cfg_sections / sizeof xm__cfg_sections[0])
 
@@ -202,7 +222,7 @@ static void xm__cfg_unknown(char *why, size_t cap, const char *section) {
   else
     xm__cfg_msg(why, cap,
                 "unknown key (top-level keys: %s; sections: historical, montecarlo, "
-                "pricing, cross_margin, minimum)",
+                "pricing, cross_margin, minimum, apc, collateral, backtest)",
                 list);
 }
 
@@ -289,6 +309,17 @@ static void xm__cfg_name_list(char *buf, size_t cap, const char *const *names) {
 static xm_status xm__cfg_assign(xm_config *cfg, const xm__cfg_key *k, const char *value, char *why,
                                 size_t cap) {
   void *field = (char *)cfg + k->offset;
+  if (k->type == XM__CFG_DATE) {
+    int y, m, d, n = -1;
+    if (value[0] && (strlen(value) != 10 || sscanf(value, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 ||
+                     n != 10 || value[4] != '-' || value[7] != '-' || m < 1 || m > 12 || d < 1 ||
+                     d > 31 || strspn(value, "0123456789-") != 10)) {
+      xm__cfg_msg(why, cap, "must be %s", k->range);
+      return XM_ECONFIG;
+    }
+    memcpy(field, value, strlen(value) + 1); /* at most 10 characters */
+    return XM_OK;
+  }
   if (value[0] == '\0') {
     xm__cfg_msg(why, cap, "empty value");
     return XM_ECONFIG;
@@ -345,6 +376,8 @@ static xm_status xm__cfg_assign(xm_config *cfg, const xm__cfg_key *k, const char
     memcpy(field, &v, sizeof v);
     return XM_OK;
   }
+  case XM__CFG_DATE:
+    break; /* above */
   case XM__CFG_ENUM: {
     for (int i = 0; k->names[i]; i++) {
       if (strcasecmp(value, k->names[i]) == 0) {
@@ -418,6 +451,13 @@ void xm_config_default(xm_config *cfg) {
   cfg->minimum.per_contract = 0.375;
   cfg->apc.buffer = 0.0;
   cfg->collateral.method = XM_COLLATERAL_SCHEDULE;
+  cfg->apc.stressed_weight = 0.0;
+  cfg->backtest.days = 500;
+  cfg->backtest.min_history = 250;
+  cfg->backtest.mc_scenarios = 0;
+  cfg->backtest.ready_sets = 1;
+  cfg->backtest.coverage = 0.99;
+  cfg->backtest.apc_window = 20;
 }
 
 xm_status xm_config_set(xm_config *cfg, const char *key, const char *value, char *err, size_t cap) {
@@ -712,6 +752,9 @@ static void xm__cfg_fmt_value(char *buf, size_t cap, const xm_config *cfg, const
       snprintf(buf, cap, "invalid(%d)", e); /* does not load back, on purpose */
     return;
   }
+  case XM__CFG_DATE:
+    snprintf(buf, cap, "%.10s", (const char *)field);
+    return;
   }
   snprintf(buf, cap, "?");
 }

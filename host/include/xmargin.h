@@ -231,7 +231,20 @@ typedef struct xm_config {
   } minimum;
   struct {
     double buffer; /* apc.buffer = 0: beta, M = max((1 + beta) C, Min) */
+    /* The stressed period (METHODOLOGY.md section 1): ISO dates, "" = none;
+     * w = 0: the set stressed_period is a floor like any other set; w > 0:
+     * the historical measure becomes (1 - w) R_hist + w R_stressed. */
+    char stressed_start[11], stressed_end[11];
+    double stressed_weight; /* 0 */
   } apc;
+  struct {                /* xmargin backtest (METHODOLOGY.md section 7) */
+    int days;             /* backtest.days = 500: N = min(days, T - h - min_history + 1) */
+    int min_history;      /* 250 rows of /history up to a backtest day at least */
+    int64_t mc_scenarios; /* 0: montecarlo.scenarios */
+    int ready_sets;       /* true: the ready-made sets enter every day's margin */
+    double coverage;      /* 0.99: p = 1 - coverage in the tests */
+    int apc_window;       /* 20: n of the largest n-day increase */
+  } backtest;
   struct {
     xm_collateral_method method; /* collateral.method = schedule */
   } collateral;
@@ -455,6 +468,7 @@ typedef struct xm_run_result {
   double *liquidity_by_silo;   /* [A x G] LQ_{a,g}, included in by_silo */
   double *requirement_by_silo; /* [A x G] M_{a,g}: what each silo alone would ask */
   double *hedge_credit;        /* [A] offset_cap x diversification (eligible accounts; else 0) */
+  double *cross_margined;      /* [A] C_a: unified + (1 - offset_cap) D (eligible), else siloed */
   int32_t *minimum_binds;      /* [A] 1 where the minimum is the requirement */
   /* Section 6, per account; all NULL when the book has no /collateral. */
   double *collateral_value; /* [A] sum of CV_j, today's values */
@@ -508,6 +522,88 @@ typedef struct xm_run_meta {
  * (never over an input). XM_EINVAL, XM_EIO, XM_ENOMEM with messages in *diag. */
 xm_status xm_run_result_write(const char *path, const xm_portfolio *pf, const xm_config *cfg,
                               const xm_run_result *res, const xm_run_meta *meta, xm_diag *diag);
+
+/* ---- Backtest (METHODOLOGY.md section 7, FORMAT.md section 4) ---------- */
+
+/* The margins a backtest compares with the realised loss: enum constant,
+ * name (the group of /stats and the suffix of /series/total_*). */
+#define XM_BT_MARGIN_MAP(X)                                                                        \
+  X(UNIFIED, "unified")                                                                            \
+  X(CROSS_MARGINED, "cross_margined")                                                              \
+  X(SILOED, "siloed")                                                                              \
+  X(REQUIREMENT, "requirement")
+
+typedef enum xm_bt_margin {
+#define XM__BT_MARGIN_ENUM(NAME, name) XM_BT_##NAME,
+  XM_BT_MARGIN_MAP(XM__BT_MARGIN_ENUM)
+#undef XM__BT_MARGIN_ENUM
+      XM_BT_NMARGIN
+} xm_bt_margin;
+
+/* "unified", ...; NULL outside the list. */
+const char *xm_bt_margin_name(int margin);
+
+/* The statistics of one exception sequence (an account's margin, a silo's,
+ * the book's total). A silo in which the account holds nothing has none:
+ * counts 0, the rest NaN, zone -1. */
+typedef struct xm_bt_stats {
+  int64_t exceptions_all; /* over the N days */
+  int64_t exceptions;     /* over the N' test days */
+  double observed_coverage, kupiec_lr, kupiec_p, christoffersen_lr, cc_lr, cc_p;
+  int zone; /* -1 none, 0 green, 1 yellow, 2 red (xm_bt_zone_name) */
+  /* procyclicality of the margin series (requirement and silo; NaN for the others) */
+  double peak_to_trough, max_increase;
+} xm_bt_stats;
+
+/* "green", "yellow", "red"; "" for -1; NULL otherwise. */
+const char *xm_bt_zone_name(int zone);
+
+/* A backtest; every array is owned by it (xm_backtest_result_free). Money in
+ * each account's currency, totals (times X_b today) in the reporting one. */
+typedef struct xm_backtest_result {
+  int64_t N, n_tests, A, G, K, F;
+  int64_t first_day;                   /* row d (1-based) of /history of the oldest backtest day */
+  int horizon;                         /* h */
+  char **day, **realised_end;          /* [N] the date of d, of d + h */
+  int32_t *test_day;                   /* [N] 1 for the N' non-overlapping days of the tests */
+  char **set;                          /* [K] the sets of every day, in run order */
+  char **factor;                       /* [F] the factors the run moves */
+  double *margin[XM_BT_NMARGIN];       /* each [N x A] */
+  double *realised;                    /* [N x A] the realised h-day loss */
+  double *silo_margin;                 /* [N x A x G] S_{a,g} + LQ_{a,g} */
+  double *realised_by_silo;            /* [N x A x G] */
+  int32_t *binding;                    /* [N x A] row of set */
+  double *total_margin[XM_BT_NMARGIN]; /* each [N], reporting currency */
+  double *total_realised;              /* [N] */
+  xm_bt_stats *stats[XM_BT_NMARGIN];   /* each [A] */
+  xm_bt_stats *silo_stats;             /* [A x G], against realised_by_silo */
+  xm_bt_stats total_stats[XM_BT_NMARGIN];
+  double *to_reporting; /* [A] X_b today */
+  /* save_scenarios: per set, [N x S_max x F] (rows beyond a day's size NaN),
+   * its largest size S_max over the days, and the jitter of a Monte Carlo
+   * set per day [N] (NULL for the others). */
+  double **shock;
+  int64_t *shock_S;
+  double **delta;
+  double t_total; /* seconds */
+  char notes[4096];
+} xm_backtest_result;
+
+/* Backtests today's book over the days of sf's /history (METHODOLOGY.md
+ * section 7): for each day d the sets as of d (a run on the history
+ * truncated at d), the margins of pf, the realised loss of the next h days,
+ * and the statistics. opts->progress, when set, is called once per day
+ * (done, N, the day's date). *out owned by the caller, also on failure.
+ * Errors as xm_run's; XM_ECONFIG for the backtest keys. */
+xm_status xm_backtest(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
+                      const xm_config *cfg, const xm_run_opts *opts, xm_backtest_result *out);
+void xm_backtest_result_free(xm_backtest_result *r);
+
+/* Writes the backtest file of FORMAT.md section 4 atomically (never over an
+ * input). XM_EINVAL, XM_EIO, XM_ENOMEM with messages in *diag. */
+xm_status xm_backtest_result_write(const char *path, const xm_portfolio *pf, const xm_config *cfg,
+                                   const xm_backtest_result *res, const xm_run_meta *meta,
+                                   xm_diag *diag);
 
 /* For a program that closes every file it opens (the CLI), called before
  * anything else: HDF5's exit handler is not run (HDF5 1.10's crashes on a file
