@@ -449,9 +449,54 @@ static int xm__explain_nonfinite(xm_ctx *ctx, const xm_portfolio *pf, const xm_c
 }
 /* ---- a run ---- */
 
+/* The loss of each account and silo of the plan's blocks under one move
+ * x[F] of the shock columns (a backtest's realised move), on the host with
+ * the shared pricing and aggregation source in the run's precision: today at
+ * the horizon, one revaluation per row, the positions summed as the device
+ * sums them. loss [A x (G + 1)]. */
+static xm_status xm__move_loss(xm_ctx *ctx, const xm_config *cfg, const xm__plan *plan,
+                               const double *x, int64_t F, double *loss) {
+  int single = cfg->precision == XM_SINGLE;
+  double dt = (double)cfg->horizon_days / 252.0, p = cfg->pricing.vol_term_power;
+  double *ex = malloc((size_t)(F + 1) * sizeof *ex);
+  double *d = malloc((size_t)(XM_ND * plan->max_inst + 1) * sizeof *d);
+  double *ell = malloc((size_t)(plan->max_inst + 1) * sizeof *ell);
+  if (!ex || !d || !ell) {
+    free(ex);
+    free(d);
+    free(ell);
+    return xm__fail(ctx, XM_ENOMEM, "out of memory for the realised loss");
+  }
+  for (int64_t f = 0; f < F; f++)
+    ex[f] = exp(x[f]);
+  xm_layout lay = {plan->G + 1, 1, 0};
+  for (int64_t b = 0; b < plan->n_blocks; b++) {
+    const xm__block *bk = &plan->blocks[b];
+    int64_t n = bk->n_inst;
+    memcpy(d, bk->instd, (size_t)(XM_ND * n) * sizeof *d);
+    for (int64_t i = 0; i < n; i++) {
+      if (single) {
+        xm_today_f(i, n, d, bk->insti, (float)dt, (float)p);
+        ell[i] = (double)xm_loss_f(i, n, d, bk->insti, x, ex, 1, (float)cfg->pricing.vol_floor);
+      } else {
+        xm_today_d(i, n, d, bk->insti, dt, p);
+        ell[i] = xm_loss_d(i, n, d, bk->insti, x, ex, 1, cfg->pricing.vol_floor);
+      }
+    }
+    for (int64_t a = 0; a < bk->na; a++)
+      xm_aggregate(a, 0, plan->G, ell, 1, bk->pos_start, bk->pos_inst, bk->pos_silo, bk->pos_qty,
+                   loss + bk->a0 * (plan->G + 1), lay);
+  }
+  free(ex);
+  free(d);
+  free(ell);
+  return XM_OK;
+}
+
 xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
-                       const xm_config *cfg, const xm_run_opts *opts, unsigned flags,
+                       const xm_config *cfg, const xm_run_opts *opts, const xm__run_ext *ext,
                        xm_run_result *out) {
+  unsigned flags = ext ? ext->flags : 0;
   xm_run_opts o = {0, 0, NULL, NULL};
   if (opts)
     o = *opts;
@@ -583,7 +628,7 @@ xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_fi
         xm_run_result again;
         memset(&again, 0, sizeof again);
         o.save_scenarios = 1;
-        st = xm__run_once(ctx, pf, sf, cfg, &o, flags, &again);
+        st = xm__run_once(ctx, pf, sf, cfg, &o, ext, &again);
         xm_run_result_free(&again);
         if (st == XM_OK)
           st = xm__fail(ctx, XM_ENUMERIC, "account %s: the requirement is not a finite number",
@@ -597,6 +642,20 @@ xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_fi
   }
   if ((st = xm__collateral_results(ctx, pf, cfg, out)) != XM_OK)
     goto cleanup;
+  if (ext && ext->move) {
+    double *x = malloc((size_t)(sets.F + 1) * sizeof *x);
+    if (!x || !sets.hcol) {
+      free(x);
+      st = xm__fail(ctx, x ? XM_EINTERNAL : XM_ENOMEM, "the realised move needs /history");
+      goto cleanup;
+    }
+    for (int64_t f = 0; f < sets.F; f++)
+      x[f] = ext->move[sets.hcol[f]];
+    st = xm__move_loss(ctx, cfg, &plan, x, sets.F, ext->loss);
+    free(x);
+    if (st != XM_OK)
+      goto cleanup;
+  }
   for (int64_t x = 0; x < K; x++) {
     xm_run_set *rs = &out->sets[x];
     xm__set *s = &sets.set[x];
@@ -664,7 +723,7 @@ xm_status xm_run(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf
     cfg = &dflt;
   }
   ctx->err[0] = '\0';
-  xm_status st = xm__run_once(ctx, pf, sf, cfg, opts, 0, out);
+  xm_status st = xm__run_once(ctx, pf, sf, cfg, opts, NULL, out);
   if (st == XM_OK)
     return st;
   /* auto took an OpenCL device that cannot do this run: the cpu backend
@@ -674,7 +733,7 @@ xm_status xm_run(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf
   if (fb != XM_OK)
     return fb;
   xm_run_result_free(out);
-  st = xm__run_once(ctx, pf, sf, cfg, opts, 0, out);
+  st = xm__run_once(ctx, pf, sf, cfg, opts, NULL, out);
   size_t len = strlen(out->notes);
   snprintf(out->notes + len, sizeof out->notes - len,
            "warning: %s; ran on the cpu backend instead\n", why);

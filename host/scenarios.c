@@ -158,6 +158,7 @@ void xm__sets_free(xm__sets *s) {
     free(s->set[i].chol);
   }
   free(s->set);
+  free(s->hcol);
   free(s->used);
   free(s->fcol);
   memset(s, 0, sizeof *s);
@@ -339,7 +340,7 @@ xm_status xm__sets_build(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_
                     pf->valuation_date, pf->path ? pf->path : "the portfolio");
       goto cleanup;
     }
-    hcol = malloc((size_t)(F + 1) * sizeof *hcol);
+    hcol = out->hcol = malloc((size_t)(F + 1) * sizeof *hcol);
     if (!hcol) {
       st = xm__fail(ctx, XM_ENOMEM, "out of memory");
       goto cleanup;
@@ -523,6 +524,5 @@ cleanup:
   free(sigma);
   free(filtered);
   free(scol);
-  free(hcol);
   return st;
 }

@@ -61,6 +61,7 @@ typedef struct xm__sets {
   int64_t F;     /* factors in the shock rows: those positions use */
   int64_t *fcol; /* [n_factors] portfolio factor -> shock column, or -1 */
   int64_t *used; /* [F] shock column -> portfolio factor */
+  int64_t *hcol; /* [F] shock column -> /history column (NULL when no set uses the history) */
   int64_t K;
   xm__set *set;     /* [K], in run order */
   double jitter[2]; /* added to Sigma / Sigma_kappa before Cholesky */
@@ -200,10 +201,17 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
 
 /* ---- a run ---- */
 
-/* One run on ctx's current backend (xm_run without the fallback); flags as
- * xm__sets_build's. */
+/* What a backtest day asks of a run besides its results (host/backtest.c). */
+typedef struct xm__run_ext {
+  unsigned flags;     /* xm__sets_build's */
+  const double *move; /* [n_hfactors] a realised move by /history column, or NULL */
+  double *loss;       /* [A x (G + 1)] its loss (section 2, not floored): account, then silos */
+} xm__run_ext;
+
+/* One run on ctx's current backend (xm_run without the fallback); ext NULL
+ * for a plain run. */
 xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
-                       const xm_config *cfg, const xm_run_opts *opts, unsigned flags,
+                       const xm_config *cfg, const xm_run_opts *opts, const xm__run_ext *ext,
                        xm_run_result *out);
 /* After a failure st of a context made by --device auto on an OpenCL
  * device: when st is XM_ERESOURCE, XM_EOPENCL or XM_EBUILD, switches ctx to
