@@ -1062,8 +1062,8 @@ done:
 /* What each margin of /series is (by xm_bt_margin). */
 static const char *const xm__bt_long[XM_BT_NMARGIN] = {
     [XM_BT_UNIFIED] = "unified margin: the whole account's worst set measure plus its add-on",
-    [XM_BT_CROSS_MARGINED] = "cross-margined margin: unified plus the uncredited share of the "
-                             "diversification (siloed where the account is not eligible)",
+    [XM_BT_CROSS_MARGINED] = ("cross-margined margin: unified plus the uncredited share of the "
+                              "diversification (siloed where the account is not eligible)"),
     [XM_BT_SILOED] = "siloed margin: the sum over silos of each silo's core plus its add-on",
     [XM_BT_REQUIREMENT] = "margin requirement: max((1 + buffer) cross-margined, minimum)",
 };

@@ -62,7 +62,12 @@ static int cfg_equal(const xm_config *a, const xm_config *b) {
          a->pricing.vol_term_power == b->pricing.vol_term_power &&
          a->cross_margin.offset_cap == b->cross_margin.offset_cap &&
          a->minimum.per_contract == b->minimum.per_contract && a->apc.buffer == b->apc.buffer &&
-         a->collateral.method == b->collateral.method;
+         a->collateral.method == b->collateral.method && a->backtest.days == b->backtest.days &&
+         a->backtest.min_history == b->backtest.min_history &&
+         a->backtest.mc_scenarios == b->backtest.mc_scenarios &&
+         a->backtest.ready_sets == b->backtest.ready_sets &&
+         a->backtest.coverage == b->backtest.coverage &&
+         a->backtest.apc_window == b->backtest.apc_window;
 }
 
 /* Every key of METHODOLOGY.md, as --set spells it. */
