@@ -555,6 +555,24 @@ cleanup:
   return st;
 }
 
+/* xm_backtest as a job of xm__with_fallback. */
+typedef struct xm__bt_run {
+  const xm_portfolio *pf;
+  const xm_scenario_file *sf;
+  const xm_config *cfg;
+  const xm_run_opts *opts;
+  const xm__bt_dayset *days;
+  xm_backtest_result *out;
+} xm__bt_run;
+
+static xm_status xm__bt_job_fn(xm_ctx *ctx, void *arg, int again) {
+  xm__bt_run *j = arg;
+  if (again)
+    xm_backtest_result_free(j->out);
+  xm_status st = xm__bt_days_run(ctx, j->pf, j->sf, j->cfg, j->opts, j->days, j->out);
+  return st != XM_OK ? st : xm__bt_statistics(ctx, j->pf, j->cfg, j->days, j->out);
+}
+
 xm_status xm_backtest(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
                       const xm_config *cfg, const xm_run_opts *opts, xm_backtest_result *out) {
   if (!out)
@@ -567,7 +585,6 @@ xm_status xm_backtest(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_fil
     xm_config_default(&dflt);
     cfg = &dflt;
   }
-  ctx->err[0] = '\0';
   double t0 = xm__now();
   xm__bt_dayset days;
   char msg[512];
@@ -575,20 +592,8 @@ xm_status xm_backtest(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_fil
                              cfg->backtest.days, &days, msg, sizeof msg);
   if (st != XM_OK)
     return xm__fail(ctx, st, "%s: /history: %s", sf->path ? sf->path : "scenarios", msg);
-  st = xm__bt_days_run(ctx, pf, sf, cfg, opts, &days, out);
-  if (st != XM_OK) {
-    /* auto took an OpenCL device that cannot do this: the cpu backend does all of it */
-    char why[1400];
-    if (xm__fallback_cpu(ctx, st, why, sizeof why) == XM_OK) {
-      xm_backtest_result_free(out);
-      st = xm__bt_days_run(ctx, pf, sf, cfg, opts, &days, out);
-      size_t len = strlen(out->notes);
-      snprintf(out->notes + len, sizeof out->notes - len,
-               "warning: %s; ran on the cpu backend instead\n", why);
-    }
-  }
-  if (st == XM_OK)
-    st = xm__bt_statistics(ctx, pf, cfg, &days, out);
+  xm__bt_run j = {pf, sf, cfg, opts, &days, out};
+  st = xm__with_fallback(ctx, xm__bt_job_fn, &j, out->notes, sizeof out->notes);
   out->t_total = xm__now() - t0;
   xm__bt_days_free(&days);
   return st;

@@ -698,6 +698,39 @@ xm_status xm__fallback_cpu(xm_ctx *ctx, xm_status st, char *why, size_t cap) {
   return XM_OK;
 }
 
+xm_status xm__with_fallback(xm_ctx *ctx, xm__job_fn job, void *arg, char *notes, size_t cap) {
+  ctx->err[0] = '\0';
+  xm_status st = job(ctx, arg, 0);
+  if (st == XM_OK)
+    return st;
+  /* auto took an OpenCL device that cannot do this: the cpu backend does it
+   * (decided on the status, not on the message) */
+  char why[1400];
+  xm_status fb = xm__fallback_cpu(ctx, st, why, sizeof why);
+  if (fb != XM_OK)
+    return fb;
+  st = job(ctx, arg, 1);
+  size_t len = strlen(notes);
+  snprintf(notes + len, cap - len, "warning: %s; ran on the cpu backend instead\n", why);
+  return st;
+}
+
+/* xm_run as a job of xm__with_fallback. */
+typedef struct xm__run_job {
+  const xm_portfolio *pf;
+  const xm_scenario_file *sf;
+  const xm_config *cfg;
+  const xm_run_opts *opts;
+  xm_run_result *out;
+} xm__run_job;
+
+static xm_status xm__run_job_fn(xm_ctx *ctx, void *arg, int again) {
+  xm__run_job *j = arg;
+  if (again)
+    xm_run_result_free(j->out);
+  return xm__run_once(ctx, j->pf, j->sf, j->cfg, j->opts, 0, j->out);
+}
+
 xm_status xm_run(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
                  const xm_config *cfg, const xm_run_opts *opts, xm_run_result *out) {
   if (!out)
@@ -710,20 +743,6 @@ xm_status xm_run(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf
     xm_config_default(&dflt);
     cfg = &dflt;
   }
-  ctx->err[0] = '\0';
-  xm_status st = xm__run_once(ctx, pf, sf, cfg, opts, 0, out);
-  if (st == XM_OK)
-    return st;
-  /* auto took an OpenCL device that cannot do this run: the cpu backend
-   * does it (decided on the status, not on the message). */
-  char why[1400];
-  xm_status fb = xm__fallback_cpu(ctx, st, why, sizeof why);
-  if (fb != XM_OK)
-    return fb;
-  xm_run_result_free(out);
-  st = xm__run_once(ctx, pf, sf, cfg, opts, 0, out);
-  size_t len = strlen(out->notes);
-  snprintf(out->notes + len, sizeof out->notes - len,
-           "warning: %s; ran on the cpu backend instead\n", why);
-  return st;
+  xm__run_job j = {pf, sf, cfg, opts, out};
+  return xm__with_fallback(ctx, xm__run_job_fn, &j, out->notes, sizeof out->notes);
 }

@@ -223,5 +223,11 @@ xm_status xm__move_loss(xm_ctx *ctx, const xm_config *cfg, const xm__plan *plan,
  * the cpu backend (said in xm_ctx_choice; why[cap] gets the reason) and
  * returns XM_OK, so that the caller runs again; otherwise returns st. */
 xm_status xm__fallback_cpu(xm_ctx *ctx, xm_status st, char *why, size_t cap);
+/* A job of the public API (a run, a backtest): again = 1 when it runs a
+ * second time, on the cpu backend (it first frees what the first try left). */
+typedef xm_status (*xm__job_fn)(xm_ctx *ctx, void *arg, int again);
+/* Runs job; when it fails as xm__fallback_cpu says, switches ctx to the cpu
+ * backend, runs it again and appends the warning to notes[cap]. */
+xm_status xm__with_fallback(xm_ctx *ctx, xm__job_fn job, void *arg, char *notes, size_t cap);
 
 #endif
