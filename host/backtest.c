@@ -127,6 +127,7 @@ static void xm__bt_one(const xm__bt_dayset *days, const double *margin, const do
   out->cc_p = st.p_cc;
   out->zone = st.zone;
   out->peak_to_trough = out->max_increase = NAN;
+  out->inc_from = out->inc_to = -1;
   if (apc) {
     /* the series contiguous for xm__bt_procyclicality: e is too small, so
      * the margin is read in place when stride is 1, else copied */
@@ -140,6 +141,8 @@ static void xm__bt_one(const xm__bt_dayset *days, const double *margin, const do
     if (xm__bt_procyclicality(m ? m : margin, days->n, window, &pc) == XM_OK) {
       out->peak_to_trough = pc.peak_to_trough;
       out->max_increase = pc.max_increase;
+      out->inc_from = pc.inc_from;
+      out->inc_to = pc.inc_to;
     }
     free(m);
   }
@@ -151,6 +154,7 @@ static void xm__bt_none(xm_bt_stats *out) {
   memset(out, 0, sizeof *out);
   out->observed_coverage = out->kupiec_lr = out->kupiec_p = out->christoffersen_lr = NAN;
   out->cc_lr = out->cc_p = out->peak_to_trough = out->max_increase = NAN;
+  out->inc_from = out->inc_to = -1;
   out->zone = st.zone;
 }
 

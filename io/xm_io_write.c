@@ -692,10 +692,14 @@ static void xm__w_flags(xm__wr *w, hid_t g, const char *where, const char *name,
   H5Dclose(did);
 }
 
-/* Writes /pnl/<name> float32 [S x A], chunked and compressed, a money
- * dataset in units. */
-static void xm__w_pnl(xm__wr *w, hid_t g, const char *name, int64_t S, int64_t A, const float *pnl,
+/* Writes /pnl/<set> float32 [S x A], chunked and compressed, a money
+ * dataset in units, along the scales /pnl/<set>.scenario (its labels,
+ * written here) and sa (/pnl/account). */
+static void xm__w_pnl(xm__wr *w, hid_t g, const xm_results_set *set, int64_t A, hid_t sa,
                       const char *units) {
+  const char *name = set->name;
+  int64_t S = set->n_scenarios;
+  const float *pnl = set->pnl;
   hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
   if (dcpl < 0) {
     xm__wfail(w, "/pnl/%s: HDF5 cannot make the creation properties", name);
@@ -715,6 +719,13 @@ static void xm__w_pnl(xm__wr *w, hid_t g, const char *name, int64_t S, int64_t A
     char at[XM__WHERE];
     snprintf(at, sizeof at, "/pnl/%s", name);
     xm__w_money_attrs(w, did, at, units, "loss of each account in each scenario (positive = loss)");
+    char sname[XM__WHERE];
+    snprintf(sname, sizeof sname, "%s.scenario", name);
+    hid_t ss = xm__w_strs(w, g, "/pnl", sname, set->label, S);
+    if (ss >= 0 && (H5DSset_scale(ss, sname) < 0 || H5DSattach_scale(did, ss, 0) < 0 ||
+                    H5DSattach_scale(did, sa, 1) < 0))
+      xm__wfail(w, "%s: HDF5 cannot attach the dimension scales", at);
+    xm__close_d(ss);
   }
   xm__close_d(did);
   H5Pclose(dcpl);
@@ -824,7 +835,7 @@ static void xm__close_dims(hid_t sc[XM__DIM_COUNT]) {
 static uint64_t xm__results_bytes(const xm_results *r) {
   const xm_results_head *h = &r->head;
   uint64_t A = (uint64_t)h->n_accounts, G = (uint64_t)h->n_silos, K = (uint64_t)h->n_sets;
-  uint64_t b = 8 * A * (28 + 8 * G + K) + 2 * xm__strs_bytes(h->account, h->n_accounts) +
+  uint64_t b = 8 * A * (28 + 8 * G + K) + 4 * xm__strs_bytes(h->account, h->n_accounts) +
                2 * xm__strs_bytes(h->account_currency, h->account_currency ? h->n_accounts : 0) +
                48 * A + 8 * xm__strs_bytes(h->silo, h->n_silos) +
                8 * xm__strs_bytes(h->set, h->n_sets);
@@ -832,8 +843,9 @@ static uint64_t xm__results_bytes(const xm_results *r) {
     const xm_results_set *s = &r->sets[k];
     uint64_t S = (uint64_t)s->n_scenarios;
     b += xm__strs_bytes(s->label, s->n_scenarios);
-    if (s->pnl)
-      b += 4 * S * A + 64 * (S / XM__PNL_CHUNK_S + 1) * (A / XM__PNL_CHUNK_A + 1);
+    if (s->pnl) /* and its scenario scale */
+      b += 4 * S * A + 64 * (S / XM__PNL_CHUNK_S + 1) * (A / XM__PNL_CHUNK_A + 1) +
+           xm__strs_bytes(s->label, s->n_scenarios);
     if (s->shock)
       b += 8 * S * (uint64_t)s->n_factors + xm__strs_bytes(s->factor, s->n_factors);
   }
@@ -875,7 +887,8 @@ xm_status xm_results_write(const char *path, const xm_results *r, xm_diag *diag)
     return XM_ENOMEM;
 
   xm__wr w;
-  hid_t sc[XM__DIM_COUNT] = {-1, -1, -1, -1}, g = -1, g2 = -1;
+  hid_t sc[XM__DIM_COUNT] = {-1, -1, -1, -1}, scm[XM__DIM_COUNT] = {-1, -1, -1, -1}, g = -1,
+        g2 = -1;
   xm_status st = xm__wr_begin(&w, path, xm__results_bytes(r), diag);
   if (st != XM_OK)
     goto cleanup;
@@ -883,11 +896,14 @@ xm_status xm_results_write(const char *path, const xm_results *r, xm_diag *diag)
   if (xm__w_dims(&w, w.fid, "", h, NULL, 0,
                  XM__DIM(XM__DIM_ACCOUNT) | XM__DIM(XM__DIM_SILO) | XM__DIM(XM__DIM_SET), sc) < 0)
     goto cleanup;
-  hid_t sa = sc[XM__DIM_ACCOUNT], sg = sc[XM__DIM_SILO], sk = sc[XM__DIM_SET];
-
+  /* /margin carries its own scales (FORMAT.md section 3), so that xarray
+   * opens the group alone labelled by account, silo and set */
   g = xm__w_group(&w, w.fid, "/margin");
-  if (g < 0)
+  if (g < 0 ||
+      xm__w_dims(&w, g, "/margin", h, NULL, 0,
+                 XM__DIM(XM__DIM_ACCOUNT) | XM__DIM(XM__DIM_SILO) | XM__DIM(XM__DIM_SET), scm) < 0)
     goto cleanup;
+  hid_t sa = scm[XM__DIM_ACCOUNT], sg = scm[XM__DIM_SILO], sk = scm[XM__DIM_SET];
   xm__w_margin(&w, g, "requirement", 1, A, 1, r->requirement, sa, -1, units, "margin requirement");
   xm__w_margin(&w, g, "unified", 1, A, 1, r->unified, sa, -1, units,
                "unified requirement: the whole account's worst set measure plus its add-on");
@@ -975,17 +991,19 @@ xm_status xm_results_write(const char *path, const xm_results *r, xm_diag *diag)
     for (int64_t k = 0; k < K; k++)
       any_pnl |= r->sets[k].pnl != NULL;
     if (any_pnl) {
+      xm__close_dims(scm);
       g = xm__w_group(&w, w.fid, "/pnl");
-      if (g < 0)
+      if (g < 0 || xm__w_dims(&w, g, "/pnl", h, NULL, 0, XM__DIM(XM__DIM_ACCOUNT), scm) < 0)
         goto cleanup;
       for (int64_t k = 0; k < K; k++)
         if (r->sets[k].pnl)
-          xm__w_pnl(&w, g, r->sets[k].name, r->sets[k].n_scenarios, A, r->sets[k].pnl, units);
+          xm__w_pnl(&w, g, &r->sets[k], A, scm[XM__DIM_ACCOUNT], units);
     }
   }
 
 cleanup:
   xm__close_g(g2);
+  xm__close_dims(scm);
   xm__close_g(g);
   xm__close_dims(sc);
   free(cur);

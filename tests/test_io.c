@@ -1433,8 +1433,8 @@ static void test_results_write(void **state) {
   assert_int_equal(seed, 42);
 
   /* scales and attachments */
-  hid_t sa = H5Dopen2(fid, "/account", H5P_DEFAULT);
-  hid_t sk = H5Dopen2(fid, "/set", H5P_DEFAULT);
+  hid_t sa = H5Dopen2(fid, "/margin/account", H5P_DEFAULT); /* each group has its scales */
+  hid_t sk = H5Dopen2(fid, "/margin/set", H5P_DEFAULT);
   hid_t bs = H5Dopen2(fid, "/margin/by_set", H5P_DEFAULT);
   hid_t req = H5Dopen2(fid, "/margin/requirement", H5P_DEFAULT);
   assert_true(H5DSis_scale(sa) > 0);
@@ -1451,7 +1451,7 @@ static void test_results_write(void **state) {
   H5Dclose(req);
   H5Dclose(bs);
   /* the version-2 datasets: values, the scales of their dimensions */
-  hid_t sg = H5Dopen2(fid, "/silo", H5P_DEFAULT);
+  hid_t sg = H5Dopen2(fid, "/margin/silo", H5P_DEFAULT);
   for (size_t i = 0; i < sizeof xm_t_rv2_money / sizeof xm_t_rv2_money[0]; i++) {
     hid_t d2 = H5Dopen2(fid, xm_t_rv2_money[i], H5P_DEFAULT);
     if (d2 < 0)
@@ -1583,7 +1583,7 @@ static void xm_t_results_units(char *const *cur, const char *want_units,
   xm_t_attr_vstr(fid, "/margin/minimum_binds", "long_name", buf, sizeof buf);
   assert_true(strlen(buf) > 0);
   hid_t dc = H5Dopen2(fid, "/margin/currency", H5P_DEFAULT),
-        sa = H5Dopen2(fid, "/account", H5P_DEFAULT);
+        sa = H5Dopen2(fid, "/margin/account", H5P_DEFAULT);
   assert_true(dc >= 0 && sa >= 0);
   assert_true(H5DSis_attached(dc, sa, 0) > 0);
   hid_t t = H5Tcopy(H5T_C_S1);

@@ -192,7 +192,7 @@ static void xm_t_fill(xm_backtest_result *r, int save_scenarios) {
       xm_bt_stats *s = &r->silo_stats[a * G + g];
       xm_t_stats_of(s, 0, a + g, 1);
       if (xm_t_empty_silo(a, g)) /* what the driver gives a silo with nothing in it */
-        *s = (xm_bt_stats){0, 0, NAN, NAN, NAN, NAN, NAN, NAN, -1, NAN, NAN};
+        *s = (xm_bt_stats){0, 0, NAN, NAN, NAN, NAN, NAN, NAN, -1, NAN, NAN, -1, -1};
     }
   }
   if (save_scenarios) {

@@ -90,7 +90,7 @@ static double xm_bt_median(double *v, int64_t n) {
   return m % 2 ? v[m / 2] : 0.5 * (v[m / 2 - 1] + v[m / 2]);
 }
 
-static void xm_bt_sum_of(const xm_backtest_result *r, int window, xm_bt_sum *s) {
+static void xm_bt_sum_of(const xm_backtest_result *r, xm_bt_sum *s) {
   memset(s, 0, sizeof *s);
   const xm_bt_stats *cm = r->stats[XM_BT_CROSS_MARGINED], *sl = r->stats[XM_BT_SILOED];
   for (int64_t a = 0; a < r->A; a++) {
@@ -116,11 +116,11 @@ static void xm_bt_sum_of(const xm_backtest_result *r, int window, xm_bt_sum *s) 
     memcpy(s->worst, d, (size_t)s->nworst * sizeof *d);
     free(d);
   }
-  /* the total requirement's peak, trough, and the days of its largest
-   * increase (the first pair, in day order, that gives the library's value) */
+  /* the total requirement's peak and trough; the days of its largest increase */
   const double *M = r->total_margin[XM_BT_REQUIREMENT];
-  double inc = r->total_stats[XM_BT_REQUIREMENT].max_increase;
-  s->peak = s->trough = s->inc_from = s->inc_to = -1;
+  s->peak = s->trough = -1;
+  s->inc_from = r->total_stats[XM_BT_REQUIREMENT].inc_from;
+  s->inc_to = r->total_stats[XM_BT_REQUIREMENT].inc_to;
   for (int64_t i = 0; i < r->N; i++) {
     if (!(M[i] > 0))
       continue;
@@ -128,9 +128,6 @@ static void xm_bt_sum_of(const xm_backtest_result *r, int window, xm_bt_sum *s) 
       s->peak = i;
     if (s->trough < 0 || M[i] < M[s->trough])
       s->trough = i;
-    for (int64_t j = i + 1; s->inc_from < 0 && j <= i + window && j < r->N; j++)
-      if (M[j] / M[i] - 1.0 == inc)
-        s->inc_from = i, s->inc_to = j;
   }
   /* medians over accounts */
   double *v = malloc((size_t)(r->A + 1) * sizeof *v);
@@ -399,7 +396,7 @@ int xm_cli_backtest(int argc, char **argv) {
   double t_write = xm_now() - t_w0;
   if (!j.quiet) {
     xm_bt_sum s;
-    xm_bt_sum_of(&res, in.cfg.backtest.apc_window, &s);
+    xm_bt_sum_of(&res, &s);
     if (j.json)
       xm_bt_json(stdout, &in, &res, &s, j.output, t_write, xm_now() - in.t_start);
     else
