@@ -310,7 +310,9 @@ static void xm__bt_progress_fn(void *arg, int64_t done, int64_t total, const cha
 }
 
 /* The most days a batch holds, and the host memory their sets may take. */
+#ifndef XM__BT_BATCH_DAYS /* (a build may change it, to measure) */
 #define XM__BT_BATCH_DAYS 64
+#endif
 #define XM__BT_BATCH_BYTES ((uint64_t)256 << 20)
 
 /* Everything one backtest needs across its batches. */
