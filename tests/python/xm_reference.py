@@ -50,8 +50,9 @@ Readings of points the spec leaves open (each also noted where it is coded):
 
 Version 2 (METHODOLOGY §2.1-2.3, §4, §4.1, §5, §6; FORMAT.md §1, §3): products,
 currencies, the liquidity add-on, the buffer, the version-2 requirement of an
-account that is not eligible, collateral and calls.  Not covered: the stressed
-period, backtesting (§7).
+account that is not eligible, collateral and calls; the stressed period (§1)
+and backtesting (§7, FORMAT.md §4: backtest(), compare_backtest()), readings at
+the end of this list.
 Readings (fixed with the session that asked for this; each noted where coded):
 
 * Factors the run moves (§1): the underlyings and vol factors of the instruments
@@ -131,6 +132,52 @@ Readings (fixed with the session that asked for this; each noted where coded):
   version) 1e-4 * M_a + 1e-6 * G_a, G_a = sum_i |q| (|V_i(today)| [value type] +
   N_i) R_{c_i->b}(0), N_i = m*S0 (m/S0 for inverse_future / inverse_perpetual, m
   for inverse_option), M_a the reference's requirement.
+
+The stressed period and backtesting (issue 15, decisions D1-D11 of that session):
+
+* stressed_period (§1, D1): the raw h-day sums at every window end t >= h whose
+  /history date is in [apc.stressed_start, apc.stressed_end] (ISO strings compared
+  as strings, both included), all of /history (not limited by the lookback), on
+  the factors the run moves; measure historical.measure, confidence `confidence`;
+  run order historical, montecarlo, montecarlo_stressed, stressed_period, then the
+  ready-made sets.  No window end in the range is an error (ValueError) in a run.
+* w = apc.stressed_weight (D2): 0, a set like any other (in the max); > 0, it
+  is outside the max and the historical column becomes (1 - w) R_hist + w R_sp,
+  both floored first, for the account and for every silo (so S_{a,g} uses the
+  blend), attribution (1 - w) attr_hist + w attr_sp; by_set keeps R_sp
+  unblended in its own column; binding_set is the argmax over the sets in the
+  max.  Lambda_a (§5) still counts the stressed_period losses.
+* Errors (D3, make_config): w outside [0, 1]; one date without the other; w > 0
+  without the dates; w > 0 with historical.enabled = false.
+* Backtest day d (§7, D4): compute() on the history cut at rows 1..d (the EWMA
+  seed, the APC floor, the lookback window and Sigma all of rows 1..d only), with
+  montecarlo.scenarios = backtest.mc_scenarios when > 0, without /sets when
+  backtest.ready_sets = false; an empty stressed_period (no window end <= d in the
+  range) measures 0 for the account and every silo, and with w > 0 the
+  historical measure is then unblended.  Monte Carlo shocks of day d are read from
+  a backtest file written with --save-scenarios (/scenarios/<set>/shock [N x S x
+  F], rows of NaN beyond a day's size dropped).
+* Realised loss (D5): x = the sum of the raw returns of rows d+1..d+h on the moved
+  factors, priced by §2 exactly as a ready-made scenario (h/252 of time decay,
+  funding, today's levels; `scenario` collateral inside the losses), not floored;
+  per silo the L_{a,g} of that move.
+* Margins (D6): unified, cross_margined (C_a), siloed, requirement, silo_margin =
+  by_silo; totals sum_a x_a X_b with X_b today's level of the account's currency.
+* Exceptions (D7) realised > margin strictly; test days d_k = T - h - k h; Kupiec
+  LR regrouped as 2[(N'-x) ln((1-x/N')/(1-p)) + x ln((x/N')/p)] (0 ln 0 = 0),
+  p-value erfc(sqrt(LR/2)); Christoffersen n_ij over consecutive test days
+  (earlier i, later j), a term whose pi has an empty denominator 0; cc_p =
+  exp(-LR_cc/2); traffic light on B = P(X <= x) summed term by term.
+* Holding nothing (D8): no instrument of the silo with a non-zero net quantity
+  and no /collateral row of the account posted to that silo (any quantity, either
+  collateral method): counts 0, the rest NaN, zone "".  Accounts always have
+  statistics.
+* Procyclicality (D9) of requirement (account, total) and of silo_margin:
+  max/min over days with M > 0; max over 0 < j' - j <= apc_window of M(j')/M(j) - 1
+  over j with M(j) > 0; NaN where there is no such day (pair).
+* compare_backtest: a day where realised and margin tie within the §5 bound may
+  count an exception either way; the statistics are then recomputed with the
+  engine's side of that tie.
 """
 
 import argparse
