@@ -387,8 +387,9 @@ static xm_status xm__cpu_liquidity(xm_ctx *ctx, const xm__dblock *b, xm__mem sxm
 
 static xm_status xm__cpu_combine(xm_ctx *ctx, const xm__dblock *b, const xm__dwork *w,
                                  double offset_cap, double per_contract, double beta) {
-  const double *by = XM__P(w->by, const double), *silo = XM__P(w->silo, const double);
-  const double *attr = XM__P(w->attr, const double), *lq = XM__P(w->lq, const double);
+  double *by = XM__P(w->by, double), *silo = XM__P(w->silo, double);
+  double *attr = XM__P(w->attr, double);
+  const double *lq = XM__P(w->lq, const double);
   const int *cross = XM__P(b->cross, const int), *start = XM__P(b->start, const int);
   const int *pinst = XM__P(b->pinst, const int), *psilo = XM__P(b->psilo, const int);
   const double *pqty = XM__P(b->pqty, const double), *instd = XM__P(b->instd, const double);
@@ -397,7 +398,7 @@ static xm_status xm__cpu_combine(xm_ctx *ctx, const xm__dblock *b, const xm__dwo
 #pragma omp parallel for schedule(static) num_threads(ctx->threads)
   for (int64_t a = 0; a < na; a++)
     xm_combine_account(a, w->G, w->K, by, silo, attr, cross, start, pinst, psilo, pqty, b->n, instd,
-                       lq, offset_cap, per_contract, beta, oa, os);
+                       lq, offset_cap, per_contract, beta, w->sp, w->sp_w, w->sp_empty, oa, os);
   return XM_OK;
 }
 

@@ -51,15 +51,10 @@ void xm_run_result_free(xm_run_result *r) {
   free(r->attribution);
   free(r->binding);
   free(r->to_reporting);
-  double *more[] = {r->liquidity,
-                    r->liquidity_by_silo,
-                    r->requirement_by_silo,
-                    r->hedge_credit,
-                    r->collateral_value,
-                    r->collateral,
-                    r->excess,
-                    r->call,
-                    r->call_siloed};
+  double *more[] = {
+      r->liquidity,      r->liquidity_by_silo, r->requirement_by_silo, r->hedge_credit,
+      r->cross_margined, r->collateral_value,  r->collateral,          r->excess,
+      r->call,           r->call_siloed};
   for (size_t i = 0; i < sizeof more / sizeof more[0]; i++)
     free(more[i]);
   free(r->minimum_binds);
@@ -209,7 +204,7 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
     size_t bytes = (size_t)(set->S * F) * sizeof(double);
     if (set->w && (st = be->alloc(ctx, (size_t)set->S * sizeof(double), set->w, &lp.W[x])))
       goto cleanup;
-    if (!plan->resident)
+    if (!plan->resident || set->S == 0)
       continue;
     if (set->is_mc)
       st = be->alloc(ctx, bytes, NULL, &lp.X[x]);
@@ -269,6 +264,9 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
   }
   lp.w.G = G;
   lp.w.K = K;
+  lp.w.sp = sets->sp;
+  lp.w.sp_w = sets->sp_w;
+  lp.w.sp_empty = sets->sp >= 0 && sets->set[sets->sp].S == 0;
   double t_scen = 0.0; /* tiles' shocks made inside the loop */
   for (int64_t b = 0; b < plan->n_blocks; b++) {
     const xm__block *bk = &plan->blocks[b];
@@ -289,6 +287,8 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
     for (int64_t x = 0; x < K; x++) {
       xm__set *set = &sets->set[x];
       int64_t S = set->S;
+      if (S == 0)
+        continue; /* a backtest day before the stressed period: combine makes it 0 */
       lp.w.lay = be->layout(S, bk->na, G);
       for (int64_t s0 = 0; s0 < S; s0 += tile) {
         int64_t ns = S - s0 < tile ? S - s0 : tile;
@@ -449,9 +449,54 @@ static int xm__explain_nonfinite(xm_ctx *ctx, const xm_portfolio *pf, const xm_c
 }
 /* ---- a run ---- */
 
-/* One run on ctx's current backend. */
-static xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
-                              const xm_config *cfg, const xm_run_opts *opts, xm_run_result *out) {
+/* The loss of each account and silo of the plan's blocks under one move
+ * x[F] of the shock columns (a backtest's realised move), on the host with
+ * the shared pricing and aggregation source in the run's precision: today at
+ * the horizon, one revaluation per row, the positions summed as the device
+ * sums them. loss [A x (G + 1)]. */
+static xm_status xm__move_loss(xm_ctx *ctx, const xm_config *cfg, const xm__plan *plan,
+                               const double *x, int64_t F, double *loss) {
+  int single = cfg->precision == XM_SINGLE;
+  double dt = (double)cfg->horizon_days / 252.0, p = cfg->pricing.vol_term_power;
+  double *ex = malloc((size_t)(F + 1) * sizeof *ex);
+  double *d = malloc((size_t)(XM_ND * plan->max_inst + 1) * sizeof *d);
+  double *ell = malloc((size_t)(plan->max_inst + 1) * sizeof *ell);
+  if (!ex || !d || !ell) {
+    free(ex);
+    free(d);
+    free(ell);
+    return xm__fail(ctx, XM_ENOMEM, "out of memory for the realised loss");
+  }
+  for (int64_t f = 0; f < F; f++)
+    ex[f] = exp(x[f]);
+  xm_layout lay = {plan->G + 1, 1, 0};
+  for (int64_t b = 0; b < plan->n_blocks; b++) {
+    const xm__block *bk = &plan->blocks[b];
+    int64_t n = bk->n_inst;
+    memcpy(d, bk->instd, (size_t)(XM_ND * n) * sizeof *d);
+    for (int64_t i = 0; i < n; i++) {
+      if (single) {
+        xm_today_f(i, n, d, bk->insti, (float)dt, (float)p);
+        ell[i] = (double)xm_loss_f(i, n, d, bk->insti, x, ex, 1, (float)cfg->pricing.vol_floor);
+      } else {
+        xm_today_d(i, n, d, bk->insti, dt, p);
+        ell[i] = xm_loss_d(i, n, d, bk->insti, x, ex, 1, cfg->pricing.vol_floor);
+      }
+    }
+    for (int64_t a = 0; a < bk->na; a++)
+      xm_aggregate(a, 0, plan->G, ell, 1, bk->pos_start, bk->pos_inst, bk->pos_silo, bk->pos_qty,
+                   loss + bk->a0 * (plan->G + 1), lay);
+  }
+  free(ex);
+  free(d);
+  free(ell);
+  return XM_OK;
+}
+
+xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
+                       const xm_config *cfg, const xm_run_opts *opts, const xm__run_ext *ext,
+                       xm_run_result *out) {
+  unsigned flags = ext ? ext->flags : 0;
   xm_run_opts o = {0, 0, NULL, NULL};
   if (opts)
     o = *opts;
@@ -474,7 +519,8 @@ static xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scen
       goto cleanup;
     book = &aug;
   }
-  if ((st = xm__sets_build(ctx, book, sf, cfg, &o, &sets, out->notes, sizeof out->notes)) != XM_OK)
+  if ((st = xm__sets_build(ctx, book, sf, cfg, &o, flags, &sets, out->notes, sizeof out->notes)) !=
+      XM_OK)
     goto cleanup;
   K = sets.K;
   out->F = sets.F;
@@ -539,13 +585,14 @@ static xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scen
   out->to_reporting = malloc((size_t)(A + 1) * sizeof(double));
   out->liquidity = malloc((size_t)(A + 1) * sizeof(double));
   out->hedge_credit = malloc((size_t)(A + 1) * sizeof(double));
+  out->cross_margined = malloc((size_t)(A + 1) * sizeof(double));
   out->minimum_binds = malloc((size_t)(A + 1) * sizeof(int32_t));
   out->liquidity_by_silo = malloc((size_t)(A * G + 1) * sizeof(double));
   out->requirement_by_silo = malloc((size_t)(A * G + 1) * sizeof(double));
   if (!out->requirement || !out->unified || !out->siloed || !out->diversification ||
       !out->minimum || !out->binding || !out->by_silo || !out->attribution || !out->to_reporting ||
-      !out->liquidity || !out->hedge_credit || !out->minimum_binds || !out->liquidity_by_silo ||
-      !out->requirement_by_silo) {
+      !out->liquidity || !out->hedge_credit || !out->cross_margined || !out->minimum_binds ||
+      !out->liquidity_by_silo || !out->requirement_by_silo) {
     st = xm__fail(ctx, XM_ENOMEM, "out of memory");
     goto cleanup;
   }
@@ -559,6 +606,7 @@ static xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scen
     out->diversification[a] = oa[XM_O_DIVERSIFICATION];
     out->minimum[a] = oa[XM_O_MINIMUM];
     out->binding[a] = (int32_t)oa[XM_O_BINDING];
+    out->cross_margined[a] = oa[XM_O_CROSSED];
     out->liquidity[a] = oa[XM_O_LIQUIDITY];
     out->hedge_credit[a] = oa[XM_O_HEDGE];
     out->minimum_binds[a] = (int32_t)oa[XM_O_MINBINDS];
@@ -580,7 +628,7 @@ static xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scen
         xm_run_result again;
         memset(&again, 0, sizeof again);
         o.save_scenarios = 1;
-        st = xm__run_once(ctx, pf, sf, cfg, &o, &again);
+        st = xm__run_once(ctx, pf, sf, cfg, &o, ext, &again);
         xm_run_result_free(&again);
         if (st == XM_OK)
           st = xm__fail(ctx, XM_ENUMERIC, "account %s: the requirement is not a finite number",
@@ -594,6 +642,20 @@ static xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scen
   }
   if ((st = xm__collateral_results(ctx, pf, cfg, out)) != XM_OK)
     goto cleanup;
+  if (ext && ext->move) {
+    double *x = malloc((size_t)(sets.F + 1) * sizeof *x);
+    if (!x || !sets.hcol) {
+      free(x);
+      st = xm__fail(ctx, x ? XM_EINTERNAL : XM_ENOMEM, "the realised move needs /history");
+      goto cleanup;
+    }
+    for (int64_t f = 0; f < sets.F; f++)
+      x[f] = ext->move[sets.hcol[f]];
+    st = xm__move_loss(ctx, cfg, &plan, x, sets.F, ext->loss);
+    free(x);
+    if (st != XM_OK)
+      goto cleanup;
+  }
   for (int64_t x = 0; x < K; x++) {
     xm_run_set *rs = &out->sets[x];
     xm__set *s = &sets.set[x];
@@ -630,6 +692,24 @@ cleanup:
   return st;
 }
 
+xm_status xm__fallback_cpu(xm_ctx *ctx, xm_status st, char *why, size_t cap) {
+  if (!ctx->is_auto || ctx->be->kind == XM_BACKEND_CPU ||
+      (st != XM_ERESOURCE && st != XM_EOPENCL && st != XM_EBUILD))
+    return st;
+  snprintf(why, cap, "%s failed (%s: %.900s)", ctx->dev.name, xm_strerror(st), ctx->err);
+  ctx->be->close(ctx);
+  ctx->be = NULL;
+  xm_device_info cpu;
+  xm__cpu_info(&cpu);
+  xm_status s2 = xm__open_backend(ctx, &cpu);
+  if (s2 != XM_OK)
+    return s2;
+  size_t len = strlen(ctx->choice);
+  snprintf(ctx->choice + len, sizeof ctx->choice - len, "; %s: now on the cpu backend", why);
+  ctx->err[0] = '\0';
+  return XM_OK;
+}
+
 xm_status xm_run(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
                  const xm_config *cfg, const xm_run_opts *opts, xm_run_result *out) {
   if (!out)
@@ -643,26 +723,18 @@ xm_status xm_run(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf
     cfg = &dflt;
   }
   ctx->err[0] = '\0';
-  xm_status st = xm__run_once(ctx, pf, sf, cfg, opts, out);
+  xm_status st = xm__run_once(ctx, pf, sf, cfg, opts, NULL, out);
+  if (st == XM_OK)
+    return st;
   /* auto took an OpenCL device that cannot do this run: the cpu backend
    * does it (decided on the status, not on the message). */
-  if (st == XM_OK || !ctx->is_auto || ctx->be->kind == XM_BACKEND_CPU ||
-      (st != XM_ERESOURCE && st != XM_EOPENCL && st != XM_EBUILD))
-    return st;
   char why[1400];
-  snprintf(why, sizeof why, "%s failed (%s: %.900s)", ctx->dev.name, xm_strerror(st), ctx->err);
+  xm_status fb = xm__fallback_cpu(ctx, st, why, sizeof why);
+  if (fb != XM_OK)
+    return fb;
   xm_run_result_free(out);
-  ctx->be->close(ctx);
-  ctx->be = NULL;
-  xm_device_info cpu;
-  xm__cpu_info(&cpu);
-  if ((st = xm__open_backend(ctx, &cpu)) != XM_OK)
-    return st;
-  size_t len = strlen(ctx->choice);
-  snprintf(ctx->choice + len, sizeof ctx->choice - len, "; %s: now on the cpu backend", why);
-  ctx->err[0] = '\0';
-  st = xm__run_once(ctx, pf, sf, cfg, opts, out);
-  len = strlen(out->notes);
+  st = xm__run_once(ctx, pf, sf, cfg, opts, NULL, out);
+  size_t len = strlen(out->notes);
   snprintf(out->notes + len, sizeof out->notes - len,
            "warning: %s; ran on the cpu backend instead\n", why);
   return st;

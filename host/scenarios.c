@@ -158,15 +158,69 @@ void xm__sets_free(xm__sets *s) {
     free(s->set[i].chol);
   }
   free(s->set);
+  free(s->hcol);
   free(s->used);
   free(s->fcol);
   memset(s, 0, sizeof *s);
 }
 
+/* The stressed period's set (METHODOLOGY.md section 1) into *s: the raw h-day
+ * sums of the history columns hcol[0..F) for every window end t >= h whose
+ * date lies in [apc.stressed_start, apc.stressed_end]; S may be 0. */
+static xm_status xm__stressed_set(xm_ctx *ctx, const xm_scenario_file *sf, const int64_t *hcol,
+                                  int64_t F, const xm_config *cfg, xm__set *s) {
+  int64_t T = sf->n_days, Fh = sf->n_hfactors, h = cfg->horizon_days, S = 0;
+  const char *lo = cfg->apc.stressed_start, *hi = cfg->apc.stressed_end;
+  for (int64_t t = h; t <= T; t++)
+    S += strcmp(sf->hist_date[t - 1], lo) >= 0 && strcmp(sf->hist_date[t - 1], hi) <= 0;
+  snprintf(s->name, sizeof s->name, "stressed_period");
+  s->measure = (int)cfg->historical.measure;
+  s->confidence = cfg->confidence;
+  s->S = S;
+  s->X = calloc((size_t)(S * F + 1), sizeof *s->X);
+  s->labels = calloc((size_t)S + 1, sizeof *s->labels);
+  if (!s->X || !s->labels)
+    return xm__fail(ctx, XM_ENOMEM, "out of memory for the stressed period");
+  int64_t i = 0;
+  for (int64_t t = h; t <= T; t++) {
+    if (strcmp(sf->hist_date[t - 1], lo) < 0 || strcmp(sf->hist_date[t - 1], hi) > 0)
+      continue;
+    for (int64_t u = t - h; u < t; u++) /* rows t-h+1 .. t, 1-based */
+      for (int64_t f = 0; f < F; f++)
+        s->X[i * F + f] += sf->hist_return[u * Fh + hcol[f]];
+    if (!(s->labels[i++] = xm__strdup(sf->hist_date[t - 1])))
+      return xm__fail(ctx, XM_ENOMEM, "out of memory");
+  }
+  return XM_OK;
+}
+
+/* The stressed period's keys, checked together (METHODOLOGY.md section 1). */
+static xm_status xm__stressed_keys(xm_ctx *ctx, const xm_config *cfg) {
+  const char *lo = cfg->apc.stressed_start, *hi = cfg->apc.stressed_end;
+  double w = cfg->apc.stressed_weight;
+  if (!lo[0] != !hi[0])
+    return xm__fail(ctx, XM_ECONFIG,
+                    "apc.stressed_start = '%s', apc.stressed_end = '%s': the stressed period "
+                    "needs both dates, or neither",
+                    lo, hi);
+  if (w > 0.0 && !lo[0])
+    return xm__fail(ctx, XM_ECONFIG,
+                    "apc.stressed_weight = %g needs a stressed period: set apc.stressed_start and "
+                    "apc.stressed_end",
+                    w);
+  if (w > 0.0 && !cfg->historical.enabled)
+    return xm__fail(ctx, XM_ECONFIG,
+                    "apc.stressed_weight = %g blends the stressed period into the historical "
+                    "set, but historical.enabled = false",
+                    w);
+  return XM_OK;
+}
+
 xm_status xm__sets_build(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
-                         const xm_config *cfg, const xm_run_opts *opts, xm__sets *out, char *notes,
-                         size_t cap) {
+                         const xm_config *cfg, const xm_run_opts *opts, unsigned flags,
+                         xm__sets *out, char *notes, size_t cap) {
   memset(out, 0, sizeof *out);
+  out->sp = -1;
   xm_run_opts o = {0, 0, NULL, NULL};
   if (opts)
     o = *opts;
@@ -225,7 +279,10 @@ xm_status xm__sets_build(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_
   /* The sets, in run order. */
   int hist = cfg->historical.enabled, mc = cfg->montecarlo.enabled;
   int stressed = mc && cfg->montecarlo.correlation_stress > 0.0;
-  K = (hist ? 1 : 0) + (mc ? 1 : 0) + (stressed ? 1 : 0) + sf->n_sets;
+  int sp = cfg->apc.stressed_start[0] != '\0';
+  if ((st = xm__stressed_keys(ctx, cfg)) != XM_OK)
+    goto cleanup;
+  K = (hist ? 1 : 0) + (mc ? 1 : 0) + (stressed ? 1 : 0) + sp + sf->n_sets;
   if (K == 0) {
     st = xm__fail(ctx, XM_ECONFIG,
                   "no scenario set to run: historical and Monte Carlo are disabled and %s has no "
@@ -239,7 +296,7 @@ xm_status xm__sets_build(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_
     double per = 48.0 + 8.0 * (double)F * (ctx->be->host_memory ? 2 : 0) +
                  (o.save_scenarios ? 8.0 * (double)F : 0.0) +
                  (o.save_pnl ? 4.0 * (double)pf->n_accounts : 0.0);
-    double S_all = (hist ? (double)sf->n_days : 0.0) +
+    double S_all = (hist + sp) * (double)sf->n_days +
                    (double)(mc + stressed) * (double)cfg->montecarlo.scenarios;
     for (int64_t r = 0; r < sf->n_sets; r++)
       S_all += (double)sf->sets[r].n_scenarios;
@@ -265,10 +322,11 @@ xm_status xm__sets_build(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_
   }
   out->K = K;
   x = 0;
-  if (hist || mc) {
+  if (hist || mc || sp) {
     if (sf->n_days == 0) {
       st = xm__fail(ctx, XM_EFORMAT,
-                    "%s: /history is missing, but the historical or Monte Carlo set is enabled",
+                    "%s: /history is missing, but the historical, Monte Carlo or stressed-period "
+                    "set is enabled",
                     sf->path ? sf->path : "scenarios");
       goto cleanup;
     }
@@ -282,7 +340,7 @@ xm_status xm__sets_build(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_
                     pf->valuation_date, pf->path ? pf->path : "the portfolio");
       goto cleanup;
     }
-    hcol = malloc((size_t)(F + 1) * sizeof *hcol);
+    hcol = out->hcol = malloc((size_t)(F + 1) * sizeof *hcol);
     if (!hcol) {
       st = xm__fail(ctx, XM_ENOMEM, "out of memory");
       goto cleanup;
@@ -293,7 +351,7 @@ xm_status xm__sets_build(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_
       if (hcol[f] < 0) {
         st = xm__fail(ctx, XM_EFORMAT,
                       "%s: /history/factor has no column '%s', which positions of %s use "
-                      "(needed by the historical and Monte Carlo sets)",
+                      "(needed by the historical, Monte Carlo and stressed-period sets)",
                       sf->path ? sf->path : "scenarios", pf->factor_name[used[f]],
                       pf->path ? pf->path : "the portfolio");
         goto cleanup;
@@ -301,10 +359,12 @@ xm_status xm__sets_build(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_
     }
     double *hx = NULL;
     int64_t S = 0, W = 0;
-    st = xm__historical_set(sf, hcol, F, cfg, &hx, &S, &filtered, &W, err, sizeof err);
-    if (st != XM_OK) {
-      xm__fail(ctx, st, "%s", err);
-      goto cleanup;
+    if (hist || mc) {
+      st = xm__historical_set(sf, hcol, F, cfg, &hx, &S, &filtered, &W, err, sizeof err);
+      if (st != XM_OK) {
+        xm__fail(ctx, st, "%s", err);
+        goto cleanup;
+      }
     }
     if (hist) {
       xm__set *s = &sets[x++];
@@ -392,6 +452,22 @@ xm_status xm__sets_build(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_
         }
       }
     }
+    if (sp) {
+      out->sp = x;
+      out->sp_w = cfg->apc.stressed_weight;
+      if ((st = xm__stressed_set(ctx, sf, hcol, F, cfg, &sets[x++])) != XM_OK)
+        goto cleanup;
+      /* a backtest day before the period: it measures 0 (combine) */
+      if (sets[x - 1].S == 0 && !(flags & XM__SETS_BACKTEST)) {
+        st = xm__fail(ctx, XM_ECONFIG,
+                      "apc.stressed_start = '%s', apc.stressed_end = '%s': no window of "
+                      "horizon_days = %d in %s's /history ends in that range (%s .. %s)",
+                      cfg->apc.stressed_start, cfg->apc.stressed_end, cfg->horizon_days,
+                      sf->path ? sf->path : "the scenario file", sf->hist_date[0],
+                      sf->hist_date[sf->n_days - 1]);
+        goto cleanup;
+      }
+    }
   }
   for (int64_t r = 0; r < sf->n_sets; r++) {
     const xm_scenario_set *rs = &sf->sets[r];
@@ -448,6 +524,5 @@ cleanup:
   free(sigma);
   free(filtered);
   free(scol);
-  free(hcol);
   return st;
 }

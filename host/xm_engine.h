@@ -61,10 +61,15 @@ typedef struct xm__sets {
   int64_t F;     /* factors in the shock rows: those positions use */
   int64_t *fcol; /* [n_factors] portfolio factor -> shock column, or -1 */
   int64_t *used; /* [F] shock column -> portfolio factor */
+  int64_t *hcol; /* [F] shock column -> /history column (NULL when no set uses the history) */
   int64_t K;
   xm__set *set;     /* [K], in run order */
   double jitter[2]; /* added to Sigma / Sigma_kappa before Cholesky */
-  uint64_t bytes;   /* host memory they hold (shocks, Cholesky factors) */
+  /* the stressed period (METHODOLOGY.md section 1): its set, or -1, and
+   * apc.stressed_weight (> 0: blended into the historical set, set 0) */
+  int64_t sp;
+  double sp_w;
+  uint64_t bytes; /* host memory they hold (shocks, Cholesky factors) */
 } xm__sets;
 
 /* Builds the sets of cfg for pf from sf (METHODOLOGY.md section 1), using
@@ -72,9 +77,10 @@ typedef struct xm__sets {
  * does not move) are appended to notes[cap]. XM_EFORMAT / XM_ECONFIG /
  * XM_ENOTPD with the detail in ctx. *out is owned by the caller
  * (xm__sets_free), also on failure. */
+#define XM__SETS_BACKTEST 1u /* flags: a backtest day (an empty stressed period measures 0) */
 xm_status xm__sets_build(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
-                         const xm_config *cfg, const xm_run_opts *opts, xm__sets *out, char *notes,
-                         size_t cap);
+                         const xm_config *cfg, const xm_run_opts *opts, unsigned flags,
+                         xm__sets *out, char *notes, size_t cap);
 void xm__sets_free(xm__sets *s);
 
 /* The historical set (double, host): shocks [S x nf] for the history columns
@@ -192,5 +198,25 @@ typedef struct xm__outputs {
  * are copied to sets->set[x].X. */
 xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const xm__plan *plan,
                        int keep_mc, const xm_run_opts *opts, xm__outputs *out);
+
+/* ---- a run ---- */
+
+/* What a backtest day asks of a run besides its results (host/backtest.c). */
+typedef struct xm__run_ext {
+  unsigned flags;     /* xm__sets_build's */
+  const double *move; /* [n_hfactors] a realised move by /history column, or NULL */
+  double *loss;       /* [A x (G + 1)] its loss (section 2, not floored): account, then silos */
+} xm__run_ext;
+
+/* One run on ctx's current backend (xm_run without the fallback); ext NULL
+ * for a plain run. */
+xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
+                       const xm_config *cfg, const xm_run_opts *opts, const xm__run_ext *ext,
+                       xm_run_result *out);
+/* After a failure st of a context made by --device auto on an OpenCL
+ * device: when st is XM_ERESOURCE, XM_EOPENCL or XM_EBUILD, switches ctx to
+ * the cpu backend (said in xm_ctx_choice; why[cap] gets the reason) and
+ * returns XM_OK, so that the caller runs again; otherwise returns st. */
+xm_status xm__fallback_cpu(xm_ctx *ctx, xm_status st, char *why, size_t cap);
 
 #endif

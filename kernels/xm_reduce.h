@@ -312,18 +312,41 @@ XM_INLINE void xm_liquidity_account(xm_i64 a, int G, XM_GLOBAL const int *lq_sta
 #define XM_S_LQ 2
 #define XM_S_REQ 3 /* M_g */
 #define XM_NSILO 4
-XM_INLINE void xm_combine_account(
-    xm_i64 a, int G, xm_i64 K, XM_GLOBAL const double *by_set, XM_GLOBAL const double *silo_set,
-    XM_GLOBAL const double *attr_set, XM_GLOBAL const int *cross, XM_GLOBAL const int *pos_start,
-    XM_GLOBAL const int *pos_inst, XM_GLOBAL const int *pos_silo, XM_GLOBAL const double *pos_qty,
-    xm_i64 n, XM_GLOBAL const double *instd, XM_GLOBAL const double *lq, double offset_cap,
-    double per_contract, double beta, XM_GLOBAL double *out_acct, XM_GLOBAL double *out_silo) {
+XM_INLINE void xm_combine_account(xm_i64 a, int G, xm_i64 K, XM_GLOBAL double *by_set,
+                                  XM_GLOBAL double *silo_set, XM_GLOBAL double *attr_set,
+                                  XM_GLOBAL const int *cross, XM_GLOBAL const int *pos_start,
+                                  XM_GLOBAL const int *pos_inst, XM_GLOBAL const int *pos_silo,
+                                  XM_GLOBAL const double *pos_qty, xm_i64 n,
+                                  XM_GLOBAL const double *instd, XM_GLOBAL const double *lq,
+                                  double offset_cap, double per_contract, double beta, xm_i64 sp,
+                                  double spw, int sp_empty, XM_GLOBAL double *out_acct,
+                                  XM_GLOBAL double *out_silo) {
+  /* The stressed period (METHODOLOGY.md section 1), set sp (-1: none): a
+   * backtest day on which it has no window measures 0 (sp_empty); with
+   * weight spw > 0 the historical set (0) becomes (1 - spw) R_hist + spw R_sp,
+   * for the account, each silo and the attribution, and sp leaves the max. */
+  xm_i64 skip = sp >= 0 && spw > 0.0 ? sp : -1;
+  if (sp >= 0) {
+    for (int g = -1; g < G; g++) {
+      XM_GLOBAL double *v = g < 0 ? by_set + a * K : silo_set + (a * G + g) * K;
+      XM_GLOBAL double *t = attr_set + (a * G + (g < 0 ? 0 : g)) * K;
+      if (sp_empty) {
+        v[sp] = 0.0;
+        if (g >= 0)
+          t[sp] = 0.0;
+      } else if (skip >= 0) {
+        v[0] = (1.0 - spw) * v[0] + spw * v[sp];
+        if (g >= 0)
+          t[0] = (1.0 - spw) * t[0] + spw * t[sp];
+      }
+    }
+  }
   /* A non-finite measure of any set (xm_floor0 keeps it) binds: the requirement
    * is then not finite, and the engine refuses the run naming its cause. */
   double U = by_set[a * K];
   xm_i64 bind = 0;
   for (xm_i64 x = 1; x < K && isfinite(U); x++)
-    if (by_set[a * K + x] > U || !isfinite(by_set[a * K + x])) {
+    if (x != skip && (by_set[a * K + x] > U || !isfinite(by_set[a * K + x]))) {
       U = by_set[a * K + x];
       bind = x;
     }
@@ -344,7 +367,8 @@ XM_INLINE void xm_combine_account(
   for (int g = 0; g < G; g++) {
     double c = silo_set[(a * G + g) * K];
     for (xm_i64 x = 1; x < K && isfinite(c); x++)
-      c = silo_set[(a * G + g) * K + x] > c || !isfinite(silo_set[(a * G + g) * K + x])
+      c = x != skip &&
+                  (silo_set[(a * G + g) * K + x] > c || !isfinite(silo_set[(a * G + g) * K + x]))
               ? silo_set[(a * G + g) * K + x]
               : c;
     double lg = lq[a * (G + 1) + 1 + g], core = c + lg;

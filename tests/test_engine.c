@@ -177,7 +177,7 @@ static int teardown(void **state) {
 static void plan_of(xm_ctx *ctx, const xm_scenario_file *sf, const xm_config *cfg, xm__sets *sets,
                     xm__plan *plan) {
   char notes[1024] = "";
-  assert_int_equal(xm__sets_build(ctx, &book, sf, cfg, NULL, sets, notes, sizeof notes), XM_OK);
+  assert_int_equal(xm__sets_build(ctx, &book, sf, cfg, NULL, 0, sets, notes, sizeof notes), XM_OK);
   xm_status st = xm__plan_build(ctx, &book, sets, 0, plan);
   if (st != XM_OK)
     print_message("plan: %s\n", xm_ctx_last_error(ctx));
@@ -305,7 +305,8 @@ static void plan_impossible(void **state) {
   xm__plan p;
   char notes[1024] = "";
   assert_int_equal(
-      xm__sets_build(ctx_tight, &book, &sf, &cfg_ready, NULL, &sets, notes, sizeof notes), XM_OK);
+      xm__sets_build(ctx_tight, &book, &sf, &cfg_ready, NULL, 0, &sets, notes, sizeof notes),
+      XM_OK);
   assert_int_equal(xm__plan_build(ctx_tight, &book, &sets, 0, &p), XM_ERESOURCE);
   assert_non_null(strstr(xm_ctx_last_error(ctx_tight), "mem-limit"));
   xm__plan_free(&p);
@@ -1026,8 +1027,8 @@ static void currencies(void **state) {
   xm__sets sets;
   xm__plan plan;
   char notes[1024] = "";
-  assert_int_equal(xm__sets_build(ctx_free, &cb, &sf, &cfg_ready, NULL, &sets, notes, sizeof notes),
-                   XM_OK);
+  assert_int_equal(
+      xm__sets_build(ctx_free, &cb, &sf, &cfg_ready, NULL, 0, &sets, notes, sizeof notes), XM_OK);
   assert_int_equal(sets.F, 4); /* BTC, EURUSD (the EUR account, FESX), SX5E, BTC.iv */
   assert_int_equal(xm__plan_build(ctx_free, &cb, &sets, 0, &plan), XM_OK);
   assert_int_equal(plan.n_blocks, 1);

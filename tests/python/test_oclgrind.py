@@ -143,7 +143,10 @@ def main():
         # Carlo sets (Student-t draws, correlation stress: the scale, normals,
         # exp kernels and CLBlast's SYRK and GEMM).
         sets_only = ["--set", "historical.enabled=false", "--set", "montecarlo.enabled=false"]
-        hist = ["--set", "montecarlo.enabled=false", "--set", "historical.lookback=40"]
+        # the stressed period blended into the historical set (the combine kernel's blend)
+        hist = ["--set", "montecarlo.enabled=false", "--set", "historical.lookback=40",
+                "--set", "apc.stressed_start=2026-06-10", "--set", "apc.stressed_end=2026-06-30",
+                "--set", "apc.stressed_weight=0.3"]
         mc = ["--set", "historical.enabled=false", "--set", "montecarlo.scenarios=40",
               "--set", "montecarlo.correlation_stress=0.3", "--set", "historical.lookback=40"]
         scen = sets_only + ["--set", "collateral.method=scenario"]
