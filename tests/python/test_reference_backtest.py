@@ -276,8 +276,11 @@ def cases(books, mcseed):
     out["C_scenario"] = (cb, cs, dict(BASE, **{"montecarlo.seed": mcseed + 2, "collateral.method": "scenario",
                                                "apc.buffer": 0.1, "horizon_days": 2},
                                       **stressed_keys(cs, 10, 30, 0.25)))
+    # the stressed range is the crisis of the last rows (stress_history): empty on days 51..60, then a floor
     out["C_schedule"] = (sb, ss, dict(BASE, **{"montecarlo.enabled": False, "backtest.ready_sets": False,
-                                               "historical.ewma_lambda": 0.94}))
+                                               "historical.ewma_lambda": 0.94, "apc.stressed_weight": 0.0,
+                                               "apc.stressed_start": row_date(ss, STRESS_FROM),
+                                               "apc.stressed_end": "2030-01-01"}))
     return out
 
 
@@ -396,6 +399,9 @@ def coverage_checks(name, ref, cfg):
         name, ref["stats/requirement/exceptions_all"].tolist(), int(ref["stats/silo/exceptions_all"].sum()),
         sorted(set(ref["stats/requirement/zone"].tolist()))))
     T.check("%s: the margins are not all 0" % name, np.any(req > 0))
+    bind = ref["series/binding_set"]
+    print("# %s: binding sets over the days and accounts %s" % (name, {K[k]: int(np.sum(bind == k))
+                                                                      for k in range(len(K)) if np.any(bind == k)}))
 
 
 # --------------------------------------------------------------------------
