@@ -127,6 +127,7 @@ static void xm__bt_one(const xm__bt_dayset *days, const double *margin, const do
   out->cc_p = st.p_cc;
   out->zone = st.zone;
   out->peak_to_trough = out->max_increase = NAN;
+  out->inc_from = out->inc_to = -1;
   if (apc) {
     /* the series contiguous for xm__bt_procyclicality: e is too small, so
      * the margin is read in place when stride is 1, else copied */
@@ -140,6 +141,8 @@ static void xm__bt_one(const xm__bt_dayset *days, const double *margin, const do
     if (xm__bt_procyclicality(m ? m : margin, days->n, window, &pc) == XM_OK) {
       out->peak_to_trough = pc.peak_to_trough;
       out->max_increase = pc.max_increase;
+      out->inc_from = pc.inc_from;
+      out->inc_to = pc.inc_to;
     }
     free(m);
   }
@@ -151,6 +154,7 @@ static void xm__bt_none(xm_bt_stats *out) {
   memset(out, 0, sizeof *out);
   out->observed_coverage = out->kupiec_lr = out->kupiec_p = out->christoffersen_lr = NAN;
   out->cc_lr = out->cc_p = out->peak_to_trough = out->max_increase = NAN;
+  out->inc_from = out->inc_to = -1;
   out->zone = st.zone;
 }
 
@@ -200,38 +204,29 @@ static xm_status xm__bt_statistics(xm_ctx *ctx, const xm_portfolio *pf, const xm
   return XM_OK;
 }
 
-/* Copies n strings. */
-static char **xm__bt_strdup_all(char *const *s, int64_t n) {
-  char **d = calloc((size_t)n + 1, sizeof *d);
-  for (int64_t i = 0; d && i < n; i++)
-    if (!(d[i] = xm__strdup(s[i]))) {
-      xm__free_strings(d, i);
-      return NULL;
-    }
-  return d;
-}
-
-/* The arrays of out for N days, after the first day's run r0. */
+/* The arrays of out for the N days, from the first day's sets. */
 static xm_status xm__bt_alloc(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
-                              const xm__bt_dayset *days, int h, const xm_run_result *r0, int save,
+                              const xm__bt_dayset *days, int h, const xm__sets *one, int save,
                               xm_backtest_result *out) {
-  int64_t N = days->n, A = r0->A, G = r0->G, K = r0->K;
+  int64_t N = days->n, A = pf->n_accounts, G = pf->n_silos, K = one->K, F = one->F;
   out->N = N;
   out->n_tests = days->n_tests;
   out->A = A;
   out->G = G;
   out->K = K;
-  out->F = r0->F;
+  out->F = F;
   out->first_day = days->first;
   out->horizon = h;
   out->day = calloc((size_t)N + 1, sizeof *out->day);
   out->realised_end = calloc((size_t)N + 1, sizeof *out->realised_end);
   out->test_day = calloc((size_t)N + 1, sizeof *out->test_day);
   out->set = calloc((size_t)K + 1, sizeof *out->set);
-  out->factor = xm__bt_strdup_all(r0->factor, r0->F);
+  out->factor = calloc((size_t)F + 1, sizeof *out->factor);
   int ok = out->day && out->realised_end && out->test_day && out->set && out->factor;
   for (int64_t x = 0; ok && x < K; x++)
-    ok = (out->set[x] = xm__strdup(r0->sets[x].name)) != NULL;
+    ok = (out->set[x] = xm__strdup(one->set[x].name)) != NULL;
+  for (int64_t f = 0; ok && f < F; f++)
+    ok = (out->factor[f] = xm__strdup(pf->factor_name[one->used[f]])) != NULL;
   for (int64_t j = 0; ok && j < N; j++) {
     int64_t d = days->first + j;
     ok = (out->day[j] = xm__strdup(sf->hist_date[d - 1])) &&
@@ -252,43 +247,28 @@ static xm_status xm__bt_alloc(xm_ctx *ctx, const xm_portfolio *pf, const xm_scen
   out->to_reporting = malloc((size_t)(A + 1) * sizeof(double));
   ok = ok && out->realised && out->silo_margin && out->realised_by_silo && out->binding &&
        out->total_realised && out->to_reporting;
-  if (ok)
-    memcpy(out->to_reporting, r0->to_reporting, (size_t)A * sizeof(double));
+  for (int64_t a = 0; ok && a < A; a++)
+    out->to_reporting[a] = xm__fx_level(pf, xm__acct_fx(pf, a));
   if (ok && save) {
     out->shock = calloc((size_t)K + 1, sizeof *out->shock);
     out->shock_S = calloc((size_t)K + 1, sizeof *out->shock_S);
     out->delta = calloc((size_t)K + 1, sizeof *out->delta);
     ok = out->shock && out->shock_S && out->delta;
+    for (int64_t x = 0; ok && x < K; x++)
+      if (one->set[x].is_mc)
+        ok = (out->delta[x] = calloc((size_t)N + 1, sizeof(double))) != NULL;
   }
-  (void)pf;
   return ok ? XM_OK
             : xm__fail(ctx, XM_ENOMEM, "out of memory for a backtest of %lld days", (long long)N);
 }
 
-/* Keeps day j's shocks of every set (--save-scenarios). Each set's largest
- * size is its size on the last day (the window and the stressed period only
- * grow with d), so the arrays are sized when the last day is known: here,
- * each day's rows are kept in a list until then. */
+/* --save-scenarios: each day's shocks of each set, kept until the last day
+ * gives each set's largest size (the window and the stressed period only
+ * grow with d), then laid out as FORMAT.md section 4's [N x S_max x F]. */
 typedef struct xm__bt_saved {
   double **X; /* [N x K] each day's shocks of each set, [S x F] */
   int64_t *S; /* [N x K] */
 } xm__bt_saved;
-
-static xm_status xm__bt_keep(xm_ctx *ctx, xm__bt_saved *sv, int64_t j, xm_run_result *r,
-                             xm_backtest_result *out) {
-  int64_t K = out->K;
-  for (int64_t x = 0; x < K; x++) {
-    sv->X[j * K + x] = r->sets[x].shock;
-    r->sets[x].shock = NULL;
-    sv->S[j * K + x] = r->sets[x].S;
-    if (!strcmp(out->set[x], "montecarlo") || !strcmp(out->set[x], "montecarlo_stressed")) {
-      if (!out->delta[x] && !(out->delta[x] = calloc((size_t)out->N + 1, sizeof(double))))
-        return xm__fail(ctx, XM_ENOMEM, "out of memory");
-      out->delta[x][j] = r->jitter[strcmp(out->set[x], "montecarlo") ? 1 : 0];
-    }
-  }
-  return XM_OK;
-}
 
 static xm_status xm__bt_assemble(xm_ctx *ctx, xm__bt_saved *sv, xm_backtest_result *out) {
   int64_t N = out->N, K = out->K, F = out->F;
@@ -314,105 +294,287 @@ static xm_status xm__bt_assemble(xm_ctx *ctx, xm__bt_saved *sv, xm_backtest_resu
   return XM_OK;
 }
 
+/* A batch's progress (the loop's, per set and block) as the backtest's, per day. */
+typedef struct xm__bt_progress {
+  const xm_run_opts *user;
+  const xm_scenario_file *sf;
+  int64_t first, j0, nb, N; /* the batch is days j0 .. j0 + nb of N */
+} xm__bt_progress;
+
+static void xm__bt_progress_fn(void *arg, int64_t done, int64_t total, const char *set) {
+  const xm__bt_progress *p = arg;
+  (void)set;
+  int64_t j = p->j0 + (total > 0 ? done * p->nb / total : p->nb);
+  if (j > p->j0)
+    p->user->progress(p->user->progress_arg, j, p->N, p->sf->hist_date[p->first + j - 2]);
+}
+
+/* The most days a batch holds, and the host memory their sets may take. */
+#define XM__BT_BATCH_DAYS 64
+#define XM__BT_BATCH_BYTES ((uint64_t)256 << 20)
+
+/* Everything one backtest needs across its batches. */
+typedef struct xm__bt_job {
+  const xm_portfolio *pf, *book; /* book: pf, or with its collateral as positions */
+  const xm_scenario_file *sf;
+  xm_scenario_file sd; /* the history up to d; the ready-made sets or none */
+  xm_config cd;        /* a day's run: the backtest's Monte Carlo size */
+  const xm__bt_dayset *days;
+  const xm_run_opts *opts;
+  int save;
+  xm__bt_saved sv;
+  double *move, *x, *loss; /* [F_h], [F], [A x (G + 1)] */
+} xm__bt_job;
+
+/* Prefixes ctx's message with the day it is about. */
+static void xm__bt_day_fail(xm_ctx *ctx, xm_status st, const xm_scenario_file *sf, int64_t d) {
+  char why[1600];
+  snprintf(why, sizeof why, "%.1500s", ctx->err);
+  xm__fail(ctx, st, "backtest day %s (/history row %lld): %s", sf->hist_date[d - 1], (long long)d,
+           why);
+}
+
+/* Day j's results from the batch's outputs (day b of it) and its realised loss. */
+static xm_status xm__bt_collect(xm_ctx *ctx, xm__bt_job *jb, const xm__sets *comb,
+                                const xm__plan *plan, const xm__outputs *ev, int64_t b, int64_t j,
+                                xm_backtest_result *out) {
+  const xm_portfolio *pf = jb->pf;
+  const xm_scenario_file *sf = jb->sf;
+  int64_t A = pf->n_accounts, G = pf->n_silos, Fh = sf->n_hfactors, d = jb->days->first + j;
+  int h = jb->cd.horizon_days;
+  /* the raw move of rows d+1 .. d+h (1-based) */
+  for (int64_t f = 0; f < Fh; f++)
+    jb->move[f] = 0.0;
+  for (int64_t u = d; u < d + h; u++)
+    for (int64_t f = 0; f < Fh; f++)
+      jb->move[f] += sf->hist_return[u * Fh + f];
+  for (int64_t f = 0; f < comb->F; f++)
+    jb->x[f] = jb->move[comb->hcol[f]];
+  xm_status st = xm__move_loss(ctx, &jb->cd, plan, jb->x, comb->F, jb->loss);
+  if (st != XM_OK)
+    return st;
+  for (int64_t a = 0; a < A; a++) {
+    const double *oa = ev->acct + (b * A + a) * XM_NOUT;
+    const double *la = jb->loss + a * (G + 1);
+    double xb = out->to_reporting[a];
+    if (!isfinite(oa[XM_O_REQUIREMENT])) {
+      /* the day alone, for the message that names the set, scenario and instrument */
+      xm_run_result r;
+      memset(&r, 0, sizeof r);
+      jb->sd.n_days = d;
+      st = xm__run_once(ctx, pf, &jb->sd, &jb->cd, NULL, XM__SETS_BACKTEST, &r);
+      xm_run_result_free(&r);
+      return st != XM_OK
+                 ? st
+                 : xm__fail(ctx, XM_ENUMERIC, "account %s: the requirement is not a finite number",
+                            pf->account_id[a]);
+    }
+    if (!isfinite(la[0]))
+      return xm__fail(ctx, XM_ENUMERIC,
+                      "account %s: the realised loss of the %d days to %s is not a finite number; "
+                      "check /history/return rows %lld..%lld",
+                      pf->account_id[a], h, sf->hist_date[d + h - 1], (long long)d,
+                      (long long)(d + h - 1));
+    const double mv[XM_BT_NMARGIN] = {oa[XM_O_UNIFIED], oa[XM_O_CROSSED], oa[XM_O_SILOED],
+                                      oa[XM_O_REQUIREMENT]};
+    for (int m = 0; m < XM_BT_NMARGIN; m++) {
+      out->margin[m][j * A + a] = mv[m];
+      out->total_margin[m][j] += mv[m] * xb;
+    }
+    out->realised[j * A + a] = la[0];
+    out->total_realised[j] += la[0] * xb;
+    out->binding[j * A + a] = (int32_t)oa[XM_O_BINDING];
+    for (int64_t g = 0; g < G; g++) {
+      out->silo_margin[(j * A + a) * G + g] =
+          ev->silo[((b * A + a) * G + g) * XM_NSILO + XM_S_BYSILO];
+      out->realised_by_silo[(j * A + a) * G + g] = la[1 + g];
+    }
+  }
+  if (jb->save) {
+    int64_t Kd = out->K;
+    for (int64_t x = 0; x < Kd; x++) {
+      xm__set *s = &comb->set[b * Kd + x];
+      jb->sv.X[j * Kd + x] = s->X; /* the Monte Carlo ones kept by the loop */
+      s->X = NULL;
+      jb->sv.S[j * Kd + x] = s->S;
+    }
+  }
+  return XM_OK;
+}
+
+/* Days j0 .. : as many as a batch holds, their sets made one day at a time
+ * and run in one loop (one plan, each block uploaded and priced today once,
+ * every day's sets revalued and reduced, each day combined); *nb gets how
+ * many. */
+static xm_status xm__bt_batch(xm_ctx *ctx, xm__bt_job *jb, int64_t j0, int64_t *nb_out,
+                              xm_backtest_result *out) {
+  const xm__bt_dayset *days = jb->days;
+  int64_t A = jb->pf->n_accounts, G = jb->pf->n_silos, Kd = 0, nb = 0;
+  xm__sets comb;
+  xm__plan plan;
+  xm__outputs ev;
+  memset(&comb, 0, sizeof comb);
+  memset(&plan, 0, sizeof plan);
+  memset(&ev, 0, sizeof ev);
+  comb.sp = -1;
+  xm_run_opts o = {0, jb->save, NULL, NULL};
+  xm_status st = XM_OK;
+  char notes[4096] = "";
+  while (j0 + nb < days->n && nb < XM__BT_BATCH_DAYS &&
+         (nb == 0 || comb.bytes < XM__BT_BATCH_BYTES)) {
+    int64_t j = j0 + nb, d = days->first + j;
+    xm__sets one;
+    jb->sd.n_days = d;
+    st = xm__sets_build(ctx, jb->book, &jb->sd, &jb->cd, &o, XM__SETS_BACKTEST, &one, notes,
+                        j == 0 ? sizeof notes : 0);
+    if (st == XM_OK && !out->day) {
+      st = xm__bt_alloc(ctx, jb->pf, jb->sf, days, jb->cd.horizon_days, &one, jb->save, out);
+      if (st == XM_OK && jb->save) {
+        jb->sv.X = calloc((size_t)(days->n * one.K) + 1, sizeof *jb->sv.X);
+        jb->sv.S = calloc((size_t)(days->n * one.K) + 1, sizeof *jb->sv.S);
+        if (!jb->sv.X || !jb->sv.S)
+          st = xm__fail(ctx, XM_ENOMEM, "out of memory for --save-scenarios");
+      }
+    }
+    if (st == XM_OK && nb == 0) {
+      Kd = one.K;
+      comb = one; /* the columns, the stressed period's place; the sets follow */
+      comb.set = calloc((size_t)(XM__BT_BATCH_DAYS * Kd), sizeof *comb.set);
+      comb.K = 0;
+      comb.bytes = 0;
+      one.fcol = one.used = one.hcol = NULL;
+      if (!comb.set)
+        st = xm__fail(ctx, XM_ENOMEM, "out of memory");
+    } else if (st == XM_OK && (one.K != Kd || one.F != comb.F)) {
+      st = xm__fail(ctx, XM_EINTERNAL,
+                    "backtest day %s: %lld sets of %lld factors, not %lld of %lld",
+                    jb->sf->hist_date[d - 1], (long long)one.K, (long long)one.F, (long long)Kd,
+                    (long long)comb.F);
+    }
+    if (st == XM_OK) {
+      for (int64_t x = 0; jb->save && x < Kd; x++)
+        if (out->delta[x])
+          out->delta[x][j] = one.jitter[strcmp(one.set[x].name, "montecarlo") ? 1 : 0];
+      memcpy(comb.set + comb.K, one.set, (size_t)Kd * sizeof *one.set);
+      memset(one.set, 0, (size_t)Kd * sizeof *one.set);
+      comb.K += Kd;
+      comb.bytes += one.bytes;
+      nb++;
+    }
+    if (st != XM_OK)
+      xm__bt_day_fail(ctx, st, jb->sf, d);
+    xm__sets_free(&one);
+    if (st != XM_OK)
+      goto cleanup;
+  }
+  if (j0 == 0)
+    snprintf(out->notes, sizeof out->notes, "%s", notes);
+  comb.days = nb;
+  *nb_out = nb;
+  if ((st = xm__plan_build(ctx, jb->book, &comb, 0, &plan)) != XM_OK)
+    goto cleanup;
+  ev.acct = malloc((size_t)(nb * A * XM_NOUT + 1) * sizeof(double));
+  ev.silo = malloc((size_t)(nb * A * G * XM_NSILO + 1) * sizeof(double));
+  ev.by_set = malloc((size_t)(A * comb.K + 1) * sizeof(double));
+  if (!ev.acct || !ev.silo || !ev.by_set) {
+    st = xm__fail(ctx, XM_ENOMEM, "out of memory for %lld days of %lld accounts", (long long)nb,
+                  (long long)A);
+    goto cleanup;
+  }
+  xm__bt_progress pg = {jb->opts, jb->sf, days->first, j0, nb, days->n};
+  if (jb->opts && jb->opts->progress) {
+    o.progress = xm__bt_progress_fn;
+    o.progress_arg = &pg;
+  }
+  if ((st = xm__evaluate(ctx, &jb->cd, &comb, &plan, jb->save, &o, &ev)) != XM_OK)
+    goto cleanup;
+  for (int64_t b = 0; b < nb; b++) {
+    int64_t j = j0 + b;
+    if ((st = xm__bt_collect(ctx, jb, &comb, &plan, &ev, b, j, out)) != XM_OK) {
+      xm__bt_day_fail(ctx, st, jb->sf, days->first + j);
+      goto cleanup;
+    }
+  }
+cleanup:
+  free(ev.acct);
+  free(ev.silo);
+  free(ev.by_set);
+  xm__plan_free(&plan);
+  xm__sets_free(&comb);
+  return st;
+}
+
 /* Every backtest day on ctx's current backend. */
 static xm_status xm__bt_days_run(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
                                  const xm_config *cfg, const xm_run_opts *opts,
                                  const xm__bt_dayset *days, xm_backtest_result *out) {
-  int h = cfg->horizon_days;
-  int64_t Fh = sf->n_hfactors, N = days->n;
-  xm_config cd = *cfg; /* a day's run: the backtest's Monte Carlo size */
-  if (cfg->backtest.mc_scenarios > 0)
-    cd.montecarlo.scenarios = cfg->backtest.mc_scenarios;
-  xm_scenario_file sd = *sf; /* the history up to d; the ready-made sets or none */
+  xm__bt_job jb;
+  memset(&jb, 0, sizeof jb);
+  jb.pf = jb.book = pf;
+  jb.sf = sf;
+  jb.sd = *sf;
   if (!cfg->backtest.ready_sets) {
-    sd.n_sets = 0;
-    sd.sets = NULL;
+    jb.sd.n_sets = 0;
+    jb.sd.sets = NULL;
   }
-  int save = opts && opts->save_scenarios;
-  xm_run_opts o = {0, save, NULL, NULL};
-  int64_t A = pf->n_accounts, G = pf->n_silos;
-  double *move = malloc((size_t)(Fh + 1) * sizeof *move);
-  double *loss = malloc((size_t)(A * (G + 1) + 1) * sizeof *loss);
-  xm__bt_saved sv = {NULL, NULL};
+  jb.cd = *cfg;
+  if (cfg->backtest.mc_scenarios > 0)
+    jb.cd.montecarlo.scenarios = cfg->backtest.mc_scenarios;
+  jb.days = days;
+  jb.opts = opts;
+  jb.save = opts && opts->save_scenarios;
+  int64_t A = pf->n_accounts, G = pf->n_silos, N = days->n;
+  xm_portfolio aug;
+  void *aug_owned = NULL;
   xm_status st = XM_OK;
-  xm_run_result r;
-  memset(&r, 0, sizeof r);
-  if (!move || !loss) {
+  jb.move = malloc((size_t)(sf->n_hfactors + 1) * sizeof *jb.move);
+  jb.x = malloc((size_t)(pf->n_factors + 1) * sizeof *jb.x);
+  jb.loss = malloc((size_t)(A * (G + 1) + 1) * sizeof *jb.loss);
+  if (!jb.move || !jb.x || !jb.loss) {
     st = xm__fail(ctx, XM_ENOMEM, "out of memory");
     goto cleanup;
   }
-  for (int64_t j = 0; j < N; j++) {
-    int64_t d = days->first + j;
-    /* the raw move of rows d+1 .. d+h (1-based) */
-    for (int64_t f = 0; f < Fh; f++)
-      move[f] = 0.0;
-    for (int64_t u = d; u < d + h; u++)
-      for (int64_t f = 0; f < Fh; f++)
-        move[f] += sf->hist_return[u * Fh + f];
-    sd.n_days = d;
-    xm__run_ext ext = {XM__SETS_BACKTEST, move, loss};
-    if ((st = xm__run_once(ctx, pf, &sd, &cd, &o, &ext, &r)) != XM_OK) {
-      char why[1600];
-      snprintf(why, sizeof why, "%.1500s", ctx->err);
-      xm__fail(ctx, st, "backtest day %s (/history row %lld): %s", sf->hist_date[d - 1],
-               (long long)d, why);
+  /* the book is static: its collateral becomes positions once */
+  if (cfg->collateral.method == XM_COLLATERAL_SCENARIO && pf->n_collateral > 0) {
+    if ((st = xm__collateral_book(ctx, pf, &aug, &aug_owned)) != XM_OK)
       goto cleanup;
-    }
-    if (j == 0) {
-      if ((st = xm__bt_alloc(ctx, pf, sf, days, h, &r, save, out)) != XM_OK)
-        goto cleanup;
-      if (save) {
-        sv.X = calloc((size_t)(N * out->K) + 1, sizeof *sv.X);
-        sv.S = calloc((size_t)(N * out->K) + 1, sizeof *sv.S);
-        if (!sv.X || !sv.S) {
-          st = xm__fail(ctx, XM_ENOMEM, "out of memory for --save-scenarios");
-          goto cleanup;
-        }
-      }
-      snprintf(out->notes, sizeof out->notes, "%s", r.notes);
-    }
-    const double *mv[XM_BT_NMARGIN] = {r.unified, r.cross_margined, r.siloed, r.requirement};
-    for (int64_t a = 0; a < A; a++) {
-      double xb = out->to_reporting[a];
-      for (int m = 0; m < XM_BT_NMARGIN; m++) {
-        out->margin[m][j * A + a] = mv[m][a];
-        out->total_margin[m][j] += mv[m][a] * xb;
-      }
-      const double *la = loss + a * (G + 1);
-      if (!isfinite(la[0])) {
-        st = xm__fail(ctx, XM_ENUMERIC,
-                      "backtest day %s: account %s: the realised loss of the next %d days (to "
-                      "%s) is not a finite number; check /history/return rows %lld..%lld",
-                      sf->hist_date[d - 1], pf->account_id[a], h, sf->hist_date[d + h - 1],
-                      (long long)d, (long long)(d + h - 1));
-        goto cleanup;
-      }
-      out->realised[j * A + a] = la[0];
-      out->total_realised[j] += la[0] * xb;
-      out->binding[j * A + a] = r.binding[a];
-      for (int64_t g = 0; g < G; g++) {
-        out->silo_margin[(j * A + a) * G + g] = r.by_silo[a * G + g];
-        out->realised_by_silo[(j * A + a) * G + g] = la[1 + g];
-      }
-    }
-    if (save && (st = xm__bt_keep(ctx, &sv, j, &r, out)) != XM_OK)
-      goto cleanup;
-    xm_run_result_free(&r);
-    if (opts && opts->progress)
-      opts->progress(opts->progress_arg, j + 1, N, sf->hist_date[d - 1]);
+    jb.book = &aug;
   }
-  if (save)
-    st = xm__bt_assemble(ctx, &sv, out);
+  for (int64_t j0 = 0, nb = 0; j0 < N; j0 += nb) {
+    if ((st = xm__bt_batch(ctx, &jb, j0, &nb, out)) != XM_OK)
+      goto cleanup;
+  }
+  if (jb.save)
+    st = xm__bt_assemble(ctx, &jb.sv, out);
 cleanup:
-  xm_run_result_free(&r);
-  if (sv.X)
+  if (jb.sv.X)
     for (int64_t i = 0; i < N * out->K; i++)
-      free(sv.X[i]);
-  free(sv.X);
-  free(sv.S);
-  free(move);
-  free(loss);
+      free(jb.sv.X[i]);
+  free(jb.sv.X);
+  free(jb.sv.S);
+  free(jb.move);
+  free(jb.x);
+  free(jb.loss);
+  xm__collateral_book_free(aug_owned);
   return st;
+}
+
+/* xm_backtest as a job of xm__with_fallback. */
+typedef struct xm__bt_run {
+  const xm_portfolio *pf;
+  const xm_scenario_file *sf;
+  const xm_config *cfg;
+  const xm_run_opts *opts;
+  const xm__bt_dayset *days;
+  xm_backtest_result *out;
+} xm__bt_run;
+
+static xm_status xm__bt_job_fn(xm_ctx *ctx, void *arg, int again) {
+  xm__bt_run *j = arg;
+  if (again)
+    xm_backtest_result_free(j->out);
+  xm_status st = xm__bt_days_run(ctx, j->pf, j->sf, j->cfg, j->opts, j->days, j->out);
+  return st != XM_OK ? st : xm__bt_statistics(ctx, j->pf, j->cfg, j->days, j->out);
 }
 
 xm_status xm_backtest(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
@@ -427,7 +589,6 @@ xm_status xm_backtest(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_fil
     xm_config_default(&dflt);
     cfg = &dflt;
   }
-  ctx->err[0] = '\0';
   double t0 = xm__now();
   xm__bt_dayset days;
   char msg[512];
@@ -435,20 +596,8 @@ xm_status xm_backtest(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_fil
                              cfg->backtest.days, &days, msg, sizeof msg);
   if (st != XM_OK)
     return xm__fail(ctx, st, "%s: /history: %s", sf->path ? sf->path : "scenarios", msg);
-  st = xm__bt_days_run(ctx, pf, sf, cfg, opts, &days, out);
-  if (st != XM_OK) {
-    /* auto took an OpenCL device that cannot do this: the cpu backend does all of it */
-    char why[1400];
-    if (xm__fallback_cpu(ctx, st, why, sizeof why) == XM_OK) {
-      xm_backtest_result_free(out);
-      st = xm__bt_days_run(ctx, pf, sf, cfg, opts, &days, out);
-      size_t len = strlen(out->notes);
-      snprintf(out->notes + len, sizeof out->notes - len,
-               "warning: %s; ran on the cpu backend instead\n", why);
-    }
-  }
-  if (st == XM_OK)
-    st = xm__bt_statistics(ctx, pf, cfg, &days, out);
+  xm__bt_run j = {pf, sf, cfg, opts, &days, out};
+  st = xm__with_fallback(ctx, xm__bt_job_fn, &j, out->notes, sizeof out->notes);
   out->t_total = xm__now() - t0;
   xm__bt_days_free(&days);
   return st;

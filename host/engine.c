@@ -266,7 +266,7 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
   lp.w.K = K;
   lp.w.sp = sets->sp;
   lp.w.sp_w = sets->sp_w;
-  lp.w.sp_empty = sets->sp >= 0 && sets->set[sets->sp].S == 0;
+  int64_t ndays = sets->days > 0 ? sets->days : 1, kd = K / ndays;
   double t_scen = 0.0; /* tiles' shocks made inside the loop */
   for (int64_t b = 0; b < plan->n_blocks; b++) {
     const xm__block *bk = &plan->blocks[b];
@@ -325,13 +325,20 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
         xm__progress(opts, plan, b, x, set->name);
       }
     }
-    if ((st = be->combine(ctx, &lp.db, &lp.w, cfg->cross_margin.offset_cap,
-                          cfg->minimum.per_contract, cfg->apc.buffer)) ||
-        (st = be->download(ctx, out->acct + bk->a0 * XM_NOUT, lp.w.out_acct, 0,
-                           (size_t)(bk->na * XM_NOUT) * sizeof(double))) ||
-        (st = be->download(ctx, out->silo + bk->a0 * G * XM_NSILO, lp.w.out_silo, 0,
-                           (size_t)(bk->na * G * XM_NSILO) * sizeof(double))) ||
-        (st = be->download(ctx, out->by_set + bk->a0 * K, lp.w.by, 0,
+    /* each day's sets (a run: one day of all K) */
+    for (int64_t j = 0; j < ndays; j++) {
+      lp.w.x0 = j * kd;
+      lp.w.kd = kd;
+      lp.w.sp_empty = sets->sp >= 0 && sets->set[j * kd + sets->sp].S == 0;
+      if ((st = be->combine(ctx, &lp.db, &lp.w, cfg->cross_margin.offset_cap,
+                            cfg->minimum.per_contract, cfg->apc.buffer)) ||
+          (st = be->download(ctx, out->acct + (j * A + bk->a0) * XM_NOUT, lp.w.out_acct, 0,
+                             (size_t)(bk->na * XM_NOUT) * sizeof(double))) ||
+          (st = be->download(ctx, out->silo + (j * A + bk->a0) * G * XM_NSILO, lp.w.out_silo, 0,
+                             (size_t)(bk->na * G * XM_NSILO) * sizeof(double))))
+        goto cleanup;
+    }
+    if ((st = be->download(ctx, out->by_set + bk->a0 * K, lp.w.by, 0,
                            (size_t)(bk->na * K) * sizeof(double))))
       goto cleanup;
     xm__block_release(ctx, &lp.db);
@@ -449,13 +456,8 @@ static int xm__explain_nonfinite(xm_ctx *ctx, const xm_portfolio *pf, const xm_c
 }
 /* ---- a run ---- */
 
-/* The loss of each account and silo of the plan's blocks under one move
- * x[F] of the shock columns (a backtest's realised move), on the host with
- * the shared pricing and aggregation source in the run's precision: today at
- * the horizon, one revaluation per row, the positions summed as the device
- * sums them. loss [A x (G + 1)]. */
-static xm_status xm__move_loss(xm_ctx *ctx, const xm_config *cfg, const xm__plan *plan,
-                               const double *x, int64_t F, double *loss) {
+xm_status xm__move_loss(xm_ctx *ctx, const xm_config *cfg, const xm__plan *plan, const double *x,
+                        int64_t F, double *loss) {
   int single = cfg->precision == XM_SINGLE;
   double dt = (double)cfg->horizon_days / 252.0, p = cfg->pricing.vol_term_power;
   double *ex = malloc((size_t)(F + 1) * sizeof *ex);
@@ -494,9 +496,8 @@ static xm_status xm__move_loss(xm_ctx *ctx, const xm_config *cfg, const xm__plan
 }
 
 xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
-                       const xm_config *cfg, const xm_run_opts *opts, const xm__run_ext *ext,
+                       const xm_config *cfg, const xm_run_opts *opts, unsigned flags,
                        xm_run_result *out) {
-  unsigned flags = ext ? ext->flags : 0;
   xm_run_opts o = {0, 0, NULL, NULL};
   if (opts)
     o = *opts;
@@ -628,7 +629,7 @@ xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_fi
         xm_run_result again;
         memset(&again, 0, sizeof again);
         o.save_scenarios = 1;
-        st = xm__run_once(ctx, pf, sf, cfg, &o, ext, &again);
+        st = xm__run_once(ctx, pf, sf, cfg, &o, flags, &again);
         xm_run_result_free(&again);
         if (st == XM_OK)
           st = xm__fail(ctx, XM_ENUMERIC, "account %s: the requirement is not a finite number",
@@ -642,20 +643,7 @@ xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_fi
   }
   if ((st = xm__collateral_results(ctx, pf, cfg, out)) != XM_OK)
     goto cleanup;
-  if (ext && ext->move) {
-    double *x = malloc((size_t)(sets.F + 1) * sizeof *x);
-    if (!x || !sets.hcol) {
-      free(x);
-      st = xm__fail(ctx, x ? XM_EINTERNAL : XM_ENOMEM, "the realised move needs /history");
-      goto cleanup;
-    }
-    for (int64_t f = 0; f < sets.F; f++)
-      x[f] = ext->move[sets.hcol[f]];
-    st = xm__move_loss(ctx, cfg, &plan, x, sets.F, ext->loss);
-    free(x);
-    if (st != XM_OK)
-      goto cleanup;
-  }
+
   for (int64_t x = 0; x < K; x++) {
     xm_run_set *rs = &out->sets[x];
     xm__set *s = &sets.set[x];
@@ -710,6 +698,39 @@ xm_status xm__fallback_cpu(xm_ctx *ctx, xm_status st, char *why, size_t cap) {
   return XM_OK;
 }
 
+xm_status xm__with_fallback(xm_ctx *ctx, xm__job_fn job, void *arg, char *notes, size_t cap) {
+  ctx->err[0] = '\0';
+  xm_status st = job(ctx, arg, 0);
+  if (st == XM_OK)
+    return st;
+  /* auto took an OpenCL device that cannot do this: the cpu backend does it
+   * (decided on the status, not on the message) */
+  char why[1400];
+  xm_status fb = xm__fallback_cpu(ctx, st, why, sizeof why);
+  if (fb != XM_OK)
+    return fb;
+  st = job(ctx, arg, 1);
+  size_t len = strlen(notes);
+  snprintf(notes + len, cap - len, "warning: %s; ran on the cpu backend instead\n", why);
+  return st;
+}
+
+/* xm_run as a job of xm__with_fallback. */
+typedef struct xm__run_job {
+  const xm_portfolio *pf;
+  const xm_scenario_file *sf;
+  const xm_config *cfg;
+  const xm_run_opts *opts;
+  xm_run_result *out;
+} xm__run_job;
+
+static xm_status xm__run_job_fn(xm_ctx *ctx, void *arg, int again) {
+  xm__run_job *j = arg;
+  if (again)
+    xm_run_result_free(j->out);
+  return xm__run_once(ctx, j->pf, j->sf, j->cfg, j->opts, 0, j->out);
+}
+
 xm_status xm_run(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
                  const xm_config *cfg, const xm_run_opts *opts, xm_run_result *out) {
   if (!out)
@@ -722,20 +743,6 @@ xm_status xm_run(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf
     xm_config_default(&dflt);
     cfg = &dflt;
   }
-  ctx->err[0] = '\0';
-  xm_status st = xm__run_once(ctx, pf, sf, cfg, opts, NULL, out);
-  if (st == XM_OK)
-    return st;
-  /* auto took an OpenCL device that cannot do this run: the cpu backend
-   * does it (decided on the status, not on the message). */
-  char why[1400];
-  xm_status fb = xm__fallback_cpu(ctx, st, why, sizeof why);
-  if (fb != XM_OK)
-    return fb;
-  xm_run_result_free(out);
-  st = xm__run_once(ctx, pf, sf, cfg, opts, NULL, out);
-  size_t len = strlen(out->notes);
-  snprintf(out->notes + len, sizeof out->notes - len,
-           "warning: %s; ran on the cpu backend instead\n", why);
-  return st;
+  xm__run_job j = {pf, sf, cfg, opts, out};
+  return xm__with_fallback(ctx, xm__run_job_fn, &j, out->notes, sizeof out->notes);
 }

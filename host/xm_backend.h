@@ -49,8 +49,11 @@ typedef struct xm__dwork {
   xm__mem by, silo, attr, tail; /* [na x K], [na x G x K] x 2, [na x XM_TAIL] */
   xm__mem out_acct, out_silo;   /* [na x XM_NOUT], [na x G x XM_NSILO] */
   xm__mem lq;                   /* [na x (G + 1)] liquidity add-ons (0 without) */
-  /* the stressed period for combine (xm_combine_account): its set (-1: none),
-   * its weight, 1 when it has no scenario (a backtest day before it) */
+  /* what combine combines (xm_combine_account): the kd sets from set x0 on
+   * (a backtest's day; a run: all K from 0), and among them the stressed
+   * period (-1: none), its weight, 1 when it has no scenario (a backtest day
+   * before it) */
+  int64_t x0, kd;
   int64_t sp;
   double sp_w;
   int sp_empty;

@@ -65,10 +65,13 @@ typedef struct xm__sets {
   int64_t K;
   xm__set *set;     /* [K], in run order */
   double jitter[2]; /* added to Sigma / Sigma_kappa before Cholesky */
-  /* the stressed period (METHODOLOGY.md section 1): its set, or -1, and
-   * apc.stressed_weight (> 0: blended into the historical set, set 0) */
+  /* the stressed period (METHODOLOGY.md section 1): its set (of a day), or
+   * -1, and apc.stressed_weight (> 0: blended into the historical set, 0) */
   int64_t sp;
   double sp_w;
+  /* a backtest's batch: the sets of `days` days, K / days each, day after
+   * day, combined per day (0 or 1: a run) */
+  int64_t days;
   uint64_t bytes; /* host memory they hold (shocks, Cholesky factors) */
 } xm__sets;
 
@@ -185,7 +188,8 @@ xm_status xm__collateral_results(xm_ctx *ctx, const xm_portfolio *pf, const xm_c
 
 /* ---- the loop ---- */
 
-/* What the loop fills: [A x XM_NOUT], [A x G x XM_NSILO], [A x K]. */
+/* What the loop fills: [days x A x XM_NOUT], [days x A x G x XM_NSILO],
+ * [A x K] (days: sets->days, 1 for a run). */
 typedef struct xm__outputs {
   double *acct, *silo, *by_set;
   float **pnl; /* [K] each [S x A], or NULL */
@@ -201,22 +205,29 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
 
 /* ---- a run ---- */
 
-/* What a backtest day asks of a run besides its results (host/backtest.c). */
-typedef struct xm__run_ext {
-  unsigned flags;     /* xm__sets_build's */
-  const double *move; /* [n_hfactors] a realised move by /history column, or NULL */
-  double *loss;       /* [A x (G + 1)] its loss (section 2, not floored): account, then silos */
-} xm__run_ext;
-
-/* One run on ctx's current backend (xm_run without the fallback); ext NULL
- * for a plain run. */
+/* One run on ctx's current backend (xm_run without the fallback); flags as
+ * xm__sets_build's. */
 xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
-                       const xm_config *cfg, const xm_run_opts *opts, const xm__run_ext *ext,
+                       const xm_config *cfg, const xm_run_opts *opts, unsigned flags,
                        xm_run_result *out);
+
+/* The loss of each account and silo of the plan's blocks under one move
+ * x[F] of the shock columns (a backtest's realised move), on the host with
+ * the shared pricing and aggregation source in cfg's precision: today at the
+ * horizon, one revaluation per row, the positions summed as the device sums
+ * them; not floored. loss [A x (G + 1)]: account, then its silos. */
+xm_status xm__move_loss(xm_ctx *ctx, const xm_config *cfg, const xm__plan *plan, const double *x,
+                        int64_t F, double *loss);
 /* After a failure st of a context made by --device auto on an OpenCL
  * device: when st is XM_ERESOURCE, XM_EOPENCL or XM_EBUILD, switches ctx to
  * the cpu backend (said in xm_ctx_choice; why[cap] gets the reason) and
  * returns XM_OK, so that the caller runs again; otherwise returns st. */
 xm_status xm__fallback_cpu(xm_ctx *ctx, xm_status st, char *why, size_t cap);
+/* A job of the public API (a run, a backtest): again = 1 when it runs a
+ * second time, on the cpu backend (it first frees what the first try left). */
+typedef xm_status (*xm__job_fn)(xm_ctx *ctx, void *arg, int again);
+/* Runs job; when it fails as xm__fallback_cpu says, switches ctx to the cpu
+ * backend, runs it again and appends the warning to notes[cap]. */
+xm_status xm__with_fallback(xm_ctx *ctx, xm__job_fn job, void *arg, char *notes, size_t cap);
 
 #endif

@@ -23,10 +23,14 @@ typedef struct xm_results_set {
   char *const *factor; /* [n_factors] */
 } xm_results_set;
 
-typedef struct xm_results {
+/* What every output file of a run carries besides its numbers (FORMAT.md
+ * sections 3 and 4): the root attributes and the dimensions /account, /silo,
+ * /set with each account's currency. */
+typedef struct xm_results_head {
   /* root attributes */
   const char *software_version, *created_utc, *portfolio, *scenarios;
   const char *portfolio_sha256, *scenarios_sha256, *config, *device, *precision;
+  const char *valuation_date;     /* the portfolio's (NULL: "") */
   const char *reporting_currency; /* the portfolio's `currency` (NULL: "") */
   uint64_t seed;
   double elapsed_s;
@@ -38,6 +42,10 @@ typedef struct xm_results {
   /* each account's currency (/margin/currency, the `units` of the money
    * datasets): [A], or NULL; a NULL array or entry is the reporting one */
   char *const *account_currency;
+} xm_results_head;
+
+typedef struct xm_results {
+  xm_results_head head;
   /* /margin, float64 per account */
   const double *requirement, *unified, *siloed, *diversification, *minimum;
   const double *by_set;      /* [A x K] */
@@ -63,6 +71,46 @@ typedef struct xm_results {
 /* Writes atomically: a temporary file in the same folder, fsync'd, renamed
  * over path only when complete. An existing file at path survives a failure. */
 xm_status xm_results_write(const char *path, const xm_results *r, xm_diag *diag);
+
+/* ---- Backtest (FORMAT.md section 4) ---- */
+
+/* --save-scenarios: one set's shocks of every day. */
+typedef struct xm_backtest_file_set {
+  int64_t n_scenarios; /* S: the set's largest size over the days */
+  int64_t n_factors;   /* F */
+  char *const *factor; /* [F] */
+  const double *shock; /* [N x S x F] (a day's rows beyond its size NaN), or NULL: not written */
+  const double *delta; /* [N] the jitter of a Monte Carlo set, or NULL */
+} xm_backtest_file_set;
+
+typedef struct xm_backtest_file {
+  xm_results_head head;      /* head.set: the sets of every day, in run order */
+  int64_t n_days, n_tests;   /* N, N' */
+  double target_coverage;    /* backtest.coverage */
+  int32_t apc_window;        /* backtest.apc_window */
+  char *const *day;          /* [N] the date of d */
+  char *const *realised_end; /* [N] the date of d + h */
+  const int32_t *test_day;   /* [N] 1 on the N' days of the tests */
+  /* /series, each account's currency: [N x A] ([N x A x G] by silo) */
+  const double *margin[XM_BT_NMARGIN];
+  const double *realised, *silo_margin, *realised_by_silo;
+  const int32_t *binding; /* [N x A] rows of head.set */
+  /* [A] X_b: one unit of the account's currency in the reporting one today
+   * (the totals' rate), or NULL: not written (an extra of FORMAT.md) */
+  const double *to_reporting;
+  /* the book's totals, reporting currency: [N] */
+  const double *total_margin[XM_BT_NMARGIN];
+  const double *total_realised;
+  /* /stats */
+  const xm_bt_stats *stats[XM_BT_NMARGIN]; /* each [A] */
+  const xm_bt_stats *silo_stats;           /* [A x G] */
+  const xm_bt_stats *total_stats;          /* [XM_BT_NMARGIN] */
+  const xm_backtest_file_set *sets;        /* [K] (--save-scenarios), or NULL: no /scenarios */
+} xm_backtest_file;
+
+/* Writes the backtest file atomically, as xm_results_write. XM_EINVAL for a
+ * NULL array with a non-zero count or a set name HDF5 cannot hold. */
+xm_status xm_backtest_write(const char *path, const xm_backtest_file *b, xm_diag *diag);
 
 /* Bytes of memory this process can still have: the least of MemAvailable
  * (/proc/meminfo), the cgroup's memory.max less its memory.current, and

@@ -30,8 +30,8 @@
 #define XM__PNL_CHUNK_A 16
 #define XM__PNL_DEFLATE 4
 
-/* "/pnl/" and a set name, for messages. */
-#define XM__PNL_WHERE 600
+/* A group's path and a dataset's name ("/scenarios/<set>/shock"), for messages. */
+#define XM__WHERE 640
 
 /* The FORMAT.md version every writer writes (readers take 1 and 2). */
 #define XM__FORMAT_VERSION 2
@@ -294,11 +294,12 @@ static xm_status xm__wr_end(xm__wr *w, xm_status st) {
 
 /* ---- Datasets and attributes --------------------------------------------------- */
 
-/* Creates dataset name in loc and writes buf (may be NULL when empty).
- * Returns the open dataset (caller closes) or -1 after a message. */
+/* Creates dataset name in loc and writes buf (may be NULL when empty); rank
+ * 0 is a scalar. Returns the open dataset (caller closes) or -1 after a
+ * message. */
 static hid_t xm__w_dset(xm__wr *w, hid_t loc, const char *where, const char *name, hid_t ftype,
                         hid_t mtype, int rank, const hsize_t *dims, const void *buf, hid_t dcpl) {
-  hid_t sp = H5Screate_simple(rank, dims, NULL);
+  hid_t sp = rank == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(rank, dims, NULL);
   hid_t did = -1;
   if (sp < 0) {
     xm__wfail(w, "%s/%s: HDF5 cannot make the dataspace", where, name);
@@ -597,7 +598,7 @@ cleanup:
   return xm__wr_end(&w, st);
 }
 
-/* ---- Results (FORMAT.md section 3) ------------------------------------------------ */
+/* ---- Results and backtest files (FORMAT.md sections 3 and 4) ----------------------- */
 
 /* The attributes of a money dataset (FORMAT.md section 3): `units`, its
  * currency (or "account currency" where the accounts' differ), and
@@ -608,40 +609,60 @@ static void xm__w_money_attrs(xm__wr *w, hid_t did, const char *where, const cha
   xm__w_attr_str(w, did, where, "long_name", long_name);
 }
 
-/* Writes a [rows x cols] float64 money dataset of /margin (units, long_name)
- * and attaches the scales. */
+/* Writes dataset name of group g (named where): rank dims of v, its
+ * long_name, its units when it is money (units not NULL), and scales[i]
+ * attached to dimension i (-1: none). Returns the open dataset (the caller
+ * closes it) or -1 after a message. */
+static hid_t xm__w_var(xm__wr *w, hid_t g, const char *where, const char *name, hid_t ftype,
+                       hid_t mtype, int rank, const hsize_t *dims, const void *v,
+                       const hid_t *scales, const char *units, const char *long_name) {
+  hid_t did = xm__w_dset(w, g, where, name, ftype, mtype, rank, dims, v, H5P_DEFAULT);
+  if (did < 0)
+    return -1;
+  char at[XM__WHERE];
+  snprintf(at, sizeof at, "%s/%s", where, name);
+  if (units)
+    xm__w_money_attrs(w, did, at, units, long_name);
+  else
+    xm__w_attr_str(w, did, at, "long_name", long_name);
+  for (int i = 0; i < rank; i++)
+    if (scales[i] >= 0 && H5DSattach_scale(did, scales[i], (unsigned)i) < 0) {
+      xm__wfail(w, "%s: HDF5 cannot attach the dimension scales", at);
+      break;
+    }
+  return did;
+}
+
+/* A float64 dataset (xm__w_var), closed. */
+static void xm__w_money(xm__wr *w, hid_t g, const char *where, const char *name, int rank,
+                        const hsize_t *dims, const double *v, const hid_t *scales,
+                        const char *units, const char *long_name) {
+  xm__close_d(xm__w_var(w, g, where, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, rank, dims, v, scales,
+                        units, long_name));
+}
+
+/* A [rows x cols] (rank 1: [rows]) float64 money dataset of /margin. */
 static void xm__w_margin(xm__wr *w, hid_t g, const char *name, int rank, int64_t rows, int64_t cols,
                          const double *v, hid_t scale0, hid_t scale1, const char *units,
                          const char *long_name) {
   hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols};
-  hid_t did = xm__w_dset(w, g, "/margin", name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, rank, dims, v,
-                         H5P_DEFAULT);
-  if (did < 0)
-    return;
-  char where[64];
-  snprintf(where, sizeof where, "/margin/%s", name);
-  xm__w_money_attrs(w, did, where, units, long_name);
-  if (H5DSattach_scale(did, scale0, 0) < 0 || (rank == 2 && H5DSattach_scale(did, scale1, 1) < 0))
-    xm__wfail(w, "/margin/%s: HDF5 cannot attach the dimension scales", name);
-  H5Dclose(did);
+  hid_t scales[2] = {scale0, scale1};
+  xm__w_money(w, g, "/margin", name, rank, dims, v, scales, units, long_name);
 }
 
-/* Writes an int32 [A] dataset of /margin with its long_name, the account
- * scale, and the CF flag attributes: flag_values 0..n_flags-1 and
- * flag_meanings, the n_flags words meaning[] joined by blanks (both left out
- * when n_flags is 0 or a word is empty or holds a blank, which CF cannot
- * list). */
-static void xm__w_margin_flags(xm__wr *w, hid_t g, const char *name, int64_t A, const int32_t *v,
-                               hid_t scale0, const char *long_name, char *const *meaning,
-                               int64_t n_flags) {
-  hsize_t dims[1] = {(hsize_t)A};
-  hid_t did =
-      xm__w_dset(w, g, "/margin", name, H5T_STD_I32LE, H5T_NATIVE_INT32, 1, dims, v, H5P_DEFAULT);
+/* An int32 dataset (xm__w_var, not money) with the CF flag attributes:
+ * flag_values 0..n_flags-1 and flag_meanings, the n_flags words meaning[]
+ * joined by blanks (both left out when n_flags is 0 or a word is empty or
+ * holds a blank, which CF cannot list). Closed. */
+static void xm__w_flags(xm__wr *w, hid_t g, const char *where, const char *name, int rank,
+                        const hsize_t *dims, const int32_t *v, const hid_t *scales,
+                        const char *long_name, char *const *meaning, int64_t n_flags) {
+  hid_t did = xm__w_var(w, g, where, name, H5T_STD_I32LE, H5T_NATIVE_INT32, rank, dims, v, scales,
+                        NULL, long_name);
   if (did < 0)
     return;
-  char where[64];
-  snprintf(where, sizeof where, "/margin/%s", name);
-  xm__w_attr_str(w, did, where, "long_name", long_name);
+  char at[XM__WHERE];
+  snprintf(at, sizeof at, "%s/%s", where, name);
   size_t len = 1;
   int ok = n_flags > 0;
   for (int64_t k = 0; ok && k < n_flags; k++) {
@@ -651,32 +672,34 @@ static void xm__w_margin_flags(xm__wr *w, hid_t g, const char *name, int64_t A, 
   int32_t *fv = ok ? malloc((size_t)n_flags * sizeof *fv) : NULL;
   char *fm = ok ? malloc(len) : NULL;
   if (ok && (!fv || !fm)) {
-    xm__wfail(w, "%s: out of memory", where);
+    xm__wfail(w, "%s: out of memory", at);
   } else if (ok) {
-    size_t at = 0;
+    size_t pos = 0;
     for (int64_t k = 0; k < n_flags; k++) {
       fv[k] = (int32_t)k;
       size_t l = strlen(meaning[k]);
       if (k)
-        fm[at++] = ' ';
-      memcpy(fm + at, meaning[k], l);
-      at += l;
+        fm[pos++] = ' ';
+      memcpy(fm + pos, meaning[k], l);
+      pos += l;
     }
-    fm[at] = '\0';
-    xm__w_attr_i32v(w, did, where, "flag_values", fv, n_flags);
-    xm__w_attr_str(w, did, where, "flag_meanings", fm);
+    fm[pos] = '\0';
+    xm__w_attr_i32v(w, did, at, "flag_values", fv, n_flags);
+    xm__w_attr_str(w, did, at, "flag_meanings", fm);
   }
   free(fv);
   free(fm);
-  if (H5DSattach_scale(did, scale0, 0) < 0)
-    xm__wfail(w, "%s: HDF5 cannot attach the dimension scale", where);
   H5Dclose(did);
 }
 
-/* Writes /pnl/<name> float32 [S x A], chunked and compressed, a money
- * dataset in units. */
-static void xm__w_pnl(xm__wr *w, hid_t g, const char *name, int64_t S, int64_t A, const float *pnl,
+/* Writes /pnl/<set> float32 [S x A], chunked and compressed, a money
+ * dataset in units, along the scales /pnl/<set>.scenario (its labels,
+ * written here) and sa (/pnl/account). */
+static void xm__w_pnl(xm__wr *w, hid_t g, const xm_results_set *set, int64_t A, hid_t sa,
                       const char *units) {
+  const char *name = set->name;
+  int64_t S = set->n_scenarios;
+  const float *pnl = set->pnl;
   hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
   if (dcpl < 0) {
     xm__wfail(w, "/pnl/%s: HDF5 cannot make the creation properties", name);
@@ -693,9 +716,16 @@ static void xm__w_pnl(xm__wr *w, hid_t g, const char *name, int64_t S, int64_t A
   char where[] = "/pnl";
   hid_t did = xm__w_dset(w, g, where, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims, pnl, dcpl);
   if (did >= 0) {
-    char at[XM__PNL_WHERE];
+    char at[XM__WHERE];
     snprintf(at, sizeof at, "/pnl/%s", name);
     xm__w_money_attrs(w, did, at, units, "loss of each account in each scenario (positive = loss)");
+    char sname[XM__WHERE];
+    snprintf(sname, sizeof sname, "%s.scenario", name);
+    hid_t ss = xm__w_strs(w, g, "/pnl", sname, set->label, S);
+    if (ss >= 0 && (H5DSset_scale(ss, sname) < 0 || H5DSattach_scale(did, ss, 0) < 0 ||
+                    H5DSattach_scale(did, sa, 1) < 0))
+      xm__wfail(w, "%s: HDF5 cannot attach the dimension scales", at);
+    xm__close_d(ss);
   }
   xm__close_d(did);
   H5Pclose(dcpl);
@@ -708,35 +738,127 @@ static uint64_t xm__strs_bytes(char *const *s, int64_t n) {
   return b;
 }
 
+/* ---- What every output file has: the root attributes, the dimensions ---- */
+
+/* head's arrays given for its counts: XM_OK, or XM_EINVAL. */
+static xm_status xm__head_given(const xm_results_head *h) {
+  XM__NEED(h->account, h->n_accounts);
+  XM__NEED(h->silo, h->n_silos);
+  XM__NEED(h->set, h->n_sets);
+  return XM_OK;
+}
+
+/* Each account's currency into a fresh array (the caller frees it) and into
+ * *units the units of the money datasets: the accounts' common currency,
+ * else "account currency". NULL on out of memory (with a message). */
+static const char **xm__head_currencies(const xm_results_head *h, const char *path,
+                                        const char **units, xm_diag *diag) {
+  int64_t A = h->n_accounts;
+  const char *rep = h->reporting_currency ? h->reporting_currency : "";
+  const char **cur = malloc((A > 0 ? (size_t)A : 1) * sizeof *cur);
+  if (!cur) {
+    xm_diag_add(diag, "%s: out of memory", path);
+    return NULL;
+  }
+  *units = rep;
+  for (int64_t a = 0; a < A; a++) {
+    cur[a] = h->account_currency && h->account_currency[a] ? h->account_currency[a] : rep;
+    if (a == 0)
+      *units = cur[0];
+    else if (strcmp(cur[a], *units) != 0)
+      *units = "account currency";
+  }
+  return cur;
+}
+
+/* The root attributes of FORMAT.md section 3 (format and format_version
+ * first). */
+static void xm__w_head(xm__wr *w, const xm_results_head *h, const char *format) {
+  hid_t f = w->fid;
+  xm__w_attr_str(w, f, "/", "format", format);
+  xm__w_attr_i32(w, f, "/", "format_version", XM__FORMAT_VERSION);
+  xm__w_attr_str(w, f, "/", "software_version", h->software_version);
+  xm__w_attr_str(w, f, "/", "created_utc", h->created_utc);
+  xm__w_attr_str(w, f, "/", "valuation_date", h->valuation_date);
+  xm__w_attr_str(w, f, "/", "reporting_currency", h->reporting_currency);
+  xm__w_attr_str(w, f, "/", "portfolio", h->portfolio);
+  xm__w_attr_str(w, f, "/", "scenarios", h->scenarios);
+  xm__w_attr_str(w, f, "/", "portfolio_sha256", h->portfolio_sha256);
+  xm__w_attr_str(w, f, "/", "scenarios_sha256", h->scenarios_sha256);
+  xm__w_attr_str(w, f, "/", "config", h->config);
+  xm__w_attr_str(w, f, "/", "device", h->device);
+  xm__w_attr_str(w, f, "/", "precision", h->precision);
+  xm__w_attr(w, f, "/", "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &h->seed);
+  xm__w_attr_f64(w, f, "/", "elapsed_s", h->elapsed_s);
+}
+
+/* The dimensions of the output files, in the order of their scales. */
+enum { XM__DIM_ACCOUNT, XM__DIM_SILO, XM__DIM_SET, XM__DIM_DAY, XM__DIM_COUNT };
+#define XM__DIM(d) (1u << (d))
+
+/* Writes in loc (named where: "" for the root) the dimension scales that
+ * mask names (XM__DIM bits): /account, /silo, /set of head and /day (the
+ * strings day[n_days]). sc[d] is each scale written, open; -1 for the
+ * others. 0, or -1 after a message. */
+static int xm__w_dims(xm__wr *w, hid_t loc, const char *where, const xm_results_head *h,
+                      char *const *day, int64_t n_days, unsigned mask, hid_t sc[XM__DIM_COUNT]) {
+  static const char *const names[XM__DIM_COUNT] = {"account", "silo", "set", "day"};
+  char *const *s[XM__DIM_COUNT] = {h->account, h->silo, h->set, day};
+  const int64_t n[XM__DIM_COUNT] = {h->n_accounts, h->n_silos, h->n_sets, n_days};
+  for (int d = 0; d < XM__DIM_COUNT; d++)
+    sc[d] = -1;
+  for (int d = 0; d < XM__DIM_COUNT; d++) {
+    if (!(mask & XM__DIM(d)))
+      continue;
+    sc[d] = xm__w_strs(w, loc, where, names[d], s[d], n[d]);
+    if (sc[d] < 0)
+      return -1;
+    if (H5DSset_scale(sc[d], names[d]) < 0) {
+      xm__wfail(w, "%s/%s: HDF5 cannot make it a dimension scale", where, names[d]);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static void xm__close_dims(hid_t sc[XM__DIM_COUNT]) {
+  for (int d = XM__DIM_COUNT - 1; d >= 0; d--) {
+    xm__close_d(sc[d]);
+    sc[d] = -1;
+  }
+}
+
+/* ---- Results (FORMAT.md section 3) ---- */
+
 /* An upper bound of the results file's size: every dataset stored raw (the
  * compressed /pnl is smaller), the strings, and 256 KiB + 1/8 for metadata. */
 static uint64_t xm__results_bytes(const xm_results *r) {
-  uint64_t A = (uint64_t)r->n_accounts, G = (uint64_t)r->n_silos, K = (uint64_t)r->n_sets;
-  uint64_t b = 8 * A * (28 + 8 * G + K) + 2 * xm__strs_bytes(r->account, r->n_accounts) +
-               2 * xm__strs_bytes(r->account_currency, r->account_currency ? r->n_accounts : 0) +
-               48 * A + 8 * xm__strs_bytes(r->silo, r->n_silos) +
-               8 * xm__strs_bytes(r->set, r->n_sets);
-  for (int64_t k = 0; k < r->n_sets; k++) {
+  const xm_results_head *h = &r->head;
+  uint64_t A = (uint64_t)h->n_accounts, G = (uint64_t)h->n_silos, K = (uint64_t)h->n_sets;
+  uint64_t b = 8 * A * (28 + 8 * G + K) + 4 * xm__strs_bytes(h->account, h->n_accounts) +
+               2 * xm__strs_bytes(h->account_currency, h->account_currency ? h->n_accounts : 0) +
+               48 * A + 8 * xm__strs_bytes(h->silo, h->n_silos) +
+               8 * xm__strs_bytes(h->set, h->n_sets);
+  for (int64_t k = 0; k < h->n_sets; k++) {
     const xm_results_set *s = &r->sets[k];
     uint64_t S = (uint64_t)s->n_scenarios;
     b += xm__strs_bytes(s->label, s->n_scenarios);
-    if (s->pnl)
-      b += 4 * S * A + 64 * (S / XM__PNL_CHUNK_S + 1) * (A / XM__PNL_CHUNK_A + 1);
+    if (s->pnl) /* and its scenario scale */
+      b += 4 * S * A + 64 * (S / XM__PNL_CHUNK_S + 1) * (A / XM__PNL_CHUNK_A + 1) +
+           xm__strs_bytes(s->label, s->n_scenarios);
     if (s->shock)
       b += 8 * S * (uint64_t)s->n_factors + xm__strs_bytes(s->factor, s->n_factors);
   }
-  if (r->config)
-    b += strlen(r->config);
+  if (h->config)
+    b += strlen(h->config);
   return b + b / 8 + ((uint64_t)256 << 10);
 }
 
 xm_status xm_results_write(const char *path, const xm_results *r, xm_diag *diag) {
-  if (!path || !r)
+  if (!path || !r || xm__head_given(&r->head) != XM_OK)
     return XM_EINVAL;
-  int64_t A = r->n_accounts, G = r->n_silos, K = r->n_sets;
-  XM__NEED(r->account, A);
-  XM__NEED(r->silo, G);
-  XM__NEED(r->set, K);
+  const xm_results_head *h = &r->head;
+  int64_t A = h->n_accounts, G = h->n_silos, K = h->n_sets;
   XM__NEED(r->sets, K);
   XM__NEED(r->requirement, A);
   XM__NEED(r->unified, A);
@@ -759,61 +881,29 @@ xm_status xm_results_write(const char *path, const xm_results *r, xm_diag *diag)
         return XM_EINVAL;
   }
 
-  /* each account's currency, and the units of the money datasets: the
-   * accounts' common currency, else "account currency" */
-  const char *rep = r->reporting_currency ? r->reporting_currency : "";
-  const char **cur = malloc((A > 0 ? (size_t)A : 1) * sizeof *cur);
-  if (!cur) {
-    xm_diag_add(diag, "%s: out of memory", path);
+  const char *units = NULL;
+  const char **cur = xm__head_currencies(h, path, &units, diag);
+  if (!cur)
     return XM_ENOMEM;
-  }
-  const char *units = rep;
-  for (int64_t a = 0; a < A; a++) {
-    cur[a] = r->account_currency && r->account_currency[a] ? r->account_currency[a] : rep;
-    if (a == 0)
-      units = cur[0];
-    else if (strcmp(cur[a], units) != 0)
-      units = "account currency";
-  }
 
   xm__wr w;
-  hid_t sa = -1, sg = -1, sk = -1, g = -1, g2 = -1;
+  hid_t sc[XM__DIM_COUNT] = {-1, -1, -1, -1}, scm[XM__DIM_COUNT] = {-1, -1, -1, -1}, g = -1,
+        g2 = -1;
   xm_status st = xm__wr_begin(&w, path, xm__results_bytes(r), diag);
   if (st != XM_OK)
     goto cleanup;
-
-  /* root attributes */
-  hid_t f = w.fid;
-  xm__w_attr_str(&w, f, "/", "format", "xmargin.results");
-  xm__w_attr_i32(&w, f, "/", "format_version", XM__FORMAT_VERSION);
-  xm__w_attr_str(&w, f, "/", "software_version", r->software_version);
-  xm__w_attr_str(&w, f, "/", "created_utc", r->created_utc);
-  xm__w_attr_str(&w, f, "/", "reporting_currency", rep);
-  xm__w_attr_str(&w, f, "/", "portfolio", r->portfolio);
-  xm__w_attr_str(&w, f, "/", "scenarios", r->scenarios);
-  xm__w_attr_str(&w, f, "/", "portfolio_sha256", r->portfolio_sha256);
-  xm__w_attr_str(&w, f, "/", "scenarios_sha256", r->scenarios_sha256);
-  xm__w_attr_str(&w, f, "/", "config", r->config);
-  xm__w_attr_str(&w, f, "/", "device", r->device);
-  xm__w_attr_str(&w, f, "/", "precision", r->precision);
-  xm__w_attr(&w, f, "/", "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &r->seed);
-  xm__w_attr_f64(&w, f, "/", "elapsed_s", r->elapsed_s);
-
-  /* dimension scales in the root */
-  sa = xm__w_strs(&w, f, "", "account", r->account, A);
-  sg = xm__w_strs(&w, f, "", "silo", r->silo, G);
-  sk = xm__w_strs(&w, f, "", "set", r->set, K);
-  if (sa < 0 || sg < 0 || sk < 0)
+  xm__w_head(&w, h, "xmargin.results");
+  if (xm__w_dims(&w, w.fid, "", h, NULL, 0,
+                 XM__DIM(XM__DIM_ACCOUNT) | XM__DIM(XM__DIM_SILO) | XM__DIM(XM__DIM_SET), sc) < 0)
     goto cleanup;
-  if (H5DSset_scale(sa, "account") < 0 || H5DSset_scale(sg, "silo") < 0 ||
-      H5DSset_scale(sk, "set") < 0) {
-    xm__wfail(&w, "HDF5 cannot make /account, /silo, /set dimension scales");
+  /* /margin carries its own scales (FORMAT.md section 3), so that xarray
+   * opens the group alone labelled by account, silo and set */
+  g = xm__w_group(&w, w.fid, "/margin");
+  if (g < 0 ||
+      xm__w_dims(&w, g, "/margin", h, NULL, 0,
+                 XM__DIM(XM__DIM_ACCOUNT) | XM__DIM(XM__DIM_SILO) | XM__DIM(XM__DIM_SET), scm) < 0)
     goto cleanup;
-  }
-
-  g = xm__w_group(&w, f, "/margin");
-  if (g < 0)
-    goto cleanup;
+  hid_t sa = scm[XM__DIM_ACCOUNT], sg = scm[XM__DIM_SILO], sk = scm[XM__DIM_SET];
   xm__w_margin(&w, g, "requirement", 1, A, 1, r->requirement, sa, -1, units, "margin requirement");
   xm__w_margin(&w, g, "unified", 1, A, 1, r->unified, sa, -1, units,
                "unified requirement: the whole account's worst set measure plus its add-on");
@@ -865,24 +955,24 @@ xm_status xm_results_write(const char *path, const xm_results *r, xm_diag *diag)
       xm__wfail(&w, "/margin/currency: HDF5 cannot attach the dimension scale");
     H5Dclose(dc);
   }
-  xm__w_margin_flags(&w, g, "binding_set", A, r->binding_set, sa,
-                     "the scenario set whose measure is the unified core (index into /set)", r->set,
-                     K);
+  hsize_t dA[1] = {(hsize_t)A};
+  xm__w_flags(&w, g, "/margin", "binding_set", 1, dA, r->binding_set, &sa,
+              "the scenario set whose measure is the unified core (index into /set)", h->set, K);
   if (r->minimum_binds) {
     static char *const binds[] = {"risk_measure", "minimum"};
-    xm__w_margin_flags(&w, g, "minimum_binds", A, r->minimum_binds, sa,
-                       "1 where the minimum charge is the requirement", binds, 2);
+    xm__w_flags(&w, g, "/margin", "minimum_binds", 1, dA, r->minimum_binds, &sa,
+                "1 where the minimum charge is the requirement", binds, 2);
   }
   xm__close_g(g);
   g = -1;
 
   if (K > 0) {
-    g = xm__w_group(&w, f, "/scenarios");
+    g = xm__w_group(&w, w.fid, "/scenarios");
     if (g < 0)
       goto cleanup;
     for (int64_t k = 0; k < K; k++) {
       const xm_results_set *s = &r->sets[k];
-      char where[512];
+      char where[XM__WHERE];
       snprintf(where, sizeof where, "/scenarios/%s", s->name);
       g2 = xm__w_group(&w, g, s->name);
       if (g2 < 0)
@@ -901,21 +991,328 @@ xm_status xm_results_write(const char *path, const xm_results *r, xm_diag *diag)
     for (int64_t k = 0; k < K; k++)
       any_pnl |= r->sets[k].pnl != NULL;
     if (any_pnl) {
-      g = xm__w_group(&w, f, "/pnl");
-      if (g < 0)
+      xm__close_dims(scm);
+      g = xm__w_group(&w, w.fid, "/pnl");
+      if (g < 0 || xm__w_dims(&w, g, "/pnl", h, NULL, 0, XM__DIM(XM__DIM_ACCOUNT), scm) < 0)
         goto cleanup;
       for (int64_t k = 0; k < K; k++)
         if (r->sets[k].pnl)
-          xm__w_pnl(&w, g, r->sets[k].name, r->sets[k].n_scenarios, A, r->sets[k].pnl, units);
+          xm__w_pnl(&w, g, &r->sets[k], A, scm[XM__DIM_ACCOUNT], units);
     }
   }
 
 cleanup:
   xm__close_g(g2);
+  xm__close_dims(scm);
   xm__close_g(g);
-  xm__close_d(sk);
-  xm__close_d(sg);
-  xm__close_d(sa);
+  xm__close_dims(sc);
+  free(cur);
+  return xm__wr_end(&w, st);
+}
+
+/* ---- Backtest (FORMAT.md section 4) ---- */
+
+/* The fields of xm_bt_stats that are datasets of /stats (each 8 bytes:
+ * int64 counts, float64 statistics); apc: only for requirement and silo. */
+static const struct {
+  size_t at;
+  int count, apc;
+  const char *name, *long_name;
+} xm__bt_fields[] = {
+    {offsetof(xm_bt_stats, exceptions_all), 1, 0, "exceptions_all",
+     "exceptions (realised loss > margin) over all the backtest days"},
+    {offsetof(xm_bt_stats, exceptions), 1, 0, "exceptions",
+     "exceptions (realised loss > margin) over the non-overlapping test days"},
+    {offsetof(xm_bt_stats, observed_coverage), 0, 0, "observed_coverage",
+     "1 - exceptions / test days"},
+    {offsetof(xm_bt_stats, kupiec_lr), 0, 0, "kupiec_lr",
+     "Kupiec proportion-of-failures likelihood ratio"},
+    {offsetof(xm_bt_stats, kupiec_p), 0, 0, "kupiec_p",
+     "p-value of the Kupiec test (chi-squared, 1 degree of freedom)"},
+    {offsetof(xm_bt_stats, christoffersen_lr), 0, 0, "christoffersen_lr",
+     "Christoffersen independence likelihood ratio"},
+    {offsetof(xm_bt_stats, cc_lr), 0, 0, "cc_lr",
+     "conditional coverage likelihood ratio (Kupiec + Christoffersen)"},
+    {offsetof(xm_bt_stats, cc_p), 0, 0, "cc_p",
+     "p-value of the conditional coverage test (chi-squared, 2 degrees of freedom)"},
+    {offsetof(xm_bt_stats, peak_to_trough), 0, 1, "peak_to_trough",
+     "peak-to-trough ratio of the margin: max / min over the days with margin > 0"},
+    {offsetof(xm_bt_stats, max_increase), 0, 1, "max_increase",
+     "largest increase of the margin within apc_window backtest days: M(d') / M(d) - 1"},
+};
+_Static_assert(sizeof(int64_t) == 8 && sizeof(double) == 8, "the stats' fields are 8 bytes");
+
+/* Writes the statistics s[n] (n the product of dims; rank 0: one) into
+ * group g (named where): every field of xm__bt_fields (the procyclicality
+ * ones when apc) and the zone, along scales. */
+static void xm__w_bt_stats(xm__wr *w, hid_t g, const char *where, const xm_bt_stats *s, int rank,
+                           const hsize_t *dims, const hid_t *scales, int apc) {
+  size_t n = 1;
+  for (int i = 0; i < rank; i++)
+    n *= (size_t)dims[i];
+  unsigned char *buf = malloc((n ? n : 1) * 8);
+  const char **zone = malloc((n ? n : 1) * sizeof *zone);
+  if (!buf || !zone) {
+    xm__wfail(w, "%s: out of memory", where);
+    goto done;
+  }
+  for (size_t f = 0; f < sizeof xm__bt_fields / sizeof xm__bt_fields[0]; f++) {
+    if (xm__bt_fields[f].apc && !apc)
+      continue;
+    for (size_t i = 0; i < n; i++)
+      memcpy(buf + 8 * i, (const char *)&s[i] + xm__bt_fields[f].at, 8);
+    int c = xm__bt_fields[f].count;
+    xm__close_d(xm__w_var(w, g, where, xm__bt_fields[f].name, c ? H5T_STD_I64LE : H5T_IEEE_F64LE,
+                          c ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE, rank, dims, buf, scales, NULL,
+                          xm__bt_fields[f].long_name));
+  }
+  for (size_t i = 0; i < n; i++) {
+    const char *z = xm_bt_zone_name(s[i].zone);
+    zone[i] = z ? z : "";
+  }
+  xm__close_d(xm__w_var(w, g, where, "zone", w->str_t, w->str_t, rank, dims, zone, scales, NULL,
+                        "traffic-light zone (Basel): green, yellow, red; empty where undefined"));
+done:
+  free(zone);
+  free(buf);
+}
+
+/* What each margin of /series is (by xm_bt_margin). */
+static const char *const xm__bt_long[XM_BT_NMARGIN] = {
+    [XM_BT_UNIFIED] = "unified margin: the whole account's worst set measure plus its add-on",
+    [XM_BT_CROSS_MARGINED] = ("cross-margined margin: unified plus the uncredited share of the "
+                              "diversification (siloed where the account is not eligible)"),
+    [XM_BT_SILOED] = "siloed margin: the sum over silos of each silo's core plus its add-on",
+    [XM_BT_REQUIREMENT] = "margin requirement: max((1 + buffer) cross-margined, minimum)",
+};
+
+/* An upper bound of the backtest file's size, as xm__results_bytes: /series
+ * (7 [N x A] and 2 [N x A x G] arrays, 6 [N]), /stats, the scales and their
+ * copies in the groups (/day in the root, /series and each /scenarios/<set>,
+ * /account in 7 places, /silo in 3), /scenarios. */
+static uint64_t xm__backtest_bytes(const xm_backtest_file *b) {
+  const xm_results_head *h = &b->head;
+  uint64_t N = (uint64_t)b->n_days, A = (uint64_t)h->n_accounts, G = (uint64_t)h->n_silos;
+  uint64_t K = (uint64_t)h->n_sets;
+  uint64_t bytes = 8 * N * A * (7 + 2 * G) + 8 * N * 6;
+  bytes += (8 * 10 + 48) * (A * XM_BT_NMARGIN + A * G + XM_BT_NMARGIN);
+  bytes += (3 + K) * xm__strs_bytes(b->day, b->n_days) +
+           xm__strs_bytes(b->realised_end, b->n_days) +
+           8 * xm__strs_bytes(h->account, h->n_accounts) + 4 * xm__strs_bytes(h->silo, h->n_silos) +
+           8 * xm__strs_bytes(h->set, h->n_sets);
+  for (int64_t k = 0; b->sets && k < h->n_sets; k++) {
+    const xm_backtest_file_set *s = &b->sets[k];
+    if (s->shock)
+      bytes += 8 * N * (uint64_t)s->n_scenarios * (uint64_t)s->n_factors +
+               xm__strs_bytes(s->factor, s->n_factors);
+    if (s->delta)
+      bytes += 8 * N;
+  }
+  if (h->config)
+    bytes += strlen(h->config);
+  return bytes + bytes / 8 + ((uint64_t)256 << 10);
+}
+
+xm_status xm_backtest_write(const char *path, const xm_backtest_file *b, xm_diag *diag) {
+  if (!path || !b || xm__head_given(&b->head) != XM_OK)
+    return XM_EINVAL;
+  const xm_results_head *h = &b->head;
+  int64_t N = b->n_days, A = h->n_accounts, G = h->n_silos, K = h->n_sets;
+  XM__NEED(b->day, N);
+  XM__NEED(b->realised_end, N);
+  XM__NEED(b->test_day, N);
+  XM__NEED(b->realised, N * A);
+  XM__NEED(b->silo_margin, N * A * G);
+  XM__NEED(b->realised_by_silo, N * A * G);
+  XM__NEED(b->binding, N * A);
+  XM__NEED(b->total_realised, N);
+  for (int m = 0; m < XM_BT_NMARGIN; m++) {
+    XM__NEED(b->margin[m], N * A);
+    XM__NEED(b->total_margin[m], N);
+    XM__NEED(b->stats[m], A);
+  }
+  XM__NEED(b->silo_stats, A * G);
+  XM__NEED(b->total_stats, XM_BT_NMARGIN);
+  for (int64_t k = 0; b->sets && k < K; k++) {
+    const xm_backtest_file_set *s = &b->sets[k];
+    if (!xm__set_name_ok(h->set[k]) || s->n_scenarios < 0 || s->n_factors < 0)
+      return XM_EINVAL;
+    if (s->shock)
+      XM__NEED(s->factor, s->n_factors);
+    for (int64_t j = 0; j < k; j++)
+      if (strcmp(h->set[j], h->set[k]) == 0)
+        return XM_EINVAL;
+  }
+
+  const char *units = NULL, *rep = h->reporting_currency ? h->reporting_currency : "";
+  const char **cur = xm__head_currencies(h, path, &units, diag);
+  if (!cur)
+    return XM_ENOMEM;
+
+  xm__wr w;
+  hid_t root[XM__DIM_COUNT] = {-1, -1, -1, -1}, sc[XM__DIM_COUNT] = {-1, -1, -1, -1};
+  hid_t g = -1, g2 = -1, d = -1;
+  char where[XM__WHERE];
+  xm_status st = xm__wr_begin(&w, path, xm__backtest_bytes(b), diag);
+  if (st != XM_OK)
+    goto cleanup;
+  xm__w_head(&w, h, "xmargin.backtest");
+  hid_t f = w.fid;
+  xm__w_attr_i32(&w, f, "/", "backtest_days", (int32_t)N);
+  xm__w_attr_i32(&w, f, "/", "test_days", (int32_t)b->n_tests);
+  xm__w_attr_f64(&w, f, "/", "target_coverage", b->target_coverage);
+  xm__w_attr_i32(&w, f, "/", "apc_window", b->apc_window);
+  const unsigned all = XM__DIM(XM__DIM_ACCOUNT) | XM__DIM(XM__DIM_SILO) | XM__DIM(XM__DIM_SET) |
+                       XM__DIM(XM__DIM_DAY);
+  if (xm__w_dims(&w, f, "", h, b->day, N, all, root) < 0)
+    goto cleanup;
+  d = xm__w_strs(&w, f, "", "realised_end", b->realised_end, N);
+  if (d >= 0) {
+    xm__w_attr_str(&w, d, "/realised_end", "long_name",
+                   "the date of the last day of the realised move (d + h)");
+    if (H5DSattach_scale(d, root[XM__DIM_DAY], 0) < 0)
+      xm__wfail(&w, "/realised_end: HDF5 cannot attach the dimension scale");
+  }
+  xm__close_d(d);
+  d = -1;
+
+  /* /series: [day x account (x silo)], with the group's own scales */
+  g = xm__w_group(&w, f, "/series");
+  if (g < 0 ||
+      xm__w_dims(&w, g, "/series", h, b->day, N,
+                 XM__DIM(XM__DIM_DAY) | XM__DIM(XM__DIM_ACCOUNT) | XM__DIM(XM__DIM_SILO), sc) < 0)
+    goto cleanup;
+  {
+    hsize_t dims[3] = {(hsize_t)N, (hsize_t)A, (hsize_t)G};
+    hid_t s3[3] = {sc[XM__DIM_DAY], sc[XM__DIM_ACCOUNT], sc[XM__DIM_SILO]};
+    char name[64], lname[256];
+    xm__w_money(&w, g, "/series", "realised", 2, dims, b->realised, s3, units,
+                "realised loss of today's portfolio over the h days after d (positive = loss)");
+    for (int m = 0; m < XM_BT_NMARGIN; m++)
+      xm__w_money(&w, g, "/series", xm_bt_margin_name(m), 2, dims, b->margin[m], s3, units,
+                  xm__bt_long[m]);
+    xm__w_money(&w, g, "/series", "realised_by_silo", 3, dims, b->realised_by_silo, s3, units,
+                "realised loss of each silo's positions over the h days after d");
+    xm__w_money(&w, g, "/series", "silo_margin", 3, dims, b->silo_margin, s3, units,
+                "each silo's core plus its add-on");
+    xm__w_flags(&w, g, "/series", "binding_set", 2, dims, b->binding, s3,
+                "the scenario set whose measure is the unified core (index into /set)", h->set, K);
+    xm__w_money(&w, g, "/series", "total_realised", 1, dims, b->total_realised, s3, rep,
+                "the book's realised loss, each account's times today's rate of its currency");
+    for (int m = 0; m < XM_BT_NMARGIN; m++) {
+      snprintf(name, sizeof name, "total_%s", xm_bt_margin_name(m));
+      snprintf(lname, sizeof lname, "the book's total (accounts at today's rates) of the %s",
+               xm__bt_long[m]);
+      xm__w_money(&w, g, "/series", name, 1, dims, b->total_margin[m], s3, rep, lname);
+    }
+    static char *const test_flags[] = {"overlapping", "test"};
+    xm__w_flags(&w, g, "/series", "test_day", 1, dims, b->test_day, s3,
+                "1 on the non-overlapping days the statistics use", test_flags, 2);
+    /* extras (FORMAT.md section 4 has neither): what turns an account's
+     * money into the reporting currency */
+    xm__close_d(xm__w_var(&w, g, "/series", "currency", w.str_t, w.str_t, 1, dims + 1, cur, s3 + 1,
+                          NULL, "the account's currency: the units of its money datasets"));
+    if (b->to_reporting)
+      xm__w_money(&w, g, "/series", "to_reporting", 1, dims + 1, b->to_reporting, s3 + 1, NULL,
+                  "one unit of the account's currency in the reporting currency today (X_b)");
+  }
+  xm__close_dims(sc);
+  xm__close_g(g);
+  g = -1;
+
+  /* /stats/<margin> [account], /stats/silo [account x silo], /stats/total/<margin> */
+  g = xm__w_group(&w, f, "/stats");
+  if (g < 0)
+    goto cleanup;
+  for (int m = 0; m <= XM_BT_NMARGIN; m++) {
+    int silo = m == XM_BT_NMARGIN;
+    const char *name = silo ? "silo" : xm_bt_margin_name(m);
+    snprintf(where, sizeof where, "/stats/%s", name);
+    g2 = xm__w_group(&w, g, name);
+    if (g2 < 0 || xm__w_dims(&w, g2, where, h, NULL, 0,
+                             XM__DIM(XM__DIM_ACCOUNT) | (silo ? XM__DIM(XM__DIM_SILO) : 0), sc) < 0)
+      goto cleanup;
+    hsize_t dims[2] = {(hsize_t)A, (hsize_t)G};
+    hid_t s2[2] = {sc[XM__DIM_ACCOUNT], sc[XM__DIM_SILO]};
+    xm__w_bt_stats(&w, g2, where, silo ? b->silo_stats : b->stats[m], silo ? 2 : 1, dims, s2,
+                   silo || m == XM_BT_REQUIREMENT);
+    xm__close_dims(sc);
+    xm__close_g(g2);
+    g2 = -1;
+  }
+  g2 = xm__w_group(&w, g, "total");
+  if (g2 < 0)
+    goto cleanup;
+  for (int m = 0; m < XM_BT_NMARGIN; m++) {
+    snprintf(where, sizeof where, "/stats/total/%s", xm_bt_margin_name(m));
+    hid_t g3 = xm__w_group(&w, g2, xm_bt_margin_name(m));
+    if (g3 < 0)
+      goto cleanup;
+    xm__w_bt_stats(&w, g3, where, &b->total_stats[m], 0, NULL, NULL, m == XM_BT_REQUIREMENT);
+    xm__close_g(g3);
+  }
+  xm__close_g(g2);
+  g2 = -1;
+  xm__close_g(g);
+  g = -1;
+
+  /* --save-scenarios: /scenarios/<set>/shock [day x scenario x factor], delta [day] */
+  if (b->sets && K > 0) {
+    g = xm__w_group(&w, f, "/scenarios");
+    if (g < 0)
+      goto cleanup;
+    for (int64_t k = 0; k < K; k++) {
+      const xm_backtest_file_set *s = &b->sets[k];
+      if (!s->shock && !s->delta)
+        continue;
+      snprintf(where, sizeof where, "/scenarios/%s", h->set[k]);
+      g2 = xm__w_group(&w, g, h->set[k]);
+      if (g2 < 0 || xm__w_dims(&w, g2, where, h, b->day, N, XM__DIM(XM__DIM_DAY), sc) < 0)
+        goto cleanup;
+      if (s->shock) {
+        /* the scenario axis is labelled by its row (an extra: a set's scenarios
+         * differ from day to day), so that xarray opens the group */
+        int32_t *row = malloc((s->n_scenarios > 0 ? (size_t)s->n_scenarios : 1) * sizeof *row);
+        if (!row) {
+          xm__wfail(&w, "%s: out of memory", where);
+          goto cleanup;
+        }
+        for (int64_t i = 0; i < s->n_scenarios; i++)
+          row[i] = (int32_t)i;
+        hsize_t dims[3] = {(hsize_t)N, (hsize_t)s->n_scenarios, (hsize_t)s->n_factors};
+        hid_t s3[3] = {sc[XM__DIM_DAY], -1, -1};
+        const hid_t none = -1;
+        s3[1] = xm__w_var(&w, g2, where, "scenario", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, dims + 1,
+                          row, &none, NULL, "row of the day's scenarios");
+        free(row);
+        s3[2] = xm__w_strs(&w, g2, where, "factor", s->factor, s->n_factors);
+        if (s3[1] >= 0 && s3[2] >= 0 &&
+            (H5DSset_scale(s3[1], "scenario") < 0 || H5DSset_scale(s3[2], "factor") < 0))
+          xm__wfail(&w, "%s: HDF5 cannot make scenario and factor dimension scales", where);
+        if (s3[1] >= 0 && s3[2] >= 0)
+          xm__w_money(&w, g2, where, "shock", 3, dims, s->shock, s3, NULL,
+                      "each day's scenarios: the h-day factor moves (rows past the day's count "
+                      "NaN)");
+        xm__close_d(s3[2]);
+        xm__close_d(s3[1]);
+      }
+      if (s->delta) {
+        hsize_t dims[1] = {(hsize_t)N};
+        xm__w_money(&w, g2, where, "delta", 1, dims, s->delta, &sc[XM__DIM_DAY], NULL,
+                    "jitter added to the covariance before its Cholesky factor, each day");
+      }
+      xm__close_dims(sc);
+      xm__close_g(g2);
+      g2 = -1;
+    }
+  }
+
+cleanup:
+  xm__close_d(d);
+  xm__close_dims(sc);
+  xm__close_g(g2);
+  xm__close_g(g);
+  xm__close_dims(root);
   free(cur);
   return xm__wr_end(&w, st);
 }

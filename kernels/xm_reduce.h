@@ -312,7 +312,7 @@ XM_INLINE void xm_liquidity_account(xm_i64 a, int G, XM_GLOBAL const int *lq_sta
 #define XM_S_LQ 2
 #define XM_S_REQ 3 /* M_g */
 #define XM_NSILO 4
-XM_INLINE void xm_combine_account(xm_i64 a, int G, xm_i64 K, XM_GLOBAL double *by_set,
+XM_INLINE void xm_combine_account(xm_i64 a, int G, xm_i64 K, xm_i64 kst, XM_GLOBAL double *by_set,
                                   XM_GLOBAL double *silo_set, XM_GLOBAL double *attr_set,
                                   XM_GLOBAL const int *cross, XM_GLOBAL const int *pos_start,
                                   XM_GLOBAL const int *pos_inst, XM_GLOBAL const int *pos_silo,
@@ -321,15 +321,18 @@ XM_INLINE void xm_combine_account(xm_i64 a, int G, xm_i64 K, XM_GLOBAL double *b
                                   double offset_cap, double per_contract, double beta, xm_i64 sp,
                                   double spw, int sp_empty, XM_GLOBAL double *out_acct,
                                   XM_GLOBAL double *out_silo) {
-  /* The stressed period (METHODOLOGY.md section 1), set sp (-1: none): a
-   * backtest day on which it has no window measures 0 (sp_empty); with
-   * weight spw > 0 the historical set (0) becomes (1 - spw) R_hist + spw R_sp,
-   * for the account, each silo and the attribution, and sp leaves the max. */
+  /* The K sets combined are columns 0 .. K of rows kst apart (a backtest
+   * combines each day's sets from one array of many days: the caller
+   * offsets the pointers to the day's first set). The stressed period
+   * (METHODOLOGY.md section 1) is set sp (-1: none): a backtest day on which
+   * it has no window measures 0 (sp_empty); with weight spw > 0 the
+   * historical set (0) becomes (1 - spw) R_hist + spw R_sp, for the account,
+   * each silo and the attribution, and sp leaves the max. */
   xm_i64 skip = sp >= 0 && spw > 0.0 ? sp : -1;
   if (sp >= 0) {
     for (int g = -1; g < G; g++) {
-      XM_GLOBAL double *v = g < 0 ? by_set + a * K : silo_set + (a * G + g) * K;
-      XM_GLOBAL double *t = attr_set + (a * G + (g < 0 ? 0 : g)) * K;
+      XM_GLOBAL double *v = g < 0 ? by_set + a * kst : silo_set + (a * G + g) * kst;
+      XM_GLOBAL double *t = attr_set + (a * G + (g < 0 ? 0 : g)) * kst;
       if (sp_empty) {
         v[sp] = 0.0;
         if (g >= 0)
@@ -343,11 +346,11 @@ XM_INLINE void xm_combine_account(xm_i64 a, int G, xm_i64 K, XM_GLOBAL double *b
   }
   /* A non-finite measure of any set (xm_floor0 keeps it) binds: the requirement
    * is then not finite, and the engine refuses the run naming its cause. */
-  double U = by_set[a * K];
+  double U = by_set[a * kst];
   xm_i64 bind = 0;
   for (xm_i64 x = 1; x < K && isfinite(U); x++)
-    if (x != skip && (by_set[a * K + x] > U || !isfinite(by_set[a * K + x]))) {
-      U = by_set[a * K + x];
+    if (x != skip && (by_set[a * kst + x] > U || !isfinite(by_set[a * kst + x]))) {
+      U = by_set[a * kst + x];
       bind = x;
     }
   XM_GLOBAL double *os = out_silo + a * G * XM_NSILO;
@@ -365,16 +368,14 @@ XM_INLINE void xm_combine_account(xm_i64 a, int G, xm_i64 K, XM_GLOBAL double *b
   double sil = 0.0, msum = 0.0;
   int silo_min = 0;
   for (int g = 0; g < G; g++) {
-    double c = silo_set[(a * G + g) * K];
+    XM_GLOBAL const double *sg = silo_set + (a * G + g) * kst;
+    double c = sg[0];
     for (xm_i64 x = 1; x < K && isfinite(c); x++)
-      c = x != skip &&
-                  (silo_set[(a * G + g) * K + x] > c || !isfinite(silo_set[(a * G + g) * K + x]))
-              ? silo_set[(a * G + g) * K + x]
-              : c;
+      c = x != skip && (sg[x] > c || !isfinite(sg[x])) ? sg[x] : c;
     double lg = lq[a * (G + 1) + 1 + g], core = c + lg;
     double mg = per_contract * os[g * XM_NSILO + XM_S_REQ], bg = b1 * core;
     os[g * XM_NSILO + XM_S_BYSILO] = core;
-    os[g * XM_NSILO + XM_S_ATTR] = attr_set[(a * G + g) * K + bind];
+    os[g * XM_NSILO + XM_S_ATTR] = attr_set[(a * G + g) * kst + bind];
     os[g * XM_NSILO + XM_S_LQ] = lg;
     os[g * XM_NSILO + XM_S_REQ] = bg > mg || !isfinite(bg) ? bg : mg;
     silo_min |= mg >= bg && mg > 0.0;

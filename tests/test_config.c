@@ -62,7 +62,15 @@ static int cfg_equal(const xm_config *a, const xm_config *b) {
          a->pricing.vol_term_power == b->pricing.vol_term_power &&
          a->cross_margin.offset_cap == b->cross_margin.offset_cap &&
          a->minimum.per_contract == b->minimum.per_contract && a->apc.buffer == b->apc.buffer &&
-         a->collateral.method == b->collateral.method;
+         a->collateral.method == b->collateral.method && a->backtest.days == b->backtest.days &&
+         a->backtest.min_history == b->backtest.min_history &&
+         a->backtest.mc_scenarios == b->backtest.mc_scenarios &&
+         a->backtest.ready_sets == b->backtest.ready_sets &&
+         a->backtest.coverage == b->backtest.coverage &&
+         a->backtest.apc_window == b->backtest.apc_window &&
+         !strcmp(a->apc.stressed_start, b->apc.stressed_start) &&
+         !strcmp(a->apc.stressed_end, b->apc.stressed_end) &&
+         a->apc.stressed_weight == b->apc.stressed_weight;
 }
 
 /* Every key of METHODOLOGY.md, as --set spells it. */
@@ -88,7 +96,16 @@ static const char *const all_keys[] = {
     "cross_margin.offset_cap",
     "minimum.per_contract",
     "apc.buffer",
+    "apc.stressed_start",
+    "apc.stressed_end",
+    "apc.stressed_weight",
     "collateral.method",
+    "backtest.days",
+    "backtest.min_history",
+    "backtest.mc_scenarios",
+    "backtest.ready_sets",
+    "backtest.coverage",
+    "backtest.apc_window",
 };
 #define N_KEYS (sizeof all_keys / sizeof all_keys[0])
 
@@ -187,6 +204,27 @@ static void test_set_every_key(void **state) {
   assert_true(c.apc.buffer == 0.0);
   SET("apc.buffer", "3");
   assert_true(c.apc.buffer == 3.0);
+  SET("apc.stressed_start", "2008-09-15");
+  assert_string_equal(c.apc.stressed_start, "2008-09-15");
+  SET("apc.stressed_end", " 2009-03-31 ");
+  assert_string_equal(c.apc.stressed_end, "2009-03-31");
+  SET("apc.stressed_end", ""); /* a date key may be emptied */
+  assert_string_equal(c.apc.stressed_end, "");
+  SET("apc.stressed_end", "2009-03-31");
+  SET("apc.stressed_weight", "0.25");
+  assert_true(c.apc.stressed_weight == 0.25);
+  SET("backtest.days", "250");
+  assert_int_equal(c.backtest.days, 250);
+  SET("backtest.min_history", "500");
+  assert_int_equal(c.backtest.min_history, 500);
+  SET("backtest.mc_scenarios", "2000");
+  assert_true(c.backtest.mc_scenarios == 2000);
+  SET("backtest.ready_sets", "false");
+  assert_int_equal(c.backtest.ready_sets, 0);
+  SET("backtest.coverage", "0.975");
+  assert_true(c.backtest.coverage == 0.975);
+  SET("backtest.apc_window", "5");
+  assert_int_equal(c.backtest.apc_window, 5);
   SET("collateral.method", "scenario");
   assert_int_equal(c.collateral.method, XM_COLLATERAL_SCENARIO);
   SET("collateral.method", "schedule");
@@ -280,6 +318,21 @@ static void test_range_errors(void **state) {
       {"collateral.method", "bogus", "must be one of schedule, scenario"},
       {"collateral.method", "schedules", "schedule, scenario"},
       {"collateral.method", "", "empty value"},
+      {"apc.stressed_start", "2008-9-15", "an ISO date YYYY-MM-DD"},
+      {"apc.stressed_start", "2008-13-01", "YYYY-MM-DD"},
+      {"apc.stressed_start", "2008-00-10", "YYYY-MM-DD"},
+      {"apc.stressed_start", "2008-01-32", "YYYY-MM-DD"},
+      {"apc.stressed_start", "15/09/2008", "YYYY-MM-DD"},
+      {"apc.stressed_end", "2008-09-15T00", "YYYY-MM-DD"},
+      {"apc.stressed_end", "+008-09-15", "YYYY-MM-DD"},
+      {"apc.stressed_weight", "1.5", "[0, 1]"},
+      {"apc.stressed_weight", "-0.1", "[0, 1]"},
+      {"backtest.days", "1", "2..1000000"},
+      {"backtest.min_history", "1", "2..1000000"},
+      {"backtest.mc_scenarios", "-1", "0..100000000"},
+      {"backtest.ready_sets", "maybe", "not a boolean"},
+      {"backtest.coverage", "1", "(0, 1)"},
+      {"backtest.apc_window", "0", "1..1000000"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     xm_config c, d;

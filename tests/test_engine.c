@@ -8,7 +8,9 @@
  *   the combination: a tight budget gives the same bits as no budget, and the
  *     results match a float64 reference written here from METHODOLOGY.md
  *     sections 2-4;
- *   faults: a step that fails is reported and leaks nothing (run under ASan). */
+ *   faults: a step that fails is reported and leaks nothing (run under ASan);
+ *   the stressed period and the backtest (host/backtest.c): each day a run on
+ *     the truncated history, the realised move, a tight budget. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1141,6 +1143,171 @@ static void faults(void **state) {
   }
 }
 
+/* ---- the backtest (host/backtest.c, METHODOLOGY.md section 7) ---------- */
+
+/* 6 days (rows 73..78 of 80), every set, the stressed period blended at 0.3
+ * from row `sp_row` on. */
+static void bt_config(xm_config *c, int sp_row) {
+  *c = cfg_full;
+  c->backtest.days = 6;
+  c->backtest.min_history = 60;
+  c->backtest.mc_scenarios = 300;
+  snprintf(c->apc.stressed_start, sizeof c->apc.stressed_start, "%s", h_date[sp_row - 1]);
+  snprintf(c->apc.stressed_end, sizeof c->apc.stressed_end, "%s", h_date[T_H - 1]);
+  c->apc.stressed_weight = 0.3;
+}
+
+static int near(double a, double b, double rel) {
+  return fabs(a - b) <= rel * fmax(1.0, fmax(fabs(a), fabs(b)));
+}
+
+/* Day d of a backtest is xmargin run on the history truncated at d, bit for
+ * bit (the batch's plan and loop are not the run's); the realised loss is the
+ * loss of the raw move of rows d+1..d+h as a ready-made set of one scenario
+ * (measure worst: by_set = max(0, L), attribution = each silo's L); a day
+ * before the stressed period has the margins of a run without it. Fails on
+ * a day off by one, a set of another day combined, an unfiltered or shifted
+ * move, a blend applied to an empty period. */
+static void backtest_days_are_runs(void **state) {
+  (void)state;
+  for (int pass = 0; pass < 2; pass++) {
+    xm_config c;
+    bt_config(&c, pass ? 76 : 61); /* pass 1: empty on days 73..75 */
+    xm_backtest_result bt;
+    xm_status st = xm_backtest(ctx_free, &book, &scen, &c, NULL, &bt);
+    if (st != XM_OK)
+      print_message("backtest: %s\n", xm_ctx_last_error(ctx_free));
+    assert_int_equal(st, XM_OK);
+    assert_true(bt.N == 6 && bt.first_day == 73 && bt.n_tests == 3 && bt.K == 6);
+    assert_true(bt.test_day[1] && bt.test_day[3] && bt.test_day[5] && !bt.test_day[0]);
+    assert_string_equal(bt.day[0], h_date[72]);
+    assert_string_equal(bt.realised_end[5], h_date[79]);
+    int64_t A = bt.A, G = bt.G;
+    for (int64_t j = 0; j < bt.N; j++) {
+      int64_t d = bt.first_day + j;
+      xm_config cr = c;
+      cr.montecarlo.scenarios = c.backtest.mc_scenarios;
+      if (pass && d < 76)
+        cr.apc.stressed_start[0] = cr.apc.stressed_end[0] = '\0', cr.apc.stressed_weight = 0.0;
+      xm_scenario_file sd = scen;
+      sd.n_days = d;
+      xm_run_result r;
+      assert_int_equal(xm_run(ctx_free, &book, &sd, &cr, NULL, &r), XM_OK);
+      /* the realised move as a set of one scenario */
+      double mv[F_H] = {0};
+      for (int64_t u = d; u < d + 2; u++)
+        for (int f = 0; f < F_H; f++)
+          mv[f] += h_return[u * F_H + f];
+      char *lab[] = {"realised"};
+      xm_scenario_set one = {"realised", 1, F_H, factor_name, mv, lab, NULL, XM_MEASURE_WORST, NAN};
+      xm_scenario_file sr = {NULL, 0, 0, NULL, NULL, NULL, 1, &one};
+      xm_config cz = cfg_ready;
+      xm_run_result z;
+      assert_int_equal(xm_run(ctx_free, &book, &sr, &cz, NULL, &z), XM_OK);
+      double total = 0.0;
+      for (int64_t a = 0; a < A; a++) {
+        assert_true(bt.margin[XM_BT_REQUIREMENT][j * A + a] == r.requirement[a]);
+        assert_true(bt.margin[XM_BT_UNIFIED][j * A + a] == r.unified[a]);
+        assert_true(bt.margin[XM_BT_SILOED][j * A + a] == r.siloed[a]);
+        assert_true(bt.margin[XM_BT_CROSS_MARGINED][j * A + a] == r.cross_margined[a]);
+        /* without the period, the ready-made sets are one row earlier */
+        int nosp = pass && d < 76;
+        assert_int_equal(bt.binding[j * A + a], r.binding[a] + (nosp && r.binding[a] >= 3));
+        total += r.requirement[a];
+        double L = bt.realised[j * A + a], sum = 0.0;
+        assert_true(near(z.by_set[a], fmax(L, 0.0), 1e-12));
+        for (int64_t g = 0; g < G; g++) {
+          assert_true(bt.silo_margin[(j * A + a) * G + g] == r.by_silo[a * G + g]);
+          double Lg = bt.realised_by_silo[(j * A + a) * G + g];
+          assert_true(near(z.attribution[a * G + g], Lg, 1e-12));
+          sum += Lg;
+        }
+        assert_true(near(sum, L, 1e-12));
+      }
+      assert_true(near(bt.total_margin[XM_BT_REQUIREMENT][j], total, 1e-15));
+      xm_run_result_free(&r);
+      xm_run_result_free(&z);
+    }
+    /* the counts over all days, per account */
+    for (int64_t a = 0; a < A; a++) {
+      int64_t n = 0;
+      for (int64_t j = 0; j < bt.N; j++)
+        n += bt.realised[j * A + a] > bt.margin[XM_BT_REQUIREMENT][j * A + a];
+      assert_int_equal(bt.stats[XM_BT_REQUIREMENT][a].exceptions_all, n);
+    }
+    /* G-EMPTY holds nothing: no silo statistics; its account ones exist */
+    for (int64_t g = 0; g < G; g++) {
+      assert_int_equal(bt.silo_stats[EMPTY * G + g].zone, -1);
+      assert_true(isnan(bt.silo_stats[EMPTY * G + g].kupiec_lr));
+    }
+    assert_true(bt.stats[XM_BT_REQUIREMENT][EMPTY].zone >= 0);
+    xm_backtest_result_free(&bt);
+  }
+}
+
+/* The stressed period (METHODOLOGY.md section 1): at w = 0 a set like any
+ * other, the raw h-day sums of its window ends (set 3, after the Monte Carlo
+ * ones); at w > 0 the historical measure becomes (1 - w) R_hist + w R_sp for
+ * the account, each silo and the attribution, and the period never binds.
+ * Fails on a filtered, shifted or lookback-limited period, a blend of the
+ * wrong sets or weights, a blended set left in the max. */
+static void stressed_period_blend(void **state) {
+  (void)state;
+  xm_config c0;
+  bt_config(&c0, 61); /* rows 61..80 */
+  c0.apc.stressed_weight = 0.0;
+  c0.historical.lookback = 10; /* does not bound the period */
+  xm_config c1 = c0;
+  c1.apc.stressed_weight = 0.3;
+  xm_run_result r0, r1;
+  assert_int_equal(xm_run(ctx_free, &book, &scen, &c0, NULL, &r0), XM_OK);
+  assert_int_equal(xm_run(ctx_free, &book, &scen, &c1, NULL, &r1), XM_OK);
+  assert_int_equal(r0.K, 6);
+  assert_string_equal(r0.sets[3].name, "stressed_period");
+  assert_int_equal(r0.sets[3].S, 20); /* window ends 61..80 (1-based), the lookback aside */
+  assert_string_equal(r0.sets[3].labels[0], h_date[60]);
+  int64_t A = r0.A, G = r0.G, K = r0.K;
+  for (int64_t a = 0; a < A; a++) {
+    const double *b0 = r0.by_set + a * K, *b1 = r1.by_set + a * K;
+    assert_true(near(b1[0], 0.7 * b0[0] + 0.3 * b0[3], 1e-14));
+    assert_true(b1[3] == b0[3] && b1[1] == b0[1] && b1[4] == b0[4]);
+    assert_true(r1.binding[a] != 3);
+    double U = 0.0;
+    for (int64_t x = 0; x < K; x++)
+      U = x != 3 && b1[x] > U ? b1[x] : U;
+    assert_true(near(r1.unified[a] - r1.liquidity[a], U, 1e-14));
+  }
+  /* the period's shocks: the raw sums, by hand for window end 61 (rows 60, 61) */
+  double x0 = h_return[59 * F_H + 0] + h_return[60 * F_H + 0];
+  xm_run_opts keep = {0, 1, NULL, NULL};
+  xm_run_result rk;
+  assert_int_equal(xm_run(ctx_free, &book, &scen, &c0, &keep, &rk), XM_OK);
+  assert_true(rk.sets[3].shock[0] == x0); /* EQ is the book's first factor */
+  (void)G;
+  xm_run_result_free(&r0);
+  xm_run_result_free(&r1);
+  xm_run_result_free(&rk);
+}
+
+/* A backtest under a tight memory budget (blocks, shocks made per tile) gives
+ * the same series as with none. */
+static void backtest_tight_equals_unlimited(void **state) {
+  (void)state;
+  xm_config c;
+  bt_config(&c, 61);
+  xm_backtest_result b0, b1;
+  assert_int_equal(xm_backtest(ctx_free, &book, &scen, &c, NULL, &b0), XM_OK);
+  assert_int_equal(xm_backtest(ctx_tight, &book, &scen, &c, NULL, &b1), XM_OK);
+  int64_t n = b0.N * b0.A;
+  for (int m = 0; m < XM_BT_NMARGIN; m++)
+    assert_memory_equal(b0.margin[m], b1.margin[m], (size_t)n * sizeof(double));
+  assert_memory_equal(b0.realised, b1.realised, (size_t)n * sizeof(double));
+  assert_memory_equal(b0.silo_margin, b1.silo_margin, (size_t)(n * b0.G) * sizeof(double));
+  assert_memory_equal(b0.binding, b1.binding, (size_t)n * sizeof(int32_t));
+  xm_backtest_result_free(&b0);
+  xm_backtest_result_free(&b1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(plan_tight),
@@ -1152,6 +1319,9 @@ int main(void) {
       cmocka_unit_test(matches_methodology),
       cmocka_unit_test(currencies),
       cmocka_unit_test(faults),
+      cmocka_unit_test(stressed_period_blend),
+      cmocka_unit_test(backtest_days_are_runs),
+      cmocka_unit_test(backtest_tight_equals_unlimited),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

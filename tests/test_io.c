@@ -1319,24 +1319,24 @@ static void xm_t_results(xm_results *r, xm_results_set sets[2]) {
                              .shock = xm_t_rs1,
                              .n_factors = 2,
                              .factor = xm_t_rf1};
-  r->software_version = "0.1.0";
-  r->created_utc = "2024-06-28T12:00:00Z";
-  r->portfolio = "book.h5";
-  r->scenarios = "scen.h5";
-  r->portfolio_sha256 = "00";
-  r->scenarios_sha256 = "11";
-  r->config = "[run]\nconfidence = 0.99\n";
-  r->device = "cpu";
-  r->precision = "double";
-  r->reporting_currency = "USD";
-  r->seed = 42;
-  r->elapsed_s = 0.5;
-  r->n_accounts = 3;
-  r->n_silos = 2;
-  r->n_sets = 2;
-  r->account = xm_t_racc;
-  r->silo = xm_t_rsilo;
-  r->set = xm_t_rset;
+  r->head.software_version = "0.1.0";
+  r->head.created_utc = "2024-06-28T12:00:00Z";
+  r->head.portfolio = "book.h5";
+  r->head.scenarios = "scen.h5";
+  r->head.portfolio_sha256 = "00";
+  r->head.scenarios_sha256 = "11";
+  r->head.config = "[run]\nconfidence = 0.99\n";
+  r->head.device = "cpu";
+  r->head.precision = "double";
+  r->head.reporting_currency = "USD";
+  r->head.seed = 42;
+  r->head.elapsed_s = 0.5;
+  r->head.n_accounts = 3;
+  r->head.n_silos = 2;
+  r->head.n_sets = 2;
+  r->head.account = xm_t_racc;
+  r->head.silo = xm_t_rsilo;
+  r->head.set = xm_t_rset;
   r->requirement = xm_t_rreq;
   r->unified = xm_t_runi;
   r->siloed = xm_t_rsil;
@@ -1433,8 +1433,8 @@ static void test_results_write(void **state) {
   assert_int_equal(seed, 42);
 
   /* scales and attachments */
-  hid_t sa = H5Dopen2(fid, "/account", H5P_DEFAULT);
-  hid_t sk = H5Dopen2(fid, "/set", H5P_DEFAULT);
+  hid_t sa = H5Dopen2(fid, "/margin/account", H5P_DEFAULT); /* each group has its scales */
+  hid_t sk = H5Dopen2(fid, "/margin/set", H5P_DEFAULT);
   hid_t bs = H5Dopen2(fid, "/margin/by_set", H5P_DEFAULT);
   hid_t req = H5Dopen2(fid, "/margin/requirement", H5P_DEFAULT);
   assert_true(H5DSis_scale(sa) > 0);
@@ -1451,7 +1451,7 @@ static void test_results_write(void **state) {
   H5Dclose(req);
   H5Dclose(bs);
   /* the version-2 datasets: values, the scales of their dimensions */
-  hid_t sg = H5Dopen2(fid, "/silo", H5P_DEFAULT);
+  hid_t sg = H5Dopen2(fid, "/margin/silo", H5P_DEFAULT);
   for (size_t i = 0; i < sizeof xm_t_rv2_money / sizeof xm_t_rv2_money[0]; i++) {
     hid_t d2 = H5Dopen2(fid, xm_t_rv2_money[i], H5P_DEFAULT);
     if (d2 < 0)
@@ -1554,7 +1554,7 @@ static void xm_t_results_units(char *const *cur, const char *want_units,
   char path[512], buf[256];
   xm_t_path(path, sizeof path, "results_units.h5");
   xm_t_results(&r, sets);
-  r.account_currency = cur;
+  r.head.account_currency = cur;
   assert_int_equal(xm_results_write(path, &r, &d), XM_OK);
   hid_t fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
   assert_true(fid >= 0);
@@ -1583,7 +1583,7 @@ static void xm_t_results_units(char *const *cur, const char *want_units,
   xm_t_attr_vstr(fid, "/margin/minimum_binds", "long_name", buf, sizeof buf);
   assert_true(strlen(buf) > 0);
   hid_t dc = H5Dopen2(fid, "/margin/currency", H5P_DEFAULT),
-        sa = H5Dopen2(fid, "/account", H5P_DEFAULT);
+        sa = H5Dopen2(fid, "/margin/account", H5P_DEFAULT);
   assert_true(dc >= 0 && sa >= 0);
   assert_true(H5DSis_attached(dc, sa, 0) > 0);
   hid_t t = H5Tcopy(H5T_C_S1);
@@ -1639,7 +1639,7 @@ static void test_results_optional(void **state) {
     }
     char *blank[] = {"historical", "my crises"};
     if (pass == 2) {
-      r.set = blank;
+      r.head.set = blank;
       sets[1].name = "my crises";
     }
     assert_int_equal(xm_results_write(path, &r, &d), XM_OK);

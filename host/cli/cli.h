@@ -14,8 +14,79 @@ int xm_cli_devices(int argc, char **argv);
 int xm_cli_validate(int argc, char **argv);
 int xm_cli_config(int argc, char **argv);
 int xm_cli_generate(int argc, char **argv);
+int xm_cli_backtest(int argc, char **argv);
 
 /* Maps a library status to the CLI's exit status. */
 int xm_cli_exit_status(xm_status st);
+
+/* ---- What `run` and `backtest` share (cli_job.c) ---- */
+
+#define XM_CLI_SETS_MAX 64
+#define XM_CLI_KEYS_MAX 8
+
+/* A configuration key an option of its own sets (--precision, --days),
+ * applied after every --set. */
+typedef struct xm_cli_key {
+  const char *option, *key, *value;
+} xm_cli_key;
+
+/* A job's command line. The strings point into argv. */
+typedef struct xm_cli_job {
+  const char *cmd; /* "xmargin run": what messages start with */
+  const char *portfolio, *scenarios, *output, *config, *device;
+  const char *sets[XM_CLI_SETS_MAX]; /* --set KEY=VALUE, in order */
+  int nsets;
+  xm_cli_key keys[XM_CLI_KEYS_MAX];
+  int nkeys;
+  int save_scenarios, json, quiet, threads;
+  uint64_t mem_limit;
+} xm_cli_job;
+
+/* Takes argv[*i] when it is an option both commands have: --portfolio,
+ * --scenarios, -o/--output, --config, --device, --precision, --set,
+ * --mem-limit, --threads, --save-scenarios, --json, -q/--quiet. Returns 1
+ * (taken; *i is moved past its value), 0 (not one of them), -1 (a missing or
+ * bad value: the message is printed; exit status 2). */
+int xm_cli_job_option(xm_cli_job *j, int argc, char **argv, int *i);
+/* The value of option argv[*i] (*i moved to it), or NULL after the message
+ * that it needs one. */
+const char *xm_cli_job_value(const xm_cli_job *j, int argc, char **argv, int *i);
+/* Adds a key option (option names it in messages): 1, or -1 when there are
+ * too many (message printed). */
+int xm_cli_job_key(xm_cli_job *j, const char *option, const char *key, const char *value);
+
+/* A job's inputs. */
+typedef struct xm_cli_inputs {
+  xm_config cfg;
+  xm_portfolio pf;
+  xm_scenario_file sf;
+  xm_diag diag; /* the readers' messages; a writer may add its own */
+  xm_ctx *ctx;
+  double t_start, t_read; /* xm_now() at the start; seconds to read the inputs */
+  char device[512];       /* "cpu: NAME [PLATFORM]": set by xm_cli_job_ran */
+} xm_cli_inputs;
+
+/* Before any work: the output may be written and is none of the inputs, the
+ * input names fit. Then the configuration (the defaults, --config, --set,
+ * the key options), both files read, the context on the chosen device (the
+ * choice said on stderr unless quiet or json). Returns -1 when everything is
+ * ready, else the exit status, after the message. *in is freed with
+ * xm_cli_inputs_free in either case. */
+int xm_cli_job_open(const xm_cli_job *j, xm_cli_inputs *in);
+void xm_cli_inputs_free(xm_cli_inputs *in);
+/* After the engine ran with status st: on failure the message (with the
+ * context's detail) and the exit status; else the run's remarks (notes, one a
+ * line: all unless quiet, warnings always) to stderr, in->device set to the
+ * device it ran on (auto may have left a failing one), and -1. */
+int xm_cli_job_ran(const xm_cli_job *j, xm_cli_inputs *in, xm_status st, const char *notes);
+/* What the output file records about the job: its inputs, the device, the
+ * seconds since the start. */
+xm_run_meta xm_cli_job_meta(const xm_cli_job *j, const xm_cli_inputs *in);
+/* After the writer returned st: -1 on success, else the messages and exit
+ * status 1. */
+int xm_cli_job_wrote(const xm_cli_job *j, xm_cli_inputs *in, xm_status st);
+/* The progress callback of a job: a bar on stderr when it is a terminal and
+ * the job prints a text summary; else NULL. */
+xm_progress_fn xm_cli_progress_for(const xm_cli_job *j);
 
 #endif

@@ -1,14 +1,10 @@
 /* xmargin run: the main job. Reads a portfolio and a scenario file, runs every
  * scenario set on the chosen device, writes the results file atomically and
  * prints a summary (or JSON). With no arguments: the shipped demo files. */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "cli.h"
 
@@ -40,45 +36,6 @@ static void xm_run_usage(FILE *f) {
           "  --json                  print the summary as JSON\n"
           "  -q, --quiet             no summary\n"
           "Exit status: 0 success, 1 run failure, 2 bad input or usage.\n");
-}
-
-/* The largest --mem-limit: 1 PiB, more than any one device or host has. */
-#define XM_RUN_MEM_LIMIT_MAX ((uint64_t)1 << 50)
-/* Most threads the cpu backend takes. */
-#define XM_RUN_THREADS_MAX 4096
-
-static int xm_run_parse_bytes(const char *s, uint64_t *out) {
-  char *end = NULL;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (errno || end == s || !(v > 0) || !isfinite(v))
-    return 0;
-  double m = 1;
-  if (*end == 'K' || *end == 'k')
-    m = 1024.0, end++;
-  else if (*end == 'M' || *end == 'm')
-    m = 1048576.0, end++;
-  else if (*end == 'G' || *end == 'g')
-    m = 1073741824.0, end++;
-  if (*end == 'B' || *end == 'b')
-    end++;
-  if (*end || v * m > (double)XM_RUN_MEM_LIMIT_MAX || v * m < 1.0)
-    return 0;
-  *out = (uint64_t)(v * m);
-  return 1;
-}
-
-/* A whole number in [lo, hi], all of s (no sign, space or suffix). */
-static int xm_run_parse_int(const char *s, long lo, long hi, int *out) {
-  char *end = NULL;
-  errno = 0;
-  if (!s || s[0] < '0' || s[0] > '9')
-    return 0;
-  long v = strtol(s, &end, 10);
-  if (errno || *end || v < lo || v > hi)
-    return 0;
-  *out = (int)v;
-  return 1;
 }
 
 /* Finds the demo data folder: $XM_DATA_DIR, the source tree's datasets/. */
@@ -453,238 +410,69 @@ static void xm_run_summary(FILE *f, int json, const xm_portfolio *pf, const xm_c
   free(top);
 }
 
-/* A progress bar on stderr (only when stderr is a terminal). */
-static void xm_run_progress(void *arg, int64_t done, int64_t total, const char *set) {
-  (void)arg;
-  int width = 30, fill = total > 0 ? (int)(width * done / total) : width;
-  char bar[64];
-  for (int i = 0; i < width; i++)
-    bar[i] = i < fill ? '#' : '.';
-  bar[width] = '\0';
-  fprintf(stderr, "\r  [%s] %3d%%  %-24.24s", bar, total > 0 ? (int)(100 * done / total) : 100,
-          set);
-  if (done >= total)
-    fprintf(stderr, "\r%*s\r", width + 40, "");
-  fflush(stderr);
-}
-
 int xm_cli_run(int argc, char **argv) {
-  const char *portfolio = NULL, *scenarios = NULL, *output = NULL, *config = NULL;
-  const char *device = NULL, *precision = NULL;
-  const char *sets[64];
-  int nsets = 0, save_pnl = 0, save_scen = 0, json = 0, quiet = 0, threads = 0;
-  uint64_t mem_limit = 0;
+  xm_cli_job j;
+  memset(&j, 0, sizeof j);
+  j.cmd = "xmargin run";
+  int save_pnl = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
-#define XM_ARG(name, var)                                                                          \
-  if (strcmp(a, name) == 0) {                                                                      \
-    if (i + 1 >= argc) {                                                                           \
-      fprintf(stderr, "xmargin run: %s needs a value\n", name);                                    \
-      return XM_EXIT_USAGE;                                                                        \
-    }                                                                                              \
-    var = argv[++i];                                                                               \
-    continue;                                                                                      \
-  }
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
       xm_run_usage(stdout);
       return XM_EXIT_OK;
     }
-    XM_ARG("--portfolio", portfolio)
-    XM_ARG("--scenarios", scenarios)
-    XM_ARG("-o", output)
-    XM_ARG("--output", output)
-    XM_ARG("--config", config)
-    XM_ARG("--device", device)
-    XM_ARG("--precision", precision)
-    if (strcmp(a, "--set") == 0) {
-      if (i + 1 >= argc || nsets >= 64) {
-        fprintf(stderr, "xmargin run: --set needs KEY=VALUE (at most 64)\n");
-        return XM_EXIT_USAGE;
-      }
-      sets[nsets++] = argv[++i];
+    int took = xm_cli_job_option(&j, argc, argv, &i);
+    if (took < 0)
+      return XM_EXIT_USAGE;
+    if (took)
       continue;
-    }
-    if (strcmp(a, "--mem-limit") == 0) {
-      if (i + 1 >= argc || !xm_run_parse_bytes(argv[++i], &mem_limit) || mem_limit < (1u << 20)) {
-        fprintf(stderr, "xmargin run: --mem-limit needs a size such as 64M (1M to 1P)%s%s\n",
-                i < argc ? ", not " : "", i < argc ? argv[i] : "");
-        return XM_EXIT_USAGE;
-      }
-      continue;
-    }
-    if (strcmp(a, "--threads") == 0) {
-      if (i + 1 >= argc || !xm_run_parse_int(argv[++i], 1, XM_RUN_THREADS_MAX, &threads)) {
-        fprintf(stderr, "xmargin run: --threads needs a whole number from 1 to %d%s%s\n",
-                XM_RUN_THREADS_MAX, i < argc ? ", not " : "", i < argc ? argv[i] : "");
-        return XM_EXIT_USAGE;
-      }
-      continue;
-    }
     if (strcmp(a, "--save-pnl") == 0) {
       save_pnl = 1;
       continue;
     }
-    if (strcmp(a, "--save-scenarios") == 0) {
-      save_scen = 1;
-      continue;
-    }
-    if (strcmp(a, "--json") == 0) {
-      json = 1;
-      continue;
-    }
-    if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
-      quiet = 1;
-      continue;
-    }
-#undef XM_ARG
     fprintf(stderr, "xmargin run: unknown argument '%s' (see xmargin run --help)\n", a);
     return XM_EXIT_USAGE;
   }
   static char demo_p[4096], demo_s[4096];
-  if (!portfolio && !scenarios) {
+  if (!j.portfolio && !j.scenarios) {
     snprintf(demo_p, sizeof demo_p, "%s/demo-portfolio.h5", xm_run_demo_dir());
     snprintf(demo_s, sizeof demo_s, "%s/demo-scenarios.h5", xm_run_demo_dir());
-    portfolio = demo_p;
-    scenarios = demo_s;
-    if (!output)
-      output = "xmargin-demo.h5";
-  } else if (!portfolio || !scenarios) {
+    j.portfolio = demo_p;
+    j.scenarios = demo_s;
+    if (!j.output)
+      j.output = "xmargin-demo.h5";
+  } else if (!j.portfolio || !j.scenarios) {
     fprintf(stderr, "xmargin run: give both --portfolio and --scenarios (or neither for the "
                     "demo)\n");
     return XM_EXIT_USAGE;
   }
-  if (!output)
-    output = "xmargin-results.h5";
-  /* Fail before the work, not after it: the output must be writable and none
-   * of the inputs; every input path must name a regular file. */
-  {
-    const char *inputs[3] = {portfolio, scenarios, config};
-    char why[1024];
-    if (xm_output_check(output, inputs, 3, why, sizeof why) != XM_OK) {
-      fprintf(stderr, "xmargin run: -o: %s\n", why);
-      return XM_EXIT_USAGE;
-    }
-    for (int i = 0; i < 3; i++)
-      if (inputs[i] && (!inputs[i][0] || strlen(inputs[i]) >= XM_PATH_MAX)) {
-        fprintf(stderr, "xmargin run: %s: a file name of %zu bytes (1 to %d)\n",
-                i == 0   ? "--portfolio"
-                : i == 1 ? "--scenarios"
-                         : "--config",
-                strlen(inputs[i]), XM_PATH_MAX - 1);
-        return XM_EXIT_USAGE;
-      }
-  }
+  if (!j.output)
+    j.output = "xmargin-results.h5";
 
-  int rc = XM_EXIT_FAIL;
-  char err[1024] = "";
-  xm_config cfg;
-  xm_config_default(&cfg);
-  xm_portfolio pf;
-  xm_scenario_file sf;
+  xm_cli_inputs in;
   xm_run_result res;
-  xm_diag diag;
-  xm_ctx *ctx = NULL;
-  memset(&pf, 0, sizeof pf);
-  memset(&sf, 0, sizeof sf);
   memset(&res, 0, sizeof res);
-  memset(&diag, 0, sizeof diag);
-  xm_status st = XM_OK;
-  double t_start = xm_now();
-
-  if (config && (st = xm_config_load(&cfg, config, err, sizeof err)) != XM_OK) {
-    fprintf(stderr, "xmargin run: %s\n", err);
-    rc = XM_EXIT_USAGE;
+  int rc = xm_cli_job_open(&j, &in);
+  if (rc >= 0)
     goto cleanup;
-  }
-  for (int i = 0; i < nsets; i++) {
-    char key[256];
-    const char *eq = strchr(sets[i], '=');
-    if (!eq || eq == sets[i] || (size_t)(eq - sets[i]) >= sizeof key) {
-      fprintf(stderr, "xmargin run: --set '%s': expected KEY=VALUE\n", sets[i]);
-      rc = XM_EXIT_USAGE;
-      goto cleanup;
-    }
-    memcpy(key, sets[i], (size_t)(eq - sets[i]));
-    key[eq - sets[i]] = '\0';
-    if ((st = xm_config_set(&cfg, key, eq + 1, err, sizeof err)) != XM_OK) {
-      fprintf(stderr, "xmargin run: --set %s\n", err);
-      rc = XM_EXIT_USAGE;
-      goto cleanup;
-    }
-  }
-  if (precision && (st = xm_config_set(&cfg, "precision", precision, err, sizeof err)) != XM_OK) {
-    fprintf(stderr, "xmargin run: --precision: %s\n", err);
-    rc = XM_EXIT_USAGE;
+  xm_run_opts eo = {save_pnl, j.save_scenarios, xm_cli_progress_for(&j), NULL};
+  xm_status st = xm_run(in.ctx, &in.pf, &in.sf, &in.cfg, &eo, &res);
+  if ((rc = xm_cli_job_ran(&j, &in, st, res.notes)) >= 0)
     goto cleanup;
-  }
-  if ((st = xm_portfolio_read(portfolio, &pf, &diag)) != XM_OK ||
-      (st = xm_scenarios_read(scenarios, &sf, &diag)) != XM_OK) {
-    xm_diag_print(&diag, stderr);
-    if (diag.total == 0)
-      fprintf(stderr, "xmargin run: %s\n", xm_strerror(st));
-    rc = st == XM_ENOMEM ? XM_EXIT_FAIL : XM_EXIT_USAGE;
-    goto cleanup;
-  }
-  double t_read = xm_now() - t_start;
-
-  xm_options opt;
-  xm_options_default(&opt);
-  opt.device = device;
-  xm_options_from_env(&opt);
-  opt.mem_limit = mem_limit;
-  opt.threads = threads;
-  st = xm_ctx_create(&ctx, &opt);
-  if (st != XM_OK) {
-    fprintf(stderr, "xmargin run: %s: %s\n", xm_strerror(st), xm_ctx_last_error(ctx));
-    rc = xm_cli_exit_status(st);
-    goto cleanup;
-  }
-  if (strstr(xm_ctx_choice(ctx), "after failing")) /* auto left a failing device: always say so */
-    fprintf(stderr, "xmargin: warning: %s\n", xm_ctx_choice(ctx));
-  else if (!quiet && !json)
-    fprintf(stderr, "xmargin: %s\n", xm_ctx_choice(ctx));
-  xm_run_opts eo = {save_pnl, save_scen, NULL, NULL};
-  if (!quiet && !json && isatty(STDERR_FILENO))
-    eo.progress = xm_run_progress;
-  st = xm_run(ctx, &pf, &sf, &cfg, &eo, &res);
-  if (st != XM_OK) {
-    fprintf(stderr, "xmargin run: %s: %s\n", xm_strerror(st), xm_ctx_last_error(ctx));
-    rc = xm_cli_exit_status(st);
-    goto cleanup;
-  }
-  /* The run's remarks; its warnings (a device left for the cpu backend) also
-   * under -q. */
-  for (const char *line = res.notes; *line;) {
-    const char *end = strchr(line, '\n');
-    int len = end ? (int)(end - line) : (int)strlen(line);
-    if (!quiet || strncmp(line, "warning:", 8) == 0)
-      fprintf(stderr, "%s%.*s\n", strncmp(line, "warning:", 8) == 0 ? "xmargin: " : "", len, line);
-    line += len + (end ? 1 : 0);
-  }
 
   /* The results file. */
   double t_w0 = xm_now();
-  char devdesc[512];
-  const xm_device_info *dv = xm_ctx_device(ctx);
-  snprintf(devdesc, sizeof devdesc, "%s: %s [%s]", dv->backend == XM_BACKEND_CPU ? "cpu" : "opencl",
-           dv->name, dv->platform);
-  xm_run_meta meta = {portfolio, scenarios, devdesc, NULL, xm_now() - t_start};
-  st = xm_run_result_write(output, &pf, &cfg, &res, &meta, &diag);
-  if (st != XM_OK) {
-    xm_diag_print(&diag, stderr);
-    fprintf(stderr, "xmargin run: cannot write %s: %s\n", output, xm_strerror(st));
+  xm_run_meta meta = xm_cli_job_meta(&j, &in);
+  st = xm_run_result_write(j.output, &in.pf, &in.cfg, &res, &meta, &in.diag);
+  if ((rc = xm_cli_job_wrote(&j, &in, st)) >= 0)
     goto cleanup;
-  }
   double t_write = xm_now() - t_w0;
-  if (!quiet)
-    xm_run_summary(stdout, json, &pf, &cfg, &res, devdesc, output, t_read, t_write,
-                   xm_now() - t_start);
+  if (!j.quiet)
+    xm_run_summary(stdout, j.json, &in.pf, &in.cfg, &res, in.device, j.output, in.t_read, t_write,
+                   xm_now() - in.t_start);
   rc = XM_EXIT_OK;
 cleanup:
-  xm_ctx_destroy(ctx);
   xm_run_result_free(&res);
-  xm_diag_free(&diag);
-  xm_scenarios_free(&sf);
-  xm_portfolio_free(&pf);
+  xm_cli_inputs_free(&in);
   return rc;
 }

@@ -13,6 +13,8 @@ typedef struct xm_cli_cmd {
 
 static const xm_cli_cmd xm_cli_cmds[] = {
     {"run", xm_cli_run, "compute the margin requirements (no arguments: the demo)"},
+    {"backtest", xm_cli_backtest,
+     "backtest today's book against the past days of the history (METHODOLOGY.md 7)"},
     {"devices", xm_cli_devices, "list the compute devices (OpenCL and the cpu backend)"},
     {"validate", xm_cli_validate, "check portfolio and scenario files against the data contract"},
     {"config", xm_cli_config, "print the effective configuration"},

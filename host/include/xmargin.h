@@ -551,8 +551,10 @@ typedef struct xm_bt_stats {
   int64_t exceptions;     /* over the N' test days */
   double observed_coverage, kupiec_lr, kupiec_p, christoffersen_lr, cc_lr, cc_p;
   int zone; /* -1 none, 0 green, 1 yellow, 2 red (xm_bt_zone_name) */
-  /* procyclicality of the margin series (requirement and silo; NaN for the others) */
+  /* procyclicality of the margin series (requirement and silo; NaN for the others),
+   * and the days (series rows) of the largest increase, the first such pair (-1: none) */
   double peak_to_trough, max_increase;
+  int64_t inc_from, inc_to;
 } xm_bt_stats;
 
 /* "green", "yellow", "red"; "" for -1; NULL otherwise. */

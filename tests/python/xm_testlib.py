@@ -39,6 +39,32 @@ def xmargin_binary():
     return "xmargin"
 
 
+def test_binary(name):
+    """The cmocka test executable `name` (e.g. "test_io"), built next to the
+    xmargin binary (dirname($XMARGIN)/tests/); None when there is none."""
+    xm = os.environ.get("XMARGIN", "")
+    d = os.path.dirname(os.path.abspath(xm)) if xm else os.getcwd()
+    for cand in (os.path.join(d, "tests", name), os.path.join(d, name)):
+        if os.path.isfile(cand) and os.access(cand, os.X_OK):
+            return cand
+    return None
+
+
+def write_sample(tally, name, flag, path):
+    """Runs `name flag path` (a test executable that writes a sample file,
+    e.g. `test_io --write-results PATH`), as one check of tally. True when
+    the file was written."""
+    exe = test_binary(name)
+    if not exe:
+        return tally.check("%s binary found next to xmargin" % name, False,
+                           "looked in dirname($XMARGIN)/tests and dirname($XMARGIN)")
+    p = subprocess.run([exe, flag, path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=120)
+    return tally.check("%s %s writes %s" % (name, flag, os.path.basename(path)),
+                       p.returncode == 0 and os.path.exists(path),
+                       "rc=%d %s" % (p.returncode, p.stdout.decode(errors="replace")))
+
+
 # --------------------------------------------------------------------------
 # tally
 # --------------------------------------------------------------------------
