@@ -64,6 +64,7 @@ RNG = np.random.default_rng(SEED)
 N_ROWS = 72                        # rows of /history: days d = 51..70 (1-based), tests 52, 54, .., 70
 MC = 120                           # backtest.mc_scenarios
 STRESS_FROM, STRESS_MULT = 61, 4.0  # rows 61..72 of the books' histories: 4 times the moves
+OLD_CRISIS = (5, 20, 3.0)           # rows 5..20: 3 times the moves (C_schedule's stressed period)
 BASE = {"horizon_days": 2, "backtest.min_history": 30, "backtest.days": 20, "backtest.mc_scenarios": MC,
         "montecarlo.scenarios": 5000, "historical.lookback": 36, "backtest.apc_window": 5}
 
@@ -105,17 +106,19 @@ def run_backtest(book, scen, out, cfgfile, device, sets=None, extra=()):
 
 
 def backtest_ok(tag, book, scen, out, cfgfile, device, sets=None, extra=("--save-scenarios",)):
-    rc, so, se, dt = run_backtest(book, scen, out, cfgfile, device, sets, extra)
-    return T.check("%s: xmargin backtest exits 0 (%.2f s)" % (tag, dt), rc == 0 and os.path.exists(out),
-                   "rc %d: %s" % (rc, (se + so).strip()[-600:]))
+    rc, so, se, dt = run_backtest(book, scen, out, cfgfile, device, sets, list(extra) + ["-q"])
+    ok = rc == 0 and os.path.exists(out)
+    return T.check("%s: xmargin backtest exits 0 (%.2f s)" % (tag, dt), ok,
+                   "" if ok else "rc %d: %s" % (rc, (se + so).strip()[-600:]))
 
 
 def run_ok(tag, book, scen, out, cfgfile, device="cpu", sets=None, extra=()):
     args = ["run", "--portfolio", book, "--scenarios", scen, "--config", cfgfile, "-o", out, "--device", device,
             "-q"] + setargs(sets or {}) + list(extra)
     rc, so, se, dt = tl.run_xm(args)
-    return T.check("%s: xmargin run exits 0 (%.2f s)" % (tag, dt), rc == 0 and os.path.exists(out),
-                   "rc %d: %s" % (rc, (se + so).strip()[-600:]))
+    ok = rc == 0 and os.path.exists(out)
+    return T.check("%s: xmargin run exits 0 (%.2f s)" % (tag, dt), ok,
+                   "" if ok else "rc %d: %s" % (rc, (se + so).strip()[-600:]))
 
 
 def report(tag, results):
@@ -234,13 +237,14 @@ def hand_case(tmp, devices):
 # the random books
 # --------------------------------------------------------------------------
 
-def stress_history(scen, from_row, mult):
-    """Multiply the returns of rows from_row..T by mult: a sudden crisis inside
-    the backtest days, so that the realised moves outrun the margins of the
-    calm past somewhere (exceptions to count)."""
+def stress_history(scen, from_row, to_row, mult):
+    """Multiply the returns of rows from_row..to_row by mult: a sudden crisis
+    inside the backtest days, so that the realised moves outrun the margins of
+    the calm past somewhere (exceptions to count), and an old one that the
+    filter deflates and a stressed period restores."""
     with h5py.File(scen, "r+") as f:
         r = np.asarray(f["history/return"][()])
-        r[from_row - 1:] *= mult
+        r[from_row - 1:to_row] *= mult
         f["history/return"][...] = r
 
 
@@ -252,7 +256,8 @@ def make_books(tmp):
     pbook, pscen, _, pcurs = tl.products_book(dp, RNG, n_accounts=8, n_extra=4, n_days=N_ROWS)
     cbook, cbook_s, cscen, info = tl.collateral_book(dc, RNG, n_accounts=11, n_extra=3, n_days=N_ROWS)
     for scen in (pscen, cscen):
-        stress_history(scen, STRESS_FROM, STRESS_MULT)
+        stress_history(scen, STRESS_FROM, N_ROWS, STRESS_MULT)
+        stress_history(scen, *OLD_CRISIS)
     print("# products book: accounts %s; collateral book: accounts %s" % (",".join(pcurs), ",".join(info["curs"])))
     return {"products": (pbook, pscen), "schedule": (cbook, cscen), "scenario": (cbook_s, cscen)}
 
@@ -276,11 +281,10 @@ def cases(books, mcseed):
     out["C_scenario"] = (cb, cs, dict(BASE, **{"montecarlo.seed": mcseed + 2, "collateral.method": "scenario",
                                                "apc.buffer": 0.1, "horizon_days": 2},
                                       **stressed_keys(cs, 10, 30, 0.25)))
-    # the stressed range is the crisis of the last rows (stress_history): empty on days 51..60, then a floor
+    # the stressed range is the old crisis (stress_history), outside the lookback: a floor that binds
     out["C_schedule"] = (sb, ss, dict(BASE, **{"montecarlo.enabled": False, "backtest.ready_sets": False,
-                                               "historical.ewma_lambda": 0.94, "apc.stressed_weight": 0.0,
-                                               "apc.stressed_start": row_date(ss, STRESS_FROM),
-                                               "apc.stressed_end": "2030-01-01"}))
+                                               "historical.ewma_lambda": 0.94},
+                                      **stressed_keys(ss, OLD_CRISIS[0], OLD_CRISIS[1], 0.0)))
     return out
 
 
@@ -376,7 +380,38 @@ def backtest_case(tmp, name, book, scen, cfg, devices):
             coverage_checks(name, ref, cfg)
         report(tag, xr.compare_backtest(ref, out))
         T.run(saved_shock_checks, tag, ref, out)
+        if name == "P_blend" and dev == "cpu":
+            T.run(comparator_bites, tmp, ref, out)
     return ref, cfgfile
+
+
+def comparator_bites(tmp, ref, out):
+    """compare_backtest is not vacuous: a copy of a matching file with a few values
+    moved fails exactly there."""
+    bad = os.path.join(tmp, "mutated.h5")
+    with open(out, "rb") as src, open(bad, "wb") as dst:
+        dst.write(src.read())
+    with h5py.File(bad, "r+") as f:
+        v = f["series/realised"][()]
+        i = np.unravel_index(int(np.argmax(np.abs(v))), v.shape)
+        v[i] *= 1 + 1e-7
+        f["series/realised"][...] = v
+        v = f["stats/requirement/kupiec_lr"][()]
+        v[0] += 1e-6
+        f["stats/requirement/kupiec_lr"][...] = v
+        v = f["stats/silo/exceptions"][()]
+        v[0, 0] += 1
+        f["stats/silo/exceptions"][...] = v
+        del f["stats/total/unified/zone"]
+        f["stats/total/unified/zone"] = "purple"
+        v = f["series/test_day"][()]
+        v[0] = 1 - v[0]
+        f["series/test_day"][...] = v
+    failed = sorted(w.split(" ")[0] for w, ok, _ in xr.compare_backtest(ref, bad) if not ok)
+    want = sorted(["/series/realised", "/stats/requirement/kupiec_lr", "/stats/silo/exceptions",
+                   "/stats/total/unified/zone", "/series/test_day"])
+    T.check("compare_backtest fails exactly on 5 moved values of a matching file", failed == want,
+            "failed: %s" % failed)
 
 
 def coverage_checks(name, ref, cfg):

@@ -2259,6 +2259,7 @@ def backtest(portfolio_path, scenarios_path, config=None, saved_path=None, days=
         "day": [hist["date"][d - 1] for d in rows.tolist()],
         "realised_end": [hist["date"][d + h - 1] for d in rows.tolist()],
         "account": list(p["account_id"]), "silo": list(p["silo_name"]), "set": list(set_names),
+        "currency": list(p["account_currency"]),
         "attrs": {"format": "xmargin.backtest", "format_version": 2, "backtest_days": N,
                   "test_days": len(test_idx), "target_coverage": float(cfg["backtest.coverage"]),
                   "apc_window": int(cfg["backtest.apc_window"])},
@@ -2433,7 +2434,18 @@ def compare_backtest(ref, path, rtol=1e-9, atol_stats=1e-12):
                                                                                        "siloed", "total")):
                 extra.append(name)
         f.visititems(walk)
-        add("no dataset outside FORMAT.md §4", not extra, str(extra))
+        # extras the engine writes beside FORMAT.md §4 (allowed: extra datasets are
+        # ignored, FORMAT.md's general rules), checked where their meaning is plain
+        if "series/currency" in f:
+            got = _strings(f["series/currency"])
+            add("/series/currency (an extra) == each account's currency", got == ref["currency"],
+                "got %s expected %s" % (got, ref["currency"]))
+        if "series/to_reporting" in f:
+            got = np.asarray(f["series/to_reporting"][()], dtype=np.float64)
+            ok = got.shape == ref["xb"].shape and np.allclose(got, ref["xb"], rtol=1e-15, atol=0)
+            add("/series/to_reporting (an extra) == X_b today", ok, "got %s expected %s" % (got, ref["xb"]))
+        extra = [n for n in extra if n not in ("series/currency", "series/to_reporting")]
+        add("no dataset outside FORMAT.md §4 (but the extras checked above)", not extra, str(extra))
     return res
 
 
