@@ -8,9 +8,10 @@ the clock (printed; set XM_TEST_SEED to replay one). The books are the random
 books of test_reference_products.py (every instrument type, USD / BTC / EUR
 accounts) and test_reference_collateral.py (collateral, liquidity columns),
 made small (xm_testlib.products_book / collateral_book), with a short history
-(72 rows; backtest.min_history 30, backtest.days 20, horizon 2: 20 days, 10 of
-them test days). Checks, on --device cpu and on opencl when `xmargin devices`
-lists one:
+(72 rows, an old crisis at rows 5-20 and a new one from row 61; backtest.min_history
+30, backtest.days 20, horizon 2: 20 days, 10 of them test days; one case at
+horizon 3, one with every row in the window and 41 days). Checks, on --device
+cpu and on opencl when `xmargin devices` lists one:
   * a hand-computed book (one spot, a crash in the history): the realised
     losses, the margins, the exceptions, Kupiec, Christoffersen and the traffic
     light as written out by hand, a silo and an account that hold nothing;
@@ -18,7 +19,9 @@ lists one:
     /stats/silo/*, /stats/total/<margin>/*, /day, /realised_end, the root
     attributes) equals the reference: series to 1e-9 max(|x|, Lambda_a(d)),
     ints exactly, statistics to 1e-9 relative (1e-12 absolute), NaN where NaN,
-    zones equal; configurations with the stressed period at w = 0 and w > 0 on
+    zones equal (an exception where realised and margin tie within the bound
+    may go either way; peak-to-trough and the largest increase are taken of the
+    engine's own margin series); configurations with the stressed period at w = 0 and w > 0 on
     a range that is empty on the first days, collateral.method = scenario,
     backtest.ready_sets = false, Monte Carlo with correlation stress and
     without Monte Carlo, --days;
@@ -263,7 +266,8 @@ def make_books(tmp):
 
 
 def cases(books, mcseed):
-    """name: (book, scen, cfg). Days 51..70; a stressed range from row 55 on is empty on days 51..54."""
+    """name: (book, scen, cfg). Days 51..70 (C_scenario 30..70, C_schedule 50..69); a stressed range
+    from row 55 on is empty on days 51..54."""
     pb, ps = books["products"]
     sb, ss = books["schedule"]
     cb, cs = books["scenario"]
@@ -278,12 +282,15 @@ def cases(books, mcseed):
                                    # the end date lies beyond /history: the dates not there are absent
                                    **{"apc.stressed_start": row_date(ps, 53), "apc.stressed_end": "2031-12-31",
                                       "apc.stressed_weight": 0.4}))
+    # every row of history in the window (lookback > T), days limited by the history (N = 41), the
+    # procyclicality window longer than the days
     out["C_scenario"] = (cb, cs, dict(BASE, **{"montecarlo.seed": mcseed + 2, "collateral.method": "scenario",
-                                               "apc.buffer": 0.1, "horizon_days": 2},
+                                               "apc.buffer": 0.1, "historical.lookback": 1260,
+                                               "backtest.days": 100, "backtest.apc_window": 60},
                                       **stressed_keys(cs, 10, 30, 0.25)))
     # the stressed range is the old crisis (stress_history), outside the lookback: a floor that binds
     out["C_schedule"] = (sb, ss, dict(BASE, **{"montecarlo.enabled": False, "backtest.ready_sets": False,
-                                               "historical.ewma_lambda": 0.94},
+                                               "historical.ewma_lambda": 0.94, "horizon_days": 3},
                                       **stressed_keys(ss, OLD_CRISIS[0], OLD_CRISIS[1], 0.0)))
     return out
 
