@@ -25,6 +25,7 @@ cpu and on opencl when `xmargin devices` lists one:
     a range that is empty on the first days, collateral.method = scenario,
     backtest.ready_sets = false, Monte Carlo with correlation stress and
     without Monte Carlo, --days;
+  * --precision single: the series within 1e-4 M_a(d) + 1e-6 G_a (§5);
   * the saved shocks of each day: historical and stressed_period == the
     reference's, and the Monte Carlo shocks of every day are sqrt(h) L_d y_s
     with the same y_s every day (L_d from the reference's Sigma of day d);
@@ -166,16 +167,17 @@ def stressed_keys(scen, first_row, last_row, w):
 
 def hand_case(tmp, devices):
     """One spot (100 USD, q = 1) in silo 0 for account HOLD; account EMPTY holds
-    nothing; silo 1 holds nothing. Returns alternate +-1% (h-day sums 0) but a
-    -10% day at row 31: the margin is 0 until the crash enters the window, the
-    realised loss of the days d = 29, 30 (rows 30-31, 31-32) is 100 (1 - e^-0.09)."""
+    nothing (+2 and -2 of the spot: a net quantity of 0); silo 1 holds nothing.
+    Returns alternate +-1% (h-day sums 0) but a -10% day at row 31: the margin
+    is 0 until the crash enters the window, the realised loss of the days d =
+    29, 30 (rows 30-31, 31-32) is 100 (1 - e^-0.09)."""
     Tn = 40
     r = np.where(np.arange(Tn) % 2 == 1, 0.01, -0.01)
     r[30] = -0.10                                   # row 31
     book = os.path.join(tmp, "hand_book.h5")
     scen = os.path.join(tmp, "hand_scen.h5")
     tl.write_portfolio(book, [("X", "price", 100.0)], ["s", "t"], [dict(id="X", type="spot", silo=0, underlying=0)],
-                       [("HOLD", 1), ("EMPTY", 1)], [(0, 0, 1.0)])
+                       [("HOLD", 1), ("EMPTY", 1)], [(0, 0, 1.0), (1, 0, 2.0), (1, 0, -2.0)])
     tl.write_scenarios(scen, (["X"], tl.dates(Tn), r[:, None]))
     cfg = {"horizon_days": 2, "montecarlo.enabled": False, "historical.filtered": False,
            "historical.measure": "worst", "historical.lookback": 10, "backtest.min_history": 10,
@@ -230,6 +232,9 @@ def hand_case(tmp, devices):
             ref["stats/silo/exceptions"][0, 1] == 0 and ref["stats/silo/exceptions_all"][0, 1] == 0 and
             np.isnan(ref["stats/silo/kupiec_lr"][0, 1]) and ref["stats/silo/zone"][0, 1] == "" and
             np.isnan(ref["stats/silo/peak_to_trough"][0, 1]))
+    T.check("hand: a silo whose positions net to 0 holds nothing (NaN, zone '')",
+            ref["stats/silo/zone"][1, 0] == "" and np.isnan(ref["stats/silo/cc_lr"][1, 0]) and
+            ref["stats/requirement/zone"][1] == "green")
     for dev in devices:
         out = os.path.join(tmp, "hand_%s.h5" % dev)
         if backtest_ok("hand %s" % dev, book, scen, out, cfgfile, dev, extra=()):
@@ -284,7 +289,9 @@ def cases(books, mcseed):
                                       "apc.stressed_weight": 0.4}))
     # every row of history in the window (lookback > T), days limited by the history (N = 41), the
     # procyclicality window longer than the days
+    # backtest.mc_scenarios = 0: montecarlo.scenarios
     out["C_scenario"] = (cb, cs, dict(BASE, **{"montecarlo.seed": mcseed + 2, "collateral.method": "scenario",
+                                               "backtest.mc_scenarios": 0, "montecarlo.scenarios": MC,
                                                "apc.buffer": 0.1, "historical.lookback": 1260,
                                                "backtest.days": 100, "backtest.apc_window": 60},
                                       **stressed_keys(cs, 10, 30, 0.25)))
@@ -444,6 +451,28 @@ def coverage_checks(name, ref, cfg):
     bind = ref["series/binding_set"]
     print("# %s: binding sets over the days and accounts %s" % (name, {K[k]: int(np.sum(bind == k))
                                                                       for k in range(len(K)) if np.any(bind == k)}))
+
+
+def single_precision(tmp, name, book, scen, cfg, cfgfile):
+    """--precision single: every series within the single-precision bound of §5,
+    1e-4 M_a(d) + 1e-6 G_a, of the float64 reference."""
+    out = os.path.join(tmp, "%s_single.h5" % name)
+    if not backtest_ok("%s single" % name, book, scen, out, cfgfile, "cpu",
+                       extra=("--save-scenarios", "--precision", "single")):
+        return
+    ref = xr.backtest(book, scen, cfg, saved_path=out)
+    G = xr.compute(book, scen, None, dict({k: v for k, v in cfg.items() if not k.startswith("apc.stressed")},
+                                          **{"montecarlo.enabled": False}))["gross_value"]
+    bound = 1e-4 * ref["series/requirement"] + 1e-6 * G[None, :]
+    with h5py.File(out, "r") as f:
+        for k in xr.BT_SERIES:
+            got = np.asarray(f["series/" + k][()])
+            T.check("%s single: /series/%s within 1e-4 M_a + 1e-6 G_a" % (name, k),
+                    got.shape == bound.shape and np.all(np.abs(got - ref["series/" + k]) <= bound),
+                    "max %.2e of the bound" % float(np.max(np.abs(got - ref["series/" + k]) / bound)))
+        got = np.asarray(f["series/silo_margin"][()])
+        T.check("%s single: /series/silo_margin within 1e-4 M_a + 1e-6 G_a" % name,
+                np.all(np.abs(got - ref["series/silo_margin"]) <= bound[:, :, None]))
 
 
 # --------------------------------------------------------------------------
@@ -642,7 +671,8 @@ def xarray_checks(path, ref):
                 ds["total_requirement"].dims)
         days = [str(v) for v in ds["day"].values]
         accs = [str(v) for v in ds["account"].values]
-        T.check("series coordinates day and account are /day and /account", days == ref["day"] and accs == ref["account"],
+        T.check("series coordinates day and account are /day and /account",
+                days == ref["day"] and accs == ref["account"],
                 "%s / %s" % (days[:2], accs[:2]))
         a, d = ref["account"][-1], ref["day"][3]
         v = float(ds["requirement"].sel(day=d, account=a))
@@ -682,6 +712,9 @@ def book_checks(tmp, devices):
                        extra=("--save-scenarios", "--days", "6")):
             ref6 = xr.backtest(book, scen, cfg, saved_path=out, days=6)
             report("P_w0 --days 6", xr.compare_backtest(ref6, out))
+    if "P_blend" in refs:
+        book, scen, cfg = cs["P_blend"]
+        T.run(single_precision, tmp, "P_blend", book, scen, cfg, refs["P_blend"][1])
     # (a) a day == a run on the history cut at d (the first day inside the stressed range, a middle one, the last)
     for name, js in (("P_w0", (4, 11, 19)), ("P_blend", (2, 19)), ("C_scenario", (7,))):
         if name in refs:

@@ -2348,7 +2348,8 @@ def compare_backtest(ref, path, rtol=1e-9, atol_stats=1e-12):
                 for j, a in zip(*np.nonzero(got != exp)):
                     g = int(got[j, a])
                     tol = rtol * max(ref["core"][j, a], ref["scale"][j, a])
-                    if not (0 <= g < K) or not ref["enters_max"][g] or abs(ref["by_set"][j, a, g] - ref["core"][j, a]) > tol:
+                    if not (0 <= g < K) or not ref["enters_max"][g] or \
+                            abs(ref["by_set"][j, a, g] - ref["core"][j, a]) > tol:
                         bad.append((int(j), int(a), g, int(exp[j, a])))
                 add("/%s (ties allowed)" % name, not bad, "(day, account, got, expected): %s" % bad[:6] if bad else
                     "%d ties" % int(np.sum(got != exp)))
@@ -2384,7 +2385,8 @@ def compare_backtest(ref, path, rtol=1e-9, atol_stats=1e-12):
             stats = backtest_statistics(eng, ref["held"], ref["test_idx"], ref["coverage"], ref["apc_window"], flags)
         else:
             stats = {k: v for k, v in ref.items() if k.startswith("stats/")}
-        add("exceptions: the engine and the reference differ only at ties", True, "%d ties taken the engine's way" % ties)
+        add("exceptions: the engine and the reference differ only at ties", True,
+            "%d ties taken the engine's way" % ties)
 
         # statistics
         for name in sorted(stats):
