@@ -32,7 +32,6 @@ Plain script: one line per check, ends with 'N passed, M failed', exit 1 on fail
 """
 
 import io
-import math
 import os
 import sys
 import time
@@ -50,145 +49,8 @@ SEED = int(os.environ.get("XM_TEST_SEED", int(time.time() * 1000) % (2**31)))
 print("# seed %d (replay: XM_TEST_SEED=%d)" % (SEED, SEED))
 RNG = np.random.default_rng(SEED)
 
-SILOS = ["securities", "futures", "crypto"]
-# name, kind, level, daily vol of its history
-FACTORS = [("SPX", "price", 5000.0, 0.012), ("SPX.iv", "vol", 0.18, 0.008),
-           ("SX5E", "price", 4900.0, 0.012), ("SX5E.iv", "logvol", 0.16, 0.04),
-           ("BTC", "price", 60000.0, 0.035), ("BTC.iv", "logvol", 0.60, 0.05),
-           ("BTC.fut", "price", 60600.0, 0.035), ("ETH", "price", 3000.0, 0.045),
-           ("ETH.iv", "vol", 0.70, 0.02), ("EURUSD", "price", 1.08, 0.005),
-           ("GOLD", "price", 2300.0, 0.01), ("GOLD.iv", "vol", 0.15, 0.006),
-           ("USD3M", "rate", 0.045, 0.0)]          # a factor no position uses: needs no history
-FX = [("BTC", "BTC"), ("ETH", "ETH"), ("EUR", "EURUSD")]
-
-# (type, underlying, vol factor or None, currency, silo); every type appears at least once
-TEMPLATES = [
-    ("spot", "SPX", None, "USD", 0), ("spot", "SX5E", None, "EUR", 0), ("spot", "BTC", None, "USD", 2),
-    ("future", "SPX", None, "USD", 1), ("future", "SX5E", None, "EUR", 1), ("future", "BTC.fut", None, "USD", 2),
-    ("option", "SPX", "SPX.iv", "USD", 0), ("option", "SX5E", "SX5E.iv", "EUR", 0),
-    ("future_option", "SPX", "SPX.iv", "USD", 1), ("future_option", "BTC.fut", "BTC.iv", "USD", 2),
-    ("american_option", "GOLD", "GOLD.iv", "USD", 0), ("american_option", "SX5E", "SX5E.iv", "EUR", 0),
-    ("perpetual", "BTC", None, "USD", 2), ("perpetual", "ETH", None, "USD", 2),
-    ("inverse_future", "BTC.fut", None, "BTC", 2), ("inverse_future", "ETH", None, "ETH", 2),
-    ("inverse_perpetual", "BTC", None, "BTC", 2), ("inverse_perpetual", "ETH", None, "ETH", 2),
-    ("inverse_option", "BTC", "BTC.iv", "BTC", 2), ("inverse_option", "ETH", "ETH.iv", "ETH", 2),
-]
-ALL_TYPES = sorted(set(t[0] for t in TEMPLATES))
-
-
-# --------------------------------------------------------------------------
-# random book
-# --------------------------------------------------------------------------
-
-def random_book(tmp, rng, n_accounts=18, n_extra=22, n_days=300):
-    """Writes book.h5 / scen.h5 under tmp. Returns (book, scen, factor names,
-    account currencies)."""
-    # §4.1 columns on the price factors: some with a spread only, some with impact
-    # and no ADV (no square-root term), most with all three
-    factors = []
-    for n, k, lvl, _ in FACTORS:
-        ext = {}
-        if k == "price":
-            r = rng.random()
-            ext["half_spread"] = float(rng.uniform(1e-4, 2e-3))
-            if r < 0.8:
-                ext["impact"] = float(rng.uniform(0.05, 0.3))
-            if r < 0.65:
-                ext["adv"] = float(10 ** rng.uniform(6, 9))      # some positions are large against it
-        factors.append((n, k, lvl, ext))
-    fidx = {f[0]: i for i, f in enumerate(factors)}
-    level = {n: lvl for n, _, lvl, _ in FACTORS}
-    fx = [(c, fidx[f]) for c, f in FX]
-    picks = list(range(len(TEMPLATES))) + [int(rng.integers(0, len(TEMPLATES))) for _ in range(n_extra)]
-    instruments = []
-    perp_signs = []
-    for i, t in enumerate(picks):
-        typ, und, vol, cur, silo = TEMPLATES[t]
-        lvl = level[und]
-        ins = dict(id="I%03d_%s_%s_%s" % (i, typ, und, cur), type=typ, silo=silo, underlying=fidx[und],
-                   currency=cur)
-        if typ in ("inverse_future", "inverse_perpetual"):
-            ins["multiplier"] = float(rng.choice([1.0, 10.0, 100.0]))          # face value, USD
-        elif typ == "inverse_option":
-            ins["multiplier"] = float(rng.choice([1.0, 0.1]))                  # coins
-        elif und in ("BTC", "BTC.fut", "ETH"):
-            ins["multiplier"] = float(rng.choice([0.01, 0.1, 1.0]))
-        else:
-            ins["multiplier"] = float(rng.choice([1.0, 5.0, 10.0, 50.0]))
-        if typ in ("perpetual", "inverse_perpetual"):
-            # funding of both signs: the first two perpetuals of each kind pay one way each
-            k = sum(1 for s in perp_signs if s[0] == typ)
-            sign = (1.0 if k % 2 == 0 else -1.0) if k < 2 else float(rng.choice([-1.0, 1.0]))
-            perp_signs.append((typ, sign))
-            ins["funding_rate"] = sign * float(rng.uniform(0.02, 0.3))
-        if typ in ("option", "future_option", "american_option", "inverse_option"):
-            iv = level[vol] if vol else 0.2
-            ins.update(vol_factor=fidx[vol] if rng.random() < 0.85 else -1,
-                       strike=lvl * float(rng.uniform(0.8, 1.2)),
-                       expiry=float(rng.choice([0.004, 0.03, 0.1, 0.25, 0.5, 1.5])),
-                       call=int(rng.integers(0, 2)), implied_vol=iv * float(rng.uniform(0.85, 1.25)),
-                       rate=float(rng.choice([0.0, 0.03, 0.05])),
-                       dividend_yield=float(rng.choice([0.0, 0.01, 0.04]))
-                       if typ in ("option", "american_option") else 0.0)
-        instruments.append(ins)
-    # accounts: USD, BTC and EUR (each at least twice), eligible or not (both of each)
-    curs = ["USD", "BTC", "EUR"] * 2 + [str(rng.choice(["USD", "BTC", "EUR"])) for _ in range(n_accounts - 6)]
-    elig = [1, 1, 1, 0, 0, 0] + [int(rng.random() < 0.6) for _ in range(n_accounts - 6)]
-    accounts = [("ACC%03d_%s" % (a, curs[a]), elig[a], curs[a]) for a in range(n_accounts)]
-    nI = len(instruments)
-    positions = []
-    # every instrument is held by some account, long or short
-    for i in range(nI):
-        q = float(rng.choice([-1.0, 1.0]) * rng.integers(1, 10))
-        positions.append((int(rng.integers(0, n_accounts)), i, q))
-    # both funding signs held long and short
-    for i, ins in enumerate(instruments):
-        if "funding_rate" in ins:
-            positions.append((int(rng.integers(0, n_accounts)), i, float(rng.integers(1, 6))))
-            positions.append((int(rng.integers(0, n_accounts)), i, -float(rng.integers(1, 6))))
-    for a in range(n_accounts):
-        for _ in range(int(rng.integers(1, 6))):
-            q = float(np.round(rng.normal(0, 6)))
-            positions.append((a, int(rng.integers(0, nI)), q if q != 0 else 1.0))
-    positions.append((0, positions[0][1], 3.0))     # a repeated (account, instrument) pair
-    order = rng.permutation(len(positions))
-    positions = [positions[i] for i in order]
-    book = os.path.join(tmp, "book.h5")
-    tl.write_portfolio(book, factors, SILOS, instruments, accounts, positions, fx=fx)
-
-    # history of every factor but the rate, fat-tailed, correlated; an extra column
-    hnames = [n for n, k, _, _ in FACTORS if k != "rate"] + ["EXTRA"]
-    vol = np.array([v for n, k, _, v in FACTORS if k != "rate"] + [0.01])
-    nf = len(hnames)
-    C = np.full((nf, nf), 0.3) + 0.7 * np.eye(nf)
-    for a_, b_ in (("BTC", "BTC.fut"), ("BTC", "ETH"), ("SPX", "SX5E")):
-        i, j = hnames.index(a_), hnames.index(b_)
-        C[i, j] = C[j, i] = 0.9
-    for p_, v_ in (("SPX", "SPX.iv"), ("SX5E", "SX5E.iv"), ("BTC", "BTC.iv"), ("ETH", "ETH.iv")):
-        i, j = hnames.index(p_), hnames.index(v_)
-        C[i, j] = C[j, i] = -0.5
-    w, V = np.linalg.eigh(C)
-    C = V @ np.diag(np.maximum(w, 0.05)) @ V.T
-    d = np.sqrt(np.diag(C))
-    C = C / np.outer(d, d)
-    z = rng.standard_t(5, (n_days, nf)) * math.sqrt(3 / 5)
-    z[n_days // 2:] *= 1.5
-    R = z @ np.linalg.cholesky(C).T * vol
-    # ready-made sets, FX factors among their columns
-    pf = [n for n, k, _, _ in FACTORS if k != "rate"]
-    sc = np.array([v for n, k, _, v in FACTORS if k != "rate"]) * 6
-    sets = {}
-    S = 16
-    sets["grid"] = dict(factor=pf, shock=rng.normal(0, 1, (S, len(pf))) * sc,
-                        weight=np.where(np.arange(S) < 12, 1.0, 0.35), measure="worst")
-    sets["tail"] = dict(factor=pf[::-1], shock=(rng.normal(0, 1, (40, len(pf))) * sc)[:, ::-1], measure="es",
-                        confidence=0.9)
-    fxcols = ["BTC", "ETH", "EURUSD", "SPX.iv", "SX5E.iv"]
-    sets["fx_var"] = dict(factor=fxcols, shock=rng.normal(0, 0.05, (60, len(fxcols))), measure="var",
-                          confidence=0.95)
-    scen = os.path.join(tmp, "scen.h5")
-    tl.write_scenarios(scen, (hnames, tl.dates(n_days), R), sets)
-    return book, scen, [f[0] for f in factors], curs
+ALL_TYPES = tl.PRODUCTS_ALL_TYPES
+random_book = tl.products_book    # the random book (xm_testlib.products_book)
 
 
 # --------------------------------------------------------------------------

@@ -50,8 +50,9 @@ Readings of points the spec leaves open (each also noted where it is coded):
 
 Version 2 (METHODOLOGY §2.1-2.3, §4, §4.1, §5, §6; FORMAT.md §1, §3): products,
 currencies, the liquidity add-on, the buffer, the version-2 requirement of an
-account that is not eligible, collateral and calls.  Not covered: the stressed
-period, backtesting (§7).
+account that is not eligible, collateral and calls; the stressed period (§1)
+and backtesting (§7, FORMAT.md §4: backtest(), compare_backtest()), readings at
+the end of this list.
 Readings (fixed with the session that asked for this; each noted where coded):
 
 * Factors the run moves (§1): the underlyings and vol factors of the instruments
@@ -131,6 +132,52 @@ Readings (fixed with the session that asked for this; each noted where coded):
   version) 1e-4 * M_a + 1e-6 * G_a, G_a = sum_i |q| (|V_i(today)| [value type] +
   N_i) R_{c_i->b}(0), N_i = m*S0 (m/S0 for inverse_future / inverse_perpetual, m
   for inverse_option), M_a the reference's requirement.
+
+The stressed period and backtesting (issue 15, decisions D1-D11 of that session):
+
+* stressed_period (§1, D1): the raw h-day sums at every window end t >= h whose
+  /history date is in [apc.stressed_start, apc.stressed_end] (ISO strings compared
+  as strings, both included), all of /history (not limited by the lookback), on
+  the factors the run moves; measure historical.measure, confidence `confidence`;
+  run order historical, montecarlo, montecarlo_stressed, stressed_period, then the
+  ready-made sets.  No window end in the range is an error (ValueError) in a run.
+* w = apc.stressed_weight (D2): 0, a set like any other (in the max); > 0, it
+  is outside the max and the historical column becomes (1 - w) R_hist + w R_sp,
+  both floored first, for the account and for every silo (so S_{a,g} uses the
+  blend), attribution (1 - w) attr_hist + w attr_sp; by_set keeps R_sp
+  unblended in its own column; binding_set is the argmax over the sets in the
+  max.  Lambda_a (§5) still counts the stressed_period losses.
+* Errors (D3, make_config): w outside [0, 1]; one date without the other; w > 0
+  without the dates; w > 0 with historical.enabled = false.
+* Backtest day d (§7, D4): compute() on the history cut at rows 1..d (the EWMA
+  seed, the APC floor, the lookback window and Sigma all of rows 1..d only), with
+  montecarlo.scenarios = backtest.mc_scenarios when > 0, without /sets when
+  backtest.ready_sets = false; an empty stressed_period (no window end <= d in the
+  range) measures 0 for the account and every silo, and with w > 0 the
+  historical measure is then unblended.  Monte Carlo shocks of day d are read from
+  a backtest file written with --save-scenarios (/scenarios/<set>/shock [N x S x
+  F], rows of NaN beyond a day's size dropped).
+* Realised loss (D5): x = the sum of the raw returns of rows d+1..d+h on the moved
+  factors, priced by §2 exactly as a ready-made scenario (h/252 of time decay,
+  funding, today's levels; `scenario` collateral inside the losses), not floored;
+  per silo the L_{a,g} of that move.
+* Margins (D6): unified, cross_margined (C_a), siloed, requirement, silo_margin =
+  by_silo; totals sum_a x_a X_b with X_b today's level of the account's currency.
+* Exceptions (D7) realised > margin strictly; test days d_k = T - h - k h; Kupiec
+  LR regrouped as 2[(N'-x) ln((1-x/N')/(1-p)) + x ln((x/N')/p)] (0 ln 0 = 0),
+  p-value erfc(sqrt(LR/2)); Christoffersen n_ij over consecutive test days
+  (earlier i, later j), a term whose pi has an empty denominator 0; cc_p =
+  exp(-LR_cc/2); traffic light on B = P(X <= x) summed term by term.
+* Holding nothing (D8): no instrument of the silo with a non-zero net quantity
+  and no /collateral row of the account posted to that silo (any quantity, either
+  collateral method): counts 0, the rest NaN, zone "".  Accounts always have
+  statistics.
+* Procyclicality (D9) of requirement (account, total) and of silo_margin:
+  max/min over days with M > 0; max over 0 < j' - j <= apc_window of M(j')/M(j) - 1
+  over j with M(j) > 0; NaN where there is no such day (pair).
+* compare_backtest: a day where realised and margin tie within the §5 bound may
+  count an exception either way; the statistics are then recomputed with the
+  engine's side of that tie.
 """
 
 import argparse
@@ -190,6 +237,15 @@ DEFAULTS = {
     "cross_margin.offset_cap": 0.80,
     "minimum.per_contract": 0.375,
     "apc.buffer": 0.0,                       # beta of §4
+    "apc.stressed_start": "",                # §1 stressed period: ISO dates, "" = none
+    "apc.stressed_end": "",
+    "apc.stressed_weight": 0.0,              # w: 0 = a set of its own, > 0 = blended into historical
+    "backtest.days": 500,                    # §7
+    "backtest.min_history": 250,
+    "backtest.mc_scenarios": 0,              # 0 = montecarlo.scenarios
+    "backtest.ready_sets": True,
+    "backtest.coverage": 0.99,
+    "backtest.apc_window": 20,
     "collateral.method": "schedule",         # §6: schedule | scenario
     "reference.shocks_from_results": "mc",   # mc | all
     "reference.var_attribution": "mean",     # mean (literal spec) | kth
@@ -221,7 +277,7 @@ def make_config(config=None):
     cfg = dict(DEFAULTS)
     for key, val in (config or {}).items():
         cfg[key] = parse_value(val) if isinstance(val, str) else val
-    for key in ("historical.enabled", "historical.filtered", "montecarlo.enabled"):
+    for key in ("historical.enabled", "historical.filtered", "montecarlo.enabled", "backtest.ready_sets"):
         v = cfg[key]
         cfg[key] = bool(v) if not isinstance(v, str) else parse_value(v)
     cfg["apc.buffer"] = float(cfg["apc.buffer"])
@@ -230,7 +286,29 @@ def make_config(config=None):
     cfg["collateral.method"] = str(cfg["collateral.method"]).strip().lower()
     if cfg["collateral.method"] not in ("schedule", "scenario"):
         raise ValueError("collateral.method = %r: schedule or scenario" % cfg["collateral.method"])
+    _check_stressed(cfg)
     return cfg
+
+
+def _check_stressed(cfg):
+    """§1 stressed period keys (decision D3): the dates are ISO strings or empty;
+    w in [0, 1]; one date without the other, w > 0 without both dates and w > 0
+    with historical.enabled = false are errors naming the keys."""
+    for k in ("apc.stressed_start", "apc.stressed_end"):
+        v = cfg[k]
+        cfg[k] = "" if v is None else str(v).strip()
+    w = cfg["apc.stressed_weight"] = float(cfg["apc.stressed_weight"])
+    start, end = cfg["apc.stressed_start"], cfg["apc.stressed_end"]
+    if not (math.isfinite(w) and 0.0 <= w <= 1.0):
+        raise ValueError("apc.stressed_weight = %r: must be in [0, 1]" % w)
+    if bool(start) != bool(end):
+        raise ValueError("apc.stressed_start = %r and apc.stressed_end = %r: give both dates or neither"
+                         % (start, end))
+    if w > 0 and not start:
+        raise ValueError("apc.stressed_weight = %g > 0 needs apc.stressed_start and apc.stressed_end" % w)
+    if w > 0 and not cfg["historical.enabled"]:
+        raise ValueError("apc.stressed_weight = %g > 0 blends into the historical set, but "
+                         "historical.enabled = false" % w)
 
 
 # --------------------------------------------------------------------------
@@ -564,6 +642,24 @@ def historical_set(history_returns, dates, horizon=2, ewma_lambda=0.97, apc_floo
     ends = np.arange(T - W + h, T + 1)   # 1-based t
     labels = [dates[t - 1] for t in ends] if dates is not None else [str(t) for t in ends]
     return shocks, labels
+
+
+def stressed_period_set(history_returns, dates, horizon, start, end, last=None):
+    """§1 stressed period (decision D1): the raw (unfiltered) h-day sums
+    x = sum_{u=t-h+1..t} r_u for every window end t (1-based, h <= t <= last,
+    last = T by default) whose date lies in [start, end] (ISO strings, both
+    included, compared as strings), labelled by the date of t. Not limited by
+    historical.lookback. Returns (shocks[S, F], labels[S]); S may be 0."""
+    r = np.asarray(history_returns, dtype=np.float64)
+    if r.ndim == 1:
+        r = r[:, None]
+    T = r.shape[0] if last is None else int(last)
+    h = int(horizon)
+    ends = [t for t in range(h, T + 1) if start <= dates[t - 1] <= end]
+    shocks = np.zeros((len(ends), r.shape[1]))
+    for i, t in enumerate(ends):
+        shocks[i] = r[t - h:t].sum(axis=0)          # rows t-h+1..t (1-based), ascending
+    return shocks, [dates[t - 1] for t in ends]
 
 
 def second_moment(window):
@@ -1256,9 +1352,13 @@ def _net_positions(p):
     return uk // I, uk % I, q
 
 
-def build_sets(p, scen, cfg, results_scen=None):
+def build_sets(p, scen, cfg, results_scen=None, stressed_empty_ok=False):
     """The scenario sets in run order: list of dicts with name, shocks[S,F]
-    (portfolio columns), labels, measure, confidence, weights."""
+    (portfolio columns), labels, measure, confidence, weights, enters_max (False
+    only for stressed_period with apc.stressed_weight > 0: it is blended into the
+    historical measure instead, §1 / D2). stressed_empty_ok: a stressed_period
+    with no window end in the range is a set of 0 scenarios (a backtest day,
+    D4: it measures 0) instead of an error."""
     names = p["factor_name"]
     F = len(names)
     h = int(cfg["horizon_days"])
@@ -1269,13 +1369,15 @@ def build_sets(p, scen, cfg, results_scen=None):
 
     used = moved_factors(p, cfg["collateral.method"])
 
-    need_hist = cfg["historical.enabled"] or (cfg["montecarlo.enabled"] and cfg["montecarlo.source"] == "numpy")
+    stressed = bool(cfg["apc.stressed_start"])
+    need_hist = cfg["historical.enabled"] or (cfg["montecarlo.enabled"] and cfg["montecarlo.source"] == "numpy") \
+        or stressed
     window = None
     hset = None
     hist = scen["history"]
     if need_hist and (hist is not None or not from_results_all):
         if hist is None:
-            raise ValueError("%s: /history is required for historical / Monte Carlo sets" % scen["path"])
+            raise ValueError("%s: /history is required for historical / Monte Carlo / stressed sets" % scen["path"])
         col = {n: j for j, n in enumerate(hist["factor"])}
         missing = [names[f] for f in used if names[f] not in col]
         if missing:
@@ -1329,6 +1431,20 @@ def build_sets(p, scen, cfg, results_scen=None):
             s.update(measure=str(cfg["montecarlo.measure"]).lower(), confidence=alpha, weights=None)
             sets.append(s)
 
+    if stressed:
+        # §1 / D1: raw h-day sums at every window end dated in [start, end], all of
+        # /history (not limited by the lookback); the historical set's measure
+        start, end = cfg["apc.stressed_start"], cfg["apc.stressed_end"]
+        sh, lab = stressed_period_set(R, hist["date"], h, start, end)
+        if sh.shape[0] == 0 and not stressed_empty_ok:
+            raise ValueError("%s: no window end of /history dated in [apc.stressed_start, apc.stressed_end] = "
+                             "[%s, %s]" % (scen["path"], start, end))
+        x = np.zeros((sh.shape[0], F))
+        x[:, used] = sh
+        sets.append({"name": "stressed_period", "shocks": x, "labels": lab,
+                     "measure": str(cfg["historical.measure"]).lower(), "confidence": alpha, "weights": None,
+                     "enters_max": not float(cfg["apc.stressed_weight"]) > 0})
+
     for name in sorted(scen["sets"]):
         rs = scen["sets"][name]
         s = from_results(name) if from_results_all else None
@@ -1338,7 +1454,8 @@ def build_sets(p, scen, cfg, results_scen=None):
                  weights=rs["weight"])
         sets.append(s)
     for s in sets:
-        if s["shocks"].shape[0] < 1:
+        s.setdefault("enters_max", True)
+        if s["shocks"].shape[0] < 1 and not (s["name"] == "stressed_period" and stressed_empty_ok):
             raise ValueError("set %r has no scenarios" % s["name"])
         if s["measure"] not in ("es", "var", "worst"):
             raise ValueError("set %r: unknown measure %r" % (s["name"], s["measure"]))
@@ -1490,6 +1607,10 @@ def compute(portfolio_path, scenarios_path, results_path=None, config=None, xp=n
         Sc = max(1, min(budget // max(1, nI * 8 * 16), int(cfg["reference.chunk_elems"]) // max(1, nI)))
         for kx, s in enumerate(sets):
             S = s["shocks"].shape[0]
+            if S == 0:
+                # an empty stressed_period on a backtest day (D4): measure 0 for
+                # the account and every silo, no attribution
+                continue
             LAG = xp.zeros((S, na, G))
             if nI or Ph is not None:
                 X = dev_shocks[kx] if dev_shocks[kx] is not None else None
@@ -1512,10 +1633,24 @@ def compute(portfolio_path, scenarios_path, results_path=None, config=None, xp=n
 
     # §4: cores
     by_set = np.maximum(raw_set, 0.0)
-    if K:
-        binding = np.argmax(by_set, axis=1)                   # first on ties
+    silo_meas = np.maximum(silo_set, 0.0)                     # each set's floored silo measures [K, A, G]
+    enters = np.array([bool(s.get("enters_max", True)) for s in sets], dtype=bool)
+    names_k = [s["name"] for s in sets]
+    w_sp = float(cfg["apc.stressed_weight"])
+    if w_sp > 0 and "historical" in names_k and "stressed_period" in names_k:
+        # §1 / D2: the historical measure becomes (1 - w) R_hist + w R_sp (each already
+        # floored) for the account and each silo; attribution likewise. An empty
+        # stressed_period (a backtest day before the range, D4): R_hist alone.
+        ih, isp = names_k.index("historical"), names_k.index("stressed_period")
+        if sets[isp]["shocks"].shape[0] > 0:
+            by_set[:, ih] = (1.0 - w_sp) * by_set[:, ih] + w_sp * by_set[:, isp]
+            silo_meas[ih] = (1.0 - w_sp) * silo_meas[ih] + w_sp * silo_meas[isp]
+            attr_set[ih] = (1.0 - w_sp) * attr_set[ih] + w_sp * attr_set[isp]
+    if K and enters.any():
+        # the max of §4 over the sets that enter it (stressed_period does not when w > 0)
+        binding = np.argmax(np.where(enters[None, :], by_set, -np.inf), axis=1)   # first on ties
         core = by_set[np.arange(A), binding]                  # U_a
-        silo_core = np.max(np.maximum(silo_set, 0.0), axis=0)   # S_{a,g} [A, G]
+        silo_core = np.max(silo_meas[enters], axis=0)         # S_{a,g} [A, G]
         attribution = attr_set[binding, np.arange(A), :]
     else:
         binding = np.zeros(A, dtype=np.int64)
@@ -1556,6 +1691,7 @@ def compute(portfolio_path, scenarios_path, results_path=None, config=None, xp=n
         "diversification": div, "minimum": minimum, "by_set": by_set, "by_silo": by_silo,
         "attribution": attribution, "binding_set": binding.astype(np.int64),
         "cross_margined": cross, "scale": scale, "n_positions": int(len(p["pos_quantity"])),
+        "enters_max": enters,
         # version 2 / §5
         "format_version": int(p["format_version"]), "currency": list(p["account_currency"]),
         "reporting_currency": p["currency"], "eligible": eligible,
@@ -1730,9 +1866,11 @@ def compare(ref, results_path, rtol=1e-9, out=sys.stdout, precision=None, rows=N
             if sets == ref["sets"] and got.shape == ref["binding_set"].shape:
                 core = ref.get("core", ref["unified"])
                 tol = rt * scale_of(core)
+                enters = ref.get("enters_max", np.ones(len(sets), dtype=bool))
                 for a in np.nonzero(got != ref["binding_set"])[0]:
                     # a different choice is only wrong if it is not a tie within the bound
-                    if not (0 <= got[a] < len(sets)) or \
+                    # (and never a set outside the max: stressed_period with w > 0)
+                    if not (0 <= got[a] < len(sets)) or not enters[got[a]] or \
                        abs(ref["by_set"][a, got[a]] - core[a]) > tol[a]:
                         bad += 1
             else:
@@ -1766,6 +1904,537 @@ def compare(ref, results_path, rtol=1e-9, out=sys.stdout, precision=None, rows=N
                         np.nonzero(badm)[0][:8].tolist(), got[badm][:8].tolist(),
                         ref["minimum_binds"][badm][:8].tolist())), file=out)
     return ok, rep
+
+
+# --------------------------------------------------------------------------
+# §7 backtesting and procyclicality (FORMAT.md §4)
+# --------------------------------------------------------------------------
+
+BT_MARGINS = ("unified", "cross_margined", "siloed", "requirement")   # /stats/<margin>, /series/total_<margin>
+BT_COUNTS = ("exceptions_all", "exceptions")                          # int
+BT_FLOATS = ("observed_coverage", "kupiec_lr", "kupiec_p", "christoffersen_lr", "cc_lr", "cc_p")
+BT_APC = ("peak_to_trough", "max_increase")                           # requirement and silo only
+BT_STATS = BT_COUNTS + BT_FLOATS + ("zone",)
+BT_SERIES = ("realised",) + BT_MARGINS                                # [N x A]
+BT_SERIES_SILO = ("realised_by_silo", "silo_margin")                  # [N x A x G]
+
+
+def backtest_days(T, horizon, min_history, days):
+    """§7 / D10: the backtest days d = T-h-N+1 .. T-h (1-based rows of /history),
+    N = min(days, T - h - min_history + 1), and the non-overlapping test days
+    d_k = T - h - k h (k = 0, 1, ... while d_k is a backtest day), ascending.
+    Fewer than 2 days or min_history < h + 1 is an error naming the keys."""
+    T, h, mh, nd = int(T), int(horizon), int(min_history), int(days)
+    if mh < h + 1:
+        raise ValueError("backtest.min_history = %d is below horizon_days + 1 = %d" % (mh, h + 1))
+    N = min(nd, T - h - mh + 1)
+    if N < 2:
+        raise ValueError("%d backtest days (backtest.days = %d, backtest.min_history = %d, horizon_days = %d, "
+                         "%d rows of /history): at least 2 are needed" % (N, nd, mh, h, T))
+    first = T - h - N + 1
+    rows = np.arange(first, T - h + 1, dtype=np.int64)
+    tests = []
+    d = T - h
+    while d >= first:
+        tests.append(d)
+        d -= h
+    return rows, np.array(tests[::-1], dtype=np.int64)
+
+
+def _xlogy(n, prob):
+    """n ln(prob) with 0 ln(anything) = 0 (the 0 ln 0 = 0 of §7)."""
+    return 0.0 if n == 0 else n * math.log(prob)
+
+
+def chi2_sf(x, dof):
+    """Survival function of chi^2 with 1 or 2 degrees of freedom, without
+    cancellation: erfc(sqrt(x/2)) and exp(-x/2). x < 0 (rounding of a 0) -> 1."""
+    x = max(float(x), 0.0)
+    if dof == 1:
+        return math.erfc(math.sqrt(0.5 * x))
+    if dof == 2:
+        return math.exp(-0.5 * x)
+    raise ValueError("chi2_sf: dof %r" % dof)
+
+
+def binom_cdf(x, n, p):
+    """P(X <= x), X ~ Binomial(n, p), summed term by term in log space."""
+    x, n = int(x), int(n)
+    if x < 0:
+        return 0.0
+    if x >= n:
+        return 1.0
+    lp, lq = math.log(p), math.log1p(-p)
+    tot = 0.0
+    for k in range(x + 1):
+        tot += math.exp(math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * lp + (n - k) * lq)
+    return min(tot, 1.0)
+
+
+def kupiec(x, n, p):
+    """§7 Kupiec proportion of failures: (LR_pof, its chi^2(1) p-value), written
+    as 2[(N'-x) ln((1 - x/N')/(1 - p)) + x ln((x/N')/p)], the same sum regrouped."""
+    x, n = int(x), int(n)
+    if n == 0:
+        return float("nan"), float("nan")
+    ph = x / n
+    lr = 2.0 * ((_xlogy(n - x, 1.0 - ph) - _xlogy(n - x, 1.0 - p)) + (_xlogy(x, ph) - _xlogy(x, p)))
+    return lr, chi2_sf(lr, 1)
+
+
+def christoffersen(e):
+    """§7 Christoffersen independence LR of an exception sequence e (date order):
+    n_ij = pairs (earlier, later) = (i, j); a term whose pi has an empty
+    denominator is 0. Returns (LR_ind, (n00, n01, n10, n11))."""
+    e = [int(bool(v)) for v in e]
+    n = [[0, 0], [0, 0]]
+    for a, b in zip(e[:-1], e[1:]):
+        n[a][b] += 1
+    n00, n01, n10, n11 = n[0][0], n[0][1], n[1][0], n[1][1]
+    lr = 0.0
+    tot = n00 + n01 + n10 + n11
+    if tot > 0:
+        pi = (n01 + n11) / tot
+        lr -= 2.0 * (_xlogy(n00 + n10, 1.0 - pi) + _xlogy(n01 + n11, pi))
+    if n00 + n01 > 0:
+        pi01 = n01 / (n00 + n01)
+        lr += 2.0 * (_xlogy(n00, 1.0 - pi01) + _xlogy(n01, pi01))
+    if n10 + n11 > 0:
+        pi11 = n11 / (n10 + n11)
+        lr += 2.0 * (_xlogy(n10, 1.0 - pi11) + _xlogy(n11, pi11))
+    return lr, (n00, n01, n10, n11)
+
+
+def traffic_light(x, n, p):
+    """§7 Basel traffic light: (zone, B) with B = P(X <= x), X ~ Bin(N', p):
+    green B < 0.95, yellow B < 0.9999, red otherwise."""
+    B = binom_cdf(x, n, p)
+    return ("green" if B < 0.95 else "yellow" if B < 0.9999 else "red"), B
+
+
+def exception_stats(e_all, test_idx, p):
+    """The statistics of one exception sequence: e_all bool [N] (all backtest
+    days, date order), test_idx the series indices of the N' test days.
+    Returns a dict of BT_STATS (ints, floats, zone string) plus binom_cdf."""
+    e_all = np.asarray(e_all, dtype=bool)
+    et = e_all[np.asarray(test_idx, dtype=np.int64)]
+    n, x = len(et), int(et.sum())
+    lr_pof, p_pof = kupiec(x, n, p)
+    lr_ind, _ = christoffersen(et)
+    lr_cc = lr_pof + lr_ind
+    zone, B = traffic_light(x, n, p)
+    return {"exceptions_all": int(e_all.sum()), "exceptions": x, "observed_coverage": 1.0 - x / n,
+            "kupiec_lr": lr_pof, "kupiec_p": p_pof, "christoffersen_lr": lr_ind, "cc_lr": lr_cc,
+            "cc_p": chi2_sf(lr_cc, 2), "zone": zone, "binom_cdf": B}
+
+
+def no_stats():
+    """A silo in which the account holds nothing (§7 / D8): counts 0, the rest NaN, zone ""."""
+    out = {k: 0 for k in BT_COUNTS}
+    out.update({k: float("nan") for k in BT_FLOATS + BT_APC})
+    out.update(zone="", binom_cdf=float("nan"))
+    return out
+
+
+def procyclicality(M, window):
+    """§7 / D9 over the N days of one margin series M [N]: peak-to-trough
+    max M / min M over the days with M > 0, and the largest n-day increase
+    max_{0 < j' - j <= n} (M[j'] / M[j] - 1) over j with M[j] > 0 (n = window,
+    in backtest days); NaN where there is no such day (pair)."""
+    M = np.asarray(M, dtype=np.float64)
+    pos = M > 0
+    ptt = float(M[pos].max() / M[pos].min()) if pos.any() else float("nan")
+    best = None
+    N = len(M)
+    for j in range(N):
+        if not M[j] > 0:
+            continue
+        for j2 in range(j + 1, min(N, j + int(window) + 1)):
+            v = M[j2] / M[j] - 1.0
+            best = v if best is None or v > best else best
+    return ptt, (float("nan") if best is None else float(best))
+
+
+def silos_held(p):
+    """[A, G] bool (D8): the account holds an instrument of the silo with a
+    non-zero net quantity, or has a /collateral holding posted to that silo."""
+    p = _v1_defaults(p)
+    A, G = len(p["account_id"]), len(p["silo_name"])
+    held = np.zeros((A, G), dtype=bool)
+    acc, ins, q = _net_positions(p)
+    nz = q != 0
+    held[acc[nz], p["silo"][ins[nz]]] = True
+    cs = p["coll_silo"]
+    held[p["coll_account"][cs >= 0], cs[cs >= 0]] = True
+    return held
+
+
+def read_backtest_scenarios(path):
+    """/scenarios/<set>/{shock [N x S x F], factor [F], delta [N]} of a backtest
+    file written with --save-scenarios. Returns {set: dict(factor, shock, delta)}."""
+    out = {}
+    with h5py.File(path, "r") as f:
+        if "scenarios" not in f:
+            return out
+        for name in f["scenarios"]:
+            g = f["scenarios"][name]
+            if "shock" not in g or "factor" not in g:
+                continue
+            factors = _strings(g["factor"])
+            shock = np.asarray(g["shock"][()], dtype=np.float64)
+            shock = shock.reshape(shock.shape[0], -1, len(factors))
+            delta = np.asarray(g["delta"][()], dtype=np.float64) if "delta" in g else None
+            out[name] = {"factor": factors, "shock": shock, "delta": delta}
+    return out
+
+
+def backtest_statistics(series, held, test_idx, coverage, window, flags=None):
+    """/stats/* of §7 from the series of a backtest (a dict keyed like the file,
+    'series/<name>'). flags: {name: bool array} overrides the exceptions
+    realised > margin of 'unified', ..., 'silo', 'total/<margin>' (to take the
+    engine's side of a tie). Returns {'stats/...': array or scalar}."""
+    p = 1.0 - float(coverage)
+    flags = flags or {}
+    real = series["series/realised"]
+    N, A = real.shape
+    G = held.shape[1]
+    out = {}
+
+    def put(prefix, stats_list, shape, apc):
+        keys = BT_STATS + (BT_APC if apc else ())
+        for k in keys:
+            vals = [s[k] for s in stats_list]
+            if k == "zone":
+                arr = np.array(vals, dtype=object).reshape(shape)
+            elif k in BT_COUNTS:
+                arr = np.array(vals, dtype=np.int64).reshape(shape)
+            else:
+                arr = np.array(vals, dtype=np.float64).reshape(shape)
+            out[prefix + "/" + k] = arr if shape else arr.reshape(()).item() if k != "zone" else vals[0]
+
+    for m in BT_MARGINS:
+        M = series["series/" + m]
+        E = flags.get(m, real > M)
+        lst = []
+        for a in range(A):
+            s = exception_stats(E[:, a], test_idx, p)
+            if m == "requirement":
+                s["peak_to_trough"], s["max_increase"] = procyclicality(M[:, a], window)
+            lst.append(s)
+        put("stats/" + m, lst, (A,), m == "requirement")
+        tm = series["series/total_" + m]
+        Et = flags.get("total/" + m, series["series/total_realised"] > tm)
+        s = exception_stats(Et, test_idx, p)
+        if m == "requirement":
+            s["peak_to_trough"], s["max_increase"] = procyclicality(tm, window)
+        put("stats/total/" + m, [s], (), m == "requirement")
+    SM, RS = series["series/silo_margin"], series["series/realised_by_silo"]
+    E = flags.get("silo", RS > SM)
+    lst = []
+    for a in range(A):
+        for g in range(G):
+            if not held[a, g]:
+                lst.append(no_stats())
+                continue
+            s = exception_stats(E[:, a, g], test_idx, p)
+            s["peak_to_trough"], s["max_increase"] = procyclicality(SM[:, a, g], window)
+            lst.append(s)
+    put("stats/silo", lst, (A, G), True)
+    return out
+
+
+def backtest(portfolio_path, scenarios_path, config=None, saved_path=None, days=None,
+             portfolio=None, scenarios=None, saved=None):
+    """§7 backtest of today's book over the history (decisions D4-D11). Each day d
+    is a run (compute) on the history truncated at rows 1..d, with
+    montecarlo.scenarios = backtest.mc_scenarios (when > 0) and without the
+    ready-made sets when backtest.ready_sets = false; an empty stressed_period
+    measures 0 that day. The Monte Carlo shocks of each day come from a backtest
+    file written with --save-scenarios (saved_path, or saved =
+    read_backtest_scenarios(...)): /scenarios/<set>/shock [N x S x F].
+    Returns a dict keyed like the file: 'series/...', 'stats/...', 'day',
+    'realised_end', 'account', 'silo', 'set', 'attrs' (root attributes), plus
+    the reference's own: 'by_set' [N, A, K], 'core' [N, A], 'scale' [N, A]
+    (Lambda_a of the day: its largest |L_a| over the day's sets and the realised
+    loss, floored at 1e-5 G_a), 'enters_max' [K], 'rows' (the days d),
+    'test_idx', 'held' [A, G], 'xb' [A] (X_b today), 'shocks' {set: [per day
+    shocks [S, F]]}."""
+    cfg = make_config(config)
+    if days is not None:
+        cfg["backtest.days"] = int(days)
+    p = portfolio if portfolio is not None else read_portfolio(portfolio_path)
+    p = _v1_defaults(p)
+    scen = scenarios if scenarios is not None else read_scenarios(scenarios_path)
+    hist = scen["history"]
+    if hist is None:
+        raise ValueError("%s: a backtest needs /history" % scen.get("path", "scenarios"))
+    T = hist["return"].shape[0]
+    h = int(cfg["horizon_days"])
+    rows, tests = backtest_days(T, h, cfg["backtest.min_history"], cfg["backtest.days"])
+    N, first = len(rows), int(rows[0])
+    test_idx = tests - first
+    A, G = len(p["account_id"]), len(p["silo_name"])
+    names = p["factor_name"]
+    F = len(names)
+    dcfg = dict(cfg)
+    if int(cfg["backtest.mc_scenarios"]) > 0:
+        dcfg["montecarlo.scenarios"] = int(cfg["backtest.mc_scenarios"])
+    if saved is None:
+        saved = read_backtest_scenarios(saved_path) if saved_path else {}
+    mc_on = cfg["montecarlo.enabled"] and cfg["montecarlo.source"] == "results"
+    if mc_on and "montecarlo" not in saved:
+        raise ValueError("the Monte Carlo shocks of each day are read from a backtest file written with "
+                         "--save-scenarios (or set montecarlo.enabled = false / montecarlo.source = numpy)")
+    from_all = cfg["reference.shocks_from_results"] == "all"
+    used = moved_factors(p, cfg["collateral.method"])
+    col = {n: j for j, n in enumerate(hist["factor"])}
+    missing = [names[f] for f in used if names[f] not in col]
+    if missing:
+        raise ValueError("%s: /history has no column for factor %s" % (scen.get("path", "scenarios"), missing[0]))
+    R = hist["return"][:, [col[names[f]] for f in used]]
+
+    ser = {k: np.zeros((N, A)) for k in BT_SERIES}
+    ser["silo_margin"] = np.zeros((N, A, G))
+    binding = np.zeros((N, A), dtype=np.int64)
+    by_set = core = None
+    gross = np.zeros((N, A))
+    shocks = {}
+    set_names = None
+    enters = None
+    for j, d in enumerate(rows.tolist()):
+        scen_d = {"path": scen.get("path", "scenarios"),
+                  "history": {"factor": hist["factor"], "date": hist["date"][:d], "return": hist["return"][:d]},
+                  "sets": scen["sets"] if cfg["backtest.ready_sets"] else {}}
+        rs = {}
+        for name, sv in saved.items():
+            if from_all or name in ("montecarlo", "montecarlo_stressed"):
+                x = sv["shock"][j]
+                keep = ~np.all(np.isnan(x), axis=1)        # a day's rows beyond its own size are NaN
+                rs[name] = {"factor": sv["factor"], "shock": x[keep], "label": [str(i) for i in range(int(keep.sum()))]}
+        sets = build_sets(p, scen_d, dcfg, rs, stressed_empty_ok=True)
+        r = compute(None, None, None, dcfg, portfolio=p, sets=sets)
+        if set_names is None:
+            set_names = r["sets"]
+            enters = r["enters_max"]
+            by_set = np.zeros((N, A, len(set_names)))
+            core = np.zeros((N, A))
+        elif r["sets"] != set_names:
+            raise ValueError("day %d: sets %s, the first day's %s" % (d, r["sets"], set_names))
+        for s in sets:
+            if s["name"] in ("historical", "stressed_period") or s["name"].startswith("montecarlo"):
+                shocks.setdefault(s["name"], []).append(s["shocks"][:, used])
+        for m in BT_MARGINS:
+            ser[m][j] = r[m]
+        ser["silo_margin"][j] = r["by_silo"]
+        binding[j] = r["binding_set"]
+        by_set[j] = r["by_set"]
+        core[j] = r["core"]
+        gross[j] = np.maximum(r["gross_loss"], 1e-5 * r["gross_value"])
+
+    # D5: the realised loss, the raw move of rows d+1..d+h on the moved factors
+    X = np.zeros((N, F))
+    for j, d in enumerate(rows.tolist()):
+        X[j, used] = R[d:d + h].sum(axis=0)
+    rset = [{"name": "realised", "shocks": X, "labels": [hist["date"][d - 1] for d in rows.tolist()],
+             "measure": "worst", "confidence": float(cfg["confidence"]), "weights": None}]
+    rr = compute(None, None, None, cfg, portfolio=p, sets=rset, keep_pnl=True)
+    ser["realised"] = rr["pnl"]["realised"]
+    ser["realised_by_silo"] = rr["pnl_silo"]["realised"]
+    gross = np.maximum(gross, np.abs(ser["realised"]))
+
+    # D6: the book's totals in the reporting currency, X_b today
+    lv = np.asarray(p["factor_level"], dtype=np.float64)
+    afx = p["account_fx"]
+    xb = np.where(afx >= 0, lv[np.where(afx >= 0, afx, 0)], 1.0)
+    out = {"series/" + k: v for k, v in ser.items()}
+    out["series/binding_set"] = binding
+    for k in BT_SERIES:
+        out["series/total_" + k] = (ser[k] * xb[None, :]).sum(axis=1)
+    td = np.zeros(N, dtype=np.int64)
+    td[test_idx] = 1
+    out["series/test_day"] = td
+    held = silos_held(p)
+    out.update(backtest_statistics(out, held, test_idx, cfg["backtest.coverage"], cfg["backtest.apc_window"]))
+    out.update({
+        "day": [hist["date"][d - 1] for d in rows.tolist()],
+        "realised_end": [hist["date"][d + h - 1] for d in rows.tolist()],
+        "account": list(p["account_id"]), "silo": list(p["silo_name"]), "set": list(set_names),
+        "attrs": {"format": "xmargin.backtest", "format_version": 2, "backtest_days": N,
+                  "test_days": len(test_idx), "target_coverage": float(cfg["backtest.coverage"]),
+                  "apc_window": int(cfg["backtest.apc_window"])},
+        "by_set": by_set, "core": core, "scale": gross, "enters_max": enters, "rows": rows,
+        "test_idx": test_idx, "held": held, "xb": xb, "shocks": shocks, "used": used,
+        "coverage": float(cfg["backtest.coverage"]), "apc_window": int(cfg["backtest.apc_window"]),
+    })
+    return out
+
+
+def _bt_scale(ref, name):
+    """The §5 scale of a backtest dataset: max(|x|, Lambda_a(d)) per account and
+    day, totals sum_a Lambda_a(d) X_b."""
+    lam = ref["scale"]
+    if name.startswith("series/total_"):
+        return (lam * ref["xb"][None, :]).sum(axis=1)
+    if name in ("series/realised_by_silo", "series/silo_margin"):
+        return lam[:, :, None]
+    return lam
+
+
+def compare_backtest(ref, path, rtol=1e-9, atol_stats=1e-12):
+    """Compare a backtest reference (backtest()) with an engine backtest file,
+    every dataset of FORMAT.md §4. Returns a list of (what, ok, detail).
+    Series to rtol max(|x|, Lambda_a(d)); binding_set as a choice (ties within
+    that bound allowed, never a set outside the max); ints exactly; stats
+    floats to rtol |x| + atol_stats, NaN where NaN; zones equal. The exceptions
+    behind the statistics are the engine's (its realised > its margin) where
+    the reference's realised and margin tie within the bound, else the
+    reference's: a tie may go either way, nothing else may."""
+    res = []
+
+    def add(what, ok, detail=""):
+        res.append((what, bool(ok), detail))
+
+    with h5py.File(path, "r") as f:
+        fmt = _root_attr(f, "format", "")
+        add("root format = xmargin.backtest", fmt == "xmargin.backtest", repr(fmt))
+        for k, v in ref["attrs"].items():
+            if k == "format":
+                continue
+            got = _root_attr(f, k, None)
+            ok = got is not None and (abs(float(np.asarray(got).reshape(-1)[0]) - float(v)) <= 1e-15 * abs(float(v)))
+            add("root attribute %s = %s" % (k, v), ok, "got %r" % (got,))
+        for k in ("day", "realised_end", "account", "silo", "set"):
+            got = _strings(f[k]) if k in f else None
+            add("/%s" % k, got == ref[k], "got %s expected %s" % (got, ref[k]) if got != ref[k] else "")
+        # every group's own dimension scales (FORMAT §4: each also in every group that uses it)
+        for gname in [g for g in ("series", "stats") if g in f]:
+            def visit(name, obj):
+                base = name.rsplit("/", 1)[-1]
+                if isinstance(obj, h5py.Dataset) and base in ("day", "account", "silo", "set"):
+                    got = _strings(obj)
+                    add("/%s/%s (dimension scale)" % (gname, name), got == ref[base],
+                        "" if got == ref[base] else "got %s" % got)
+            f[gname].visititems(visit)
+        sets_ok = "set" in f and _strings(f["set"]) == ref["set"]
+
+        # series
+        eng = {}
+        for name in [k for k in ref if k.startswith("series/")]:
+            if name not in f:
+                add("/%s present" % name, False)
+                continue
+            got = np.asarray(f[name][()])
+            exp = ref[name]
+            eng[name] = got
+            if got.shape != exp.shape:
+                add("/%s shape" % name, False, "%s, expected %s" % (got.shape, exp.shape))
+                continue
+            if name == "series/test_day":
+                add("/%s" % name, np.array_equal(got.astype(np.int64), exp), "got %s expected %s" %
+                    (got.tolist(), exp.tolist()))
+                continue
+            if name == "series/binding_set":
+                got = got.astype(np.int64)
+                bad = []
+                if not sets_ok:
+                    add("/%s (sets differ: not compared)" % name, False)
+                    continue
+                K = len(ref["set"])
+                for j, a in zip(*np.nonzero(got != exp)):
+                    g = int(got[j, a])
+                    tol = rtol * max(ref["core"][j, a], ref["scale"][j, a])
+                    if not (0 <= g < K) or not ref["enters_max"][g] or abs(ref["by_set"][j, a, g] - ref["core"][j, a]) > tol:
+                        bad.append((int(j), int(a), g, int(exp[j, a])))
+                add("/%s (ties allowed)" % name, not bad, "(day, account, got, expected): %s" % bad[:6] if bad else
+                    "%d ties" % int(np.sum(got != exp)))
+                continue
+            sc = np.maximum(np.abs(exp), _bt_scale(ref, name))
+            sc = np.where(sc > 0, sc, 1.0)
+            d = np.abs(got.astype(np.float64) - exp) / sc
+            d = np.where(np.isnan(d), np.inf, d)
+            worst = float(d.max()) if d.size else 0.0
+            detail = "max rel %.2e" % worst
+            if worst > rtol:
+                w = np.unravel_index(int(np.argmax(d)), d.shape)
+                detail += " at (day %s, %s) %s: got %.17g expected %.17g" % (
+                    ref["day"][w[0]], ", ".join(str(int(i)) for i in w[1:]), name, float(got[w]), float(exp[w]))
+            add("/%s within %g of max(|x|, Lambda_a)" % (name, rtol), worst <= rtol, detail)
+
+        # the exceptions behind the statistics: the engine's side of a tie
+        flags, ties = {}, 0
+        if all(k in eng and eng[k].shape == ref[k].shape for k in ref if k.startswith("series/")):
+            pairs = [(m, "series/realised", "series/" + m) for m in BT_MARGINS] + \
+                    [("total/" + m, "series/total_realised", "series/total_" + m) for m in BT_MARGINS] + \
+                    [("silo", "series/realised_by_silo", "series/silo_margin")]
+            for key, rn, mn in pairs:
+                e_ref = ref[rn] > ref[mn]
+                e_eng = eng[rn] > eng[mn]
+                sc = np.maximum(np.maximum(np.abs(ref[rn]), np.abs(ref[mn])), _bt_scale(ref, mn))
+                tie = np.abs(ref[rn] - ref[mn]) <= 2 * rtol * sc
+                flags[key] = np.where(tie, e_eng, e_ref)
+                ties += int(np.sum(tie & (e_eng != e_ref)))
+            stats = backtest_statistics(ref, ref["held"], ref["test_idx"], ref["coverage"], ref["apc_window"], flags)
+        else:
+            stats = {k: v for k, v in ref.items() if k.startswith("stats/")}
+        add("exceptions: the engine and the reference differ only at ties", True, "%d ties taken the engine's way" % ties)
+
+        # statistics
+        for name in sorted(stats):
+            exp = stats[name]
+            stat = name.rsplit("/", 1)[1]
+            if stat == "binom_cdf":
+                continue
+            if name not in f:
+                add("/%s present" % name, False)
+                continue
+            raw = f[name][()]
+            if stat == "zone":
+                got = _strings(f[name])
+                expl = list(np.asarray(exp, dtype=object).reshape(-1))
+                add("/%s" % name, got == expl, "" if got == expl else "got %s expected %s" % (got, expl))
+                continue
+            got = np.asarray(raw)
+            expa = np.asarray(exp)
+            if got.shape != expa.shape:
+                add("/%s shape" % name, False, "%s, expected %s" % (got.shape, expa.shape))
+                continue
+            if stat in BT_COUNTS:
+                ok = got.dtype.kind in "iu" and np.array_equal(got.astype(np.int64), expa.astype(np.int64))
+                add("/%s (int, exact)" % name, ok, "" if ok else "got %s expected %s (dtype %s)" %
+                    (got.tolist(), expa.tolist(), got.dtype))
+                continue
+            g64, e64 = got.astype(np.float64), expa.astype(np.float64)
+            nan_ok = np.array_equal(np.isnan(g64), np.isnan(e64))
+            d = np.where(np.isnan(e64), 0.0, np.abs(g64 - e64) - rtol * np.abs(e64) - atol_stats)
+            d = np.where(np.isnan(d), np.inf, d)
+            ok = nan_ok and not np.any(d > 0)
+            detail = ""
+            if not ok:
+                w = np.unravel_index(int(np.argmax(np.where(np.isnan(g64) != np.isnan(e64), np.inf, d))), d.shape) \
+                    if d.ndim else ()
+                detail = "at %s got %.17g expected %.17g" % (w, float(g64[w]), float(e64[w]))
+            add("/%s" % name, ok, detail)
+        # unified, cross_margined, siloed: no procyclicality (D9); absent or NaN
+        for m in ("unified", "cross_margined", "siloed"):
+            for k in BT_APC:
+                for pre in ("stats/%s/%s" % (m, k), "stats/total/%s/%s" % (m, k)):
+                    if pre in f:
+                        v = np.asarray(f[pre][()], dtype=np.float64)
+                        add("/%s is NaN (D9)" % pre, np.all(np.isnan(v)), str(v))
+        # datasets of the file the reference does not know
+        known = set(k for k in ref if k.startswith("series/")) | set(stats) | \
+            set(["day", "realised_end", "account", "silo", "set"])
+        extra = []
+
+        def walk(name, obj):
+            if isinstance(obj, h5py.Dataset) and not name.startswith("scenarios/") and name not in known and \
+                    name.rsplit("/", 1)[-1] not in ("day", "account", "silo", "set") and \
+                    not (name.rsplit("/", 1)[-1] in BT_APC and name.split("/")[1] in ("unified", "cross_margined",
+                                                                                       "siloed", "total")):
+                extra.append(name)
+        f.visititems(walk)
+        add("no dataset outside FORMAT.md §4", not extra, str(extra))
+    return res
 
 
 def save_npz(ref, path):

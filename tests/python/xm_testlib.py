@@ -7,6 +7,7 @@ status 77 (SKIP_RC) of a script that cannot run here at all, which ctest reports
 as skipped (tests/CMakeLists.txt: SKIP_RETURN_CODE).
 """
 
+import math
 import os
 import shutil
 import subprocess
@@ -344,3 +345,359 @@ def opencl_available():
     except Exception:
         return False
     return rc == 0 and any(line.startswith("opencl:") for line in out.splitlines())
+
+
+# --------------------------------------------------------------------------
+# random version-2 books shared by the reference tests: products_book
+# (test_reference_products.py: every instrument type, currencies, no
+# collateral) and collateral_book (test_reference_collateral.py: collateral,
+# liquidity columns, special accounts); test_reference_backtest.py backtests
+# small ones. Moved here unchanged: the same seed draws the same book.
+# --------------------------------------------------------------------------
+
+PRODUCTS_SILOS = ["securities", "futures", "crypto"]
+# name, kind, level, daily vol of its history
+PRODUCTS_FACTORS = [("SPX", "price", 5000.0, 0.012), ("SPX.iv", "vol", 0.18, 0.008),
+           ("SX5E", "price", 4900.0, 0.012), ("SX5E.iv", "logvol", 0.16, 0.04),
+           ("BTC", "price", 60000.0, 0.035), ("BTC.iv", "logvol", 0.60, 0.05),
+           ("BTC.fut", "price", 60600.0, 0.035), ("ETH", "price", 3000.0, 0.045),
+           ("ETH.iv", "vol", 0.70, 0.02), ("EURUSD", "price", 1.08, 0.005),
+           ("GOLD", "price", 2300.0, 0.01), ("GOLD.iv", "vol", 0.15, 0.006),
+           ("USD3M", "rate", 0.045, 0.0)]          # a factor no position uses: needs no history
+PRODUCTS_FX = [("BTC", "BTC"), ("ETH", "ETH"), ("EUR", "EURUSD")]
+
+# (type, underlying, vol factor or None, currency, silo); every type appears at least once
+PRODUCTS_TEMPLATES = [
+    ("spot", "SPX", None, "USD", 0), ("spot", "SX5E", None, "EUR", 0), ("spot", "BTC", None, "USD", 2),
+    ("future", "SPX", None, "USD", 1), ("future", "SX5E", None, "EUR", 1), ("future", "BTC.fut", None, "USD", 2),
+    ("option", "SPX", "SPX.iv", "USD", 0), ("option", "SX5E", "SX5E.iv", "EUR", 0),
+    ("future_option", "SPX", "SPX.iv", "USD", 1), ("future_option", "BTC.fut", "BTC.iv", "USD", 2),
+    ("american_option", "GOLD", "GOLD.iv", "USD", 0), ("american_option", "SX5E", "SX5E.iv", "EUR", 0),
+    ("perpetual", "BTC", None, "USD", 2), ("perpetual", "ETH", None, "USD", 2),
+    ("inverse_future", "BTC.fut", None, "BTC", 2), ("inverse_future", "ETH", None, "ETH", 2),
+    ("inverse_perpetual", "BTC", None, "BTC", 2), ("inverse_perpetual", "ETH", None, "ETH", 2),
+    ("inverse_option", "BTC", "BTC.iv", "BTC", 2), ("inverse_option", "ETH", "ETH.iv", "ETH", 2),
+]
+PRODUCTS_ALL_TYPES = sorted(set(t[0] for t in PRODUCTS_TEMPLATES))
+
+
+def products_book(tmp, rng, n_accounts=18, n_extra=22, n_days=300):
+    """Writes book.h5 / scen.h5 under tmp. Returns (book, scen, factor names,
+    account currencies)."""
+    # §4.1 columns on the price factors: some with a spread only, some with impact
+    # and no ADV (no square-root term), most with all three
+    factors = []
+    for n, k, lvl, _ in PRODUCTS_FACTORS:
+        ext = {}
+        if k == "price":
+            r = rng.random()
+            ext["half_spread"] = float(rng.uniform(1e-4, 2e-3))
+            if r < 0.8:
+                ext["impact"] = float(rng.uniform(0.05, 0.3))
+            if r < 0.65:
+                ext["adv"] = float(10 ** rng.uniform(6, 9))      # some positions are large against it
+        factors.append((n, k, lvl, ext))
+    fidx = {f[0]: i for i, f in enumerate(factors)}
+    level = {n: lvl for n, _, lvl, _ in PRODUCTS_FACTORS}
+    fx = [(c, fidx[f]) for c, f in PRODUCTS_FX]
+    picks = list(range(len(PRODUCTS_TEMPLATES))) + [int(rng.integers(0, len(PRODUCTS_TEMPLATES)))
+                                              for _ in range(n_extra)]
+    instruments = []
+    perp_signs = []
+    for i, t in enumerate(picks):
+        typ, und, vol, cur, silo = PRODUCTS_TEMPLATES[t]
+        lvl = level[und]
+        ins = dict(id="I%03d_%s_%s_%s" % (i, typ, und, cur), type=typ, silo=silo, underlying=fidx[und],
+                   currency=cur)
+        if typ in ("inverse_future", "inverse_perpetual"):
+            ins["multiplier"] = float(rng.choice([1.0, 10.0, 100.0]))          # face value, USD
+        elif typ == "inverse_option":
+            ins["multiplier"] = float(rng.choice([1.0, 0.1]))                  # coins
+        elif und in ("BTC", "BTC.fut", "ETH"):
+            ins["multiplier"] = float(rng.choice([0.01, 0.1, 1.0]))
+        else:
+            ins["multiplier"] = float(rng.choice([1.0, 5.0, 10.0, 50.0]))
+        if typ in ("perpetual", "inverse_perpetual"):
+            # funding of both signs: the first two perpetuals of each kind pay one way each
+            k = sum(1 for s in perp_signs if s[0] == typ)
+            sign = (1.0 if k % 2 == 0 else -1.0) if k < 2 else float(rng.choice([-1.0, 1.0]))
+            perp_signs.append((typ, sign))
+            ins["funding_rate"] = sign * float(rng.uniform(0.02, 0.3))
+        if typ in ("option", "future_option", "american_option", "inverse_option"):
+            iv = level[vol] if vol else 0.2
+            ins.update(vol_factor=fidx[vol] if rng.random() < 0.85 else -1,
+                       strike=lvl * float(rng.uniform(0.8, 1.2)),
+                       expiry=float(rng.choice([0.004, 0.03, 0.1, 0.25, 0.5, 1.5])),
+                       call=int(rng.integers(0, 2)), implied_vol=iv * float(rng.uniform(0.85, 1.25)),
+                       rate=float(rng.choice([0.0, 0.03, 0.05])),
+                       dividend_yield=float(rng.choice([0.0, 0.01, 0.04]))
+                       if typ in ("option", "american_option") else 0.0)
+        instruments.append(ins)
+    # accounts: USD, BTC and EUR (each at least twice), eligible or not (both of each)
+    curs = ["USD", "BTC", "EUR"] * 2 + [str(rng.choice(["USD", "BTC", "EUR"])) for _ in range(n_accounts - 6)]
+    elig = [1, 1, 1, 0, 0, 0] + [int(rng.random() < 0.6) for _ in range(n_accounts - 6)]
+    accounts = [("ACC%03d_%s" % (a, curs[a]), elig[a], curs[a]) for a in range(n_accounts)]
+    nI = len(instruments)
+    positions = []
+    # every instrument is held by some account, long or short
+    for i in range(nI):
+        q = float(rng.choice([-1.0, 1.0]) * rng.integers(1, 10))
+        positions.append((int(rng.integers(0, n_accounts)), i, q))
+    # both funding signs held long and short
+    for i, ins in enumerate(instruments):
+        if "funding_rate" in ins:
+            positions.append((int(rng.integers(0, n_accounts)), i, float(rng.integers(1, 6))))
+            positions.append((int(rng.integers(0, n_accounts)), i, -float(rng.integers(1, 6))))
+    for a in range(n_accounts):
+        for _ in range(int(rng.integers(1, 6))):
+            q = float(np.round(rng.normal(0, 6)))
+            positions.append((a, int(rng.integers(0, nI)), q if q != 0 else 1.0))
+    positions.append((0, positions[0][1], 3.0))     # a repeated (account, instrument) pair
+    order = rng.permutation(len(positions))
+    positions = [positions[i] for i in order]
+    book = os.path.join(tmp, "book.h5")
+    write_portfolio(book, factors, PRODUCTS_SILOS, instruments, accounts, positions, fx=fx)
+
+    # history of every factor but the rate, fat-tailed, correlated; an extra column
+    hnames = [n for n, k, _, _ in PRODUCTS_FACTORS if k != "rate"] + ["EXTRA"]
+    vol = np.array([v for n, k, _, v in PRODUCTS_FACTORS if k != "rate"] + [0.01])
+    nf = len(hnames)
+    C = np.full((nf, nf), 0.3) + 0.7 * np.eye(nf)
+    for a_, b_ in (("BTC", "BTC.fut"), ("BTC", "ETH"), ("SPX", "SX5E")):
+        i, j = hnames.index(a_), hnames.index(b_)
+        C[i, j] = C[j, i] = 0.9
+    for p_, v_ in (("SPX", "SPX.iv"), ("SX5E", "SX5E.iv"), ("BTC", "BTC.iv"), ("ETH", "ETH.iv")):
+        i, j = hnames.index(p_), hnames.index(v_)
+        C[i, j] = C[j, i] = -0.5
+    w, V = np.linalg.eigh(C)
+    C = V @ np.diag(np.maximum(w, 0.05)) @ V.T
+    d = np.sqrt(np.diag(C))
+    C = C / np.outer(d, d)
+    z = rng.standard_t(5, (n_days, nf)) * math.sqrt(3 / 5)
+    z[n_days // 2:] *= 1.5
+    R = z @ np.linalg.cholesky(C).T * vol
+    # ready-made sets, PRODUCTS_FX factors among their columns
+    pf = [n for n, k, _, _ in PRODUCTS_FACTORS if k != "rate"]
+    sc = np.array([v for n, k, _, v in PRODUCTS_FACTORS if k != "rate"]) * 6
+    sets = {}
+    S = 16
+    sets["grid"] = dict(factor=pf, shock=rng.normal(0, 1, (S, len(pf))) * sc,
+                        weight=np.where(np.arange(S) < 12, 1.0, 0.35), measure="worst")
+    sets["tail"] = dict(factor=pf[::-1], shock=(rng.normal(0, 1, (40, len(pf))) * sc)[:, ::-1], measure="es",
+                        confidence=0.9)
+    fxcols = ["BTC", "ETH", "EURUSD", "SPX.iv", "SX5E.iv"]
+    sets["fx_var"] = dict(factor=fxcols, shock=rng.normal(0, 0.05, (60, len(fxcols))), measure="var",
+                          confidence=0.95)
+    scen = os.path.join(tmp, "scen.h5")
+    write_scenarios(scen, (hnames, dates(n_days), R), sets)
+    return book, scen, [f[0] for f in factors], curs
+
+
+COLLATERAL_SILOS = ["securities", "futures", "crypto"]
+# name, kind, level, daily vol of its history, version-2 columns (None: drawn)
+COLLATERAL_FACTORS = [("SPX", "price", 5000.0, 0.012), ("SPX.iv", "vol", 0.18, 0.008),
+           ("SX5E", "price", 4900.0, 0.012), ("SX5E.iv", "logvol", 0.16, 0.04),
+           ("BTC", "price", 60000.0, 0.035), ("BTC.iv", "logvol", 0.60, 0.05),
+           ("BTC.fut", "price", 60600.0, 0.035), ("ETH", "price", 3000.0, 0.045),
+           ("ETH.iv", "vol", 0.70, 0.02), ("EURUSD", "price", 1.08, 0.005),
+           ("GOLD", "price", 2300.0, 0.01), ("GOLD.iv", "vol", 0.15, 0.006),
+           ("UST10", "price", 98.0, 0.004),          # a USD bond: collateral, and a spot position
+           ("BUND", "price", 131.0, 0.004),          # an EUR bond held only as collateral
+           ("USD3M", "rate", 0.045, 0.0)]            # a factor nothing uses: needs no history
+COLLATERAL_FX = [("BTC", "BTC"), ("ETH", "ETH"), ("EUR", "EURUSD")]
+# haircuts as clearing houses publish them (coins 15% / 20%, bonds a few %)
+COLLATERAL_HAIRCUT = {"BTC": 0.15, "ETH": 0.20, "GOLD": 0.10, "UST10": 0.02, "BUND": 0.03, "SX5E": 0.25, "SPX": 0.25,
+           "EURUSD": 0.0}
+
+# (type, underlying, vol factor or None, currency, silo); every type appears at least once
+COLLATERAL_TEMPLATES = [
+    ("spot", "SPX", None, "USD", 0), ("spot", "SX5E", None, "EUR", 0), ("spot", "BTC", None, "USD", 2),
+    ("spot", "UST10", None, "USD", 0),
+    ("future", "SPX", None, "USD", 1), ("future", "SX5E", None, "EUR", 1), ("future", "BTC.fut", None, "USD", 2),
+    ("future", "BTC", None, "USD", 2),
+    ("option", "SPX", "SPX.iv", "USD", 0), ("option", "SX5E", "SX5E.iv", "EUR", 0),
+    ("future_option", "SPX", "SPX.iv", "USD", 1), ("future_option", "BTC.fut", "BTC.iv", "USD", 2),
+    ("american_option", "GOLD", "GOLD.iv", "USD", 0),
+    ("perpetual", "BTC", None, "USD", 2), ("perpetual", "ETH", None, "USD", 2),
+    ("inverse_future", "BTC.fut", None, "BTC", 2), ("inverse_future", "ETH", None, "ETH", 2),
+    ("inverse_perpetual", "BTC", None, "BTC", 2),
+    ("inverse_option", "BTC", "BTC.iv", "BTC", 2), ("inverse_option", "ETH", "ETH.iv", "ETH", 2),
+]
+COLLATERAL_ALL_TYPES = sorted(set(t[0] for t in COLLATERAL_TEMPLATES))
+# collateral menu: (factor or None for cash, currency, low, high quantity)
+COLLATERAL_MENU = [("BTC", "USD", 0.1, 3.0), ("ETH", "USD", 1.0, 40.0), ("UST10", "USD", 100.0, 3000.0),
+        ("BUND", "EUR", 100.0, 2000.0), ("SX5E", "EUR", 1.0, 20.0), ("GOLD", "USD", 1.0, 40.0),
+        (None, "USD", 1e3, 2e5), (None, "EUR", 1e3, 1e5), (None, "BTC", 0.05, 2.0)]
+
+
+
+def collateral_factor_columns(rng, name, kind):
+    """FORMAT.md §1 version-2 columns of one factor."""
+    if kind != "price":
+        return {}
+    ext = {"half_spread": float(rng.uniform(1e-4, 1.5e-3))}
+    r = rng.random()
+    if r < 0.85:
+        ext["impact"] = float(rng.uniform(0.05, 0.3))
+    if r < 0.7:
+        # ADV in USD: small enough that the larger positions pay the square-root term
+        ext["adv"] = float(10 ** rng.uniform(6.0, 8.5))
+    if name in COLLATERAL_HAIRCUT:
+        ext["haircut"] = COLLATERAL_HAIRCUT[name]
+    if name in ("BTC", "ETH", "GOLD", "SX5E"):
+        # per-account concentration limit (USD); BTC's binds for the larger holdings
+        ext["collateral_limit"] = float(rng.uniform(5e4, 1.5e5)) if name == "BTC" else \
+            float(rng.choice([0.0, rng.uniform(2e4, 1e5)]))
+    return ext
+
+
+def collateral_book(tmp, rng, n_accounts=30, n_extra=24, n_days=300):
+    """Writes book_sched.h5 (holdings posted to silos and to none), book_scen.h5
+    (the same, each holding of no silo posted to a random silo) and scen.h5.
+    Returns (book_sched, book_scen, scen, info)."""
+    factors = [(n, k, lvl, collateral_factor_columns(rng, n, k)) for n, k, lvl, _ in COLLATERAL_FACTORS]
+    fidx = {f[0]: i for i, f in enumerate(factors)}
+    level = {n: lvl for n, _, lvl, _ in COLLATERAL_FACTORS}
+    fx = [(c, fidx[f]) for c, f in COLLATERAL_FX]
+    picks = list(range(len(COLLATERAL_TEMPLATES))) + [int(rng.integers(0, len(COLLATERAL_TEMPLATES)))
+                                              for _ in range(n_extra)]
+    instruments = []
+    for i, t in enumerate(picks):
+        typ, und, vol, cur, silo = COLLATERAL_TEMPLATES[t]
+        lvl = level[und]
+        ins = dict(id="I%03d_%s_%s_%s" % (i, typ, und, cur), type=typ, silo=silo, underlying=fidx[und],
+                   currency=cur)
+        if typ in ("inverse_future", "inverse_perpetual"):
+            ins["multiplier"] = float(rng.choice([1.0, 10.0, 100.0]))
+        elif typ == "inverse_option":
+            ins["multiplier"] = float(rng.choice([1.0, 0.1]))
+        elif und in ("BTC", "BTC.fut", "ETH"):
+            ins["multiplier"] = float(rng.choice([0.01, 0.1, 1.0]))
+        elif und == "UST10":
+            ins["multiplier"] = 100.0
+        else:
+            ins["multiplier"] = float(rng.choice([1.0, 5.0, 10.0, 50.0]))
+        if typ in ("perpetual", "inverse_perpetual"):
+            ins["funding_rate"] = float(rng.choice([-1.0, 1.0]) * rng.uniform(0.02, 0.3))
+        if typ in ("option", "future_option", "american_option", "inverse_option"):
+            iv = level[vol]
+            ins.update(vol_factor=fidx[vol] if rng.random() < 0.85 else -1,
+                       strike=lvl * float(rng.uniform(0.8, 1.2)),
+                       expiry=float(rng.choice([0.004, 0.03, 0.1, 0.25, 0.5, 1.5])),
+                       call=int(rng.integers(0, 2)), implied_vol=iv * float(rng.uniform(0.85, 1.25)),
+                       rate=float(rng.choice([0.0, 0.03, 0.05])),
+                       dividend_yield=float(rng.choice([0.0, 0.01, 0.04]))
+                       if typ in ("option", "american_option") else 0.0)
+        instruments.append(ins)
+    # a deep out-of-the-money call: the per-contract minimum binds for whoever holds only it
+    instruments.append(dict(id="OTM_SPX_CALL", type="option", silo=0, underlying=fidx["SPX"],
+                            vol_factor=fidx["SPX.iv"], strike=10000.0, expiry=0.25, call=1, implied_vol=0.18,
+                            rate=0.03, multiplier=10.0, currency="USD"))
+    otm = len(instruments) - 1
+    iid = {ins["id"]: i for i, ins in enumerate(instruments)}
+
+    def first(typ, und, cur):
+        return next(i for i, ins in enumerate(instruments)
+                    if ins["type"] == typ and instruments[i]["underlying"] == fidx[und] and ins["currency"] == cur)
+
+    # accounts: the special ones first, then random ones in USD, EUR, BTC
+    special = [("WRONGWAY_USD", 1, "USD"),       # long BTC futures, BTC coins posted to crypto
+               ("BTCACCT_BTC", 1, "BTC"),        # a BTC-margined account posting BTC and USD cash
+               ("SILOCASH_USD", 0, "USD"),       # not eligible: futures positions, cash in securities
+               ("COLLONLY_EUR", 0, "EUR"),       # collateral and no positions
+               ("BIGBTC_USD", 1, "USD"),         # 5 BTC against a limit below their value
+               ("ADVHEAVY_EUR", 0, "EUR"),       # positions large against the factor's ADV
+               ("OTMMIN_USD", 1, "USD"),         # the minimum binds (eligible)
+               ("OTMMIN_EUR", 0, "EUR")]         # the minimum binds (not eligible: in its silo)
+    ns = len(special)
+    curs = [a[2] for a in special] + [str(rng.choice(["USD", "EUR", "BTC"])) for _ in range(n_accounts - ns)]
+    elig = [a[1] for a in special] + [int(rng.random() < 0.55) for _ in range(n_accounts - ns)]
+    accounts = [(special[a][0] if a < ns else "ACC%03d_%s" % (a, curs[a]), elig[a], curs[a])
+                for a in range(n_accounts)]
+    nI = len(instruments)
+    positions = []
+    # the special accounts
+    btc_fut = first("future", "BTC", "USD")
+    positions += [(0, btc_fut, 3.0), (0, first("option", "SPX", "USD"), 2.0)]
+    positions += [(1, first("perpetual", "BTC", "USD"), 2.0), (1, first("inverse_option", "BTC", "BTC"), -3.0)]
+    positions += [(2, first("future", "SPX", "USD"), 4.0), (2, first("future", "SX5E", "EUR"), -3.0)]
+    positions += [(4, first("spot", "SPX", "USD"), 10.0), (4, btc_fut, -0.5)]
+    positions += [(5, first("perpetual", "ETH", "USD"), 400.0), (5, first("spot", "SX5E", "EUR"), 300.0)]
+    positions += [(6, otm, 3.0), (7, otm, 5.0)]
+    # every instrument held by some random account, long or short
+    for i in range(nI):
+        q = float(rng.choice([-1.0, 1.0]) * rng.integers(1, 10))
+        positions.append((int(rng.integers(ns, n_accounts)), i, q))
+    for a in range(ns, n_accounts):
+        for _ in range(int(rng.integers(1, 5))):
+            q = float(np.round(rng.normal(0, 6)))
+            positions.append((a, int(rng.integers(0, nI)), q if q != 0 else 1.0))
+    positions.append((ns, positions[-1][1], 2.0))      # a repeated (account, instrument) pair
+    order = rng.permutation(len(positions))
+    positions = [positions[i] for i in order]
+
+    # collateral
+    coll = [dict(account=0, factor=fidx["BTC"], quantity=2.0, silo=2),
+            dict(account=0, factor=-1, quantity=20000.0, silo=-1),
+            dict(account=1, factor=fidx["BTC"], quantity=1.5, silo=2),
+            dict(account=1, factor=-1, quantity=30000.0, silo=2),                 # USD cash, a BTC account
+            dict(account=2, factor=-1, quantity=5e5, silo=0),                     # cash in the wrong silo
+            dict(account=2, factor=fidx["UST10"], quantity=500.0, silo=-1),
+            dict(account=3, factor=fidx["BUND"], quantity=800.0, silo=0, currency="EUR"),
+            dict(account=3, factor=-1, quantity=1e4, silo=1, currency="EUR"),
+            dict(account=4, factor=fidx["BTC"], quantity=3.0, silo=2),            # 5 BTC in two silos
+            dict(account=4, factor=fidx["BTC"], quantity=2.0, silo=0),
+            dict(account=5, factor=-1, quantity=0.5, silo=2, currency="BTC"),      # BTC cash
+            dict(account=5, factor=fidx["SX5E"], quantity=10.0, silo=0, currency="EUR")]
+    for a in range(ns, n_accounts):
+        for _ in range(int(rng.integers(0, 4))):
+            fname, cur, lo, hi = COLLATERAL_MENU[int(rng.integers(0, len(COLLATERAL_MENU)))]
+            qty = float(np.exp(rng.uniform(math.log(lo), math.log(hi))))
+            h = dict(account=a, factor=fidx[fname] if fname else -1, quantity=qty,
+                     silo=int(rng.integers(-1, len(COLLATERAL_SILOS))))
+            if cur != "USD" or rng.random() < 0.5:     # the column's default is the reporting currency
+                h["currency"] = cur
+            coll.append(h)
+    coll = [coll[i] for i in rng.permutation(len(coll))]
+    # the scenario copy: each holding of no silo posted to a random silo (the
+    # not-eligible account's bond to securities, with its cash, away from its futures)
+    coll_scen = [dict(h, silo=h["silo"] if h["silo"] >= 0 else
+                      (0 if h["account"] == 2 else int(rng.integers(0, len(COLLATERAL_SILOS))))) for h in coll]
+    book = os.path.join(tmp, "book_sched.h5")
+    write_portfolio(book, factors, COLLATERAL_SILOS, instruments, accounts, positions, fx=fx, collateral=coll)
+    book_s = os.path.join(tmp, "book_scen.h5")
+    write_portfolio(book_s, factors, COLLATERAL_SILOS, instruments, accounts, positions, fx=fx, collateral=coll_scen)
+
+    # history of every factor but the rate, fat-tailed, correlated
+    hnames = [n for n, k, _, _ in COLLATERAL_FACTORS if k != "rate"]
+    vol = np.array([v for n, k, _, v in COLLATERAL_FACTORS if k != "rate"])
+    nf = len(hnames)
+    C = np.full((nf, nf), 0.3) + 0.7 * np.eye(nf)
+    for a_, b_ in (("BTC", "BTC.fut"), ("BTC", "ETH"), ("SPX", "SX5E"), ("UST10", "BUND")):
+        i, j = hnames.index(a_), hnames.index(b_)
+        C[i, j] = C[j, i] = 0.9
+    for p_, v_ in (("SPX", "SPX.iv"), ("SX5E", "SX5E.iv"), ("BTC", "BTC.iv"), ("ETH", "ETH.iv")):
+        i, j = hnames.index(p_), hnames.index(v_)
+        C[i, j] = C[j, i] = -0.5
+    w, V = np.linalg.eigh(C)
+    C = V @ np.diag(np.maximum(w, 0.05)) @ V.T
+    d = np.sqrt(np.diag(C))
+    C = C / np.outer(d, d)
+    z = rng.standard_t(5, (n_days, nf)) * math.sqrt(3 / 5)
+    z[n_days // 2:] *= 1.5
+    R = z @ np.linalg.cholesky(C).T * vol
+    sc = vol * 6
+    sets = {}
+    S = 16
+    sets["grid"] = dict(factor=hnames, shock=rng.normal(0, 1, (S, nf)) * sc,
+                        weight=np.where(np.arange(S) < 12, 1.0, 0.35), measure="worst")
+    sets["tail"] = dict(factor=hnames[::-1], shock=(rng.normal(0, 1, (40, nf)) * sc)[:, ::-1], measure="es",
+                        confidence=0.9)
+    fxcols = ["BTC", "ETH", "EURUSD", "BUND", "SX5E.iv"]
+    sets["fx_var"] = dict(factor=fxcols, shock=rng.normal(0, 0.05, (60, len(fxcols))), measure="var",
+                          confidence=0.95)
+    scen = os.path.join(tmp, "scen.h5")
+    write_scenarios(scen, (hnames, dates(n_days), R), sets)
+    info = {"curs": curs, "no_silo_rows": [j for j, h in enumerate(coll) if h["silo"] < 0], "iid": iid}
+    return book, book_s, scen, info
+
