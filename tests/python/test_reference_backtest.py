@@ -8,9 +8,10 @@ the clock (printed; set XM_TEST_SEED to replay one). The books are the random
 books of test_reference_products.py (every instrument type, USD / BTC / EUR
 accounts) and test_reference_collateral.py (collateral, liquidity columns),
 made small (xm_testlib.products_book / collateral_book), with a short history
-(72 rows; backtest.min_history 30, backtest.days 20, horizon 2: 20 days, 10 of
-them test days). Checks, on --device cpu and on opencl when `xmargin devices`
-lists one:
+(72 rows, an old crisis at rows 5-20 and a new one from row 61; backtest.min_history
+30, backtest.days 20, horizon 2: 20 days, 10 of them test days; one case at
+horizon 3, one with every row in the window and 41 days). Checks, on --device
+cpu and on opencl when `xmargin devices` lists one:
   * a hand-computed book (one spot, a crash in the history): the realised
     losses, the margins, the exceptions, Kupiec, Christoffersen and the traffic
     light as written out by hand, a silo and an account that hold nothing;
@@ -18,10 +19,13 @@ lists one:
     /stats/silo/*, /stats/total/<margin>/*, /day, /realised_end, the root
     attributes) equals the reference: series to 1e-9 max(|x|, Lambda_a(d)),
     ints exactly, statistics to 1e-9 relative (1e-12 absolute), NaN where NaN,
-    zones equal; configurations with the stressed period at w = 0 and w > 0 on
+    zones equal (an exception where realised and margin tie within the bound
+    may go either way; peak-to-trough and the largest increase are taken of the
+    engine's own margin series); configurations with the stressed period at w = 0 and w > 0 on
     a range that is empty on the first days, collateral.method = scenario,
     backtest.ready_sets = false, Monte Carlo with correlation stress and
     without Monte Carlo, --days;
+  * --precision single: the series within 1e-4 M_a(d) + 1e-6 G_a (§5);
   * the saved shocks of each day: historical and stressed_period == the
     reference's, and the Monte Carlo shocks of every day are sqrt(h) L_d y_s
     with the same y_s every day (L_d from the reference's Sigma of day d);
@@ -64,6 +68,7 @@ RNG = np.random.default_rng(SEED)
 N_ROWS = 72                        # rows of /history: days d = 51..70 (1-based), tests 52, 54, .., 70
 MC = 120                           # backtest.mc_scenarios
 STRESS_FROM, STRESS_MULT = 61, 4.0  # rows 61..72 of the books' histories: 4 times the moves
+OLD_CRISIS = (5, 20, 3.0)           # rows 5..20: 3 times the moves (C_schedule's stressed period)
 BASE = {"horizon_days": 2, "backtest.min_history": 30, "backtest.days": 20, "backtest.mc_scenarios": MC,
         "montecarlo.scenarios": 5000, "historical.lookback": 36, "backtest.apc_window": 5}
 
@@ -105,17 +110,19 @@ def run_backtest(book, scen, out, cfgfile, device, sets=None, extra=()):
 
 
 def backtest_ok(tag, book, scen, out, cfgfile, device, sets=None, extra=("--save-scenarios",)):
-    rc, so, se, dt = run_backtest(book, scen, out, cfgfile, device, sets, extra)
-    return T.check("%s: xmargin backtest exits 0 (%.2f s)" % (tag, dt), rc == 0 and os.path.exists(out),
-                   "rc %d: %s" % (rc, (se + so).strip()[-600:]))
+    rc, so, se, dt = run_backtest(book, scen, out, cfgfile, device, sets, list(extra) + ["-q"])
+    ok = rc == 0 and os.path.exists(out)
+    return T.check("%s: xmargin backtest exits 0 (%.2f s)" % (tag, dt), ok,
+                   "" if ok else "rc %d: %s" % (rc, (se + so).strip()[-600:]))
 
 
 def run_ok(tag, book, scen, out, cfgfile, device="cpu", sets=None, extra=()):
     args = ["run", "--portfolio", book, "--scenarios", scen, "--config", cfgfile, "-o", out, "--device", device,
             "-q"] + setargs(sets or {}) + list(extra)
     rc, so, se, dt = tl.run_xm(args)
-    return T.check("%s: xmargin run exits 0 (%.2f s)" % (tag, dt), rc == 0 and os.path.exists(out),
-                   "rc %d: %s" % (rc, (se + so).strip()[-600:]))
+    ok = rc == 0 and os.path.exists(out)
+    return T.check("%s: xmargin run exits 0 (%.2f s)" % (tag, dt), ok,
+                   "" if ok else "rc %d: %s" % (rc, (se + so).strip()[-600:]))
 
 
 def report(tag, results):
@@ -160,16 +167,17 @@ def stressed_keys(scen, first_row, last_row, w):
 
 def hand_case(tmp, devices):
     """One spot (100 USD, q = 1) in silo 0 for account HOLD; account EMPTY holds
-    nothing; silo 1 holds nothing. Returns alternate +-1% (h-day sums 0) but a
-    -10% day at row 31: the margin is 0 until the crash enters the window, the
-    realised loss of the days d = 29, 30 (rows 30-31, 31-32) is 100 (1 - e^-0.09)."""
+    nothing (+2 and -2 of the spot: a net quantity of 0); silo 1 holds nothing.
+    Returns alternate +-1% (h-day sums 0) but a -10% day at row 31: the margin
+    is 0 until the crash enters the window, the realised loss of the days d =
+    29, 30 (rows 30-31, 31-32) is 100 (1 - e^-0.09)."""
     Tn = 40
     r = np.where(np.arange(Tn) % 2 == 1, 0.01, -0.01)
     r[30] = -0.10                                   # row 31
     book = os.path.join(tmp, "hand_book.h5")
     scen = os.path.join(tmp, "hand_scen.h5")
     tl.write_portfolio(book, [("X", "price", 100.0)], ["s", "t"], [dict(id="X", type="spot", silo=0, underlying=0)],
-                       [("HOLD", 1), ("EMPTY", 1)], [(0, 0, 1.0)])
+                       [("HOLD", 1), ("EMPTY", 1)], [(0, 0, 1.0), (1, 0, 2.0), (1, 0, -2.0)])
     tl.write_scenarios(scen, (["X"], tl.dates(Tn), r[:, None]))
     cfg = {"horizon_days": 2, "montecarlo.enabled": False, "historical.filtered": False,
            "historical.measure": "worst", "historical.lookback": 10, "backtest.min_history": 10,
@@ -224,6 +232,9 @@ def hand_case(tmp, devices):
             ref["stats/silo/exceptions"][0, 1] == 0 and ref["stats/silo/exceptions_all"][0, 1] == 0 and
             np.isnan(ref["stats/silo/kupiec_lr"][0, 1]) and ref["stats/silo/zone"][0, 1] == "" and
             np.isnan(ref["stats/silo/peak_to_trough"][0, 1]))
+    T.check("hand: a silo whose positions net to 0 holds nothing (NaN, zone '')",
+            ref["stats/silo/zone"][1, 0] == "" and np.isnan(ref["stats/silo/cc_lr"][1, 0]) and
+            ref["stats/requirement/zone"][1] == "green")
     for dev in devices:
         out = os.path.join(tmp, "hand_%s.h5" % dev)
         if backtest_ok("hand %s" % dev, book, scen, out, cfgfile, dev, extra=()):
@@ -234,13 +245,14 @@ def hand_case(tmp, devices):
 # the random books
 # --------------------------------------------------------------------------
 
-def stress_history(scen, from_row, mult):
-    """Multiply the returns of rows from_row..T by mult: a sudden crisis inside
-    the backtest days, so that the realised moves outrun the margins of the
-    calm past somewhere (exceptions to count)."""
+def stress_history(scen, from_row, to_row, mult):
+    """Multiply the returns of rows from_row..to_row by mult: a sudden crisis
+    inside the backtest days, so that the realised moves outrun the margins of
+    the calm past somewhere (exceptions to count), and an old one that the
+    filter deflates and a stressed period restores."""
     with h5py.File(scen, "r+") as f:
         r = np.asarray(f["history/return"][()])
-        r[from_row - 1:] *= mult
+        r[from_row - 1:to_row] *= mult
         f["history/return"][...] = r
 
 
@@ -252,13 +264,15 @@ def make_books(tmp):
     pbook, pscen, _, pcurs = tl.products_book(dp, RNG, n_accounts=8, n_extra=4, n_days=N_ROWS)
     cbook, cbook_s, cscen, info = tl.collateral_book(dc, RNG, n_accounts=11, n_extra=3, n_days=N_ROWS)
     for scen in (pscen, cscen):
-        stress_history(scen, STRESS_FROM, STRESS_MULT)
+        stress_history(scen, STRESS_FROM, N_ROWS, STRESS_MULT)
+        stress_history(scen, *OLD_CRISIS)
     print("# products book: accounts %s; collateral book: accounts %s" % (",".join(pcurs), ",".join(info["curs"])))
     return {"products": (pbook, pscen), "schedule": (cbook, cscen), "scenario": (cbook_s, cscen)}
 
 
 def cases(books, mcseed):
-    """name: (book, scen, cfg). Days 51..70; a stressed range from row 55 on is empty on days 51..54."""
+    """name: (book, scen, cfg). Days 51..70 (C_scenario 30..70, C_schedule 50..69); a stressed range
+    from row 55 on is empty on days 51..54."""
     pb, ps = books["products"]
     sb, ss = books["schedule"]
     cb, cs = books["scenario"]
@@ -273,14 +287,18 @@ def cases(books, mcseed):
                                    # the end date lies beyond /history: the dates not there are absent
                                    **{"apc.stressed_start": row_date(ps, 53), "apc.stressed_end": "2031-12-31",
                                       "apc.stressed_weight": 0.4}))
+    # every row of history in the window (lookback > T), days limited by the history (N = 41), the
+    # procyclicality window longer than the days
+    # backtest.mc_scenarios = 0: montecarlo.scenarios
     out["C_scenario"] = (cb, cs, dict(BASE, **{"montecarlo.seed": mcseed + 2, "collateral.method": "scenario",
-                                               "apc.buffer": 0.1, "horizon_days": 2},
+                                               "backtest.mc_scenarios": 0, "montecarlo.scenarios": MC,
+                                               "apc.buffer": 0.1, "historical.lookback": 1260,
+                                               "backtest.days": 100, "backtest.apc_window": 60},
                                       **stressed_keys(cs, 10, 30, 0.25)))
-    # the stressed range is the crisis of the last rows (stress_history): empty on days 51..60, then a floor
+    # the stressed range is the old crisis (stress_history), outside the lookback: a floor that binds
     out["C_schedule"] = (sb, ss, dict(BASE, **{"montecarlo.enabled": False, "backtest.ready_sets": False,
-                                               "historical.ewma_lambda": 0.94, "apc.stressed_weight": 0.0,
-                                               "apc.stressed_start": row_date(ss, STRESS_FROM),
-                                               "apc.stressed_end": "2030-01-01"}))
+                                               "historical.ewma_lambda": 0.94, "horizon_days": 3},
+                                      **stressed_keys(ss, OLD_CRISIS[0], OLD_CRISIS[1], 0.0)))
     return out
 
 
@@ -376,7 +394,38 @@ def backtest_case(tmp, name, book, scen, cfg, devices):
             coverage_checks(name, ref, cfg)
         report(tag, xr.compare_backtest(ref, out))
         T.run(saved_shock_checks, tag, ref, out)
+        if name == "P_blend" and dev == "cpu":
+            T.run(comparator_bites, tmp, ref, out)
     return ref, cfgfile
+
+
+def comparator_bites(tmp, ref, out):
+    """compare_backtest is not vacuous: a copy of a matching file with a few values
+    moved fails exactly there."""
+    bad = os.path.join(tmp, "mutated.h5")
+    with open(out, "rb") as src, open(bad, "wb") as dst:
+        dst.write(src.read())
+    with h5py.File(bad, "r+") as f:
+        v = f["series/realised"][()]
+        i = np.unravel_index(int(np.argmax(np.abs(v))), v.shape)
+        v[i] *= 1 + 1e-7
+        f["series/realised"][...] = v
+        v = f["stats/requirement/kupiec_lr"][()]
+        v[0] += 1e-6
+        f["stats/requirement/kupiec_lr"][...] = v
+        v = f["stats/silo/exceptions"][()]
+        v[0, 0] += 1
+        f["stats/silo/exceptions"][...] = v
+        del f["stats/total/unified/zone"]
+        f["stats/total/unified/zone"] = "purple"
+        v = f["series/test_day"][()]
+        v[0] = 1 - v[0]
+        f["series/test_day"][...] = v
+    failed = sorted(w.split(" ")[0] for w, ok, _ in xr.compare_backtest(ref, bad) if not ok)
+    want = sorted(["/series/realised", "/stats/requirement/kupiec_lr", "/stats/silo/exceptions",
+                   "/stats/total/unified/zone", "/series/test_day"])
+    T.check("compare_backtest fails exactly on 5 moved values of a matching file", failed == want,
+            "failed: %s" % failed)
 
 
 def coverage_checks(name, ref, cfg):
@@ -402,6 +451,28 @@ def coverage_checks(name, ref, cfg):
     bind = ref["series/binding_set"]
     print("# %s: binding sets over the days and accounts %s" % (name, {K[k]: int(np.sum(bind == k))
                                                                       for k in range(len(K)) if np.any(bind == k)}))
+
+
+def single_precision(tmp, name, book, scen, cfg, cfgfile):
+    """--precision single: every series within the single-precision bound of §5,
+    1e-4 M_a(d) + 1e-6 G_a, of the float64 reference."""
+    out = os.path.join(tmp, "%s_single.h5" % name)
+    if not backtest_ok("%s single" % name, book, scen, out, cfgfile, "cpu",
+                       extra=("--save-scenarios", "--precision", "single")):
+        return
+    ref = xr.backtest(book, scen, cfg, saved_path=out)
+    G = xr.compute(book, scen, None, dict({k: v for k, v in cfg.items() if not k.startswith("apc.stressed")},
+                                          **{"montecarlo.enabled": False}))["gross_value"]
+    bound = 1e-4 * ref["series/requirement"] + 1e-6 * G[None, :]
+    with h5py.File(out, "r") as f:
+        for k in xr.BT_SERIES:
+            got = np.asarray(f["series/" + k][()])
+            T.check("%s single: /series/%s within 1e-4 M_a + 1e-6 G_a" % (name, k),
+                    got.shape == bound.shape and np.all(np.abs(got - ref["series/" + k]) <= bound),
+                    "max %.2e of the bound" % float(np.max(np.abs(got - ref["series/" + k]) / bound)))
+        got = np.asarray(f["series/silo_margin"][()])
+        T.check("%s single: /series/silo_margin within 1e-4 M_a + 1e-6 G_a" % name,
+                np.all(np.abs(got - ref["series/silo_margin"]) <= bound[:, :, None]))
 
 
 # --------------------------------------------------------------------------
@@ -600,7 +671,8 @@ def xarray_checks(path, ref):
                 ds["total_requirement"].dims)
         days = [str(v) for v in ds["day"].values]
         accs = [str(v) for v in ds["account"].values]
-        T.check("series coordinates day and account are /day and /account", days == ref["day"] and accs == ref["account"],
+        T.check("series coordinates day and account are /day and /account",
+                days == ref["day"] and accs == ref["account"],
                 "%s / %s" % (days[:2], accs[:2]))
         a, d = ref["account"][-1], ref["day"][3]
         v = float(ds["requirement"].sel(day=d, account=a))
@@ -640,6 +712,9 @@ def book_checks(tmp, devices):
                        extra=("--save-scenarios", "--days", "6")):
             ref6 = xr.backtest(book, scen, cfg, saved_path=out, days=6)
             report("P_w0 --days 6", xr.compare_backtest(ref6, out))
+    if "P_blend" in refs:
+        book, scen, cfg = cs["P_blend"]
+        T.run(single_precision, tmp, "P_blend", book, scen, cfg, refs["P_blend"][1])
     # (a) a day == a run on the history cut at d (the first day inside the stressed range, a middle one, the last)
     for name, js in (("P_w0", (4, 11, 19)), ("P_blend", (2, 19)), ("C_scenario", (7,))):
         if name in refs:
