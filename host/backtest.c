@@ -104,9 +104,9 @@ static xm_status xm__bt_holds(xm_ctx *ctx, const xm_portfolio *pf, uint8_t *hold
 
 /* The statistics of one margin series against its realised losses, both
  * [N] with stride `stride` (series index j at j * stride). apc: also the
- * procyclicality of the margin. */
+ * procyclicality of the margin. Scratch: e [N'], col [N]. */
 static void xm__bt_one(const xm__bt_dayset *days, const double *margin, const double *real,
-                       int64_t stride, double p, int apc, int window, uint8_t *e,
+                       int64_t stride, double p, int apc, int window, uint8_t *e, double *col,
                        xm_bt_stats *out) {
   int64_t all = 0;
   for (int64_t j = 0; j < days->n; j++)
@@ -129,22 +129,15 @@ static void xm__bt_one(const xm__bt_dayset *days, const double *margin, const do
   out->peak_to_trough = out->max_increase = NAN;
   out->inc_from = out->inc_to = -1;
   if (apc) {
-    /* the series contiguous for xm__bt_procyclicality: e is too small, so
-     * the margin is read in place when stride is 1, else copied */
-    double *m = stride == 1 ? NULL : malloc((size_t)(days->n + 1) * sizeof *m);
-    if (stride != 1 && !m)
-      return;
-    if (m)
-      for (int64_t j = 0; j < days->n; j++)
-        m[j] = margin[j * stride];
+    for (int64_t j = 0; j < days->n; j++) /* contiguous for xm__bt_procyclicality */
+      col[j] = margin[j * stride];
     xm__bt_apc pc;
-    if (xm__bt_procyclicality(m ? m : margin, days->n, window, &pc) == XM_OK) {
+    if (xm__bt_procyclicality(col, days->n, window, &pc) == XM_OK) {
       out->peak_to_trough = pc.peak_to_trough;
       out->max_increase = pc.max_increase;
       out->inc_from = pc.inc_from;
       out->inc_to = pc.inc_to;
     }
-    free(m);
   }
 }
 
@@ -161,47 +154,43 @@ static void xm__bt_none(xm_bt_stats *out) {
 /* Every statistic of out from its series. */
 static xm_status xm__bt_statistics(xm_ctx *ctx, const xm_portfolio *pf, const xm_config *cfg,
                                    const xm__bt_dayset *days, xm_backtest_result *out) {
-  int64_t N = out->N, A = out->A, G = out->G;
+  int64_t A = out->A, G = out->G;
   double p = 1.0 - cfg->backtest.coverage;
   int win = cfg->backtest.apc_window;
   uint8_t *e = malloc((size_t)(days->n_tests + 1));
+  double *col = malloc((size_t)(days->n + 1) * sizeof *col);
   uint8_t *holds = malloc((size_t)(A * G + 1));
   for (int m = 0; m < XM_BT_NMARGIN; m++)
     out->stats[m] = calloc((size_t)(A + 1), sizeof *out->stats[m]);
   out->silo_stats = calloc((size_t)(A * G + 1), sizeof *out->silo_stats);
-  int ok = e && holds && out->silo_stats;
+  int ok = e && col && holds && out->silo_stats;
   for (int m = 0; m < XM_BT_NMARGIN; m++)
     ok = ok && out->stats[m];
-  if (!ok) {
-    free(e);
-    free(holds);
-    return xm__fail(ctx, XM_ENOMEM, "out of memory for the backtest's statistics");
-  }
-  xm_status st = xm__bt_holds(ctx, pf, holds);
-  if (st != XM_OK) {
-    free(e);
-    free(holds);
-    return st;
-  }
+  xm_status st = ok ? xm__bt_holds(ctx, pf, holds)
+                    : xm__fail(ctx, XM_ENOMEM, "out of memory for the backtest's statistics");
+  if (st != XM_OK)
+    goto cleanup;
   for (int m = 0; m < XM_BT_NMARGIN; m++) {
     int apc = m == XM_BT_REQUIREMENT;
     for (int64_t a = 0; a < A; a++)
-      xm__bt_one(days, out->margin[m] + a, out->realised + a, A, p, apc, win, e, &out->stats[m][a]);
-    xm__bt_one(days, out->total_margin[m], out->total_realised, 1, p, apc, win, e,
+      xm__bt_one(days, out->margin[m] + a, out->realised + a, A, p, apc, win, e, col,
+                 &out->stats[m][a]);
+    xm__bt_one(days, out->total_margin[m], out->total_realised, 1, p, apc, win, e, col,
                &out->total_stats[m]);
   }
   for (int64_t a = 0; a < A; a++)
     for (int64_t g = 0; g < G; g++) {
       if (holds[a * G + g])
         xm__bt_one(days, out->silo_margin + a * G + g, out->realised_by_silo + a * G + g, A * G, p,
-                   1, win, e, &out->silo_stats[a * G + g]);
+                   1, win, e, col, &out->silo_stats[a * G + g]);
       else
         xm__bt_none(&out->silo_stats[a * G + g]);
     }
-  (void)N;
+cleanup:
   free(e);
+  free(col);
   free(holds);
-  return XM_OK;
+  return st;
 }
 
 /* The arrays of out for the N days, from the first day's sets. */

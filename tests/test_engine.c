@@ -1266,7 +1266,7 @@ static void stressed_period_blend(void **state) {
   assert_string_equal(r0.sets[3].name, "stressed_period");
   assert_int_equal(r0.sets[3].S, 20); /* window ends 61..80 (1-based), the lookback aside */
   assert_string_equal(r0.sets[3].labels[0], h_date[60]);
-  int64_t A = r0.A, G = r0.G, K = r0.K;
+  int64_t A = r0.A, K = r0.K;
   for (int64_t a = 0; a < A; a++) {
     const double *b0 = r0.by_set + a * K, *b1 = r1.by_set + a * K;
     assert_true(near(b1[0], 0.7 * b0[0] + 0.3 * b0[3], 1e-14));
@@ -1283,7 +1283,6 @@ static void stressed_period_blend(void **state) {
   xm_run_result rk;
   assert_int_equal(xm_run(ctx_free, &book, &scen, &c0, &keep, &rk), XM_OK);
   assert_true(rk.sets[3].shock[0] == x0); /* EQ is the book's first factor */
-  (void)G;
   xm_run_result_free(&r0);
   xm_run_result_free(&r1);
   xm_run_result_free(&rk);
