@@ -64,41 +64,18 @@ void xm_backtest_result_free(xm_backtest_result *r) {
  * instrument of the silo, or collateral posted to it (section 7: the others
  * have no statistics). holds [A x G]; XM_ENOMEM. */
 static xm_status xm__bt_holds(xm_ctx *ctx, const xm_portfolio *pf, uint8_t *holds) {
-  int64_t A = pf->n_accounts, G = pf->n_silos, P = pf->n_positions;
+  int64_t A = pf->n_accounts, G = pf->n_silos, n = 0;
   memset(holds, 0, (size_t)(A * G));
-  /* the positions by account (counting sort), then each account's net
-   * quantity per instrument in one accumulator, reset after it */
-  int64_t *start = calloc((size_t)(A + 2), sizeof *start);
-  int64_t *ord = malloc((size_t)(P + 1) * sizeof *ord);
-  double *net = calloc((size_t)(pf->n_instruments + 1), sizeof *net);
-  if (!start || !ord || !net) {
-    free(start);
-    free(ord);
-    free(net);
-    return xm__fail(ctx, XM_ENOMEM, "out of memory");
-  }
-  for (int64_t p = 0; p < P; p++)
-    start[pf->pos_account[p] + 2]++;
-  for (int64_t a = 0; a < A; a++)
-    start[a + 2] += start[a + 1];
-  for (int64_t p = 0; p < P; p++)
-    ord[start[pf->pos_account[p] + 1]++] = p; /* start[a + 1] ends as a's end */
-  for (int64_t a = 0; a < A; a++) {
-    for (int64_t q = start[a]; q < start[a + 1]; q++)
-      net[pf->pos_instrument[ord[q]]] += pf->pos_quantity[ord[q]];
-    for (int64_t q = start[a]; q < start[a + 1]; q++) {
-      int32_t i = pf->pos_instrument[ord[q]];
-      holds[a * G + pf->inst_silo[i]] |= net[i] != 0.0;
-    }
-    for (int64_t q = start[a]; q < start[a + 1]; q++)
-      net[pf->pos_instrument[ord[q]]] = 0.0;
-  }
+  xm__posref *held = NULL;
+  xm_status st = xm__net_positions(ctx, pf, &held, &n);
+  for (int64_t p = 0; p < n; p++)
+    holds[held[p].acct * G + held[p].silo] = 1;
+  free(held);
+  if (st != XM_OK)
+    return st;
   for (int64_t j = 0; j < pf->n_collateral; j++)
     if (pf->coll_silo[j] >= 0)
       holds[pf->coll_account[j] * G + pf->coll_silo[j]] = 1;
-  free(start);
-  free(ord);
-  free(net);
   return XM_OK;
 }
 

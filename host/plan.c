@@ -25,12 +25,6 @@ void xm__mem_budget(const xm_ctx *ctx, uint64_t *total, uint64_t *max_buf) {
   *max_buf = m;
 }
 
-typedef struct xm__posref {
-  int32_t acct, silo, inst;
-  int32_t cur; /* the account currency's /fx row + 1 (0: the reporting currency) */
-  double qty;
-} xm__posref;
-
 static int xm__cmp_posref(const void *pa, const void *pb) {
   const xm__posref *a = pa, *b = pb;
   if (a->acct != b->acct)
@@ -39,7 +33,35 @@ static int xm__cmp_posref(const void *pa, const void *pb) {
     return a->silo < b->silo ? -1 : 1;
   if (a->inst != b->inst)
     return a->inst < b->inst ? -1 : 1;
-  return 0;
+  return (a->row > b->row) - (a->row < b->row); /* a pair's rows add in row order */
+}
+
+xm_status xm__net_positions(xm_ctx *ctx, const xm_portfolio *pf, xm__posref **out, int64_t *n) {
+  int64_t N = pf->n_positions, m = 0;
+  xm__posref *pr = *out = malloc((size_t)(N + 1) * sizeof *pr);
+  *n = 0;
+  if (!pr)
+    return xm__fail(ctx, XM_ENOMEM, "netting %lld positions", (long long)N);
+  for (int64_t p = 0; p < N; p++) {
+    int32_t i = pf->pos_instrument[p];
+    pr[p] = (xm__posref){.acct = pf->pos_account[p],
+                         .silo = pf->inst_silo[i],
+                         .inst = i,
+                         .cur = (int32_t)(xm__acct_fx(pf, pf->pos_account[p]) + 1),
+                         .row = p,
+                         .qty = pf->pos_quantity[p]};
+  }
+  qsort(pr, (size_t)N, sizeof *pr, xm__cmp_posref);
+  for (int64_t p = 0; p < N; p++) {
+    if (m > 0 && pr[m - 1].acct == pr[p].acct && pr[m - 1].inst == pr[p].inst)
+      pr[m - 1].qty += pr[p].qty;
+    else
+      pr[m++] = pr[p];
+  }
+  for (int64_t p = 0; p < m; p++) /* a pair that nets to zero holds nothing */
+    if (pr[p].qty != 0.0)
+      pr[(*n)++] = pr[p];
+  return XM_OK;
 }
 
 /* What the row order needs of the portfolio being planned (qsort has no
@@ -214,35 +236,18 @@ xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *se
   out->A = A;
   out->K = K;
   out->F = F;
-  xm__posref *pr = malloc((size_t)(N + 1) * sizeof *pr);
+  xm__posref *pr = NULL;
   int64_t nc = pf->n_fx + 1, nkeys = pf->n_instruments * nc;
+  xm_status st = xm__net_positions(ctx, pf, &pr, &N);
+  if (st != XM_OK)
+    return st;
   int64_t *mark = malloc((size_t)(nkeys + 1) * sizeof *mark);
   int32_t *local = malloc((size_t)(nkeys + 1) * sizeof *local);
   int64_t *order = malloc((size_t)(N + 1) * sizeof *order);
-  int32_t *acur = malloc((size_t)(A + 1) * sizeof *acur);
-  xm_status st = XM_OK;
-  if (!pr || !mark || !local || !order || !acur) {
+  if (!mark || !local || !order) {
     st = xm__fail(ctx, XM_ENOMEM, "planning %lld positions", (long long)N);
     goto cleanup;
   }
-  for (int64_t a = 0; a < A; a++)
-    acur[a] = (int32_t)(xm__acct_fx(pf, a) + 1); /* known: xm__sets_build checked */
-  for (int64_t p = 0; p < N; p++) {
-    pr[p].acct = pf->pos_account[p];
-    pr[p].cur = acur[pr[p].acct];
-    pr[p].inst = pf->pos_instrument[p];
-    pr[p].silo = pf->inst_silo[pr[p].inst];
-    pr[p].qty = pf->pos_quantity[p];
-  }
-  qsort(pr, (size_t)N, sizeof *pr, xm__cmp_posref);
-  int64_t m = 0; /* repeated (account, instrument): quantities add */
-  for (int64_t p = 0; p < N; p++) {
-    if (m > 0 && pr[m - 1].acct == pr[p].acct && pr[m - 1].inst == pr[p].inst)
-      pr[m - 1].qty += pr[p].qty;
-    else
-      pr[m++] = pr[p];
-  }
-  N = m;
 
   /* The budget holds every buffer of the loop. Not in it (the fixed
    * overhead of docs/architecture.md): the inputs as read, the sets' host
@@ -363,7 +368,6 @@ xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *se
   out->planned = fixed + (out->resident ? resident : 0) + mc_temp + lbytes + bmax +
                  (uint64_t)out->tile * per_s;
 cleanup:
-  free(acur);
   free(order);
   free(local);
   free(mark);

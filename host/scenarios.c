@@ -229,6 +229,8 @@ xm_status xm__sets_build(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_
   int64_t *used = out->used = malloc((size_t)(pf->n_factors + 1) * sizeof *used);
   int64_t *hcol = NULL; /* the history column of each shock column */
   int64_t *scol = malloc((size_t)(pf->n_factors + 1) * sizeof *scol); /* a set's column */
+  xm__posref *held = NULL;
+  int64_t n_held = 0;
   double *filtered = NULL, *sigma = NULL;
   xm__set *sets = NULL;
   int64_t K = 0, x = 0;
@@ -237,17 +239,12 @@ xm_status xm__sets_build(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_
     st = xm__fail(ctx, XM_ENOMEM, "out of memory");
     goto cleanup;
   }
-  /* The factors positions use, in portfolio order (METHODOLOGY.md section 1):
-   * underlyings, vol factors, the /fx factors of the instruments' settlement
-   * currencies and of the accounts' currencies. */
+  /* The factors the run moves, in portfolio order (METHODOLOGY.md section 1):
+   * underlyings, vol factors and the /fx factors of the settlement
+   * currencies of the instruments held (a non-zero net quantity), the /fx
+   * factors of the accounts' currencies. */
   for (int64_t f = 0; f < pf->n_factors; f++)
     fcol[f] = -1;
-  for (int64_t p = 0; p < pf->n_positions; p++) {
-    int32_t i = pf->pos_instrument[p];
-    fcol[pf->inst_underlying[i]] = 0;
-    if (pf->inst_vol_factor[i] >= 0 && XM_TYPE_IS_OPTION(pf->inst_type[i]))
-      fcol[pf->inst_vol_factor[i]] = 0;
-  }
   for (int64_t r = 0; r < pf->n_instruments + pf->n_accounts; r++) {
     int64_t c = r < pf->n_instruments ? xm__inst_fx(pf, r) : xm__acct_fx(pf, r - pf->n_instruments);
     if (c == -2) {
@@ -263,8 +260,14 @@ xm_status xm__sets_build(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_
     if (c >= 0 && r >= pf->n_instruments)
       fcol[pf->fx_factor[c]] = 0;
   }
-  for (int64_t p = 0; p < pf->n_positions; p++) {
-    int64_t c = xm__inst_fx(pf, pf->pos_instrument[p]);
+  if ((st = xm__net_positions(ctx, pf, &held, &n_held)) != XM_OK)
+    goto cleanup;
+  for (int64_t p = 0; p < n_held; p++) {
+    int32_t i = held[p].inst;
+    int64_t c = xm__inst_fx(pf, i);
+    fcol[pf->inst_underlying[i]] = 0;
+    if (pf->inst_vol_factor[i] >= 0 && XM_TYPE_IS_OPTION(pf->inst_type[i]))
+      fcol[pf->inst_vol_factor[i]] = 0;
     if (c >= 0)
       fcol[pf->fx_factor[c]] = 0;
   }
@@ -521,6 +524,7 @@ xm_status xm__sets_build(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_
                   (uint64_t)(sets[x].chol ? F * F * 8 : 0) +
                   (uint64_t)(sets[x].w ? sets[x].S * 8 : 0);
 cleanup:
+  free(held);
   free(sigma);
   free(filtered);
   free(scol);

@@ -145,6 +145,21 @@ typedef struct xm__plan {
   double *fpar;
 } xm__plan;
 
+/* A position that counts (METHODOLOGY.md section 1, "held": a non-zero net
+ * quantity): pf's rows of one (account, instrument) added in row order. */
+typedef struct xm__posref {
+  int32_t acct, silo, inst;
+  int32_t cur; /* the account currency's /fx row + 1 (0: the reporting currency) */
+  int64_t row; /* the first /positions row of the pair */
+  double qty;  /* the net quantity, never 0 */
+} xm__posref;
+
+/* pf's positions netted, pairs that net to zero dropped, sorted by account,
+ * silo, instrument: *out malloc'd [*n] (the caller frees it, also on
+ * failure); XM_ENOMEM. The one definition of "held" for the sets, the plan
+ * and the backtest. */
+xm_status xm__net_positions(xm_ctx *ctx, const xm_portfolio *pf, xm__posref **out, int64_t *n);
+
 /* Plans the run of sets over pf's accounts within ctx's memory budget
  * (xm__mem_budget): every buffer of the loop is counted (on the cpu backend
  * they are host memory); the inputs, the sets' host arrays and the results

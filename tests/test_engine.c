@@ -980,8 +980,8 @@ static char *c_sfac[] = {"BTC", "EURUSD", "SX5E"};
 static double c_shock[] = {-0.1, -0.05, -0.02};
 static char *c_slab[] = {"down"};
 
-static void currencies(void **state) {
-  (void)state;
+/* The currencies book: accounts USD, BTC, EUR, USD. */
+static xm_portfolio c_book(void) {
   xm_portfolio cb = {.valuation_date = "2024-06-28",
                      .currency = "USD",
                      .n_factors = 4,
@@ -1016,6 +1016,12 @@ static void currencies(void **state) {
                      .pos_account = c_pa,
                      .pos_instrument = c_pi,
                      .pos_quantity = c_pq};
+  return cb;
+}
+
+static void currencies(void **state) {
+  (void)state;
+  xm_portfolio cb = c_book();
   xm_scenario_set one = {"down", 1, 3, c_sfac, c_shock, c_slab, NULL, XM_MEASURE_WORST, NAN};
   xm_scenario_file sf = {.n_sets = 1, .sets = &one};
   xm_diag d = {0};
@@ -1104,6 +1110,46 @@ static void currencies(void **state) {
     }
   }
   xm_ctx_destroy(ocl);
+  xm_run_result_free(&r);
+}
+
+/* METHODOLOGY.md section 1: held = a non-zero net quantity. FESX's rows net
+ * to zero in both its accounts (1 - 0.25 - 0.75 in row order, 1 - 1): it
+ * moves no factor (SX5E drops out of the sets), gets no plan row, and the
+ * losses are the currencies book's without it. */
+static int32_t z_pa[] = {0, 0, 0, 0, 1, 1, 2, 3, 3, 0, 2, 0};
+static int32_t z_pi[] = {C_INV,  C_SPOT, C_PERP, C_FESX, C_INV,  C_IOPT,
+                         C_FESX, C_PERP, C_IOPT, C_FESX, C_FESX, C_FESX};
+static double z_pq[] = {100, 0.02, 1, 1, 100, -2, 1, -1, -2, -0.25, -1, -0.75};
+static void net_zero_pairs(void **state) {
+  (void)state;
+  xm_portfolio zb = c_book();
+  zb.n_positions = 12;
+  zb.pos_account = z_pa;
+  zb.pos_instrument = z_pi;
+  zb.pos_quantity = z_pq;
+  xm_scenario_set one = {"down", 1, 3, c_sfac, c_shock, c_slab, NULL, XM_MEASURE_WORST, NAN};
+  xm_scenario_file sf = {.n_sets = 1, .sets = &one};
+  xm__sets sets;
+  xm__plan plan;
+  char notes[1024] = "";
+  assert_int_equal(
+      xm__sets_build(ctx_free, &zb, &sf, &cfg_ready, NULL, 0, &sets, notes, sizeof notes), XM_OK);
+  assert_int_equal(sets.F, 3); /* BTC, EURUSD (the EUR account's currency), BTC.iv */
+  for (int64_t f = 0; f < sets.F; f++)
+    assert_string_not_equal(zb.factor_name[sets.used[f]], "SX5E");
+  assert_int_equal(xm__plan_build(ctx_free, &zb, &sets, 0, &plan), XM_OK);
+  assert_int_equal(plan.blocks[0].n_inst, 6); /* the currencies book's 8 less FESX x 2 */
+  xm__plan_free(&plan);
+  xm__sets_free(&sets);
+  xm_run_result r;
+  assert_int_equal(xm_run(ctx_free, &zb, &sf, &cfg_ready, NULL, &r), XM_OK);
+  double e = exp(-0.1), F0 = 50000.0, F1 = F0 * e, dt = 2.0 / 252.0;
+  double inv_coin = 10.0 * (1.0 / F1 - 1.0 / F0);
+  double perp = 0.5 * F0 * (1.0 - e) + 0.1095 * 0.5 * F0 * dt;
+  double usd = 100.0 * inv_coin * F1 + 0.02 * F0 * (1.0 - e) + perp;
+  assert_true(fabs(r.unified[0] - usd) <= 1e-12 * (1000.0 + 0.52 * F0));
+  assert_true(r.by_silo[0 * 2 + 1] == 0.0 && r.unified[2] == 0.0 && r.requirement[2] == 0.0);
   xm_run_result_free(&r);
 }
 
@@ -1317,6 +1363,7 @@ int main(void) {
       cmocka_unit_test(tight_equals_unlimited),
       cmocka_unit_test(matches_methodology),
       cmocka_unit_test(currencies),
+      cmocka_unit_test(net_zero_pairs),
       cmocka_unit_test(faults),
       cmocka_unit_test(stressed_period_blend),
       cmocka_unit_test(backtest_days_are_runs),
