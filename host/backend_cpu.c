@@ -227,11 +227,11 @@ static int64_t xm__cpu_preferred_tile(const xm_ctx *ctx, int64_t n) {
 
 /* Monte Carlo shocks X = diag(scale) Z L^T, Z ~ N(0, 1), the product in place
  * by TRMM (L is lower triangular: half the flops of GEMM), and EX = exp(X). */
-static xm_status xm__cpu_mc(xm_ctx *ctx, const xm__mc_args *a, int64_t s0, int64_t ns,
+static xm_status xm__cpu_mc(xm_ctx *ctx, const xm__mc_args *a, int64_t s0, int64_t ns, int64_t r0,
                             uint64_t max_bytes, xm__mem Xm, xm__mem EXm) {
   (void)max_bytes;
   int64_t F = a->F;
-  double *X = XM__P(Xm, double), *EX = XM__P(EXm, double);
+  double *X = XM__P(Xm, double) + r0 * F, *EX = XM__P(EXm, double) + r0 * F;
 #pragma omp parallel for schedule(static) num_threads(ctx->threads)
   for (int64_t s = 0; s < ns; s++) {
     xm_u64 g = (xm_u64)(s0 + s);
@@ -254,9 +254,9 @@ static xm_status xm__cpu_mc(xm_ctx *ctx, const xm__mc_args *a, int64_t s0, int64
   return XM_OK;
 }
 
-static xm_status xm__cpu_exp(xm_ctx *ctx, int64_t m, xm__mem Xm, xm__mem EXm) {
-  const double *X = XM__P(Xm, const double);
-  double *EX = XM__P(EXm, double);
+static xm_status xm__cpu_exp(xm_ctx *ctx, int64_t off, int64_t m, xm__mem Xm, xm__mem EXm) {
+  const double *X = XM__P(Xm, const double) + off;
+  double *EX = XM__P(EXm, double) + off;
 #pragma omp parallel for schedule(static) num_threads(ctx->threads)
   for (int64_t j = 0; j < m; j++)
     EX[j] = exp(X[j]);
@@ -317,44 +317,49 @@ static xm_status xm__cpu_aggregate(xm_ctx *ctx, const xm__dblock *b, int64_t s0,
  * XM__REDUCE_TILE accounts' rows is first copied out of the scenario-major L
  * (one pass, contiguous runs) into a row-major scratch that stays in cache,
  * and reduced there. */
-static xm_status xm__cpu_reduce(xm_ctx *ctx, const xm__dblock *b, const xm__dset *ds, int64_t x,
+static xm_status xm__cpu_reduce(xm_ctx *ctx, const xm__dblock *b, const xm__dset *ds, int n,
                                 const xm__dwork *w) {
   int G = w->G, failed = 0;
-  int64_t K = w->K, S = ds->S, na = b->na, ta = XM__REDUCE_TILE;
-  const double *L = XM__P(w->L, const double);
-  const double *wt = ds->w ? XM__P(ds->w, const double) : NULL;
+  int64_t K = w->K, na = b->na, ta = XM__REDUCE_TILE, maxS = 0;
+  int64_t nt = (na + ta - 1) / ta; /* account tiles; the work is (set, tile) pairs */
+  for (int j = 0; j < n; j++)
+    maxS = ds[j].S > maxS ? ds[j].S : maxS;
+  const double *L = XM__P(w->L, const double), *W = w->W ? XM__P(w->W, const double) : NULL;
   const int *start = XM__P(b->start, const int), *psilo = XM__P(b->psilo, const int);
   double *by = XM__P(w->by, double), *silo = XM__P(w->silo, double);
-  double *attr = XM__P(w->attr, double), *tail = XM__P(w->tail, double);
+  double *attr = XM__P(w->attr, double);
   xm_layout lay = w->lay;
 #pragma omp parallel num_threads(ctx->threads) reduction(| : failed)
   {
-    double *scr = malloc((size_t)(ta * (G + 1) * S + 1) * sizeof *scr);
-    xm_layout tl = {(G + 1) * S, S, 1};
+    double *scr = malloc((size_t)(ta * (G + 1) * maxS + 1) * sizeof *scr);
+    double tail[XM__REDUCE_TILE * XM_TAIL]; /* between a row's measure and its attribution */
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t a0 = 0; a0 < na; a0 += ta) {
+    for (int64_t q = 0; q < nt * n; q++) {
       if (!scr) {
         failed = 1;
         continue;
       }
-      int64_t nt = na - a0 < ta ? na - a0 : ta, nr = nt * (G + 1);
-      const double *src = L + a0 * (G + 1);
+      const xm__dset *d = &ds[q / nt];
+      int64_t a0 = (q % nt) * ta, S = d->S, x = d->x;
+      int64_t nta = na - a0 < ta ? na - a0 : ta, nr = nta * (G + 1);
+      const double *wt = d->w_off >= 0 && W ? W + d->w_off : NULL;
+      const double *src = L + d->row * lay.ss + a0 * (G + 1); /* set d's rows */
+      xm_layout tl = {(G + 1) * S, S, 1};
       for (int64_t s = 0; s < S; s++)
         for (int64_t r = 0; r < nr; r++)
           scr[r * S + s] = src[s * lay.ss + r];
-      for (int64_t q = 0; q < nr; q++)
-        xm_reduce_row(q / (G + 1), (int)(q % (G + 1)), S, tl, G, scr, ds->measure, ds->k, wt,
-                      wt != NULL, K, x, start + a0, psilo, by + a0 * K, silo + a0 * G * K,
-                      tail + a0 * XM_TAIL);
-      for (int64_t a = 0; a < nt; a++)
-        xm_attribute_account(a, S, tl, G, scr, ds->measure, ds->k, wt, wt != NULL, K, x, start + a0,
-                             psilo, silo + a0 * G * K, attr + a0 * G * K, tail + a0 * XM_TAIL);
+      for (int64_t r = 0; r < nr; r++)
+        xm_reduce_row(r / (G + 1), (int)(r % (G + 1)), S, tl, G, scr, (int)d->measure, d->k, wt,
+                      wt != NULL, K, x, start + a0, psilo, by + a0 * K, silo + a0 * G * K, tail);
+      for (int64_t a = 0; a < nta; a++)
+        xm_attribute_account(a, S, tl, G, scr, (int)d->measure, d->k, wt, wt != NULL, K, x,
+                             start + a0, psilo, silo + a0 * G * K, attr + a0 * G * K, tail);
     }
     free(scr);
   }
   if (failed)
     return xm__fail(ctx, XM_ENOMEM, "reduction scratch (%lld accounts x %lld scenarios)",
-                    (long long)ta, (long long)S);
+                    (long long)ta, (long long)maxS);
   return XM_OK;
 }
 

@@ -474,7 +474,7 @@ static uint64_t xm__ocl_mc_scratch(const xm_ctx *ctx, int64_t ns, int64_t F, uin
          (uint64_t)Sc * 8u;
 }
 
-static xm_status xm__ocl_mc(xm_ctx *ctx, const xm__mc_args *ma, int64_t S0, int64_t S,
+static xm_status xm__ocl_mc(xm_ctx *ctx, const xm__mc_args *ma, int64_t S0, int64_t S, int64_t r0,
                             uint64_t max_bytes, xm__mem Xm, xm__mem EXm) {
   xm__ocl *o = XM__OCL(ctx);
   xm_status st = XM_OK;
@@ -557,7 +557,8 @@ static xm_status xm__ocl_mc(xm_ctx *ctx, const xm__mc_args *ma, int64_t S0, int6
       XM__CL(ctx, clFinish(o->queue));
       o->blas_ms += 1e3 * (xm__now() - tb);
     }
-    XM__CL(ctx, XM__ARGS(xm__k(o, KT_GATHER), 0, XM__A(ns), XM__A(s0), XM__A(F), XM__A(bm),
+    cl_long row = (cl_long)r0 + s0; /* the chunk's first row in X */
+    XM__CL(ctx, XM__ARGS(xm__k(o, KT_GATHER), 0, XM__A(ns), XM__A(row), XM__A(F), XM__A(bm),
                          XM__A(Sc), XM__A(bXp), XM__A(bX), XM__A(bEX)));
     XM__CL(ctx, xm__run1(o, KT_GATHER, (size_t)(ns * ((F + 7) / 8)), lws));
   }
@@ -573,12 +574,12 @@ cleanup:
   return st;
 }
 
-static xm_status xm__ocl_exp(xm_ctx *ctx, int64_t m, xm__mem X, xm__mem EX) {
+static xm_status xm__ocl_exp(xm_ctx *ctx, int64_t off, int64_t m, xm__mem X, xm__mem EX) {
   xm__ocl *o = XM__OCL(ctx);
   xm_status st = XM_OK;
-  cl_long mm = m;
+  cl_long mm = m, co = off;
   cl_mem bX = XM__M(X), bEX = XM__M(EX);
-  XM__CL(ctx, XM__ARGS(xm__k(o, KT_EXP), 0, XM__A(mm), XM__A(bX), XM__A(bEX)));
+  XM__CL(ctx, XM__ARGS(xm__k(o, KT_EXP), 0, XM__A(co), XM__A(mm), XM__A(bX), XM__A(bEX)));
   XM__CL(ctx, xm__run1(o, KT_EXP, (size_t)(m + 7) / 8, xm__tuned_lws(ctx)));
 cleanup:
   return st;
@@ -639,29 +640,42 @@ cleanup:
   return st;
 }
 
-static xm_status xm__ocl_reduce(xm_ctx *ctx, const xm__dblock *b, const xm__dset *ds, int64_t x,
+/* The group's sets as the kernels read them: XM__DSET_COLS longs a set. */
+#define XM__DSET_COLS 6
+static xm_status xm__ocl_reduce(xm_ctx *ctx, const xm__dblock *b, const xm__dset *ds, int n,
                                 const xm__dwork *w) {
   xm__ocl *o = XM__OCL(ctx);
   xm_status st = XM_OK;
+  cl_int e = CL_SUCCESS;
   const size_t lws = xm__tuned_lws(ctx);
   int G = w->G;
-  cl_int measure = ds->measure, has_w = ds->w != NULL;
-  cl_long na = b->na, S = ds->S, kk = ds->k, K = w->K, cx = x, ca = w->lay.ca, cs = w->lay.cs,
-          ss = w->lay.ss;
-  /* without weights the kernel reads none: any buffer stands in */
-  cl_mem bL = XM__M(w->L), bW = ds->w ? XM__M(ds->w) : XM__M(w->tail), bStart = XM__M(b->start),
+  cl_int cn = n;
+  cl_long na = b->na, K = w->K, ca = w->lay.ca, cs = w->lay.cs, ss = w->lay.ss;
+  cl_long tab[XM__GROUP_SETS * XM__DSET_COLS];
+  for (int j = 0; j < n; j++) {
+    cl_long *t = tab + j * XM__DSET_COLS;
+    t[0] = ds[j].S, t[1] = ds[j].k, t[2] = ds[j].measure, t[3] = ds[j].row, t[4] = ds[j].x,
+    t[5] = ds[j].w_off;
+  }
+  /* released at once: OpenCL keeps it until the kernels that read it ran */
+  cl_mem bTab = xm__buf(ctx, (size_t)n * XM__DSET_COLS * sizeof(cl_long), tab, &e);
+  XM__CL(ctx, e);
+  /* without weights the kernels read none: any buffer stands in */
+  cl_mem bL = XM__M(w->L), bW = w->W ? XM__M(w->W) : XM__M(w->tail), bStart = XM__M(b->start),
          bPs = XM__M(b->psilo), bBy = XM__M(w->by), bSilo = XM__M(w->silo), bAttr = XM__M(w->attr),
          bTail = XM__M(w->tail);
-  /* xm_k_reduce and xm_k_attribute share their first 15 arguments */
+  /* xm_k_reduce and xm_k_attribute share their first 13 arguments */
   for (int kid = KT_REDUCE; kid <= KT_ATTR; kid++)
-    XM__CL(ctx, XM__ARGS(xm__k(o, kid), 0, XM__A(na), XM__A(S), XM__A(G), XM__A(bL), XM__A(ca),
-                         XM__A(cs), XM__A(ss), XM__A(measure), XM__A(kk), XM__A(bW), XM__A(has_w),
-                         XM__A(K), XM__A(cx), XM__A(bStart), XM__A(bPs)));
-  XM__CL(ctx, XM__ARGS(xm__k(o, KT_REDUCE), 15, XM__A(bBy), XM__A(bSilo), XM__A(bTail)));
-  XM__CL(ctx, xm__run2(o, KT_REDUCE, (size_t)na, (size_t)(G + 1), lws));
-  XM__CL(ctx, XM__ARGS(xm__k(o, KT_ATTR), 15, XM__A(bSilo), XM__A(bAttr), XM__A(bTail)));
-  XM__CL(ctx, xm__run1(o, KT_ATTR, (size_t)na, lws));
+    XM__CL(ctx, XM__ARGS(xm__k(o, kid), 0, XM__A(na), XM__A(G), XM__A(bL), XM__A(ca), XM__A(cs),
+                         XM__A(ss), XM__A(bTab), XM__A(cn), XM__A(bW), XM__A(K), XM__A(bStart),
+                         XM__A(bPs), XM__A(bSilo)));
+  XM__CL(ctx, XM__ARGS(xm__k(o, KT_REDUCE), 13, XM__A(bBy), XM__A(bTail)));
+  XM__CL(ctx, xm__run2(o, KT_REDUCE, (size_t)na, (size_t)(G + 1) * (size_t)n, lws));
+  XM__CL(ctx, XM__ARGS(xm__k(o, KT_ATTR), 13, XM__A(bAttr), XM__A(bTail)));
+  XM__CL(ctx, xm__run2(o, KT_ATTR, (size_t)na, (size_t)n, lws));
 cleanup:
+  if (bTab)
+    clReleaseMemObject(bTab);
   return st;
 }
 

@@ -65,10 +65,10 @@ void xm_run_result_free(xm_run_result *r) {
 
 /* The device buffers of a run, released in reverse by xm__loop_release. */
 typedef struct xm__loop {
-  xm__mem *X, *EX, *W;   /* [K]: resident shocks, weights */
+  xm__mem *X, *EX;       /* [n_groups]: resident shocks */
   xm__mem sx, sex, fpar; /* the liquidity add-on's shock rows and factor parameters */
   xm__mem Xt, EXt;       /* one tile's shocks when they do not stay */
-  xm__dwork w;
+  xm__dwork w;           /* w.W: every set's weights, one after the other */
   xm__dblock db;
   double *Lhost; /* --save-pnl: L downloaded */
 } xm__loop;
@@ -87,32 +87,29 @@ static void xm__block_release(xm_ctx *ctx, xm__dblock *d) {
     xm__rel(ctx, m[i]);
 }
 
-static void xm__loop_release(xm_ctx *ctx, xm__loop *lp, int64_t K) {
+static void xm__loop_release(xm_ctx *ctx, xm__loop *lp, int64_t n_groups) {
   xm__block_release(ctx, &lp->db);
   xm__mem *m[] = {&lp->w.lq,   &lp->w.out_silo, &lp->w.out_acct, &lp->w.tail, &lp->w.attr,
                   &lp->w.silo, &lp->w.by,       &lp->w.L,        &lp->w.ell,  &lp->EXt,
-                  &lp->Xt,     &lp->fpar,       &lp->sex,        &lp->sx};
+                  &lp->Xt,     &lp->fpar,       &lp->sex,        &lp->sx,     &lp->w.W};
   for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
     xm__rel(ctx, m[i]);
-  for (int64_t x = K - 1; x >= 0; x--) {
-    if (lp->W)
-      xm__rel(ctx, &lp->W[x]);
+  for (int64_t g = n_groups - 1; g >= 0; g--) {
     if (lp->EX)
-      xm__rel(ctx, &lp->EX[x]);
+      xm__rel(ctx, &lp->EX[g]);
     if (lp->X)
-      xm__rel(ctx, &lp->X[x]);
+      xm__rel(ctx, &lp->X[g]);
   }
-  free(lp->W);
   free(lp->EX);
   free(lp->X);
   free(lp->Lhost);
 }
 
-/* Shocks of scenarios s0 .. s0 + ns of set x into rows 0 .. ns of X and EX:
- * drawn on the device (Monte Carlo) or copied from the host, then exp. */
+/* Shocks of scenarios s0 .. s0 + ns of set x into rows r0 .. r0 + ns of X
+ * and EX: drawn on the device (Monte Carlo) or copied from the host, then exp. */
 static xm_status xm__make_shocks(xm_ctx *ctx, const xm_config *cfg, const xm__sets *sets,
-                                 const xm__plan *plan, int64_t x, int64_t s0, int64_t ns, xm__mem X,
-                                 xm__mem EX) {
+                                 const xm__plan *plan, int64_t x, int64_t s0, int64_t ns,
+                                 int64_t r0, xm__mem X, xm__mem EX) {
   const xm__set *set = &sets->set[x];
   int64_t F = sets->F;
   if (set->is_mc) {
@@ -123,18 +120,86 @@ static xm_status xm__make_shocks(xm_ctx *ctx, const xm_config *cfg, const xm__se
                      F,
                      set->chol,
                      set->name};
-    return ctx->be->mc(ctx, &a, s0, ns, plan->mc_temp, X, EX);
+    return ctx->be->mc(ctx, &a, s0, ns, r0, plan->mc_temp, X, EX);
   }
-  xm_status st = ctx->be->upload(ctx, X, 0, set->X + s0 * F, (size_t)(ns * F) * sizeof(double));
-  return st != XM_OK ? st : ctx->be->exp_shocks(ctx, ns * F, X, EX);
+  xm_status st = ctx->be->upload(ctx, X, (size_t)(r0 * F) * sizeof(double), set->X + s0 * F,
+                                 (size_t)(ns * F) * sizeof(double));
+  return st != XM_OK ? st : ctx->be->exp_shocks(ctx, r0 * F, ns * F, X, EX);
 }
 
-/* Keeps rows s0 .. s0 + ns of a Monte Carlo set's shocks on the host. */
+/* Keeps scenarios s0 .. s0 + ns of a Monte Carlo set, rows r0 .. of X, on the host. */
 static xm_status xm__keep_shocks(xm_ctx *ctx, xm__set *set, int64_t F, int64_t s0, int64_t ns,
-                                 xm__mem X) {
+                                 int64_t r0, xm__mem X) {
   if (!set->X && !(set->X = malloc((size_t)(set->S * F + 1) * sizeof(double))))
     return xm__fail(ctx, XM_ENOMEM, "Monte Carlo shocks of %s (--save-scenarios)", set->name);
-  return ctx->be->download(ctx, set->X + s0 * F, X, 0, (size_t)(ns * F) * sizeof(double));
+  return ctx->be->download(ctx, set->X + s0 * F, X, (size_t)(r0 * F) * sizeof(double),
+                           (size_t)(ns * F) * sizeof(double));
+}
+
+/* The shocks of rows t0 .. t0 + ns of group g into rows 0 .. ns of X / EX:
+ * the part of each of its sets that the rows cover. */
+static xm_status xm__group_shocks(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets,
+                                  const xm__plan *plan, const xm__group *g, int64_t t0, int64_t ns,
+                                  int keep_mc, xm__mem X, xm__mem EX) {
+  xm_status st = XM_OK;
+  for (int64_t x = g->x0; x < g->x1 && st == XM_OK; x++) {
+    xm__set *set = &sets->set[x];
+    int64_t lo = plan->row[x] > t0 ? plan->row[x] : t0;
+    int64_t hi = plan->row[x] + set->S < t0 + ns ? plan->row[x] + set->S : t0 + ns;
+    if (set->S == 0 || hi <= lo)
+      continue;
+    st = xm__make_shocks(ctx, cfg, sets, plan, x, lo - plan->row[x], hi - lo, lo - t0, X, EX);
+    if (st == XM_OK && keep_mc && set->is_mc)
+      st = xm__keep_shocks(ctx, set, sets->F, lo - plan->row[x], hi - lo, lo - t0, X);
+  }
+  return st;
+}
+
+/* Group g's shocks for the whole run into *X, *EX. A group of one host set
+ * is a view of it. On a device, the host sets' rows go over in one transfer
+ * (the Monte Carlo rows, 0 there, drawn after); on the host's memory each
+ * set is copied to its rows. */
+static xm_status xm__group_resident(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets,
+                                    const xm__plan *plan, int64_t g, int keep_mc, xm__mem *X,
+                                    xm__mem *EX) {
+  const xm__backend *be = ctx->be;
+  const xm__group *gr = &plan->groups[g];
+  const xm__set *one = gr->x1 - gr->x0 == 1 ? &sets->set[gr->x0] : NULL;
+  int64_t F = sets->F;
+  size_t bytes = (size_t)(gr->S * F) * sizeof(double);
+  xm_status st = XM_OK;
+  if (one && !one->is_mc) {
+    if ((st = be->view(ctx, one->X, bytes, X)) || (st = be->alloc(ctx, bytes, NULL, EX)))
+      return st;
+    return be->exp_shocks(ctx, 0, gr->S * F, *X, *EX);
+  }
+  if (be->host_memory) {
+    if ((st = be->alloc(ctx, bytes, NULL, X)) || (st = be->alloc(ctx, bytes, NULL, EX)))
+      return st;
+    return xm__group_shocks(ctx, cfg, sets, plan, gr, 0, gr->S, keep_mc, *X, *EX);
+  }
+  double *h = calloc(1, bytes + 1);
+  if (!h)
+    return xm__fail(ctx, XM_ENOMEM, "the shocks of %lld scenarios", (long long)gr->S);
+  for (int64_t x = gr->x0; x < gr->x1; x++)
+    if (!sets->set[x].is_mc && sets->set[x].S > 0)
+      memcpy(h + plan->row[x] * F, sets->set[x].X, (size_t)(sets->set[x].S * F) * sizeof *h);
+  st = be->alloc(ctx, bytes, h, X);
+  free(h);
+  if (st || (st = be->alloc(ctx, bytes, NULL, EX)))
+    return st;
+  for (int64_t x = gr->x0; x < gr->x1 && st == XM_OK; x++) {
+    xm__set *set = &sets->set[x];
+    if (set->S == 0)
+      continue;
+    if (!set->is_mc)
+      st = be->exp_shocks(ctx, plan->row[x] * F, set->S * F, *X, *EX);
+    else if ((st = xm__make_shocks(ctx, cfg, sets, plan, x, 0, set->S, plan->row[x], *X, *EX)) ==
+                 XM_OK &&
+             keep_mc)
+      st = xm__keep_shocks(ctx, set, F, 0, set->S, plan->row[x], *X);
+  }
+  return st;
 }
 
 static xm_status xm__upload_block(xm_ctx *ctx, const xm__block *bk, int G, xm__dblock *d) {
@@ -177,63 +242,66 @@ static void xm__progress(const xm_run_opts *o, const xm__plan *plan, int64_t b, 
 xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const xm__plan *plan,
                        int keep_mc, const xm_run_opts *opts, xm__outputs *out) {
   const xm__backend *be = ctx->be;
-  int64_t K = sets->K, F = sets->F, A = plan->A, tile = plan->tile;
+  int64_t K = sets->K, F = sets->F, A = plan->A, tile = plan->tile, NG = plan->n_groups;
   int G = plan->G;
   xm_status st = XM_OK;
   xm__loop lp;
   memset(&lp, 0, sizeof lp);
-  lp.X = calloc((size_t)K + 1, sizeof *lp.X);
-  lp.EX = calloc((size_t)K + 1, sizeof *lp.EX);
-  lp.W = calloc((size_t)K + 1, sizeof *lp.W);
-  if (!lp.X || !lp.EX || !lp.W) {
+  lp.X = calloc((size_t)NG + 1, sizeof *lp.X);
+  lp.EX = calloc((size_t)NG + 1, sizeof *lp.EX);
+  int64_t *woff = malloc((size_t)K * sizeof *woff + 1); /* a set's first weight, or -1 */
+  if (!lp.X || !lp.EX || !woff) {
     free(lp.X);
     free(lp.EX);
-    free(lp.W);
+    free(woff);
     return xm__fail(ctx, XM_ENOMEM, "out of memory");
   }
   if ((st = be->begin(ctx, cfg->precision)) != XM_OK) {
     free(lp.X);
     free(lp.EX);
-    free(lp.W);
+    free(woff);
     return st;
   }
   double t0 = xm__now();
-  /* The sets' weights, and their shocks when they stay for the run. */
-  for (int64_t x = 0; x < K; x++) {
-    xm__set *set = &sets->set[x];
-    size_t bytes = (size_t)(set->S * F) * sizeof(double);
-    if (set->w && (st = be->alloc(ctx, (size_t)set->S * sizeof(double), set->w, &lp.W[x])))
-      goto cleanup;
-    if (!plan->resident || set->S == 0)
-      continue;
-    if (set->is_mc)
-      st = be->alloc(ctx, bytes, NULL, &lp.X[x]);
-    else
-      st = be->view(ctx, set->X, bytes, &lp.X[x]);
-    if (st || (st = be->alloc(ctx, bytes, NULL, &lp.EX[x])))
-      goto cleanup;
-    if (set->is_mc) {
-      if ((st = xm__make_shocks(ctx, cfg, sets, plan, x, 0, set->S, lp.X[x], lp.EX[x])) ||
-          (keep_mc && (st = xm__keep_shocks(ctx, set, F, 0, set->S, lp.X[x]))))
-        goto cleanup;
-    } else if ((st = be->exp_shocks(ctx, set->S * F, lp.X[x], lp.EX[x]))) {
+  /* The sets' weights in one buffer (for the reduce step of a group). */
+  {
+    int64_t nw = 0;
+    for (int64_t x = 0; x < K; x++) {
+      woff[x] = sets->set[x].w ? nw : -1;
+      nw += sets->set[x].w ? sets->set[x].S : 0;
+    }
+    double *w = nw ? malloc((size_t)nw * sizeof *w) : NULL;
+    if (nw && !w) {
+      st = xm__fail(ctx, XM_ENOMEM, "out of memory");
       goto cleanup;
     }
+    for (int64_t x = 0; x < K; x++)
+      if (woff[x] >= 0)
+        memcpy(w + woff[x], sets->set[x].w, (size_t)sets->set[x].S * sizeof *w);
+    st = nw ? be->alloc(ctx, (size_t)nw * sizeof *w, w, &lp.w.W) : XM_OK;
+    free(w);
+    if (st)
+      goto cleanup;
   }
+  /* The groups' shocks, when they stay for the run. */
+  for (int64_t g = 0; plan->resident && g < NG; g++)
+    if ((st = xm__group_resident(ctx, cfg, sets, plan, g, keep_mc, &lp.X[g], &lp.EX[g])))
+      goto cleanup;
   if ((st = be->finish(ctx)) != XM_OK)
     goto cleanup;
   out->t_scen = xm__now() - t0;
   t0 = xm__now();
 
   /* The work buffers, for the largest block. */
-  int64_t na = plan->max_na, ni = plan->max_inst, maxS = plan->max_S;
-  size_t lbytes = (size_t)(maxS * na * (G + 1)) * sizeof(double);
+  int64_t na = plan->max_na, ni = plan->max_inst, R = plan->rows;
+  int64_t tails = K < XM__GROUP_SETS ? K : XM__GROUP_SETS;
+  size_t lbytes = (size_t)(R * na * (G + 1)) * sizeof(double);
   if ((st = be->alloc(ctx, (size_t)(tile * ni) * sizeof(double), NULL, &lp.w.ell)) ||
       (st = be->alloc(ctx, lbytes, NULL, &lp.w.L)) ||
       (st = be->alloc(ctx, (size_t)(na * K) * sizeof(double), NULL, &lp.w.by)) ||
       (st = be->alloc(ctx, (size_t)(na * G * K) * sizeof(double), NULL, &lp.w.silo)) ||
       (st = be->alloc(ctx, (size_t)(na * G * K) * sizeof(double), NULL, &lp.w.attr)) ||
-      (st = be->alloc(ctx, (size_t)(na * XM_TAIL) * sizeof(double), NULL, &lp.w.tail)) ||
+      (st = be->alloc(ctx, (size_t)(tails * na * XM_TAIL) * sizeof(double), NULL, &lp.w.tail)) ||
       (st = be->alloc(ctx, (size_t)(na * XM_NOUT) * sizeof(double), NULL, &lp.w.out_acct)) ||
       (st = be->alloc(ctx, (size_t)(na * G * XM_NSILO) * sizeof(double), NULL, &lp.w.out_silo)))
     goto cleanup;
@@ -284,23 +352,24 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
                               &lp.w)))
         goto cleanup;
     }
-    for (int64_t x = 0; x < K; x++) {
-      xm__set *set = &sets->set[x];
-      int64_t S = set->S;
-      if (S == 0)
-        continue; /* a backtest day before the stressed period: combine makes it 0 */
-      lp.w.lay = be->layout(S, bk->na, G);
-      for (int64_t s0 = 0; s0 < S; s0 += tile) {
-        int64_t ns = S - s0 < tile ? S - s0 : tile;
-        xm__mem X = lp.X[x], EX = lp.EX[x];
+    /* Each group: tiles over its rows (crossing from set to set), then one
+     * reduce step for its sets. A set without scenarios (a backtest day
+     * before the stressed period) is in none: combine makes it 0. */
+    for (int64_t g = 0; g < NG; g++) {
+      const xm__group *gr = &plan->groups[g];
+      xm__dset ds[XM__GROUP_SETS];
+      int nds = 0;
+      lp.w.lay = be->layout(gr->S, bk->na, G);
+      for (int64_t s0 = 0; s0 < gr->S; s0 += tile) {
+        int64_t ns = gr->S - s0 < tile ? gr->S - s0 : tile;
+        xm__mem X = lp.X[g], EX = lp.EX[g];
         int64_t row0 = s0;
         if (!plan->resident) {
           double ts = xm__now();
           X = lp.Xt;
           EX = lp.EXt;
           row0 = 0;
-          if ((st = xm__make_shocks(ctx, cfg, sets, plan, x, s0, ns, X, EX)) ||
-              (keep_mc && set->is_mc && b == 0 && (st = xm__keep_shocks(ctx, set, F, s0, ns, X))))
+          if ((st = xm__group_shocks(ctx, cfg, sets, plan, gr, s0, ns, keep_mc && b == 0, X, EX)))
             goto cleanup;
           t_scen += xm__now() - ts;
         }
@@ -308,21 +377,28 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
             (st = be->aggregate(ctx, &lp.db, s0, ns, &lp.w)))
           goto cleanup;
       }
-      xm__dset ds = {S, set->k, set->measure, lp.W[x]};
-      if ((st = be->reduce(ctx, &lp.db, &ds, x, &lp.w)) != XM_OK)
+      for (int64_t x = gr->x0; x < gr->x1; x++)
+        if (sets->set[x].S > 0)
+          ds[nds++] = (xm__dset){
+              sets->set[x].S, sets->set[x].k, sets->set[x].measure, plan->row[x], x, woff[x]};
+      if ((st = be->reduce(ctx, &lp.db, ds, nds, &lp.w)) != XM_OK)
         goto cleanup;
-      if (out->pnl && out->pnl[x]) {
-        size_t bytes = (size_t)(S * bk->na * (G + 1)) * sizeof(double);
+      if (out->pnl) {
+        size_t bytes = (size_t)(gr->S * bk->na * (G + 1)) * sizeof(double);
         if ((st = be->download(ctx, lp.Lhost, lp.w.L, 0, bytes)) != XM_OK)
           goto cleanup;
-        for (int64_t s = 0; s < S; s++)
-          for (int64_t a = 0; a < bk->na; a++)
-            out->pnl[x][s * A + bk->a0 + a] = (float)lp.Lhost[a * lp.w.lay.ca + s * lp.w.lay.ss];
+        for (int j = 0; j < nds; j++) {
+          float *P = out->pnl[ds[j].x];
+          const double *src = lp.Lhost + ds[j].row * lp.w.lay.ss;
+          for (int64_t s = 0; P && s < ds[j].S; s++)
+            for (int64_t a = 0; a < bk->na; a++)
+              P[s * A + bk->a0 + a] = (float)src[a * lp.w.lay.ca + s * lp.w.lay.ss];
+        }
       }
       if (opts && opts->progress) {
         if ((st = be->finish(ctx)) != XM_OK)
           goto cleanup;
-        xm__progress(opts, plan, b, x, set->name);
+        xm__progress(opts, plan, b, gr->x1 - 1, sets->set[gr->x1 - 1].name);
       }
     }
     /* each day's sets (a run: one day of all K) */
@@ -346,7 +422,8 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
   out->t_eval = xm__now() - t0 - t_scen;
   out->t_scen += t_scen;
 cleanup:
-  xm__loop_release(ctx, &lp, K);
+  xm__loop_release(ctx, &lp, NG);
+  free(woff);
   be->end(ctx);
   return st;
 }

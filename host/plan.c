@@ -119,6 +119,8 @@ void xm__plan_free(xm__plan *p) {
   }
   free(p->blocks);
   free(p->fpar);
+  free(p->groups);
+  free(p->row);
   memset(p, 0, sizeof *p);
 }
 
@@ -136,7 +138,47 @@ static uint64_t xm__block_bytes(const xm__block *bk, int64_t np, int G) {
 
 /* Device bytes per account of the work buffers other than L. */
 static uint64_t xm__acct_bytes(int G, int64_t K) {
-  return 8u * (uint64_t)(K + 2 * G * K + XM_TAIL + XM_NOUT + XM_NSILO * G + G + 1);
+  int64_t tails = K < XM__GROUP_SETS ? K : XM__GROUP_SETS;
+  return 8u * (uint64_t)(K + 2 * G * K + XM_TAIL * tails + XM_NOUT + XM_NSILO * G + G + 1);
+}
+
+/* Accounts a block may hold when L has R rows (0: not one). */
+static int64_t xm__na_max(uint64_t rest, uint64_t maxbuf, int64_t R, int G, int64_t K,
+                          int save_pnl) {
+  uint64_t lrow = (uint64_t)R * (uint64_t)(G + 1) * 8u;
+  uint64_t per_acct = lrow * (save_pnl ? 2u : 1u) + xm__acct_bytes(G, K);
+  int64_t na = (int64_t)((rest / 2) / per_acct);
+  if ((uint64_t)na * lrow > maxbuf)
+    na = (int64_t)(maxbuf / lrow);
+  return na > (int64_t)1 << 24 ? (int64_t)1 << 24 : na;
+}
+
+/* The groups of xm__group: the sets with scenarios in run order, packed
+ * while their rows fit R and they are at most XM__GROUP_SETS. */
+static xm_status xm__groups(xm_ctx *ctx, const xm__sets *sets, int64_t R, xm__plan *out) {
+  int64_t K = sets->K;
+  out->groups = calloc((size_t)K + 1, sizeof *out->groups);
+  out->row = calloc((size_t)K + 1, sizeof *out->row);
+  if (!out->groups || !out->row)
+    return xm__fail(ctx, XM_ENOMEM, "planning %lld sets", (long long)K);
+  out->n_groups = 0;
+  xm__group *g = NULL;
+  int64_t members = 0;
+  for (int64_t x = 0; x < K; x++) {
+    int64_t S = sets->set[x].S;
+    if (S == 0)
+      continue; /* a backtest day before the stressed period: in no group */
+    if (!g || g->S + S > R || members == XM__GROUP_SETS) {
+      g = &out->groups[out->n_groups++];
+      *g = (xm__group){x, x, 0};
+      members = 0;
+    }
+    out->row[x] = g->S;
+    g->S += S;
+    g->x1 = x + 1;
+    members++;
+  }
+  return XM_OK;
 }
 
 /* Fills block b's arrays from the sorted positions pr[p0, p1). mark, local:
@@ -256,14 +298,16 @@ xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *se
   uint64_t total = 0, maxbuf = 0;
   xm__mem_budget(ctx, &total, &maxbuf);
   out->budget = total;
-  int64_t maxS = 1;
+  int64_t maxS = 1, all_rows = 0;
   uint64_t resident = 0;
   for (int64_t x = 0; x < K; x++) {
     const xm__set *s = &sets->set[x];
     maxS = s->S > maxS ? s->S : maxS;
     /* X (a view of the host's on host memory, unless drawn) and EX */
-    uint64_t xb = (uint64_t)s->S * (uint64_t)F * 8u;
-    resident += xb + (be->host_memory && !s->is_mc ? 0 : xb);
+    /* X and EX: a group's own copy (a set alone in its group and on the
+     * host may be a view: counted all the same) */
+    resident += 2u * (uint64_t)s->S * (uint64_t)F * 8u;
+    all_rows += s->S;
   }
   out->max_S = maxS;
   uint64_t fixed = 0;
@@ -296,13 +340,12 @@ xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *se
   out->mc_temp = mc_cap;
   uint64_t rest = avail - (out->resident ? resident : 0) - mc_temp;
 
-  /* Account blocks: L [maxS x na x (G + 1)] (and its host copy for
-   * --save-pnl) with the per-account buffers in half of the rest. */
-  uint64_t lrow = (uint64_t)maxS * (uint64_t)(G + 1) * 8u;
-  uint64_t per_acct = lrow * (save_pnl ? 2u : 1u) + xm__acct_bytes(G, K);
-  int64_t na_max = (int64_t)((rest / 2) / per_acct);
-  if ((uint64_t)na_max * lrow > maxbuf)
-    na_max = (int64_t)(maxbuf / lrow);
+  /* Account blocks: L [R x na x (G + 1)] (and its host copy for
+   * --save-pnl) with the per-account buffers in half of the rest. R is the
+   * largest set's scenarios; on a device (not the host's memory) it grows,
+   * doubling up to every set's, while that costs no block: fewer, larger
+   * launches for the same passes over the book. */
+  int64_t R = maxS, na_max = xm__na_max(rest, maxbuf, maxS, G, K, save_pnl);
   if (na_max < 1) {
     st = xm__fail(ctx, XM_ERESOURCE,
                   "device memory budget %llu bytes cannot hold one account's %lld scenario "
@@ -310,11 +353,22 @@ xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *se
                   (unsigned long long)total, (long long)maxS);
     goto cleanup;
   }
-  if (na_max > (int64_t)1 << 24)
-    na_max = (int64_t)1 << 24;
   if (na_max > A && A > 0)
     na_max = A;
   out->n_blocks = A > 0 ? (A + na_max - 1) / na_max : 0;
+  for (int64_t c = 2 * maxS; !be->host_memory && A > 0 && R < all_rows; c *= 2) {
+    int64_t rc = c < all_rows ? c : all_rows, nc_ = xm__na_max(rest, maxbuf, rc, G, K, save_pnl);
+    if (nc_ > A)
+      nc_ = A;
+    if (nc_ < 1 || (A + nc_ - 1) / nc_ > out->n_blocks ||
+        (out->resident && (uint64_t)rc * (uint64_t)F * 8u > maxbuf))
+      break;
+    R = rc;
+    na_max = nc_;
+  }
+  out->rows = R;
+  if ((st = xm__groups(ctx, sets, R, out)) != XM_OK)
+    goto cleanup;
   out->blocks = calloc((size_t)out->n_blocks + 1, sizeof *out->blocks);
   if (!out->blocks) {
     st = xm__fail(ctx, XM_ENOMEM, "planning blocks");
@@ -344,7 +398,9 @@ xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *se
     out->max_pos = p1 - p0 > out->max_pos ? p1 - p0 : out->max_pos;
     p0 = p1;
   }
-  uint64_t lbytes = per_acct * (uint64_t)out->max_na;
+  uint64_t lbytes =
+      ((uint64_t)R * (uint64_t)(G + 1) * 8u * (save_pnl ? 2u : 1u) + xm__acct_bytes(G, K)) *
+      (uint64_t)out->max_na;
   /* Tiles: the contract losses of a tile (and, when the shocks are made per
    * tile, its X and EX) in what is left. */
   uint64_t left = rest > lbytes + bmax ? rest - lbytes - bmax : 0;
@@ -364,7 +420,7 @@ xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *se
   int64_t pref = be->preferred_tile ? be->preferred_tile(ctx, out->max_inst) : 0;
   if (pref > 0 && pref < tile)
     tile = pref;
-  out->tile = tile < maxS ? tile : maxS;
+  out->tile = tile < R ? tile : R;
   out->planned = fixed + (out->resident ? resident : 0) + mc_temp + lbytes + bmax +
                  (uint64_t)out->tile * per_s;
 cleanup:

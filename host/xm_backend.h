@@ -32,23 +32,30 @@ typedef struct xm__dblock {
   xm__mem lq_start, lq_fac, lq_cstart, lq_contrib, xb;
 } xm__dblock;
 
-/* One scenario set as the reduction sees it. */
+/* Sets a group (host/plan.c) has at most: the reduce step's tail scratch. */
+#define XM__GROUP_SETS 32
+
+/* One scenario set of a group as the reduction sees it. */
 typedef struct xm__dset {
-  int64_t S, k; /* scenarios, tail count */
-  int measure;  /* xm_measure */
-  xm__mem w;    /* [S] weights, or NULL (all 1) */
+  int64_t S, k;    /* scenarios, tail count */
+  int64_t measure; /* xm_measure */
+  int64_t row;     /* its first row in L */
+  int64_t x;       /* its index among the K sets (of by, silo, attr) */
+  int64_t w_off;   /* its weights from w->W[w_off] on, or -1 (all 1) */
 } xm__dset;
 
 /* The per-block work buffers (sized by the plan for its largest block). */
 typedef struct xm__dwork {
-  int G;                        /* silos */
-  int64_t K;                    /* sets */
-  xm_layout lay;                /* of L, from the backend's layout op */
-  xm__mem ell;                  /* [tile x n] contract losses */
-  xm__mem L;                    /* [S x na x (G + 1)] account and silo losses */
-  xm__mem by, silo, attr, tail; /* [na x K], [na x G x K] x 2, [na x XM_TAIL] */
-  xm__mem out_acct, out_silo;   /* [na x XM_NOUT], [na x G x XM_NSILO] */
-  xm__mem lq;                   /* [na x (G + 1)] liquidity add-ons (0 without) */
+  int G;                      /* silos */
+  int64_t K;                  /* sets */
+  xm_layout lay;              /* of L for the group's rows, from the backend's layout op */
+  xm__mem ell;                /* [tile x n] contract losses */
+  xm__mem L;                  /* [rows x na x (G + 1)] account and silo losses of a group */
+  xm__mem W;                  /* every set's weights (xm__dset.w_off), or NULL */
+  xm__mem by, silo, attr;     /* [na x K], [na x G x K] x 2 */
+  xm__mem tail;               /* [min(K, XM__GROUP_SETS) x na x XM_TAIL] reduce's scratch */
+  xm__mem out_acct, out_silo; /* [na x XM_NOUT], [na x G x XM_NSILO] */
+  xm__mem lq;                 /* [na x (G + 1)] liquidity add-ons (0 without) */
   /* what combine combines (xm_combine_account): the kd sets from set x0 on
    * (a backtest's day; a run: all K from 0), and among them the stressed
    * period (-1: none), its weight, 1 when it has no scenario (a backtest day
@@ -107,12 +114,12 @@ typedef struct xm__backend {
   /* The tile it runs best with for n instruments, or 0 for "as large as fits". */
   int64_t (*preferred_tile)(const xm_ctx *ctx, int64_t n);
 
-  /* Monte Carlo scenarios s0 .. s0 + ns of a set into rows 0 .. ns of X and
-   * EX = exp(X) [ns x F], within max_bytes of temporaries. */
-  xm_status (*mc)(xm_ctx *ctx, const xm__mc_args *a, int64_t s0, int64_t ns, uint64_t max_bytes,
-                  xm__mem X, xm__mem EX);
-  /* EX = exp(X), m elements. */
-  xm_status (*exp_shocks)(xm_ctx *ctx, int64_t m, xm__mem X, xm__mem EX);
+  /* Monte Carlo scenarios s0 .. s0 + ns of a set into rows r0 .. r0 + ns of
+   * X and EX = exp(X) [. x F], within max_bytes of temporaries. */
+  xm_status (*mc)(xm_ctx *ctx, const xm__mc_args *a, int64_t s0, int64_t ns, int64_t r0,
+                  uint64_t max_bytes, xm__mem X, xm__mem EX);
+  /* EX = exp(X), elements off .. off + m. */
+  xm_status (*exp_shocks)(xm_ctx *ctx, int64_t off, int64_t m, xm__mem X, xm__mem EX);
   /* Today's values and the scenario-independent terms of the block's
    * instruments (into its instd: a copy the engine made for the device). */
   xm_status (*today)(xm_ctx *ctx, const xm__dblock *b, double dt, double p);
@@ -123,8 +130,9 @@ typedef struct xm__backend {
   /* Account and silo losses of scenarios s0 .. s0 + ns from ell into L. */
   xm_status (*aggregate)(xm_ctx *ctx, const xm__dblock *b, int64_t s0, int64_t ns,
                          const xm__dwork *w);
-  /* Set x's measures (by, silo) and attribution (attr) from L. */
-  xm_status (*reduce)(xm_ctx *ctx, const xm__dblock *b, const xm__dset *s, int64_t x,
+  /* The measures (by, silo) and attributions (attr) of the n sets of one
+   * group from their rows of L, in one step (n <= XM__GROUP_SETS). */
+  xm_status (*reduce)(xm_ctx *ctx, const xm__dblock *b, const xm__dset *ds, int n,
                       const xm__dwork *w);
   /* The block's liquidity add-ons into w->lq: the delta-notionals of its
    * rows (xm_sens_row on instd_s / insti_s, which today has prepared at

@@ -126,13 +126,26 @@ typedef struct xm__block {
   double *xb; /* [na] */
 } xm__block;
 
+/* Sets x0 .. x1 (run order) whose scenarios are revalued, aggregated and
+ * reduced together: their rows one after the other in one loss buffer, tiles
+ * that cross from one set into the next, one reduce step for all of them
+ * (a backtest batch's small sets of many days in a few launches). */
+typedef struct xm__group {
+  int64_t x0, x1;
+  int64_t S; /* their scenarios */
+} xm__group;
+
 typedef struct xm__plan {
   int G;
   int64_t A, K, F;
   int64_t n_blocks;
   xm__block *blocks;
   int64_t max_na, max_inst, max_pos, max_S;
-  int64_t tile;     /* scenarios per revaluation tile */
+  int64_t rows;     /* scenarios of a group at most (>= max_S): L's rows */
+  int64_t n_groups; /* the sets with scenarios, grouped in run order */
+  xm__group *groups;
+  int64_t *row;     /* [K] a set's first row in its group */
+  int64_t tile;     /* scenarios per revaluation tile (tiles run over a group's rows) */
   int resident;     /* 1: every set's shocks stay on the device for the run;
                        0: each tile's are made again per block (a tight budget) */
   uint64_t budget;  /* bytes the plan may use */

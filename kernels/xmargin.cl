@@ -123,8 +123,11 @@ __kernel void xm_k_revalue8(const long n, const long ns, const long s0, const lo
 
 /* EX = exp(X), elementwise over m shocks, 8 per work item (double8 exp is
  * vectorised on PoCL). */
-__kernel void xm_k_exp(const long m, __global const double *X, __global double *EX) {
+__kernel void xm_k_exp(const long off, const long m, __global const double *X,
+                       __global double *EX) {
   long j = 8 * get_global_id(0);
+  X += off;
+  EX += off;
   if (j + 8 <= m) {
     vstore8(exp(vload8(0, X + j)), 0, EX + j);
     return;
@@ -175,32 +178,44 @@ __kernel void xm_k_aggregate8(const long na, const long ns, const long s0, const
     xm_aggregate(a, s0 + t, G, ell + t, ns, pos_start, pos_inst, pos_silo, pos_qty, L, lay);
 }
 
-/* One work item per (account, component): dims (na, G + 1). */
-__kernel void xm_k_reduce(const long na, const long S, const int G, __global const double *L,
-                          const long ca, const long cs, const long ss, const int measure,
-                          const long k, __global const double *w, const int has_w, const long K,
-                          const long x, __global const int *pos_start, __global const int *pos_silo,
-                          __global double *by_set, __global double *silo_set,
-                          __global double *tail) {
-  long a = get_global_id(0);
-  int c = (int)get_global_id(1);
+/* The sets of a group: tab[j * 6 ..] = S, k, measure, first row in L, set
+ * index x, first weight (-1: none) of its set j (host/backend_opencl.c). */
+#define XM_TAB(j, c) tab[(j) * 6 + (c)]
+
+/* One work item per (account, component, set of the group): dims (na,
+ * (G + 1) n). Each set's tail scratch is its own [na x XM_TAIL]. */
+__kernel void xm_k_reduce(const long na, const int G, __global const double *L, const long ca,
+                          const long cs, const long ss, __global const long *tab, const int n,
+                          __global const double *w, const long K, __global const int *pos_start,
+                          __global const int *pos_silo, __global double *silo_set,
+                          __global double *by_set, __global double *tail) {
+  long a = get_global_id(0), q = get_global_id(1);
+  int j = (int)(q / (G + 1)), c = (int)(q - (long)j * (G + 1));
   xm_layout lay = {ca, cs, ss};
-  if (a < na && c <= G)
-    xm_reduce_row(a, c, S, lay, G, L, measure, k, w, has_w, K, x, pos_start, pos_silo, by_set,
-                  silo_set, tail);
+  if (a >= na || j >= n)
+    return;
+  long w0 = XM_TAB(j, 5);
+  xm_reduce_row(a, c, XM_TAB(j, 0), lay, G, L + XM_TAB(j, 3) * ss, (int)XM_TAB(j, 2),
+                XM_TAB(j, 1), w + (w0 >= 0 ? w0 : 0), w0 >= 0, K, XM_TAB(j, 4), pos_start,
+                pos_silo, by_set, silo_set, tail + j * na * XM_TAIL);
 }
 
-__kernel void xm_k_attribute(const long na, const long S, const int G, __global const double *L,
-                             const long ca, const long cs, const long ss, const int measure,
-                             const long k, __global const double *w, const int has_w, const long K,
-                             const long x, __global const int *pos_start,
-                             __global const int *pos_silo, __global double *silo_set,
-                             __global double *attr_set, __global const double *tail) {
+/* One work item per (account, set of the group): dims (na, n). */
+__kernel void xm_k_attribute(const long na, const int G, __global const double *L, const long ca,
+                             const long cs, const long ss, __global const long *tab, const int n,
+                             __global const double *w, const long K,
+                             __global const int *pos_start, __global const int *pos_silo,
+                             __global double *silo_set, __global double *attr_set,
+                             __global const double *tail) {
   long a = get_global_id(0);
+  int j = (int)get_global_id(1);
   xm_layout lay = {ca, cs, ss};
-  if (a < na)
-    xm_attribute_account(a, S, lay, G, L, measure, k, w, has_w, K, x, pos_start, pos_silo, silo_set,
-                         attr_set, tail);
+  if (a >= na || j >= n)
+    return;
+  long w0 = XM_TAB(j, 5);
+  xm_attribute_account(a, XM_TAB(j, 0), lay, G, L + XM_TAB(j, 3) * ss, (int)XM_TAB(j, 2),
+                       XM_TAB(j, 1), w + (w0 >= 0 ? w0 : 0), w0 >= 0, K, XM_TAB(j, 4), pos_start,
+                       pos_silo, silo_set, attr_set, tail + j * na * XM_TAIL);
 }
 
 __kernel void xm_k_combine(const long na, const int G, const long K, const long kst, const long x0,

@@ -454,17 +454,17 @@ static xm_status mk_download(xm_ctx *ctx, void *dst, xm__mem src, size_t off, si
   uses(src, 0, OP_DOWNLOAD);
   return xm__backend_cpu.download(ctx, dst, src, off, bytes);
 }
-/* mc: a = s0, b = ns; exp_shocks: a = elements. m1, m2 = X, EX. */
-static xm_status mk_mc(xm_ctx *ctx, const xm__mc_args *a, int64_t s0, int64_t ns,
+/* mc: a = s0, b = ns, c = r0; exp_shocks: a = elements, b = offset. m1, m2 = X, EX. */
+static xm_status mk_mc(xm_ctx *ctx, const xm__mc_args *a, int64_t s0, int64_t ns, int64_t r0,
                        uint64_t max_bytes, xm__mem X, xm__mem EX) {
-  rec(OP_MC, s0, ns, 0, X, EX);
+  rec(OP_MC, s0, ns, r0, X, EX);
   uses(X, 1, OP_MC), uses(EX, 1, OP_MC);
-  return xm__backend_cpu.mc(ctx, a, s0, ns, max_bytes, X, EX);
+  return xm__backend_cpu.mc(ctx, a, s0, ns, r0, max_bytes, X, EX);
 }
-static xm_status mk_exp(xm_ctx *ctx, int64_t m, xm__mem X, xm__mem EX) {
-  rec(OP_EXP, m, 0, 0, X, EX);
+static xm_status mk_exp(xm_ctx *ctx, int64_t off, int64_t m, xm__mem X, xm__mem EX) {
+  rec(OP_EXP, m, off, 0, X, EX);
   uses(X, 0, OP_EXP), uses(EX, 1, OP_EXP);
-  return xm__backend_cpu.exp_shocks(ctx, m, X, EX);
+  return xm__backend_cpu.exp_shocks(ctx, off, m, X, EX);
 }
 static void uses_block(const xm__dblock *b, int op) {
   uses(b->instd, op == OP_TODAY, op), uses(b->insti, 0, op), uses(b->start, 0, op);
@@ -486,22 +486,26 @@ static xm_status mk_revalue(xm_ctx *ctx, const xm__dblock *b, xm__mem X, xm__mem
     return injected(ctx, OP_REVALUE);
   return xm__backend_cpu.revalue(ctx, b, X, EX, F, row0, ns, vol_floor, ell);
 }
-/* aggregate: a = s0, b = ns; reduce: a = set, b = S, c = k. */
+/* aggregate: a = s0, b = ns; reduce: a = its first set, b = sets, c = their scenarios. */
 static xm_status mk_aggregate(xm_ctx *ctx, const xm__dblock *b, int64_t s0, int64_t ns,
                               const xm__dwork *w) {
   rec(OP_AGGREGATE, s0, ns, 0, NULL, NULL);
   uses_block(b, OP_AGGREGATE), uses(w->ell, 0, OP_AGGREGATE), uses(w->L, 1, OP_AGGREGATE);
   return xm__backend_cpu.aggregate(ctx, b, s0, ns, w);
 }
-static xm_status mk_reduce(xm_ctx *ctx, const xm__dblock *b, const xm__dset *s, int64_t x,
+static xm_status mk_reduce(xm_ctx *ctx, const xm__dblock *b, const xm__dset *ds, int n,
                            const xm__dwork *w) {
-  rec(OP_REDUCE, x, s->S, s->k, NULL, NULL);
+  int64_t S = 0;
+  for (int j = 0; j < n; j++) {
+    S += ds[j].S;
+    if (ds[j].w_off >= 0)
+      uses(w->W, 0, OP_REDUCE);
+  }
+  rec(OP_REDUCE, n > 0 ? ds[0].x : -1, n, S, NULL, NULL);
   uses_block(b, OP_REDUCE), uses(w->L, 0, OP_REDUCE);
-  if (s->w)
-    uses(s->w, 0, OP_REDUCE);
   uses(w->by, 1, OP_REDUCE), uses(w->silo, 1, OP_REDUCE), uses(w->attr, 1, OP_REDUCE);
   uses(w->tail, 1, OP_REDUCE);
-  return xm__backend_cpu.reduce(ctx, b, s, x, w);
+  return xm__backend_cpu.reduce(ctx, b, ds, n, w);
 }
 /* liquidity: a = accounts, b = instruments, c = F. */
 static xm_status mk_liquidity(xm_ctx *ctx, const xm__dblock *b, xm__mem sx, xm__mem sex,
@@ -558,28 +562,68 @@ static void want(int op, int64_t a, int64_t b, int64_t c, int set) {
   want_ev[n_want++] = (ev){op, a, b, c, set, NULL, NULL};
 }
 
+/* The shocks of group g's rows t0 .. t0 + ns into rows r .. of a buffer
+ * (r = t0 - r0): each member's part, drawn or uploaded and exp'd. */
+static void want_shocks(const xm__sets *sets, const xm__plan *p, int64_t g, int64_t t0, int64_t ns,
+                        int64_t r0) {
+  const xm__group *gr = &p->groups[g];
+  int64_t F = sets->F;
+  for (int64_t x = gr->x0; x < gr->x1; x++) {
+    const xm__set *s = &sets->set[x];
+    int64_t lo = p->row[x] > t0 ? p->row[x] : t0;
+    int64_t hi = p->row[x] + s->S < t0 + ns ? p->row[x] + s->S : t0 + ns;
+    if (s->S == 0 || hi <= lo)
+      continue;
+    if (s->is_mc)
+      want(OP_MC, lo - p->row[x], hi - lo, lo - r0, (int)g);
+    else
+      want(OP_UPLOAD, (hi - lo) * F * 8, (lo - r0) * F * 8, 0, (int)g),
+          want(OP_EXP, (hi - lo) * F, (lo - r0) * F, 0, (int)g);
+  }
+}
+
 /* The steps host/engine.c documents for plan and sets (buffers with initial
  * data included: the weights, then each block's 7 arrays; plain allocations,
  * releases to check_resources; finish is not recorded):
- *   resident sets' shocks (mc, or exp of the host's)
+ *   resident groups' shocks (a lone host set: exp of its view; else each
+ *   member's mc, or upload and exp, at its rows)
  *   for each block: its arrays; today
- *     for each set: for each tile s0 .. s0 + ns covering 0 .. S once:
- *                     (streamed: mc, or upload and exp) revalue, aggregate
- *                   reduce
+ *     for each group: for each tile t0 .. t0 + ns covering its rows once:
+ *                       (streamed: the members' parts) revalue, aggregate
+ *                     one reduce for its sets
  *     combine; download requirements, silo results, set measures */
 static void expect_loop(const xm__sets *sets, const xm__plan *p) {
-  int64_t F = sets->F, K = sets->K, G = p->G;
+  int64_t F = sets->F, K = sets->K, G = p->G, nw = 0, covered = 0;
   n_want = 0;
   want(OP_BEGIN, 0, 0, 0, -1);
-  for (int x = 0; x < K; x++) {
-    const xm__set *s = &sets->set[x];
-    if (s->w)
-      want(OP_ALLOC, s->S * 8, 1, 0, -1);
-    if (p->resident && s->is_mc)
-      want(OP_MC, 0, s->S, 0, x);
-    else if (p->resident)
-      want(OP_EXP, s->S * F, 0, 0, x);
+  for (int x = 0; x < K; x++)
+    nw += sets->set[x].w ? sets->set[x].S : 0;
+  if (nw)
+    want(OP_ALLOC, nw * 8, 1, 0, -1);
+  for (int64_t g = 0; g < p->n_groups; g++) {
+    const xm__group *gr = &p->groups[g];
+    covered += gr->S;
+    assert_true(gr->S <= p->rows && gr->x1 - gr->x0 <= XM__GROUP_SETS);
+    if (!p->resident)
+      continue;
+    if (gr->x1 - gr->x0 == 1 && !sets->set[gr->x0].is_mc) {
+      want(OP_EXP, gr->S * F, 0, 0, (int)g);
+    } else if (mock.host_memory) {
+      want_shocks(sets, p, g, 0, gr->S, 0);
+    } else { /* a device: the host sets' rows in one transfer, then exp or mc each */
+      want(OP_ALLOC, gr->S * F * 8, 1, 0, -1);
+      for (int64_t x = gr->x0; x < gr->x1; x++) {
+        const xm__set *s = &sets->set[x];
+        if (s->S > 0 && s->is_mc)
+          want(OP_MC, 0, s->S, p->row[x], (int)g);
+        else if (s->S > 0)
+          want(OP_EXP, s->S * F, p->row[x] * F, 0, (int)g);
+      }
+    }
   }
+  for (int x = 0; x < K; x++)
+    covered -= sets->set[x].S;
+  assert_int_equal(covered, 0);                      /* every set's scenarios in one group */
   want(OP_ALLOC, p->max_na * (G + 1) * 8, 1, 0, -1); /* the add-ons, 0 until computed */
   if (p->liquidity) /* its shock rows, their exp, the factors' parameters */
     want(OP_ALLOC, 2 * XM_NSLOT * XM_SENS_COLS * 8, 1, 0, -1),
@@ -605,18 +649,19 @@ static void expect_loop(const xm__sets *sets, const xm__plan *p) {
     want(OP_TODAY, na, n, 0, -1);
     if (p->liquidity)
       want(OP_TODAY, na, n, 0, -1), want(OP_LIQUIDITY, na, n, F, -1);
-    for (int x = 0; x < K; x++) {
-      const xm__set *s = &sets->set[x];
-      for (int64_t s0 = 0; s0 < s->S; s0 += p->tile) {
-        int64_t ns = s->S - s0 < p->tile ? s->S - s0 : p->tile;
-        if (!p->resident && s->is_mc)
-          want(OP_MC, s0, ns, 0, x);
-        if (!p->resident && !s->is_mc)
-          want(OP_UPLOAD, ns * F * 8, 0, 0, x), want(OP_EXP, ns * F, 0, 0, x);
-        want(OP_REVALUE, p->resident ? s0 : 0, ns, F, x);
-        want(OP_AGGREGATE, s0, ns, 0, x);
+    for (int64_t g = 0; g < p->n_groups; g++) {
+      const xm__group *gr = &p->groups[g];
+      int64_t members = 0;
+      for (int64_t t0 = 0; t0 < gr->S; t0 += p->tile) {
+        int64_t ns = gr->S - t0 < p->tile ? gr->S - t0 : p->tile;
+        if (!p->resident)
+          want_shocks(sets, p, g, t0, ns, t0);
+        want(OP_REVALUE, p->resident ? t0 : 0, ns, F, (int)g);
+        want(OP_AGGREGATE, t0, ns, 0, (int)g);
       }
-      want(OP_REDUCE, x, s->S, s->k, x);
+      for (int64_t x = gr->x0; x < gr->x1; x++)
+        members += sets->set[x].S > 0;
+      want(OP_REDUCE, gr->x0, members, gr->S, (int)g);
     }
     want(OP_COMBINE, na, 0, 0, -1);
     want(OP_DOWNLOAD, na * XM_NOUT * 8, 0, 0, -1);
@@ -627,7 +672,7 @@ static void expect_loop(const xm__sets *sets, const xm__plan *p) {
 }
 
 /* The recorded steps against expect_loop's, one by one; revalue must read
- * the shocks the set's resident step made, or the tile's own just made.
+ * the shocks the group's resident steps made, or the tile's own just made.
  * Fails at the first step out of place (printed). */
 static void check_loop(const xm__sets *sets, const xm__plan *p) {
   expect_loop(sets, p);
@@ -653,9 +698,12 @@ static void check_loop(const xm__sets *sets, const xm__plan *p) {
     j++;
     if (r->op == OP_TODAY)
       blocks++;
-    if ((r->op == OP_MC || r->op == OP_EXP) && blocks == 0)
-      X[w->set] = r->m1, EX[w->set] = r->m2; /* resident */
-    if (r->op == OP_MC || r->op == OP_EXP)   /* streamed: an upload's buffer is exp's input */
+    if ((r->op == OP_MC || r->op == OP_EXP) && blocks == 0 && p->resident) {
+      if (X[w->set]) /* every member of a group into the group's buffers */
+        assert_true(X[w->set] == r->m1 && EX[w->set] == r->m2);
+      X[w->set] = r->m1, EX[w->set] = r->m2;
+    }
+    if (r->op == OP_MC || r->op == OP_EXP) /* streamed: an upload's buffer is exp's input */
       tX = r->m1, tEX = r->m2;
     if (r->op == OP_UPLOAD)
       tX = r->m1;
@@ -752,6 +800,41 @@ static void assert_same(const xm_run_result *a, const xm_run_result *b) {
   assert_memory_equal(a->by_set, b->by_set, A * K * sizeof(double));
   assert_memory_equal(a->by_silo, b->by_silo, A * G * sizeof(double));
   assert_memory_equal(a->attribution, b->attribution, A * G * sizeof(double));
+}
+
+/* A device's plan (the mock with host_memory = 0, ctx_free's budget): L's
+ * rows grow past the largest set and every set lands in one group: one
+ * transfer of the host sets' rows, tiles that cross from set to set, one
+ * reduce step. The steps are the loop nest's and the bits the cpu plan's
+ * (fails if a tile crossing a set, a set's row offset or the grouped
+ * reduction changes a number). */
+static void loop_grouped(void **state) {
+  (void)state;
+  xm__sets sets;
+  xm__plan p;
+  xm_run_result r0, r;
+  assert_int_equal(xm_run(ctx_free, &book, &scen, &cfg_full, NULL, &r0), XM_OK);
+  mock_install(ctx_free, -1, 0);
+  mock.host_memory = 0;
+  plan_of(ctx_free, &scen, &cfg_full, &sets, &p);
+  int64_t with_rows = 0;
+  for (int64_t x = 0; x < sets.K; x++)
+    with_rows += sets.set[x].S > 0;
+  print_message("device plan: %lld groups of %lld sets, %lld rows (largest set %lld), tile %lld\n",
+                (long long)p.n_groups, (long long)with_rows, (long long)p.rows, (long long)p.max_S,
+                (long long)p.tile);
+  assert_true(p.resident && p.rows > p.max_S && p.n_groups == 1 && with_rows > 2);
+  xm_status st = xm_run(ctx_free, &book, &scen, &cfg_full, NULL, &r);
+  mock_remove(ctx_free);
+  assert_int_equal(st, XM_OK);
+  check_resources();
+  check_loop(&sets, &p);
+  assert_true(mk.peak <= p.planned);
+  assert_same(&r0, &r);
+  xm_run_result_free(&r0);
+  xm_run_result_free(&r);
+  xm__plan_free(&p);
+  xm__sets_free(&sets);
 }
 
 /* The same bits whatever the plan: blocks and tiles only split the work
@@ -1360,6 +1443,7 @@ int main(void) {
       cmocka_unit_test(plan_impossible),
       cmocka_unit_test(loop_resident),
       cmocka_unit_test(loop_streamed),
+      cmocka_unit_test(loop_grouped),
       cmocka_unit_test(tight_equals_unlimited),
       cmocka_unit_test(matches_methodology),
       cmocka_unit_test(currencies),

@@ -422,7 +422,9 @@ def signals(d):
                                  "--save-pnl", "--save-scenarios", "--set", "montecarlo.scenarios=60000"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         tmp = []
-        for _ in range(1200):  # until the temporary file appears (at most 60 s)
+        # until the temporary file appears: at most 600 s (the run's computing
+        # before it writes takes over 60 s in the sanitizer build on a loaded machine)
+        for _ in range(12000):
             tmp = [n for n in os.listdir(d) if n.startswith(".big.h5.tmp.")]
             if tmp or proc.poll() is not None:
                 break
