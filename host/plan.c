@@ -420,7 +420,10 @@ xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *se
   int64_t pref = be->preferred_tile ? be->preferred_tile(ctx, out->max_inst) : 0;
   if (pref > 0 && pref < tile)
     tile = pref;
-  out->tile = tile < R ? tile : R;
+  /* no tile past the largest set: a group's rows make more tiles, not larger
+   * ones (a contract-loss buffer that outgrows the caches costs more than the
+   * launches it saves) */
+  out->tile = tile < maxS ? tile : maxS;
   out->planned = fixed + (out->resident ? resident : 0) + mc_temp + lbytes + bmax +
                  (uint64_t)out->tile * per_s;
 cleanup:
