@@ -185,7 +185,11 @@ class Book:
 
         if valuation_date is None:
             raise Error("Book.from_frames: valuation_date is required (ISO YYYY-MM-DD, a date)")
-        vd = _iso_date(valuation_date)
+        try:
+            vd = _iso_date(valuation_date)
+        except ValueError as e:
+            raise FormatError("Book.from_frames: valuation_date %r: not a date YYYY-MM-DD (%s)"
+                              % (valuation_date, e), "")
         tables = book_tables(factors, instruments, accounts, positions, collateral, fx, silos, vd, currency)
         return cls(tables, vd, currency)
 

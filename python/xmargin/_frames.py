@@ -108,10 +108,21 @@ class _Frame:
         if _blank(v):
             self.err(i, c, None, "blank: " + blank_rule)
             return 0
-        x = self.number(c, math.nan, i, v)
+        if isinstance(v, (bool, np.bool_)):
+            return int(bool(v))
+        x = None
+        if isinstance(v, numbers.Number):
+            x = float(v)
+        elif isinstance(v, str):
+            try:
+                x = float(v.strip())
+            except ValueError:
+                x = None
+        if x is None:
+            self.err(i, c, v, "not a number")
+            return 0
         if not (math.isfinite(x) and x == math.floor(x) and -2**31 <= x < 2**31):
-            if not math.isnan(x) or not isinstance(v, str):
-                self.err(i, c, v, "not a whole number (int32)")
+            self.err(i, c, v, "not a whole number (int32)")
             return 0
         return int(x)
 

@@ -219,6 +219,18 @@ def test_errors(tmp):
     b = {k: v.copy() for k, v in fr.items()}
     del b["positions"]["quantity"]
     expect_frames_error("a missing required column", b, ["positions frame: column 'quantity': column is missing"])
+    b = {k: v.copy() for k, v in fr.items()}
+    b["accounts"]["cross_margin"] = b["accounts"]["cross_margin"].astype(object)
+    b["accounts"].loc[2, "cross_margin"] = "yes"
+    b["accounts"].loc[3, "cross_margin"] = 0.5
+    expect_frames_error("cross_margin that is no whole number", b,
+                        ["accounts frame: row 2, column 'cross_margin' = 'yes': not a number",
+                         "accounts frame: row 3, column 'cross_margin' = 0.5: not a whole number"])
+    try:
+        xm.Book.from_frames(**fr, valuation_date="2024-13-01")
+        t.check("a bad valuation date raises", False)
+    except xm.FormatError as e:
+        t.check("a bad valuation date raises FormatError", "2024-13-01" in str(e), str(e))
 
     # the contract's rules: the library's messages, as xmargin validate prints them for the file
     cases = [("a NaN strike on an option (a value is required)", ("instruments", 1, "strike", np.nan),
@@ -229,7 +241,10 @@ def test_errors(tmp):
              ("an inverse type settled in the reporting currency", ("instruments", 6, "currency", "USD"),
               "/instruments/currency[6] = 'USD'"),
              ("a NaN quantity", ("positions", 4, "quantity", np.nan), "/positions/quantity[4]"),
-             ("a haircut above 1", ("factors", 0, "haircut", 1.5), "/factors/haircut[0] = 1.5")]
+             ("a haircut above 1", ("factors", 0, "haircut", 1.5), "/factors/haircut[0] = 1.5"),
+             ("an expiry date before the valuation date", ("instruments", 1, "expiry", "2024-01-02"),
+              "/instruments/expiry[1] = -0.48"),
+             ("a call that is neither 1 nor 0", ("instruments", 2, "call", 2), "/instruments/call[2] = 2")]
     for name, (tb, row, col, val), needle in cases:
         b = {k: v.copy() for k, v in fr.items()}
         if b[tb][col].dtype != object and isinstance(val, str):
