@@ -133,8 +133,9 @@ class Book:
         if validate:
             self.validate()
         err = ffi.new("char[]", 1024)
-        inputs = ffi.new("char *[]", [cstr(self.path)] if self.path else [ffi.NULL])
-        keep = [inputs]
+        names = [cstr(self.path)] if self.path else [ffi.NULL]
+        inputs = ffi.new("char *[]", names)  # points into names: both kept to the end
+        keep = [inputs, names]
         st = lib.xm_output_check(cstr(path), inputs, 1, err, 1024)
         if st != XM_OK:
             raise_status(st, "output %s" % os.fspath(path), [ffi.string(err).decode()])

@@ -42,7 +42,7 @@ with T.TmpDir() as tmp:
     if not t.check("python3 -m venv --system-site-packages", p.returncode == 0, p.stdout.decode()[-1500:]):
         t.finish()
     vpy = os.path.join(venv, "bin", "python")
-    env = dict(os.environ)
+    env = H.python_env(os.environ)
     env.pop("PYTHONPATH", None)
     env["PIP_NO_INDEX"] = "1"  # everything comes from this machine
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"

@@ -24,13 +24,13 @@ NB = os.path.join(H.SOURCE_DIR, "examples", "margin.ipynb")
 nb = nbformat.read(NB, as_version=4)
 t.check("the notebook is committed without outputs",
         all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"))
-env_before = dict(os.environ)
 os.environ["PYTHONPATH"] = os.pathsep.join([os.path.join(H.SOURCE_DIR, "python")] +
                                            [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
 os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
 os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
 os.environ["XM_DATA_DIR"] = os.path.join(H.SOURCE_DIR, "datasets")
 os.environ["PATH"] = "/usr/bin:" + os.environ.get("PATH", "")
+os.environ.update(H.python_env(os.environ))  # the kernel's (ASan without leak detection in that build)
 try:
     client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
                                      resources={"metadata": {"path": os.path.dirname(NB)}})

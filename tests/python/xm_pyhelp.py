@@ -47,6 +47,33 @@ def _runtime(name):
     return None
 
 
+def _python_asan(opts):
+    kept = [o for o in opts.split(":") if o and not o.startswith("detect_leaks=")]
+    return ":".join(["detect_leaks=0"] + kept)
+
+
+def python_env(env):
+    """env for a Python child that loads the library (a venv, a kernel): under
+    the sanitizer build, ASan without leak detection (CPython's, not ours)."""
+    env = dict(env)
+    if "XM_PY_ASAN" in os.environ:
+        env["ASAN_OPTIONS"] = _python_asan(os.environ.get("XM_PY_ASAN_ORIG", ""))
+    return env
+
+
+def _run_xm_asan(args, timeout=300):
+    """T.run_xm with the caller's ASAN_OPTIONS and no preloaded runtime."""
+    import time
+
+    env = dict(os.environ, ASAN_OPTIONS=os.environ.get("XM_PY_ASAN_ORIG", ""))
+    env.pop("LD_PRELOAD", None)
+    cmd = [T.xmargin_binary()] + [str(a) for a in args]
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, env=env)
+    return (p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace"),
+            time.perf_counter() - t0)
+
+
 def setup():
     """Call first: sets XMARGIN_LIBRARY, re-executes under the ASan runtime when
     the library needs it, puts python/ first on sys.path; returns the module."""
@@ -55,10 +82,15 @@ def setup():
     needed = _needed(lib)
     if "libasan" in needed and "XM_PY_ASAN" not in os.environ:
         pre = [x for x in (_runtime("libasan.so"), _runtime("libubsan.so") if "libubsan" in needed else None) if x]
-        env = dict(os.environ, XM_PY_ASAN="1", LD_PRELOAD=":".join(pre),
-                   ASAN_OPTIONS="detect_leaks=0:" + os.environ.get("ASAN_OPTIONS", "").replace("detect_leaks=1", ""))
+        orig = os.environ.get("ASAN_OPTIONS", "")
+        env = dict(os.environ, XM_PY_ASAN="1", XM_PY_ASAN_ORIG=orig, LD_PRELOAD=":".join(pre),
+                   ASAN_OPTIONS=_python_asan(orig))
         sys.stdout.flush()
         os.execve(sys.executable, [sys.executable] + sys.argv, env)
+    if "XM_PY_ASAN" in os.environ:
+        # this process and its Python children run with leak detection off; the
+        # CLI (T.run_xm) gets the caller's options back: its leaks are errors
+        T.run_xm = _run_xm_asan
     sys.path.insert(0, os.path.join(SOURCE_DIR, "python"))
     import xmargin
 
