@@ -821,9 +821,16 @@ int xm_cli_import(int argc, char **argv) {
     rc = XM_EXIT_USAGE;
     goto cleanup;
   }
+  /* the messages name the table and its row ("portfolio: /instruments/strike[3]"), the
+   * same rows as the CSV files' data rows; nothing is written */
+  p.path = NULL;
   xm_status st = xm_portfolio_validate(&p, &d);
+  p.path = (char *)output;
   if (st != XM_OK) {
-    fprintf(stderr, "xmargin import: %s: INVALID (%s)\n", output, xm_strerror(st));
+    fprintf(stderr,
+            "xmargin import: the book is INVALID (%s); nothing written to %s (rows: the data "
+            "rows of each table's CSV file, from 0):\n",
+            xm_strerror(st), output);
     xm_diag_print(&d, stderr);
     rc = xm_cli_exit_status(st);
     goto cleanup;
