@@ -310,6 +310,23 @@ def test_errors(tmp):
     t.check("no --valuation-date: exit 2", rc == 2 and "--valuation-date" in err, err)
     rc, _, err, _ = cli_import(paths, paths["factors"])
     t.check("an output over an input CSV: exit 2", rc == 2 and "input" in err, err)
+    paths = write_csvs(tmp, fr, "syntax")
+    rc, _, err, _ = cli_import(dict(paths, fx=d), os.path.join(d, "x.h5"))
+    t.check("a folder as a CSV file: exit 2, not read", rc == 2 and "not a regular file" in err, err)
+    with open(paths["accounts"], "rb") as f:
+        raw = f.read()
+    with open(paths["accounts"], "wb") as f:
+        f.write(b"\xef\xbb\xbf" + raw + b"\n\n")
+    good = os.path.join(d, "bom.h5")
+    rc, _, err, _ = cli_import(paths, good)
+    ref = os.path.join(d, "ref.h5")
+    xm.Book.from_frames(**fr, valuation_date=VD).to_hdf5(ref)
+    if t.check("a UTF-8 byte-order mark and blank lines at the end are read", rc == 0, err):
+        same_files("a byte-order mark changes nothing", good, ref)
+    with open(paths["accounts"], "wb") as f:
+        f.write(raw.replace(b"id,cross_margin,currency", b"id,cross_margin,id", 1))
+    rc, _, err, _ = cli_import(paths, os.path.join(d, "x.h5"))
+    t.check("a column twice in the header: exit 2", rc == 2 and "column 'id' appears twice" in err, err)
     rc, out, _, _ = T.run_xm(["import", "--help"])
     t.check("xmargin import --help", rc == 0 and "usage: xmargin import" in out)
     rc, out, _, _ = T.run_xm(["--help"])
