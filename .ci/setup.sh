@@ -14,6 +14,8 @@ pkgs=(build-essential cmake pkg-config git
       libclblast-dev libhdf5-dev libcmocka-dev librandom123-dev libinih-dev
       libopenblas-dev liblapacke-dev libssl-dev oclgrind
       python3 python3-numpy python3-scipy python3-h5py python3-pandas python3-xarray python3-h5netcdf
+      python3-cffi python3-setuptools python3-venv python3-pip # python/ (docs/python.md)
+      python3-nbclient python3-ipykernel python3-matplotlib # examples/margin.ipynb in the tests
       clang libomp-dev) # clang and its OpenMP runtime: .ci/test.sh's clang build
 . .ci/packages.sh
 xm_install_packages setup "${pkgs[@]}"

@@ -15,6 +15,7 @@ int xm_cli_validate(int argc, char **argv);
 int xm_cli_config(int argc, char **argv);
 int xm_cli_generate(int argc, char **argv);
 int xm_cli_backtest(int argc, char **argv);
+int xm_cli_import(int argc, char **argv);
 
 /* Maps a library status to the CLI's exit status. */
 int xm_cli_exit_status(xm_status st);
