@@ -575,6 +575,12 @@ xm_status xm__move_loss(xm_ctx *ctx, const xm_config *cfg, const xm__plan *plan,
 xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
                        const xm_config *cfg, const xm_run_opts *opts, unsigned flags,
                        xm_run_result *out) {
+  return xm__run_sets(ctx, pf, sf, cfg, opts, flags, NULL, out);
+}
+
+xm_status xm__run_sets(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
+                       const xm_config *cfg, const xm_run_opts *opts, unsigned flags,
+                       const xm__sets *given, xm_run_result *out) {
   xm_run_opts o = {0, 0, NULL, NULL};
   if (opts)
     o = *opts;
@@ -597,8 +603,10 @@ xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_fi
       goto cleanup;
     book = &aug;
   }
-  if ((st = xm__sets_build(ctx, book, sf, cfg, &o, flags, &sets, out->notes, sizeof out->notes)) !=
-      XM_OK)
+  if (given)
+    sets = *given; /* lent: nothing of it is kept or freed below */
+  else if ((st = xm__sets_build(ctx, book, sf, cfg, &o, flags, &sets, out->notes,
+                                sizeof out->notes)) != XM_OK)
     goto cleanup;
   K = sets.K;
   out->F = sets.F;
@@ -732,6 +740,8 @@ xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_fi
     rs->confidence = s->confidence;
     rs->S = s->S;
     rs->k = s->k;
+    if (given)
+      continue; /* the labels and shocks stay with their owner */
     rs->labels = s->labels;
     s->labels = NULL;
     if (o.save_scenarios) {
@@ -752,7 +762,8 @@ cleanup:
   free(ev.silo);
   free(ev.by_set);
   xm__plan_free(&plan);
-  xm__sets_free(&sets);
+  if (!given)
+    xm__sets_free(&sets);
   xm__collateral_book_free(aug_owned);
   return st;
 }

@@ -239,6 +239,13 @@ xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_fi
                        const xm_config *cfg, const xm_run_opts *opts, unsigned flags,
                        xm_run_result *out);
 
+/* xm__run_once on sets made before (given, not NULL: lent for the call,
+ * its labels and shocks stay with the caller; sf is then unread but for
+ * messages). The what-if path (host/whatif.c). */
+xm_status xm__run_sets(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
+                       const xm_config *cfg, const xm_run_opts *opts, unsigned flags,
+                       const xm__sets *given, xm_run_result *out);
+
 /* The loss of each account and silo of the plan's blocks under one move
  * x[F] of the shock columns (a backtest's realised move), on the host with
  * the shared pricing and aggregation source in cfg's precision: today at the

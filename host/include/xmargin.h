@@ -607,6 +607,36 @@ xm_status xm_backtest_result_write(const char *path, const xm_portfolio *pf, con
                                    const xm_backtest_result *res, const xm_run_meta *meta,
                                    xm_diag *diag);
 
+/* ---- Incremental (what-if) margin ------------------------------------------ */
+
+/* A book prepared for what-ifs (host/whatif.c): its scenario sets made once,
+ * the Monte Carlo sets drawn once on ctx's device and kept in host memory
+ * (S x F doubles a set). Borrows ctx, pf and sf, which must outlive it; owns
+ * the rest (xm_prepared_free). Errors as xm_run's. */
+typedef struct xm_prepared xm_prepared;
+xm_status xm_prepare(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
+                     const xm_config *cfg, xm_prepared **out);
+void xm_prepared_free(xm_prepared *p);
+
+/* A candidate trade: quantity added to the account's position in a row of
+ * the book's /instruments (negative: a sale). */
+typedef struct xm_trade {
+  int32_t instrument;
+  double quantity;
+} xm_trade;
+
+/* The outputs of account `account` of the prepared book with trades[0..n)
+ * added to its positions: a run result of that one account (A = 1), equal to
+ * the account's row of a full xm_run of the book so modified on the same
+ * backend. The sets are not made again. XM_EINVAL for an account or
+ * instrument out of range or a quantity that is not finite; XM_ECONFIG when
+ * the trades would change the factors the run moves (a first position on a
+ * factor nothing held, or the last one closed: that changes every account's
+ * Monte Carlo draws, so only a full run can say). *out owned by the caller
+ * (xm_run_result_free), also on failure. */
+xm_status xm_whatif(xm_prepared *p, int32_t account, const xm_trade *trades, int64_t n,
+                    xm_run_result *out);
+
 /* For a program that closes every file it opens (the CLI), called before
  * anything else: HDF5's exit handler is not run (HDF5 1.10's crashes on a file
  * whose write failed part way, a full disk). Not for programs that rely on

@@ -1,0 +1,309 @@
+/* Incremental (what-if) margin: a book prepared once (its scenario sets made,
+ * Monte Carlo drawn on the context's device and kept on the host), then the
+ * outputs of one account with candidate trades added, as a full run of the
+ * book so modified would give them, without running the book again: the run
+ * is of that one account, on the prepared sets (host/engine.c's
+ * xm__run_sets). An account's outputs depend on its own positions and on the
+ * sets alone; the sets depend on the book only through the factors the run
+ * moves (METHODOLOGY.md section 1), so a trade that would change those (hold
+ * a factor nothing held, or close the last holding of one) is refused: it
+ * needs a full run.
+ *
+ * Owns: the xm_prepared (its sets, its indexes); borrows the book, the
+ * scenario file and the context, which must outlive it. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xm_engine.h"
+#include "xm_internal.h"
+
+struct xm_prepared {
+  xm_ctx *ctx;
+  const xm_portfolio *pf;
+  const xm_scenario_file *sf;
+  xm_config cfg;
+  xm__sets sets;       /* every set with host shocks (Monte Carlo drawn once) */
+  int64_t *pos_start;  /* [A + 1] the book's positions by account (CSR) ... */
+  int64_t *pos_rows;   /* ... their rows */
+  int64_t *coll_start; /* [A + 1] the collateral holdings by account ... */
+  int64_t *coll_rows;  /* ... their rows */
+  int64_t *refs;       /* [n_factors] the held pairs that make the run move it */
+  uint8_t *fixed;      /* [n_factors] moved whatever is held: an account's currency, a
+                          holding revalued in the scenarios (collateral.method = scenario) */
+};
+
+void xm_prepared_free(xm_prepared *p) {
+  if (!p)
+    return;
+  xm__sets_free(&p->sets);
+  free(p->pos_start);
+  free(p->pos_rows);
+  free(p->coll_start);
+  free(p->coll_rows);
+  free(p->refs);
+  free(p->fixed);
+  free(p);
+}
+
+/* rows [n] grouped by key[row] < A into CSR start [A + 1], order kept. */
+static int xm__csr(const int32_t *key, int64_t n, int64_t A, int64_t **start, int64_t **rows) {
+  *start = calloc((size_t)A + 2, sizeof **start);
+  *rows = malloc((size_t)n * sizeof **rows + 1);
+  if (!*start || !*rows)
+    return 0;
+  for (int64_t r = 0; r < n; r++)
+    (*start)[key[r] + 2]++;
+  for (int64_t a = 0; a < A; a++)
+    (*start)[a + 2] += (*start)[a + 1];
+  for (int64_t r = 0; r < n; r++)
+    (*rows)[(*start)[key[r] + 1]++] = r;
+  return 1;
+}
+
+/* The factors held instrument i makes the run move (section 1): its
+ * underlying, an option's vol factor, its settlement currency's /fx factor. */
+static int xm__inst_factors(const xm_portfolio *pf, int32_t i, int32_t f[3]) {
+  int n = 0;
+  f[n++] = pf->inst_underlying[i];
+  if (pf->inst_vol_factor[i] >= 0 && XM_TYPE_IS_OPTION(pf->inst_type[i]))
+    f[n++] = pf->inst_vol_factor[i];
+  int64_t c = xm__inst_fx(pf, i);
+  if (c >= 0)
+    f[n++] = pf->fx_factor[c];
+  return n;
+}
+
+/* Adds sign x the factor references of account a's held pairs: its position
+ * rows rows[0..n) of the book, then trades[0..nt) (net per instrument, in that
+ * order). net: scratch [n_instruments], all 0 on entry and on return. */
+static void xm__account_refs(const xm_portfolio *pf, const int64_t *rows, int64_t n,
+                             const xm_trade *trades, int64_t nt, double *net, int64_t sign,
+                             int64_t *refs) {
+  for (int pass = 0; pass < 3; pass++)
+    for (int64_t j = 0; j < n + nt; j++) {
+      int32_t i = j < n ? pf->pos_instrument[rows[j]] : trades[j - n].instrument;
+      if (pass == 0) {
+        net[i] += j < n ? pf->pos_quantity[rows[j]] : trades[j - n].quantity;
+      } else if (pass == 1 && net[i] != 0.0 && !isnan(net[i])) {
+        int32_t f[3];
+        int m = xm__inst_factors(pf, i, f);
+        for (int k = 0; k < m; k++)
+          refs[f[k]] += sign;
+        net[i] = NAN; /* counted once */
+      } else if (pass == 2) {
+        net[i] = 0.0;
+      }
+    }
+}
+
+/* The Monte Carlo sets' draws on ctx's device, kept as host shocks: the set
+ * is then read as a ready-made one (the same rows a run draws: scenario s
+ * depends only on (seed, s)). */
+static xm_status xm__draw_kept(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets) {
+  const xm__backend *be = ctx->be;
+  int64_t F = sets->F, chunk = 8192;
+  uint64_t total = 0, maxbuf = 0;
+  xm__mem_budget(ctx, &total, &maxbuf);
+  xm_status st = be->begin(ctx, cfg->precision);
+  if (st != XM_OK)
+    return st;
+  xm__mem X = NULL, EX = NULL;
+  size_t bytes = (size_t)(chunk * (F > 0 ? F : 1)) * sizeof(double);
+  if ((st = be->alloc(ctx, bytes, NULL, &X)) || (st = be->alloc(ctx, bytes, NULL, &EX)))
+    goto cleanup;
+  for (int64_t x = 0; x < sets->K && st == XM_OK; x++) {
+    xm__set *set = &sets->set[x];
+    if (!set->is_mc)
+      continue;
+    if (!(set->X = malloc((size_t)(set->S * F) * sizeof(double) + 1))) {
+      st = xm__fail(ctx, XM_ENOMEM, "the draws of %s (%lld scenarios)", set->name,
+                    (long long)set->S);
+      break;
+    }
+    xm__mc_args a = {cfg->montecarlo.seed,
+                     cfg->montecarlo.distribution == XM_DIST_STUDENT_T,
+                     cfg->montecarlo.dof,
+                     (double)cfg->horizon_days,
+                     F,
+                     set->chol,
+                     set->name};
+    for (int64_t s0 = 0; s0 < set->S && st == XM_OK; s0 += chunk) {
+      int64_t ns = set->S - s0 < chunk ? set->S - s0 : chunk;
+      if ((st = be->mc(ctx, &a, s0, ns, 0, total / 8, X, EX)) == XM_OK)
+        st = be->download(ctx, set->X + s0 * F, X, 0, (size_t)(ns * F) * sizeof(double));
+    }
+    set->is_mc = 0;
+  }
+cleanup:
+  if (EX)
+    be->release(ctx, EX);
+  if (X)
+    be->release(ctx, X);
+  be->end(ctx);
+  return st;
+}
+
+xm_status xm_prepare(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
+                     const xm_config *cfg, xm_prepared **out) {
+  if (!out)
+    return XM_EINVAL;
+  *out = NULL;
+  if (!ctx || !ctx->be || !pf || !sf)
+    return XM_EINVAL;
+  xm_prepared *p = calloc(1, sizeof *p);
+  if (!p)
+    return xm__fail(ctx, XM_ENOMEM, "out of memory");
+  p->ctx = ctx;
+  p->pf = pf;
+  p->sf = sf;
+  if (cfg)
+    p->cfg = *cfg;
+  else
+    xm_config_default(&p->cfg);
+  xm_status st = XM_OK;
+  int64_t A = pf->n_accounts;
+  double *net = calloc((size_t)pf->n_instruments + 1, sizeof *net);
+  p->refs = calloc((size_t)pf->n_factors + 1, sizeof *p->refs);
+  p->fixed = calloc((size_t)pf->n_factors + 1, 1);
+  if (!net || !p->refs || !p->fixed ||
+      !xm__csr(pf->pos_account, pf->n_positions, A, &p->pos_start, &p->pos_rows) ||
+      !xm__csr(pf->coll_account, pf->n_collateral, A, &p->coll_start, &p->coll_rows)) {
+    st = xm__fail(ctx, XM_ENOMEM, "out of memory");
+    goto done;
+  }
+  for (int64_t a = 0; a < A; a++) {
+    xm__account_refs(pf, p->pos_rows + p->pos_start[a], p->pos_start[a + 1] - p->pos_start[a], NULL,
+                     0, net, 1, p->refs);
+    int64_t c = xm__acct_fx(pf, a);
+    if (c >= 0)
+      p->fixed[pf->fx_factor[c]] = 1;
+  }
+  for (int64_t j = 0; p->cfg.collateral.method == XM_COLLATERAL_SCENARIO && j < pf->n_collateral;
+       j++) {
+    int64_t c = pf->coll_currency ? xm__fx_row(pf, pf->coll_currency[j]) : -1;
+    if (pf->coll_quantity[j] != 0.0 && pf->coll_factor[j] >= 0)
+      p->fixed[pf->coll_factor[j]] = 1;
+    if (pf->coll_quantity[j] != 0.0 && c >= 0)
+      p->fixed[pf->fx_factor[c]] = 1;
+  }
+  /* the sets, on the book a run sees (with scenario collateral: the holdings
+   * as positions) */
+  {
+    const xm_portfolio *book = pf;
+    xm_portfolio aug;
+    void *owned = NULL;
+    char notes[2048] = "";
+    if (p->cfg.collateral.method == XM_COLLATERAL_SCENARIO && pf->n_collateral > 0) {
+      if ((st = xm__collateral_book(ctx, pf, &aug, &owned)) != XM_OK)
+        goto done;
+      book = &aug;
+    }
+    st = xm__sets_build(ctx, book, sf, &p->cfg, NULL, 0, &p->sets, notes, sizeof notes);
+    xm__collateral_book_free(owned);
+    if (st == XM_OK)
+      st = xm__draw_kept(ctx, &p->cfg, &p->sets);
+  }
+done:
+  free(net);
+  if (st != XM_OK) {
+    xm_prepared_free(p);
+    return st;
+  }
+  *out = p;
+  return XM_OK;
+}
+
+xm_status xm_whatif(xm_prepared *p, int32_t account, const xm_trade *trades, int64_t n,
+                    xm_run_result *out) {
+  if (!out)
+    return XM_EINVAL;
+  memset(out, 0, sizeof *out);
+  if (!p || (n > 0 && !trades) || n < 0)
+    return XM_EINVAL;
+  xm_ctx *ctx = p->ctx;
+  const xm_portfolio *pf = p->pf;
+  if (account < 0 || account >= pf->n_accounts)
+    return xm__fail(ctx, XM_EINVAL, "what-if: account %d is not a row of /accounts (%lld rows)",
+                    account, (long long)pf->n_accounts);
+  for (int64_t t = 0; t < n; t++) {
+    if (trades[t].instrument < 0 || trades[t].instrument >= pf->n_instruments)
+      return xm__fail(ctx, XM_EINVAL,
+                      "what-if: trade %lld: instrument %d is not a row of /instruments (%lld rows)",
+                      (long long)t, trades[t].instrument, (long long)pf->n_instruments);
+    if (!isfinite(trades[t].quantity))
+      return xm__fail(ctx, XM_EINVAL, "what-if: trade %lld (%s): quantity %g is not finite",
+                      (long long)t, pf->inst_id[trades[t].instrument], trades[t].quantity);
+  }
+  const int64_t *rows = p->pos_rows + p->pos_start[account];
+  int64_t nr = p->pos_start[account + 1] - p->pos_start[account];
+  const int64_t *crows = p->coll_rows + p->coll_start[account];
+  int64_t nc = p->coll_start[account + 1] - p->coll_start[account];
+  xm_status st = XM_OK;
+  double *net = calloc((size_t)pf->n_instruments + 1, sizeof *net);
+  int64_t *refs = malloc((size_t)pf->n_factors * sizeof *refs + 1);
+  int32_t *pa = calloc((size_t)(nr + n + nc) + 1, sizeof *pa); /* account 0, for both tables */
+  int32_t *pi = malloc((size_t)(nr + n) * sizeof *pi + 1);
+  double *pq = malloc((size_t)(nr + n) * sizeof *pq + 1);
+  int32_t *cf = malloc((size_t)nc * sizeof *cf + 1), *cs = malloc((size_t)nc * sizeof *cs + 1);
+  double *cq = malloc((size_t)nc * sizeof *cq + 1);
+  char **cc = pf->coll_currency ? malloc((size_t)nc * sizeof *cc + 1) : NULL;
+  if (!net || !refs || !pa || !pi || !pq || !cf || !cs || !cq || (pf->coll_currency && !cc)) {
+    st = xm__fail(ctx, XM_ENOMEM, "out of memory");
+    goto done;
+  }
+  /* the factors the modified book's run would move: the same, or refused */
+  memcpy(refs, p->refs, (size_t)pf->n_factors * sizeof *refs);
+  xm__account_refs(pf, rows, nr, NULL, 0, net, -1, refs);
+  xm__account_refs(pf, rows, nr, trades, n, net, 1, refs);
+  for (int64_t f = 0; f < pf->n_factors; f++)
+    if (!p->fixed[f] && (refs[f] > 0) != (p->refs[f] > 0)) {
+      st = xm__fail(ctx, XM_ECONFIG,
+                    "what-if for account %s: the trades %s factor %s, which changes the factors "
+                    "the run moves (METHODOLOGY.md section 1) and with them the Monte Carlo "
+                    "draws of every account: run the modified book in full",
+                    pf->account_id[account],
+                    refs[f] > 0 ? "hold the first instrument on" : "close the last holding of",
+                    pf->factor_name[f]);
+      goto done;
+    }
+  /* the book of one account: its positions, then the trades; its holdings */
+  for (int64_t j = 0; j < nr; j++)
+    pi[j] = pf->pos_instrument[rows[j]], pq[j] = pf->pos_quantity[rows[j]];
+  for (int64_t t = 0; t < n; t++)
+    pi[nr + t] = trades[t].instrument, pq[nr + t] = trades[t].quantity;
+  for (int64_t j = 0; j < nc; j++) {
+    cf[j] = pf->coll_factor[crows[j]], cs[j] = pf->coll_silo[crows[j]];
+    cq[j] = pf->coll_quantity[crows[j]];
+    if (cc)
+      cc[j] = pf->coll_currency[crows[j]];
+  }
+  xm_portfolio one = *pf;
+  one.n_accounts = 1;
+  one.account_id = pf->account_id + account;
+  one.account_cross_margin = pf->account_cross_margin + account;
+  one.account_currency = pf->account_currency ? pf->account_currency + account : NULL;
+  one.n_positions = nr + n;
+  one.pos_account = pa;
+  one.pos_instrument = pi;
+  one.pos_quantity = pq;
+  one.n_collateral = nc;
+  one.coll_account = pa;
+  one.coll_factor = cf;
+  one.coll_silo = cs;
+  one.coll_quantity = cq;
+  one.coll_currency = cc;
+  st = xm__run_sets(ctx, &one, p->sf, &p->cfg, NULL, 0, &p->sets, out);
+done:
+  free(net);
+  free(refs);
+  free(pa);
+  free(pi);
+  free(pq);
+  free(cf);
+  free(cs);
+  free(cq);
+  free(cc);
+  return st;
+}
