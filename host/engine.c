@@ -169,7 +169,11 @@ static xm_status xm__group_resident(xm_ctx *ctx, const xm_config *cfg, xm__sets 
   size_t bytes = (size_t)(gr->S * F) * sizeof(double);
   xm_status st = XM_OK;
   if (one && !one->is_mc) {
-    if ((st = be->view(ctx, one->X, bytes, X)) || (st = be->alloc(ctx, bytes, NULL, EX)))
+    if ((st = be->view(ctx, one->X, bytes, X)))
+      return st;
+    if (one->EX && be->host_memory) /* made before: lent too */
+      return be->view(ctx, one->EX, bytes, EX);
+    if ((st = be->alloc(ctx, bytes, NULL, EX)))
       return st;
     return be->exp_shocks(ctx, 0, gr->S * F, *X, *EX);
   }

@@ -168,7 +168,7 @@ static xm_status xm__groups(xm_ctx *ctx, const xm__sets *sets, int64_t R, xm__pl
     int64_t S = sets->set[x].S;
     if (S == 0)
       continue; /* a backtest day before the stressed period: in no group */
-    if (!g || g->S + S > R || members == XM__GROUP_SETS) {
+    if (!g || g->S + S > R || members == (sets->solo ? 1 : XM__GROUP_SETS)) {
       g = &out->groups[out->n_groups++];
       *g = (xm__group){x, x, 0};
       members = 0;

@@ -154,6 +154,7 @@ void xm__sets_free(xm__sets *s) {
       free(s->set[i].labels[j]);
     free(s->set[i].labels);
     free(s->set[i].X);
+    free(s->set[i].EX);
     free(s->set[i].w);
     free(s->set[i].chol);
   }

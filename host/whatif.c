@@ -136,6 +136,27 @@ static xm_status xm__draw_kept(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets
     }
     set->is_mc = 0;
   }
+  /* on the host's memory: exp(X) once, by the backend's own step (the bits a
+   * run makes), lent to every what-if */
+  for (int64_t x = 0; be->host_memory && x < sets->K && st == XM_OK; x++) {
+    xm__set *set = &sets->set[x];
+    xm__mem v = NULL, e = NULL;
+    size_t b = (size_t)(set->S * F) * sizeof(double);
+    if (set->S == 0 || F == 0)
+      continue;
+    if (!(set->EX = malloc(b))) {
+      st = xm__fail(ctx, XM_ENOMEM, "exp of the shocks of %s", set->name);
+      break;
+    }
+    if ((st = be->view(ctx, set->X, b, &v)) == XM_OK &&
+        (st = be->alloc(ctx, b, NULL, &e)) == XM_OK &&
+        (st = be->exp_shocks(ctx, 0, set->S * F, v, e)) == XM_OK)
+      st = be->download(ctx, set->EX, e, 0, b);
+    if (e)
+      be->release(ctx, e);
+    if (v)
+      be->release(ctx, v);
+  }
 cleanup:
   if (EX)
     be->release(ctx, EX);
@@ -204,6 +225,7 @@ xm_status xm_prepare(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file
     xm__collateral_book_free(owned);
     if (st == XM_OK)
       st = xm__draw_kept(ctx, &p->cfg, &p->sets);
+    p->sets.solo = 1;
   }
 done:
   free(net);

@@ -53,6 +53,7 @@ typedef struct xm__set {
   double *w;     /* [S] weights, or NULL */
   char **labels; /* [S] */
   int is_mc;     /* drawn by the backend: X = scale .* Z L^T */
+  double *EX;    /* [S x F] exp(X) made before (a prepared what-if book), or NULL */
   double *chol;  /* [F x F] lower Cholesky factor (row-major), Monte Carlo only */
 } xm__set;
 
@@ -64,6 +65,7 @@ typedef struct xm__sets {
   int64_t *hcol; /* [F] shock column -> /history column (NULL when no set uses the history) */
   int64_t K;
   xm__set *set;     /* [K], in run order */
+  int solo;         /* one set a group (host/plan.c): their X and EX lent as views */
   double jitter[2]; /* added to Sigma / Sigma_kappa before Cholesky */
   /* the stressed period (METHODOLOGY.md section 1): its set (of a day), or
    * -1, and apc.stressed_weight (> 0: blended into the historical set, 0) */

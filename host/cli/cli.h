@@ -16,6 +16,27 @@ int xm_cli_config(int argc, char **argv);
 int xm_cli_generate(int argc, char **argv);
 int xm_cli_backtest(int argc, char **argv);
 int xm_cli_import(int argc, char **argv);
+int xm_cli_whatif(int argc, char **argv);
+
+/* ---- CSV files (cli_csv.c: RFC 4180) ---- */
+
+typedef struct xm__csv {
+  const char *path; /* as given on the command line */
+  char *buf;        /* the file, the cells written into it NUL-terminated */
+  int ncols;
+  char **head;   /* [ncols] */
+  int64_t nrows; /* data rows */
+  char **cell;   /* [nrows x ncols] */
+  int64_t *line; /* [nrows] the line each row starts on (1-based) */
+} xm__csv;
+
+/* Reads path into c. Returns 0, 2 (bad input, message printed) or 1 (memory). */
+int xm__csv_read(const char *path, xm__csv *c);
+void xm__csv_free(xm__csv *c);
+/* The column index of name, or -1. */
+int xm__csv_col(const xm__csv *c, const char *name);
+/* The cell (row r, column j); "" for an absent column (j < 0). */
+const char *xm__csv_at(const xm__csv *c, int64_t r, int j);
 
 /* Maps a library status to the CLI's exit status. */
 int xm_cli_exit_status(xm_status st);

@@ -139,7 +139,7 @@ int xm_cli_job_option(xm_cli_job *j, int argc, char **argv, int *i) {
 static int xm_cli_job_paths(const xm_cli_job *j) {
   const char *inputs[3] = {j->portfolio, j->scenarios, j->config};
   char why[1024];
-  if (xm_output_check(j->output, inputs, 3, why, sizeof why) != XM_OK) {
+  if (j->output && xm_output_check(j->output, inputs, 3, why, sizeof why) != XM_OK) {
     fprintf(stderr, "%s: -o: %s\n", j->cmd, why);
     return XM_EXIT_USAGE;
   }

@@ -19,6 +19,8 @@ static const xm_cli_cmd xm_cli_cmds[] = {
     {"validate", xm_cli_validate, "check portfolio and scenario files against the data contract"},
     {"config", xm_cli_config, "print the effective configuration"},
     {"generate", xm_cli_generate, "write a synthetic portfolio and scenario file of any size"},
+    {"whatif", xm_cli_whatif,
+     "pre-trade margin: accounts with candidate trades, the book prepared once"},
     {"import", xm_cli_import,
      "write a portfolio file from CSV files, one per table (names, dates)"},
 };

@@ -269,5 +269,15 @@ typedef struct xm_run_meta {
 
 xm_status xm_run_result_write(const char *path, const xm_portfolio *pf, const xm_config *cfg,
                               const xm_run_result *res, const xm_run_meta *meta, xm_diag *diag);
+typedef struct xm_prepared xm_prepared;
+xm_status xm_prepare(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
+                     const xm_config *cfg, xm_prepared **out);
+void xm_prepared_free(xm_prepared *p);
+typedef struct xm_trade {
+  int32_t instrument;
+  double quantity;
+} xm_trade;
+xm_status xm_whatif(xm_prepared *p, int32_t account, const xm_trade *trades, int64_t n,
+                    xm_run_result *out);
 double xm_now(void);
 void free(void *);

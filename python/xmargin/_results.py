@@ -289,3 +289,65 @@ def validate(what):
         if st != XM_OK:
             raise_status(st, path, d.messages())
     return kind
+
+
+class Prepared:
+    """A book prepared for what-ifs (xm_prepare): its scenario sets made once
+    (Monte Carlo drawn once on the device), kept for the life of this object.
+    whatif() gives one account's outputs with candidate trades added, equal to
+    that account's row of a full run of the modified book."""
+
+    def __init__(self, book, scenarios, config=None, device="auto", threads=0, mem_limit=0, **set):
+        self._cfg = make_config(config, _config_overrides(set))
+        self._ctx = context_for(device, threads=threads, mem_limit=mem_limit)
+        self._keep = []
+        self._pf, self._sf, self._ppath, self._spath = _open_inputs(book, scenarios, self._keep)
+        out = ffi.new("xm_prepared **")
+        st = lib.xm_prepare(self._ctx._ctx, self._pf, self._sf, self._cfg, out)
+        if st != XM_OK:
+            raise_status(st, "xm_prepare", detail=self._ctx.last_error())
+        self._p = ffi.gc(out[0], lib.xm_prepared_free)
+        self.accounts = strings(self._pf.account_id, self._pf.n_accounts)
+        self.instruments = strings(self._pf.inst_id, self._pf.n_instruments)
+        self._acc = {a: i for i, a in enumerate(self.accounts)}
+        self._ins = {a: i for i, a in enumerate(self.instruments)}
+
+    def whatif(self, account, trades=()):
+        """account: an account id; trades: (instrument id, quantity) pairs, or
+        a DataFrame with columns instrument and quantity. Returns the
+        Dataset of run() for that one account (with attrs seconds: the
+        what-if's time)."""
+        if account not in self._acc:
+            raise Error("what-if: %r is not an account of the book" % (account,))
+        if hasattr(trades, "columns"):
+            trades = list(zip(trades["instrument"], trades["quantity"]))
+        trades = list(trades)
+        t = ffi.new("xm_trade[]", max(len(trades), 1))
+        for j, (ins, q) in enumerate(trades):
+            if ins not in self._ins:
+                raise Error("what-if: trade %d: %r is not an instrument of the book" % (j, ins))
+            t[j].instrument, t[j].quantity = self._ins[ins], float(q)
+        a = self._acc[account]
+        res = ffi.gc(ffi.new("xm_run_result *"), lib.xm_run_result_free)
+        t0 = time.perf_counter()
+        st = lib.xm_whatif(self._p, a, t, len(trades), res)
+        seconds = time.perf_counter() - t0
+        if st != XM_OK:
+            raise_status(st, "xm_whatif", detail=self._ctx.last_error())
+        one = ffi.new("xm_portfolio *")
+        one[0] = self._pf[0]
+        one.n_accounts = 1
+        one.account_id = self._pf.account_id + a
+        one.account_cross_margin = self._pf.account_cross_margin + a
+        if self._pf.account_currency != ffi.NULL:
+            one.account_currency = self._pf.account_currency + a
+        ds = _from_result(res, one, self._cfg, self._ctx.device_text(), self._ppath, self._spath,
+                          seconds)
+        ds.attrs["seconds"] = seconds
+        ds.attrs["trades"] = len(trades)
+        return ds
+
+
+def prepare(book, scenarios, config=None, device="auto", threads=0, mem_limit=0, **set):
+    """A Prepared book (see Prepared) for what-ifs."""
+    return Prepared(book, scenarios, config, device, threads, mem_limit, **set)
