@@ -18,6 +18,8 @@
 
 #include "xm_engine.h"
 #include "xm_internal.h"
+#include "xm_price_host.h"
+#include "xm_reduce.h"
 
 struct xm_prepared {
   xm_ctx *ctx;
@@ -237,11 +239,31 @@ done:
   return XM_OK;
 }
 
-xm_status xm_whatif(xm_prepared *p, int32_t account, const xm_trade *trades, int64_t n,
-                    xm_run_result *out) {
-  if (!out)
-    return XM_EINVAL;
-  memset(out, 0, sizeof *out);
+/* The book of one account with its trades (its positions, then the trades;
+ * its holdings), on the prepared book's other tables. */
+typedef struct xm__wi_book {
+  xm_portfolio one;
+  int32_t *pa, *pi, *cf, *cs;
+  double *pq, *cq;
+  char **cc;
+} xm__wi_book;
+
+static void xm__wi_book_free(xm__wi_book *b) {
+  free(b->pa);
+  free(b->pi);
+  free(b->pq);
+  free(b->cf);
+  free(b->cs);
+  free(b->cq);
+  free(b->cc);
+  memset(b, 0, sizeof *b);
+}
+
+/* Checks the trades (XM_EINVAL), refuses those that change the factors the
+ * run moves (XM_ECONFIG), makes *b (xm__wi_book_free, also on failure). */
+static xm_status xm__wi_book_make(xm_prepared *p, int32_t account, const xm_trade *trades,
+                                  int64_t n, xm__wi_book *b) {
+  memset(b, 0, sizeof *b);
   if (!p || (n > 0 && !trades) || n < 0)
     return XM_EINVAL;
   xm_ctx *ctx = p->ctx;
@@ -265,12 +287,13 @@ xm_status xm_whatif(xm_prepared *p, int32_t account, const xm_trade *trades, int
   xm_status st = XM_OK;
   double *net = calloc((size_t)pf->n_instruments + 1, sizeof *net);
   int64_t *refs = malloc((size_t)pf->n_factors * sizeof *refs + 1);
-  int32_t *pa = calloc((size_t)(nr + n + nc) + 1, sizeof *pa); /* account 0, for both tables */
-  int32_t *pi = malloc((size_t)(nr + n) * sizeof *pi + 1);
-  double *pq = malloc((size_t)(nr + n) * sizeof *pq + 1);
-  int32_t *cf = malloc((size_t)nc * sizeof *cf + 1), *cs = malloc((size_t)nc * sizeof *cs + 1);
-  double *cq = malloc((size_t)nc * sizeof *cq + 1);
-  char **cc = pf->coll_currency ? malloc((size_t)nc * sizeof *cc + 1) : NULL;
+  int32_t *pa = b->pa = calloc((size_t)(nr + n + nc) + 1, sizeof *pa); /* account 0: both */
+  int32_t *pi = b->pi = malloc((size_t)(nr + n) * sizeof *pi + 1);
+  double *pq = b->pq = malloc((size_t)(nr + n) * sizeof *pq + 1);
+  int32_t *cf = b->cf = malloc((size_t)nc * sizeof *cf + 1);
+  int32_t *cs = b->cs = malloc((size_t)nc * sizeof *cs + 1);
+  double *cq = b->cq = malloc((size_t)nc * sizeof *cq + 1);
+  char **cc = b->cc = pf->coll_currency ? malloc((size_t)nc * sizeof *cc + 1) : NULL;
   if (!net || !refs || !pa || !pi || !pq || !cf || !cs || !cq || (pf->coll_currency && !cc)) {
     st = xm__fail(ctx, XM_ENOMEM, "out of memory");
     goto done;
@@ -316,16 +339,131 @@ xm_status xm_whatif(xm_prepared *p, int32_t account, const xm_trade *trades, int
   one.coll_silo = cs;
   one.coll_quantity = cq;
   one.coll_currency = cc;
-  st = xm__run_sets(ctx, &one, p->sf, &p->cfg, NULL, 0, &p->sets, out);
+  b->one = one;
 done:
   free(net);
   free(refs);
-  free(pa);
-  free(pi);
-  free(pq);
-  free(cf);
-  free(cs);
-  free(cq);
-  free(cc);
+  return st;
+}
+
+xm_status xm_whatif(xm_prepared *p, int32_t account, const xm_trade *trades, int64_t n,
+                    xm_run_result *out) {
+  if (!out)
+    return XM_EINVAL;
+  memset(out, 0, sizeof *out);
+  xm__wi_book b;
+  xm_status st = xm__wi_book_make(p, account, trades, n, &b);
+  if (st == XM_OK)
+    st = xm__run_sets(p->ctx, &b.one, p->sf, &p->cfg, NULL, 0, &p->sets, out);
+  xm__wi_book_free(&b);
+  return st;
+}
+
+xm_status xm_whatif_contributions(xm_prepared *p, int32_t account, const xm_trade *trades,
+                                  int64_t n, xm_contribution **out, int64_t *n_out) {
+  if (!out || !n_out)
+    return XM_EINVAL;
+  *out = NULL;
+  *n_out = 0;
+  xm__wi_book b;
+  xm_run_result r;
+  xm__plan plan;
+  memset(&r, 0, sizeof r);
+  memset(&plan, 0, sizeof plan);
+  double *d = NULL, *ell = NULL, *ex = NULL, *lp = NULL, *L = NULL;
+  xm_status st = xm__wi_book_make(p, account, trades, n, &b);
+  if (st != XM_OK)
+    goto done;
+  xm_ctx *ctx = p->ctx;
+  const xm_config *cfg = &p->cfg;
+  if (cfg->collateral.method == XM_COLLATERAL_SCENARIO && b.one.n_collateral > 0) {
+    st = xm__fail(ctx, XM_ECONFIG,
+                  "what-if contributions: not with collateral.method = scenario (the holdings "
+                  "are positions of the run there)");
+    goto done;
+  }
+  if ((st = xm__run_sets(ctx, &b.one, p->sf, cfg, NULL, 0, &p->sets, &r)) != XM_OK ||
+      (st = xm__plan_build(ctx, &b.one, &p->sets, 0, &plan)) != XM_OK)
+    goto done;
+  if (plan.n_blocks == 0 || plan.blocks[0].pos_start[1] == 0)
+    goto done; /* nothing held: no contribution */
+  const xm__block *bk = &plan.blocks[0];
+  const xm__set *set = &p->sets.set[r.binding[0]];
+  int64_t ni = bk->n_inst, np = bk->pos_start[1], S = set->S, F = p->sets.F, G = plan.G;
+  int single = cfg->precision == XM_SINGLE;
+  double dt = (double)cfg->horizon_days / 252.0, pw = cfg->pricing.vol_term_power;
+  d = malloc((size_t)(XM_ND * ni) * sizeof *d);
+  ell = malloc((size_t)ni * sizeof *ell);
+  ex = malloc((size_t)(F + 1) * sizeof *ex);
+  lp = malloc((size_t)(S * np + 1) * sizeof *lp); /* each position's loss, every scenario */
+  L = malloc((size_t)(S + 1) * (size_t)(G + 2) * sizeof *L);
+  *out = calloc((size_t)np, sizeof **out);
+  if (!d || !ell || !ex || !lp || !L || !*out) {
+    st = xm__fail(ctx, XM_ENOMEM, "out of memory");
+    goto done;
+  }
+  memcpy(d, bk->instd, (size_t)(XM_ND * ni) * sizeof *d);
+  for (int64_t i = 0; i < ni; i++) {
+    if (single)
+      xm_today_f(i, ni, d, bk->insti, (float)dt, (float)pw);
+    else
+      xm_today_d(i, ni, d, bk->insti, dt, pw);
+  }
+  /* the account's loss L(s) as the device sums it, and each position's part */
+  double *row = L + S; /* [G + 1] one scenario's account and silo losses */
+  xm_layout lay = {G + 1, 1, 0};
+  for (int64_t s = 0; s < S; s++) {
+    const double *x = set->X + s * F, *e = set->EX ? set->EX + s * F : ex;
+    for (int64_t f = 0; !set->EX && f < F; f++)
+      ex[f] = exp(x[f]);
+    for (int64_t i = 0; i < ni; i++)
+      ell[i] = single
+                   ? (double)xm_loss_f(i, ni, d, bk->insti, x, e, 1, (float)cfg->pricing.vol_floor)
+                   : xm_loss_d(i, ni, d, bk->insti, x, e, 1, cfg->pricing.vol_floor);
+    xm_aggregate(0, 0, (int)G, ell, 1, bk->pos_start, bk->pos_inst, bk->pos_silo, bk->pos_qty, row,
+                 lay);
+    L[s] = row[0];
+    for (int64_t q = 0; q < np; q++)
+      lp[s * np + q] = bk->pos_qty[q] * ell[bk->pos_inst[q]];
+  }
+  /* the binding set's tail (METHODOLOGY.md sections 3-4: ties by the lower
+   * scenario), and each position's mean over it (es), its loss at the k-th
+   * (var) or its weighted loss at the worst (worst) */
+  xm_i64 s_at = 0, n_gt = 0;
+  xm_u64 kk = 0;
+  (void)xm_risk_measure(L, 1, S, set->measure, set->k, set->w, set->w != NULL, &s_at, &kk, &n_gt);
+  for (int64_t q = 0; q < np; q++) {
+    (*out)[q].instrument = bk->inst_row[bk->pos_inst[q]];
+    (*out)[q].quantity = bk->pos_qty[q];
+  }
+  if (set->measure != XM_MEASURE_ES) {
+    double w = set->measure == XM_MEASURE_WORST && set->w ? set->w[s_at] : 1.0;
+    for (int64_t q = 0; q < np; q++)
+      (*out)[q].contribution = w * lp[s_at * np + q];
+  } else {
+    xm_i64 ties = set->k - n_gt, seen = 0;
+    for (int64_t s = 0; s < S; s++) {
+      xm_u64 key = xm_key(L[s]);
+      if (key > kk || (key == kk && seen++ < ties))
+        for (int64_t q = 0; q < np; q++)
+          (*out)[q].contribution += lp[s * np + q];
+    }
+    for (int64_t q = 0; q < np; q++)
+      (*out)[q].contribution /= (double)set->k;
+  }
+  *n_out = np;
+done:
+  if (st != XM_OK) {
+    free(*out);
+    *out = NULL;
+  }
+  free(d);
+  free(ell);
+  free(ex);
+  free(lp);
+  free(L);
+  xm__plan_free(&plan);
+  xm_run_result_free(&r);
+  xm__wi_book_free(&b);
   return st;
 }

@@ -1302,6 +1302,27 @@ static void whatif_on(xm_ctx *ctx) {
     xm_run_result_free(&w);
     xm_run_result_free(&f);
   }
+  /* the contributions (Euler, by the binding set's tail) add up to its
+   * measure; F-ONESILO's one net position (GC_FUT -10 + 4) is all of it */
+  for (int a = 0; a < N_ACCT; a++) {
+    xm_contribution *c = NULL;
+    int64_t nc = -1;
+    xm_trade buy = {EQS, 3.0};
+    assert_int_equal(xm_whatif_contributions(p, a, a == 3 ? &buy : NULL, a == 3, &c, &nc), XM_OK);
+    assert_int_equal(xm_whatif(p, a, a == 3 ? &buy : NULL, a == 3, &w), XM_OK);
+    double sum = 0.0, m = w.by_set[w.binding[0]];
+    for (int64_t q = 0; q < nc; q++)
+      sum += c[q].contribution;
+    if (m > 0.0)
+      assert_true(fabs(sum - m) <= 1e-12 * (fabs(m) + 1.0));
+    if (a == ONESILO)
+      assert_true(nc == 1 && c[0].instrument == GCF && c[0].quantity == -6.0 &&
+                  fabs(c[0].contribution - m) <= 1e-12 * fabs(m));
+    if (a == EMPTY)
+      assert_int_equal(nc, 0);
+    free(c);
+    xm_run_result_free(&w);
+  }
   xm_trade silver = {SIS, 10.0}, bad = {N_INST, 1.0}, nan_q = {EQS, NAN};
   assert_int_equal(xm_whatif(p, 0, &silver, 1, &w), XM_ECONFIG);
   assert_non_null(strstr(xm_ctx_last_error(ctx), "SILVER"));

@@ -637,6 +637,24 @@ typedef struct xm_trade {
 xm_status xm_whatif(xm_prepared *p, int32_t account, const xm_trade *trades, int64_t n,
                     xm_run_result *out);
 
+/* Each position's contribution to the account's binding-set measure with the
+ * trades added (Euler allocation by the binding set's tail scenarios: for es
+ * the position's mean loss over the k scenarios that make the account's ES,
+ * ties by the lower scenario; for var its loss at the k-th; for worst its
+ * weighted loss at the worst): the contributions add up to the binding set's
+ * unfloored measure (its by_set entry when that is positive). One entry per
+ * instrument the account holds after netting, by silo then instrument:
+ * *out malloc'd [*n_out] (free()); 0 entries when it holds nothing. Priced on the
+ * host with the shared pricing source. XM_ECONFIG with collateral.method =
+ * scenario; errors otherwise as xm_whatif's. */
+typedef struct xm_contribution {
+  int32_t instrument; /* a row of /instruments */
+  double quantity;    /* the net position */
+  double contribution;
+} xm_contribution;
+xm_status xm_whatif_contributions(xm_prepared *p, int32_t account, const xm_trade *trades,
+                                  int64_t n, xm_contribution **out, int64_t *n_out);
+
 /* For a program that closes every file it opens (the CLI), called before
  * anything else: HDF5's exit handler is not run (HDF5 1.10's crashes on a file
  * whose write failed part way, a full disk). Not for programs that rely on

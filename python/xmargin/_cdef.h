@@ -279,5 +279,12 @@ typedef struct xm_trade {
 } xm_trade;
 xm_status xm_whatif(xm_prepared *p, int32_t account, const xm_trade *trades, int64_t n,
                     xm_run_result *out);
+typedef struct xm_contribution {
+  int32_t instrument;
+  double quantity;
+  double contribution;
+} xm_contribution;
+xm_status xm_whatif_contributions(xm_prepared *p, int32_t account, const xm_trade *trades,
+                                  int64_t n, xm_contribution **out, int64_t *n_out);
 double xm_now(void);
 void free(void *);

@@ -312,11 +312,7 @@ class Prepared:
         self._acc = {a: i for i, a in enumerate(self.accounts)}
         self._ins = {a: i for i, a in enumerate(self.instruments)}
 
-    def whatif(self, account, trades=()):
-        """account: an account id; trades: (instrument id, quantity) pairs, or
-        a DataFrame with columns instrument and quantity. Returns the
-        Dataset of run() for that one account (with attrs seconds: the
-        what-if's time)."""
+    def _trades(self, account, trades):
         if account not in self._acc:
             raise Error("what-if: %r is not an account of the book" % (account,))
         if hasattr(trades, "columns"):
@@ -327,10 +323,37 @@ class Prepared:
             if ins not in self._ins:
                 raise Error("what-if: trade %d: %r is not an instrument of the book" % (j, ins))
             t[j].instrument, t[j].quantity = self._ins[ins], float(q)
-        a = self._acc[account]
+        return self._acc[account], t, len(trades)
+
+    def contributions(self, account, trades=()):
+        """Each position's contribution to the account's binding-set measure
+        with the trades added (Euler allocation by the set's tail scenarios;
+        they add up to the measure): a DataFrame with columns instrument,
+        quantity, contribution, one row per net position."""
+        import pandas as pd
+
+        a, t, n = self._trades(account, trades)
+        out = ffi.new("xm_contribution **")
+        cnt = ffi.new("int64_t *")
+        st = lib.xm_whatif_contributions(self._p, a, t, n, out, cnt)
+        if st != XM_OK:
+            raise_status(st, "xm_whatif_contributions", detail=self._ctx.last_error())
+        try:
+            rows = [(self.instruments[out[0][q].instrument], out[0][q].quantity, out[0][q].contribution)
+                    for q in range(cnt[0])]
+        finally:
+            lib.free(out[0])
+        return pd.DataFrame(rows, columns=["instrument", "quantity", "contribution"])
+
+    def whatif(self, account, trades=()):
+        """account: an account id; trades: (instrument id, quantity) pairs, or
+        a DataFrame with columns instrument and quantity. Returns the
+        Dataset of run() for that one account (with attrs seconds: the
+        what-if's time)."""
+        a, t, n = self._trades(account, trades)
         res = ffi.gc(ffi.new("xm_run_result *"), lib.xm_run_result_free)
         t0 = time.perf_counter()
-        st = lib.xm_whatif(self._p, a, t, len(trades), res)
+        st = lib.xm_whatif(self._p, a, t, n, res)
         seconds = time.perf_counter() - t0
         if st != XM_OK:
             raise_status(st, "xm_whatif", detail=self._ctx.last_error())
@@ -344,7 +367,7 @@ class Prepared:
         ds = _from_result(res, one, self._cfg, self._ctx.device_text(), self._ppath, self._spath,
                           seconds)
         ds.attrs["seconds"] = seconds
-        ds.attrs["trades"] = len(trades)
+        ds.attrs["trades"] = n
         return ds
 
 

@@ -94,6 +94,15 @@ def main():
                 for k in OUTS:
                     worst = max(worst, abs(float(ds[k][0]) - full[k][a]) / (abs(full["siloed"][a]) + 1.0))
             t.check("%s: Prepared.whatif == the full run's row (1e-12)" % dev, worst <= 1e-12, "worst %.3g" % worst)
+            # the contributions add up to the binding set's measure
+            tr = [(i, q) for a2, i, q in TRADES if a2 == "ACC0001"]
+            c = pre.contributions("ACC0001", tr)
+            ds = pre.whatif("ACC0001", tr)
+            m = float(ds.by_set[0, int(ds.binding_set[0])])
+            t.check("%s: contributions add up to the binding set's measure (1e-12)" % dev,
+                    abs(c.contribution.sum() - m) <= 1e-12 * abs(m), (c.contribution.sum(), m))
+            t.check("%s: one contribution per net position, the trades in" % dev,
+                    "SPY" in set(c.instrument) and len(c) == len(set(c.instrument)), list(c.instrument))
             try:
                 pre.whatif("ACC0001", [("NO-SUCH", 1)])
                 t.check("%s: an unknown instrument raises" % dev, False)
