@@ -154,8 +154,10 @@ static xm_status xm__blast(xm_ctx *ctx, CLBlastStatusCode c, const char *what) {
 }
 
 static cl_mem xm__buf(xm_ctx *ctx, size_t bytes, const void *host, cl_int *e) {
-  if (bytes == 0)
+  if (bytes == 0) { /* OpenCL has no empty buffer: 8 bytes, nothing to copy into them */
     bytes = 8;
+    host = NULL;
+  }
   return clCreateBuffer(XM__OCL(ctx)->context,
                         host ? CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR : CL_MEM_READ_WRITE, bytes,
                         (void *)host, e);
