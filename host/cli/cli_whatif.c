@@ -32,6 +32,9 @@ static void xm_wi_usage(FILE *f) {
           "  --precision P           double (default) or single\n"
           "  --mem-limit BYTES       cap the memory the plan uses, 1M at least (K, M, G suffixes)\n"
           "  --threads N             threads of the cpu backend (default: all cores)\n"
+          "  --contributions         also each position's contribution to the requirement with\n"
+          "                          the trades (Euler allocation by the binding set's tail\n"
+          "                          scenarios; they add up to that set's measure)\n"
           "  --json                  print the results as JSON\n"
           "  -q, --quiet             no output but errors\n"
           "Exit status: 0 success, 1 run failure, 2 bad input or usage.\n");
@@ -50,7 +53,9 @@ typedef struct xm_wi_acct {
   int64_t n;
   xm_trade *t;
   xm_run_result before, after;
-  double seconds; /* of the what-if with the trades */
+  double seconds;     /* of the what-if with the trades */
+  xm_contribution *c; /* --contributions: [nc] */
+  int64_t nc;
 } xm_wi_acct;
 
 /* The trades file into acc[*na] (accounts in order of first appearance).
@@ -148,6 +153,7 @@ int xm_cli_whatif(int argc, char **argv) {
   memset(&j, 0, sizeof j);
   j.cmd = "xmargin whatif";
   const char *trades = NULL;
+  int contrib = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -157,6 +163,10 @@ int xm_cli_whatif(int argc, char **argv) {
     if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0 || strcmp(a, "--save-scenarios") == 0) {
       fprintf(stderr, "xmargin whatif: %s: a what-if writes no file\n", a);
       return XM_EXIT_USAGE;
+    }
+    if (strcmp(a, "--contributions") == 0) {
+      contrib = 1;
+      continue;
     }
     int took = xm_cli_job_option(&j, argc, argv, &i);
     if (took == 0 && strcmp(a, "--trades") == 0) {
@@ -192,6 +202,8 @@ int xm_cli_whatif(int argc, char **argv) {
     double t1 = xm_now();
     st = xm_whatif(p, acc[k].account, acc[k].t, acc[k].n, &acc[k].after);
     acc[k].seconds = xm_now() - t1;
+    if (st == XM_OK && contrib)
+      st = xm_whatif_contributions(p, acc[k].account, acc[k].t, acc[k].n, &acc[k].c, &acc[k].nc);
   }
   if ((rc = xm_cli_job_ran(&j, &in, st, "")) >= 0)
     goto cleanup;
@@ -216,6 +228,16 @@ int xm_cli_whatif(int argc, char **argv) {
       xm_wi_json_outputs(stdout, &acc[k].before, &in.pf);
       printf(", \"after\": ");
       xm_wi_json_outputs(stdout, &acc[k].after, &in.pf);
+      if (contrib) {
+        printf(", \"contributions\": [");
+        for (int64_t q = 0; q < acc[k].nc; q++) {
+          printf(q ? ", {\"instrument\": " : "{\"instrument\": ");
+          xm_json_string(stdout, in.pf.inst_id[acc[k].c[q].instrument]);
+          printf(", \"quantity\": %.17g, \"contribution\": %.17g}", acc[k].c[q].quantity,
+                 acc[k].c[q].contribution);
+        }
+        printf("]");
+      }
       printf("}");
     }
     printf("\n]}\n");
@@ -238,11 +260,20 @@ int xm_cli_whatif(int argc, char **argv) {
                                   : "",
              1e3 * acc[k].seconds);
     }
+    for (int64_t k = 0; contrib && k < na; k++) {
+      printf("\n%s with its trades: each position's contribution to the %s measure\n",
+             in.pf.account_id[acc[k].account],
+             acc[k].after.K ? acc[k].after.sets[acc[k].after.binding[0]].name : "");
+      for (int64_t q = 0; q < acc[k].nc; q++)
+        printf("  %-32s %16.6g %16.2f\n", in.pf.inst_id[acc[k].c[q].instrument],
+               acc[k].c[q].quantity, acc[k].c[q].contribution);
+    }
   }
   rc = XM_EXIT_OK;
 cleanup:
   for (int64_t k = 0; acc && k < na; k++) {
     free(acc[k].t);
+    free(acc[k].c);
     xm_run_result_free(&acc[k].before);
     xm_run_result_free(&acc[k].after);
   }

@@ -1,7 +1,9 @@
 /* xmargin command-line interface: dispatches to one subcommand. */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -52,6 +54,16 @@ static void xm_cli_usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+  /* OpenMP threads that wait spin by default: with another process on a core
+   * a barrier then lasts until the spinner is preempted, 10 to 40 times the
+   * work of a small run or a what-if (bench/RESULTS.md), while sleeping costs
+   * nothing measurable on a quiet machine. The OpenMP runtime reads
+   * OMP_WAIT_POLICY once, when it is loaded: the CLI sets it and starts itself
+   * again, unless the caller chose a policy (OMP_WAIT_POLICY, GOMP_SPINCOUNT). */
+  if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT") && argc > 0) {
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    execv("/proc/self/exe", argv); /* returns only on failure: go on as we are */
+  }
   /* HDF5 1.10's exit handler crashes on a file whose write failed part way
    * (a full disk; fixed in 1.14.1): every file is closed explicitly, so the
    * handler has nothing to do. And a file size limit (ulimit -f) makes

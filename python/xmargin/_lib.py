@@ -72,6 +72,13 @@ def candidates():
 
 
 def _load():
+    # OpenMP threads that wait spin by default, which costs 10-40x on a small
+    # run or a what-if when another process holds a core (bench/RESULTS.md);
+    # the OpenMP runtime reads the policy when it loads, so it is set before the
+    # library (and with it the runtime) is, unless the caller chose one. A
+    # runtime some other module loaded first keeps its own.
+    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+        os.environ["OMP_WAIT_POLICY"] = "passive"
     tried = []
     for how, path in candidates():
         if how not in ("the system loader",) and not os.path.isfile(path):
