@@ -28,6 +28,7 @@
  *
  *   xm_floor --instruments 20000 --linear 6000 --scenarios 10016 --positions 100000 \
  *            --accounts 2000 --silos 3 --factors 100 [--threads T] [--repeat 3] [--json]
+ *            [--isa scalar|avx2|avx512f]   (the aggregation's path, at most what the CPU has)
  *
  * --json prints one line "XMFLOOR {...}" with every median. Without glibc's
  * libmvec (or built by clang, which has no binding to it here) the erfc is
@@ -378,7 +379,7 @@ static int64_t xf_arg(int argc, char **argv, int *i) {
 int main(int argc, char **argv) {
   xf_book b = {.n = 20000, .nlin = 6000, .S = 10016, .P = 100000, .A = 2000, .F = 100, .G = 3};
   int threads = 0, repeat = 3, warmup = 1, json = 0;
-  const char *label = "";
+  const char *label = "", *force_isa = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--instruments"))
       b.n = xf_arg(argc, argv, &i);
@@ -402,7 +403,9 @@ int main(int argc, char **argv) {
       warmup = (int)xf_arg(argc, argv, &i);
     else if (!strcmp(argv[i], "--size") && i + 1 < argc)
       label = argv[++i];
-    else if (!strcmp(argv[i], "--json"))
+    else if (!strcmp(argv[i], "--isa") && i + 1 < argc) {
+      force_isa = argv[++i];
+    } else if (!strcmp(argv[i], "--json"))
       json = 1;
     else {
       fprintf(stderr, "usage: see the comment at the top of bench/xm_floor.c (%s?)\n", argv[i]);
@@ -421,6 +424,9 @@ int main(int argc, char **argv) {
   __builtin_cpu_init();
   xf_isa = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
 #endif
+  for (int j = 0; force_isa && j < 3; j++)
+    if (!strcmp(force_isa, xf_isa_name[j]) && j <= xf_isa)
+      xf_isa = j;
   /* L's rows hold S rounded up to 8 (whole tiles: no store crosses a row). */
   int64_t S = b.S;
   b.S = (S + XF_W - 1) / XF_W * XF_W;
@@ -460,8 +466,11 @@ int main(int argc, char **argv) {
     printf("  %-6s %.4f s median (%.4f-%.4f)  %.4g %s/s\n", xf_stage_name[st], med[st], lo[st],
            hi[st], work / med[st], st == XF_AGG || st == XF_FUSED ? "pos-scen" : "reval");
   }
-  printf("  fused floor per 10^9 positions x scenarios: %.3f s (checksum %.6g)\n",
-         med[XF_FUSED] * 1e9 / posc, chk);
+  double lsum = 0.0; /* L after the last fused run: equal bits on every --isa */
+  for (int64_t j = 0; j < b.A * (b.G + 1) * b.S; j++)
+    lsum += b.L[j];
+  printf("  fused floor per 10^9 positions x scenarios: %.3f s (checksum %.6g, L sum %.17g)\n",
+         med[XF_FUSED] * 1e9 / posc, chk, lsum);
   if (json)
     printf("XMFLOOR {\"size\": \"%s\", \"N\": %lld, \"N_linear\": %lld, \"S\": %lld, \"P\": %lld, "
            "\"A\": %lld, \"G\": %d, \"F\": %lld, \"threads\": %d, \"vector_math\": %s, \"isa\": "
