@@ -4,8 +4,8 @@
 # targets of issue 18 item 2 ("evaluate within 1.5x of the floor, at least 3x the
 # Numba peer"), measured in the same run, interleaved (bench/RESULTS.md).
 #
-#   bench/run_floor.sh             1e8 and 1e9 revaluations, 3 rounds (~6 min on 2 quiet cores)
-#   bench/run_floor.sh --quick     1e7, one round (a smoke test, ~1 min with numba's compile)
+#   bench/run_floor.sh             1e8 and 1e9 revaluations, 3 rounds (~3 min on 2 cores)
+#   bench/run_floor.sh --quick     1e7, one round (a smoke test, ~20 s)
 # Options: --rounds N (3), --keep / --work DIR (keep the inputs, outputs, JSON lines),
 #          --no-one-thread (skip the 1-thread variants at the smallest size).
 # Environment: XMARGIN (default build/xmargin; built there, RelWithDebInfo, with
@@ -63,6 +63,7 @@ if ! "$PYN" -c 'import numba' 2>/dev/null; then
 fi
 if [ -z "$WORK" ]; then WORK=$(mktemp -d "${TMPDIR:-/tmp}/xm_floor.XXXXXX"); fi
 mkdir -p "$WORK"
+# shellcheck disable=SC2317  # called by the trap
 cleanup() { [ "$KEEP" = 1 ] || rm -rf "$WORK"; }
 trap cleanup EXIT
 
@@ -78,7 +79,7 @@ echo "== machine" >&2
   lscpu | grep -E '^(Model name|CPU\(s\)|Thread|Core|Socket|L2|L3)' || true
   grep -o -w -E 'avx512f|avx2' /proc/cpuinfo | sort -u | tr '\n' ' '; echo
   echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-  [ "$NUMBA" = 1 ] && "$PYN" -c 'import numba; print("numba", numba.__version__)'
+  if [ "$NUMBA" = 1 ]; then "$PYN" -c 'import numba; print("numba", numba.__version__)'; fi
 } | tee "$WORK/machine.txt"
 
 echo "== book ($WORK/b)" >&2
@@ -100,6 +101,7 @@ echo "book: $NI instruments ($NLIN linear), $NF factors, $NG silos, $NA accounts
 cfg() { echo "--set historical.enabled=false --set montecarlo.scenarios=$1"; }
 echo "== reference runs (xmargin run --device cpu --save-scenarios)" >&2
 for s in "${SIZES[@]}"; do
+  # shellcheck disable=SC2086  # LABEL MC, split on purpose
   set -- $s
   # shellcheck disable=SC2046
   "$XM" run --portfolio "$P" --scenarios "$SC" -o "$WORK/ref_$1.h5" --device cpu --save-scenarios -q $(cfg "$2")
@@ -108,7 +110,7 @@ done
 J=$WORK/floor.jsonl
 : > "$J"
 engine() { # label mc threads round
-  local t0 out
+  local out
   # shellcheck disable=SC2046
   out=$("$XM" run --portfolio "$P" --scenarios "$SC" -o "$WORK/run.h5" --device cpu --threads "$3" \
     --json $(cfg "$2") 2>/dev/null)
@@ -139,6 +141,7 @@ NT=$(nproc)
 SMALL=${SIZES[0]%% *}
 for r in $(seq 1 "$ROUNDS"); do
   for s in "${SIZES[@]}"; do
+    # shellcheck disable=SC2086
     set -- $s
     echo "== round $r: $1 ($NT threads)" >&2
     engine "$1" "$2" "$NT" "$r"; floor "$1" "$2" "$NT" "$r"; peer "$1" "$2" "$NT" "$r"
@@ -196,5 +199,5 @@ if diffs:
     print("\nNumba peer vs the engine's /margin (requirement, unified, siloed, by_set): largest relative difference %.2g%s"
           % (max(diffs), "" if not bad else " FAIL"))
 EOF
-[ "$KEEP" = 1 ] && echo "kept: $WORK" >&2
+if [ "$KEEP" = 1 ]; then echo "kept: $WORK" >&2; fi
 exit $FAIL
