@@ -2,8 +2,11 @@
 binding: `xmargin whatif` on the demo book with trades from CSV, and
 xmargin.prepare(...).whatif(...), each equal (1e-12) to the account's row of
 a full `xmargin run` of the book with the trades added, on the cpu backend
-and on an OpenCL device where there is one; bad trade files exit 2 naming the
-file, row and column."""
+and on an OpenCL device where there is one; the same on fresh random books
+(every product type and currency, collateral by schedule and in the
+scenarios) with random trades, every seed new (replay: XM_TEST_SEED); the
+contributions add up to the binding set's measure; bad trade files exit 2
+naming the file, row and column."""
 
 import json
 import os
@@ -15,6 +18,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xm_pyhelp as H  # noqa: E402
 
 xm = H.setup()
+import time  # noqa: E402
+
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -26,7 +31,7 @@ OUTS = ("requirement", "unified", "siloed", "minimum", "liquidity", "hedge_credi
 
 
 def modified_book(src, dst, trades):
-    """The demo book with the trades appended to /positions."""
+    """A copy of book src with the trades appended to /positions."""
     shutil.copy(src, dst)
     with h5py.File(dst, "r+") as f:
         acc = [x.decode() for x in f["accounts/id"][:]]
@@ -43,12 +48,69 @@ def modified_book(src, dst, trades):
     return acc
 
 
-def full_run(tmp, book, device):
+def full_run(tmp, book, device, scen=H.DEMO_S, sets=()):
     out = os.path.join(tmp, "full-%s.h5" % device.replace(":", "_"))
-    r = T.run_xm(["run", "--portfolio", book, "--scenarios", H.DEMO_S, "--device", device, "-q", "-o", out])
+    args = ["run", "--portfolio", book, "--scenarios", scen, "--device", device, "-q", "-o", out]
+    for kv in sets:
+        args += ["--set", kv]
+    r = T.run_xm(args)
     t.check("full run of the modified book (%s) exits 0" % device, r[0] == 0, r[2][-400:])
     with h5py.File(out, "r") as f:
         return {k: f["margin/" + k][:] for k in OUTS}
+
+
+def random_books(tmp, devices):
+    """Fresh random books and trades: each what-if the binding accepts equals
+    the account's row of one full run of the book with every accepted trade
+    added (an account's outputs depend on its own positions and the sets
+    alone); a refused one must name a factor."""
+    seed = int(os.environ.get("XM_TEST_SEED", int(time.time() * 1000) % (2**31)))
+    print("# seed %d (replay: XM_TEST_SEED=%d)" % (seed, seed))
+    rng = np.random.default_rng(seed)
+    books = []
+    b, sc, _, _ = T.products_book(os.path.join(tmp, "p"), rng) if _mk(tmp, "p") else (None,) * 4
+    books.append(("products", b, sc, "schedule"))
+    cb, cbs, csc, _ = T.collateral_book(os.path.join(tmp, "c"), rng) if _mk(tmp, "c") else (None,) * 4
+    books += [("collateral (schedule)", cb, csc, "schedule"), ("collateral (scenario)", cbs, csc, "scenario")]
+    for name, book, scen, method in books:
+        sets = ["montecarlo.scenarios=300", "collateral.method=" + method]
+        with h5py.File(book, "r") as f:
+            acc = [x.decode() for x in f["accounts/id"][:]]
+            ins = [x.decode() for x in f["instruments/id"][:]]
+        for dev in devices:
+            pre = xm.prepare(book, scen, device=dev, montecarlo__scenarios=300, collateral__method=method)
+            accepted, refused, want = [], 0, {}
+            for a in rng.choice(len(acc), size=min(6, len(acc)), replace=False):
+                tr = [(ins[int(i)], float(rng.choice([-1, 1]) * rng.integers(1, 50)))
+                      for i in rng.choice(len(ins), size=int(rng.integers(1, 4)))]
+                try:
+                    want[acc[a]] = pre.whatif(acc[a], tr)
+                    accepted += [(acc[a], i, q) for i, q in tr]
+                    if method == "schedule":
+                        c = pre.contributions(acc[a], tr)
+                        ds = want[acc[a]]
+                        m = float(ds.by_set[0, int(ds.binding_set[0])])
+                        if m > 0:
+                            t.check("%s %s %s: contributions add up to the measure" % (name, dev, acc[a]),
+                                    abs(c.contribution.sum() - m) <= 1e-10 * m, (c.contribution.sum(), m))
+                except xm.ConfigError as e:
+                    refused += 1
+                    t.check("%s %s: a refused what-if names the factor" % (name, dev), "factor" in str(e), str(e))
+            mod = os.path.join(tmp, "mod.h5")
+            modified_book(book, mod, accepted)
+            full = full_run(tmp, mod, dev, scen, sets)
+            worst = 0.0
+            for a, ds in want.items():
+                r = acc.index(a)
+                for k in OUTS:
+                    worst = max(worst, abs(float(ds[k][0]) - full[k][r]) / (abs(full["siloed"][r]) + 1.0))
+            t.check("%s %s: %d random what-ifs (%d refused) == the full run's rows (1e-12)"
+                    % (name, dev, len(want), refused), len(want) > 0 and worst <= 1e-12, "worst %.3g" % worst)
+
+
+def _mk(tmp, sub):
+    os.makedirs(os.path.join(tmp, sub), exist_ok=True)
+    return True
 
 
 def main():
@@ -108,6 +170,7 @@ def main():
                 t.check("%s: an unknown instrument raises" % dev, False)
             except xm.Error as ex:
                 t.check("%s: an unknown instrument raises, naming it" % dev, "NO-SUCH" in str(ex), str(ex))
+        random_books(tmp, devices)
         # bad trade files: exit 2, file, row and column named
         for name, body, want in (
                 ("unknown instrument", "account,instrument,quantity\nACC0001,NOPE,1\n", ["row 1", "instrument", "NOPE"]),
