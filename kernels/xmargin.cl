@@ -180,7 +180,7 @@ __kernel void xm_k_aggregate8(const long na, const long ns, const long s0, const
 
 /* The sets of a group: tab[j * 6 ..] = S, k, measure, first row in L, set
  * index x, first weight (-1: none) of its set j (host/backend_opencl.c). */
-#define XM_TAB(j, c) tab[(j) * 6 + (c)]
+#define XM_TAB(j, c) tab[(j)*6 + (c)]
 
 /* One work item per (account, component, set of the group): dims (na,
  * (G + 1) n). Each set's tail scratch is its own [na x XM_TAIL]. */
@@ -195,18 +195,17 @@ __kernel void xm_k_reduce(const long na, const int G, __global const double *L, 
   if (a >= na || j >= n)
     return;
   long w0 = XM_TAB(j, 5);
-  xm_reduce_row(a, c, XM_TAB(j, 0), lay, G, L + XM_TAB(j, 3) * ss, (int)XM_TAB(j, 2),
-                XM_TAB(j, 1), w + (w0 >= 0 ? w0 : 0), w0 >= 0, K, XM_TAB(j, 4), pos_start,
-                pos_silo, by_set, silo_set, tail + j * na * XM_TAIL);
+  xm_reduce_row(a, c, XM_TAB(j, 0), lay, G, L + XM_TAB(j, 3) * ss, (int)XM_TAB(j, 2), XM_TAB(j, 1),
+                w + (w0 >= 0 ? w0 : 0), w0 >= 0, K, XM_TAB(j, 4), pos_start, pos_silo, by_set,
+                silo_set, tail + j * na * XM_TAIL);
 }
 
 /* One work item per (account, set of the group): dims (na, n). */
 __kernel void xm_k_attribute(const long na, const int G, __global const double *L, const long ca,
                              const long cs, const long ss, __global const long *tab, const int n,
-                             __global const double *w, const long K,
-                             __global const int *pos_start, __global const int *pos_silo,
-                             __global double *silo_set, __global double *attr_set,
-                             __global const double *tail) {
+                             __global const double *w, const long K, __global const int *pos_start,
+                             __global const int *pos_silo, __global double *silo_set,
+                             __global double *attr_set, __global const double *tail) {
   long a = get_global_id(0);
   int j = (int)get_global_id(1);
   xm_layout lay = {ca, cs, ss};
