@@ -13,6 +13,21 @@
  * The result is never below the European value nor the intrinsic value, nor
  * above the underlying (call) or the strike (put). */
 
+/* Always in float64. In float32 the formula's dozen terms, each of the size
+ * of the strike and each an exponential of a sum like beta ln S, cancel to
+ * about 2e-6 S (30 ulp of the spot), beyond the single-precision bound of
+ * section 5 (1e-6 of the notional): an includer that instantiates float
+ * defines XM_AMERICAN_F64 as the name of the double instantiation, and the
+ * float one converts (docs/methodology-notes.md, note 10). */
+#ifdef XM_AMERICAN_F64
+/* American option of type `type` (carry: b = r - q; without carry the
+ * underlying is a futures price, b = 0), METHODOLOGY.md section 2.1. */
+XM_INLINE_HOT XM_REAL XM_FN(xm_price_american)(int type, XM_REAL S, XM_REAL K, XM_REAL T, XM_REAL r,
+                                               XM_REAL q, XM_REAL sigma, int call) {
+  return (XM_REAL)XM_AMERICAN_F64(type, (double)S, (double)K, (double)T, (double)r, (double)q,
+                                  (double)sigma, call);
+}
+#else
 /* log N(x): N by erfc where it is a normal number, the asymptotic series
  * N(x) ~ phi(x) / -x (1 - 1/x^2 + 3/x^4 - 15/x^6) below -20. */
 XM_INLINE_HOT XM_REAL XM_FN(xm_log_ncdf)(XM_REAL x) {
@@ -165,3 +180,4 @@ XM_INLINE_HOT XM_REAL XM_FN(xm_price_american)(int type, XM_REAL S, XM_REAL K, X
   val = val < hi ? val : hi;
   return T > (XM_REAL)0 ? val : iv;
 }
+#endif /* XM_AMERICAN_F64 */

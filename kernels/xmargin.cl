@@ -5,6 +5,14 @@
 #include "xm_portable.h"
 
 #ifdef XM_SINGLE
+/* the pricing in double too, suffixed _f64, for the American price
+ * (kernels/xm_american.h: in float it would miss the bound of section 5) */
+#define XM_REAL double
+#define XM_FN(name) name##_f64
+#include "xm_pricing.h"
+#undef XM_FN
+#undef XM_REAL
+#define XM_AMERICAN_F64 xm_price_american_f64
 #define XM_REAL float
 #else
 #define XM_REAL double

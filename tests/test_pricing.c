@@ -649,11 +649,9 @@ static void compare_backends(fixture *f, size_t n, uint64_t seed, int verbose) {
     double e;
     if ((e = fabs(od[i] - cd[i]) / notional) > w_dd || e != e)
       w_dd = e, i_dd = i;
-    /* single precision: American options to 1e-4 of the notional (single_vs_double_cpu) */
-    double sw = b.type[i] == XM_AMERICAN_OPTION ? 0.1 : 1.0;
-    if ((e = sw * fabs(cs[i] - cd[i]) / notional) > w_cs || e != e)
+    if ((e = fabs(cs[i] - cd[i]) / notional) > w_cs || e != e)
       w_cs = e, i_cs = i;
-    if ((e = sw * fabs(os[i] - cd[i]) / notional) > w_os || e != e)
+    if ((e = fabs(os[i] - cd[i]) / notional) > w_os || e != e)
       w_os = e, i_os = i;
     /* the cpu backend is the header: the same value up to rounding */
     double h = b.mult[i] * xm_unit_value_t(b.type[i], b.S[i], b.K[i], b.T[i], b.r[i], b.q[i],
@@ -674,8 +672,8 @@ static void compare_backends(fixture *f, size_t n, uint64_t seed, int verbose) {
            b.call[i] ? "call" : "put", b.S[i], b.K[i], b.T[i], b.r[i], b.q[i], b.vol[i],           \
            b.mult[i], cd[i], cs[i], od[i], os[i])
   REPORT("opencl double vs cpu double", w_dd, 1e-12, i_dd);
-  REPORT("cpu single vs cpu double", w_cs, 1e-5, i_cs);
-  REPORT("opencl single vs cpu double", w_os, 1e-5, i_os);
+  REPORT("cpu single vs cpu double", w_cs, 1e-6, i_cs);
+  REPORT("opencl single vs cpu double", w_os, 1e-6, i_os);
   REPORT("header double vs cpu double", w_hd, 1e-14, i_hd);
 #undef REPORT
   free(cd);
@@ -714,24 +712,25 @@ static void single_vs_double_cpu(void **state) {
   assert_true(d && s);
   price_batch(f->cpu, XM_DOUBLE, &b, d);
   price_batch(f->cpu, XM_SINGLE, &b, s);
-  /* American options: 1e-4 of the notional, not 1e-5. At low vol BS2002's
-   * terms are powers (I/S)^beta with beta ~ 2b/v^2 in the hundreds, taken in
-   * log space: float's relative rounding of a log of order 100 is ~1e-5 of
-   * the term (seen: 1.26e-5 at vol 0.011, S/K = 1.86). */
+  /* Every type to 1e-6 of the notional, the bound of METHODOLOGY.md section 5
+   * (measured: 2.4e-7 .. 3.8e-7 over 100k random contracts). American options
+   * too: single precision prices them in double (kernels/xm_american.h).
+   * In float BS2002's terms are powers (I/S)^beta with beta ~ 2b/v^2 in the
+   * hundreds at low vol, taken in log space: float's rounding of a log of order
+   * 100 is ~1e-5 of the term (seen: 1.26e-5 of the notional at vol 0.011,
+   * S/K = 1.86; 2e-6 at vol 0.19). */
   double worst = 0, am_worst = 0;
   size_t wi = 0;
   for (size_t i = 0; i < n; i++) {
     double e = fabs(s[i] - d[i]) / notional_of(&b, i);
-    if (b.type[i] == XM_AMERICAN_OPTION) {
-      am_worst = e > am_worst || e != e ? e : am_worst;
-      e *= 0.1;
-    }
+    if (b.type[i] == XM_AMERICAN_OPTION && !(e <= am_worst))
+      am_worst = e;
     if (!(e <= worst))
       worst = e, wi = i;
   }
   print_message("  [single] worst |single - double| / notional: %.2e, American %.2e\n", worst,
                 am_worst);
-  if (!(worst <= 1e-5))
+  if (!(worst <= 1e-6))
     fail_msg("single vs double on cpu: %.3g of notional (seed %llu, index %zu: %s %s S=%.17g "
              "K=%.17g T=%.17g r=%.17g q=%.17g vol=%.17g mult=%g; double %.17g single %.17g)",
              worst, (unsigned long long)f->seed, wi, type_name(b.type[wi]),
