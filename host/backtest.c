@@ -385,7 +385,7 @@ static xm_status xm__bt_batch(xm_ctx *ctx, xm__bt_job *jb, int64_t j0, int64_t *
   memset(&plan, 0, sizeof plan);
   memset(&ev, 0, sizeof ev);
   comb.sp = -1;
-  xm_run_opts o = {0, jb->save, NULL, NULL};
+  xm_run_opts o = {0, jb->save, NULL, NULL, 0, 0};
   xm_status st = XM_OK;
   char notes[4096] = "";
   while (j0 + nb < days->n && nb < XM__BT_BATCH_DAYS &&

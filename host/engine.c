@@ -576,6 +576,86 @@ xm_status xm__move_loss(xm_ctx *ctx, const xm_config *cfg, const xm__plan *plan,
   return XM_OK;
 }
 
+/* A book's accounts [a0, a1) as a book of their own: their positions and
+ * holdings in the book's order, the accounts renumbered from 0, the other
+ * tables the book's. What xm_run_opts.account_begin/end run. */
+typedef struct xm__part {
+  xm_portfolio view;
+  int32_t *pa, *pi, *ca, *cf, *cs;
+  double *pq, *cq;
+  char **cc;
+} xm__part;
+
+static void xm__part_free(xm__part *p) {
+  free(p->pa);
+  free(p->pi);
+  free(p->pq);
+  free(p->ca);
+  free(p->cf);
+  free(p->cs);
+  free(p->cq);
+  free(p->cc);
+  memset(p, 0, sizeof *p);
+}
+
+static xm_status xm__part_make(xm_ctx *ctx, const xm_portfolio *pf, int64_t a0, int64_t a1,
+                               xm__part *p) {
+  memset(p, 0, sizeof *p);
+  int64_t np = 0, nc = 0;
+  for (int64_t j = 0; j < pf->n_positions; j++)
+    np += pf->pos_account[j] >= a0 && pf->pos_account[j] < a1;
+  for (int64_t j = 0; j < pf->n_collateral; j++)
+    nc += pf->coll_account[j] >= a0 && pf->coll_account[j] < a1;
+  p->pa = malloc((size_t)np * sizeof *p->pa + 1);
+  p->pi = malloc((size_t)np * sizeof *p->pi + 1);
+  p->pq = malloc((size_t)np * sizeof *p->pq + 1);
+  p->ca = malloc((size_t)nc * sizeof *p->ca + 1);
+  p->cf = malloc((size_t)nc * sizeof *p->cf + 1);
+  p->cs = malloc((size_t)nc * sizeof *p->cs + 1);
+  p->cq = malloc((size_t)nc * sizeof *p->cq + 1);
+  p->cc = pf->coll_currency ? malloc((size_t)nc * sizeof *p->cc + 1) : NULL;
+  if (!p->pa || !p->pi || !p->pq || !p->ca || !p->cf || !p->cs || !p->cq ||
+      (pf->coll_currency && !p->cc)) {
+    xm__part_free(p);
+    return xm__fail(ctx, XM_ENOMEM, "out of memory for accounts %lld..%lld", (long long)a0,
+                    (long long)a1 - 1);
+  }
+  np = nc = 0;
+  for (int64_t j = 0; j < pf->n_positions; j++)
+    if (pf->pos_account[j] >= a0 && pf->pos_account[j] < a1) {
+      p->pa[np] = (int32_t)(pf->pos_account[j] - a0);
+      p->pi[np] = pf->pos_instrument[j];
+      p->pq[np++] = pf->pos_quantity[j];
+    }
+  for (int64_t j = 0; j < pf->n_collateral; j++)
+    if (pf->coll_account[j] >= a0 && pf->coll_account[j] < a1) {
+      p->ca[nc] = (int32_t)(pf->coll_account[j] - a0);
+      p->cf[nc] = pf->coll_factor[j];
+      p->cs[nc] = pf->coll_silo[j];
+      p->cq[nc] = pf->coll_quantity[j];
+      if (p->cc)
+        p->cc[nc] = pf->coll_currency[j];
+      nc++;
+    }
+  xm_portfolio v = *pf;
+  v.n_accounts = a1 - a0;
+  v.account_id = pf->account_id + a0;
+  v.account_cross_margin = pf->account_cross_margin + a0;
+  v.account_currency = pf->account_currency ? pf->account_currency + a0 : NULL;
+  v.n_positions = np;
+  v.pos_account = p->pa;
+  v.pos_instrument = p->pi;
+  v.pos_quantity = p->pq;
+  v.n_collateral = nc;
+  v.coll_account = p->ca;
+  v.coll_factor = p->cf;
+  v.coll_silo = p->cs;
+  v.coll_quantity = p->cq;
+  v.coll_currency = p->cc;
+  p->view = v;
+  return XM_OK;
+}
+
 xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
                        const xm_config *cfg, const xm_run_opts *opts, unsigned flags,
                        xm_run_result *out) {
@@ -585,7 +665,7 @@ xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_fi
 xm_status xm__run_sets(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
                        const xm_config *cfg, const xm_run_opts *opts, unsigned flags,
                        const xm__sets *given, xm_run_result *out) {
-  xm_run_opts o = {0, 0, NULL, NULL};
+  xm_run_opts o = {0, 0, NULL, NULL, 0, 0};
   if (opts)
     o = *opts;
   double t0 = xm__now();
@@ -593,15 +673,26 @@ xm_status xm__run_sets(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_fi
   xm__sets sets;
   xm__plan plan;
   xm__outputs ev;
+  xm__part part, bpart;
   memset(&plan, 0, sizeof plan);
   memset(&ev, 0, sizeof ev);
+  memset(&part, 0, sizeof part);
+  memset(&bpart, 0, sizeof bpart);
+  const xm_portfolio *whole = pf;
   int64_t A = pf->n_accounts, G = pf->n_silos, K = 0;
+  int64_t a0 = o.account_begin, a1 = o.account_end;
+  int ranged = a0 != 0 || a1 != 0;
   /* collateral.method = scenario: the holdings are positions of the book
    * the sets and the plan see (METHODOLOGY.md section 6) */
   const xm_portfolio *book = pf;
   xm_portfolio aug;
   void *aug_owned = NULL;
   memset(&sets, 0, sizeof sets);
+  if (ranged && !(a0 >= 0 && a0 <= a1 && a1 <= A)) {
+    st = xm__fail(ctx, XM_EINVAL, "accounts %lld..%lld: the book has accounts 0..%lld",
+                  (long long)a0, (long long)a1 - 1, (long long)A - 1);
+    goto cleanup;
+  }
   if (cfg->collateral.method == XM_COLLATERAL_SCENARIO && pf->n_collateral > 0) {
     if ((st = xm__collateral_book(ctx, pf, &aug, &aug_owned)) != XM_OK)
       goto cleanup;
@@ -612,6 +703,16 @@ xm_status xm__run_sets(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_fi
   else if ((st = xm__sets_build(ctx, book, sf, cfg, &o, flags, &sets, out->notes,
                                 sizeof out->notes)) != XM_OK)
     goto cleanup;
+  /* the sets are the whole book's; the rest sees the accounts asked for */
+  if (ranged) {
+    if ((st = xm__part_make(ctx, pf, a0, a1, &part)) != XM_OK ||
+        (book != pf && (st = xm__part_make(ctx, book, a0, a1, &bpart)) != XM_OK))
+      goto cleanup;
+    book = book != pf ? &bpart.view : &part.view;
+    pf = &part.view;
+    A = a1 - a0;
+  }
+  out->account_begin = ranged ? a0 : 0;
   K = sets.K;
   out->F = sets.F;
   out->jitter[0] = sets.jitter[0];
@@ -718,7 +819,7 @@ xm_status xm__run_sets(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_fi
         xm_run_result again;
         memset(&again, 0, sizeof again);
         o.save_scenarios = 1;
-        st = xm__run_once(ctx, pf, sf, cfg, &o, flags, &again);
+        st = xm__run_once(ctx, whole, sf, cfg, &o, flags, &again);
         xm_run_result_free(&again);
         if (st == XM_OK)
           st = xm__fail(ctx, XM_ENUMERIC, "account %s: the requirement is not a finite number",
@@ -769,6 +870,8 @@ cleanup:
   if (!given)
     xm__sets_free(&sets);
   xm__collateral_book_free(aug_owned);
+  xm__part_free(&part);
+  xm__part_free(&bpart);
   return st;
 }
 

@@ -1348,6 +1348,66 @@ static void whatif_equals_full_run(void **state) {
   xm_ctx_destroy(ocl);
 }
 
+/* xm_run_opts.account_begin/end (how the MPI build splits a book): every
+ * range's results are the whole run's rows bit for bit, --save-pnl's columns
+ * too; an empty range runs nothing, a range outside the book is refused. */
+static void same_bits(const void *a, const void *b, size_t n, const char *what, int64_t a0) {
+  if (n && memcmp(a, b, n) != 0)
+    fail_msg("accounts from %lld: %s differs from the whole run's", (long long)a0, what);
+}
+
+static void ranges_on(xm_ctx *ctx) {
+  xm_run_opts o = {1, 0, NULL, NULL, 0, 0};
+  xm_run_result whole, r;
+  assert_int_equal(xm_run(ctx, &book, &scen, &cfg_full, &o, &whole), XM_OK);
+  const int64_t G = whole.G, K = whole.K;
+  static const int64_t cuts[][2] = {{0, 1}, {1, 4}, {4, N_ACCT}, {2, 3}, {0, N_ACCT}, {5, 5}};
+  for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
+    int64_t a0 = cuts[c][0], n = cuts[c][1] - a0;
+    o.account_begin = a0, o.account_end = cuts[c][1];
+    assert_int_equal(xm_run(ctx, &book, &scen, &cfg_full, &o, &r), XM_OK);
+    assert_int_equal(r.A, n);
+    assert_int_equal(r.account_begin, a0);
+    assert_int_equal(r.K, K);
+#define XM_T_SAME(field, w)                                                                        \
+  same_bits(r.field, whole.field + a0 * (w), (size_t)(n * (w)) * sizeof *r.field, #field, a0)
+    XM_T_SAME(requirement, 1), XM_T_SAME(unified, 1), XM_T_SAME(siloed, 1);
+    XM_T_SAME(diversification, 1), XM_T_SAME(minimum, 1), XM_T_SAME(binding, 1);
+    XM_T_SAME(liquidity, 1), XM_T_SAME(hedge_credit, 1), XM_T_SAME(cross_margined, 1);
+    XM_T_SAME(minimum_binds, 1), XM_T_SAME(to_reporting, 1), XM_T_SAME(by_set, K);
+    XM_T_SAME(by_silo, G), XM_T_SAME(attribution, G), XM_T_SAME(liquidity_by_silo, G);
+    XM_T_SAME(requirement_by_silo, G);
+#undef XM_T_SAME
+    for (int64_t x = 0; x < K; x++)
+      for (int64_t s = 0; s < r.sets[x].S; s++)
+        same_bits(r.sets[x].pnl + s * n, whole.sets[x].pnl + s * whole.A + a0,
+                  (size_t)n * sizeof(float), "a pnl row", a0);
+    xm_run_result_free(&r);
+  }
+  o.account_begin = 2, o.account_end = N_ACCT + 1;
+  assert_int_equal(xm_run(ctx, &book, &scen, &cfg_full, &o, &r), XM_EINVAL);
+  xm_run_result_free(&r);
+  o.account_begin = 3, o.account_end = 2;
+  assert_int_equal(xm_run(ctx, &book, &scen, &cfg_full, &o, &r), XM_EINVAL);
+  xm_run_result_free(&r);
+  xm_run_result_free(&whole);
+}
+
+static void account_ranges_bitwise(void **state) {
+  (void)state;
+  ranges_on(ctx_free);
+  ranges_on(ctx_mid); /* other blocks and tiles */
+  xm_options o;
+  xm_options_default(&o);
+  o.device = "opencl";
+  xm_ctx *ocl = NULL;
+  if (xm_has_opencl() && xm_ctx_create(&ocl, &o) == XM_OK)
+    ranges_on(ocl);
+  else
+    print_message("account ranges on OpenCL: no device here\n");
+  xm_ctx_destroy(ocl);
+}
+
 /* ---- faults -------------------------------------------------------------- */
 
 /* Every allocation (alloc or view) in turn, then the first and the last
@@ -1520,7 +1580,7 @@ static void stressed_period_blend(void **state) {
   }
   /* the period's shocks: the raw sums, by hand for window end 61 (rows 60, 61) */
   double x0 = h_return[59 * F_H + 0] + h_return[60 * F_H + 0];
-  xm_run_opts keep = {0, 1, NULL, NULL};
+  xm_run_opts keep = {0, 1, NULL, NULL, 0, 0};
   xm_run_result rk;
   assert_int_equal(xm_run(ctx_free, &book, &scen, &c0, &keep, &rk), XM_OK);
   assert_true(rk.sets[3].shock[0] == x0); /* EQ is the book's first factor */
@@ -1561,6 +1621,7 @@ int main(void) {
       cmocka_unit_test(currencies),
       cmocka_unit_test(net_zero_pairs),
       cmocka_unit_test(whatif_equals_full_run),
+      cmocka_unit_test(account_ranges_bitwise),
       cmocka_unit_test(faults),
       cmocka_unit_test(stressed_period_blend),
       cmocka_unit_test(backtest_days_are_runs),

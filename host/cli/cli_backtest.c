@@ -383,7 +383,7 @@ int xm_cli_backtest(int argc, char **argv) {
   int rc = xm_cli_job_open(&j, &in);
   if (rc >= 0)
     goto cleanup;
-  xm_run_opts eo = {0, j.save_scenarios, xm_cli_progress_for(&j), NULL};
+  xm_run_opts eo = {0, j.save_scenarios, xm_cli_progress_for(&j), NULL, 0, 0};
   xm_status st = xm_backtest(in.ctx, &in.pf, &in.sf, &in.cfg, &eo, &res);
   if ((rc = xm_cli_job_ran(&j, &in, st, res.notes)) >= 0)
     goto cleanup;

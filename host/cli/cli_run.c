@@ -455,7 +455,7 @@ int xm_cli_run(int argc, char **argv) {
   int rc = xm_cli_job_open(&j, &in);
   if (rc >= 0)
     goto cleanup;
-  xm_run_opts eo = {save_pnl, j.save_scenarios, xm_cli_progress_for(&j), NULL};
+  xm_run_opts eo = {save_pnl, j.save_scenarios, xm_cli_progress_for(&j), NULL, 0, 0};
   xm_status st = xm_run(in.ctx, &in.pf, &in.sf, &in.cfg, &eo, &res);
   if ((rc = xm_cli_job_ran(&j, &in, st, res.notes)) >= 0)
     goto cleanup;

@@ -441,6 +441,12 @@ typedef struct xm_run_opts {
   int save_scenarios;      /* keep each set's shocks [S x F] */
   xm_progress_fn progress; /* NULL: none */
   void *progress_arg;
+  /* Accounts [account_begin, account_end) of the book only (0, 0: every
+   * one): the sets are the whole book's (every scenario as a run of the book
+   * makes it), the results hold those accounts alone (A = end - begin), each
+   * bit for bit what a run of the whole book gives it. How the MPI build
+   * splits a book across processes (docs/scaling.md). */
+  int64_t account_begin, account_end;
 } xm_run_opts;
 
 typedef struct xm_run_set {
@@ -456,7 +462,8 @@ typedef struct xm_run_set {
 /* The results of a run; every array is owned by it (xm_run_result_free). */
 typedef struct xm_run_result {
   int64_t A, G, K, F;
-  char **factor; /* [F] the factors of the shock rows (those positions use) */
+  int64_t account_begin; /* the book's row of account 0 (xm_run_opts.account_begin) */
+  char **factor;         /* [F] the factors of the shock rows (those positions use) */
   xm_run_set *sets;
   double *requirement, *unified, *siloed, *diversification, *minimum; /* [A] */
   double *by_set;                                                     /* [A x K] */

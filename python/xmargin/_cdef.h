@@ -215,6 +215,7 @@ typedef struct xm_run_opts {
   int save_scenarios;
   xm_progress_fn progress;
   void *progress_arg;
+  int64_t account_begin, account_end;
 } xm_run_opts;
 
 typedef struct xm_run_set {
@@ -229,6 +230,7 @@ typedef struct xm_run_set {
 
 typedef struct xm_run_result {
   int64_t A, G, K, F;
+  int64_t account_begin;
   char **factor;
   xm_run_set *sets;
   double *requirement, *unified, *siloed, *diversification, *minimum;
