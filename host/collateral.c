@@ -162,10 +162,11 @@ static int xm__cmp_holding(const void *pa, const void *pb) {
   return a < b ? -1 : (a > b);
 }
 
-xm_status xm__collateral_results(xm_ctx *ctx, const xm_portfolio *pf, const xm_config *cfg,
+xm_status xm__collateral_results(xm_ctx *ctx, const xm_portfolio *pf, int any, const xm_config *cfg,
                                  xm_run_result *res) {
-  int64_t H = pf->n_collateral, A = res->A, G = res->G;
-  if (H <= 0 || !pf->coll_account)
+  int64_t H = pf->n_collateral > 0 && pf->coll_account ? pf->n_collateral : 0;
+  int64_t A = res->A, G = res->G;
+  if (!any)
     return XM_OK;
   int scen = cfg->collateral.method == XM_COLLATERAL_SCENARIO;
   double *cv = malloc((size_t)(H + 1) * sizeof *cv), *acv = malloc((size_t)(H + 1) * sizeof *acv);

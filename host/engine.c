@@ -831,7 +831,8 @@ xm_status xm__run_sets(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_fi
       goto cleanup;
     }
   }
-  if ((st = xm__collateral_results(ctx, pf, cfg, out)) != XM_OK)
+  if ((st = xm__collateral_results(ctx, pf, whole->n_collateral > 0 && whole->coll_account, cfg,
+                                   out)) != XM_OK)
     goto cleanup;
 
   for (int64_t x = 0; x < K; x++) {

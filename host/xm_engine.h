@@ -211,9 +211,10 @@ void xm__liquidity_shocks(double sx[2 * XM_NSLOT * XM_SENS_COLS],
 xm_status xm__collateral_book(xm_ctx *ctx, const xm_portfolio *pf, xm_portfolio *out, void **owned);
 void xm__collateral_book_free(void *owned);
 /* The collateral outputs of res (collateral_value, collateral, excess,
- * call, call_siloed) from its requirements; nothing when pf has no
- * /collateral. */
-xm_status xm__collateral_results(xm_ctx *ctx, const xm_portfolio *pf, const xm_config *cfg,
+ * call, call_siloed) from its requirements; nothing when the book has no
+ * /collateral (`any`: whether it has; pf may be some of its accounts, which
+ * hold none). */
+xm_status xm__collateral_results(xm_ctx *ctx, const xm_portfolio *pf, int any, const xm_config *cfg,
                                  xm_run_result *res);
 
 /* ---- the loop ---- */

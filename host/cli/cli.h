@@ -111,4 +111,45 @@ int xm_cli_job_wrote(const xm_cli_job *j, xm_cli_inputs *in, xm_status st);
  * the job prints a text summary; else NULL. */
 xm_progress_fn xm_cli_progress_for(const xm_cli_job *j);
 
+/* ---- The processes of a job (cli_procs.c; docs/scaling.md) ---- */
+
+/* Rank and size in MPI_COMM_WORLD and on the node; mpi: MPI was started
+ * (an XM_WITH_MPI build launched by mpirun). Else rank 0 of 1. */
+typedef struct xm_cli_procs {
+  int rank, size, local_rank, local_size, mpi;
+} xm_cli_procs;
+
+/* Starts MPI when the build has it and a launcher started the process. */
+void xm_cli_procs_init(int *argc, char ***argv);
+void xm_cli_procs_end(void);
+const xm_cli_procs *xm_cli_procs_get(void);
+/* Every rank's rc (-1: fine, else an exit status): the worst, on every rank. */
+int xm_cli_procs_agree(int rc);
+/* A rank's job: its messages name it (cmd, a buffer of cap bytes), ranks
+ * other than 0 print no summary, the node's cores shared (unless --threads),
+ * one GPU a rank by its rank on the node (unless --device names one). */
+void xm_cli_procs_job(xm_cli_job *j, char *cmd, size_t cap);
+/* Fault injection for tests, XM_TEST_FAIL_RANK=R[:fail|:kill] in a job of
+ * several ranks: rank R's run fails ("run": returns 1, the caller fails it
+ * with XM_ERESOURCE) or the rank is killed (SIGKILL) before the gather
+ * ("gather"). 0 elsewhere. */
+int xm_cli_procs_fault(const char *when);
+/* This rank's accounts [a0, a1): contiguous ranges in rank order, each of
+ * about the same positions (an account weighs its positions and 1). */
+void xm_cli_procs_accounts(const xm_portfolio *pf, int64_t *a0, int64_t *a1);
+/* Gathers every rank's rows of res into rank 0's (the whole book's, as one
+ * process would have them). 0, or 1 (a failure) / 2 (too large) with err. */
+int xm_cli_procs_gather(const xm_portfolio *pf, xm_run_result *res, char *err, size_t cap);
+
+/* The per-account arrays of an xm_run_result, each with its values an
+ * account: D(field, width) double, I(field, width) int32 (never NULL); the
+ * widths name G (silos) and K (sets) of the place that expands it. */
+#define XM_CLI_RESULT_ROWS(D, I)                                                                   \
+  D(requirement, 1)                                                                                \
+  D(unified, 1) D(siloed, 1) D(diversification, 1) D(minimum, 1) D(by_set, K) D(by_silo, G)        \
+      D(attribution, G) I(binding, 1) D(liquidity, 1) D(liquidity_by_silo, G)                      \
+          D(requirement_by_silo, G) D(hedge_credit, 1) D(cross_margined, 1) I(minimum_binds, 1)    \
+              D(collateral_value, 1) D(collateral, 1) D(excess, 1) D(call, 1) D(call_siloed, 1)    \
+                  D(to_reporting, 1)
+
 #endif

@@ -449,22 +449,49 @@ int xm_cli_run(int argc, char **argv) {
   if (!j.output)
     j.output = "xmargin-results.h5";
 
+  /* Under mpirun (an XM_WITH_MPI build) every rank runs its accounts, rank 0
+   * gathers and writes; each step's exit status is every rank's (cli_procs.c). */
+  const xm_cli_procs *procs = xm_cli_procs_get();
+  char cmd[96];
+  xm_cli_procs_job(&j, cmd, sizeof cmd);
   xm_cli_inputs in;
   xm_run_result res;
   memset(&res, 0, sizeof res);
-  int rc = xm_cli_job_open(&j, &in);
+  int rc = xm_cli_procs_agree(xm_cli_job_open(&j, &in));
   if (rc >= 0)
     goto cleanup;
-  xm_run_opts eo = {save_pnl, j.save_scenarios, xm_cli_progress_for(&j), NULL, 0, 0};
+  int64_t a0 = 0, a1 = 0;
+  if (procs->size > 1)
+    xm_cli_procs_accounts(&in.pf, &a0, &a1);
+  xm_run_opts eo = {save_pnl, j.save_scenarios, xm_cli_progress_for(&j), NULL, a0, a1};
   xm_status st = xm_run(in.ctx, &in.pf, &in.sf, &in.cfg, &eo, &res);
-  if ((rc = xm_cli_job_ran(&j, &in, st, res.notes)) >= 0)
+  if (st == XM_OK && xm_cli_procs_fault("run")) {
+    fprintf(stderr, "%s: %s: a failure injected by XM_TEST_FAIL_RANK\n", j.cmd,
+            xm_strerror(XM_ERESOURCE));
+    rc = XM_EXIT_FAIL;
+  } else {
+    rc = xm_cli_job_ran(&j, &in, st, res.notes);
+  }
+  if ((rc = xm_cli_procs_agree(rc)) >= 0)
+    goto cleanup;
+  xm_cli_procs_fault("gather");
+  char err[256];
+  int gathered = xm_cli_procs_gather(&in.pf, &res, err, sizeof err);
+  if (gathered)
+    fprintf(stderr, "%s: %s\n", j.cmd, err);
+  rc = xm_cli_procs_agree(gathered ? (gathered == 2 ? XM_EXIT_USAGE : XM_EXIT_FAIL) : -1);
+  if (rc >= 0)
     goto cleanup;
 
   /* The results file. */
   double t_w0 = xm_now();
   xm_run_meta meta = xm_cli_job_meta(&j, &in);
-  st = xm_run_result_write(j.output, &in.pf, &in.cfg, &res, &meta, &in.diag);
-  if ((rc = xm_cli_job_wrote(&j, &in, st)) >= 0)
+  rc = -1;
+  if (procs->rank == 0) {
+    st = xm_run_result_write(j.output, &in.pf, &in.cfg, &res, &meta, &in.diag);
+    rc = xm_cli_job_wrote(&j, &in, st);
+  }
+  if ((rc = xm_cli_procs_agree(rc)) >= 0)
     goto cleanup;
   double t_write = xm_now() - t_w0;
   if (!j.quiet)

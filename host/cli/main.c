@@ -53,6 +53,8 @@ static void xm_cli_usage(FILE *f) {
              "Exit status: 0 success, 1 run failure, 2 bad input or usage.\n");
 }
 
+static int xm_cli_main(int argc, char **argv);
+
 int main(int argc, char **argv) {
   /* OpenMP threads that wait spin by default: with another process on a core
    * a barrier then lasts until the spinner is preempted, 10 to 40 times the
@@ -70,6 +72,14 @@ int main(int argc, char **argv) {
    * writes fail with EFBIG, reported, instead of killing the process. */
   xm_hdf5_skip_exit_handler();
   signal(SIGXFSZ, SIG_IGN);
+  xm_cli_procs_init(&argc, &argv);
+  int rc = xm_cli_main(argc, argv);
+  xm_cli_procs_end();
+  return rc;
+}
+
+/* The command of argv[1] (after the process set-up of main). */
+static int xm_cli_main(int argc, char **argv) {
   if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
                     strcmp(argv[1], "help") == 0)) {
     xm_cli_usage(stdout);
@@ -80,6 +90,16 @@ int main(int argc, char **argv) {
     return XM_EXIT_OK;
   }
   const char *cmd = argc >= 2 ? argv[1] : NULL;
+  /* several ranks split `run` alone: anything else would be done R times */
+  const xm_cli_procs *procs = xm_cli_procs_get();
+  if (procs->size > 1 && cmd && cmd[0] != '-' && strcmp(cmd, "run") != 0) {
+    if (procs->rank == 0)
+      fprintf(stderr,
+              "xmargin %s: not split across processes (%d ranks): only 'xmargin run' is; run "
+              "it as one process\n",
+              cmd, procs->size);
+    return XM_EXIT_USAGE;
+  }
   if (!cmd || cmd[0] == '-') {
     /* No command: the main job on the demo data, once 'run' exists. */
     for (size_t i = 0; i < sizeof xm_cli_cmds / sizeof xm_cli_cmds[0]; i++)

@@ -1,0 +1,277 @@
+/* The processes of a job. Built with XM_WITH_MPI and started by mpirun, the
+ * ranks of `xmargin run` split the book's accounts (contiguous ranges,
+ * balanced by positions), each runs its range on the whole book's scenario
+ * sets (xm_run_opts.account_begin/end: the same bits as one process), the
+ * results are gathered to rank 0, which writes the file, and every exit
+ * status is agreed on by all (a rank that fails makes every rank exit with
+ * the worst status; nothing is written). Otherwise, and when the process was
+ * not started by a launcher, one process: rank 0 of 1, and every function
+ * here does what one process needs (nothing to agree on, nothing to gather).
+ * docs/scaling.md. */
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#ifdef XM_WITH_MPI
+#include <mpi.h>
+#endif
+
+static xm_cli_procs xm__procs = {0, 1, 0, 1, 0};
+
+const xm_cli_procs *xm_cli_procs_get(void) { return &xm__procs; }
+
+/* Launched by mpirun (Open MPI, or a PMI/PMIx launcher such as srun)? A
+ * process started alone stays out of MPI: the CLI is the same program then. */
+static int xm__launched(void) {
+  static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"};
+  for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+    if (getenv(vars[i]))
+      return 1;
+  return 0;
+}
+
+void xm_cli_procs_init(int *argc, char ***argv) {
+#ifdef XM_WITH_MPI
+  if (!xm__launched())
+    return;
+  if (MPI_Init(argc, argv) != MPI_SUCCESS)
+    return;
+  xm__procs.mpi = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &xm__procs.rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &xm__procs.size);
+  MPI_Comm node;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, xm__procs.rank, MPI_INFO_NULL, &node);
+  MPI_Comm_rank(node, &xm__procs.local_rank);
+  MPI_Comm_size(node, &xm__procs.local_size);
+  MPI_Comm_free(&node);
+#else
+  (void)argc, (void)argv;
+  (void)xm__launched;
+#endif
+}
+
+void xm_cli_procs_end(void) {
+#ifdef XM_WITH_MPI
+  if (xm__procs.mpi)
+    MPI_Finalize();
+#endif
+}
+
+int xm_cli_procs_agree(int rc) {
+#ifdef XM_WITH_MPI
+  if (xm__procs.size > 1) {
+    int worst = rc;
+    MPI_Allreduce(&rc, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    return worst;
+  }
+#endif
+  return rc;
+}
+
+void xm_cli_procs_job(xm_cli_job *j, char *cmd, size_t cap) {
+  const xm_cli_procs *p = &xm__procs;
+  if (p->size <= 1)
+    return;
+  snprintf(cmd, cap, "%s [rank %d of %d]", j->cmd, p->rank, p->size);
+  j->cmd = cmd;
+  if (p->rank != 0)
+    j->quiet = 1, j->json = 0; /* rank 0 says what the job did */
+  /* the cores of the node shared among its ranks */
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  if (j->threads == 0 && cores > 0) {
+    long t = cores / (p->local_size > 0 ? p->local_size : 1);
+    j->threads = t > 0 ? (int)t : 1;
+  }
+  /* one GPU a rank by its rank on the node, when auto would take a GPU */
+  const char *dev = j->device ? j->device : getenv("XM_DEVICE");
+  if (dev && strcmp(dev, "auto") != 0)
+    return;
+  xm_device_info *list = NULL;
+  size_t n = 0, ngpu = 0;
+  if (xm_devices_list(&list, &n) != XM_OK)
+    return;
+  for (size_t i = 0; i < n; i++)
+    ngpu += list[i].is_gpu && list[i].fp64;
+  static char spec[32];
+  for (size_t i = 0, k = 0; i < n && ngpu > 0; i++)
+    if (list[i].is_gpu && list[i].fp64 && k++ == (size_t)p->local_rank % ngpu) {
+      snprintf(spec, sizeof spec, "%s", list[i].spec);
+      j->device = spec;
+    }
+  xm_devices_free(list);
+}
+
+int xm_cli_procs_fault(const char *when) {
+  const char *f = getenv("XM_TEST_FAIL_RANK");
+  if (!f || !*f || xm__procs.size <= 1)
+    return 0;
+  char *end;
+  long r = strtol(f, &end, 10);
+  if (r != xm__procs.rank)
+    return 0;
+  const char *what = *end == ':' ? end + 1 : "fail";
+  if (strcmp(what, "kill") == 0 && strcmp(when, "gather") == 0)
+    raise(SIGKILL);
+  return strcmp(what, "fail") == 0 && strcmp(when, "run") == 0;
+}
+
+void xm_cli_procs_accounts(const xm_portfolio *pf, int64_t *a0, int64_t *a1) {
+  const xm_cli_procs *p = &xm__procs;
+  int64_t A = pf->n_accounts;
+  *a0 = 0, *a1 = A;
+  if (p->size <= 1 || A == 0)
+    return;
+  /* an account weighs its positions and 1: rank r takes the accounts whose
+   * weight before them is in [r W / R, (r + 1) W / R) */
+  int64_t *before = calloc((size_t)A + 1, sizeof *before);
+  if (!before) { /* every rank the same split in any case: by accounts */
+    *a0 = A * p->rank / p->size, *a1 = A * (p->rank + 1) / p->size;
+    return;
+  }
+  for (int64_t j = 0; j < pf->n_positions; j++)
+    before[pf->pos_account[j] + 1]++;
+  for (int64_t a = 0; a < A; a++)
+    before[a + 1] += before[a] + 1;
+  int64_t W = before[A], lo = W * p->rank / p->size, hi = W * (p->rank + 1) / p->size;
+  int64_t a = 0;
+  while (a < A && before[a] < lo)
+    a++;
+  *a0 = a;
+  while (a < A && before[a] < hi)
+    a++;
+  *a1 = p->rank == p->size - 1 ? A : a;
+  free(before);
+}
+
+#ifdef XM_WITH_MPI
+/* rank 0's whole array of w values an account from each rank's rows (every
+ * rank sends; rank 0 takes the whole book's in rank order) */
+static int xm__gather(void **field, size_t elem, int64_t w, int64_t na, const int64_t *a0s,
+                      const int64_t *nas, int64_t A, MPI_Datatype type) {
+  const xm_cli_procs *p = &xm__procs;
+  int R = p->size, *counts = NULL, *displs = NULL, ok = 1;
+  void *whole = NULL;
+  if (p->rank == 0) {
+    counts = malloc((size_t)R * sizeof *counts);
+    displs = malloc((size_t)R * sizeof *displs);
+    whole = malloc((size_t)(A * w) * elem + 1);
+    ok = counts && displs && whole;
+    for (int r = 0; ok && r < R; r++) {
+      counts[r] = (int)(nas[r] * w);
+      displs[r] = (int)(a0s[r] * w);
+    }
+  }
+  MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD); /* rank 0 could not take them: none sends */
+  if (ok)
+    MPI_Gatherv(*field, (int)(na * w), type, whole, counts, displs, type, 0, MPI_COMM_WORLD);
+  free(counts);
+  free(displs);
+  if (p->rank == 0 && ok) {
+    free(*field);
+    *field = whole;
+  } else {
+    free(whole);
+  }
+  return ok;
+}
+#endif
+
+int xm_cli_procs_gather(const xm_portfolio *pf, xm_run_result *res, char *err, size_t cap) {
+  err[0] = '\0';
+#ifdef XM_WITH_MPI
+  const xm_cli_procs *p = &xm__procs;
+  if (p->size <= 1)
+    return 0;
+  int R = p->size;
+  int64_t A = pf->n_accounts, G = res->G, K = res->K, na = res->A;
+  int64_t *a0s = malloc((size_t)R * sizeof *a0s), *nas = malloc((size_t)R * sizeof *nas);
+  int64_t mine[2] = {res->account_begin, na}, *both = malloc((size_t)R * 2 * sizeof *both);
+  int ok = a0s && nas && both, all = 0;
+  MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  if (!all) {
+    free(a0s);
+    free(nas);
+    free(both);
+    snprintf(err, cap, "out of memory gathering the results");
+    return 1;
+  }
+  MPI_Allgather(mine, 2, MPI_INT64_T, both, 2, MPI_INT64_T, MPI_COMM_WORLD);
+  for (int r = 0; r < R; r++)
+    a0s[r] = both[2 * r], nas[r] = both[2 * r + 1];
+  free(both);
+  /* MPI counts are ints: the widest array, [S x A] floats of --save-pnl, must fit */
+  int64_t widest = A * (K > G ? K : G);
+  for (int64_t x = 0; x < K; x++)
+    if (res->sets[x].pnl && res->sets[x].S * A > widest)
+      widest = res->sets[x].S * A;
+  if (widest > INT_MAX) {
+    free(a0s);
+    free(nas);
+    snprintf(err, cap,
+             "%lld values of one array are more than one MPI message holds (%d): use fewer "
+             "accounts a job or no --save-pnl",
+             (long long)widest, INT_MAX);
+    return 2;
+  }
+  int got = 1;
+#define XM__GATHER_D(field, w)                                                                     \
+  if (res->field)                                                                                  \
+    got &= xm__gather((void **)&res->field, sizeof *res->field, (w), na, a0s, nas, A, MPI_DOUBLE);
+#define XM__GATHER_I(field, w)                                                                     \
+  got &= xm__gather((void **)&res->field, sizeof *res->field, (w), na, a0s, nas, A, MPI_INT32_T);
+  XM_CLI_RESULT_ROWS(XM__GATHER_D, XM__GATHER_I)
+#undef XM__GATHER_D
+#undef XM__GATHER_I
+  /* --save-pnl: each set's [S x na] rows, scenario-major; rank 0 sets them
+   * side by side, [S x A] */
+  for (int64_t x = 0; x < K; x++) {
+    xm_run_set *s = &res->sets[x];
+    if (!s->pnl)
+      continue;
+    int64_t S = s->S;
+    float *blocks;
+    got &= xm__gather((void **)&s->pnl, sizeof *s->pnl, S, na, a0s, nas, A, MPI_FLOAT);
+    if (p->rank != 0)
+      continue;
+    blocks = s->pnl;
+    float *whole = got ? malloc((size_t)(S * A) * sizeof *whole + 1) : NULL;
+    if (!whole) {
+      got = 0;
+      continue;
+    }
+    for (int r = 0; r < R; r++)
+      for (int64_t t = 0; t < S; t++)
+        memcpy(whole + t * A + a0s[r], blocks + a0s[r] * S + t * nas[r],
+               (size_t)nas[r] * sizeof *whole);
+    free(blocks);
+    s->pnl = whole;
+  }
+  /* the plan as the job's: every rank's blocks, the largest memory */
+  int64_t blocks = res->n_blocks;
+  MPI_Reduce(&blocks, &res->n_blocks, 1, MPI_INT64_T, MPI_SUM, 0, MPI_COMM_WORLD);
+  uint64_t planned = res->mem_planned;
+  MPI_Reduce(&planned, &res->mem_planned, 1, MPI_UINT64_T, MPI_MAX, 0, MPI_COMM_WORLD);
+  double t[3] = {res->t_prepare, res->t_scenarios, res->t_evaluate}, tmax[3];
+  MPI_Reduce(t, tmax, 3, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
+  free(a0s);
+  free(nas);
+  if (p->rank == 0) {
+    res->t_prepare = tmax[0], res->t_scenarios = tmax[1], res->t_evaluate = tmax[2];
+    res->A = A;
+    res->account_begin = 0;
+  }
+  if (!got) {
+    snprintf(err, cap, "out of memory gathering the results");
+    return 1;
+  }
+  return 0;
+#else
+  (void)pf, (void)res, (void)cap;
+  return 0;
+#endif
+}
