@@ -2,7 +2,8 @@
 # The whole test suite: builds (warnings are errors); a bounded fuzz run of the
 # readers (.ci/fuzz.sh); ctest in an AddressSanitizer + UndefinedBehaviorSanitizer
 # build, in the release build, in a clang build (gcc builds the others) and in a
-# build without OpenCL; then the examples against an installed library.
+# build without OpenCL, and xmargin run under mpirun in an MPI build; then the
+# examples against an installed library.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/setup.sh --no-run
@@ -50,6 +51,16 @@ if ldd build-noocl/libxmargin.so build-noocl/xmargin | grep -Ei 'libOpenCL|libcl
   exit 1
 fi
 ctest --test-dir build-noocl --output-on-failure -j "$jobs"
+
+# Under mpirun (XM_WITH_MPI=ON): Open MPI installed only now, so that every
+# build above ran without it; the split runs bit for bit the one process's
+# (tests/python/mpi_split.py).
+echo "== MPI build (XM_WITH_MPI=ON, mpirun -n 1..3) =="
+. .ci/packages.sh
+xm_install_packages mpi openmpi-bin libopenmpi-dev
+cmake -S . -B build-mpi -DXM_WITH_MPI=ON -DXM_WERROR=ON -DXM_BUILD_BENCH=OFF >/dev/null
+cmake --build build-mpi -j "$jobs" --target xmargin_cli
+ctest --test-dir build-mpi --output-on-failure -L mpi
 
 # The public API from outside: examples/ built against an installed prefix by
 # pkg-config and by CMake find_package, shared and static.

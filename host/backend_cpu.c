@@ -52,20 +52,22 @@ typedef struct xm__cpu_state {
 
 /* Contract losses of one scenario for a block's n rows, one branch-free loop
  * per revaluation class (xm__plan's order: rows cls[c] .. cls[c + 1]), one
- * row per vector lane. */
+ * row per vector lane, XM__ROW_ALIGN rows at a time (a class's rows are a
+ * multiple of it): no row is left to a scalar remainder loop, whose erfc
+ * differs from libmvec's in the last bits. */
+#define XM__CPU_CLASS(c, call)                                                                     \
+  for (int64_t i0 = cls[c]; i0 < cls[(c) + 1]; i0 += XM__ROW_ALIGN)                                \
+    XM__OMP_SIMD for (int64_t i = i0; i < i0 + XM__ROW_ALIGN; i++) out[i] = call;
 #define XM__CPU_LOSSES(suf, real)                                                                  \
   XM__SIMD_CLONES static void xm__cpu_losses_##suf(                                                \
       int64_t n, const int64_t *cls, const double *instd, const int *insti, const double *x,       \
       const double *ex, real vol_floor, double *out) {                                             \
-    XM__OMP_SIMD for (int64_t i = cls[XM_CLASS_LINEAR]; i < cls[XM_CLASS_LINEAR + 1]; i++)         \
-        out[i] = xm_loss_linear_##suf(i, n, instd, insti, ex, 0);                                  \
-    XM__OMP_SIMD for (int64_t i = cls[XM_CLASS_BLACK]; i < cls[XM_CLASS_BLACK + 1]; i++) out[i] =  \
-        xm_loss_black_##suf(i, n, instd, insti, x, ex, 0, vol_floor, 0);                           \
-    XM__OMP_SIMD for (int64_t i = cls[XM_CLASS_BLACK_LOGVOL]; i < cls[XM_CLASS_BLACK_LOGVOL + 1];  \
-                      i++) out[i] =                                                                \
-        xm_loss_black_##suf(i, n, instd, insti, x, ex, 0, vol_floor, 1);                           \
-    XM__OMP_SIMD for (int64_t i = cls[XM_CLASS_AMERICAN]; i < cls[XM_CLASS_AMERICAN + 1]; i++)     \
-        out[i] = xm_loss_american_##suf(i, n, instd, insti, x, ex, 0, vol_floor);                  \
+    XM__CPU_CLASS(XM_CLASS_LINEAR, xm_loss_linear_##suf(i, n, instd, insti, ex, 0))                \
+    XM__CPU_CLASS(XM_CLASS_BLACK, xm_loss_black_##suf(i, n, instd, insti, x, ex, 0, vol_floor, 0)) \
+    XM__CPU_CLASS(XM_CLASS_BLACK_LOGVOL,                                                           \
+                  xm_loss_black_##suf(i, n, instd, insti, x, ex, 0, vol_floor, 1))                 \
+    XM__CPU_CLASS(XM_CLASS_AMERICAN,                                                               \
+                  xm_loss_american_##suf(i, n, instd, insti, x, ex, 0, vol_floor))                 \
   }
 XM__CPU_LOSSES(d, double)
 XM__CPU_LOSSES(f, float)

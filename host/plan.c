@@ -198,8 +198,22 @@ static xm_status xm__fill_block(xm_ctx *ctx, const xm_portfolio *pf, const xm__s
   xm__sort.pf = pf;
   xm__sort.nc = nc;
   qsort(order, (size_t)ni, sizeof *order, xm__cmp_row);
-  for (int64_t j = 0; j < ni; j++)
-    local[order[j]] = (int32_t)j;
+  /* each class's rows padded to a multiple of XM__ROW_ALIGN with copies of
+   * its last row (src[r]: the row a copy is made from; r itself otherwise) */
+  int64_t nr = 0;
+  int64_t *src = malloc((size_t)(ni + XM__ROW_ALIGN * XM_CLASS_COUNT + 1) * sizeof *src);
+  if (!src)
+    return xm__fail(ctx, XM_ENOMEM, "planning block %lld", (long long)b);
+  for (int64_t j = 0; j < ni; j++) {
+    int64_t row = nr++;
+    local[order[j]] = (int32_t)row;
+    src[row] = row;
+    int last =
+        j + 1 == ni || xm__row_class(pf, order[j + 1] / nc) != xm__row_class(pf, order[j] / nc);
+    while (last && nr % XM__ROW_ALIGN != 0)
+      src[nr++] = row;
+  }
+  ni = nr;
   int64_t np = p1 - p0;
   bk->n_inst = ni;
   bk->instd = malloc((size_t)(XM_ND * ni + 1) * sizeof(double));
@@ -211,8 +225,10 @@ static xm_status xm__fill_block(xm_ctx *ctx, const xm_portfolio *pf, const xm__s
   bk->cross = malloc((size_t)(bk->na + 1) * sizeof(int));
   bk->inst_row = malloc((size_t)(ni + 1) * sizeof(int32_t));
   if (!bk->instd || !bk->insti || !bk->pos_start || !bk->pos_inst || !bk->pos_silo ||
-      !bk->pos_qty || !bk->cross || !bk->inst_row)
+      !bk->pos_qty || !bk->cross || !bk->inst_row) {
+    free(src);
     return xm__fail(ctx, XM_ENOMEM, "planning block %lld", (long long)b);
+  }
   for (int64_t p = p0; p < p1; p++) {
     int32_t i = pr[p].inst;
     int64_t key = (int64_t)i * nc + pr[p].cur, q = p - p0;
@@ -254,6 +270,15 @@ static xm_status xm__fill_block(xm_ctx *ctx, const xm_portfolio *pf, const xm__s
     n[XM_II_FXB * ni + li] = cc == cb ? -1 : cb >= 0 ? (int)fcol[pf->fx_factor[cb]] : -1;
     n[XM_II_CLASS * ni + li] = xm__row_class(pf, i);
   }
+  for (int64_t r = 0; r < ni; r++) /* the copies */
+    if (src[r] != r) {
+      for (int c = 0; c < XM_ND; c++)
+        bk->instd[c * ni + r] = bk->instd[c * ni + src[r]];
+      for (int c = 0; c < XM_NI; c++)
+        bk->insti[c * ni + r] = bk->insti[c * ni + src[r]];
+      bk->inst_row[r] = bk->inst_row[src[r]];
+    }
+  free(src);
   bk->cls[0] = 0;
   for (int c = 0; c < XM_CLASS_COUNT; c++) {
     int64_t j = bk->cls[c];

@@ -35,6 +35,14 @@ typedef struct xm__dblock {
 /* Sets a group (host/plan.c) has at most: the reduce step's tail scratch. */
 #define XM__GROUP_SETS 32
 
+/* A block's rows of one revaluation class come in multiples of this many
+ * (host/plan.c pads each class with copies of its last row, which no
+ * position reads): the cpu backend revalues them 8 at a time, every row in
+ * the vector code (the widest vector, AVX-512's 8 doubles), so that a row's
+ * loss does not depend on where in its block it falls: a run of some of a
+ * book's accounts gives each the bits of the whole book's run. */
+#define XM__ROW_ALIGN 8
+
 /* One scenario set of a group as the reduction sees it. */
 typedef struct xm__dset {
   int64_t S, k;    /* scenarios, tail count */

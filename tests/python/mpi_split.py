@@ -1,0 +1,138 @@
+"""xmargin run under mpirun (a build with XM_WITH_MPI; tests/CMakeLists.txt
+registers this script only there): the ranks split the book's accounts, rank 0
+gathers and writes. Checks, on fresh random books every run (the seed printed):
+
+- mpirun -n 1, 2 and 3 (--oversubscribe) write a results file whose every
+  dataset is bit for bit the single process's (--save-pnl and --save-scenarios
+  included), on the cpu backend and on OpenCL where there is a device, for a
+  book of every product and currency and a book with collateral (schedule and
+  scenario methods);
+- a rank whose run fails (XM_TEST_FAIL_RANK=1) makes every rank exit 1, the
+  message names the rank, and no results file is left;
+- a rank killed before the gather (XM_TEST_FAIL_RANK=1:kill) ends the job
+  non-zero, within the time limit, and leaves no results file;
+- an input error exits 2 on every rank, and a command other than run refuses
+  to be split (exit 2).
+"""
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import xm_testlib as tl  # noqa: E402
+
+h5py = tl.h5py
+T = tl.Tally()
+SEED = int(os.environ.get("XM_TEST_SEED", int(time.time() * 1000) % (2**31)))
+print("# seed %d (replay: XM_TEST_SEED=%d)" % (SEED, SEED))
+RNG = np.random.default_rng(SEED)
+MPIRUN = shutil.which("mpirun") or shutil.which("mpiexec")
+
+
+def mpirun(n, args, env=None, timeout=600):
+    cmd = [MPIRUN, "-n", str(n), "--oversubscribe"]
+    if os.geteuid() == 0:
+        cmd.append("--allow-run-as-root")
+    cmd += [tl.xmargin_binary()] + [str(a) for a in args]
+    e = dict(os.environ, **(env or {}))
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, env=e)
+    return (p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace"),
+            time.perf_counter() - t0)
+
+
+def datasets(path):
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) else None)
+    return out
+
+
+def same(x, y):
+    x, y = np.asarray(x), np.asarray(y)
+    if x.dtype.kind == "O" or y.dtype.kind == "O":
+        return x.shape == y.shape and [v for v in x.ravel()] == [v for v in y.ravel()]
+    return x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes()
+
+
+def run_args(book, scen, out, device, cfg):
+    args = ["run", "--portfolio", book, "--scenarios", scen, "-o", out, "--device", device,
+            "--save-pnl", "--save-scenarios", "-q", "--set", "montecarlo.scenarios=600"]
+    for kv in cfg:
+        args += ["--set", kv]
+    return args
+
+
+def bitwise(tmp, tag, book, scen, device, cfg=()):
+    one = os.path.join(tmp, "%s_%s_1.h5" % (tag, device))
+    rc, _, err, t1 = tl.run_xm(run_args(book, scen, one, device, cfg))
+    if not T.check("%s %s: one process exits 0" % (tag, device), rc == 0, err.strip()[-300:]):
+        return
+    ref = datasets(one)
+    for n in (1, 2, 3):
+        out = os.path.join(tmp, "%s_%s_n%d.h5" % (tag, device, n))
+        rc, _, err, tn = mpirun(n, run_args(book, scen, out, device, cfg))
+        if not T.check("%s %s: mpirun -n %d exits 0 (%.1f s; one process %.1f s)" % (tag, device, n, tn, t1),
+                       rc == 0, err.strip()[-400:]):
+            continue
+        got = datasets(out)
+        bad = [k for k in ref if k not in got or not same(ref[k], got[k])]
+        extra = [k for k in got if k not in ref]
+        T.check("%s %s: mpirun -n %d: all %d datasets bit for bit the single process's" %
+                (tag, device, n, len(ref)), not bad and not extra, "differ: %s; extra: %s" % (bad[:6], extra))
+
+
+def failures(tmp, book, scen):
+    out = os.path.join(tmp, "fail.h5")
+    rc, _, err, _ = mpirun(3, run_args(book, scen, out, "cpu", ()), env={"XM_TEST_FAIL_RANK": "1"})
+    T.check("a failing rank: the job exits 1", rc == 1, "rc %d: %s" % (rc, err.strip()[-300:]))
+    T.check("a failing rank: the message names it", "[rank 1 of 3]" in err and "XM_TEST_FAIL_RANK" in err,
+            err.strip()[-300:])
+    T.check("a failing rank: no results file", not os.path.exists(out) and
+            not [f for f in os.listdir(tmp) if f.startswith("fail.h5")], str(os.listdir(tmp)))
+    out = os.path.join(tmp, "killed.h5")
+    t0 = time.perf_counter()
+    try:
+        rc, _, err, _ = mpirun(2, run_args(book, scen, out, "cpu", ()), env={"XM_TEST_FAIL_RANK": "1:kill"},
+                               timeout=300)
+    except subprocess.TimeoutExpired:
+        rc, err = None, "timed out: the job hung"
+    T.check("a killed rank: the job ends non-zero (%.1f s)" % (time.perf_counter() - t0),
+            rc is not None and rc != 0, "rc %s: %s" % (rc, err.strip()[-300:]))
+    T.check("a killed rank: no results file", not [f for f in os.listdir(tmp) if f.startswith("killed.h5")],
+            str(os.listdir(tmp)))
+    rc, _, err, _ = mpirun(2, ["run", "--portfolio", os.path.join(tmp, "nope.h5"), "--scenarios", scen,
+                               "-o", os.path.join(tmp, "nope_out.h5"), "-q"])
+    T.check("an unreadable input: every rank exits 2", rc == 2, "rc %d: %s" % (rc, err.strip()[-300:]))
+    rc, _, err, _ = mpirun(2, ["validate", book])
+    T.check("xmargin validate under mpirun -n 2: refused, exit 2", rc == 2 and "only 'xmargin run'" in err,
+            "rc %d: %s" % (rc, err.strip()[-300:]))
+
+
+def main():
+    if not MPIRUN:
+        T.check("mpirun is on PATH (an XM_WITH_MPI build needs it)", False)
+        T.finish()
+    devices = ["cpu"] + (["opencl"] if tl.opencl_available() else [])
+    if len(devices) == 1:
+        T.skip("the checks on --device opencl", "`xmargin devices` lists no OpenCL device")
+    with tl.TmpDir() as tmp:
+        dp, dc = os.path.join(tmp, "products"), os.path.join(tmp, "collateral")
+        os.makedirs(dp)
+        os.makedirs(dc)
+        pbook, pscen, _, _ = tl.products_book(dp, RNG, n_accounts=14, n_extra=10, n_days=120)
+        cbook, cbook_s, cscen, _ = tl.collateral_book(dc, RNG, n_accounts=17, n_extra=8, n_days=120)
+        for dev in devices:
+            T.run(bitwise, tmp, "products", pbook, pscen, dev)
+        T.run(bitwise, tmp, "collateral_schedule", cbook, cscen, "cpu")
+        T.run(bitwise, tmp, "collateral_scenario", cbook_s, cscen, "cpu", ("collateral.method=scenario",))
+        T.run(failures, tmp, pbook, pscen)
+    T.finish()
+
+
+if __name__ == "__main__":
+    main()
