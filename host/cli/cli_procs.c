@@ -201,9 +201,18 @@ int xm_cli_procs_gather(const xm_portfolio *pf, xm_run_result *res, char *err, s
     return 1;
   }
   MPI_Allgather(mine, 2, MPI_INT64_T, both, 2, MPI_INT64_T, MPI_COMM_WORLD);
-  for (int r = 0; r < R; r++)
+  int tiled = 1; /* the ranges, in rank order, are the book's accounts once each */
+  for (int r = 0; r < R; r++) {
     a0s[r] = both[2 * r], nas[r] = both[2 * r + 1];
+    tiled &= a0s[r] == (r ? a0s[r - 1] + nas[r - 1] : 0) && nas[r] >= 0;
+  }
   free(both);
+  if (!tiled || a0s[R - 1] + nas[R - 1] != A) {
+    free(a0s);
+    free(nas);
+    snprintf(err, cap, "internal error: the ranks' account ranges do not cover the book once");
+    return 1;
+  }
   /* MPI counts are ints: the widest array, [S x A] floats of --save-pnl, must fit */
   int64_t widest = A * (K > G ? K : G);
   for (int64_t x = 0; x < K; x++)
