@@ -201,14 +201,14 @@ static xm_status xm__bt_alloc(xm_ctx *ctx, const xm_portfolio *pf, const xm_scen
   for (int64_t k = 0; ok && k < days->n_tests; k++)
     out->test_day[days->tests[k] - days->first] = 1;
   for (int m = 0; m < XM_BT_NMARGIN; m++) {
-    out->margin[m] = malloc((size_t)(N * A + 1) * sizeof(double));
+    out->margin[m] = calloc((size_t)(N * A + 1), sizeof(double));
     out->total_margin[m] = calloc((size_t)N + 1, sizeof(double));
     ok = ok && out->margin[m] && out->total_margin[m];
   }
-  out->realised = malloc((size_t)(N * A + 1) * sizeof(double));
-  out->silo_margin = malloc((size_t)(N * A * G + 1) * sizeof(double));
-  out->realised_by_silo = malloc((size_t)(N * A * G + 1) * sizeof(double));
-  out->binding = malloc((size_t)(N * A + 1) * sizeof(int32_t));
+  out->realised = calloc((size_t)(N * A + 1), sizeof(double));
+  out->silo_margin = calloc((size_t)(N * A * G + 1), sizeof(double));
+  out->realised_by_silo = calloc((size_t)(N * A * G + 1), sizeof(double));
+  out->binding = calloc((size_t)(N * A + 1), sizeof(int32_t));
   out->total_realised = calloc((size_t)N + 1, sizeof(double));
   out->to_reporting = malloc((size_t)(A + 1) * sizeof(double));
   ok = ok && out->realised && out->silo_margin && out->realised_by_silo && out->binding &&
@@ -292,6 +292,7 @@ typedef struct xm__bt_job {
   int save;
   xm__bt_saved sv;
   double *move, *x, *loss; /* [F_h], [F], [A x (G + 1)] */
+  int64_t j_begin, j_end;  /* the days run (xm_run_opts.day_begin/end) */
 } xm__bt_job;
 
 /* Prefixes ctx's message with the day it is about. */
@@ -385,16 +386,16 @@ static xm_status xm__bt_batch(xm_ctx *ctx, xm__bt_job *jb, int64_t j0, int64_t *
   memset(&plan, 0, sizeof plan);
   memset(&ev, 0, sizeof ev);
   comb.sp = -1;
-  xm_run_opts o = {0, jb->save, NULL, NULL, 0, 0};
+  xm_run_opts o = {0, jb->save, NULL, NULL, 0, 0, 0, 0};
   xm_status st = XM_OK;
   char notes[4096] = "";
-  while (j0 + nb < days->n && nb < XM__BT_BATCH_DAYS &&
+  while (j0 + nb < jb->j_end && nb < XM__BT_BATCH_DAYS &&
          (nb == 0 || comb.bytes < XM__BT_BATCH_BYTES)) {
     int64_t j = j0 + nb, d = days->first + j;
     xm__sets one;
     jb->sd.n_days = d;
     st = xm__sets_build(ctx, jb->book, &jb->sd, &jb->cd, &o, XM__SETS_BACKTEST, &one, notes,
-                        j == 0 ? sizeof notes : 0);
+                        j == jb->j_begin ? sizeof notes : 0);
     if (st == XM_OK && !out->day) {
       st = xm__bt_alloc(ctx, jb->pf, jb->sf, days, jb->cd.horizon_days, &one, jb->save, out);
       if (st == XM_OK && jb->save) {
@@ -435,7 +436,7 @@ static xm_status xm__bt_batch(xm_ctx *ctx, xm__bt_job *jb, int64_t j0, int64_t *
     if (st != XM_OK)
       goto cleanup;
   }
-  if (j0 == 0)
+  if (j0 == jb->j_begin)
     snprintf(out->notes, sizeof out->notes, "%s", notes);
   comb.days = nb;
   *nb_out = nb;
@@ -491,6 +492,10 @@ static xm_status xm__bt_days_run(xm_ctx *ctx, const xm_portfolio *pf, const xm_s
   jb.days = days;
   jb.opts = opts;
   jb.save = opts && opts->save_scenarios;
+  jb.j_begin = 0;
+  jb.j_end = days->n;
+  if (opts && (opts->day_begin != 0 || opts->day_end != 0))
+    jb.j_begin = opts->day_begin, jb.j_end = opts->day_end;
   int64_t A = pf->n_accounts, G = pf->n_silos, N = days->n;
   xm_portfolio aug;
   void *aug_owned = NULL;
@@ -508,7 +513,7 @@ static xm_status xm__bt_days_run(xm_ctx *ctx, const xm_portfolio *pf, const xm_s
       goto cleanup;
     jb.book = &aug;
   }
-  for (int64_t j0 = 0, nb = 0; j0 < N; j0 += nb) {
+  for (int64_t j0 = jb.j_begin, nb = 0; j0 < jb.j_end; j0 += nb) {
     if ((st = xm__bt_batch(ctx, &jb, j0, &nb, out)) != XM_OK)
       goto cleanup;
   }
@@ -542,7 +547,8 @@ static xm_status xm__bt_job_fn(xm_ctx *ctx, void *arg, int again) {
   if (again)
     xm_backtest_result_free(j->out);
   xm_status st = xm__bt_days_run(ctx, j->pf, j->sf, j->cfg, j->opts, j->days, j->out);
-  return st != XM_OK ? st : xm__bt_statistics(ctx, j->pf, j->cfg, j->days, j->out);
+  int part = j->opts && (j->opts->day_begin != 0 || j->opts->day_end != 0);
+  return st != XM_OK || part ? st : xm__bt_statistics(ctx, j->pf, j->cfg, j->days, j->out);
 }
 
 xm_status xm_backtest(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
@@ -564,9 +570,51 @@ xm_status xm_backtest(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_fil
                              cfg->backtest.days, &days, msg, sizeof msg);
   if (st != XM_OK)
     return xm__fail(ctx, st, "%s: /history: %s", sf->path ? sf->path : "scenarios", msg);
+  if (opts && (opts->day_begin != 0 || opts->day_end != 0) &&
+      !(opts->day_begin >= 0 && opts->day_begin < opts->day_end && opts->day_end <= days.n &&
+        !opts->save_scenarios)) {
+    st = xm__fail(ctx, XM_EINVAL,
+                  "backtest days %lld..%lld: the backtest has days 0..%lld (a range is not empty "
+                  "and keeps no scenarios)",
+                  (long long)opts->day_begin, (long long)opts->day_end - 1, (long long)days.n - 1);
+    xm__bt_days_free(&days);
+    return st;
+  }
   xm__bt_run j = {pf, sf, cfg, opts, &days, out};
   st = xm__with_fallback(ctx, xm__bt_job_fn, &j, out->notes, sizeof out->notes);
   out->t_total = xm__now() - t0;
+  xm__bt_days_free(&days);
+  return st;
+}
+
+xm_status xm_backtest_statistics(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
+                                 const xm_config *cfg, xm_backtest_result *r) {
+  if (!ctx || !pf || !sf || !r)
+    return XM_EINVAL;
+  xm_config dflt;
+  if (!cfg) {
+    xm_config_default(&dflt);
+    cfg = &dflt;
+  }
+  xm__bt_dayset days;
+  char msg[512];
+  xm_status st = xm__bt_days(sf->n_days, cfg->horizon_days, cfg->backtest.min_history,
+                             cfg->backtest.days, &days, msg, sizeof msg);
+  if (st != XM_OK)
+    return xm__fail(ctx, st, "%s: /history: %s", sf->path ? sf->path : "scenarios", msg);
+  if (r->N != days.n || r->A != pf->n_accounts || r->G != pf->n_silos || !r->realised) {
+    xm__bt_days_free(&days);
+    return xm__fail(ctx, XM_EINVAL,
+                    "xm_backtest_statistics: the result is not a backtest of "
+                    "this book's days");
+  }
+  for (int m = 0; m < XM_BT_NMARGIN; m++) {
+    free(r->stats[m]);
+    r->stats[m] = NULL;
+  }
+  free(r->silo_stats);
+  r->silo_stats = NULL;
+  st = xm__bt_statistics(ctx, pf, cfg, &days, r);
   xm__bt_days_free(&days);
   return st;
 }

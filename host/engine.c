@@ -665,7 +665,7 @@ xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_fi
 xm_status xm__run_sets(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
                        const xm_config *cfg, const xm_run_opts *opts, unsigned flags,
                        const xm__sets *given, xm_run_result *out) {
-  xm_run_opts o = {0, 0, NULL, NULL, 0, 0};
+  xm_run_opts o = {0, 0, NULL, NULL, 0, 0, 0, 0};
   if (opts)
     o = *opts;
   double t0 = xm__now();

@@ -222,7 +222,7 @@ xm_status xm__sets_build(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_
                          xm__sets *out, char *notes, size_t cap) {
   memset(out, 0, sizeof *out);
   out->sp = -1;
-  xm_run_opts o = {0, 0, NULL, NULL, 0, 0};
+  xm_run_opts o = {0, 0, NULL, NULL, 0, 0, 0, 0};
   if (opts)
     o = *opts;
   xm_status st = XM_OK;

@@ -1392,7 +1392,7 @@ static void same_bits(const void *a, const void *b, size_t n, const char *what, 
 }
 
 static void ranges_on(xm_ctx *ctx) {
-  xm_run_opts o = {1, 0, NULL, NULL, 0, 0};
+  xm_run_opts o = {1, 0, NULL, NULL, 0, 0, 0, 0};
   xm_run_result whole, r;
   assert_int_equal(xm_run(ctx, &book, &scen, &cfg_full, &o, &whole), XM_OK);
   const int64_t G = whole.G, K = whole.K;
@@ -1615,7 +1615,7 @@ static void stressed_period_blend(void **state) {
   }
   /* the period's shocks: the raw sums, by hand for window end 61 (rows 60, 61) */
   double x0 = h_return[59 * F_H + 0] + h_return[60 * F_H + 0];
-  xm_run_opts keep = {0, 1, NULL, NULL, 0, 0};
+  xm_run_opts keep = {0, 1, NULL, NULL, 0, 0, 0, 0};
   xm_run_result rk;
   assert_int_equal(xm_run(ctx_free, &book, &scen, &c0, &keep, &rk), XM_OK);
   assert_true(rk.sets[3].shock[0] == x0); /* EQ is the book's first factor */
@@ -1643,6 +1643,66 @@ static void backtest_tight_equals_unlimited(void **state) {
   xm_backtest_result_free(&b1);
 }
 
+/* xm_run_opts.day_begin/end (how the MPI build splits a backtest's days):
+ * each range's days are the whole backtest's rows bit for bit (margins,
+ * realised losses, silos, binding sets, the book's totals), the others 0 and
+ * no statistics; the ranges' rows put together, xm_backtest_statistics gives
+ * the whole backtest's statistics bit for bit. Empty, reversed or too long
+ * ranges, and a range with save_scenarios, are refused. */
+static void backtest_day_ranges(void **state) {
+  (void)state;
+  xm_config c;
+  bt_config(&c, 61);
+  xm_backtest_result whole, part, sum;
+  assert_int_equal(xm_backtest(ctx_free, &book, &scen, &c, NULL, &whole), XM_OK);
+  const int64_t N = whole.N, A = whole.A, G = whole.G;
+  assert_int_equal(xm_backtest(ctx_free, &book, &scen, &c, NULL, &sum), XM_OK);
+  static const int64_t cut[] = {0, 1, 4, 6}; /* 6 days: ranges 0..0, 1..3, 4..5 */
+  for (int r = 0; r < 3; r++) {
+    xm_run_opts o = {0, 0, NULL, NULL, 0, 0, cut[r], cut[r + 1]};
+    assert_int_equal(xm_backtest(ctx_mid, &book, &scen, &c, &o, &part), XM_OK);
+    assert_int_equal(part.N, N);
+    assert_null(part.stats[0]);
+    assert_null(part.silo_stats);
+    int64_t j0 = cut[r], nj = cut[r + 1] - j0;
+#define XM_T_ROWS(field, w)                                                                        \
+  do {                                                                                             \
+    assert_memory_equal(part.field + j0 * (w), whole.field + j0 * (w),                             \
+                        (size_t)(nj * (w)) * sizeof *part.field);                                  \
+    memset(sum.field + j0 * (w), 0, (size_t)(nj * (w)) * sizeof *sum.field);                       \
+    memcpy(sum.field + j0 * (w), part.field + j0 * (w), (size_t)(nj * (w)) * sizeof *sum.field);   \
+  } while (0)
+    for (int m = 0; m < XM_BT_NMARGIN; m++) {
+      XM_T_ROWS(margin[m], A);
+      XM_T_ROWS(total_margin[m], 1);
+    }
+    XM_T_ROWS(realised, A);
+    XM_T_ROWS(total_realised, 1);
+    XM_T_ROWS(silo_margin, A * G);
+    XM_T_ROWS(realised_by_silo, A * G);
+    XM_T_ROWS(binding, A);
+#undef XM_T_ROWS
+    for (int64_t j = 0; j < N; j++) /* the days not run are 0 */
+      if (j < j0 || j >= j0 + nj)
+        assert_true(part.realised[j * A] == 0.0 && part.total_margin[0][j] == 0.0);
+    xm_backtest_result_free(&part);
+  }
+  assert_int_equal(xm_backtest_statistics(ctx_free, &book, &scen, &c, &sum), XM_OK);
+  for (int m = 0; m < XM_BT_NMARGIN; m++) {
+    assert_memory_equal(sum.stats[m], whole.stats[m], (size_t)A * sizeof *sum.stats[m]);
+    assert_memory_equal(&sum.total_stats[m], &whole.total_stats[m], sizeof sum.total_stats[m]);
+  }
+  assert_memory_equal(sum.silo_stats, whole.silo_stats, (size_t)(A * G) * sizeof *sum.silo_stats);
+  static const int64_t bad[][3] = {{2, 2, 0}, {3, 1, 0}, {0, 7, 0}, {0, 2, 1}};
+  for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+    xm_run_opts o = {0, (int)bad[k][2], NULL, NULL, 0, 0, bad[k][0], bad[k][1]};
+    assert_int_equal(xm_backtest(ctx_free, &book, &scen, &c, &o, &part), XM_EINVAL);
+    xm_backtest_result_free(&part);
+  }
+  xm_backtest_result_free(&sum);
+  xm_backtest_result_free(&whole);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(plan_tight),
@@ -1661,6 +1721,7 @@ int main(void) {
       cmocka_unit_test(stressed_period_blend),
       cmocka_unit_test(backtest_days_are_runs),
       cmocka_unit_test(backtest_tight_equals_unlimited),
+      cmocka_unit_test(backtest_day_ranges),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

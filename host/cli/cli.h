@@ -141,15 +141,23 @@ void xm_cli_procs_accounts(const xm_portfolio *pf, int64_t *a0, int64_t *a1);
  * process would have them). 0, or 1 (a failure) / 2 (too large) with err. */
 int xm_cli_procs_gather(const xm_portfolio *pf, xm_run_result *res, char *err, size_t cap);
 
+/* A backtest's days split: this rank's [j0, j1) of N, contiguous in rank order. */
+void xm_cli_procs_days(int64_t N, int64_t *j0, int64_t *j1);
+/* Gathers every rank's days of r's series (margins, realised losses, silos,
+ * binding sets, the book's totals) into rank 0's r; its statistics are then
+ * xm_backtest_statistics'. 0, or 1 / 2 with err, as xm_cli_procs_gather. */
+int xm_cli_procs_gather_days(xm_backtest_result *r, int64_t j0, int64_t j1, char *err, size_t cap);
+
 /* The per-account arrays of an xm_run_result, each with its values an
  * account: D(field, width) double, I(field, width) int32 (never NULL); the
  * widths name G (silos) and K (sets) of the place that expands it. */
 #define XM_CLI_RESULT_ROWS(D, I)                                                                   \
   D(requirement, 1)                                                                                \
   D(unified, 1)                                                                                    \
-  D(siloed, 1) D(diversification, 1) D(minimum, 1) D(by_set, K) D(by_silo, G) D(attribution, G)    \
-      I(binding, 1) D(liquidity, 1) D(liquidity_by_silo, G) D(requirement_by_silo, G)              \
-          D(hedge_credit, 1) D(cross_margined, 1) I(minimum_binds, 1) D(collateral_value, 1)       \
-              D(collateral, 1) D(excess, 1) D(call, 1) D(call_siloed, 1) D(to_reporting, 1)
+  D(siloed, 1)                                                                                     \
+  D(diversification, 1) D(minimum, 1) D(by_set, K) D(by_silo, G) D(attribution, G) I(binding, 1)   \
+      D(liquidity, 1) D(liquidity_by_silo, G) D(requirement_by_silo, G) D(hedge_credit, 1)         \
+          D(cross_margined, 1) I(minimum_binds, 1) D(collateral_value, 1) D(collateral, 1)         \
+              D(excess, 1) D(call, 1) D(call_siloed, 1) D(to_reporting, 1)
 
 #endif

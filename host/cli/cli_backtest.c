@@ -377,21 +377,68 @@ int xm_cli_backtest(int argc, char **argv) {
   if (!j.output)
     j.output = "xmargin-backtest.h5";
 
+  /* Under mpirun (an XM_WITH_MPI build) the ranks split the days, rank 0
+   * gathers them, makes the statistics and writes (cli_procs.c). */
+  const xm_cli_procs *procs = xm_cli_procs_get();
+  char cmd[96];
+  xm_cli_procs_job(&j, cmd, sizeof cmd);
+  if (procs->size > 1 && j.save_scenarios) {
+    if (procs->rank == 0)
+      fprintf(stderr, "%s: --save-scenarios is not split across processes: run it as one\n", j.cmd);
+    return XM_EXIT_USAGE;
+  }
   xm_cli_inputs in;
   xm_backtest_result res;
   memset(&res, 0, sizeof res);
-  int rc = xm_cli_job_open(&j, &in);
+  int rc = xm_cli_procs_agree(xm_cli_job_open(&j, &in));
   if (rc >= 0)
     goto cleanup;
-  xm_run_opts eo = {0, j.save_scenarios, xm_cli_progress_for(&j), NULL, 0, 0};
+  /* N = min(backtest.days, T - h - min_history + 1) (METHODOLOGY.md section
+   * 7); fewer than 2 is the backtest's own error, on every rank */
+  int64_t j0 = 0, j1 = 0;
+  int64_t N = in.sf.n_days - in.cfg.horizon_days - in.cfg.backtest.min_history + 1;
+  N = N < in.cfg.backtest.days ? N : in.cfg.backtest.days;
+  if (procs->size > 1 && N >= 2) {
+    if (N < procs->size) {
+      if (procs->rank == 0)
+        fprintf(stderr, "%s: %lld backtest days for %d ranks: run fewer ranks\n", j.cmd,
+                (long long)N, procs->size);
+      rc = XM_EXIT_USAGE;
+      goto cleanup;
+    }
+    xm_cli_procs_days(N, &j0, &j1);
+  }
+  xm_run_opts eo = {0, j.save_scenarios, xm_cli_progress_for(&j), NULL, 0, 0, j0, j1};
   xm_status st = xm_backtest(in.ctx, &in.pf, &in.sf, &in.cfg, &eo, &res);
-  if ((rc = xm_cli_job_ran(&j, &in, st, res.notes)) >= 0)
+  if (st == XM_OK && xm_cli_procs_fault("run")) {
+    fprintf(stderr, "%s: %s: a failure injected by XM_TEST_FAIL_RANK\n", j.cmd,
+            xm_strerror(XM_ERESOURCE));
+    rc = XM_EXIT_FAIL;
+  } else {
+    rc = xm_cli_job_ran(&j, &in, st, res.notes);
+  }
+  if ((rc = xm_cli_procs_agree(rc)) >= 0)
+    goto cleanup;
+  xm_cli_procs_fault("gather");
+  char err[256];
+  int gathered = procs->size > 1 ? xm_cli_procs_gather_days(&res, j0, j1, err, sizeof err) : 0;
+  if (gathered)
+    fprintf(stderr, "%s: %s\n", j.cmd, err);
+  else if (procs->size > 1 && procs->rank == 0 &&
+           (st = xm_backtest_statistics(in.ctx, &in.pf, &in.sf, &in.cfg, &res)) != XM_OK)
+    gathered = xm_cli_job_ran(&j, &in, st, NULL);
+  rc = xm_cli_procs_agree(gathered ? (gathered == 2 ? XM_EXIT_USAGE : XM_EXIT_FAIL) : -1);
+  if (rc >= 0)
     goto cleanup;
 
   double t_w0 = xm_now();
   xm_run_meta meta = xm_cli_job_meta(&j, &in);
-  st = xm_backtest_result_write(j.output, &in.pf, &in.cfg, &res, &meta, &in.diag);
-  if ((rc = xm_cli_job_wrote(&j, &in, st)) >= 0)
+  rc = -1;
+  if (procs->rank == 0) {
+    st = xm_backtest_result_write(j.output, &in.pf, &in.cfg, &res, &meta, &in.diag);
+    rc = xm_cli_job_wrote(&j, &in, st);
+  }
+  if ((rc = xm_cli_procs_agree(rc)) >= 0)
     goto cleanup;
   double t_write = xm_now() - t_w0;
   if (!j.quiet) {

@@ -284,3 +284,95 @@ int xm_cli_procs_gather(const xm_portfolio *pf, xm_run_result *res, char *err, s
   return 0;
 #endif
 }
+
+void xm_cli_procs_days(int64_t N, int64_t *j0, int64_t *j1) {
+  const xm_cli_procs *p = &xm__procs;
+  *j0 = N * p->rank / p->size;
+  *j1 = N * (p->rank + 1) / p->size;
+}
+
+#ifdef XM_WITH_MPI
+/* Rows [j0, j1) of an [N x w] array from each rank into rank 0's, in place. */
+static void xm__gather_rows(void *a, int64_t w, int64_t j0, int64_t j1, MPI_Datatype type,
+                            const int *counts, const int *displs) {
+  int size;
+  MPI_Type_size(type, &size);
+  char *base = a;
+  if (xm__procs.rank == 0)
+    MPI_Gatherv(MPI_IN_PLACE, 0, type, base, counts, displs, type, 0, MPI_COMM_WORLD);
+  else
+    MPI_Gatherv(base + (size_t)(j0 * w) * (size_t)size, (int)((j1 - j0) * w), type, NULL, NULL,
+                NULL, type, 0, MPI_COMM_WORLD);
+}
+#endif
+
+int xm_cli_procs_gather_days(xm_backtest_result *r, int64_t j0, int64_t j1, char *err, size_t cap) {
+  err[0] = '\0';
+#ifdef XM_WITH_MPI
+  const xm_cli_procs *p = &xm__procs;
+  if (p->size <= 1)
+    return 0;
+  int R = p->size;
+  int64_t N = r->N, A = r->A, G = r->G;
+  if (N * A * (G > 1 ? G : 1) > INT_MAX) {
+    snprintf(err, cap,
+             "%lld values of one series are more than one MPI message holds (%d): split the "
+             "book or the days into more jobs",
+             (long long)(N * A * (G > 1 ? G : 1)), INT_MAX);
+    return 2;
+  }
+  int64_t mine[2] = {j0, j1}, *all = malloc((size_t)R * 2 * sizeof *all);
+  int *counts = malloc((size_t)R * sizeof *counts), *displs = malloc((size_t)R * sizeof *displs);
+  int ok = all && counts && displs, every = 0;
+  MPI_Allreduce(&ok, &every, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  if (!every) {
+    free(all);
+    free(counts);
+    free(displs);
+    snprintf(err, cap, "out of memory gathering the backtest");
+    return 1;
+  }
+  MPI_Allgather(mine, 2, MPI_INT64_T, all, 2, MPI_INT64_T, MPI_COMM_WORLD);
+  int tiled = all[0] == 0 && all[2 * R - 1] == N;
+  for (int q = 1; q < R; q++)
+    tiled &= all[2 * q] == all[2 * q - 1];
+  if (!tiled) {
+    free(all);
+    free(counts);
+    free(displs);
+    snprintf(err, cap, "internal error: the ranks' day ranges do not cover the backtest once");
+    return 1;
+  }
+  /* one array shape at a time: [N x w] rows, rank q's rows all[2q] .. all[2q + 1] */
+  const int64_t widths[3] = {A, A * G, 1};
+  for (int k = 0; k < 3; k++) {
+    int64_t w = widths[k];
+    for (int q = 0; q < R; q++)
+      counts[q] = (int)((all[2 * q + 1] - all[2 * q]) * w), displs[q] = (int)(all[2 * q] * w);
+    if (k == 0) {
+      for (int m = 0; m < XM_BT_NMARGIN; m++)
+        xm__gather_rows(r->margin[m], w, j0, j1, MPI_DOUBLE, counts, displs);
+      xm__gather_rows(r->realised, w, j0, j1, MPI_DOUBLE, counts, displs);
+      xm__gather_rows(r->binding, w, j0, j1, MPI_INT32_T, counts, displs);
+    } else if (k == 1) {
+      xm__gather_rows(r->silo_margin, w, j0, j1, MPI_DOUBLE, counts, displs);
+      xm__gather_rows(r->realised_by_silo, w, j0, j1, MPI_DOUBLE, counts, displs);
+    } else {
+      for (int m = 0; m < XM_BT_NMARGIN; m++)
+        xm__gather_rows(r->total_margin[m], w, j0, j1, MPI_DOUBLE, counts, displs);
+      xm__gather_rows(r->total_realised, w, j0, j1, MPI_DOUBLE, counts, displs);
+    }
+  }
+  double t = r->t_total, tmax = t;
+  MPI_Reduce(&t, &tmax, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
+  if (p->rank == 0)
+    r->t_total = tmax;
+  free(all);
+  free(counts);
+  free(displs);
+  return 0;
+#else
+  (void)r, (void)j0, (void)j1, (void)cap;
+  return 0;
+#endif
+}

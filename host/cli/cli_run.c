@@ -463,7 +463,7 @@ int xm_cli_run(int argc, char **argv) {
   int64_t a0 = 0, a1 = 0;
   if (procs->size > 1)
     xm_cli_procs_accounts(&in.pf, &a0, &a1);
-  xm_run_opts eo = {save_pnl, j.save_scenarios, xm_cli_progress_for(&j), NULL, a0, a1};
+  xm_run_opts eo = {save_pnl, j.save_scenarios, xm_cli_progress_for(&j), NULL, a0, a1, 0, 0};
   xm_status st = xm_run(in.ctx, &in.pf, &in.sf, &in.cfg, &eo, &res);
   if (st == XM_OK && xm_cli_procs_fault("run")) {
     fprintf(stderr, "%s: %s: a failure injected by XM_TEST_FAIL_RANK\n", j.cmd,

@@ -90,13 +90,15 @@ static int xm_cli_main(int argc, char **argv) {
     return XM_EXIT_OK;
   }
   const char *cmd = argc >= 2 ? argv[1] : NULL;
-  /* several ranks split `run` alone: anything else would be done R times */
+  /* several ranks split `run` (accounts) and `backtest` (days) alone:
+   * anything else would be done R times */
   const xm_cli_procs *procs = xm_cli_procs_get();
-  if (procs->size > 1 && cmd && cmd[0] != '-' && strcmp(cmd, "run") != 0) {
+  if (procs->size > 1 && cmd && cmd[0] != '-' && strcmp(cmd, "run") != 0 &&
+      strcmp(cmd, "backtest") != 0) {
     if (procs->rank == 0)
       fprintf(stderr,
-              "xmargin %s: not split across processes (%d ranks): only 'xmargin run' is; run "
-              "it as one process\n",
+              "xmargin %s: not split across processes (%d ranks): only 'xmargin run' and "
+              "'xmargin backtest' are; run it as one process\n",
               cmd, procs->size);
     return XM_EXIT_USAGE;
   }

@@ -447,6 +447,12 @@ typedef struct xm_run_opts {
    * bit for bit what a run of the whole book gives it. How the MPI build
    * splits a book across processes (docs/scaling.md). */
   int64_t account_begin, account_end;
+  /* xm_backtest: days [day_begin, day_end) of its N only (0, 0: every one),
+   * each bit for bit what the whole backtest gives it; the other days' rows
+   * of the series are 0 and there are no statistics (NULL): gather the rows,
+   * then xm_backtest_statistics. Not empty, and not with save_scenarios
+   * (XM_EINVAL). xm_run ignores them. */
+  int64_t day_begin, day_end;
 } xm_run_opts;
 
 typedef struct xm_run_set {
@@ -606,6 +612,13 @@ typedef struct xm_backtest_result {
  * Errors as xm_run's; XM_ECONFIG for the backtest keys. */
 xm_status xm_backtest(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
                       const xm_config *cfg, const xm_run_opts *opts, xm_backtest_result *out);
+
+/* Every statistic of r (stats, silo_stats, total_stats) from its series, as
+ * xm_backtest makes them: for a backtest run in day ranges (xm_run_opts
+ * day_begin/end) whose rows were gathered into r. Replaces what r had.
+ * XM_EINVAL (r not a backtest of pf and sf's days under cfg), XM_ENOMEM. */
+xm_status xm_backtest_statistics(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
+                                 const xm_config *cfg, xm_backtest_result *r);
 void xm_backtest_result_free(xm_backtest_result *r);
 
 /* Writes the backtest file of FORMAT.md section 4 atomically (never over an

@@ -216,6 +216,7 @@ typedef struct xm_run_opts {
   xm_progress_fn progress;
   void *progress_arg;
   int64_t account_begin, account_end;
+  int64_t day_begin, day_end;
 } xm_run_opts;
 
 typedef struct xm_run_set {

@@ -1,4 +1,4 @@
-"""xmargin run under mpirun (a build with XM_WITH_MPI; tests/CMakeLists.txt
+"""xmargin run and backtest under mpirun (a build with XM_WITH_MPI; tests/CMakeLists.txt
 registers this script only there): the ranks split the book's accounts, rank 0
 gathers and writes. Checks, on fresh random books every run (the seed printed):
 
@@ -11,8 +11,11 @@ gathers and writes. Checks, on fresh random books every run (the seed printed):
   message names the rank, and no results file is left;
 - a rank killed before the gather (XM_TEST_FAIL_RANK=1:kill) ends the job
   non-zero, within the time limit, and leaves no results file;
-- an input error exits 2 on every rank, and a command other than run refuses
-  to be split (exit 2).
+- xmargin backtest under mpirun -n 2 and 3 (the ranks take the days): every
+  dataset, the statistics included, bit for bit the single process's; a
+  failing rank; --save-scenarios refused;
+- an input error exits 2 on every rank, and a command other than run and
+  backtest refuses to be split (exit 2).
 """
 import os
 import shutil
@@ -86,6 +89,43 @@ def bitwise(tmp, tag, book, scen, device, cfg=()):
                 (tag, device, n, len(ref)), not bad and not extra, "differ: %s; extra: %s" % (bad[:6], extra))
 
 
+def bt_args(book, scen, out, device, cfg):
+    args = ["backtest", "--portfolio", book, "--scenarios", scen, "-o", out, "--device", device, "-q",
+            "--days", "12", "--set", "backtest.min_history=40", "--set", "backtest.mc_scenarios=150",
+            "--set", "backtest.apc_window=3"]
+    for kv in cfg:
+        args += ["--set", kv]
+    return args
+
+
+def backtest_days(tmp, tag, book, scen, device, cfg=()):
+    """xmargin backtest under mpirun: the ranks take the days; every dataset
+    (series, statistics, the book's totals) bit for bit one process's."""
+    one = os.path.join(tmp, "bt_%s_%s_1.h5" % (tag, device))
+    rc, _, err, t1 = tl.run_xm(bt_args(book, scen, one, device, cfg))
+    if not T.check("backtest %s %s: one process exits 0" % (tag, device), rc == 0, err.strip()[-300:]):
+        return
+    ref = datasets(one)
+    for n in (2, 3):
+        out = os.path.join(tmp, "bt_%s_%s_n%d.h5" % (tag, device, n))
+        rc, _, err, tn = mpirun(n, bt_args(book, scen, out, device, cfg))
+        if not T.check("backtest %s %s: mpirun -n %d exits 0 (%.1f s; one process %.1f s)" %
+                       (tag, device, n, tn, t1), rc == 0, err.strip()[-400:]):
+            continue
+        got = datasets(out)
+        bad = [k for k in ref if k not in got or not same(ref[k], got[k])]
+        extra = [k for k in got if k not in ref]
+        T.check("backtest %s %s: mpirun -n %d: all %d datasets bit for bit the single process's" %
+                (tag, device, n, len(ref)), not bad and not extra, "differ: %s; extra: %s" % (bad[:6], extra))
+    out = os.path.join(tmp, "bt_fail.h5")
+    rc, _, err, _ = mpirun(2, bt_args(book, scen, out, device, cfg), env={"XM_TEST_FAIL_RANK": "1"})
+    T.check("backtest: a failing rank: exit 1, the rank named, no file",
+            rc == 1 and "[rank 1 of 2]" in err and not os.path.exists(out), "rc %d: %s" % (rc, err.strip()[-300:]))
+    rc, _, err, _ = mpirun(2, bt_args(book, scen, out, device, cfg) + ["--save-scenarios"])
+    T.check("backtest --save-scenarios under mpirun -n 2: refused, exit 2",
+            rc == 2 and "--save-scenarios" in err and not os.path.exists(out), "rc %d: %s" % (rc, err.strip()[-300:]))
+
+
 def failures(tmp, book, scen):
     out = os.path.join(tmp, "fail.h5")
     rc, _, err, _ = mpirun(3, run_args(book, scen, out, "cpu", ()), env={"XM_TEST_FAIL_RANK": "1"})
@@ -130,6 +170,9 @@ def main():
             T.run(bitwise, tmp, "products", pbook, pscen, dev)
         T.run(bitwise, tmp, "collateral_schedule", cbook, cscen, "cpu")
         T.run(bitwise, tmp, "collateral_scenario", cbook_s, cscen, "cpu", ("collateral.method=scenario",))
+        T.run(backtest_days, tmp, "products", pbook, pscen, "cpu")
+        T.run(backtest_days, tmp, "collateral_scenario", cbook_s, cscen, devices[-1],
+              ("collateral.method=scenario",))
         T.run(failures, tmp, pbook, pscen)
     T.finish()
 
