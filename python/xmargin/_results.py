@@ -117,13 +117,17 @@ def _config_overrides(kw):
 
 
 def run(book, scenarios, config=None, device="auto", save_pnl=False, save_scenarios=False,
-        output=None, threads=0, mem_limit=0, **set):
+        output=None, threads=0, mem_limit=0, accounts=None, **set):
     """Runs every scenario set of the configuration on a book (a Book or a
     portfolio file) and a scenario file; returns the results as an
     xarray.Dataset (the layout of read_results). config: an INI path or a
     dict {key: value}; further keywords are configuration keys too
     (montecarlo__scenarios=2000 is montecarlo.scenarios = 2000). output: also
-    write the results file there (atomically, never over an input)."""
+    write the results file there (atomically, never over an input).
+    accounts: a range (or slice) of the book's account rows, with step 1: only
+    those are run, on the whole book's scenario sets, each row bit for bit
+    what the whole run gives it (how a job split across processes, with
+    mpi4py say, takes its share; docs/scaling.md); not with output."""
     t0 = time.perf_counter()
     cfg = make_config(config, _config_overrides(set))
     ctx = context_for(device, threads=threads, mem_limit=mem_limit)
@@ -139,6 +143,15 @@ def run(book, scenarios, config=None, device="auto", save_pnl=False, save_scenar
     opts = ffi.new("xm_run_opts *")
     opts.save_pnl = 1 if save_pnl else 0
     opts.save_scenarios = 1 if save_scenarios else 0
+    if accounts is not None:
+        r = accounts if isinstance(accounts, range) else range(*accounts.indices(pf.n_accounts)) \
+            if isinstance(accounts, slice) else None
+        if r is None or r.step != 1 or r.start < 0 or r.stop > pf.n_accounts or r.start >= r.stop:
+            raise ValueError("accounts: a non-empty range of step 1 within the book's %d accounts, "
+                             "not %r" % (pf.n_accounts, accounts))
+        if output is not None:
+            raise ValueError("accounts: a part of the book is not a results file (no output=)")
+        opts.account_begin, opts.account_end = r.start, r.stop
     res = ffi.gc(ffi.new("xm_run_result *"), lib.xm_run_result_free)
     st = lib.xm_run(ctx._ctx, pf, sf, cfg, opts, res)
     if st != XM_OK:
@@ -162,11 +175,12 @@ def run(book, scenarios, config=None, device="auto", save_pnl=False, save_scenar
 
 def _from_result(r, pf, cfg, device_text, ppath, spath, elapsed):
     A, G, K, F = r.A, r.G, r.K, r.F
-    acc = strings(pf.account_id, A)
+    a0 = r.account_begin  # a run of some of the book's accounts: rows a0 .. a0 + A
+    acc = strings(pf.account_id + a0, A)
     silo = strings(pf.silo_name, G)
     sets = [string(r.sets[k].name) for k in range(K)]
     rep = string(pf.currency)
-    acur = strings(pf.account_currency, A) if pf.account_currency != ffi.NULL else [None] * A
+    acur = strings(pf.account_currency + a0, A) if pf.account_currency != ffi.NULL else [None] * A
     currency = [c if c is not None else rep for c in acur]
     shapes = {("account",): (A,), ("account", "set"): (A, K), ("account", "silo"): (A, G)}
     margin = {}

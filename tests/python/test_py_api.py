@@ -143,6 +143,42 @@ def test_run_vs_cli(tmp):
     t.check("binding_set's flags name the sets", py.binding_set.attrs["flag_meanings"].split() == list(cli.set.values))
 
 
+def test_accounts():
+    """run(accounts=range) (a process's share of a split job): the rows of the
+    whole run bit for bit, the P&L's columns too; bad ranges and output= refused."""
+    over = {"montecarlo.scenarios": 800}
+    whole = xm.run(H.DEMO_P, H.DEMO_S, config=over, device="cpu", save_pnl=True)
+    A = whole.sizes["account"]
+    for r in (range(0, 7), range(7, A), slice(100, 140)):
+        part = xm.run(H.DEMO_P, H.DEMO_S, config=over, device="cpu", save_pnl=True, accounts=r)
+        rr = r if isinstance(r, range) else range(*r.indices(A))
+        w = whole.isel(account=slice(rr.start, rr.stop))
+        t.check("accounts=%r: the account ids of those rows" % (r,),
+                list(part.account.values) == list(w.account.values))
+        def same(a, b):
+            a, b = np.asarray(a), np.asarray(b)
+            if a.dtype.kind == "O":
+                return a.shape == b.shape and list(a.ravel()) == list(b.ravel())
+            return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+        bad = [v for v in whole.data_vars if "account" in whole[v].dims and
+               (v not in part or not same(part[v].values, w[v].values))]
+        t.check("accounts=%r: every per-account variable bit for bit the whole run's rows" % (r,),
+                not bad, bad[:5])
+    for r in (range(5, 5), range(0, A + 1), range(0, 10, 2), "3:5"):
+        try:
+            xm.run(H.DEMO_P, H.DEMO_S, config=over, device="cpu", accounts=r)
+            t.check("accounts=%r refused" % (r,), False)
+        except (ValueError, TypeError) as e:
+            t.check("accounts=%r refused (ValueError)" % (r,), isinstance(e, ValueError), repr(e))
+    with T.TmpDir() as tmp:
+        try:
+            xm.run(H.DEMO_P, H.DEMO_S, config=over, device="cpu", accounts=range(0, 3),
+                   output=os.path.join(tmp, "part.h5"))
+            t.check("accounts= with output= refused", False)
+        except ValueError:
+            t.check("accounts= with output= refused", not os.path.exists(os.path.join(tmp, "part.h5")))
+
+
 def test_zero_copy():
     book = xm.Book.read(H.DEMO_P)
     p, keep = book._view()
@@ -245,6 +281,7 @@ def test_devices():
 with T.TmpDir() as tmp:
     t.run(test_layout, tmp)
     t.run(test_run_vs_cli, tmp)
+    t.run(test_accounts)
     t.run(test_zero_copy)
     t.run(test_errors, tmp)
     t.run(test_devices)
