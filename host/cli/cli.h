@@ -155,9 +155,10 @@ int xm_cli_procs_gather_days(xm_backtest_result *r, int64_t j0, int64_t j1, char
   D(requirement, 1)                                                                                \
   D(unified, 1)                                                                                    \
   D(siloed, 1)                                                                                     \
-  D(diversification, 1) D(minimum, 1) D(by_set, K) D(by_silo, G) D(attribution, G) I(binding, 1)   \
-      D(liquidity, 1) D(liquidity_by_silo, G) D(requirement_by_silo, G) D(hedge_credit, 1)         \
-          D(cross_margined, 1) I(minimum_binds, 1) D(collateral_value, 1) D(collateral, 1)         \
-              D(excess, 1) D(call, 1) D(call_siloed, 1) D(to_reporting, 1)
+  D(diversification, 1)                                                                            \
+  D(minimum, 1) D(by_set, K) D(by_silo, G) D(attribution, G) I(binding, 1) D(liquidity, 1)         \
+      D(liquidity_by_silo, G) D(requirement_by_silo, G) D(hedge_credit, 1) D(cross_margined, 1)    \
+          I(minimum_binds, 1) D(collateral_value, 1) D(collateral, 1) D(excess, 1) D(call, 1)      \
+              D(call_siloed, 1) D(to_reporting, 1)
 
 #endif
