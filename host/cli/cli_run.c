@@ -35,6 +35,8 @@ static void xm_run_usage(FILE *f) {
           "  --threads N             threads of the cpu backend (default: all cores)\n"
           "  --json                  print the summary as JSON\n"
           "  -q, --quiet             no summary\n"
+          "Under mpirun (a build with -DXM_WITH_MPI=ON) the ranks split the accounts and\n"
+          "rank 0 writes the file, bit for bit one process's (docs/scaling.md).\n"
           "Exit status: 0 success, 1 run failure, 2 bad input or usage.\n");
 }
 
