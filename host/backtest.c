@@ -551,6 +551,21 @@ static xm_status xm__bt_job_fn(xm_ctx *ctx, void *arg, int again) {
   return st != XM_OK || part ? st : xm__bt_statistics(ctx, j->pf, j->cfg, j->days, j->out);
 }
 
+/* The backtest's days of sf under *cfg (NULL: the defaults, in *dflt). */
+static xm_status xm__bt_days_of(xm_ctx *ctx, const xm_scenario_file *sf, const xm_config **cfg,
+                                xm_config *dflt, xm__bt_dayset *days) {
+  if (!*cfg) {
+    xm_config_default(dflt);
+    *cfg = dflt;
+  }
+  char msg[512];
+  xm_status st = xm__bt_days(sf->n_days, (*cfg)->horizon_days, (*cfg)->backtest.min_history,
+                             (*cfg)->backtest.days, days, msg, sizeof msg);
+  return st == XM_OK
+             ? st
+             : xm__fail(ctx, st, "%s: /history: %s", sf->path ? sf->path : "scenarios", msg);
+}
+
 xm_status xm_backtest(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
                       const xm_config *cfg, const xm_run_opts *opts, xm_backtest_result *out) {
   if (!out)
@@ -559,17 +574,11 @@ xm_status xm_backtest(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_fil
   if (!ctx || !ctx->be || !pf || !sf)
     return XM_EINVAL;
   xm_config dflt;
-  if (!cfg) {
-    xm_config_default(&dflt);
-    cfg = &dflt;
-  }
   double t0 = xm__now();
   xm__bt_dayset days;
-  char msg[512];
-  xm_status st = xm__bt_days(sf->n_days, cfg->horizon_days, cfg->backtest.min_history,
-                             cfg->backtest.days, &days, msg, sizeof msg);
+  xm_status st = xm__bt_days_of(ctx, sf, &cfg, &dflt, &days);
   if (st != XM_OK)
-    return xm__fail(ctx, st, "%s: /history: %s", sf->path ? sf->path : "scenarios", msg);
+    return st;
   if (opts && (opts->day_begin != 0 || opts->day_end != 0) &&
       !(opts->day_begin >= 0 && opts->day_begin < opts->day_end && opts->day_end <= days.n &&
         !opts->save_scenarios)) {
@@ -592,16 +601,10 @@ xm_status xm_backtest_statistics(xm_ctx *ctx, const xm_portfolio *pf, const xm_s
   if (!ctx || !pf || !sf || !r)
     return XM_EINVAL;
   xm_config dflt;
-  if (!cfg) {
-    xm_config_default(&dflt);
-    cfg = &dflt;
-  }
   xm__bt_dayset days;
-  char msg[512];
-  xm_status st = xm__bt_days(sf->n_days, cfg->horizon_days, cfg->backtest.min_history,
-                             cfg->backtest.days, &days, msg, sizeof msg);
+  xm_status st = xm__bt_days_of(ctx, sf, &cfg, &dflt, &days);
   if (st != XM_OK)
-    return xm__fail(ctx, st, "%s: /history: %s", sf->path ? sf->path : "scenarios", msg);
+    return st;
   if (r->N != days.n || r->A != pf->n_accounts || r->G != pf->n_silos || !r->realised) {
     xm__bt_days_free(&days);
     return xm__fail(ctx, XM_EINVAL,

@@ -134,6 +134,12 @@ void xm_cli_procs_job(xm_cli_job *j, char *cmd, size_t cap);
  * with XM_ERESOURCE) or the rank is killed (SIGKILL) before the gather
  * ("gather"). 0 elsewhere. */
 int xm_cli_procs_fault(const char *when);
+/* After the engine ran with st: xm_cli_job_ran (or XM_TEST_FAIL_RANK's
+ * failure), agreed by every rank: -1 to go on, else the exit status. */
+int xm_cli_procs_ran(const xm_cli_job *j, xm_cli_inputs *in, xm_status st, const char *notes);
+/* After a gather returned g (0, or 1 / 2 with err; err "" when the message
+ * was printed already): agreed by every rank, -1 to go on, else the status. */
+int xm_cli_procs_gathered(const xm_cli_job *j, int g, const char *err);
 /* This rank's accounts [a0, a1): contiguous ranges in rank order, each of
  * about the same positions (an account weighs its positions and 1). */
 void xm_cli_procs_accounts(const xm_portfolio *pf, int64_t *a0, int64_t *a1);
@@ -156,7 +162,8 @@ int xm_cli_procs_gather_days(xm_backtest_result *r, int64_t j0, int64_t j1, char
   D(unified, 1)                                                                                    \
   D(siloed, 1)                                                                                     \
   D(diversification, 1)                                                                            \
-  D(minimum, 1) D(by_set, K) D(by_silo, G) D(attribution, G) I(binding, 1) D(liquidity, 1)         \
+  D(minimum, 1)                                                                                    \
+  D(by_set, K) D(by_silo, G) D(attribution, G) I(binding, 1) D(liquidity, 1)                       \
       D(liquidity_by_silo, G) D(requirement_by_silo, G) D(hedge_credit, 1) D(cross_margined, 1)    \
           I(minimum_binds, 1) D(collateral_value, 1) D(collateral, 1) D(excess, 1) D(call, 1)      \
               D(call_siloed, 1) D(to_reporting, 1)

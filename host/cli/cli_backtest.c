@@ -412,25 +412,15 @@ int xm_cli_backtest(int argc, char **argv) {
   }
   xm_run_opts eo = {0, j.save_scenarios, xm_cli_progress_for(&j), NULL, 0, 0, j0, j1};
   xm_status st = xm_backtest(in.ctx, &in.pf, &in.sf, &in.cfg, &eo, &res);
-  if (st == XM_OK && xm_cli_procs_fault("run")) {
-    fprintf(stderr, "%s: %s: a failure injected by XM_TEST_FAIL_RANK\n", j.cmd,
-            xm_strerror(XM_ERESOURCE));
-    rc = XM_EXIT_FAIL;
-  } else {
-    rc = xm_cli_job_ran(&j, &in, st, res.notes);
-  }
-  if ((rc = xm_cli_procs_agree(rc)) >= 0)
+  if ((rc = xm_cli_procs_ran(&j, &in, st, res.notes)) >= 0)
     goto cleanup;
   xm_cli_procs_fault("gather");
-  char err[256];
+  char err[256] = "";
   int gathered = procs->size > 1 ? xm_cli_procs_gather_days(&res, j0, j1, err, sizeof err) : 0;
-  if (gathered)
-    fprintf(stderr, "%s: %s\n", j.cmd, err);
-  else if (procs->size > 1 && procs->rank == 0 &&
-           (st = xm_backtest_statistics(in.ctx, &in.pf, &in.sf, &in.cfg, &res)) != XM_OK)
-    gathered = xm_cli_job_ran(&j, &in, st, NULL);
-  rc = xm_cli_procs_agree(gathered ? (gathered == 2 ? XM_EXIT_USAGE : XM_EXIT_FAIL) : -1);
-  if (rc >= 0)
+  if (!gathered && procs->size > 1 && procs->rank == 0 &&
+      (st = xm_backtest_statistics(in.ctx, &in.pf, &in.sf, &in.cfg, &res)) != XM_OK)
+    gathered = xm_cli_job_ran(&j, &in, st, NULL); /* prints the message */
+  if ((rc = xm_cli_procs_gathered(&j, gathered, err)) >= 0)
     goto cleanup;
 
   double t_w0 = xm_now();

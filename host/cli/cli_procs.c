@@ -376,3 +376,21 @@ int xm_cli_procs_gather_days(xm_backtest_result *r, int64_t j0, int64_t j1, char
   return 0;
 #endif
 }
+
+int xm_cli_procs_ran(const xm_cli_job *j, xm_cli_inputs *in, xm_status st, const char *notes) {
+  int rc;
+  if (st == XM_OK && xm_cli_procs_fault("run")) {
+    fprintf(stderr, "%s: %s: a failure injected by XM_TEST_FAIL_RANK\n", j->cmd,
+            xm_strerror(XM_ERESOURCE));
+    rc = XM_EXIT_FAIL;
+  } else {
+    rc = xm_cli_job_ran(j, in, st, notes);
+  }
+  return xm_cli_procs_agree(rc);
+}
+
+int xm_cli_procs_gathered(const xm_cli_job *j, int gathered, const char *err) {
+  if (gathered && err && *err)
+    fprintf(stderr, "%s: %s\n", j->cmd, err);
+  return xm_cli_procs_agree(gathered ? (gathered == 2 ? XM_EXIT_USAGE : XM_EXIT_FAIL) : -1);
+}

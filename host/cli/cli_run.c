@@ -467,22 +467,12 @@ int xm_cli_run(int argc, char **argv) {
     xm_cli_procs_accounts(&in.pf, &a0, &a1);
   xm_run_opts eo = {save_pnl, j.save_scenarios, xm_cli_progress_for(&j), NULL, a0, a1, 0, 0};
   xm_status st = xm_run(in.ctx, &in.pf, &in.sf, &in.cfg, &eo, &res);
-  if (st == XM_OK && xm_cli_procs_fault("run")) {
-    fprintf(stderr, "%s: %s: a failure injected by XM_TEST_FAIL_RANK\n", j.cmd,
-            xm_strerror(XM_ERESOURCE));
-    rc = XM_EXIT_FAIL;
-  } else {
-    rc = xm_cli_job_ran(&j, &in, st, res.notes);
-  }
-  if ((rc = xm_cli_procs_agree(rc)) >= 0)
+  if ((rc = xm_cli_procs_ran(&j, &in, st, res.notes)) >= 0)
     goto cleanup;
   xm_cli_procs_fault("gather");
   char err[256];
   int gathered = xm_cli_procs_gather(&in.pf, &res, err, sizeof err);
-  if (gathered)
-    fprintf(stderr, "%s: %s\n", j.cmd, err);
-  rc = xm_cli_procs_agree(gathered ? (gathered == 2 ? XM_EXIT_USAGE : XM_EXIT_FAIL) : -1);
-  if (rc >= 0)
+  if ((rc = xm_cli_procs_gathered(&j, gathered, err)) >= 0)
     goto cleanup;
 
   /* The results file. */
