@@ -473,6 +473,11 @@ cleanup:
   return st;
 }
 
+/* Whether opts asks for some of the days (xm_run_opts.day_begin/end). */
+static int xm__bt_ranged(const xm_run_opts *opts) {
+  return opts && (opts->day_begin != 0 || opts->day_end != 0);
+}
+
 /* Every backtest day on ctx's current backend. */
 static xm_status xm__bt_days_run(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
                                  const xm_config *cfg, const xm_run_opts *opts,
@@ -494,7 +499,7 @@ static xm_status xm__bt_days_run(xm_ctx *ctx, const xm_portfolio *pf, const xm_s
   jb.save = opts && opts->save_scenarios;
   jb.j_begin = 0;
   jb.j_end = days->n;
-  if (opts && (opts->day_begin != 0 || opts->day_end != 0))
+  if (xm__bt_ranged(opts))
     jb.j_begin = opts->day_begin, jb.j_end = opts->day_end;
   int64_t A = pf->n_accounts, G = pf->n_silos, N = days->n;
   xm_portfolio aug;
@@ -547,7 +552,7 @@ static xm_status xm__bt_job_fn(xm_ctx *ctx, void *arg, int again) {
   if (again)
     xm_backtest_result_free(j->out);
   xm_status st = xm__bt_days_run(ctx, j->pf, j->sf, j->cfg, j->opts, j->days, j->out);
-  int part = j->opts && (j->opts->day_begin != 0 || j->opts->day_end != 0);
+  int part = xm__bt_ranged(j->opts);
   return st != XM_OK || part ? st : xm__bt_statistics(ctx, j->pf, j->cfg, j->days, j->out);
 }
 
@@ -579,9 +584,8 @@ xm_status xm_backtest(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_fil
   xm_status st = xm__bt_days_of(ctx, sf, &cfg, &dflt, &days);
   if (st != XM_OK)
     return st;
-  if (opts && (opts->day_begin != 0 || opts->day_end != 0) &&
-      !(opts->day_begin >= 0 && opts->day_begin < opts->day_end && opts->day_end <= days.n &&
-        !opts->save_scenarios)) {
+  if (xm__bt_ranged(opts) && !(opts->day_begin >= 0 && opts->day_begin < opts->day_end &&
+                               opts->day_end <= days.n && !opts->save_scenarios)) {
     st = xm__fail(ctx, XM_EINVAL,
                   "backtest days %lld..%lld: the backtest has days 0..%lld (a range is not empty "
                   "and keeps no scenarios)",

@@ -1,7 +1,7 @@
 /* The shared pricing source (kernels/xm_pricing.h, kernels/xm_engine_price.h)
  * instantiated for the host in both precisions: name##_d and name##_f (whose
- * American price is the double one's). Included
- * by the cpu backend and by the engine's diagnosis of non-finite losses. */
+ * American price is the double one's). Included by the cpu backend and by the
+ * engine's diagnosis of non-finite losses. */
 #ifndef XM_PRICE_HOST_H
 #define XM_PRICE_HOST_H
 

@@ -157,15 +157,29 @@ int xm_cli_procs_gather_days(xm_backtest_result *r, int64_t j0, int64_t j1, char
 /* The per-account arrays of an xm_run_result, each with its values an
  * account: D(field, width) double, I(field, width) int32 (never NULL); the
  * widths name G (silos) and K (sets) of the place that expands it. */
+/* clang-format off: a list, one entry a line (clang-format is not stable on it) */
 #define XM_CLI_RESULT_ROWS(D, I)                                                                   \
   D(requirement, 1)                                                                                \
   D(unified, 1)                                                                                    \
   D(siloed, 1)                                                                                     \
   D(diversification, 1)                                                                            \
   D(minimum, 1)                                                                                    \
-  D(by_set, K) D(by_silo, G) D(attribution, G) I(binding, 1) D(liquidity, 1)                       \
-      D(liquidity_by_silo, G) D(requirement_by_silo, G) D(hedge_credit, 1) D(cross_margined, 1)    \
-          I(minimum_binds, 1) D(collateral_value, 1) D(collateral, 1) D(excess, 1) D(call, 1)      \
-              D(call_siloed, 1) D(to_reporting, 1)
+  D(by_set, K)                                                                                     \
+  D(by_silo, G)                                                                                    \
+  D(attribution, G)                                                                                \
+  I(binding, 1)                                                                                    \
+  D(liquidity, 1)                                                                                  \
+  D(liquidity_by_silo, G)                                                                          \
+  D(requirement_by_silo, G)                                                                        \
+  D(hedge_credit, 1)                                                                               \
+  D(cross_margined, 1)                                                                             \
+  I(minimum_binds, 1)                                                                              \
+  D(collateral_value, 1)                                                                           \
+  D(collateral, 1)                                                                                 \
+  D(excess, 1)                                                                                     \
+  D(call, 1)                                                                                       \
+  D(call_siloed, 1)                                                                                \
+  D(to_reporting, 1)
+/* clang-format on */
 
 #endif

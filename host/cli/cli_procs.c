@@ -149,10 +149,46 @@ void xm_cli_procs_accounts(const xm_portfolio *pf, int64_t *a0, int64_t *a1) {
 }
 
 #ifdef XM_WITH_MPI
-/* rank 0's whole array of w values an account from each rank's rows (every
- * rank sends; rank 0 takes the whole book's in rank order) */
-static int xm__gather(void **field, size_t elem, int64_t w, int64_t na, const int64_t *a0s,
-                      const int64_t *nas, int64_t A, MPI_Datatype type) {
+/* Every rank's range [begin, end) of 0 .. total, in rank order: *rg gets
+ * [2 R] (begin, end pairs; the caller frees it). Collective. 0, or 1 with err
+ * (out of memory on some rank, or ranges that do not cover 0 .. total once:
+ * `what` names them). */
+static int xm__ranges(int64_t begin, int64_t end, int64_t total, const char *what, int64_t **rg,
+                      char *err, size_t cap) {
+  int R = xm__procs.size, ok, all = 0;
+  int64_t mine[2] = {begin, end};
+  *rg = malloc((size_t)R * 2 * sizeof **rg);
+  ok = *rg != NULL;
+  MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  if (!all) {
+    free(*rg);
+    *rg = NULL;
+    snprintf(err, cap, "out of memory gathering the %s", what);
+    return 1;
+  }
+  MPI_Allgather(mine, 2, MPI_INT64_T, *rg, 2, MPI_INT64_T, MPI_COMM_WORLD);
+  int tiled = (*rg)[0] == 0 && (*rg)[2 * R - 1] == total;
+  for (int q = 0; q < R; q++)
+    tiled &= (*rg)[2 * q] <= (*rg)[2 * q + 1] && (q == 0 || (*rg)[2 * q] == (*rg)[2 * q - 1]);
+  if (!tiled) {
+    free(*rg);
+    *rg = NULL;
+    snprintf(err, cap, "internal error: the ranks' %s do not cover them once", what);
+    return 1;
+  }
+  return 0;
+}
+
+/* The counts and displacements of rows rg of w values each. */
+static void xm__counts(const int64_t *rg, int64_t w, int *counts, int *displs) {
+  for (int q = 0; q < xm__procs.size; q++)
+    counts[q] = (int)((rg[2 * q + 1] - rg[2 * q]) * w), displs[q] = (int)(rg[2 * q] * w);
+}
+
+/* rank 0's whole array of w values an account from each rank's rows rg (every
+ * rank sends its compact rows; rank 0 takes the whole book's in rank order) */
+static int xm__gather(void **field, size_t elem, int64_t w, const int64_t *rg, int64_t A,
+                      MPI_Datatype type) {
   const xm_cli_procs *p = &xm__procs;
   int R = p->size, *counts = NULL, *displs = NULL, ok = 1;
   void *whole = NULL;
@@ -161,12 +197,11 @@ static int xm__gather(void **field, size_t elem, int64_t w, int64_t na, const in
     displs = malloc((size_t)R * sizeof *displs);
     whole = malloc((size_t)(A * w) * elem + 1);
     ok = counts && displs && whole;
-    for (int r = 0; ok && r < R; r++) {
-      counts[r] = (int)(nas[r] * w);
-      displs[r] = (int)(a0s[r] * w);
-    }
+    if (ok)
+      xm__counts(rg, w, counts, displs);
   }
   MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD); /* rank 0 could not take them: none sends */
+  int64_t na = rg[2 * p->rank + 1] - rg[2 * p->rank];
   if (ok)
     MPI_Gatherv(*field, (int)(na * w), type, whole, counts, displs, type, 0, MPI_COMM_WORLD);
   free(counts);
@@ -188,39 +223,17 @@ int xm_cli_procs_gather(const xm_portfolio *pf, xm_run_result *res, char *err, s
   if (p->size <= 1)
     return 0;
   int R = p->size;
-  int64_t A = pf->n_accounts, G = res->G, K = res->K, na = res->A;
-  int64_t *a0s = malloc((size_t)R * sizeof *a0s), *nas = malloc((size_t)R * sizeof *nas);
-  int64_t mine[2] = {res->account_begin, na}, *both = malloc((size_t)R * 2 * sizeof *both);
-  int ok = a0s && nas && both, all = 0;
-  MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-  if (!all) {
-    free(a0s);
-    free(nas);
-    free(both);
-    snprintf(err, cap, "out of memory gathering the results");
+  int64_t A = pf->n_accounts, G = res->G, K = res->K, *rg;
+  if (xm__ranges(res->account_begin, res->account_begin + res->A, A, "account ranges", &rg, err,
+                 cap))
     return 1;
-  }
-  MPI_Allgather(mine, 2, MPI_INT64_T, both, 2, MPI_INT64_T, MPI_COMM_WORLD);
-  int tiled = 1; /* the ranges, in rank order, are the book's accounts once each */
-  for (int r = 0; r < R; r++) {
-    a0s[r] = both[2 * r], nas[r] = both[2 * r + 1];
-    tiled &= a0s[r] == (r ? a0s[r - 1] + nas[r - 1] : 0) && nas[r] >= 0;
-  }
-  free(both);
-  if (!tiled || a0s[R - 1] + nas[R - 1] != A) {
-    free(a0s);
-    free(nas);
-    snprintf(err, cap, "internal error: the ranks' account ranges do not cover the book once");
-    return 1;
-  }
   /* MPI counts are ints: the widest array, [S x A] floats of --save-pnl, must fit */
   int64_t widest = A * (K > G ? K : G);
   for (int64_t x = 0; x < K; x++)
     if (res->sets[x].pnl && res->sets[x].S * A > widest)
       widest = res->sets[x].S * A;
   if (widest > INT_MAX) {
-    free(a0s);
-    free(nas);
+    free(rg);
     snprintf(err, cap,
              "%lld values of one array are more than one MPI message holds (%d): use fewer "
              "accounts a job or no --save-pnl",
@@ -230,9 +243,9 @@ int xm_cli_procs_gather(const xm_portfolio *pf, xm_run_result *res, char *err, s
   int got = 1;
 #define XM__GATHER_D(field, w)                                                                     \
   if (res->field)                                                                                  \
-    got &= xm__gather((void **)&res->field, sizeof *res->field, (w), na, a0s, nas, A, MPI_DOUBLE);
+    got &= xm__gather((void **)&res->field, sizeof *res->field, (w), rg, A, MPI_DOUBLE);
 #define XM__GATHER_I(field, w)                                                                     \
-  got &= xm__gather((void **)&res->field, sizeof *res->field, (w), na, a0s, nas, A, MPI_INT32_T);
+  got &= xm__gather((void **)&res->field, sizeof *res->field, (w), rg, A, MPI_INT32_T);
   XM_CLI_RESULT_ROWS(XM__GATHER_D, XM__GATHER_I)
 #undef XM__GATHER_D
 #undef XM__GATHER_I
@@ -244,7 +257,7 @@ int xm_cli_procs_gather(const xm_portfolio *pf, xm_run_result *res, char *err, s
       continue;
     int64_t S = s->S;
     float *blocks;
-    got &= xm__gather((void **)&s->pnl, sizeof *s->pnl, S, na, a0s, nas, A, MPI_FLOAT);
+    got &= xm__gather((void **)&s->pnl, sizeof *s->pnl, S, rg, A, MPI_FLOAT);
     if (p->rank != 0)
       continue;
     blocks = s->pnl;
@@ -253,10 +266,11 @@ int xm_cli_procs_gather(const xm_portfolio *pf, xm_run_result *res, char *err, s
       got = 0;
       continue;
     }
-    for (int r = 0; r < R; r++)
+    for (int r = 0; r < R; r++) {
+      int64_t a0 = rg[2 * r], na = rg[2 * r + 1] - a0;
       for (int64_t t = 0; t < S; t++)
-        memcpy(whole + t * A + a0s[r], blocks + a0s[r] * S + t * nas[r],
-               (size_t)nas[r] * sizeof *whole);
+        memcpy(whole + t * A + a0, blocks + a0 * S + t * na, (size_t)na * sizeof *whole);
+    }
     free(blocks);
     s->pnl = whole;
   }
@@ -267,8 +281,7 @@ int xm_cli_procs_gather(const xm_portfolio *pf, xm_run_result *res, char *err, s
   MPI_Reduce(&planned, &res->mem_planned, 1, MPI_UINT64_T, MPI_MAX, 0, MPI_COMM_WORLD);
   double t[3] = {res->t_prepare, res->t_scenarios, res->t_evaluate}, tmax[3];
   MPI_Reduce(t, tmax, 3, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
-  free(a0s);
-  free(nas);
+  free(rg);
   if (p->rank == 0) {
     res->t_prepare = tmax[0], res->t_scenarios = tmax[1], res->t_evaluate = tmax[2];
     res->A = A;
@@ -321,34 +334,24 @@ int xm_cli_procs_gather_days(xm_backtest_result *r, int64_t j0, int64_t j1, char
              (long long)(N * A * (G > 1 ? G : 1)), INT_MAX);
     return 2;
   }
-  int64_t mine[2] = {j0, j1}, *all = malloc((size_t)R * 2 * sizeof *all);
+  int64_t *rg;
+  if (xm__ranges(j0, j1, N, "day ranges", &rg, err, cap))
+    return 1;
   int *counts = malloc((size_t)R * sizeof *counts), *displs = malloc((size_t)R * sizeof *displs);
-  int ok = all && counts && displs, every = 0;
+  int ok = counts && displs, every = 0;
   MPI_Allreduce(&ok, &every, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
   if (!every) {
-    free(all);
+    free(rg);
     free(counts);
     free(displs);
     snprintf(err, cap, "out of memory gathering the backtest");
     return 1;
   }
-  MPI_Allgather(mine, 2, MPI_INT64_T, all, 2, MPI_INT64_T, MPI_COMM_WORLD);
-  int tiled = all[0] == 0 && all[2 * R - 1] == N;
-  for (int q = 1; q < R; q++)
-    tiled &= all[2 * q] == all[2 * q - 1];
-  if (!tiled) {
-    free(all);
-    free(counts);
-    free(displs);
-    snprintf(err, cap, "internal error: the ranks' day ranges do not cover the backtest once");
-    return 1;
-  }
-  /* one array shape at a time: [N x w] rows, rank q's rows all[2q] .. all[2q + 1] */
+  /* one array shape at a time: [N x w] rows, rank q's rows rg[2q] .. rg[2q + 1] */
   const int64_t widths[3] = {A, A * G, 1};
   for (int k = 0; k < 3; k++) {
     int64_t w = widths[k];
-    for (int q = 0; q < R; q++)
-      counts[q] = (int)((all[2 * q + 1] - all[2 * q]) * w), displs[q] = (int)(all[2 * q] * w);
+    xm__counts(rg, w, counts, displs);
     if (k == 0) {
       for (int m = 0; m < XM_BT_NMARGIN; m++)
         xm__gather_rows(r->margin[m], w, j0, j1, MPI_DOUBLE, counts, displs);
@@ -367,7 +370,7 @@ int xm_cli_procs_gather_days(xm_backtest_result *r, int64_t j0, int64_t j1, char
   MPI_Reduce(&t, &tmax, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
   if (p->rank == 0)
     r->t_total = tmax;
-  free(all);
+  free(rg);
   free(counts);
   free(displs);
   return 0;

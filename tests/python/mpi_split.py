@@ -55,13 +55,6 @@ def datasets(path):
     return out
 
 
-def same(x, y):
-    x, y = np.asarray(x), np.asarray(y)
-    if x.dtype.kind == "O" or y.dtype.kind == "O":
-        return x.shape == y.shape and [v for v in x.ravel()] == [v for v in y.ravel()]
-    return x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes()
-
-
 def run_args(book, scen, out, device, cfg):
     args = ["run", "--portfolio", book, "--scenarios", scen, "-o", out, "--device", device,
             "--save-pnl", "--save-scenarios", "-q", "--set", "montecarlo.scenarios=600"]
@@ -83,7 +76,7 @@ def bitwise(tmp, tag, book, scen, device, cfg=()):
                        rc == 0, err.strip()[-400:]):
             continue
         got = datasets(out)
-        bad = [k for k in ref if k not in got or not same(ref[k], got[k])]
+        bad = [k for k in ref if k not in got or not tl.same_bits(ref[k], got[k])]
         extra = [k for k in got if k not in ref]
         T.check("%s %s: mpirun -n %d: all %d datasets bit for bit the single process's" %
                 (tag, device, n, len(ref)), not bad and not extra, "differ: %s; extra: %s" % (bad[:6], extra))
@@ -113,7 +106,7 @@ def backtest_days(tmp, tag, book, scen, device, cfg=()):
                        (tag, device, n, tn, t1), rc == 0, err.strip()[-400:]):
             continue
         got = datasets(out)
-        bad = [k for k in ref if k not in got or not same(ref[k], got[k])]
+        bad = [k for k in ref if k not in got or not tl.same_bits(ref[k], got[k])]
         extra = [k for k in got if k not in ref]
         T.check("backtest %s %s: mpirun -n %d: all %d datasets bit for bit the single process's" %
                 (tag, device, n, len(ref)), not bad and not extra, "differ: %s; extra: %s" % (bad[:6], extra))

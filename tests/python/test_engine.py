@@ -174,12 +174,7 @@ def compare_reference(tag, book, scen, out, cfg):
 def margin_equal_bitwise(a, b):
     ma, mb = tl.read_margin(a), tl.read_margin(b)
 
-    def same(x, y):  # strings (/margin/currency) by value, numbers by their bytes
-        if x.dtype == object or y.dtype == object:
-            return x.dtype == y.dtype and x.shape == y.shape and x.tolist() == y.tolist()
-        return x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes()
-
-    diff = [k for k in ma if k[0] != "_" and (k not in mb or not same(ma[k], mb[k]))]
+    diff = [k for k in ma if k[0] != "_" and (k not in mb or not tl.same_bits(ma[k], mb[k]))]
     return set(ma) == set(mb) and not diff, diff
 
 

@@ -155,13 +155,8 @@ def test_accounts():
         w = whole.isel(account=slice(rr.start, rr.stop))
         t.check("accounts=%r: the account ids of those rows" % (r,),
                 list(part.account.values) == list(w.account.values))
-        def same(a, b):
-            a, b = np.asarray(a), np.asarray(b)
-            if a.dtype.kind == "O":
-                return a.shape == b.shape and list(a.ravel()) == list(b.ravel())
-            return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
         bad = [v for v in whole.data_vars if "account" in whole[v].dims and
-               (v not in part or not same(part[v].values, w[v].values))]
+               (v not in part or not T.same_bits(part[v].values, w[v].values))]
         t.check("accounts=%r: every per-account variable bit for bit the whole run's rows" % (r,),
                 not bad, bad[:5])
     for r in (range(5, 5), range(0, A + 1), range(0, 10, 2), "3:5"):

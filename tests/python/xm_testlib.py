@@ -319,6 +319,15 @@ def attr_str(v):
     return str(v)
 
 
+def same_bits(x, y):
+    """x and y the same arrays bit for bit: numbers by their bytes (NaNs and
+    signed zeros too), strings (object arrays) by value."""
+    x, y = np.asarray(x), np.asarray(y)
+    if x.dtype.kind == "O" or y.dtype.kind == "O":
+        return x.shape == y.shape and x.tolist() == y.tolist()
+    return x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes()
+
+
 def read_margin(path):
     """/margin/* as numpy arrays, plus 'account', 'silo', 'set' name lists."""
     out = {}
