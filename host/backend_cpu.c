@@ -123,16 +123,6 @@ static xm_status xm__cpu_price(xm_ctx *ctx, xm_precision prec, const xm_contract
   return XM_OK;
 }
 
-static xm_status xm__cpu_syrk(xm_ctx *ctx, int64_t W, int64_t F, const double *R, double *C) {
-  (void)ctx;
-  cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)F, (int)W, 1.0 / (double)W, R, (int)F,
-              0.0, C, (int)F);
-  for (int64_t i = 0; i < F; i++)
-    for (int64_t j = 0; j < i; j++)
-      C[i * F + j] = C[j * F + i];
-  return XM_OK;
-}
-
 /* ---- one run ---- */
 
 /* The cpu backend's buffer: host memory, owned or a view of the engine's. */
@@ -430,7 +420,6 @@ const xm__backend xm__backend_cpu = {
     .open = xm__cpu_open,
     .close = xm__cpu_close,
     .price = xm__cpu_price,
-    .syrk = xm__cpu_syrk,
     .begin = xm__cpu_begin,
     .end = xm__cpu_end,
     .alloc = xm__cpu_alloc,

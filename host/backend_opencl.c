@@ -163,34 +163,6 @@ static cl_mem xm__buf(xm_ctx *ctx, size_t bytes, const void *host, cl_int *e) {
                         (void *)host, e);
 }
 
-static xm_status xm__ocl_syrk(xm_ctx *ctx, int64_t W, int64_t F, const double *R, double *C) {
-  xm_status st = XM_OK;
-  cl_int e = CL_SUCCESS;
-  cl_mem bR = NULL, bC = NULL;
-  bR = xm__buf(ctx, (size_t)(W * F) * sizeof(double), R, &e);
-  XM__CL(ctx, e);
-  bC = xm__buf(ctx, (size_t)(F * F) * sizeof(double), NULL, &e);
-  XM__CL(ctx, e);
-  st = xm__blast(ctx,
-                 CLBlastDsyrk(CLBlastLayoutRowMajor, CLBlastTriangleUpper, CLBlastTransposeYes,
-                              (size_t)F, (size_t)W, 1.0 / (double)W, bR, 0, (size_t)F, 0.0, bC, 0,
-                              (size_t)F, &XM__OCL(ctx)->queue, NULL),
-                 "DSYRK");
-  if (st != XM_OK)
-    goto cleanup;
-  XM__CL(ctx, clEnqueueReadBuffer(XM__OCL(ctx)->queue, bC, CL_TRUE, 0,
-                                  (size_t)(F * F) * sizeof(double), C, 0, NULL, NULL));
-  for (int64_t i = 0; i < F; i++)
-    for (int64_t j = 0; j < i; j++)
-      C[i * F + j] = C[j * F + i];
-cleanup:
-  if (bC)
-    clReleaseMemObject(bC);
-  if (bR)
-    clReleaseMemObject(bR);
-  return st;
-}
-
 static size_t xm__round(size_t n, size_t m) { return (n + m - 1) / m * m; }
 
 /* Enqueues kernel kid; with profiling on, waits for it and adds its time. */
@@ -735,7 +707,6 @@ const xm__backend xm__backend_opencl = {
     .open = xm__ocl_open,
     .close = xm__ocl_close,
     .price = xm__ocl_price,
-    .syrk = xm__ocl_syrk,
     .begin = xm__ocl_begin,
     .end = xm__ocl_end,
     .alloc = xm__ocl_alloc,

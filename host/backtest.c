@@ -3,6 +3,7 @@
  * realised loss of the h days after it, and the statistics of
  * host/backtest_stats.c per account, silo, margin and for the book. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,10 +276,9 @@ static void xm__bt_progress_fn(void *arg, int64_t done, int64_t total, const cha
     p->user->progress(p->user->progress_arg, j, p->N, p->sf->hist_date[p->first + j - 2]);
 }
 
-/* The most days a batch holds, and the host memory their sets may take. */
-#ifndef XM__BT_BATCH_DAYS /* (a build may change it, to measure) */
+/* The most days a batch holds (xm_options.tuning.bt_days overrides it), and
+ * the host memory their sets may take. */
 #define XM__BT_BATCH_DAYS 64
-#endif
 #define XM__BT_BATCH_BYTES ((uint64_t)256 << 20)
 
 /* Everything one backtest needs across its batches. */
@@ -371,32 +371,34 @@ static xm_status xm__bt_collect(xm_ctx *ctx, xm__bt_job *jb, const xm__sets *com
   return XM_OK;
 }
 
-/* Days j0 .. : as many as a batch holds, their sets made one day at a time
- * and run in one loop (one plan, each block uploaded and priced today once,
- * every day's sets revalued and reduced, each day combined); *nb gets how
- * many. */
-static xm_status xm__bt_batch(xm_ctx *ctx, xm__bt_job *jb, int64_t j0, int64_t *nb_out,
-                              xm_backtest_result *out) {
-  const xm__bt_dayset *days = jb->days;
-  int64_t A = jb->pf->n_accounts, G = jb->pf->n_silos, Kd = 0, nb = 0;
+/* A batch: the sets of days j0 .. j0 + nb - 1, one day's after another. */
+typedef struct xm__bt_sets {
+  int64_t j0, nb;
   xm__sets comb;
-  xm__plan plan;
-  xm__outputs ev;
-  memset(&comb, 0, sizeof comb);
-  memset(&plan, 0, sizeof plan);
-  memset(&ev, 0, sizeof ev);
-  comb.sp = -1;
+} xm__bt_sets;
+
+/* The sets of days j0 .. : as many as a batch holds, made one day at a time
+ * (the history up to d in *sd) and appended to bs->comb. Only the host: the
+ * next batch's are made on a thread of their own while the device evaluates
+ * this one (xm__bt_ahead). On failure the message names the day. */
+static xm_status xm__bt_build(xm_ctx *ctx, xm__bt_job *jb, xm_scenario_file *sd, int64_t j0,
+                              xm__bt_sets *bs, char *notes, size_t cap, xm_backtest_result *out) {
+  const xm__bt_dayset *days = jb->days;
+  xm__sets *comb = &bs->comb;
+  int64_t Kd = 0, nb = 0;
+  memset(bs, 0, sizeof *bs);
+  comb->sp = -1;
+  bs->j0 = j0;
   xm_run_opts o = {0, jb->save, NULL, NULL, 0, 0, 0, 0};
   xm_status st = XM_OK;
-  char notes[4096] = "";
-  while (j0 + nb < jb->j_end && nb < XM__BT_BATCH_DAYS &&
-         (nb == 0 || comb.bytes < XM__BT_BATCH_BYTES)) {
+  int64_t most = ctx->opt.tuning.bt_days > 0 ? ctx->opt.tuning.bt_days : XM__BT_BATCH_DAYS;
+  while (j0 + nb < jb->j_end && nb < most && (nb == 0 || comb->bytes < XM__BT_BATCH_BYTES)) {
     int64_t j = j0 + nb, d = days->first + j;
     xm__sets one;
-    jb->sd.n_days = d;
-    st = xm__sets_build(ctx, jb->book, &jb->sd, &jb->cd, &o, XM__SETS_BACKTEST, &one, notes,
-                        j == jb->j_begin ? sizeof notes : 0);
-    if (st == XM_OK && !out->day) {
+    sd->n_days = d;
+    st = xm__sets_build(ctx, jb->book, sd, &jb->cd, &o, XM__SETS_BACKTEST, &one, notes,
+                        j == jb->j_begin ? cap : 0);
+    if (st == XM_OK && !out->day) { /* the first day (never on the thread) */
       st = xm__bt_alloc(ctx, jb->pf, jb->sf, days, jb->cd.horizon_days, &one, jb->save, out);
       if (st == XM_OK && jb->save) {
         jb->sv.X = calloc((size_t)(days->n * one.K) + 1, sizeof *jb->sv.X);
@@ -407,44 +409,57 @@ static xm_status xm__bt_batch(xm_ctx *ctx, xm__bt_job *jb, int64_t j0, int64_t *
     }
     if (st == XM_OK && nb == 0) {
       Kd = one.K;
-      comb = one; /* the columns, the stressed period's place; the sets follow */
-      comb.set = calloc((size_t)(XM__BT_BATCH_DAYS * Kd), sizeof *comb.set);
-      comb.K = 0;
-      comb.bytes = 0;
+      *comb = one; /* the columns, the stressed period's place; the sets follow */
+      comb->set = calloc((size_t)(most * Kd), sizeof *comb->set);
+      comb->K = 0;
+      comb->bytes = 0;
       one.fcol = one.used = one.hcol = NULL;
-      if (!comb.set)
+      if (!comb->set)
         st = xm__fail(ctx, XM_ENOMEM, "out of memory");
-    } else if (st == XM_OK && (one.K != Kd || one.F != comb.F)) {
+    } else if (st == XM_OK && (one.K != Kd || one.F != comb->F)) {
       st = xm__fail(ctx, XM_EINTERNAL,
                     "backtest day %s: %lld sets of %lld factors, not %lld of %lld",
                     jb->sf->hist_date[d - 1], (long long)one.K, (long long)one.F, (long long)Kd,
-                    (long long)comb.F);
+                    (long long)comb->F);
     }
     if (st == XM_OK) {
       for (int64_t x = 0; jb->save && x < Kd; x++)
-        if (out->delta[x])
+        if (out->delta[x]) /* this day's own element: the threads write apart */
           out->delta[x][j] = one.jitter[strcmp(one.set[x].name, "montecarlo") ? 1 : 0];
-      memcpy(comb.set + comb.K, one.set, (size_t)Kd * sizeof *one.set);
+      memcpy(comb->set + comb->K, one.set, (size_t)Kd * sizeof *one.set);
       memset(one.set, 0, (size_t)Kd * sizeof *one.set);
-      comb.K += Kd;
-      comb.bytes += one.bytes;
+      comb->K += Kd;
+      comb->bytes += one.bytes;
       nb++;
     }
     if (st != XM_OK)
       xm__bt_day_fail(ctx, st, jb->sf, d);
     xm__sets_free(&one);
     if (st != XM_OK)
-      goto cleanup;
+      return st;
   }
-  if (j0 == jb->j_begin)
-    snprintf(out->notes, sizeof out->notes, "%s", notes);
-  comb.days = nb;
-  *nb_out = nb;
-  if ((st = xm__plan_build(ctx, jb->book, &comb, 0, &plan)) != XM_OK)
+  comb->days = bs->nb = nb;
+  return XM_OK;
+}
+
+/* A batch run in one loop (one plan, each block uploaded and priced today
+ * once, every day's sets revalued and reduced, each day combined), then each
+ * day's results and realised loss. */
+static xm_status xm__bt_evaluate(xm_ctx *ctx, xm__bt_job *jb, xm__bt_sets *bs,
+                                 xm_backtest_result *out) {
+  const xm__bt_dayset *days = jb->days;
+  int64_t A = jb->pf->n_accounts, G = jb->pf->n_silos, j0 = bs->j0, nb = bs->nb;
+  xm__plan plan;
+  xm__outputs ev;
+  memset(&plan, 0, sizeof plan);
+  memset(&ev, 0, sizeof ev);
+  xm_run_opts o = {0, jb->save, NULL, NULL, 0, 0, 0, 0};
+  xm_status st = xm__plan_build(ctx, jb->book, &bs->comb, 0, &plan);
+  if (st != XM_OK)
     goto cleanup;
   ev.acct = malloc((size_t)(nb * A * XM_NOUT + 1) * sizeof(double));
   ev.silo = malloc((size_t)(nb * A * G * XM_NSILO + 1) * sizeof(double));
-  ev.by_set = malloc((size_t)(A * comb.K + 1) * sizeof(double));
+  ev.by_set = malloc((size_t)(A * bs->comb.K + 1) * sizeof(double));
   if (!ev.acct || !ev.silo || !ev.by_set) {
     st = xm__fail(ctx, XM_ENOMEM, "out of memory for %lld days of %lld accounts", (long long)nb,
                   (long long)A);
@@ -455,11 +470,11 @@ static xm_status xm__bt_batch(xm_ctx *ctx, xm__bt_job *jb, int64_t j0, int64_t *
     o.progress = xm__bt_progress_fn;
     o.progress_arg = &pg;
   }
-  if ((st = xm__evaluate(ctx, &jb->cd, &comb, &plan, jb->save, &o, &ev)) != XM_OK)
+  if ((st = xm__evaluate(ctx, &jb->cd, &bs->comb, &plan, jb->save, &o, &ev)) != XM_OK)
     goto cleanup;
   for (int64_t b = 0; b < nb; b++) {
     int64_t j = j0 + b;
-    if ((st = xm__bt_collect(ctx, jb, &comb, &plan, &ev, b, j, out)) != XM_OK) {
+    if ((st = xm__bt_collect(ctx, jb, &bs->comb, &plan, &ev, b, j, out)) != XM_OK) {
       xm__bt_day_fail(ctx, st, jb->sf, days->first + j);
       goto cleanup;
     }
@@ -469,8 +484,42 @@ cleanup:
   free(ev.silo);
   free(ev.by_set);
   xm__plan_free(&plan);
-  xm__sets_free(&comb);
   return st;
+}
+
+/* The next batch's sets, made on a thread while the device evaluates this
+ * batch: the host and the device do not take turns. The thread has a copy
+ * of the context (its own message; it calls no backend) and of the history's
+ * view; it writes only its own days' elements of out. */
+typedef struct xm__bt_ahead {
+  pthread_t thread;
+  xm_ctx ctx;
+  xm__bt_job *jb;
+  xm_scenario_file sd;
+  xm__bt_sets bs;
+  xm_backtest_result *out;
+  xm_status st;
+} xm__bt_ahead;
+
+static void *xm__bt_ahead_fn(void *arg) {
+  xm__bt_ahead *w = arg;
+  w->st = xm__bt_build(&w->ctx, w->jb, &w->sd, w->bs.j0, &w->bs, NULL, 0, w->out);
+  return NULL;
+}
+
+/* Starts building the sets of days j0 .. on a thread; 0 if none was started
+ * (the caller builds them itself). */
+static int xm__bt_ahead_start(xm_ctx *ctx, xm__bt_job *jb, int64_t j0, xm_backtest_result *out,
+                              xm__bt_ahead *w) {
+  w->ctx = *ctx;
+  w->ctx.err[0] = '\0';
+  w->jb = jb;
+  w->sd = jb->sd;
+  memset(&w->bs, 0, sizeof w->bs);
+  w->bs.j0 = j0;
+  w->out = out;
+  w->st = XM_OK;
+  return pthread_create(&w->thread, NULL, xm__bt_ahead_fn, w) == 0;
 }
 
 /* Whether opts asks for some of the days (xm_run_opts.day_begin/end). */
@@ -518,10 +567,36 @@ static xm_status xm__bt_days_run(xm_ctx *ctx, const xm_portfolio *pf, const xm_s
       goto cleanup;
     jb.book = &aug;
   }
-  for (int64_t j0 = jb.j_begin, nb = 0; j0 < jb.j_end; j0 += nb) {
-    if ((st = xm__bt_batch(ctx, &jb, j0, &nb, out)) != XM_OK)
-      goto cleanup;
+  /* the first batch's sets here (with the notes and out's arrays); each
+   * next batch's on a thread while this one is evaluated, on a device */
+  xm__bt_sets cur;
+  char notes[4096] = "";
+  st = xm__bt_build(ctx, &jb, &jb.sd, jb.j_begin, &cur, notes, sizeof notes, out);
+  snprintf(out->notes, sizeof out->notes, "%s", notes);
+  if (st != XM_OK)
+    xm__sets_free(&cur.comb);
+  int ahead_ok = !ctx->be->host_memory;
+  while (st == XM_OK) {
+    int64_t next = cur.j0 + cur.nb;
+    xm__bt_ahead w;
+    int ahead = ahead_ok && next < jb.j_end && xm__bt_ahead_start(ctx, &jb, next, out, &w);
+    st = xm__bt_evaluate(ctx, &jb, &cur, out);
+    xm__sets_free(&cur.comb);
+    if (ahead) {
+      pthread_join(w.thread, NULL);
+      if (st == XM_OK && w.st != XM_OK)
+        st = xm__fail(ctx, w.st, "%s", w.ctx.err);
+      cur = w.bs;
+      if (st != XM_OK)
+        xm__sets_free(&cur.comb);
+    } else if (st == XM_OK && next < jb.j_end) {
+      st = xm__bt_build(ctx, &jb, &jb.sd, next, &cur, NULL, 0, out);
+    }
+    if (st != XM_OK || next >= jb.j_end)
+      break;
   }
+  if (st != XM_OK)
+    goto cleanup;
   if (jb.save)
     st = xm__bt_assemble(ctx, &jb.sv, out);
 cleanup:

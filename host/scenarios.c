@@ -3,6 +3,7 @@
  * filtered history, its Cholesky factor with the jitter rule; the draws are
  * the backend's), and the ready-made sets of the scenario file mapped onto
  * the factors the book uses. */
+#include <cblas.h>
 #include <lapacke.h>
 #include <math.h>
 #include <stdarg.h>
@@ -16,9 +17,23 @@
 #include "xm_names.h"
 #include "xm_reduce.h"
 
+/* C = R^T R / W (the full symmetric F x F) for R [W x F], row-major. On the
+ * host for every backend: a W x F product is small against a run, the device
+ * would cost a round trip per day of a backtest, and the backends then share
+ * the Monte Carlo recipe bit for bit. */
+static void xm__second_moment(int64_t W, int64_t F, const double *R, double *C) {
+  cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)F, (int)W, 1.0 / (double)W, R, (int)F,
+              0.0, C, (int)F);
+  for (int64_t i = 0; i < F; i++)
+    for (int64_t j = 0; j < i; j++)
+      C[i * F + j] = C[j * F + i];
+}
+
 static void xm__note(char *notes, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void xm__note(char *notes, size_t cap, const char *fmt, ...) {
+  if (!notes || cap == 0)
+    return;
   size_t len = strlen(notes);
   if (len + 2 >= cap)
     return;
@@ -397,8 +412,7 @@ xm_status xm__sets_build(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_
         st = xm__fail(ctx, XM_ENOMEM, "out of memory");
         goto cleanup;
       }
-      if ((st = ctx->be->syrk(ctx, W, F, filtered, sigma)) != XM_OK)
-        goto cleanup;
+      xm__second_moment(W, F, filtered, sigma);
       for (int v = 0; v < 1 + stressed; v++) {
         xm__set *s = &sets[x++];
         snprintf(s->name, sizeof s->name, v ? "montecarlo_stressed" : "montecarlo");

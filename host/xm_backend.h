@@ -96,8 +96,6 @@ typedef struct xm__backend {
   xm_status (*open)(xm_ctx *ctx);
   void (*close)(xm_ctx *ctx);
   xm_status (*price)(xm_ctx *ctx, xm_precision prec, const xm_contracts *c, double *out);
-  /* C = R^T R / W (full symmetric F x F) for R [W x F], row-major, host. */
-  xm_status (*syrk)(xm_ctx *ctx, int64_t W, int64_t F, const double *R, double *C);
 
   /* ---- one run: begin, the steps, end ---- */
   xm_status (*begin)(xm_ctx *ctx, xm_precision prec);

@@ -77,8 +77,9 @@ typedef struct xm__sets {
   uint64_t bytes; /* host memory they hold (shocks, Cholesky factors) */
 } xm__sets;
 
-/* Builds the sets of cfg for pf from sf (METHODOLOGY.md section 1), using
- * ctx's backend for the covariance (syrk). Remarks (jitter, factors a set
+/* Builds the sets of cfg for pf from sf (METHODOLOGY.md section 1), on the
+ * host alone (ctx is only read, and takes the message): a backtest builds
+ * the next batch's sets on a thread of its own. Remarks (jitter, factors a set
  * does not move) are appended to notes[cap]. XM_EFORMAT / XM_ECONFIG /
  * XM_ENOTPD with the detail in ctx. *out is owned by the caller
  * (xm__sets_free), also on failure. */

@@ -39,7 +39,7 @@ void xm__cpu_info(xm_device_info *info);
 
 /* Tuning table (host/tuning.c): one row per device class, first match wins;
  * the environment overrides (read once, into xm_options, by the caller that
- * wants it: XM_LWS, XM_MC_BLOCK, XM_VEC8, XM_MC_CHUNK). */
+ * wants it: XM_LWS, XM_MC_BLOCK, XM_VEC8, XM_MC_CHUNK, XM_BT_DAYS). */
 typedef struct xm__tuning {
   const char *platform; /* substring of the platform name; NULL matches any */
   int gpu;              /* -1 any, 0 not a GPU, 1 a GPU */

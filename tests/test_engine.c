@@ -1643,6 +1643,70 @@ static void backtest_tight_equals_unlimited(void **state) {
   xm_backtest_result_free(&b1);
 }
 
+/* Batches of 2 days (xm_options.tuning.bt_days): on an OpenCL device each
+ * next batch's sets are made on a thread while the device evaluates this one
+ * (host/backtest.c, xm__bt_ahead), on the cpu backend in turn. Every day is
+ * that backend's one-batch backtest bit for bit, and on the device its
+ * xmargin run on the history truncated at d too. A day the thread cannot
+ * build (the book valued before it: data from the future) fails the
+ * backtest with that day's date and the rule, on both. */
+static void backtest_batches(void **state) {
+  (void)state;
+  xm_config c;
+  bt_config(&c, 61);
+  for (int dev = 0; dev < 2; dev++) {
+    xm_options o;
+    xm_options_default(&o);
+    o.device = dev ? "opencl" : "cpu";
+    o.threads = 2;
+    xm_ctx *one = NULL, *two = NULL;
+    if (dev && (!xm_has_opencl() || xm_ctx_create(&one, &o) != XM_OK)) {
+      xm_ctx_destroy(one);
+      print_message("backtest_batches: no OpenCL device, the cpu backend only\n");
+      break;
+    }
+    if (!dev)
+      assert_int_equal(xm_ctx_create(&one, &o), XM_OK);
+    o.tuning.bt_days = 2;
+    assert_int_equal(xm_ctx_create(&two, &o), XM_OK);
+    xm_backtest_result b1, b2;
+    assert_int_equal(xm_backtest(one, &book, &scen, &c, NULL, &b1), XM_OK);
+    assert_int_equal(xm_backtest(two, &book, &scen, &c, NULL, &b2), XM_OK);
+    int64_t A = b1.A, n = b1.N * A;
+    for (int m = 0; m < XM_BT_NMARGIN; m++)
+      assert_memory_equal(b1.margin[m], b2.margin[m], (size_t)n * sizeof(double));
+    assert_memory_equal(b1.realised, b2.realised, (size_t)n * sizeof(double));
+    assert_memory_equal(b1.silo_margin, b2.silo_margin, (size_t)(n * b1.G) * sizeof(double));
+    assert_memory_equal(b1.binding, b2.binding, (size_t)n * sizeof(int32_t));
+    for (int64_t j = 0; dev && j < b2.N; j++) {
+      xm_config cr = c;
+      cr.montecarlo.scenarios = c.backtest.mc_scenarios;
+      xm_scenario_file sd = scen;
+      sd.n_days = b2.first_day + j;
+      xm_run_result r;
+      assert_int_equal(xm_run(two, &book, &sd, &cr, NULL, &r), XM_OK);
+      for (int64_t a = 0; a < A; a++)
+        assert_true(b2.margin[XM_BT_REQUIREMENT][j * A + a] == r.requirement[a] &&
+                    b2.margin[XM_BT_UNIFIED][j * A + a] == r.unified[a]);
+      xm_run_result_free(&r);
+    }
+    /* valued on day 74's date: days 75.. (the second and third batches) have
+     * history after it */
+    xm_portfolio early = book;
+    snprintf(early.valuation_date, sizeof early.valuation_date, "%s", h_date[73]);
+    xm_backtest_result bad;
+    assert_int_equal(xm_backtest(two, &early, &scen, &c, NULL, &bad), XM_EFORMAT);
+    const char *e = xm_ctx_last_error(two);
+    assert_non_null(strstr(e, h_date[74]));
+    assert_non_null(strstr(e, "after the valuation_date"));
+    xm_backtest_result_free(&bad);
+    xm_backtest_result_free(&b1);
+    xm_backtest_result_free(&b2);
+    xm_ctx_destroy(one);
+    xm_ctx_destroy(two);
+  }
+}
+
 /* xm_run_opts.day_begin/end (how the MPI build splits a backtest's days):
  * each range's days are the whole backtest's rows bit for bit (margins,
  * realised losses, silos, binding sets, the book's totals), the others 0 and
@@ -1722,6 +1786,7 @@ int main(void) {
       cmocka_unit_test(backtest_days_are_runs),
       cmocka_unit_test(backtest_tight_equals_unlimited),
       cmocka_unit_test(backtest_day_ranges),
+      cmocka_unit_test(backtest_batches),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

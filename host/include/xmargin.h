@@ -123,10 +123,11 @@ typedef struct xm_options {
    * lws: work-group size (XM_LWS); mc_block: factors per block of the
    * Monte Carlo product, a multiple of 16 (XM_MC_BLOCK); vec8: 0/1 the
    * double8 kernels (XM_VEC8); mc_chunk: Monte Carlo scenarios per chunk
-   * (XM_MC_CHUNK). */
+   * (XM_MC_CHUNK); bt_days: the most days a backtest batch holds
+   * (XM_BT_DAYS; 0: 64). */
   struct {
     int lws, mc_block, vec8;
-    long mc_chunk;
+    long mc_chunk, bt_days;
   } tuning;
   /* Fault injection for tests (XM_TEST_FAIL_OPENCL): "build" makes the
    * OpenCL kernels fail to build, "run" an OpenCL run report out of
@@ -138,7 +139,7 @@ typedef struct xm_options {
 void xm_options_default(xm_options *opt);
 /* Reads the environment once into *opt, over what it holds: XM_DEVICE (when
  * opt->device is NULL), XM_PROFILE, XM_AUTO_OPENCL_CPU, XM_LWS, XM_MC_BLOCK,
- * XM_VEC8, XM_MC_CHUNK, XM_TEST_FAIL_OPENCL. Strings point into the
+ * XM_VEC8, XM_MC_CHUNK, XM_BT_DAYS, XM_TEST_FAIL_OPENCL. Strings point into the
  * environment (valid while it is not changed). */
 void xm_options_from_env(xm_options *opt);
 

@@ -47,7 +47,7 @@ typedef struct xm_options {
   int auto_opencl_cpu;
   struct {
     int lws, mc_block, vec8;
-    long mc_chunk;
+    long mc_chunk, bt_days;
   } tuning;
   const char *fault;
 } xm_options;

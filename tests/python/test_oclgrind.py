@@ -141,7 +141,7 @@ def main():
         write_book(d)
         # The ready-made sets on both precisions; then the historical and Monte
         # Carlo sets (Student-t draws, correlation stress: the scale, normals,
-        # exp kernels and CLBlast's SYRK and GEMM).
+        # exp kernels and CLBlast's GEMM).
         sets_only = ["--set", "historical.enabled=false", "--set", "montecarlo.enabled=false"]
         # the stressed period blended into the historical set (the combine kernel's blend)
         hist = ["--set", "montecarlo.enabled=false", "--set", "historical.lookback=40",
