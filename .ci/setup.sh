@@ -16,6 +16,7 @@ pkgs=(build-essential cmake pkg-config git
       python3 python3-numpy python3-scipy python3-h5py python3-pandas python3-xarray python3-h5netcdf
       python3-cffi python3-setuptools python3-venv python3-pip # python/ (docs/python.md)
       python3-nbclient python3-ipykernel python3-matplotlib # examples/margin.ipynb in the tests
+      python3-pytest # the Python package's tests (tests/python/test_py_*.py)
       clang libomp-dev) # clang and its OpenMP runtime: .ci/test.sh's clang build
 . .ci/packages.sh
 xm_install_packages setup "${pkgs[@]}"

@@ -273,11 +273,13 @@ def test_devices():
                 a.requirement.values, 1e-9, atol=1e-9)
 
 
-with T.TmpDir() as tmp:
-    t.run(test_layout, tmp)
-    t.run(test_run_vs_cli, tmp)
-    t.run(test_accounts)
-    t.run(test_zero_copy)
-    t.run(test_errors, tmp)
-    t.run(test_devices)
-t.finish()
+
+if __name__ == "__main__":
+    with T.TmpDir() as tmp:
+        t.run(test_layout, tmp)
+        t.run(test_run_vs_cli, tmp)
+        t.run(test_accounts)
+        t.run(test_zero_copy)
+        t.run(test_errors, tmp)
+        t.run(test_devices)
+    t.finish()

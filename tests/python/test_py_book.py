@@ -333,8 +333,10 @@ def test_errors(tmp):
     t.check("xmargin --help lists import", rc == 0 and "import" in out)
 
 
-with T.TmpDir() as tmp:
-    t.run(test_round_trip, tmp)
-    t.run(test_import_equal, tmp)
-    t.run(test_errors, tmp)
-t.finish()
+
+if __name__ == "__main__":
+    with T.TmpDir() as tmp:
+        t.run(test_round_trip, tmp)
+        t.run(test_import_equal, tmp)
+        t.run(test_errors, tmp)
+    t.finish()

@@ -35,12 +35,13 @@ def py(venv_python, args, env, cwd):
     return p.returncode, vals, p.stderr.decode()
 
 
-with T.TmpDir() as tmp:
+
+def test_install(tmp):
     venv = os.path.join(tmp, "venv")
     p = subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", venv],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
     if not t.check("python3 -m venv --system-site-packages", p.returncode == 0, p.stdout.decode()[-1500:]):
-        t.finish()
+        return
     vpy = os.path.join(venv, "bin", "python")
     env = H.python_env(os.environ)
     env.pop("PYTHONPATH", None)
@@ -85,4 +86,9 @@ with T.TmpDir() as tmp:
         rc, v, err = py(vpy, [], e3, work)
         t.check("a wrong XMARGIN_LIBRARY is an ImportError naming it", rc != 0 and "no-such-lib.so" in err,
                 err[-600:])
-t.finish()
+
+
+if __name__ == "__main__":
+    with T.TmpDir() as tmp:
+        t.run(test_install, tmp)
+    t.finish()

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xm_pyhelp as H  # noqa: E402
@@ -113,85 +112,104 @@ def _mk(tmp, sub):
     return True
 
 
+def trades_csv(tmp):
+    csv = os.path.join(tmp, "trades.csv")
+    with open(csv, "w") as f:
+        f.write("account,instrument,quantity\n")
+        for a, i, q in TRADES:
+            f.write('%s,"%s",%r\n' % (a, i, q))
+    return csv
+
+
+def devices():
+    return ["cpu"] + (["opencl"] if "opencl:" in T.run_xm(["devices"])[1] else [])
+
+
+def test_demo_whatifs(tmp):
+    """The demo's three what-ifs: the CLI and the binding against full runs of
+    the modified book, the contributions, an unknown instrument."""
+    csv = trades_csv(tmp)
+    mod = os.path.join(tmp, "mod.h5")
+    acc = modified_book(H.DEMO_P, mod, TRADES)
+    for dev in devices():
+        full = full_run(tmp, mod, dev)
+        r = T.run_xm(["whatif", "--portfolio", H.DEMO_P, "--scenarios", H.DEMO_S, "--trades", csv,
+                      "--device", dev, "--json"])
+        t.check("xmargin whatif --device %s exits 0" % dev, r[0] == 0, r[2][-400:])
+        if r[0] != 0:
+            continue
+        j = json.loads(r[1])
+        t.check("%s: one entry per account of the trades, in order" % dev,
+                [e["account"] for e in j["accounts"]] == ["ACC0001", "ACC0002", "ACC0003"])
+        worst = 0.0
+        for e in j["accounts"]:
+            a = acc.index(e["account"])
+            for k in OUTS:
+                sc = abs(full["siloed"][a]) + 1.0
+                worst = max(worst, abs(e["after"][k] - full[k][a]) / sc)
+        t.check("%s: CLI what-if == the full run's row, every output (1e-12)" % dev, worst <= 1e-12,
+                "worst %.3g" % worst)
+        t.check("%s: the trades change the requirement" % dev,
+                all(e["after"]["requirement"] != e["before"]["requirement"] for e in j["accounts"]))
+        print("# %s: what-if seconds %s" % (dev, [e["seconds"] for e in j["accounts"]]))
+        # the binding: the same numbers
+        pre = xm.prepare(H.DEMO_P, H.DEMO_S, device=dev)
+        worst = 0.0
+        for e in j["accounts"]:
+            tr = [(i, q) for a2, i, q in TRADES if a2 == e["account"]]
+            ds = pre.whatif(e["account"], tr)
+            t.check("%s: Prepared.whatif labels its account" % dev, list(ds.account.values) == [e["account"]])
+            a = acc.index(e["account"])
+            for k in OUTS:
+                worst = max(worst, abs(float(ds[k][0]) - full[k][a]) / (abs(full["siloed"][a]) + 1.0))
+        t.check("%s: Prepared.whatif == the full run's row (1e-12)" % dev, worst <= 1e-12, "worst %.3g" % worst)
+        # the contributions add up to the binding set's measure
+        tr = [(i, q) for a2, i, q in TRADES if a2 == "ACC0001"]
+        c = pre.contributions("ACC0001", tr)
+        ds = pre.whatif("ACC0001", tr)
+        m = float(ds.by_set[0, int(ds.binding_set[0])])
+        t.check("%s: contributions add up to the binding set's measure (1e-12)" % dev,
+                abs(c.contribution.sum() - m) <= 1e-12 * abs(m), (c.contribution.sum(), m))
+        t.check("%s: one contribution per net position, the trades in" % dev,
+                "SPY" in set(c.instrument) and len(c) == len(set(c.instrument)), list(c.instrument))
+        try:
+            pre.whatif("ACC0001", [("NO-SUCH", 1)])
+            t.check("%s: an unknown instrument raises" % dev, False)
+        except xm.Error as ex:
+            t.check("%s: an unknown instrument raises, naming it" % dev, "NO-SUCH" in str(ex), str(ex))
+
+
+def test_random_whatifs(tmp):
+    random_books(tmp, devices())
+
+
+def test_bad_trades(tmp):
+    csv = trades_csv(tmp)
+    # bad trade files: exit 2, file, row and column named
+    for name, body, want in (
+            ("unknown instrument", "account,instrument,quantity\nACC0001,NOPE,1\n", ["row 1", "instrument", "NOPE"]),
+            ("unknown account", "account,instrument,quantity\nZZZ,ESH9,1\n", ["row 1", "account", "ZZZ"]),
+            ("bad quantity", "account,instrument,quantity\nACC0001,ESH9,1\nACC0001,ESH9,x2\n",
+             ["row 2", "quantity", "x2"]),
+            ("no quantity column", "account,instrument\nACC0001,ESH9\n", ["quantity"]),
+            ("no trades", "account,instrument,quantity\n", ["no trades"])):
+        bad = os.path.join(tmp, "bad.csv")
+        with open(bad, "w") as f:
+            f.write(body)
+        r = T.run_xm(["whatif", "--portfolio", H.DEMO_P, "--scenarios", H.DEMO_S, "--trades", bad,
+                      "--device", "cpu"])
+        t.check("bad trades (%s): exit 2 naming %s" % (name, want),
+                r[0] == 2 and bad in r[2] and all(w in r[2] for w in want), (r[0], r[2][-300:]))
+    r = T.run_xm(["whatif", "--help"])
+    t.check("xmargin whatif --help", r[0] == 0 and "--trades" in r[1])
+    r = T.run_xm(["whatif", "--portfolio", H.DEMO_P, "--scenarios", H.DEMO_S, "--trades", csv, "-o", "x.h5"])
+    t.check("xmargin whatif -o: refused (it writes no file)", r[0] == 2, r[2][-200:])
+
+
 def main():
-    tmp = tempfile.mkdtemp(prefix="xm_whatif_")
-    try:
-        csv = os.path.join(tmp, "trades.csv")
-        with open(csv, "w") as f:
-            f.write("account,instrument,quantity\n")
-            for a, i, q in TRADES:
-                f.write('%s,"%s",%r\n' % (a, i, q))
-        mod = os.path.join(tmp, "mod.h5")
-        acc = modified_book(H.DEMO_P, mod, TRADES)
-        devices = ["cpu"] + (["opencl"] if "opencl:" in T.run_xm(["devices"])[1] else [])
-        for dev in devices:
-            full = full_run(tmp, mod, dev)
-            r = T.run_xm(["whatif", "--portfolio", H.DEMO_P, "--scenarios", H.DEMO_S, "--trades", csv,
-                          "--device", dev, "--json"])
-            t.check("xmargin whatif --device %s exits 0" % dev, r[0] == 0, r[2][-400:])
-            if r[0] != 0:
-                continue
-            j = json.loads(r[1])
-            t.check("%s: one entry per account of the trades, in order" % dev,
-                    [e["account"] for e in j["accounts"]] == ["ACC0001", "ACC0002", "ACC0003"])
-            worst = 0.0
-            for e in j["accounts"]:
-                a = acc.index(e["account"])
-                for k in OUTS:
-                    sc = abs(full["siloed"][a]) + 1.0
-                    worst = max(worst, abs(e["after"][k] - full[k][a]) / sc)
-            t.check("%s: CLI what-if == the full run's row, every output (1e-12)" % dev, worst <= 1e-12,
-                    "worst %.3g" % worst)
-            t.check("%s: the trades change the requirement" % dev,
-                    all(e["after"]["requirement"] != e["before"]["requirement"] for e in j["accounts"]))
-            print("# %s: what-if seconds %s" % (dev, [e["seconds"] for e in j["accounts"]]))
-            # the binding: the same numbers
-            pre = xm.prepare(H.DEMO_P, H.DEMO_S, device=dev)
-            worst = 0.0
-            for e in j["accounts"]:
-                tr = [(i, q) for a2, i, q in TRADES if a2 == e["account"]]
-                ds = pre.whatif(e["account"], tr)
-                t.check("%s: Prepared.whatif labels its account" % dev, list(ds.account.values) == [e["account"]])
-                a = acc.index(e["account"])
-                for k in OUTS:
-                    worst = max(worst, abs(float(ds[k][0]) - full[k][a]) / (abs(full["siloed"][a]) + 1.0))
-            t.check("%s: Prepared.whatif == the full run's row (1e-12)" % dev, worst <= 1e-12, "worst %.3g" % worst)
-            # the contributions add up to the binding set's measure
-            tr = [(i, q) for a2, i, q in TRADES if a2 == "ACC0001"]
-            c = pre.contributions("ACC0001", tr)
-            ds = pre.whatif("ACC0001", tr)
-            m = float(ds.by_set[0, int(ds.binding_set[0])])
-            t.check("%s: contributions add up to the binding set's measure (1e-12)" % dev,
-                    abs(c.contribution.sum() - m) <= 1e-12 * abs(m), (c.contribution.sum(), m))
-            t.check("%s: one contribution per net position, the trades in" % dev,
-                    "SPY" in set(c.instrument) and len(c) == len(set(c.instrument)), list(c.instrument))
-            try:
-                pre.whatif("ACC0001", [("NO-SUCH", 1)])
-                t.check("%s: an unknown instrument raises" % dev, False)
-            except xm.Error as ex:
-                t.check("%s: an unknown instrument raises, naming it" % dev, "NO-SUCH" in str(ex), str(ex))
-        random_books(tmp, devices)
-        # bad trade files: exit 2, file, row and column named
-        for name, body, want in (
-                ("unknown instrument", "account,instrument,quantity\nACC0001,NOPE,1\n", ["row 1", "instrument", "NOPE"]),
-                ("unknown account", "account,instrument,quantity\nZZZ,ESH9,1\n", ["row 1", "account", "ZZZ"]),
-                ("bad quantity", "account,instrument,quantity\nACC0001,ESH9,1\nACC0001,ESH9,x2\n",
-                 ["row 2", "quantity", "x2"]),
-                ("no quantity column", "account,instrument\nACC0001,ESH9\n", ["quantity"]),
-                ("no trades", "account,instrument,quantity\n", ["no trades"])):
-            bad = os.path.join(tmp, "bad.csv")
-            with open(bad, "w") as f:
-                f.write(body)
-            r = T.run_xm(["whatif", "--portfolio", H.DEMO_P, "--scenarios", H.DEMO_S, "--trades", bad,
-                          "--device", "cpu"])
-            t.check("bad trades (%s): exit 2 naming %s" % (name, want),
-                    r[0] == 2 and bad in r[2] and all(w in r[2] for w in want), (r[0], r[2][-300:]))
-        r = T.run_xm(["whatif", "--help"])
-        t.check("xmargin whatif --help", r[0] == 0 and "--trades" in r[1])
-        r = T.run_xm(["whatif", "--portfolio", H.DEMO_P, "--scenarios", H.DEMO_S, "--trades", csv, "-o", "x.h5"])
-        t.check("xmargin whatif -o: refused (it writes no file)", r[0] == 2, r[2][-200:])
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with T.TmpDir("xm_whatif_") as tmp:
+        for fn in (test_demo_whatifs, test_random_whatifs, test_bad_trades):
+            t.run(fn, tmp)
     t.finish()
 
 

@@ -86,7 +86,10 @@ def setup():
         env = dict(os.environ, XM_PY_ASAN="1", XM_PY_ASAN_ORIG=orig, LD_PRELOAD=":".join(pre),
                    ASAN_OPTIONS=_python_asan(orig))
         sys.stdout.flush()
-        os.execve(sys.executable, [sys.executable] + sys.argv, env)
+        argv = sys.argv
+        if argv and argv[0].endswith(os.path.join("pytest", "__main__.py")):
+            argv = ["-m", "pytest"] + argv[1:]  # python3 -m pytest ...
+        os.execve(sys.executable, [sys.executable] + argv, env)
     if "XM_PY_ASAN" in os.environ:
         # this process and its Python children run with leak detection off; the
         # CLI (T.run_xm) gets the caller's options back: its leaks are errors
