@@ -297,9 +297,13 @@ def validate(what):
             s = ffi.new("xm_scenario_file *")
             st = lib.xm_scenarios_read(cstr(path), s, d.ptr)
             lib.xm_scenarios_free(s)
-        else:
-            raise FormatError("%s: /: attribute format = %r: validate checks \"xmargin.portfolio\" and "
-                              "\"xmargin.scenarios\" files" % (path, kind), "EFORMAT")
+        else:  # the messages `xmargin validate` prints (host/cli/cli_validate.c)
+            msg = ("%s: /: attribute format is missing or not a string: cannot tell the kind of file (must be "
+                   "\"xmargin.portfolio\" or \"xmargin.scenarios\")" % path if not kind else
+                   "%s: /: attribute format = '%.64s': validate checks \"xmargin.portfolio\" and "
+                   "\"xmargin.scenarios\" files" % (path, kind))
+            raise FormatError("%s: input violates the xmargin data contract (XM_EFORMAT)" % path, "EFORMAT",
+                              [msg])
         if st != XM_OK:
             raise_status(st, path, d.messages())
     return kind
