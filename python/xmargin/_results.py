@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from ._book import Book
+from ._scenarios import Scenarios
 from ._core import (Diag, Error, FormatError, XM_OK, array_out, config_text, context_for, cstr,
                     ffi, lib, make_config, raise_status, string, strings)
 
@@ -101,12 +102,21 @@ def _open_inputs(book, scenarios, keep):
             st = lib.xm_portfolio_read(cstr(ppath), pf, d.ptr)
             if st != XM_OK:
                 raise_status(st, "reading %s" % ppath, d.messages())
-    spath = os.fspath(scenarios)
-    sf = ffi.gc(ffi.new("xm_scenario_file *"), lib.xm_scenarios_free)
-    with Diag() as d:
-        st = lib.xm_scenarios_read(cstr(spath), sf, d.ptr)
-        if st != XM_OK:
-            raise_status(st, "reading %s" % spath, d.messages())
+    if isinstance(scenarios, Scenarios):
+        sf, k = scenarios._view()
+        keep.append(k)
+        spath = scenarios.path
+        with Diag() as d:
+            st = lib.xm_scenarios_validate(sf, d.ptr)
+            if st != XM_OK:
+                raise_status(st, "scenarios %s" % (spath or "(in memory)"), d.messages())
+    else:
+        spath = os.fspath(scenarios)
+        sf = ffi.gc(ffi.new("xm_scenario_file *"), lib.xm_scenarios_free)
+        with Diag() as d:
+            st = lib.xm_scenarios_read(cstr(spath), sf, d.ptr)
+            if st != XM_OK:
+                raise_status(st, "reading %s" % spath, d.messages())
     keep += [pf, sf]
     return pf, sf, ppath, spath
 
@@ -119,7 +129,7 @@ def _config_overrides(kw):
 def run(book, scenarios, config=None, device="auto", save_pnl=False, save_scenarios=False,
         output=None, threads=0, mem_limit=0, accounts=None, **set):
     """Runs every scenario set of the configuration on a book (a Book or a
-    portfolio file) and a scenario file; returns the results as an
+    portfolio file) and scenarios (a Scenarios or a scenario file); returns the results as an
     xarray.Dataset (the layout of read_results). config: an INI path or a
     dict {key: value}; further keywords are configuration keys too
     (montecarlo__scenarios=2000 is montecarlo.scenarios = 2000). output: also
@@ -160,7 +170,7 @@ def run(book, scenarios, config=None, device="auto", save_pnl=False, save_scenar
     device_text = ctx.device_text()
     if output is not None:
         meta = ffi.new("xm_run_meta *")
-        mk = [cstr(ppath or ""), cstr(spath), cstr(device_text)]
+        mk = [cstr(ppath or ""), cstr(spath or ""), cstr(device_text)]
         meta.portfolio, meta.scenarios, meta.device = mk
         meta.elapsed_s = elapsed
         with Diag() as d:
@@ -198,7 +208,7 @@ def _from_result(r, pf, cfg, device_text, ppath, spath, elapsed):
     attrs = {"format": "xmargin.results", "format_version": 2,
              "software_version": _version(),
              "valuation_date": string(pf.valuation_date), "reporting_currency": rep,
-             "portfolio": ppath or "", "scenarios": spath, "config": config_text(cfg),
+             "portfolio": ppath or "", "scenarios": spath or "", "config": config_text(cfg),
              "device": device_text, "precision": "single" if cfg.precision == 1 else "double",
              "seed": int(cfg.montecarlo.seed), "elapsed_s": elapsed}
     return _dataset(acc, silo, sets, margin, array_out(r.binding, A, np.int32),
@@ -281,6 +291,9 @@ def validate(what):
     if isinstance(what, Book):
         what.validate()
         return "xmargin.portfolio"
+    if isinstance(what, Scenarios):
+        what.validate()
+        return "xmargin.scenarios"
     path = os.fspath(what)
     buf = ffi.new("char[]", 128)
     ver = ffi.new("int *")
