@@ -3,7 +3,6 @@
 view (numeric columns without copies where their dtype and layout allow)."""
 
 import datetime
-import math
 import os
 
 import numpy as np

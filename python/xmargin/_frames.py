@@ -243,7 +243,6 @@ def book_tables(factors, instruments, accounts, positions, collateral, fx, silos
         else:
             types.append(TYPES.index(s))
     names_t = [TYPES[k] for k in types]
-    n = I.n
     ins = {"id": ids, "type": np.array(types, np.int32),
            "silo": np.array([I.lookup("silo", sidx, "silos", i, v, False) for i, v in enumerate(I.get("silo"))], np.int32),
            "underlying": np.array([I.lookup("underlying", fidx, "factors frame", i, v, False)

@@ -85,39 +85,35 @@ def _dataset(acc, silo, sets, margin, binding, minimum_binds, currency, labels, 
     return xr.Dataset(data, coords=coords, attrs=attrs)
 
 
+def _input(x, cls, ctype, read, free, validate, what, keep):
+    """(an xm_<ctype> *, its path): a Book / Scenarios as a view over its
+    arrays, validated; else the file at path x, read (and validated)."""
+    if isinstance(x, cls):
+        p, k = x._view()
+        keep.append(k)
+        path, where = x.path, "%s %s" % (what, x.path or "(in memory)")
+        with Diag() as d:
+            st = validate(p, d.ptr)
+            msgs = d.messages()
+    else:
+        path = os.fspath(x)
+        p = ffi.gc(ffi.new(ctype + " *"), free)
+        where = "reading %s" % path
+        with Diag() as d:
+            st = read(cstr(path), p, d.ptr)
+            msgs = d.messages()
+    if st != XM_OK:
+        raise_status(st, where, msgs)
+    keep.append(p)
+    return p, path
+
+
 def _open_inputs(book, scenarios, keep):
-    """(xm_portfolio *, xm_scenario_file *, portfolio path, scenarios path, Book or None)."""
-    if isinstance(book, Book):
-        pf, k = book._view()
-        keep.append(k)
-        ppath = book.path
-        with Diag() as d:
-            st = lib.xm_portfolio_validate(pf, d.ptr)
-            if st != XM_OK:
-                raise_status(st, "book %s" % (book.path or "(in memory)"), d.messages())
-    else:
-        ppath = os.fspath(book)
-        pf = ffi.gc(ffi.new("xm_portfolio *"), lib.xm_portfolio_free)
-        with Diag() as d:
-            st = lib.xm_portfolio_read(cstr(ppath), pf, d.ptr)
-            if st != XM_OK:
-                raise_status(st, "reading %s" % ppath, d.messages())
-    if isinstance(scenarios, Scenarios):
-        sf, k = scenarios._view()
-        keep.append(k)
-        spath = scenarios.path
-        with Diag() as d:
-            st = lib.xm_scenarios_validate(sf, d.ptr)
-            if st != XM_OK:
-                raise_status(st, "scenarios %s" % (spath or "(in memory)"), d.messages())
-    else:
-        spath = os.fspath(scenarios)
-        sf = ffi.gc(ffi.new("xm_scenario_file *"), lib.xm_scenarios_free)
-        with Diag() as d:
-            st = lib.xm_scenarios_read(cstr(spath), sf, d.ptr)
-            if st != XM_OK:
-                raise_status(st, "reading %s" % spath, d.messages())
-    keep += [pf, sf]
+    """(xm_portfolio *, xm_scenario_file *, portfolio path, scenarios path)."""
+    pf, ppath = _input(book, Book, "xm_portfolio", lib.xm_portfolio_read, lib.xm_portfolio_free,
+                       lib.xm_portfolio_validate, "book", keep)
+    sf, spath = _input(scenarios, Scenarios, "xm_scenario_file", lib.xm_scenarios_read, lib.xm_scenarios_free,
+                       lib.xm_scenarios_validate, "scenarios", keep)
     return pf, sf, ppath, spath
 
 

@@ -7,7 +7,6 @@ contract, as `xmargin validate` prints them)."""
 
 import datetime
 import os
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
