@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from ._core import (Diag, Error, FormatError, XM_OK, array_in, array_out, cstr, ffi, lib,
-                    raise_status, string, strings, strings_in)
+                    raise_status, string, strings, strings_in, write_checked)
 
 
 def _names(fn):
@@ -131,20 +131,7 @@ class Book:
         never over the file it was read from; validated first unless validate=False."""
         if validate:
             self.validate()
-        err = ffi.new("char[]", 1024)
-        names = [cstr(self.path)] if self.path else [ffi.NULL]
-        inputs = ffi.new("char *[]", names)  # points into names: both kept to the end
-        keep = [inputs, names]
-        st = lib.xm_output_check(cstr(path), inputs, 1, err, 1024)
-        if st != XM_OK:
-            raise_status(st, "output %s" % os.fspath(path), [ffi.string(err).decode()])
-        p, keep2 = self._view()
-        with Diag() as d:
-            st = lib.xm_portfolio_write(cstr(path), p, d.ptr)
-            msgs = d.messages()
-        if st != XM_OK:
-            raise_status(st, "writing %s" % os.fspath(path), msgs)
-        del keep, keep2
+        write_checked(path, self.path, self._view, lib.xm_portfolio_write)
 
     @classmethod
     def read(cls, path):

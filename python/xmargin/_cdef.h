@@ -205,6 +205,7 @@ xm_status xm_portfolio_validate(const xm_portfolio *p, xm_diag *diag);
 xm_status xm_scenarios_validate(const xm_scenario_file *s, xm_diag *diag);
 xm_status xm_file_kind(const char *path, char *buf, size_t cap, int *version, xm_diag *diag);
 xm_status xm_portfolio_write(const char *path, const xm_portfolio *p, xm_diag *diag);
+xm_status xm_scenarios_write(const char *path, const xm_scenario_file *s, xm_diag *diag);
 xm_status xm_output_check(const char *path, const char *const *inputs, int n_inputs, char *err,
                           size_t cap);
 

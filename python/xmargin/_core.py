@@ -141,6 +141,25 @@ def array_out(ptr, n, dtype, shape=None):
     return a.reshape(shape) if shape is not None else a
 
 
+def write_checked(path, source, view, writer):
+    """writer(path, view, diag) (xm_portfolio_write / xm_scenarios_write: atomic)
+    after xm_output_check: never over source, the file the contents were read
+    from. view() gives (struct *, keepalive). Raises with the library's messages."""
+    err = ffi.new("char[]", 1024)
+    names = [cstr(source)] if source else [ffi.NULL]
+    inputs = ffi.new("char *[]", names)  # points into names: both kept to the end
+    st = lib.xm_output_check(cstr(path), inputs, 1, err, 1024)
+    if st != XM_OK:
+        raise_status(st, "output %s" % os.fspath(path), [ffi.string(err).decode()])
+    p, keep = view()
+    with Diag() as d:
+        st = writer(cstr(path), p, d.ptr)
+        msgs = d.messages()
+    del keep, inputs, names
+    if st != XM_OK:
+        raise_status(st, "writing %s" % os.fspath(path), msgs)
+
+
 # ---------------------------------------------------------------- configuration
 
 def _text(v):

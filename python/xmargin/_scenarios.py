@@ -11,7 +11,8 @@ import math
 
 import numpy as np
 
-from ._core import Diag, FormatError, XM_OK, array_in, array_out, cstr, ffi, lib, raise_status, strings, strings_in
+from ._core import (Diag, FormatError, XM_OK, array_in, array_out, cstr, ffi, lib, raise_status, strings,
+                    strings_in, write_checked)
 
 MEASURES = {ffi.string(lib.xm_measure_name(m)).decode(): m for m in range(3)}  # XM_MEASURE_MAP
 
@@ -30,7 +31,8 @@ class Scenarios:
     rows). measure: "worst", "es" or "var"; confidence None is the run's.
 
     Anywhere a scenario file's path is taken (run, prepare), a Scenarios is
-    too. Scenarios.read(path) reads a file into one (validated)."""
+    too. Scenarios.read(path) reads a file into one (validated); to_hdf5
+    writes one."""
 
     def __init__(self, history=None, sets=None):
         self.path = None
@@ -112,6 +114,14 @@ class Scenarios:
         sf.n_sets = len(self.sets)
         sf.sets = sets
         return sf, keep
+
+    def to_hdf5(self, path, validate=True):
+        """Writes the scenarios (FORMAT.md section 2) with xm_scenarios_write,
+        atomically, never over the file they were read from; validated first
+        unless validate=False."""
+        if validate:
+            self.validate()
+        write_checked(path, self.path, self._view, lib.xm_scenarios_write)
 
     def validate(self, raise_error=True):
         """xm_scenarios_validate: [] when valid; else raises FormatError with

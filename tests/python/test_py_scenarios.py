@@ -98,6 +98,22 @@ def test_frames(tmp):
     w2 = p2.whatif("A01", [("ES.fut", 3)])
     t.check("prepare(Scenarios): a what-if equals the file's", np.array_equal(w1.requirement.values,
                                                                              w2.requirement.values))
+    written = os.path.join(tmp, "written.h5")
+    s.to_hdf5(written)
+    rc, o, e, _ = T.run_xm(["validate", written])
+    back = xm.Scenarios.read(written)
+    t.check("to_hdf5: a file `xmargin validate` accepts, read back equal (history, sets, in order)",
+            rc == 0 and back.date == s.date and back.factor == s.factor and np.array_equal(back.ret, s.ret)
+            and list(back.sets) == list(s.sets)
+            and all(np.array_equal(back.sets[k]["shock"], s.sets[k]["shock"]) and
+                    back.sets[k]["label"] == s.sets[k]["label"] and back.sets[k]["measure"] == s.sets[k]["measure"]
+                    and back.sets[k]["confidence"] == s.sets[k]["confidence"] for k in s.sets), (rc, e[-300:]))
+    same_runs("to_hdf5's file", runs["cpu"], xm.run(book, written, device="cpu", montecarlo__scenarios=400))
+    try:
+        back.to_hdf5(written)
+        t.check("to_hdf5 over the file it was read from is refused", False)
+    except xm.Error as ex:
+        t.check("to_hdf5 over the file it was read from is refused", "input" in str(ex), str(ex))
     out = os.path.join(tmp, "r.h5")
     xm.run(book, s, device="cpu", montecarlo__scenarios=400, output=out)
     r = xm.read_results(out)
