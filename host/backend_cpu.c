@@ -394,9 +394,9 @@ static xm_status xm__cpu_combine(xm_ctx *ctx, const xm__dblock *b, const xm__dwo
   int64_t na = b->na;
 #pragma omp parallel for schedule(static) num_threads(ctx->threads)
   for (int64_t a = 0; a < na; a++)
-    xm_combine_account(a, w->G, w->kd, w->K, by + w->x0, silo + w->x0, attr + w->x0, cross, start,
-                       pinst, psilo, pqty, b->n, instd, lq, offset_cap, per_contract, beta, w->sp,
-                       w->sp_w, w->sp_empty, oa, os);
+    xm_combine_account(a, w->G, w->kd, w->K, w->kown, w->rx, by + w->x0, silo + w->x0, attr + w->x0,
+                       cross, start, pinst, psilo, pqty, b->n, instd, lq, offset_cap, per_contract,
+                       beta, w->sp, w->sp_w, w->sp_empty, oa, os);
   return XM_OK;
 }
 

@@ -681,7 +681,7 @@ static xm_status xm__ocl_combine(xm_ctx *ctx, const xm__dblock *b, const xm__dwo
   xm__ocl *o = XM__OCL(ctx);
   xm_status st = XM_OK;
   int G = w->G;
-  cl_long na = b->na, K = w->kd, kst = w->K, x0 = w->x0, n = b->n;
+  cl_long na = b->na, K = w->kd, kst = w->K, x0 = w->x0, kown = w->kown, rx = w->rx, n = b->n;
   cl_double cap = offset_cap, pc = per_contract, cb = beta, spw = w->sp_w;
   cl_long sp = w->sp;
   cl_int spe = w->sp_empty;
@@ -690,10 +690,10 @@ static xm_status xm__ocl_combine(xm_ctx *ctx, const xm__dblock *b, const xm__dwo
          bPs = XM__M(b->psilo), bPq = XM__M(b->pqty), bInstd = XM__M(b->instd), bLq = XM__M(w->lq),
          bOutA = XM__M(w->out_acct), bOutS = XM__M(w->out_silo);
   XM__CL(ctx, XM__ARGS(xm__k(o, KT_COMBINE), 0, XM__A(na), XM__A(G), XM__A(K), XM__A(kst),
-                       XM__A(x0), XM__A(bBy), XM__A(bSilo), XM__A(bAttr), XM__A(bCross),
-                       XM__A(bStart), XM__A(bPi), XM__A(bPs), XM__A(bPq), XM__A(n), XM__A(bInstd),
-                       XM__A(bLq), XM__A(cap), XM__A(pc), XM__A(cb), XM__A(sp), XM__A(spw),
-                       XM__A(spe), XM__A(bOutA), XM__A(bOutS)));
+                       XM__A(x0), XM__A(kown), XM__A(rx), XM__A(bBy), XM__A(bSilo), XM__A(bAttr),
+                       XM__A(bCross), XM__A(bStart), XM__A(bPi), XM__A(bPs), XM__A(bPq), XM__A(n),
+                       XM__A(bInstd), XM__A(bLq), XM__A(cap), XM__A(pc), XM__A(cb), XM__A(sp),
+                       XM__A(spw), XM__A(spe), XM__A(bOutA), XM__A(bOutS)));
   XM__CL(ctx, xm__run1(o, KT_COMBINE, (size_t)na, xm__tuned_lws(ctx)));
 cleanup:
   return st;

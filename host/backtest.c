@@ -392,6 +392,11 @@ static xm_status xm__bt_build(xm_ctx *ctx, xm__bt_job *jb, xm_scenario_file *sd,
   xm_run_opts o = {0, jb->save, NULL, NULL, 0, 0, 0, 0};
   xm_status st = XM_OK;
   int64_t most = ctx->opt.tuning.bt_days > 0 ? ctx->opt.tuning.bt_days : XM__BT_BATCH_DAYS;
+  /* the ready-made sets (the last of a day's, xm__sets_build) are the same
+   * every day on the static book: day 0's are kept for the batch and the
+   * others' dropped (xm__sets.shared), except with --save-scenarios, which
+   * keeps every day's shocks */
+  int64_t nr = jb->save ? 0 : sd->n_sets;
   while (j0 + nb < jb->j_end && nb < most && (nb == 0 || comb->bytes < XM__BT_BATCH_BYTES)) {
     int64_t j = j0 + nb, d = days->first + j;
     xm__sets one;
@@ -413,6 +418,7 @@ static xm_status xm__bt_build(xm_ctx *ctx, xm__bt_job *jb, xm_scenario_file *sd,
       comb->set = calloc((size_t)(most * Kd), sizeof *comb->set);
       comb->K = 0;
       comb->bytes = 0;
+      comb->shared = nr;
       one.fcol = one.used = one.hcol = NULL;
       if (!comb->set)
         st = xm__fail(ctx, XM_ENOMEM, "out of memory");
@@ -426,9 +432,15 @@ static xm_status xm__bt_build(xm_ctx *ctx, xm__bt_job *jb, xm_scenario_file *sd,
       for (int64_t x = 0; jb->save && x < Kd; x++)
         if (out->delta[x]) /* this day's own element: the threads write apart */
           out->delta[x][j] = one.jitter[strcmp(one.set[x].name, "montecarlo") ? 1 : 0];
-      memcpy(comb->set + comb->K, one.set, (size_t)Kd * sizeof *one.set);
-      memset(one.set, 0, (size_t)Kd * sizeof *one.set);
-      comb->K += Kd;
+      int64_t take = nb == 0 ? Kd : Kd - nr;
+      for (int64_t x = take; x < Kd; x++)
+        if (strcmp(one.set[x].name, sd->sets[x - (Kd - nr)].name) != 0)
+          st = xm__fail(ctx, XM_EINTERNAL, "backtest day %s: set %lld is '%s', not '%s'",
+                        jb->sf->hist_date[d - 1], (long long)x, one.set[x].name,
+                        sd->sets[x - (Kd - nr)].name);
+      memcpy(comb->set + comb->K, one.set, (size_t)take * sizeof *one.set);
+      memset(one.set, 0, (size_t)take * sizeof *one.set);
+      comb->K += take;
       comb->bytes += one.bytes;
       nb++;
     }

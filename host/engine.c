@@ -338,8 +338,9 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
   lp.w.K = K;
   lp.w.sp = sets->sp;
   lp.w.sp_w = sets->sp_w;
-  int64_t ndays = sets->days > 0 ? sets->days : 1, kd = K / ndays;
-  double t_scen = 0.0; /* tiles' shocks made inside the loop */
+  int64_t ndays = sets->days > 0 ? sets->days : 1, nsh = sets->shared;
+  int64_t ko = (K - nsh) / ndays; /* a day's own sets; then the shared ones */
+  double t_scen = 0.0;            /* tiles' shocks made inside the loop */
   for (int64_t b = 0; b < plan->n_blocks; b++) {
     const xm__block *bk = &plan->blocks[b];
     if ((st = xm__upload_block(ctx, bk, G, &lp.db)) ||
@@ -407,9 +408,11 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
     }
     /* each day's sets (a run: one day of all K) */
     for (int64_t j = 0; j < ndays; j++) {
-      lp.w.x0 = j * kd;
-      lp.w.kd = kd;
-      lp.w.sp_empty = sets->sp >= 0 && sets->set[j * kd + sets->sp].S == 0;
+      lp.w.x0 = j * ko + (j > 0 ? nsh : 0);
+      lp.w.kd = ko + nsh;
+      lp.w.kown = ko;
+      lp.w.rx = nsh > 0 ? -lp.w.x0 : 0;
+      lp.w.sp_empty = sets->sp >= 0 && sets->set[lp.w.x0 + sets->sp].S == 0;
       if ((st = be->combine(ctx, &lp.db, &lp.w, cfg->cross_margin.offset_cap,
                             cfg->minimum.per_contract, cfg->apc.buffer)) ||
           (st = be->download(ctx, out->acct + (j * A + bk->a0) * XM_NOUT, lp.w.out_acct, 0,

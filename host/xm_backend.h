@@ -65,10 +65,11 @@ typedef struct xm__dwork {
   xm__mem out_acct, out_silo; /* [na x XM_NOUT], [na x G x XM_NSILO] */
   xm__mem lq;                 /* [na x (G + 1)] liquidity add-ons (0 without) */
   /* what combine combines (xm_combine_account): the kd sets from set x0 on
-   * (a backtest's day; a run: all K from 0), and among them the stressed
-   * period (-1: none), its weight, 1 when it has no scenario (a backtest day
-   * before it) */
-  int64_t x0, kd;
+   * (a backtest's day; a run: all K from 0), the first kown its own and the
+   * rest rx further (xm_combine_col: a batch's shared sets), and among them
+   * the stressed period (-1: none), its weight, 1 when it has no scenario (a
+   * backtest day before it) */
+  int64_t x0, kd, kown, rx;
   int64_t sp;
   double sp_w;
   int sp_empty;

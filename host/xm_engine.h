@@ -71,9 +71,11 @@ typedef struct xm__sets {
    * -1, and apc.stressed_weight (> 0: blended into the historical set, 0) */
   int64_t sp;
   double sp_w;
-  /* a backtest's batch: the sets of `days` days, K / days each, day after
-   * day, combined per day (0 or 1: a run) */
-  int64_t days;
+  /* a backtest's batch: the sets of `days` days, day after day, combined
+   * per day (0 or 1: a run). The last `shared` sets of day 0 are every
+   * day's (the ready-made sets: the same shocks on the static book) and are
+   * not repeated: day j > 0 holds only its (K - shared) / days own sets. */
+  int64_t days, shared;
   uint64_t bytes; /* host memory they hold (shocks, Cholesky factors) */
 } xm__sets;
 

@@ -312,15 +312,19 @@ XM_INLINE void xm_liquidity_account(xm_i64 a, int G, XM_GLOBAL const int *lq_sta
 #define XM_S_LQ 2
 #define XM_S_REQ 3 /* M_g */
 #define XM_NSILO 4
-XM_INLINE void xm_combine_account(xm_i64 a, int G, xm_i64 K, xm_i64 kst, XM_GLOBAL double *by_set,
-                                  XM_GLOBAL double *silo_set, XM_GLOBAL double *attr_set,
-                                  XM_GLOBAL const int *cross, XM_GLOBAL const int *pos_start,
-                                  XM_GLOBAL const int *pos_inst, XM_GLOBAL const int *pos_silo,
-                                  XM_GLOBAL const double *pos_qty, xm_i64 n,
-                                  XM_GLOBAL const double *instd, XM_GLOBAL const double *lq,
-                                  double offset_cap, double per_contract, double beta, xm_i64 sp,
-                                  double spw, int sp_empty, XM_GLOBAL double *out_acct,
-                                  XM_GLOBAL double *out_silo) {
+/* Column x of a combine's K sets: the day's own ones (x < kown) from the
+ * caller's offset pointer on, the others rx further (a backtest batch keeps
+ * the sets every day shares once, after day 0's own: rx = -x0 takes them
+ * there). A run: kown = K. */
+XM_INLINE xm_i64 xm_combine_col(xm_i64 x, xm_i64 kown, xm_i64 rx) { return x < kown ? x : x + rx; }
+
+XM_INLINE void xm_combine_account(
+    xm_i64 a, int G, xm_i64 K, xm_i64 kst, xm_i64 kown, xm_i64 rx, XM_GLOBAL double *by_set,
+    XM_GLOBAL double *silo_set, XM_GLOBAL double *attr_set, XM_GLOBAL const int *cross,
+    XM_GLOBAL const int *pos_start, XM_GLOBAL const int *pos_inst, XM_GLOBAL const int *pos_silo,
+    XM_GLOBAL const double *pos_qty, xm_i64 n, XM_GLOBAL const double *instd,
+    XM_GLOBAL const double *lq, double offset_cap, double per_contract, double beta, xm_i64 sp,
+    double spw, int sp_empty, XM_GLOBAL double *out_acct, XM_GLOBAL double *out_silo) {
   /* The K sets combined are columns 0 .. K of rows kst apart (a backtest
    * combines each day's sets from one array of many days: the caller
    * offsets the pointers to the day's first set). The stressed period
@@ -348,11 +352,13 @@ XM_INLINE void xm_combine_account(xm_i64 a, int G, xm_i64 K, xm_i64 kst, XM_GLOB
    * is then not finite, and the engine refuses the run naming its cause. */
   double U = by_set[a * kst];
   xm_i64 bind = 0;
-  for (xm_i64 x = 1; x < K && isfinite(U); x++)
-    if (x != skip && (by_set[a * kst + x] > U || !isfinite(by_set[a * kst + x]))) {
-      U = by_set[a * kst + x];
+  for (xm_i64 x = 1; x < K && isfinite(U); x++) {
+    double bx = by_set[a * kst + xm_combine_col(x, kown, rx)];
+    if (x != skip && (bx > U || !isfinite(bx))) {
+      U = bx;
       bind = x;
     }
+  }
   XM_GLOBAL double *os = out_silo + a * G * XM_NSILO;
   /* option contracts x multiplier, over X_b in an account of currency b (a
    * row's XM_ID_MINW: 0 for the other types); each silo's in its M_g slot */
@@ -370,12 +376,14 @@ XM_INLINE void xm_combine_account(xm_i64 a, int G, xm_i64 K, xm_i64 kst, XM_GLOB
   for (int g = 0; g < G; g++) {
     XM_GLOBAL const double *sg = silo_set + (a * G + g) * kst;
     double c = sg[0];
-    for (xm_i64 x = 1; x < K && isfinite(c); x++)
-      c = x != skip && (sg[x] > c || !isfinite(sg[x])) ? sg[x] : c;
+    for (xm_i64 x = 1; x < K && isfinite(c); x++) {
+      double sx = sg[xm_combine_col(x, kown, rx)];
+      c = x != skip && (sx > c || !isfinite(sx)) ? sx : c;
+    }
     double lg = lq[a * (G + 1) + 1 + g], core = c + lg;
     double mg = per_contract * os[g * XM_NSILO + XM_S_REQ], bg = b1 * core;
     os[g * XM_NSILO + XM_S_BYSILO] = core;
-    os[g * XM_NSILO + XM_S_ATTR] = attr_set[(a * G + g) * kst + bind];
+    os[g * XM_NSILO + XM_S_ATTR] = attr_set[(a * G + g) * kst + xm_combine_col(bind, kown, rx)];
     os[g * XM_NSILO + XM_S_LQ] = lg;
     os[g * XM_NSILO + XM_S_REQ] = bg > mg || !isfinite(bg) ? bg : mg;
     silo_min |= mg >= bg && mg > 0.0;

@@ -226,19 +226,20 @@ __kernel void xm_k_attribute(const long na, const int G, __global const double *
 }
 
 __kernel void xm_k_combine(const long na, const int G, const long K, const long kst, const long x0,
-                           __global double *by_set, __global double *silo_set,
-                           __global double *attr_set, __global const int *cross,
-                           __global const int *pos_start, __global const int *pos_inst,
-                           __global const int *pos_silo, __global const double *pos_qty,
-                           const long n, __global const double *instd, __global const double *lq,
+                           const long kown, const long rx, __global double *by_set,
+                           __global double *silo_set, __global double *attr_set,
+                           __global const int *cross, __global const int *pos_start,
+                           __global const int *pos_inst, __global const int *pos_silo,
+                           __global const double *pos_qty, const long n,
+                           __global const double *instd, __global const double *lq,
                            const double offset_cap, const double per_contract, const double beta,
                            const long sp, const double spw, const int sp_empty,
                            __global double *out_acct, __global double *out_silo) {
   long a = get_global_id(0);
   if (a < na)
-    xm_combine_account(a, G, K, kst, by_set + x0, silo_set + x0, attr_set + x0, cross, pos_start,
-                       pos_inst, pos_silo, pos_qty, n, instd, lq, offset_cap, per_contract, beta,
-                       sp, spw, sp_empty, out_acct, out_silo);
+    xm_combine_account(a, G, K, kst, kown, rx, by_set + x0, silo_set + x0, attr_set + x0, cross,
+                       pos_start, pos_inst, pos_silo, pos_qty, n, instd, lq, offset_cap,
+                       per_contract, beta, sp, spw, sp_empty, out_acct, out_silo);
 }
 
 /* The liquidity add-on (METHODOLOGY.md section 4.1): each row's
