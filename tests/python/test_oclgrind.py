@@ -183,6 +183,26 @@ def main():
                         sets = [v.decode() if isinstance(v, bytes) else v for v in a["set"][:]]
                         check("oclgrind mc: the Monte Carlo sets ran",
                               "montecarlo" in sets and "montecarlo_stressed" in sets, str(sets))
+        # a backtest of 3 days: one batch, days 1 and 2 combining the ready-made
+        # sets kept once after day 0's own (xm_combine_col's offset back)
+        bt = ["backtest", "--portfolio", os.path.join(d, "p.h5"), "--scenarios", os.path.join(d, "s.h5"),
+              "--days", "3", "--set", "montecarlo.enabled=false", "--set", "historical.lookback=20",
+              "--set", "backtest.min_history=40", "-q"]
+        env = dict(os.environ, OCL_ICD_VENDORS="/nonexistent")
+        env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0").lstrip(":")
+        out, ref = os.path.join(d, "bt.h5"), os.path.join(d, "bt-cpu.h5")
+        r = subprocess.run([og, "--check-api", "--uninitialized", "--max-errors", "1000000", XM] + bt +
+                           ["--device", "opencl:0.0", "-o", out], capture_output=True, text=True, timeout=600,
+                           env=env)
+        diag, _ = diagnostics(r.stderr)
+        check("oclgrind backtest: exit 0, no diagnostics", r.returncode == 0 and not diag,
+              "\n".join(diag[:20]) or r.stderr[-2000:])
+        subprocess.run([XM] + bt + ["--device", "cpu", "-o", ref], check=True)
+        if os.path.exists(out):
+            with h5py.File(out, "r") as a, h5py.File(ref, "r") as b:
+                x, y = a["series/requirement"][:], b["series/requirement"][:]
+                check("oclgrind backtest == cpu backend (3 days x 3 accounts)",
+                      x.shape == (3, 3) and np.allclose(x, y, rtol=1e-12, atol=1e-9), "%s vs %s" % (x, y))
     T.finish()
 
 
