@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from ._core import (Diag, Error, FormatError, XM_OK, array_in, array_out, cstr, ffi, lib,
-                    raise_status, string, strings, strings_in, write_checked)
+                    fingerprint, raise_status, string, strings, strings_in, write_checked)
 
 
 def _names(fn):
@@ -80,6 +80,16 @@ class Book:
         self.currency = str(currency)
         self.path = path
 
+    def _fingerprint(self):
+        return fingerprint(self.tables, self.valuation_date, self.currency)
+
+    def source(self):
+        """The file this book is exactly the contents of: its path when it was
+        read (Book.read) and has not changed since, else None. A results file
+        records it (with its SHA-256) as the run's portfolio."""
+        same = self.path is not None and getattr(self, "_read_as", None) == self._fingerprint()
+        return self.path if same else None
+
     # ------------------------------------------------------------ the C view
     def _view(self):
         """(xm_portfolio *, keepalive): a view over the columns."""
@@ -143,7 +153,9 @@ class Book:
         try:
             if st != XM_OK:
                 raise_status(st, "reading %s" % os.fspath(path), msgs)
-            return cls._from_struct(p, os.fspath(path))
+            b = cls._from_struct(p, os.fspath(path))
+            b._read_as = b._fingerprint()
+            return b
         finally:
             lib.xm_portfolio_free(p)
 

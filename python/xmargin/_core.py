@@ -141,6 +141,38 @@ def array_out(ptr, n, dtype, shape=None):
     return a.reshape(shape) if shape is not None else a
 
 
+def fingerprint(*parts):
+    """A digest of in-memory contents (arrays, lists of str, dicts, scalars):
+    whether a Book or Scenarios read from a file is still what the file holds,
+    so that a results file names that file only then (its provenance)."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+
+    def feed(x):
+        if isinstance(x, dict):
+            h.update(b"{%d" % len(x))
+            for k in sorted(x, key=str):
+                feed(str(k))
+                feed(x[k])
+        elif isinstance(x, np.ndarray):
+            h.update(("a%s%s" % (x.dtype.str, x.shape)).encode())
+            h.update(np.ascontiguousarray(x).tobytes())
+        elif isinstance(x, (list, tuple)):
+            if all(isinstance(v, str) for v in x):
+                h.update(b"s%d:" % len(x) + "\x00".join(x).encode("utf-8", "surrogatepass"))
+            else:
+                h.update(b"[%d" % len(x))
+                for v in x:
+                    feed(v)
+        else:
+            h.update(("v" + repr(x)).encode())
+
+    for x in parts:
+        feed(x)
+    return h.hexdigest()
+
+
 def write_checked(path, source, view, writer):
     """writer(path, view, diag) (xm_portfolio_write / xm_scenarios_write: atomic)
     after xm_output_check: never over source, the file the contents were read

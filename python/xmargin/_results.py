@@ -86,12 +86,14 @@ def _dataset(acc, silo, sets, margin, binding, minimum_binds, currency, labels, 
 
 
 def _input(x, cls, ctype, read, free, validate, what, keep):
-    """(an xm_<ctype> *, its path): a Book / Scenarios as a view over its
-    arrays, validated; else the file at path x, read (and validated)."""
+    """(an xm_<ctype> *, the file it holds, the file it came from): a Book /
+    Scenarios as a view over its arrays, validated (the file it holds: its
+    source(), None once changed); else the file at path x, read (and
+    validated)."""
     if isinstance(x, cls):
         p, k = x._view()
         keep.append(k)
-        path, where = x.path, "%s %s" % (what, x.path or "(in memory)")
+        path, where = x.source(), "%s %s" % (what, x.path or "(in memory)")
         with Diag() as d:
             st = validate(p, d.ptr)
             msgs = d.messages()
@@ -105,16 +107,19 @@ def _input(x, cls, ctype, read, free, validate, what, keep):
     if st != XM_OK:
         raise_status(st, where, msgs)
     keep.append(p)
-    return p, path
+    return p, path, getattr(x, "path", None) or path
 
 
 def _open_inputs(book, scenarios, keep):
-    """(xm_portfolio *, xm_scenario_file *, portfolio path, scenarios path)."""
-    pf, ppath = _input(book, Book, "xm_portfolio", lib.xm_portfolio_read, lib.xm_portfolio_free,
+    """(xm_portfolio *, xm_scenario_file *, portfolio path, scenarios path, the
+    files they came from): the paths are the files the inputs hold (None for
+    one in memory or changed since it was read); an output goes over none of
+    the files they came from."""
+    pf, ppath, pfrom = _input(book, Book, "xm_portfolio", lib.xm_portfolio_read, lib.xm_portfolio_free,
                        lib.xm_portfolio_validate, "book", keep)
-    sf, spath = _input(scenarios, Scenarios, "xm_scenario_file", lib.xm_scenarios_read, lib.xm_scenarios_free,
+    sf, spath, sfrom = _input(scenarios, Scenarios, "xm_scenario_file", lib.xm_scenarios_read, lib.xm_scenarios_free,
                        lib.xm_scenarios_validate, "scenarios", keep)
-    return pf, sf, ppath, spath
+    return pf, sf, ppath, spath, (pfrom, sfrom)
 
 
 def _config_overrides(kw):
@@ -138,10 +143,10 @@ def run(book, scenarios, config=None, device="auto", save_pnl=False, save_scenar
     cfg = make_config(config, _config_overrides(set))
     ctx = context_for(device, threads=threads, mem_limit=mem_limit)
     keep = []
-    pf, sf, ppath, spath = _open_inputs(book, scenarios, keep)
+    pf, sf, ppath, spath, sources = _open_inputs(book, scenarios, keep)
     if output is not None:
         err = ffi.new("char[]", 1024)
-        ins = [cstr(x) if x else ffi.NULL for x in (ppath, spath)]
+        ins = [cstr(x) if x else ffi.NULL for x in sources]
         arr = ffi.new("char *[]", ins)
         st = lib.xm_output_check(cstr(output), arr, 2, err, 1024)
         if st != XM_OK:
@@ -328,7 +333,7 @@ class Prepared:
         self._cfg = make_config(config, _config_overrides(set))
         self._ctx = context_for(device, threads=threads, mem_limit=mem_limit)
         self._keep = []
-        self._pf, self._sf, self._ppath, self._spath = _open_inputs(book, scenarios, self._keep)
+        self._pf, self._sf, self._ppath, self._spath, _ = _open_inputs(book, scenarios, self._keep)
         out = ffi.new("xm_prepared **")
         st = lib.xm_prepare(self._ctx._ctx, self._pf, self._sf, self._cfg, out)
         if st != XM_OK:

@@ -11,8 +11,8 @@ import math
 
 import numpy as np
 
-from ._core import (Diag, FormatError, XM_OK, array_in, array_out, cstr, ffi, lib, raise_status, strings,
-                    strings_in, write_checked)
+from ._core import (Diag, FormatError, XM_OK, array_in, array_out, cstr, ffi, fingerprint, lib, raise_status,
+                    strings, strings_in, write_checked)
 
 MEASURES = {ffi.string(lib.xm_measure_name(m)).decode(): m for m in range(3)}  # XM_MEASURE_MAP
 
@@ -70,7 +70,18 @@ class Scenarios:
                 label=strings(r.label, S), weight=array_out(r.weight, S, np.float64),
                 measure=ffi.string(lib.xm_measure_name(r.measure)).decode(),
                 confidence=None if math.isnan(conf) else conf)
+        s._read_as = s._fingerprint()
         return s
+
+    def _fingerprint(self):
+        return fingerprint(self.factor, self.date, np.asarray(self.ret), self.sets)
+
+    def source(self):
+        """The file these scenarios are exactly the contents of: its path when
+        read (Scenarios.read) and not changed since, else None (what a results
+        file records as the run's scenarios)."""
+        same = self.path is not None and getattr(self, "_read_as", None) == self._fingerprint()
+        return self.path if same else None
 
     def history_frame(self):
         """The history as a DataFrame (index: the dates, columns: the factors)."""

@@ -122,6 +122,33 @@ def test_frames(tmp):
             r.attrs.get("scenarios"))
 
 
+def test_provenance(tmp):
+    """A results file names an input file (and its SHA-256) only when the
+    Book / Scenarios is still that file's contents; an output over the file
+    it came from is refused either way."""
+    book, scen = xm.Book.read(H.DEMO_P), xm.Scenarios.read(H.DEMO_S)
+    out = os.path.join(tmp, "r.h5")
+    xm.run(book, scen, device="cpu", montecarlo__scenarios=200, output=out)
+    a = xm.read_results(out).attrs
+    t.check("read and unchanged: the results name both files, with their SHA-256",
+            a["portfolio"] == H.DEMO_P and a["scenarios"] == H.DEMO_S and len(a["portfolio_sha256"]) == 64
+            and len(a["scenarios_sha256"]) == 64, {k: a[k] for k in ("portfolio", "scenarios")})
+    book.tables["positions"]["quantity"][0] += 1.0
+    scen.ret[0, 0] += 1e-4
+    xm.run(book, scen, device="cpu", montecarlo__scenarios=200, output=out)
+    a = xm.read_results(out).attrs
+    t.check("changed after reading: the results name neither file",
+            a["portfolio"] == "" and a["scenarios"] == "" and a["portfolio_sha256"] == ""
+            and a["scenarios_sha256"] == "" and book.source() is None and scen.source() is None,
+            {k: a[k] for k in ("portfolio", "scenarios", "portfolio_sha256")})
+    for name, path in (("portfolio", H.DEMO_P), ("scenarios", H.DEMO_S)):
+        try:
+            xm.run(book, scen, device="cpu", montecarlo__scenarios=200, output=path)
+            t.check("changed: output= over the %s file it came from is refused" % name, False)
+        except xm.Error as e:
+            t.check("changed: output= over the %s file it came from is refused" % name, "input" in str(e), str(e))
+
+
 def test_errors(tmp):
     hist, sets = frames(days=60)
     h_nan = hist.copy()
@@ -163,5 +190,6 @@ if __name__ == "__main__":
     with T.TmpDir() as tmp:
         t.run(test_demo_read)
         t.run(test_frames, tmp)
+        t.run(test_provenance, tmp)
         t.run(test_errors, tmp)
     t.finish()
