@@ -371,9 +371,10 @@ static xm_status xm__bt_collect(xm_ctx *ctx, xm__bt_job *jb, const xm__sets *com
   return XM_OK;
 }
 
-/* A batch: the sets of days j0 .. j0 + nb - 1, one day's after another. */
+/* A batch: the sets of days j0 .. j0 + comb.days - 1, one day's after
+ * another. */
 typedef struct xm__bt_sets {
-  int64_t j0, nb;
+  int64_t j0;
   xm__sets comb;
 } xm__bt_sets;
 
@@ -396,7 +397,7 @@ static xm_status xm__bt_build(xm_ctx *ctx, xm__bt_job *jb, xm_scenario_file *sd,
    * every day on the static book: day 0's are kept for the batch and the
    * others' dropped (xm__sets.shared), except with --save-scenarios, which
    * keeps every day's shocks */
-  int64_t nr = jb->save ? 0 : sd->n_sets;
+  int64_t nr = jb->save ? 0 : sd->n_sets, own = 0;
   while (j0 + nb < jb->j_end && nb < most && (nb == 0 || comb->bytes < XM__BT_BATCH_BYTES)) {
     int64_t j = j0 + nb, d = days->first + j;
     xm__sets one;
@@ -414,6 +415,7 @@ static xm_status xm__bt_build(xm_ctx *ctx, xm__bt_job *jb, xm_scenario_file *sd,
     }
     if (st == XM_OK && nb == 0) {
       Kd = one.K;
+      own = Kd - nr;
       *comb = one; /* the columns, the stressed period's place; the sets follow */
       comb->set = calloc((size_t)(most * Kd), sizeof *comb->set);
       comb->K = 0;
@@ -432,12 +434,12 @@ static xm_status xm__bt_build(xm_ctx *ctx, xm__bt_job *jb, xm_scenario_file *sd,
       for (int64_t x = 0; jb->save && x < Kd; x++)
         if (out->delta[x]) /* this day's own element: the threads write apart */
           out->delta[x][j] = one.jitter[strcmp(one.set[x].name, "montecarlo") ? 1 : 0];
-      int64_t take = nb == 0 ? Kd : Kd - nr;
+      int64_t take = nb == 0 ? Kd : own;
       for (int64_t x = take; x < Kd; x++)
-        if (strcmp(one.set[x].name, sd->sets[x - (Kd - nr)].name) != 0)
+        if (strcmp(one.set[x].name, sd->sets[x - own].name) != 0)
           st = xm__fail(ctx, XM_EINTERNAL, "backtest day %s: set %lld is '%s', not '%s'",
                         jb->sf->hist_date[d - 1], (long long)x, one.set[x].name,
-                        sd->sets[x - (Kd - nr)].name);
+                        sd->sets[x - own].name);
       memcpy(comb->set + comb->K, one.set, (size_t)take * sizeof *one.set);
       memset(one.set, 0, (size_t)take * sizeof *one.set);
       comb->K += take;
@@ -450,7 +452,7 @@ static xm_status xm__bt_build(xm_ctx *ctx, xm__bt_job *jb, xm_scenario_file *sd,
     if (st != XM_OK)
       return st;
   }
-  comb->days = bs->nb = nb;
+  comb->days = nb;
   return XM_OK;
 }
 
@@ -460,7 +462,7 @@ static xm_status xm__bt_build(xm_ctx *ctx, xm__bt_job *jb, xm_scenario_file *sd,
 static xm_status xm__bt_evaluate(xm_ctx *ctx, xm__bt_job *jb, xm__bt_sets *bs,
                                  xm_backtest_result *out) {
   const xm__bt_dayset *days = jb->days;
-  int64_t A = jb->pf->n_accounts, G = jb->pf->n_silos, j0 = bs->j0, nb = bs->nb;
+  int64_t A = jb->pf->n_accounts, G = jb->pf->n_silos, j0 = bs->j0, nb = bs->comb.days;
   xm__plan plan;
   xm__outputs ev;
   memset(&plan, 0, sizeof plan);
@@ -527,10 +529,8 @@ static int xm__bt_ahead_start(xm_ctx *ctx, xm__bt_job *jb, int64_t j0, xm_backte
   w->ctx.err[0] = '\0';
   w->jb = jb;
   w->sd = jb->sd;
-  memset(&w->bs, 0, sizeof w->bs);
-  w->bs.j0 = j0;
+  w->bs.j0 = j0; /* xm__bt_build fills the rest */
   w->out = out;
-  w->st = XM_OK;
   return pthread_create(&w->thread, NULL, xm__bt_ahead_fn, w) == 0;
 }
 
@@ -589,7 +589,7 @@ static xm_status xm__bt_days_run(xm_ctx *ctx, const xm_portfolio *pf, const xm_s
     xm__sets_free(&cur.comb);
   int ahead_ok = !ctx->be->host_memory;
   while (st == XM_OK) {
-    int64_t next = cur.j0 + cur.nb;
+    int64_t next = cur.j0 + cur.comb.days;
     xm__bt_ahead w;
     int ahead = ahead_ok && next < jb.j_end && xm__bt_ahead_start(ctx, &jb, next, out, &w);
     st = xm__bt_evaluate(ctx, &jb, &cur, out);

@@ -93,12 +93,12 @@ def _input(x, cls, ctype, read, free, validate, what, keep):
     if isinstance(x, cls):
         p, k = x._view()
         keep.append(k)
-        path, where = x.source(), "%s %s" % (what, x.path or "(in memory)")
+        path, came_from, where = x.source(), x.path, "%s %s" % (what, x.path or "(in memory)")
         with Diag() as d:
             st = validate(p, d.ptr)
             msgs = d.messages()
     else:
-        path = os.fspath(x)
+        path = came_from = os.fspath(x)
         p = ffi.gc(ffi.new(ctype + " *"), free)
         where = "reading %s" % path
         with Diag() as d:
@@ -107,7 +107,7 @@ def _input(x, cls, ctype, read, free, validate, what, keep):
     if st != XM_OK:
         raise_status(st, where, msgs)
     keep.append(p)
-    return p, path, getattr(x, "path", None) or path
+    return p, path, came_from
 
 
 def _open_inputs(book, scenarios, keep):

@@ -8,13 +8,23 @@ Owns: its numpy arrays and names; a view lives as long as the keep list the
 caller holds."""
 
 import math
+import os
 
 import numpy as np
 
 from ._core import (Diag, FormatError, XM_OK, array_in, array_out, cstr, ffi, fingerprint, lib, raise_status,
                     strings, strings_in, write_checked)
 
-MEASURES = {ffi.string(lib.xm_measure_name(m)).decode(): m for m in range(3)}  # XM_MEASURE_MAP
+def _measures():
+    """{name: xm_measure} in XM_MEASURE_MAP's order (xm_measure_name: NULL past the last)."""
+    out, m = {}, 0
+    while lib.xm_measure_name(m) != ffi.NULL:
+        out[ffi.string(lib.xm_measure_name(m)).decode()] = m
+        m += 1
+    return out
+
+
+MEASURES = _measures()
 
 
 class Scenarios:
@@ -48,8 +58,6 @@ class Scenarios:
     @classmethod
     def read(cls, path):
         """Reads and validates a scenario file (xm_scenarios_read), copied into numpy."""
-        import os
-
         sf = ffi.gc(ffi.new("xm_scenario_file *"), lib.xm_scenarios_free)
         with Diag() as d:
             st = lib.xm_scenarios_read(cstr(path), sf, d.ptr)
