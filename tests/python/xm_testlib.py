@@ -94,6 +94,8 @@ class Tally:
         self.passed = 0
         self.failed = 0
         self.skipped = []  # (what, why) of the checks that could not run here
+        self.failures = []  # the FAIL lines, repeated before the tally (a log cut
+        # in its middle, as CI's is, still shows what failed)
         self.t0 = time.perf_counter()
 
     def skip(self, what, why):
@@ -111,7 +113,9 @@ class Tally:
             print("ok   %s%s" % (name, ("  (%s)" % text) if text else ""))
         else:
             self.failed += 1
-            print("FAIL %s%s" % (name, ("  %s" % text) if text else ""))
+            line = "FAIL %s%s" % (name, ("  %s" % text) if text else "")
+            self.failures.append(line[:1000])
+            print(line)
         sys.stdout.flush()
         return cond
 
@@ -139,8 +143,11 @@ class Tally:
             return fn(*args, **kw)
         except Exception:
             self.failed += 1
-            print("FAIL %s raised:" % getattr(fn, "__name__", "test"))
-            traceback.print_exc(file=sys.stdout)
+            line = "FAIL %s raised:" % getattr(fn, "__name__", "test")
+            print(line)
+            tb = traceback.format_exc()
+            print(tb, end="")
+            self.failures.append(line + " " + tb.strip().splitlines()[-1][:500])
             sys.stdout.flush()
             return None
 
@@ -149,6 +156,8 @@ class Tally:
         print("# %.1f s" % (time.perf_counter() - self.t0))
         for what, why in self.skipped:
             print("# skipped: %s (%s)" % (what, why))
+        for line in self.failures:
+            print("# failed: %s" % line)
         print("%d passed, %d failed%s" % (self.passed, self.failed,
                                           ", %d skipped" % len(self.skipped) if self.skipped else ""))
         sys.stdout.flush()
