@@ -400,6 +400,12 @@ static xm_status xm__cpu_combine(xm_ctx *ctx, const xm__dblock *b, const xm__dwo
   return XM_OK;
 }
 
+static xm_status xm__cpu_add(xm_ctx *ctx, int64_t n, xm__mem src, xm__mem dst) {
+  (void)ctx;
+  cblas_daxpy((int)n, 1.0, XM__P(src, const double), 1, XM__P(dst, double), 1);
+  return XM_OK;
+}
+
 static xm_status xm__cpu_list(xm_device_info **list, size_t *n, size_t *cap) {
   if (*n + 1 > *cap) {
     xm_device_info *bigger = realloc(*list, (*cap * 2 + 1) * sizeof **list);
@@ -439,5 +445,6 @@ const xm__backend xm__backend_cpu = {
     .aggregate = xm__cpu_aggregate,
     .reduce = xm__cpu_reduce,
     .liquidity = xm__cpu_liquidity,
+    .add = xm__cpu_add,
     .combine = xm__cpu_combine,
 };

@@ -699,6 +699,12 @@ cleanup:
   return st;
 }
 
+static xm_status xm__ocl_add(xm_ctx *ctx, int64_t n, xm__mem src, xm__mem dst) {
+  cl_mem bs = XM__M(src), bd = XM__M(dst);
+  return xm__blast(
+      ctx, CLBlastDaxpy((size_t)n, 1.0, bs, 0, 1, bd, 0, 1, &XM__OCL(ctx)->queue, NULL), "DAXPY");
+}
+
 const xm__backend xm__backend_opencl = {
     .name = "opencl",
     .kind = XM_BACKEND_OPENCL,
@@ -726,5 +732,6 @@ const xm__backend xm__backend_opencl = {
     .aggregate = xm__ocl_aggregate,
     .reduce = xm__ocl_reduce,
     .liquidity = xm__ocl_liquidity,
+    .add = xm__ocl_add,
     .combine = xm__ocl_combine,
 };

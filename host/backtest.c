@@ -484,7 +484,7 @@ static xm_status xm__bt_evaluate(xm_ctx *ctx, xm__bt_job *jb, xm__bt_sets *bs,
     o.progress = xm__bt_progress_fn;
     o.progress_arg = &pg;
   }
-  if ((st = xm__evaluate(ctx, &jb->cd, &bs->comb, &plan, jb->save, &o, &ev)) != XM_OK)
+  if ((st = xm__evaluate(ctx, &jb->cd, &bs->comb, &plan, jb->save, &o, NULL, &ev)) != XM_OK)
     goto cleanup;
   for (int64_t b = 0; b < nb; b++) {
     int64_t j = j0 + b;

@@ -70,6 +70,8 @@ typedef struct xm__loop {
   xm__mem Xt, EXt;       /* one tile's shocks when they do not stay */
   xm__dwork w;           /* w.W: every set's weights, one after the other */
   xm__dblock db;
+  xm__dblock dd; /* an incremental run's trades (xm__increment.delta) */
+  xm__mem Lb;    /* ... and the kept losses they are added to */
   double *Lhost; /* --save-pnl: L downloaded */
 } xm__loop;
 
@@ -89,9 +91,11 @@ static void xm__block_release(xm_ctx *ctx, xm__dblock *d) {
 
 static void xm__loop_release(xm_ctx *ctx, xm__loop *lp, int64_t n_groups) {
   xm__block_release(ctx, &lp->db);
-  xm__mem *m[] = {&lp->w.lq,   &lp->w.out_silo, &lp->w.out_acct, &lp->w.tail, &lp->w.attr,
-                  &lp->w.silo, &lp->w.by,       &lp->w.L,        &lp->w.ell,  &lp->EXt,
-                  &lp->Xt,     &lp->fpar,       &lp->sex,        &lp->sx,     &lp->w.W};
+  xm__block_release(ctx, &lp->dd);
+  xm__mem *m[] = {&lp->Lb,     &lp->w.lq,   &lp->w.out_silo, &lp->w.out_acct,
+                  &lp->w.tail, &lp->w.attr, &lp->w.silo,     &lp->w.by,
+                  &lp->w.L,    &lp->w.ell,  &lp->EXt,        &lp->Xt,
+                  &lp->fpar,   &lp->sex,    &lp->sx,         &lp->w.W};
   for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
     xm__rel(ctx, m[i]);
   for (int64_t g = n_groups - 1; g >= 0; g--) {
@@ -206,7 +210,9 @@ static xm_status xm__group_resident(xm_ctx *ctx, const xm_config *cfg, xm__sets 
   return st;
 }
 
-static xm_status xm__upload_block(xm_ctx *ctx, const xm__block *bk, int G, xm__dblock *d) {
+/* Block bk's arrays onto the device (with_lq: and its liquidity add-on's). */
+static xm_status xm__upload_block(xm_ctx *ctx, const xm__block *bk, int G, int with_lq,
+                                  xm__dblock *d) {
   const xm__backend *be = ctx->be;
   int64_t n = bk->n_inst, na = bk->na, np = bk->pos_start[na];
   xm_status st = XM_OK;
@@ -221,7 +227,7 @@ static xm_status xm__upload_block(xm_ctx *ctx, const xm__block *bk, int G, xm__d
       (st = be->alloc(ctx, (size_t)np * sizeof(double), bk->pos_qty, &d->pqty)) ||
       (st = be->alloc(ctx, (size_t)na * sizeof(int), bk->cross, &d->cross)))
     return st;
-  if (!bk->lq_start)
+  if (!bk->lq_start || !with_lq)
     return XM_OK;
   /* the liquidity add-on's (one element more: none is empty) */
   size_t ne = (size_t)bk->n_exp, nt = (size_t)bk->n_contrib, nr = (size_t)(na * (G + 1));
@@ -244,11 +250,18 @@ static void xm__progress(const xm_run_opts *o, const xm__plan *plan, int64_t b, 
 }
 
 xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const xm__plan *plan,
-                       int keep_mc, const xm_run_opts *opts, xm__outputs *out) {
+                       int keep_mc, const xm_run_opts *opts, const xm__increment *inc,
+                       xm__outputs *out) {
   const xm__backend *be = ctx->be;
   int64_t K = sets->K, F = sets->F, A = plan->A, tile = plan->tile, NG = plan->n_groups;
   int G = plan->G;
   xm_status st = XM_OK;
+  /* an incremental run revalues the trades' rows alone (none: nothing) and
+   * adds the kept losses of the account's positions */
+  int incr = inc && inc->base;
+  const xm__block *dk = incr ? inc->delta : NULL;
+  if (inc && (plan->n_blocks != 1 || plan->blocks[0].na != 1 || !sets->solo || (dk && dk->na != 1)))
+    return xm__fail(ctx, XM_EINVAL, "an incremental run is of one account on sets of one a group");
   xm__loop lp;
   memset(&lp, 0, sizeof lp);
   lp.X = calloc((size_t)NG + 1, sizeof *lp.X);
@@ -288,7 +301,7 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
       goto cleanup;
   }
   /* The groups' shocks, when they stay for the run. */
-  for (int64_t g = 0; plan->resident && g < NG; g++)
+  for (int64_t g = 0; plan->resident && (!incr || dk) && g < NG; g++)
     if ((st = xm__group_resident(ctx, cfg, sets, plan, g, keep_mc, &lp.X[g], &lp.EX[g])))
       goto cleanup;
   if ((st = be->finish(ctx)) != XM_OK)
@@ -298,6 +311,8 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
 
   /* The work buffers, for the largest block. */
   int64_t na = plan->max_na, ni = plan->max_inst, R = plan->rows;
+  if (dk && dk->n_inst > ni)
+    ni = dk->n_inst; /* the trades close a position: its row is only theirs */
   int64_t tails = K < XM__GROUP_SETS ? K : XM__GROUP_SETS;
   size_t lbytes = (size_t)(R * na * (G + 1)) * sizeof(double);
   if ((st = be->alloc(ctx, (size_t)(tile * ni) * sizeof(double), NULL, &lp.w.ell)) ||
@@ -330,6 +345,8 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
       ((st = be->alloc(ctx, (size_t)(tile * F) * sizeof(double), NULL, &lp.Xt)) ||
        (st = be->alloc(ctx, (size_t)(tile * F) * sizeof(double), NULL, &lp.EXt))))
     goto cleanup;
+  if (dk && (st = be->alloc(ctx, lbytes, NULL, &lp.Lb)))
+    goto cleanup;
   if (out->pnl && !(lp.Lhost = malloc(lbytes + 1))) {
     st = xm__fail(ctx, XM_ENOMEM, "--save-pnl buffer (%zu bytes)", lbytes);
     goto cleanup;
@@ -343,10 +360,13 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
   double t_scen = 0.0;            /* tiles' shocks made inside the loop */
   for (int64_t b = 0; b < plan->n_blocks; b++) {
     const xm__block *bk = &plan->blocks[b];
-    if ((st = xm__upload_block(ctx, bk, G, &lp.db)) ||
-        (st = be->today(ctx, &lp.db, (double)cfg->horizon_days / 252.0,
-                        cfg->pricing.vol_term_power)))
+    double dt = (double)cfg->horizon_days / 252.0, pw = cfg->pricing.vol_term_power;
+    if ((st = xm__upload_block(ctx, bk, G, 1, &lp.db)) || (st = be->today(ctx, &lp.db, dt, pw)))
       goto cleanup;
+    if (dk &&
+        ((st = xm__upload_block(ctx, dk, G, 0, &lp.dd)) || (st = be->today(ctx, &lp.dd, dt, pw))))
+      goto cleanup;
+    const xm__dblock *rb = incr ? &lp.dd : &lp.db; /* the rows revalued and aggregated */
     if (plan->liquidity) {
       /* the add-on's rows: today at dt = 0 (T' = T, no funding), slot columns */
       xm__dblock sb = lp.db;
@@ -365,7 +385,7 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
       xm__dset ds[XM__GROUP_SETS];
       int nds = 0;
       lp.w.lay = be->layout(gr->S, bk->na, G);
-      for (int64_t s0 = 0; s0 < gr->S; s0 += tile) {
+      for (int64_t s0 = 0; (!incr || dk) && s0 < gr->S; s0 += tile) {
         int64_t ns = gr->S - s0 < tile ? gr->S - s0 : tile;
         xm__mem X = lp.X[g], EX = lp.EX[g];
         int64_t row0 = s0;
@@ -378,10 +398,21 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
             goto cleanup;
           t_scen += xm__now() - ts;
         }
-        if ((st = be->revalue(ctx, &lp.db, X, EX, F, row0, ns, cfg->pricing.vol_floor, lp.w.ell)) ||
-            (st = be->aggregate(ctx, &lp.db, s0, ns, &lp.w)))
+        if ((st = be->revalue(ctx, rb, X, EX, F, row0, ns, cfg->pricing.vol_floor, lp.w.ell)) ||
+            (st = be->aggregate(ctx, rb, s0, ns, &lp.w)))
           goto cleanup;
       }
+      /* the increment (one set a group, one account): L = the kept losses
+       * (+ the trades'); or L kept */
+      size_t gbytes = (size_t)(gr->S * bk->na * (G + 1)) * sizeof(double);
+      if (incr && !dk)
+        st = be->upload(ctx, lp.w.L, 0, inc->base[gr->x0], gbytes);
+      else if (incr && (st = be->upload(ctx, lp.Lb, 0, inc->base[gr->x0], gbytes)) == XM_OK)
+        st = be->add(ctx, gr->S * bk->na * (G + 1), lp.Lb, lp.w.L);
+      if (st == XM_OK && inc && inc->keep)
+        st = be->download(ctx, inc->keep[gr->x0], lp.w.L, 0, gbytes);
+      if (st != XM_OK)
+        goto cleanup;
       for (int64_t x = gr->x0; x < gr->x1; x++)
         if (sets->set[x].S > 0)
           ds[nds++] = (xm__dset){
@@ -425,6 +456,7 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
                            (size_t)(bk->na * K) * sizeof(double))))
       goto cleanup;
     xm__block_release(ctx, &lp.db);
+    xm__block_release(ctx, &lp.dd);
   }
   out->t_eval = xm__now() - t0 - t_scen;
   out->t_scen += t_scen;
@@ -662,22 +694,24 @@ static xm_status xm__part_make(xm_ctx *ctx, const xm_portfolio *pf, int64_t a0, 
 xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
                        const xm_config *cfg, const xm_run_opts *opts, unsigned flags,
                        xm_run_result *out) {
-  return xm__run_sets(ctx, pf, sf, cfg, opts, flags, NULL, out);
+  return xm__run_sets(ctx, pf, sf, cfg, opts, flags, NULL, NULL, out);
 }
 
 xm_status xm__run_sets(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
                        const xm_config *cfg, const xm_run_opts *opts, unsigned flags,
-                       const xm__sets *given, xm_run_result *out) {
+                       const xm__sets *given, const xm__increment *inc, xm_run_result *out) {
   xm_run_opts o = {0, 0, NULL, NULL, 0, 0, 0, 0};
   if (opts)
     o = *opts;
   double t0 = xm__now();
   xm_status st = XM_OK;
   xm__sets sets;
-  xm__plan plan;
+  xm__plan plan, dplan; /* dplan: an incremental run's trades */
   xm__outputs ev;
   xm__part part, bpart;
+  xm__increment incr;
   memset(&plan, 0, sizeof plan);
+  memset(&dplan, 0, sizeof dplan);
   memset(&ev, 0, sizeof ev);
   memset(&part, 0, sizeof part);
   memset(&bpart, 0, sizeof bpart);
@@ -734,6 +768,16 @@ xm_status xm__run_sets(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_fi
     }
   if ((st = xm__plan_build(ctx, book, &sets, o.save_pnl, &plan)) != XM_OK)
     goto cleanup;
+  if (inc) {
+    incr = *inc;
+    incr.delta = NULL;
+    if (inc->base && inc->trades) {
+      if ((st = xm__plan_build(ctx, inc->trades, &sets, 0, &dplan)) != XM_OK)
+        goto cleanup;
+      if (dplan.n_blocks == 1 && dplan.blocks[0].pos_start[dplan.blocks[0].na] > 0)
+        incr.delta = &dplan.blocks[0];
+    }
+  }
   out->A = A;
   out->G = G;
   out->n_blocks = plan.n_blocks;
@@ -762,7 +806,8 @@ xm_status xm__run_sets(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_fi
       }
   }
   out->t_prepare = xm__now() - t0;
-  if ((st = xm__evaluate(ctx, cfg, &sets, &plan, o.save_scenarios, &o, &ev)) != XM_OK)
+  if ((st = xm__evaluate(ctx, cfg, &sets, &plan, o.save_scenarios, &o, inc ? &incr : NULL, &ev)) !=
+      XM_OK)
     goto cleanup;
   out->t_scenarios = ev.t_scen;
   out->t_evaluate = ev.t_eval;
@@ -871,6 +916,7 @@ cleanup:
   free(ev.silo);
   free(ev.by_set);
   xm__plan_free(&plan);
+  xm__plan_free(&dplan);
   if (!given)
     xm__sets_free(&sets);
   xm__collateral_book_free(aug_owned);

@@ -1,16 +1,24 @@
 /* Incremental (what-if) margin: a book prepared once (its scenario sets made,
  * Monte Carlo drawn on the context's device and kept on the host), then the
  * outputs of one account with candidate trades added, as a full run of the
- * book so modified would give them, without running the book again: the run
- * is of that one account, on the prepared sets (host/engine.c's
- * xm__run_sets). An account's outputs depend on its own positions and on the
- * sets alone; the sets depend on the book only through the factors the run
- * moves (METHODOLOGY.md section 1), so a trade that would change those (hold
- * a factor nothing held, or close the last holding of one) is refused: it
+ * book so modified would give them, without running the book again. An
+ * account's outputs depend on its own positions and on the sets alone; the
+ * sets depend on the book only through the factors the run moves
+ * (METHODOLOGY.md section 1), so a trade that would change those (hold a
+ * factor nothing held, or close the last holding of one) is refused: it
  * needs a full run.
  *
- * Owns: the xm_prepared (its sets, its indexes); borrows the book, the
- * scenario file and the context, which must outlive it. */
+ * The increment: an account's first what-if runs the account on the prepared
+ * sets (host/engine.c's xm__run_sets) and keeps its account and silo losses
+ * of every set (xm__increment.keep); every what-if of it is then those kept
+ * losses plus the trades' alone (their rows revalued, their quantities
+ * aggregated, the sum added by the backend's add step), measured, with the
+ * add-on and the combination of the account with its trades, on the
+ * prepared context's backend. The kept losses of up to XM__KEPT_BYTES of
+ * accounts stay, the least recently used going first.
+ *
+ * Owns: the xm_prepared (its sets, its indexes, the kept losses); borrows the
+ * book, the scenario file and the context, which must outlive it. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +28,18 @@
 #include "xm_internal.h"
 #include "xm_price_host.h"
 #include "xm_reduce.h"
+
+/* The kept losses of accounts, in bytes at most, and at most a quarter of
+ * --mem-limit (xm_options.mem_limit) where one is given; one account's are
+ * kept whatever their size. Host memory on every backend. */
+#define XM__KEPT_BYTES ((uint64_t)256 << 20)
+
+/* One account's kept losses: set x's S_x x (G + 1) doubles from L[off[x]]. */
+typedef struct xm__kept {
+  int32_t account;
+  uint64_t used; /* the what-if count when last used */
+  double *L;
+} xm__kept;
 
 struct xm_prepared {
   xm_ctx *ctx;
@@ -34,12 +54,20 @@ struct xm_prepared {
   int64_t *refs;       /* [n_factors] the held pairs that make the run move it */
   uint8_t *fixed;      /* [n_factors] moved whatever is held: an account's currency, a
                           holding revalued in the scenarios (collateral.method = scenario) */
+  int64_t *off;        /* [K + 1] a set's first element in an account's kept losses */
+  xm__kept *kept;      /* [n_kept] of at most max_kept */
+  int64_t n_kept, max_kept;
+  uint64_t uses;
 };
 
 void xm_prepared_free(xm_prepared *p) {
   if (!p)
     return;
   xm__sets_free(&p->sets);
+  for (int64_t j = 0; j < p->n_kept; j++)
+    free(p->kept[j].L);
+  free(p->kept);
+  free(p->off);
   free(p->pos_start);
   free(p->pos_rows);
   free(p->coll_start);
@@ -138,6 +166,10 @@ static xm_status xm__draw_kept(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets
     }
     set->is_mc = 0;
   }
+  /* a device: its add step now, so that the first what-if does not wait for
+   * CLBlast to build its kernel */
+  if (!be->host_memory && st == XM_OK)
+    st = be->add(ctx, 1, X, EX);
   /* on the host's memory: exp(X) once, by the backend's own step (the bits a
    * run makes), lent to every what-if */
   for (int64_t x = 0; be->host_memory && x < sets->K && st == XM_OK; x++) {
@@ -228,6 +260,22 @@ xm_status xm_prepare(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file
     if (st == XM_OK)
       st = xm__draw_kept(ctx, &p->cfg, &p->sets);
     p->sets.solo = 1;
+  }
+  /* the kept losses' layout and how many accounts' fit */
+  if (st == XM_OK && !(p->off = malloc((size_t)(p->sets.K + 1) * sizeof *p->off)))
+    st = xm__fail(ctx, XM_ENOMEM, "out of memory");
+  if (st == XM_OK) {
+    p->off[0] = 0;
+    for (int64_t x = 0; x < p->sets.K; x++)
+      p->off[x + 1] = p->off[x] + p->sets.set[x].S * (pf->n_silos + 1);
+    uint64_t one = (uint64_t)p->off[p->sets.K] * sizeof(double) + 1, cap = XM__KEPT_BYTES;
+    if (ctx->opt.mem_limit && ctx->opt.mem_limit / 4 < cap)
+      cap = ctx->opt.mem_limit / 4;
+    p->max_kept = (int64_t)(cap / one) > 0 ? (int64_t)(cap / one) : 1;
+    if (p->max_kept > A)
+      p->max_kept = A > 0 ? A : 1;
+    if (!(p->kept = calloc((size_t)p->max_kept, sizeof *p->kept)))
+      st = xm__fail(ctx, XM_ENOMEM, "out of memory");
   }
 done:
   free(net);
@@ -346,6 +394,87 @@ done:
   return st;
 }
 
+/* Account a's kept losses: found, or made by a run of the account alone
+ * (into the least recently used entry when every one is taken). */
+static xm_status xm__kept_get(xm_prepared *p, int32_t a, const xm_portfolio *alone,
+                              const double **L) {
+  xm__kept *e = NULL;
+  p->uses++;
+  for (int64_t j = 0; j < p->n_kept && !e; j++)
+    if (p->kept[j].account == a)
+      e = &p->kept[j];
+  if (e) {
+    e->used = p->uses;
+    *L = e->L;
+    return XM_OK;
+  }
+  if (p->n_kept < p->max_kept) {
+    e = &p->kept[p->n_kept++];
+  } else {
+    e = &p->kept[0];
+    for (int64_t j = 1; j < p->n_kept; j++)
+      if (p->kept[j].used < e->used)
+        e = &p->kept[j];
+  }
+  int64_t K = p->sets.K;
+  double **keep = calloc((size_t)K + 1, sizeof *keep);
+  double *buf = e->account >= 0 && e->L ? e->L : NULL;
+  e->L = NULL;
+  if (!buf)
+    buf = malloc((size_t)p->off[K] * sizeof *buf + 1);
+  if (!keep || !buf) {
+    free(keep);
+    free(buf);
+    e->account = -1;
+    return xm__fail(p->ctx, XM_ENOMEM, "the kept losses of account %s (%lld doubles)",
+                    p->pf->account_id[a], (long long)p->off[K]);
+  }
+  for (int64_t x = 0; x < K; x++)
+    keep[x] = buf + p->off[x];
+  xm__increment inc = {keep, NULL, NULL, NULL};
+  xm_run_result r;
+  memset(&r, 0, sizeof r);
+  xm_status st = xm__run_sets(p->ctx, alone, p->sf, &p->cfg, NULL, 0, &p->sets, &inc, &r);
+  xm_run_result_free(&r);
+  free(keep);
+  if (st != XM_OK) {
+    free(buf);
+    e->account = -1;
+    return st;
+  }
+  e->account = a;
+  e->used = p->uses;
+  e->L = buf;
+  *L = buf;
+  return XM_OK;
+}
+
+/* The what-if of b (xm__wi_book_make's, trades[0..n) after the account's nr
+ * positions): the kept losses + the trades'. */
+static xm_status xm__wi_run(xm_prepared *p, int32_t account, const xm__wi_book *b, int64_t n,
+                            xm_run_result *out) {
+  xm_portfolio alone = b->one, trades = b->one;
+  int64_t nr = b->one.n_positions - n;
+  alone.n_positions = nr;
+  trades.n_positions = n;
+  trades.pos_instrument = b->pi + nr;
+  trades.pos_quantity = b->pq + nr;
+  trades.n_collateral = 0;
+  const double *L = NULL;
+  xm_status st = xm__kept_get(p, account, &alone, &L);
+  if (st != XM_OK)
+    return st;
+  const double **base = malloc((size_t)(p->sets.K + 1) * sizeof *base);
+  if (!base)
+    return xm__fail(p->ctx, XM_ENOMEM, "out of memory");
+  for (int64_t x = 0; x < p->sets.K; x++)
+    base[x] = L + p->off[x];
+  xm__increment inc = {NULL, base, n > 0 ? &trades : NULL, NULL};
+  st = xm__run_sets(p->ctx, &b->one, p->sf, &p->cfg, NULL, 0, &p->sets, &inc, out);
+  free(base);
+  return st;
+}
+
 xm_status xm_whatif(xm_prepared *p, int32_t account, const xm_trade *trades, int64_t n,
                     xm_run_result *out) {
   if (!out)
@@ -354,7 +483,7 @@ xm_status xm_whatif(xm_prepared *p, int32_t account, const xm_trade *trades, int
   xm__wi_book b;
   xm_status st = xm__wi_book_make(p, account, trades, n, &b);
   if (st == XM_OK)
-    st = xm__run_sets(p->ctx, &b.one, p->sf, &p->cfg, NULL, 0, &p->sets, out);
+    st = xm__wi_run(p, account, &b, n, out);
   xm__wi_book_free(&b);
   return st;
 }
@@ -382,7 +511,7 @@ xm_status xm_whatif_contributions(xm_prepared *p, int32_t account, const xm_trad
                   "are positions of the run there)");
     goto done;
   }
-  if ((st = xm__run_sets(ctx, &b.one, p->sf, cfg, NULL, 0, &p->sets, &r)) != XM_OK ||
+  if ((st = xm__wi_run(p, account, &b, n, &r)) != XM_OK ||
       (st = xm__plan_build(ctx, &b.one, &p->sets, 0, &plan)) != XM_OK)
     goto done;
   if (plan.n_blocks == 0 || plan.blocks[0].pos_start[1] == 0)

@@ -147,6 +147,9 @@ typedef struct xm__backend {
    * sex: the sensitivity shock rows; fpar [3 x F]. */
   xm_status (*liquidity)(xm_ctx *ctx, const xm__dblock *b, xm__mem sx, xm__mem sex, xm__mem fpar,
                          int64_t F, double vol_floor, const xm__dwork *w);
+  /* dst[0..n) += src[0..n) (doubles): an incremental run's kept losses
+   * onto the trades' (xm__increment). */
+  xm_status (*add)(xm_ctx *ctx, int64_t n, xm__mem src, xm__mem dst);
   /* The block's requirements (out_acct, out_silo) from every set's measures
    * and w->lq. */
   xm_status (*combine)(xm_ctx *ctx, const xm__dblock *b, const xm__dwork *w, double offset_cap,

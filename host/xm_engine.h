@@ -230,12 +230,28 @@ typedef struct xm__outputs {
   double t_scen, t_eval;
 } xm__outputs;
 
+/* An incremental run (host/whatif.c): one account on sets of one a group
+ * (xm__sets.solo), whose account and silo losses L of each set x are kept
+ * (keep[x], the caller's S x (G + 1) doubles, in the backend's layout of L
+ * for one account), or are made from losses kept before: base[x] + the
+ * losses of the trades' positions alone, the account's own rows not revalued.
+ * The measures, the add-on and the combination are the block's (the account
+ * with its trades). */
+typedef struct xm__increment {
+  double **keep;              /* [K], or NULL */
+  const double *const *base;  /* [K], or NULL */
+  const xm_portfolio *trades; /* with base: the trades as the positions of a book of the account
+                                 (xm__run_sets plans it), or NULL: none */
+  const xm__block *delta;     /* its block (xm__evaluate's; NULL: no position survives netting) */
+} xm__increment;
+
 /* The loop nest of a run on ctx's backend (host/engine.c): for each block,
  * upload; today; for each set, for each tile: (make the shocks,) revalue,
  * aggregate; reduce; then combine and download. keep_mc: Monte Carlo shocks
- * are copied to sets->set[x].X. */
+ * are copied to sets->set[x].X. inc: an incremental run, or NULL. */
 xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const xm__plan *plan,
-                       int keep_mc, const xm_run_opts *opts, xm__outputs *out);
+                       int keep_mc, const xm_run_opts *opts, const xm__increment *inc,
+                       xm__outputs *out);
 
 /* ---- a run ---- */
 
@@ -247,10 +263,11 @@ xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_fi
 
 /* xm__run_once on sets made before (given, not NULL: lent for the call,
  * its labels and shocks stay with the caller; sf is then unread but for
- * messages). The what-if path (host/whatif.c). */
+ * messages), incremental when inc is not NULL. The what-if path
+ * (host/whatif.c). */
 xm_status xm__run_sets(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
                        const xm_config *cfg, const xm_run_opts *opts, unsigned flags,
-                       const xm__sets *given, xm_run_result *out);
+                       const xm__sets *given, const xm__increment *inc, xm_run_result *out);
 
 /* The loss of each account and silo of the plan's blocks under one move
  * x[F] of the shock columns (a backtest's realised move), on the host with

@@ -787,7 +787,7 @@ static void loop_resident(void **state) {
   assert_true(acct && silo && by && sets.K <= 8);
   xm__outputs out = {acct, silo, by, NULL, 0.0, 0.0};
   mock_install(ctx_mid, -1, 0);
-  xm_status st = xm__evaluate(ctx_mid, &cfg_full, &sets, &p, 0, NULL, &out);
+  xm_status st = xm__evaluate(ctx_mid, &cfg_full, &sets, &p, 0, NULL, NULL, &out);
   mock_remove(ctx_mid);
   assert_int_equal(st, XM_OK);
   check_resources();
@@ -1383,6 +1383,50 @@ static void whatif_equals_full_run(void **state) {
   xm_ctx_destroy(ocl);
 }
 
+/* The kept losses are a cache: with --mem-limit 1M (a quarter of it for
+ * them: fewer accounts than the book's) a round of what-ifs over every
+ * account, twice, evicts and makes them again, and each what-if is the same
+ * bits every time it is asked and the same as without the limit (1e-12);
+ * the same trades asked twice give the same bits. */
+static void whatif_kept_evicted(void **state) {
+  (void)state;
+  xm_options o;
+  xm_options_default(&o);
+  o.device = "cpu";
+  o.mem_limit = 1u << 20;
+  xm_ctx *small = NULL;
+  assert_int_equal(xm_ctx_create(&small, &o), XM_OK);
+  xm_prepared *p = NULL, *q = NULL;
+  assert_int_equal(xm_prepare(small, &book, &scen, &cfg_full, &p), XM_OK);
+  assert_int_equal(xm_prepare(ctx_free, &book, &scen, &cfg_full, &q), XM_OK);
+  xm_run_result first[N_ACCT], w, u;
+  xm_trade t = {EQS, 2.0};
+  int64_t kept_bytes = 0;
+  for (int round = 0; round < 2; round++)
+    for (int a = 0; a < N_ACCT; a++) {
+      assert_int_equal(xm_whatif(p, a, &t, 1, round ? &w : &first[a]), XM_OK);
+      if (round == 0) {
+        for (int64_t x = 0; x < first[a].K; x++)
+          kept_bytes += a == 0 ? first[a].sets[x].S * (first[a].G + 1) * 8 : 0;
+        assert_int_equal(xm_whatif(q, a, &t, 1, &u), XM_OK);
+        same_row(&first[a], &u, 0);
+        xm_run_result_free(&u);
+        continue;
+      }
+      assert_memory_equal(w.requirement, first[a].requirement, sizeof(double));
+      assert_memory_equal(w.by_set, first[a].by_set, (size_t)w.K * sizeof(double));
+      assert_memory_equal(w.by_silo, first[a].by_silo, (size_t)w.G * sizeof(double));
+      xm_run_result_free(&w);
+    }
+  /* fewer accounts than the book's fit the cache: the second round evicted */
+  assert_true(kept_bytes > 0 && (int64_t)(o.mem_limit / 4) / kept_bytes < N_ACCT);
+  for (int a = 0; a < N_ACCT; a++)
+    xm_run_result_free(&first[a]);
+  xm_prepared_free(q);
+  xm_prepared_free(p);
+  xm_ctx_destroy(small);
+}
+
 /* xm_run_opts.account_begin/end (how the MPI build splits a book): every
  * range's results are the whole run's rows bit for bit, --save-pnl's columns
  * too; an empty range runs nothing, a range outside the book is refused. */
@@ -1780,6 +1824,7 @@ int main(void) {
       cmocka_unit_test(currencies),
       cmocka_unit_test(net_zero_pairs),
       cmocka_unit_test(whatif_equals_full_run),
+      cmocka_unit_test(whatif_kept_evicted),
       cmocka_unit_test(account_ranges_bitwise),
       cmocka_unit_test(faults),
       cmocka_unit_test(stressed_period_blend),

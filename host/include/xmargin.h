@@ -632,8 +632,13 @@ xm_status xm_backtest_result_write(const char *path, const xm_portfolio *pf, con
 
 /* A book prepared for what-ifs (host/whatif.c): its scenario sets made once,
  * the Monte Carlo sets drawn once on ctx's device and kept in host memory
- * (S x F doubles a set). Borrows ctx, pf and sf, which must outlive it; owns
- * the rest (xm_prepared_free). Errors as xm_run's. */
+ * (S x F doubles a set). Then an account's first what-if runs the account
+ * and keeps its account and silo losses in every scenario (S x (G + 1)
+ * doubles a set, host memory: up to 256 MiB of accounts, or a quarter of
+ * xm_options.mem_limit; the least recently used go first), and each what-if
+ * of it revalues only the trades and adds their losses to those. Borrows
+ * ctx, pf and sf, which must not change while it lives; owns the rest
+ * (xm_prepared_free). Not for two threads at once. Errors as xm_run's. */
 typedef struct xm_prepared xm_prepared;
 xm_status xm_prepare(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
                      const xm_config *cfg, xm_prepared **out);
@@ -649,7 +654,9 @@ typedef struct xm_trade {
 /* The outputs of account `account` of the prepared book with trades[0..n)
  * added to its positions: a run result of that one account (A = 1), equal to
  * the account's row of a full xm_run of the book so modified on the same
- * backend. The sets are not made again. XM_EINVAL for an account or
+ * backend (to rounding: the kept losses and the trades' are summed in
+ * another order). The sets are not made again; the account's own positions
+ * are revalued once, at its first what-if. XM_EINVAL for an account or
  * instrument out of range or a quantity that is not finite; XM_ECONFIG when
  * the trades would change the factors the run moves (a first position on a
  * factor nothing held, or the last one closed: that changes every account's

@@ -4,8 +4,9 @@ xmargin.prepare(...).whatif(...), each equal (1e-12) to the account's row of
 a full `xmargin run` of the book with the trades added, on the cpu backend
 and on an OpenCL device where there is one; the same on fresh random books
 (every product type and currency, collateral by schedule and in the
-scenarios) with random trades, every seed new (replay: XM_TEST_SEED); the
-contributions add up to the binding set's measure; bad trade files exit 2
+scenarios) with random trades, each after a what-if of other trades on the
+same account (the increment: the account's kept losses + the trades'), every
+seed new (replay: XM_TEST_SEED); the contributions add up to the binding set's measure; bad trade files exit 2
 naming the file, row and column."""
 
 import json
@@ -47,9 +48,9 @@ def modified_book(src, dst, trades):
     return acc
 
 
-def full_run(tmp, book, device, scen=H.DEMO_S, sets=()):
+def full_run(tmp, book, device, scen=H.DEMO_S, sets=(), extra=()):
     out = os.path.join(tmp, "full-%s.h5" % device.replace(":", "_"))
-    args = ["run", "--portfolio", book, "--scenarios", scen, "--device", device, "-q", "-o", out]
+    args = ["run", "--portfolio", book, "--scenarios", scen, "--device", device, "-q", "-o", out] + list(extra)
     for kv in sets:
         args += ["--set", kv]
     r = T.run_xm(args)
@@ -82,6 +83,10 @@ def random_books(tmp, devices):
             for a in rng.choice(len(acc), size=min(6, len(acc)), replace=False):
                 tr = [(ins[int(i)], float(rng.choice([-1, 1]) * rng.integers(1, 50)))
                       for i in rng.choice(len(ins), size=int(rng.integers(1, 4)))]
+                try:  # a what-if before on other trades: the kept losses stay the account's own
+                    pre.whatif(acc[a], [(ins[int(rng.integers(len(ins)))], 7.0)])
+                except xm.ConfigError:
+                    pass
                 try:
                     want[acc[a]] = pre.whatif(acc[a], tr)
                     accepted += [(acc[a], i, q) for i, q in tr]
@@ -132,6 +137,17 @@ def test_demo_whatifs(tmp):
     mod = os.path.join(tmp, "mod.h5")
     acc = modified_book(H.DEMO_P, mod, TRADES)
     for dev in devices():
+        # single precision: the trades' float32 losses added to the kept ones are the full run's sum
+        # in another order (1e-12 holds as in double)
+        full = full_run(tmp, mod, dev, extra=["--precision", "single"])
+        r = T.run_xm(["whatif", "--portfolio", H.DEMO_P, "--scenarios", H.DEMO_S, "--trades", csv,
+                      "--device", dev, "--precision", "single", "--json"])
+        t.check("xmargin whatif --device %s --precision single exits 0" % dev, r[0] == 0, r[2][-400:])
+        worst = max((abs(e["after"][k] - full[k][acc.index(e["account"])]) /
+                     (abs(full["siloed"][acc.index(e["account"])]) + 1.0)
+                     for e in json.loads(r[1])["accounts"] for k in OUTS), default=1.0) if r[0] == 0 else 1.0
+        t.check("%s single: CLI what-if == the full run's row, every output (1e-12)" % dev, worst <= 1e-12,
+                "worst %.3g" % worst)
         full = full_run(tmp, mod, dev)
         r = T.run_xm(["whatif", "--portfolio", H.DEMO_P, "--scenarios", H.DEMO_S, "--trades", csv,
                       "--device", dev, "--json"])
