@@ -76,14 +76,23 @@ static xm_status xm__build(xm_ctx *ctx, xm_precision prec) {
   if (fault && strcmp(fault, "build") == 0)
     src = "__kernel void xm_broken(void) { this is not OpenCL C; }";
   size_t len = strlen(src);
-  cl_program prog = clCreateProgramWithSource(o->context, 1, &src, &len, &e);
-  if (e != CL_SUCCESS)
-    return xm__fail(ctx, xm__cl_status(e), "clCreateProgramWithSource: %s", xm__cl_errstr(e));
   const char *opts =
       prec == XM_SINGLE ? (ctx->dev.is_gpu ? "-cl-std=CL1.2 -DXM_SINGLE=1"
                                            : "-cl-std=CL1.2 -DXM_SINGLE=1 -DXM_FORCE_INLINE=1")
                         : (ctx->dev.is_gpu ? "-cl-std=CL1.2" : "-cl-std=CL1.2 -DXM_FORCE_INLINE=1");
-  e = clBuildProgram(prog, 1, &o->device, opts, NULL, NULL);
+  cl_program prog = NULL;
+  /* A failed build is tried once more on a program of its own: PoCL's kernel
+   * cache, shared by concurrent processes, can fail one build that the next
+   * makes (pocl issue 1480); a source that does not compile fails twice. */
+  for (int attempt = 0; attempt < 2; attempt++) {
+    if (prog)
+      clReleaseProgram(prog);
+    prog = clCreateProgramWithSource(o->context, 1, &src, &len, &e);
+    if (e != CL_SUCCESS)
+      return xm__fail(ctx, xm__cl_status(e), "clCreateProgramWithSource: %s", xm__cl_errstr(e));
+    if ((e = clBuildProgram(prog, 1, &o->device, opts, NULL, NULL)) == CL_SUCCESS)
+      break;
+  }
   if (e != CL_SUCCESS) {
     size_t loglen = 0;
     cl_int le = clGetProgramBuildInfo(prog, o->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &loglen);
