@@ -425,7 +425,10 @@ static xm_status xm__cpu_combine(xm_ctx *ctx, const xm__dblock *b, const xm__dwo
 
 static xm_status xm__cpu_add(xm_ctx *ctx, int64_t n, xm__mem src, xm__mem dst) {
   (void)ctx;
-  cblas_daxpy((int)n, 1.0, XM__P(src, const double), 1, XM__P(dst, double), 1);
+  const double *x = XM__P(src, const double);
+  double *y = XM__P(dst, double);
+  for (int64_t i = 0, c = 1 << 30; i < n; i += c) /* BLAS counts in int */
+    cblas_daxpy((int)(n - i < c ? n - i : c), 1.0, x + i, 1, y + i, 1);
   return XM_OK;
 }
 

@@ -311,8 +311,11 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
 
   /* The work buffers, for the largest block. */
   int64_t na = plan->max_na, ni = plan->max_inst, R = plan->rows;
-  if (dk && dk->n_inst > ni)
-    ni = dk->n_inst; /* the trades close a position: its row is only theirs */
+  if (dk && dk->n_inst > ni) { /* the trades close positions: their rows are only theirs; */
+    tile = tile * (ni > 0 ? ni : 1) / dk->n_inst; /* their tiles hold the plan's losses */
+    tile = tile > 0 ? tile : 1;
+    ni = dk->n_inst;
+  }
   int64_t tails = K < XM__GROUP_SETS ? K : XM__GROUP_SETS;
   size_t lbytes = (size_t)(R * na * (G + 1)) * sizeof(double);
   if ((st = be->alloc(ctx, (size_t)(tile * ni) * sizeof(double), NULL, &lp.w.ell)) ||

@@ -395,9 +395,10 @@ done:
 }
 
 /* Account a's kept losses: found, or made by a run of the account alone
- * (into the least recently used entry when every one is taken). */
+ * (into the least recently used entry when every one is taken), whose
+ * result then goes to *run when run is not NULL (else it is dropped). */
 static xm_status xm__kept_get(xm_prepared *p, int32_t a, const xm_portfolio *alone,
-                              const double **L) {
+                              const double **L, xm_run_result *run) {
   xm__kept *e = NULL;
   p->uses++;
   for (int64_t j = 0; j < p->n_kept && !e; j++)
@@ -435,7 +436,10 @@ static xm_status xm__kept_get(xm_prepared *p, int32_t a, const xm_portfolio *alo
   xm_run_result r;
   memset(&r, 0, sizeof r);
   xm_status st = xm__run_sets(p->ctx, alone, p->sf, &p->cfg, NULL, 0, &p->sets, &inc, &r);
-  xm_run_result_free(&r);
+  if (run && st == XM_OK)
+    *run = r;
+  else
+    xm_run_result_free(&r);
   free(keep);
   if (st != XM_OK) {
     free(buf);
@@ -449,8 +453,28 @@ static xm_status xm__kept_get(xm_prepared *p, int32_t a, const xm_portfolio *alo
   return XM_OK;
 }
 
+/* Whether trades b->pi/pq[nr .. nr + n) close one of the account's
+ * positions rows [0, nr), or leave less than 1/1024 of it: the kept losses
+ * hold that position's, and their sum with the trades' would keep its
+ * rounding (1e-16 of its loss) where the full run has none. */
+static int xm__wi_closes(const xm__wi_book *b, int64_t nr, int64_t n) {
+  for (int64_t t = 0; t < n; t++) {
+    int32_t i = b->pi[nr + t];
+    double q = 0.0, d = 0.0;
+    for (int64_t j = 0; j < nr + n; j++)
+      if (b->pi[j] == i)
+        *(j < nr ? &q : &d) += b->pq[j];
+    if (q != 0.0 && fabs(q + d) < fabs(q) / 1024.0)
+      return 1;
+  }
+  return 0;
+}
+
 /* The what-if of b (xm__wi_book_make's, trades[0..n) after the account's nr
- * positions): the kept losses + the trades'. */
+ * positions): the kept losses + the trades'. A run of the account with its
+ * trades instead when they close a position (xm__wi_closes) or when the
+ * account alone does not run (its positions may fail where the trades mend
+ * them: a non-finite requirement). */
 static xm_status xm__wi_run(xm_prepared *p, int32_t account, const xm__wi_book *b, int64_t n,
                             xm_run_result *out) {
   xm_portfolio alone = b->one, trades = b->one;
@@ -461,16 +485,23 @@ static xm_status xm__wi_run(xm_prepared *p, int32_t account, const xm__wi_book *
   trades.pos_quantity = b->pq + nr;
   trades.n_collateral = 0;
   const double *L = NULL;
-  xm_status st = xm__kept_get(p, account, &alone, &L);
-  if (st != XM_OK)
-    return st;
+  xm_run_result made;
+  memset(&made, 0, sizeof made);
+  int full = xm__wi_closes(b, nr, n);
+  if (full || xm__kept_get(p, account, &alone, &L, &made) != XM_OK)
+    return xm__run_sets(p->ctx, &b->one, p->sf, &p->cfg, NULL, 0, &p->sets, NULL, out);
+  if (n == 0 && made.A == 1) { /* no trade: the run that kept the losses */
+    *out = made;
+    return XM_OK;
+  }
+  xm_run_result_free(&made);
   const double **base = malloc((size_t)(p->sets.K + 1) * sizeof *base);
   if (!base)
     return xm__fail(p->ctx, XM_ENOMEM, "out of memory");
   for (int64_t x = 0; x < p->sets.K; x++)
     base[x] = L + p->off[x];
   xm__increment inc = {NULL, base, n > 0 ? &trades : NULL, NULL};
-  st = xm__run_sets(p->ctx, &b->one, p->sf, &p->cfg, NULL, 0, &p->sets, &inc, out);
+  xm_status st = xm__run_sets(p->ctx, &b->one, p->sf, &p->cfg, NULL, 0, &p->sets, &inc, out);
   free(base);
   return st;
 }

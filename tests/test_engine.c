@@ -1358,6 +1358,29 @@ static void whatif_on(xm_ctx *ctx) {
     free(c);
     xm_run_result_free(&w);
   }
+  /* a trade that closes a dominant position (1e12 EQ_SPOT more on account 1,
+   * then sold): the account's row without it, as the full run nets it away,
+   * not the kept losses' rounding of it (a run of the account, not the
+   * increment) */
+  {
+    int32_t pa[N_POS + 1], pi[N_POS + 1];
+    double pq[N_POS + 1];
+    memcpy(pa, pos_acct, sizeof pos_acct), memcpy(pi, pos_inst, sizeof pos_inst);
+    memcpy(pq, pos_qty, sizeof pos_qty);
+    pa[N_POS] = 1, pi[N_POS] = EQS, pq[N_POS] = 1e12;
+    xm_portfolio big = book;
+    big.n_positions = N_POS + 1;
+    big.pos_account = pa, big.pos_instrument = pi, big.pos_quantity = pq;
+    xm_prepared *pb = NULL;
+    xm_trade close = {EQS, -1e12};
+    assert_int_equal(xm_prepare(ctx, &big, &scen, &cfg_full, &pb), XM_OK);
+    assert_int_equal(xm_whatif(pb, 1, NULL, 0, &w), XM_OK); /* its losses kept */
+    xm_run_result_free(&w);
+    assert_int_equal(xm_whatif(pb, 1, &close, 1, &w), XM_OK);
+    same_row(&w, &base, 1);
+    xm_run_result_free(&w);
+    xm_prepared_free(pb);
+  }
   xm_trade silver = {SIS, 10.0}, bad = {N_INST, 1.0}, nan_q = {EQS, NAN};
   assert_int_equal(xm_whatif(p, 0, &silver, 1, &w), XM_ECONFIG);
   assert_non_null(strstr(xm_ctx_last_error(ctx), "SILVER"));

@@ -636,7 +636,9 @@ xm_status xm_backtest_result_write(const char *path, const xm_portfolio *pf, con
  * and keeps its account and silo losses in every scenario (S x (G + 1)
  * doubles a set, host memory: up to 256 MiB of accounts, or a quarter of
  * xm_options.mem_limit; the least recently used go first), and each what-if
- * of it revalues only the trades and adds their losses to those. Borrows
+ * of it revalues only the trades and adds their losses to those (trades
+ * that close a position, or leave less than 1/1024 of it, run the account
+ * with them instead). Borrows
  * ctx, pf and sf, which must not change while it lives; owns the rest
  * (xm_prepared_free). Not for two threads at once. Errors as xm_run's. */
 typedef struct xm_prepared xm_prepared;
