@@ -259,9 +259,41 @@ static xm_status xm__cpu_mc(xm_ctx *ctx, const xm__mc_args *a, int64_t s0, int64
         X[s * F + f + 1] = sc * z1;
     }
   }
-  if (ns > 0 && F > 0)
-    cblas_dtrmm(CblasRowMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, (int)ns, (int)F,
-                1.0, a->chol, (int)F, X, (int)F);
+  /* X = Z L^T in blocks of XM__MC_ROWS rows, the last padded with zero rows,
+   * each one call of OpenBLAS on one thread: every row then goes through the
+   * same kernel whatever the rows beside it. OpenBLAS gives a call's last
+   * M % unroll rows, and the rows where its threads split M, other kernels
+   * (other bits in the 17th digit): a draw depended on the tile and on
+   * OpenBLAS's thread count (under mpirun a rank's is not one process's). */
+  enum { XM__MC_ROWS = 256 };
+  int nb = openblas_get_num_threads(), failed = 0;
+  openblas_set_num_threads(1);
+#pragma omp parallel num_threads(ctx->threads) reduction(| : failed)
+  {
+    double *pad = NULL;
+#pragma omp for schedule(static)
+    for (int64_t b0 = 0; b0 < ns; b0 += XM__MC_ROWS) {
+      int64_t m = ns - b0 < XM__MC_ROWS ? ns - b0 : XM__MC_ROWS;
+      double *blk = X + b0 * F;
+      if (m < XM__MC_ROWS) {
+        if (!pad && !(pad = calloc((size_t)(XM__MC_ROWS * F), sizeof *pad))) {
+          failed = 1;
+          continue;
+        }
+        memcpy(pad, blk, (size_t)(m * F) * sizeof *pad);
+        blk = pad;
+      }
+      cblas_dtrmm(CblasRowMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, XM__MC_ROWS,
+                  (int)F, 1.0, a->chol, (int)F, blk, (int)F);
+      if (blk == pad)
+        memcpy(X + b0 * F, pad, (size_t)(m * F) * sizeof *pad);
+    }
+    free(pad);
+  }
+  openblas_set_num_threads(nb);
+  if (failed)
+    return xm__fail(ctx, XM_ENOMEM, "Monte Carlo: a block of %d scenarios x %lld factors",
+                    (int)XM__MC_ROWS, (long long)F);
   int64_t m = ns * F;
 #pragma omp parallel for schedule(static) num_threads(ctx->threads)
   for (int64_t j = 0; j < m; j++)
