@@ -288,10 +288,16 @@ int main(int argc, char **argv) {
     else if (v && !strcmp(a, "--cl-device") && sscanf(v, "%d.%d", &P, &D) == 2)
       i++;
     else if (v && !strcmp(a, "--cl-params") &&
-             (params = !strcmp(v, "both") ? 3 : !strcmp(v, "database") ? 1 : !strcmp(v, "xmargin") ? 2 : 0))
+             (params = !strcmp(v, "both")       ? 3
+                       : !strcmp(v, "database") ? 1
+                       : !strcmp(v, "xmargin")  ? 2
+                                                : 0))
       i++;
     else if (v && !strcmp(a, "--cl-shapes") &&
-             (shapes = !strcmp(v, "both") ? 3 : !strcmp(v, "full") ? 1 : !strcmp(v, "blocks") ? 2 : 0))
+             (shapes = !strcmp(v, "both")     ? 3
+                       : !strcmp(v, "full")   ? 1
+                       : !strcmp(v, "blocks") ? 2
+                                              : 0))
       i++;
     else {
       fprintf(stderr, "usage: xm_blas_rate [--scenarios S] [--factors F] [--warmup W] "
