@@ -260,6 +260,7 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
    * adds the kept losses of the account's positions */
   int incr = inc && inc->base;
   const xm__block *dk = incr ? inc->delta : NULL;
+  int reprice = !incr || dk; /* rows to revalue: the block's, or the trades' */
   if (inc && (plan->n_blocks != 1 || plan->blocks[0].na != 1 || !sets->solo || (dk && dk->na != 1)))
     return xm__fail(ctx, XM_EINVAL, "an incremental run is of one account on sets of one a group");
   xm__loop lp;
@@ -301,7 +302,7 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
       goto cleanup;
   }
   /* The groups' shocks, when they stay for the run. */
-  for (int64_t g = 0; plan->resident && (!incr || dk) && g < NG; g++)
+  for (int64_t g = 0; plan->resident && reprice && g < NG; g++)
     if ((st = xm__group_resident(ctx, cfg, sets, plan, g, keep_mc, &lp.X[g], &lp.EX[g])))
       goto cleanup;
   if ((st = be->finish(ctx)) != XM_OK)
@@ -388,7 +389,7 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
       xm__dset ds[XM__GROUP_SETS];
       int nds = 0;
       lp.w.lay = be->layout(gr->S, bk->na, G);
-      for (int64_t s0 = 0; (!incr || dk) && s0 < gr->S; s0 += tile) {
+      for (int64_t s0 = 0; reprice && s0 < gr->S; s0 += tile) {
         int64_t ns = gr->S - s0 < tile ? gr->S - s0 : tile;
         xm__mem X = lp.X[g], EX = lp.EX[g];
         int64_t row0 = s0;
