@@ -12,6 +12,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <float.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -932,9 +933,14 @@ static void american_bounds(void **state) {
 }
 
 /* OpenCL (PoCL here) = C on 100k random American contracts, in double: 1e-12
- * relative for values of at least 1% of the notional, 2e-14 of the notional
- * below (the sum of twelve terms of the notional's size leaves cancellation
- * noise of ~1e-14 of it on values near 0: seen 1.2e-14 at vol 0.013). */
+ * of the value plus (128 + kappa) ulp of the notional, kappa = 2 |b| / sigma^2
+ * + 1 the exponent of BS2002's reflected terms (b the carry of the call that
+ * the put-call transformation prices). The formula's dozen terms, each the size of the strike,
+ * cancel; each is the exponential of a sum of logs of size kappa |ln(I/S)|, so
+ * two correct libms leave a difference of order kappa ulp of the notional
+ * (measured over 1.6M contracts: up to 24 ulp at kappa ~ 1 and 0.1 kappa ulp
+ * at kappa ~ 1000, vol 1.3%), far above 1e-12 of a value near 0 or near the
+ * European floor (docs/methodology-notes.md, note 35). */
 static void american_opencl_vs_cpu(void **state) {
   fixture *f = *state;
   if (!f->ocl)
@@ -951,23 +957,23 @@ static void american_opencl_vs_cpu(void **state) {
   double worst = 0;
   size_t wi = 0;
   for (size_t i = 0; i < n; i++) {
-    /* relative where the value is at least 1% of the notional; below, the
-     * allowance is 2e-14 of the notional (as 1e-12 of a 2% value) */
-    double N = b.mult[i] * b.S[i];
-    double e =
-        fabs(c[i]) >= 1e-2 * N ? fabs(o[i] - c[i]) / fabs(c[i]) : fabs(o[i] - c[i]) / (2e-2 * N);
+    double carry = b.r[i] - b.q[i], cb = b.call[i] ? carry : -carry;
+    double kappa = 2 * fabs(cb) / (b.vol[i] * b.vol[i]) + 1;
+    double allow = 1e-12 * fabs(c[i]) + (128 + kappa) * DBL_EPSILON * b.mult[i] * b.S[i];
+    double e = fabs(o[i] - c[i]) / allow; /* <= 1 passes */
     if (!(e <= worst))
       worst = e, wi = i;
   }
-  print_message("  [american] opencl vs cpu, 100k contracts: worst relative %.2e (S=%.6g K=%.6g "
-                "T=%.4g r=%.4g q=%.4g vol=%.4g %s, value %.6g of notional %.6g)\n",
+  print_message("  [american] opencl vs cpu, 100k contracts: worst %.2f of the allowance (S=%.6g "
+                "K=%.6g T=%.4g r=%.4g q=%.4g vol=%.4g %s, value %.6g of notional %.6g)\n",
                 worst, b.S[wi], b.K[wi], b.T[wi], b.r[wi], b.q[wi], b.vol[wi],
                 b.call[wi] ? "call" : "put", c[wi], b.mult[wi] * b.S[wi]);
-  if (!(worst <= 1e-12))
-    fail_msg("american opencl vs cpu: %.3g relative at %zu (S=%.17g K=%.17g T=%.17g vol=%.17g "
-             "%s): cpu %.17g opencl %.17g",
-             worst, wi, b.S[wi], b.K[wi], b.T[wi], b.vol[wi], b.call[wi] ? "call" : "put", c[wi],
-             o[wi]);
+  if (!(worst <= 1))
+    fail_msg(
+        "american opencl vs cpu: %.3g times the allowance at %zu (S=%.17g K=%.17g T=%.17g r=%.17g "
+        "q=%.17g vol=%.17g %s, multiplier %.17g): cpu %.17g opencl %.17g",
+        worst, wi, b.S[wi], b.K[wi], b.T[wi], b.r[wi], b.q[wi], b.vol[wi],
+        b.call[wi] ? "call" : "put", b.mult[wi], c[wi], o[wi]);
   free(c);
   free(o);
   batch_free(&b);
