@@ -9,10 +9,10 @@
  * test_pricing_opencl: tests/xm_test_groups.h), skipped where there is no
  * OpenCL device with fp64; the base group opens no OpenCL device.
  * Random tests print their seed; XM_TEST_SEED=<seed> reruns one. */
+#include <float.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <float.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
