@@ -671,11 +671,10 @@ xm_status xm_backtest(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_fil
   xm_status st = xm__bt_days_of(ctx, sf, &cfg, &dflt, &days);
   if (st != XM_OK)
     return st;
-  if (xm__bt_ranged(opts) && !(opts->day_begin >= 0 && opts->day_begin < opts->day_end &&
-                               opts->day_end <= days.n && !opts->save_scenarios)) {
+  if (xm__bt_ranged(opts) &&
+      !(opts->day_begin >= 0 && opts->day_begin < opts->day_end && opts->day_end <= days.n)) {
     st = xm__fail(ctx, XM_EINVAL,
-                  "backtest days %lld..%lld: the backtest has days 0..%lld (a range is not empty "
-                  "and keeps no scenarios)",
+                  "backtest days %lld..%lld: the backtest has days 0..%lld (a range is not empty)",
                   (long long)opts->day_begin, (long long)opts->day_end - 1, (long long)days.n - 1);
     xm__bt_days_free(&days);
     return st;

@@ -1778,8 +1778,10 @@ static void backtest_batches(void **state) {
  * each range's days are the whole backtest's rows bit for bit (margins,
  * realised losses, silos, binding sets, the book's totals), the others 0 and
  * no statistics; the ranges' rows put together, xm_backtest_statistics gives
- * the whole backtest's statistics bit for bit. Empty, reversed or too long
- * ranges, and a range with save_scenarios, are refused. */
+ * the whole backtest's statistics bit for bit. With save_scenarios a range's
+ * days keep the whole backtest's shocks and jitter bit for bit (padded with
+ * NaN to the range's largest set), the other days NaN. Empty, reversed or too
+ * long ranges are refused. */
 static void backtest_day_ranges(void **state) {
   (void)state;
   xm_config c;
@@ -1824,7 +1826,37 @@ static void backtest_day_ranges(void **state) {
     assert_memory_equal(&sum.total_stats[m], &whole.total_stats[m], sizeof sum.total_stats[m]);
   }
   assert_memory_equal(sum.silo_stats, whole.silo_stats, (size_t)(A * G) * sizeof *sum.silo_stats);
-  static const int64_t bad[][3] = {{2, 2, 0}, {3, 1, 0}, {0, 7, 0}, {0, 2, 1}};
+  /* save_scenarios in ranges: each range's rows are the whole's */
+  xm_backtest_result saved;
+  xm_run_opts so = {0, 1, NULL, NULL, 0, 0, 0, 0};
+  assert_int_equal(xm_backtest(ctx_free, &book, &scen, &c, &so, &saved), XM_OK);
+  assert_non_null(saved.shock);
+  const int64_t K = saved.K, F = saved.F;
+  for (int r = 0; r < 3; r++) {
+    xm_run_opts o = {0, 1, NULL, NULL, 0, 0, cut[r], cut[r + 1]};
+    assert_int_equal(xm_backtest(ctx_mid, &book, &scen, &c, &o, &part), XM_OK);
+    assert_int_equal(part.K, K);
+    for (int64_t x = 0; x < K; x++) {
+      int64_t Sp = part.shock_S[x], Sw = saved.shock_S[x];
+      assert_true(Sp > 0 && Sp <= Sw);
+      for (int64_t j = 0; j < N; j++) {
+        const double *pr = part.shock[x] + j * Sp * F, *wr = saved.shock[x] + j * Sw * F;
+        if (j >= cut[r] && j < cut[r + 1]) {
+          assert_memory_equal(pr, wr, (size_t)(Sp * F) * sizeof *pr);
+          for (int64_t i = Sp * F; i < Sw * F; i++)
+            assert_true(isnan(wr[i]));
+          if (saved.delta[x])
+            assert_memory_equal(&part.delta[x][j], &saved.delta[x][j], sizeof(double));
+        } else {
+          for (int64_t i = 0; i < Sp * F; i++)
+            assert_true(isnan(pr[i]));
+        }
+      }
+    }
+    xm_backtest_result_free(&part);
+  }
+  xm_backtest_result_free(&saved);
+  static const int64_t bad[][3] = {{2, 2, 0}, {3, 1, 0}, {0, 7, 0}, {5, 9, 1}};
   for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
     xm_run_opts o = {0, (int)bad[k][2], NULL, NULL, 0, 0, bad[k][0], bad[k][1]};
     assert_int_equal(xm_backtest(ctx_free, &book, &scen, &c, &o, &part), XM_EINVAL);

@@ -41,8 +41,9 @@ static void xm_bt_usage(FILE *f) {
           "  --threads N             threads of the cpu backend (default: all cores)\n"
           "  --json                  print the summary as JSON\n"
           "  -q, --quiet             no summary\n"
-          "Under mpirun (a build with -DXM_WITH_MPI=ON) the ranks split the days and\n"
-          "rank 0 writes the file, bit for bit one process's (docs/scaling.md).\n"
+          "Under mpirun (a build with -DXM_WITH_MPI=ON) the ranks split the days (with\n"
+          "--save-scenarios, their shocks too) and rank 0 writes the file, bit for bit one\n"
+          "process's (docs/scaling.md).\n"
           "Exit status: 0 success, 1 run failure, 2 bad input or usage.\n");
 }
 
@@ -384,11 +385,6 @@ int xm_cli_backtest(int argc, char **argv) {
   const xm_cli_procs *procs = xm_cli_procs_get();
   char cmd[96];
   xm_cli_procs_job(&j, cmd, sizeof cmd);
-  if (procs->size > 1 && j.save_scenarios) {
-    if (procs->rank == 0)
-      fprintf(stderr, "%s: --save-scenarios is not split across processes: run it as one\n", j.cmd);
-    return XM_EXIT_USAGE;
-  }
   xm_cli_inputs in;
   xm_backtest_result res;
   memset(&res, 0, sizeof res);

@@ -9,6 +9,7 @@
  * here does what one process needs (nothing to agree on, nothing to gather).
  * docs/scaling.md. */
 #include <limits.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -317,6 +318,66 @@ static void xm__gather_rows(void *a, int64_t w, int64_t j0, int64_t j1, MPI_Data
     MPI_Gatherv(base + (size_t)(j0 * w) * (size_t)size, (int)((j1 - j0) * w), type, NULL, NULL,
                 NULL, type, 0, MPI_COMM_WORLD);
 }
+/* --save-scenarios: each set's [N x S_max x F] shocks (each rank's own days
+ * filled, the others NaN) and a Monte Carlo set's [N] jitter, into rank 0's.
+ * S_max is the set's largest size over every rank's days: a rank whose days
+ * are shorter pads its rows with NaN to it first, as one process lays the
+ * file out. 0, or 1 / 2 with err (out of memory; an array past an MPI count). */
+static int xm__gather_shocks(xm_backtest_result *r, int64_t j0, int64_t j1, const int64_t *rg,
+                             int *counts, int *displs, char *err, size_t cap) {
+  int64_t N = r->N, K = r->K, F = r->F;
+  int64_t *Sg = malloc((size_t)(K + 1) * sizeof *Sg);
+  int ok = Sg != NULL, every = 0;
+  MPI_Allreduce(&ok, &every, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  if (!every) {
+    free(Sg);
+    snprintf(err, cap, "out of memory gathering the saved scenarios");
+    return 1;
+  }
+  MPI_Allreduce(r->shock_S, Sg, (int)K, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
+  for (int64_t x = 0; x < K; x++)
+    if (N * Sg[x] * F > INT_MAX) {
+      snprintf(err, cap,
+               "%lld values of one set's saved scenarios are more than one MPI message holds "
+               "(%d): split the days into more jobs",
+               (long long)(N * Sg[x] * F), INT_MAX);
+      free(Sg);
+      return 2;
+    }
+  /* pad each set's rows to the widest rank's S_max (rank 0 receives every row) */
+  ok = 1;
+  for (int64_t x = 0; ok && x < K; x++) {
+    int64_t S = r->shock_S[x], w = Sg[x] * F;
+    if (S == Sg[x])
+      continue;
+    double *X = malloc((size_t)(N * w + 1) * sizeof *X);
+    if (!(ok = X != NULL))
+      break;
+    for (int64_t i = 0; i < N * w; i++)
+      X[i] = NAN;
+    for (int64_t j = j0; j < j1; j++)
+      memcpy(X + j * w, r->shock[x] + j * S * F, (size_t)(S * F) * sizeof *X);
+    free(r->shock[x]);
+    r->shock[x] = X;
+    r->shock_S[x] = Sg[x];
+  }
+  MPI_Allreduce(&ok, &every, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  if (!every) {
+    free(Sg);
+    snprintf(err, cap, "out of memory gathering the saved scenarios");
+    return 1;
+  }
+  for (int64_t x = 0; x < K; x++) {
+    xm__counts(rg, Sg[x] * F, counts, displs);
+    xm__gather_rows(r->shock[x], Sg[x] * F, j0, j1, MPI_DOUBLE, counts, displs);
+    if (r->delta[x]) {
+      xm__counts(rg, 1, counts, displs);
+      xm__gather_rows(r->delta[x], 1, j0, j1, MPI_DOUBLE, counts, displs);
+    }
+  }
+  free(Sg);
+  return 0;
+}
 #endif
 
 int xm_cli_procs_gather_days(xm_backtest_result *r, int64_t j0, int64_t j1, char *err, size_t cap) {
@@ -366,6 +427,7 @@ int xm_cli_procs_gather_days(xm_backtest_result *r, int64_t j0, int64_t j1, char
       xm__gather_rows(r->total_realised, w, j0, j1, MPI_DOUBLE, counts, displs);
     }
   }
+  int shocks = r->shock ? xm__gather_shocks(r, j0, j1, rg, counts, displs, err, cap) : 0;
   double t = r->t_total, tmax = t;
   MPI_Reduce(&t, &tmax, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
   if (p->rank == 0)
@@ -373,7 +435,7 @@ int xm_cli_procs_gather_days(xm_backtest_result *r, int64_t j0, int64_t j1, char
   free(rg);
   free(counts);
   free(displs);
-  return 0;
+  return shocks;
 #else
   (void)r, (void)j0, (void)j1, (void)cap;
   return 0;

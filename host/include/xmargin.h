@@ -451,8 +451,10 @@ typedef struct xm_run_opts {
   /* xm_backtest: days [day_begin, day_end) of its N only (0, 0: every one),
    * each bit for bit what the whole backtest gives it; the other days' rows
    * of the series are 0 and there are no statistics (NULL): gather the rows,
-   * then xm_backtest_statistics. Not empty, and not with save_scenarios
-   * (XM_EINVAL). xm_run ignores them. */
+   * then xm_backtest_statistics. With save_scenarios the other days' shocks
+   * are NaN and a set's S_max is the largest of the range's days (a gather
+   * pads to the largest over the ranges). Not empty (XM_EINVAL). xm_run
+   * ignores them. */
   int64_t day_begin, day_end;
 } xm_run_opts;
 
