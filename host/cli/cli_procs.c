@@ -370,11 +370,11 @@ static int xm__gather_shocks(xm_backtest_result *r, int64_t j0, int64_t j1, cons
   for (int64_t x = 0; x < K; x++) {
     xm__counts(rg, Sg[x] * F, counts, displs);
     xm__gather_rows(r->shock[x], Sg[x] * F, j0, j1, MPI_DOUBLE, counts, displs);
-    if (r->delta[x]) {
-      xm__counts(rg, 1, counts, displs);
-      xm__gather_rows(r->delta[x], 1, j0, j1, MPI_DOUBLE, counts, displs);
-    }
   }
+  xm__counts(rg, 1, counts, displs);
+  for (int64_t x = 0; x < K; x++)
+    if (r->delta[x])
+      xm__gather_rows(r->delta[x], 1, j0, j1, MPI_DOUBLE, counts, displs);
   free(Sg);
   return 0;
 }
