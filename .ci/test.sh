@@ -60,12 +60,13 @@ if ldd build-noocl/libxmargin.so build-noocl/xmargin | grep -Ei 'libOpenCL|libcl
 fi
 ctest --test-dir build-noocl --output-on-failure -j "$jobs"
 
-# Under mpirun (XM_WITH_MPI=ON): Open MPI installed only now, so that every
-# build above ran without it; the split runs bit for bit the one process's
+# Under mpirun (XM_WITH_MPI=ON): Open MPI and parallel HDF5 installed only
+# now, so that every build above ran without them; the split runs bit for bit
+# the one process's and the ranks write the file together
 # (tests/python/mpi_split.py).
-echo "== MPI build (XM_WITH_MPI=ON, mpirun -n 1..3) =="
+echo "== MPI build (XM_WITH_MPI=ON, parallel HDF5, mpirun -n 1..3) =="
 . .ci/packages.sh
-xm_install_packages mpi openmpi-bin libopenmpi-dev
+xm_install_packages mpi openmpi-bin libopenmpi-dev libhdf5-openmpi-dev
 cmake -S . -B build-mpi -DXM_WITH_MPI=ON -DXM_WERROR=ON -DXM_BUILD_BENCH=OFF >/dev/null
 cmake --build build-mpi -j "$jobs" --target xmargin_cli
 ctest --test-dir build-mpi --output-on-failure -L mpi

@@ -7,6 +7,9 @@
 #include <time.h>
 
 #include "xm_io.h"
+#ifdef XM_WITH_MPI
+#include <mpi.h>
+#endif
 
 /* What the head of a file points at besides the inputs: the hashes, the
  * time, the configuration's text (owned: xm__head_free). */
@@ -70,56 +73,173 @@ static void xm__head_free(xm__head_text *t) {
   t->config = NULL;
 }
 
+/* The writer's view of res (its arrays lent, not copied): *rr, with the set
+ * names and sets in names[] and rsets[] (the caller frees both; they are
+ * allocated even on failure). head: the root attributes and dimensions too
+ * (xm__head_fill, which checks path), else only the sets. */
+static xm_status xm__results_of(xm_results *rr, xm__head_text *text, char ***names,
+                                xm_results_set **rsets, const char *path, const xm_portfolio *pf,
+                                const xm_config *cfg, const xm_run_result *res,
+                                const xm_run_meta *meta, int head, xm_diag *diag) {
+  memset(rr, 0, sizeof *rr);
+  *names = calloc((size_t)res->K + 1, sizeof **names);
+  *rsets = calloc((size_t)res->K + 1, sizeof **rsets);
+  if (!*names || !*rsets)
+    return XM_ENOMEM;
+  for (int64_t x = 0; x < res->K; x++) {
+    xm_results_set *rs = &(*rsets)[x];
+    (*names)[x] = res->sets[x].name;
+    rs->name = res->sets[x].name;
+    rs->n_scenarios = res->sets[x].S;
+    rs->label = res->sets[x].labels;
+    rs->pnl = res->sets[x].pnl;
+    rs->shock = res->sets[x].shock;
+    rs->n_factors = res->F;
+    rs->factor = res->factor;
+  }
+  rr->sets = *rsets;
+  rr->head.n_sets = res->K;
+  if (!head)
+    return XM_OK;
+  xm_status st = xm__head_fill(&rr->head, text, path, pf, cfg, meta, *names, res->K, diag);
+  if (st != XM_OK)
+    return st;
+  rr->requirement = res->requirement;
+  rr->unified = res->unified;
+  rr->siloed = res->siloed;
+  rr->diversification = res->diversification;
+  rr->minimum = res->minimum;
+  rr->by_set = res->by_set;
+  rr->by_silo = res->by_silo;
+  rr->attribution = res->attribution;
+  rr->binding_set = res->binding;
+  rr->liquidity = res->liquidity;
+  rr->liquidity_by_silo = res->liquidity_by_silo;
+  rr->requirement_by_silo = res->requirement_by_silo;
+  rr->hedge_credit = res->hedge_credit;
+  rr->minimum_binds = res->minimum_binds;
+  rr->collateral_value = res->collateral_value;
+  rr->collateral = res->collateral;
+  rr->excess = res->excess;
+  rr->call = res->call;
+  rr->call_siloed = res->call_siloed;
+  return XM_OK;
+}
+
 xm_status xm_run_result_write(const char *path, const xm_portfolio *pf, const xm_config *cfg,
                               const xm_run_result *res, const xm_run_meta *meta, xm_diag *diag) {
   if (!path || !pf || !cfg || !res || !meta || res->A != pf->n_accounts || res->G != pf->n_silos)
     return XM_EINVAL;
-  xm_status st = XM_ENOMEM;
   xm__head_text text = {.config = NULL};
-  char **set_names = calloc((size_t)res->K + 1, sizeof *set_names);
-  xm_results_set *rsets = calloc((size_t)res->K + 1, sizeof *rsets);
-  if (!set_names || !rsets)
-    goto cleanup;
-  for (int64_t x = 0; x < res->K; x++) {
-    set_names[x] = res->sets[x].name;
-    rsets[x].name = res->sets[x].name;
-    rsets[x].n_scenarios = res->sets[x].S;
-    rsets[x].label = res->sets[x].labels;
-    rsets[x].pnl = res->sets[x].pnl;
-    rsets[x].shock = res->sets[x].shock;
-    rsets[x].n_factors = res->F;
-    rsets[x].factor = res->factor;
-  }
+  char **names = NULL;
+  xm_results_set *rsets = NULL;
   xm_results rr;
-  memset(&rr, 0, sizeof rr);
-  if ((st = xm__head_fill(&rr.head, &text, path, pf, cfg, meta, set_names, res->K, diag)) != XM_OK)
-    goto cleanup;
-  rr.requirement = res->requirement;
-  rr.unified = res->unified;
-  rr.siloed = res->siloed;
-  rr.diversification = res->diversification;
-  rr.minimum = res->minimum;
-  rr.by_set = res->by_set;
-  rr.by_silo = res->by_silo;
-  rr.attribution = res->attribution;
-  rr.binding_set = res->binding;
-  rr.liquidity = res->liquidity;
-  rr.liquidity_by_silo = res->liquidity_by_silo;
-  rr.requirement_by_silo = res->requirement_by_silo;
-  rr.hedge_credit = res->hedge_credit;
-  rr.minimum_binds = res->minimum_binds;
-  rr.collateral_value = res->collateral_value;
-  rr.collateral = res->collateral;
-  rr.excess = res->excess;
-  rr.call = res->call;
-  rr.call_siloed = res->call_siloed;
-  rr.sets = rsets;
-  st = xm_results_write(path, &rr, diag);
-cleanup:
+  xm_status st = xm__results_of(&rr, &text, &names, &rsets, path, pf, cfg, res, meta, 1, diag);
+  if (st == XM_OK)
+    st = xm_results_write(path, &rr, diag);
   xm__head_free(&text);
   free(rsets);
-  free(set_names);
+  free(names);
   return st;
+}
+
+xm_status xm_run_result_write_ranks(const char *path, const xm_portfolio *pf, const xm_config *cfg,
+                                    const xm_run_result *res, const xm_run_meta *meta,
+                                    int64_t pnl_begin, int64_t pnl_count, const void *mpi_comm,
+                                    xm_diag *diag) {
+#ifdef XM_WITH_MPI
+  int inited = 0;
+  if (!mpi_comm || MPI_Initialized(&inited) != MPI_SUCCESS || !inited) {
+    xm_diag_add(diag, "%s: %s", path ? path : "(no path)",
+                mpi_comm ? "MPI is not initialised (MPI_Init)" : "no MPI communicator");
+    return XM_EINVAL;
+  }
+  MPI_Comm comm = *(const MPI_Comm *)mpi_comm;
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  xm_status st = XM_OK;
+  if (!path || !pf || !cfg || !res || !meta || res->G != pf->n_silos ||
+      (rank == 0 && res->A != pf->n_accounts))
+    st = XM_EINVAL;
+  else if (pnl_begin < 0 || pnl_count < 0 || pnl_begin + pnl_count > pf->n_accounts) {
+    xm_diag_add(diag, "%s: this rank's accounts [%lld, %lld) are not the book's (0 .. %lld)", path,
+                (long long)pnl_begin, (long long)(pnl_begin + pnl_count),
+                (long long)pf->n_accounts);
+    st = XM_EINVAL;
+  }
+  xm__head_text text = {.config = NULL};
+  char **names = NULL;
+  xm_results_set *rsets = NULL;
+  xm_results rr;
+  memset(&rr, 0, sizeof rr);
+  if (st == XM_OK)
+    st = xm__results_of(&rr, &text, &names, &rsets, path, pf, cfg, res, meta, rank == 0, diag);
+  rr.head.n_accounts = pf ? pf->n_accounts : 0;
+  st = xm_results_write_mpi(path, &rr, st, pnl_begin, pnl_count, comm, diag);
+  xm__head_free(&text);
+  free(rsets);
+  free(names);
+  return st;
+#else
+  (void)path, (void)pf, (void)cfg, (void)res, (void)meta, (void)pnl_begin, (void)pnl_count;
+  (void)mpi_comm;
+  xm_diag_add(diag, "this libxmargin was built without MPI (XM_WITH_MPI=OFF)");
+  return XM_EUNSUPPORTED;
+#endif
+}
+
+/* The writer's view of a backtest result (arrays lent): *bf, its sets in
+ * *sets (the caller frees them). head: the root attributes, dimensions and
+ * series too (xm__head_fill, which checks path), else only head.set and the
+ * sets. */
+static xm_status xm__backtest_of(xm_backtest_file *bf, xm__head_text *text,
+                                 xm_backtest_file_set **sets, const char *path,
+                                 const xm_portfolio *pf, const xm_config *cfg,
+                                 const xm_backtest_result *res, const xm_run_meta *meta, int head,
+                                 xm_diag *diag) {
+  memset(bf, 0, sizeof *bf);
+  *sets = NULL;
+  /* --save-scenarios: each set's shocks of every day (shock NULL: not saved) */
+  if (res->shock && res->K > 0) {
+    if (!(*sets = calloc((size_t)res->K, sizeof **sets)))
+      return XM_ENOMEM;
+    for (int64_t k = 0; k < res->K; k++) {
+      (*sets)[k].n_scenarios = res->shock_S ? res->shock_S[k] : 0;
+      (*sets)[k].n_factors = res->F;
+      (*sets)[k].factor = res->factor;
+      (*sets)[k].shock = res->shock[k];
+      (*sets)[k].delta = res->delta ? res->delta[k] : NULL;
+    }
+    bf->sets = *sets;
+  }
+  bf->head.n_sets = res->K;
+  bf->head.set = res->set;
+  if (!head)
+    return XM_OK;
+  xm_status st = xm__head_fill(&bf->head, text, path, pf, cfg, meta, res->set, res->K, diag);
+  if (st != XM_OK)
+    return st;
+  bf->n_days = res->N;
+  bf->n_tests = res->n_tests;
+  bf->target_coverage = cfg->backtest.coverage;
+  bf->apc_window = cfg->backtest.apc_window;
+  bf->day = res->day;
+  bf->realised_end = res->realised_end;
+  bf->test_day = res->test_day;
+  for (int m = 0; m < XM_BT_NMARGIN; m++) {
+    bf->margin[m] = res->margin[m];
+    bf->total_margin[m] = res->total_margin[m];
+    bf->stats[m] = res->stats[m];
+  }
+  bf->realised = res->realised;
+  bf->silo_margin = res->silo_margin;
+  bf->realised_by_silo = res->realised_by_silo;
+  bf->binding = res->binding;
+  bf->to_reporting = res->to_reporting;
+  bf->total_realised = res->total_realised;
+  bf->silo_stats = res->silo_stats;
+  bf->total_stats = res->total_stats;
+  return XM_OK;
 }
 
 xm_status xm_backtest_result_write(const char *path, const xm_portfolio *pf, const xm_config *cfg,
@@ -130,47 +250,50 @@ xm_status xm_backtest_result_write(const char *path, const xm_portfolio *pf, con
   xm__head_text text = {.config = NULL};
   xm_backtest_file_set *sets = NULL;
   xm_backtest_file bf;
-  memset(&bf, 0, sizeof bf);
-  xm_status st = xm__head_fill(&bf.head, &text, path, pf, cfg, meta, res->set, res->K, diag);
-  if (st != XM_OK)
-    goto cleanup;
-  bf.n_days = res->N;
-  bf.n_tests = res->n_tests;
-  bf.target_coverage = cfg->backtest.coverage;
-  bf.apc_window = cfg->backtest.apc_window;
-  bf.day = res->day;
-  bf.realised_end = res->realised_end;
-  bf.test_day = res->test_day;
-  for (int m = 0; m < XM_BT_NMARGIN; m++) {
-    bf.margin[m] = res->margin[m];
-    bf.total_margin[m] = res->total_margin[m];
-    bf.stats[m] = res->stats[m];
-  }
-  bf.realised = res->realised;
-  bf.silo_margin = res->silo_margin;
-  bf.realised_by_silo = res->realised_by_silo;
-  bf.binding = res->binding;
-  bf.to_reporting = res->to_reporting;
-  bf.total_realised = res->total_realised;
-  bf.silo_stats = res->silo_stats;
-  bf.total_stats = res->total_stats;
-  /* --save-scenarios: each set's shocks of every day (shock NULL: not saved) */
-  if (res->shock && res->K > 0) {
-    st = XM_ENOMEM;
-    if (!(sets = calloc((size_t)res->K, sizeof *sets)))
-      goto cleanup;
-    for (int64_t k = 0; k < res->K; k++) {
-      sets[k].n_scenarios = res->shock_S ? res->shock_S[k] : 0;
-      sets[k].n_factors = res->F;
-      sets[k].factor = res->factor;
-      sets[k].shock = res->shock[k];
-      sets[k].delta = res->delta ? res->delta[k] : NULL;
-    }
-    bf.sets = sets;
-  }
-  st = xm_backtest_write(path, &bf, diag);
-cleanup:
+  xm_status st = xm__backtest_of(&bf, &text, &sets, path, pf, cfg, res, meta, 1, diag);
+  if (st == XM_OK)
+    st = xm_backtest_write(path, &bf, diag);
   free(sets);
   xm__head_free(&text);
   return st;
+}
+
+xm_status xm_backtest_result_write_ranks(const char *path, const xm_portfolio *pf,
+                                         const xm_config *cfg, const xm_backtest_result *res,
+                                         const xm_run_meta *meta, int64_t day_begin,
+                                         int64_t day_end, const void *mpi_comm, xm_diag *diag) {
+#ifdef XM_WITH_MPI
+  int inited = 0;
+  if (!mpi_comm || MPI_Initialized(&inited) != MPI_SUCCESS || !inited) {
+    xm_diag_add(diag, "%s: %s", path ? path : "(no path)",
+                mpi_comm ? "MPI is not initialised (MPI_Init)" : "no MPI communicator");
+    return XM_EINVAL;
+  }
+  MPI_Comm comm = *(const MPI_Comm *)mpi_comm;
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  xm_status st = XM_OK;
+  if (!path || !pf || !cfg || !res || !meta || res->A != pf->n_accounts || res->G != pf->n_silos)
+    st = XM_EINVAL;
+  else if (day_begin < 0 || day_end < day_begin || day_end > res->N) {
+    xm_diag_add(diag, "%s: this rank's days [%lld, %lld) are not the backtest's (0 .. %lld)", path,
+                (long long)day_begin, (long long)day_end, (long long)res->N);
+    st = XM_EINVAL;
+  }
+  xm__head_text text = {.config = NULL};
+  xm_backtest_file_set *sets = NULL;
+  xm_backtest_file bf;
+  memset(&bf, 0, sizeof bf);
+  if (st == XM_OK)
+    st = xm__backtest_of(&bf, &text, &sets, path, pf, cfg, res, meta, rank == 0, diag);
+  st = xm_backtest_write_mpi(path, &bf, st, day_begin, day_end, comm, diag);
+  free(sets);
+  xm__head_free(&text);
+  return st;
+#else
+  (void)path, (void)pf, (void)cfg, (void)res, (void)meta, (void)day_begin, (void)day_end;
+  (void)mpi_comm;
+  xm_diag_add(diag, "this libxmargin was built without MPI (XM_WITH_MPI=OFF)");
+  return XM_EUNSUPPORTED;
+#endif
 }

@@ -72,6 +72,24 @@ typedef struct xm_results {
  * over path only when complete. An existing file at path survives a failure. */
 xm_status xm_results_write(const char *path, const xm_results *r, xm_diag *diag);
 
+#ifdef XM_WITH_MPI
+#include <mpi.h>
+/* The results file written by the processes of comm together (collective;
+ * docs/scaling.md). Every rank passes st, its status so far (the worst of
+ * them is every rank's answer when one is not XM_OK: nothing is written).
+ * Rank 0's r is the whole file's but for each set's pnl; on every rank a
+ * set's pnl holds the rank's accounts' columns [pnl_begin, pnl_begin +
+ * pnl_count) of /pnl/<set>, [S x pnl_count] scenario-major (the ranks'
+ * ranges tile the accounts in rank order; a set's pnl NULL on every rank or
+ * on none). Rank 0 writes the rest into the temporary file and closes it;
+ * every rank then writes its columns with parallel HDF5 (collective
+ * transfers); rank 0 renames the file once every rank has closed it, or
+ * removes it. On the other ranks only r->head.n_sets and each set's name,
+ * n_scenarios and pnl are read. Every rank returns the same status. */
+xm_status xm_results_write_mpi(const char *path, const xm_results *r, xm_status st,
+                               int64_t pnl_begin, int64_t pnl_count, MPI_Comm comm, xm_diag *diag);
+#endif
+
 /* ---- Backtest (FORMAT.md section 4) ---- */
 
 /* --save-scenarios: one set's shocks of every day. */
@@ -111,6 +129,18 @@ typedef struct xm_backtest_file {
 /* Writes the backtest file atomically, as xm_results_write. XM_EINVAL for a
  * NULL array with a non-zero count or a set name HDF5 cannot hold. */
 xm_status xm_backtest_write(const char *path, const xm_backtest_file *b, xm_diag *diag);
+
+#ifdef XM_WITH_MPI
+/* The backtest file written by the processes of comm together, as
+ * xm_results_write_mpi: rank 0's b is the whole file's but for each set's
+ * shock and delta (--save-scenarios), whose days [day_begin, day_end) every
+ * rank writes from its own (b->sets' arrays are [N x S x F] and [N] on
+ * every rank, S the set's largest size over all ranks' days; the ranks' days
+ * tile 0 .. N in rank order; sets NULL on every rank or on none). On the
+ * other ranks only head.n_sets, head.set and sets are read. */
+xm_status xm_backtest_write_mpi(const char *path, const xm_backtest_file *b, xm_status st,
+                                int64_t day_begin, int64_t day_end, MPI_Comm comm, xm_diag *diag);
+#endif
 
 /* Bytes of memory this process can still have: the least of MemAvailable
  * (/proc/meminfo), the cgroup's memory.max less its memory.current, and

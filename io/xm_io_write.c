@@ -19,6 +19,9 @@
 
 #include <hdf5.h>
 #include <hdf5_hl.h>
+#ifdef XM_WITH_MPI
+#include <mpi.h>
+#endif
 
 #include "xm_io.h"
 #include "xm_schema.h"
@@ -234,11 +237,11 @@ static int xm__fsync_path(const char *p, int flags) {
   return rc;
 }
 
-/* Closes the file; when nothing failed, syncs and renames it over the target.
- * Otherwise (or when that fails) removes the temporary file. */
-static xm_status xm__wr_end(xm__wr *w, xm_status st) {
+/* Closes the file (HDF5's part of xm__wr_end): the temporary file stays. */
+static xm_status xm__wr_close(xm__wr *w, xm_status st) {
   if (w->str_t >= 0)
     H5Tclose(w->str_t);
+  w->str_t = -1;
   /* A write or the flush failed (a full disk, a file size limit): empty the
    * temporary file first, so that HDF5's close has room to write what it
    * still holds and closes cleanly. HDF5 1.10 leaves a file whose close
@@ -260,6 +263,14 @@ static xm_status xm__wr_end(xm__wr *w, xm_status st) {
   w->fid = -1;
   if (st == XM_OK && w->failed)
     st = XM_EIO;
+  return st;
+}
+
+/* After xm__wr_close: when nothing failed, syncs the temporary file and
+ * renames it over the target; otherwise (or when that fails) removes it. */
+static xm_status xm__wr_commit(xm__wr *w, xm_status st) {
+  if (!w->path) /* never begun */
+    return st;
   struct stat sb; /* give back the blocks reserved past the end */
   if (st == XM_OK && stat(w->tmp, &sb) == 0 && truncate(w->tmp, sb.st_size) != 0) {
     /* not fatal */
@@ -290,6 +301,12 @@ static xm_status xm__wr_end(xm__wr *w, xm_status st) {
   w->dir = NULL;
   H5Eset_auto2(H5E_DEFAULT, w->old_fn, w->old_data);
   return st;
+}
+
+/* Closes the file; when nothing failed, syncs and renames it over the target.
+ * Otherwise (or when that fails) removes the temporary file. */
+static xm_status xm__wr_end(xm__wr *w, xm_status st) {
+  return xm__wr_commit(w, xm__wr_close(w, st));
 }
 
 /* ---- Datasets and attributes --------------------------------------------------- */
@@ -694,12 +711,12 @@ static void xm__w_flags(xm__wr *w, hid_t g, const char *where, const char *name,
 
 /* Writes /pnl/<set> float32 [S x A], chunked and compressed, a money
  * dataset in units, along the scales /pnl/<set>.scenario (its labels,
- * written here) and sa (/pnl/account). */
+ * written here) and sa (/pnl/account). later: made, its values not written. */
 static void xm__w_pnl(xm__wr *w, hid_t g, const xm_results_set *set, int64_t A, hid_t sa,
-                      const char *units) {
+                      const char *units, int later) {
   const char *name = set->name;
   int64_t S = set->n_scenarios;
-  const float *pnl = set->pnl;
+  const float *pnl = later ? NULL : set->pnl;
   hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
   if (dcpl < 0) {
     xm__wfail(w, "/pnl/%s: HDF5 cannot make the creation properties", name);
@@ -854,7 +871,13 @@ static uint64_t xm__results_bytes(const xm_results *r) {
   return b + b / 8 + ((uint64_t)256 << 10);
 }
 
-xm_status xm_results_write(const char *path, const xm_results *r, xm_diag *diag) {
+/* The results file into w's temporary file, closed, not yet renamed
+ * (xm__wr_commit does that). pnl_later: each /pnl/<set> is made but not
+ * written (the processes of an MPI job write their columns next,
+ * xm_results_write_mpi). */
+static xm_status xm__results_file(xm__wr *w, const char *path, const xm_results *r, int pnl_later,
+                                  xm_diag *diag) {
+  memset(w, 0, sizeof *w);
   if (!path || !r || xm__head_given(&r->head) != XM_OK)
     return XM_EINVAL;
   const xm_results_head *h = &r->head;
@@ -886,38 +909,37 @@ xm_status xm_results_write(const char *path, const xm_results *r, xm_diag *diag)
   if (!cur)
     return XM_ENOMEM;
 
-  xm__wr w;
   hid_t sc[XM__DIM_COUNT] = {-1, -1, -1, -1}, scm[XM__DIM_COUNT] = {-1, -1, -1, -1}, g = -1,
         g2 = -1;
-  xm_status st = xm__wr_begin(&w, path, xm__results_bytes(r), diag);
+  xm_status st = xm__wr_begin(w, path, xm__results_bytes(r), diag);
   if (st != XM_OK)
     goto cleanup;
-  xm__w_head(&w, h, "xmargin.results");
-  if (xm__w_dims(&w, w.fid, "", h, NULL, 0,
+  xm__w_head(w, h, "xmargin.results");
+  if (xm__w_dims(w, w->fid, "", h, NULL, 0,
                  XM__DIM(XM__DIM_ACCOUNT) | XM__DIM(XM__DIM_SILO) | XM__DIM(XM__DIM_SET), sc) < 0)
     goto cleanup;
   /* /margin carries its own scales (FORMAT.md section 3), so that xarray
    * opens the group alone labelled by account, silo and set */
-  g = xm__w_group(&w, w.fid, "/margin");
+  g = xm__w_group(w, w->fid, "/margin");
   if (g < 0 ||
-      xm__w_dims(&w, g, "/margin", h, NULL, 0,
+      xm__w_dims(w, g, "/margin", h, NULL, 0,
                  XM__DIM(XM__DIM_ACCOUNT) | XM__DIM(XM__DIM_SILO) | XM__DIM(XM__DIM_SET), scm) < 0)
     goto cleanup;
   hid_t sa = scm[XM__DIM_ACCOUNT], sg = scm[XM__DIM_SILO], sk = scm[XM__DIM_SET];
-  xm__w_margin(&w, g, "requirement", 1, A, 1, r->requirement, sa, -1, units, "margin requirement");
-  xm__w_margin(&w, g, "unified", 1, A, 1, r->unified, sa, -1, units,
+  xm__w_margin(w, g, "requirement", 1, A, 1, r->requirement, sa, -1, units, "margin requirement");
+  xm__w_margin(w, g, "unified", 1, A, 1, r->unified, sa, -1, units,
                "unified requirement: the whole account's worst set measure plus its add-on");
-  xm__w_margin(&w, g, "siloed", 1, A, 1, r->siloed, sa, -1, units,
+  xm__w_margin(w, g, "siloed", 1, A, 1, r->siloed, sa, -1, units,
                "siloed requirement: the sum over silos of each silo's core plus its add-on");
-  xm__w_margin(&w, g, "diversification", 1, A, 1, r->diversification, sa, -1, units,
+  xm__w_margin(w, g, "diversification", 1, A, 1, r->diversification, sa, -1, units,
                "diversification: max(0, siloed - unified)");
-  xm__w_margin(&w, g, "minimum", 1, A, 1, r->minimum, sa, -1, units,
+  xm__w_margin(w, g, "minimum", 1, A, 1, r->minimum, sa, -1, units,
                "minimum charge per option contract");
-  xm__w_margin(&w, g, "by_set", 2, A, K, r->by_set, sa, sk, units,
+  xm__w_margin(w, g, "by_set", 2, A, K, r->by_set, sa, sk, units,
                "risk measure of the whole account in each scenario set");
-  xm__w_margin(&w, g, "by_silo", 2, A, G, r->by_silo, sa, sg, units,
+  xm__w_margin(w, g, "by_silo", 2, A, G, r->by_silo, sa, sg, units,
                "each silo's core plus its add-on");
-  xm__w_margin(&w, g, "attribution", 2, A, G, r->attribution, sa, sg, units,
+  xm__w_margin(w, g, "attribution", 2, A, G, r->attribution, sa, sg, units,
                "each silo's share of the unified core (unified - liquidity)");
   /* version 2 (METHODOLOGY.md sections 4, 4.1, 6): each only when given */
   static const struct {
@@ -946,41 +968,41 @@ xm_status xm_results_write(const char *path, const xm_results *r, xm_diag *diag)
   for (size_t i = 0; i < sizeof v2 / sizeof v2[0]; i++) {
     const double *v = *(const double *const *)((const char *)r + v2[i].at);
     if (v)
-      xm__w_margin(&w, g, v2[i].name, v2[i].by_silo ? 2 : 1, A, G, v, sa, sg, units,
+      xm__w_margin(w, g, v2[i].name, v2[i].by_silo ? 2 : 1, A, G, v, sa, sg, units,
                    v2[i].long_name);
   }
-  hid_t dc = xm__w_strs(&w, g, "/margin", "currency", (char *const *)cur, A);
+  hid_t dc = xm__w_strs(w, g, "/margin", "currency", (char *const *)cur, A);
   if (dc >= 0) {
     if (H5DSattach_scale(dc, sa, 0) < 0)
-      xm__wfail(&w, "/margin/currency: HDF5 cannot attach the dimension scale");
+      xm__wfail(w, "/margin/currency: HDF5 cannot attach the dimension scale");
     H5Dclose(dc);
   }
   hsize_t dA[1] = {(hsize_t)A};
-  xm__w_flags(&w, g, "/margin", "binding_set", 1, dA, r->binding_set, &sa,
+  xm__w_flags(w, g, "/margin", "binding_set", 1, dA, r->binding_set, &sa,
               "the scenario set whose measure is the unified core (index into /set)", h->set, K);
   if (r->minimum_binds) {
     static char *const binds[] = {"risk_measure", "minimum"};
-    xm__w_flags(&w, g, "/margin", "minimum_binds", 1, dA, r->minimum_binds, &sa,
+    xm__w_flags(w, g, "/margin", "minimum_binds", 1, dA, r->minimum_binds, &sa,
                 "1 where the minimum charge is the requirement", binds, 2);
   }
   xm__close_g(g);
   g = -1;
 
   if (K > 0) {
-    g = xm__w_group(&w, w.fid, "/scenarios");
+    g = xm__w_group(w, w->fid, "/scenarios");
     if (g < 0)
       goto cleanup;
     for (int64_t k = 0; k < K; k++) {
       const xm_results_set *s = &r->sets[k];
       char where[XM__WHERE];
       snprintf(where, sizeof where, "/scenarios/%s", s->name);
-      g2 = xm__w_group(&w, g, s->name);
+      g2 = xm__w_group(w, g, s->name);
       if (g2 < 0)
         goto cleanup;
-      xm__w_strs_c(&w, g2, where, "label", s->label, s->n_scenarios);
+      xm__w_strs_c(w, g2, where, "label", s->label, s->n_scenarios);
       if (s->shock) {
-        xm__w_f64(&w, g2, where, "shock", 2, s->n_scenarios, s->n_factors, s->shock);
-        xm__w_strs_c(&w, g2, where, "factor", s->factor, s->n_factors);
+        xm__w_f64(w, g2, where, "shock", 2, s->n_scenarios, s->n_factors, s->shock);
+        xm__w_strs_c(w, g2, where, "factor", s->factor, s->n_factors);
       }
       xm__close_g(g2);
       g2 = -1;
@@ -992,12 +1014,12 @@ xm_status xm_results_write(const char *path, const xm_results *r, xm_diag *diag)
       any_pnl |= r->sets[k].pnl != NULL;
     if (any_pnl) {
       xm__close_dims(scm);
-      g = xm__w_group(&w, w.fid, "/pnl");
-      if (g < 0 || xm__w_dims(&w, g, "/pnl", h, NULL, 0, XM__DIM(XM__DIM_ACCOUNT), scm) < 0)
+      g = xm__w_group(w, w->fid, "/pnl");
+      if (g < 0 || xm__w_dims(w, g, "/pnl", h, NULL, 0, XM__DIM(XM__DIM_ACCOUNT), scm) < 0)
         goto cleanup;
       for (int64_t k = 0; k < K; k++)
         if (r->sets[k].pnl)
-          xm__w_pnl(&w, g, &r->sets[k], A, scm[XM__DIM_ACCOUNT], units);
+          xm__w_pnl(w, g, &r->sets[k], A, scm[XM__DIM_ACCOUNT], units, pnl_later);
     }
   }
 
@@ -1007,7 +1029,12 @@ cleanup:
   xm__close_g(g);
   xm__close_dims(sc);
   free(cur);
-  return xm__wr_end(&w, st);
+  return xm__wr_close(w, st);
+}
+
+xm_status xm_results_write(const char *path, const xm_results *r, xm_diag *diag) {
+  xm__wr w;
+  return xm__wr_commit(&w, xm__results_file(&w, path, r, 0, diag));
 }
 
 /* ---- Backtest (FORMAT.md section 4) ---- */
@@ -1113,7 +1140,12 @@ static uint64_t xm__backtest_bytes(const xm_backtest_file *b) {
   return bytes + bytes / 8 + ((uint64_t)256 << 10);
 }
 
-xm_status xm_backtest_write(const char *path, const xm_backtest_file *b, xm_diag *diag) {
+/* The backtest file into w's temporary file, closed, not yet renamed (as
+ * xm__results_file). later: each set's shock and delta are made but not
+ * written (xm_backtest_write_mpi's ranks write their days next). */
+static xm_status xm__backtest_file(xm__wr *w, const char *path, const xm_backtest_file *b,
+                                   int later, xm_diag *diag) {
+  memset(w, 0, sizeof *w);
   if (!path || !b || xm__head_given(&b->head) != XM_OK)
     return XM_EINVAL;
   const xm_results_head *h = &b->head;
@@ -1149,71 +1181,70 @@ xm_status xm_backtest_write(const char *path, const xm_backtest_file *b, xm_diag
   if (!cur)
     return XM_ENOMEM;
 
-  xm__wr w;
   hid_t root[XM__DIM_COUNT] = {-1, -1, -1, -1}, sc[XM__DIM_COUNT] = {-1, -1, -1, -1};
   hid_t g = -1, g2 = -1, d = -1;
   char where[XM__WHERE];
-  xm_status st = xm__wr_begin(&w, path, xm__backtest_bytes(b), diag);
+  xm_status st = xm__wr_begin(w, path, xm__backtest_bytes(b), diag);
   if (st != XM_OK)
     goto cleanup;
-  xm__w_head(&w, h, "xmargin.backtest");
-  hid_t f = w.fid;
-  xm__w_attr_i32(&w, f, "/", "backtest_days", (int32_t)N);
-  xm__w_attr_i32(&w, f, "/", "test_days", (int32_t)b->n_tests);
-  xm__w_attr_f64(&w, f, "/", "target_coverage", b->target_coverage);
-  xm__w_attr_i32(&w, f, "/", "apc_window", b->apc_window);
+  xm__w_head(w, h, "xmargin.backtest");
+  hid_t f = w->fid;
+  xm__w_attr_i32(w, f, "/", "backtest_days", (int32_t)N);
+  xm__w_attr_i32(w, f, "/", "test_days", (int32_t)b->n_tests);
+  xm__w_attr_f64(w, f, "/", "target_coverage", b->target_coverage);
+  xm__w_attr_i32(w, f, "/", "apc_window", b->apc_window);
   const unsigned all = XM__DIM(XM__DIM_ACCOUNT) | XM__DIM(XM__DIM_SILO) | XM__DIM(XM__DIM_SET) |
                        XM__DIM(XM__DIM_DAY);
-  if (xm__w_dims(&w, f, "", h, b->day, N, all, root) < 0)
+  if (xm__w_dims(w, f, "", h, b->day, N, all, root) < 0)
     goto cleanup;
-  d = xm__w_strs(&w, f, "", "realised_end", b->realised_end, N);
+  d = xm__w_strs(w, f, "", "realised_end", b->realised_end, N);
   if (d >= 0) {
-    xm__w_attr_str(&w, d, "/realised_end", "long_name",
+    xm__w_attr_str(w, d, "/realised_end", "long_name",
                    "the date of the last day of the realised move (d + h)");
     if (H5DSattach_scale(d, root[XM__DIM_DAY], 0) < 0)
-      xm__wfail(&w, "/realised_end: HDF5 cannot attach the dimension scale");
+      xm__wfail(w, "/realised_end: HDF5 cannot attach the dimension scale");
   }
   xm__close_d(d);
   d = -1;
 
   /* /series: [day x account (x silo)], with the group's own scales */
-  g = xm__w_group(&w, f, "/series");
+  g = xm__w_group(w, f, "/series");
   if (g < 0 ||
-      xm__w_dims(&w, g, "/series", h, b->day, N,
+      xm__w_dims(w, g, "/series", h, b->day, N,
                  XM__DIM(XM__DIM_DAY) | XM__DIM(XM__DIM_ACCOUNT) | XM__DIM(XM__DIM_SILO), sc) < 0)
     goto cleanup;
   {
     hsize_t dims[3] = {(hsize_t)N, (hsize_t)A, (hsize_t)G};
     hid_t s3[3] = {sc[XM__DIM_DAY], sc[XM__DIM_ACCOUNT], sc[XM__DIM_SILO]};
     char name[64], lname[256];
-    xm__w_money(&w, g, "/series", "realised", 2, dims, b->realised, s3, units,
+    xm__w_money(w, g, "/series", "realised", 2, dims, b->realised, s3, units,
                 "realised loss of today's portfolio over the h days after d (positive = loss)");
     for (int m = 0; m < XM_BT_NMARGIN; m++)
-      xm__w_money(&w, g, "/series", xm_bt_margin_name(m), 2, dims, b->margin[m], s3, units,
+      xm__w_money(w, g, "/series", xm_bt_margin_name(m), 2, dims, b->margin[m], s3, units,
                   xm__bt_long[m]);
-    xm__w_money(&w, g, "/series", "realised_by_silo", 3, dims, b->realised_by_silo, s3, units,
+    xm__w_money(w, g, "/series", "realised_by_silo", 3, dims, b->realised_by_silo, s3, units,
                 "realised loss of each silo's positions over the h days after d");
-    xm__w_money(&w, g, "/series", "silo_margin", 3, dims, b->silo_margin, s3, units,
+    xm__w_money(w, g, "/series", "silo_margin", 3, dims, b->silo_margin, s3, units,
                 "each silo's core plus its add-on");
-    xm__w_flags(&w, g, "/series", "binding_set", 2, dims, b->binding, s3,
+    xm__w_flags(w, g, "/series", "binding_set", 2, dims, b->binding, s3,
                 "the scenario set whose measure is the unified core (index into /set)", h->set, K);
-    xm__w_money(&w, g, "/series", "total_realised", 1, dims, b->total_realised, s3, rep,
+    xm__w_money(w, g, "/series", "total_realised", 1, dims, b->total_realised, s3, rep,
                 "the book's realised loss, each account's times today's rate of its currency");
     for (int m = 0; m < XM_BT_NMARGIN; m++) {
       snprintf(name, sizeof name, "total_%s", xm_bt_margin_name(m));
       snprintf(lname, sizeof lname, "the book's total (accounts at today's rates) of the %s",
                xm__bt_long[m]);
-      xm__w_money(&w, g, "/series", name, 1, dims, b->total_margin[m], s3, rep, lname);
+      xm__w_money(w, g, "/series", name, 1, dims, b->total_margin[m], s3, rep, lname);
     }
     static char *const test_flags[] = {"overlapping", "test"};
-    xm__w_flags(&w, g, "/series", "test_day", 1, dims, b->test_day, s3,
+    xm__w_flags(w, g, "/series", "test_day", 1, dims, b->test_day, s3,
                 "1 on the non-overlapping days the statistics use", test_flags, 2);
     /* extras (FORMAT.md section 4 has neither): what turns an account's
      * money into the reporting currency */
-    xm__close_d(xm__w_var(&w, g, "/series", "currency", w.str_t, w.str_t, 1, dims + 1, cur, s3 + 1,
+    xm__close_d(xm__w_var(w, g, "/series", "currency", w->str_t, w->str_t, 1, dims + 1, cur, s3 + 1,
                           NULL, "the account's currency: the units of its money datasets"));
     if (b->to_reporting)
-      xm__w_money(&w, g, "/series", "to_reporting", 1, dims + 1, b->to_reporting, s3 + 1, NULL,
+      xm__w_money(w, g, "/series", "to_reporting", 1, dims + 1, b->to_reporting, s3 + 1, NULL,
                   "one unit of the account's currency in the reporting currency today (X_b)");
   }
   xm__close_dims(sc);
@@ -1221,34 +1252,34 @@ xm_status xm_backtest_write(const char *path, const xm_backtest_file *b, xm_diag
   g = -1;
 
   /* /stats/<margin> [account], /stats/silo [account x silo], /stats/total/<margin> */
-  g = xm__w_group(&w, f, "/stats");
+  g = xm__w_group(w, f, "/stats");
   if (g < 0)
     goto cleanup;
   for (int m = 0; m <= XM_BT_NMARGIN; m++) {
     int silo = m == XM_BT_NMARGIN;
     const char *name = silo ? "silo" : xm_bt_margin_name(m);
     snprintf(where, sizeof where, "/stats/%s", name);
-    g2 = xm__w_group(&w, g, name);
-    if (g2 < 0 || xm__w_dims(&w, g2, where, h, NULL, 0,
+    g2 = xm__w_group(w, g, name);
+    if (g2 < 0 || xm__w_dims(w, g2, where, h, NULL, 0,
                              XM__DIM(XM__DIM_ACCOUNT) | (silo ? XM__DIM(XM__DIM_SILO) : 0), sc) < 0)
       goto cleanup;
     hsize_t dims[2] = {(hsize_t)A, (hsize_t)G};
     hid_t s2[2] = {sc[XM__DIM_ACCOUNT], sc[XM__DIM_SILO]};
-    xm__w_bt_stats(&w, g2, where, silo ? b->silo_stats : b->stats[m], silo ? 2 : 1, dims, s2,
+    xm__w_bt_stats(w, g2, where, silo ? b->silo_stats : b->stats[m], silo ? 2 : 1, dims, s2,
                    silo || m == XM_BT_REQUIREMENT);
     xm__close_dims(sc);
     xm__close_g(g2);
     g2 = -1;
   }
-  g2 = xm__w_group(&w, g, "total");
+  g2 = xm__w_group(w, g, "total");
   if (g2 < 0)
     goto cleanup;
   for (int m = 0; m < XM_BT_NMARGIN; m++) {
     snprintf(where, sizeof where, "/stats/total/%s", xm_bt_margin_name(m));
-    hid_t g3 = xm__w_group(&w, g2, xm_bt_margin_name(m));
+    hid_t g3 = xm__w_group(w, g2, xm_bt_margin_name(m));
     if (g3 < 0)
       goto cleanup;
-    xm__w_bt_stats(&w, g3, where, &b->total_stats[m], 0, NULL, NULL, m == XM_BT_REQUIREMENT);
+    xm__w_bt_stats(w, g3, where, &b->total_stats[m], 0, NULL, NULL, m == XM_BT_REQUIREMENT);
     xm__close_g(g3);
   }
   xm__close_g(g2);
@@ -1258,7 +1289,7 @@ xm_status xm_backtest_write(const char *path, const xm_backtest_file *b, xm_diag
 
   /* --save-scenarios: /scenarios/<set>/shock [day x scenario x factor], delta [day] */
   if (b->sets && K > 0) {
-    g = xm__w_group(&w, f, "/scenarios");
+    g = xm__w_group(w, f, "/scenarios");
     if (g < 0)
       goto cleanup;
     for (int64_t k = 0; k < K; k++) {
@@ -1266,15 +1297,15 @@ xm_status xm_backtest_write(const char *path, const xm_backtest_file *b, xm_diag
       if (!s->shock && !s->delta)
         continue;
       snprintf(where, sizeof where, "/scenarios/%s", h->set[k]);
-      g2 = xm__w_group(&w, g, h->set[k]);
-      if (g2 < 0 || xm__w_dims(&w, g2, where, h, b->day, N, XM__DIM(XM__DIM_DAY), sc) < 0)
+      g2 = xm__w_group(w, g, h->set[k]);
+      if (g2 < 0 || xm__w_dims(w, g2, where, h, b->day, N, XM__DIM(XM__DIM_DAY), sc) < 0)
         goto cleanup;
       if (s->shock) {
         /* the scenario axis is labelled by its row (an extra: a set's scenarios
          * differ from day to day), so that xarray opens the group */
         int32_t *row = malloc((s->n_scenarios > 0 ? (size_t)s->n_scenarios : 1) * sizeof *row);
         if (!row) {
-          xm__wfail(&w, "%s: out of memory", where);
+          xm__wfail(w, "%s: out of memory", where);
           goto cleanup;
         }
         for (int64_t i = 0; i < s->n_scenarios; i++)
@@ -1282,15 +1313,15 @@ xm_status xm_backtest_write(const char *path, const xm_backtest_file *b, xm_diag
         hsize_t dims[3] = {(hsize_t)N, (hsize_t)s->n_scenarios, (hsize_t)s->n_factors};
         hid_t s3[3] = {sc[XM__DIM_DAY], -1, -1};
         const hid_t none = -1;
-        s3[1] = xm__w_var(&w, g2, where, "scenario", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, dims + 1,
+        s3[1] = xm__w_var(w, g2, where, "scenario", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, dims + 1,
                           row, &none, NULL, "row of the day's scenarios");
         free(row);
-        s3[2] = xm__w_strs(&w, g2, where, "factor", s->factor, s->n_factors);
+        s3[2] = xm__w_strs(w, g2, where, "factor", s->factor, s->n_factors);
         if (s3[1] >= 0 && s3[2] >= 0 &&
             (H5DSset_scale(s3[1], "scenario") < 0 || H5DSset_scale(s3[2], "factor") < 0))
-          xm__wfail(&w, "%s: HDF5 cannot make scenario and factor dimension scales", where);
+          xm__wfail(w, "%s: HDF5 cannot make scenario and factor dimension scales", where);
         if (s3[1] >= 0 && s3[2] >= 0)
-          xm__w_money(&w, g2, where, "shock", 3, dims, s->shock, s3, NULL,
+          xm__w_money(w, g2, where, "shock", 3, dims, later ? NULL : s->shock, s3, NULL,
                       "each day's scenarios: the h-day factor moves (rows past the day's count "
                       "NaN)");
         xm__close_d(s3[2]);
@@ -1298,7 +1329,7 @@ xm_status xm_backtest_write(const char *path, const xm_backtest_file *b, xm_diag
       }
       if (s->delta) {
         hsize_t dims[1] = {(hsize_t)N};
-        xm__w_money(&w, g2, where, "delta", 1, dims, s->delta, &sc[XM__DIM_DAY], NULL,
+        xm__w_money(w, g2, where, "delta", 1, dims, later ? NULL : s->delta, &sc[XM__DIM_DAY], NULL,
                     "jitter added to the covariance before its Cholesky factor, each day");
       }
       xm__close_dims(sc);
@@ -1314,8 +1345,215 @@ cleanup:
   xm__close_g(g);
   xm__close_dims(root);
   free(cur);
-  return xm__wr_end(&w, st);
+  return xm__wr_close(w, st);
 }
+
+xm_status xm_backtest_write(const char *path, const xm_backtest_file *b, xm_diag *diag) {
+  xm__wr w;
+  return xm__wr_commit(&w, xm__backtest_file(&w, path, b, 0, diag));
+}
+
+#ifdef XM_WITH_MPI
+/* ---- One file from the processes of an MPI job (docs/scaling.md) ---------------- */
+
+/* A rank's block of one dataset: start[] and count[] along its rank
+ * dimensions, from buf (those values, contiguous, of type mtype). */
+typedef struct xm__part {
+  char name[XM__WHERE];
+  hid_t mtype;
+  int rank;
+  hsize_t start[3], count[3];
+  const void *buf;
+} xm__part;
+
+/* Phase 2, on every rank: its block of each part into the closed temporary
+ * file tmp, opened with the MPI-IO driver. Every rank makes the same HDF5
+ * calls in the same order (the opening of the file and of each dataset and
+ * the writes are collective) and they agree after each step, so that a rank
+ * that fails cannot leave the others waiting; a block of no values selects
+ * nothing. */
+static xm_status xm__parts_write(const char *tmp, const char *path, const xm__part *parts,
+                                 int64_t n, MPI_Comm comm, xm_diag *diag) {
+  xm_status st = XM_OK;
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), dx = H5Pcreate(H5P_DATASET_XFER), f = -1;
+  if (fapl < 0 || dx < 0 || H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL) < 0 ||
+      H5Pset_dxpl_mpio(dx, H5FD_MPIO_COLLECTIVE) < 0 ||
+      (f = H5Fopen(tmp, H5F_ACC_RDWR, fapl)) < 0) {
+    xm_diag_add(diag, "%s: parallel HDF5 cannot open %s", path, tmp);
+    st = XM_EIO;
+  }
+  int ok = st == XM_OK, all = 0;
+  MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, comm);
+  for (int64_t k = 0; all && k < n; k++) {
+    const xm__part *p = &parts[k];
+    hid_t d = H5Dopen2(f, p->name, H5P_DEFAULT), fs = d >= 0 ? H5Dget_space(d) : -1;
+    hsize_t m = 1, ext[3] = {0, 0, 0};
+    for (int i = 0; i < p->rank; i++)
+      m *= p->count[i];
+    hid_t ms = m > 0 ? H5Screate_simple(p->rank, p->count, NULL) : H5Screate_simple(1, &m, NULL);
+    ok = fs >= 0 && ms >= 0 && H5Sget_simple_extent_ndims(fs) == p->rank &&
+         H5Sget_simple_extent_dims(fs, ext, NULL) == p->rank;
+    for (int i = 0; ok && i < p->rank; i++)
+      ok = p->start[i] + p->count[i] <= ext[i];
+    if (ok && m > 0)
+      ok = H5Sselect_hyperslab(fs, H5S_SELECT_SET, p->start, NULL, p->count, NULL) >= 0;
+    else if (ok)
+      ok = H5Sselect_none(fs) >= 0 && H5Sselect_none(ms) >= 0;
+    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, comm);
+    if (all && H5Dwrite(d, p->mtype, ms, fs, dx, p->buf) < 0)
+      ok = 0;
+    if (!ok) {
+      xm_diag_add(diag,
+                  "%s: %s: parallel HDF5 cannot write this rank's part (from %llu, %llu "
+                  "rows)",
+                  path, p->name, (unsigned long long)p->start[0], (unsigned long long)p->count[0]);
+      st = XM_EIO;
+    }
+    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, comm);
+    if (ms >= 0)
+      H5Sclose(ms);
+    if (fs >= 0)
+      H5Sclose(fs);
+    if (d >= 0)
+      H5Dclose(d);
+  }
+  if (!all && st == XM_OK)
+    st = XM_EIO; /* another rank's failure: it says why */
+  if (f >= 0 && H5Fclose(f) < 0 && st == XM_OK) {
+    xm_diag_add(diag, "%s: parallel HDF5 cannot close %s", path, tmp);
+    st = XM_EIO;
+  }
+  if (dx >= 0)
+    H5Pclose(dx);
+  if (fapl >= 0)
+    H5Pclose(fapl);
+  return st;
+}
+
+/* Phase 1 of a file: xm__results_file or xm__backtest_file. */
+typedef xm_status (*xm__file_fn)(xm__wr *w, const char *path, const void *what, int later,
+                                 xm_diag *diag);
+
+static xm_status xm__results_fn(xm__wr *w, const char *path, const void *r, int later,
+                                xm_diag *diag) {
+  return xm__results_file(w, path, r, later, diag);
+}
+
+static xm_status xm__backtest_fn(xm__wr *w, const char *path, const void *b, int later,
+                                 xm_diag *diag) {
+  return xm__backtest_file(w, path, b, later, diag);
+}
+
+/* Every rank's statuses agreed (any failure: the worst, nothing written);
+ * rank 0 writes all but the n parts' values (phase 1) into the temporary
+ * file and closes it; every rank writes its parts (phase 2); rank 0 renames
+ * the file, or removes it. Every rank returns the same status. n is the same
+ * on every rank (0: rank 0 writes the whole file). */
+static xm_status xm__write_mpi(const char *path, xm__file_fn file, const void *what, xm_status st,
+                               const xm__part *parts, int64_t n, MPI_Comm comm, xm_diag *diag) {
+  int rank = 0, worst = (int)st, bad = st != XM_OK, any = 0;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, comm);
+  if (any) { /* the worst status of those that failed */
+    int mine = bad ? (int)st : 0;
+    MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, comm);
+    return (xm_status)worst;
+  }
+  xm__wr w;
+  memset(&w, 0, sizeof w);
+  if (rank == 0) {
+    st = file(&w, path, what, n > 0, diag);
+    if (n == 0 || st != XM_OK) /* renamed now, or removed */
+      st = xm__wr_commit(&w, st);
+  }
+  char tmp[4096] = "";
+  if (rank == 0 && st == XM_OK && n > 0)
+    snprintf(tmp, sizeof tmp, "%s", w.tmp);
+  int s0 = (int)st;
+  MPI_Bcast(&s0, 1, MPI_INT, 0, comm);
+  if (s0 != XM_OK || n == 0)
+    return (xm_status)s0;
+  MPI_Bcast(tmp, (int)sizeof tmp, MPI_CHAR, 0, comm);
+  H5E_auto2_t fn;
+  void *fd;
+  H5Eget_auto2(H5E_DEFAULT, &fn, &fd);
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  st = xm__parts_write(tmp, path, parts, n, comm, diag);
+  H5Eset_auto2(H5E_DEFAULT, fn, fd);
+  int e = (int)st;
+  MPI_Allreduce(&e, &worst, 1, MPI_INT, MPI_MAX, comm);
+  if (rank == 0)
+    st = xm__wr_commit(&w, (xm_status)worst);
+  s0 = (int)st;
+  MPI_Bcast(&s0, 1, MPI_INT, 0, comm);
+  return (xm_status)s0;
+}
+
+/* The parts list of n entries, or NULL (out of memory) after a message. */
+static xm__part *xm__parts_new(int64_t n, const char *path, xm_diag *diag) {
+  xm__part *p = calloc((size_t)n + 1, sizeof *p);
+  if (!p)
+    xm_diag_add(diag, "%s: out of memory", path);
+  return p;
+}
+
+xm_status xm_results_write_mpi(const char *path, const xm_results *r, xm_status st,
+                               int64_t pnl_begin, int64_t pnl_count, MPI_Comm comm, xm_diag *diag) {
+  int64_t n = 0, K = r->head.n_sets;
+  xm__part *parts = st == XM_OK ? xm__parts_new(K, path, diag) : NULL;
+  if (st == XM_OK && !parts)
+    st = XM_ENOMEM;
+  for (int64_t k = 0; parts && k < K; k++) {
+    const xm_results_set *s = &r->sets[k];
+    if (!s->pnl || s->n_scenarios == 0)
+      continue;
+    xm__part *p = &parts[n++];
+    snprintf(p->name, sizeof p->name, "/pnl/%s", s->name);
+    p->mtype = H5T_NATIVE_FLOAT;
+    p->rank = 2;
+    p->start[1] = (hsize_t)pnl_begin;
+    p->count[0] = (hsize_t)s->n_scenarios;
+    p->count[1] = (hsize_t)pnl_count;
+    p->buf = s->pnl;
+  }
+  st = xm__write_mpi(path, xm__results_fn, r, st, parts, n, comm, diag);
+  free(parts);
+  return st;
+}
+
+xm_status xm_backtest_write_mpi(const char *path, const xm_backtest_file *b, xm_status st,
+                                int64_t day_begin, int64_t day_end, MPI_Comm comm, xm_diag *diag) {
+  int64_t n = 0, K = b->sets ? b->head.n_sets : 0, nd = day_end - day_begin;
+  xm__part *parts = st == XM_OK ? xm__parts_new(2 * K, path, diag) : NULL;
+  if (st == XM_OK && !parts)
+    st = XM_ENOMEM;
+  for (int64_t k = 0; parts && k < K; k++) {
+    const xm_backtest_file_set *s = &b->sets[k];
+    hsize_t S = (hsize_t)s->n_scenarios, F = (hsize_t)s->n_factors;
+    if (s->shock) {
+      xm__part *p = &parts[n++];
+      snprintf(p->name, sizeof p->name, "/scenarios/%s/shock", b->head.set[k]);
+      p->mtype = H5T_NATIVE_DOUBLE;
+      p->rank = 3;
+      p->start[0] = (hsize_t)day_begin;
+      p->count[0] = (hsize_t)nd, p->count[1] = S, p->count[2] = F;
+      p->buf = s->shock + (size_t)day_begin * S * F;
+    }
+    if (s->delta) {
+      xm__part *p = &parts[n++];
+      snprintf(p->name, sizeof p->name, "/scenarios/%s/delta", b->head.set[k]);
+      p->mtype = H5T_NATIVE_DOUBLE;
+      p->rank = 1;
+      p->start[0] = (hsize_t)day_begin;
+      p->count[0] = (hsize_t)nd;
+      p->buf = s->delta + day_begin;
+    }
+  }
+  st = xm__write_mpi(path, xm__backtest_fn, b, st, parts, n, comm, diag);
+  free(parts);
+  return st;
+}
+#endif
 
 /* ---- Where an output may go ----------------------------------------------------- */
 

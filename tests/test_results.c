@@ -569,6 +569,19 @@ static void test_backtest_refusals(void **state) {
   r.realised = NULL; /* a missing array */
   assert_int_equal(xm_backtest_result_write(out, &pf, &cfg, &r, &meta, &d), XM_EINVAL);
   r.realised = keep;
+  /* the MPI job's writers: without MPI they refuse (nothing written); with
+   * it, a NULL communicator is a bad argument */
+  int comm = 0;
+  xm_status want = XM_EUNSUPPORTED;
+#ifdef XM_WITH_MPI
+  want = XM_EINVAL;
+#endif
+  assert_int_equal(xm_backtest_result_write_ranks(out, &pf, &cfg, &r, &meta, 0, r.N,
+                                                  want == XM_EINVAL ? NULL : &comm, &d),
+                   want);
+  assert_int_equal(xm_run_result_write_ranks(out, &pf, &cfg, NULL, &meta, 0, 0,
+                                             want == XM_EINVAL ? NULL : &comm, &d),
+                   want);
   struct stat sb;
   assert_true(stat(out, &sb) != 0);
   /* a result after xm_backtest_result_free is empty; freeing twice is fine */

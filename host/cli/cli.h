@@ -129,10 +129,12 @@ int xm_cli_procs_agree(int rc);
  * other than 0 print no summary, the node's cores shared (unless --threads),
  * one GPU a rank by its rank on the node (unless --device names one). */
 void xm_cli_procs_job(xm_cli_job *j, char *cmd, size_t cap);
-/* Fault injection for tests, XM_TEST_FAIL_RANK=R[:fail|:kill] in a job of
- * several ranks: rank R's run fails ("run": returns 1, the caller fails it
- * with XM_ERESOURCE) or the rank is killed (SIGKILL) before the gather
- * ("gather"). 0 elsewhere. */
+/* Fault injection for tests, XM_TEST_FAIL_RANK=R[:fail|:kill|:failwrite|
+ * :killwrite] in a job of several ranks: rank R's run fails ("run": returns
+ * 1, the caller fails it with XM_ERESOURCE), the rank is killed (SIGKILL)
+ * before the gather ("gather") or before its part of the write ("write"), or
+ * its part of the write is refused ("write": returns 1, the caller passes an
+ * invalid range). 0 elsewhere. */
 int xm_cli_procs_fault(const char *when);
 /* After the engine ran with st: xm_cli_job_ran (or XM_TEST_FAIL_RANK's
  * failure), agreed by every rank: -1 to go on, else the exit status. */
@@ -148,6 +150,17 @@ void xm_cli_procs_accounts(const xm_portfolio *pf, int64_t *a0, int64_t *a1);
 int xm_cli_procs_gather(const xm_portfolio *pf, xm_run_result *res, char *err, size_t cap);
 
 /* A backtest's days split: this rank's [j0, j1) of N, contiguous in rank order. */
+/* The results file of a run: one process's writer, or under mpirun every
+ * rank's part (xm_run_result_write_ranks: rank 0's res gathered, each
+ * rank's /pnl columns those of its accounts [a0, a0 + na)). Collective. */
+xm_status xm_cli_procs_write(const char *path, const xm_portfolio *pf, const xm_config *cfg,
+                             const xm_run_result *res, const xm_run_meta *meta, int64_t a0,
+                             int64_t na, xm_diag *diag);
+/* The backtest file, as xm_cli_procs_write: under mpirun each rank writes its
+ * days [j0, j1) of the saved shocks (xm_backtest_result_write_ranks). */
+xm_status xm_cli_procs_write_days(const char *path, const xm_portfolio *pf, const xm_config *cfg,
+                                  const xm_backtest_result *res, const xm_run_meta *meta,
+                                  int64_t j0, int64_t j1, xm_diag *diag);
 void xm_cli_procs_days(int64_t N, int64_t *j0, int64_t *j1);
 /* Gathers every rank's days of r's series (margins, realised losses, silos,
  * binding sets, the book's totals) into rank 0's r; its statistics are then

@@ -2,7 +2,9 @@
  * ranks of `xmargin run` split the book's accounts (contiguous ranges,
  * balanced by positions), each runs its range on the whole book's scenario
  * sets (xm_run_opts.account_begin/end: the same bits as one process), the
- * results are gathered to rank 0, which writes the file, and every exit
+ * per-account rows are gathered to rank 0 (its summary needs them), the file
+ * is written by every rank together (rank 0 all but /pnl, each rank its
+ * accounts' /pnl columns, with parallel HDF5), and every exit
  * status is agreed on by all (a rank that fails makes every rank exit with
  * the worst status; nothing is written). Otherwise, and when the process was
  * not started by a launcher, one process: rank 0 of 1, and every function
@@ -116,9 +118,11 @@ int xm_cli_procs_fault(const char *when) {
   if (r != xm__procs.rank)
     return 0;
   const char *what = *end == ':' ? end + 1 : "fail";
-  if (strcmp(what, "kill") == 0 && strcmp(when, "gather") == 0)
+  if ((strcmp(what, "kill") == 0 && strcmp(when, "gather") == 0) ||
+      (strcmp(what, "killwrite") == 0 && strcmp(when, "write") == 0))
     raise(SIGKILL);
-  return strcmp(what, "fail") == 0 && strcmp(when, "run") == 0;
+  return (strcmp(what, "fail") == 0 && strcmp(when, "run") == 0) ||
+         (strcmp(what, "failwrite") == 0 && strcmp(when, "write") == 0);
 }
 
 void xm_cli_procs_accounts(const xm_portfolio *pf, int64_t *a0, int64_t *a1) {
@@ -223,21 +227,19 @@ int xm_cli_procs_gather(const xm_portfolio *pf, xm_run_result *res, char *err, s
   const xm_cli_procs *p = &xm__procs;
   if (p->size <= 1)
     return 0;
-  int R = p->size;
   int64_t A = pf->n_accounts, G = res->G, K = res->K, *rg;
   if (xm__ranges(res->account_begin, res->account_begin + res->A, A, "account ranges", &rg, err,
                  cap))
     return 1;
-  /* MPI counts are ints: the widest array, [S x A] floats of --save-pnl, must fit */
+  /* MPI counts are ints: the widest array must fit (--save-pnl's [S x A]
+   * floats are not gathered: each rank writes its columns,
+   * xm_cli_procs_write) */
   int64_t widest = A * (K > G ? K : G);
-  for (int64_t x = 0; x < K; x++)
-    if (res->sets[x].pnl && res->sets[x].S * A > widest)
-      widest = res->sets[x].S * A;
   if (widest > INT_MAX) {
     free(rg);
     snprintf(err, cap,
              "%lld values of one array are more than one MPI message holds (%d): use fewer "
-             "accounts a job or no --save-pnl",
+             "accounts a job",
              (long long)widest, INT_MAX);
     return 2;
   }
@@ -250,31 +252,6 @@ int xm_cli_procs_gather(const xm_portfolio *pf, xm_run_result *res, char *err, s
   XM_CLI_RESULT_ROWS(XM__GATHER_D, XM__GATHER_I)
 #undef XM__GATHER_D
 #undef XM__GATHER_I
-  /* --save-pnl: each set's [S x na] rows, scenario-major; rank 0 sets them
-   * side by side, [S x A] */
-  for (int64_t x = 0; x < K; x++) {
-    xm_run_set *s = &res->sets[x];
-    if (!s->pnl)
-      continue;
-    int64_t S = s->S;
-    float *blocks;
-    got &= xm__gather((void **)&s->pnl, sizeof *s->pnl, S, rg, A, MPI_FLOAT);
-    if (p->rank != 0)
-      continue;
-    blocks = s->pnl;
-    float *whole = got ? malloc((size_t)(S * A) * sizeof *whole + 1) : NULL;
-    if (!whole) {
-      got = 0;
-      continue;
-    }
-    for (int r = 0; r < R; r++) {
-      int64_t a0 = rg[2 * r], na = rg[2 * r + 1] - a0;
-      for (int64_t t = 0; t < S; t++)
-        memcpy(whole + t * A + a0, blocks + a0 * S + t * na, (size_t)na * sizeof *whole);
-    }
-    free(blocks);
-    s->pnl = whole;
-  }
   /* the plan as the job's: every rank's blocks, the largest memory */
   int64_t blocks = res->n_blocks;
   MPI_Reduce(&blocks, &res->n_blocks, 1, MPI_INT64_T, MPI_SUM, 0, MPI_COMM_WORLD);
@@ -299,6 +276,32 @@ int xm_cli_procs_gather(const xm_portfolio *pf, xm_run_result *res, char *err, s
 #endif
 }
 
+xm_status xm_cli_procs_write(const char *path, const xm_portfolio *pf, const xm_config *cfg,
+                             const xm_run_result *res, const xm_run_meta *meta, int64_t a0,
+                             int64_t na, xm_diag *diag) {
+#ifdef XM_WITH_MPI
+  if (xm__procs.size > 1) {
+    MPI_Comm comm = MPI_COMM_WORLD;
+    return xm_run_result_write_ranks(path, pf, cfg, res, meta, a0, na, &comm, diag);
+  }
+#endif
+  (void)a0, (void)na;
+  return xm_run_result_write(path, pf, cfg, res, meta, diag);
+}
+
+xm_status xm_cli_procs_write_days(const char *path, const xm_portfolio *pf, const xm_config *cfg,
+                                  const xm_backtest_result *res, const xm_run_meta *meta,
+                                  int64_t j0, int64_t j1, xm_diag *diag) {
+#ifdef XM_WITH_MPI
+  if (xm__procs.size > 1) {
+    MPI_Comm comm = MPI_COMM_WORLD;
+    return xm_backtest_result_write_ranks(path, pf, cfg, res, meta, j0, j1, &comm, diag);
+  }
+#endif
+  (void)j0, (void)j1;
+  return xm_backtest_result_write(path, pf, cfg, res, meta, diag);
+}
+
 void xm_cli_procs_days(int64_t N, int64_t *j0, int64_t *j1) {
   const xm_cli_procs *p = &xm__procs;
   *j0 = N * p->rank / p->size;
@@ -318,34 +321,22 @@ static void xm__gather_rows(void *a, int64_t w, int64_t j0, int64_t j1, MPI_Data
     MPI_Gatherv(base + (size_t)(j0 * w) * (size_t)size, (int)((j1 - j0) * w), type, NULL, NULL,
                 NULL, type, 0, MPI_COMM_WORLD);
 }
-/* --save-scenarios: each set's [N x S_max x F] shocks (each rank's own days
- * filled, the others NaN) and a Monte Carlo set's [N] jitter, into rank 0's.
- * S_max is the set's largest size over every rank's days: a rank whose days
- * are shorter pads its rows with NaN to it first, as one process lays the
- * file out. 0, or 1 / 2 with err (out of memory; an array past an MPI count). */
-static int xm__gather_shocks(xm_backtest_result *r, int64_t j0, int64_t j1, const int64_t *rg,
-                             int *counts, int *displs, char *err, size_t cap) {
+/* --save-scenarios: each set's [N x S_max x F] shocks, each rank's own days
+ * filled (the others NaN), S_max the set's largest size over every rank's
+ * days: a rank whose days are shorter pads its rows with NaN to it, as one
+ * process lays the file out. The shocks are not gathered: each rank writes
+ * its days (xm_cli_procs_write_days). 0, or 1 with err (out of memory). */
+static int xm__pad_shocks(xm_backtest_result *r, int64_t j0, int64_t j1, char *err, size_t cap) {
   int64_t N = r->N, K = r->K, F = r->F;
   int64_t *Sg = malloc((size_t)(K + 1) * sizeof *Sg);
   int ok = Sg != NULL, every = 0;
   MPI_Allreduce(&ok, &every, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
   if (!every) {
     free(Sg);
-    snprintf(err, cap, "out of memory gathering the saved scenarios");
+    snprintf(err, cap, "out of memory padding the saved scenarios");
     return 1;
   }
   MPI_Allreduce(r->shock_S, Sg, (int)K, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
-  for (int64_t x = 0; x < K; x++)
-    if (N * Sg[x] * F > INT_MAX) {
-      snprintf(err, cap,
-               "%lld values of one set's saved scenarios are more than one MPI message holds "
-               "(%d): split the days into more jobs",
-               (long long)(N * Sg[x] * F), INT_MAX);
-      free(Sg);
-      return 2;
-    }
-  /* pad each set's rows to the widest rank's S_max (rank 0 receives every row) */
-  ok = 1;
   for (int64_t x = 0; ok && x < K; x++) {
     int64_t S = r->shock_S[x], w = Sg[x] * F;
     if (S == Sg[x])
@@ -361,21 +352,12 @@ static int xm__gather_shocks(xm_backtest_result *r, int64_t j0, int64_t j1, cons
     r->shock[x] = X;
     r->shock_S[x] = Sg[x];
   }
+  free(Sg);
   MPI_Allreduce(&ok, &every, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
   if (!every) {
-    free(Sg);
-    snprintf(err, cap, "out of memory gathering the saved scenarios");
+    snprintf(err, cap, "out of memory padding the saved scenarios");
     return 1;
   }
-  for (int64_t x = 0; x < K; x++) {
-    xm__counts(rg, Sg[x] * F, counts, displs);
-    xm__gather_rows(r->shock[x], Sg[x] * F, j0, j1, MPI_DOUBLE, counts, displs);
-  }
-  xm__counts(rg, 1, counts, displs);
-  for (int64_t x = 0; x < K; x++)
-    if (r->delta[x])
-      xm__gather_rows(r->delta[x], 1, j0, j1, MPI_DOUBLE, counts, displs);
-  free(Sg);
   return 0;
 }
 #endif
@@ -427,7 +409,7 @@ int xm_cli_procs_gather_days(xm_backtest_result *r, int64_t j0, int64_t j1, char
       xm__gather_rows(r->total_realised, w, j0, j1, MPI_DOUBLE, counts, displs);
     }
   }
-  int shocks = r->shock ? xm__gather_shocks(r, j0, j1, rg, counts, displs, err, cap) : 0;
+  int shocks = r->shock ? xm__pad_shocks(r, j0, j1, err, cap) : 0;
   double t = r->t_total, tmax = t;
   MPI_Reduce(&t, &tmax, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
   if (p->rank == 0)

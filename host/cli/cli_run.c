@@ -452,7 +452,8 @@ int xm_cli_run(int argc, char **argv) {
     j.output = "xmargin-results.h5";
 
   /* Under mpirun (an XM_WITH_MPI build) every rank runs its accounts, rank 0
-   * gathers and writes; each step's exit status is every rank's (cli_procs.c). */
+   * gathers the rows and every rank writes its part of the file; each step's
+   * exit status is every rank's (cli_procs.c). */
   const xm_cli_procs *procs = xm_cli_procs_get();
   char cmd[96];
   xm_cli_procs_job(&j, cmd, sizeof cmd);
@@ -471,18 +472,19 @@ int xm_cli_run(int argc, char **argv) {
     goto cleanup;
   xm_cli_procs_fault("gather");
   char err[256];
+  int64_t p0 = res.account_begin, pn = res.A; /* this rank's /pnl columns */
   int gathered = xm_cli_procs_gather(&in.pf, &res, err, sizeof err);
   if ((rc = xm_cli_procs_gathered(&j, gathered, err)) >= 0)
     goto cleanup;
 
-  /* The results file. */
+  /* The results file: every rank takes part (cli_procs.c). */
   double t_w0 = xm_now();
   xm_run_meta meta = xm_cli_job_meta(&j, &in);
-  rc = -1;
-  if (procs->rank == 0) {
-    st = xm_run_result_write(j.output, &in.pf, &in.cfg, &res, &meta, &in.diag);
-    rc = xm_cli_job_wrote(&j, &in, st);
-  }
+  if (xm_cli_procs_fault("write"))
+    p0 = -1; /* a part the writer refuses */
+  st = xm_cli_procs_write(j.output, &in.pf, &in.cfg, &res, &meta, p0, pn, &in.diag);
+  rc = procs->rank == 0 || in.diag.total > 0 ? xm_cli_job_wrote(&j, &in, st)
+                                             : (st == XM_OK ? -1 : XM_EXIT_FAIL);
   if ((rc = xm_cli_procs_agree(rc)) >= 0)
     goto cleanup;
   double t_write = xm_now() - t_w0;

@@ -539,6 +539,23 @@ typedef struct xm_run_meta {
 xm_status xm_run_result_write(const char *path, const xm_portfolio *pf, const xm_config *cfg,
                               const xm_run_result *res, const xm_run_meta *meta, xm_diag *diag);
 
+/* The same file written by the processes of an MPI job together, each its
+ * accounts' columns of /pnl with parallel HDF5 (a build with XM_WITH_MPI;
+ * else XM_EUNSUPPORTED). Collective over mpi_comm, the address of an
+ * MPI_Comm. Rank 0's res holds every account's rows (res->A the book's) but
+ * for each set's pnl, which on every rank holds its own accounts' columns:
+ * [S x pnl_count], scenario-major, of accounts [pnl_begin, pnl_begin +
+ * pnl_count) (the ranks' ranges in rank order tiling the book: the layout
+ * of xm_run on xm_run_opts.account_begin/end). Rank 0 writes everything else
+ * into a temporary file, every rank its columns, and rank 0 renames the file
+ * once all have closed it; on any failure no file is left. The other ranks'
+ * res, pf, cfg and meta are read for the sets only. Every rank returns the
+ * same status; each rank's messages are in its own *diag. */
+xm_status xm_run_result_write_ranks(const char *path, const xm_portfolio *pf, const xm_config *cfg,
+                                    const xm_run_result *res, const xm_run_meta *meta,
+                                    int64_t pnl_begin, int64_t pnl_count, const void *mpi_comm,
+                                    xm_diag *diag);
+
 /* ---- Backtest (METHODOLOGY.md section 7, FORMAT.md section 4) ---------- */
 
 /* The margins a backtest compares with the realised loss: enum constant,
@@ -629,6 +646,19 @@ void xm_backtest_result_free(xm_backtest_result *r);
 xm_status xm_backtest_result_write(const char *path, const xm_portfolio *pf, const xm_config *cfg,
                                    const xm_backtest_result *res, const xm_run_meta *meta,
                                    xm_diag *diag);
+
+/* The backtest file written by the processes of an MPI job together, as
+ * xm_run_result_write_ranks: rank 0's res holds every day's series and the
+ * statistics; with --save-scenarios every rank's res->shock and delta hold
+ * its days [day_begin, day_end) (the layout of xm_backtest on
+ * xm_run_opts.day_begin/end, each set's rows padded with NaN to shock_S, the
+ * set's largest size over every rank's days, the same on every rank), which
+ * each rank writes with parallel HDF5. Without saved shocks rank 0 writes
+ * the file alone. Collective; XM_EUNSUPPORTED without XM_WITH_MPI. */
+xm_status xm_backtest_result_write_ranks(const char *path, const xm_portfolio *pf,
+                                         const xm_config *cfg, const xm_backtest_result *res,
+                                         const xm_run_meta *meta, int64_t day_begin,
+                                         int64_t day_end, const void *mpi_comm, xm_diag *diag);
 
 /* ---- Incremental (what-if) margin ------------------------------------------ */
 

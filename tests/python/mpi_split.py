@@ -1,6 +1,7 @@
 """xmargin run and backtest under mpirun (a build with XM_WITH_MPI; tests/CMakeLists.txt
 registers this script only there): the ranks split the book's accounts, rank 0
-gathers and writes. Checks, on fresh random books every run (the seed printed):
+gathers the per-account rows and every rank writes its accounts' /pnl columns
+with parallel HDF5. Checks, on fresh random books every run (the seed printed):
 
 - mpirun -n 1, 2 and 3 (--oversubscribe) write a results file whose every
   dataset is bit for bit the single process's (--save-pnl and --save-scenarios
@@ -11,11 +12,15 @@ gathers and writes. Checks, on fresh random books every run (the seed printed):
   message names the rank, and no results file is left;
 - a rank killed before the gather (XM_TEST_FAIL_RANK=1:kill) ends the job
   non-zero, within the time limit, and leaves no results file;
+- the collective write: a rank whose part is refused (1:failwrite) makes every
+  rank exit 1 with the rank named; a rank killed just before its part
+  (1:killwrite) ends the job non-zero; neither leaves a file or a temporary one;
 - xmargin backtest under mpirun -n 2 and 3 (the ranks take the days): every
   dataset, the statistics included, bit for bit the single process's, with
-  and without --save-scenarios (every day's shocks and jitter: the historical
-  set grows with the day here, so the ranks' days have different sizes and
-  all but the last rank's are padded to the largest); a failing rank;
+  and without --save-scenarios (every day's shocks and jitter, each rank
+  writing its days: the historical set grows with the day here, so the ranks'
+  days have different sizes and all but the last rank's are padded to the
+  largest); a failing rank, and a rank whose part of the write fails;
 - an input error exits 2 on every rank, and a command other than run and
   backtest refuses to be split (exit 2).
 """
@@ -123,6 +128,13 @@ def backtest_days(tmp, tag, book, scen, device, cfg=()):
     rc, _, err, _ = mpirun(2, bt_args(book, scen, out, device, cfg), env={"XM_TEST_FAIL_RANK": "1"})
     T.check("backtest: a failing rank: exit 1, the rank named, no file",
             rc == 1 and "[rank 1 of 2]" in err and not os.path.exists(out), "rc %d: %s" % (rc, err.strip()[-300:]))
+    out = os.path.join(tmp, "bt_failwrite.h5")
+    rc, _, err, _ = mpirun(3, bt_args(book, scen, out, device, cfg) + ["--save-scenarios"],
+                           env={"XM_TEST_FAIL_RANK": "2:failwrite"})
+    T.check("backtest --save-scenarios: a rank whose part of the write fails: exit 1, the rank named, no file",
+            rc == 1 and "[rank 2 of 3]" in err and "are not the backtest's" in err and
+            not [f for f in os.listdir(tmp) if "bt_failwrite.h5" in f],
+            "rc %d: %s; %s" % (rc, err.strip()[-300:], os.listdir(tmp)))
 
 
 def failures(tmp, book, scen):
@@ -144,6 +156,23 @@ def failures(tmp, book, scen):
             rc is not None and rc != 0, "rc %s: %s" % (rc, err.strip()[-300:]))
     T.check("a killed rank: no results file", not [f for f in os.listdir(tmp) if f.startswith("killed.h5")],
             str(os.listdir(tmp)))
+    # the collective write: rank 1 refused its part, or killed just before it
+    # (rank 0 is then writing the temporary file, or waiting for the others)
+    out = os.path.join(tmp, "failwrite.h5")
+    rc, _, err, _ = mpirun(3, run_args(book, scen, out, "cpu", ()), env={"XM_TEST_FAIL_RANK": "1:failwrite"})
+    T.check("a rank whose part of the write fails: exit 1, the rank named, no file",
+            rc == 1 and "[rank 1 of 3]" in err and "are not the book's" in err and
+            not [f for f in os.listdir(tmp) if "failwrite.h5" in f],
+            "rc %d: %s; %s" % (rc, err.strip()[-300:], os.listdir(tmp)))
+    out = os.path.join(tmp, "killwrite.h5")
+    try:
+        rc, _, err, _ = mpirun(3, run_args(book, scen, out, "cpu", ()),
+                               env={"XM_TEST_FAIL_RANK": "1:killwrite"}, timeout=300)
+    except subprocess.TimeoutExpired:
+        rc, err = None, "timed out: the job hung"
+    T.check("a rank killed before its part of the write: non-zero, no file, no temporary file",
+            rc is not None and rc != 0 and not [f for f in os.listdir(tmp) if "killwrite.h5" in f],
+            "rc %s: %s; %s" % (rc, err.strip()[-300:], os.listdir(tmp)))
     rc, _, err, _ = mpirun(2, ["run", "--portfolio", os.path.join(tmp, "nope.h5"), "--scenarios", scen,
                                "-o", os.path.join(tmp, "nope_out.h5"), "-q"])
     T.check("an unreadable input: every rank exits 2", rc == 2, "rc %d: %s" % (rc, err.strip()[-300:]))
