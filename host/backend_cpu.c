@@ -4,10 +4,12 @@
 #include <string.h>
 #include <sys/mman.h>
 
-/* glibc's libmvec (>= 2.35, checked by CMakeLists.txt) has vector erfc, exp
- * and log (SSE2, AVX, AVX2, AVX-512 variants): with these declarations, -fno-math-errno and
- * -fno-trapping-math (CMakeLists.txt) the compiler calls it from the vectorised
- * loops of xm__cpu_losses_*. Without libmvec they call the scalar erfc. */
+/* glibc's libmvec (>= 2.35, checked by CMakeLists.txt) has vector erfc, exp,
+ * log, log2, sin and cos (SSE2, AVX, AVX2, AVX-512 variants): with these
+ * declarations, -fno-math-errno and -fno-trapping-math (CMakeLists.txt) the
+ * compiler calls it from the vectorised loops of xm__cpu_losses_* and of the
+ * Monte Carlo normals (xm__cpu_normals). Without libmvec they call the scalar
+ * functions. */
 #if defined(XM_HAVE_LIBMVEC)
 #include <math.h>
 #pragma omp declare simd notinbranch
@@ -22,6 +24,12 @@ float expf(float);
 double log(double);
 #pragma omp declare simd notinbranch
 float logf(float);
+#pragma omp declare simd notinbranch
+double log2(double);
+#pragma omp declare simd notinbranch
+double sin(double);
+#pragma omp declare simd notinbranch
+double cos(double);
 #endif
 /* One clone of the loss loops per instruction set, chosen at load time
  * (ifunc): the build stays portable (no -march) and AVX-512 machines get
@@ -240,6 +248,46 @@ static int64_t xm__cpu_preferred_tile(const xm_ctx *ctx, int64_t n) {
   return xm__tuned_cpu_tile(ctx, n);
 }
 
+/* The Box-Muller pairs of a row, padded to a multiple of this (the widest
+ * vector), so that no pair is left to a scalar remainder loop, whose log2,
+ * sin and cos differ from libmvec's in the last bits: every row's draws go
+ * through the same code whatever its factor count. */
+#define XM__MC_PAIR_ALIGN 8
+static int64_t xm__mc_pairs(int64_t F) {
+  return ((F + 1) / 2 + XM__MC_PAIR_ALIGN - 1) / XM__MC_PAIR_ALIGN * XM__MC_PAIR_ALIGN;
+}
+
+/* Row g of sc Z (Z ~ N(0, 1)) into x[F]: the Philox blocks and Box-Muller of
+ * xm_mc_normal_pair (XM_BOX_MULLER's formula), with the math in vector loops
+ * over the row's pairs (libmvec; the scalar functions' last bits differ: the
+ * cpu backend's draws are its own, as every device's are). sin and cos in
+ * loops of their own: in one loop gcc fuses them into a sincos that has no
+ * vector variant to call. u1, u2, zs: xm__mc_pairs(F) doubles each. */
+XM__SIMD_CLONES
+static void xm__cpu_normals(xm_u64 seed, xm_u64 g, int64_t F, double sc, double *restrict x,
+                            double *restrict u1, double *restrict u2, double *restrict zs) {
+  int64_t np = xm__mc_pairs(F);
+  for (int64_t i = 0; i < np; i++) {
+    philox4x32_ctr_t r = xm_philox(seed, g, (xm_u32)i, XM_STREAM_NORMAL);
+    u1[i] = xm_u01(r.v[0], r.v[1]);
+    u2[i] = xm_u01(r.v[2], r.v[3]);
+  }
+  XM__OMP_SIMD
+  for (int64_t i = 0; i < np; i++)
+    zs[i] = XM_SINPI(2.0 * u2[i]);
+  XM__OMP_SIMD
+  for (int64_t i = 0; i < np; i++) {
+    double rad = sqrt(-1.386294361119890618834 * log2(u1[i]));
+    u1[i] = rad * XM_COSPI(2.0 * u2[i]);
+    zs[i] = rad * zs[i];
+  }
+  for (int64_t f = 0; f < F; f += 2) {
+    x[f] = sc * u1[f / 2];
+    if (f + 1 < F)
+      x[f + 1] = sc * zs[f / 2];
+  }
+}
+
 /* Monte Carlo shocks X = diag(scale) Z L^T, Z ~ N(0, 1), the product in place
  * by TRMM (L is lower triangular: half the flops of GEMM), and EX = exp(X). */
 static xm_status xm__cpu_mc(xm_ctx *ctx, const xm__mc_args *a, int64_t s0, int64_t ns, int64_t r0,
@@ -247,18 +295,23 @@ static xm_status xm__cpu_mc(xm_ctx *ctx, const xm__mc_args *a, int64_t s0, int64
   (void)max_bytes;
   int64_t F = a->F;
   double *X = XM__P(Xm, double) + r0 * F, *EX = XM__P(EXm, double) + r0 * F;
-#pragma omp parallel for schedule(static) num_threads(ctx->threads)
-  for (int64_t s = 0; s < ns; s++) {
-    xm_u64 g = (xm_u64)(s0 + s);
-    double sc = xm_mc_scale(a->seed, g, a->student_t, a->dof, a->horizon);
-    for (int64_t f = 0; f < F; f += 2) {
-      double z0, z1;
-      xm_mc_normal_pair(a->seed, g, (xm_u32)(f / 2), &z0, &z1);
-      X[s * F + f] = sc * z0;
-      if (f + 1 < F)
-        X[s * F + f + 1] = sc * z1;
+  int failed = 0;
+  size_t np = (size_t)xm__mc_pairs(F);
+#pragma omp parallel num_threads(ctx->threads) reduction(| : failed)
+  {
+    double *u = aligned_alloc(64, 3 * np * sizeof *u); /* np: a multiple of 8 */
+    failed = !u;
+#pragma omp for schedule(static)
+    for (int64_t s = 0; s < ns; s++) {
+      xm_u64 g = (xm_u64)(s0 + s);
+      double sc = xm_mc_scale(a->seed, g, a->student_t, a->dof, a->horizon);
+      if (u)
+        xm__cpu_normals(a->seed, g, F, sc, X + s * F, u, u + np, u + 2 * np);
     }
+    free(u);
   }
+  if (failed)
+    return xm__fail(ctx, XM_ENOMEM, "Monte Carlo: the normals of %lld factors", (long long)F);
   /* X = Z L^T in blocks of XM__MC_ROWS rows, the last padded with zero rows,
    * each one call of OpenBLAS on one thread: every row then goes through the
    * same kernel whatever the rows beside it. OpenBLAS gives a call's last
@@ -266,7 +319,7 @@ static xm_status xm__cpu_mc(xm_ctx *ctx, const xm__mc_args *a, int64_t s0, int64
    * (other bits in the 17th digit): a draw depended on the tile and on
    * OpenBLAS's thread count (under mpirun a rank's is not one process's). */
   enum { XM__MC_ROWS = 256 };
-  int nb = openblas_get_num_threads(), failed = 0;
+  int nb = openblas_get_num_threads();
   openblas_set_num_threads(1);
 #pragma omp parallel num_threads(ctx->threads) reduction(| : failed)
   {
