@@ -143,20 +143,32 @@ xm_status xm_run_result_write(const char *path, const xm_portfolio *pf, const xm
   return st;
 }
 
-xm_status xm_run_result_write_ranks(const char *path, const xm_portfolio *pf, const xm_config *cfg,
-                                    const xm_run_result *res, const xm_run_meta *meta,
-                                    int64_t pnl_begin, int64_t pnl_count, const void *mpi_comm,
-                                    xm_diag *diag) {
 #ifdef XM_WITH_MPI
+/* The communicator behind mpi_comm (an MPI_Comm *) and this process's rank
+ * in it: XM_OK, or XM_EINVAL with a message (none given, MPI not started). */
+static xm_status xm__comm_of(const char *path, const void *mpi_comm, MPI_Comm *comm, int *rank,
+                             xm_diag *diag) {
   int inited = 0;
   if (!mpi_comm || MPI_Initialized(&inited) != MPI_SUCCESS || !inited) {
     xm_diag_add(diag, "%s: %s", path ? path : "(no path)",
                 mpi_comm ? "MPI is not initialised (MPI_Init)" : "no MPI communicator");
     return XM_EINVAL;
   }
-  MPI_Comm comm = *(const MPI_Comm *)mpi_comm;
+  *comm = *(const MPI_Comm *)mpi_comm;
+  MPI_Comm_rank(*comm, rank);
+  return XM_OK;
+}
+#endif
+
+xm_status xm_run_result_write_ranks(const char *path, const xm_portfolio *pf, const xm_config *cfg,
+                                    const xm_run_result *res, const xm_run_meta *meta,
+                                    int64_t pnl_begin, int64_t pnl_count, const void *mpi_comm,
+                                    xm_diag *diag) {
+#ifdef XM_WITH_MPI
+  MPI_Comm comm;
   int rank = 0;
-  MPI_Comm_rank(comm, &rank);
+  if (xm__comm_of(path, mpi_comm, &comm, &rank, diag) != XM_OK)
+    return XM_EINVAL;
   xm_status st = XM_OK;
   if (!path || !pf || !cfg || !res || !meta || res->G != pf->n_silos ||
       (rank == 0 && res->A != pf->n_accounts))
@@ -263,15 +275,10 @@ xm_status xm_backtest_result_write_ranks(const char *path, const xm_portfolio *p
                                          const xm_run_meta *meta, int64_t day_begin,
                                          int64_t day_end, const void *mpi_comm, xm_diag *diag) {
 #ifdef XM_WITH_MPI
-  int inited = 0;
-  if (!mpi_comm || MPI_Initialized(&inited) != MPI_SUCCESS || !inited) {
-    xm_diag_add(diag, "%s: %s", path ? path : "(no path)",
-                mpi_comm ? "MPI is not initialised (MPI_Init)" : "no MPI communicator");
-    return XM_EINVAL;
-  }
-  MPI_Comm comm = *(const MPI_Comm *)mpi_comm;
+  MPI_Comm comm;
   int rank = 0;
-  MPI_Comm_rank(comm, &rank);
+  if (xm__comm_of(path, mpi_comm, &comm, &rank, diag) != XM_OK)
+    return XM_EINVAL;
   xm_status st = XM_OK;
   if (!path || !pf || !cfg || !res || !meta || res->A != pf->n_accounts || res->G != pf->n_silos)
     st = XM_EINVAL;
