@@ -59,18 +59,21 @@ typedef struct xm__cpu_state {
 #define XM__OMP_SIMD _Pragma("omp simd")
 #endif
 
-/* Contract losses of one scenario for a block's n rows, one branch-free loop
- * per revaluation class (xm__plan's order: rows cls[c] .. cls[c + 1]), one
- * row per vector lane, XM__ROW_ALIGN rows at a time (a class's rows are a
+/* Contract losses of one scenario for rows lo .. hi of a block's n (multiples
+ * of XM__ROW_ALIGN), row i's at out[i * os], one branch-free loop per
+ * revaluation class (xm__plan's order: rows cls[c] .. cls[c + 1]), one row
+ * per vector lane, XM__ROW_ALIGN rows at a time (a class's rows are a
  * multiple of it): no row is left to a scalar remainder loop, whose erfc
  * differs from libmvec's in the last bits. */
 #define XM__CPU_CLASS(c, call)                                                                     \
-  for (int64_t i0 = cls[c]; i0 < cls[(c) + 1]; i0 += XM__ROW_ALIGN)                                \
-    XM__OMP_SIMD for (int64_t i = i0; i < i0 + XM__ROW_ALIGN; i++) out[i] = call;
+  for (int64_t i0 = cls[c] > lo ? cls[c] : lo; i0 < (cls[(c) + 1] < hi ? cls[(c) + 1] : hi);       \
+       i0 += XM__ROW_ALIGN)                                                                        \
+    XM__OMP_SIMD for (int64_t i = i0; i < i0 + XM__ROW_ALIGN; i++) out[i * os] = call;
 #define XM__CPU_LOSSES(suf, real)                                                                  \
   XM__SIMD_CLONES static void xm__cpu_losses_##suf(                                                \
-      int64_t n, const int64_t *cls, const double *instd, const int *insti, const double *x,       \
-      const double *ex, real vol_floor, double *out) {                                             \
+      int64_t n, const int64_t *cls, int64_t lo, int64_t hi, const double *instd,                  \
+      const int *insti, const double *x, const double *ex, real vol_floor, double *out,            \
+      int64_t os) {                                                                                \
     XM__CPU_CLASS(XM_CLASS_LINEAR, xm_loss_linear_##suf(i, n, instd, insti, ex, 0))                \
     XM__CPU_CLASS(XM_CLASS_BLACK, xm_loss_black_##suf(i, n, instd, insti, x, ex, 0, vol_floor, 0)) \
     XM__CPU_CLASS(XM_CLASS_BLACK_LOGVOL,                                                           \
@@ -225,18 +228,21 @@ static xm_status xm__cpu_finish(xm_ctx *ctx) {
 
 /* Scenario-major: one scenario's losses of every account are adjacent, as
  * aggregation writes them one scenario per thread. */
+/* L account-major, each (account, component) row's scenarios contiguous (the
+ * OpenCL backend's layout): aggregation writes 8 scenarios at once and the
+ * reduction reads its rows in place. */
 static xm_layout xm__cpu_layout(int64_t S, int64_t na, int G) {
-  (void)S;
-  xm_layout lay = {G + 1, 1, na * (G + 1)};
+  (void)na;
+  xm_layout lay = {(G + 1) * S, S, 1};
   return lay;
 }
 
-/* Accounts per reduction tile: their rows (G + 1 of S doubles each) are
- * copied together into a per-thread scratch (xm__cpu_reduce). */
+/* Accounts per reduction work item (xm__cpu_reduce). */
 #define XM__REDUCE_TILE 4
 
 static uint64_t xm__cpu_reduce_scratch(const xm_ctx *ctx, int64_t S, int G) {
-  return (uint64_t)ctx->threads * XM__REDUCE_TILE * (uint64_t)(G + 1) * (uint64_t)S * 8u;
+  (void)ctx, (void)S, (void)G;
+  return 0; /* the rows are read in place */
 }
 
 static uint64_t xm__cpu_mc_scratch(const xm_ctx *ctx, int64_t ns, int64_t F, uint64_t max_bytes) {
@@ -376,8 +382,13 @@ static xm_status xm__cpu_today(xm_ctx *ctx, const xm__dblock *b, double dt, doub
   return XM_OK;
 }
 
-/* ell[s][i], scenario-major: one row per scenario, in cache for aggregation
- * (the same static schedule gives a thread the same scenarios in both). */
+/* ell[i][s], instrument-major (row i of the tile's ns scenarios), so that
+ * aggregation reads 8 scenarios of an instrument at once. A thread takes 8
+ * scenarios and prices them a window of XM__CPU_ROWS rows at a time, each
+ * scenario across the window's rows (the vector loops of xm__cpu_losses_*):
+ * the window's lines of ell, 8 scenarios each, stay in L1 while the 8 fill
+ * them. */
+#define XM__CPU_ROWS 512
 static xm_status xm__cpu_revalue(xm_ctx *ctx, const xm__dblock *b, xm__mem Xm, xm__mem EXm,
                                  int64_t F, int64_t row0, int64_t ns, double vol_floor,
                                  xm__mem ellm) {
@@ -388,14 +399,51 @@ static xm_status xm__cpu_revalue(xm_ctx *ctx, const xm__dblock *b, xm__mem Xm, x
   double *ell = XM__P(ellm, double);
   int64_t n = b->n;
 #pragma omp parallel for schedule(static) num_threads(ctx->threads)
-  for (int64_t s = 0; s < ns; s++) {
-    const double *xrow = X + (row0 + s) * F, *erow = EX + (row0 + s) * F;
-    if (single)
-      xm__cpu_losses_f(n, b->cls, instd, insti, xrow, erow, (float)vol_floor, ell + s * n);
-    else
-      xm__cpu_losses_d(n, b->cls, instd, insti, xrow, erow, vol_floor, ell + s * n);
-  }
+  for (int64_t s8 = 0; s8 < ns; s8 += 8)
+    for (int64_t lo = 0; lo < n; lo += XM__CPU_ROWS) {
+      int64_t hi = n - lo < XM__CPU_ROWS ? n : lo + XM__CPU_ROWS;
+      for (int64_t s = s8; s < s8 + 8 && s < ns; s++) {
+        const double *xrow = X + (row0 + s) * F, *erow = EX + (row0 + s) * F;
+        if (single)
+          xm__cpu_losses_f(n, b->cls, lo, hi, instd, insti, xrow, erow, (float)vol_floor, ell + s,
+                           ns);
+        else
+          xm__cpu_losses_d(n, b->cls, lo, hi, instd, insti, xrow, erow, vol_floor, ell + s, ns);
+      }
+    }
   return XM_OK;
+}
+
+/* The aggregation 8 scenarios at a time: xm_aggregate.h on C's vector of 8
+ * doubles (the OpenCL kernel's double8), each lane the scalar sums add for
+ * add; a tile's last ns % 8 scenarios by the scalar function (the same
+ * bits). Loads and stores through a vector type of the elements' alignment
+ * (a vector type aliases its element type). */
+typedef double xm__d8 __attribute__((vector_size(64)));
+typedef double xm__d8u __attribute__((vector_size(64), aligned(8)));
+#define XM_AGG_VECTOR 1
+#define XM_AGG_T xm__d8
+#define XM_AGG_ZERO ((xm__d8){0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0})
+#define XM_AGG_LOAD(p) (*(const xm__d8u *)(p))
+#define XM_AGG_STORE(p, v) (*(xm__d8u *)(p) = (v))
+#define XM_AGG_FN(name) name##_v8
+#include "xm_aggregate.h"
+#undef XM_AGG_FN
+#undef XM_AGG_STORE
+#undef XM_AGG_LOAD
+#undef XM_AGG_T
+#undef XM_AGG_VECTOR
+
+/* Account a's losses in the tile's ns scenarios (ell[i][s], stride ns). */
+XM__SIMD_CLONES
+static void xm__cpu_aggregate_account(int64_t a, int64_t s0, int64_t ns, int G, const double *ell,
+                                      const int *start, const int *pinst, const int *psilo,
+                                      const double *pqty, double *L, xm_layout lay) {
+  int64_t n8 = ns / 8 * 8;
+  for (int64_t s = 0; s < n8; s += 8)
+    xm_aggregate_v8(a, s0 + s, G, ell + s, ns, start, pinst, psilo, pqty, L, lay);
+  for (int64_t s = n8; s < ns; s++)
+    xm_aggregate(a, s0 + s, G, ell + s, ns, start, pinst, psilo, pqty, L, lay);
 }
 
 static xm_status xm__cpu_aggregate(xm_ctx *ctx, const xm__dblock *b, int64_t s0, int64_t ns,
@@ -405,61 +453,43 @@ static xm_status xm__cpu_aggregate(xm_ctx *ctx, const xm__dblock *b, int64_t s0,
   const int *psilo = XM__P(b->psilo, const int);
   const double *pqty = XM__P(b->pqty, const double);
   double *L = XM__P(w->L, double);
-  int64_t n = b->n, na = b->na;
+  int64_t na = b->na;
 #pragma omp parallel for schedule(static) num_threads(ctx->threads)
-  for (int64_t s = 0; s < ns; s++)
-    for (int64_t a = 0; a < na; a++)
-      xm_aggregate(a, s0 + s, w->G, ell + s * n, 1, start, pinst, psilo, pqty, L, w->lay);
+  for (int64_t a = 0; a < na; a++)
+    xm__cpu_aggregate_account(a, s0, ns, w->G, ell, start, pinst, psilo, pqty, L, w->lay);
   return XM_OK;
 }
 
-/* The reductions read each (account, component) row several times: a tile of
- * XM__REDUCE_TILE accounts' rows is first copied out of the scenario-major L
- * (one pass, contiguous runs) into a row-major scratch that stays in cache,
- * and reduced there. */
+/* The reductions of a tile of XM__REDUCE_TILE accounts a work item, on L's
+ * rows in place (account-major: each row's scenarios contiguous). */
 static xm_status xm__cpu_reduce(xm_ctx *ctx, const xm__dblock *b, const xm__dset *ds, int n,
                                 const xm__dwork *w) {
-  int G = w->G, failed = 0;
-  int64_t K = w->K, na = b->na, ta = XM__REDUCE_TILE, maxS = 0;
+  int G = w->G;
+  int64_t K = w->K, na = b->na, ta = XM__REDUCE_TILE;
   int64_t nt = (na + ta - 1) / ta; /* account tiles; the work is (set, tile) pairs */
-  for (int j = 0; j < n; j++)
-    maxS = ds[j].S > maxS ? ds[j].S : maxS;
   const double *L = XM__P(w->L, const double), *W = w->W ? XM__P(w->W, const double) : NULL;
   const int *start = XM__P(b->start, const int), *psilo = XM__P(b->psilo, const int);
   double *by = XM__P(w->by, double), *silo = XM__P(w->silo, double);
   double *attr = XM__P(w->attr, double);
   xm_layout lay = w->lay;
-#pragma omp parallel num_threads(ctx->threads) reduction(| : failed)
+#pragma omp parallel num_threads(ctx->threads)
   {
-    double *scr = malloc((size_t)(ta * (G + 1) * maxS + 1) * sizeof *scr);
     double tail[XM__REDUCE_TILE * XM_TAIL]; /* between a row's measure and its attribution */
 #pragma omp for schedule(dynamic, 1)
     for (int64_t q = 0; q < nt * n; q++) {
-      if (!scr) {
-        failed = 1;
-        continue;
-      }
       const xm__dset *d = &ds[q / nt];
       int64_t a0 = (q % nt) * ta, S = d->S, x = d->x;
       int64_t nta = na - a0 < ta ? na - a0 : ta, nr = nta * (G + 1);
       const double *wt = d->w_off >= 0 && W ? W + d->w_off : NULL;
-      const double *src = L + d->row * lay.ss + a0 * (G + 1); /* set d's rows */
-      xm_layout tl = {(G + 1) * S, S, 1};
-      for (int64_t s = 0; s < S; s++)
-        for (int64_t r = 0; r < nr; r++)
-          scr[r * S + s] = src[s * lay.ss + r];
+      const double *src = L + a0 * lay.ca + d->row * lay.ss; /* set d's rows of the tile */
       for (int64_t r = 0; r < nr; r++)
-        xm_reduce_row(r / (G + 1), (int)(r % (G + 1)), S, tl, G, scr, (int)d->measure, d->k, wt,
+        xm_reduce_row(r / (G + 1), (int)(r % (G + 1)), S, lay, G, src, (int)d->measure, d->k, wt,
                       wt != NULL, K, x, start + a0, psilo, by + a0 * K, silo + a0 * G * K, tail);
       for (int64_t a = 0; a < nta; a++)
-        xm_attribute_account(a, S, tl, G, scr, (int)d->measure, d->k, wt, wt != NULL, K, x,
+        xm_attribute_account(a, S, lay, G, src, (int)d->measure, d->k, wt, wt != NULL, K, x,
                              start + a0, psilo, silo + a0 * G * K, attr + a0 * G * K, tail);
     }
-    free(scr);
   }
-  if (failed)
-    return xm__fail(ctx, XM_ENOMEM, "reduction scratch (%lld accounts x %lld scenarios)",
-                    (long long)ta, (long long)maxS);
   return XM_OK;
 }
 

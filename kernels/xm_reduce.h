@@ -2,9 +2,9 @@
  * common subset of C99 and OpenCL C, double precision. One call = one work
  * item: the kernels and the cpu backend call the same functions.
  *
- * Loss buffer of a block: see xm_layout (the cpu backend keeps it
- * scenario-major, the OpenCL backend account-row-major); component c = 0 is
- * the whole account, c = 1 + g silo g. */
+ * Loss buffer of a block: see xm_layout (both backends keep it
+ * account-row-major: each (account, component) row's scenarios contiguous);
+ * component c = 0 is the whole account, c = 1 + g silo g. */
 #ifndef XM_REDUCE_H
 #define XM_REDUCE_H
 

@@ -77,8 +77,8 @@ static xm_portfolio book = {.currency = "USD", .n_factors = 6, .factor_name = fa
 // clang-format on
 
 /* ---- the scenarios: a_stress (worst, weighted; does not move OIL.vol, moves
- * COPPER, which the book lacks), b_grid (es, 3000 scenarios), a history ---- */
-enum { S_A = 6, S_B = 3000, F_B = 6, T_H = 80, F_H = 6 };
+ * COPPER, which the book lacks), b_grid (es, 6,000 scenarios), a history ---- */
+enum { S_A = 6, S_B = 6000, F_B = 6, T_H = 80, F_H = 6 };
 static char *a_factor[] = {"OIL", "EQ", "GOLD", "EQ.vol", "COPPER"};
 static double a_shock[S_A * 5] = {-0.20, -0.15, 0.05,  0.10,  0.3,  /* crash */
                                   0.15,  0.10,  -0.04, -0.05, 0.0,  /* rally */
@@ -326,7 +326,7 @@ static void plan_unlimited(void **state) {
  * if the planner returns a plan that cannot fit, or no message). */
 static void plan_impossible(void **state) {
   (void)state;
-  enum { S_H = 6000 };
+  enum { S_H = 40000 }; /* one account's L alone: 40,000 x 4 doubles, 1.28 MB */
   double *zero = calloc(S_H, sizeof *zero);
   char **lab = malloc(S_H * sizeof *lab);
   assert_non_null(zero);
@@ -1028,7 +1028,7 @@ static void matches_methodology(void **state) {
   assert_int_equal(xm_run(ctx_free, &book, &scen, &cfg_ready, NULL, &r), XM_OK);
   assert_int_equal(r.K, 2);
   assert_string_equal(r.sets[0].name, "a_stress");
-  assert_int_equal(r.sets[1].k, 30); /* 1% of 3000 */
+  assert_int_equal(r.sets[1].k, S_B / 100); /* 1% */
   assert_non_null(strstr(r.notes, "OIL.vol"));
   int credited = 0, binds[2] = {0};
   for (int a = 0; a < N_ACCT; a++) {
