@@ -59,7 +59,7 @@ int xm__tuned_vec8(const xm_ctx *ctx);
 /* Most bytes of Monte Carlo temporaries a backend may use at once. */
 uint64_t xm__tuned_mc_temp(const xm_ctx *ctx);
 /* The cpu backend's revaluation tile: scenarios whose contract losses stay
- * in cache between revaluation and aggregation. */
+ * in cache between revaluation and aggregation, whole blocks of 8 a thread. */
 int64_t xm__tuned_cpu_tile(const xm_ctx *ctx, int64_t n_inst);
 /* An environment switch: unset or empty gives dflt; 0, false, off, no (any
  * case of those spellings) give 0; anything else 1. */
