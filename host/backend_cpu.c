@@ -226,8 +226,6 @@ static xm_status xm__cpu_finish(xm_ctx *ctx) {
   return XM_OK;
 }
 
-/* Scenario-major: one scenario's losses of every account are adjacent, as
- * aggregation writes them one scenario per thread. */
 /* L account-major, each (account, component) row's scenarios contiguous (the
  * OpenCL backend's layout): aggregation writes 8 scenarios at once and the
  * reduction reads its rows in place. */
@@ -280,11 +278,11 @@ static void xm__cpu_normals(xm_u64 seed, xm_u64 g, int64_t F, double sc, double 
   }
   XM__OMP_SIMD
   for (int64_t i = 0; i < np; i++)
-    zs[i] = XM_SINPI(2.0 * u2[i]);
+    zs[i] = XM_BM_SIN(u2[i]);
   XM__OMP_SIMD
   for (int64_t i = 0; i < np; i++) {
-    double rad = sqrt(-1.386294361119890618834 * log2(u1[i]));
-    u1[i] = rad * XM_COSPI(2.0 * u2[i]);
+    double rad = XM_BM_RADIUS(u1[i]);
+    u1[i] = rad * XM_BM_COS(u2[i]);
     zs[i] = rad * zs[i];
   }
   for (int64_t f = 0; f < F; f += 2) {

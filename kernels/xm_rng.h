@@ -30,12 +30,16 @@ XM_INLINE philox4x32_ctr_t xm_philox(xm_u64 seed, xm_u64 s, xm_u32 j, xm_u32 str
 
 /* Box-Muller, one formula for C scalars and OpenCL scalars or vectors (the
  * kernel draws 8 pairs at once with double8 built-ins, which PoCL vectorises):
- * -2 ln u1 = -2 ln 2 log2 u1 (log2 is the faster built-in: PoCL 2x). */
+ * -2 ln u1 = -2 ln 2 log2 u1 (log2 is the faster built-in: PoCL 2x). Its three
+ * parts apart for the cpu backend's vector loops (xm__cpu_normals). */
+#define XM_BM_RADIUS(u1) sqrt(-1.386294361119890618834 * log2(u1))
+#define XM_BM_COS(u2) XM_COSPI(2.0 * (u2))
+#define XM_BM_SIN(u2) XM_SINPI(2.0 * (u2))
 #define XM_BOX_MULLER(T, u1, u2, z0, z1)                                                           \
   do {                                                                                             \
-    T xm_rad_ = sqrt(-1.386294361119890618834 * log2(u1));                                         \
-    (z0) = xm_rad_ * XM_COSPI(2.0 * (u2));                                                         \
-    (z1) = xm_rad_ * XM_SINPI(2.0 * (u2));                                                         \
+    T xm_rad_ = XM_BM_RADIUS(u1);                                                                  \
+    (z0) = xm_rad_ * XM_BM_COS(u2);                                                                \
+    (z1) = xm_rad_ * XM_BM_SIN(u2);                                                                \
   } while (0)
 
 /* Box-Muller on one Philox block of stream `stream`: the pair

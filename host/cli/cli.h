@@ -149,10 +149,10 @@ void xm_cli_procs_accounts(const xm_portfolio *pf, int64_t *a0, int64_t *a1);
  * process would have them). 0, or 1 (a failure) / 2 (too large) with err. */
 int xm_cli_procs_gather(const xm_portfolio *pf, xm_run_result *res, char *err, size_t cap);
 
-/* A backtest's days split: this rank's [j0, j1) of N, contiguous in rank order. */
 /* The results file of a run: one process's writer, or under mpirun every
  * rank's part (xm_run_result_write_ranks: rank 0's res gathered, each
- * rank's /pnl columns those of its accounts [a0, a0 + na)). Collective. */
+ * rank's /pnl columns those of its accounts [a0, a0 + na); XM_TEST_FAIL_RANK's
+ * "write" fault gives the writer a range it refuses). Collective. */
 xm_status xm_cli_procs_write(const char *path, const xm_portfolio *pf, const xm_config *cfg,
                              const xm_run_result *res, const xm_run_meta *meta, int64_t a0,
                              int64_t na, xm_diag *diag);
@@ -161,6 +161,10 @@ xm_status xm_cli_procs_write(const char *path, const xm_portfolio *pf, const xm_
 xm_status xm_cli_procs_write_days(const char *path, const xm_portfolio *pf, const xm_config *cfg,
                                   const xm_backtest_result *res, const xm_run_meta *meta,
                                   int64_t j0, int64_t j1, xm_diag *diag);
+/* After either write with st, agreed by every rank: -1 to go on, else the
+ * exit status. Rank 0, and a rank with messages of its own, says why. */
+int xm_cli_procs_wrote(const xm_cli_job *j, xm_cli_inputs *in, xm_status st);
+/* A backtest's days split: this rank's [j0, j1) of N, contiguous in rank order. */
 void xm_cli_procs_days(int64_t N, int64_t *j0, int64_t *j1);
 /* Gathers every rank's days of r's series (margins, realised losses, silos,
  * binding sets, the book's totals) into rank 0's r; its statistics are then

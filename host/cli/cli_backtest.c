@@ -422,12 +422,8 @@ int xm_cli_backtest(int argc, char **argv) {
   double t_w0 = xm_now();
   xm_run_meta meta = xm_cli_job_meta(&j, &in);
   /* every rank takes part: its days of the saved shocks (cli_procs.c) */
-  if (xm_cli_procs_fault("write"))
-    j0 = -1; /* a part the writer refuses */
   st = xm_cli_procs_write_days(j.output, &in.pf, &in.cfg, &res, &meta, j0, j1, &in.diag);
-  rc = procs->rank == 0 || in.diag.total > 0 ? xm_cli_job_wrote(&j, &in, st)
-                                             : (st == XM_OK ? -1 : XM_EXIT_FAIL);
-  if ((rc = xm_cli_procs_agree(rc)) >= 0)
+  if ((rc = xm_cli_procs_wrote(&j, &in, st)) >= 0)
     goto cleanup;
   double t_write = xm_now() - t_w0;
   if (!j.quiet) {

@@ -282,6 +282,8 @@ xm_status xm_cli_procs_write(const char *path, const xm_portfolio *pf, const xm_
 #ifdef XM_WITH_MPI
   if (xm__procs.size > 1) {
     MPI_Comm comm = MPI_COMM_WORLD;
+    if (xm_cli_procs_fault("write"))
+      a0 = -1; /* a part the writer refuses */
     return xm_run_result_write_ranks(path, pf, cfg, res, meta, a0, na, &comm, diag);
   }
 #endif
@@ -295,11 +297,19 @@ xm_status xm_cli_procs_write_days(const char *path, const xm_portfolio *pf, cons
 #ifdef XM_WITH_MPI
   if (xm__procs.size > 1) {
     MPI_Comm comm = MPI_COMM_WORLD;
+    if (xm_cli_procs_fault("write"))
+      j0 = -1; /* a part the writer refuses */
     return xm_backtest_result_write_ranks(path, pf, cfg, res, meta, j0, j1, &comm, diag);
   }
 #endif
   (void)j0, (void)j1;
   return xm_backtest_result_write(path, pf, cfg, res, meta, diag);
+}
+
+int xm_cli_procs_wrote(const xm_cli_job *j, xm_cli_inputs *in, xm_status st) {
+  int rc = xm__procs.rank == 0 || in->diag.total > 0 ? xm_cli_job_wrote(j, in, st)
+                                                     : (st == XM_OK ? -1 : XM_EXIT_FAIL);
+  return xm_cli_procs_agree(rc);
 }
 
 void xm_cli_procs_days(int64_t N, int64_t *j0, int64_t *j1) {
