@@ -491,6 +491,44 @@ static xm_status xm__cpu_reduce(xm_ctx *ctx, const xm__dblock *b, const xm__dset
   return XM_OK;
 }
 
+/* The streamed tails: a work item per (segment, account), its G + 1 rows. */
+static xm_status xm__cpu_tail(xm_ctx *ctx, const xm__dblock *b, const xm__tseg *seg, int n,
+                              const xm__dwork *w) {
+  int G = w->G;
+  int64_t na = b->na, tk = w->tk, rec = XM_TREC(G, tk);
+  const double *L = XM__P(w->L, const double), *W = w->W ? XM__P(w->W, const double) : NULL;
+  const int *start = XM__P(b->start, const int), *psilo = XM__P(b->psilo, const int);
+  double *T = XM__P(w->T, double);
+#pragma omp parallel for schedule(dynamic, 4) num_threads(ctx->threads)
+  for (int64_t q = 0; q < na * n; q++) {
+    const xm__tseg *d = &seg[q / na];
+    int64_t a = q % na;
+    const double *wt = d->w_off >= 0 && W ? W + d->w_off : NULL;
+    for (int c = 0; c <= G; c++)
+      xm_tail_row(a, c, G, L + d->r0 * w->lay.ss, w->lay, d->ns, (int)d->measure, d->k, wt,
+                  wt != NULL, (int)d->first, start, psilo, T + (d->j * na + a) * rec, tk);
+  }
+  return XM_OK;
+}
+
+static xm_status xm__cpu_tail_reduce(xm_ctx *ctx, const xm__dblock *b, const xm__dset *ds, int n,
+                                     const xm__dwork *w) {
+  int G = w->G;
+  int64_t na = b->na, tk = w->tk, rec = XM_TREC(G, tk), K = w->K;
+  const int *start = XM__P(b->start, const int), *psilo = XM__P(b->psilo, const int);
+  const double *T = XM__P(w->T, const double);
+  double *by = XM__P(w->by, double), *silo = XM__P(w->silo, double);
+  double *attr = XM__P(w->attr, double);
+#pragma omp parallel for schedule(static) num_threads(ctx->threads)
+  for (int64_t q = 0; q < na * n; q++) {
+    int64_t j = q / na, a = q % na;
+    for (int c = 0; c <= G; c++)
+      xm_tail_measure(a, c, G, T + (j * na + a) * rec, tk, (int)ds[j].measure, ds[j].k, K, ds[j].x,
+                      start, psilo, by, silo, attr);
+  }
+  return XM_OK;
+}
+
 static xm_status xm__cpu_liquidity(xm_ctx *ctx, const xm__dblock *b, xm__mem sxm, xm__mem sexm,
                                    xm__mem fparm, int64_t F, double vol_floor, const xm__dwork *w) {
   int single = ((xm__cpu_state *)ctx->state)->prec == XM_SINGLE;
@@ -583,6 +621,8 @@ const xm__backend xm__backend_cpu = {
     .revalue = xm__cpu_revalue,
     .aggregate = xm__cpu_aggregate,
     .reduce = xm__cpu_reduce,
+    .tail = xm__cpu_tail,
+    .tail_reduce = xm__cpu_tail_reduce,
     .liquidity = xm__cpu_liquidity,
     .add = xm__cpu_add,
     .combine = xm__cpu_combine,

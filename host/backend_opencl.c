@@ -25,12 +25,15 @@ enum {
   KT_AGG8,
   KT_SENS,
   KT_LQ,
+  KT_TAIL,
+  KT_TAIL_REDUCE,
   KT_N
 };
 static const char *const xm__knames[KT_N] = {
-    "xm_k_today",    "xm_k_revalue",    "xm_k_aggregate",  "xm_k_reduce",   "xm_k_attribute",
-    "xm_k_combine",  "xm_k_mc_scale",   "xm_k_mc_normals", "xm_k_exp",      "xm_k_mc_gather",
-    "xm_k_revalue8", "xm_k_aggregate8", "xm_k_sens",       "xm_k_liquidity"};
+    "xm_k_today",     "xm_k_revalue",   "xm_k_aggregate", "xm_k_reduce",
+    "xm_k_attribute", "xm_k_combine",   "xm_k_mc_scale",  "xm_k_mc_normals",
+    "xm_k_exp",       "xm_k_mc_gather", "xm_k_revalue8",  "xm_k_aggregate8",
+    "xm_k_sens",      "xm_k_liquidity", "xm_k_tail",      "xm_k_tail_reduce"};
 /* Kernels that price, built in each precision; the others in double only. */
 #define XM__PRICES(k) ((k) == KT_TODAY || (k) == KT_REVALUE || (k) == KT_SENS)
 
@@ -662,6 +665,65 @@ cleanup:
   return st;
 }
 
+/* A streamed chunk's segments as xm_k_tail reads them: XM__TSEG_COLS longs each. */
+#define XM__TSEG_COLS 7
+static xm_status xm__ocl_tail(xm_ctx *ctx, const xm__dblock *b, const xm__tseg *seg, int n,
+                              const xm__dwork *w) {
+  xm__ocl *o = XM__OCL(ctx);
+  xm_status st = XM_OK;
+  cl_int e = CL_SUCCESS;
+  int G = w->G;
+  cl_int cn = n;
+  cl_long na = b->na, ca = w->lay.ca, cs = w->lay.cs, ss = w->lay.ss, tk = w->tk;
+  cl_long tab[XM__GROUP_SETS * XM__TSEG_COLS];
+  for (int j = 0; j < n; j++) {
+    cl_long *t = tab + j * XM__TSEG_COLS;
+    t[0] = seg[j].j, t[1] = seg[j].r0, t[2] = seg[j].ns, t[3] = seg[j].first, t[4] = seg[j].k,
+    t[5] = seg[j].measure, t[6] = seg[j].w_off;
+  }
+  cl_mem bTab = xm__buf(ctx, (size_t)n * XM__TSEG_COLS * sizeof(cl_long), tab, &e);
+  XM__CL(ctx, e);
+  cl_mem bL = XM__M(w->L), bW = w->W ? XM__M(w->W) : XM__M(w->T), bStart = XM__M(b->start),
+         bPs = XM__M(b->psilo), bT = XM__M(w->T);
+  XM__CL(ctx, XM__ARGS(xm__k(o, KT_TAIL), 0, XM__A(na), XM__A(G), XM__A(bL), XM__A(ca), XM__A(cs),
+                       XM__A(ss), XM__A(bTab), XM__A(cn), XM__A(bW), XM__A(bStart), XM__A(bPs),
+                       XM__A(bT), XM__A(tk)));
+  XM__CL(ctx, xm__run2(o, KT_TAIL, (size_t)na, (size_t)(G + 1) * (size_t)n, xm__tuned_lws(ctx)));
+cleanup:
+  if (bTab)
+    clReleaseMemObject(bTab);
+  return st;
+}
+
+static xm_status xm__ocl_tail_reduce(xm_ctx *ctx, const xm__dblock *b, const xm__dset *ds, int n,
+                                     const xm__dwork *w) {
+  xm__ocl *o = XM__OCL(ctx);
+  xm_status st = XM_OK;
+  cl_int e = CL_SUCCESS;
+  int G = w->G;
+  cl_int cn = n;
+  cl_long na = b->na, K = w->K, tk = w->tk;
+  cl_long tab[XM__GROUP_SETS * XM__DSET_COLS];
+  for (int j = 0; j < n; j++) {
+    cl_long *t = tab + j * XM__DSET_COLS;
+    t[0] = ds[j].S, t[1] = ds[j].k, t[2] = ds[j].measure, t[3] = ds[j].row, t[4] = ds[j].x,
+    t[5] = ds[j].w_off;
+  }
+  cl_mem bTab = xm__buf(ctx, (size_t)n * XM__DSET_COLS * sizeof(cl_long), tab, &e);
+  XM__CL(ctx, e);
+  cl_mem bT = XM__M(w->T), bStart = XM__M(b->start), bPs = XM__M(b->psilo), bBy = XM__M(w->by),
+         bSilo = XM__M(w->silo), bAttr = XM__M(w->attr);
+  XM__CL(ctx, XM__ARGS(xm__k(o, KT_TAIL_REDUCE), 0, XM__A(na), XM__A(G), XM__A(bT), XM__A(tk),
+                       XM__A(bTab), XM__A(cn), XM__A(K), XM__A(bStart), XM__A(bPs), XM__A(bBy),
+                       XM__A(bSilo), XM__A(bAttr)));
+  XM__CL(ctx,
+         xm__run2(o, KT_TAIL_REDUCE, (size_t)na, (size_t)(G + 1) * (size_t)n, xm__tuned_lws(ctx)));
+cleanup:
+  if (bTab)
+    clReleaseMemObject(bTab);
+  return st;
+}
+
 static xm_status xm__ocl_liquidity(xm_ctx *ctx, const xm__dblock *b, xm__mem sx, xm__mem sex,
                                    xm__mem fpar, int64_t F, double vol_floor, const xm__dwork *w) {
   xm__ocl *o = XM__OCL(ctx);
@@ -740,6 +802,8 @@ const xm__backend xm__backend_opencl = {
     .revalue = xm__ocl_revalue,
     .aggregate = xm__ocl_aggregate,
     .reduce = xm__ocl_reduce,
+    .tail = xm__ocl_tail,
+    .tail_reduce = xm__ocl_tail_reduce,
     .liquidity = xm__ocl_liquidity,
     .add = xm__ocl_add,
     .combine = xm__ocl_combine,

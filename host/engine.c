@@ -92,10 +92,10 @@ static void xm__block_release(xm_ctx *ctx, xm__dblock *d) {
 static void xm__loop_release(xm_ctx *ctx, xm__loop *lp, int64_t n_groups) {
   xm__block_release(ctx, &lp->db);
   xm__block_release(ctx, &lp->dd);
-  xm__mem *m[] = {&lp->Lb,     &lp->w.lq,   &lp->w.out_silo, &lp->w.out_acct,
-                  &lp->w.tail, &lp->w.attr, &lp->w.silo,     &lp->w.by,
-                  &lp->w.L,    &lp->w.ell,  &lp->EXt,        &lp->Xt,
-                  &lp->fpar,   &lp->sex,    &lp->sx,         &lp->w.W};
+  xm__mem *m[] = {&lp->w.T,    &lp->Lb,     &lp->w.lq,   &lp->w.out_silo, &lp->w.out_acct,
+                  &lp->w.tail, &lp->w.attr, &lp->w.silo, &lp->w.by,       &lp->w.L,
+                  &lp->w.ell,  &lp->EXt,    &lp->Xt,     &lp->fpar,       &lp->sex,
+                  &lp->sx,     &lp->w.W};
   for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
     xm__rel(ctx, m[i]);
   for (int64_t g = n_groups - 1; g >= 0; g--) {
@@ -243,6 +243,27 @@ static xm_status xm__upload_block(xm_ctx *ctx, const xm__block *bk, int G, int w
   return XM_OK;
 }
 
+/* A streamed chunk, a group's rows c0 .. c0 + nc in L's rows 0 .. nc,
+ * folded into the tails of each of its sets ds[j] that it covers. */
+static xm_status xm__fold_chunk(xm_ctx *ctx, const xm__dblock *db, const xm__dset *ds, int nds,
+                                int64_t c0, int64_t nc, const xm__dwork *w) {
+  xm__tseg seg[XM__GROUP_SETS];
+  int n = 0;
+  for (int j = 0; j < nds; j++) {
+    int64_t lo = ds[j].row > c0 ? ds[j].row : c0;
+    int64_t hi = ds[j].row + ds[j].S < c0 + nc ? ds[j].row + ds[j].S : c0 + nc;
+    if (hi > lo)
+      seg[n++] = (xm__tseg){j,
+                            lo - c0,
+                            hi - lo,
+                            lo == ds[j].row,
+                            ds[j].measure == XM_MEASURE_WORST ? 1 : ds[j].k,
+                            ds[j].measure,
+                            ds[j].w_off >= 0 ? ds[j].w_off + (lo - ds[j].row) : -1};
+  }
+  return n ? ctx->be->tail(ctx, db, seg, n, w) : XM_OK;
+}
+
 static void xm__progress(const xm_run_opts *o, const xm__plan *plan, int64_t b, int64_t x,
                          const char *name) {
   if (o && o->progress)
@@ -263,6 +284,8 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
   int reprice = !incr || dk; /* rows to revalue: the block's, or the trades' */
   if (inc && (plan->n_blocks != 1 || plan->blocks[0].na != 1 || !sets->solo || (dk && dk->na != 1)))
     return xm__fail(ctx, XM_EINVAL, "an incremental run is of one account on sets of one a group");
+  if (inc && plan->chunk)
+    return xm__fail(ctx, XM_EINVAL, "an incremental run reads L's rows: plan it unstreamed");
   xm__loop lp;
   memset(&lp, 0, sizeof lp);
   lp.X = calloc((size_t)NG + 1, sizeof *lp.X);
@@ -311,7 +334,7 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
   t0 = xm__now();
 
   /* The work buffers, for the largest block. */
-  int64_t na = plan->max_na, ni = plan->max_inst, R = plan->rows;
+  int64_t na = plan->max_na, ni = plan->max_inst, R = plan->chunk ? plan->chunk : plan->rows;
   if (dk && dk->n_inst > ni) { /* the trades close positions: their rows are only theirs; */
     tile = tile * (ni > 0 ? ni : 1) / dk->n_inst; /* their tiles hold the plan's losses */
     tile = tile > 0 ? tile : 1;
@@ -327,6 +350,11 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
       (st = be->alloc(ctx, (size_t)(tails * na * XM_TAIL) * sizeof(double), NULL, &lp.w.tail)) ||
       (st = be->alloc(ctx, (size_t)(na * XM_NOUT) * sizeof(double), NULL, &lp.w.out_acct)) ||
       (st = be->alloc(ctx, (size_t)(na * G * XM_NSILO) * sizeof(double), NULL, &lp.w.out_silo)))
+    goto cleanup;
+  lp.w.tk = plan->tk;
+  if (plan->chunk &&
+      (st = be->alloc(ctx, (size_t)(tails * na * XM_TREC(G, plan->tk)) * sizeof(double), NULL,
+                      &lp.w.T)))
     goto cleanup;
   /* The liquidity add-ons: 0 without (uploaded once), else each block's. */
   {
@@ -388,9 +416,16 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
       const xm__group *gr = &plan->groups[g];
       xm__dset ds[XM__GROUP_SETS];
       int nds = 0;
-      lp.w.lay = be->layout(gr->S, bk->na, G);
+      for (int64_t x = gr->x0; x < gr->x1; x++)
+        if (sets->set[x].S > 0)
+          ds[nds++] = (xm__dset){
+              sets->set[x].S, sets->set[x].k, sets->set[x].measure, plan->row[x], x, woff[x]};
+      /* L holds the group's rows, or a chunk's at a time (streamed): tiles
+       * over them, then (streamed) each chunk folded into its sets' tails */
+      int64_t ch = plan->chunk ? plan->chunk : gr->S;
+      lp.w.lay = be->layout(ch, bk->na, G);
       for (int64_t s0 = 0; reprice && s0 < gr->S; s0 += tile) {
-        int64_t ns = gr->S - s0 < tile ? gr->S - s0 : tile;
+        int64_t ns = gr->S - s0 < tile ? gr->S - s0 : tile, c0 = s0 / ch * ch;
         xm__mem X = lp.X[g], EX = lp.EX[g];
         int64_t row0 = s0;
         if (!plan->resident) {
@@ -403,7 +438,10 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
           t_scen += xm__now() - ts;
         }
         if ((st = be->revalue(ctx, rb, X, EX, F, row0, ns, cfg->pricing.vol_floor, lp.w.ell)) ||
-            (st = be->aggregate(ctx, rb, s0, ns, &lp.w)))
+            (st = be->aggregate(ctx, rb, s0 - c0, ns, &lp.w)))
+          goto cleanup;
+        if (plan->chunk && (s0 + ns == gr->S || s0 + ns == c0 + ch) &&
+            (st = xm__fold_chunk(ctx, &lp.db, ds, nds, c0, s0 + ns - c0, &lp.w)))
           goto cleanup;
       }
       /* the increment (one set a group, one account): L = the kept losses
@@ -417,11 +455,9 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
         st = be->download(ctx, inc->keep[gr->x0], lp.w.L, 0, gbytes);
       if (st != XM_OK)
         goto cleanup;
-      for (int64_t x = gr->x0; x < gr->x1; x++)
-        if (sets->set[x].S > 0)
-          ds[nds++] = (xm__dset){
-              sets->set[x].S, sets->set[x].k, sets->set[x].measure, plan->row[x], x, woff[x]};
-      if ((st = be->reduce(ctx, &lp.db, ds, nds, &lp.w)) != XM_OK)
+      st = plan->chunk ? be->tail_reduce(ctx, &lp.db, ds, nds, &lp.w)
+                       : be->reduce(ctx, &lp.db, ds, nds, &lp.w);
+      if (st != XM_OK)
         goto cleanup;
       if (out->pnl) {
         size_t bytes = (size_t)(gr->S * bk->na * (G + 1)) * sizeof(double);
@@ -770,13 +806,14 @@ xm_status xm__run_sets(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_fi
       st = xm__fail(ctx, XM_ENOMEM, "out of memory");
       goto cleanup;
     }
-  if ((st = xm__plan_build(ctx, book, &sets, o.save_pnl, &plan)) != XM_OK)
+  unsigned pflags = (o.save_pnl ? XM__PLAN_PNL : 0u) | (inc ? XM__PLAN_ROWS : 0u);
+  if ((st = xm__plan_build(ctx, book, &sets, (int)pflags, &plan)) != XM_OK)
     goto cleanup;
   if (inc) {
     incr = *inc;
     incr.delta = NULL;
     if (inc->base && inc->trades) {
-      if ((st = xm__plan_build(ctx, inc->trades, &sets, 0, &dplan)) != XM_OK)
+      if ((st = xm__plan_build(ctx, inc->trades, &sets, XM__PLAN_ROWS, &dplan)) != XM_OK)
         goto cleanup;
       if (dplan.n_blocks == 1 && dplan.blocks[0].pos_start[dplan.blocks[0].na] > 0)
         incr.delta = &dplan.blocks[0];

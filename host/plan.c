@@ -136,17 +136,19 @@ static uint64_t xm__block_bytes(const xm__block *bk, int64_t np, int G) {
   return b;
 }
 
-/* Device bytes per account of the work buffers other than L. */
-static uint64_t xm__acct_bytes(int G, int64_t K) {
+/* Device bytes per account of the work buffers other than L (tk > 0: a
+ * streamed plan's tails of tk entries). */
+static uint64_t xm__acct_bytes(int G, int64_t K, int64_t tk) {
   int64_t tails = K < XM__GROUP_SETS ? K : XM__GROUP_SETS;
-  return 8u * (uint64_t)(K + 2 * G * K + XM_TAIL * tails + XM_NOUT + XM_NSILO * G + G + 1);
+  return 8u * (uint64_t)(K + 2 * G * K + XM_TAIL * tails + XM_NOUT + XM_NSILO * G + G + 1 +
+                         (tk > 0 ? tails * XM_TREC(G, tk) : 0));
 }
 
 /* Accounts a block may hold when L has R rows (0: not one). */
-static int64_t xm__na_max(uint64_t rest, uint64_t maxbuf, int64_t R, int G, int64_t K,
+static int64_t xm__na_max(uint64_t rest, uint64_t maxbuf, int64_t R, int G, int64_t K, int64_t tk,
                           int save_pnl) {
   uint64_t lrow = (uint64_t)R * (uint64_t)(G + 1) * 8u;
-  uint64_t per_acct = lrow * (save_pnl ? 2u : 1u) + xm__acct_bytes(G, K);
+  uint64_t per_acct = lrow * (save_pnl ? 2u : 1u) + xm__acct_bytes(G, K, tk);
   int64_t na = (int64_t)((rest / 2) / per_acct);
   if ((uint64_t)na * lrow > maxbuf)
     na = (int64_t)(maxbuf / lrow);
@@ -293,9 +295,15 @@ static xm_status xm__fill_block(xm_ctx *ctx, const xm_portfolio *pf, const xm__s
   return XM_OK;
 }
 
-xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *sets, int save_pnl,
+/* A streamed plan's chunk when the tuning asks for none: rows enough that
+ * the tails' merge (O(k) a chunk) is small beside a chunk's pass. */
+#define XM__CHUNK_MIN 2048
+#define XM__CHUNK_FLOOR 256
+
+xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *sets, int flags,
                          xm__plan *out) {
   memset(out, 0, sizeof *out);
+  int save_pnl = (flags & XM__PLAN_PNL) != 0;
   const xm__backend *be = ctx->be;
   int64_t A = pf->n_accounts, N = pf->n_positions, F = sets->F, K = sets->K;
   int G = (int)pf->n_silos;
@@ -370,7 +378,29 @@ xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *se
    * largest set's scenarios; on a device (not the host's memory) it grows,
    * doubling up to every set's, while that costs no block: fewer, larger
    * launches for the same passes over the book. */
-  int64_t R = maxS, na_max = xm__na_max(rest, maxbuf, maxS, G, K, save_pnl);
+  /* Streamed: L's rows are a chunk's, the tails per account beside them. */
+  int64_t tk = 0, chunk = 0;
+  if (!(flags & (XM__PLAN_PNL | XM__PLAN_ROWS)) && ctx->opt.tuning.chunk >= 0) {
+    tk = 1;
+    for (int64_t x = 0; x < K; x++)
+      if (sets->set[x].S > 0 && sets->set[x].measure != XM_MEASURE_WORST && sets->set[x].k > tk)
+        tk = sets->set[x].k;
+    chunk = ctx->opt.tuning.chunk > 0 ? ctx->opt.tuning.chunk
+                                      : (8 * tk > XM__CHUNK_MIN ? 8 * tk : XM__CHUNK_MIN);
+  }
+#define XM__LROWS(r) (chunk > 0 && chunk < (r) ? chunk : (r))
+  /* the plan's chunk halves (not below XM__CHUNK_FLOOR or 2 tk) while that
+   * saves blocks: a block more reprices its instruments, a smaller chunk
+   * only merges the tails more often */
+  while (ctx->opt.tuning.chunk == 0 && chunk > 0 && chunk / 2 >= XM__CHUNK_FLOOR &&
+         chunk / 2 >= 2 * tk && chunk / 2 < maxS && A > 0) {
+    int64_t n1 = xm__na_max(rest, maxbuf, XM__LROWS(maxS), G, K, tk, save_pnl);
+    int64_t n2 = xm__na_max(rest, maxbuf, chunk / 2, G, K, tk, save_pnl);
+    if (n1 >= A || n2 < 1 || (A + n2 - 1) / n2 >= (A + (n1 > 0 ? n1 : 1) - 1) / (n1 > 0 ? n1 : 1))
+      break;
+    chunk /= 2;
+  }
+  int64_t R = maxS, na_max = xm__na_max(rest, maxbuf, XM__LROWS(maxS), G, K, tk, save_pnl);
   if (na_max < 1) {
     st = xm__fail(ctx, XM_ERESOURCE,
                   "device memory budget %llu bytes cannot hold one account's %lld scenario "
@@ -382,7 +412,8 @@ xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *se
     na_max = A;
   out->n_blocks = A > 0 ? (A + na_max - 1) / na_max : 0;
   for (int64_t c = 2 * maxS; !be->host_memory && A > 0 && R < all_rows; c *= 2) {
-    int64_t rc = c < all_rows ? c : all_rows, nc_ = xm__na_max(rest, maxbuf, rc, G, K, save_pnl);
+    int64_t rc = c < all_rows ? c : all_rows;
+    int64_t nc_ = xm__na_max(rest, maxbuf, XM__LROWS(rc), G, K, tk, save_pnl);
     if (nc_ > A)
       nc_ = A;
     if (nc_ < 1 || (A + nc_ - 1) / nc_ > out->n_blocks ||
@@ -392,6 +423,9 @@ xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *se
     na_max = nc_;
   }
   out->rows = R;
+  out->tk = tk;
+  int64_t lr = XM__LROWS(R); /* L's rows */
+#undef XM__LROWS
   if ((st = xm__groups(ctx, sets, R, out)) != XM_OK)
     goto cleanup;
   out->blocks = calloc((size_t)out->n_blocks + 1, sizeof *out->blocks);
@@ -424,7 +458,7 @@ xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *se
     p0 = p1;
   }
   uint64_t lbytes =
-      ((uint64_t)R * (uint64_t)(G + 1) * 8u * (save_pnl ? 2u : 1u) + xm__acct_bytes(G, K)) *
+      ((uint64_t)lr * (uint64_t)(G + 1) * 8u * (save_pnl ? 2u : 1u) + xm__acct_bytes(G, K, tk)) *
       (uint64_t)out->max_na;
   /* Tiles: the contract losses of a tile (and, when the shocks are made per
    * tile, its X and EX) in what is left. */
@@ -449,6 +483,10 @@ xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *se
    * ones (a contract-loss buffer that outgrows the caches costs more than the
    * launches it saves) */
   out->tile = tile < maxS ? tile : maxS;
+  if (chunk > 0) { /* a chunk is whole tiles (but a group's last) */
+    out->tile = out->tile < lr ? out->tile : lr;
+    out->chunk = lr / out->tile * out->tile;
+  }
   out->planned = fixed + (out->resident ? resident : 0) + mc_temp + lbytes + bmax +
                  (uint64_t)out->tile * per_s;
 cleanup:

@@ -116,6 +116,7 @@ void xm_options_from_env(xm_options *opt) {
       getenv("XM_VEC8") && *getenv("XM_VEC8") ? xm__env_flag("XM_VEC8", 1) : opt->tuning.vec8;
   opt->tuning.mc_chunk = xm__env_long("XM_MC_CHUNK", 1, 1L << 40, 1, opt->tuning.mc_chunk);
   opt->tuning.bt_days = xm__env_long("XM_BT_DAYS", 1, 1L << 20, 1, opt->tuning.bt_days);
+  opt->tuning.chunk = xm__env_long("XM_CHUNK", -1, 1L << 40, 1, opt->tuning.chunk);
   const char *fault = getenv("XM_TEST_FAIL_OPENCL");
   if (fault && *fault)
     opt->fault = fault;

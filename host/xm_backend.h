@@ -52,16 +52,32 @@ typedef struct xm__dset {
   int64_t w_off;   /* its weights from w->W[w_off] on, or -1 (all 1) */
 } xm__dset;
 
+/* A streamed chunk's part of one set (xm__plan.streamed): its rows r0 ..
+ * r0 + ns of L update the tails of set j of the group (its xm__dset). */
+typedef struct xm__tseg {
+  int64_t j;
+  int64_t r0, ns;
+  int64_t first;   /* 1: the set's first scenarios (its tails start empty) */
+  int64_t k;       /* its tail count */
+  int64_t measure; /* xm_measure */
+  int64_t w_off;   /* the weight of its first scenario in w->W, or -1 (all 1) */
+} xm__tseg;
+
 /* The per-block work buffers (sized by the plan for its largest block). */
 typedef struct xm__dwork {
-  int G;                      /* silos */
-  int64_t K;                  /* sets */
-  xm_layout lay;              /* of L for the group's rows, from the backend's layout op */
-  xm__mem ell;                /* [tile x n] contract losses */
-  xm__mem L;                  /* [rows x na x (G + 1)] account and silo losses of a group */
-  xm__mem W;                  /* every set's weights (xm__dset.w_off), or NULL */
-  xm__mem by, silo, attr;     /* [na x K], [na x G x K] x 2 */
-  xm__mem tail;               /* [min(K, XM__GROUP_SETS) x na x XM_TAIL] reduce's scratch */
+  int G;                  /* silos */
+  int64_t K;              /* sets */
+  xm_layout lay;          /* of L for the group's rows, from the backend's layout op */
+  xm__mem ell;            /* [tile x n] contract losses */
+  xm__mem L;              /* [rows x na x (G + 1)] account and silo losses of a group */
+  xm__mem W;              /* every set's weights (xm__dset.w_off), or NULL */
+  xm__mem by, silo, attr; /* [na x K], [na x G x K] x 2 */
+  xm__mem tail;           /* [min(K, XM__GROUP_SETS) x na x XM_TAIL] reduce's scratch */
+  /* streamed (L holds a chunk of a group's rows): every set of the group's
+   * running tails, set j's account a at T[(j * na + a) * XM_TREC(G, tk)];
+   * tk the group's largest k (1 for worst). NULL: L holds the group's rows. */
+  xm__mem T;
+  int64_t tk;
   xm__mem out_acct, out_silo; /* [na x XM_NOUT], [na x G x XM_NSILO] */
   xm__mem lq;                 /* [na x (G + 1)] liquidity add-ons (0 without) */
   /* what combine combines (xm_combine_account): the kd sets from set x0 on
@@ -141,6 +157,13 @@ typedef struct xm__backend {
    * group from their rows of L, in one step (n <= XM__GROUP_SETS). */
   xm_status (*reduce)(xm_ctx *ctx, const xm__dblock *b, const xm__dset *ds, int n,
                       const xm__dwork *w);
+  /* Streamed: the tails of the n segments' sets from their rows of L (one
+   * chunk's; n <= XM__GROUP_SETS), then (tail_reduce) the n sets' measures
+   * and attributions from their tails, as reduce makes them from L. */
+  xm_status (*tail)(xm_ctx *ctx, const xm__dblock *b, const xm__tseg *seg, int n,
+                    const xm__dwork *w);
+  xm_status (*tail_reduce)(xm_ctx *ctx, const xm__dblock *b, const xm__dset *ds, int n,
+                           const xm__dwork *w);
   /* The block's liquidity add-ons into w->lq: the delta-notionals of its
    * rows (xm_sens_row on instd_s / insti_s, which today has prepared at
    * dt = 0) into b->sens, then each account's (xm_liquidity_account). sx,

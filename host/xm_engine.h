@@ -146,7 +146,13 @@ typedef struct xm__plan {
   int64_t n_blocks;
   xm__block *blocks;
   int64_t max_na, max_inst, max_pos, max_S;
-  int64_t rows;     /* scenarios of a group at most (>= max_S): L's rows */
+  int64_t rows; /* scenarios of a group at most (>= max_S): L's rows, unless streamed */
+  /* Streamed (docs/engine.md): L holds `chunk` rows of a group at a time
+   * (a multiple of the tile, or a group's last), each chunk's losses folded
+   * into every set's running tails (tk entries: the largest k, 1 for worst)
+   * that the reduce step measures; not with --save-pnl or an incremental
+   * run, which read L's rows. 0: L holds a group's rows. */
+  int64_t chunk, tk;
   int64_t n_groups; /* the sets with scenarios, grouped in run order */
   xm__group *groups;
   int64_t *row;     /* [K] a set's first row in its group */
@@ -182,9 +188,12 @@ xm_status xm__net_positions(xm_ctx *ctx, const xm_portfolio *pf, xm__posref **ou
  * (xm__mem_budget): every buffer of the loop is counted (on the cpu backend
  * they are host memory); the inputs, the sets' host arrays and the results
  * are not. XM_ERESOURCE when even one account and one scenario do not fit.
+ * It streams (chunk > 0) unless flags or xm_options.tuning.chunk < 0 say not.
  * *out owned by the caller (xm__plan_free). */
-xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *sets, int save_pnl,
+xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *sets, int flags,
                          xm__plan *out);
+#define XM__PLAN_PNL 1u  /* flags: L's rows go to the host (--save-pnl) */
+#define XM__PLAN_ROWS 2u /* L holds a group's rows (an incremental run reads or keeps them) */
 void xm__plan_free(xm__plan *p);
 
 /* ---- the liquidity add-on (host/liquidity.c, METHODOLOGY.md section 4.1) ---- */

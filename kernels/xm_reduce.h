@@ -26,21 +26,27 @@ XM_INLINE xm_u64 xm_key(double x) {
 }
 
 /* Radix selection (passes of 8 bits over the keys, no sort): the key of the
- * k-th largest of v[s * stride], s < S, and in *n_gt how many are strictly
- * larger. Once the bucket holding the k-th key has at most XM_SEL_CAP
- * elements, one more pass gathers them and a small selection finishes. */
+ * k-th largest of the candidates and in *n_gt how many are strictly larger.
+ * The candidates are t[0 .. nt) followed by v[s * stride], s < S, those of v
+ * only when their key is above floor (use_floor: the streamed tail's least,
+ * which no later scenario can tie into: xm_tail_row). Once the bucket
+ * holding the k-th key has at most XM_SEL_CAP elements, one more pass gathers
+ * them and a small selection finishes. */
 #define XM_SEL_CAP 32
-XM_INLINE xm_u64 xm_select_kth(XM_GLOBAL const double *v, xm_i64 stride, xm_i64 S, xm_i64 k,
-                               XM_PRIVATE xm_i64 *n_gt) {
+#define XM__SEL_KEY(i) ((i) < nt ? xm_key(t[(i)]) : xm_key(v[((i)-nt) * stride]))
+#define XM__SEL_IN(i, key) ((i) < nt || !use_floor || (key) > floor)
+XM_INLINE xm_u64 xm_select_kth2(XM_GLOBAL const double *t, xm_i64 nt, XM_GLOBAL const double *v,
+                                xm_i64 stride, xm_i64 S, int use_floor, xm_u64 floor, xm_i64 k,
+                                XM_PRIVATE xm_i64 *n_gt) {
   xm_u64 prefix = 0, mask = 0;
-  xm_i64 need = k;
+  xm_i64 need = k, N = nt + S;
   xm_u32 hist[256];
   for (int shift = 56; shift >= 0; shift -= 8) {
     for (int b = 0; b < 256; b++)
       hist[b] = 0u;
-    for (xm_i64 s = 0; s < S; s++) {
-      xm_u64 key = xm_key(v[s * stride]);
-      if ((key & mask) == prefix)
+    for (xm_i64 i = 0; i < N; i++) {
+      xm_u64 key = XM__SEL_KEY(i);
+      if ((key & mask) == prefix && XM__SEL_IN(i, key))
         hist[(key >> shift) & 255u]++;
     }
     int d = 255;
@@ -54,9 +60,9 @@ XM_INLINE xm_u64 xm_select_kth(XM_GLOBAL const double *v, xm_i64 stride, xm_i64 
       xm_u64 cand[XM_SEL_CAP];
       int m = 0;
       cand[0] = prefix;
-      for (xm_i64 s = 0; s < S && m < XM_SEL_CAP; s++) {
-        xm_u64 key = xm_key(v[s * stride]);
-        if ((key & mask) == prefix)
+      for (xm_i64 i = 0; i < N && m < XM_SEL_CAP; i++) {
+        xm_u64 key = XM__SEL_KEY(i);
+        if ((key & mask) == prefix && XM__SEL_IN(i, key))
           cand[m++] = key;
       }
       for (int i = 0; i < (int)need; i++) { /* partial selection sort, descending */
@@ -64,9 +70,9 @@ XM_INLINE xm_u64 xm_select_kth(XM_GLOBAL const double *v, xm_i64 stride, xm_i64 
         for (int j = i + 1; j < m; j++)
           if (cand[j] > cand[best])
             best = j;
-        xm_u64 t = cand[i];
+        xm_u64 tmp = cand[i];
         cand[i] = cand[best];
-        cand[best] = t;
+        cand[best] = tmp;
       }
       if (need > m) /* cannot happen: the bucket holds at least need keys */
         need = m > 0 ? m : 1;
@@ -80,6 +86,14 @@ XM_INLINE xm_u64 xm_select_kth(XM_GLOBAL const double *v, xm_i64 stride, xm_i64 
   }
   *n_gt = k - need;
   return prefix;
+}
+#undef XM__SEL_IN
+#undef XM__SEL_KEY
+
+/* The k-th largest key of v[s * stride], s < S (xm_select_kth2 on v alone). */
+XM_INLINE xm_u64 xm_select_kth(XM_GLOBAL const double *v, xm_i64 stride, xm_i64 S, xm_i64 k,
+                               XM_PRIVATE xm_i64 *n_gt) {
+  return xm_select_kth2(v, 0, v, stride, S, 0, 0, k, n_gt);
 }
 
 /* k of METHODOLOGY.md section 3: max(1, ceil((1 - alpha) S - 1e-9)). */
@@ -251,6 +265,154 @@ XM_INLINE void xm_attribute_account(xm_i64 a, xm_i64 S, xm_layout lay, int G,
   for (int g = 0; g < G; g++)
     if (xm_silo_share(a, g, pos_start, pos_silo) == 1)
       attr_set[(a * G + g) * K + x] /= (double)k;
+}
+
+/* ---- the streamed tail (docs/engine.md): a group's scenarios in chunks of
+ * L's rows, and per (set, account, component) only what the measures read ----
+ *
+ * The tail of a row is its k largest losses (worst: the largest, weighted)
+ * in the order (key descending, scenario ascending) that xm_risk_measure's
+ * ties follow, kept in scenario order: a chunk's candidates come after every
+ * one held, so the tail of the held ones and the chunk's together is the
+ * tail of the scenarios so far, and the measure sums it in the order the
+ * whole row's pass does (the same bits). The whole account's entries carry
+ * their silo losses (weighted for worst): its attribution.
+ *
+ * The record of (set j of the group, account a), XM_TREC(G, tk) doubles:
+ *   [3c .. 3c + 3)  component c = 0 .. G: entries held, 1 once a loss was not
+ *                   finite (the measure is then the first such), that loss;
+ *   XM__TV(G, tk, c) component c's losses [tk] (tk: the group's largest k);
+ *   XM__TS(G, tk)    component 0's entries' silo losses [tk x G]. */
+#define XM_TREC(G, tk) (3 * ((G) + 1) + (tk) * (2 * (G) + 1))
+#define XM__TV(G, tk, c) (3 * ((G) + 1) + ((c) == 0 ? 0 : (tk) * ((G) + (c))))
+#define XM__TS(G, tk) (3 * ((G) + 1) + (tk))
+
+/* One (account, component) row's tail after ns more scenarios: L's rows from
+ * the caller's offset on (laid out as lay says), their weights w (has_w),
+ * first: the set's first chunk (the record starts empty). */
+XM_INLINE void xm_tail_row(xm_i64 a, int c, int G, XM_GLOBAL const double *L, xm_layout lay,
+                           xm_i64 ns, int measure, xm_i64 k, XM_GLOBAL const double *w, int has_w,
+                           int first, XM_GLOBAL const int *pos_start, XM_GLOBAL const int *pos_silo,
+                           XM_GLOBAL double *rec, xm_i64 tk) {
+  if (c > 0 && xm_silo_share(a, c - 1, pos_start, pos_silo) != 1)
+    return;
+  XM_GLOBAL double *h = rec + 3 * c, *tv = rec + XM__TV(G, tk, c);
+  XM_GLOBAL double *tg = rec + XM__TS(G, tk);
+  XM_GLOBAL const double *row = L + a * lay.ca + c * lay.cs;
+  xm_i64 ss = lay.ss, cs = lay.cs;
+  if (first)
+    h[0] = h[1] = h[2] = 0.0;
+  if (h[1] != 0.0)
+    return;
+  int worst = measure == XM_MEASURE_WORST, wt = worst && has_w;
+  for (xm_i64 s = 0; s < ns; s++) {
+    double l = wt ? w[s] * row[s * ss] : row[s * ss];
+    if (!isfinite(l)) {
+      h[1] = 1.0;
+      h[2] = l;
+      return;
+    }
+  }
+  xm_i64 n = (xm_i64)h[0];
+  if (worst) { /* the first largest; a later one only when larger */
+    double best = 0.0;
+    xm_i64 bs = 0;
+    for (xm_i64 s = 0; s < ns; s++) {
+      double l = wt ? w[s] * row[s * ss] : row[s * ss];
+      if (s == 0 || l > best) {
+        best = l;
+        bs = s;
+      }
+    }
+    if (n == 0 || best > tv[0]) {
+      tv[0] = best;
+      for (int g = 0; c == 0 && g < G; g++)
+        tg[g] = (has_w ? w[bs] : 1.0) * row[bs * ss + (1 + g) * cs];
+      h[0] = 1.0;
+    }
+    return;
+  }
+  /* var, es: the k best of the held ones and the chunk's; when k are held,
+   * a chunk's loss must be above the least of them to count */
+  int full = n == k;
+  xm_u64 least = 0;
+  for (xm_i64 i = 0; full && i < n; i++) {
+    xm_u64 key = xm_key(tv[i]);
+    least = i == 0 || key < least ? key : least;
+  }
+  xm_i64 n_gt = 0, m = 0, seen = 0;
+  xm_u64 kk = 0;
+  int all = n + ns <= k;
+  if (!all)
+    kk = xm_select_kth2(tv, n, row, ss, ns, full, least, k, &n_gt);
+  xm_i64 ties = k - n_gt;
+  for (xm_i64 i = 0; i < n + ns; i++) {
+    double l = i < n ? tv[i] : row[(i - n) * ss];
+    xm_u64 key = xm_key(l);
+    if (!all && ((i >= n && full && key <= least) || key < kk || (key == kk && seen++ >= ties)))
+      continue;
+    tv[m] = l;
+    for (int g = 0; c == 0 && g < G; g++)
+      tg[m * G + g] = i < n ? tg[i * G + g] : row[(i - n) * ss + (1 + g) * cs];
+    m++;
+  }
+  h[0] = (double)m;
+}
+
+/* The measures of one (account, component) row of set x from its tail
+ * (xm_reduce_row's outputs), and for c = 0 the account's attribution
+ * (xm_attribute_account's): the same numbers from the entries the whole
+ * row's pass would sum, in its order. A row that saw a non-finite loss
+ * measures that loss, and its attribution is NaN: the engine refuses the run. */
+XM_INLINE void xm_tail_measure(xm_i64 a, int c, int G, XM_GLOBAL const double *rec, xm_i64 tk,
+                               int measure, xm_i64 k, xm_i64 K, xm_i64 x,
+                               XM_GLOBAL const int *pos_start, XM_GLOBAL const int *pos_silo,
+                               XM_GLOBAL double *by_set, XM_GLOBAL double *silo_set,
+                               XM_GLOBAL double *attr_set) {
+  if (c > 0 && xm_silo_share(a, c - 1, pos_start, pos_silo) != 1)
+    return;
+  XM_GLOBAL const double *h = rec + 3 * c, *tv = rec + XM__TV(G, tk, c);
+  XM_GLOBAL const double *tg = rec + XM__TS(G, tk);
+  xm_i64 at = 0, n = measure == XM_MEASURE_WORST ? 1 : k;
+  double m = tv[0];
+  if (h[1] != 0.0) {
+    m = h[2];
+    at = -1;
+  } else if (measure != XM_MEASURE_WORST) {
+    xm_u64 least = 0;
+    double sum = 0.0;
+    for (xm_i64 i = 0; i < n; i++) { /* the k-th: the last entry of the least key */
+      xm_u64 key = xm_key(tv[i]);
+      if (i == 0 || key <= least) {
+        least = key;
+        at = i;
+      }
+      sum += tv[i];
+    }
+    m = measure == XM_MEASURE_VAR ? tv[at] : sum / (double)k;
+  }
+  if (c > 0) {
+    silo_set[(a * G + c - 1) * K + x] = xm_floor0(m);
+    return;
+  }
+  by_set[a * K + x] = xm_floor0(m);
+  for (int g = 0; g < G; g++) {
+    XM_GLOBAL double *o = attr_set + (a * G + g) * K + x;
+    int share = xm_silo_share(a, g, pos_start, pos_silo);
+    if (share != 1) { /* no positions: 0; all positions: the account's own */
+      silo_set[(a * G + g) * K + x] = share == 2 ? xm_floor0(m) : 0.0;
+      *o = share == 2 ? m : 0.0;
+    } else if (at < 0) {
+      *o = NAN;
+    } else if (measure != XM_MEASURE_ES) {
+      *o = tg[at * G + g];
+    } else {
+      double sum = 0.0;
+      for (xm_i64 i = 0; i < k; i++)
+        sum += tg[i * G + g];
+      *o = sum / (double)k;
+    }
+  }
 }
 
 /* The liquidity add-on LQ of account a (METHODOLOGY.md section 4.1), for

@@ -225,6 +225,39 @@ __kernel void xm_k_attribute(const long na, const int G, __global const double *
                        pos_silo, silo_set, attr_set, tail + j * na * XM_TAIL);
 }
 
+/* The streamed tails (xm_tail_row): tab[j * 7 ..] = the record's set j, first
+ * row, rows, first, k, measure, first weight (-1: none) of segment j
+ * (xm__tseg); dims (na, (G + 1) n). */
+__kernel void xm_k_tail(const long na, const int G, __global const double *L, const long ca,
+                        const long cs, const long ss, __global const long *tab, const int n,
+                        __global const double *w, __global const int *pos_start,
+                        __global const int *pos_silo, __global double *T, const long tk) {
+  long a = get_global_id(0), q = get_global_id(1);
+  int j = (int)(q / (G + 1)), c = (int)(q - (long)j * (G + 1));
+  xm_layout lay = {ca, cs, ss};
+  if (a >= na || j >= n)
+    return;
+  __global const long *t = tab + j * 7;
+  long w0 = t[6];
+  xm_tail_row(a, c, G, L + t[1] * ss, lay, t[2], (int)t[5], t[4], w + (w0 >= 0 ? w0 : 0), w0 >= 0,
+              (int)t[3], pos_start, pos_silo, T + (t[0] * na + a) * XM_TREC(G, tk), tk);
+}
+
+/* The measures and attributions from the tails (xm_tail_measure): tab as
+ * xm_k_reduce's, set j's records the j-th; dims (na, (G + 1) n). */
+__kernel void xm_k_tail_reduce(const long na, const int G, __global const double *T, const long tk,
+                               __global const long *tab, const int n, const long K,
+                               __global const int *pos_start, __global const int *pos_silo,
+                               __global double *by_set, __global double *silo_set,
+                               __global double *attr_set) {
+  long a = get_global_id(0), q = get_global_id(1);
+  int j = (int)(q / (G + 1)), c = (int)(q - (long)j * (G + 1));
+  if (a >= na || j >= n)
+    return;
+  xm_tail_measure(a, c, G, T + (j * na + a) * XM_TREC(G, tk), tk, (int)XM_TAB(j, 2), XM_TAB(j, 1),
+                  K, XM_TAB(j, 4), pos_start, pos_silo, by_set, silo_set, attr_set);
+}
+
 __kernel void xm_k_combine(const long na, const int G, const long K, const long kst, const long x0,
                            const long kown, const long rx, __global double *by_set,
                            __global double *silo_set, __global double *attr_set,

@@ -120,22 +120,31 @@ static uint64_t inputs_sum(void) {
 
 /* Contexts on the cpu backend, 2 threads (the plan depends on the count):
  * no memory limit, a middle one (several blocks, shocks resident) and a tight
- * one (300 KB, raised to the planner's 1 MiB floor: shocks made per tile). */
+ * one (300 KB, raised to the planner's 1 MiB floor: shocks made per tile).
+ * Their plans hold a group's rows of L at once (tuning.chunk = -1); the
+ * streamed plan of the default has tests of its own (streamed_*). */
 static xm_ctx *ctx_free, *ctx_mid, *ctx_tight;
 static xm_config cfg_full, cfg_ready;
+#define MID_LIMIT (1536u << 10)
+#define TIGHT_LIMIT (300u << 10)
 
-static xm_ctx *make_ctx(uint64_t limit) {
+static xm_ctx *make_ctx_on(const char *device, uint64_t limit, long chunk, int vec8) {
   xm_options o;
   xm_options_default(&o);
-  o.device = "cpu";
+  o.device = device;
   o.threads = 2;
   o.mem_limit = limit;
+  o.tuning.chunk = chunk;
+  o.tuning.vec8 = vec8;
   xm_ctx *c = NULL;
   xm_status st = xm_ctx_create(&c, &o);
   if (st != XM_OK)
     fprintf(stderr, "xm_ctx_create: %s\n", xm_ctx_last_error(c));
+  if (st != XM_OK)
+    xm_ctx_destroy(c);
   return st == XM_OK ? c : NULL;
 }
+static xm_ctx *make_ctx(uint64_t limit) { return make_ctx_on("cpu", limit, -1, -1); }
 
 static int setup(void **state) {
   (void)state;
@@ -162,8 +171,8 @@ static int setup(void **state) {
   cfg_ready.historical.enabled = 0;
   cfg_ready.montecarlo.enabled = 0;
   ctx_free = make_ctx(0);
-  ctx_mid = make_ctx(1536u << 10);
-  ctx_tight = make_ctx(300u << 10);
+  ctx_mid = make_ctx(MID_LIMIT);
+  ctx_tight = make_ctx(TIGHT_LIMIT);
   return ctx_free && ctx_mid && ctx_tight ? 0 : -1;
 }
 
@@ -359,11 +368,13 @@ static void plan_impossible(void **state) {
 
 // clang-format off
 enum { OP_BEGIN, OP_END, OP_ALLOC, OP_VIEW, OP_RELEASE, OP_UPLOAD, OP_DOWNLOAD, OP_MC, OP_EXP,
-       OP_TODAY, OP_REVALUE, OP_AGGREGATE, OP_REDUCE, OP_LIQUIDITY, OP_COMBINE };
+       OP_TODAY, OP_REVALUE, OP_AGGREGATE, OP_REDUCE, OP_LIQUIDITY, OP_COMBINE, OP_TAIL,
+       OP_TAIL_REDUCE };
+static const char *const op_name[] = {"begin", "end", "alloc", "view", "release", "upload",
+                                      "download", "mc", "exp_shocks", "today", "revalue",
+                                      "aggregate", "reduce", "liquidity", "combine", "tail",
+                                      "tail_reduce"};
 // clang-format on
-static const char *const op_name[] = {"begin",   "end",       "alloc",  "view",       "release",
-                                      "upload",  "download",  "mc",     "exp_shocks", "today",
-                                      "revalue", "aggregate", "reduce", "liquidity",  "combine"};
 typedef struct ev {
   int op;
   int64_t a, b, c;     /* the step's numbers (see the wrappers) */
@@ -539,6 +550,31 @@ static xm_status mk_reduce(xm_ctx *ctx, const xm__dblock *b, const xm__dset *ds,
   uses(w->tail, 1, OP_REDUCE);
   return xm__backend_cpu.reduce(ctx, b, ds, n, w);
 }
+/* tail: a = segments, b = their rows, c = how many are their set's first;
+ * tail_reduce as reduce. */
+static xm_status mk_tail(xm_ctx *ctx, const xm__dblock *b, const xm__tseg *seg, int n,
+                         const xm__dwork *w) {
+  int64_t rows = 0, firsts = 0;
+  for (int j = 0; j < n; j++) {
+    rows += seg[j].ns, firsts += seg[j].first;
+    if (seg[j].w_off >= 0)
+      uses(w->W, 0, OP_TAIL);
+  }
+  rec(OP_TAIL, n, rows, firsts, NULL, NULL);
+  uses_block(b, OP_TAIL), uses(w->L, 0, OP_TAIL), uses(w->T, 1, OP_TAIL);
+  return xm__backend_cpu.tail(ctx, b, seg, n, w);
+}
+static xm_status mk_tail_reduce(xm_ctx *ctx, const xm__dblock *b, const xm__dset *ds, int n,
+                                const xm__dwork *w) {
+  int64_t S = 0;
+  for (int j = 0; j < n; j++)
+    S += ds[j].S;
+  rec(OP_TAIL_REDUCE, n > 0 ? ds[0].x : -1, n, S, NULL, NULL);
+  uses_block(b, OP_TAIL_REDUCE), uses(w->T, 0, OP_TAIL_REDUCE);
+  uses(w->by, 1, OP_TAIL_REDUCE), uses(w->silo, 1, OP_TAIL_REDUCE);
+  uses(w->attr, 1, OP_TAIL_REDUCE);
+  return xm__backend_cpu.tail_reduce(ctx, b, ds, n, w);
+}
 /* liquidity: a = accounts, b = instruments, c = F. */
 static xm_status mk_liquidity(xm_ctx *ctx, const xm__dblock *b, xm__mem sx, xm__mem sex,
                               xm__mem fpar, int64_t F, double vol_floor, const xm__dwork *w) {
@@ -569,6 +605,7 @@ static void mock_install(xm_ctx *ctx, int fail_op, int fail_at) {
   mock.mc = mk_mc, mock.exp_shocks = mk_exp, mock.today = mk_today;
   mock.revalue = mk_revalue, mock.aggregate = mk_aggregate, mock.reduce = mk_reduce;
   mock.liquidity = mk_liquidity, mock.combine = mk_combine;
+  mock.tail = mk_tail, mock.tail_reduce = mk_tail_reduce;
   ctx->be = &mock;
 }
 static void mock_remove(xm_ctx *ctx) { ctx->be = &xm__backend_cpu; }
@@ -683,17 +720,26 @@ static void expect_loop(const xm__sets *sets, const xm__plan *p) {
       want(OP_TODAY, na, n, 0, -1), want(OP_LIQUIDITY, na, n, F, -1);
     for (int64_t g = 0; g < p->n_groups; g++) {
       const xm__group *gr = &p->groups[g];
-      int64_t members = 0;
+      int64_t members = 0, ch = p->chunk ? p->chunk : gr->S;
       for (int64_t t0 = 0; t0 < gr->S; t0 += p->tile) {
-        int64_t ns = gr->S - t0 < p->tile ? gr->S - t0 : p->tile;
+        int64_t ns = gr->S - t0 < p->tile ? gr->S - t0 : p->tile, c0 = t0 / ch * ch;
         if (!p->resident)
           want_shocks(sets, p, g, t0, ns, t0);
         want(OP_REVALUE, p->resident ? t0 : 0, ns, F, (int)g);
-        want(OP_AGGREGATE, t0, ns, 0, (int)g);
+        want(OP_AGGREGATE, t0 - c0, ns, 0, (int)g); /* L's rows: the chunk's */
+        if (p->chunk && (t0 + ns == gr->S || t0 + ns == c0 + ch)) {
+          int64_t segs = 0, firsts = 0; /* the chunk's sets, and those it starts */
+          for (int64_t x = gr->x0; x < gr->x1; x++) {
+            int64_t r0 = p->row[x], r1 = r0 + sets->set[x].S;
+            segs += sets->set[x].S > 0 && r0 < t0 + ns && r1 > c0;
+            firsts += sets->set[x].S > 0 && r0 >= c0 && r0 < t0 + ns;
+          }
+          want(OP_TAIL, segs, t0 + ns - c0, firsts, (int)g);
+        }
       }
       for (int64_t x = gr->x0; x < gr->x1; x++)
         members += sets->set[x].S > 0;
-      want(OP_REDUCE, gr->x0, members, gr->S, (int)g);
+      want(p->chunk ? OP_TAIL_REDUCE : OP_REDUCE, gr->x0, members, gr->S, (int)g);
     }
     want(OP_COMBINE, na, 0, 0, -1);
     want(OP_DOWNLOAD, na * XM_NOUT * 8, 0, 0, -1);
@@ -885,6 +931,115 @@ static void tight_equals_unlimited(void **state) {
   xm_run_result_free(&r0);
   xm_run_result_free(&r1);
   xm_run_result_free(&r2);
+}
+
+/* ---- the streamed tail (xm__plan.chunk, docs/engine.md) ---------------- */
+
+static void bt_config(xm_config *c, int sp_row);
+
+/* The streamed plan at the middle budget: L holds a chunk, not a group's
+ * rows, so its blocks are fewer than the unstreamed plan's (one here: every
+ * (scenario, instrument) priced once), within the budget; the chunk is whole
+ * tiles. Fails if the plan does not stream by default or gains nothing. */
+static void streamed_plan(void **state) {
+  (void)state;
+  xm_ctx *cs = make_ctx_on("cpu", MID_LIMIT, 0, -1);
+  assert_non_null(cs);
+  xm__sets s0, s1;
+  xm__plan p0, p1;
+  plan_of(ctx_mid, &scen, &cfg_full, &s0, &p0);
+  plan_of(cs, &scen, &cfg_full, &s1, &p1);
+  print_message("unstreamed: %lld blocks, L rows %lld; streamed: %lld blocks, chunk %lld, "
+                "tail %lld, tile %lld, planned %llu of %llu\n",
+                (long long)p0.n_blocks, (long long)p0.rows, (long long)p1.n_blocks,
+                (long long)p1.chunk, (long long)p1.tk, (long long)p1.tile,
+                (unsigned long long)p1.planned, (unsigned long long)p1.budget);
+  assert_int_equal(p0.chunk, 0);
+  assert_true(p0.n_blocks > 1 && p1.n_blocks == 1);
+  assert_true(p1.chunk > 0 && p1.chunk % p1.tile == 0 && p1.planned <= p1.budget);
+  check_blocks(&p1, &s1);
+  xm__plan_free(&p0), xm__plan_free(&p1);
+  xm__sets_free(&s0), xm__sets_free(&s1);
+  xm_ctx_destroy(cs);
+}
+
+/* Streamed runs are the unstreamed run bit for bit: every budget (one block
+ * or several, shocks resident or made per tile) and chunk (the plan's; 1, 7
+ * and 64 scenarios: chunks that split sets, hold fewer scenarios than the
+ * tail, or several sets of a group), for es, var and worst (the weighted
+ * stress set), on the cpu backend (the loop's steps checked by the mock,
+ * within the plan's bytes) and on an OpenCL device (its own unstreamed run;
+ * chunks of whole 8-scenario vectors, and 7 without the double8 kernels,
+ * whose remainder scenarios take the scalar path), and a backtest. Fails on
+ * any bit that a chunk boundary, a tail merge or the tails' measure changes. */
+static void streamed_equals_unstreamed(void **state) {
+  (void)state;
+  xm_config cv = cfg_full; /* var, with a larger tail */
+  cv.historical.measure = cv.montecarlo.measure = XM_MEASURE_VAR;
+  cv.confidence = 0.9;
+  const xm_config *cfgs[] = {&cfg_full, &cv};
+  const uint64_t limits[] = {0, MID_LIMIT, TIGHT_LIMIT};
+  const long chunks[] = {0, 1, 7, 64};
+  for (int c = 0; c < 2; c++) {
+    xm_run_result r0, r;
+    assert_int_equal(xm_run(ctx_free, &book, &scen, cfgs[c], NULL, &r0), XM_OK);
+    for (int l = 0; l < 3; l++)
+      for (int h = 0; h < 4; h++) {
+        xm_ctx *cs = make_ctx_on("cpu", limits[l], chunks[h], -1);
+        assert_non_null(cs);
+        if (chunks[h] == 0 || chunks[h] == 64) { /* the others' steps outgrow the trace */
+          xm__sets sets;
+          xm__plan p;
+          run_mocked(cs, cfgs[c], &sets, &p, &r);
+          assert_true(p.chunk > 0);
+          check_loop(&sets, &p);
+          xm__plan_free(&p);
+          xm__sets_free(&sets);
+        } else {
+          assert_int_equal(xm_run(cs, &book, &scen, cfgs[c], NULL, &r), XM_OK);
+        }
+        assert_same(&r0, &r);
+        xm_run_result_free(&r);
+        xm_ctx_destroy(cs);
+      }
+    xm_run_result_free(&r0);
+    xm_ctx *o0 = make_ctx_on("opencl", 0, -1, -1);
+    if (!xm_has_opencl() || !o0) {
+      print_message("streamed on OpenCL: no device here\n");
+      continue;
+    }
+    xm_ctx *ov = make_ctx_on("opencl", 0, -1, 0);
+    assert_non_null(ov);
+    xm_run_result q0, qv;
+    assert_int_equal(xm_run(o0, &book, &scen, cfgs[c], NULL, &q0), XM_OK);
+    assert_int_equal(xm_run(ov, &book, &scen, cfgs[c], NULL, &qv), XM_OK);
+    const long ochunks[] = {0, 64, 7};
+    for (int h = 0; h < 3; h++) {
+      xm_ctx *os = make_ctx_on("opencl", h == 1 ? MID_LIMIT : 0, ochunks[h], h == 2 ? 0 : -1);
+      assert_non_null(os);
+      assert_int_equal(xm_run(os, &book, &scen, cfgs[c], NULL, &r), XM_OK);
+      assert_same(h == 2 ? &qv : &q0, &r);
+      xm_run_result_free(&r);
+      xm_ctx_destroy(os);
+    }
+    xm_run_result_free(&q0), xm_run_result_free(&qv);
+    xm_ctx_destroy(o0), xm_ctx_destroy(ov);
+  }
+  /* a backtest: its batch's groups of many days' sets, streamed in chunks */
+  xm_config bc;
+  bt_config(&bc, 61);
+  xm_ctx *cs = make_ctx_on("cpu", TIGHT_LIMIT, 7, -1);
+  assert_non_null(cs);
+  xm_backtest_result b0, b1;
+  assert_int_equal(xm_backtest(ctx_free, &book, &scen, &bc, NULL, &b0), XM_OK);
+  assert_int_equal(xm_backtest(cs, &book, &scen, &bc, NULL, &b1), XM_OK);
+  int64_t n = b0.N * b0.A;
+  for (int m = 0; m < XM_BT_NMARGIN; m++)
+    assert_memory_equal(b0.margin[m], b1.margin[m], (size_t)n * sizeof(double));
+  assert_memory_equal(b0.silo_margin, b1.silo_margin, (size_t)(n * b0.G) * sizeof(double));
+  assert_memory_equal(b0.binding, b1.binding, (size_t)n * sizeof(int32_t));
+  xm_backtest_result_free(&b0), xm_backtest_result_free(&b1);
+  xm_ctx_destroy(cs);
 }
 
 /* A float64 reference, METHODOLOGY.md sections 2-4, for the ready-made sets. */
@@ -1875,6 +2030,8 @@ int main(void) {
       cmocka_unit_test(loop_streamed),
       cmocka_unit_test(loop_grouped),
       cmocka_unit_test(tight_equals_unlimited),
+      cmocka_unit_test(streamed_plan),
+      cmocka_unit_test(streamed_equals_unstreamed),
       cmocka_unit_test(matches_methodology),
       cmocka_unit_test(currencies),
       cmocka_unit_test(net_zero_pairs),

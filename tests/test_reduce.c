@@ -1,12 +1,16 @@
 /* The shared reduction header (kernels/xm_reduce.h): radix selection of the
  * k-th largest loss and the risk measures, against a full sort, on fresh
- * random vectors with many ties, negative values and -0/+0. */
+ * random vectors with many ties, negative values and -0/+0; the streamed
+ * tail (xm_tail_row, xm_tail_measure) against the whole rows' reduction
+ * (xm_reduce_row, xm_attribute_account), bit for bit, in chunks of random
+ * sizes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -73,6 +77,136 @@ static void selection_matches_sort(void **state) {
   }
 }
 
+/* One account's G + 1 rows of S losses (component-major, as both backends
+ * lay L out), reduced whole and streamed in chunks of random sizes (1 ..
+ * S + 2, a fresh size each chunk): by_set, silo_set and attr must have the
+ * same bits, for es, var and worst (weighted or not), silos holding none,
+ * some or all of the account's positions, heavy ties and signed zeros; a row
+ * with a non-finite loss measures the first such loss on both paths (the
+ * streamed attribution is then NaN: the engine refuses such a run). Fails
+ * on a tie broken the other way, a sum in another order, a chunk boundary
+ * that loses or doubles a candidate, or a record part overwritten. */
+enum { TG = 3 };
+static void streamed_tail_matches_whole_rows(void **state) {
+  (void)state;
+  unsigned seed = (unsigned)time(NULL) ^ 0x5eedu;
+  print_message("seed %u\n", seed);
+  unsigned st = seed;
+  /* position silos of the account: silo shares (0 none, 1 some, 2 all) */
+  static const int silos[][4] = {{0, 1, 2, 2}, {1, 1, 1, 1}, {0, 0, 2, -1}, {2, -1, -1, -1}};
+  for (int trial = 0; trial < 600; trial++) {
+    int kind = trial % 4, measure = (trial / 4) % 3,
+        has_w = measure == XM_MEASURE_WORST && trial % 2;
+    xm_i64 S = 1 + (xm_i64)((draw(&st, 1) + 2.0) * 97.0) + trial % 13;
+    xm_i64 k = measure == XM_MEASURE_WORST ? 1 : 1 + (xm_i64)(st % (unsigned)S);
+    const int *ps = silos[trial % 4];
+    int np = 0, pos_silo[4], pos_start[2] = {0, 0};
+    while (np < 4 && ps[np] >= 0)
+      pos_silo[np] = ps[np], np++;
+    pos_start[1] = np;
+    xm_layout lay = {(TG + 1) * S, S, 1};
+    double *L = malloc((size_t)((TG + 1) * S) * sizeof *L), *w = malloc((size_t)S * sizeof *w);
+    assert_non_null(L);
+    assert_non_null(w);
+    for (xm_i64 i = 0; i < (TG + 1) * S; i++)
+      L[i] = draw(&st, kind);
+    for (xm_i64 s = 0; s < S; s++)
+      w[s] = 0.5 + (double)(st % 7u) / 4.0, st = st * 1103515245u + 12345u;
+    if (trial % 29 == 5) /* a non-finite loss in some row */
+      L[(st % (TG + 1)) * S + st % (unsigned)S] = trial % 2 ? NAN : -INFINITY;
+    double by0 = -1, silo0[TG], attr0[TG], tail[XM_TAIL] = {0};
+    double by1 = -1, silo1[TG], attr1[TG];
+    for (int g = 0; g < TG; g++)
+      silo0[g] = silo1[g] = attr0[g] = attr1[g] = -1.0;
+    for (int c = 0; c <= TG; c++)
+      xm_reduce_row(0, c, S, lay, TG, L, measure, k, w, has_w, 1, 0, pos_start, pos_silo, &by0,
+                    silo0, tail);
+    xm_attribute_account(0, S, lay, TG, L, measure, k, w, has_w, 1, 0, pos_start, pos_silo, silo0,
+                         attr0, tail);
+    /* streamed: the chunk's rows copied into a buffer laid out for the chunk */
+    xm_i64 tk = k, rec_n = XM_TREC(TG, tk);
+    double *rec = malloc((size_t)(rec_n + 1) * sizeof *rec);
+    double *ch = malloc((size_t)((TG + 1) * (S + 2)) * sizeof *ch);
+    assert_non_null(rec);
+    assert_non_null(ch);
+    for (xm_i64 i = 0; i < rec_n; i++)
+      rec[i] = 12345.0; /* garbage: the first chunk must start it empty */
+    rec[rec_n] = 777.0; /* a guard past the record */
+    xm_i64 chunks = 0;
+    for (xm_i64 s0 = 0; s0 < S; chunks++) {
+      xm_i64 nc = 1 + (xm_i64)(st % (unsigned)(S + 2));
+      st = st * 1103515245u + 12345u;
+      nc = nc < S - s0 ? nc : S - s0;
+      xm_layout cl = {(TG + 1) * nc, nc, 1};
+      for (int c = 0; c <= TG; c++)
+        memcpy(ch + c * nc, L + c * S + s0, (size_t)nc * sizeof *ch);
+      for (int c = 0; c <= TG; c++)
+        xm_tail_row(0, c, TG, ch, cl, nc, measure, k, w + s0, has_w, s0 == 0, pos_start, pos_silo,
+                    rec, tk);
+      s0 += nc;
+    }
+    assert_true(rec[rec_n] == 777.0);
+    for (int c = 0; c <= TG; c++)
+      xm_tail_measure(0, c, TG, rec, tk, measure, k, 1, 0, pos_start, pos_silo, &by1, silo1, attr1);
+    int bad = 0;
+    for (xm_i64 i = 0; i < (TG + 1) * S; i++)
+      bad |= !isfinite(has_w ? w[i % S] * L[i] : L[i]);
+    if (memcmp(&by0, &by1, sizeof by0) || memcmp(silo0, silo1, sizeof silo0) ||
+        (!bad && memcmp(attr0, attr1, sizeof attr0)))
+      print_message("trial %d (kind %d, measure %d, w %d, S %lld, k %lld, %lld chunks): by %.17g "
+                    "/ %.17g, silo %.17g %.17g %.17g / %.17g %.17g %.17g, attr %.17g %.17g %.17g "
+                    "/ %.17g %.17g %.17g\n",
+                    trial, kind, measure, has_w, (long long)S, (long long)k, (long long)chunks, by0,
+                    by1, silo0[0], silo0[1], silo0[2], silo1[0], silo1[1], silo1[2], attr0[0],
+                    attr0[1], attr0[2], attr1[0], attr1[1], attr1[2]);
+    assert_memory_equal(&by0, &by1, sizeof by0);
+    assert_memory_equal(silo0, silo1, sizeof silo0);
+    if (!bad)
+      assert_memory_equal(attr0, attr1, sizeof attr0);
+    free(ch);
+    free(rec);
+    free(w);
+    free(L);
+  }
+}
+
+/* The two-segment selection with a floor: the k-th largest of t and of v's
+ * elements above the floor, against a sort of those (fails on a floor
+ * applied to t, or one not applied to v). */
+static void selection_two_segments(void **state) {
+  (void)state;
+  unsigned st = (unsigned)time(NULL) ^ 0xabcu;
+  for (int trial = 0; trial < 300; trial++) {
+    int kind = trial % 4;
+    xm_i64 nt = trial % 40, S = 1 + trial % 150, n = 0;
+    double *t = malloc((size_t)(nt + 1) * sizeof *t), *v = malloc((size_t)S * sizeof *v);
+    double *all = malloc((size_t)(nt + S) * sizeof *all);
+    assert_true(t && v && all);
+    for (xm_i64 i = 0; i < nt; i++)
+      all[n++] = t[i] = draw(&st, kind);
+    double fl = draw(&st, kind);
+    int use = trial % 3 != 0;
+    for (xm_i64 s = 0; s < S; s++) {
+      v[s] = draw(&st, kind);
+      if (!use || xm_key(v[s]) > xm_key(fl))
+        all[n++] = v[s];
+    }
+    qsort(all, (size_t)n, sizeof *all, cmp_desc);
+    for (xm_i64 k = 1; k <= n; k += 1 + n / 5) {
+      xm_i64 n_gt = -1;
+      xm_u64 key = xm_select_kth2(t, nt, v, 1, S, use, xm_key(fl), k, &n_gt);
+      assert_true(key == xm_key(all[k - 1]));
+      xm_i64 gt = 0;
+      for (xm_i64 i = 0; i < n; i++)
+        gt += xm_key(all[i]) > key;
+      assert_int_equal(n_gt, gt);
+    }
+    free(all);
+    free(v);
+    free(t);
+  }
+}
+
 static void tail_count(void **state) {
   (void)state;
   assert_int_equal(xm_tail_count(100, 0.99), 1);
@@ -86,6 +220,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(selection_matches_sort),
       cmocka_unit_test(tail_count),
+      cmocka_unit_test(selection_two_segments),
+      cmocka_unit_test(streamed_tail_matches_whole_rows),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -124,10 +124,12 @@ typedef struct xm_options {
    * Monte Carlo product, a multiple of 16 (XM_MC_BLOCK); vec8: 0/1 the
    * double8 kernels (XM_VEC8); mc_chunk: Monte Carlo scenarios per chunk
    * (XM_MC_CHUNK); bt_days: the most days a backtest batch holds
-   * (XM_BT_DAYS; 0: 64). */
+   * (XM_BT_DAYS; 0: 64); chunk: the scenarios of a streamed chunk of the
+   * account losses (XM_CHUNK; 0: the plan's; -1: no streaming, the losses of
+   * a whole group of sets at once; docs/engine.md). */
   struct {
     int lws, mc_block, vec8;
-    long mc_chunk, bt_days;
+    long mc_chunk, bt_days, chunk;
   } tuning;
   /* Fault injection for tests (XM_TEST_FAIL_OPENCL): "build" makes the
    * OpenCL kernels fail to build, "run" an OpenCL run report out of

@@ -47,7 +47,7 @@ typedef struct xm_options {
   int auto_opencl_cpu;
   struct {
     int lws, mc_block, vec8;
-    long mc_chunk, bt_days;
+    long mc_chunk, bt_days, chunk;
   } tuning;
   const char *fault;
 } xm_options;
