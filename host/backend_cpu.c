@@ -292,6 +292,32 @@ static void xm__cpu_normals(xm_u64 seed, xm_u64 g, int64_t F, double sc, double 
   }
 }
 
+/* y = exp(x), 8 elements through the vector code. */
+XM__SIMD_CLONES
+static void xm__cpu_exp8(const double *restrict x, double *restrict y) {
+  XM__OMP_SIMD
+  for (int i = 0; i < 8; i++)
+    y[i] = exp(x[i]);
+}
+
+/* y[0 .. m) = exp(x[0 .. m)), every element through the vector code, 8 at a
+ * time (the last 8 padded): a scalar remainder's exp differs from libmvec's
+ * in the last bit, and which elements a remainder takes depends on the call's
+ * length and its threads' split, so a shock's exp depended on its tile (a
+ * plan's budget, a rank's scenario range). */
+static void xm__cpu_exp_all(xm_ctx *ctx, const double *x, double *y, int64_t m) {
+  int64_t m8 = m / 8 * 8;
+#pragma omp parallel for schedule(static) num_threads(ctx->threads)
+  for (int64_t j = 0; j < m8; j += 8)
+    xm__cpu_exp8(x + j, y + j);
+  if (m8 < m) {
+    double t[8] = {0}, u[8];
+    memcpy(t, x + m8, (size_t)(m - m8) * sizeof *t);
+    xm__cpu_exp8(t, u);
+    memcpy(y + m8, u, (size_t)(m - m8) * sizeof *u);
+  }
+}
+
 /* Monte Carlo shocks X = diag(scale) Z L^T, Z ~ N(0, 1), the product in place
  * by TRMM (L is lower triangular: half the flops of GEMM), and EX = exp(X). */
 static xm_status xm__cpu_mc(xm_ctx *ctx, const xm__mc_args *a, int64_t s0, int64_t ns, int64_t r0,
@@ -351,19 +377,12 @@ static xm_status xm__cpu_mc(xm_ctx *ctx, const xm__mc_args *a, int64_t s0, int64
   if (failed)
     return xm__fail(ctx, XM_ENOMEM, "Monte Carlo: a block of %d scenarios x %lld factors",
                     (int)XM__MC_ROWS, (long long)F);
-  int64_t m = ns * F;
-#pragma omp parallel for schedule(static) num_threads(ctx->threads)
-  for (int64_t j = 0; j < m; j++)
-    EX[j] = exp(X[j]);
+  xm__cpu_exp_all(ctx, X, EX, ns * F);
   return XM_OK;
 }
 
 static xm_status xm__cpu_exp(xm_ctx *ctx, int64_t off, int64_t m, xm__mem Xm, xm__mem EXm) {
-  const double *X = XM__P(Xm, const double) + off;
-  double *EX = XM__P(EXm, double) + off;
-#pragma omp parallel for schedule(static) num_threads(ctx->threads)
-  for (int64_t j = 0; j < m; j++)
-    EX[j] = exp(X[j]);
+  xm__cpu_exp_all(ctx, XM__P(Xm, const double) + off, XM__P(EXm, double) + off, m);
   return XM_OK;
 }
 

@@ -73,6 +73,7 @@ typedef struct xm__loop {
   xm__dblock dd; /* an incremental run's trades (xm__increment.delta) */
   xm__mem Lb;    /* ... and the kept losses they are added to */
   double *Lhost; /* --save-pnl: L downloaded */
+  double *Th;    /* a scenario split's tails of a block, on the host */
 } xm__loop;
 
 static void xm__rel(xm_ctx *ctx, xm__mem *m) {
@@ -107,6 +108,7 @@ static void xm__loop_release(xm_ctx *ctx, xm__loop *lp, int64_t n_groups) {
   free(lp->EX);
   free(lp->X);
   free(lp->Lhost);
+  free(lp->Th);
 }
 
 /* Shocks of scenarios s0 .. s0 + ns of set x into rows r0 .. r0 + ns of X
@@ -124,7 +126,7 @@ static xm_status xm__make_shocks(xm_ctx *ctx, const xm_config *cfg, const xm__se
                      F,
                      set->chol,
                      set->name};
-    return ctx->be->mc(ctx, &a, s0, ns, r0, plan->mc_temp, X, EX);
+    return ctx->be->mc(ctx, &a, set->s_base + s0, ns, r0, plan->mc_temp, X, EX);
   }
   xm_status st = ctx->be->upload(ctx, X, (size_t)(r0 * F) * sizeof(double), set->X + s0 * F,
                                  (size_t)(ns * F) * sizeof(double));
@@ -264,6 +266,40 @@ static xm_status xm__fold_chunk(xm_ctx *ctx, const xm__dblock *db, const xm__dse
   return n ? ctx->be->tail(ctx, db, seg, n, w) : XM_OK;
 }
 
+/* A tail record from the layout of tks into that of tkd (xm_reduce.h:
+ * each component's entries, at most the smaller of the two: a record never
+ * holds more than its set's k). */
+static void xm__tail_relayout(const double *src, int64_t tks, double *dst, int64_t tkd, int G) {
+  int64_t m = tks < tkd ? tks : tkd;
+  memcpy(dst, src, (size_t)(3 * (G + 1)) * sizeof *dst);
+  for (int c = 0; c <= G; c++)
+    memcpy(dst + XM__TV(G, tkd, c), src + XM__TV(G, tks, c), (size_t)m * sizeof *dst);
+  memcpy(dst + XM__TS(G, tkd), src + XM__TS(G, tks), (size_t)(m * G) * sizeof *dst);
+}
+
+/* A scenario split's tails of group gr's sets for block bk: out of the
+ * backend's records (tails_out, into each set's array at the block's
+ * accounts) or into them (tails_in), through the host buffer th. */
+static xm_status xm__tails_move(xm_ctx *ctx, const xm__sets *sets, const xm__group *gr,
+                                const xm__dset *ds, int nds, const xm__block *bk,
+                                const xm__dwork *w, double *th, const xm__outputs *out) {
+  int G = w->G;
+  int64_t na = bk->na, tg = XM_TREC(G, gr->tk);
+  size_t bytes = (size_t)(nds * na * tg) * sizeof *th;
+  xm_status st = out->tails_out ? ctx->be->download(ctx, th, w->T, 0, bytes) : XM_OK;
+  for (int j = 0; st == XM_OK && j < nds; j++) {
+    int64_t x = ds[j].x, tx = xm__set_tk(&sets->set[x]), rx = XM_TREC(G, tx);
+    for (int64_t a = 0; a < na; a++) {
+      double *rec = th + (j * na + a) * tg;
+      if (out->tails_out)
+        xm__tail_relayout(rec, gr->tk, out->tails_out[x] + (bk->a0 + a) * rx, tx, G);
+      else
+        xm__tail_relayout(out->tails_in[x] + (bk->a0 + a) * rx, tx, rec, gr->tk, G);
+    }
+  }
+  return st == XM_OK && out->tails_in ? ctx->be->upload(ctx, w->T, 0, th, bytes) : st;
+}
+
 static void xm__progress(const xm_run_opts *o, const xm__plan *plan, int64_t b, int64_t x,
                          const char *name) {
   if (o && o->progress)
@@ -281,7 +317,11 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
    * adds the kept losses of the account's positions */
   int incr = inc && inc->base;
   const xm__block *dk = incr ? inc->delta : NULL;
-  int reprice = !incr || dk; /* rows to revalue: the block's, or the trades' */
+  /* rows to revalue: the block's, or the trades'; none from given tails */
+  int reprice = (!incr || dk) && !out->tails_in;
+  int tio = out->tails_out || out->tails_in;
+  if (tio && !plan->chunk)
+    return xm__fail(ctx, XM_EINVAL, "a scenario split's tails need a streamed plan");
   if (inc && (plan->n_blocks != 1 || plan->blocks[0].na != 1 || !sets->solo || (dk && dk->na != 1)))
     return xm__fail(ctx, XM_EINVAL, "an incremental run is of one account on sets of one a group");
   if (inc && plan->chunk)
@@ -351,10 +391,8 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
       (st = be->alloc(ctx, (size_t)(na * XM_NOUT) * sizeof(double), NULL, &lp.w.out_acct)) ||
       (st = be->alloc(ctx, (size_t)(na * G * XM_NSILO) * sizeof(double), NULL, &lp.w.out_silo)))
     goto cleanup;
-  lp.w.tk = plan->tk;
   if (plan->chunk &&
-      (st = be->alloc(ctx, (size_t)(tails * na * XM_TREC(G, plan->tk)) * sizeof(double), NULL,
-                      &lp.w.T)))
+      (st = be->alloc(ctx, (size_t)(na * plan->trec) * sizeof(double), NULL, &lp.w.T)))
     goto cleanup;
   /* The liquidity add-ons: 0 without (uploaded once), else each block's. */
   {
@@ -379,6 +417,10 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
     goto cleanup;
   if (dk && (st = be->alloc(ctx, lbytes, NULL, &lp.Lb)))
     goto cleanup;
+  if (tio && !(lp.Th = malloc((size_t)(na * plan->trec + 1) * sizeof(double)))) {
+    st = xm__fail(ctx, XM_ENOMEM, "the tails of %lld accounts", (long long)na);
+    goto cleanup;
+  }
   if (out->pnl && !(lp.Lhost = malloc(lbytes + 1))) {
     st = xm__fail(ctx, XM_ENOMEM, "--save-pnl buffer (%zu bytes)", lbytes);
     goto cleanup;
@@ -424,6 +466,7 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
        * over them, then (streamed) each chunk folded into its sets' tails */
       int64_t ch = plan->chunk ? plan->chunk : gr->S;
       lp.w.lay = be->layout(ch, bk->na, G);
+      lp.w.tk = gr->tk; /* the size of its records */
       for (int64_t s0 = 0; reprice && s0 < gr->S; s0 += tile) {
         int64_t ns = gr->S - s0 < tile ? gr->S - s0 : tile, c0 = s0 / ch * ch;
         xm__mem X = lp.X[g], EX = lp.EX[g];
@@ -455,6 +498,10 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
         st = be->download(ctx, inc->keep[gr->x0], lp.w.L, 0, gbytes);
       if (st != XM_OK)
         goto cleanup;
+      if (tio && (st = xm__tails_move(ctx, sets, gr, ds, nds, bk, &lp.w, lp.Th, out)) != XM_OK)
+        goto cleanup;
+      if (out->tails_out) /* a part: its tails are what it gives */
+        continue;
       st = plan->chunk ? be->tail_reduce(ctx, &lp.db, ds, nds, &lp.w)
                        : be->reduce(ctx, &lp.db, ds, nds, &lp.w);
       if (st != XM_OK)
@@ -478,7 +525,7 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
       }
     }
     /* each day's sets (a run: one day of all K) */
-    for (int64_t j = 0; j < ndays; j++) {
+    for (int64_t j = 0; j < ndays && !out->tails_out; j++) {
       lp.w.x0 = j * ko + (j > 0 ? nsh : 0);
       lp.w.kd = ko + nsh;
       lp.w.kown = ko;
@@ -492,8 +539,8 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
                              (size_t)(bk->na * G * XM_NSILO) * sizeof(double))))
         goto cleanup;
     }
-    if ((st = be->download(ctx, out->by_set + bk->a0 * K, lp.w.by, 0,
-                           (size_t)(bk->na * K) * sizeof(double))))
+    if (!out->tails_out && (st = be->download(ctx, out->by_set + bk->a0 * K, lp.w.by, 0,
+                                              (size_t)(bk->na * K) * sizeof(double))))
       goto cleanup;
     xm__block_release(ctx, &lp.db);
     xm__block_release(ctx, &lp.dd);
@@ -734,12 +781,13 @@ static xm_status xm__part_make(xm_ctx *ctx, const xm_portfolio *pf, int64_t a0, 
 xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
                        const xm_config *cfg, const xm_run_opts *opts, unsigned flags,
                        xm_run_result *out) {
-  return xm__run_sets(ctx, pf, sf, cfg, opts, flags, NULL, NULL, out);
+  return xm__run_sets(ctx, pf, sf, cfg, opts, flags, NULL, NULL, NULL, out);
 }
 
 xm_status xm__run_sets(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
                        const xm_config *cfg, const xm_run_opts *opts, unsigned flags,
-                       const xm__sets *given, const xm__increment *inc, xm_run_result *out) {
+                       const xm__sets *given, const xm__increment *inc, const xm__tails_io *tio,
+                       xm_run_result *out) {
   xm_run_opts o = {0, 0, NULL, NULL, 0, 0, 0, 0};
   if (opts)
     o = *opts;
@@ -847,8 +895,14 @@ xm_status xm__run_sets(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_fi
       }
   }
   out->t_prepare = xm__now() - t0;
+  if (tio) {
+    ev.tails_out = tio->out;
+    ev.tails_in = tio->in;
+  }
   if ((st = xm__evaluate(ctx, cfg, &sets, &plan, o.save_scenarios, &o, inc ? &incr : NULL, &ev)) !=
       XM_OK)
+    goto cleanup;
+  if (ev.tails_out) /* a part of a scenario split: its tails are its result */
     goto cleanup;
   out->t_scenarios = ev.t_scen;
   out->t_evaluate = ev.t_eval;

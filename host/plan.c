@@ -136,50 +136,70 @@ static uint64_t xm__block_bytes(const xm__block *bk, int64_t np, int G) {
   return b;
 }
 
-/* Device bytes per account of the work buffers other than L (tk > 0: a
- * streamed plan's tails of tk entries). */
-static uint64_t xm__acct_bytes(int G, int64_t K, int64_t tk) {
+/* Device bytes per account of the work buffers other than L (trec: a
+ * streamed plan's tail records of an account, doubles). */
+static uint64_t xm__acct_bytes(int G, int64_t K, int64_t trec) {
   int64_t tails = K < XM__GROUP_SETS ? K : XM__GROUP_SETS;
-  return 8u * (uint64_t)(K + 2 * G * K + XM_TAIL * tails + XM_NOUT + XM_NSILO * G + G + 1 +
-                         (tk > 0 ? tails * XM_TREC(G, tk) : 0));
-}
-
-/* Accounts a block may hold when L has R rows (0: not one). */
-static int64_t xm__na_max(uint64_t rest, uint64_t maxbuf, int64_t R, int G, int64_t K, int64_t tk,
-                          int save_pnl) {
-  uint64_t lrow = (uint64_t)R * (uint64_t)(G + 1) * 8u;
-  uint64_t per_acct = lrow * (save_pnl ? 2u : 1u) + xm__acct_bytes(G, K, tk);
-  int64_t na = (int64_t)((rest / 2) / per_acct);
-  if ((uint64_t)na * lrow > maxbuf)
-    na = (int64_t)(maxbuf / lrow);
-  return na > (int64_t)1 << 24 ? (int64_t)1 << 24 : na;
+  return 8u * (uint64_t)(K + 2 * G * K + XM_TAIL * tails + XM_NOUT + XM_NSILO * G + G + 1 + trec);
 }
 
 /* The groups of xm__group: the sets with scenarios in run order, packed
- * while their rows fit R and they are at most XM__GROUP_SETS. */
+ * while their rows fit R and they are at most XM__GROUP_SETS (one when
+ * solo), each with its tk (the largest k of its sets, 1 for worst), into
+ * g[] and row[] when not NULL. Returns the largest group's tail records of
+ * one account, members x XM_TREC(G, tk) doubles (a streamed plan's). */
+static int64_t xm__group_sets(const xm__sets *sets, int64_t R, int G, xm__group *g, int64_t *n,
+                              int64_t *row) {
+  int64_t most = 0, ng = 0, members = 0;
+  xm__group cur = {0, 0, 0, 1};
+  for (int64_t x = 0; x <= sets->K; x++) {
+    const xm__set *set = x < sets->K ? &sets->set[x] : NULL;
+    if (set && set->S == 0)
+      continue; /* a backtest day before the stressed period: in no group */
+    if (members > 0 &&
+        (!set || cur.S + set->S > R || members == (sets->solo ? 1 : XM__GROUP_SETS))) {
+      if (g)
+        g[ng] = cur;
+      ng++;
+      most = members * XM_TREC(G, cur.tk) > most ? members * XM_TREC(G, cur.tk) : most;
+      members = 0;
+    }
+    if (!set)
+      break;
+    if (members++ == 0)
+      cur = (xm__group){x, x, 0, 1};
+    if (row)
+      row[x] = cur.S;
+    int64_t tk = set->measure == XM_MEASURE_WORST ? 1 : set->k;
+    cur.S += set->S;
+    cur.x1 = x + 1;
+    cur.tk = tk > cur.tk ? tk : cur.tk;
+  }
+  if (n)
+    *n = ng;
+  return most;
+}
+
+/* Accounts a block may hold when L has R rows (0: not one). */
+static int64_t xm__na_max(uint64_t rest, uint64_t maxbuf, int64_t R, int G, int64_t K, int64_t trec,
+                          int save_pnl) {
+  uint64_t lrow = (uint64_t)R * (uint64_t)(G + 1) * 8u;
+  uint64_t per_acct = lrow * (save_pnl ? 2u : 1u) + xm__acct_bytes(G, K, trec);
+  int64_t na = (int64_t)((rest / 2) / per_acct);
+  if ((uint64_t)na * lrow > maxbuf)
+    na = (int64_t)(maxbuf / lrow);
+  if (trec > 0 && (uint64_t)na * (uint64_t)trec * 8u > maxbuf) /* the tails: one buffer too */
+    na = (int64_t)(maxbuf / ((uint64_t)trec * 8u));
+  return na > (int64_t)1 << 24 ? (int64_t)1 << 24 : na;
+}
+
 static xm_status xm__groups(xm_ctx *ctx, const xm__sets *sets, int64_t R, xm__plan *out) {
   int64_t K = sets->K;
   out->groups = calloc((size_t)K + 1, sizeof *out->groups);
   out->row = calloc((size_t)K + 1, sizeof *out->row);
   if (!out->groups || !out->row)
     return xm__fail(ctx, XM_ENOMEM, "planning %lld sets", (long long)K);
-  out->n_groups = 0;
-  xm__group *g = NULL;
-  int64_t members = 0;
-  for (int64_t x = 0; x < K; x++) {
-    int64_t S = sets->set[x].S;
-    if (S == 0)
-      continue; /* a backtest day before the stressed period: in no group */
-    if (!g || g->S + S > R || members == (sets->solo ? 1 : XM__GROUP_SETS)) {
-      g = &out->groups[out->n_groups++];
-      *g = (xm__group){x, x, 0};
-      members = 0;
-    }
-    out->row[x] = g->S;
-    g->S += S;
-    g->x1 = x + 1;
-    members++;
-  }
+  xm__group_sets(sets, R, out->G, out->groups, &out->n_groups, out->row);
   return XM_OK;
 }
 
@@ -378,9 +398,11 @@ xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *se
    * largest set's scenarios; on a device (not the host's memory) it grows,
    * doubling up to every set's, while that costs no block: fewer, larger
    * launches for the same passes over the book. */
-  /* Streamed: L's rows are a chunk's, the tails per account beside them. */
+  /* Streamed: L's rows are a chunk's, the tails per account beside them
+   * (the largest group's records: XM__TREC(R) doubles when groups hold R rows). */
   int64_t tk = 0, chunk = 0;
-  if (!(flags & (XM__PLAN_PNL | XM__PLAN_ROWS)) && ctx->opt.tuning.chunk >= 0) {
+  int streamed = !(flags & (XM__PLAN_PNL | XM__PLAN_ROWS)) && ctx->opt.tuning.chunk >= 0;
+  if (streamed) {
     tk = 1;
     for (int64_t x = 0; x < K; x++)
       if (sets->set[x].S > 0 && sets->set[x].measure != XM_MEASURE_WORST && sets->set[x].k > tk)
@@ -389,18 +411,22 @@ xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *se
                                       : (8 * tk > XM__CHUNK_MIN ? 8 * tk : XM__CHUNK_MIN);
   }
 #define XM__LROWS(r) (chunk > 0 && chunk < (r) ? chunk : (r))
+#define XM__TREC(r) (streamed ? xm__group_sets(sets, (r), G, NULL, NULL, NULL) : 0)
   /* the plan's chunk halves (not below XM__CHUNK_FLOOR or 2 tk) while that
    * saves blocks: a block more reprices its instruments, a smaller chunk
    * only merges the tails more often */
+  if (ctx->opt.tuning.chunk == 0 && chunk > maxS)
+    chunk = maxS; /* L's rows are a group's at most */
   while (ctx->opt.tuning.chunk == 0 && chunk > 0 && chunk / 2 >= XM__CHUNK_FLOOR &&
-         chunk / 2 >= 2 * tk && chunk / 2 < maxS && A > 0) {
-    int64_t n1 = xm__na_max(rest, maxbuf, XM__LROWS(maxS), G, K, tk, save_pnl);
-    int64_t n2 = xm__na_max(rest, maxbuf, chunk / 2, G, K, tk, save_pnl);
+         chunk / 2 >= 2 * tk && A > 0) {
+    int64_t n1 = xm__na_max(rest, maxbuf, XM__LROWS(maxS), G, K, XM__TREC(maxS), save_pnl);
+    int64_t n2 = xm__na_max(rest, maxbuf, chunk / 2, G, K, XM__TREC(maxS), save_pnl);
     if (n1 >= A || n2 < 1 || (A + n2 - 1) / n2 >= (A + (n1 > 0 ? n1 : 1) - 1) / (n1 > 0 ? n1 : 1))
       break;
     chunk /= 2;
   }
-  int64_t R = maxS, na_max = xm__na_max(rest, maxbuf, XM__LROWS(maxS), G, K, tk, save_pnl);
+  int64_t R = maxS,
+          na_max = xm__na_max(rest, maxbuf, XM__LROWS(maxS), G, K, XM__TREC(maxS), save_pnl);
   if (na_max < 1) {
     st = xm__fail(ctx, XM_ERESOURCE,
                   "device memory budget %llu bytes cannot hold one account's %lld scenario "
@@ -413,7 +439,7 @@ xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *se
   out->n_blocks = A > 0 ? (A + na_max - 1) / na_max : 0;
   for (int64_t c = 2 * maxS; !be->host_memory && A > 0 && R < all_rows; c *= 2) {
     int64_t rc = c < all_rows ? c : all_rows;
-    int64_t nc_ = xm__na_max(rest, maxbuf, XM__LROWS(rc), G, K, tk, save_pnl);
+    int64_t nc_ = xm__na_max(rest, maxbuf, XM__LROWS(rc), G, K, XM__TREC(rc), save_pnl);
     if (nc_ > A)
       nc_ = A;
     if (nc_ < 1 || (A + nc_ - 1) / nc_ > out->n_blocks ||
@@ -423,8 +449,9 @@ xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *se
     na_max = nc_;
   }
   out->rows = R;
-  out->tk = tk;
+  out->trec = XM__TREC(R);
   int64_t lr = XM__LROWS(R); /* L's rows */
+#undef XM__TREC
 #undef XM__LROWS
   if ((st = xm__groups(ctx, sets, R, out)) != XM_OK)
     goto cleanup;
@@ -457,9 +484,9 @@ xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *se
     out->max_pos = p1 - p0 > out->max_pos ? p1 - p0 : out->max_pos;
     p0 = p1;
   }
-  uint64_t lbytes =
-      ((uint64_t)lr * (uint64_t)(G + 1) * 8u * (save_pnl ? 2u : 1u) + xm__acct_bytes(G, K, tk)) *
-      (uint64_t)out->max_na;
+  uint64_t lbytes = ((uint64_t)lr * (uint64_t)(G + 1) * 8u * (save_pnl ? 2u : 1u) +
+                     xm__acct_bytes(G, K, out->trec)) *
+                    (uint64_t)out->max_na;
   /* Tiles: the contract losses of a tile (and, when the shocks are made per
    * tile, its X and EX) in what is left. */
   uint64_t left = rest > lbytes + bmax ? rest - lbytes - bmax : 0;

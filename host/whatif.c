@@ -435,7 +435,7 @@ static xm_status xm__kept_get(xm_prepared *p, int32_t a, const xm_portfolio *alo
   xm__increment inc = {keep, NULL, NULL, NULL};
   xm_run_result r;
   memset(&r, 0, sizeof r);
-  xm_status st = xm__run_sets(p->ctx, alone, p->sf, &p->cfg, NULL, 0, &p->sets, &inc, &r);
+  xm_status st = xm__run_sets(p->ctx, alone, p->sf, &p->cfg, NULL, 0, &p->sets, &inc, NULL, &r);
   if (run && st == XM_OK)
     *run = r;
   else
@@ -489,7 +489,7 @@ static xm_status xm__wi_run(xm_prepared *p, int32_t account, const xm__wi_book *
   memset(&made, 0, sizeof made);
   int full = xm__wi_closes(b, nr, n);
   if (full || xm__kept_get(p, account, &alone, &L, &made) != XM_OK)
-    return xm__run_sets(p->ctx, &b->one, p->sf, &p->cfg, NULL, 0, &p->sets, NULL, out);
+    return xm__run_sets(p->ctx, &b->one, p->sf, &p->cfg, NULL, 0, &p->sets, NULL, NULL, out);
   if (n == 0 && made.A == 1) { /* no trade: the run that kept the losses */
     *out = made;
     return XM_OK;
@@ -501,7 +501,7 @@ static xm_status xm__wi_run(xm_prepared *p, int32_t account, const xm__wi_book *
   for (int64_t x = 0; x < p->sets.K; x++)
     base[x] = L + p->off[x];
   xm__increment inc = {NULL, base, n > 0 ? &trades : NULL, NULL};
-  xm_status st = xm__run_sets(p->ctx, &b->one, p->sf, &p->cfg, NULL, 0, &p->sets, &inc, out);
+  xm_status st = xm__run_sets(p->ctx, &b->one, p->sf, &p->cfg, NULL, 0, &p->sets, &inc, NULL, out);
   free(base);
   return st;
 }

@@ -75,7 +75,8 @@ typedef struct xm__dwork {
   xm__mem tail;           /* [min(K, XM__GROUP_SETS) x na x XM_TAIL] reduce's scratch */
   /* streamed (L holds a chunk of a group's rows): every set of the group's
    * running tails, set j's account a at T[(j * na + a) * XM_TREC(G, tk)];
-   * tk the group's largest k (1 for worst). NULL: L holds the group's rows. */
+   * tk the group's largest k (1 for worst: xm__group.tk). NULL: L holds the
+   * group's rows. */
   xm__mem T;
   int64_t tk;
   xm__mem out_acct, out_silo; /* [na x XM_NOUT], [na x G x XM_NSILO] */

@@ -48,14 +48,21 @@ typedef struct xm__set {
   int measure; /* xm_measure */
   double confidence;
   int64_t S;
-  int64_t k;     /* tail count for es/var */
-  double *X;     /* [S x F] host shocks (NULL for Monte Carlo until kept) */
-  double *w;     /* [S] weights, or NULL */
-  char **labels; /* [S] */
-  int is_mc;     /* drawn by the backend: X = scale .* Z L^T */
-  double *EX;    /* [S x F] exp(X) made before (a prepared what-if book), or NULL */
-  double *chol;  /* [F x F] lower Cholesky factor (row-major), Monte Carlo only */
+  int64_t k;      /* tail count for es/var */
+  double *X;      /* [S x F] host shocks (NULL for Monte Carlo until kept) */
+  double *w;      /* [S] weights, or NULL */
+  char **labels;  /* [S] */
+  int is_mc;      /* drawn by the backend: X = scale .* Z L^T */
+  double *EX;     /* [S x F] exp(X) made before (a prepared what-if book), or NULL */
+  double *chol;   /* [F x F] lower Cholesky factor (row-major), Monte Carlo only */
+  int64_t s_base; /* its first scenario in the whole set (a part of it: xm__sets_part) */
 } xm__set;
+
+/* A set's tail in a streamed plan: its k, 1 for worst; and the doubles of
+ * one account's tail record of it (kernels/xm_reduce.h). */
+static inline int64_t xm__set_tk(const xm__set *s) {
+  return s->measure == XM_MEASURE_WORST ? 1 : (s->k > 1 ? s->k : 1);
+}
 
 /* The sets of a run and the factor columns of their shock rows. */
 typedef struct xm__sets {
@@ -137,7 +144,8 @@ typedef struct xm__block {
  * (a backtest batch's small sets of many days in a few launches). */
 typedef struct xm__group {
   int64_t x0, x1;
-  int64_t S; /* their scenarios */
+  int64_t S;  /* their scenarios */
+  int64_t tk; /* streamed: its sets' largest tail (1 for worst): its records' size */
 } xm__group;
 
 typedef struct xm__plan {
@@ -151,8 +159,9 @@ typedef struct xm__plan {
    * (a multiple of the tile, or a group's last), each chunk's losses folded
    * into every set's running tails (tk entries: the largest k, 1 for worst)
    * that the reduce step measures; not with --save-pnl or an incremental
-   * run, which read L's rows. 0: L holds a group's rows. */
-  int64_t chunk, tk;
+   * run, which read L's rows. 0: L holds a group's rows. trec: the doubles
+   * of an account's records in the largest group (members x XM_TREC(G, its tk)). */
+  int64_t chunk, trec;
   int64_t n_groups; /* the sets with scenarios, grouped in run order */
   xm__group *groups;
   int64_t *row;     /* [K] a set's first row in its group */
@@ -237,7 +246,19 @@ typedef struct xm__outputs {
   double *acct, *silo, *by_set;
   float **pnl; /* [K] each [S x A], or NULL */
   double t_scen, t_eval;
+  /* A part of a scenario split (host/split.c; a streamed plan): each set's
+   * tails, [K] arrays of A x XM_TREC(G, xm__set_tk) doubles (zeroed by the
+   * caller), filled from the loop (tails_out), or given (tails_in: nothing
+   * is revalued, the measures come from them). NULL: neither. */
+  double **tails_out;
+  const double *const *tails_in;
 } xm__outputs;
+
+/* What xm__run_sets passes to xm__outputs' tails (NULL: a plain run). */
+typedef struct xm__tails_io {
+  double **out;
+  const double *const *in;
+} xm__tails_io;
 
 /* An incremental run (host/whatif.c): one account on sets of one a group
  * (xm__sets.solo), whose account and silo losses L of each set x are kept
@@ -276,7 +297,8 @@ xm_status xm__run_once(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_fi
  * (host/whatif.c). */
 xm_status xm__run_sets(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
                        const xm_config *cfg, const xm_run_opts *opts, unsigned flags,
-                       const xm__sets *given, const xm__increment *inc, xm_run_result *out);
+                       const xm__sets *given, const xm__increment *inc, const xm__tails_io *tio,
+                       xm_run_result *out);
 
 /* The loss of each account and silo of the plan's blocks under one move
  * x[F] of the shock columns (a backtest's realised move), on the host with

@@ -287,53 +287,38 @@ XM_INLINE void xm_attribute_account(xm_i64 a, xm_i64 S, xm_layout lay, int G,
 #define XM__TV(G, tk, c) (3 * ((G) + 1) + ((c) == 0 ? 0 : (tk) * ((G) + (c))))
 #define XM__TS(G, tk) (3 * ((G) + 1) + (tk))
 
-/* One (account, component) row's tail after ns more scenarios: L's rows from
- * the caller's offset on (laid out as lay says), their weights w (has_w),
- * first: the set's first chunk (the record starts empty). */
-XM_INLINE void xm_tail_row(xm_i64 a, int c, int G, XM_GLOBAL const double *L, xm_layout lay,
-                           xm_i64 ns, int measure, xm_i64 k, XM_GLOBAL const double *w, int has_w,
-                           int first, XM_GLOBAL const int *pos_start, XM_GLOBAL const int *pos_silo,
-                           XM_GLOBAL double *rec, xm_i64 tk) {
-  if (c > 0 && xm_silo_share(a, c - 1, pos_start, pos_silo) != 1)
-    return;
+/* Folds ns more losses v[s * vs] (component c's; the whole account's carry
+ * their silo g losses at sv[s * svs + g * svg]) that come after every one
+ * held into the record's tail of component c: the k best of both (worst:
+ * the first largest, weighted by w when has_w; a later one only when
+ * larger). When k are held, a new loss must be above the least of them to
+ * count (no later scenario ties into the tail). The losses are finite. */
+XM_INLINE void xm__tail_fold(XM_GLOBAL double *rec, int c, int G, xm_i64 tk,
+                             XM_GLOBAL const double *v, xm_i64 vs, XM_GLOBAL const double *sv,
+                             xm_i64 svs, xm_i64 svg, xm_i64 ns, int measure, xm_i64 k,
+                             XM_GLOBAL const double *w, int has_w) {
   XM_GLOBAL double *h = rec + 3 * c, *tv = rec + XM__TV(G, tk, c);
   XM_GLOBAL double *tg = rec + XM__TS(G, tk);
-  XM_GLOBAL const double *row = L + a * lay.ca + c * lay.cs;
-  xm_i64 ss = lay.ss, cs = lay.cs;
-  if (first)
-    h[0] = h[1] = h[2] = 0.0;
-  if (h[1] != 0.0)
-    return;
-  int worst = measure == XM_MEASURE_WORST, wt = worst && has_w;
-  for (xm_i64 s = 0; s < ns; s++) {
-    double l = wt ? w[s] * row[s * ss] : row[s * ss];
-    if (!isfinite(l)) {
-      h[1] = 1.0;
-      h[2] = l;
-      return;
-    }
-  }
   xm_i64 n = (xm_i64)h[0];
-  if (worst) { /* the first largest; a later one only when larger */
+  if (measure == XM_MEASURE_WORST) {
+    int wt = has_w;
     double best = 0.0;
     xm_i64 bs = 0;
     for (xm_i64 s = 0; s < ns; s++) {
-      double l = wt ? w[s] * row[s * ss] : row[s * ss];
+      double l = wt ? w[s] * v[s * vs] : v[s * vs];
       if (s == 0 || l > best) {
         best = l;
         bs = s;
       }
     }
-    if (n == 0 || best > tv[0]) {
+    if (ns > 0 && (n == 0 || best > tv[0])) {
       tv[0] = best;
       for (int g = 0; c == 0 && g < G; g++)
-        tg[g] = (has_w ? w[bs] : 1.0) * row[bs * ss + (1 + g) * cs];
+        tg[g] = (has_w ? w[bs] : 1.0) * sv[bs * svs + g * svg];
       h[0] = 1.0;
     }
     return;
   }
-  /* var, es: the k best of the held ones and the chunk's; when k are held,
-   * a chunk's loss must be above the least of them to count */
   int full = n == k;
   xm_u64 least = 0;
   for (xm_i64 i = 0; full && i < n; i++) {
@@ -344,19 +329,73 @@ XM_INLINE void xm_tail_row(xm_i64 a, int c, int G, XM_GLOBAL const double *L, xm
   xm_u64 kk = 0;
   int all = n + ns <= k;
   if (!all)
-    kk = xm_select_kth2(tv, n, row, ss, ns, full, least, k, &n_gt);
+    kk = xm_select_kth2(tv, n, v, vs, ns, full, least, k, &n_gt);
   xm_i64 ties = k - n_gt;
   for (xm_i64 i = 0; i < n + ns; i++) {
-    double l = i < n ? tv[i] : row[(i - n) * ss];
+    double l = i < n ? tv[i] : v[(i - n) * vs];
     xm_u64 key = xm_key(l);
     if (!all && ((i >= n && full && key <= least) || key < kk || (key == kk && seen++ >= ties)))
       continue;
     tv[m] = l;
     for (int g = 0; c == 0 && g < G; g++)
-      tg[m * G + g] = i < n ? tg[i * G + g] : row[(i - n) * ss + (1 + g) * cs];
+      tg[m * G + g] = i < n ? tg[i * G + g] : sv[(i - n) * svs + g * svg];
     m++;
   }
   h[0] = (double)m;
+}
+
+/* One (account, component) row's tail after ns more scenarios: L's rows from
+ * the caller's offset on (laid out as lay says), their weights w (has_w),
+ * first: the set's first chunk (the record starts empty). A non-finite loss
+ * (weighted, for worst) ends the row: its measure is the first such. */
+XM_INLINE void xm_tail_row(xm_i64 a, int c, int G, XM_GLOBAL const double *L, xm_layout lay,
+                           xm_i64 ns, int measure, xm_i64 k, XM_GLOBAL const double *w, int has_w,
+                           int first, XM_GLOBAL const int *pos_start, XM_GLOBAL const int *pos_silo,
+                           XM_GLOBAL double *rec, xm_i64 tk) {
+  if (c > 0 && xm_silo_share(a, c - 1, pos_start, pos_silo) != 1)
+    return;
+  XM_GLOBAL double *h = rec + 3 * c;
+  XM_GLOBAL const double *row = L + a * lay.ca + c * lay.cs;
+  if (first)
+    h[0] = h[1] = h[2] = 0.0;
+  if (h[1] != 0.0)
+    return;
+  int wt = measure == XM_MEASURE_WORST && has_w;
+  for (xm_i64 s = 0; s < ns; s++) {
+    double l = wt ? w[s] * row[s * lay.ss] : row[s * lay.ss];
+    if (!isfinite(l)) {
+      h[1] = 1.0;
+      h[2] = l;
+      return;
+    }
+  }
+  xm__tail_fold(rec, c, G, tk, row, lay.ss, L + a * lay.ca + lay.cs, lay.ss, lay.cs, ns, measure, k,
+                w, wt);
+}
+
+/* Folds the record src, of scenarios after every one of dst's (the next
+ * part of a set split across processes, docs/scaling.md), into dst, both of
+ * account a in the layout of tk: dst is then the tail of both parts, bit for
+ * bit the one a single pass over them makes. A part without scenarios holds
+ * nothing (0 entries). */
+XM_INLINE void xm_tail_merge(xm_i64 a, int G, XM_GLOBAL double *dst, XM_GLOBAL const double *src,
+                             xm_i64 tk, int measure, xm_i64 k, XM_GLOBAL const int *pos_start,
+                             XM_GLOBAL const int *pos_silo) {
+  for (int c = 0; c <= G; c++) {
+    if (c > 0 && xm_silo_share(a, c - 1, pos_start, pos_silo) != 1)
+      continue;
+    XM_GLOBAL double *h = dst + 3 * c;
+    XM_GLOBAL const double *hs = src + 3 * c;
+    if (h[1] != 0.0)
+      continue;
+    if (hs[1] != 0.0) {
+      h[1] = hs[1];
+      h[2] = hs[2];
+      continue;
+    }
+    xm__tail_fold(dst, c, G, tk, src + XM__TV(G, tk, c), 1, src + XM__TS(G, tk), G, 1,
+                  (xm_i64)hs[0], measure, k, src, 0);
+  }
 }
 
 /* The measures of one (account, component) row of set x from its tail

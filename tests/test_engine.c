@@ -831,7 +831,7 @@ static void loop_resident(void **state) {
   double *silo = malloc(N_ACCT * 3 * XM_NSILO * sizeof *silo),
          *by = malloc(N_ACCT * 8 * sizeof *by);
   assert_true(acct && silo && by && sets.K <= 8);
-  xm__outputs out = {acct, silo, by, NULL, 0.0, 0.0};
+  xm__outputs out = {acct, silo, by, NULL, 0.0, 0.0, NULL, NULL};
   mock_install(ctx_mid, -1, 0);
   xm_status st = xm__evaluate(ctx_mid, &cfg_full, &sets, &p, 0, NULL, NULL, &out);
   mock_remove(ctx_mid);
@@ -950,9 +950,9 @@ static void streamed_plan(void **state) {
   plan_of(ctx_mid, &scen, &cfg_full, &s0, &p0);
   plan_of(cs, &scen, &cfg_full, &s1, &p1);
   print_message("unstreamed: %lld blocks, L rows %lld; streamed: %lld blocks, chunk %lld, "
-                "tail %lld, tile %lld, planned %llu of %llu\n",
+                "tail records %lld doubles, tile %lld, planned %llu of %llu\n",
                 (long long)p0.n_blocks, (long long)p0.rows, (long long)p1.n_blocks,
-                (long long)p1.chunk, (long long)p1.tk, (long long)p1.tile,
+                (long long)p1.chunk, (long long)p1.trec, (long long)p1.tile,
                 (unsigned long long)p1.planned, (unsigned long long)p1.budget);
   assert_int_equal(p0.chunk, 0);
   assert_true(p0.n_blocks > 1 && p1.n_blocks == 1);
@@ -1040,6 +1040,30 @@ static void streamed_equals_unstreamed(void **state) {
   assert_memory_equal(b0.binding, b1.binding, (size_t)n * sizeof(int32_t));
   xm_backtest_result_free(&b0), xm_backtest_result_free(&b1);
   xm_ctx_destroy(cs);
+}
+
+/* xm_run_scenario_ranks outside mpirun: XM_EUNSUPPORTED in a build without
+ * MPI; in an MPI build, XM_EINVAL naming what is missing (no communicator,
+ * MPI not started); NULL arguments refused; *out empty either way
+ * (tests/python/mpi_split.py runs it under mpirun). */
+static void scenario_ranks_refusals(void **state) {
+  (void)state;
+  xm_run_result r;
+  xm_status st = xm_run_scenario_ranks(ctx_free, &book, &scen, &cfg_full, NULL, NULL, &r);
+#ifdef XM_WITH_MPI
+  assert_int_equal(st, XM_EINVAL);
+  assert_non_null(strstr(xm_ctx_last_error(ctx_free), "no MPI communicator"));
+#else
+  assert_int_equal(st, XM_EUNSUPPORTED);
+  assert_non_null(strstr(xm_ctx_last_error(ctx_free), "XM_WITH_MPI"));
+#endif
+  assert_null(r.requirement);
+  assert_int_equal(r.A, 0);
+  assert_int_equal(xm_run_scenario_ranks(ctx_free, NULL, &scen, &cfg_full, NULL, NULL, &r),
+                   XM_EINVAL);
+  assert_int_equal(xm_run_scenario_ranks(NULL, &book, &scen, &cfg_full, NULL, NULL, &r), XM_EINVAL);
+  assert_int_equal(xm_run_scenario_ranks(ctx_free, &book, &scen, &cfg_full, NULL, NULL, NULL),
+                   XM_EINVAL);
 }
 
 /* A float64 reference, METHODOLOGY.md sections 2-4, for the ready-made sets. */
@@ -2032,6 +2056,7 @@ int main(void) {
       cmocka_unit_test(tight_equals_unlimited),
       cmocka_unit_test(streamed_plan),
       cmocka_unit_test(streamed_equals_unstreamed),
+      cmocka_unit_test(scenario_ranks_refusals),
       cmocka_unit_test(matches_methodology),
       cmocka_unit_test(currencies),
       cmocka_unit_test(net_zero_pairs),

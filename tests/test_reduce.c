@@ -3,7 +3,7 @@
  * random vectors with many ties, negative values and -0/+0; the streamed
  * tail (xm_tail_row, xm_tail_measure) against the whole rows' reduction
  * (xm_reduce_row, xm_attribute_account), bit for bit, in chunks of random
- * sizes. */
+ * sizes, and in parts merged (xm_tail_merge). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -146,6 +146,33 @@ static void streamed_tail_matches_whole_rows(void **state) {
       s0 += nc;
     }
     assert_true(rec[rec_n] == 777.0);
+    /* the same scenarios in 1 .. 4 parts (processes), each streamed into a
+     * record of its own (an empty part holds nothing), merged in order */
+    int parts = 1 + trial % 4;
+    double *mrec = calloc((size_t)(rec_n * parts), sizeof *mrec);
+    assert_non_null(mrec);
+    for (int q = 0; q < parts; q++) {
+      xm_i64 p0 = S * q / parts, p1 = S * (q + 1) / parts;
+      for (xm_i64 s0 = p0; s0 < p1;) {
+        xm_i64 nc = 1 + (xm_i64)(st % 9u);
+        st = st * 1103515245u + 12345u;
+        nc = nc < p1 - s0 ? nc : p1 - s0;
+        xm_layout cl = {(TG + 1) * nc, nc, 1};
+        for (int c = 0; c <= TG; c++)
+          memcpy(ch + c * nc, L + c * S + s0, (size_t)nc * sizeof *ch);
+        for (int c = 0; c <= TG; c++)
+          xm_tail_row(0, c, TG, ch, cl, nc, measure, k, w + s0, has_w, s0 == p0, pos_start,
+                      pos_silo, mrec + q * rec_n, tk);
+        s0 += nc;
+      }
+      if (q > 0)
+        xm_tail_merge(0, TG, mrec, mrec + q * rec_n, tk, measure, k, pos_start, pos_silo);
+    }
+    double by2 = -1, silo2[TG] = {-1, -1, -1}, attr2[TG] = {-1, -1, -1};
+    for (int c = 0; c <= TG; c++)
+      xm_tail_measure(0, c, TG, mrec, tk, measure, k, 1, 0, pos_start, pos_silo, &by2, silo2,
+                      attr2);
+    free(mrec);
     for (int c = 0; c <= TG; c++)
       xm_tail_measure(0, c, TG, rec, tk, measure, k, 1, 0, pos_start, pos_silo, &by1, silo1, attr1);
     int bad = 0;
@@ -163,6 +190,13 @@ static void streamed_tail_matches_whole_rows(void **state) {
     assert_memory_equal(silo0, silo1, sizeof silo0);
     if (!bad)
       assert_memory_equal(attr0, attr1, sizeof attr0);
+    if (memcmp(&by0, &by2, sizeof by0) || memcmp(silo0, silo2, sizeof silo0) ||
+        (!bad && memcmp(attr0, attr2, sizeof attr0)))
+      print_message("trial %d, %d parts merged: by %.17g / %.17g\n", trial, parts, by0, by2);
+    assert_memory_equal(&by0, &by2, sizeof by0);
+    assert_memory_equal(silo0, silo2, sizeof silo0);
+    if (!bad)
+      assert_memory_equal(attr0, attr2, sizeof attr0);
     free(ch);
     free(rec);
     free(w);

@@ -130,12 +130,19 @@ int xm_cli_procs_agree(int rc);
  * one GPU a rank by its rank on the node (unless --device names one). */
 void xm_cli_procs_job(xm_cli_job *j, char *cmd, size_t cap);
 /* Fault injection for tests, XM_TEST_FAIL_RANK=R[:fail|:kill|:failwrite|
- * :killwrite] in a job of several ranks: rank R's run fails ("run": returns
- * 1, the caller fails it with XM_ERESOURCE), the rank is killed (SIGKILL)
- * before the gather ("gather") or before its part of the write ("write"), or
- * its part of the write is refused ("write": returns 1, the caller passes an
- * invalid range). 0 elsewhere. */
+ * :killwrite|:failsplit] in a job of several ranks: rank R's run fails
+ * ("run": returns 1, the caller fails it with XM_ERESOURCE), the rank is
+ * killed (SIGKILL) before the gather ("gather") or before its part of the
+ * write ("write"), its part of the write is refused ("write": returns 1, the
+ * caller passes an invalid range), or its part of a scenario split fails
+ * inside the collective run ("split": returns 1, the caller passes an
+ * invalid option). 0 elsewhere. */
 int xm_cli_procs_fault(const char *when);
+/* run --split scenarios under mpirun: xm_run_scenario_ranks on
+ * MPI_COMM_WORLD (res: the whole book's on rank 0, empty elsewhere);
+ * XM_TEST_FAIL_RANK=R:failsplit makes rank R's part fail inside it. */
+xm_status xm_cli_procs_run_scenarios(const xm_cli_job *j, xm_cli_inputs *in, const xm_run_opts *eo,
+                                     xm_run_result *res);
 /* After the engine ran with st: xm_cli_job_ran (or XM_TEST_FAIL_RANK's
  * failure), agreed by every rank: -1 to go on, else the exit status. */
 int xm_cli_procs_ran(const xm_cli_job *j, xm_cli_inputs *in, xm_status st, const char *notes);

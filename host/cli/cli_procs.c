@@ -122,7 +122,25 @@ int xm_cli_procs_fault(const char *when) {
       (strcmp(what, "killwrite") == 0 && strcmp(when, "write") == 0))
     raise(SIGKILL);
   return (strcmp(what, "fail") == 0 && strcmp(when, "run") == 0) ||
-         (strcmp(what, "failwrite") == 0 && strcmp(when, "write") == 0);
+         (strcmp(what, "failwrite") == 0 && strcmp(when, "write") == 0) ||
+         (strcmp(what, "failsplit") == 0 && strcmp(when, "split") == 0);
+}
+
+xm_status xm_cli_procs_run_scenarios(const xm_cli_job *j, xm_cli_inputs *in, const xm_run_opts *eo,
+                                     xm_run_result *res) {
+  xm_run_opts o = *eo;
+  xm_cli_procs_fault("gather"); /* XM_TEST_FAIL_RANK=R:kill: killed before the tails' merge */
+  if (xm_cli_procs_fault("split")) {
+    fprintf(stderr, "%s: a failure injected by XM_TEST_FAIL_RANK inside the scenario split\n",
+            j->cmd);
+    o.account_begin = -1; /* an option the split refuses, on this rank only */
+  }
+#ifdef XM_WITH_MPI
+  MPI_Comm comm = MPI_COMM_WORLD;
+  return xm_run_scenario_ranks(in->ctx, &in->pf, &in->sf, &in->cfg, &o, &comm, res);
+#else
+  return xm_run_scenario_ranks(in->ctx, &in->pf, &in->sf, &in->cfg, &o, NULL, res);
+#endif
 }
 
 void xm_cli_procs_accounts(const xm_portfolio *pf, int64_t *a0, int64_t *a1) {

@@ -33,10 +33,14 @@ static void xm_run_usage(FILE *f) {
           "  --save-scenarios        write every set's shocks (/scenarios/<set>/shock)\n"
           "  --mem-limit BYTES       cap the memory the plan uses, 1M at least (K, M, G suffixes)\n"
           "  --threads N             threads of the cpu backend (default: all cores)\n"
+          "  --split WHAT            under mpirun: accounts (default) or scenarios\n"
           "  --json                  print the summary as JSON\n"
           "  -q, --quiet             no summary\n"
-          "Under mpirun (a build with -DXM_WITH_MPI=ON) the ranks split the accounts and\n"
-          "rank 0 writes the file, bit for bit one process's (docs/scaling.md).\n"
+          "Under mpirun (a build with -DXM_WITH_MPI=ON) the ranks split the accounts (and\n"
+          "write the file together) or, with --split scenarios, each set's scenarios (each\n"
+          "rank keeps every account's loss tails, rank 0 merges them and writes the file;\n"
+          "not with --save-pnl or --save-scenarios): bit for bit one process's results\n"
+          "(docs/scaling.md).\n"
           "Exit status: 0 success, 1 run failure, 2 bad input or usage.\n");
 }
 
@@ -416,7 +420,7 @@ int xm_cli_run(int argc, char **argv) {
   xm_cli_job j;
   memset(&j, 0, sizeof j);
   j.cmd = "xmargin run";
-  int save_pnl = 0;
+  int save_pnl = 0, split_scenarios = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -430,6 +434,15 @@ int xm_cli_run(int argc, char **argv) {
       continue;
     if (strcmp(a, "--save-pnl") == 0) {
       save_pnl = 1;
+      continue;
+    }
+    if (strcmp(a, "--split") == 0) {
+      const char *v = i + 1 < argc ? argv[++i] : "";
+      if (strcmp(v, "accounts") != 0 && strcmp(v, "scenarios") != 0) {
+        fprintf(stderr, "xmargin run: --split takes accounts or scenarios, not '%s'\n", v);
+        return XM_EXIT_USAGE;
+      }
+      split_scenarios = strcmp(v, "scenarios") == 0;
       continue;
     }
     fprintf(stderr, "xmargin run: unknown argument '%s' (see xmargin run --help)\n", a);
@@ -450,6 +463,11 @@ int xm_cli_run(int argc, char **argv) {
   }
   if (!j.output)
     j.output = "xmargin-results.h5";
+  if (split_scenarios && (save_pnl || j.save_scenarios)) {
+    fprintf(stderr, "xmargin run: --split scenarios keeps every account's loss tails only, not "
+                    "its losses or the shocks: not with --save-pnl or --save-scenarios\n");
+    return XM_EXIT_USAGE;
+  }
 
   /* Under mpirun (an XM_WITH_MPI build) every rank runs its accounts, rank 0
    * gathers the rows and every rank writes its part of the file; each step's
@@ -464,12 +482,27 @@ int xm_cli_run(int argc, char **argv) {
   if (rc >= 0)
     goto cleanup;
   int64_t a0 = 0, a1 = 0;
-  if (procs->size > 1)
+  int by_scen = split_scenarios && procs->size > 1;
+  if (procs->size > 1 && !by_scen)
     xm_cli_procs_accounts(&in.pf, &a0, &a1);
   xm_run_opts eo = {save_pnl, j.save_scenarios, xm_cli_progress_for(&j), NULL, a0, a1, 0, 0};
-  xm_status st = xm_run(in.ctx, &in.pf, &in.sf, &in.cfg, &eo, &res);
+  xm_status st = by_scen ? xm_cli_procs_run_scenarios(&j, &in, &eo, &res)
+                         : xm_run(in.ctx, &in.pf, &in.sf, &in.cfg, &eo, &res);
   if ((rc = xm_cli_procs_ran(&j, &in, st, res.notes)) >= 0)
     goto cleanup;
+  if (by_scen) { /* rank 0 holds the whole result and writes the file alone */
+    double t_w0 = xm_now();
+    xm_run_meta meta = xm_cli_job_meta(&j, &in);
+    st = procs->rank == 0 ? xm_run_result_write(j.output, &in.pf, &in.cfg, &res, &meta, &in.diag)
+                          : XM_OK;
+    if ((rc = xm_cli_procs_wrote(&j, &in, st)) >= 0)
+      goto cleanup;
+    if (!j.quiet)
+      xm_run_summary(stdout, j.json, &in.pf, &in.cfg, &res, in.device, j.output, in.t_read,
+                     xm_now() - t_w0, xm_now() - in.t_start);
+    rc = XM_EXIT_OK;
+    goto cleanup;
+  }
   xm_cli_procs_fault("gather");
   char err[256];
   int64_t p0 = res.account_begin, pn = res.A; /* this rank's /pnl columns */

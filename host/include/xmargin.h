@@ -525,6 +525,23 @@ typedef struct xm_run_result {
  * xm_ctx_choice). */
 xm_status xm_run(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
                  const xm_config *cfg, const xm_run_opts *opts, xm_run_result *out);
+
+/* xm_run split by scenarios across the ranks of an MPI communicator
+ * (mpi_comm: the address of an MPI_Comm; docs/scaling.md): every rank
+ * evaluates its part of each set's scenarios (part r of R: [S r / R, S (r +
+ * 1) / R)) on the whole book, keeping per (account, component) the tail of
+ * its losses (the k largest, the silo losses of the account's); rank 0
+ * merges the ranks' tails in rank order, measures and combines them. *out on
+ * rank 0 is bit for bit xm_run's in one process on the same backend; on the
+ * other ranks it is empty (A = 0). Every rank returns the worst status of
+ * all, a failure elsewhere named in xm_ctx_last_error ("rank r of R
+ * failed"). Not with save_pnl, save_scenarios or an account range
+ * (XM_EINVAL), nor collateral.method = scenario (XM_ECONFIG), nor
+ * xm_options.tuning.chunk = -1; no cpu fallback of an OpenCL device.
+ * XM_EUNSUPPORTED without XM_WITH_MPI. Collective: every rank calls it. */
+xm_status xm_run_scenario_ranks(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
+                                const xm_config *cfg, const xm_run_opts *opts, const void *mpi_comm,
+                                xm_run_result *out);
 /* Frees the arrays and zeroes *r; NULL is a no-op. */
 void xm_run_result_free(xm_run_result *r);
 

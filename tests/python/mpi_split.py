@@ -21,6 +21,13 @@ with parallel HDF5. Checks, on fresh random books every run (the seed printed):
   writing its days: the historical set grows with the day here, so the ranks'
   days have different sizes and all but the last rank's are padded to the
   largest); a failing rank, and a rank whose part of the write fails;
+- xmargin run --split scenarios under mpirun -n 2 and 3 (the ranks take each
+  set's scenarios, keep every account's loss tails, rank 0 merges them): every
+  dataset bit for bit the single process's on the cpu backend, for es and for
+  var at 95% (larger tails, more ties), and a book with collateral; a rank
+  failing inside the split (1:failsplit) makes every rank exit with its
+  status, the others naming it, and no file; a rank killed (1:kill) ends the job non-zero, no file;
+  --save-pnl with it is refused (exit 2);
 - an input error exits 2 on every rank, and a command other than run and
   backtest refuses to be split (exit 2).
 """
@@ -137,6 +144,57 @@ def backtest_days(tmp, tag, book, scen, device, cfg=()):
             "rc %d: %s; %s" % (rc, err.strip()[-300:], os.listdir(tmp)))
 
 
+def split_args(book, scen, out, device, cfg):
+    args = ["run", "--portfolio", book, "--scenarios", scen, "-o", out, "--device", device, "-q",
+            "--set", "montecarlo.scenarios=600"]
+    for kv in cfg:
+        args += ["--set", kv]
+    return args
+
+
+def scenario_split(tmp, tag, book, scen, device, cfg=()):
+    """run --split scenarios: every dataset bit for bit one process's."""
+    one = os.path.join(tmp, "sp_%s_%s_1.h5" % (tag, device))
+    rc, _, err, t1 = tl.run_xm(split_args(book, scen, one, device, cfg))
+    if not T.check("split scenarios %s %s: one process exits 0" % (tag, device), rc == 0, err.strip()[-300:]):
+        return
+    ref = datasets(one)
+    for n in (2, 3):
+        out = os.path.join(tmp, "sp_%s_%s_n%d.h5" % (tag, device, n))
+        rc, _, err, tn = mpirun(n, split_args(book, scen, out, device, cfg) + ["--split", "scenarios"])
+        if not T.check("split scenarios %s %s: mpirun -n %d exits 0 (%.1f s; one process %.1f s)"
+                       % (tag, device, n, tn, t1), rc == 0, err.strip()[-400:]):
+            continue
+        got = datasets(out)
+        bad = [k for k in ref if k not in got or not tl.same_bits(ref[k], got[k])]
+        extra = [k for k in got if k not in ref]
+        T.check("split scenarios %s %s: mpirun -n %d: all %d datasets bit for bit the single process's"
+                % (tag, device, n, len(ref)), not bad and not extra, "differ: %s; extra: %s" % (bad[:6], extra))
+
+
+def split_failures(tmp, book, scen):
+    out = os.path.join(tmp, "sp_fail.h5")
+    args = split_args(book, scen, out, "cpu", ()) + ["--split", "scenarios"]
+    rc, _, err, _ = mpirun(3, args, env={"XM_TEST_FAIL_RANK": "1:failsplit"})
+    # the injected failure is an option the split refuses on that rank (XM_EINVAL: exit 2)
+    T.check("split scenarios: a rank failing inside the split: every rank exits 2, the rank named by all, no file",
+            rc == 2 and err.count("rank 1 of 3 failed") == 2 and "[rank 1 of 3]" in err and "XM_TEST_FAIL_RANK" in err and "rank 1 of 3 failed" in err
+            and not [f for f in os.listdir(tmp) if "sp_fail.h5" in f],
+            "rc %d: %s; %s" % (rc, err.strip()[-400:], os.listdir(tmp)))
+    out = os.path.join(tmp, "sp_killed.h5")
+    try:
+        rc, _, err, _ = mpirun(2, split_args(book, scen, out, "cpu", ()) + ["--split", "scenarios"],
+                               env={"XM_TEST_FAIL_RANK": "1:kill"}, timeout=300)
+    except subprocess.TimeoutExpired:
+        rc, err = None, "timed out: the job hung"
+    T.check("split scenarios: a killed rank: the job ends non-zero, no file",
+            rc is not None and rc != 0 and not [f for f in os.listdir(tmp) if "sp_killed.h5" in f],
+            "rc %s: %s" % (rc, err.strip()[-300:]))
+    rc, _, err, _ = mpirun(2, split_args(book, scen, out, "cpu", ()) + ["--split", "scenarios", "--save-pnl"])
+    T.check("split scenarios with --save-pnl: refused, exit 2", rc == 2 and "--save-pnl" in err,
+            "rc %d: %s" % (rc, err.strip()[-300:]))
+
+
 def failures(tmp, book, scen):
     out = os.path.join(tmp, "fail.h5")
     rc, _, err, _ = mpirun(3, run_args(book, scen, out, "cpu", ()), env={"XM_TEST_FAIL_RANK": "1"})
@@ -201,6 +259,11 @@ def main():
         T.run(backtest_days, tmp, "products", pbook, pscen, "cpu")
         T.run(backtest_days, tmp, "collateral_scenario", cbook_s, cscen, devices[-1],
               ("collateral.method=scenario",))
+        T.run(scenario_split, tmp, "products", pbook, pscen, "cpu")
+        T.run(scenario_split, tmp, "products_var95", pbook, pscen, "cpu",
+              ("historical.measure=var", "montecarlo.measure=var", "confidence=0.95"))
+        T.run(scenario_split, tmp, "collateral_schedule", cbook, cscen, "cpu")
+        T.run(split_failures, tmp, pbook, pscen)
         T.run(failures, tmp, pbook, pscen)
     T.finish()
 
