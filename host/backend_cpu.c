@@ -342,34 +342,39 @@ static xm_status xm__cpu_mc(xm_ctx *ctx, const xm__mc_args *a, int64_t s0, int64
   }
   if (failed)
     return xm__fail(ctx, XM_ENOMEM, "Monte Carlo: the normals of %lld factors", (long long)F);
-  /* X = Z L^T in blocks of XM__MC_ROWS rows, the last padded with zero rows,
-   * each one call of OpenBLAS on one thread: every row then goes through the
-   * same kernel whatever the rows beside it. OpenBLAS gives a call's last
-   * M % unroll rows, and the rows where its threads split M, other kernels
-   * (other bits in the 17th digit): a draw depended on the tile and on
-   * OpenBLAS's thread count (under mpirun a rank's is not one process's). */
+  /* X = Z L^T in blocks of XM__MC_ROWS rows aligned on the whole set's
+   * scenario numbers (block j: scenarios j R .. (j + 1) R), each one call of
+   * OpenBLAS on one thread, a block this call holds only part of computed in
+   * a zero-padded copy with its rows where the whole block has them, every
+   * block in a copy of the same 64-byte alignment: every scenario then goes
+   * through the same kernel at the same row of a call on the same alignment,
+   * whatever the tile, the part or the thread. OpenBLAS gives a call's last
+   * rows, the rows where its threads split M, and (it seems) another
+   * alignment of the matrix other kernels (other bits in the 17th digit): a
+   * draw depended on the tile (--mem-limit), a rank's part, and OpenBLAS's
+   * thread count. */
   enum { XM__MC_ROWS = 256 };
+  int64_t j0 = s0 / XM__MC_ROWS, j1 = (s0 + ns + XM__MC_ROWS - 1) / XM__MC_ROWS;
   int nb = openblas_get_num_threads();
   openblas_set_num_threads(1);
 #pragma omp parallel num_threads(ctx->threads) reduction(| : failed)
   {
     double *pad = NULL;
 #pragma omp for schedule(static)
-    for (int64_t b0 = 0; b0 < ns; b0 += XM__MC_ROWS) {
-      int64_t m = ns - b0 < XM__MC_ROWS ? ns - b0 : XM__MC_ROWS;
-      double *blk = X + b0 * F;
-      if (m < XM__MC_ROWS) {
-        if (!pad && !(pad = calloc((size_t)(XM__MC_ROWS * F), sizeof *pad))) {
-          failed = 1;
-          continue;
-        }
-        memcpy(pad, blk, (size_t)(m * F) * sizeof *pad);
-        blk = pad;
+    for (int64_t j = j0; j < j1; j++) {
+      int64_t b0 = j * XM__MC_ROWS, lo = b0 > s0 ? b0 : s0;
+      int64_t hi = b0 + XM__MC_ROWS < s0 + ns ? b0 + XM__MC_ROWS : s0 + ns;
+      double *blk = X + (lo - s0) * F;
+      if (!pad && !(pad = aligned_alloc(64, (size_t)(XM__MC_ROWS * F) * sizeof *pad))) {
+        failed = 1;
+        continue;
       }
+      if (hi - lo < XM__MC_ROWS)
+        memset(pad, 0, (size_t)(XM__MC_ROWS * F) * sizeof *pad);
+      memcpy(pad + (lo - b0) * F, blk, (size_t)((hi - lo) * F) * sizeof *pad);
       cblas_dtrmm(CblasRowMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, XM__MC_ROWS,
-                  (int)F, 1.0, a->chol, (int)F, blk, (int)F);
-      if (blk == pad)
-        memcpy(X + b0 * F, pad, (size_t)(m * F) * sizeof *pad);
+                  (int)F, 1.0, a->chol, (int)F, pad, (int)F);
+      memcpy(blk, pad + (lo - b0) * F, (size_t)((hi - lo) * F) * sizeof *pad);
     }
     free(pad);
   }
