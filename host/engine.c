@@ -902,10 +902,10 @@ xm_status xm__run_sets(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_fi
   if ((st = xm__evaluate(ctx, cfg, &sets, &plan, o.save_scenarios, &o, inc ? &incr : NULL, &ev)) !=
       XM_OK)
     goto cleanup;
-  if (ev.tails_out) /* a part of a scenario split: its tails are its result */
-    goto cleanup;
   out->t_scenarios = ev.t_scen;
   out->t_evaluate = ev.t_eval;
+  if (ev.tails_out) /* a part of a scenario split: its tails (and times) are its result */
+    goto cleanup;
 
   /* Collect. */
   out->requirement = malloc((size_t)(A + 1) * sizeof(double));

@@ -110,11 +110,13 @@ xm_status xm_run_scenario_ranks(xm_ctx *ctx, const xm_portfolio *pf, const xm_sc
                     (long long)n);
   }
   /* this rank's part: its tails (its run's requirements are not made) */
+  double tpart[2] = {0.0, 0.0}, tmax[2] = {0.0, 0.0}; /* its shocks', its evaluate's seconds */
   if (st == XM_OK) {
     xm_run_result mine;
     memset(&mine, 0, sizeof mine);
     xm__tails_io tio = {tails, NULL};
     st = xm__run_sets(ctx, pf, sf, cfg, &o, 0, &part, NULL, &tio, &mine);
+    tpart[0] = mine.t_scenarios, tpart[1] = mine.t_evaluate;
     xm_run_result_free(&mine);
   }
   xm_status all = xm__agree(comm, st, &who);
@@ -124,6 +126,8 @@ xm_status xm_run_scenario_ranks(xm_ctx *ctx, const xm_portfolio *pf, const xm_sc
                     xm_strerror(all));
     goto cleanup;
   }
+  MPI_Reduce(tpart, tmax, 2, MPI_DOUBLE, MPI_MAX, 0, comm);
+  double t_merge = MPI_Wtime();
   /* rank 0 folds rank 1's tails, then rank 2's, ... into its own, a set at a
    * time (MPI counts are ints: a set's tails in pieces of at most INT_MAX) */
   if (r == 0 && (st = xm__net_positions(ctx, pf, &pr, &N)) == XM_OK) {
@@ -156,6 +160,9 @@ xm_status xm_run_scenario_ranks(xm_ctx *ctx, const xm_portfolio *pf, const xm_sc
   if (r == 0 && st == XM_OK) {
     xm__tails_io tio = {NULL, (const double *const *)tails};
     st = xm__run_sets(ctx, pf, sf, cfg, &o, 0, &sets, NULL, &tio, out);
+    /* the job's times: the slowest part's, then the merge and this run */
+    out->t_scenarios += tmax[0];
+    out->t_evaluate = tmax[1] + (MPI_Wtime() - t_merge);
     for (int64_t x = 0; st == XM_OK && x < K; x++) { /* the labels go with the result */
       out->sets[x].labels = sets.set[x].labels;
       sets.set[x].labels = NULL;
