@@ -628,6 +628,15 @@ cleanup:
 
 /* The group's sets as the kernels read them: XM__DSET_COLS longs a set. */
 #define XM__DSET_COLS 6
+static cl_mem xm__dset_table(xm_ctx *ctx, const xm__dset *ds, int n, cl_int *e) {
+  cl_long tab[XM__GROUP_SETS * XM__DSET_COLS];
+  for (int j = 0; j < n; j++) {
+    cl_long *t = tab + j * XM__DSET_COLS;
+    t[0] = ds[j].S, t[1] = ds[j].k, t[2] = ds[j].measure, t[3] = ds[j].row, t[4] = ds[j].x,
+    t[5] = ds[j].w_off;
+  }
+  return xm__buf(ctx, (size_t)n * XM__DSET_COLS * sizeof(cl_long), tab, e);
+}
 static xm_status xm__ocl_reduce(xm_ctx *ctx, const xm__dblock *b, const xm__dset *ds, int n,
                                 const xm__dwork *w) {
   xm__ocl *o = XM__OCL(ctx);
@@ -637,14 +646,8 @@ static xm_status xm__ocl_reduce(xm_ctx *ctx, const xm__dblock *b, const xm__dset
   int G = w->G;
   cl_int cn = n;
   cl_long na = b->na, K = w->K, ca = w->lay.ca, cs = w->lay.cs, ss = w->lay.ss;
-  cl_long tab[XM__GROUP_SETS * XM__DSET_COLS];
-  for (int j = 0; j < n; j++) {
-    cl_long *t = tab + j * XM__DSET_COLS;
-    t[0] = ds[j].S, t[1] = ds[j].k, t[2] = ds[j].measure, t[3] = ds[j].row, t[4] = ds[j].x,
-    t[5] = ds[j].w_off;
-  }
   /* released at once: OpenCL keeps it until the kernels that read it ran */
-  cl_mem bTab = xm__buf(ctx, (size_t)n * XM__DSET_COLS * sizeof(cl_long), tab, &e);
+  cl_mem bTab = xm__dset_table(ctx, ds, n, &e);
   XM__CL(ctx, e);
   /* without weights the kernels read none: any buffer stands in */
   cl_mem bL = XM__M(w->L), bW = w->W ? XM__M(w->W) : XM__M(w->tail), bStart = XM__M(b->start),
@@ -703,13 +706,7 @@ static xm_status xm__ocl_tail_reduce(xm_ctx *ctx, const xm__dblock *b, const xm_
   int G = w->G;
   cl_int cn = n;
   cl_long na = b->na, K = w->K, tk = w->tk;
-  cl_long tab[XM__GROUP_SETS * XM__DSET_COLS];
-  for (int j = 0; j < n; j++) {
-    cl_long *t = tab + j * XM__DSET_COLS;
-    t[0] = ds[j].S, t[1] = ds[j].k, t[2] = ds[j].measure, t[3] = ds[j].row, t[4] = ds[j].x,
-    t[5] = ds[j].w_off;
-  }
-  cl_mem bTab = xm__buf(ctx, (size_t)n * XM__DSET_COLS * sizeof(cl_long), tab, &e);
+  cl_mem bTab = xm__dset_table(ctx, ds, n, &e);
   XM__CL(ctx, e);
   cl_mem bT = XM__M(w->T), bStart = XM__M(b->start), bPs = XM__M(b->psilo), bBy = XM__M(w->by),
          bSilo = XM__M(w->silo), bAttr = XM__M(w->attr);

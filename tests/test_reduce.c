@@ -87,6 +87,27 @@ static void selection_matches_sort(void **state) {
  * on a tie broken the other way, a sum in another order, a chunk boundary
  * that loses or doubles a candidate, or a record part overwritten. */
 enum { TG = 3 };
+/* Scenarios p0 .. p1 of an account's rows L [(TG + 1) x S] streamed into
+ * rec in chunks of 1 .. most scenarios (sizes drawn from *st), each copied
+ * into ch laid out for the chunk; returns the chunks. */
+static xm_i64 stream(const double *L, xm_i64 S, xm_i64 p0, xm_i64 p1, xm_i64 most, unsigned *st,
+                     double *ch, int measure, xm_i64 k, const double *w, int has_w,
+                     const int *pos_start, const int *pos_silo, double *rec, xm_i64 tk) {
+  xm_i64 chunks = 0;
+  for (xm_i64 s0 = p0; s0 < p1; chunks++) {
+    xm_i64 nc = 1 + (xm_i64)(*st % (unsigned)most);
+    *st = *st * 1103515245u + 12345u;
+    nc = nc < p1 - s0 ? nc : p1 - s0;
+    xm_layout cl = {(TG + 1) * nc, nc, 1};
+    for (int c = 0; c <= TG; c++)
+      memcpy(ch + c * nc, L + c * S + s0, (size_t)nc * sizeof *ch);
+    for (int c = 0; c <= TG; c++)
+      xm_tail_row(0, c, TG, ch, cl, nc, measure, k, w + s0, has_w, s0 == p0, pos_start, pos_silo,
+                  rec, tk);
+    s0 += nc;
+  }
+  return chunks;
+}
 static void streamed_tail_matches_whole_rows(void **state) {
   (void)state;
   unsigned seed = (unsigned)time(NULL) ^ 0x5eedu;
@@ -132,19 +153,8 @@ static void streamed_tail_matches_whole_rows(void **state) {
     for (xm_i64 i = 0; i < rec_n; i++)
       rec[i] = 12345.0; /* garbage: the first chunk must start it empty */
     rec[rec_n] = 777.0; /* a guard past the record */
-    xm_i64 chunks = 0;
-    for (xm_i64 s0 = 0; s0 < S; chunks++) {
-      xm_i64 nc = 1 + (xm_i64)(st % (unsigned)(S + 2));
-      st = st * 1103515245u + 12345u;
-      nc = nc < S - s0 ? nc : S - s0;
-      xm_layout cl = {(TG + 1) * nc, nc, 1};
-      for (int c = 0; c <= TG; c++)
-        memcpy(ch + c * nc, L + c * S + s0, (size_t)nc * sizeof *ch);
-      for (int c = 0; c <= TG; c++)
-        xm_tail_row(0, c, TG, ch, cl, nc, measure, k, w + s0, has_w, s0 == 0, pos_start, pos_silo,
-                    rec, tk);
-      s0 += nc;
-    }
+    xm_i64 chunks =
+        stream(L, S, 0, S, S + 2, &st, ch, measure, k, w, has_w, pos_start, pos_silo, rec, tk);
     assert_true(rec[rec_n] == 777.0);
     /* the same scenarios in 1 .. 4 parts (processes), each streamed into a
      * record of its own (an empty part holds nothing), merged in order */
@@ -152,19 +162,8 @@ static void streamed_tail_matches_whole_rows(void **state) {
     double *mrec = calloc((size_t)(rec_n * parts), sizeof *mrec);
     assert_non_null(mrec);
     for (int q = 0; q < parts; q++) {
-      xm_i64 p0 = S * q / parts, p1 = S * (q + 1) / parts;
-      for (xm_i64 s0 = p0; s0 < p1;) {
-        xm_i64 nc = 1 + (xm_i64)(st % 9u);
-        st = st * 1103515245u + 12345u;
-        nc = nc < p1 - s0 ? nc : p1 - s0;
-        xm_layout cl = {(TG + 1) * nc, nc, 1};
-        for (int c = 0; c <= TG; c++)
-          memcpy(ch + c * nc, L + c * S + s0, (size_t)nc * sizeof *ch);
-        for (int c = 0; c <= TG; c++)
-          xm_tail_row(0, c, TG, ch, cl, nc, measure, k, w + s0, has_w, s0 == p0, pos_start,
-                      pos_silo, mrec + q * rec_n, tk);
-        s0 += nc;
-      }
+      stream(L, S, S * q / parts, S * (q + 1) / parts, 9, &st, ch, measure, k, w, has_w, pos_start,
+             pos_silo, mrec + q * rec_n, tk);
       if (q > 0)
         xm_tail_merge(0, TG, mrec, mrec + q * rec_n, tk, measure, k, pos_start, pos_silo);
     }
