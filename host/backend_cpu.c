@@ -355,8 +355,7 @@ static xm_status xm__cpu_mc(xm_ctx *ctx, const xm__mc_args *a, int64_t s0, int64
    * thread count. */
   enum { XM__MC_ROWS = 256 };
   int64_t j0 = s0 / XM__MC_ROWS, j1 = (s0 + ns + XM__MC_ROWS - 1) / XM__MC_ROWS;
-  int nb = openblas_get_num_threads();
-  openblas_set_num_threads(1);
+  int nb = xm__blas_serial();
 #pragma omp parallel num_threads(ctx->threads) reduction(| : failed)
   {
     double *pad = NULL;
@@ -378,7 +377,7 @@ static xm_status xm__cpu_mc(xm_ctx *ctx, const xm__mc_args *a, int64_t s0, int64
     }
     free(pad);
   }
-  openblas_set_num_threads(nb);
+  xm__blas_restore(nb);
   if (failed)
     return xm__fail(ctx, XM_ENOMEM, "Monte Carlo: a block of %d scenarios x %lld factors",
                     (int)XM__MC_ROWS, (long long)F);

@@ -170,14 +170,18 @@ static int64_t xm__group_sets(const xm__sets *sets, int64_t R, int G, xm__group 
       cur = (xm__group){x, x, 0, 1};
     if (row)
       row[x] = cur.S;
-    int64_t tk = set->measure == XM_MEASURE_WORST ? 1 : set->k;
     cur.S += set->S;
     cur.x1 = x + 1;
-    cur.tk = tk > cur.tk ? tk : cur.tk;
+    cur.tk = xm__set_tk(set) > cur.tk ? xm__set_tk(set) : cur.tk;
   }
   if (n)
     *n = ng;
   return most;
+}
+
+/* The blocks of na accounts that A accounts make (na 0: A, one each at best). */
+static int64_t xm__nblocks(int64_t A, int64_t na) {
+  return (A + (na > 0 ? na : 1) - 1) / (na > 0 ? na : 1);
 }
 
 /* Accounts a block may hold when L has R rows (0: not one). */
@@ -405,8 +409,8 @@ xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *se
   if (streamed) {
     tk = 1;
     for (int64_t x = 0; x < K; x++)
-      if (sets->set[x].S > 0 && sets->set[x].measure != XM_MEASURE_WORST && sets->set[x].k > tk)
-        tk = sets->set[x].k;
+      if (sets->set[x].S > 0 && xm__set_tk(&sets->set[x]) > tk)
+        tk = xm__set_tk(&sets->set[x]);
     chunk = ctx->opt.tuning.chunk > 0 ? ctx->opt.tuning.chunk
                                       : (8 * tk > XM__CHUNK_MIN ? 8 * tk : XM__CHUNK_MIN);
   }
@@ -417,16 +421,17 @@ xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *se
    * only merges the tails more often */
   if (ctx->opt.tuning.chunk == 0 && chunk > maxS)
     chunk = maxS; /* L's rows are a group's at most */
+  int64_t trec = XM__TREC(maxS), na_max = xm__na_max(rest, maxbuf, chunk, G, K, trec, save_pnl);
   while (ctx->opt.tuning.chunk == 0 && chunk > 0 && chunk / 2 >= XM__CHUNK_FLOOR &&
-         chunk / 2 >= 2 * tk && A > 0) {
-    int64_t n1 = xm__na_max(rest, maxbuf, XM__LROWS(maxS), G, K, XM__TREC(maxS), save_pnl);
-    int64_t n2 = xm__na_max(rest, maxbuf, chunk / 2, G, K, XM__TREC(maxS), save_pnl);
-    if (n1 >= A || n2 < 1 || (A + n2 - 1) / n2 >= (A + (n1 > 0 ? n1 : 1) - 1) / (n1 > 0 ? n1 : 1))
+         chunk / 2 >= 2 * tk && na_max < A) {
+    int64_t n2 = xm__na_max(rest, maxbuf, chunk / 2, G, K, trec, save_pnl);
+    if (n2 < 1 || xm__nblocks(A, n2) >= xm__nblocks(A, na_max))
       break;
     chunk /= 2;
+    na_max = n2;
   }
-  int64_t R = maxS,
-          na_max = xm__na_max(rest, maxbuf, XM__LROWS(maxS), G, K, XM__TREC(maxS), save_pnl);
+  int64_t R = maxS;
+  na_max = xm__na_max(rest, maxbuf, XM__LROWS(maxS), G, K, trec, save_pnl);
   if (na_max < 1) {
     st = xm__fail(ctx, XM_ERESOURCE,
                   "device memory budget %llu bytes cannot hold one account's %lld scenario "

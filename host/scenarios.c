@@ -20,24 +20,13 @@
 /* C = R^T R / W (the full symmetric F x F) for R [W x F], row-major. On the
  * host for every backend: a W x F product is small against a run, the device
  * would cost a round trip per day of a backtest, and the backends then share
- * the Monte Carlo recipe bit for bit. */
-/* OpenBLAS splits a threaded call's work by its thread count, which its
- * start-up takes from the process's CPU affinity (one core a rank under
- * mpirun's binding): Sigma and its Cholesky factor are made on one OpenBLAS
- * thread, so that one process and every rank of a job get the same bits (a
- * rank's Monte Carlo draws are one process's: docs/scaling.md). Returns the
- * count to restore. */
-static int xm__blas_serial(void) {
-  int n = openblas_get_num_threads();
-  openblas_set_num_threads(1);
-  return n;
-}
-
+ * the Monte Carlo recipe bit for bit. On one OpenBLAS thread, as its
+ * Cholesky factor: every rank of a job gets one process's bits. */
 static void xm__second_moment(int64_t W, int64_t F, const double *R, double *C) {
   int nb = xm__blas_serial();
   cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)F, (int)W, 1.0 / (double)W, R, (int)F,
               0.0, C, (int)F);
-  openblas_set_num_threads(nb);
+  xm__blas_restore(nb);
   for (int64_t i = 0; i < F; i++)
     for (int64_t j = 0; j < i; j++)
       C[i * F + j] = C[j * F + i];
@@ -162,7 +151,7 @@ xm_status xm__cholesky_jitter(double *A, int64_t F, double *delta) {
       work[i * F + i] += d;
     int nb = xm__blas_serial();
     lapack_int info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', (lapack_int)F, work, (lapack_int)F);
-    openblas_set_num_threads(nb);
+    xm__blas_restore(nb);
     if (info == 0) {
       for (int64_t i = 0; i < F; i++)
         for (int64_t k = i + 1; k < F; k++)

@@ -5,7 +5,17 @@
 #include <string.h>
 #include <time.h>
 
+#include <cblas.h>
+
 #include "xm_internal.h"
+
+int xm__blas_serial(void) {
+  int n = openblas_get_num_threads();
+  openblas_set_num_threads(1);
+  return n;
+}
+
+void xm__blas_restore(int threads) { openblas_set_num_threads(threads); }
 
 double xm__now(void) {
   struct timespec ts;

@@ -75,5 +75,12 @@ void xm__mem_budget(const xm_ctx *ctx, uint64_t *total, uint64_t *max_buf);
 double xm__now(void);
 /* A malloc'd copy of s; NULL on out of memory or for NULL. */
 char *xm__strdup(const char *s);
+/* OpenBLAS on one thread until xm__blas_restore(the count returned): a
+ * threaded call's bits follow its thread count, which OpenBLAS takes from
+ * the CPU affinity (one core a rank under mpirun's binding), so the calls
+ * whose bits a run must keep (Sigma, its Cholesky factor, the Monte Carlo
+ * product) make them on one (docs/scaling.md). */
+int xm__blas_serial(void);
+void xm__blas_restore(int threads);
 
 #endif
