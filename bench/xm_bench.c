@@ -125,7 +125,7 @@ static int xb_run_once(xm_ctx *ctx, const xb_size *sz, const xm_config *cfg, con
     goto cleanup;
   }
   t->read = xm_now() - t0;
-  xm_run_opts eo = {0, 0, NULL, NULL, 0, 0, 0, 0};
+  xm_run_opts eo = {0, 0, NULL, NULL, 0, 0, 0, 0, NULL};
   if ((st = xm_run(ctx, &pf, &sf, cfg, &eo, &res)) != XM_OK) {
     fprintf(stderr, "xm_bench: %s on %s: %s: %s\n", sz->label, xm_ctx_device(ctx)->spec,
             xm_strerror(st), xm_ctx_last_error(ctx));

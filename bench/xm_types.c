@@ -469,7 +469,7 @@ int main(int argc, char **argv) {
         xm_status st = xm_ctx_create(&c, &opt);
         tc = xm_now() - tc;
         xm_run_result res;
-        xm_run_opts eo = {0, 0, NULL, NULL, 0, 0, 0, 0};
+        xm_run_opts eo = {0, 0, NULL, NULL, 0, 0, 0, 0, NULL};
         if (st == XM_OK && (st = xm_run(c, &books[iopt].pf, &sf_w, &cfg, &eo, &res)) == XM_OK)
           xm_run_result_free(&res);
         if (st != XM_OK) {

@@ -390,7 +390,7 @@ static xm_status xm__bt_build(xm_ctx *ctx, xm__bt_job *jb, xm_scenario_file *sd,
   memset(bs, 0, sizeof *bs);
   comb->sp = -1;
   bs->j0 = j0;
-  xm_run_opts o = {0, jb->save, NULL, NULL, 0, 0, 0, 0};
+  xm_run_opts o = {0, jb->save, NULL, NULL, 0, 0, 0, 0, NULL};
   xm_status st = XM_OK;
   int64_t most = ctx->opt.tuning.bt_days > 0 ? ctx->opt.tuning.bt_days : XM__BT_BATCH_DAYS;
   /* the ready-made sets (the last of a day's, xm__sets_build) are the same
@@ -467,7 +467,7 @@ static xm_status xm__bt_evaluate(xm_ctx *ctx, xm__bt_job *jb, xm__bt_sets *bs,
   xm__outputs ev;
   memset(&plan, 0, sizeof plan);
   memset(&ev, 0, sizeof ev);
-  xm_run_opts o = {0, jb->save, NULL, NULL, 0, 0, 0, 0};
+  xm_run_opts o = {0, jb->save, NULL, NULL, 0, 0, 0, 0, NULL};
   xm_status st = xm__plan_build(ctx, jb->book, &bs->comb, 0, &plan);
   if (st != XM_OK)
     goto cleanup;

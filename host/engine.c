@@ -38,6 +38,7 @@ void xm_run_result_free(xm_run_result *r) {
     free(s->name);
   }
   free(r->sets);
+  xm__spool_close(r->pnl_spool);
   for (int64_t f = 0; r->factor && f < r->F; f++)
     free(r->factor[f]);
   free(r->factor);
@@ -72,7 +73,8 @@ typedef struct xm__loop {
   xm__dblock db;
   xm__dblock dd; /* an incremental run's trades (xm__increment.delta) */
   xm__mem Lb;    /* ... and the kept losses they are added to */
-  double *Lhost; /* --save-pnl: L downloaded */
+  double *Lhost; /* --save-pnl: L downloaded (a chunk's or a group's rows) */
+  float *Ph;     /* ... and a set's part of it, [rows x na] float32 (to the spool) */
   double *Th;    /* a scenario split's tails of a block, on the host */
 } xm__loop;
 
@@ -108,7 +110,40 @@ static void xm__loop_release(xm_ctx *ctx, xm__loop *lp, int64_t n_groups) {
   free(lp->EX);
   free(lp->X);
   free(lp->Lhost);
+  free(lp->Ph);
   free(lp->Th);
+}
+
+/* --save-pnl: the account losses of a group's rows c0 .. c0 + len, which L
+ * holds (a chunk's, or the group's), into each set's [S x A] rows: in
+ * memory (out->pnl), or through a float32 block of the set's part to the
+ * spool (out->spool). */
+static xm_status xm__pnl_out(xm_ctx *ctx, const xm__dset *ds, int nds, const xm__block *bk,
+                             int64_t A, int64_t c0, int64_t len, xm__loop *lp,
+                             const xm__outputs *out) {
+  const xm_layout *lay = &lp->w.lay;
+  int64_t na = bk->na;
+  if (na == 0 || len == 0)
+    return XM_OK;
+  /* component 0's rows span L from 0 to this (the rest of L need not come) */
+  size_t span = (size_t)(lay->ca * (na - 1) + lay->ss * (len - 1) + 1) * sizeof(double);
+  xm_status st = ctx->be->download(ctx, lp->Lhost, lp->w.L, 0, span);
+  for (int j = 0; j < nds && st == XM_OK; j++) {
+    int64_t r0 = ds[j].row > c0 ? ds[j].row : c0;
+    int64_t r1 = ds[j].row + ds[j].S < c0 + len ? ds[j].row + ds[j].S : c0 + len;
+    if (r1 <= r0)
+      continue;
+    float *P = out->pnl ? out->pnl[ds[j].x] : NULL;
+    for (int64_t r = r0; r < r1; r++) {
+      const double *src = lp->Lhost + (r - c0) * lay->ss;
+      float *dst = P ? P + (r - ds[j].row) * A + bk->a0 : lp->Ph + (r - r0) * na;
+      for (int64_t a = 0; a < na; a++)
+        dst[a] = (float)src[a * lay->ca];
+    }
+    if (!P)
+      st = xm__spool_put(ctx, out->spool, ds[j].x, r0 - ds[j].row, r1 - r0, bk->a0, na, lp->Ph);
+  }
+  return st;
 }
 
 /* Shocks of scenarios s0 .. s0 + ns of set x into rows r0 .. r0 + ns of X
@@ -421,8 +456,9 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
     st = xm__fail(ctx, XM_ENOMEM, "the tails of %lld accounts", (long long)na);
     goto cleanup;
   }
-  if (out->pnl && !(lp.Lhost = malloc(lbytes + 1))) {
-    st = xm__fail(ctx, XM_ENOMEM, "--save-pnl buffer (%zu bytes)", lbytes);
+  if ((out->pnl || out->spool) && (!(lp.Lhost = malloc(lbytes + 1)) ||
+                                   !(lp.Ph = malloc((size_t)(R * na + 1) * sizeof(float))))) {
+    st = xm__fail(ctx, XM_ENOMEM, "--save-pnl buffers (%zu bytes)", lbytes);
     goto cleanup;
   }
   lp.w.G = G;
@@ -483,8 +519,12 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
         if ((st = be->revalue(ctx, rb, X, EX, F, row0, ns, cfg->pricing.vol_floor, lp.w.ell)) ||
             (st = be->aggregate(ctx, rb, s0 - c0, ns, &lp.w)))
           goto cleanup;
-        if (plan->chunk && (s0 + ns == gr->S || s0 + ns == c0 + ch) &&
+        int end = s0 + ns == gr->S || s0 + ns == c0 + ch; /* of L's rows */
+        if (end && plan->chunk &&
             (st = xm__fold_chunk(ctx, &lp.db, ds, nds, c0, s0 + ns - c0, &lp.w)))
+          goto cleanup;
+        if (end && (out->pnl || out->spool) && !incr &&
+            (st = xm__pnl_out(ctx, ds, nds, bk, A, c0, s0 + ns - c0, &lp, out)))
           goto cleanup;
       }
       /* the increment (one set a group, one account): L = the kept losses
@@ -506,18 +546,6 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
                        : be->reduce(ctx, &lp.db, ds, nds, &lp.w);
       if (st != XM_OK)
         goto cleanup;
-      if (out->pnl) {
-        size_t bytes = (size_t)(gr->S * bk->na * (G + 1)) * sizeof(double);
-        if ((st = be->download(ctx, lp.Lhost, lp.w.L, 0, bytes)) != XM_OK)
-          goto cleanup;
-        for (int j = 0; j < nds; j++) {
-          float *P = out->pnl[ds[j].x];
-          const double *src = lp.Lhost + ds[j].row * lp.w.lay.ss;
-          for (int64_t s = 0; P && s < ds[j].S; s++)
-            for (int64_t a = 0; a < bk->na; a++)
-              P[s * A + bk->a0 + a] = (float)src[a * lp.w.lay.ca + s * lp.w.lay.ss];
-        }
-      }
       if (opts && opts->progress) {
         if ((st = be->finish(ctx)) != XM_OK)
           goto cleanup;
@@ -788,7 +816,7 @@ xm_status xm__run_sets(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_fi
                        const xm_config *cfg, const xm_run_opts *opts, unsigned flags,
                        const xm__sets *given, const xm__increment *inc, const xm__tails_io *tio,
                        xm_run_result *out) {
-  xm_run_opts o = {0, 0, NULL, NULL, 0, 0, 0, 0};
+  xm_run_opts o = {0, 0, NULL, NULL, 0, 0, 0, 0, NULL};
   if (opts)
     o = *opts;
   double t0 = xm__now();
@@ -882,7 +910,16 @@ xm_status xm__run_sets(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_fi
     st = xm__fail(ctx, XM_ENOMEM, "out of memory for %lld accounts", (long long)A);
     goto cleanup;
   }
-  if (o.save_pnl) {
+  if (o.save_pnl && o.pnl_dir) {
+    int64_t *S = malloc((size_t)(K + 1) * sizeof *S);
+    for (int64_t x = 0; S && x < K; x++)
+      S[x] = sets.set[x].S;
+    st = S ? xm__spool_open(ctx, o.pnl_dir, K, S, A, &ev.spool)
+           : xm__fail(ctx, XM_ENOMEM, "out of memory");
+    free(S);
+    if (st != XM_OK)
+      goto cleanup;
+  } else if (o.save_pnl) {
     if (!(ev.pnl = calloc((size_t)K, sizeof *ev.pnl))) {
       st = xm__fail(ctx, XM_ENOMEM, "out of memory");
       goto cleanup;
@@ -904,6 +941,8 @@ xm_status xm__run_sets(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_fi
     goto cleanup;
   out->t_scenarios = ev.t_scen;
   out->t_evaluate = ev.t_eval;
+  out->pnl_spool = ev.spool; /* the result's from now on */
+  ev.spool = NULL;
   if (ev.tails_out) /* a part of a scenario split: its tails (and times) are its result */
     goto cleanup;
 
@@ -1003,6 +1042,7 @@ xm_status xm__run_sets(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_fi
     }
   }
 cleanup:
+  xm__spool_close(ev.spool);
   if (ev.pnl)
     for (int64_t x = 0; x < K; x++)
       free(ev.pnl[x]);

@@ -73,6 +73,12 @@ static void xm__head_free(xm__head_text *t) {
   t->config = NULL;
 }
 
+/* io's reader of a set's losses kept on disk (xm_run_opts.pnl_dir). */
+static xm_status xm__pnl_block(const void *res, int64_t x, int64_t s0, int64_t ns, int64_t a0,
+                               int64_t na, float *out) {
+  return xm_run_pnl_read(res, x, s0, ns, a0, na, out);
+}
+
 /* The writer's view of res (its arrays lent, not copied): *rr, with the set
  * names and sets in names[] and rsets[] (the caller frees both; they are
  * allocated even on failure). head: the root attributes and dimensions too
@@ -93,6 +99,11 @@ static xm_status xm__results_of(xm_results *rr, xm__head_text *text, char ***nam
     rs->n_scenarios = res->sets[x].S;
     rs->label = res->sets[x].labels;
     rs->pnl = res->sets[x].pnl;
+    if (!rs->pnl && res->pnl_spool) { /* on disk: read back in blocks */
+      rs->pnl_read = xm__pnl_block;
+      rs->pnl_arg = res;
+      rs->pnl_set = x;
+    }
     rs->shock = res->sets[x].shock;
     rs->n_factors = res->F;
     rs->factor = res->factor;

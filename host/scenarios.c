@@ -242,7 +242,7 @@ xm_status xm__sets_build(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_
                          xm__sets *out, char *notes, size_t cap) {
   memset(out, 0, sizeof *out);
   out->sp = -1;
-  xm_run_opts o = {0, 0, NULL, NULL, 0, 0, 0, 0};
+  xm_run_opts o = {0, 0, NULL, NULL, 0, 0, 0, 0, NULL};
   if (opts)
     o = *opts;
   xm_status st = XM_OK;
@@ -319,7 +319,7 @@ xm_status xm__sets_build(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_
   {
     double per = 48.0 + 8.0 * (double)F * (ctx->be->host_memory ? 2 : 0) +
                  (o.save_scenarios ? 8.0 * (double)F : 0.0) +
-                 (o.save_pnl ? 4.0 * (double)pf->n_accounts : 0.0);
+                 (o.save_pnl && !o.pnl_dir ? 4.0 * (double)pf->n_accounts : 0.0);
     double S_all = (hist + sp) * (double)sf->n_days +
                    (double)(mc + stressed) * (double)cfg->montecarlo.scenarios;
     for (int64_t r = 0; r < sf->n_sets; r++)
@@ -333,7 +333,7 @@ xm_status xm__sets_build(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_
                     "(the least of MemAvailable, the cgroup limit and ulimit -v)",
                     S_all, (long long)cfg->montecarlo.scenarios, need,
                     ctx->be->host_memory ? ", shocks" : "",
-                    o.save_scenarios ? ", --save-scenarios" : "", o.save_pnl ? ", --save-pnl" : "",
+                    o.save_scenarios ? ", --save-scenarios" : "", o.save_pnl && !o.pnl_dir ? ", --save-pnl" : "",
                     (unsigned long long)have);
       goto cleanup;
     }

@@ -75,7 +75,7 @@ xm_status xm_run_scenario_ranks(xm_ctx *ctx, const xm_portfolio *pf, const xm_sc
   int r = 0, R = 1, who = -1;
   MPI_Comm_rank(comm, &r);
   MPI_Comm_size(comm, &R);
-  xm_run_opts o = {0, 0, NULL, NULL, 0, 0, 0, 0};
+  xm_run_opts o = {0, 0, NULL, NULL, 0, 0, 0, 0, NULL};
   if (opts)
     o = *opts;
   xm_status st = XM_OK;

@@ -158,8 +158,9 @@ typedef struct xm__plan {
   /* Streamed (docs/engine.md): L holds `chunk` rows of a group at a time
    * (a multiple of the tile, or a group's last), each chunk's losses folded
    * into every set's running tails (tk entries: the largest k, 1 for worst)
-   * that the reduce step measures; not with --save-pnl or an incremental
-   * run, which read L's rows. 0: L holds a group's rows. trec: the doubles
+   * that the reduce step measures (--save-pnl: each chunk's account rows
+   * also go to the host); not in an incremental run, which reads or keeps
+   * a group's rows. 0: L holds a group's rows. trec: the doubles
    * of an account's records in the largest group (members x XM_TREC(G, its tk)). */
   int64_t chunk, trec;
   int64_t n_groups; /* the sets with scenarios, grouped in run order */
@@ -201,9 +202,20 @@ xm_status xm__net_positions(xm_ctx *ctx, const xm_portfolio *pf, xm__posref **ou
  * *out owned by the caller (xm__plan_free). */
 xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *sets, int flags,
                          xm__plan *out);
-#define XM__PLAN_PNL 1u  /* flags: L's rows go to the host (--save-pnl) */
+#define XM__PLAN_PNL 1u  /* flags: L's account rows go to the host (--save-pnl) */
 #define XM__PLAN_ROWS 2u /* L holds a group's rows (an incremental run reads or keeps them) */
 void xm__plan_free(xm__plan *p);
+
+/* ---- --save-pnl on disk (host/spool.c) ---- */
+
+/* A nameless file in dir for K sets of S[x] x A float32 losses, sized
+ * (XM_EIO, also when dir has not the room). */
+xm_status xm__spool_open(xm_ctx *ctx, const char *dir, int64_t K, const int64_t *S, int64_t A,
+                         xm_pnl_spool **out);
+/* Scenarios [s0, s0 + ns) x accounts [a0, a0 + na) of set x from rows [ns x na]. */
+xm_status xm__spool_put(xm_ctx *ctx, xm_pnl_spool *sp, int64_t x, int64_t s0, int64_t ns,
+                        int64_t a0, int64_t na, const float *rows);
+void xm__spool_close(xm_pnl_spool *sp); /* NULL: a no-op */
 
 /* ---- the liquidity add-on (host/liquidity.c, METHODOLOGY.md section 4.1) ---- */
 
@@ -244,7 +256,8 @@ xm_status xm__collateral_results(xm_ctx *ctx, const xm_portfolio *pf, int any, c
  * [A x K] (days: sets->days, 1 for a run). */
 typedef struct xm__outputs {
   double *acct, *silo, *by_set;
-  float **pnl; /* [K] each [S x A], or NULL */
+  float **pnl;         /* [K] each [S x A], or NULL */
+  xm_pnl_spool *spool; /* or the losses to disk (host/spool.c), or NULL */
   double t_scen, t_eval;
   /* A part of a scenario split (host/split.c; a streamed plan): each set's
    * tails, [K] arrays of A x XM_TREC(G, xm__set_tk) doubles (zeroed by the

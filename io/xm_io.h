@@ -16,8 +16,15 @@
 typedef struct xm_results_set {
   const char *name;
   int64_t n_scenarios;
-  char *const *label;  /* [S] */
-  const float *pnl;    /* [S x A] or NULL (--save-pnl) */
+  char *const *label; /* [S] */
+  const float *pnl;   /* [S x A] or NULL (--save-pnl) */
+  /* Or, pnl NULL, its blocks from a reader: scenarios [s0, s0 + ns) x
+   * accounts [a0, a0 + na) of set pnl_set into out[ns x na] (XM_OK or an
+   * error); NULL: no /pnl for the set. */
+  xm_status (*pnl_read)(const void *arg, int64_t set, int64_t s0, int64_t ns, int64_t a0,
+                        int64_t na, float *out);
+  const void *pnl_arg;
+  int64_t pnl_set;
   const double *shock; /* [S x n_factors] or NULL (--save-scenarios) */
   int64_t n_factors;
   char *const *factor; /* [n_factors] */

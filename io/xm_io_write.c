@@ -709,6 +709,44 @@ static void xm__w_flags(xm__wr *w, hid_t g, const char *where, const char *name,
   H5Dclose(did);
 }
 
+/* /pnl/<set>'s values from set->pnl_read, in blocks of whole chunks
+ * (XM__PNL_CHUNK_S scenarios x a multiple of XM__PNL_CHUNK_A accounts, 16
+ * MiB at most): no chunk is written twice, nor the whole array held. */
+static void xm__w_pnl_blocks(xm__wr *w, hid_t did, const xm_results_set *set, int64_t S,
+                             int64_t A) {
+  int64_t rs = S < XM__PNL_CHUNK_S ? S : XM__PNL_CHUNK_S;
+  int64_t ca = ((int64_t)4 << 20) / (rs > 0 ? rs : 1) / XM__PNL_CHUNK_A * XM__PNL_CHUNK_A;
+  ca = ca < XM__PNL_CHUNK_A ? XM__PNL_CHUNK_A : ca;
+  ca = ca < A ? ca : A;
+  float *buf = malloc((size_t)(rs * ca + 1) * sizeof *buf);
+  hid_t fs = H5Dget_space(did);
+  if (!buf || fs < 0) {
+    xm__wfail(w, "/pnl/%s: out of memory", set->name);
+    S = 0;
+  }
+  for (int64_t s0 = 0; s0 < S && !w->failed; s0 += rs) {
+    int64_t ns = S - s0 < rs ? S - s0 : rs;
+    for (int64_t a0 = 0; a0 < A && !w->failed; a0 += ca) {
+      int64_t na = A - a0 < ca ? A - a0 : ca;
+      hsize_t start[2] = {(hsize_t)s0, (hsize_t)a0}, count[2] = {(hsize_t)ns, (hsize_t)na};
+      xm_status st = set->pnl_read(set->pnl_arg, set->pnl_set, s0, ns, a0, na, buf);
+      hid_t ms = st == XM_OK ? H5Screate_simple(2, count, NULL) : -1;
+      errno = 0;
+      if (st != XM_OK)
+        xm__wfail(w, "/pnl/%s: the losses cannot be read back (%s)", set->name, xm_status_name(st));
+      else if (ms < 0 || H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+               H5Dwrite(did, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, buf) < 0)
+        xm__wfail(w, "/pnl/%s: HDF5 cannot write scenarios %lld.. accounts %lld..%s%s", set->name,
+                  (long long)s0, (long long)a0, errno ? ": " : "", errno ? strerror(errno) : "");
+      if (ms >= 0)
+        H5Sclose(ms);
+    }
+  }
+  if (fs >= 0)
+    H5Sclose(fs);
+  free(buf);
+}
+
 /* Writes /pnl/<set> float32 [S x A], chunked and compressed, a money
  * dataset in units, along the scales /pnl/<set>.scenario (its labels,
  * written here) and sa (/pnl/account). later: made, its values not written. */
@@ -732,6 +770,8 @@ static void xm__w_pnl(xm__wr *w, hid_t g, const xm_results_set *set, int64_t A, 
   hsize_t dims[2] = {(hsize_t)S, (hsize_t)A};
   char where[] = "/pnl";
   hid_t did = xm__w_dset(w, g, where, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims, pnl, dcpl);
+  if (did >= 0 && !later && !pnl && set->pnl_read)
+    xm__w_pnl_blocks(w, did, set, S, A);
   if (did >= 0) {
     char at[XM__WHERE];
     snprintf(at, sizeof at, "/pnl/%s", name);
@@ -860,7 +900,7 @@ static uint64_t xm__results_bytes(const xm_results *r) {
     const xm_results_set *s = &r->sets[k];
     uint64_t S = (uint64_t)s->n_scenarios;
     b += xm__strs_bytes(s->label, s->n_scenarios);
-    if (s->pnl) /* and its scenario scale */
+    if (s->pnl || s->pnl_read) /* and its scenario scale */
       b += 4 * S * A + 64 * (S / XM__PNL_CHUNK_S + 1) * (A / XM__PNL_CHUNK_A + 1) +
            xm__strs_bytes(s->label, s->n_scenarios);
     if (s->shock)
@@ -1011,14 +1051,14 @@ static xm_status xm__results_file(xm__wr *w, const char *path, const xm_results 
     g = -1;
     int any_pnl = 0;
     for (int64_t k = 0; k < K; k++)
-      any_pnl |= r->sets[k].pnl != NULL;
+      any_pnl |= r->sets[k].pnl || r->sets[k].pnl_read;
     if (any_pnl) {
       xm__close_dims(scm);
       g = xm__w_group(w, w->fid, "/pnl");
       if (g < 0 || xm__w_dims(w, g, "/pnl", h, NULL, 0, XM__DIM(XM__DIM_ACCOUNT), scm) < 0)
         goto cleanup;
       for (int64_t k = 0; k < K; k++)
-        if (r->sets[k].pnl)
+        if (r->sets[k].pnl || r->sets[k].pnl_read)
           xm__w_pnl(w, g, &r->sets[k], A, scm[XM__DIM_ACCOUNT], units, pnl_later);
     }
   }
@@ -1505,6 +1545,10 @@ xm_status xm_results_write_mpi(const char *path, const xm_results *r, xm_status 
     st = XM_ENOMEM;
   for (int64_t k = 0; parts && k < K; k++) {
     const xm_results_set *s = &r->sets[k];
+    if (!s->pnl && s->pnl_read && st == XM_OK) { /* each rank's columns are in memory */
+      xm_diag_add(diag, "%s: /pnl/%s: a job's ranks write their losses from memory", path, s->name);
+      st = XM_EINVAL;
+    }
     if (!s->pnl || s->n_scenarios == 0)
       continue;
     xm__part *p = &parts[n++];

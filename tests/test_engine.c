@@ -11,6 +11,7 @@
  *   faults: a step that fails is reported and leaks nothing (run under ASan);
  *   the stressed period and the backtest (host/backtest.c): each day a run on
  *     the truncated history, the realised move, a tight budget. */
+#include <dirent.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -831,7 +833,7 @@ static void loop_resident(void **state) {
   double *silo = malloc(N_ACCT * 3 * XM_NSILO * sizeof *silo),
          *by = malloc(N_ACCT * 8 * sizeof *by);
   assert_true(acct && silo && by && sets.K <= 8);
-  xm__outputs out = {acct, silo, by, NULL, 0.0, 0.0, NULL, NULL};
+  xm__outputs out = {acct, silo, by, NULL, NULL, 0.0, 0.0, NULL, NULL};
   mock_install(ctx_mid, -1, 0);
   xm_status st = xm__evaluate(ctx_mid, &cfg_full, &sets, &p, 0, NULL, NULL, &out);
   mock_remove(ctx_mid);
@@ -1040,6 +1042,114 @@ static void streamed_equals_unstreamed(void **state) {
   assert_memory_equal(b0.binding, b1.binding, (size_t)n * sizeof(int32_t));
   xm_backtest_result_free(&b0), xm_backtest_result_free(&b1);
   xm_ctx_destroy(cs);
+}
+
+/* --save-pnl streams (issue 18 item 1): each chunk's account rows go to
+ * the sets' [S x A] losses as the run makes them, in memory or, with
+ * xm_run_opts.pnl_dir, to a nameless file there (read back by
+ * xm_run_pnl_read). Under every budget and chunk both are the unstreamed
+ * run's losses and results bit for bit, the streamed plan takes less memory
+ * than the unstreamed one, no file is left in the folder, and reads outside
+ * the losses are refused. */
+static void pnl_same(const xm_run_result *r0, const xm_run_result *r, const char *what) {
+  assert_int_equal(r->K, r0->K);
+  assert_int_equal(r->A, r0->A);
+  int64_t A = r0->A;
+  for (int64_t x = 0; x < r0->K; x++) {
+    int64_t S = r0->sets[x].S;
+    float *got = malloc((size_t)(S * A + 1) * sizeof *got);
+    assert_non_null(got);
+    assert_int_equal(xm_run_pnl_read(r, x, 0, S, 0, A, got), XM_OK);
+    if (memcmp(got, r0->sets[x].pnl, (size_t)(S * A) * sizeof *got) != 0)
+      fail_msg("%s: set %lld's losses differ from the unstreamed run's", what, (long long)x);
+    /* a block inside: scenarios [S/3, S/3 + S/2), accounts [1, A - 1) */
+    int64_t s0 = S / 3, ns = S / 2, a0 = 1, na = A - 2;
+    assert_int_equal(xm_run_pnl_read(r, x, s0, ns, a0, na, got), XM_OK);
+    for (int64_t s = 0; s < ns; s++)
+      if (memcmp(got + s * na, r0->sets[x].pnl + (s0 + s) * A + a0, (size_t)na * sizeof *got))
+        fail_msg("%s: a block of set %lld's losses differs", what, (long long)x);
+    assert_int_equal(xm_run_pnl_read(r, x, S - 1, 2, 0, 1, got), XM_EINVAL);
+    assert_int_equal(xm_run_pnl_read(r, x, 0, 1, A - 1, 2, got), XM_EINVAL);
+    assert_int_equal(xm_run_pnl_read(r, x, -1, 1, 0, 1, got), XM_EINVAL);
+    free(got);
+  }
+  float one;
+  assert_int_equal(xm_run_pnl_read(r, r0->K, 0, 1, 0, 1, &one), XM_EINVAL);
+}
+
+static int dir_empty(const char *dir) {
+  DIR *d = opendir(dir);
+  int n = 0;
+  for (struct dirent *e; d && (e = readdir(d));)
+    n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+  if (d)
+    closedir(d);
+  return d && n == 0;
+}
+
+static void streamed_pnl(void **state) {
+  (void)state;
+  char dir[] = "/tmp/xm_test_pnl_XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  xm_run_opts mem = {1, 0, NULL, NULL, 0, 0, 0, 0, NULL}, disk = mem;
+  disk.pnl_dir = dir;
+  xm_run_result r0, r;
+  assert_int_equal(xm_run(ctx_free, &book, &scen, &cfg_full, &mem, &r0), XM_OK);
+  assert_null(r0.pnl_spool);
+  const uint64_t limits[] = {0, MID_LIMIT, TIGHT_LIMIT};
+  const long chunks[] = {0, 7};
+  for (int l = 0; l < 3; l++)
+    for (int h = 0; h < 2; h++)
+      for (int where = 0; where < 2; where++) {
+        xm_ctx *cs = make_ctx_on("cpu", limits[l], chunks[h], -1);
+        assert_non_null(cs);
+        assert_int_equal(xm_run(cs, &book, &scen, &cfg_full, where ? &disk : &mem, &r), XM_OK);
+        char what[96];
+        snprintf(what, sizeof what, "limit %llu, chunk %ld, %s", (unsigned long long)limits[l],
+                 chunks[h], where ? "on disk" : "in memory");
+        assert_same(&r0, &r);
+        pnl_same(&r0, &r, what);
+        if (where) {
+          assert_non_null(r.pnl_spool);
+          for (int64_t x = 0; x < r.K; x++)
+            assert_null(r.sets[x].pnl);
+        }
+        if (l == 0) /* streamed: L a chunk's rows, not a group's */
+          assert_true(r.mem_planned < r0.mem_planned);
+        xm_run_result_free(&r);
+        assert_true(dir_empty(dir)); /* nameless from the start */
+        xm_ctx_destroy(cs);
+      }
+  /* a folder that is not there: refused before anything is revalued */
+  char gone[sizeof dir + 8];
+  snprintf(gone, sizeof gone, "%s/absent", dir);
+  disk.pnl_dir = gone;
+  xm_ctx *cs = make_ctx_on("cpu", 0, 0, -1);
+  assert_non_null(cs);
+  assert_int_equal(xm_run(cs, &book, &scen, &cfg_full, &disk, &r), XM_EIO);
+  assert_non_null(strstr(xm_ctx_last_error(cs), "absent"));
+  xm_run_result_free(&r);
+  xm_ctx_destroy(cs);
+  /* OpenCL streamed, in memory and on disk: its unstreamed run's losses */
+  xm_ctx *o0 = make_ctx_on("opencl", 0, -1, -1), *os = make_ctx_on("opencl", MID_LIMIT, 7, -1);
+  if (xm_has_opencl() && o0 && os) {
+    xm_run_result q0;
+    disk.pnl_dir = dir;
+    assert_int_equal(xm_run(o0, &book, &scen, &cfg_full, &mem, &q0), XM_OK);
+    for (int where = 0; where < 2; where++) {
+      assert_int_equal(xm_run(os, &book, &scen, &cfg_full, where ? &disk : &mem, &r), XM_OK);
+      assert_same(&q0, &r);
+      pnl_same(&q0, &r, where ? "OpenCL on disk" : "OpenCL in memory");
+      xm_run_result_free(&r);
+    }
+    xm_run_result_free(&q0);
+  } else {
+    print_message("streamed --save-pnl on OpenCL: no device here\n");
+  }
+  xm_ctx_destroy(o0), xm_ctx_destroy(os);
+  xm_run_result_free(&r0);
+  assert_true(dir_empty(dir));
+  assert_int_equal(rmdir(dir), 0);
 }
 
 /* xm_run_scenario_ranks outside mpirun: XM_EUNSUPPORTED in a build without
@@ -1638,7 +1748,7 @@ static void same_bits(const void *a, const void *b, size_t n, const char *what, 
 }
 
 static void ranges_on(xm_ctx *ctx) {
-  xm_run_opts o = {1, 0, NULL, NULL, 0, 0, 0, 0};
+  xm_run_opts o = {1, 0, NULL, NULL, 0, 0, 0, 0, NULL};
   xm_run_result whole, r;
   assert_int_equal(xm_run(ctx, &book, &scen, &cfg_full, &o, &whole), XM_OK);
   const int64_t G = whole.G, K = whole.K;
@@ -1861,7 +1971,7 @@ static void stressed_period_blend(void **state) {
   }
   /* the period's shocks: the raw sums, by hand for window end 61 (rows 60, 61) */
   double x0 = h_return[59 * F_H + 0] + h_return[60 * F_H + 0];
-  xm_run_opts keep = {0, 1, NULL, NULL, 0, 0, 0, 0};
+  xm_run_opts keep = {0, 1, NULL, NULL, 0, 0, 0, 0, NULL};
   xm_run_result rk;
   assert_int_equal(xm_run(ctx_free, &book, &scen, &c0, &keep, &rk), XM_OK);
   assert_true(rk.sets[3].shock[0] == x0); /* EQ is the book's first factor */
@@ -1971,7 +2081,7 @@ static void backtest_day_ranges(void **state) {
   assert_int_equal(xm_backtest(ctx_free, &book, &scen, &c, NULL, &sum), XM_OK);
   static const int64_t cut[] = {0, 1, 4, 6}; /* 6 days: ranges 0..0, 1..3, 4..5 */
   for (int r = 0; r < 3; r++) {
-    xm_run_opts o = {0, 0, NULL, NULL, 0, 0, cut[r], cut[r + 1]};
+    xm_run_opts o = {0, 0, NULL, NULL, 0, 0, cut[r], cut[r + 1], NULL};
     assert_int_equal(xm_backtest(ctx_mid, &book, &scen, &c, &o, &part), XM_OK);
     assert_int_equal(part.N, N);
     assert_null(part.stats[0]);
@@ -2007,12 +2117,12 @@ static void backtest_day_ranges(void **state) {
   assert_memory_equal(sum.silo_stats, whole.silo_stats, (size_t)(A * G) * sizeof *sum.silo_stats);
   /* save_scenarios in ranges: each range's rows are the whole's */
   xm_backtest_result saved;
-  xm_run_opts so = {0, 1, NULL, NULL, 0, 0, 0, 0};
+  xm_run_opts so = {0, 1, NULL, NULL, 0, 0, 0, 0, NULL};
   assert_int_equal(xm_backtest(ctx_free, &book, &scen, &c, &so, &saved), XM_OK);
   assert_non_null(saved.shock);
   const int64_t K = saved.K, F = saved.F;
   for (int r = 0; r < 3; r++) {
-    xm_run_opts o = {0, 1, NULL, NULL, 0, 0, cut[r], cut[r + 1]};
+    xm_run_opts o = {0, 1, NULL, NULL, 0, 0, cut[r], cut[r + 1], NULL};
     assert_int_equal(xm_backtest(ctx_mid, &book, &scen, &c, &o, &part), XM_OK);
     assert_int_equal(part.K, K);
     for (int64_t x = 0; x < K; x++) {
@@ -2037,7 +2147,7 @@ static void backtest_day_ranges(void **state) {
   xm_backtest_result_free(&saved);
   static const int64_t bad[][3] = {{2, 2, 0}, {3, 1, 0}, {0, 7, 0}, {5, 9, 1}};
   for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
-    xm_run_opts o = {0, (int)bad[k][2], NULL, NULL, 0, 0, bad[k][0], bad[k][1]};
+    xm_run_opts o = {0, (int)bad[k][2], NULL, NULL, 0, 0, bad[k][0], bad[k][1], NULL};
     assert_int_equal(xm_backtest(ctx_free, &book, &scen, &c, &o, &part), XM_EINVAL);
     xm_backtest_result_free(&part);
   }
@@ -2056,6 +2166,7 @@ int main(void) {
       cmocka_unit_test(tight_equals_unlimited),
       cmocka_unit_test(streamed_plan),
       cmocka_unit_test(streamed_equals_unstreamed),
+      cmocka_unit_test(streamed_pnl),
       cmocka_unit_test(scenario_ranks_refusals),
       cmocka_unit_test(matches_methodology),
       cmocka_unit_test(currencies),

@@ -406,7 +406,7 @@ int xm_cli_backtest(int argc, char **argv) {
     }
     xm_cli_procs_days(N, &j0, &j1);
   }
-  xm_run_opts eo = {0, j.save_scenarios, xm_cli_progress_for(&j), NULL, 0, 0, j0, j1};
+  xm_run_opts eo = {0, j.save_scenarios, xm_cli_progress_for(&j), NULL, 0, 0, j0, j1, NULL};
   xm_status st = xm_backtest(in.ctx, &in.pf, &in.sf, &in.cfg, &eo, &res);
   if ((rc = xm_cli_procs_ran(&j, &in, st, res.notes)) >= 0)
     goto cleanup;

@@ -29,7 +29,9 @@ static void xm_run_usage(FILE *f) {
           "                          auto: a GPU with fp64, else cpu; opencl: the best OpenCL\n"
           "                          device, PoCL included; 'xmargin devices' lists them)\n"
           "  --precision P           double (default) or single\n"
-          "  --save-pnl              write every account's loss per scenario (/pnl/<set>)\n"
+          "  --save-pnl              write every account's loss per scenario (/pnl/<set>);\n"
+          "                          kept on disk beside the output while the run goes\n"
+          "                          (4 bytes a scenario and account), not in memory\n"
           "  --save-scenarios        write every set's shocks (/scenarios/<set>/shock)\n"
           "  --mem-limit BYTES       cap the memory the plan uses, 1M at least (K, M, G suffixes)\n"
           "  --threads N             threads of the cpu backend (default: all cores)\n"
@@ -485,7 +487,15 @@ int xm_cli_run(int argc, char **argv) {
   int by_scen = split_scenarios && procs->size > 1;
   if (procs->size > 1 && !by_scen)
     xm_cli_procs_accounts(&in.pf, &a0, &a1);
-  xm_run_opts eo = {save_pnl, j.save_scenarios, xm_cli_progress_for(&j), NULL, a0, a1, 0, 0};
+  xm_run_opts eo = {save_pnl, j.save_scenarios, xm_cli_progress_for(&j), NULL, a0, a1, 0, 0, NULL};
+  /* One process: the losses stream to a nameless file in the output's
+   * folder (a job's ranks each keep their accounts' columns in memory). */
+  char pdir[4096] = ".";
+  const char *sl = strrchr(j.output, '/');
+  if (sl)
+    snprintf(pdir, sizeof pdir, "%.*s", sl == j.output ? 1 : (int)(sl - j.output), j.output);
+  if (save_pnl && procs->size == 1)
+    eo.pnl_dir = pdir;
   xm_status st = by_scen ? xm_cli_procs_run_scenarios(&j, &in, &eo, &res)
                          : xm_run(in.ctx, &in.pf, &in.sf, &in.cfg, &eo, &res);
   if ((rc = xm_cli_procs_ran(&j, &in, st, res.notes)) >= 0)

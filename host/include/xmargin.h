@@ -458,6 +458,13 @@ typedef struct xm_run_opts {
    * pads to the largest over the ranges). Not empty (XM_EINVAL). xm_run
    * ignores them. */
   int64_t day_begin, day_end;
+  /* With save_pnl, a folder (NULL: none): each set's losses go, as the run
+   * makes them, to a nameless temporary file there instead of memory
+   * (xm_run_set.pnl stays NULL; xm_run_pnl_read reads them, and
+   * xm_run_result_write copies them into /pnl), so that no [S x A] array is
+   * held. The run refuses (XM_EIO) a folder without the 4 S A bytes free.
+   * xm_run only. */
+  const char *pnl_dir;
 } xm_run_opts;
 
 typedef struct xm_run_set {
@@ -469,6 +476,9 @@ typedef struct xm_run_set {
   double *shock; /* [S x F] when save_scenarios, else NULL */
   float *pnl;    /* [S x A] when save_pnl, else NULL */
 } xm_run_set;
+
+/* Where a run's losses are kept on disk (xm_run_opts.pnl_dir); opaque. */
+typedef struct xm_pnl_spool xm_pnl_spool;
 
 /* The results of a run; every array is owned by it (xm_run_result_free). */
 typedef struct xm_run_result {
@@ -509,7 +519,8 @@ typedef struct xm_run_result {
   int shocks_resident;
   uint64_t mem_budget, mem_planned, sets_host_bytes;
   double t_prepare, t_scenarios, t_evaluate; /* seconds */
-  char notes[4096]; /* one line per remark (factors a set does not move, jitter, fallback) */
+  char notes[4096];        /* one line per remark (factors a set does not move, jitter, fallback) */
+  xm_pnl_spool *pnl_spool; /* save_pnl with pnl_dir: the losses on disk (xm_run_pnl_read) */
 } xm_run_result;
 
 /* Runs every set of the configuration (cfg NULL: the defaults) on ctx's
@@ -544,6 +555,12 @@ xm_status xm_run_scenario_ranks(xm_ctx *ctx, const xm_portfolio *pf, const xm_sc
                                 xm_run_result *out);
 /* Frees the arrays and zeroes *r; NULL is a no-op. */
 void xm_run_result_free(xm_run_result *r);
+
+/* Scenarios [s0, s0 + ns) x accounts [a0, a0 + na) of set x's losses (a
+ * save_pnl run, in memory or on disk) into out[ns x na], scenario-major.
+ * XM_EINVAL (no losses kept, or out of range), XM_EIO. */
+xm_status xm_run_pnl_read(const xm_run_result *res, int64_t x, int64_t s0, int64_t ns, int64_t a0,
+                          int64_t na, float *out);
 
 /* What the results file records about a run besides its numbers. */
 typedef struct xm_run_meta {

@@ -218,6 +218,7 @@ typedef struct xm_run_opts {
   void *progress_arg;
   int64_t account_begin, account_end;
   int64_t day_begin, day_end;
+  const char *pnl_dir;
 } xm_run_opts;
 
 typedef struct xm_run_set {
@@ -258,11 +259,14 @@ typedef struct xm_run_result {
   uint64_t mem_budget, mem_planned, sets_host_bytes;
   double t_prepare, t_scenarios, t_evaluate;
   char notes[4096];
+  void *pnl_spool;
 } xm_run_result;
 
 xm_status xm_run(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_file *sf,
                  const xm_config *cfg, const xm_run_opts *opts, xm_run_result *out);
 void xm_run_result_free(xm_run_result *r);
+xm_status xm_run_pnl_read(const xm_run_result *res, int64_t x, int64_t s0, int64_t ns, int64_t a0,
+                          int64_t na, float *out);
 
 typedef struct xm_run_meta {
   const char *portfolio, *scenarios;

@@ -13,7 +13,13 @@ two Monte Carlo sets of 20,000 scenarios (the shock buffers dominate: 2 x 2 x
     a run of no set), the scenario sets' host arrays (reported by the run as
     plan.sets_host_bytes) and 16 MiB of allocator and page slack;
   - and gives the results of the uncapped run, streamed or not: bit for bit,
-    on each backend.
+    on each backend;
+  - with --save-pnl (each account's loss in every scenario: 4 S A bytes, 33
+    MB here, more than the slack) still streams, the losses going to a
+    nameless file beside the output as the run makes them: /pnl and /margin
+    are the unstreamed run's bit for bit, the peak RSS stays within the same
+    bound, and it exceeds the streamed run's without --save-pnl by less than
+    the losses' 4 S A bytes (they are not held).
 
 Labelled slow: not in the sanitizer build.
 """
@@ -128,7 +134,61 @@ def main():
                 # numbers, every exp in the vector code)
                 T.check("%s 64M: /margin bitwise == uncapped" % dev,
                         all(np.array_equal(a[k], b[k]) for k in a if not k.startswith("_")))
+        pnl_runs(T, d, base, rss0, runs)
     T.finish()
+
+
+def pnl_sizes(path):
+    """S x A of each /pnl/<set> of a results file."""
+    import h5py
+    with h5py.File(path, "r") as f:
+        return [f["pnl"][n].shape[0] * f["pnl"][n].shape[1] for n in f["set"].asstr()[()]]
+
+
+def pnl_runs(T, d, base, rss0, runs):
+    """--save-pnl at 64M on the cpu backend, streamed and not."""
+    got = {}
+    for mode in ("streamed", "rows"):
+        out, js = os.path.join(d, "pnl-%s.h5" % mode), os.path.join(d, "pnl-%s.json" % mode)
+        os.environ["XM_CHUNK"] = "-1" if mode == "rows" else "0"
+        rc, rss = run_measured(base + ["-o", out, "--save-pnl", "--mem-limit", "64M"] + MC + [js])
+        del os.environ["XM_CHUNK"]
+        if T.check("cpu 64M --save-pnl %s: exit 0" % mode, rc == 0):
+            with open(js) as f:
+                got[mode] = (out, json.load(f)["plan"], rss)
+            print("# cpu 64M --save-pnl %s: peak RSS %.1f MiB, plan %s" % (mode, rss / 2**20, got[mode][1]))
+    T.check("cpu 64M --save-pnl: no temporary file left beside the output",
+            not [f for f in os.listdir(d) if f.startswith(".xmargin-pnl")], str(os.listdir(d)))
+    if len(got) < 2:
+        return
+    (out, plan, rss), rows = got["streamed"], got["rows"]
+    T.check("cpu 64M --save-pnl streamed: fewer blocks (%d < %d)" % (plan["blocks"], rows[1]["blocks"]),
+            plan["blocks"] < rows[1]["blocks"])
+    T.check("cpu 64M --save-pnl streamed: the loop's buffers fit the limit", plan["planned_bytes"] <= LIMIT,
+            str(plan))
+    bound = LIMIT + rss0 + plan["sets_host_bytes"] + SLACK
+    T.check("cpu 64M --save-pnl streamed: peak RSS %.1f MiB <= the bound %.1f MiB (unstreamed: %.1f MiB)"
+            % (rss / 2**20, bound / 2**20, rows[2] / 2**20), rss <= bound)
+    a, b = tl.read_margin(rows[0]), tl.read_margin(out)
+    if ("cpu", "64M") in runs:
+        SA = 4 * sum(pnl_sizes(out))
+        more = rss - runs[("cpu", "64M")][2]
+        T.check("cpu 64M --save-pnl streamed: %.1f MiB more RSS than without, < the losses' %.1f MiB"
+                % (more / 2**20, SA / 2**20), more < SA)
+    T.check("cpu 64M --save-pnl: streamed /margin bitwise == unstreamed",
+            all(np.array_equal(a[k], b[k]) for k in a if not k.startswith("_")))
+    if ("cpu", None) in runs:
+        c = tl.read_margin(runs[("cpu", None)][0])
+        T.check("cpu 64M --save-pnl: /margin bitwise == the run without it",
+                all(np.array_equal(c[k], b[k]) for k in c if not k.startswith("_")))
+    import h5py
+    with h5py.File(rows[0], "r") as fa, h5py.File(out, "r") as fb:
+        names = list(fa["set"].asstr()[()])
+        T.check("cpu 64M --save-pnl: a /pnl dataset per set", all(n in fb["pnl"] for n in names), str(names))
+        for name in names:
+            x, y = fa["pnl"][name][()], fb["pnl"][name][()]
+            T.check("cpu 64M --save-pnl: /pnl/%s %s streamed bitwise == unstreamed" % (name, x.shape),
+                    x.shape == y.shape and np.array_equal(x, y) and np.abs(x).max() > 0)
 
 
 if __name__ == "__main__":
