@@ -5,7 +5,8 @@
  * with XM_AGG_VECTOR defined, XM_AGG_T double8, XM_AGG_LOAD(p) vload8(0, p),
  * XM_AGG_STORE(p, v) vstore8(v, 0, p) and XM_AGG_FN(name) a suffix, for 8
  * consecutive scenarios per call (contiguous in ell and in L: ss = 1); C's
- * vector types also define XM_AGG_ZERO (their zero). Each scenario's sums are
+ * vector types also define XM_AGG_ZERO (their zero), and a type without
+ * arithmetic operators XM_AGG_MUL(q, v) and XM_AGG_ADD(x, y). Each scenario's sums are
  * the scalar function's, add for add. The includer has defined xm_layout
  * (xm_reduce.h). */
 #include "xm_portable.h"
@@ -18,6 +19,10 @@
 #endif
 #ifndef XM_AGG_ZERO /* C's vector extensions cannot cast a scalar to a vector */
 #define XM_AGG_ZERO ((XM_AGG_T)0.0)
+#endif
+#ifndef XM_AGG_MUL /* a type without operators (a pair of vectors) defines both */
+#define XM_AGG_MUL(q, v) ((q) * (v))
+#define XM_AGG_ADD(x, y) ((x) + (y))
 #endif
 
 /* Positions of a block, CSR by account, sorted by (silo, instrument) within
@@ -36,15 +41,15 @@ XM_INLINE void XM_AGG_FN(xm_aggregate)(xm_i64 a, xm_i64 s, int G, XM_GLOBAL cons
   for (int c = 1; c <= G; c++)
     XM_AGG_STORE(out + c * lay.cs, XM_AGG_ZERO);
   for (int p = pos_start[a]; p < pos_start[a + 1]; p++) {
-    XM_AGG_T l = pos_qty[p] * XM_AGG_LOAD(ell + pos_inst[p] * ell_stride);
+    XM_AGG_T l = XM_AGG_MUL(pos_qty[p], XM_AGG_LOAD(ell + pos_inst[p] * ell_stride));
     if (pos_silo[p] != cur) {
       if (cur >= 0)
         XM_AGG_STORE(out + (1 + cur) * lay.cs, part);
       cur = pos_silo[p];
       part = XM_AGG_ZERO;
     }
-    part += l;
-    total += l;
+    part = XM_AGG_ADD(part, l);
+    total = XM_AGG_ADD(total, l);
   }
   if (cur >= 0)
     XM_AGG_STORE(out + (1 + cur) * lay.cs, part);
@@ -52,6 +57,8 @@ XM_INLINE void XM_AGG_FN(xm_aggregate)(xm_i64 a, xm_i64 s, int G, XM_GLOBAL cons
 }
 
 #undef XM_AGG_ZERO
+#undef XM_AGG_MUL
+#undef XM_AGG_ADD
 #ifndef XM_AGG_VECTOR
 #undef XM_AGG_T
 #undef XM_AGG_LOAD
