@@ -501,21 +501,23 @@ static int xm__cpu_wide(void) {
 #endif
 }
 
-/* Account a's losses in the tile's ns scenarios (ell[i][s], stride ns), 8
- * at a time: one 512-bit vector, or two of 256 bits. */
+/* Accounts a0 .. a1's losses in the tile's scenarios s .. s + m (m <= 8;
+ * ell[i][s], stride ns): 8 at once (one 512-bit vector, or two of 256 bits),
+ * fewer one at a time. */
 XM__SIMD_CLONES
-static void xm__cpu_aggregate_account(int64_t a, int64_t s0, int64_t ns, int G, const double *ell,
-                                      const int *start, const int *pinst, const int *psilo,
-                                      const double *pqty, double *L, xm_layout lay, int wide) {
-  int64_t n8 = ns / 8 * 8;
-  for (int64_t s = 0; s < n8; s += 8) {
-    if (wide)
+static void xm__cpu_aggregate_block(int64_t a0, int64_t a1, int64_t s0, int64_t s, int64_t m,
+                                    int64_t ns, int G, const double *ell, const int *start,
+                                    const int *pinst, const int *psilo, const double *pqty,
+                                    double *L, xm_layout lay, int wide) {
+  for (int64_t a = a0; a < a1; a++) {
+    if (m == 8 && wide)
       xm_aggregate_v8(a, s0 + s, G, ell + s, ns, start, pinst, psilo, pqty, L, lay);
-    else
+    else if (m == 8)
       xm_aggregate_v4x2(a, s0 + s, G, ell + s, ns, start, pinst, psilo, pqty, L, lay);
+    else
+      for (int64_t j = s; j < s + m; j++)
+        xm_aggregate(a, s0 + j, G, ell + j, ns, start, pinst, psilo, pqty, L, lay);
   }
-  for (int64_t s = n8; s < ns; s++)
-    xm_aggregate(a, s0 + s, G, ell + s, ns, start, pinst, psilo, pqty, L, lay);
 }
 
 static xm_status xm__cpu_aggregate(xm_ctx *ctx, const xm__dblock *b, int64_t s0, int64_t ns,
@@ -525,11 +527,20 @@ static xm_status xm__cpu_aggregate(xm_ctx *ctx, const xm__dblock *b, int64_t s0,
   const int *psilo = XM__P(b->psilo, const int);
   const double *pqty = XM__P(b->pqty, const double);
   double *L = XM__P(w->L, double);
-  int64_t na = b->na;
+  int64_t na = b->na, nb = (ns + 7) / 8;
   int wide = xm__cpu_wide();
+  /* Each thread the 8-scenario blocks it priced (xm__cpu_revalue's static
+   * split of the same blocks), into every account: its part of ell is still
+   * in its cache. When the tile has fewer blocks than threads, every block
+   * by account ranges. */
+  int64_t parts = nb >= ctx->threads ? 1 : (ctx->threads + nb - 1) / nb;
 #pragma omp parallel for schedule(static) num_threads(ctx->threads)
-  for (int64_t a = 0; a < na; a++)
-    xm__cpu_aggregate_account(a, s0, ns, w->G, ell, start, pinst, psilo, pqty, L, w->lay, wide);
+  for (int64_t q = 0; q < nb * parts; q++) {
+    int64_t blk = q / parts, part = q % parts, s = blk * 8;
+    int64_t a0 = na * part / parts, a1 = na * (part + 1) / parts;
+    xm__cpu_aggregate_block(a0, a1, s0, s, ns - s < 8 ? ns - s : 8, ns, w->G, ell, start, pinst,
+                            psilo, pqty, L, w->lay, wide);
+  }
   return XM_OK;
 }
 
