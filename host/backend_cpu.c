@@ -221,6 +221,14 @@ static xm_status xm__cpu_download(xm_ctx *ctx, void *dst, xm__mem src, size_t of
   return XM_OK;
 }
 
+static xm_status xm__cpu_download_rows(xm_ctx *ctx, void *dst, xm__mem src, size_t off, size_t row,
+                                       size_t pitch, size_t n) {
+  (void)ctx;
+  for (size_t j = 0; j < n && row; j++)
+    memcpy((char *)dst + j * row, (const char *)src->p + off + j * pitch, row);
+  return XM_OK;
+}
+
 static xm_status xm__cpu_finish(xm_ctx *ctx) {
   (void)ctx;
   return XM_OK;
@@ -696,6 +704,7 @@ const xm__backend xm__backend_cpu = {
     .release = xm__cpu_release,
     .upload = xm__cpu_upload,
     .download = xm__cpu_download,
+    .download_rows = xm__cpu_download_rows,
     .finish = xm__cpu_finish,
     .layout = xm__cpu_layout,
     .reduce_scratch = xm__cpu_reduce_scratch,

@@ -388,6 +388,17 @@ cleanup:
   return st;
 }
 
+static xm_status xm__ocl_download_rows(xm_ctx *ctx, void *dst, xm__mem src, size_t off, size_t row,
+                                       size_t pitch, size_t n) {
+  xm_status st = XM_OK;
+  size_t bo[3] = {off, 0, 0}, ho[3] = {0, 0, 0}, region[3] = {row, n, 1};
+  if (row && n)
+    XM__CL(ctx, clEnqueueReadBufferRect(XM__OCL(ctx)->queue, XM__M(src), CL_TRUE, bo, ho, region,
+                                        pitch, 0, row, 0, dst, 0, NULL, NULL));
+cleanup:
+  return st;
+}
+
 static xm_status xm__ocl_finish(xm_ctx *ctx) {
   xm_status st = XM_OK;
   XM__CL(ctx, clFinish(XM__OCL(ctx)->queue));
@@ -788,6 +799,7 @@ const xm__backend xm__backend_opencl = {
     .release = xm__ocl_release,
     .upload = xm__ocl_upload,
     .download = xm__ocl_download,
+    .download_rows = xm__ocl_download_rows,
     .finish = xm__ocl_finish,
     .layout = xm__ocl_layout,
     .reduce_scratch = xm__ocl_reduce_scratch,

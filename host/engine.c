@@ -73,7 +73,7 @@ typedef struct xm__loop {
   xm__dblock db;
   xm__dblock dd; /* an incremental run's trades (xm__increment.delta) */
   xm__mem Lb;    /* ... and the kept losses they are added to */
-  double *Lhost; /* --save-pnl: L downloaded (a chunk's or a group's rows) */
+  double *Lhost; /* --save-pnl: L's account rows (a chunk's or a group's), [na x rows] */
   float *Ph;     /* ... and a set's part of it, [rows x na] float32 (to the spool) */
   double *Th;    /* a scenario split's tails of a block, on the host */
 } xm__loop;
@@ -125,9 +125,12 @@ static xm_status xm__pnl_out(xm_ctx *ctx, const xm__dset *ds, int nds, const xm_
   int64_t na = bk->na;
   if (na == 0 || len == 0)
     return XM_OK;
-  /* component 0's rows span L from 0 to this (the rest of L need not come) */
-  size_t span = (size_t)(lay->ca * (na - 1) + lay->ss * (len - 1) + 1) * sizeof(double);
-  xm_status st = ctx->be->download(ctx, lp->Lhost, lp->w.L, 0, span);
+  /* component 0's rows alone (the backends' layouts: ss = 1), [na x len] */
+  xm_status st =
+      lay->ss != 1
+          ? xm__fail(ctx, XM_EINTERNAL, "--save-pnl: L's rows are strided")
+          : ctx->be->download_rows(ctx, lp->Lhost, lp->w.L, 0, (size_t)len * sizeof(double),
+                                   (size_t)lay->ca * sizeof(double), (size_t)na);
   for (int j = 0; j < nds && st == XM_OK; j++) {
     int64_t r0 = ds[j].row > c0 ? ds[j].row : c0;
     int64_t r1 = ds[j].row + ds[j].S < c0 + len ? ds[j].row + ds[j].S : c0 + len;
@@ -135,10 +138,10 @@ static xm_status xm__pnl_out(xm_ctx *ctx, const xm__dset *ds, int nds, const xm_
       continue;
     float *P = out->pnl ? out->pnl[ds[j].x] : NULL;
     for (int64_t r = r0; r < r1; r++) {
-      const double *src = lp->Lhost + (r - c0) * lay->ss;
+      const double *src = lp->Lhost + (r - c0);
       float *dst = P ? P + (r - ds[j].row) * A + bk->a0 : lp->Ph + (r - r0) * na;
       for (int64_t a = 0; a < na; a++)
-        dst[a] = (float)src[a * lay->ca];
+        dst[a] = (float)src[a * len];
     }
     if (!P)
       st = xm__spool_put(ctx, out->spool, ds[j].x, r0 - ds[j].row, r1 - r0, bk->a0, na, lp->Ph);
@@ -456,9 +459,9 @@ xm_status xm__evaluate(xm_ctx *ctx, const xm_config *cfg, xm__sets *sets, const 
     st = xm__fail(ctx, XM_ENOMEM, "the tails of %lld accounts", (long long)na);
     goto cleanup;
   }
-  if ((out->pnl || out->spool) && (!(lp.Lhost = malloc(lbytes + 1)) ||
+  if ((out->pnl || out->spool) && (!(lp.Lhost = malloc((size_t)(R * na + 1) * sizeof(double))) ||
                                    !(lp.Ph = malloc((size_t)(R * na + 1) * sizeof(float))))) {
-    st = xm__fail(ctx, XM_ENOMEM, "--save-pnl buffers (%zu bytes)", lbytes);
+    st = xm__fail(ctx, XM_ENOMEM, "--save-pnl buffers (%lld x %lld)", (long long)R, (long long)na);
     goto cleanup;
   }
   lp.w.G = G;

@@ -184,17 +184,15 @@ static int64_t xm__nblocks(int64_t A, int64_t na) {
   return (A + (na > 0 ? na : 1) - 1) / (na > 0 ? na : 1);
 }
 
-/* --save-pnl's host buffers per account when L has R rows: L's copy and
- * the rows of the account losses in float32 (engine.c, xm__pnl_out). */
-static uint64_t xm__pnl_bytes(int64_t R, int G) {
-  return (uint64_t)R * ((uint64_t)(G + 1) * 8u + 4u);
-}
+/* --save-pnl's host buffers per account when L has R rows: its account
+ * rows, in double and in float32 (engine.c, xm__pnl_out). */
+static uint64_t xm__pnl_bytes(int64_t R) { return (uint64_t)R * 12u; }
 
 /* Accounts a block may hold when L has R rows (0: not one). */
 static int64_t xm__na_max(uint64_t rest, uint64_t maxbuf, int64_t R, int G, int64_t K, int64_t trec,
                           int save_pnl) {
   uint64_t lrow = (uint64_t)R * (uint64_t)(G + 1) * 8u;
-  uint64_t per_acct = lrow + (save_pnl ? xm__pnl_bytes(R, G) : 0u) + xm__acct_bytes(G, K, trec);
+  uint64_t per_acct = lrow + (save_pnl ? xm__pnl_bytes(R) : 0u) + xm__acct_bytes(G, K, trec);
   int64_t na = (int64_t)((rest / 2) / per_acct);
   if ((uint64_t)na * lrow > maxbuf)
     na = (int64_t)(maxbuf / lrow);
@@ -495,8 +493,8 @@ xm_status xm__plan_build(xm_ctx *ctx, const xm_portfolio *pf, const xm__sets *se
     out->max_pos = p1 - p0 > out->max_pos ? p1 - p0 : out->max_pos;
     p0 = p1;
   }
-  uint64_t lbytes = ((uint64_t)lr * (uint64_t)(G + 1) * 8u +
-                     (save_pnl ? xm__pnl_bytes(lr, G) : 0u) + xm__acct_bytes(G, K, out->trec)) *
+  uint64_t lbytes = ((uint64_t)lr * (uint64_t)(G + 1) * 8u + (save_pnl ? xm__pnl_bytes(lr) : 0u) +
+                     xm__acct_bytes(G, K, out->trec)) *
                     (uint64_t)out->max_na;
   /* Tiles: the contract losses of a tile (and, when the shocks are made per
    * tile, its X and EX) in what is left. */

@@ -333,8 +333,8 @@ xm_status xm__sets_build(xm_ctx *ctx, const xm_portfolio *pf, const xm_scenario_
                     "(the least of MemAvailable, the cgroup limit and ulimit -v)",
                     S_all, (long long)cfg->montecarlo.scenarios, need,
                     ctx->be->host_memory ? ", shocks" : "",
-                    o.save_scenarios ? ", --save-scenarios" : "", o.save_pnl && !o.pnl_dir ? ", --save-pnl" : "",
-                    (unsigned long long)have);
+                    o.save_scenarios ? ", --save-scenarios" : "",
+                    o.save_pnl && !o.pnl_dir ? ", --save-pnl" : "", (unsigned long long)have);
       goto cleanup;
     }
   }

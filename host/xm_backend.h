@@ -126,6 +126,9 @@ typedef struct xm__backend {
   void (*release)(xm_ctx *ctx, xm__mem m);
   xm_status (*upload)(xm_ctx *ctx, xm__mem dst, size_t off, const void *src, size_t bytes);
   xm_status (*download)(xm_ctx *ctx, void *dst, xm__mem src, size_t off, size_t bytes);
+  /* n rows of row bytes, pitch bytes apart from off, to dst one after the other. */
+  xm_status (*download_rows)(xm_ctx *ctx, void *dst, xm__mem src, size_t off, size_t row,
+                             size_t pitch, size_t n);
   /* Waits until every step asked for has run. */
   xm_status (*finish)(xm_ctx *ctx);
   /* The layout of L its kernels write, and the bytes its reduce step
