@@ -471,24 +471,14 @@ typedef double xm__d4u __attribute__((vector_size(32), aligned(8)));
 typedef struct xm__d4x2 {
   xm__d4 lo, hi;
 } xm__d4x2;
-#define XM__D4X2_FN static inline __attribute__((always_inline))
-XM__D4X2_FN xm__d4x2 xm__d4x2_load(const double *p) {
-  return (xm__d4x2){*(const xm__d4u *)p, *(const xm__d4u *)(p + 4)};
-}
-XM__D4X2_FN void xm__d4x2_store(double *p, xm__d4x2 v) {
-  *(xm__d4u *)p = v.lo;
-  *(xm__d4u *)(p + 4) = v.hi;
-}
-XM__D4X2_FN xm__d4x2 xm__d4x2_mul(double q, xm__d4x2 v) { return (xm__d4x2){q * v.lo, q * v.hi}; }
-XM__D4X2_FN xm__d4x2 xm__d4x2_add(xm__d4x2 x, xm__d4x2 y) {
-  return (xm__d4x2){x.lo + y.lo, x.hi + y.hi};
-}
+/* Macros, not functions: gcc notes how a struct of 32-byte vectors would be
+ * passed out of line (-Wpsabi) even for an inlined one. */
 #define XM_AGG_T xm__d4x2
 #define XM_AGG_ZERO ((xm__d4x2){{0.0, 0.0, 0.0, 0.0}, {0.0, 0.0, 0.0, 0.0}})
-#define XM_AGG_LOAD(p) xm__d4x2_load(p)
-#define XM_AGG_STORE(p, v) xm__d4x2_store(p, v)
-#define XM_AGG_MUL(q, v) xm__d4x2_mul(q, v)
-#define XM_AGG_ADD(x, y) xm__d4x2_add(x, y)
+#define XM_AGG_LOAD(p) ((xm__d4x2){*(const xm__d4u *)(p), *(const xm__d4u *)((p) + 4)})
+#define XM_AGG_STORE(p, v) (*(xm__d4u *)(p) = (v).lo, *(xm__d4u *)((p) + 4) = (v).hi)
+#define XM_AGG_MUL(q, v) ((xm__d4x2){(q) * (v).lo, (q) * (v).hi})
+#define XM_AGG_ADD(x, y) ((xm__d4x2){(x).lo + (y).lo, (x).hi + (y).hi})
 #define XM_AGG_FN(name) name##_v4x2
 #include "xm_aggregate.h"
 #undef XM_AGG_FN
