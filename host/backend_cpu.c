@@ -490,10 +490,7 @@ typedef struct xm__d4x2 {
 /* Whether the machine has 512-bit vectors (the aggregation's width). */
 static int xm__cpu_wide(void) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  static int wide = -1;
-  if (wide < 0)
-    wide = __builtin_cpu_supports("avx512f") ? 1 : 0;
-  return wide;
+  return __builtin_cpu_supports("avx512f") != 0;
 #else
   return 0;
 #endif

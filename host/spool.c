@@ -3,12 +3,12 @@
  * after the other, written as the streamed loop makes them (xm__spool_put)
  * and read back in blocks (xm_run_pnl_read, the results writer). Nothing is
  * left behind: the file has no name from the moment it is made. */
+#define _GNU_SOURCE /* fallocate */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "xm_engine.h"
@@ -19,7 +19,7 @@ struct xm_pnl_spool {
   int64_t K, A;
   int64_t *S;   /* [K] each set's scenarios */
   uint64_t *at; /* [K] each set's first byte */
-  char dir[1024];
+  char dir[4096];
 };
 
 xm_status xm__spool_open(xm_ctx *ctx, const char *dir, int64_t K, const int64_t *S, int64_t A,
@@ -41,18 +41,7 @@ xm_status xm__spool_open(xm_ctx *ctx, const char *dir, int64_t K, const int64_t 
     sp->at[x] = bytes;
     bytes += (uint64_t)S[x] * (uint64_t)A * sizeof(float);
   }
-  struct statvfs vs;
-  if (statvfs(sp->dir, &vs) == 0 && (uint64_t)vs.f_bavail * (uint64_t)vs.f_frsize < bytes) {
-    xm_status st = xm__fail(ctx, XM_EIO,
-                            "--save-pnl: the losses need %llu bytes of disk in %s while the run "
-                            "is made, which has %llu free: %s",
-                            (unsigned long long)bytes, sp->dir,
-                            (unsigned long long)vs.f_bavail * (unsigned long long)vs.f_frsize,
-                            strerror(ENOSPC));
-    xm__spool_close(sp);
-    return st;
-  }
-  char path[1100];
+  char path[sizeof sp->dir + 32];
   snprintf(path, sizeof path, "%s/.xmargin-pnl-XXXXXX", sp->dir);
   if ((sp->fd = mkstemp(path)) < 0) {
     xm_status st = xm__fail(ctx, XM_EIO, "--save-pnl: cannot make a temporary file in %s: %s",
@@ -61,9 +50,17 @@ xm_status xm__spool_open(xm_ctx *ctx, const char *dir, int64_t K, const int64_t 
     return st;
   }
   (void)unlink(path); /* nameless from now on: gone when closed, whatever happens */
-  if (ftruncate(sp->fd, (off_t)bytes) != 0) {
-    xm_status st = xm__fail(ctx, XM_EIO, "--save-pnl: cannot size a temporary file in %s: %s",
-                            sp->dir, strerror(errno));
+  /* Its blocks taken now, as the results writer takes its own
+   * (xm__wr_begin): a full disk or a file size limit is found before the
+   * run, not after it. Where the file system cannot, only sized. */
+  int e = bytes ? fallocate(sp->fd, 0, 0, (off_t)bytes) : 0;
+  if (e != 0 && (errno == EOPNOTSUPP || errno == ENOSYS))
+    e = ftruncate(sp->fd, (off_t)bytes);
+  if (e != 0) {
+    xm_status st = xm__fail(ctx, XM_EIO,
+                            "--save-pnl: the losses need %llu bytes of disk in %s while the run "
+                            "is made: %s",
+                            (unsigned long long)bytes, sp->dir, strerror(errno));
     xm__spool_close(sp);
     return st;
   }
