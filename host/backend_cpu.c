@@ -46,9 +46,40 @@ double cos(double);
 #include "xm_reduce.h"
 #include "xm_rng.h"
 
+/* The steps XM_PROFILE times (one list: the enumeration and the names). */
+#define XM__CPU_STEPS(X)                                                                           \
+  X(mc)                                                                                            \
+  X(exp) X(today) X(revalue) X(aggregate) X(reduce) X(tail) X(tail_reduce) X(liquidity) X(combine)
+enum {
+#define XM__CPU_STEP_ENUM(name) XM__CPU_S_##name,
+  XM__CPU_STEPS(XM__CPU_STEP_ENUM)
+#undef XM__CPU_STEP_ENUM
+      XM__CPU_NSTEP
+};
+
 typedef struct xm__cpu_state {
-  xm_precision prec; /* of the run in progress */
+  xm_precision prec;         /* of the run in progress */
+  double sec[XM__CPU_NSTEP]; /* each step's seconds in the run (XM_PROFILE) */
 } xm__cpu_state;
+
+/* XM__CPU_CLOCK(ctx, step) at a step's start adds its time, to whichever
+ * return, to the run's profile (gcc and clang: a cleanup; else nothing). */
+typedef struct xm__cpu_clock {
+  xm_ctx *ctx; /* NULL: not profiling */
+  int step;
+  double t0;
+} xm__cpu_clock;
+static void xm__cpu_clock_stop(const xm__cpu_clock *c) {
+  if (c->ctx)
+    ((xm__cpu_state *)c->ctx->state)->sec[c->step] += xm__now() - c->t0;
+}
+#if defined(__GNUC__)
+#define XM__CPU_CLOCK(ctx, name)                                                                   \
+  xm__cpu_clock xm__clock __attribute__((cleanup(xm__cpu_clock_stop))) = {                         \
+      (ctx)->profile ? (ctx) : NULL, XM__CPU_S_##name, (ctx)->profile ? xm__now() : 0.0}
+#else
+#define XM__CPU_CLOCK(ctx, name) (void)0
+#endif
 
 /* The vectorisation request of the loss loops. clang cannot vectorise their
  * calls to erfc (no vector math library binding) and would warn that it
@@ -59,30 +90,54 @@ typedef struct xm__cpu_state {
 #define XM__OMP_SIMD _Pragma("omp simd")
 #endif
 
-/* Contract losses of one scenario for rows lo .. hi of a block's n (multiples
- * of XM__ROW_ALIGN), row i's at out[i * os], one branch-free loop per
- * revaluation class (xm__plan's order: rows cls[c] .. cls[c + 1]), one row
- * per vector lane, XM__ROW_ALIGN rows at a time (a class's rows are a
- * multiple of it): no row is left to a scalar remainder loop, whose erfc
- * differs from libmvec's in the last bits. */
+/* The losses again with lanes = scenarios (name##_td, name##_tf): the shock
+ * columns of XM__CPU_TW scenarios transposed into a tile xt[f][j] (column f
+ * of scenario j at xt[f * XM__CPU_TW + j]), so that the loop over a row's
+ * scenarios loads each shock column as one vector and the row's terms once
+ * (the OpenCL kernels' double8 losses, in C's scalar code under omp simd). */
+#define XM__CPU_TW 8
+#define XM_SHOCK(p, col) ((XM_REAL)(p)[(col)*XM__CPU_TW])
+#define XM_REAL double
+#define XM_FN(name) name##_td
+#include "xm_pricing.h"
+#include "xm_engine_price.h"
+#undef XM_REAL
+#undef XM_FN
+#define XM_REAL float
+#define XM_FN(name) name##_tf
+#define XM_AMERICAN_F64 xm_price_american_d
+#include "xm_pricing.h"
+#include "xm_engine_price.h"
+#undef XM_AMERICAN_F64
+#undef XM_REAL
+#undef XM_FN
+#undef XM_SHOCK
+
+/* Contract losses of the XM__CPU_TW scenarios of a transposed tile (xt, et:
+ * the shocks and their exp) for rows lo .. hi of a block's n, row i's
+ * scenario j at out[i * os + j]: one loop per revaluation class (xm__plan's
+ * order: rows cls[c] .. cls[c + 1]), each row's scenarios one vector. Every
+ * scenario takes a lane of the same vector code (a short tile's last lanes
+ * repeat its last scenario), so that a loss does not depend on where in a
+ * tile its scenario falls. */
 #define XM__CPU_CLASS(c, call)                                                                     \
-  for (int64_t i0 = cls[c] > lo ? cls[c] : lo; i0 < (cls[(c) + 1] < hi ? cls[(c) + 1] : hi);       \
-       i0 += XM__ROW_ALIGN)                                                                        \
-    XM__OMP_SIMD for (int64_t i = i0; i < i0 + XM__ROW_ALIGN; i++) out[i * os] = call;
+  for (int64_t i = cls[c] > lo ? cls[c] : lo; i < (cls[(c) + 1] < hi ? cls[(c) + 1] : hi); i++)    \
+    XM__OMP_SIMD for (int j = 0; j < XM__CPU_TW; j++) out[i * os + j] = call;
 #define XM__CPU_LOSSES(suf, real)                                                                  \
   XM__SIMD_CLONES static void xm__cpu_losses_##suf(                                                \
-      int64_t n, const int64_t *cls, int64_t lo, int64_t hi, const double *instd,                  \
-      const int *insti, const double *x, const double *ex, real vol_floor, double *out,            \
+      const int64_t *cls, int64_t n, int64_t lo, int64_t hi, const double *instd,                  \
+      const int *insti, const double *xt, const double *et, real vol_floor, double *out,           \
       int64_t os) {                                                                                \
-    XM__CPU_CLASS(XM_CLASS_LINEAR, xm_loss_linear_##suf(i, n, instd, insti, ex, 0))                \
-    XM__CPU_CLASS(XM_CLASS_BLACK, xm_loss_black_##suf(i, n, instd, insti, x, ex, 0, vol_floor, 0)) \
+    XM__CPU_CLASS(XM_CLASS_LINEAR, xm_loss_linear_##suf(i, n, instd, insti, et + j, 0))            \
+    XM__CPU_CLASS(XM_CLASS_BLACK,                                                                  \
+                  xm_loss_black_##suf(i, n, instd, insti, xt + j, et + j, 0, vol_floor, 0))        \
     XM__CPU_CLASS(XM_CLASS_BLACK_LOGVOL,                                                           \
-                  xm_loss_black_##suf(i, n, instd, insti, x, ex, 0, vol_floor, 1))                 \
+                  xm_loss_black_##suf(i, n, instd, insti, xt + j, et + j, 0, vol_floor, 1))        \
     XM__CPU_CLASS(XM_CLASS_AMERICAN,                                                               \
-                  xm_loss_american_##suf(i, n, instd, insti, x, ex, 0, vol_floor))                 \
+                  xm_loss_american_##suf(i, n, instd, insti, xt + j, et + j, 0, vol_floor))        \
   }
-XM__CPU_LOSSES(d, double)
-XM__CPU_LOSSES(f, float)
+XM__CPU_LOSSES(td, double)
+XM__CPU_LOSSES(tf, float)
 
 /* Under ulimit -v, OpenBLAS retries forever when it cannot map a thread's
  * buffer: its threads are cut to what the address space holds (with 256 MiB
@@ -145,10 +200,27 @@ struct xm__mem_s {
 #define XM__P(m, type) ((type *)(m)->p)
 
 static xm_status xm__cpu_begin(xm_ctx *ctx, xm_precision prec) {
-  ((xm__cpu_state *)ctx->state)->prec = prec;
+  xm__cpu_state *st = ctx->state;
+  st->prec = prec;
+  memset(st->sec, 0, sizeof st->sec);
   return XM_OK;
 }
-static void xm__cpu_end(xm_ctx *ctx) { (void)ctx; }
+/* XM_PROFILE: the run's seconds by step, as the OpenCL backend prints its
+ * kernels' (wall time of each step: all threads together). */
+static void xm__cpu_end(xm_ctx *ctx) {
+  static const char *const names[XM__CPU_NSTEP] = {
+#define XM__CPU_STEP_NAME(name) #name,
+      XM__CPU_STEPS(XM__CPU_STEP_NAME)
+#undef XM__CPU_STEP_NAME
+  };
+  const xm__cpu_state *st = ctx->state;
+  if (!ctx->profile)
+    return;
+  fprintf(stderr, "xmargin profile (%s, ms):", ctx->dev.name);
+  for (int i = 0; i < XM__CPU_NSTEP; i++)
+    fprintf(stderr, " %s %.3f", names[i], 1e3 * st->sec[i]);
+  fprintf(stderr, "\n");
+}
 
 /* A buffer of XM__HUGE_MIN bytes or more is aligned to 2 MiB and offered to
  * the kernel for transparent huge pages (Linux's default THP mode is
@@ -330,6 +402,7 @@ static void xm__cpu_exp_all(xm_ctx *ctx, const double *x, double *y, int64_t m) 
  * by TRMM (L is lower triangular: half the flops of GEMM), and EX = exp(X). */
 static xm_status xm__cpu_mc(xm_ctx *ctx, const xm__mc_args *a, int64_t s0, int64_t ns, int64_t r0,
                             uint64_t max_bytes, xm__mem Xm, xm__mem EXm) {
+  XM__CPU_CLOCK(ctx, mc);
   (void)max_bytes;
   int64_t F = a->F;
   double *X = XM__P(Xm, double) + r0 * F, *EX = XM__P(EXm, double) + r0 * F;
@@ -394,11 +467,13 @@ static xm_status xm__cpu_mc(xm_ctx *ctx, const xm__mc_args *a, int64_t s0, int64
 }
 
 static xm_status xm__cpu_exp(xm_ctx *ctx, int64_t off, int64_t m, xm__mem Xm, xm__mem EXm) {
+  XM__CPU_CLOCK(ctx, exp);
   xm__cpu_exp_all(ctx, XM__P(Xm, const double) + off, XM__P(EXm, double) + off, m);
   return XM_OK;
 }
 
 static xm_status xm__cpu_today(xm_ctx *ctx, const xm__dblock *b, double dt, double p) {
+  XM__CPU_CLOCK(ctx, today);
   int single = ((xm__cpu_state *)ctx->state)->prec == XM_SINGLE;
   double *instd = XM__P(b->instd, double);
   const int *insti = XM__P(b->insti, const int);
@@ -412,35 +487,52 @@ static xm_status xm__cpu_today(xm_ctx *ctx, const xm__dblock *b, double dt, doub
 }
 
 /* ell[i][s], instrument-major (row i of the tile's ns scenarios), so that
- * aggregation reads 8 scenarios of an instrument at once. A thread takes 8
- * scenarios and prices them a window of XM__CPU_ROWS rows at a time, each
- * scenario across the window's rows (the vector loops of xm__cpu_losses_*):
- * the window's lines of ell, 8 scenarios each, stay in L1 while the 8 fill
- * them. */
+ * aggregation reads 8 scenarios of an instrument at once. A thread takes
+ * XM__CPU_TW scenarios at a time, transposes their shocks (xm__cpu_losses_t*)
+ * and writes each row's XM__CPU_TW losses as one line of ell; a tile's short
+ * last group goes through a window of XM__CPU_ROWS rows, copied out. */
 #define XM__CPU_ROWS 512
 static xm_status xm__cpu_revalue(xm_ctx *ctx, const xm__dblock *b, xm__mem Xm, xm__mem EXm,
                                  int64_t F, int64_t row0, int64_t ns, double vol_floor,
                                  xm__mem ellm) {
+  XM__CPU_CLOCK(ctx, revalue);
   int single = ((xm__cpu_state *)ctx->state)->prec == XM_SINGLE;
   const double *X = XM__P(Xm, const double), *EX = XM__P(EXm, const double);
   const double *instd = XM__P(b->instd, const double);
   const int *insti = XM__P(b->insti, const int);
   double *ell = XM__P(ellm, double);
-  int64_t n = b->n;
-#pragma omp parallel for schedule(static) num_threads(ctx->threads)
-  for (int64_t s8 = 0; s8 < ns; s8 += 8)
-    for (int64_t lo = 0; lo < n; lo += XM__CPU_ROWS) {
-      int64_t hi = n - lo < XM__CPU_ROWS ? n : lo + XM__CPU_ROWS;
-      for (int64_t s = s8; s < s8 + 8 && s < ns; s++) {
-        const double *xrow = X + (row0 + s) * F, *erow = EX + (row0 + s) * F;
+  int64_t n = b->n, tw = XM__CPU_TW, fail = 0;
+#pragma omp parallel num_threads(ctx->threads) reduction(| : fail)
+  {
+    /* a thread's transposed shocks and exps, and the short group's window */
+    double *xt = xm__cpu_mem((size_t)(2 * F * tw + XM__CPU_ROWS * tw) * sizeof(double));
+    double *et = xt ? xt + F * tw : NULL, *win = xt ? et + F * tw : NULL;
+    fail = xt == NULL;
+#pragma omp for schedule(static)
+    for (int64_t s8 = 0; s8 < ns; s8 += tw) {
+      if (!xt)
+        continue;
+      int64_t m = ns - s8 < tw ? ns - s8 : tw;
+      for (int64_t f = 0; f < F; f++)
+        for (int64_t j = 0; j < tw; j++) {
+          int64_t r = (row0 + s8 + (j < m ? j : m - 1)) * F + f;
+          xt[f * tw + j] = X[r], et[f * tw + j] = EX[r];
+        }
+      for (int64_t lo = 0; lo < n; lo += m == tw ? n : XM__CPU_ROWS) {
+        int64_t hi = m == tw || n - lo < XM__CPU_ROWS ? n : lo + XM__CPU_ROWS;
+        double *out = m == tw ? ell + s8 : win - lo * tw;
+        int64_t os = m == tw ? ns : tw;
         if (single)
-          xm__cpu_losses_f(n, b->cls, lo, hi, instd, insti, xrow, erow, (float)vol_floor, ell + s,
-                           ns);
+          xm__cpu_losses_tf(b->cls, n, lo, hi, instd, insti, xt, et, (float)vol_floor, out, os);
         else
-          xm__cpu_losses_d(n, b->cls, lo, hi, instd, insti, xrow, erow, vol_floor, ell + s, ns);
+          xm__cpu_losses_td(b->cls, n, lo, hi, instd, insti, xt, et, vol_floor, out, os);
+        for (int64_t i = lo; m < tw && i < hi; i++)
+          memcpy(ell + i * ns + s8, win + (i - lo) * tw, (size_t)m * sizeof(double));
       }
     }
-  return XM_OK;
+    free(xt);
+  }
+  return fail ? XM_ENOMEM : XM_OK;
 }
 
 /* The aggregation 8 scenarios at a time: xm_aggregate.h on C's vector of 8
@@ -517,6 +609,7 @@ static void xm__cpu_aggregate_block(int64_t a0, int64_t a1, int64_t s0, int64_t 
 
 static xm_status xm__cpu_aggregate(xm_ctx *ctx, const xm__dblock *b, int64_t s0, int64_t ns,
                                    const xm__dwork *w) {
+  XM__CPU_CLOCK(ctx, aggregate);
   const double *ell = XM__P(w->ell, const double);
   const int *start = XM__P(b->start, const int), *pinst = XM__P(b->pinst, const int);
   const int *psilo = XM__P(b->psilo, const int);
@@ -543,6 +636,7 @@ static xm_status xm__cpu_aggregate(xm_ctx *ctx, const xm__dblock *b, int64_t s0,
  * rows in place (account-major: each row's scenarios contiguous). */
 static xm_status xm__cpu_reduce(xm_ctx *ctx, const xm__dblock *b, const xm__dset *ds, int n,
                                 const xm__dwork *w) {
+  XM__CPU_CLOCK(ctx, reduce);
   int G = w->G;
   int64_t K = w->K, na = b->na, ta = XM__REDUCE_TILE;
   int64_t nt = (na + ta - 1) / ta; /* account tiles; the work is (set, tile) pairs */
@@ -575,6 +669,7 @@ static xm_status xm__cpu_reduce(xm_ctx *ctx, const xm__dblock *b, const xm__dset
 /* The streamed tails: a work item per (segment, account), its G + 1 rows. */
 static xm_status xm__cpu_tail(xm_ctx *ctx, const xm__dblock *b, const xm__tseg *seg, int n,
                               const xm__dwork *w) {
+  XM__CPU_CLOCK(ctx, tail);
   int G = w->G;
   int64_t na = b->na, tk = w->tk, rec = XM_TREC(G, tk);
   const double *L = XM__P(w->L, const double), *W = w->W ? XM__P(w->W, const double) : NULL;
@@ -594,6 +689,7 @@ static xm_status xm__cpu_tail(xm_ctx *ctx, const xm__dblock *b, const xm__tseg *
 
 static xm_status xm__cpu_tail_reduce(xm_ctx *ctx, const xm__dblock *b, const xm__dset *ds, int n,
                                      const xm__dwork *w) {
+  XM__CPU_CLOCK(ctx, tail_reduce);
   int G = w->G;
   int64_t na = b->na, tk = w->tk, rec = XM_TREC(G, tk), K = w->K;
   const int *start = XM__P(b->start, const int), *psilo = XM__P(b->psilo, const int);
@@ -612,6 +708,7 @@ static xm_status xm__cpu_tail_reduce(xm_ctx *ctx, const xm__dblock *b, const xm_
 
 static xm_status xm__cpu_liquidity(xm_ctx *ctx, const xm__dblock *b, xm__mem sxm, xm__mem sexm,
                                    xm__mem fparm, int64_t F, double vol_floor, const xm__dwork *w) {
+  XM__CPU_CLOCK(ctx, liquidity);
   int single = ((xm__cpu_state *)ctx->state)->prec == XM_SINGLE;
   const double *instd = XM__P(b->instd_s, const double), *sx = XM__P(sxm, const double);
   const double *sex = XM__P(sexm, const double), *fpar = XM__P(fparm, const double);
@@ -639,6 +736,7 @@ static xm_status xm__cpu_liquidity(xm_ctx *ctx, const xm__dblock *b, xm__mem sxm
 
 static xm_status xm__cpu_combine(xm_ctx *ctx, const xm__dblock *b, const xm__dwork *w,
                                  double offset_cap, double per_contract, double beta) {
+  XM__CPU_CLOCK(ctx, combine);
   double *by = XM__P(w->by, double), *silo = XM__P(w->silo, double);
   double *attr = XM__P(w->attr, double);
   const double *lq = XM__P(w->lq, const double);

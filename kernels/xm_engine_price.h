@@ -9,10 +9,15 @@
 
 /* Defaults for scalars. An OpenCL kernel that instantiates the losses on
  * double8 (8 scenarios of one instrument) defines XM_VECTOR, XM_LOSS_T (double8)
- * and XM_SHOCK(p, col), the column col of the 8 shock rows from p, stride apart. */
+ * and XM_SHOCK(p, col), the column col of the 8 shock rows from p, stride apart;
+ * a scalar includer may define XM_SHOCK alone (the cpu backend's transposed
+ * tile: column col of a scenario at p[col * 8]). */
 #ifndef XM_VECTOR
 #define XM_LOSS_T double
+#ifndef XM_SHOCK
 #define XM_SHOCK(p, col) ((XM_REAL)(p)[col])
+#define XM__SHOCK_DEFAULT
+#endif
 #endif
 
 #ifndef XM_VECTOR
@@ -196,5 +201,8 @@ XM_INLINE void XM_FN(xm_sens_row)(xm_i64 i, xm_i64 n, XM_GLOBAL const double *in
 
 #ifndef XM_VECTOR
 #undef XM_LOSS_T
+#endif
+#ifdef XM__SHOCK_DEFAULT
 #undef XM_SHOCK
+#undef XM__SHOCK_DEFAULT
 #endif

@@ -18,9 +18,17 @@
 #endif
 
 /* Standard normal CDF through erfc: accurate to the last bits in double
- * (C99 erfc, OpenCL C erfc <= 16 ulp), in the tails too. */
+ * (C99 erfc, OpenCL C erfc <= 16 ulp), in the tails too. Past XM_ERFC_ZERO
+ * erfc is 0 in double (its last non-zero value is at 27.2264), and 0 is
+ * returned without calling it: glibc's vector erfc (libmvec) takes a slow
+ * path there, 5-15 times a call, for every lane of a vector with one such
+ * argument (deep out of the money rows near expiry: every scenario of the
+ * row). */
+#define XM_ERFC_ZERO 27.3
 XM_INLINE_HOT XM_REAL XM_FN(xm_ncdf)(XM_REAL x) {
-  return (XM_REAL)0.5 * erfc(-x * (XM_REAL)0.70710678118654752440);
+  XM_REAL z = -x * (XM_REAL)0.70710678118654752440;
+  XM_MASK zero = z > (XM_REAL)XM_ERFC_ZERO;
+  return (XM_REAL)0.5 * (zero ? (XM_REAL)0 : erfc(zero ? (XM_REAL)0 : z));
 }
 
 /* Intrinsic value, undiscounted: max(S - K, 0) for a call, max(K - S, 0) for a put. */

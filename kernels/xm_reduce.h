@@ -286,6 +286,7 @@ XM_INLINE void xm_attribute_account(xm_i64 a, xm_i64 S, xm_layout lay, int G,
 #define XM_TREC(G, tk) (3 * ((G) + 1) + (tk) * (2 * (G) + 1))
 #define XM__TV(G, tk, c) (3 * ((G) + 1) + ((c) == 0 ? 0 : (tk) * ((G) + (c))))
 #define XM__TS(G, tk) (3 * ((G) + 1) + (tk))
+#define XM__TAIL_FEW 256 /* C: a chunk's candidates folded from a copy */
 
 /* Folds ns more losses v[s * vs] (component c's; the whole account's carry
  * their silo g losses at sv[s * svs + g * svg]) that come after every one
@@ -321,12 +322,49 @@ XM_INLINE void xm__tail_fold(XM_GLOBAL double *rec, int c, int G, xm_i64 tk,
   }
   int full = n == k;
   xm_u64 least = 0;
+  double lv = 0.0; /* the held loss of that key */
   for (xm_i64 i = 0; full && i < n; i++) {
     xm_u64 key = xm_key(tv[i]);
-    least = i == 0 || key < least ? key : least;
+    if (i == 0 || key < least)
+      least = key, lv = tv[i];
   }
   xm_i64 n_gt = 0, m = 0, seen = 0;
   xm_u64 kk = 0;
+#ifndef __OPENCL_VERSION__
+  /* C: once k are held, the losses above the least of them are few beside a
+   * chunk's (k of the scenarios so far): counted by a compare (a finite
+   * loss's key is above least when the loss is above lv), none changes
+   * nothing, and a few are copied and selected alone. They are the
+   * candidates the floor below leaves, in the same order: the same tail. */
+  if (full) {
+    xm_i64 nc = 0;
+    for (xm_i64 s = 0; s < ns; s++)
+      nc += v[s * vs] > lv;
+    if (nc == 0)
+      return;
+    if (nc <= XM__TAIL_FEW) {
+      double cv[XM__TAIL_FEW];
+      xm_i64 cs[XM__TAIL_FEW];
+      for (xm_i64 s = 0, j = 0; j < nc; s++)
+        if (v[s * vs] > lv)
+          cv[j] = v[s * vs], cs[j++] = s;
+      kk = xm_select_kth2(tv, n, cv, 1, nc, 0, 0, k, &n_gt);
+      xm_i64 ties = k - n_gt;
+      for (xm_i64 i = 0; i < n + nc; i++) {
+        double l = i < n ? tv[i] : cv[i - n];
+        xm_u64 key = xm_key(l);
+        if (key < kk || (key == kk && seen++ >= ties))
+          continue;
+        tv[m] = l;
+        for (int g = 0; c == 0 && g < G; g++)
+          tg[m * G + g] = i < n ? tg[i * G + g] : sv[cs[i - n] * svs + g * svg];
+        m++;
+      }
+      h[0] = (double)m;
+      return;
+    }
+  }
+#endif
   int all = n + ns <= k;
   if (!all)
     kk = xm_select_kth2(tv, n, v, vs, ns, full, least, k, &n_gt);

@@ -85,7 +85,8 @@ static void selection_matches_sort(void **state) {
  * with a non-finite loss measures the first such loss on both paths (the
  * streamed attribution is then NaN: the engine refuses such a run). Fails
  * on a tie broken the other way, a sum in another order, a chunk boundary
- * that loses or doubles a candidate, or a record part overwritten. */
+ * that loses or doubles a candidate, or a record part overwritten; long
+ * rising rows take both of the C fold's paths for a full tail. */
 enum { TG = 3 };
 /* Scenarios p0 .. p1 of an account's rows L [(TG + 1) x S] streamed into
  * rec in chunks of 1 .. most scenarios (sizes drawn from *st), each copied
@@ -118,7 +119,12 @@ static void streamed_tail_matches_whole_rows(void **state) {
   for (int trial = 0; trial < 600; trial++) {
     int kind = trial % 4, measure = (trial / 4) % 3,
         has_w = measure == XM_MEASURE_WORST && trial % 2;
-    xm_i64 S = 1 + (xm_i64)((draw(&st, 1) + 2.0) * 97.0) + trial % 13;
+    /* every tenth trial long and rising (but signed zeros): a later chunk
+     * then beats many of the held losses (the C fold's copy of a few, or
+     * past XM__TAIL_FEW the selection with a floor) */
+    int rising = trial % 10 == 3;
+    xm_i64 S = rising ? 1500 + (xm_i64)(st % 1500u)
+                      : 1 + (xm_i64)((draw(&st, 1) + 2.0) * 97.0) + trial % 13;
     xm_i64 k = measure == XM_MEASURE_WORST ? 1 : 1 + (xm_i64)(st % (unsigned)S);
     const int *ps = silos[trial % 4];
     int np = 0, pos_silo[4], pos_start[2] = {0, 0};
@@ -130,7 +136,8 @@ static void streamed_tail_matches_whole_rows(void **state) {
     assert_non_null(L);
     assert_non_null(w);
     for (xm_i64 i = 0; i < (TG + 1) * S; i++)
-      L[i] = draw(&st, kind);
+      L[i] = draw(&st, kind) +
+             (rising && kind != 2 ? (double)(i % S) * (kind == 3 ? 1e-303 : 1.0) : 0.0);
     for (xm_i64 s = 0; s < S; s++)
       w[s] = 0.5 + (double)(st % 7u) / 4.0, st = st * 1103515245u + 12345u;
     if (trial % 29 == 5) /* a non-finite loss in some row */
