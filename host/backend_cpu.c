@@ -95,7 +95,6 @@ static void xm__cpu_clock_stop(const xm__cpu_clock *c) {
  * of scenario j at xt[f * XM__CPU_TW + j]), so that the loop over a row's
  * scenarios loads each shock column as one vector and the row's terms once
  * (the OpenCL kernels' double8 losses, in C's scalar code under omp simd). */
-#define XM__CPU_TW 8
 #define XM_SHOCK(p, col) ((XM_REAL)(p)[(col)*XM__CPU_TW])
 #define XM_REAL double
 #define XM_FN(name) name##_td
@@ -535,72 +534,85 @@ static xm_status xm__cpu_revalue(xm_ctx *ctx, const xm__dblock *b, xm__mem Xm, x
   return fail ? XM_ENOMEM : XM_OK;
 }
 
-/* The aggregation 8 scenarios at a time: xm_aggregate.h on C's vector of 8
- * doubles (the OpenCL kernel's double8), each lane the scalar sums add for
- * add; a tile's last ns % 8 scenarios by the scalar function (the same
- * bits). Loads and stores through a vector type of the elements' alignment
- * (a vector type aliases its element type). */
+/* The aggregation XM__CPU_TW (16) scenarios at a time: xm_aggregate.h on a
+ * pair of C's 8-double vectors (two OpenCL double8), or where the machine
+ * has no 512-bit vectors on four of 4 doubles (one 8- or 16-double vector's
+ * sums lived on gcc's stack there: the AVX2 aggregation ran at 1/8 of its
+ * floor), each lane the scalar sums add for add; a tile's last ns % 16
+ * scenarios by the scalar function (the same bits at any width). A position's
+ * index, silo and quantity are read once for its 16 scenarios (two lines of
+ * ell). Loads and stores through vector types of the elements' alignment (a
+ * vector type aliases its element type); the operations as macros, not
+ * functions: gcc notes how a struct of vectors would be passed out of line
+ * (-Wpsabi) even for an inlined one. */
 typedef double xm__d8 __attribute__((vector_size(64)));
 typedef double xm__d8u __attribute__((vector_size(64), aligned(8)));
+typedef struct xm__d8x2 {
+  xm__d8 lo, hi;
+} xm__d8x2;
 #define XM_AGG_VECTOR 1
-#define XM_AGG_T xm__d8
-#define XM_AGG_ZERO ((xm__d8){0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0})
-#define XM_AGG_LOAD(p) (*(const xm__d8u *)(p))
-#define XM_AGG_STORE(p, v) (*(xm__d8u *)(p) = (v))
-#define XM_AGG_FN(name) name##_v8
+#define XM_AGG_T xm__d8x2
+#define XM_AGG_ZERO                                                                                \
+  ((xm__d8x2){{0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0}, {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0}})
+#define XM_AGG_LOAD(p) ((xm__d8x2){*(const xm__d8u *)(p), *(const xm__d8u *)((p) + 8)})
+#define XM_AGG_STORE(p, v) (*(xm__d8u *)(p) = (v).lo, *(xm__d8u *)((p) + 8) = (v).hi)
+#define XM_AGG_MUL(q, v) ((xm__d8x2){(q) * (v).lo, (q) * (v).hi})
+#define XM_AGG_ADD(x, y) ((xm__d8x2){(x).lo + (y).lo, (x).hi + (y).hi})
+#define XM_AGG_FN(name) name##_v8x2
 #include "xm_aggregate.h"
 #undef XM_AGG_FN
 #undef XM_AGG_STORE
 #undef XM_AGG_LOAD
 #undef XM_AGG_T
-/* ... and on a pair of 4-double vectors, for machines without 512-bit
- * ones: there gcc keeps an 8-double vector's sums on the stack (a store and
- * a load per position and sum: the AVX2 aggregation ran at 1/8 of its
- * floor). 8 scenarios (one cache line of ell) a position either way, the
- * same adds in each lane: the same bits at either width. */
 typedef double xm__d4 __attribute__((vector_size(32)));
 typedef double xm__d4u __attribute__((vector_size(32), aligned(8)));
-typedef struct xm__d4x2 {
-  xm__d4 lo, hi;
-} xm__d4x2;
-/* Macros, not functions: gcc notes how a struct of 32-byte vectors would be
- * passed out of line (-Wpsabi) even for an inlined one. */
-#define XM_AGG_T xm__d4x2
-#define XM_AGG_ZERO ((xm__d4x2){{0.0, 0.0, 0.0, 0.0}, {0.0, 0.0, 0.0, 0.0}})
-#define XM_AGG_LOAD(p) ((xm__d4x2){*(const xm__d4u *)(p), *(const xm__d4u *)((p) + 4)})
-#define XM_AGG_STORE(p, v) (*(xm__d4u *)(p) = (v).lo, *(xm__d4u *)((p) + 4) = (v).hi)
-#define XM_AGG_MUL(q, v) ((xm__d4x2){(q) * (v).lo, (q) * (v).hi})
-#define XM_AGG_ADD(x, y) ((xm__d4x2){(x).lo + (y).lo, (x).hi + (y).hi})
-#define XM_AGG_FN(name) name##_v4x2
+typedef struct xm__d4x4 {
+  xm__d4 a, b, c, d;
+} xm__d4x4;
+#define XM_AGG_T xm__d4x4
+#define XM__D4Z                                                                                    \
+  { 0.0, 0.0, 0.0, 0.0 }
+#define XM_AGG_ZERO ((xm__d4x4){XM__D4Z, XM__D4Z, XM__D4Z, XM__D4Z})
+#define XM__D4L(p, j) (*(const xm__d4u *)((p) + 4 * (j)))
+#define XM_AGG_LOAD(p) ((xm__d4x4){XM__D4L(p, 0), XM__D4L(p, 1), XM__D4L(p, 2), XM__D4L(p, 3)})
+#define XM_AGG_STORE(p, v)                                                                         \
+  (*(xm__d4u *)(p) = (v).a, *(xm__d4u *)((p) + 4) = (v).b, *(xm__d4u *)((p) + 8) = (v).c,          \
+   *(xm__d4u *)((p) + 12) = (v).d)
+#define XM_AGG_MUL(q, v) ((xm__d4x4){(q) * (v).a, (q) * (v).b, (q) * (v).c, (q) * (v).d})
+#define XM_AGG_ADD(x, y) ((xm__d4x4){(x).a + (y).a, (x).b + (y).b, (x).c + (y).c, (x).d + (y).d})
+#define XM_AGG_FN(name) name##_v4x4
 #include "xm_aggregate.h"
 #undef XM_AGG_FN
 #undef XM_AGG_STORE
+#undef XM__D4L
 #undef XM_AGG_LOAD
+#undef XM__D4Z
 #undef XM_AGG_T
 #undef XM_AGG_VECTOR
 
-/* Whether the machine has 512-bit vectors (the aggregation's width). */
+/* Whether the aggregation takes 512-bit vectors: the machine has them and
+ * XM_CPU_NARROW=1 does not ask for the 256-bit ones (test_engine compares
+ * the two). */
 static int xm__cpu_wide(void) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  return __builtin_cpu_supports("avx512f") != 0;
+  return __builtin_cpu_supports("avx512f") != 0 && !xm__env_flag("XM_CPU_NARROW", 0);
 #else
   return 0;
 #endif
 }
 
-/* Accounts a0 .. a1's losses in the tile's scenarios s .. s + m (m <= 8;
- * ell[i][s], stride ns): 8 at once (one 512-bit vector, or two of 256 bits),
- * fewer one at a time. */
+/* Accounts a0 .. a1's losses in the tile's scenarios s .. s + m (m <=
+ * XM__CPU_TW; ell[i][s], stride ns): 16 at once, fewer one at a time. */
 XM__SIMD_CLONES
 static void xm__cpu_aggregate_block(int64_t a0, int64_t a1, int64_t s0, int64_t s, int64_t m,
                                     int64_t ns, int G, const double *ell, const int *start,
                                     const int *pinst, const int *psilo, const double *pqty,
                                     double *L, xm_layout lay, int wide) {
   for (int64_t a = a0; a < a1; a++) {
-    if (m == 8 && wide)
-      xm_aggregate_v8(a, s0 + s, G, ell + s, ns, start, pinst, psilo, pqty, L, lay);
-    else if (m == 8)
-      xm_aggregate_v4x2(a, s0 + s, G, ell + s, ns, start, pinst, psilo, pqty, L, lay);
+    if (m == XM__CPU_TW && wide)
+      xm_aggregate_v8x2(a, s0 + s, G, ell + s, ns, start, pinst, psilo, pqty, L, lay);
+    else if (m == XM__CPU_TW)
+      xm_aggregate_v4x4(a, s0 + s, G, ell + s, ns, start, pinst, psilo, pqty, L, lay);
     else
       for (int64_t j = s; j < s + m; j++)
         xm_aggregate(a, s0 + j, G, ell + j, ns, start, pinst, psilo, pqty, L, lay);
@@ -615,18 +627,18 @@ static xm_status xm__cpu_aggregate(xm_ctx *ctx, const xm__dblock *b, int64_t s0,
   const int *psilo = XM__P(b->psilo, const int);
   const double *pqty = XM__P(b->pqty, const double);
   double *L = XM__P(w->L, double);
-  int64_t na = b->na, nb = (ns + 7) / 8;
+  int64_t na = b->na, tw = XM__CPU_TW, nb = (ns + tw - 1) / tw;
   int wide = xm__cpu_wide();
-  /* Each thread the 8-scenario blocks it priced (xm__cpu_revalue's static
+  /* Each thread the XM__CPU_TW-scenario blocks it priced (xm__cpu_revalue's static
    * split of the same blocks), into every account: its part of ell is still
    * in its cache. When the tile has fewer blocks than threads, every block
    * by account ranges. */
   int64_t parts = nb >= ctx->threads ? 1 : (ctx->threads + nb - 1) / nb;
 #pragma omp parallel for schedule(static) num_threads(ctx->threads)
   for (int64_t q = 0; q < nb * parts; q++) {
-    int64_t blk = q / parts, part = q % parts, s = blk * 8;
+    int64_t blk = q / parts, part = q % parts, s = blk * tw;
     int64_t a0 = na * part / parts, a1 = na * (part + 1) / parts;
-    xm__cpu_aggregate_block(a0, a1, s0, s, ns - s < 8 ? ns - s : 8, ns, w->G, ell, start, pinst,
+    xm__cpu_aggregate_block(a0, a1, s0, s, ns - s < tw ? ns - s : tw, ns, w->G, ell, start, pinst,
                             psilo, pqty, L, w->lay, wide);
   }
   return XM_OK;

@@ -96,9 +96,9 @@ int64_t xm__tuned_cpu_tile(const xm_ctx *ctx, int64_t n_inst) {
   if (bytes == 0)
     return 0;
   int64_t per = (int64_t)(bytes / (8u * (uint64_t)(n_inst > 0 ? n_inst : 1)));
-  per = (per + 7) / 8 * 8; /* whole blocks of 8: the vector aggregation's, a thread's revaluation */
-  if (per < 8)
-    per = 8;
+  per = (per + XM__CPU_TW - 1) / XM__CPU_TW * XM__CPU_TW; /* a thread's whole blocks */
+  if (per < XM__CPU_TW)
+    per = XM__CPU_TW;
   return per * (ctx->threads > 0 ? ctx->threads : 1);
 }
 

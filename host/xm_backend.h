@@ -43,6 +43,11 @@ typedef struct xm__dblock {
  * book's accounts gives each the bits of the whole book's run. */
 #define XM__ROW_ALIGN 8
 
+/* Scenarios the cpu backend revalues and aggregates at a time (a row's are
+ * two 8-double vectors): its tiles are whole blocks of them a thread
+ * (host/tuning.c). */
+#define XM__CPU_TW 16
+
 /* One scenario set of a group as the reduction sees it. */
 typedef struct xm__dset {
   int64_t S, k;    /* scenarios, tail count */

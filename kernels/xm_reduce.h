@@ -19,6 +19,15 @@ typedef struct xm_layout {
 
 #include "xm_aggregate.h"
 
+/* C built with OpenMP (the cpu backend): reductions over a row as vector
+ * loops; elsewhere the plain loops. */
+#if defined(_OPENMP) && !defined(__OPENCL_VERSION__)
+#define XM__PRAGMA(x) _Pragma(#x)
+#define XM__SIMD_REDUCE(op, v) XM__PRAGMA(omp simd reduction(op : v))
+#else
+#define XM__SIMD_REDUCE(op, v)
+#endif
+
 /* Monotone unsigned key of a double (larger double, larger key); -0 is +0. */
 XM_INLINE xm_u64 xm_key(double x) {
   xm_u64 u = XM_BITS_OF_DOUBLE(x + 0.0);
@@ -35,9 +44,9 @@ XM_INLINE xm_u64 xm_key(double x) {
 #define XM_SEL_CAP 32
 #define XM__SEL_KEY(i) ((i) < nt ? xm_key(t[(i)]) : xm_key(v[((i)-nt) * stride]))
 #define XM__SEL_IN(i, key) ((i) < nt || !use_floor || (key) > floor)
-XM_INLINE xm_u64 xm_select_kth2(XM_GLOBAL const double *t, xm_i64 nt, XM_GLOBAL const double *v,
-                                xm_i64 stride, xm_i64 S, int use_floor, xm_u64 floor, xm_i64 k,
-                                XM_PRIVATE xm_i64 *n_gt) {
+XM_INLINE xm_u64 xm__select_radix(XM_GLOBAL const double *t, xm_i64 nt, XM_GLOBAL const double *v,
+                                  xm_i64 stride, xm_i64 S, int use_floor, xm_u64 floor, xm_i64 k,
+                                  XM_PRIVATE xm_i64 *n_gt) {
   xm_u64 prefix = 0, mask = 0;
   xm_i64 need = k, N = nt + S;
   xm_u32 hist[256];
@@ -86,6 +95,54 @@ XM_INLINE xm_u64 xm_select_kth2(XM_GLOBAL const double *t, xm_i64 nt, XM_GLOBAL 
   }
   *n_gt = k - need;
   return prefix;
+}
+
+/* The selection. In C (the cpu backend) many candidates beside k first go
+ * through a sample: XM__SEL_SAMPLE of them, evenly spaced, give a key that
+ * some 2k + 4 sample shares of the candidates reach; those at or above it
+ * are copied out in one pass (at most XM__SEL_FEW) and, when at least k,
+ * hold every key the result counts: the radix passes run on the copy alone.
+ * Too few or too many (an unlucky sample: sorted losses) leave the passes
+ * over all of them, as the OpenCL kernels always take. */
+#define XM__SEL_SAMPLE 64
+#define XM__SEL_FEW 512
+XM_INLINE xm_u64 xm_select_kth2(XM_GLOBAL const double *t, xm_i64 nt, XM_GLOBAL const double *v,
+                                xm_i64 stride, xm_i64 S, int use_floor, xm_u64 floor, xm_i64 k,
+                                XM_PRIVATE xm_i64 *n_gt) {
+#ifndef __OPENCL_VERSION__
+  xm_i64 N = nt + S;
+  if (k > 0 && N >= 4 * XM__SEL_SAMPLE && 4 * k <= N) {
+    xm_u64 smp[XM__SEL_SAMPLE]; /* descending */
+    xm_i64 ns = 0, gap = N / XM__SEL_SAMPLE;
+    for (xm_i64 j = 0; j < XM__SEL_SAMPLE; j++) {
+      xm_i64 i = j * gap, at = ns++;
+      xm_u64 key = XM__SEL_KEY(i);
+      if (!XM__SEL_IN(i, key)) {
+        ns--;
+        continue;
+      }
+      for (; at > 0 && smp[at - 1] < key; at--)
+        smp[at] = smp[at - 1];
+      smp[at] = key;
+    }
+    xm_i64 r = ns > 0 ? (2 * k * ns + N - 1) / N + 4 : ns;
+    if (r < ns) {
+      double cv[XM__SEL_FEW];
+      xm_i64 m = 0;
+      for (xm_i64 i = 0; i < N && m <= XM__SEL_FEW; i++) {
+        xm_u64 key = XM__SEL_KEY(i);
+        if (key >= smp[r] && XM__SEL_IN(i, key)) {
+          if (m < XM__SEL_FEW)
+            cv[m] = i < nt ? t[i] : v[(i - nt) * stride];
+          m++;
+        }
+      }
+      if (m >= k && m <= XM__SEL_FEW)
+        return xm__select_radix(cv, m, cv, 1, 0, 0, 0, k, n_gt);
+    }
+  }
+#endif
+  return xm__select_radix(t, nt, v, stride, S, use_floor, floor, k, n_gt);
 }
 #undef XM__SEL_IN
 #undef XM__SEL_KEY
@@ -321,33 +378,31 @@ XM_INLINE void xm__tail_fold(XM_GLOBAL double *rec, int c, int G, xm_i64 tk,
     return;
   }
   int full = n == k;
-  xm_u64 least = 0;
-  double lv = 0.0; /* the held loss of that key */
-  for (xm_i64 i = 0; full && i < n; i++) {
-    xm_u64 key = xm_key(tv[i]);
-    if (i == 0 || key < least)
-      least = key, lv = tv[i];
-  }
   xm_i64 n_gt = 0, m = 0, seen = 0;
   xm_u64 kk = 0;
 #ifndef __OPENCL_VERSION__
   /* C: once k are held, the losses above the least of them are few beside a
-   * chunk's (k of the scenarios so far): counted by a compare (a finite
-   * loss's key is above least when the loss is above lv), none changes
-   * nothing, and a few are copied and selected alone. They are the
-   * candidates the floor below leaves, in the same order: the same tail. */
+   * chunk's (k of the scenarios so far): counted by a compare (the losses
+   * are finite: a loss's key is above the least key when it is above lv, the
+   * least held loss, -0 and +0 alike), none changes nothing, and a few are
+   * copied and selected alone. They are the candidates the floor below
+   * leaves, in the same order: the same tail. */
   if (full) {
-    xm_i64 nc = 0;
+    double lv = tv[0];
+    XM__SIMD_REDUCE(min, lv)
+    for (xm_i64 i = 1; i < n; i++)
+      lv = tv[i] < lv ? tv[i] : lv;
+    double cv[XM__TAIL_FEW];
+    xm_i64 cs[XM__TAIL_FEW], nc = 0;
     for (xm_i64 s = 0; s < ns; s++)
-      nc += v[s * vs] > lv;
+      if (v[s * vs] > lv) {
+        if (nc < XM__TAIL_FEW)
+          cv[nc] = v[s * vs], cs[nc] = s;
+        nc++;
+      }
     if (nc == 0)
       return;
     if (nc <= XM__TAIL_FEW) {
-      double cv[XM__TAIL_FEW];
-      xm_i64 cs[XM__TAIL_FEW];
-      for (xm_i64 s = 0, j = 0; j < nc; s++)
-        if (v[s * vs] > lv)
-          cv[j] = v[s * vs], cs[j++] = s;
       kk = xm_select_kth2(tv, n, cv, 1, nc, 0, 0, k, &n_gt);
       xm_i64 ties = k - n_gt;
       for (xm_i64 i = 0; i < n + nc; i++) {
@@ -365,6 +420,11 @@ XM_INLINE void xm__tail_fold(XM_GLOBAL double *rec, int c, int G, xm_i64 tk,
     }
   }
 #endif
+  xm_u64 least = 0;
+  for (xm_i64 i = 0; full && i < n; i++) {
+    xm_u64 key = xm_key(tv[i]);
+    least = i == 0 || key < least ? key : least;
+  }
   int all = n + ns <= k;
   if (!all)
     kk = xm_select_kth2(tv, n, v, vs, ns, full, least, k, &n_gt);
@@ -398,8 +458,14 @@ XM_INLINE void xm_tail_row(xm_i64 a, int c, int G, XM_GLOBAL const double *L, xm
     h[0] = h[1] = h[2] = 0.0;
   if (h[1] != 0.0)
     return;
-  int wt = measure == XM_MEASURE_WORST && has_w;
-  for (xm_i64 s = 0; s < ns; s++) {
+  int wt = measure == XM_MEASURE_WORST && has_w, bad = 1;
+#ifndef __OPENCL_VERSION__
+  bad = 0; /* C: a vector pass first; the first such loss only when there is one */
+  XM__SIMD_REDUCE(|, bad)
+  for (xm_i64 s = 0; s < ns; s++)
+    bad |= !isfinite(wt ? w[s] * row[s * lay.ss] : row[s * lay.ss]);
+#endif
+  for (xm_i64 s = 0; bad && s < ns; s++) {
     double l = wt ? w[s] * row[s * lay.ss] : row[s * lay.ss];
     if (!isfinite(l)) {
       h[1] = 1.0;

@@ -29,10 +29,9 @@
 #include "xm_reduce.h"
 
 /* ---- the book: 6 factors (SILVER held by nobody), 3 silos, 7 instruments,
- * 7 accounts. Only 3 options: fewer than the cpu backend's vector width
- * (4 with AVX2, 8 with AVX-512), so every plan prices them with the scalar
- * erfc and tight_equals_unlimited may ask for the same bits; on a machine
- * without AVX2 (2-wide) blocks can differ in the last bit (docs/engine.md 4). */
+ * 7 accounts, 3 of them options. The cpu backend prices every (scenario,
+ * row) in a lane of the same vector code whatever the plan, so
+ * tight_equals_unlimited may ask for the same bits (docs/engine.md 4). */
 // clang-format off
 static char *factor_name[] = {"EQ", "EQ.vol", "OIL", "OIL.vol", "GOLD", "SILVER"};
 static int32_t factor_kind[] = {XM_FACTOR_PRICE, XM_FACTOR_VOL, XM_FACTOR_PRICE, XM_FACTOR_VOL,
@@ -933,6 +932,25 @@ static void tight_equals_unlimited(void **state) {
   xm_run_result_free(&r0);
   xm_run_result_free(&r1);
   xm_run_result_free(&r2);
+}
+
+/* The cpu aggregation on 512-bit vectors and on 256-bit ones
+ * (XM_CPU_NARROW=1): the same adds in each lane, the same bits (fails if a
+ * lane of either width sums another scenario or in another order). On a
+ * machine without AVX-512 both runs take the 256-bit path. */
+static void aggregation_widths(void **state) {
+  (void)state;
+  xm_run_result r0, r1;
+  print_message("AVX-512: %s\n", __builtin_cpu_supports("avx512f") ? "yes, both widths compared"
+                                                                   : "no, one width twice");
+  assert_int_equal(xm_run(ctx_free, &book, &scen, &cfg_full, NULL, &r0), XM_OK);
+  setenv("XM_CPU_NARROW", "1", 1);
+  xm_status st = xm_run(ctx_free, &book, &scen, &cfg_full, NULL, &r1);
+  unsetenv("XM_CPU_NARROW");
+  assert_int_equal(st, XM_OK);
+  assert_same(&r0, &r1);
+  xm_run_result_free(&r0);
+  xm_run_result_free(&r1);
 }
 
 /* ---- the streamed tail (xm__plan.chunk, docs/engine.md) ---------------- */
@@ -2164,6 +2182,7 @@ int main(void) {
       cmocka_unit_test(loop_streamed),
       cmocka_unit_test(loop_grouped),
       cmocka_unit_test(tight_equals_unlimited),
+      cmocka_unit_test(aggregation_widths),
       cmocka_unit_test(streamed_plan),
       cmocka_unit_test(streamed_equals_unstreamed),
       cmocka_unit_test(streamed_pnl),
