@@ -159,6 +159,8 @@ static xm_status xm__cpu_open(xm_ctx *ctx) {
                     (unsigned long long)(XM__BLAS_BUFFER >> 20));
   uint64_t fit = (room - keep) / XM__BLAS_BUFFER - 1; /* the caller's thread has one too */
   int bt = ctx->threads < (int)(fit < 4096 ? fit : 4096) ? ctx->threads : (int)fit;
+  int now = openblas_get_num_threads(); /* never more: a new thread would spin */
+  bt = bt < now ? bt : now;
   openblas_set_num_threads(bt < 1 ? 1 : bt);
   uint64_t blas = (uint64_t)(bt + 1) * XM__BLAS_BUFFER;
   ctx->dev.global_mem = ctx->dev.global_mem > blas + keep ? ctx->dev.global_mem - blas - keep : 0;

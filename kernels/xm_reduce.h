@@ -105,7 +105,7 @@ XM_INLINE xm_u64 xm__select_radix(XM_GLOBAL const double *t, xm_i64 nt, XM_GLOBA
  * Too few or too many (an unlucky sample: sorted losses) leave the passes
  * over all of them, as the OpenCL kernels always take. */
 #define XM__SEL_SAMPLE 64
-#define XM__SEL_FEW 512
+#define XM__SEL_FEW 2048
 XM_INLINE xm_u64 xm_select_kth2(XM_GLOBAL const double *t, xm_i64 nt, XM_GLOBAL const double *v,
                                 xm_i64 stride, xm_i64 S, int use_floor, xm_u64 floor, xm_i64 k,
                                 XM_PRIVATE xm_i64 *n_gt) {
@@ -343,7 +343,7 @@ XM_INLINE void xm_attribute_account(xm_i64 a, xm_i64 S, xm_layout lay, int G,
 #define XM_TREC(G, tk) (3 * ((G) + 1) + (tk) * (2 * (G) + 1))
 #define XM__TV(G, tk, c) (3 * ((G) + 1) + ((c) == 0 ? 0 : (tk) * ((G) + (c))))
 #define XM__TS(G, tk) (3 * ((G) + 1) + (tk))
-#define XM__TAIL_FEW 256 /* C: a chunk's candidates folded from a copy */
+#define XM__TAIL_FEW 1024 /* C: a chunk's candidates folded from a copy */
 
 /* Folds ns more losses v[s * vs] (component c's; the whole account's carry
  * their silo g losses at sv[s * svs + g * svg]) that come after every one
@@ -381,28 +381,49 @@ XM_INLINE void xm__tail_fold(XM_GLOBAL double *rec, int c, int G, xm_i64 tk,
   xm_i64 n_gt = 0, m = 0, seen = 0;
   xm_u64 kk = 0;
 #ifndef __OPENCL_VERSION__
-  /* C: once k are held, the losses above the least of them are few beside a
-   * chunk's (k of the scenarios so far): counted by a compare (the losses
-   * are finite: a loss's key is above the least key when it is above lv, the
-   * least held loss, -0 and +0 alike), none changes nothing, and a few are
-   * copied and selected alone. They are the candidates the floor below
-   * leaves, in the same order: the same tail. */
-  if (full) {
-    double lv = tv[0];
-    XM__SIMD_REDUCE(min, lv)
-    for (xm_i64 i = 1; i < n; i++)
-      lv = tv[i] < lv ? tv[i] : lv;
+  /* C: the candidates are copied out (losses and scenarios) in one pass,
+   * then selected and kept from the copy alone. Once k are held they are the
+   * chunk's losses above the least held one, lv (the losses are finite: a
+   * loss's key is above that one's when the loss is above lv, -0 and +0
+   * alike): few beside a chunk's (k of the scenarios so far), and none
+   * changes nothing. Before, they are the chunk's losses at or above lv, a
+   * loss of an evenly spaced sample of XM__SEL_SAMPLE of them that 2k + 4
+   * sample shares reach, when k losses held or copied are at or above it:
+   * then every loss the tail keeps is held or copied. Too many (or too few)
+   * leave the passes below. Either way the tail's entries and order are the
+   * passes': the same bits. */
+  if (n + ns > k) {
+    double lv = tv[0], smp[XM__SEL_SAMPLE];
+    xm_i64 gap = ns / XM__SEL_SAMPLE, r = (2 * k * XM__SEL_SAMPLE + ns - 1) / (ns > 0 ? ns : 1) + 4;
+    int cut = full || (gap >= 4 && r < XM__SEL_SAMPLE); /* a threshold lv */
+    if (full) {
+      XM__SIMD_REDUCE(min, lv)
+      for (xm_i64 i = 1; i < n; i++)
+        lv = tv[i] < lv ? tv[i] : lv;
+    } else if (cut) {
+      for (xm_i64 j = 0, at = 0; j < XM__SEL_SAMPLE; at = ++j) { /* descending */
+        double l = v[j * gap * vs];
+        for (; at > 0 && smp[at - 1] < l; at--)
+          smp[at] = smp[at - 1];
+        smp[at] = l;
+      }
+      lv = smp[r];
+    }
     double cv[XM__TAIL_FEW];
-    xm_i64 cs[XM__TAIL_FEW], nc = 0;
-    for (xm_i64 s = 0; s < ns; s++)
-      if (v[s * vs] > lv) {
+    xm_i64 cs[XM__TAIL_FEW], nc = 0, reach = 0;
+    for (xm_i64 s = 0; cut && s < ns; s++) {
+      double l = v[s * vs];
+      if (full ? l > lv : l >= lv) {
         if (nc < XM__TAIL_FEW)
-          cv[nc] = v[s * vs], cs[nc] = s;
+          cv[nc] = l, cs[nc] = s;
         nc++;
       }
-    if (nc == 0)
+    }
+    for (xm_i64 i = 0; cut && !full && i < n; i++)
+      reach += tv[i] >= lv;
+    if (cut && full && nc == 0)
       return;
-    if (nc <= XM__TAIL_FEW) {
+    if (cut && nc <= XM__TAIL_FEW && (full || nc + reach >= k)) {
       kk = xm_select_kth2(tv, n, cv, 1, nc, 0, 0, k, &n_gt);
       xm_i64 ties = k - n_gt;
       for (xm_i64 i = 0; i < n + nc; i++) {

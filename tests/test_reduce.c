@@ -210,6 +210,59 @@ static void streamed_tail_matches_whole_rows(void **state) {
   }
 }
 
+/* The C paths that take a threshold from an evenly spaced sample (the
+ * selection's and the streamed tail's first chunk): a row whose large
+ * losses are exactly the sampled ones, fewer than k, makes every sample
+ * point exceed the k-th loss; the threshold must then be refused (too few
+ * reach it) and the full passes taken. Against a sort and the whole-row
+ * reduction, bit for bit (fails if the count of those reaching the
+ * threshold is not checked against k). */
+static void sampled_threshold_refused(void **state) {
+  (void)state;
+  static const xm_i64 sizes[] = {4096, 5000, 1016, 777};
+  for (size_t q = 0; q < sizeof sizes / sizeof sizes[0]; q++) {
+    xm_i64 S = sizes[q], gap = S / 64;
+    double *L = malloc((size_t)((TG + 1) * S) * sizeof *L), *sorted = malloc((size_t)S * sizeof *L);
+    assert_true(L && sorted);
+    for (xm_i64 i = 0; i < (TG + 1) * S; i++) {
+      xm_i64 s = i % S;
+      L[i] = s % gap == 0 && s / gap < 64 ? 1e6 + (double)s : 1e-3 * (double)((s * 7919) % S);
+    }
+    memcpy(sorted, L, (size_t)S * sizeof *L);
+    qsort(sorted, (size_t)S, sizeof *sorted, cmp_desc);
+    static const xm_i64 ks[] = {65, 100, 200};
+    for (size_t kq = 0; kq < sizeof ks / sizeof ks[0]; kq++) {
+      xm_i64 k = ks[kq], n_gt = -1;
+      assert_true(xm_select_kth(L, 1, S, k, &n_gt) == xm_key(sorted[k - 1]));
+      assert_int_equal(n_gt, k - 1);
+      for (int measure = XM_MEASURE_ES; measure <= XM_MEASURE_VAR; measure++) {
+        int pos_silo[2] = {0, 1}, pos_start[2] = {0, 2};
+        xm_layout lay = {(TG + 1) * S, S, 1};
+        double by0 = -1, silo0[TG], attr0[TG], tail[XM_TAIL] = {0};
+        double by1 = -1, silo1[TG] = {-1, -1, -1}, attr1[TG] = {-1, -1, -1};
+        for (int c = 0; c <= TG; c++)
+          xm_reduce_row(0, c, S, lay, TG, L, measure, k, NULL, 0, 1, 0, pos_start, pos_silo, &by0,
+                        silo0, tail);
+        xm_attribute_account(0, S, lay, TG, L, measure, k, NULL, 0, 1, 0, pos_start, pos_silo,
+                             silo0, attr0, tail);
+        double *rec = calloc((size_t)XM_TREC(TG, k), sizeof *rec);
+        assert_non_null(rec);
+        for (int c = 0; c <= TG; c++) /* one chunk: the whole row */
+          xm_tail_row(0, c, TG, L, lay, S, measure, k, NULL, 0, 1, pos_start, pos_silo, rec, k);
+        for (int c = 0; c <= TG; c++)
+          xm_tail_measure(0, c, TG, rec, k, measure, k, 1, 0, pos_start, pos_silo, &by1, silo1,
+                          attr1);
+        assert_memory_equal(&by0, &by1, sizeof by0);
+        assert_memory_equal(silo0, silo1, sizeof silo0);
+        assert_memory_equal(attr0, attr1, sizeof attr0);
+        free(rec);
+      }
+    }
+    free(sorted);
+    free(L);
+  }
+}
+
 /* The two-segment selection with a floor: the k-th largest of t and of v's
  * elements above the floor, against a sort of those (fails on a floor
  * applied to t, or one not applied to v). */
@@ -261,6 +314,7 @@ int main(void) {
       cmocka_unit_test(selection_matches_sort),
       cmocka_unit_test(tail_count),
       cmocka_unit_test(selection_two_segments),
+      cmocka_unit_test(sampled_threshold_refused),
       cmocka_unit_test(streamed_tail_matches_whole_rows),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -59,13 +59,21 @@ int main(int argc, char **argv) {
   /* OpenMP threads that wait spin by default: with another process on a core
    * a barrier then lasts until the spinner is preempted, 10 to 40 times the
    * work of a small run or a what-if (bench/RESULTS.md), while sleeping costs
-   * nothing measurable on a quiet machine. The OpenMP runtime reads
-   * OMP_WAIT_POLICY once, when it is loaded: the CLI sets it and starts itself
-   * again, unless the caller chose a policy (OMP_WAIT_POLICY, GOMP_SPINCOUNT). */
-  if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT") && argc > 0) {
-    setenv("OMP_WAIT_POLICY", "passive", 1);
+   * nothing measurable on a quiet machine. OpenBLAS's threads, which the
+   * engine never uses (each of its BLAS calls runs on one thread, inside its
+   * own OpenMP loops), spin for some 0.1 s when the library loads: a third of
+   * a small evaluate's time on 2 cores (bench/RESULTS.md 2026-12-04). Both
+   * runtimes read their settings once, when they are loaded: the CLI sets
+   * OMP_WAIT_POLICY=passive and OPENBLAS_NUM_THREADS=1 and starts itself
+   * again, each unless the caller chose (OMP_WAIT_POLICY or GOMP_SPINCOUNT;
+   * OPENBLAS_NUM_THREADS). */
+  int again = 0;
+  if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT"))
+    again = setenv("OMP_WAIT_POLICY", "passive", 1) == 0;
+  if (!getenv("OPENBLAS_NUM_THREADS"))
+    again |= setenv("OPENBLAS_NUM_THREADS", "1", 1) == 0;
+  if (again && argc > 0)
     execv("/proc/self/exe", argv); /* returns only on failure: go on as we are */
-  }
   /* HDF5 1.10's exit handler crashes on a file whose write failed part way
    * (a full disk; fixed in 1.14.1): every file is closed explicitly, so the
    * handler has nothing to do. And a file size limit (ulimit -f) makes
