@@ -81,8 +81,16 @@ __attribute__((target("avx512f,fma"))) static double xb_gflops_avx512(long iters
 #endif
 
 int main(int argc, char **argv) {
-  size_t mib = argc > 1 ? (size_t)atol(argv[1]) : 512;
-  int rep = argc > 2 ? atoi(argv[2]) : 5;
+  char *end1 = NULL, *end2 = NULL;
+  long mibl = argc > 1 ? strtol(argv[1], &end1, 10) : 512;
+  long repl = argc > 2 ? strtol(argv[2], &end2, 10) : 5;
+  if (argc > 3 || (end1 && *end1) || (end2 && *end2) || mibl < 1 || mibl > (1L << 20) ||
+      repl < 1 || repl > 1000) {
+    fprintf(stderr, "usage: xm_membw [MiB per array, 1..1048576 (512)] [repeats, 1..1000 (5)]\n");
+    return 2;
+  }
+  size_t mib = (size_t)mibl;
+  int rep = (int)repl;
   if (rep < 1 || rep > 100)
     rep = 5;
   size_t n = mib * 1024 * 1024 / sizeof(double);
