@@ -132,11 +132,27 @@ static void xm__cpu_clock_stop(const xm__cpu_clock *c) {
                   xm_loss_black_##suf(i, n, instd, insti, xt + j, et + j, 0, vol_floor, 0))        \
     XM__CPU_CLASS(XM_CLASS_BLACK_LOGVOL,                                                           \
                   xm_loss_black_##suf(i, n, instd, insti, xt + j, et + j, 0, vol_floor, 1))        \
-    XM__CPU_CLASS(XM_CLASS_AMERICAN,                                                               \
-                  xm_loss_american_##suf(i, n, instd, insti, xt + j, et + j, 0, vol_floor))        \
   }
 XM__CPU_LOSSES(td, double)
 XM__CPU_LOSSES(tf, float)
+
+/* American rows (Bjerksund-Stensland) the other way round: one scenario (x,
+ * ex: its shock row) across the rows, XM__ROW_ALIGN rows a vector (the class
+ * is a multiple of it: every row in the vector code), row i's loss at
+ * out[i * os]. gcc does not vectorise their body over a row's scenarios
+ * ("evolution of base is not affine"): that way each exp, log and erfc of it
+ * was a scalar call, 4 times the time. */
+#define XM__CPU_AMERICAN(suf, real)                                                                \
+  XM__SIMD_CLONES static void xm__cpu_american_##suf(                                              \
+      const int64_t *cls, int64_t n, const double *instd, const int *insti, const double *x,       \
+      const double *ex, real vol_floor, double *out, int64_t os) {                                 \
+    for (int64_t i0 = cls[XM_CLASS_AMERICAN]; i0 < cls[XM_CLASS_AMERICAN + 1];                     \
+         i0 += XM__ROW_ALIGN)                                                                      \
+      XM__OMP_SIMD for (int64_t i = i0; i < i0 + XM__ROW_ALIGN; i++) out[i * os] =                 \
+          xm_loss_american_##suf(i, n, instd, insti, x, ex, 0, vol_floor);                         \
+  }
+XM__CPU_AMERICAN(d, double)
+XM__CPU_AMERICAN(f, float)
 
 /* Under ulimit -v, OpenBLAS retries forever when it cannot map a thread's
  * buffer: its threads are cut to what the address space holds (with 256 MiB
@@ -529,6 +545,14 @@ static xm_status xm__cpu_revalue(xm_ctx *ctx, const xm__dblock *b, xm__mem Xm, x
           xm__cpu_losses_td(b->cls, n, lo, hi, instd, insti, xt, et, vol_floor, out, os);
         for (int64_t i = lo; m < tw && i < hi; i++)
           memcpy(ell + i * ns + s8, win + (i - lo) * tw, (size_t)m * sizeof(double));
+      }
+      for (int64_t s = s8; s < s8 + m && b->cls[XM_CLASS_AMERICAN + 1] > b->cls[XM_CLASS_AMERICAN];
+           s++) {
+        const double *xs = X + (row0 + s) * F, *es = EX + (row0 + s) * F;
+        if (single)
+          xm__cpu_american_f(b->cls, n, instd, insti, xs, es, (float)vol_floor, ell + s, ns);
+        else
+          xm__cpu_american_d(b->cls, n, instd, insti, xs, es, vol_floor, ell + s, ns);
       }
     }
     free(xt);
