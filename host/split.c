@@ -1,13 +1,12 @@
 /* The scenario split of an MPI job (docs/scaling.md, issue 17's second
  * mode): every rank evaluates its part of each set's scenarios on the whole
  * book, a streamed plan keeping per (account, component) only the tail of
- * its losses (kernels/xm_reduce.h); rank 0 folds the ranks' tails in rank
- * order, which is scenario order, into the tails one process would hold,
- * and measures and combines them (xm__run_sets on given tails: nothing
- * revalued). The results are one process's bit for bit: a tail does not
- * depend on how its scenarios were cut (tests/test_reduce.c), nor a
- * scenario's losses on which process prices it (draws keyed by (seed,
- * scenario), every exp through the same vector code). Needs XM_WITH_MPI. */
+ * its losses (kernels/xm_reduce.h); the ranks' tails are folded up a
+ * binomial tree of adjacent parts (rank order is scenario order) into the
+ * tails one process would hold, which rank 0 measures and combines (xm__run_sets on given tails:
+ * nothing revalued). The results are one process's bit for bit: a tail does not depend on how its
+ * scenarios were cut (tests/test_reduce.c), nor a scenario's losses on which process prices it
+ * (draws keyed by (seed, scenario), every exp through the same vector code). Needs XM_WITH_MPI. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,9 +127,18 @@ xm_status xm_run_scenario_ranks(xm_ctx *ctx, const xm_portfolio *pf, const xm_sc
   }
   MPI_Reduce(tpart, tmax, 2, MPI_DOUBLE, MPI_MAX, 0, comm);
   double t_merge = MPI_Wtime();
-  /* rank 0 folds rank 1's tails, then rank 2's, ... into its own, a set at a
-   * time (MPI counts are ints: a set's tails in pieces of at most INT_MAX) */
-  if (r == 0 && (st = xm__net_positions(ctx, pf, &pr, &N)) == XM_OK) {
+  /* The tails merged up a binomial tree: at step d (1, 2, 4, ...) each rank
+   * r that is a multiple of 2d folds the tails of rank r + d (which by then
+   * hold parts r + d .. r + 2d - 1, the scenarios after all of r's) into its
+   * own, a set at a time (MPI counts are ints: a set's tails in pieces of at
+   * most INT_MAX). A tail is the k best of its scenarios, so the fold of two
+   * adjacent parts' tails is the tail of both: rank 0 ends with the whole
+   * set's, bit for bit the sequential fold's, in ceil(log2 R) steps of one
+   * part's tails each (docs/scaling.md). */
+  int folds = 0; /* whether this rank receives at any step */
+  for (int d = 1; d < R; d *= 2)
+    folds |= r % (2 * d) == 0 && r + d < R;
+  if (folds && (st = xm__net_positions(ctx, pf, &pr, &N)) == XM_OK) {
     pstart = calloc((size_t)A + 1, sizeof *pstart);
     psilo = malloc(((size_t)N + 1) * sizeof *psilo);
     buf = malloc((size_t)most * sizeof *buf + 1);
@@ -143,17 +151,22 @@ xm_status xm_run_scenario_ranks(xm_ctx *ctx, const xm_portfolio *pf, const xm_sc
   }
   for (int64_t x = 0; x < K; x++) {
     int64_t tk = xm__set_tk(&sets.set[x]), rec = XM_TREC(G, tk), n = A * rec;
-    for (int q = 1; q < R; q++) {
+    for (int d = 1; d < R && r % d == 0; d *= 2) {
+      int up = r % (2 * d) == d, q = up ? r - d : r + d; /* sends to q, or folds q's */
+      if (!up && q >= R)
+        continue;
       for (int64_t off = 0; off < n; off += INT_MAX) {
         int c = (int)(n - off < INT_MAX ? n - off : INT_MAX);
-        if (r == q)
-          MPI_Send(tails[x] + off, c, MPI_DOUBLE, 0, (int)x, comm);
-        else if (r == 0)
+        if (up)
+          MPI_Send(tails[x] + off, c, MPI_DOUBLE, q, (int)x, comm);
+        else
           MPI_Recv((buf ? buf : tails[x]) + off, c, MPI_DOUBLE, q, (int)x, comm, MPI_STATUS_IGNORE);
       }
-      for (int64_t a = 0; r == 0 && st == XM_OK && a < A; a++)
+      for (int64_t a = 0; !up && buf && st == XM_OK && a < A; a++)
         xm_tail_merge(a, (int)G, tails[x] + a * rec, buf + a * rec, tk, sets.set[x].measure,
                       sets.set[x].k, pstart, psilo);
+      if (up)
+        break; /* its part is in r - d's now */
     }
   }
   /* rank 0: the whole book's run from the merged tails */

@@ -21,8 +21,9 @@ with parallel HDF5. Checks, on fresh random books every run (the seed printed):
   writing its days: the historical set grows with the day here, so the ranks'
   days have different sizes and all but the last rank's are padded to the
   largest); a failing rank, and a rank whose part of the write fails;
-- xmargin run --split scenarios under mpirun -n 2 and 3 (the ranks take each
-  set's scenarios, keep every account's loss tails, rank 0 merges them): every
+- xmargin run --split scenarios under mpirun -n 2 and 3, and 4 for one book
+  (the ranks take each set's scenarios, keep every account's loss tails,
+  merged up a binomial tree of ranks into rank 0's): every
   dataset bit for bit the single process's on the cpu backend, for es and for
   var at 95% (larger tails, more ties), a book with collateral and a book of
   300 factors (the Monte Carlo product's blocks: a scenario's draw the same
@@ -154,14 +155,14 @@ def split_args(book, scen, out, device, cfg):
     return args
 
 
-def scenario_split(tmp, tag, book, scen, device, cfg=()):
+def scenario_split(tmp, tag, book, scen, device, cfg=(), ranks=(2, 3)):
     """run --split scenarios: every dataset bit for bit one process's."""
     one = os.path.join(tmp, "sp_%s_%s_1.h5" % (tag, device))
     rc, _, err, t1 = tl.run_xm(split_args(book, scen, one, device, cfg))
     if not T.check("split scenarios %s %s: one process exits 0" % (tag, device), rc == 0, err.strip()[-300:]):
         return
     ref = datasets(one)
-    for n in (2, 3):
+    for n in ranks:
         out = os.path.join(tmp, "sp_%s_%s_n%d.h5" % (tag, device, n))
         rc, _, err, tn = mpirun(n, split_args(book, scen, out, device, cfg) + ["--split", "scenarios"])
         if not T.check("split scenarios %s %s: mpirun -n %d exits 0 (%.1f s; one process %.1f s)"
@@ -261,7 +262,8 @@ def main():
         T.run(backtest_days, tmp, "products", pbook, pscen, "cpu")
         T.run(backtest_days, tmp, "collateral_scenario", cbook_s, cscen, devices[-1],
               ("collateral.method=scenario",))
-        T.run(scenario_split, tmp, "products", pbook, pscen, "cpu")
+        # 4 ranks: the tails' merge two levels deep (0 <- 1, 2 <- 3, then 0 <- 2)
+        T.run(scenario_split, tmp, "products", pbook, pscen, "cpu", ranks=(2, 3, 4))
         T.run(scenario_split, tmp, "products_var95", pbook, pscen, "cpu",
               ("historical.measure=var", "montecarlo.measure=var", "confidence=0.95"))
         T.run(scenario_split, tmp, "collateral_schedule", cbook, cscen, "cpu")
