@@ -75,7 +75,7 @@ static void xm__cpu_clock_stop(const xm__cpu_clock *c) {
 }
 #if defined(__GNUC__)
 #define XM__CPU_CLOCK(ctx, name)                                                                   \
-  xm__cpu_clock xm__clock __attribute__((cleanup(xm__cpu_clock_stop))) = {                         \
+  xm__cpu_clock xm__clock __attribute__((cleanup(xm__cpu_clock_stop), unused)) = {                 \
       (ctx)->profile ? (ctx) : NULL, XM__CPU_S_##name, (ctx)->profile ? xm__now() : 0.0}
 #else
 #define XM__CPU_CLOCK(ctx, name) (void)0

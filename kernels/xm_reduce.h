@@ -19,9 +19,10 @@ typedef struct xm_layout {
 
 #include "xm_aggregate.h"
 
-/* C built with OpenMP (the cpu backend): reductions over a row as vector
- * loops; elsewhere the plain loops. */
-#if defined(_OPENMP) && !defined(__OPENCL_VERSION__)
+/* C built with OpenMP by gcc (the cpu backend): reductions over a row as
+ * vector loops; elsewhere the plain loops (clang vectorises what it can
+ * itself, and warns of a requested vector loop it could not make). */
+#if defined(_OPENMP) && !defined(__OPENCL_VERSION__) && !defined(__clang__)
 #define XM__PRAGMA(x) _Pragma(#x)
 #define XM__SIMD_REDUCE(op, v) XM__PRAGMA(omp simd reduction(op : v))
 #else
