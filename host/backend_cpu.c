@@ -324,8 +324,8 @@ static xm_status xm__cpu_finish(xm_ctx *ctx) {
 }
 
 /* L account-major, each (account, component) row's scenarios contiguous (the
- * OpenCL backend's layout): aggregation writes 8 scenarios at once and the
- * reduction reads its rows in place. */
+ * OpenCL backend's layout): aggregation writes XM__CPU_TW scenarios at once
+ * and the reduction reads its rows in place. */
 static xm_layout xm__cpu_layout(int64_t S, int64_t na, int G) {
   (void)na;
   xm_layout lay = {(G + 1) * S, S, 1};
@@ -504,10 +504,11 @@ static xm_status xm__cpu_today(xm_ctx *ctx, const xm__dblock *b, double dt, doub
 }
 
 /* ell[i][s], instrument-major (row i of the tile's ns scenarios), so that
- * aggregation reads 8 scenarios of an instrument at once. A thread takes
- * XM__CPU_TW scenarios at a time, transposes their shocks (xm__cpu_losses_t*)
- * and writes each row's XM__CPU_TW losses as one line of ell; a tile's short
- * last group goes through a window of XM__CPU_ROWS rows, copied out. */
+ * aggregation reads XM__CPU_TW scenarios of an instrument at once. A thread
+ * takes XM__CPU_TW scenarios at a time, transposes their shocks
+ * (xm__cpu_losses_t*) and writes each row's XM__CPU_TW losses as two lines of
+ * ell; a tile's short last group goes through a window of XM__CPU_ROWS rows,
+ * copied out; the American rows go a scenario at a time (xm__cpu_american_*). */
 #define XM__CPU_ROWS 512
 static xm_status xm__cpu_revalue(xm_ctx *ctx, const xm__dblock *b, xm__mem Xm, xm__mem EXm,
                                  int64_t F, int64_t row0, int64_t ns, double vol_floor,
