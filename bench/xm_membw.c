@@ -84,8 +84,8 @@ int main(int argc, char **argv) {
   char *end1 = NULL, *end2 = NULL;
   long mibl = argc > 1 ? strtol(argv[1], &end1, 10) : 512;
   long repl = argc > 2 ? strtol(argv[2], &end2, 10) : 5;
-  if (argc > 3 || (end1 && *end1) || (end2 && *end2) || mibl < 1 || mibl > (1L << 20) ||
-      repl < 1 || repl > 1000) {
+  if (argc > 3 || (end1 && *end1) || (end2 && *end2) || mibl < 1 || mibl > (1L << 20) || repl < 1 ||
+      repl > 1000) {
     fprintf(stderr, "usage: xm_membw [MiB per array, 1..1048576 (512)] [repeats, 1..1000 (5)]\n");
     return 2;
   }

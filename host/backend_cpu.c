@@ -1,5 +1,6 @@
 /* The cpu backend: plain C over the same shared headers as the kernels. */
 #include <cblas.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -60,6 +61,8 @@ enum {
 typedef struct xm__cpu_state {
   xm_precision prec;         /* of the run in progress */
   double sec[XM__CPU_NSTEP]; /* each step's seconds in the run (XM_PROFILE) */
+  double *tile;              /* the revaluation's per-thread scratch (owned; grows, kept) */
+  size_t tile_n;             /* its doubles */
 } xm__cpu_state;
 
 /* XM__CPU_CLOCK(ctx, step) at a step's start adds its time, to whichever
@@ -185,6 +188,8 @@ static xm_status xm__cpu_open(xm_ctx *ctx) {
 }
 
 static void xm__cpu_close(xm_ctx *ctx) {
+  if (ctx->state)
+    free(((xm__cpu_state *)ctx->state)->tile);
   free(ctx->state);
   ctx->state = NULL;
 }
@@ -514,22 +519,30 @@ static xm_status xm__cpu_revalue(xm_ctx *ctx, const xm__dblock *b, xm__mem Xm, x
                                  int64_t F, int64_t row0, int64_t ns, double vol_floor,
                                  xm__mem ellm) {
   XM__CPU_CLOCK(ctx, revalue);
-  int single = ((xm__cpu_state *)ctx->state)->prec == XM_SINGLE;
+  xm__cpu_state *st = ctx->state;
+  int single = st->prec == XM_SINGLE;
   const double *X = XM__P(Xm, const double), *EX = XM__P(EXm, const double);
   const double *instd = XM__P(b->instd, const double);
   const int *insti = XM__P(b->insti, const int);
   double *ell = XM__P(ellm, double);
-  int64_t n = b->n, tw = XM__CPU_TW, fail = 0;
-#pragma omp parallel num_threads(ctx->threads) reduction(| : fail)
+  int64_t n = b->n, tw = XM__CPU_TW;
+  /* each thread's transposed shocks and exps and the short group's window,
+   * kept from call to call (no fresh pages a tile) */
+  size_t per = (size_t)(2 * F * tw + XM__CPU_ROWS * tw), want = per * (size_t)ctx->threads;
+  if (st->tile_n < want) {
+    free(st->tile);
+    st->tile_n = 0;
+    if (!(st->tile = xm__cpu_mem(want * sizeof(double))))
+      return xm__fail(ctx, XM_ENOMEM, "the revaluation's shock tiles (%zu bytes)",
+                      want * sizeof(double));
+    st->tile_n = want;
+  }
+#pragma omp parallel num_threads(ctx->threads)
   {
-    /* a thread's transposed shocks and exps, and the short group's window */
-    double *xt = xm__cpu_mem((size_t)(2 * F * tw + XM__CPU_ROWS * tw) * sizeof(double));
-    double *et = xt ? xt + F * tw : NULL, *win = xt ? et + F * tw : NULL;
-    fail = xt == NULL;
+    double *xt = st->tile + per * (size_t)omp_get_thread_num(), *et = xt + F * tw;
+    double *win = et + F * tw;
 #pragma omp for schedule(static)
     for (int64_t s8 = 0; s8 < ns; s8 += tw) {
-      if (!xt)
-        continue;
       int64_t m = ns - s8 < tw ? ns - s8 : tw;
       for (int64_t f = 0; f < F; f++)
         for (int64_t j = 0; j < tw; j++) {
@@ -556,9 +569,8 @@ static xm_status xm__cpu_revalue(xm_ctx *ctx, const xm__dblock *b, xm__mem Xm, x
           xm__cpu_american_d(b->cls, n, instd, insti, xs, es, vol_floor, ell + s, ns);
       }
     }
-    free(xt);
   }
-  return fail ? XM_ENOMEM : XM_OK;
+  return XM_OK;
 }
 
 /* The aggregation XM__CPU_TW (16) scenarios at a time: xm_aggregate.h on a
